@@ -1,0 +1,366 @@
+// Package configs holds flashotp's one typed Config: its defaults, its validation and its loading from a YAML
+// file plus FLASHOTP_<SECTION>_<KEY> environment overrides (viper). No other package reads viper or the
+// environment; the parts receive plain values from here.
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// Config is the whole engine configuration, as SPEC section 5 gives it.
+type Config struct {
+	HTTP   HTTP    `mapstructure:"http"`
+	SIP    SIP     `mapstructure:"sip"`
+	Store  Store   `mapstructure:"store"`
+	Trunks []Trunk `mapstructure:"trunks"`
+	Pool   []Pool  `mapstructure:"pool"`
+	OTP    OTP     `mapstructure:"otp"`
+	Dialer Dialer  `mapstructure:"dialer"`
+	Apps   []App   `mapstructure:"apps"`
+	Phone  Phone   `mapstructure:"phone"`
+}
+
+// HTTP configures the API listener.
+type HTTP struct {
+	Listen       string `mapstructure:"listen"`
+	AdminToken   string `mapstructure:"admin_token"`
+	MaxBodyBytes int    `mapstructure:"max_body_bytes"`
+}
+
+// SIP configures the engine's user agent.
+type SIP struct {
+	Listen        string `mapstructure:"listen"`
+	Transport     string `mapstructure:"transport"`
+	PublicAddress string `mapstructure:"public_address"`
+}
+
+// Store configures persistence.
+type Store struct {
+	Path      string `mapstructure:"path"`
+	SecretKey string `mapstructure:"secret_key"`
+}
+
+// Trunk is one SIP trunk calls may leave on. Trunks are tried in the order they are listed.
+type Trunk struct {
+	Name      string `mapstructure:"name"`
+	Address   string `mapstructure:"address"`
+	Transport string `mapstructure:"transport"`
+	Username  string `mapstructure:"username"`
+	Password  string `mapstructure:"password"`
+	MaxCPS    int    `mapstructure:"max_cps"`
+	MaxCalls  int    `mapstructure:"max_calls"`
+}
+
+// Pool is a named group of caller-ID patterns.
+type Pool struct {
+	Name    string   `mapstructure:"name"`
+	Numbers []string `mapstructure:"numbers"`
+}
+
+// OTP holds the verification defaults.
+type OTP struct {
+	CodeLength   int           `mapstructure:"code_length"`
+	TTL          time.Duration `mapstructure:"ttl"`
+	MaxAttempts  int           `mapstructure:"max_attempts"`
+	MinCodeSpace int           `mapstructure:"min_code_space"`
+}
+
+// Dialer configures call pacing and timeouts.
+type Dialer struct {
+	RingTime    time.Duration `mapstructure:"ring_time"`
+	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+	// CancelGuard bounds how long a call waits for the final answer after its CANCEL before it is ended anyway.
+	CancelGuard time.Duration `mapstructure:"cancel_guard"`
+	// QueueSize bounds the calls accepted but not yet dialed; a full queue answers 503 unavailable.
+	QueueSize int `mapstructure:"queue_size"`
+}
+
+// App is one API client: its credentials and the pools its caller IDs come from.
+type App struct {
+	ID        string   `mapstructure:"id"`
+	APIKey    string   `mapstructure:"api_key"`
+	APISecret string   `mapstructure:"api_secret"`
+	Pools     []string `mapstructure:"pools"`
+}
+
+// Phone configures the built-in simulated handset.
+type Phone struct {
+	Enabled bool   `mapstructure:"enabled"`
+	Listen  string `mapstructure:"listen"`
+	Mode    string `mapstructure:"mode"`
+}
+
+// Phone modes.
+const (
+	PhoneRing   = "ring"
+	PhoneAnswer = "answer"
+	PhoneBusy   = "busy"
+	PhoneSilent = "silent"
+)
+
+// Default returns the configuration used for every key the file and the environment leave unset.
+func Default() Config {
+	return Config{
+		HTTP:  HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 65536},
+		SIP:   SIP{Listen: "127.0.0.1:5060", Transport: "udp"},
+		Store: Store{Path: "data/flashotp.db"},
+		OTP: OTP{
+			CodeLength:   4,
+			TTL:          5 * time.Minute,
+			MaxAttempts:  5,
+			MinCodeSpace: 10000,
+		},
+		Dialer: Dialer{
+			DialTimeout: 30 * time.Second,
+			CancelGuard: 4 * time.Second,
+			QueueSize:   10000,
+		},
+		Phone: Phone{Listen: "127.0.0.1:5062", Mode: PhoneRing},
+	}
+}
+
+// Load reads the YAML file at path (if path is not empty), applies FLASHOTP_<SECTION>_<KEY> environment
+// overrides over it and the defaults under it, and validates the result. Unknown keys are errors.
+func Load(path string) (Config, error) {
+	v := viper.New()
+	v.SetEnvPrefix("FLASHOTP")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	// Every scalar must be known to viper for AutomaticEnv to see its variable.
+	var defaults map[string]any
+	if err := mapstructure.Decode(Default(), &defaults); err != nil {
+		return Config{}, err
+	}
+	for section, val := range defaults {
+		m, ok := val.(map[string]any)
+		if !ok {
+			continue
+		}
+		for key, def := range m {
+			if d, ok := def.(time.Duration); ok {
+				def = d.String()
+			}
+			v.SetDefault(section+"."+key, def)
+		}
+	}
+
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("read config %s: %w", path, err)
+		}
+	}
+
+	var cfg Config
+	if err := v.UnmarshalExact(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	))); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+var (
+	nameRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	patternRe = regexp.MustCompile(`^\+[0-9][0-9X]{5,15}$`)
+	hexRe     = regexp.MustCompile(`^([0-9a-fA-F]{2}){16,}$`)
+)
+
+// Validate reports the first contradiction or bad value, naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	checkAddr := func(key, addr string, needPort bool) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			if !needPort && addr != "" && !strings.ContainsAny(addr, ":/ ") {
+				return // a bare host
+			}
+			bad(key, "want host:port, got %q", addr)
+			return
+		}
+		if host == "" && needPort {
+			bad(key, "host missing in %q", addr)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad(key, "bad port in %q", addr)
+		}
+	}
+	checkTransport := func(key, t string) {
+		switch t {
+		case "udp":
+		case "tcp", "tls":
+			bad(key, "%s is not supported yet; use udp", t)
+		default:
+			bad(key, "want udp, got %q", t)
+		}
+	}
+
+	checkAddr("http.listen", c.HTTP.Listen, true)
+	if c.HTTP.MaxBodyBytes < 256 || c.HTTP.MaxBodyBytes > 16<<20 {
+		bad("http.max_body_bytes", "want 256..16777216, got %d", c.HTTP.MaxBodyBytes)
+	}
+	checkAddr("sip.listen", c.SIP.Listen, true)
+	checkTransport("sip.transport", c.SIP.Transport)
+	if c.SIP.PublicAddress != "" {
+		checkAddr("sip.public_address", c.SIP.PublicAddress, false)
+	}
+	if c.Store.Path == "" {
+		bad("store.path", "must not be empty")
+	}
+	if c.Store.SecretKey != "" && !hexRe.MatchString(c.Store.SecretKey) {
+		bad("store.secret_key", "want at least 32 hex characters (16 bytes)")
+	}
+
+	if len(c.Trunks) == 0 {
+		bad("trunks", "at least one trunk is needed")
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Trunks {
+		key := fmt.Sprintf("trunks[%d]", i)
+		if !nameRe.MatchString(t.Name) {
+			bad(key+".name", "want letters, digits, _ . -, got %q", t.Name)
+		} else if seen["trunk "+t.Name] {
+			bad(key+".name", "duplicate trunk %q", t.Name)
+		}
+		seen["trunk "+t.Name] = true
+		checkAddr(key+".address", t.Address, true)
+		if t.Transport != "" {
+			checkTransport(key+".transport", t.Transport)
+		}
+		if t.Transport != "" && t.Transport != c.SIP.Transport {
+			bad(key+".transport", "%q differs from sip.transport %q; one transport per engine for now", t.Transport, c.SIP.Transport)
+		}
+		if t.MaxCPS < 0 {
+			bad(key+".max_cps", "must not be negative")
+		}
+		if t.MaxCalls < 0 {
+			bad(key+".max_calls", "must not be negative")
+		}
+		if (t.Username == "") != (t.Password == "") {
+			bad(key+".username", "username and password go together")
+		}
+	}
+
+	if len(c.Pool) == 0 {
+		bad("pool", "at least one pool is needed")
+	}
+	for i, p := range c.Pool {
+		key := fmt.Sprintf("pool[%d]", i)
+		if !nameRe.MatchString(p.Name) {
+			bad(key+".name", "want letters, digits, _ . -, got %q", p.Name)
+		} else if seen["pool "+p.Name] {
+			bad(key+".name", "duplicate pool %q", p.Name)
+		}
+		seen["pool "+p.Name] = true
+		if len(p.Numbers) == 0 {
+			bad(key+".numbers", "at least one number pattern is needed")
+		}
+		for j, n := range p.Numbers {
+			if !patternRe.MatchString(n) {
+				bad(fmt.Sprintf("%s.numbers[%d]", key, j), "want E.164 with X for free digits (e.g. +44207946XXXX), got %q", n)
+			}
+		}
+	}
+
+	if c.OTP.CodeLength < 4 || c.OTP.CodeLength > 8 {
+		bad("otp.code_length", "want 4..8, got %d", c.OTP.CodeLength)
+	}
+	if c.OTP.TTL < time.Minute || c.OTP.TTL > 15*time.Minute {
+		bad("otp.ttl", "want 1m..15m, got %s", c.OTP.TTL)
+	}
+	if c.OTP.MaxAttempts < 1 || c.OTP.MaxAttempts > 20 {
+		bad("otp.max_attempts", "want 1..20, got %d", c.OTP.MaxAttempts)
+	}
+	if c.OTP.MinCodeSpace < 1 {
+		bad("otp.min_code_space", "must be positive")
+	}
+
+	if c.Dialer.RingTime < 0 || c.Dialer.RingTime > time.Minute {
+		bad("dialer.ring_time", "want 0..1m, got %s", c.Dialer.RingTime)
+	}
+	if c.Dialer.DialTimeout < 100*time.Millisecond || c.Dialer.DialTimeout > 5*time.Minute {
+		bad("dialer.dial_timeout", "want 100ms..5m, got %s", c.Dialer.DialTimeout)
+	}
+	if c.Dialer.CancelGuard < 100*time.Millisecond || c.Dialer.CancelGuard > time.Minute {
+		bad("dialer.cancel_guard", "want 100ms..1m, got %s", c.Dialer.CancelGuard)
+	}
+	if c.Dialer.QueueSize < 1 {
+		bad("dialer.queue_size", "must be positive")
+	}
+
+	if len(c.Apps) == 0 {
+		bad("apps", "at least one app is needed")
+	}
+	keys := map[string]bool{}
+	for i, a := range c.Apps {
+		key := fmt.Sprintf("apps[%d]", i)
+		if !nameRe.MatchString(a.ID) {
+			bad(key+".id", "want letters, digits, _ . -, got %q", a.ID)
+		} else if seen["app "+a.ID] {
+			bad(key+".id", "duplicate app %q", a.ID)
+		}
+		seen["app "+a.ID] = true
+		if a.APIKey == "" {
+			bad(key+".api_key", "must not be empty")
+		} else if keys[a.APIKey] {
+			bad(key+".api_key", "already used by another app")
+		}
+		keys[a.APIKey] = true
+		if len(a.APISecret) < 8 {
+			bad(key+".api_secret", "want at least 8 characters")
+		}
+		for j, p := range a.AppPools(c.Pool) {
+			if !seen["pool "+p] {
+				bad(fmt.Sprintf("%s.pools[%d]", key, j), "no pool named %q", p)
+			}
+		}
+		if len(a.AppPools(c.Pool)) == 0 {
+			bad(key+".pools", "app %q names no pool and no pool is called %q", a.ID, a.ID)
+		}
+	}
+
+	if c.Phone.Enabled {
+		checkAddr("phone.listen", c.Phone.Listen, true)
+	}
+	switch c.Phone.Mode {
+	case PhoneRing, PhoneAnswer, PhoneBusy, PhoneSilent:
+	default:
+		bad("phone.mode", "want ring, answer, busy or silent, got %q", c.Phone.Mode)
+	}
+	return errors.Join(errs...)
+}
+
+// AppPools returns the pools the app draws caller IDs from: its own list, else the pool named like the app,
+// else the only pool there is.
+func (a App) AppPools(pools []Pool) []string {
+	if len(a.Pools) > 0 {
+		return a.Pools
+	}
+	for _, p := range pools {
+		if p.Name == a.ID {
+			return []string{p.Name}
+		}
+	}
+	if len(pools) == 1 {
+		return []string{pools[0].Name}
+	}
+	return nil
+}

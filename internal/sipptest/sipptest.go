@@ -1,0 +1,177 @@
+// Package sipptest runs a real SIPp process as a SIP peer for tests, on loopback, with a scenario from
+// testdata/sipp. The process is the test's own: it is stopped by PID in t.Cleanup.
+package sipptest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Require returns the path of the named tool. Without it the test is skipped, or fails under CI=true, naming
+// the Debian package that provides it.
+func Require(t testing.TB, tool, debPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err == nil {
+		return p
+	}
+	msg := fmt.Sprintf("%s not found: install the Debian package %s (make test does this as root)", tool, debPackage)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// Scenario returns the path of a scenario file in the repository's testdata/sipp.
+func Scenario(t testing.TB, name string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "sipp", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("scenario %s: %v", name, err)
+	}
+	return p
+}
+
+// UAS is a running SIPp callee.
+type UAS struct {
+	Addr     string // 127.0.0.1:port it listens on
+	cmd      *exec.Cmd
+	done     chan struct{}
+	waitErr  error
+	msgFile  string
+	stderr   bytes.Buffer
+	exitCode int
+}
+
+// StartUAS starts SIPp as a callee on a free loopback UDP port, running scenario (a file name in
+// testdata/sipp) for at most calls calls, then exiting. Extra args go to SIPp as they are.
+func StartUAS(t testing.TB, scenario string, calls int, extra ...string) *UAS {
+	t.Helper()
+	sipp := Require(t, "sipp", "sip-tester")
+	dir := t.TempDir()
+	u := &UAS{done: make(chan struct{}), msgFile: filepath.Join(dir, "messages.log")}
+	for attempt := 0; ; attempt++ {
+		port := freeUDPPort(t)
+		u.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		args := append([]string{
+			"-sf", Scenario(t, scenario),
+			"-i", "127.0.0.1", "-p", strconv.Itoa(port),
+			"-m", strconv.Itoa(calls),
+			"-nostdin", "-trace_msg", "-message_file", u.msgFile,
+			"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
+			"-timeout_error", "-timeout", "120s",
+		}, extra...)
+		u.cmd = exec.Command(sipp, args...)
+		u.cmd.Dir = dir
+		u.cmd.Stderr = &u.stderr
+		u.cmd.Stdout = &u.stderr
+		if err := u.cmd.Start(); err != nil {
+			t.Fatalf("start sipp: %v", err)
+		}
+		if waitBound(port, 5*time.Second) {
+			break
+		}
+		_ = u.cmd.Process.Kill()
+		_ = u.cmd.Wait()
+		if attempt == 2 {
+			t.Fatalf("sipp did not bind %s: %s", u.Addr, u.stderr.String())
+		}
+	}
+	go func() {
+		u.waitErr = u.cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(u.waitErr, &ee) {
+			u.exitCode = ee.ExitCode()
+		}
+		close(u.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-u.done:
+		default:
+			_ = u.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-u.done:
+			case <-time.After(3 * time.Second):
+				_ = u.cmd.Process.Kill()
+				<-u.done
+			}
+		}
+	})
+	return u
+}
+
+// Wait waits up to d for SIPp to exit and returns its exit code (0: every call completed its scenario).
+func (u *UAS) Wait(t testing.TB, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-u.done:
+		return u.exitCode
+	case <-time.After(d):
+		t.Fatalf("sipp still running after %s; messages:\n%s", d, u.Messages())
+		return -1
+	}
+}
+
+// Messages returns SIPp's message trace so far.
+func (u *UAS) Messages() string {
+	b, _ := os.ReadFile(u.msgFile)
+	return string(b)
+}
+
+// Received returns the SIP messages SIPp received whose first line starts with startLine (e.g. "INVITE ").
+func (u *UAS) Received(startLine string) []string {
+	var out []string
+	for _, block := range strings.Split(u.Messages(), "----------------------------------------------- ") {
+		i := strings.Index(block, "message received")
+		if i < 0 {
+			continue
+		}
+		body := strings.TrimLeft(block[i:], "\n")
+		// skip the "message received [n] bytes :" line
+		if nl := strings.Index(body, "\n"); nl >= 0 {
+			body = strings.TrimLeft(body[nl+1:], "\r\n")
+		}
+		if strings.HasPrefix(body, startLine) {
+			out = append(out, body)
+		}
+	}
+	return out
+}
+
+func freeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// waitBound reports whether something bound the UDP port within d: binding it ourselves then fails.
+func waitBound(port int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		c, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			return true
+		}
+		c.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}

@@ -1,0 +1,64 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/rtp"
+)
+
+// MediaSink is the one UDP socket the SDP offers of all calls name. Early media that lands there is parsed
+// as RTP, counted and dropped; nothing is ever sent from it.
+type MediaSink struct {
+	conn    net.PacketConn
+	packets atomic.Uint64 // valid RTP packets
+	invalid atomic.Uint64 // datagrams that were not RTP
+	wg      sync.WaitGroup
+}
+
+// ListenMedia binds the media socket at addr and starts draining it.
+func ListenMedia(addr string, log *slog.Logger) (*MediaSink, error) {
+	conn, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("media listen %s: %w", addr, err)
+	}
+	m := &MediaSink{conn: conn}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		buf := make([]byte, 2048)
+		var pkt rtp.Packet
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				if !errors.Is(err, net.ErrClosed) {
+					log.Warn("media socket read", "err", err)
+				}
+				return
+			}
+			if pkt.Unmarshal(buf[:n]) == nil {
+				m.packets.Add(1)
+			} else {
+				m.invalid.Add(1)
+			}
+		}
+	}()
+	return m, nil
+}
+
+// Port returns the media socket's port, as the SDP offer names it.
+func (m *MediaSink) Port() int { return m.conn.LocalAddr().(*net.UDPAddr).Port }
+
+// Packets returns how many RTP packets arrived and how many datagrams were not RTP.
+func (m *MediaSink) Packets() (rtpPackets, invalid uint64) { return m.packets.Load(), m.invalid.Load() }
+
+// Close closes the socket and waits for its reader.
+func (m *MediaSink) Close() error {
+	err := m.conn.Close()
+	m.wg.Wait()
+	return err
+}

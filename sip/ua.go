@@ -1,0 +1,415 @@
+// Package sip is flashotp's SIP user agent, on github.com/emiago/sipgo. It places flash calls: an INVITE from
+// the listening socket with the CLI in From and P-Asserted-Identity and an SDP offer for a media socket the
+// UA really holds, a CANCEL once the phone rings, ACK and BYE for a 200 that wins the race, and exactly one
+// Result per call.
+//
+// Caveats: UDP only for now. sipgo's timers are package globals; set them (sip.SetTimers) in cmd, never here.
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	sipgosip "github.com/emiago/sipgo/sip"
+)
+
+// Errors returned by this package.
+var (
+	// ErrBadNumber is returned (inside a failed Result's error) when a number is not "+" and digits; it
+	// guards SIP headers against anything an upstream check missed.
+	ErrBadNumber = errors.New("number is not E.164 digits")
+)
+
+// Config configures a UA.
+type Config struct {
+	// Listen is the host:port the UA binds; port 0 picks a free one.
+	Listen string
+	// PublicAddress, when set, is the host[:port] put in Via, Contact and SDP instead of the bound address.
+	PublicAddress string
+	Logger        *slog.Logger
+}
+
+// UA is a running SIP user agent. It is safe for concurrent use: each Dial is one call.
+type UA struct {
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+	conn   net.PacketConn
+	media  *MediaSink
+	log    *slog.Logger
+
+	host string // for Via, Contact, SDP
+	port int
+
+	wg sync.WaitGroup // serving goroutine and BYE clean-ups
+}
+
+// Listen binds the UA's SIP socket and its media socket and starts serving.
+func Listen(cfg Config) (*UA, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	conn, err := net.ListenPacket("udp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("sip listen %s: %w", cfg.Listen, err)
+	}
+	bound := conn.LocalAddr().(*net.UDPAddr)
+	u := &UA{conn: conn, log: log, host: bound.IP.String(), port: bound.Port}
+	if cfg.PublicAddress != "" {
+		if h, p, err := net.SplitHostPort(cfg.PublicAddress); err == nil {
+			u.host = h
+			u.port, _ = strconv.Atoi(p)
+		} else {
+			u.host = cfg.PublicAddress
+		}
+	}
+	fail := func(err error) (*UA, error) {
+		u.closeParts()
+		return nil, err
+	}
+	u.media, err = ListenMedia(net.JoinHostPort(bound.IP.String(), "0"), log)
+	if err != nil {
+		return fail(err)
+	}
+	if u.ua, err = sipgo.NewUA(sipgo.WithUserAgent("flashotp"), sipgo.WithUserAgentHostname(u.host)); err != nil {
+		return fail(err)
+	}
+	if u.srv, err = sipgo.NewServer(u.ua, sipgo.WithServerLogger(log)); err != nil {
+		return fail(err)
+	}
+	u.client, err = sipgo.NewClient(u.ua,
+		sipgo.WithClientLogger(log),
+		sipgo.WithClientHostname(u.host),
+		sipgo.WithClientPort(u.port),
+		sipgo.WithClientConnectionAddr(bound.String()), // INVITEs leave from the listening socket
+	)
+	if err != nil {
+		return fail(err)
+	}
+	ok := func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
+		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 200, "OK", nil))
+	}
+	u.srv.OnBye(ok)
+	u.srv.OnOptions(ok)
+	u.srv.OnInvite(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
+		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 603, "Decline", nil))
+	})
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		_ = u.srv.ServeUDP(conn) // returns when conn is closed
+	}()
+	// ServeUDP registers the socket with the transport layer in its goroutine; a Dial before that would
+	// bind a second socket to the same address.
+	for i := 0; ; i++ {
+		if c, _ := u.ua.TransportLayer().GetConnection("udp", bound.String()); c != nil {
+			break
+		}
+		if i == 1000 {
+			return fail(fmt.Errorf("sip listen %s: transport did not start", bound))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return u, nil
+}
+
+// Addr returns the bound SIP address.
+func (u *UA) Addr() string { return u.conn.LocalAddr().String() }
+
+// Media returns the UA's media sink.
+func (u *UA) Media() *MediaSink { return u.media }
+
+// Close stops serving and waits for clean-ups (BYEs) in flight.
+func (u *UA) Close() error {
+	err := u.closeParts()
+	u.wg.Wait()
+	return err
+}
+
+func (u *UA) closeParts() error {
+	var errs []error
+	if u.ua != nil {
+		errs = append(errs, u.ua.Close())
+	}
+	if u.conn != nil {
+		errs = append(errs, u.conn.Close())
+	}
+	if u.media != nil {
+		errs = append(errs, u.media.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Call is one flash call to place.
+type Call struct {
+	Target      string // trunk host:port
+	To          string // recipient, E.164 with '+'
+	CLI         string // caller ID, E.164 with '+'
+	Username    string // digest credentials, when the trunk challenges
+	Password    string
+	RingTime    time.Duration // how long to let it ring after the first 180/183
+	DialTimeout time.Duration // longest wait for the first 180/183
+	CancelGuard time.Duration // longest wait for the final answer after CANCEL
+}
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{5,14}$`)
+
+// Dial places the flash call and returns its outcome. progress, if not nil, is called with StateDialing
+// when the INVITE is out and StateRinging at the first 180/183, from Dial's goroutine. Cancelling ctx
+// ends the call early: CANCEL if it may, else the call fails as interrupted. Dial never waits longer than
+// DialTimeout + RingTime + CancelGuard (plus a short BYE) whatever the trunk does.
+func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) (res Result) {
+	if progress == nil {
+		progress = func(State, time.Time) {}
+	}
+	res.StartedAt = time.Now()
+	defer func() {
+		res.EndedAt = time.Now()
+		if res.State == StateFailed && res.Reason == ReasonNone {
+			res.Reason = Classify(res.SIPCode)
+		}
+	}()
+	if !e164.MatchString(c.To) || !e164.MatchString(c.CLI) {
+		u.log.Error("refusing call with bad number", "err", ErrBadNumber)
+		res.State, res.Reason = StateFailed, ReasonClientError
+		return res
+	}
+
+	inv, err := u.newInvite(c)
+	if err != nil {
+		res.State, res.Reason = StateFailed, ReasonTrunkError
+		return res
+	}
+	res.CallID = inv.CallID().Value()
+	tx, err := u.client.TransactionRequest(ctx, inv)
+	if err != nil {
+		u.log.Warn("invite not sent", "call_id", res.CallID, "target", c.Target, "err", err)
+		res.State, res.Reason = StateFailed, ReasonTrunkError
+		return res
+	}
+	progress(StateDialing, res.StartedAt)
+
+	d := &dial{ua: u, call: c, inv: inv, tx: tx, res: &res}
+	defer d.stopTimers()
+	d.run(ctx, progress)
+	return res
+}
+
+// dial is the state of one call while Dial runs it. Only Dial's goroutine touches it.
+type dial struct {
+	ua   *UA
+	call Call
+	inv  *sipgosip.Request
+	tx   sipgosip.ClientTransaction
+	res  *Result
+
+	gotProvisional bool
+	authTried      bool
+	cancelled      bool // CANCEL was sent (or tried)
+	cancelTx       sipgosip.ClientTransaction
+	cancelReason   Reason // why we sent CANCEL: "" for the normal ring-then-cancel
+	cancelAnswered bool   // the CANCEL got a 200
+
+	dialTimer, ringTimer, guardTimer *time.Timer
+}
+
+func timerC(t *time.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C
+}
+
+func (d *dial) stopTimers() {
+	for _, t := range []*time.Timer{d.dialTimer, d.ringTimer, d.guardTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
+	d.dialTimer = time.NewTimer(d.call.DialTimeout)
+	ctxDone := ctx.Done()
+	for {
+		var cancelResponses <-chan *sipgosip.Response
+		if d.cancelTx != nil {
+			cancelResponses = d.cancelTx.Responses()
+		}
+		select {
+		case r := <-d.tx.Responses():
+			if d.onResponse(ctx, r, progress) {
+				return
+			}
+		case <-d.tx.Done():
+			// Timer B or a transport error: the trunk is gone.
+			d.ua.log.Warn("invite transaction ended", "call_id", d.res.CallID, "err", d.tx.Err())
+			d.endWithoutFinal()
+			return
+		case <-timerC(d.ringTimer):
+			d.ringTimer = nil
+			d.cancel(ReasonNone)
+		case <-timerC(d.dialTimer):
+			d.dialTimer = nil
+			if d.res.Rang || d.cancelled {
+				continue
+			}
+			if !d.gotProvisional {
+				// RFC 3261 9.1: no CANCEL before a provisional response; just stop.
+				d.tx.Terminate()
+				d.fail(0, ReasonNoRing)
+				return
+			}
+			d.cancel(ReasonNoRing)
+		case r := <-cancelResponses:
+			if r.StatusCode == 200 {
+				d.cancelAnswered = true
+			}
+			if !r.IsProvisional() {
+				d.cancelTx.Terminate()
+				d.cancelTx = nil
+			}
+		case <-timerC(d.guardTimer):
+			d.guardTimer = nil
+			d.ua.log.Warn("no final response after CANCEL", "call_id", d.res.CallID, "cancel_answered", d.cancelAnswered)
+			d.tx.Terminate()
+			d.endWithoutFinal()
+			return
+		case <-ctxDone:
+			ctxDone = nil
+			switch {
+			case d.cancelled:
+			case d.gotProvisional:
+				d.cancel(ReasonInterrupted)
+			default:
+				d.tx.Terminate()
+				d.fail(0, ReasonInterrupted)
+				return
+			}
+		}
+	}
+}
+
+// onResponse handles one response to the INVITE and reports whether the call is over.
+func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress func(State, time.Time)) bool {
+	code := r.StatusCode
+	switch {
+	case code == 180 || code == 183:
+		d.gotProvisional = true
+		d.res.Responded = true
+		if !d.res.Rang {
+			d.res.Rang = true
+			d.res.RingingAt = time.Now()
+			progress(StateRinging, d.res.RingingAt)
+			if !d.cancelled {
+				if d.call.RingTime <= 0 {
+					d.cancel(ReasonNone)
+				} else {
+					d.ringTimer = time.NewTimer(d.call.RingTime)
+				}
+			}
+		}
+		return false
+	case r.IsProvisional():
+		d.gotProvisional = true
+		d.res.Responded = true
+		return false
+	case r.IsSuccess():
+		d.res.Responded = true
+		d.res.State, d.res.SIPCode = StateAnswered, code
+		d.hangUp(r)
+		return true
+	}
+	d.res.Responded = true
+	if (code == 401 || code == 407) && d.call.Password != "" && !d.authTried && !d.cancelled {
+		d.authTried = true
+		tx, err := d.ua.client.TransactionDigestAuth(ctx, d.inv, r, sipgo.DigestAuth{Username: d.call.Username, Password: d.call.Password})
+		if err != nil {
+			d.ua.log.Warn("digest auth failed", "call_id", d.res.CallID, "err", err)
+			d.fail(code, ReasonAuthFailed)
+			return true
+		}
+		d.tx = tx
+		return false
+	}
+	switch {
+	case code == 487 && d.cancelled:
+		if d.cancelReason != ReasonNone {
+			d.fail(code, d.cancelReason)
+		} else {
+			d.res.State, d.res.SIPCode = StateMissed, code
+		}
+	default:
+		d.fail(code, Classify(code))
+	}
+	return true
+}
+
+func (d *dial) fail(code int, reason Reason) {
+	d.res.State, d.res.SIPCode, d.res.Reason = StateFailed, code, reason
+}
+
+// endWithoutFinal ends a call whose INVITE got no final response.
+func (d *dial) endWithoutFinal() {
+	switch {
+	case d.cancelReason != ReasonNone:
+		d.fail(0, d.cancelReason)
+	case d.res.Rang && d.cancelAnswered:
+		// The trunk confirmed the CANCEL but never sent the 487 (an RFC 2543 peer): the call was missed.
+		d.res.State = StateMissed
+	default:
+		d.fail(0, ReasonTrunkError)
+	}
+}
+
+// cancel sends CANCEL for the INVITE and arms the guard that ends the call if no final answer follows.
+func (d *dial) cancel(reason Reason) {
+	if d.cancelled {
+		return
+	}
+	d.cancelled = true
+	d.cancelReason = reason
+	d.guardTimer = time.NewTimer(d.call.CancelGuard)
+	tx, err := d.ua.client.TransactionRequest(context.Background(), newCancel(d.inv))
+	if err != nil {
+		d.ua.log.Warn("cancel not sent", "call_id", d.res.CallID, "err", err)
+		return
+	}
+	d.cancelTx = tx
+}
+
+// hangUp ACKs a 2xx and sends BYE in the background, so the call's outcome is known at once.
+func (d *dial) hangUp(ok *sipgosip.Response) {
+	ack := newInDialog(sipgosip.ACK, d.inv, ok)
+	ack.SetDestination(d.inv.Destination())
+	if err := d.ua.client.WriteRequest(ack); err != nil {
+		d.ua.log.Warn("ack not sent", "call_id", d.res.CallID, "err", err)
+	}
+	d.tx.OnRetransmission(func(r *sipgosip.Response) {
+		if r.IsSuccess() {
+			_ = d.ua.client.WriteRequest(ack.Clone())
+		}
+	})
+	bye := newInDialog(sipgosip.BYE, d.inv, ok)
+	bye.CSeq().SeqNo++
+	bye.SetDestination(d.inv.Destination())
+	d.ua.wg.Add(1)
+	go func() {
+		defer d.ua.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		defer cancel()
+		res, err := d.ua.client.Do(ctx, bye)
+		if err != nil || res.StatusCode >= 300 {
+			d.ua.log.Warn("bye failed", "call_id", d.res.CallID, "err", err)
+		}
+	}()
+}

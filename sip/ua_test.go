@@ -1,0 +1,111 @@
+package sip_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"flashotp/internal/sipptest"
+	"flashotp/sip"
+)
+
+func listenUA(t *testing.T) *sip.UA {
+	t.Helper()
+	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ua.Close() })
+	return ua
+}
+
+func TestDialAgainstSIPp(t *testing.T) {
+	tests := []struct {
+		scenario    string
+		dialTimeout time.Duration
+		want        sip.State
+		code        int
+		reason      sip.Reason
+		rang        bool
+		progress    []sip.State
+	}{
+		{"ring_cancel.xml", 5 * time.Second, sip.StateMissed, 487, "", true, []sip.State{sip.StateDialing, sip.StateRinging}},
+		{"answer.xml", 5 * time.Second, sip.StateAnswered, 200, "", true, []sip.State{sip.StateDialing, sip.StateRinging}},
+		{"busy.xml", 5 * time.Second, sip.StateFailed, 486, sip.ReasonBusy, false, []sip.State{sip.StateDialing}},
+		{"silent.xml", 700 * time.Millisecond, sip.StateFailed, 487, sip.ReasonNoRing, false, []sip.State{sip.StateDialing}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.TrimSuffix(tc.scenario, ".xml"), func(t *testing.T) {
+			uas := sipptest.StartUAS(t, tc.scenario, 1)
+			ua := listenUA(t)
+			var seen []sip.State
+			res := ua.Dial(context.Background(), sip.Call{
+				Target: uas.Addr, To: "+447700900123", CLI: "+442079461234",
+				DialTimeout: tc.dialTimeout, CancelGuard: 2 * time.Second,
+			}, func(s sip.State, _ time.Time) { seen = append(seen, s) })
+			if res.State != tc.want || res.SIPCode != tc.code || res.Reason != tc.reason || res.Rang != tc.rang {
+				t.Fatalf("result %s, want %s code=%d reason=%q rang=%t\n%s", res, tc.want, tc.code, tc.reason, tc.rang, uas.Messages())
+			}
+			if strings.Join(states(seen), ",") != strings.Join(states(tc.progress), ",") {
+				t.Errorf("progress %v, want %v", seen, tc.progress)
+			}
+			if code := uas.Wait(t, 10*time.Second); code != 0 {
+				t.Fatalf("sipp exit %d: the callee's scenario did not complete\n%s", code, uas.Messages())
+			}
+			invites := uas.Received("INVITE ")
+			if len(invites) == 0 {
+				t.Fatal("sipp saw no INVITE")
+			}
+			inv := invites[0]
+			for _, want := range []string{"INVITE sip:+447700900123@", "From: <sip:+442079461234@", "P-Asserted-Identity: <sip:+442079461234@", "m=audio ", "PCMU/8000", "PCMA/8000"} {
+				if !strings.Contains(inv, want) {
+					t.Errorf("INVITE lacks %q:\n%s", want, inv)
+				}
+			}
+			if !strings.Contains(inv, "Via: SIP/2.0/UDP "+ua.Addr()) {
+				t.Errorf("INVITE did not leave from the listening socket %s:\n%s", ua.Addr(), inv)
+			}
+		})
+	}
+}
+
+// A trunk that never answers: the call fails no_ring at dial_timeout, without CANCEL (no provisional came).
+func TestDialNoResponse(t *testing.T) {
+	dead, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	ua := listenUA(t)
+	start := time.Now()
+	res := ua.Dial(context.Background(), sip.Call{
+		Target: dead.LocalAddr().String(), To: "+447700900123", CLI: "+442079461234",
+		DialTimeout: 300 * time.Millisecond, CancelGuard: time.Second,
+	}, nil)
+	if res.State != sip.StateFailed || res.Reason != sip.ReasonNoRing || res.Responded {
+		t.Fatalf("result %s, want failed no_ring without response", res)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("call held its slot %s", took)
+	}
+}
+
+func TestDialRefusesBadNumbers(t *testing.T) {
+	ua := listenUA(t)
+	for _, to := range []string{"+44770\r\nX: y", "447700900123", "+", "+4477009001231234567"} {
+		res := ua.Dial(context.Background(), sip.Call{Target: "127.0.0.1:9", To: to, CLI: "+442079461234", DialTimeout: time.Second, CancelGuard: time.Second}, nil)
+		if res.State != sip.StateFailed || res.Responded {
+			t.Errorf("to %q: %s, want failed before sending", to, res)
+		}
+	}
+}
+
+func states(s []sip.State) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i] = string(x)
+	}
+	return out
+}

@@ -1,0 +1,200 @@
+// Package store is flashotp's persistence on an embedded bbolt file.
+//
+// It keeps verification records as opaque values under their IDs (the otp package owns their encoding) and
+// the server key that codes are MACed under. Every write is one bbolt transaction, fsynced before it
+// returns, so what a caller was told is stored survives a crash or kill -9. A second process opening the
+// same file fails at once with ErrLocked rather than waiting.
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterr "go.etcd.io/bbolt/errors"
+)
+
+// Errors returned by this package.
+var (
+	// ErrNotFound is returned when no record has the given ID.
+	ErrNotFound = errors.New("not found")
+	// ErrExists is returned by Create when the ID is already taken.
+	ErrExists = errors.New("already exists")
+	// ErrLocked is returned by Open when another process holds the database.
+	ErrLocked = errors.New("database is in use by another process")
+	// ErrBadKey is returned by Open when the configured or stored server key is not usable.
+	ErrBadKey = errors.New("bad server key")
+)
+
+var bucketVerifications = []byte("verifications")
+
+// KeyFile is the name of the server key file created beside the database when no key is configured.
+const KeyFile = "flashotp.key"
+
+// DB is an open store.
+type DB struct {
+	bolt *bolt.DB
+	key  []byte
+}
+
+// Open opens (creating if needed) the database at path. secretKeyHex, when not empty, is the server key;
+// otherwise the key is read from KeyFile beside the database, or generated there (mode 0600) at first start.
+func Open(path, secretKeyHex string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	key, err := loadKey(filepath.Join(filepath.Dir(path), KeyFile), secretKeyHex)
+	if err != nil {
+		return nil, err
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 500 * time.Millisecond})
+	if errors.Is(err, bolterr.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketVerifications)
+		return err
+	})
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return &DB{bolt: b, key: key}, nil
+}
+
+func loadKey(file, configured string) ([]byte, error) {
+	if configured != "" {
+		k, err := hex.DecodeString(configured)
+		if err != nil || len(k) < 16 {
+			return nil, fmt.Errorf("store.secret_key: %w: want at least 32 hex characters", ErrBadKey)
+		}
+		return k, nil
+	}
+	data, err := os.ReadFile(file)
+	if err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(data)))
+		if err != nil || len(k) < 16 {
+			return nil, fmt.Errorf("%s: %w: want at least 32 hex characters", file, ErrBadKey)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read server key: %w", err)
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("generate server key: %w", err)
+	}
+	// O_EXCL: two first starts racing must not end up with different keys.
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("write server key: %w", err)
+	}
+	if _, err := f.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write server key: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write server key: %w", err)
+	}
+	return k, f.Close()
+}
+
+// Close closes the database.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Key returns the server key codes are MACed under.
+func (db *DB) Key() []byte { return db.key }
+
+// Create stores a new record; it fails with ErrExists if id is taken.
+func (db *DB) Create(id string, value []byte) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketVerifications)
+		if b.Get([]byte(id)) != nil {
+			return fmt.Errorf("create %s: %w", id, ErrExists)
+		}
+		return b.Put([]byte(id), value)
+	})
+}
+
+// Get returns a copy of the record stored under id, or ErrNotFound.
+func (db *DB) Get(id string) ([]byte, error) {
+	var out []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketVerifications).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("get %s: %w", id, ErrNotFound)
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
+
+// Update replaces the record under id with what fn returns, in one transaction. If fn fails, nothing
+// changes and Update returns fn's error; if fn returns the value it was given, nothing is written.
+func (db *DB) Update(id string, fn func(old []byte) ([]byte, error)) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketVerifications)
+		old := b.Get([]byte(id))
+		if old == nil {
+			return fmt.Errorf("update %s: %w", id, ErrNotFound)
+		}
+		old = bytes.Clone(old)
+		v, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if bytes.Equal(v, old) {
+			return nil
+		}
+		return b.Put([]byte(id), v)
+	})
+}
+
+// Delete removes the record under id; removing a missing record is not an error.
+func (db *DB) Delete(id string) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketVerifications).Delete([]byte(id))
+	})
+}
+
+// UpdateAll calls fn for every record in one transaction and stores what it returns when changed is true.
+// It is meant for recovery at start, not for the hot path.
+func (db *DB) UpdateAll(fn func(id string, v []byte) (nv []byte, changed bool, err error)) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketVerifications)
+		type change struct{ k, v []byte }
+		var changes []change
+		err := b.ForEach(func(k, v []byte) error {
+			nv, changed, err := fn(string(k), bytes.Clone(v))
+			if err != nil {
+				return err
+			}
+			if changed {
+				changes = append(changes, change{bytes.Clone(k), nv})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, c := range changes {
+			if err := b.Put(c.k, c.v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
