@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,4 +109,61 @@ func states(s []sip.State) []string {
 		out[i] = string(x)
 	}
 	return out
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The UA against the built-in phone, in every mode.
+func TestDialPhone(t *testing.T) {
+	tests := []struct {
+		mode   string
+		want   sip.State
+		reason sip.Reason
+		line   string
+	}{
+		{sip.PhoneRing, sip.StateMissed, "", "missed call from +442079461234 to +447700900123\n"},
+		{sip.PhoneAnswer, sip.StateAnswered, "", "answered call from +442079461234 to +447700900123\n"},
+		{sip.PhoneBusy, sip.StateFailed, sip.ReasonBusy, "busy: refused call from +442079461234 to +447700900123\n"},
+		{sip.PhoneSilent, sip.StateFailed, sip.ReasonNoRing, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.mode, func(t *testing.T) {
+			var out syncBuffer
+			phone, err := sip.ListenPhone("127.0.0.1:0", tc.mode, &out, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer phone.Close()
+			ua := listenUA(t)
+			res := ua.Dial(context.Background(), sip.Call{
+				Target: phone.Addr(), To: "+447700900123", CLI: "+442079461234",
+				DialTimeout: 500 * time.Millisecond, CancelGuard: time.Second,
+			}, nil)
+			if res.State != tc.want || res.Reason != tc.reason {
+				t.Fatalf("result %s, want %s %q", res, tc.want, tc.reason)
+			}
+			deadline := time.Now().Add(2 * time.Second)
+			for out.String() != tc.line && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if out.String() != tc.line {
+				t.Fatalf("phone printed %q, want %q", out.String(), tc.line)
+			}
+		})
+	}
 }

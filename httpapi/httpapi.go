@@ -1,0 +1,330 @@
+// Package httpapi is flashotp's HTTP API on fiber v2: authentication, the /otp routes, health, and the one
+// mapping from domain errors to HTTP statuses and error codes (SPEC section 4).
+//
+// Every error answer has the shape {"error": {"code": "...", "message": "..."}}; errors that are not the
+// caller's are logged with their detail and shown only as "internal".
+package httpapi
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"flashotp/otp"
+)
+
+// Service is what the API needs of the otp package; *otp.Service is one.
+type Service interface {
+	Send(req otp.SendRequest) (otp.Verification, error)
+	Verify(req otp.VerifyRequest) (otp.Verification, error)
+	Status(appID, id string) (otp.Verification, error)
+}
+
+var _ Service = (*otp.Service)(nil)
+
+// App is one API client's credentials.
+type App struct {
+	ID     string
+	Key    string
+	Secret string
+}
+
+// Config configures the API.
+type Config struct {
+	MaxBodyBytes int
+	Apps         []App
+	// Ready reports whether the engine can take sends; nil means always.
+	Ready func() error
+}
+
+// Server is the HTTP API.
+type Server struct {
+	app  *fiber.App
+	svc  Service
+	cfg  Config
+	log  *slog.Logger
+	keys map[string]credential // API key → app and secret digest
+}
+
+type credential struct {
+	appID  string
+	secret [sha256.Size]byte
+}
+
+// API error codes that are not otp's.
+var (
+	errUnauthorized    = errors.New("unauthorized")
+	errForbidden       = errors.New("forbidden")
+	errRequestTooLarge = errors.New("request_too_large")
+	errRouteNotFound   = errors.New("not_found")
+	errInternal        = errors.New("internal")
+)
+
+// statuses is the one table from error code to HTTP status.
+var statuses = map[error]int{
+	otp.ErrInvalidRequest:     fiber.StatusBadRequest,
+	otp.ErrInvalidRecipient:   fiber.StatusBadRequest,
+	otp.ErrDestinationBlocked: fiber.StatusForbidden,
+	otp.ErrNotFound:           fiber.StatusNotFound,
+	otp.ErrInvalidCode:        fiber.StatusUnprocessableEntity,
+	otp.ErrMaxAttempts:        fiber.StatusGone,
+	otp.ErrExpired:            fiber.StatusGone,
+	otp.ErrUndeliverable:      fiber.StatusGone,
+	otp.ErrAlreadyVerified:    fiber.StatusConflict,
+	otp.ErrUnavailable:        fiber.StatusServiceUnavailable,
+	errUnauthorized:           fiber.StatusUnauthorized,
+	errForbidden:              fiber.StatusForbidden,
+	errRequestTooLarge:        fiber.StatusRequestEntityTooLarge,
+	errRouteNotFound:          fiber.StatusNotFound,
+	errInternal:               fiber.StatusInternalServerError,
+}
+
+// New builds the API over svc.
+func New(cfg Config, svc Service, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{svc: svc, cfg: cfg, log: log, keys: map[string]credential{}}
+	for _, a := range cfg.Apps {
+		s.keys[a.Key] = credential{appID: a.ID, secret: sha256.Sum256([]byte(a.Secret))}
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "flashotp",
+		BodyLimit:             cfg.MaxBodyBytes,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.handleError,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          10 * time.Second,
+		IdleTimeout:           60 * time.Second,
+		ReadBufferSize:        8192,
+	})
+	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	s.app.Get("/readyz", s.readyz)
+	g := s.app.Group("/otp", s.authenticate)
+	g.Post("/send", s.send)
+	g.Post("/verify", s.verify)
+	g.Get("/status", s.status)
+	s.app.Use(func(c *fiber.Ctx) error {
+		return apiError(errRouteNotFound, "no route %s %s", c.Method(), c.Path())
+	})
+	return s
+}
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting and waits for requests in flight, up to d.
+func (s *Server) Shutdown(d time.Duration) error { return s.app.ShutdownWithTimeout(d) }
+
+// Handler returns the fiber app, for tests (app.Test).
+func (s *Server) Handler() *fiber.App { return s.app }
+
+// Error is an API error that is not the service's.
+type Error struct {
+	Code    error
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code.Error() + ": " + e.Message }
+func (e *Error) Unwrap() error { return e.Code }
+
+func apiError(code error, format string, a ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, a...)}
+}
+
+// handleError is the one place errors become HTTP answers.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	var (
+		code    = errInternal
+		message = "internal error"
+		extra   = fiber.Map{}
+		oerr    *otp.Error
+		aerr    *Error
+		ferr    *fiber.Error
+	)
+	switch {
+	case errors.As(err, &oerr):
+		code, message = oerr.Code, oerr.Message
+		if oerr.AttemptsRemaining != nil {
+			extra["attempts_remaining"] = *oerr.AttemptsRemaining
+		}
+	case errors.As(err, &aerr):
+		code, message = aerr.Code, aerr.Message
+	case errors.As(err, &ferr):
+		switch ferr.Code {
+		case fiber.StatusRequestEntityTooLarge:
+			code, message = errRequestTooLarge, fmt.Sprintf("body over %d bytes", s.cfg.MaxBodyBytes)
+		case fiber.StatusNotFound, fiber.StatusMethodNotAllowed:
+			code, message = errRouteNotFound, ferr.Message
+		case fiber.StatusBadRequest:
+			code, message = otp.ErrInvalidRequest, ferr.Message
+		}
+	}
+	status, ok := statuses[code]
+	if !ok || code == errInternal {
+		status, code, message = fiber.StatusInternalServerError, errInternal, "internal error"
+		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+	}
+	if code == otp.ErrUnavailable {
+		c.Set(fiber.HeaderRetryAfter, "5")
+	}
+	body := fiber.Map{"code": code.Error(), "message": message}
+	for k, v := range extra {
+		body[k] = v
+	}
+	return c.Status(status).JSON(fiber.Map{"error": body})
+}
+
+// authenticate accepts X-API-Key and X-API-Secret, or Authorization Basic or Bearer base64(key:secret),
+// and stores the app's ID in the request's locals.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	key, secret := c.Get("X-API-Key"), c.Get("X-API-Secret")
+	if key == "" {
+		auth := c.Get(fiber.HeaderAuthorization)
+		scheme, token, _ := strings.Cut(auth, " ")
+		if strings.EqualFold(scheme, "Basic") || strings.EqualFold(scheme, "Bearer") {
+			if raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(token)); err == nil {
+				key, secret, _ = strings.Cut(string(raw), ":")
+			}
+		}
+	}
+	cred, ok := s.keys[key]
+	// Compare digests so the time taken says nothing about the secret's length or content.
+	got := sha256.Sum256([]byte(secret))
+	if subtle.ConstantTimeCompare(got[:], cred.secret[:]) != 1 || !ok || key == "" {
+		return apiError(errUnauthorized, "missing or wrong API key or secret")
+	}
+	c.Locals("appid", cred.appID)
+	return c.Next()
+}
+
+func appID(c *fiber.Ctx) string { return c.Locals("appid").(string) }
+
+// checkApp enforces that a request's appid, when given, is the authenticated app.
+func checkApp(c *fiber.Ctx, given string) error {
+	if given != appID(c) {
+		return apiError(errForbidden, "appid %q is not the app of this API key", given)
+	}
+	return nil
+}
+
+// decode reads a JSON object into dst strictly: no unknown fields, no trailing data, every field of
+// required present.
+func decode(c *fiber.Ctx, dst any, required ...string) error {
+	body := c.Body()
+	var present map[string]json.RawMessage
+	if err := json.Unmarshal(body, &present); err != nil {
+		return otpError(otp.ErrInvalidRequest, "body must be a JSON object: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return otpError(otp.ErrInvalidRequest, "%s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return otpError(otp.ErrInvalidRequest, "trailing data after the JSON object")
+	}
+	for _, f := range required {
+		if v, ok := present[f]; !ok || string(v) == "null" {
+			return otpError(otp.ErrInvalidRequest, "%s: required", f)
+		}
+	}
+	return nil
+}
+
+func otpError(code error, format string, a ...any) *otp.Error {
+	return &otp.Error{Code: code, Message: fmt.Sprintf(format, a...)}
+}
+
+type sendBody struct {
+	AppID      string `json:"appid"`
+	Recipient  string `json:"recipient"`
+	Channel    string `json:"channel"`
+	From       string `json:"from"`
+	CodeLength int    `json:"code_length"`
+	Reference  string `json:"reference"`
+}
+
+func (s *Server) send(c *fiber.Ctx) error {
+	var b sendBody
+	if err := decode(c, &b, "appid", "recipient", "channel"); err != nil {
+		return err
+	}
+	if err := checkApp(c, b.AppID); err != nil {
+		return err
+	}
+	v, err := s.svc.Send(otp.SendRequest{
+		AppID: b.AppID, Recipient: b.Recipient, Channel: b.Channel,
+		From: b.From, CodeLength: b.CodeLength, Reference: b.Reference,
+	})
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(v)
+}
+
+type verifyBody struct {
+	AppID          string `json:"appid"`
+	VerificationID string `json:"verification_id"`
+	Recipient      string `json:"recipient"`
+	OTPCode        string `json:"otp_code"`
+}
+
+func (s *Server) verify(c *fiber.Ctx) error {
+	var b verifyBody
+	if err := decode(c, &b, "appid", "otp_code"); err != nil {
+		return err
+	}
+	if err := checkApp(c, b.AppID); err != nil {
+		return err
+	}
+	if b.VerificationID == "" {
+		if b.Recipient != "" {
+			return otpError(otp.ErrInvalidRequest, "verification_id: required (verify by recipient is not supported yet)")
+		}
+		return otpError(otp.ErrInvalidRequest, "verification_id: required")
+	}
+	v, err := s.svc.Verify(otp.VerifyRequest{AppID: b.AppID, VerificationID: b.VerificationID, Code: b.OTPCode})
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
+}
+
+func (s *Server) status(c *fiber.Ctx) error {
+	if given := c.Query("appid"); given != "" {
+		if err := checkApp(c, given); err != nil {
+			return err
+		}
+	}
+	id := c.Query("verification_id")
+	if id == "" {
+		return otpError(otp.ErrInvalidRequest, "verification_id: required")
+	}
+	v, err := s.svc.Status(appID(c), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
+}
+
+func (s *Server) readyz(c *fiber.Ctx) error {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			c.Set(fiber.HeaderRetryAfter, "5")
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": err.Error()})
+		}
+	}
+	return c.JSON(fiber.Map{"status": "ok"})
+}

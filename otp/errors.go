@@ -1,0 +1,47 @@
+package otp
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by Service. Each stands for one API error code (SPEC section 4); httpapi maps them.
+var (
+	// ErrInvalidRequest is returned for malformed input other than the recipient.
+	ErrInvalidRequest = errors.New("invalid_request")
+	// ErrInvalidRecipient is returned when the recipient is not a valid E.164 mobile or fixed number.
+	ErrInvalidRecipient = errors.New("invalid_recipient")
+	// ErrDestinationBlocked is returned for premium-rate and similar destinations.
+	ErrDestinationBlocked = errors.New("destination_blocked")
+	// ErrNotFound is returned for an unknown verification, or one of another app.
+	ErrNotFound = errors.New("not_found")
+	// ErrInvalidCode is returned (wrapped in *InvalidCodeError) for a wrong code with attempts left.
+	ErrInvalidCode = errors.New("invalid_code")
+	// ErrMaxAttempts is returned when this or an earlier wrong code used up the attempts.
+	ErrMaxAttempts = errors.New("max_attempts_reached")
+	// ErrExpired is returned for a verification past its expires_at.
+	ErrExpired = errors.New("expired")
+	// ErrUndeliverable is returned when the call failed before it rang.
+	ErrUndeliverable = errors.New("undeliverable")
+	// ErrAlreadyVerified is returned when the code was already used.
+	ErrAlreadyVerified = errors.New("already_verified")
+	// ErrUnavailable is returned when no call can be accepted now (queue full, shutting down).
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// Error is a Service error with a message for the caller. Its Code is one of the sentinels above.
+type Error struct {
+	Code    error
+	Message string
+	// AttemptsRemaining is set for ErrInvalidCode.
+	AttemptsRemaining *int
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+
+// Unwrap lets errors.Is match the sentinel.
+func (e *Error) Unwrap() error { return e.Code }
+
+func errorf(code error, format string, a ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, a...)}
+}

@@ -1,0 +1,480 @@
+package otp
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"flashotp/dialer"
+	"flashotp/numberpool"
+	"flashotp/sip"
+	"flashotp/store"
+)
+
+// Status is where a verification stands.
+type Status string
+
+// Verification statuses.
+const (
+	StatusPending  Status = "pending"
+	StatusApproved Status = "approved"
+	StatusExpired  Status = "expired"
+	StatusFailed   Status = "failed"
+	StatusCanceled Status = "canceled"
+)
+
+// ChannelFlashCall is the only channel so far.
+const ChannelFlashCall = "flashcall"
+
+// Verification is one verification as the API shows it. It never holds the code or the whole CLI.
+type Verification struct {
+	ID                string    `json:"verification_id"`
+	AppID             string    `json:"appid"`
+	Recipient         string    `json:"recipient"`
+	Channel           string    `json:"channel"`
+	Status            Status    `json:"status"`
+	CodeLength        int       `json:"code_length"`
+	CLIPrefix         string    `json:"cli_prefix"`
+	Reference         string    `json:"reference,omitempty"`
+	Attempts          int       `json:"attempts"`
+	AttemptsRemaining int       `json:"attempts_remaining"`
+	CreatedAt         time.Time `json:"created_at"`
+	ExpiresAt         time.Time `json:"expires_at"`
+	Call              Call      `json:"call"`
+}
+
+// Call is the flash call of a verification.
+type Call struct {
+	State   sip.State `json:"state"`
+	SIPCode int       `json:"sip_code"`
+	Reason  string    `json:"reason"`
+	Trunk   string    `json:"trunk"`
+	// PostDialDelayMS is the time from INVITE to the first 180/183; null until it rang.
+	PostDialDelayMS *int64     `json:"post_dial_delay_ms"`
+	StartedAt       *time.Time `json:"started_at"`
+	EndedAt         *time.Time `json:"ended_at"`
+}
+
+// record is what the store keeps: the verification plus what must never leave the engine.
+type record struct {
+	Verification
+	CodeMAC     []byte `json:"code_mac"`
+	MaxAttempts int    `json:"max_attempts"`
+}
+
+// Store is the persistence the service needs; *store.DB is one.
+type Store interface {
+	Key() []byte
+	Create(id string, v []byte) error
+	Get(id string) ([]byte, error)
+	Update(id string, fn func(old []byte) ([]byte, error)) error
+	Delete(id string) error
+	UpdateAll(fn func(id string, v []byte) ([]byte, bool, error)) error
+}
+
+var _ Store = (*store.DB)(nil)
+
+// Dialer accepts calls; *dialer.Dialer is one.
+type Dialer interface {
+	Submit(r dialer.Request) error
+}
+
+var _ Dialer = (*dialer.Dialer)(nil)
+
+// App is what the service knows of an API client: the patterns of each of its pools.
+type App struct {
+	ID    string
+	Pools map[string][]string // pool name → number patterns
+}
+
+// Config configures a Service.
+type Config struct {
+	Apps         []App
+	CodeLength   int // default code length
+	TTL          time.Duration
+	MaxAttempts  int
+	MinCodeSpace int
+	Now          func() time.Time // nil: time.Now
+}
+
+// Service runs verifications.
+type Service struct {
+	cfg    Config
+	store  Store
+	dialer Dialer
+	log    *slog.Logger
+	now    func() time.Time
+	apps   map[string]App
+
+	pools sync.Map // poolKey → *numberpool.Pool, built on first use
+}
+
+type poolKey struct {
+	app, pool  string // pool "" is all the app's pools together
+	codeLength int
+}
+
+// New returns a service over st. It fails, naming the app and the space it has, if an app's pools give
+// fewer than MinCodeSpace codes at the default code length. UseDialer must be called before Send.
+func New(cfg Config, st Store, log *slog.Logger) (*Service, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Service{cfg: cfg, store: st, log: log, now: cfg.Now, apps: map[string]App{}}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	for _, a := range cfg.Apps {
+		s.apps[a.ID] = a
+		if _, err := s.pool(a.ID, "", cfg.CodeLength); err != nil {
+			return nil, fmt.Errorf("app %q: %w", a.ID, err)
+		}
+	}
+	return s, nil
+}
+
+// UseDialer sets the dialer calls go to.
+func (s *Service) UseDialer(d Dialer) { s.dialer = d }
+
+// pool returns the number pool of app (one named pool, or all of them) for codes of codeLength digits.
+func (s *Service) pool(appID, name string, codeLength int) (*numberpool.Pool, error) {
+	key := poolKey{appID, name, codeLength}
+	if p, ok := s.pools.Load(key); ok {
+		return p.(*numberpool.Pool), nil
+	}
+	app := s.apps[appID]
+	var patterns []string
+	if name == "" {
+		for _, ps := range app.Pools {
+			patterns = append(patterns, ps...)
+		}
+	} else {
+		ps, ok := app.Pools[name]
+		if !ok {
+			return nil, errorf(ErrInvalidRequest, "from: app %s has no pool %q", appID, name)
+		}
+		patterns = ps
+	}
+	p, err := numberpool.New(patterns, codeLength, s.cfg.MinCodeSpace)
+	if err != nil {
+		return nil, err
+	}
+	s.pools.Store(key, p)
+	return p, nil
+}
+
+// SendRequest is a request for a flash call.
+type SendRequest struct {
+	AppID      string
+	Recipient  string
+	Channel    string
+	From       string // optional: the name of one of the app's pools
+	CodeLength int    // optional: 0 for the default
+	Reference  string // optional, echoed back
+}
+
+// Send validates req, stores a new verification and queues its flash call.
+func (s *Service) Send(req SendRequest) (Verification, error) {
+	if _, ok := s.apps[req.AppID]; !ok {
+		return Verification{}, errorf(ErrInvalidRequest, "appid: unknown app %q", req.AppID)
+	}
+	if req.Channel != ChannelFlashCall {
+		return Verification{}, errorf(ErrInvalidRequest, "channel: must be %q", ChannelFlashCall)
+	}
+	if len(req.Reference) > 128 || strings.ContainsFunc(req.Reference, isControl) {
+		return Verification{}, errorf(ErrInvalidRequest, "reference: at most 128 characters, no control characters")
+	}
+	if req.From != "" && (len(req.From) > 64 || strings.ContainsFunc(req.From, isControl)) {
+		return Verification{}, errorf(ErrInvalidRequest, "from: must name one of the app's pools")
+	}
+	codeLength := req.CodeLength
+	if codeLength == 0 {
+		codeLength = s.cfg.CodeLength
+	}
+	if codeLength < 4 || codeLength > 8 {
+		return Verification{}, errorf(ErrInvalidRequest, "code_length: must be 4 to 8")
+	}
+	recipient, err := NormalizeRecipient(req.Recipient)
+	if err != nil {
+		return Verification{}, err
+	}
+	pool, err := s.pool(req.AppID, req.From, codeLength)
+	if errors.Is(err, numberpool.ErrCodeSpace) {
+		return Verification{}, errorf(ErrInvalidRequest, "code_length: %v", err)
+	}
+	if err != nil {
+		return Verification{}, err
+	}
+	cli, err := pool.Pick()
+	if err != nil {
+		return Verification{}, err
+	}
+	prefix, code := numberpool.Split(cli, codeLength)
+
+	now := s.now().UTC()
+	rec := record{
+		Verification: Verification{
+			ID:                "otp_" + ulid.Make().String(),
+			AppID:             req.AppID,
+			Recipient:         recipient,
+			Channel:           ChannelFlashCall,
+			Status:            StatusPending,
+			CodeLength:        codeLength,
+			CLIPrefix:         prefix,
+			Reference:         req.Reference,
+			AttemptsRemaining: s.cfg.MaxAttempts,
+			CreatedAt:         now,
+			ExpiresAt:         now.Add(s.cfg.TTL),
+			Call:              Call{State: sip.StateQueued},
+		},
+		MaxAttempts: s.cfg.MaxAttempts,
+	}
+	rec.CodeMAC = s.mac(rec.ID, code)
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return Verification{}, err
+	}
+	if err := s.store.Create(rec.ID, data); err != nil {
+		return Verification{}, fmt.Errorf("store verification: %w", err)
+	}
+	if err := s.dialer.Submit(dialer.Request{ID: rec.ID, To: recipient, CLI: cli}); err != nil {
+		if derr := s.store.Delete(rec.ID); derr != nil {
+			s.log.Error("verification left after refused call", "verification_id", rec.ID, "err", derr)
+		}
+		return Verification{}, errorf(ErrUnavailable, "no capacity for the call: %v", err)
+	}
+	s.log.Info("send_requested", "verification_id", rec.ID, "appid", rec.AppID, "cli_prefix", prefix)
+	return rec.Verification, nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+func (s *Service) mac(id, code string) []byte {
+	m := hmac.New(sha256.New, s.store.Key())
+	m.Write([]byte(id))
+	m.Write([]byte{0}) // id never holds NUL: the split between id and code is unambiguous
+	m.Write([]byte(code))
+	return m.Sum(nil)
+}
+
+// VerifyRequest is a code the user typed (or the app read from the call log).
+type VerifyRequest struct {
+	AppID          string
+	VerificationID string
+	Code           string
+}
+
+// Verify checks the code. It returns the approved verification, or an *Error whose Code says why not.
+// Every wrong code counts as an attempt, recorded durably before the answer.
+func (s *Service) Verify(req VerifyRequest) (Verification, error) {
+	code := strings.TrimPrefix(req.Code, "+")
+	if len(code) < 4 || len(code) > 15 || strings.ContainsFunc(code, func(r rune) bool { return r < '0' || r > '9' }) {
+		return Verification{}, errorf(ErrInvalidRequest, "otp_code: want the code's digits, or the whole caller ID")
+	}
+	if !validID(req.VerificationID) {
+		return Verification{}, errorf(ErrInvalidRequest, "verification_id: malformed")
+	}
+	var (
+		out    Verification
+		result error
+	)
+	err := s.store.Update(req.VerificationID, func(old []byte) ([]byte, error) {
+		var rec record
+		if err := json.Unmarshal(old, &rec); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", req.VerificationID, err)
+		}
+		if rec.AppID != req.AppID {
+			return nil, errorf(ErrNotFound, "no verification %s", req.VerificationID)
+		}
+		result = s.check(&rec, code)
+		out = rec.Verification
+		return json.Marshal(rec)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return Verification{}, errorf(ErrNotFound, "no verification %s", req.VerificationID)
+	}
+	if err != nil {
+		return Verification{}, err
+	}
+	s.log.Info("verify", "verification_id", out.ID, "result", resultName(result), "attempts", out.Attempts)
+	return out, result
+}
+
+func resultName(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code.Error()
+	}
+	return "approved"
+}
+
+// check applies one verify attempt to rec, in the order the API promises, and says how it went.
+func (s *Service) check(rec *record, code string) error {
+	now := s.now()
+	switch {
+	case rec.Status == StatusApproved:
+		return errorf(ErrAlreadyVerified, "code already used")
+	case rec.Status == StatusFailed:
+		return errorf(ErrUndeliverable, "the call failed before it rang (%s); send again", rec.Call.Reason)
+	case rec.Status == StatusExpired || rec.Status == StatusPending && !now.Before(rec.ExpiresAt):
+		rec.Status = StatusExpired
+		return errorf(ErrExpired, "verification expired at %s", rec.ExpiresAt.Format(time.RFC3339))
+	case rec.Status != StatusPending:
+		return errorf(ErrNotFound, "verification is %s", rec.Status)
+	case rec.Attempts >= rec.MaxAttempts:
+		return errorf(ErrMaxAttempts, "all %d attempts used", rec.MaxAttempts)
+	}
+
+	// The whole CLI as the call log shows it: its prefix must be this verification's.
+	digits := code
+	if len(code) > rec.CodeLength {
+		prefix := "+" + code[:len(code)-rec.CodeLength]
+		digits = code[len(code)-rec.CodeLength:]
+		if prefix != rec.CLIPrefix {
+			digits = "" // counts as wrong, compared all the same so timing says nothing
+		}
+	}
+	if hmac.Equal(s.mac(rec.ID, digits), rec.CodeMAC) && digits != "" {
+		rec.Status = StatusApproved
+		return nil
+	}
+	rec.Attempts++
+	rec.AttemptsRemaining = rec.MaxAttempts - rec.Attempts
+	if rec.AttemptsRemaining <= 0 {
+		return errorf(ErrMaxAttempts, "wrong code; all %d attempts used", rec.MaxAttempts)
+	}
+	left := rec.AttemptsRemaining
+	e := errorf(ErrInvalidCode, "wrong code")
+	e.AttemptsRemaining = &left
+	return e
+}
+
+// Status returns the verification id of app appID.
+func (s *Service) Status(appID, id string) (Verification, error) {
+	if !validID(id) {
+		return Verification{}, errorf(ErrInvalidRequest, "verification_id: malformed")
+	}
+	data, err := s.store.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Verification{}, errorf(ErrNotFound, "no verification %s", id)
+	}
+	if err != nil {
+		return Verification{}, err
+	}
+	var rec record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return Verification{}, fmt.Errorf("decode %s: %w", id, err)
+	}
+	if rec.AppID != appID {
+		return Verification{}, errorf(ErrNotFound, "no verification %s", id)
+	}
+	if rec.Status == StatusPending && !s.now().Before(rec.ExpiresAt) {
+		rec.Status = StatusExpired
+	}
+	return rec.Verification, nil
+}
+
+// validID reports whether id looks like one of ours: "otp_" and a ULID.
+func validID(id string) bool {
+	rest, ok := strings.CutPrefix(id, "otp_")
+	if !ok || len(rest) != ulid.EncodedSize {
+		return false
+	}
+	_, err := ulid.ParseStrict(rest)
+	return err == nil
+}
+
+// CallProgress records a call's dialing and ringing (dialer.Reporter).
+func (s *Service) CallProgress(id, trunk string, state sip.State, at time.Time) {
+	s.updateCall(id, func(rec *record) {
+		if isFinal(rec.Call.State) {
+			return
+		}
+		rec.Call.State, rec.Call.Trunk = state, trunk
+		at = at.UTC()
+		switch state {
+		case sip.StateDialing:
+			rec.Call.StartedAt = &at
+		case sip.StateRinging:
+			if rec.Call.StartedAt != nil {
+				pdd := at.Sub(*rec.Call.StartedAt).Milliseconds()
+				rec.Call.PostDialDelayMS = &pdd
+			}
+		}
+	})
+}
+
+// CallEnded records a call's outcome (dialer.Reporter). A call that failed before it rang fails its
+// verification: nothing reached the phone.
+func (s *Service) CallEnded(id, trunk string, res sip.Result) {
+	s.updateCall(id, func(rec *record) {
+		if isFinal(rec.Call.State) {
+			return
+		}
+		rec.Call.State, rec.Call.SIPCode, rec.Call.Reason = res.State, res.SIPCode, string(res.Reason)
+		if trunk != "" {
+			rec.Call.Trunk = trunk
+		}
+		if rec.Call.StartedAt == nil && !res.StartedAt.IsZero() {
+			started := res.StartedAt.UTC()
+			rec.Call.StartedAt = &started
+		}
+		ended := res.EndedAt.UTC()
+		rec.Call.EndedAt = &ended
+		if res.State == sip.StateFailed && !res.Rang && rec.Status == StatusPending {
+			rec.Status = StatusFailed
+		}
+	})
+	s.log.Info("call_"+string(res.State), "verification_id", id, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
+}
+
+func isFinal(st sip.State) bool {
+	return st == sip.StateMissed || st == sip.StateAnswered || st == sip.StateFailed
+}
+
+func (s *Service) updateCall(id string, fn func(*record)) {
+	err := s.store.Update(id, func(old []byte) ([]byte, error) {
+		var rec record
+		if err := json.Unmarshal(old, &rec); err != nil {
+			return nil, err
+		}
+		fn(&rec)
+		return json.Marshal(rec)
+	})
+	if err != nil {
+		s.log.Error("record call state", "verification_id", id, "err", err)
+	}
+}
+
+// Recover ends the calls a crash left unfinished: each becomes failed with reason interrupted. Its
+// verification stays pending if the INVITE may have gone out (the phone may show the CLI), and fails if the
+// call was still queued. It returns how many calls it ended.
+func (s *Service) Recover() (int, error) {
+	n := 0
+	now := s.now().UTC()
+	err := s.store.UpdateAll(func(id string, v []byte) ([]byte, bool, error) {
+		var rec record
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return nil, false, fmt.Errorf("decode %s: %w", id, err)
+		}
+		if isFinal(rec.Call.State) {
+			return nil, false, nil
+		}
+		if rec.Call.State == sip.StateQueued && rec.Status == StatusPending {
+			rec.Status = StatusFailed
+		}
+		rec.Call.State, rec.Call.Reason, rec.Call.EndedAt = sip.StateFailed, string(sip.ReasonInterrupted), &now
+		n++
+		nv, err := json.Marshal(rec)
+		return nv, true, err
+	})
+	return n, err
+}
