@@ -101,7 +101,11 @@ func newInDialog(method sipgosip.RequestMethod, inv *sipgosip.Request, ok *sipgo
 	maxFwd := sipgosip.MaxForwardsHeader(70)
 	req.AppendHeader(&maxFwd)
 	req.AppendHeader(sipgosip.HeaderClone(inv.From()))
-	req.AppendHeader(sipgosip.HeaderClone(ok.To()))
+	if to := ok.To(); to != nil {
+		req.AppendHeader(sipgosip.HeaderClone(to))
+	} else {
+		req.AppendHeader(sipgosip.HeaderClone(inv.To())) // a broken 2xx must not stop the hang-up
+	}
 	req.AppendHeader(sipgosip.HeaderClone(inv.CallID()))
 	req.AppendHeader(&sipgosip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: method})
 	if c := inv.Contact(); c != nil {

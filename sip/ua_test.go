@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"flashotp/internal/sipptest"
+	"flashotp/internal/peers"
 	"flashotp/sip"
 )
 
@@ -39,7 +39,7 @@ func TestDialAgainstSIPp(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(strings.TrimSuffix(tc.scenario, ".xml"), func(t *testing.T) {
-			uas := sipptest.StartUAS(t, tc.scenario, 1)
+			uas := peers.StartUAS(t, tc.scenario, 1)
 			ua := listenUA(t)
 			var seen []sip.State
 			res := ua.Dial(context.Background(), sip.Call{

@@ -198,3 +198,13 @@ func (db *DB) UpdateAll(fn func(id string, v []byte) (nv []byte, changed bool, e
 		return nil
 	})
 }
+
+// Len returns the number of records.
+func (db *DB) Len() (int, error) {
+	n := 0
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketVerifications).Stats().KeyN
+		return nil
+	})
+	return n, err
+}

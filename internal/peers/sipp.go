@@ -1,6 +1,6 @@
-// Package sipptest runs a real SIPp process as a SIP peer for tests, on loopback, with a scenario from
+// Package peers runs real SIP peers (SIPp, Kamailio) for tests, on loopback, with a scenario from
 // testdata/sipp. The process is the test's own: it is stopped by PID in t.Cleanup.
-package sipptest
+package peers
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ type UAS struct {
 	done     chan struct{}
 	waitErr  error
 	msgFile  string
-	stderr   bytes.Buffer
+	stderr   lockedBuffer
 	exitCode int
 }
 
@@ -62,7 +63,7 @@ func StartUAS(t testing.TB, scenario string, calls int, extra ...string) *UAS {
 	t.Helper()
 	sipp := Require(t, "sipp", "sip-tester")
 	dir := t.TempDir()
-	u := &UAS{done: make(chan struct{}), msgFile: filepath.Join(dir, "messages.log")}
+	u := &UAS{msgFile: filepath.Join(dir, "messages.log")}
 	for attempt := 0; ; attempt++ {
 		port := freeUDPPort(t)
 		u.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -81,23 +82,25 @@ func StartUAS(t testing.TB, scenario string, calls int, extra ...string) *UAS {
 		if err := u.cmd.Start(); err != nil {
 			t.Fatalf("start sipp: %v", err)
 		}
-		if waitBound(port, 5*time.Second) {
+		u.done = make(chan struct{})
+		go func() {
+			u.waitErr = u.cmd.Wait()
+			var ee *exec.ExitError
+			if errors.As(u.waitErr, &ee) {
+				u.exitCode = ee.ExitCode()
+			}
+			close(u.done)
+		}()
+		if waitBound(port, 5*time.Second, u.done) {
 			break
 		}
 		_ = u.cmd.Process.Kill()
-		_ = u.cmd.Wait()
-		if attempt == 2 {
-			t.Fatalf("sipp did not bind %s: %s", u.Addr, u.stderr.String())
+		<-u.done
+		// Another process may have taken the port between our probe and SIPp's bind: try another.
+		if attempt == 2 || !strings.Contains(u.stderr.String(), "bind") {
+			t.Fatalf("sipp did not start on %s: %s", u.Addr, u.stderr.String())
 		}
 	}
-	go func() {
-		u.waitErr = u.cmd.Wait()
-		var ee *exec.ExitError
-		if errors.As(u.waitErr, &ee) {
-			u.exitCode = ee.ExitCode()
-		}
-		close(u.done)
-	}()
 	t.Cleanup(func() {
 		select {
 		case <-u.done:
@@ -162,10 +165,16 @@ func freeUDPPort(t testing.TB) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-// waitBound reports whether something bound the UDP port within d: binding it ourselves then fails.
-func waitBound(port int, d time.Duration) bool {
+// waitBound reports whether something bound the UDP port within d (binding it ourselves then fails), and
+// gives up early when exited is closed.
+func waitBound(port int, d time.Duration, exited <-chan struct{}) bool {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
 		c, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
 			return true
@@ -174,4 +183,22 @@ func waitBound(port int, d time.Duration) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
+}
+
+// lockedBuffer is a bytes.Buffer a process writes while a test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -1,0 +1,38 @@
+# flashotp: `make run` serves the demo, `make test` installs the SIP peers it needs and runs every test.
+GO      ?= go
+BIN     := bin/flashotp
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+
+.PHONY: build run test deps lint bench fuzz clean
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/flashotp
+
+run: build
+	./$(BIN) serve --config configs/flashotp.yaml
+
+deps:
+	./scripts/deps.sh
+
+test: deps
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+lint:
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) mod tidy -diff
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Each fuzz target for a while; `make test` runs their seeds only.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./configs/
+	$(GO) test -run '^$$' -fuzz FuzzNormalizeRecipient -fuzztime $(FUZZTIME) ./otp/
+	$(GO) test -run '^$$' -fuzz FuzzSendBody -fuzztime $(FUZZTIME) ./httpapi/
+
+clean:
+	rm -rf bin data

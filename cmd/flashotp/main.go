@@ -1,0 +1,111 @@
+// Command flashotp is the flash-call verification engine: `serve` runs it, `phone` is a simulated handset,
+// `version` prints the build.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"flashotp/configs"
+	"flashotp/sip"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "flashotp:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "flashotp",
+		Short:         "Phone number verification by flash call over your own SIP trunk",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCmd(), newPhoneCmd(), &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "flashotp", version) },
+	})
+	return root
+}
+
+func newServeCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the engine: HTTP API, SIP user agent, dialer, store",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := configs.Load(path)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			m := NewMain(cfg, log)
+			m.PhoneOut = cmd.OutOrStdout()
+			return runUntilSignal(m.Run)
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", "configs/flashotp.yaml", "configuration file (YAML)")
+	return cmd
+}
+
+func newPhoneCmd() *cobra.Command {
+	var listen, mode string
+	cmd := &cobra.Command{
+		Use:   "phone",
+		Short: "Run a simulated handset that prints each missed call",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			p, err := sip.ListenPhone(listen, mode, cmd.OutOrStdout(), log)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "phone listening on udp %s, mode %s\n", p.Addr(), mode)
+			return runUntilSignal(func(ctx context.Context) error {
+				<-ctx.Done()
+				return p.Close()
+			})
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5062", "UDP address to listen on")
+	cmd.Flags().StringVar(&mode, "mode", configs.PhoneRing, "ring | answer | busy | silent")
+	return cmd
+}
+
+// runUntilSignal runs fn with a context cancelled by the first SIGINT or SIGTERM; a second signal exits at
+// once.
+func runUntilSignal(fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; !ok {
+			return
+		}
+		cancel()
+		if _, ok := <-sigs; ok {
+			fmt.Fprintln(os.Stderr, "flashotp: second signal, exiting now")
+			os.Exit(1)
+		}
+	}()
+	err := fn(ctx)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"flashotp/configs"
+	"flashotp/dialer"
+	"flashotp/httpapi"
+	"flashotp/otp"
+	"flashotp/sip"
+	"flashotp/store"
+)
+
+// shutdownTimeout bounds the drain on SIGTERM: ringing calls are cancelled and their outcomes recorded.
+const shutdownTimeout = 10 * time.Second
+
+// Main wires the engine's parts from a Config, runs them and closes them in reverse. Tests run it on
+// 127.0.0.1:0 addresses in a temporary directory.
+type Main struct {
+	Config   configs.Config
+	Log      *slog.Logger
+	PhoneOut io.Writer // where the built-in phone prints its lines
+
+	// Set once Run has started everything (Ready is closed).
+	HTTPAddr  string
+	SIPAddr   string
+	PhoneAddr string
+	Ready     chan struct{}
+
+	db     *store.DB
+	ua     *sip.UA
+	phone  *sip.Phone
+	dialer *dialer.Dialer
+	api    *httpapi.Server
+	ln     net.Listener
+}
+
+// NewMain returns a Main for cfg.
+func NewMain(cfg configs.Config, log *slog.Logger) *Main {
+	return &Main{Config: cfg, Log: log, PhoneOut: io.Discard, Ready: make(chan struct{})}
+}
+
+// Run starts the engine and serves until ctx ends, then drains and closes everything.
+func (m *Main) Run(ctx context.Context) error {
+	if err := m.open(); err != nil {
+		m.close()
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- m.api.Serve(m.ln) }()
+	m.Log.Info("flashotp serving", "http", m.HTTPAddr, "sip", m.SIPAddr, "phone", m.PhoneAddr)
+	close(m.Ready)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("http: %w", err)
+	}
+	m.Log.Info("flashotp stopping")
+	return errors.Join(err, m.close())
+}
+
+func (m *Main) open() error {
+	cfg := m.Config
+	var err error
+	if m.db, err = store.Open(cfg.Store.Path, cfg.Store.SecretKey); err != nil {
+		return err
+	}
+
+	apps := make([]otp.App, 0, len(cfg.Apps))
+	keys := make([]httpapi.App, 0, len(cfg.Apps))
+	for _, a := range cfg.Apps {
+		pools := map[string][]string{}
+		for _, name := range a.AppPools(cfg.Pool) {
+			for _, p := range cfg.Pool {
+				if p.Name == name {
+					pools[name] = p.Numbers
+				}
+			}
+		}
+		apps = append(apps, otp.App{ID: a.ID, Pools: pools})
+		keys = append(keys, httpapi.App{ID: a.ID, Key: a.APIKey, Secret: a.APISecret})
+	}
+	svc, err := otp.New(otp.Config{
+		Apps: apps, CodeLength: cfg.OTP.CodeLength, TTL: cfg.OTP.TTL,
+		MaxAttempts: cfg.OTP.MaxAttempts, MinCodeSpace: cfg.OTP.MinCodeSpace,
+	}, m.db, m.Log)
+	if err != nil {
+		return err
+	}
+	if n, err := svc.Recover(); err != nil {
+		return fmt.Errorf("recover: %w", err)
+	} else if n > 0 {
+		m.Log.Warn("calls interrupted by the last stop marked failed", "calls", n)
+	}
+
+	if cfg.Phone.Enabled {
+		if m.phone, err = sip.ListenPhone(cfg.Phone.Listen, cfg.Phone.Mode, m.PhoneOut, m.Log); err != nil {
+			return err
+		}
+		m.PhoneAddr = m.phone.Addr()
+	}
+	if m.ua, err = sip.Listen(sip.Config{Listen: cfg.SIP.Listen, PublicAddress: cfg.SIP.PublicAddress, Logger: m.Log}); err != nil {
+		return err
+	}
+	m.SIPAddr = m.ua.Addr()
+
+	trunks := make([]dialer.Trunk, 0, len(cfg.Trunks))
+	for _, t := range cfg.Trunks {
+		addr := t.Address
+		if cfg.Phone.Enabled && addr == cfg.Phone.Listen {
+			addr = m.PhoneAddr // the phone may have been given port 0
+		}
+		trunks = append(trunks, dialer.Trunk{Name: t.Name, Address: addr, Username: t.Username, Password: t.Password, MaxCPS: t.MaxCPS, MaxCalls: t.MaxCalls})
+	}
+	m.dialer = dialer.New(dialer.Config{
+		Trunks: trunks, RingTime: cfg.Dialer.RingTime, DialTimeout: cfg.Dialer.DialTimeout,
+		CancelGuard: cfg.Dialer.CancelGuard, QueueSize: cfg.Dialer.QueueSize,
+	}, m.ua, svc, m.Log)
+	svc.UseDialer(m.dialer)
+	m.dialer.Start()
+
+	if m.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	m.HTTPAddr = m.ln.Addr().String()
+	m.api = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Apps: keys}, svc, m.Log)
+	return nil
+}
+
+// close stops taking requests, lets the dialer end its calls, then closes SIP and the store.
+func (m *Main) close() error {
+	var errs []error
+	if m.api != nil {
+		errs = append(errs, m.api.Shutdown(shutdownTimeout))
+	} else if m.ln != nil {
+		errs = append(errs, m.ln.Close())
+	}
+	if m.dialer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		errs = append(errs, m.dialer.Stop(ctx))
+		cancel()
+	}
+	if m.ua != nil {
+		errs = append(errs, m.ua.Close())
+	}
+	if m.phone != nil {
+		errs = append(errs, m.phone.Close())
+	}
+	if m.db != nil {
+		errs = append(errs, m.db.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,349 @@
+package configs_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"flashotp/configs"
+	"flashotp/numberpool"
+)
+
+// exampleFile is the checked-in demo configuration; go test runs in the package directory.
+const exampleFile = "flashotp.yaml"
+
+// writeConfig writes body as a YAML file in a fresh temporary directory and returns its path.
+func writeConfig(t testing.TB, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "flashotp.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// validConfig returns a configuration that passes Validate, to be spoiled one key at a time.
+func validConfig() configs.Config {
+	c := configs.Default()
+	c.Trunks = []configs.Trunk{{Name: "phone", Address: "127.0.0.1:5062", Transport: "udp"}}
+	c.Pool = []configs.Pool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
+	c.Apps = []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret"}}
+	c.Phone.Enabled = true
+	return c
+}
+
+func TestLoadExample(t *testing.T) {
+	cfg, err := configs.Load(exampleFile)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", exampleFile, err)
+	}
+	// SPEC section 5, plus the two dialer keys the example file adds.
+	want := configs.Config{
+		HTTP:  configs.HTTP{Listen: "127.0.0.1:8080", AdminToken: "", MaxBodyBytes: 65536},
+		SIP:   configs.SIP{Listen: "127.0.0.1:5060", Transport: "udp", PublicAddress: ""},
+		Store: configs.Store{Path: "data/flashotp.db", SecretKey: ""},
+		Trunks: []configs.Trunk{{
+			Name: "phone", Address: "127.0.0.1:5062", Transport: "udp",
+			Username: "", Password: "", MaxCPS: 0, MaxCalls: 0,
+		}},
+		Pool: []configs.Pool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}},
+		OTP: configs.OTP{
+			CodeLength:   4,
+			TTL:          5 * time.Minute,
+			MaxAttempts:  5,
+			MinCodeSpace: 10000,
+		},
+		Dialer: configs.Dialer{
+			RingTime:    0,
+			DialTimeout: 30 * time.Second,
+			CancelGuard: 4 * time.Second,
+			QueueSize:   10000,
+		},
+		Apps:  []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret"}},
+		Phone: configs.Phone{Enabled: true, Listen: "127.0.0.1:5062", Mode: configs.PhoneRing},
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("Load(%s) =\n%+v\nwant\n%+v", exampleFile, cfg, want)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate of the loaded example: %v", err)
+	}
+}
+
+func TestLoadTempFileFillsDefaults(t *testing.T) {
+	path := writeConfig(t, `
+trunks:
+  - name: carrier
+    address: 192.0.2.10:5060
+    username: alice
+    password: s3cret
+pool:
+  - name: uk
+    numbers: ["+44207946XXXX", "+441134960XXX"]
+otp:
+  code_length: 6
+  ttl: 90s
+apps:
+  - id: shop
+    api_key: shop-key
+    api_secret: shop-secret-123
+    pools: [uk]
+`)
+	cfg, err := configs.Load(path)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	def := configs.Default()
+	tests := []struct {
+		name      string
+		got, want any
+	}{
+		{"http.listen default", cfg.HTTP.Listen, def.HTTP.Listen},
+		{"http.max_body_bytes default", cfg.HTTP.MaxBodyBytes, def.HTTP.MaxBodyBytes},
+		{"sip.transport default", cfg.SIP.Transport, "udp"},
+		{"store.path default", cfg.Store.Path, "data/flashotp.db"},
+		{"otp.code_length from file", cfg.OTP.CodeLength, 6},
+		{"otp.ttl from file", cfg.OTP.TTL, 90 * time.Second},
+		{"otp.max_attempts default", cfg.OTP.MaxAttempts, 5},
+		{"otp.min_code_space default", cfg.OTP.MinCodeSpace, 10000},
+		{"dialer.dial_timeout default", cfg.Dialer.DialTimeout, 30 * time.Second},
+		{"dialer.ring_time default", cfg.Dialer.RingTime, time.Duration(0)},
+		{"phone.mode default", cfg.Phone.Mode, configs.PhoneRing},
+		{"trunks from file", cfg.Trunks, []configs.Trunk{{
+			Name: "carrier", Address: "192.0.2.10:5060", Username: "alice", Password: "s3cret",
+		}}},
+		{"pool from file", cfg.Pool, []configs.Pool{{Name: "uk", Numbers: []string{"+44207946XXXX", "+441134960XXX"}}}},
+		{"apps from file", cfg.Apps, []configs.App{{
+			ID: "shop", APIKey: "shop-key", APISecret: "shop-secret-123", Pools: []string{"uk"},
+		}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !reflect.DeepEqual(tt.got, tt.want) {
+				t.Errorf("got %#v, want %#v", tt.got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	example, err := os.ReadFile(exampleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		body string
+		want string // a substring the error must contain
+	}{
+		{"unknown top-level key", string(example) + "bogus: 1\n", "bogus"},
+		{"unknown nested key", strings.Replace(string(example), "  admin_token:", "  admin_tokn:", 1), "admin_tokn"},
+		{"unknown trunk key", strings.Replace(string(example), "    max_cps: 0", "    max_cps: 0\n    proxy: x", 1), "proxy"},
+		{"bad duration", strings.Replace(string(example), "ttl: 5m", "ttl: five", 1), "ttl"},
+		{"invalid value names key", strings.Replace(string(example), "code_length: 4", "code_length: 3", 1), "otp.code_length"},
+		{"not yaml", "http: [\n", ""},
+		{"empty file: no trunks", "", "trunks"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := configs.Load(writeConfig(t, tt.body))
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+
+	t.Run("missing file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "nope.yaml")
+		if _, err := configs.Load(path); err == nil {
+			t.Fatal("Load of a missing file succeeded")
+		}
+	})
+}
+
+func TestLoadEnvOverrides(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		check   func(t *testing.T, c configs.Config)
+		wantErr string // non-empty: Load must fail mentioning it
+	}{
+		{
+			name: "http listen",
+			env:  map[string]string{"FLASHOTP_HTTP_LISTEN": "127.0.0.1:9090"},
+			check: func(t *testing.T, c configs.Config) {
+				if c.HTTP.Listen != "127.0.0.1:9090" {
+					t.Errorf("http.listen = %q, want 127.0.0.1:9090", c.HTTP.Listen)
+				}
+			},
+		},
+		{
+			name: "otp ttl",
+			env:  map[string]string{"FLASHOTP_OTP_TTL": "2m"},
+			check: func(t *testing.T, c configs.Config) {
+				if c.OTP.TTL != 2*time.Minute {
+					t.Errorf("otp.ttl = %s, want 2m", c.OTP.TTL)
+				}
+			},
+		},
+		{
+			name: "both, and the file's other values stay",
+			env:  map[string]string{"FLASHOTP_HTTP_LISTEN": "127.0.0.1:9191", "FLASHOTP_OTP_TTL": "10m"},
+			check: func(t *testing.T, c configs.Config) {
+				if c.HTTP.Listen != "127.0.0.1:9191" || c.OTP.TTL != 10*time.Minute {
+					t.Errorf("http.listen = %q, otp.ttl = %s; want 127.0.0.1:9191, 10m", c.HTTP.Listen, c.OTP.TTL)
+				}
+				if c.SIP.Listen != "127.0.0.1:5060" || c.OTP.CodeLength != 4 {
+					t.Errorf("other keys changed: sip.listen %q, otp.code_length %d", c.SIP.Listen, c.OTP.CodeLength)
+				}
+			},
+		},
+		{
+			name:    "ttl out of range is validated",
+			env:     map[string]string{"FLASHOTP_OTP_TTL": "1h"},
+			wantErr: "otp.ttl",
+		},
+		{
+			name:    "listen without port is validated",
+			env:     map[string]string{"FLASHOTP_HTTP_LISTEN": "localhost"},
+			wantErr: "http.listen",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := configs.Load(exampleFile)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load error = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			tt.check(t, cfg)
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := validConfig().Validate(); err != nil {
+		t.Fatalf("the base configuration does not validate: %v", err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(c *configs.Config)
+		key    string // the key the error must name
+	}{
+		{"code length too short", func(c *configs.Config) { c.OTP.CodeLength = 3 }, "otp.code_length"},
+		{"code length too long", func(c *configs.Config) { c.OTP.CodeLength = 9 }, "otp.code_length"},
+		{"trunk address", func(c *configs.Config) { c.Trunks[0].Address = "nope" }, "trunks[0].address"},
+		{"trunk address without host", func(c *configs.Config) { c.Trunks[0].Address = ":5060" }, "trunks[0].address"},
+		{"trunk address bad port", func(c *configs.Config) { c.Trunks[0].Address = "127.0.0.1:70000" }, "trunks[0].address"},
+		{"pool number not digits", func(c *configs.Config) { c.Pool[0].Numbers[0] = "+44abc" }, "pool[0].numbers[0]"},
+		{"pool number without plus", func(c *configs.Config) { c.Pool[0].Numbers = []string{"+44207946XXXX", "44207946XXXX"} }, "pool[0].numbers[1]"},
+		{"pool without numbers", func(c *configs.Config) { c.Pool[0].Numbers = nil }, "pool[0].numbers"},
+		{"api secret too short", func(c *configs.Config) { c.Apps[0].APISecret = "short" }, "apps[0].api_secret"},
+		{"duplicate app id", func(c *configs.Config) {
+			c.Apps = append(c.Apps, configs.App{ID: "demo", APIKey: "other", APISecret: "other-secret"})
+		}, "apps[1].id"},
+		{"duplicate api key", func(c *configs.Config) {
+			c.Apps = append(c.Apps, configs.App{ID: "other", APIKey: "demo", APISecret: "other-secret"})
+		}, "apps[1].api_key"},
+		{"app names unknown pool", func(c *configs.Config) { c.Apps[0].Pools = []string{"nosuch"} }, "apps[0].pools[0]"},
+		{"unknown phone mode", func(c *configs.Config) { c.Phone.Mode = "ringing" }, "phone.mode"},
+		{"sip transport tls", func(c *configs.Config) { c.SIP.Transport = "tls" }, "sip.transport"},
+		{"sip transport tcp", func(c *configs.Config) { c.SIP.Transport = "tcp" }, "sip.transport"},
+		{"sip transport unknown", func(c *configs.Config) { c.SIP.Transport = "sctp" }, "sip.transport"},
+		{"trunk transport differs", func(c *configs.Config) { c.Trunks[0].Transport = "tcp" }, "trunks[0].transport"},
+		{"duplicate trunk", func(c *configs.Config) { c.Trunks = append(c.Trunks, c.Trunks[0]) }, "trunks[1].name"},
+		{"username without password", func(c *configs.Config) { c.Trunks[0].Username = "alice" }, "trunks[0].username"},
+		{"negative max_cps", func(c *configs.Config) { c.Trunks[0].MaxCPS = -1 }, "trunks[0].max_cps"},
+		{"no trunks", func(c *configs.Config) { c.Trunks = nil }, "trunks"},
+		{"no apps", func(c *configs.Config) { c.Apps = nil }, "apps"},
+		{"http listen empty", func(c *configs.Config) { c.HTTP.Listen = "" }, "http.listen"},
+		{"max body too small", func(c *configs.Config) { c.HTTP.MaxBodyBytes = 10 }, "http.max_body_bytes"},
+		{"store path empty", func(c *configs.Config) { c.Store.Path = "" }, "store.path"},
+		{"secret key not hex", func(c *configs.Config) { c.Store.SecretKey = strings.Repeat("zz", 16) }, "store.secret_key"},
+		{"secret key too short", func(c *configs.Config) { c.Store.SecretKey = "abcdef" }, "store.secret_key"},
+		{"ttl too short", func(c *configs.Config) { c.OTP.TTL = 30 * time.Second }, "otp.ttl"},
+		{"max attempts zero", func(c *configs.Config) { c.OTP.MaxAttempts = 0 }, "otp.max_attempts"},
+		{"min code space zero", func(c *configs.Config) { c.OTP.MinCodeSpace = 0 }, "otp.min_code_space"},
+		{"negative ring time", func(c *configs.Config) { c.Dialer.RingTime = -time.Second }, "dialer.ring_time"},
+		{"dial timeout zero", func(c *configs.Config) { c.Dialer.DialTimeout = 0 }, "dialer.dial_timeout"},
+		{"queue size zero", func(c *configs.Config) { c.Dialer.QueueSize = 0 }, "dialer.queue_size"},
+		{"phone listen bad", func(c *configs.Config) { c.Phone.Listen = "nope" }, "phone.listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.mutate(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatalf("Validate succeeded, want an error naming %s", tt.key)
+			}
+			if !strings.Contains(err.Error(), tt.key+":") {
+				t.Errorf("error %q does not name %s", err, tt.key)
+			}
+		})
+	}
+}
+
+// TestValidatePatternsAgreeWithNumberpool checks that a pool number Validate lets through is one the number
+// pool can use, so that a bad pattern is reported at load time under its key rather than at the first send.
+func TestValidatePatternsAgreeWithNumberpool(t *testing.T) {
+	tests := []string{
+		"+44207946XXXX",
+		"+123456",
+		"+123456789012345",  // 15 digits: the E.164 maximum
+		"+1234567890123456", // 16 digits: not E.164
+		"+0207946XXXX",      // no country code starts with 0
+		"+12345",
+		"+44207946xxxx",
+	}
+	for _, n := range tests {
+		t.Run(n, func(t *testing.T) {
+			c := validConfig()
+			c.Pool[0].Numbers = []string{n}
+			cfgErr := c.Validate()
+			_, poolErr := numberpool.ParsePattern(n)
+			if (cfgErr == nil) != (poolErr == nil) {
+				t.Errorf("Validate error = %v, numberpool.ParsePattern error = %v; they must agree", cfgErr, poolErr)
+			}
+		})
+	}
+}
+
+// FuzzLoad feeds arbitrary files to Load: it must never panic, and whatever it accepts must validate.
+func FuzzLoad(f *testing.F) {
+	example, err := os.ReadFile(exampleFile)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(example)
+	f.Add([]byte("trunks:\n  - name: t\n    address: 127.0.0.1:5062\npool:\n  - name: p\n    numbers: [\"+44207946XXXX\"]\napps:\n  - id: a\n    api_key: k\n    api_secret: secret-secret\n"))
+	f.Add([]byte("otp: {ttl: -5m, code_length: 99}\nhttp: [1, 2]\n"))
+	f.Add([]byte("pool:\n  - numbers: 7\n  - {name: [x]}\n? [a, b]\n: c\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "fuzz.yaml")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := configs.Load(path)
+		if err != nil {
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("Load accepted a configuration that does not validate: %v", err)
+		}
+	})
+}

@@ -1,0 +1,783 @@
+package httpapi_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"flashotp/dialer"
+	"flashotp/httpapi"
+	"flashotp/otp"
+	"flashotp/sip"
+	"flashotp/store"
+)
+
+// fakeDialer records the calls it is given; with err set it refuses them, as a full queue does.
+type fakeDialer struct {
+	mu  sync.Mutex
+	err error
+	got []dialer.Request
+	n   int // calls offered, accepted or not
+}
+
+var _ otp.Dialer = (*fakeDialer)(nil)
+
+func (d *fakeDialer) Submit(r dialer.Request) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.n++
+	if d.err != nil {
+		return d.err
+	}
+	d.got = append(d.got, r)
+	return nil
+}
+
+func (d *fakeDialer) refuse(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.err = err
+}
+
+// offered returns how many calls the dialer was offered.
+func (d *fakeDialer) offered() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.n
+}
+
+func (d *fakeDialer) last(t testing.TB) dialer.Request {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.got) == 0 {
+		t.Fatal("the dialer got no call")
+	}
+	return d.got[len(d.got)-1]
+}
+
+// clock is a settable time source for otp.Config.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const (
+	maxBodyBytes = 2048
+	recipient    = "+14155552671"
+	demoKey      = "demo"
+	demoSecret   = "demo-secret"
+	otherKey     = "other-key"
+	otherSecret  = "other-secret"
+)
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{5,14}$`)
+
+type env struct {
+	srv   *httpapi.Server
+	svc   *otp.Service
+	dial  *fakeDialer
+	clock *clock
+}
+
+// newEnv returns the API over a real otp.Service on a real store, with a fake dialer. Apps: "demo"
+// (key demo) and "other" (key other-key).
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "flashotp.db"), "")
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e := &env{dial: &fakeDialer{}, clock: &clock{t: time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)}}
+	e.svc, err = otp.New(otp.Config{
+		Apps: []otp.App{
+			{ID: "demo", Pools: map[string][]string{"main": {"+44207946XXXX"}}},
+			{ID: "other", Pools: map[string][]string{"main": {"+33612XXXXXX"}}},
+		},
+		CodeLength:   4,
+		TTL:          5 * time.Minute,
+		MaxAttempts:  5,
+		MinCodeSpace: 10000,
+		Now:          e.clock.Now,
+	}, db, log)
+	if err != nil {
+		t.Fatalf("otp.New: %v", err)
+	}
+	e.svc.UseDialer(e.dial)
+	e.srv = httpapi.New(httpapi.Config{
+		MaxBodyBytes: maxBodyBytes,
+		Apps: []httpapi.App{
+			{ID: "demo", Key: demoKey, Secret: demoSecret},
+			{ID: "other", Key: otherKey, Secret: otherSecret},
+		},
+	}, e.svc, log)
+	return e
+}
+
+// auth sets a request's credentials.
+type auth func(r *http.Request)
+
+func xAPI(key, secret string) auth {
+	return func(r *http.Request) {
+		r.Header.Set("X-API-Key", key)
+		r.Header.Set("X-API-Secret", secret)
+	}
+}
+
+func basic(key, secret string) auth {
+	return func(r *http.Request) { r.SetBasicAuth(key, secret) }
+}
+
+func bearer(token string) auth {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+var demo = xAPI(demoKey, demoSecret)
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (e *env) do(t testing.TB, method, path, body string, a auth) response {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, r)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if a != nil {
+		a(req)
+	}
+	res, err := e.srv.Handler().Test(req, 10000)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return response{res.StatusCode, res.Header, b}
+}
+
+func sendBody(appid, to string) string {
+	return fmt.Sprintf(`{"appid":%q,"recipient":%q,"channel":"flashcall"}`, appid, to)
+}
+
+func verifyBody(appid, id, code string) string {
+	return fmt.Sprintf(`{"appid":%q,"verification_id":%q,"otp_code":%q}`, appid, id, code)
+}
+
+// send sends a call for demo and returns the verification ID and the CLI the dialer got.
+func (e *env) send(t testing.TB) (string, string) {
+	t.Helper()
+	res := e.do(t, "POST", "/otp/send", sendBody("demo", recipient), demo)
+	if res.status != http.StatusAccepted {
+		t.Fatalf("send: %d %s", res.status, res.body)
+	}
+	var v struct {
+		ID string `json:"verification_id"`
+	}
+	if err := json.Unmarshal(res.body, &v); err != nil {
+		t.Fatalf("send: %v: %s", err, res.body)
+	}
+	return v.ID, e.dial.last(t).CLI
+}
+
+func codeOf(cli string) string { return cli[len(cli)-4:] }
+
+func wrongCode(code string) string {
+	last := code[len(code)-1]
+	return code[:len(code)-1] + string('0'+(last-'0'+1)%10)
+}
+
+// wantError checks an error answer: its status, and a body {"error":{"code":code,"message":...}} with
+// nothing else at the top. It returns the error object.
+func wantError(t testing.TB, res response, status int, code string) map[string]json.RawMessage {
+	t.Helper()
+	if res.status != status {
+		t.Errorf("status = %d, want %d; body %s", res.status, status, res.body)
+	}
+	if ct := res.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(res.body, &top); err != nil {
+		t.Fatalf("error body is not a JSON object: %v: %s", err, res.body)
+	}
+	if len(top) != 1 || top["error"] == nil {
+		t.Fatalf("error body %s: want only an \"error\" object", res.body)
+	}
+	var inner map[string]json.RawMessage
+	if err := json.Unmarshal(top["error"], &inner); err != nil {
+		t.Fatalf("error is not an object: %v: %s", err, res.body)
+	}
+	var gotCode, msg string
+	if err := json.Unmarshal(inner["code"], &gotCode); err != nil {
+		t.Errorf("error.code is not a string: %s", res.body)
+	}
+	if err := json.Unmarshal(inner["message"], &msg); err != nil || msg == "" {
+		t.Errorf("error.message is not a non-empty string: %s", res.body)
+	}
+	if gotCode != code {
+		t.Errorf("error.code = %q, want %q; body %s", gotCode, code, res.body)
+	}
+	return inner
+}
+
+func TestSendAccepted(t *testing.T) {
+	e := newEnv(t)
+	res := e.do(t, "POST", "/otp/send", `{"appid":"demo","recipient":"14155552671","channel":"flashcall","reference":"order-42"}`, demo)
+	if res.status != http.StatusAccepted {
+		t.Fatalf("status = %d, want 202; body %s", res.status, res.body)
+	}
+	cli := e.dial.last(t).CLI
+	if strings.Contains(string(res.body), strings.TrimPrefix(cli, "+")) {
+		t.Errorf("send answer holds the whole CLI %s: %s", cli, res.body)
+	}
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal(res.body, &got); err != nil {
+		t.Fatalf("body: %v: %s", err, res.body)
+	}
+	for _, k := range []string{"verification_id", "appid", "recipient", "channel", "status", "code_length",
+		"cli_prefix", "attempts", "attempts_remaining", "created_at", "expires_at", "call"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("field %q missing: %s", k, res.body)
+		}
+	}
+	for k := range got {
+		if strings.Contains(k, "mac") || k == "code" || k == "otp_code" || k == "cli" || k == "max_attempts" {
+			t.Errorf("field %q must not be shown: %s", k, res.body)
+		}
+	}
+	var call map[string]json.RawMessage
+	if err := json.Unmarshal(got["call"], &call); err != nil {
+		t.Fatalf("call: %v: %s", err, res.body)
+	}
+	for _, k := range []string{"state", "sip_code", "reason", "trunk", "post_dial_delay_ms", "started_at", "ended_at"} {
+		if _, ok := call[k]; !ok {
+			t.Errorf("field call.%q missing: %s", k, res.body)
+		}
+	}
+
+	var v struct {
+		ID                string `json:"verification_id"`
+		AppID             string `json:"appid"`
+		Recipient         string `json:"recipient"`
+		Channel           string `json:"channel"`
+		Status            string `json:"status"`
+		CodeLength        int    `json:"code_length"`
+		CLIPrefix         string `json:"cli_prefix"`
+		Reference         string `json:"reference"`
+		Attempts          int    `json:"attempts"`
+		AttemptsRemaining int    `json:"attempts_remaining"`
+		CreatedAt         string `json:"created_at"`
+		ExpiresAt         string `json:"expires_at"`
+		Call              struct {
+			State           string  `json:"state"`
+			PostDialDelayMS *int64  `json:"post_dial_delay_ms"`
+			StartedAt       *string `json:"started_at"`
+		} `json:"call"`
+	}
+	if err := json.Unmarshal(res.body, &v); err != nil {
+		t.Fatalf("body: %v: %s", err, res.body)
+	}
+	if !strings.HasPrefix(v.ID, "otp_") || v.ID != e.dial.last(t).ID {
+		t.Errorf("verification_id = %q, dialer got %q", v.ID, e.dial.last(t).ID)
+	}
+	if v.AppID != "demo" || v.Recipient != recipient || v.Channel != "flashcall" || v.Status != "pending" || v.Reference != "order-42" {
+		t.Errorf("got %+v", v)
+	}
+	if v.CodeLength != 4 || v.CLIPrefix != "+44207946" || v.CLIPrefix != cli[:len(cli)-4] {
+		t.Errorf("code_length %d cli_prefix %q for CLI %s", v.CodeLength, v.CLIPrefix, cli)
+	}
+	if v.Attempts != 0 || v.AttemptsRemaining != 5 {
+		t.Errorf("attempts %d remaining %d, want 0 5", v.Attempts, v.AttemptsRemaining)
+	}
+	created, err1 := time.Parse(time.RFC3339, v.CreatedAt)
+	expires, err2 := time.Parse(time.RFC3339, v.ExpiresAt)
+	if err1 != nil || err2 != nil || !strings.HasSuffix(v.CreatedAt, "Z") || !strings.HasSuffix(v.ExpiresAt, "Z") {
+		t.Errorf("created_at %q expires_at %q: want RFC 3339 in UTC", v.CreatedAt, v.ExpiresAt)
+	}
+	if !created.Equal(e.clock.Now()) || expires.Sub(created) != 5*time.Minute {
+		t.Errorf("created_at %v expires_at %v, want %v and 5m later", created, expires, e.clock.Now())
+	}
+	if v.Call.State != "queued" || v.Call.PostDialDelayMS != nil || v.Call.StartedAt != nil {
+		t.Errorf("call = %+v, want queued, null delay and start", v.Call)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	tests := []struct {
+		name   string
+		auth   auth
+		appid  string
+		status int
+		code   string
+	}{
+		{"x-api headers", xAPI(demoKey, demoSecret), "demo", http.StatusAccepted, ""},
+		{"basic", basic(demoKey, demoSecret), "demo", http.StatusAccepted, ""},
+		{"bearer base64", bearer(b64(demoKey + ":" + demoSecret)), "demo", http.StatusAccepted, ""},
+		{"lowercase scheme", func(r *http.Request) { r.Header.Set("Authorization", "bearer "+b64(demoKey+":"+demoSecret)) }, "demo", http.StatusAccepted, ""},
+		{"other app's own key", xAPI(otherKey, otherSecret), "other", http.StatusAccepted, ""},
+		{"none", nil, "demo", http.StatusUnauthorized, "unauthorized"},
+		{"wrong secret", xAPI(demoKey, "nope"), "demo", http.StatusUnauthorized, "unauthorized"},
+		{"key only", func(r *http.Request) { r.Header.Set("X-API-Key", demoKey) }, "demo", http.StatusUnauthorized, "unauthorized"},
+		{"secret only", func(r *http.Request) { r.Header.Set("X-API-Secret", demoSecret) }, "demo", http.StatusUnauthorized, "unauthorized"},
+		{"unknown key", xAPI("nobody", demoSecret), "demo", http.StatusUnauthorized, "unauthorized"},
+		{"empty key and secret", xAPI("", ""), "demo", http.StatusUnauthorized, "unauthorized"},
+		{"other app's secret", xAPI(demoKey, otherSecret), "demo", http.StatusUnauthorized, "unauthorized"},
+		{"basic wrong secret", basic(demoKey, "nope"), "demo", http.StatusUnauthorized, "unauthorized"},
+		{"basic empty", basic("", ""), "demo", http.StatusUnauthorized, "unauthorized"},
+		{"bearer raw secret", bearer(demoSecret), "demo", http.StatusUnauthorized, "unauthorized"},
+		{"bearer no colon", bearer(b64(demoKey + demoSecret)), "demo", http.StatusUnauthorized, "unauthorized"},
+		{"bearer not base64", bearer("!!!"), "demo", http.StatusUnauthorized, "unauthorized"},
+		{"bearer empty", bearer(""), "demo", http.StatusUnauthorized, "unauthorized"},
+		{"unknown scheme", func(r *http.Request) { r.Header.Set("Authorization", "Digest "+b64(demoKey+":"+demoSecret)) }, "demo", http.StatusUnauthorized, "unauthorized"},
+		{"appid of another app", xAPI(demoKey, demoSecret), "other", http.StatusForbidden, "forbidden"},
+		{"appid of another app via basic", basic(otherKey, otherSecret), "demo", http.StatusForbidden, "forbidden"},
+		{"appid unknown", xAPI(demoKey, demoSecret), "nobody", http.StatusForbidden, "forbidden"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			res := e.do(t, "POST", "/otp/send", sendBody(tt.appid, recipient), tt.auth)
+			if tt.code == "" {
+				if res.status != tt.status {
+					t.Fatalf("status = %d, want %d; body %s", res.status, tt.status, res.body)
+				}
+				if e.dial.offered() != 1 {
+					t.Errorf("dialer was offered %d calls, want 1", e.dial.offered())
+				}
+				return
+			}
+			wantError(t, res, tt.status, tt.code)
+			if n := e.dial.offered(); n != 0 {
+				t.Errorf("dialer was offered %d calls, want none", n)
+			}
+		})
+	}
+}
+
+func TestAuthEveryRoute(t *testing.T) {
+	e := newEnv(t)
+	id, cli := e.send(t)
+	tests := []struct {
+		method, path, body string
+	}{
+		{"POST", "/otp/send", sendBody("demo", recipient)},
+		{"POST", "/otp/verify", verifyBody("demo", id, codeOf(cli))},
+		{"GET", "/otp/status?verification_id=" + id, ""},
+		{"GET", "/otp/nope", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			before := e.dial.offered()
+			wantError(t, e.do(t, tt.method, tt.path, tt.body, nil), http.StatusUnauthorized, "unauthorized")
+			wantError(t, e.do(t, tt.method, tt.path, tt.body, xAPI(demoKey, "nope")), http.StatusUnauthorized, "unauthorized")
+			if e.dial.offered() != before {
+				t.Errorf("dialer was offered a call")
+			}
+		})
+	}
+	// The unauthenticated verify did not use the code up.
+	res := e.do(t, "POST", "/otp/verify", verifyBody("demo", id, codeOf(cli)), demo)
+	if res.status != http.StatusOK {
+		t.Errorf("verify after unauthenticated tries: %d %s", res.status, res.body)
+	}
+}
+
+func TestSendErrors(t *testing.T) {
+	big := `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","reference":"` + strings.Repeat("x", maxBodyBytes) + `"}`
+	tests := []struct {
+		name   string
+		body   string
+		status int
+		code   string
+	}{
+		{"malformed json", `{"appid":"demo",`, 400, "invalid_request"},
+		{"empty body", ``, 400, "invalid_request"},
+		{"not an object", `["demo"]`, 400, "invalid_request"},
+		{"null", `null`, 400, "invalid_request"},
+		{"string", `"demo"`, 400, "invalid_request"},
+		{"unknown field", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","to":"+14155552671"}`, 400, "invalid_request"},
+		{"missing appid", `{"recipient":"+14155552671","channel":"flashcall"}`, 400, "invalid_request"},
+		{"missing recipient", `{"appid":"demo","channel":"flashcall"}`, 400, "invalid_request"},
+		{"missing channel", `{"appid":"demo","recipient":"+14155552671"}`, 400, "invalid_request"},
+		{"null recipient", `{"appid":"demo","recipient":null,"channel":"flashcall"}`, 400, "invalid_request"},
+		{"trailing object", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall"}{}`, 400, "invalid_request"},
+		{"trailing garbage", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall"} x`, 400, "invalid_request"},
+		{"wrong type", `{"appid":"demo","recipient":14155552671,"channel":"flashcall"}`, 400, "invalid_request"},
+		{"code_length as string", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","code_length":"4"}`, 400, "invalid_request"},
+		{"code_length 3", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","code_length":3}`, 400, "invalid_request"},
+		{"channel sms", `{"appid":"demo","recipient":"+14155552671","channel":"sms"}`, 400, "invalid_request"},
+		{"unknown pool", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","from":"nope"}`, 400, "invalid_request"},
+		{"reference with CRLF", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","reference":"a\r\nX: y"}`, 400, "invalid_request"},
+		{"recipient too short", sendBody("demo", "+1555"), 400, "invalid_recipient"},
+		{"recipient letters", sendBody("demo", "abc"), 400, "invalid_recipient"},
+		{"recipient empty", sendBody("demo", ""), 400, "invalid_recipient"},
+		{"recipient with CRLF", sendBody("demo", "+14155552671\r\nX: y"), 400, "invalid_recipient"},
+		{"recipient sip uri", sendBody("demo", "sip:+14155552671@evil.example"), 400, "invalid_recipient"},
+		{"premium rate", sendBody("demo", "+19005550123"), 403, "destination_blocked"},
+		{"appid of another app", sendBody("other", recipient), 403, "forbidden"},
+		{"body too large", big, 413, "request_too_large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			wantError(t, e.do(t, "POST", "/otp/send", tt.body, demo), tt.status, tt.code)
+			if n := e.dial.offered(); n != 0 {
+				t.Errorf("dialer was offered %d calls, want none", n)
+			}
+		})
+	}
+}
+
+func TestSendUnavailable(t *testing.T) {
+	for _, refusal := range []error{dialer.ErrQueueFull, dialer.ErrStopped} {
+		t.Run(refusal.Error(), func(t *testing.T) {
+			e := newEnv(t)
+			e.dial.refuse(refusal)
+			res := e.do(t, "POST", "/otp/send", sendBody("demo", recipient), demo)
+			wantError(t, res, http.StatusServiceUnavailable, "unavailable")
+			if ra := res.header.Get("Retry-After"); ra == "" {
+				t.Errorf("503 without Retry-After")
+			}
+			if e.dial.offered() != 1 {
+				t.Errorf("dialer was offered %d calls, want 1", e.dial.offered())
+			}
+		})
+	}
+}
+
+func TestVerify(t *testing.T) {
+	type step struct {
+		body      func(id, cli string) string
+		auth      auth
+		status    int
+		code      string // error code; "" for 200 approved
+		remaining int    // error.attempts_remaining for invalid_code
+	}
+	right := func(id, cli string) string { return verifyBody("demo", id, codeOf(cli)) }
+	wrong := func(id, cli string) string { return verifyBody("demo", id, wrongCode(codeOf(cli))) }
+	ok := step{body: right, status: 200}
+	bad := func(remaining int) step {
+		return step{body: wrong, status: 422, code: "invalid_code", remaining: remaining}
+	}
+	tests := []struct {
+		name    string
+		prepare func(e *env, id string)
+		steps   []step
+	}{
+		{name: "right code", steps: []step{ok}},
+		{name: "right code twice", steps: []step{ok, {body: right, status: 409, code: "already_verified"}}},
+		{name: "wrong then right", steps: []step{bad(4), ok}},
+		{name: "whole CLI", steps: []step{{body: func(id, cli string) string { return verifyBody("demo", id, cli) }, status: 200}}},
+		{name: "whole CLI without plus", steps: []step{{body: func(id, cli string) string { return verifyBody("demo", id, cli[1:]) }, status: 200}}},
+		{name: "whole CLI with a wrong prefix", steps: []step{
+			{body: func(id, cli string) string { return verifyBody("demo", id, "+44207947"+codeOf(cli)) }, status: 422, code: "invalid_code", remaining: 4},
+		}},
+		{name: "attempts used up", steps: []step{
+			bad(4), bad(3), bad(2), bad(1),
+			{body: wrong, status: 410, code: "max_attempts_reached"},
+			{body: right, status: 410, code: "max_attempts_reached"},
+		}},
+		{name: "expired", prepare: func(e *env, _ string) { e.clock.Advance(5 * time.Minute) }, steps: []step{
+			{body: right, status: 410, code: "expired"},
+		}},
+		{name: "undeliverable", prepare: func(e *env, id string) {
+			e.svc.CallEnded(id, "phone", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486})
+		}, steps: []step{{body: right, status: 410, code: "undeliverable"}}},
+		{name: "unknown id", steps: []step{
+			{body: func(_, cli string) string { return verifyBody("demo", "otp_"+ulid.Make().String(), codeOf(cli)) }, status: 404, code: "not_found"},
+			ok,
+		}},
+		{name: "another app's verification", steps: []step{
+			{body: func(id, cli string) string { return verifyBody("other", id, codeOf(cli)) }, auth: xAPI(otherKey, otherSecret), status: 404, code: "not_found"},
+			ok,
+		}},
+		{name: "appid of another app", steps: []step{
+			{body: func(id, cli string) string { return verifyBody("other", id, codeOf(cli)) }, status: 403, code: "forbidden"},
+			ok,
+		}},
+		{name: "malformed id", steps: []step{
+			{body: func(id, cli string) string { return verifyBody("demo", id[:len(id)-1], codeOf(cli)) }, status: 400, code: "invalid_request"},
+			{body: func(id, cli string) string { return verifyBody("demo", id+"\r\nX: y", codeOf(cli)) }, status: 400, code: "invalid_request"},
+			ok,
+		}},
+		{name: "bad otp_code", steps: []step{
+			{body: func(id, _ string) string { return verifyBody("demo", id, "abcd") }, status: 400, code: "invalid_request"},
+			{body: func(id, cli string) string { return verifyBody("demo", id, codeOf(cli)+"\r\n") }, status: 400, code: "invalid_request"},
+			{body: func(id, cli string) string { return verifyBody("demo", id, codeOf(cli)[:3]) }, status: 400, code: "invalid_request"},
+			{body: func(id, cli string) string { return fmt.Sprintf(`{"appid":"demo","verification_id":%q,"otp_code":%s}`, id, codeOf(cli)) }, status: 400, code: "invalid_request"},
+			ok,
+		}},
+		{name: "missing fields", steps: []step{
+			{body: func(id, _ string) string { return fmt.Sprintf(`{"appid":"demo","verification_id":%q}`, id) }, status: 400, code: "invalid_request"},
+			{body: func(_, cli string) string { return fmt.Sprintf(`{"appid":"demo","otp_code":%q}`, codeOf(cli)) }, status: 400, code: "invalid_request"},
+			{body: func(id, cli string) string { return fmt.Sprintf(`{"verification_id":%q,"otp_code":%q}`, id, codeOf(cli)) }, status: 400, code: "invalid_request"},
+			{body: func(id, cli string) string {
+				return fmt.Sprintf(`{"appid":"demo","verification_id":%q,"otp_code":%q,"extra":1}`, id, codeOf(cli))
+			}, status: 400, code: "invalid_request"},
+			{body: func(string, string) string { return `{"appid":"demo",` }, status: 400, code: "invalid_request"},
+			ok,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			id, cli := e.send(t)
+			if tt.prepare != nil {
+				tt.prepare(e, id)
+			}
+			for i, s := range tt.steps {
+				a := s.auth
+				if a == nil {
+					a = demo
+				}
+				res := e.do(t, "POST", "/otp/verify", s.body(id, cli), a)
+				if s.code == "" {
+					if res.status != s.status {
+						t.Fatalf("step %d: status = %d, want %d; body %s", i, res.status, s.status, res.body)
+					}
+					var v struct {
+						ID     string `json:"verification_id"`
+						Status string `json:"status"`
+					}
+					if err := json.Unmarshal(res.body, &v); err != nil || v.ID != id || v.Status != "approved" {
+						t.Errorf("step %d: body %s, want %s approved", i, res.body, id)
+					}
+					continue
+				}
+				inner := wantError(t, res, s.status, s.code)
+				raw, has := inner["attempts_remaining"]
+				if s.code == "invalid_code" {
+					var left int
+					if err := json.Unmarshal(raw, &left); !has || err != nil || left != s.remaining {
+						t.Errorf("step %d: error.attempts_remaining = %s, want %d", i, raw, s.remaining)
+					}
+				} else if has {
+					t.Errorf("step %d: %s carries attempts_remaining: %s", i, s.code, res.body)
+				}
+			}
+			if n := e.dial.offered(); n != 1 {
+				t.Errorf("dialer was offered %d calls, want only the send's", n)
+			}
+		})
+	}
+}
+
+func TestStatus(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.send(t)
+	otherID := func() string {
+		res := e.do(t, "POST", "/otp/send", sendBody("other", "+33612345678"), xAPI(otherKey, otherSecret))
+		if res.status != http.StatusAccepted {
+			t.Fatalf("other send: %d %s", res.status, res.body)
+		}
+		var v struct {
+			ID string `json:"verification_id"`
+		}
+		if err := json.Unmarshal(res.body, &v); err != nil {
+			t.Fatal(err)
+		}
+		return v.ID
+	}()
+	e.svc.CallProgress(id, "phone", sip.StateDialing, e.clock.Now())
+	e.svc.CallProgress(id, "phone", sip.StateRinging, e.clock.Now().Add(41*time.Millisecond))
+
+	tests := []struct {
+		name   string
+		path   string
+		auth   auth
+		status int
+		code   string
+	}{
+		{"own", "/otp/status?verification_id=" + id, demo, 200, ""},
+		{"own with appid", "/otp/status?appid=demo&verification_id=" + id, demo, 200, ""},
+		{"basic auth", "/otp/status?verification_id=" + id, basic(demoKey, demoSecret), 200, ""},
+		{"another app's", "/otp/status?verification_id=" + otherID, demo, 404, "not_found"},
+		{"seen by the other app", "/otp/status?verification_id=" + id, xAPI(otherKey, otherSecret), 404, "not_found"},
+		{"appid of another app", "/otp/status?appid=other&verification_id=" + otherID, demo, 403, "forbidden"},
+		{"unknown", "/otp/status?verification_id=otp_" + ulid.Make().String(), demo, 404, "not_found"},
+		{"malformed id", "/otp/status?verification_id=otp_123", demo, 400, "invalid_request"},
+		{"missing id", "/otp/status", demo, 400, "invalid_request"},
+		{"no credentials", "/otp/status?verification_id=" + id, nil, 401, "unauthorized"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := e.do(t, "GET", tt.path, "", tt.auth)
+			if tt.code != "" {
+				wantError(t, res, tt.status, tt.code)
+				return
+			}
+			if res.status != tt.status {
+				t.Fatalf("status = %d, want %d; body %s", res.status, tt.status, res.body)
+			}
+			var v struct {
+				ID     string `json:"verification_id"`
+				Status string `json:"status"`
+				Call   struct {
+					State           string `json:"state"`
+					Trunk           string `json:"trunk"`
+					PostDialDelayMS *int64 `json:"post_dial_delay_ms"`
+					StartedAt       string `json:"started_at"`
+				} `json:"call"`
+			}
+			if err := json.Unmarshal(res.body, &v); err != nil {
+				t.Fatalf("body: %v: %s", err, res.body)
+			}
+			if v.ID != id || v.Status != "pending" || v.Call.State != "ringing" || v.Call.Trunk != "phone" ||
+				v.Call.PostDialDelayMS == nil || *v.Call.PostDialDelayMS != 41 || v.Call.StartedAt == "" {
+				t.Errorf("got %s", res.body)
+			}
+		})
+	}
+}
+
+func TestOtherRoutes(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name, method, path string
+		auth               auth
+		status             int
+		code               string // "" for a non-error answer
+	}{
+		{"healthz", "GET", "/healthz", nil, 200, ""},
+		{"readyz", "GET", "/readyz", nil, 200, ""},
+		{"unknown route", "GET", "/nope", nil, 404, "not_found"},
+		{"unknown route with credentials", "GET", "/nope", demo, 404, "not_found"},
+		{"unknown otp route", "POST", "/otp/nope", demo, 404, "not_found"},
+		{"wrong method", "GET", "/otp/send", demo, 404, "not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := e.do(t, tt.method, tt.path, "", tt.auth)
+			if tt.code != "" {
+				wantError(t, res, tt.status, tt.code)
+				return
+			}
+			if res.status != tt.status {
+				t.Fatalf("status = %d, want %d; body %s", res.status, tt.status, res.body)
+			}
+			var body struct {
+				Status string `json:"status"`
+			}
+			if err := json.Unmarshal(res.body, &body); err != nil || body.Status != "ok" {
+				t.Errorf("body %s, want {\"status\":\"ok\"}", res.body)
+			}
+		})
+	}
+	if n := e.dial.offered(); n != 0 {
+		t.Errorf("dialer was offered %d calls, want none", n)
+	}
+}
+
+func FuzzSendBody(f *testing.F) {
+	for _, s := range []string{
+		sendBody("demo", recipient),
+		sendBody("demo", "33612345678"),
+		sendBody("demo", "+19005550123"),
+		sendBody("demo", "+14155552671\r\nX: y"),
+		sendBody("other", recipient),
+		`{"appid":"demo","recipient":"+14155552671","channel":"flashcall","from":"main","code_length":8,"reference":"r"}`,
+		`{"appid":"demo","recipient":"+14155552671","channel":"flashcall","code_length":-1}`,
+		`{"appid":"demo","recipient":"+14155552671","channel":"flashcall","code_length":1e3}`,
+		`{"appid":"demo","recipient":"+14155552671","channel":"flashcall"}{}`,
+		`{"APPID":"demo","Recipient":"+14155552671","channel":"flashcall"}`,
+		`{"appid":"demo","appid":"other","recipient":"+14155552671","channel":"flashcall"}`,
+		`{"appid":"demo","recipient":"+14155552671","channel":"flashcall","reference":"\u0000"}`,
+		`{"appid":"demo","recipient":"\ud800","channel":"flashcall"}`,
+		`{"appid":"demo"`,
+		`[]`, `null`, ``, `0`, `"x"`,
+	} {
+		f.Add([]byte(s))
+	}
+	e := newEnv(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		before := e.dial.offered()
+		req := httptest.NewRequest("POST", "/otp/send", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		demo(req)
+		res, err := e.srv.Handler().Test(req, 10000)
+		if err != nil {
+			t.Fatalf("POST /otp/send: %v", err)
+		}
+		defer res.Body.Close()
+		out, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode >= 500 {
+			t.Fatalf("status %d for body %q: %s", res.StatusCode, body, out)
+		}
+		if res.StatusCode != http.StatusAccepted {
+			if e.dial.offered() != before {
+				t.Fatalf("status %d but the dialer was offered a call, body %q", res.StatusCode, body)
+			}
+			var eb struct {
+				Error struct {
+					Code    string `json:"code"`
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal(out, &eb); err != nil || eb.Error.Code == "" || eb.Error.Message == "" {
+				t.Fatalf("status %d with a body not of the error shape: %s", res.StatusCode, out)
+			}
+			return
+		}
+		var v struct {
+			Recipient string `json:"recipient"`
+			AppID     string `json:"appid"`
+		}
+		if err := json.Unmarshal(out, &v); err != nil {
+			t.Fatalf("202 with body %s: %v", out, err)
+		}
+		if !e164.MatchString(v.Recipient) || v.AppID != "demo" {
+			t.Fatalf("202 for body %q with recipient %q appid %q", body, v.Recipient, v.AppID)
+		}
+		if got, err := otp.NormalizeRecipient(v.Recipient); err != nil || got != v.Recipient {
+			t.Fatalf("202 with recipient %q that NormalizeRecipient gives %q, %v", v.Recipient, got, err)
+		}
+		if e.dial.offered() != before+1 || e.dial.last(t).To != v.Recipient {
+			t.Fatalf("202 for %q but the dialer got %+v", v.Recipient, e.dial.last(t))
+		}
+	})
+}

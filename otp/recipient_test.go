@@ -1,0 +1,84 @@
+package otp_test
+
+import (
+	"errors"
+	"regexp"
+	"testing"
+
+	"flashotp/otp"
+)
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{5,14}$`)
+
+func TestNormalizeRecipient(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+		err  error
+	}{
+		{"+14155552671", "+14155552671", nil},
+		{"14155552671", "+14155552671", nil},
+		{"+33612345678", "+33612345678", nil},
+		{"+442079460123", "+442079460123", nil},
+		{"+19005550123", "", otp.ErrDestinationBlocked},
+		{"+18005550123", "", otp.ErrDestinationBlocked},
+		{"+1555", "", otp.ErrInvalidRecipient},
+		{"abc", "", otp.ErrInvalidRecipient},
+		{"", "", otp.ErrInvalidRecipient},
+		{"+", "", otp.ErrInvalidRecipient},
+		{"++14155552671", "", otp.ErrInvalidRecipient},
+		{"+14155552671\r\nX: y", "", otp.ErrInvalidRecipient},
+		{"+1415555267\n", "", otp.ErrInvalidRecipient},
+		{"+1 415 555 2671", "", otp.ErrInvalidRecipient},
+		{"+1-415-555-2671", "", otp.ErrInvalidRecipient},
+		{"+014155552671", "", otp.ErrInvalidRecipient},
+		{"+1234567890123456", "", otp.ErrInvalidRecipient},
+		{"+999999999", "", otp.ErrInvalidRecipient},
+		{"+１４１５５５５２６７１", "", otp.ErrInvalidRecipient},
+		{"sip:+14155552671@example.com", "", otp.ErrInvalidRecipient},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := otp.NormalizeRecipient(tt.in)
+			if tt.err == nil {
+				if err != nil || got != tt.want {
+					t.Fatalf("NormalizeRecipient(%q) = %q, %v, want %q", tt.in, got, err, tt.want)
+				}
+				return
+			}
+			var oe *otp.Error
+			if !errors.As(err, &oe) || oe.Code != tt.err {
+				t.Fatalf("NormalizeRecipient(%q) = %q, %v, want %v", tt.in, got, err, tt.err)
+			}
+			if got != "" {
+				t.Errorf("NormalizeRecipient(%q) returned %q with its error", tt.in, got)
+			}
+		})
+	}
+}
+
+func FuzzNormalizeRecipient(f *testing.F) {
+	for _, s := range []string{
+		"+14155552671", "14155552671", "+33612345678", "+19005550123", "+1555", "abc", "",
+		"+", "++1", "+14155552671\r\nX: y", "+0123456", "+123456789012345", "+1234567890123456",
+		"+44\x00207946", "+８８８", "+883510012345",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := otp.NormalizeRecipient(s)
+		if err != nil {
+			var oe *otp.Error
+			if !errors.As(err, &oe) || (oe.Code != otp.ErrInvalidRecipient && oe.Code != otp.ErrDestinationBlocked) {
+				t.Fatalf("NormalizeRecipient(%q) error %v is not invalid_recipient or destination_blocked", s, err)
+			}
+			return
+		}
+		if !e164.MatchString(got) {
+			t.Fatalf("NormalizeRecipient(%q) = %q, not E.164", s, got)
+		}
+		if again, err := otp.NormalizeRecipient(got); err != nil || again != got {
+			t.Fatalf("NormalizeRecipient(%q) = %q, %v: not stable on its own output", got, again, err)
+		}
+	})
+}

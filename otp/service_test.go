@@ -1,0 +1,891 @@
+package otp_test
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"flashotp/dialer"
+	"flashotp/numberpool"
+	"flashotp/otp"
+	"flashotp/sip"
+	"flashotp/store"
+)
+
+// fakeDialer records the calls it is given; with err set it refuses them, as a full queue does.
+type fakeDialer struct {
+	mu      sync.Mutex
+	err     error
+	got     []dialer.Request // accepted
+	refused []dialer.Request
+}
+
+var _ otp.Dialer = (*fakeDialer)(nil)
+
+func (d *fakeDialer) Submit(r dialer.Request) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil {
+		d.refused = append(d.refused, r)
+		return d.err
+	}
+	d.got = append(d.got, r)
+	return nil
+}
+
+func (d *fakeDialer) refuse(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.err = err
+}
+
+func (d *fakeDialer) requests() []dialer.Request {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]dialer.Request(nil), d.got...)
+}
+
+func (d *fakeDialer) refusedRequests() []dialer.Request {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]dialer.Request(nil), d.refused...)
+}
+
+// last returns the last accepted request; it fails the test if there is none.
+func (d *fakeDialer) last(t *testing.T) dialer.Request {
+	t.Helper()
+	rs := d.requests()
+	if len(rs) == 0 {
+		t.Fatal("the dialer got no call")
+	}
+	return rs[len(rs)-1]
+}
+
+// clock is a settable time source for otp.Config.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2025, 3, 14, 9, 26, 53, 589793238, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const (
+	testTTL         = 5 * time.Minute
+	testMaxAttempts = 5
+	usRecipient     = "+14155552671"
+	frRecipient     = "+33612345678"
+)
+
+// openStore opens a store on a fresh directory and closes it when the test ends.
+func openStore(t testing.TB) *store.DB {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "flashotp.db"), "")
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return db
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+type env struct {
+	svc   *otp.Service
+	db    *store.DB
+	dial  *fakeDialer
+	clock *clock
+}
+
+// newEnv returns a service over a real store with apps "demo" (+44207946XXXX) and "other" (+33612XXXXXX).
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{db: openStore(t), dial: &fakeDialer{}, clock: newClock()}
+	svc, err := otp.New(otp.Config{
+		Apps: []otp.App{
+			{ID: "demo", Pools: map[string][]string{"main": {"+44207946XXXX"}}},
+			{ID: "other", Pools: map[string][]string{"main": {"+33612XXXXXX"}}},
+			// +683 (Niue) numbers are 7 digits long: fine for 4-digit codes, too short for 7-digit ones.
+			{ID: "short", Pools: map[string][]string{"main": {"+683XXXX"}}},
+		},
+		CodeLength:   4,
+		TTL:          testTTL,
+		MaxAttempts:  testMaxAttempts,
+		MinCodeSpace: 10000,
+		Now:          e.clock.Now,
+	}, e.db, quietLog())
+	if err != nil {
+		t.Fatalf("otp.New: %v", err)
+	}
+	svc.UseDialer(e.dial)
+	e.svc = svc
+	return e
+}
+
+// send sends a flash call to usRecipient for demo and returns the verification and the CLI the dialer got.
+func (e *env) send(t *testing.T) (otp.Verification, string) {
+	t.Helper()
+	v, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelFlashCall})
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	r := e.dial.last(t)
+	if r.ID != v.ID {
+		t.Fatalf("dialer got call for %s, want %s", r.ID, v.ID)
+	}
+	return v, r.CLI
+}
+
+func (e *env) status(t *testing.T, id string) otp.Verification {
+	t.Helper()
+	v, err := e.svc.Status("demo", id)
+	if err != nil {
+		t.Fatalf("Status(%s): %v", id, err)
+	}
+	return v
+}
+
+// count returns how many records the store holds.
+func (e *env) count(t *testing.T) int {
+	t.Helper()
+	n := 0
+	err := e.db.UpdateAll(func(string, []byte) ([]byte, bool, error) {
+		n++
+		return nil, false, nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateAll: %v", err)
+	}
+	return n
+}
+
+// codeOf returns the code a CLI carries at the default code length.
+func codeOf(cli string) string { return cli[len(cli)-4:] }
+
+// wrongCode returns a code of the same length that differs from code in its last digit.
+func wrongCode(code string) string {
+	last := code[len(code)-1]
+	return code[:len(code)-1] + string('0'+(last-'0'+1)%10)
+}
+
+// wantErr checks that err is an *otp.Error whose Code is want.
+func wantErr(t *testing.T, err, want error) *otp.Error {
+	t.Helper()
+	var oe *otp.Error
+	if !errors.As(err, &oe) {
+		t.Fatalf("err = %v (%T), want *otp.Error with code %v", err, err, want)
+	}
+	if oe.Code != want || !errors.Is(err, want) {
+		t.Fatalf("err code = %v, want %v (err: %v)", oe.Code, want, err)
+	}
+	if oe.Message == "" {
+		t.Errorf("err %v has no message", err)
+	}
+	return oe
+}
+
+func TestSendPendingVerification(t *testing.T) {
+	tests := []struct {
+		name      string
+		recipient string
+		want      string
+	}{
+		{"us with plus", usRecipient, usRecipient},
+		{"us without plus", strings.TrimPrefix(usRecipient, "+"), usRecipient},
+		{"fr mobile", frRecipient, frRecipient},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			now := e.clock.Now()
+			v, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: tt.recipient, Channel: otp.ChannelFlashCall, Reference: "order-42"})
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			if !strings.HasPrefix(v.ID, "otp_") {
+				t.Errorf("ID = %q, want otp_ prefix", v.ID)
+			}
+			if v.AppID != "demo" || v.Recipient != tt.want || v.Channel != otp.ChannelFlashCall || v.Status != otp.StatusPending {
+				t.Errorf("got appid %q recipient %q channel %q status %q", v.AppID, v.Recipient, v.Channel, v.Status)
+			}
+			if v.CodeLength != 4 || v.CLIPrefix != "+44207946" || v.Reference != "order-42" {
+				t.Errorf("got code_length %d cli_prefix %q reference %q", v.CodeLength, v.CLIPrefix, v.Reference)
+			}
+			if v.Attempts != 0 || v.AttemptsRemaining != testMaxAttempts {
+				t.Errorf("attempts %d remaining %d, want 0 and %d", v.Attempts, v.AttemptsRemaining, testMaxAttempts)
+			}
+			if !v.CreatedAt.Equal(now) || !v.ExpiresAt.Equal(now.Add(testTTL)) || v.CreatedAt.Location() != time.UTC {
+				t.Errorf("created_at %v expires_at %v, want %v and +%v in UTC", v.CreatedAt, v.ExpiresAt, now, testTTL)
+			}
+			if v.Call.State != sip.StateQueued || v.Call.StartedAt != nil || v.Call.EndedAt != nil || v.Call.PostDialDelayMS != nil {
+				t.Errorf("call = %+v, want queued with no times", v.Call)
+			}
+
+			reqs := e.dial.requests()
+			if len(reqs) != 1 {
+				t.Fatalf("dialer got %d calls, want 1", len(reqs))
+			}
+			r := reqs[0]
+			if r.ID != v.ID || r.To != tt.want {
+				t.Errorf("dialer request = %+v, want id %s to %s", r, v.ID, tt.want)
+			}
+			if len(r.CLI) != len("+44207946XXXX") || !strings.HasPrefix(r.CLI, v.CLIPrefix) {
+				t.Errorf("CLI %q does not fit pool +44207946XXXX / prefix %q", r.CLI, v.CLIPrefix)
+			}
+			if v.CLIPrefix != r.CLI[:len(r.CLI)-v.CodeLength] {
+				t.Errorf("cli_prefix %q is not CLI %q minus its last %d digits", v.CLIPrefix, r.CLI, v.CodeLength)
+			}
+
+			// What Send returned is what Status reads back from the store.
+			got := e.status(t, v.ID)
+			if got.ID != v.ID || got.CLIPrefix != v.CLIPrefix || !got.CreatedAt.Equal(v.CreatedAt) || got.Status != otp.StatusPending {
+				t.Errorf("Status = %+v, want %+v", got, v)
+			}
+		})
+	}
+}
+
+func TestSendStoresNoCode(t *testing.T) {
+	e := newEnv(t)
+	v, cli := e.send(t)
+	raw, err := e.db.Get(v.ID)
+	if err != nil {
+		t.Fatalf("store Get: %v", err)
+	}
+	if strings.Contains(string(raw), cli) || strings.Contains(string(raw), strings.TrimPrefix(cli, "+")) {
+		t.Errorf("stored record holds the whole CLI %s: %s", cli, raw)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		t.Fatalf("stored record is not a JSON object: %v", err)
+	}
+	for k := range fields {
+		if strings.Contains(k, "code") && k != "code_mac" && k != "code_length" {
+			t.Errorf("stored record has field %q: %s", k, raw)
+		}
+		if strings.Contains(k, "cli") && k != "cli_prefix" {
+			t.Errorf("stored record has field %q: %s", k, raw)
+		}
+	}
+	var mac []byte
+	if err := json.Unmarshal(fields["code_mac"], &mac); err != nil || len(mac) != 32 {
+		t.Errorf("code_mac = %s, want a 32-byte HMAC-SHA256 (err %v)", fields["code_mac"], err)
+	}
+	if string(mac) == codeOf(cli) {
+		t.Errorf("code_mac is the code in clear")
+	}
+}
+
+func TestSendRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		req  otp.SendRequest
+		want error
+	}{
+		{"premium rate", otp.SendRequest{AppID: "demo", Recipient: "+19005550123", Channel: "flashcall"}, otp.ErrDestinationBlocked},
+		{"too short", otp.SendRequest{AppID: "demo", Recipient: "+1555", Channel: "flashcall"}, otp.ErrInvalidRecipient},
+		{"letters", otp.SendRequest{AppID: "demo", Recipient: "abc", Channel: "flashcall"}, otp.ErrInvalidRecipient},
+		{"header injection", otp.SendRequest{AppID: "demo", Recipient: "+14155552671\r\nX: y", Channel: "flashcall"}, otp.ErrInvalidRecipient},
+		{"sip uri", otp.SendRequest{AppID: "demo", Recipient: "sip:+14155552671@evil", Channel: "flashcall"}, otp.ErrInvalidRecipient},
+		{"empty recipient", otp.SendRequest{AppID: "demo", Recipient: "", Channel: "flashcall"}, otp.ErrInvalidRecipient},
+		{"leading zero", otp.SendRequest{AppID: "demo", Recipient: "+04155552671", Channel: "flashcall"}, otp.ErrInvalidRecipient},
+		{"sms channel", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "sms"}, otp.ErrInvalidRequest},
+		{"no channel", otp.SendRequest{AppID: "demo", Recipient: usRecipient}, otp.ErrInvalidRequest},
+		{"unknown app", otp.SendRequest{AppID: "nope", Recipient: usRecipient, Channel: "flashcall"}, otp.ErrInvalidRequest},
+		{"unknown pool", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "nope"}, otp.ErrInvalidRequest},
+		{"pool name with CRLF", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "main\r\nX: y"}, otp.ErrInvalidRequest},
+		{"reference with CRLF", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\r\nX: y"}, otp.ErrInvalidRequest},
+		{"reference too long", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: strings.Repeat("r", 129)}, otp.ErrInvalidRequest},
+		{"code_length 3", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", CodeLength: 3}, otp.ErrInvalidRequest},
+		{"code_length 9", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", CodeLength: 9}, otp.ErrInvalidRequest},
+		{"code_length negative", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", CodeLength: -4}, otp.ErrInvalidRequest},
+		// A code as long as the pool's numbers leaves no prefix: the caller asked for too long a code.
+		{"code_length longer than the pool's numbers", otp.SendRequest{AppID: "short", Recipient: usRecipient, Channel: "flashcall", CodeLength: 7}, otp.ErrInvalidRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			_, err := e.svc.Send(tt.req)
+			wantErr(t, err, tt.want)
+			if n := len(e.dial.requests()) + len(e.dial.refusedRequests()); n != 0 {
+				t.Errorf("dialer got %d calls, want none", n)
+			}
+			if n := e.count(t); n != 0 {
+				t.Errorf("store holds %d records, want none", n)
+			}
+		})
+	}
+}
+
+func TestSendCodeSpaceTooSmall(t *testing.T) {
+	db := openStore(t)
+	svc, err := otp.New(otp.Config{
+		Apps:         []otp.App{{ID: "wide", Pools: map[string][]string{"main": {"+4420794XXXXX"}}}},
+		CodeLength:   5,
+		TTL:          testTTL,
+		MaxAttempts:  testMaxAttempts,
+		MinCodeSpace: 100000,
+	}, db, quietLog())
+	if err != nil {
+		t.Fatalf("otp.New: %v", err)
+	}
+	d := &fakeDialer{}
+	svc.UseDialer(d)
+	tests := []struct {
+		name       string
+		codeLength int
+		want       error
+	}{
+		{"4 digits give 10^4 codes", 4, otp.ErrInvalidRequest},
+		{"default 5 digits", 0, nil},
+		{"6 digits", 6, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(d.requests())
+			v, err := svc.Send(otp.SendRequest{AppID: "wide", Recipient: usRecipient, Channel: "flashcall", CodeLength: tt.codeLength})
+			if tt.want != nil {
+				wantErr(t, err, tt.want)
+				if len(d.requests()) != before {
+					t.Errorf("dialer got a call")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			want := tt.codeLength
+			if want == 0 {
+				want = 5
+			}
+			cli := d.last(t).CLI
+			if v.CodeLength != want || v.CLIPrefix != cli[:len(cli)-want] {
+				t.Errorf("code_length %d cli_prefix %q for CLI %s, want %d digits", v.CodeLength, v.CLIPrefix, cli, want)
+			}
+		})
+	}
+}
+
+func TestSendDialerRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"queue full", dialer.ErrQueueFull},
+		{"stopped", dialer.ErrStopped},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.dial.refuse(tt.err)
+			_, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall"})
+			wantErr(t, err, otp.ErrUnavailable)
+			refused := e.dial.refusedRequests()
+			if len(refused) != 1 {
+				t.Fatalf("dialer was offered %d calls, want 1", len(refused))
+			}
+			if _, err := e.db.Get(refused[0].ID); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("store Get(%s) = %v, want store.ErrNotFound", refused[0].ID, err)
+			}
+			if n := e.count(t); n != 0 {
+				t.Errorf("store holds %d records, want none", n)
+			}
+			_, err = e.svc.Status("demo", refused[0].ID)
+			wantErr(t, err, otp.ErrNotFound)
+		})
+	}
+}
+
+func TestNewRefusesSmallCodeSpace(t *testing.T) {
+	db := openStore(t)
+	_, err := otp.New(otp.Config{
+		Apps:         []otp.App{{ID: "tiny-app", Pools: map[string][]string{"main": {"+44207946XXXX"}}}},
+		CodeLength:   4,
+		TTL:          testTTL,
+		MaxAttempts:  testMaxAttempts,
+		MinCodeSpace: 100000,
+	}, db, quietLog())
+	if err == nil {
+		t.Fatal("otp.New accepted a pool of 10^4 codes with min_code_space 100000")
+	}
+	if !strings.Contains(err.Error(), "tiny-app") {
+		t.Errorf("error %q names no app", err)
+	}
+	if !errors.Is(err, numberpool.ErrCodeSpace) {
+		t.Errorf("error %q is not numberpool.ErrCodeSpace", err)
+	}
+	if !strings.Contains(err.Error(), "10000") {
+		t.Errorf("error %q does not say the space the app has", err)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	type step struct {
+		code          func(cli string) string
+		want          error // nil: approved
+		wantRemaining int   // for ErrInvalidCode
+	}
+	right := func(cli string) string { return codeOf(cli) }
+	wrong := func(cli string) string { return wrongCode(codeOf(cli)) }
+	tests := []struct {
+		name         string
+		steps        []step
+		wantStatus   otp.Status
+		wantAttempts int
+	}{
+		{
+			name:       "right code",
+			steps:      []step{{code: right}},
+			wantStatus: otp.StatusApproved,
+		},
+		{
+			name:       "right code twice",
+			steps:      []step{{code: right}, {code: right, want: otp.ErrAlreadyVerified}},
+			wantStatus: otp.StatusApproved,
+		},
+		{
+			name:         "wrong then right",
+			steps:        []step{{code: wrong, want: otp.ErrInvalidCode, wantRemaining: 4}, {code: right}},
+			wantStatus:   otp.StatusApproved,
+			wantAttempts: 1,
+		},
+		{
+			name:       "whole CLI with plus",
+			steps:      []step{{code: func(cli string) string { return cli }}},
+			wantStatus: otp.StatusApproved,
+		},
+		{
+			name:       "whole CLI without plus",
+			steps:      []step{{code: func(cli string) string { return strings.TrimPrefix(cli, "+") }}},
+			wantStatus: otp.StatusApproved,
+		},
+		{
+			name:       "code with plus",
+			steps:      []step{{code: func(cli string) string { return "+" + codeOf(cli) }}},
+			wantStatus: otp.StatusApproved,
+		},
+		{
+			name: "whole CLI with a wrong prefix",
+			steps: []step{
+				{code: func(cli string) string { return "+44207947" + codeOf(cli) }, want: otp.ErrInvalidCode, wantRemaining: 4},
+				{code: func(cli string) string { return "1" + codeOf(cli) }, want: otp.ErrInvalidCode, wantRemaining: 3},
+			},
+			wantStatus:   otp.StatusPending,
+			wantAttempts: 2,
+		},
+		{
+			name: "attempts used up",
+			steps: []step{
+				{code: wrong, want: otp.ErrInvalidCode, wantRemaining: 4},
+				{code: wrong, want: otp.ErrInvalidCode, wantRemaining: 3},
+				{code: wrong, want: otp.ErrInvalidCode, wantRemaining: 2},
+				{code: wrong, want: otp.ErrInvalidCode, wantRemaining: 1},
+				{code: wrong, want: otp.ErrMaxAttempts},
+				{code: wrong, want: otp.ErrMaxAttempts},
+				{code: right, want: otp.ErrMaxAttempts},
+			},
+			wantStatus:   otp.StatusPending,
+			wantAttempts: testMaxAttempts,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			v, cli := e.send(t)
+			for i, s := range tt.steps {
+				got, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: s.code(cli)})
+				if s.want == nil {
+					if err != nil {
+						t.Fatalf("step %d: Verify: %v", i, err)
+					}
+					if got.Status != otp.StatusApproved || got.ID != v.ID {
+						t.Fatalf("step %d: got %s status %s, want %s approved", i, got.ID, got.Status, v.ID)
+					}
+					continue
+				}
+				oe := wantErr(t, err, s.want)
+				if s.want == otp.ErrInvalidCode {
+					if oe.AttemptsRemaining == nil || *oe.AttemptsRemaining != s.wantRemaining {
+						t.Errorf("step %d: attempts_remaining = %v, want %d", i, oe.AttemptsRemaining, s.wantRemaining)
+					}
+				} else if oe.AttemptsRemaining != nil {
+					t.Errorf("step %d: %v carries attempts_remaining %d", i, s.want, *oe.AttemptsRemaining)
+				}
+			}
+			st := e.status(t, v.ID)
+			if st.Status != tt.wantStatus || st.Attempts != tt.wantAttempts || st.AttemptsRemaining != testMaxAttempts-tt.wantAttempts {
+				t.Errorf("status %s attempts %d remaining %d, want %s %d %d",
+					st.Status, st.Attempts, st.AttemptsRemaining, tt.wantStatus, tt.wantAttempts, testMaxAttempts-tt.wantAttempts)
+			}
+		})
+	}
+}
+
+func TestVerifyExpiry(t *testing.T) {
+	tests := []struct {
+		name       string
+		advance    time.Duration
+		want       error
+		wantStatus otp.Status
+	}{
+		{"just before expires_at", testTTL - time.Nanosecond, nil, otp.StatusApproved},
+		{"at expires_at", testTTL, otp.ErrExpired, otp.StatusExpired},
+		{"long after", 24 * time.Hour, otp.ErrExpired, otp.StatusExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			v, cli := e.send(t)
+			e.clock.Advance(tt.advance)
+			if tt.want != nil {
+				// Status says expired before any verify wrote it.
+				if st := e.status(t, v.ID); st.Status != otp.StatusExpired {
+					t.Errorf("Status before verify = %s, want expired", st.Status)
+				}
+			}
+			_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)})
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+			} else {
+				wantErr(t, err, tt.want)
+				// And stays so, for right and wrong codes alike.
+				_, err = e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))})
+				wantErr(t, err, tt.want)
+			}
+			if st := e.status(t, v.ID); st.Status != tt.wantStatus {
+				t.Errorf("Status = %s, want %s", st.Status, tt.wantStatus)
+			}
+		})
+	}
+}
+
+func TestVerifyOtherApp(t *testing.T) {
+	e := newEnv(t)
+	v, cli := e.send(t)
+	for _, code := range []string{codeOf(cli), wrongCode(codeOf(cli))} {
+		_, err := e.svc.Verify(otp.VerifyRequest{AppID: "other", VerificationID: v.ID, Code: code})
+		wantErr(t, err, otp.ErrNotFound)
+	}
+	_, err := e.svc.Status("other", v.ID)
+	wantErr(t, err, otp.ErrNotFound)
+	// Another app's tries cost the owner nothing.
+	if st := e.status(t, v.ID); st.Status != otp.StatusPending || st.Attempts != 0 {
+		t.Errorf("status %s attempts %d after another app's verify, want pending 0", st.Status, st.Attempts)
+	}
+	if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)}); err != nil {
+		t.Errorf("owner's Verify: %v", err)
+	}
+}
+
+func TestVerifyMalformed(t *testing.T) {
+	unknown := "otp_" + ulid.Make().String()
+	tests := []struct {
+		name string
+		id   func(real string) string
+		code func(cli string) string
+		want error
+	}{
+		{"code letters", nil, func(string) string { return "abcd" }, otp.ErrInvalidRequest},
+		{"code with CRLF", nil, func(cli string) string { return codeOf(cli)[:2] + "\r\n" + codeOf(cli)[2:] }, otp.ErrInvalidRequest},
+		{"code then CRLF", nil, func(cli string) string { return codeOf(cli) + "\r\nX: y" }, otp.ErrInvalidRequest},
+		{"code too short", nil, func(cli string) string { return codeOf(cli)[:3] }, otp.ErrInvalidRequest},
+		{"code empty", nil, func(string) string { return "" }, otp.ErrInvalidRequest},
+		{"code only plus", nil, func(string) string { return "+" }, otp.ErrInvalidRequest},
+		{"code too long", nil, func(string) string { return "1234567890123456" }, otp.ErrInvalidRequest},
+		{"code with space", nil, func(cli string) string { return codeOf(cli)[:2] + " " + codeOf(cli)[2:] }, otp.ErrInvalidRequest},
+		{"code in other digits", nil, func(string) string { return "١٢٣٤" }, otp.ErrInvalidRequest},
+		{"id empty", func(string) string { return "" }, nil, otp.ErrInvalidRequest},
+		{"id letters", func(string) string { return "abc" }, nil, otp.ErrInvalidRequest},
+		{"id without prefix", func(id string) string { return strings.TrimPrefix(id, "otp_") }, nil, otp.ErrInvalidRequest},
+		{"id too short", func(id string) string { return id[:len(id)-1] }, nil, otp.ErrInvalidRequest},
+		{"id with CRLF", func(id string) string { return id + "\r\n" }, nil, otp.ErrInvalidRequest},
+		{"id with bad character", func(id string) string { return id[:len(id)-1] + "U" }, nil, otp.ErrInvalidRequest},
+		{"id unknown", func(string) string { return unknown }, nil, otp.ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			v, cli := e.send(t)
+			id, code := v.ID, codeOf(cli)
+			if tt.id != nil {
+				id = tt.id(v.ID)
+			}
+			if tt.code != nil {
+				code = tt.code(cli)
+			}
+			_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: id, Code: code})
+			wantErr(t, err, tt.want)
+			if tt.id != nil {
+				_, err := e.svc.Status("demo", id)
+				wantErr(t, err, tt.want)
+			}
+			if st := e.status(t, v.ID); st.Attempts != 0 || st.Status != otp.StatusPending {
+				t.Errorf("status %s attempts %d after malformed verify, want pending 0", st.Status, st.Attempts)
+			}
+		})
+	}
+}
+
+func TestCallOutcome(t *testing.T) {
+	t0 := time.Date(2025, 3, 14, 9, 27, 0, 0, time.UTC)
+	type ended struct {
+		trunk string
+		res   sip.Result
+	}
+	tests := []struct {
+		name       string
+		ends       []ended
+		wantStatus otp.Status
+		wantState  sip.State
+		wantCode   int
+		wantReason sip.Reason
+		wantVerify error // with the right code; nil: approved
+	}{
+		{
+			name:       "busy before ring",
+			ends:       []ended{{"phone", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486, StartedAt: t0, EndedAt: t0.Add(time.Second)}}},
+			wantStatus: otp.StatusFailed, wantState: sip.StateFailed, wantCode: 486, wantReason: sip.ReasonBusy,
+			wantVerify: otp.ErrUndeliverable,
+		},
+		{
+			name:       "declined after ring",
+			ends:       []ended{{"phone", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486, Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0.Add(time.Second)}}},
+			wantStatus: otp.StatusPending, wantState: sip.StateFailed, wantCode: 486, wantReason: sip.ReasonBusy,
+		},
+		{
+			name:       "missed",
+			ends:       []ended{{"phone", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0.Add(time.Second)}}},
+			wantStatus: otp.StatusPending, wantState: sip.StateMissed, wantCode: 487,
+		},
+		{
+			name:       "answered",
+			ends:       []ended{{"phone", sip.Result{State: sip.StateAnswered, SIPCode: 200, Rang: true, Responded: true, StartedAt: t0, EndedAt: t0.Add(time.Second)}}},
+			wantStatus: otp.StatusPending, wantState: sip.StateAnswered, wantCode: 200,
+		},
+		{
+			name: "second outcome ignored",
+			ends: []ended{
+				{"phone", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true, StartedAt: t0, EndedAt: t0.Add(time.Second)}},
+				{"backup", sip.Result{State: sip.StateFailed, Reason: sip.ReasonTrunkError, SIPCode: 503, StartedAt: t0, EndedAt: t0.Add(2 * time.Second)}},
+			},
+			wantStatus: otp.StatusPending, wantState: sip.StateMissed, wantCode: 487,
+		},
+		{
+			name: "failure then late missed ignored",
+			ends: []ended{
+				{"phone", sip.Result{State: sip.StateFailed, Reason: sip.ReasonNotFound, SIPCode: 404, Responded: true, StartedAt: t0, EndedAt: t0.Add(time.Second)}},
+				{"phone", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, StartedAt: t0, EndedAt: t0.Add(2 * time.Second)}},
+			},
+			wantStatus: otp.StatusFailed, wantState: sip.StateFailed, wantCode: 404, wantReason: sip.ReasonNotFound,
+			wantVerify: otp.ErrUndeliverable,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			v, cli := e.send(t)
+			for _, end := range tt.ends {
+				e.svc.CallEnded(v.ID, end.trunk, end.res)
+			}
+			first := tt.ends[0]
+			st := e.status(t, v.ID)
+			if st.Status != tt.wantStatus || st.Call.State != tt.wantState || st.Call.SIPCode != tt.wantCode || st.Call.Reason != string(tt.wantReason) {
+				t.Errorf("status %s call %s %d %q, want %s call %s %d %q",
+					st.Status, st.Call.State, st.Call.SIPCode, st.Call.Reason, tt.wantStatus, tt.wantState, tt.wantCode, tt.wantReason)
+			}
+			if st.Call.Trunk != first.trunk {
+				t.Errorf("call.trunk = %q, want %q", st.Call.Trunk, first.trunk)
+			}
+			if st.Call.EndedAt == nil || !st.Call.EndedAt.Equal(first.res.EndedAt) {
+				t.Errorf("call.ended_at = %v, want %v", st.Call.EndedAt, first.res.EndedAt)
+			}
+			if st.Call.StartedAt == nil || !st.Call.StartedAt.Equal(first.res.StartedAt) {
+				t.Errorf("call.started_at = %v, want %v", st.Call.StartedAt, first.res.StartedAt)
+			}
+			_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)})
+			if tt.wantVerify == nil {
+				if err != nil {
+					t.Errorf("Verify: %v", err)
+				}
+				return
+			}
+			wantErr(t, err, tt.wantVerify)
+			if st := e.status(t, v.ID); st.Attempts != 0 {
+				t.Errorf("attempts = %d after verifying an undeliverable code, want 0", st.Attempts)
+			}
+		})
+	}
+}
+
+func TestCallProgress(t *testing.T) {
+	t0 := time.Date(2025, 3, 14, 10, 0, 0, 0, time.FixedZone("CET", 3600))
+	e := newEnv(t)
+	v, cli := e.send(t)
+
+	e.svc.CallProgress(v.ID, "phone", sip.StateDialing, t0)
+	st := e.status(t, v.ID)
+	if st.Call.State != sip.StateDialing || st.Call.Trunk != "phone" || st.Call.StartedAt == nil || !st.Call.StartedAt.Equal(t0) {
+		t.Fatalf("after dialing call = %+v, want dialing on phone started %v", st.Call, t0)
+	}
+	if st.Call.StartedAt.Location() != time.UTC {
+		t.Errorf("started_at %v is not UTC", st.Call.StartedAt)
+	}
+	if st.Call.PostDialDelayMS != nil {
+		t.Errorf("post_dial_delay_ms = %d before ringing, want null", *st.Call.PostDialDelayMS)
+	}
+
+	e.svc.CallProgress(v.ID, "phone", sip.StateRinging, t0.Add(41*time.Millisecond))
+	st = e.status(t, v.ID)
+	if st.Call.State != sip.StateRinging || st.Call.PostDialDelayMS == nil || *st.Call.PostDialDelayMS != 41 {
+		t.Fatalf("after ringing call = %+v, want ringing with post_dial_delay_ms 41", st.Call)
+	}
+	if !st.Call.StartedAt.Equal(t0) {
+		t.Errorf("ringing moved started_at to %v", st.Call.StartedAt)
+	}
+
+	e.svc.CallEnded(v.ID, "phone", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true,
+		StartedAt: t0, RingingAt: t0.Add(41 * time.Millisecond), EndedAt: t0.Add(60 * time.Millisecond)})
+	// Progress after the outcome changes nothing.
+	e.svc.CallProgress(v.ID, "backup", sip.StateDialing, t0.Add(time.Second))
+	st = e.status(t, v.ID)
+	if st.Call.State != sip.StateMissed || st.Call.Trunk != "phone" || !st.Call.StartedAt.Equal(t0) || *st.Call.PostDialDelayMS != 41 {
+		t.Errorf("after the outcome call = %+v, want missed on phone as before", st.Call)
+	}
+	if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)}); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+}
+
+func TestCallReportsForUnknownIDs(t *testing.T) {
+	e := newEnv(t)
+	id := "otp_" + ulid.Make().String()
+	// Reports for a verification that is gone (a refused send) are logged, not stored.
+	e.svc.CallProgress(id, "phone", sip.StateDialing, time.Now())
+	e.svc.CallEnded(id, "phone", sip.Result{State: sip.StateFailed, Reason: sip.ReasonInterrupted})
+	if n := e.count(t); n != 0 {
+		t.Errorf("store holds %d records, want none", n)
+	}
+}
+
+func TestRecover(t *testing.T) {
+	t0 := time.Date(2025, 3, 14, 9, 27, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		setup      func(s *otp.Service, id string)
+		wantStatus otp.Status
+		wantState  sip.State
+		wantReason string
+		wantCode   int
+		wantEnded  bool // counted by Recover
+		wantVerify error
+	}{
+		{
+			name:       "queued",
+			setup:      func(*otp.Service, string) {},
+			wantStatus: otp.StatusFailed, wantState: sip.StateFailed, wantReason: "interrupted", wantEnded: true,
+			wantVerify: otp.ErrUndeliverable,
+		},
+		{
+			name: "dialing",
+			setup: func(s *otp.Service, id string) {
+				s.CallProgress(id, "phone", sip.StateDialing, t0)
+			},
+			wantStatus: otp.StatusPending, wantState: sip.StateFailed, wantReason: "interrupted", wantEnded: true,
+		},
+		{
+			name: "ringing",
+			setup: func(s *otp.Service, id string) {
+				s.CallProgress(id, "phone", sip.StateDialing, t0)
+				s.CallProgress(id, "phone", sip.StateRinging, t0.Add(time.Second))
+			},
+			wantStatus: otp.StatusPending, wantState: sip.StateFailed, wantReason: "interrupted", wantEnded: true,
+		},
+		{
+			name: "missed",
+			setup: func(s *otp.Service, id string) {
+				s.CallEnded(id, "phone", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, StartedAt: t0, EndedAt: t0})
+			},
+			wantStatus: otp.StatusPending, wantState: sip.StateMissed, wantCode: 487,
+		},
+		{
+			name: "failed",
+			setup: func(s *otp.Service, id string) {
+				s.CallEnded(id, "phone", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486, StartedAt: t0, EndedAt: t0})
+			},
+			wantStatus: otp.StatusFailed, wantState: sip.StateFailed, wantReason: "busy", wantCode: 486,
+			wantVerify: otp.ErrUndeliverable,
+		},
+	}
+
+	// All the cases share one store, as after a crash: one Recover must end exactly the unfinished calls.
+	e := newEnv(t)
+	ids := make([]string, len(tests))
+	clis := make([]string, len(tests))
+	wantN := 0
+	for i, tt := range tests {
+		v, cli := e.send(t)
+		tt.setup(e.svc, v.ID)
+		ids[i], clis[i] = v.ID, cli
+		if tt.wantEnded {
+			wantN++
+		}
+	}
+	e.clock.Advance(time.Minute)
+	n, err := e.svc.Recover()
+	if err != nil {
+		t.Fatalf("Recover: %v", err)
+	}
+	if n != wantN {
+		t.Errorf("Recover ended %d calls, want %d", n, wantN)
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := e.status(t, ids[i])
+			if st.Status != tt.wantStatus || st.Call.State != tt.wantState || st.Call.Reason != tt.wantReason || st.Call.SIPCode != tt.wantCode {
+				t.Errorf("status %s call %s %q %d, want %s call %s %q %d",
+					st.Status, st.Call.State, st.Call.Reason, st.Call.SIPCode, tt.wantStatus, tt.wantState, tt.wantReason, tt.wantCode)
+			}
+			if tt.wantEnded && (st.Call.EndedAt == nil || !st.Call.EndedAt.Equal(e.clock.Now())) {
+				t.Errorf("call.ended_at = %v, want the recovery time %v", st.Call.EndedAt, e.clock.Now())
+			}
+			_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: ids[i], Code: codeOf(clis[i])})
+			if tt.wantVerify == nil {
+				if err != nil {
+					t.Errorf("Verify: %v", err)
+				}
+				return
+			}
+			wantErr(t, err, tt.wantVerify)
+		})
+	}
+
+	// A second Recover finds nothing left to end.
+	if n, err := e.svc.Recover(); err != nil || n != 0 {
+		t.Errorf("second Recover = %d, %v, want 0, nil", n, err)
+	}
+}

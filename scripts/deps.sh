@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the real SIP peers the tests drive (SIPp, Kamailio) when they are missing: as root through
+# apt-get, otherwise it fails naming the Debian packages to install.
+set -euo pipefail
+
+need=()
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${need[*]} with apt-get" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  exit 0
+fi
+echo "missing test tools: install the Debian packages: ${need[*]} (e.g. sudo apt-get install ${need[*]})" >&2
+exit 1
