@@ -164,7 +164,7 @@ type Call struct {
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{5,14}$`)
 
 // Dial places the flash call and returns its outcome. progress, if not nil, is called with StateDialing
-// when the INVITE is out and StateRinging at the first 180/183, from Dial's goroutine. Cancelling ctx
+// just before the INVITE goes out and StateRinging at the first 180/183, from Dial's goroutine. Cancelling ctx
 // ends the call early: CANCEL if it may, else the call fails as interrupted. Dial never waits longer than
 // DialTimeout + RingTime + CancelGuard (plus a short BYE) whatever the trunk does.
 func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) (res Result) {
@@ -190,13 +190,14 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 		return res
 	}
 	res.CallID = inv.CallID().Value()
+	// Reported before the INVITE leaves, so that a crash can never leave a sent call recorded as queued.
+	progress(StateDialing, res.StartedAt)
 	tx, err := u.client.TransactionRequest(ctx, inv)
 	if err != nil {
 		u.log.Warn("invite not sent", "call_id", res.CallID, "target", c.Target, "err", err)
 		res.State, res.Reason = StateFailed, ReasonTrunkError
 		return res
 	}
-	progress(StateDialing, res.StartedAt)
 
 	d := &dial{ua: u, call: c, inv: inv, tx: tx, res: &res}
 	defer d.stopTimers()
