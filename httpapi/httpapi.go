@@ -7,6 +7,7 @@ package httpapi
 
 import (
 	"bytes"
+	_ "embed"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -23,6 +24,11 @@ import (
 
 	"flashotp/otp"
 )
+
+// OpenAPI is the API's OpenAPI 3 document, served at /openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
 
 // Service is what the API needs of the otp package; *otp.Service is one.
 type Service interface {
@@ -111,6 +117,10 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	})
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	s.app.Get("/readyz", s.readyz)
+	s.app.Get("/openapi.json", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(OpenAPI)
+	})
 	g := s.app.Group("/otp", s.authenticate)
 	g.Post("/send", s.send)
 	g.Post("/verify", s.verify)

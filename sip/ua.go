@@ -276,8 +276,7 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 				d.cancelAnswered = true
 			}
 			if !r.IsProvisional() {
-				d.cancelTx.Terminate()
-				d.cancelTx = nil
+				d.cancelTx = nil // its transaction absorbs retransmissions until sipgo's Timer K
 			}
 		case <-timerC(d.guardTimer):
 			d.guardTimer = nil

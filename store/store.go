@@ -1,8 +1,9 @@
 // Package store is flashotp's persistence on an embedded bbolt file.
 //
 // It keeps verification records as opaque values under their IDs (the otp package owns their encoding) and
-// the server key that codes are MACed under. Every write is one bbolt transaction, fsynced before it
-// returns, so what a caller was told is stored survives a crash or kill -9. A second process opening the
+// the server key that codes are MACed under. Writes are group-committed: concurrent Create, Update and
+// Delete calls share one bbolt transaction and one fsync (bbolt's Batch), and each returns only once that
+// transaction is on disk, so what a caller was told is stored survives a crash or kill -9. A second process opening the
 // same file fails at once with ErrLocked rather than waiting.
 package store
 
@@ -61,6 +62,8 @@ func Open(path, secretKeyHex string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	// A lone write waits at most this long for company before it commits alone.
+	b.MaxBatchDelay = 2 * time.Millisecond
 	err = b.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketVerifications)
 		return err
@@ -119,10 +122,9 @@ func (db *DB) Key() []byte { return db.key }
 
 // Create stores a new record; it fails with ErrExists if id is taken.
 func (db *DB) Create(id string, value []byte) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketVerifications)
+	return db.batch(func(b *bolt.Bucket) error {
 		if b.Get([]byte(id)) != nil {
-			return fmt.Errorf("create %s: %w", id, ErrExists)
+			return callerError{fmt.Errorf("create %s: %w", id, ErrExists)}
 		}
 		return b.Put([]byte(id), value)
 	})
@@ -143,18 +145,18 @@ func (db *DB) Get(id string) ([]byte, error) {
 }
 
 // Update replaces the record under id with what fn returns, in one transaction. If fn fails, nothing
-// changes and Update returns fn's error; if fn returns the value it was given, nothing is written.
+// changes and Update returns fn's error; if fn returns the value it was given, nothing is written. fn may
+// run more than once (a batch that fails is retried call by call), so it must only compute from old.
 func (db *DB) Update(id string, fn func(old []byte) ([]byte, error)) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketVerifications)
+	return db.batch(func(b *bolt.Bucket) error {
 		old := b.Get([]byte(id))
 		if old == nil {
-			return fmt.Errorf("update %s: %w", id, ErrNotFound)
+			return callerError{fmt.Errorf("update %s: %w", id, ErrNotFound)}
 		}
 		old = bytes.Clone(old)
 		v, err := fn(old)
 		if err != nil {
-			return err
+			return callerError{err}
 		}
 		if bytes.Equal(v, old) {
 			return nil
@@ -163,10 +165,33 @@ func (db *DB) Update(id string, fn func(old []byte) ([]byte, error)) error {
 	})
 }
 
+// callerError marks an error that is the caller's own (not found, exists, fn refused): fn wrote nothing, and
+// unlike a storage error it must not fail the other calls sharing the batch.
+type callerError struct{ error }
+
+// batch runs fn in a group-committed transaction and returns its error.
+func (db *DB) batch(fn func(b *bolt.Bucket) error) error {
+	var callerErr error
+	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+		callerErr = nil
+		err := fn(tx.Bucket(bucketVerifications))
+		var ce callerError
+		if errors.As(err, &ce) {
+			callerErr = ce.error
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return callerErr
+}
+
 // Delete removes the record under id; removing a missing record is not an error.
 func (db *DB) Delete(id string) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketVerifications).Delete([]byte(id))
+	return db.batch(func(b *bolt.Bucket) error {
+		return b.Delete([]byte(id))
 	})
 }
 
