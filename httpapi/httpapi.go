@@ -7,9 +7,9 @@ package httpapi
 
 import (
 	"bytes"
-	_ "embed"
 	"crypto/sha256"
 	"crypto/subtle"
+	_ "embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
