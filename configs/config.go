@@ -177,7 +177,7 @@ func Load(path string) (Config, error) {
 
 var (
 	nameRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	patternRe = regexp.MustCompile(`^\+[0-9][0-9X]{5,15}$`)
+	patternRe = regexp.MustCompile(`^\+[1-9][0-9X]{5,14}$`)
 	hexRe     = regexp.MustCompile(`^([0-9a-fA-F]{2}){16,}$`)
 )
 

@@ -140,7 +140,49 @@ func forEach(pat string, f func(int)) {
 }
 
 // Pick draws a CLI uniformly from all the numbers the pool covers and returns it in E.164 with '+'.
+//
+// A pattern is chosen in proportion to its size and a number drawn from it; a number that k patterns
+// cover is then kept with probability 1/k (else drawn again), so overlapping patterns do not make the
+// numbers they share more likely.
 func (p *Pool) Pick() (string, error) {
+	for {
+		cli, err := p.pick()
+		if err != nil {
+			return "", err
+		}
+		k := 0
+		for _, pat := range p.patterns {
+			if pat.covers(cli[1:]) {
+				k++
+			}
+		}
+		if k <= 1 {
+			return cli, nil
+		}
+		r, err := rand.Int(rand.Reader, big.NewInt(int64(k)))
+		if err != nil {
+			return "", fmt.Errorf("pick cli: %w", err)
+		}
+		if r.Sign() == 0 {
+			return cli, nil
+		}
+	}
+}
+
+// covers reports whether the digits (without '+') are one of the pattern's numbers.
+func (p Pattern) covers(digits string) bool {
+	if len(digits) != len(p.text) {
+		return false
+	}
+	for i := 0; i < len(digits); i++ {
+		if p.text[i] != 'X' && p.text[i] != digits[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *Pool) pick() (string, error) {
 	n, err := rand.Int(rand.Reader, p.total)
 	if err != nil {
 		return "", fmt.Errorf("pick cli: %w", err)

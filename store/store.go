@@ -149,16 +149,15 @@ func (db *DB) Get(id string) ([]byte, error) {
 // run more than once (a batch that fails is retried call by call), so it must only compute from old.
 func (db *DB) Update(id string, fn func(old []byte) ([]byte, error)) error {
 	return db.batch(func(b *bolt.Bucket) error {
-		old := b.Get([]byte(id))
-		if old == nil {
+		stored := b.Get([]byte(id))
+		if stored == nil {
 			return callerError{fmt.Errorf("update %s: %w", id, ErrNotFound)}
 		}
-		old = bytes.Clone(old)
-		v, err := fn(old)
+		v, err := fn(bytes.Clone(stored))
 		if err != nil {
 			return callerError{err}
 		}
-		if bytes.Equal(v, old) {
+		if bytes.Equal(v, stored) {
 			return nil
 		}
 		return b.Put([]byte(id), v)

@@ -1,0 +1,437 @@
+package store_test
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"flashotp/store"
+)
+
+// mustOpen opens a store with a generated key in a fresh temporary directory and closes it when the test
+// ends. It returns the database path for tests that reopen it.
+func mustOpen(t *testing.T) (*store.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "flashotp.db")
+	return mustOpenAt(t, path, ""), path
+}
+
+// mustOpenAt opens the store at path and closes it when the test ends; closing it earlier is fine.
+func mustOpenAt(t *testing.T, path, keyHex string) *store.DB {
+	t.Helper()
+	db, err := store.Open(path, keyHex)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+// mustGet returns the record under id, failing the test if there is none.
+func mustGet(t *testing.T, db *store.DB, id string) []byte {
+	t.Helper()
+	v, err := db.Get(id)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", id, err)
+	}
+	return v
+}
+
+func TestKeyGeneratedAtFirstOpen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data") // Open creates the directory
+	path := filepath.Join(dir, "flashotp.db")
+	db := mustOpenAt(t, path, "")
+	key := bytes.Clone(db.Key())
+	if len(key) < 16 {
+		t.Fatalf("generated key is %d bytes, want at least 16", len(key))
+	}
+
+	keyFile := filepath.Join(dir, store.KeyFile)
+	fi, err := os.Stat(keyFile)
+	if err != nil {
+		t.Fatalf("key file: %v", err)
+	}
+	if mode := fi.Mode().Perm(); mode != 0o600 {
+		t.Errorf("key file mode = %v, want 0600", mode)
+	}
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(data)); got != hex.EncodeToString(key) {
+		t.Errorf("key file holds %q, want the hex of Key() %q", got, hex.EncodeToString(key))
+	}
+
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db2 := mustOpenAt(t, path, "")
+	if !bytes.Equal(db2.Key(), key) {
+		t.Errorf("key after reopen = %x, want %x", db2.Key(), key)
+	}
+}
+
+func TestConfiguredKey(t *testing.T) {
+	tests := []struct {
+		name   string
+		keyHex string
+	}{
+		{"16 bytes", "000102030405060708090a0b0c0d0e0f"},
+		{"32 bytes upper case", strings.Repeat("AB", 32)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db := mustOpenAt(t, filepath.Join(dir, "flashotp.db"), tt.keyHex)
+			want, _ := hex.DecodeString(tt.keyHex)
+			if !bytes.Equal(db.Key(), want) {
+				t.Errorf("Key() = %x, want %x", db.Key(), want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, store.KeyFile)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("key file written with a configured key (stat error %v)", err)
+			}
+		})
+	}
+}
+
+func TestBadKey(t *testing.T) {
+	tests := []struct {
+		name       string
+		configured string // the secret_key setting
+		keyFile    string // non-empty: contents of an existing key file
+	}{
+		{name: "not hex", configured: strings.Repeat("zz", 16)},
+		{name: "odd length", configured: strings.Repeat("a", 33)},
+		{name: "too short", configured: "00112233445566778899aabbccddee"},
+		{name: "spaces inside", configured: "00112233 445566778899aabbccddeeff"},
+		{name: "key file not hex", keyFile: "this is not a key\n"},
+		{name: "key file too short", keyFile: "0011\n"},
+		{name: "key file empty", keyFile: "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.keyFile != "" {
+				if err := os.WriteFile(filepath.Join(dir, store.KeyFile), []byte(tt.keyFile), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db, err := store.Open(filepath.Join(dir, "flashotp.db"), tt.configured)
+			if err == nil {
+				db.Close()
+				t.Fatal("Open succeeded, want ErrBadKey")
+			}
+			if !errors.Is(err, store.ErrBadKey) {
+				t.Errorf("Open error = %v, want ErrBadKey", err)
+			}
+			if tt.keyFile == "" {
+				if _, err := os.Stat(filepath.Join(dir, store.KeyFile)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("key file written after a bad configured key (stat error %v)", err)
+				}
+			}
+		})
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	db, _ := mustOpen(t)
+	if err := db.Create("otp_1", []byte("one")); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if got := mustGet(t, db, "otp_1"); string(got) != "one" {
+		t.Errorf("Get after Create = %q, want one", got)
+	}
+
+	// Get returns a copy: changing it must not change the record.
+	got := mustGet(t, db, "otp_1")
+	got[0] = 'X'
+	if again := mustGet(t, db, "otp_1"); string(again) != "one" {
+		t.Errorf("Get after changing a returned value = %q, want one", again)
+	}
+
+	err := db.Update("otp_1", func(old []byte) ([]byte, error) {
+		if string(old) != "one" {
+			t.Errorf("Update fn got %q, want one", old)
+		}
+		return []byte("two"), nil
+	})
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if got := mustGet(t, db, "otp_1"); string(got) != "two" {
+		t.Errorf("Get after Update = %q, want two", got)
+	}
+
+	// Returning the value unchanged is fine and keeps it.
+	if err := db.Update("otp_1", func(old []byte) ([]byte, error) { return old, nil }); err != nil {
+		t.Fatalf("no-op Update: %v", err)
+	}
+	if got := mustGet(t, db, "otp_1"); string(got) != "two" {
+		t.Errorf("Get after no-op Update = %q, want two", got)
+	}
+
+	if err := db.Delete("otp_1"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := db.Get("otp_1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get after Delete error = %v, want ErrNotFound", err)
+	}
+	if err := db.Delete("otp_1"); err != nil {
+		t.Errorf("Delete of a missing record = %v, want nil", err)
+	}
+	// The ID is free again.
+	if err := db.Create("otp_1", []byte("three")); err != nil {
+		t.Errorf("Create after Delete: %v", err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	errFn := errors.New("fn refuses")
+	tests := []struct {
+		name string
+		do   func(db *store.DB) error
+		want error
+	}{
+		{"create twice", func(db *store.DB) error { return db.Create("otp_a", []byte("other")) }, store.ErrExists},
+		{"get missing", func(db *store.DB) error { _, err := db.Get("otp_missing"); return err }, store.ErrNotFound},
+		{"update missing", func(db *store.DB) error {
+			return db.Update("otp_missing", func(old []byte) ([]byte, error) {
+				t.Error("Update called fn for a missing record")
+				return old, nil
+			})
+		}, store.ErrNotFound},
+		{"update fn fails", func(db *store.DB) error {
+			return db.Update("otp_a", func(old []byte) ([]byte, error) { return []byte("changed"), errFn })
+		}, errFn},
+		{"update fn fails after changing its argument", func(db *store.DB) error {
+			return db.Update("otp_a", func(old []byte) ([]byte, error) {
+				copy(old, "XXXX")
+				return old, errFn
+			})
+		}, errFn},
+		{"update all fn fails", func(db *store.DB) error {
+			return db.UpdateAll(func(id string, v []byte) ([]byte, bool, error) {
+				if id == "otp_b" {
+					return nil, false, errFn
+				}
+				return []byte("changed"), true, nil
+			})
+		}, errFn},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, _ := mustOpen(t)
+			for _, id := range []string{"otp_a", "otp_b"} {
+				if err := db.Create(id, []byte("orig-"+id)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tt.do(db); !errors.Is(err, tt.want) {
+				t.Fatalf("error = %v, want %v", err, tt.want)
+			}
+			// Nothing changed.
+			for _, id := range []string{"otp_a", "otp_b"} {
+				if got := mustGet(t, db, id); string(got) != "orig-"+id {
+					t.Errorf("%s = %q after a failed call, want %q", id, got, "orig-"+id)
+				}
+			}
+			if _, err := db.Get("otp_missing"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("otp_missing appeared: Get error %v", err)
+			}
+		})
+	}
+}
+
+// TestConcurrentWrites runs writes that share group commits: one caller's ErrExists or failing fn must
+// neither fail nor undo the others'.
+func TestConcurrentWrites(t *testing.T) {
+	db, _ := mustOpen(t)
+	if err := db.Create("otp_counter", []byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	errFn := errors.New("fn refuses")
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		dupWins int
+	)
+	for i := 0; i < n; i++ {
+		wg.Add(4)
+		go func() { // distinct IDs: all succeed
+			defer wg.Done()
+			id := "otp_" + string(rune('a'+i))
+			if err := db.Create(id, []byte(id)); err != nil {
+				t.Errorf("Create(%s): %v", id, err)
+			}
+		}()
+		go func() { // the same ID: exactly one wins
+			defer wg.Done()
+			err := db.Create("otp_dup", []byte{byte(i)})
+			switch {
+			case err == nil:
+				mu.Lock()
+				dupWins++
+				mu.Unlock()
+			case !errors.Is(err, store.ErrExists):
+				t.Errorf("Create(otp_dup) error = %v, want nil or ErrExists", err)
+			}
+		}()
+		go func() { // increments: none lost
+			defer wg.Done()
+			err := db.Update("otp_counter", func(old []byte) ([]byte, error) {
+				return []byte{old[0] + 1}, nil
+			})
+			if err != nil {
+				t.Errorf("Update(otp_counter): %v", err)
+			}
+		}()
+		go func() { // refusals: change nothing
+			defer wg.Done()
+			err := db.Update("otp_counter", func(old []byte) ([]byte, error) {
+				return []byte{200}, errFn
+			})
+			if !errors.Is(err, errFn) {
+				t.Errorf("refused Update error = %v, want %v", err, errFn)
+			}
+		}()
+	}
+	wg.Wait()
+
+	if dupWins != 1 {
+		t.Errorf("%d concurrent Creates of one ID succeeded, want 1", dupWins)
+	}
+	if got := mustGet(t, db, "otp_counter"); len(got) != 1 || got[0] != n {
+		t.Errorf("counter = %v after %d increments, want [%d]", got, n, n)
+	}
+	for i := 0; i < n; i++ {
+		id := "otp_" + string(rune('a'+i))
+		if got, err := db.Get(id); err != nil || string(got) != id {
+			t.Errorf("Get(%s) = %q, %v; want %q", id, got, err, id)
+		}
+	}
+}
+
+func TestSecondOpenIsLocked(t *testing.T) {
+	_, path := mustOpen(t)
+	start := time.Now()
+	db2, err := store.Open(path, "")
+	elapsed := time.Since(start)
+	if err == nil {
+		db2.Close()
+		t.Fatal("second Open of an open database succeeded")
+	}
+	if !errors.Is(err, store.ErrLocked) {
+		t.Errorf("second Open error = %v, want ErrLocked", err)
+	}
+	if elapsed >= 2*time.Second {
+		t.Errorf("second Open took %v, want under 2s", elapsed)
+	}
+}
+
+func TestUpdateAll(t *testing.T) {
+	db, _ := mustOpen(t)
+	initial := map[string]string{"otp_a": "a0", "otp_b": "b0", "otp_c": "c0", "otp_d": "d0"}
+	for id, v := range initial {
+		if err := db.Create(id, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	err := db.UpdateAll(func(id string, v []byte) ([]byte, bool, error) {
+		seen[id] = true
+		if string(v) != initial[id] {
+			t.Errorf("fn got %s = %q, want %q", id, v, initial[id])
+		}
+		switch id {
+		case "otp_b":
+			return []byte("b1"), true, nil
+		case "otp_c":
+			// A new value that is not marked changed must not be stored.
+			return []byte("c1"), false, nil
+		case "otp_d":
+			// Changing the argument in place without marking it changed must not be stored either.
+			copy(v, "zz")
+			return v, false, nil
+		}
+		return nil, false, nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateAll: %v", err)
+	}
+	if len(seen) != len(initial) {
+		t.Errorf("fn saw %v, want all of %v", seen, initial)
+	}
+	want := map[string]string{"otp_a": "a0", "otp_b": "b1", "otp_c": "c0", "otp_d": "d0"}
+	for id, w := range want {
+		t.Run(id, func(t *testing.T) {
+			if got := mustGet(t, db, id); string(got) != w {
+				t.Errorf("%s = %q, want %q", id, got, w)
+			}
+		})
+	}
+}
+
+func TestSurvivesReopen(t *testing.T) {
+	db, path := mustOpen(t)
+	records := map[string]string{"otp_1": "one", "otp_2": "two", "otp_3": "three"}
+	for id, v := range records {
+		if err := db.Create(id, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Update("otp_2", func([]byte) ([]byte, error) { return []byte("two, updated"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Delete("otp_3"); err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Clone(db.Key())
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	db2 := mustOpenAt(t, path, "")
+	if !bytes.Equal(db2.Key(), key) {
+		t.Errorf("key changed across reopen")
+	}
+	tests := []struct {
+		id      string
+		want    string
+		missing bool
+	}{
+		{id: "otp_1", want: "one"},
+		{id: "otp_2", want: "two, updated"},
+		{id: "otp_3", missing: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			got, err := db2.Get(tt.id)
+			if tt.missing {
+				if !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("Get error = %v, want ErrNotFound", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("Get = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if err := db2.Create("otp_1", []byte("again")); !errors.Is(err, store.ErrExists) {
+		t.Errorf("Create of a reopened record error = %v, want ErrExists", err)
+	}
+}
