@@ -94,6 +94,8 @@ const (
 	demoSecret   = "demo-secret"
 	otherKey     = "other-key"
 	otherSecret  = "other-secret"
+	shortKey     = "short-key"
+	shortSecret  = "short-secret"
 )
 
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{5,14}$`)
@@ -124,6 +126,8 @@ func newEnv(t testing.TB) *env {
 		Apps: []otp.App{
 			{ID: "demo", Pools: map[string][]string{"main": {"+44207946XXXX"}}},
 			{ID: "other", Pools: map[string][]string{"main": {"+33612XXXXXX"}}},
+			// +683 (Niue) numbers are 7 digits long: fine for 4-digit codes, too short for 7-digit ones.
+			{ID: "short", Pools: map[string][]string{"main": {"+683XXXX"}}},
 		},
 		CodeLength:   4,
 		TTL:          5 * time.Minute,
@@ -140,6 +144,7 @@ func newEnv(t testing.TB) *env {
 		Apps: []httpapi.App{
 			{ID: "demo", Key: demoKey, Secret: demoSecret},
 			{ID: "other", Key: otherKey, Secret: otherSecret},
+			{ID: "short", Key: shortKey, Secret: shortSecret},
 		},
 	}, e.svc, log)
 	return e
@@ -549,6 +554,38 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
+// A code_length the app's numbers are too short for is the caller's mistake, not the server's.
+func TestSendCodeLengthLongerThanPool(t *testing.T) {
+	tests := []struct {
+		name       string
+		codeLength int
+		status     int
+		code       string
+	}{
+		{"4 digits", 4, 202, ""},
+		{"6 digits", 6, 202, ""},
+		{"7 digits: the whole number", 7, 400, "invalid_request"},
+		{"8 digits: longer than the number", 8, 400, "invalid_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			body := fmt.Sprintf(`{"appid":"short","recipient":%q,"channel":"flashcall","code_length":%d}`, recipient, tt.codeLength)
+			res := e.do(t, "POST", "/otp/send", body, xAPI(shortKey, shortSecret))
+			if tt.code == "" {
+				if res.status != tt.status {
+					t.Fatalf("status = %d, want %d; body %s", res.status, tt.status, res.body)
+				}
+				return
+			}
+			wantError(t, res, tt.status, tt.code)
+			if n := e.dial.offered(); n != 0 {
+				t.Errorf("dialer was offered %d calls, want none", n)
+			}
+		})
+	}
+}
+
 func TestSendUnavailable(t *testing.T) {
 	for _, refusal := range []error{dialer.ErrQueueFull, dialer.ErrStopped} {
 		t.Run(refusal.Error(), func(t *testing.T) {
@@ -752,6 +789,9 @@ func TestStatus(t *testing.T) {
 				t.Errorf("got %s", res.body)
 			}
 		})
+	}
+	if n := e.dial.offered(); n != 2 {
+		t.Errorf("dialer was offered %d calls, want only the two sends'", n)
 	}
 }
 

@@ -207,7 +207,8 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 		return Verification{}, err
 	}
 	pool, err := s.pool(req.AppID, req.From, codeLength)
-	if errors.Is(err, numberpool.ErrCodeSpace) {
+	// Every pattern passed at the default length (New checked), so these come from the requested one.
+	if errors.Is(err, numberpool.ErrCodeSpace) || errors.Is(err, numberpool.ErrBadPattern) {
 		return Verification{}, errorf(ErrInvalidRequest, "code_length: %v", err)
 	}
 	if err != nil {
