@@ -50,6 +50,23 @@ type UA struct {
 	port int
 
 	wg sync.WaitGroup // serving goroutine and BYE clean-ups
+
+	calls sync.Map // Call-ID → chan *sipgosip.Response: responses no transaction matched, for the call
+}
+
+// stray takes a response that matched no transaction (a retransmission, or a peer that got CSeq or Via
+// wrong) to the call it names, if that call is still running; otherwise it is dropped.
+func (u *UA) stray(r *sipgosip.Response) {
+	id := r.CallID()
+	if id == nil {
+		return
+	}
+	if ch, ok := u.calls.Load(id.Value()); ok {
+		select {
+		case ch.(chan *sipgosip.Response) <- r:
+		default:
+		}
+	}
 }
 
 // Listen binds the UA's SIP socket and its media socket and starts serving.
@@ -80,7 +97,9 @@ func Listen(cfg Config) (*UA, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if u.ua, err = sipgo.NewUA(sipgo.WithUserAgent("flashotp"), sipgo.WithUserAgentHostname(u.host)); err != nil {
+	u.ua, err = sipgo.NewUA(sipgo.WithUserAgent("flashotp"), sipgo.WithUserAgentHostname(u.host),
+		sipgo.WithUserAgentTransactionLayerOptions(sipgosip.WithTransactionLayerUnhandledResponseHandler(u.stray)))
+	if err != nil {
 		return fail(err)
 	}
 	if u.srv, err = sipgo.NewServer(u.ua, sipgo.WithServerLogger(log)); err != nil {
@@ -199,7 +218,9 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 		return res
 	}
 
-	d := &dial{ua: u, call: c, inv: inv, tx: tx, res: &res}
+	d := &dial{ua: u, call: c, inv: inv, tx: tx, res: &res, stray: make(chan *sipgosip.Response, 4)}
+	u.calls.Store(res.CallID, d.stray)
+	defer u.calls.Delete(res.CallID)
 	defer d.stopTimers()
 	d.run(ctx, progress)
 	return res
@@ -212,6 +233,8 @@ type dial struct {
 	inv  *sipgosip.Request
 	tx   sipgosip.ClientTransaction
 	res  *Result
+	// stray receives responses of this call that matched no transaction.
+	stray chan *sipgosip.Response
 
 	gotProvisional bool
 	authTried      bool
@@ -276,7 +299,20 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 				d.cancelAnswered = true
 			}
 			if !r.IsProvisional() {
-				d.cancelTx = nil // its transaction absorbs retransmissions until sipgo's Timer K
+				// Ended at once, so that a response naming the CANCEL's CSeq after its 200 (a 487 from a
+				// confused peer) reaches stray instead of being absorbed as a retransmission.
+				d.cancelTx.Terminate()
+				d.cancelTx = nil
+			}
+		case r := <-d.stray:
+			// A 487 that names the CANCEL's CSeq instead of the INVITE's (a common scenario mistake) still
+			// ends the cancelled INVITE: ACK it as the INVITE's and count the call missed.
+			if r.StatusCode == 487 && d.cancelled && r.CSeq() != nil && r.CSeq().MethodName == sipgosip.CANCEL {
+				d.ua.log.Warn("487 with the CANCEL's CSeq taken for the INVITE's", "call_id", d.res.CallID)
+				d.ackFailure(r)
+				d.tx.Terminate()
+				d.onResponse(ctx, r, progress)
+				return
 			}
 		case <-timerC(d.guardTimer):
 			d.guardTimer = nil
@@ -385,6 +421,20 @@ func (d *dial) cancel(reason Reason) {
 		return
 	}
 	d.cancelTx = tx
+}
+
+// ackFailure ACKs a non-2xx final response outside the INVITE transaction (RFC 3261 17.1.1.3: same branch
+// as the INVITE, the response's To).
+func (d *dial) ackFailure(r *sipgosip.Response) {
+	ack := newInDialog(sipgosip.ACK, d.inv, r)
+	ack.Recipient = *d.inv.Recipient.Clone()
+	ack.RemoveHeader("Route")
+	sipgosip.CopyHeaders("Route", d.inv, ack)
+	ack.PrependHeader(sipgosip.HeaderClone(d.inv.Via()))
+	ack.SetDestination(d.inv.Destination())
+	if err := d.ua.client.WriteRequest(ack); err != nil {
+		d.ua.log.Warn("ack not sent", "call_id", d.res.CallID, "err", err)
+	}
 }
 
 // hangUp ACKs a 2xx and sends BYE in the background, so the call's outcome is known at once.

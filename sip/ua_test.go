@@ -33,6 +33,7 @@ func TestDialAgainstSIPp(t *testing.T) {
 		progress    []sip.State
 	}{
 		{"ring_cancel.xml", 5 * time.Second, sip.StateMissed, 487, "", true, []sip.State{sip.StateDialing, sip.StateRinging}},
+		{"ring_cancel_sloppy.xml", 5 * time.Second, sip.StateMissed, 487, "", true, []sip.State{sip.StateDialing, sip.StateRinging}},
 		{"answer.xml", 5 * time.Second, sip.StateAnswered, 200, "", true, []sip.State{sip.StateDialing, sip.StateRinging}},
 		{"busy.xml", 5 * time.Second, sip.StateFailed, 486, sip.ReasonBusy, false, []sip.State{sip.StateDialing}},
 		{"silent.xml", 700 * time.Millisecond, sip.StateFailed, 487, sip.ReasonNoRing, false, []sip.State{sip.StateDialing}},
