@@ -172,13 +172,22 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	case errors.As(err, &aerr):
 		code, message = aerr.Code, aerr.Message
 	case errors.As(err, &ferr):
-		switch ferr.Code {
-		case fiber.StatusRequestEntityTooLarge:
+		// Errors of the HTTP layer itself, before any handler: the body limit, unknown routes, requests
+		// that could not be read (malformed, headers too large, too slow).
+		switch {
+		case ferr.Code == fiber.StatusRequestEntityTooLarge:
 			code, message = errRequestTooLarge, fmt.Sprintf("body over %d bytes", s.cfg.MaxBodyBytes)
-		case fiber.StatusNotFound, fiber.StatusMethodNotAllowed:
+		case ferr.Code == fiber.StatusNotFound || ferr.Code == fiber.StatusMethodNotAllowed:
 			code, message = errRouteNotFound, ferr.Message
-		case fiber.StatusBadRequest:
-			code, message = otp.ErrInvalidRequest, ferr.Message
+		default:
+			// Keep fiber's status when it is the client's (408, 431); a connection that broke mid-request
+			// (fiber says 502) gets 400: it is still the request that could not be read.
+			status := ferr.Code
+			if status < 400 || status >= 500 {
+				status = fiber.StatusBadRequest
+			}
+			s.log.Warn("request not read", "remote", c.IP(), "status", ferr.Code, "err", ferr.Message)
+			return c.Status(status).JSON(fiber.Map{"error": fiber.Map{"code": otp.ErrInvalidRequest.Error(), "message": ferr.Message}})
 		}
 	}
 	status, ok := statuses[code]

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
 
 	"flashotp/dialer"
@@ -906,4 +907,34 @@ func FuzzSendBody(f *testing.F) {
 			t.Fatalf("202 for %q but the dialer got %+v", v.Recipient, e.dial.last(t))
 		}
 	})
+}
+
+// Errors of the HTTP layer (requests fasthttp could not read) keep the error shape and never say internal.
+func TestHTTPLayerErrors(t *testing.T) {
+	s := httpapi.New(httpapi.Config{MaxBodyBytes: 1024}, nil, nil)
+	for _, tc := range []struct {
+		err    error
+		status int
+	}{
+		{fiber.ErrRequestTimeout, 408},
+		{fiber.ErrRequestHeaderFieldsTooLarge, 431},
+		{fiber.ErrBadGateway, 400},
+		{fiber.NewError(400, "malformed request line"), 400},
+	} {
+		app := fiber.New(fiber.Config{ErrorHandler: s.Handler().Config().ErrorHandler})
+		app.Get("/", func(*fiber.Ctx) error { return tc.err })
+		res, err := app.Test(httptest.NewRequest("GET", "/", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != tc.status || body.Error.Code != "invalid_request" || body.Error.Message == "" {
+			t.Errorf("%v: %d %+v", tc.err, res.StatusCode, body)
+		}
+	}
 }
