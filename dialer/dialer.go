@@ -34,8 +34,9 @@ type Caller interface {
 
 var _ Caller = (*sip.UA)(nil)
 
-// Reporter receives each call's progress and its one outcome. Calls come from the call's goroutine; a
-// Reporter must be safe for concurrent use.
+// Reporter receives each call's progress and its one outcome. A Reporter must be safe for concurrent use:
+// progress reports of one call may arrive concurrently and out of order (dialing after ringing), but
+// always before that call's CallEnded.
 type Reporter interface {
 	// CallProgress is called with StateDialing and StateRinging as they happen.
 	CallProgress(id, trunk string, state sip.State, at time.Time)
@@ -224,12 +225,22 @@ func (d *Dialer) run(r Request, i int) {
 	defer d.wg.Done()
 	for {
 		t := d.trunks[i]
+		// Progress is recorded beside the call, not in its way: a durable write must never hold back
+		// reading the 180 or sending the CANCEL. The outcome is reported after every progress write.
+		var progress sync.WaitGroup
 		res := d.caller.Dial(d.ctx, sip.Call{
 			Target: t.Address, To: r.To, CLI: r.CLI,
 			Username: t.Username, Password: t.Password,
 			RingTime: d.cfg.RingTime, DialTimeout: d.cfg.DialTimeout, CancelGuard: d.cfg.CancelGuard,
-		}, func(s sip.State, at time.Time) { d.rep.CallProgress(r.ID, t.Name, s, at) })
+		}, func(s sip.State, at time.Time) {
+			progress.Add(1)
+			go func() {
+				defer progress.Done()
+				d.rep.CallProgress(r.ID, t.Name, s, at)
+			}()
+		})
 		t.release()
+		progress.Wait()
 		if res.State != sip.StateFailed || res.Responded || res.Reason == sip.ReasonInterrupted || d.ctx.Err() != nil {
 			d.rep.CallEnded(r.ID, t.Name, res)
 			return

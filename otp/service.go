@@ -396,19 +396,17 @@ func validID(id string) bool {
 // CallProgress records a call's dialing and ringing (dialer.Reporter).
 func (s *Service) CallProgress(id, trunk string, state sip.State, at time.Time) {
 	s.updateCall(id, func(rec *record) {
-		if isFinal(rec.Call.State) {
-			return
-		}
-		rec.Call.State, rec.Call.Trunk = state, trunk
 		at = at.UTC()
-		switch state {
-		case sip.StateDialing:
+		switch {
+		case state == sip.StateDialing && rec.Call.StartedAt == nil:
 			rec.Call.StartedAt = &at
-		case sip.StateRinging:
-			if rec.Call.StartedAt != nil {
-				pdd := at.Sub(*rec.Call.StartedAt).Milliseconds()
-				rec.Call.PostDialDelayMS = &pdd
-			}
+		case state == sip.StateRinging && rec.Call.StartedAt != nil:
+			pdd := at.Sub(*rec.Call.StartedAt).Milliseconds()
+			rec.Call.PostDialDelayMS = &pdd
+		}
+		// Reports may arrive out of order: the state only moves forward.
+		if stateRank[state] > stateRank[rec.Call.State] {
+			rec.Call.State, rec.Call.Trunk = state, trunk
 		}
 	})
 }
@@ -428,6 +426,10 @@ func (s *Service) CallEnded(id, trunk string, res sip.Result) {
 			started := res.StartedAt.UTC()
 			rec.Call.StartedAt = &started
 		}
+		if rec.Call.PostDialDelayMS == nil && res.Rang {
+			pdd := res.RingingAt.Sub(res.StartedAt).Milliseconds()
+			rec.Call.PostDialDelayMS = &pdd
+		}
 		ended := res.EndedAt.UTC()
 		rec.Call.EndedAt = &ended
 		if res.State == sip.StateFailed && !res.Rang && rec.Status == StatusPending {
@@ -435,6 +437,12 @@ func (s *Service) CallEnded(id, trunk string, res sip.Result) {
 		}
 	})
 	s.log.Info("call_"+string(res.State), "verification_id", id, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
+}
+
+// stateRank orders call states; outcomes rank above every progress state.
+var stateRank = map[sip.State]int{
+	sip.StateQueued: 0, sip.StateDialing: 1, sip.StateRinging: 2,
+	sip.StateMissed: 3, sip.StateAnswered: 3, sip.StateFailed: 3,
 }
 
 func isFinal(st sip.State) bool {
@@ -455,9 +463,10 @@ func (s *Service) updateCall(id string, fn func(*record)) {
 	}
 }
 
-// Recover ends the calls a crash left unfinished: each becomes failed with reason interrupted. Its
-// verification stays pending if the INVITE may have gone out (the phone may show the CLI), and fails if the
-// call was still queued. It returns how many calls it ended.
+// Recover ends the calls a crash left unfinished: each becomes failed with reason interrupted. Their
+// verifications stay pending: the INVITE may have gone out (the state is recorded after it leaves, so even
+// a queued call may have), and the phone may show the CLI; the user can still enter the code, or the app
+// send again. It returns how many calls it ended.
 func (s *Service) Recover() (int, error) {
 	n := 0
 	now := s.now().UTC()
@@ -468,9 +477,6 @@ func (s *Service) Recover() (int, error) {
 		}
 		if isFinal(rec.Call.State) {
 			return nil, false, nil
-		}
-		if rec.Call.State == sip.StateQueued && rec.Status == StatusPending {
-			rec.Status = StatusFailed
 		}
 		rec.Call.State, rec.Call.Reason, rec.Call.EndedAt = sip.StateFailed, string(sip.ReasonInterrupted), &now
 		n++

@@ -183,7 +183,7 @@ type Call struct {
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{5,14}$`)
 
 // Dial places the flash call and returns its outcome. progress, if not nil, is called with StateDialing
-// just before the INVITE goes out and StateRinging at the first 180/183, from Dial's goroutine. Cancelling ctx
+// once the INVITE is out and StateRinging (after the CANCEL, when ring_time is 0) at the first 180/183, from Dial's goroutine. Cancelling ctx
 // ends the call early: CANCEL if it may, else the call fails as interrupted. Dial never waits longer than
 // DialTimeout + RingTime + CancelGuard (plus a short BYE) whatever the trunk does.
 func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) (res Result) {
@@ -209,14 +209,13 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 		return res
 	}
 	res.CallID = inv.CallID().Value()
-	// Reported before the INVITE leaves, so that a crash can never leave a sent call recorded as queued.
-	progress(StateDialing, res.StartedAt)
 	tx, err := u.client.TransactionRequest(ctx, inv)
 	if err != nil {
 		u.log.Warn("invite not sent", "call_id", res.CallID, "target", c.Target, "err", err)
 		res.State, res.Reason = StateFailed, ReasonTrunkError
 		return res
 	}
+	progress(StateDialing, res.StartedAt)
 
 	d := &dial{ua: u, call: c, inv: inv, tx: tx, res: &res, stray: make(chan *sipgosip.Response, 4)}
 	u.calls.Store(res.CallID, d.stray)
@@ -345,14 +344,14 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 		if !d.res.Rang {
 			d.res.Rang = true
 			d.res.RingingAt = time.Now()
-			progress(StateRinging, d.res.RingingAt)
 			if !d.cancelled {
 				if d.call.RingTime <= 0 {
-					d.cancel(ReasonNone)
+					d.cancel(ReasonNone) // first: every millisecond more of ringing risks an answer
 				} else {
 					d.ringTimer = time.NewTimer(d.call.RingTime)
 				}
 			}
+			progress(StateRinging, d.res.RingingAt)
 		}
 		return false
 	case r.IsProvisional():

@@ -63,7 +63,7 @@ func Open(path, secretKeyHex string) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	// A lone write waits at most this long for company before it commits alone.
-	b.MaxBatchDelay = 2 * time.Millisecond
+	b.MaxBatchDelay = 1 * time.Millisecond
 	err = b.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketVerifications)
 		return err
