@@ -49,15 +49,71 @@ type Store struct {
 	SecretKey string `mapstructure:"secret_key"`
 }
 
-// Trunk is one SIP trunk calls may leave on. Trunks are tried in the order they are listed.
+// Trunk is one SIP trunk calls may leave on. docs/trunks.md describes every key.
 type Trunk struct {
 	Name      string `mapstructure:"name"`
-	Address   string `mapstructure:"address"`
-	Transport string `mapstructure:"transport"`
-	Username  string `mapstructure:"username"`
-	Password  string `mapstructure:"password"`
-	MaxCPS    int    `mapstructure:"max_cps"`
-	MaxCalls  int    `mapstructure:"max_calls"`
+	Address   string `mapstructure:"address"`   // host:port calls are sent to
+	Transport string `mapstructure:"transport"` // udp | tcp | tls; default sip.transport
+
+	// Digest authentication, used when the trunk answers 401 or 407.
+	Username     string `mapstructure:"username"`
+	Password     string `mapstructure:"password"`
+	AuthUsername string `mapstructure:"auth_username"` // digest user when it differs from username
+	Realm        string `mapstructure:"realm"`         // answer only this realm's challenges; empty: any
+
+	MaxCPS   int `mapstructure:"max_cps"`
+	MaxCalls int `mapstructure:"max_calls"`
+
+	// Selection and failover.
+	Priority        int           `mapstructure:"priority"`         // lower is tried first
+	Weight          int           `mapstructure:"weight"`           // share among trunks of one priority; default 1
+	DownAfter       int           `mapstructure:"down_after"`       // consecutive failures before the trunk is down; default 3
+	OptionsInterval time.Duration `mapstructure:"options_interval"` // OPTIONS probe period of a down trunk; default 30s
+
+	// Routing and numbering.
+	Domain        string   `mapstructure:"domain"`         // Request-URI and To host, when not the address's
+	OutboundProxy string   `mapstructure:"outbound_proxy"` // host:port; sent as a loose Route, requests go there
+	NumberFormat  string   `mapstructure:"number_format"`  // e164 | e164_no_plus | national
+	TechPrefix    string   `mapstructure:"tech_prefix"`    // digits put before the dialed number
+	UserPhone     bool     `mapstructure:"user_phone"`     // ;user=phone on the URIs
+	CLIHeaders    []string `mapstructure:"cli_headers"`    // from | pai | rpid; default [from, pai]
+	Privacy       bool     `mapstructure:"privacy"`        // Privacy: id (the trunk hides the CLI from the callee)
+
+	// TLS.
+	TLSCA         string `mapstructure:"tls_ca"`          // PEM CA bundle; empty: the system's
+	TLSCert       string `mapstructure:"tls_cert"`        // PEM client certificate, optional
+	TLSKey        string `mapstructure:"tls_key"`         // its key
+	TLSServerName string `mapstructure:"tls_server_name"` // name to verify; default the address's host
+}
+
+// Number formats for Trunk.NumberFormat.
+const (
+	NumberE164       = "e164"
+	NumberE164NoPlus = "e164_no_plus"
+	NumberNational   = "national"
+)
+
+// withDefaults fills the keys a trunk left empty.
+func (t Trunk) withDefaults(sipTransport string) Trunk {
+	if t.Transport == "" {
+		t.Transport = sipTransport
+	}
+	if t.Weight == 0 {
+		t.Weight = 1
+	}
+	if t.DownAfter == 0 {
+		t.DownAfter = 3
+	}
+	if t.OptionsInterval == 0 {
+		t.OptionsInterval = 30 * time.Second
+	}
+	if t.NumberFormat == "" {
+		t.NumberFormat = NumberE164
+	}
+	if t.CLIHeaders == nil {
+		t.CLIHeaders = []string{"from", "pai"}
+	}
+	return t
 }
 
 // Pool is a named group of caller-ID patterns.
@@ -169,6 +225,9 @@ func Load(path string) (Config, error) {
 	))); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
+	for i := range cfg.Trunks {
+		cfg.Trunks[i] = cfg.Trunks[i].withDefaults(cfg.SIP.Transport)
+	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -179,6 +238,9 @@ var (
 	nameRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 	patternRe = regexp.MustCompile(`^\+[1-9][0-9X]{5,14}$`)
 	hexRe     = regexp.MustCompile(`^([0-9a-fA-F]{2}){16,}$`)
+	// hostRe: a DNS name or an IPv4 address; nothing that could carry SIP syntax into a URI.
+	hostRe       = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
+	techPrefixRe = regexp.MustCompile(`^[0-9*#]{0,10}$`)
 )
 
 // Validate reports the first contradiction or bad value, naming its key.
@@ -205,11 +267,9 @@ func (c Config) Validate() error {
 	}
 	checkTransport := func(key, t string) {
 		switch t {
-		case "udp":
-		case "tcp", "tls":
-			bad(key, "%s is not supported yet; use udp", t)
+		case "udp", "tcp", "tls":
 		default:
-			bad(key, "want udp, got %q", t)
+			bad(key, "want udp, tcp or tls, got %q", t)
 		}
 	}
 
@@ -242,12 +302,8 @@ func (c Config) Validate() error {
 		}
 		seen["trunk "+t.Name] = true
 		checkAddr(key+".address", t.Address, true)
-		if t.Transport != "" {
-			checkTransport(key+".transport", t.Transport)
-		}
-		if t.Transport != "" && t.Transport != c.SIP.Transport {
-			bad(key+".transport", "%q differs from sip.transport %q; one transport per engine for now", t.Transport, c.SIP.Transport)
-		}
+		t = t.withDefaults(c.SIP.Transport)
+		checkTransport(key+".transport", t.Transport)
 		if t.MaxCPS < 0 {
 			bad(key+".max_cps", "must not be negative")
 		}
@@ -256,6 +312,46 @@ func (c Config) Validate() error {
 		}
 		if (t.Username == "") != (t.Password == "") {
 			bad(key+".username", "username and password go together")
+		}
+		if t.AuthUsername != "" && t.Password == "" {
+			bad(key+".auth_username", "needs a password")
+		}
+		if t.Weight < 1 || t.Weight > 1000 {
+			bad(key+".weight", "want 1..1000, got %d", t.Weight)
+		}
+		if t.DownAfter < 1 {
+			bad(key+".down_after", "must be positive")
+		}
+		if t.OptionsInterval < time.Second {
+			bad(key+".options_interval", "want at least 1s, got %s", t.OptionsInterval)
+		}
+		if t.Domain != "" && !hostRe.MatchString(t.Domain) {
+			bad(key+".domain", "want a host name or IP, got %q", t.Domain)
+		}
+		if t.OutboundProxy != "" {
+			checkAddr(key+".outbound_proxy", t.OutboundProxy, true)
+		}
+		switch t.NumberFormat {
+		case NumberE164, NumberE164NoPlus, NumberNational:
+		default:
+			bad(key+".number_format", "want e164, e164_no_plus or national, got %q", t.NumberFormat)
+		}
+		if !techPrefixRe.MatchString(t.TechPrefix) {
+			bad(key+".tech_prefix", "want up to 10 characters of 0-9 * #, got %q", t.TechPrefix)
+		}
+		if len(t.CLIHeaders) == 0 {
+			bad(key+".cli_headers", "name at least one of from, pai, rpid")
+		}
+		for j, h := range t.CLIHeaders {
+			if h != "from" && h != "pai" && h != "rpid" {
+				bad(fmt.Sprintf("%s.cli_headers[%d]", key, j), "want from, pai or rpid, got %q", h)
+			}
+		}
+		if t.Transport != "tls" && (t.TLSCA != "" || t.TLSCert != "" || t.TLSKey != "" || t.TLSServerName != "") {
+			bad(key+".transport", "tls_* keys need transport tls")
+		}
+		if (t.TLSCert == "") != (t.TLSKey == "") {
+			bad(key+".tls_cert", "tls_cert and tls_key go together")
 		}
 	}
 

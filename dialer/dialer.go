@@ -11,7 +11,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -27,9 +30,10 @@ var (
 	ErrStopped = errors.New("dialer stopped")
 )
 
-// Caller places one SIP call; *sip.UA is one.
+// Caller places one SIP call, and probes a trunk with OPTIONS; *sip.UA is one.
 type Caller interface {
 	Dial(ctx context.Context, c sip.Call, progress func(sip.State, time.Time)) sip.Result
+	Options(ctx context.Context, target, transport string) (int, error)
 }
 
 var _ Caller = (*sip.UA)(nil)
@@ -44,14 +48,30 @@ type Reporter interface {
 	CallEnded(id, trunk string, res sip.Result)
 }
 
-// Trunk is one trunk the dialer may use, with its limits (0: none).
+// Trunk is one trunk the dialer may use, with its limits (0: none) and how calls are put to it.
+// configs.Trunk documents each field.
 type Trunk struct {
-	Name     string
-	Address  string
-	Username string
-	Password string
+	Name      string
+	Address   string
+	Transport string
+
+	Username, AuthUsername, Password, Realm string
+
 	MaxCPS   int
 	MaxCalls int
+
+	Priority        int
+	Weight          int
+	DownAfter       int
+	OptionsInterval time.Duration
+
+	Domain        string
+	OutboundProxy string
+	NumberFormat  string // e164 | e164_no_plus | national
+	TechPrefix    string
+	UserPhone     bool
+	CLIHeaders    []string
+	Privacy       bool
 }
 
 // Config configures a Dialer.
@@ -74,6 +94,10 @@ type trunk struct {
 	Trunk
 	limiter *rate.Limiter // nil: no limit
 	slots   chan struct{} // nil: no limit
+
+	failures  atomic.Int32 // failures in a row that a healthy trunk would not give (no answer, 408, 5xx)
+	down      atomic.Bool  // marked down: used only when no trunk is up, probed with OPTIONS
+	nextProbe atomic.Int64 // unix nanoseconds of the next OPTIONS probe while down
 }
 
 // Dialer places calls. Start it once; Stop it once.
@@ -113,10 +137,11 @@ func New(cfg Config, caller Caller, rep Reporter, log *slog.Logger) *Dialer {
 	return d
 }
 
-// Start starts dispatching queued calls.
+// Start starts dispatching queued calls and probing trunks that are down.
 func (d *Dialer) Start() {
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go d.dispatch()
+	go d.probe()
 }
 
 // Submit queues a call. It never blocks: a full queue is ErrQueueFull. Once Submit returned nil, the
@@ -168,13 +193,65 @@ func (d *Dialer) dispatch() {
 			d.interrupted(r)
 			continue
 		}
-		t := d.trunks[0]
-		if !t.acquire(d.ctx) {
-			d.interrupted(r)
-			continue
+		order := d.order()
+		first := -1
+		for i, t := range order {
+			if t.tryAcquire() {
+				first = i
+				break
+			}
+		}
+		if first < 0 {
+			// Every trunk is at its limit: wait for the preferred one.
+			if !order[0].acquire(d.ctx) {
+				d.interrupted(r)
+				continue
+			}
+			first = 0
 		}
 		d.wg.Add(1)
-		go d.run(r, 0)
+		go d.run(r, order, first)
+	}
+}
+
+// order returns the trunks in the order a call tries them: by priority, and within one priority in a
+// random order weighted by weight; trunks that are down come after all trunks that are up.
+func (d *Dialer) order() []*trunk {
+	up := make([]*trunk, 0, len(d.trunks))
+	var down []*trunk
+	for _, t := range d.trunks {
+		if t.down.Load() {
+			down = append(down, t)
+		} else {
+			up = append(up, t)
+		}
+	}
+	weightedShuffle(up)
+	weightedShuffle(down)
+	return append(up, down...)
+}
+
+// weightedShuffle orders ts by priority and, within each priority, draws them one by one with probability
+// proportional to their weight.
+func weightedShuffle(ts []*trunk) {
+	sort.SliceStable(ts, func(i, j int) bool { return ts[i].Priority < ts[j].Priority })
+	for start := 0; start < len(ts); {
+		end := start
+		total := 0
+		for end < len(ts) && ts[end].Priority == ts[start].Priority {
+			total += ts[end].Weight
+			end++
+		}
+		for i := start; i < end-1; i++ {
+			n := rand.IntN(total)
+			j := i
+			for ; n >= ts[j].Weight; j++ {
+				n -= ts[j].Weight
+			}
+			ts[i], ts[j] = ts[j], ts[i]
+			total -= ts[i].Weight
+		}
+		start = end
 	}
 }
 
@@ -220,19 +297,34 @@ func (t *trunk) release() {
 	}
 }
 
-// run places the call on trunk i, which the caller has acquired, failing over while trunks stay silent.
-func (d *Dialer) run(r Request, i int) {
+// failover reports whether a failed call may be placed again on another trunk: only if the trunk gave no
+// provisional response and failed the way an unreachable or broken trunk does (no answer at all, transport
+// error, 408 or 5xx). Once any 1xx came, the phone may have the call: never again.
+func failover(res sip.Result) bool {
+	if res.State != sip.StateFailed || res.Provisional || res.Reason == sip.ReasonInterrupted {
+		return false
+	}
+	return res.SIPCode == 0 || res.SIPCode == 408 || res.SIPCode >= 500 && res.SIPCode < 600
+}
+
+// run places the call on order[i], which the caller has acquired, and fails over down the order while
+// failover allows.
+func (d *Dialer) run(r Request, order []*trunk, i int) {
 	defer d.wg.Done()
 	for {
-		t := d.trunks[i]
+		t := order[i]
+		call, err := t.call(r, d.cfg)
+		if err != nil {
+			t.release()
+			d.log.Error("number not formattable for trunk", "trunk", t.Name, "err", err)
+			now := time.Now()
+			d.rep.CallEnded(r.ID, t.Name, sip.Result{State: sip.StateFailed, Reason: sip.ReasonClientError, StartedAt: now, EndedAt: now})
+			return
+		}
 		// Progress is recorded beside the call, not in its way: a durable write must never hold back
 		// reading the 180 or sending the CANCEL. The outcome is reported after every progress write.
 		var progress sync.WaitGroup
-		res := d.caller.Dial(d.ctx, sip.Call{
-			Target: t.Address, To: r.To, CLI: r.CLI,
-			Username: t.Username, Password: t.Password,
-			RingTime: d.cfg.RingTime, DialTimeout: d.cfg.DialTimeout, CancelGuard: d.cfg.CancelGuard,
-		}, func(s sip.State, at time.Time) {
+		res := d.caller.Dial(d.ctx, call, func(s sip.State, at time.Time) {
 			progress.Add(1)
 			go func() {
 				defer progress.Done()
@@ -241,13 +333,14 @@ func (d *Dialer) run(r Request, i int) {
 		})
 		t.release()
 		progress.Wait()
-		if res.State != sip.StateFailed || res.Responded || res.Reason == sip.ReasonInterrupted || d.ctx.Err() != nil {
+		d.health(t, res)
+		if !failover(res) || d.ctx.Err() != nil {
 			d.rep.CallEnded(r.ID, t.Name, res)
 			return
 		}
 		next := -1
-		for j := i + 1; j < len(d.trunks); j++ {
-			if d.trunks[j].tryAcquire() {
+		for j := i + 1; j < len(order); j++ {
+			if order[j].tryAcquire() {
 				next = j
 				break
 			}
@@ -256,7 +349,60 @@ func (d *Dialer) run(r Request, i int) {
 			d.rep.CallEnded(r.ID, t.Name, res)
 			return
 		}
-		d.log.Warn("trunk gave no response, failing over", "trunk", t.Name, "next", d.trunks[next].Name, "reason", res.Reason)
+		d.log.Warn("trunk failed before any provisional, failing over", "trunk", t.Name, "next", order[next].Name, "sip_code", res.SIPCode, "reason", res.Reason)
 		i = next
 	}
+}
+
+// health counts the trunk's failures in a row and marks it down after DownAfter of them.
+func (d *Dialer) health(t *trunk, res sip.Result) {
+	if !failover(res) {
+		if res.Responded {
+			t.failures.Store(0)
+		}
+		return
+	}
+	if t.failures.Add(1) >= int32(t.DownAfter) && t.down.CompareAndSwap(false, true) {
+		t.nextProbe.Store(time.Now().Add(t.OptionsInterval).UnixNano())
+		d.log.Warn("trunk down", "trunk", t.Name, "failures", t.failures.Load(), "sip_code", res.SIPCode, "reason", res.Reason)
+	}
+}
+
+// probe sends OPTIONS to each trunk that is down, every OptionsInterval, until it answers.
+func (d *Dialer) probe() {
+	defer d.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case now := <-tick.C:
+			for _, t := range d.trunks {
+				if !t.down.Load() || now.UnixNano() < t.nextProbe.Load() {
+					continue
+				}
+				t.nextProbe.Store(now.Add(t.OptionsInterval).UnixNano())
+				ctx, cancel := context.WithTimeout(d.ctx, 4*time.Second)
+				code, err := d.caller.Options(ctx, t.Address, t.Transport)
+				cancel()
+				if err == nil {
+					t.failures.Store(0)
+					t.down.Store(false)
+					d.log.Info("trunk up", "trunk", t.Name, "options_status", code)
+				}
+			}
+		}
+	}
+}
+
+// Down returns the names of the trunks marked down.
+func (d *Dialer) Down() []string {
+	var names []string
+	for _, t := range d.trunks {
+		if t.down.Load() {
+			names = append(names, t.Name)
+		}
+	}
+	return names
 }

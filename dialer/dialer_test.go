@@ -2,6 +2,7 @@ package dialer
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync"
 	"testing"
@@ -16,6 +17,8 @@ type fakeCaller struct {
 	script map[string]sip.Result // by target address
 	block  chan struct{}         // when not nil, calls wait for it or their context
 	dialed []string              // targets, in order
+	up     map[string]bool       // targets that answer OPTIONS
+	probed []string
 }
 
 var _ Caller = (*fakeCaller)(nil)
@@ -34,6 +37,17 @@ func (f *fakeCaller) Dial(ctx context.Context, c sip.Call, progress func(sip.Sta
 		}
 	}
 	return res
+}
+
+// Options answers 200 for targets in up, else fails like a silent trunk.
+func (f *fakeCaller) Options(_ context.Context, target, _ string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.probed = append(f.probed, target)
+	if f.up[target] {
+		return 200, nil
+	}
+	return 0, errors.New("timeout")
 }
 
 // fakeReporter records outcomes per call.
@@ -73,9 +87,13 @@ func (r *fakeReporter) wait(t *testing.T) {
 }
 
 var (
-	missed     = sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true}
-	silent     = sip.Result{State: sip.StateFailed, Reason: sip.ReasonNoRing}
-	serverFail = sip.Result{State: sip.StateFailed, SIPCode: 503, Reason: sip.ReasonTrunkError, Responded: true}
+	missed          = sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true, Provisional: true}
+	silent          = sip.Result{State: sip.StateFailed, Reason: sip.ReasonNoRing}
+	serverFail      = sip.Result{State: sip.StateFailed, SIPCode: 503, Reason: sip.ReasonTrunkError, Responded: true}
+	timeout408      = sip.Result{State: sip.StateFailed, SIPCode: 408, Reason: sip.ReasonUnavailable, Responded: true}
+	busyAfter       = sip.Result{State: sip.StateFailed, SIPCode: 486, Reason: sip.ReasonBusy, Responded: true, Provisional: true, Rang: true}
+	busyBefore      = sip.Result{State: sip.StateFailed, SIPCode: 486, Reason: sip.ReasonBusy, Responded: true}
+	fail503After100 = sip.Result{State: sip.StateFailed, SIPCode: 503, Reason: sip.ReasonTrunkError, Responded: true, Provisional: true}
 )
 
 func TestFailover(t *testing.T) {
@@ -83,19 +101,27 @@ func TestFailover(t *testing.T) {
 		name      string
 		a         sip.Result
 		wantTrunk string
-		wantDials []string
+		wantDials int
 		wantState sip.State
 	}{
-		{"first trunk works", missed, "a", []string{"a:1"}, sip.StateMissed},
-		{"silent trunk fails over", silent, "b", []string{"a:1", "b:1"}, sip.StateMissed},
-		// A 503 is a response: the INVITE may have reached the network, so it is never dialed again.
-		{"answered failure does not fail over", serverFail, "a", []string{"a:1"}, sip.StateFailed},
+		{"first trunk works", missed, "a", 1, sip.StateMissed},
+		{"silent trunk fails over", silent, "b", 2, sip.StateMissed},
+		{"503 before any 1xx fails over", serverFail, "b", 2, sip.StateMissed},
+		{"408 before any 1xx fails over", timeout408, "b", 2, sip.StateMissed},
+		// After a 1xx the phone may have the call: it is never placed again.
+		{"486 after 180 does not fail over", busyAfter, "a", 1, sip.StateFailed},
+		{"503 after 100 does not fail over", fail503After100, "a", 1, sip.StateFailed},
+		// A callee's answer is not a trunk's failure.
+		{"486 without ring does not fail over", busyBefore, "a", 1, sip.StateFailed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			caller := &fakeCaller{script: map[string]sip.Result{"a:1": tc.a, "b:1": missed}}
 			rep := newReporter(1)
-			d := New(Config{Trunks: []Trunk{{Name: "a", Address: "a:1"}, {Name: "b", Address: "b:1"}}, QueueSize: 4}, caller, rep, nil)
+			d := New(Config{Trunks: []Trunk{
+				{Name: "a", Address: "a:1", Weight: 1, DownAfter: 3, OptionsInterval: time.Hour},
+				{Name: "b", Address: "b:1", Priority: 1, Weight: 1, DownAfter: 3, OptionsInterval: time.Hour},
+			}, QueueSize: 4}, caller, rep, nil)
 			d.Start()
 			if err := d.Submit(Request{ID: "v1", To: "+14155552671", CLI: "+442079461234"}); err != nil {
 				t.Fatal(err)
@@ -107,10 +133,95 @@ func TestFailover(t *testing.T) {
 			if got := rep.ended["v1"]; len(got) != 1 || got[0].State != tc.wantState || rep.trunk["v1"] != tc.wantTrunk {
 				t.Fatalf("ended %v on %q, want one %s on %q", got, rep.trunk["v1"], tc.wantState, tc.wantTrunk)
 			}
-			if len(caller.dialed) != len(tc.wantDials) {
-				t.Fatalf("dialed %v, want %v", caller.dialed, tc.wantDials)
+			if len(caller.dialed) != tc.wantDials {
+				t.Fatalf("dialed %v, want %d calls", caller.dialed, tc.wantDials)
 			}
 		})
+	}
+}
+
+// Trunks of one priority share calls by weight; a lower priority is tried first.
+func TestOrder(t *testing.T) {
+	d := New(Config{Trunks: []Trunk{
+		{Name: "backup", Priority: 2, Weight: 1},
+		{Name: "big", Priority: 1, Weight: 3},
+		{Name: "small", Priority: 1, Weight: 1},
+	}, QueueSize: 1}, &fakeCaller{}, newReporter(0), nil)
+	first := map[string]int{}
+	for i := 0; i < 4000; i++ {
+		o := d.order()
+		if o[2].Name != "backup" {
+			t.Fatalf("order %s %s %s: backup must come last", o[0].Name, o[1].Name, o[2].Name)
+		}
+		first[o[0].Name]++
+	}
+	// 3:1 expected; 2.5..3.6 is far outside chance for 4000 draws.
+	if r := float64(first["big"]) / float64(first["small"]); r < 2.5 || r > 3.6 {
+		t.Fatalf("big first %d times, small %d: ratio %.2f, want about 3", first["big"], first["small"], r)
+	}
+}
+
+// A trunk that keeps failing is marked down, skipped while another is up, and back once OPTIONS answers.
+func TestTrunkDownAndProbe(t *testing.T) {
+	caller := &fakeCaller{script: map[string]sip.Result{"a:1": serverFail, "b:1": missed}, up: map[string]bool{}}
+	rep := newReporter(5)
+	d := New(Config{Trunks: []Trunk{
+		{Name: "a", Address: "a:1", Weight: 1, DownAfter: 2, OptionsInterval: time.Second},
+		{Name: "b", Address: "b:1", Priority: 1, Weight: 1, DownAfter: 2, OptionsInterval: time.Second},
+	}, QueueSize: 8}, caller, rep, nil)
+	d.Start()
+	defer d.Stop(context.Background())
+	submit := func(id string) {
+		if err := d.Submit(Request{ID: id, To: "+14155552671", CLI: "+442079461234"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitEnded := func(n int) {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			rep.mu.Lock()
+			got := len(rep.ended)
+			rep.mu.Unlock()
+			if got >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d calls ended, want %d", got, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	submit("1")
+	waitEnded(1)
+	submit("2")
+	waitEnded(2)
+	if down := d.Down(); len(down) != 1 || down[0] != "a" {
+		t.Fatalf("down %v after two 503s, want [a]", down)
+	}
+	caller.mu.Lock()
+	caller.dialed = nil
+	caller.mu.Unlock()
+	submit("3")
+	waitEnded(3)
+	caller.mu.Lock()
+	if len(caller.dialed) != 1 || caller.dialed[0] != "b:1" {
+		t.Fatalf("with a down, dialed %v, want only b", caller.dialed)
+	}
+	caller.up["a:1"] = true
+	caller.script["a:1"] = missed
+	caller.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(d.Down()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a still down after answering OPTIONS")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	caller.mu.Lock()
+	probed := len(caller.probed)
+	caller.mu.Unlock()
+	if probed == 0 {
+		t.Fatal("no OPTIONS probe")
 	}
 }
 
@@ -120,7 +231,7 @@ func TestQueueFullStopAndLeaks(t *testing.T) {
 	caller := &fakeCaller{script: map[string]sip.Result{"a:1": missed}, block: make(chan struct{})}
 	const queue, slots = 4, 2
 	rep := newReporter(queue + slots)
-	d := New(Config{Trunks: []Trunk{{Name: "a", Address: "a:1", MaxCalls: slots}}, QueueSize: queue}, caller, rep, nil)
+	d := New(Config{Trunks: []Trunk{{Name: "a", Address: "a:1", MaxCalls: slots, Weight: 1, DownAfter: 3, OptionsInterval: time.Hour}}, QueueSize: queue}, caller, rep, nil)
 	d.Start()
 
 	accepted, full := 0, 0

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs the real SIP peers the tests drive (SIPp, Kamailio) when they are missing: as root through
+# Installs the real SIP peers the tests drive (SIPp, Kamailio, baresip) when they are missing: as root through
 # apt-get, otherwise it fails naming the Debian packages to install.
 set -euo pipefail
 
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
+command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

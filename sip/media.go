@@ -17,7 +17,16 @@ type MediaSink struct {
 	conn    net.PacketConn
 	packets atomic.Uint64 // valid RTP packets
 	invalid atomic.Uint64 // datagrams that were not RTP
+	watched sync.Map      // source host:port → *atomic.Uint64, for the calls that expect media from there
 	wg      sync.WaitGroup
+}
+
+// Watch counts, until stop is called, the RTP packets that come from addr (host:port, as the callee's SDP
+// gave it).
+func (m *MediaSink) Watch(addr string) (count *atomic.Uint64, stop func()) {
+	count = new(atomic.Uint64)
+	m.watched.Store(addr, count)
+	return count, func() { m.watched.CompareAndDelete(addr, count) }
 }
 
 // ListenMedia binds the media socket at addr and starts draining it.
@@ -33,7 +42,7 @@ func ListenMedia(addr string, log *slog.Logger) (*MediaSink, error) {
 		buf := make([]byte, 2048)
 		var pkt rtp.Packet
 		for {
-			n, _, err := conn.ReadFrom(buf)
+			n, from, err := conn.ReadFrom(buf)
 			if err != nil {
 				if !errors.Is(err, net.ErrClosed) {
 					log.Warn("media socket read", "err", err)
@@ -42,6 +51,9 @@ func ListenMedia(addr string, log *slog.Logger) (*MediaSink, error) {
 			}
 			if pkt.Unmarshal(buf[:n]) == nil {
 				m.packets.Add(1)
+				if c, ok := m.watched.Load(from.String()); ok {
+					c.(*atomic.Uint64).Add(1)
+				}
 			} else {
 				m.invalid.Add(1)
 			}

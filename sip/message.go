@@ -4,36 +4,68 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	sipgosip "github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
 )
 
-// newInvite builds the flash call's INVITE: Request-URI and To carry the recipient, From and
-// P-Asserted-Identity the CLI, and the body an SDP offer for the UA's media socket.
+// newInvite builds the flash call's INVITE: Request-URI and To carry the dialed number, the CLI goes in the
+// headers the trunk wants (From, P-Asserted-Identity, Remote-Party-ID), and the body is an SDP offer for the
+// UA's media socket.
 func (u *UA) newInvite(c Call) (*sipgosip.Request, error) {
-	host, portStr, err := net.SplitHostPort(c.Target)
+	host, port, err := splitHostPort(c.Target)
 	if err != nil {
-		return nil, fmt.Errorf("trunk address %q: %w", c.Target, err)
+		return nil, err
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("trunk address %q: bad port", c.Target)
+	if c.Domain != "" {
+		host, port = c.Domain, 0
+		if c.Proxy == "" {
+			_, port, _ = splitHostPort(c.Target)
+		}
 	}
-	recipient := sipgosip.Uri{Scheme: "sip", User: c.To, Host: host, Port: port}
+	params := transportParam(c.Transport)
+	if c.UserPhone {
+		params.Add("user", "phone")
+	}
+	recipient := sipgosip.Uri{Scheme: "sip", User: c.To, Host: host, Port: port, UriParams: params}
 	req := sipgosip.NewRequest(sipgosip.INVITE, recipient)
-	req.SetTransport("UDP")
+	req.SetTransport(strings.ToUpper(orUDP(c.Transport)))
 	req.SetDestination(c.Target)
+	if c.Proxy != "" {
+		req.AppendHeader(sipgosip.NewHeader("Route", "<sip:"+c.Proxy+";lr>"))
+	}
 
-	cliURI := sipgosip.Uri{Scheme: "sip", User: c.CLI, Host: u.host}
-	from := &sipgosip.FromHeader{Address: cliURI, Params: sipgosip.NewParams()}
+	identity := sipgosip.Uri{Scheme: "sip", User: c.CLI, Host: u.host}
+	if c.UserPhone {
+		identity.UriParams = sipgosip.NewParams()
+		identity.UriParams.Add("user", "phone")
+	}
+	headers := map[string]bool{"from": true, "pai": true}
+	if len(c.CLIHeaders) > 0 {
+		headers = map[string]bool{}
+		for _, h := range c.CLIHeaders {
+			headers[h] = true
+		}
+	}
+	from := &sipgosip.FromHeader{Address: identity, Params: sipgosip.NewParams()}
+	if !headers["from"] {
+		from.DisplayName = "Anonymous"
+		from.Address = sipgosip.Uri{Scheme: "sip", User: "anonymous", Host: "anonymous.invalid"}
+	}
 	from.Params.Add("tag", sipgosip.GenerateTagN(16))
-	to := &sipgosip.ToHeader{Address: sipgosip.Uri{Scheme: "sip", User: c.To, Host: host, Port: port}, Params: sipgosip.NewParams()}
+	toURI := recipient
+	toURI.UriParams = nil
+	if c.UserPhone {
+		toURI.UriParams = sipgosip.NewParams()
+		toURI.UriParams.Add("user", "phone")
+	}
+	to := &sipgosip.ToHeader{Address: toURI, Params: sipgosip.NewParams()}
 	callID := sipgosip.CallIDHeader(uuid.NewString())
 	cseq := &sipgosip.CSeqHeader{SeqNo: 1, MethodName: sipgosip.INVITE}
 	maxFwd := sipgosip.MaxForwardsHeader(70)
-	contact := &sipgosip.ContactHeader{Address: sipgosip.Uri{Scheme: "sip", User: "flashotp", Host: u.host, Port: u.port}}
+	contact := &sipgosip.ContactHeader{Address: sipgosip.Uri{Scheme: "sip", User: "flashotp", Host: u.host, Port: u.port, UriParams: transportParam(c.Transport)}}
 	ctype := sipgosip.ContentTypeHeader("application/sdp")
 
 	req.AppendHeader(from)
@@ -42,11 +74,78 @@ func (u *UA) newInvite(c Call) (*sipgosip.Request, error) {
 	req.AppendHeader(cseq)
 	req.AppendHeader(&maxFwd)
 	req.AppendHeader(contact)
-	req.AppendHeader(sipgosip.NewHeader("P-Asserted-Identity", "<"+cliURI.String()+">"))
+	if headers["pai"] {
+		req.AppendHeader(sipgosip.NewHeader("P-Asserted-Identity", "<"+identity.String()+">"))
+	}
+	if headers["rpid"] {
+		privacy := "off"
+		if c.Privacy {
+			privacy = "full"
+		}
+		req.AppendHeader(sipgosip.NewHeader("Remote-Party-ID", "<"+identity.String()+">;party=calling;screen=yes;privacy="+privacy))
+	}
+	if c.Privacy {
+		req.AppendHeader(sipgosip.NewHeader("Privacy", "id"))
+	}
 	req.AppendHeader(sipgosip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"))
 	req.AppendHeader(&ctype)
 	req.SetBody(u.sdpOffer())
 	return req, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return "", 0, fmt.Errorf("address %q: bad port", addr)
+	}
+	return host, port, nil
+}
+
+func orUDP(transport string) string {
+	if transport == "" {
+		return "udp"
+	}
+	return transport
+}
+
+// transportParam is the URI parameter that tells the next hop to use a stream transport.
+func transportParam(transport string) sipgosip.HeaderParams {
+	if transport != "tcp" && transport != "tls" {
+		return nil
+	}
+	p := sipgosip.NewParams()
+	p.Add("transport", transport)
+	return p
+}
+
+// sdpMediaAddr returns the host:port of the first audio stream an SDP body describes.
+func sdpMediaAddr(body []byte) (string, bool) {
+	var host, port string
+	for _, line := range strings.Split(string(body), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "c=IN IP4 "), strings.HasPrefix(line, "c=IN IP6 "):
+			if host == "" || port == "" { // session-level, or the audio stream's own
+				host = strings.Fields(line[len("c=IN IP4 "):])[0]
+				host, _, _ = strings.Cut(host, "/")
+			}
+		case strings.HasPrefix(line, "m=audio ") && port == "":
+			if f := strings.Fields(line); len(f) > 1 {
+				port = f[1]
+			}
+		}
+	}
+	if net.ParseIP(host) == nil {
+		return "", false
+	}
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return "", false
+	}
+	return net.JoinHostPort(host, port), true
 }
 
 // sdpOffer offers PCMU and PCMA on the media socket; early media that arrives there is counted and dropped.

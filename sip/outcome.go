@@ -66,13 +66,17 @@ type Result struct {
 	Reason  Reason // why it failed; empty unless State is StateFailed
 	// Rang reports whether a 180 or 183 came: the CLI reached the phone's call log.
 	Rang bool
-	// Responded reports whether the trunk sent any response to the INVITE. A call that got none may be
-	// tried on another trunk; one that did never is.
+	// Responded reports whether the trunk sent any response to the INVITE.
 	Responded bool
-	CallID    string
-	StartedAt time.Time // INVITE sent
-	RingingAt time.Time // first 180/183; zero if none
-	EndedAt   time.Time
+	// Provisional reports whether any 1xx came. Before one, a silent or failing (408, 5xx) trunk may be
+	// replaced by another; after one, the call is never placed again.
+	Provisional bool
+	// EarlyMediaPackets counts the RTP packets that came from the address the callee's SDP named.
+	EarlyMediaPackets uint64
+	CallID            string
+	StartedAt         time.Time // INVITE sent
+	RingingAt         time.Time // first 180/183; zero if none
+	EndedAt           time.Time
 }
 
 func (r Result) String() string {

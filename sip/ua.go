@@ -8,17 +8,21 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
 	sipgosip "github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 )
 
 // Errors returned by this package.
@@ -34,15 +38,19 @@ type Config struct {
 	Listen string
 	// PublicAddress, when set, is the host[:port] put in Via, Contact and SDP instead of the bound address.
 	PublicAddress string
-	Logger        *slog.Logger
+	// TLS is the client configuration for trunks reached over TLS; nil: the system's roots.
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
 // UA is a running SIP user agent. It is safe for concurrent use: each Dial is one call.
 type UA struct {
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
-	client *sipgo.Client
+	client *sipgo.Client // UDP: requests leave from the listening socket
+	stream *sipgo.Client // TCP and TLS: connections to the trunk, reused
 	conn   net.PacketConn
+	tcp    net.Listener // same address as conn, for requests peers open over TCP
 	media  *MediaSink
 	log    *slog.Logger
 
@@ -97,7 +105,11 @@ func Listen(cfg Config) (*UA, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if u.tcp, err = net.Listen("tcp", bound.String()); err != nil {
+		return fail(fmt.Errorf("sip listen tcp %s: %w", bound, err))
+	}
 	u.ua, err = sipgo.NewUA(sipgo.WithUserAgent("flashotp"), sipgo.WithUserAgentHostname(u.host),
+		sipgo.WithUserAgenTLSConfig(cfg.TLS),
 		sipgo.WithUserAgentTransactionLayerOptions(sipgosip.WithTransactionLayerUnhandledResponseHandler(u.stray)))
 	if err != nil {
 		return fail(err)
@@ -114,6 +126,9 @@ func Listen(cfg Config) (*UA, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if u.stream, err = sipgo.NewClient(u.ua, sipgo.WithClientLogger(log), sipgo.WithClientHostname(u.host), sipgo.WithClientPort(u.port)); err != nil {
+		return fail(err)
+	}
 	ok := func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 200, "OK", nil))
 	}
@@ -122,10 +137,14 @@ func Listen(cfg Config) (*UA, error) {
 	u.srv.OnInvite(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 603, "Decline", nil))
 	})
-	u.wg.Add(1)
+	u.wg.Add(2)
 	go func() {
 		defer u.wg.Done()
 		_ = u.srv.ServeUDP(conn) // returns when conn is closed
+	}()
+	go func() {
+		defer u.wg.Done()
+		_ = u.srv.ServeTCP(u.tcp)
 	}()
 	// ServeUDP registers the socket with the transport layer in its goroutine; a Dial before that would
 	// bind a second socket to the same address.
@@ -154,6 +173,13 @@ func (u *UA) Close() error {
 	return err
 }
 
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
 func (u *UA) closeParts() error {
 	var errs []error
 	if u.ua != nil {
@@ -161,6 +187,9 @@ func (u *UA) closeParts() error {
 	}
 	if u.conn != nil {
 		errs = append(errs, u.conn.Close())
+	}
+	if u.tcp != nil {
+		errs = append(errs, ignoreClosed(u.tcp.Close()))
 	}
 	if u.media != nil {
 		errs = append(errs, u.media.Close())
@@ -170,17 +199,35 @@ func (u *UA) closeParts() error {
 
 // Call is one flash call to place.
 type Call struct {
-	Target      string // trunk host:port
-	To          string // recipient, E.164 with '+'
-	CLI         string // caller ID, E.164 with '+'
-	Username    string // digest credentials, when the trunk challenges
-	Password    string
+	Target    string // host:port requests are sent to: the trunk, or its outbound proxy
+	Transport string // udp (default), tcp or tls
+	Domain    string // Request-URI and To host; default Target's host
+	// Proxy, when set, is the outbound proxy Target points at: it becomes a loose Route (Route: <sip:Proxy;lr>)
+	// and Domain must name the trunk.
+	Proxy string
+	To    string // the dialed number as the trunk wants it: digits, optional '+', tech prefix (* and #)
+	CLI   string // caller ID as the trunk wants it: digits, optional '+'
+	// UserPhone adds ;user=phone to the Request-URI, To, From and identity URIs.
+	UserPhone bool
+	// CLIHeaders names where the CLI goes: "from", "pai" (P-Asserted-Identity), "rpid" (Remote-Party-ID).
+	// Without "from" the From is anonymous. Empty: from and pai.
+	CLIHeaders []string
+	Privacy    bool // Privacy: id
+
+	Username     string // From user when cli_headers lacks "from"; digest user unless AuthUsername
+	AuthUsername string
+	Password     string // digest password; empty: challenges end the call auth_failed
+	Realm        string // answer only this realm's challenges; empty: any
+
 	RingTime    time.Duration // how long to let it ring after the first 180/183
 	DialTimeout time.Duration // longest wait for the first 180/183
 	CancelGuard time.Duration // longest wait for the final answer after CANCEL
 }
 
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{5,14}$`)
+var (
+	dialedRe = regexp.MustCompile(`^\+?[0-9*#]{1,32}$`)
+	cliRe    = regexp.MustCompile(`^\+?[0-9]{4,16}$`)
+)
 
 // Dial places the flash call and returns its outcome. progress, if not nil, is called with StateDialing
 // once the INVITE is out and StateRinging (after the CANCEL, when ring_time is 0) at the first 180/183, from Dial's goroutine. Cancelling ctx
@@ -197,7 +244,7 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 			res.Reason = Classify(res.SIPCode)
 		}
 	}()
-	if !e164.MatchString(c.To) || !e164.MatchString(c.CLI) {
+	if !dialedRe.MatchString(c.To) || !cliRe.MatchString(c.CLI) {
 		u.log.Error("refusing call with bad number", "err", ErrBadNumber)
 		res.State, res.Reason = StateFailed, ReasonClientError
 		return res
@@ -209,7 +256,7 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 		return res
 	}
 	res.CallID = inv.CallID().Value()
-	tx, err := u.client.TransactionRequest(ctx, inv)
+	tx, err := u.clientFor(c.Transport).TransactionRequest(ctx, inv)
 	if err != nil {
 		u.log.Warn("invite not sent", "call_id", res.CallID, "target", c.Target, "err", err)
 		res.State, res.Reason = StateFailed, ReasonTrunkError
@@ -217,25 +264,51 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 	}
 	progress(StateDialing, res.StartedAt)
 
-	d := &dial{ua: u, call: c, inv: inv, tx: tx, res: &res, stray: make(chan *sipgosip.Response, 4)}
+	d := &dial{ua: u, client: u.clientFor(c.Transport), call: c, inv: inv, tx: tx, res: &res, stray: make(chan *sipgosip.Response, 4)}
 	u.calls.Store(res.CallID, d.stray)
 	defer u.calls.Delete(res.CallID)
 	defer d.stopTimers()
+	defer d.stopMedia()
 	d.run(ctx, progress)
 	return res
 }
 
+// clientFor returns the client that sends over transport.
+func (u *UA) clientFor(transport string) *sipgo.Client {
+	if transport == "tcp" || transport == "tls" {
+		return u.stream
+	}
+	return u.client
+}
+
+// Options sends OPTIONS to target over transport and returns the response's status code: any answer
+// means the trunk is reachable.
+func (u *UA) Options(ctx context.Context, target, transport string) (int, error) {
+	host, port, err := splitHostPort(target)
+	if err != nil {
+		return 0, err
+	}
+	req := sipgosip.NewRequest(sipgosip.OPTIONS, sipgosip.Uri{Scheme: "sip", Host: host, Port: port, UriParams: transportParam(transport)})
+	req.SetTransport(strings.ToUpper(orUDP(transport)))
+	req.SetDestination(target)
+	res, err := u.clientFor(transport).Do(ctx, req)
+	if err != nil {
+		return 0, fmt.Errorf("options %s: %w", target, err)
+	}
+	return res.StatusCode, nil
+}
+
 // dial is the state of one call while Dial runs it. Only Dial's goroutine touches it.
 type dial struct {
-	ua   *UA
-	call Call
-	inv  *sipgosip.Request
-	tx   sipgosip.ClientTransaction
-	res  *Result
+	ua     *UA
+	client *sipgo.Client
+	call   Call
+	inv    *sipgosip.Request
+	tx     sipgosip.ClientTransaction
+	res    *Result
 	// stray receives responses of this call that matched no transaction.
 	stray chan *sipgosip.Response
 
-	gotProvisional bool
 	authTried      bool
 	cancelled      bool // CANCEL was sent (or tried)
 	cancelTx       sipgosip.ClientTransaction
@@ -243,6 +316,26 @@ type dial struct {
 	cancelAnswered bool   // the CANCEL got a 200
 
 	dialTimer, ringTimer, guardTimer *time.Timer
+
+	media     *atomic.Uint64 // early media packets from the address the callee's SDP gave
+	mediaStop func()
+}
+
+func (d *dial) stopMedia() {
+	if d.mediaStop != nil {
+		d.mediaStop()
+		d.res.EarlyMediaPackets = d.media.Load()
+	}
+}
+
+// watchMedia starts counting the RTP that arrives from the address a provisional's SDP names.
+func (d *dial) watchMedia(r *sipgosip.Response) {
+	if d.media != nil || len(r.Body()) == 0 {
+		return
+	}
+	if addr, ok := sdpMediaAddr(r.Body()); ok {
+		d.media, d.mediaStop = d.ua.media.Watch(addr)
+	}
 }
 
 func timerC(t *time.Timer) <-chan time.Time {
@@ -286,7 +379,7 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 			if d.res.Rang || d.cancelled {
 				continue
 			}
-			if !d.gotProvisional {
+			if !d.res.Provisional {
 				// RFC 3261 9.1: no CANCEL before a provisional response; just stop.
 				d.tx.Terminate()
 				d.fail(0, ReasonNoRing)
@@ -323,7 +416,7 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 			ctxDone = nil
 			switch {
 			case d.cancelled:
-			case d.gotProvisional:
+			case d.res.Provisional:
 				d.cancel(ReasonInterrupted)
 			default:
 				d.tx.Terminate()
@@ -337,10 +430,14 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 // onResponse handles one response to the INVITE and reports whether the call is over.
 func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress func(State, time.Time)) bool {
 	code := r.StatusCode
+	d.res.Responded = true
 	switch {
-	case code == 180 || code == 183:
-		d.gotProvisional = true
-		d.res.Responded = true
+	case r.IsProvisional():
+		d.res.Provisional = true
+		if code != 180 && code != 183 {
+			return false
+		}
+		d.watchMedia(r) // a 183 (or 180) with SDP: early media may follow
 		if !d.res.Rang {
 			d.res.Rang = true
 			d.res.RingingAt = time.Now()
@@ -354,29 +451,20 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 			progress(StateRinging, d.res.RingingAt)
 		}
 		return false
-	case r.IsProvisional():
-		d.gotProvisional = true
-		d.res.Responded = true
-		return false
 	case r.IsSuccess():
-		d.res.Responded = true
 		d.res.State, d.res.SIPCode = StateAnswered, code
 		d.hangUp(r)
 		return true
-	}
-	d.res.Responded = true
-	if (code == 401 || code == 407) && d.call.Password != "" && !d.authTried && !d.cancelled {
+	case (code == 401 || code == 407) && d.mayAuthenticate(r):
 		d.authTried = true
-		tx, err := d.ua.client.TransactionDigestAuth(ctx, d.inv, r, sipgo.DigestAuth{Username: d.call.Username, Password: d.call.Password})
+		tx, err := d.client.TransactionDigestAuth(ctx, d.inv, r, sipgo.DigestAuth{Username: d.authUser(), Password: d.call.Password})
 		if err != nil {
-			d.ua.log.Warn("digest auth failed", "call_id", d.res.CallID, "err", err)
+			d.ua.log.Warn("digest auth not possible", "call_id", d.res.CallID, "err", err)
 			d.fail(code, ReasonAuthFailed)
 			return true
 		}
 		d.tx = tx
 		return false
-	}
-	switch {
 	case code == 487 && d.cancelled:
 		if d.cancelReason != ReasonNone {
 			d.fail(code, d.cancelReason)
@@ -387,6 +475,35 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 		d.fail(code, Classify(code))
 	}
 	return true
+}
+
+// mayAuthenticate reports whether a 401/407 gets one authenticated retry: credentials are set, no retry was
+// made yet (a second challenge means they are wrong), the call is not being cancelled, and the challenge's
+// realm is the configured one, if any.
+func (d *dial) mayAuthenticate(r *sipgosip.Response) bool {
+	if d.call.Password == "" || d.authTried || d.cancelled {
+		return false
+	}
+	if d.call.Realm == "" {
+		return true
+	}
+	name := "WWW-Authenticate"
+	if r.StatusCode == 407 {
+		name = "Proxy-Authenticate"
+	}
+	h := r.GetHeader(name)
+	if h == nil {
+		return false
+	}
+	chal, err := digest.ParseChallenge(h.Value())
+	return err == nil && chal.Realm == d.call.Realm
+}
+
+func (d *dial) authUser() string {
+	if d.call.AuthUsername != "" {
+		return d.call.AuthUsername
+	}
+	return d.call.Username
 }
 
 func (d *dial) fail(code int, reason Reason) {
@@ -414,7 +531,7 @@ func (d *dial) cancel(reason Reason) {
 	d.cancelled = true
 	d.cancelReason = reason
 	d.guardTimer = time.NewTimer(d.call.CancelGuard)
-	tx, err := d.ua.client.TransactionRequest(context.Background(), newCancel(d.inv))
+	tx, err := d.client.TransactionRequest(context.Background(), newCancel(d.inv))
 	if err != nil {
 		d.ua.log.Warn("cancel not sent", "call_id", d.res.CallID, "err", err)
 		return
@@ -431,7 +548,7 @@ func (d *dial) ackFailure(r *sipgosip.Response) {
 	sipgosip.CopyHeaders("Route", d.inv, ack)
 	ack.PrependHeader(sipgosip.HeaderClone(d.inv.Via()))
 	ack.SetDestination(d.inv.Destination())
-	if err := d.ua.client.WriteRequest(ack); err != nil {
+	if err := d.client.WriteRequest(ack); err != nil {
 		d.ua.log.Warn("ack not sent", "call_id", d.res.CallID, "err", err)
 	}
 }
@@ -440,12 +557,12 @@ func (d *dial) ackFailure(r *sipgosip.Response) {
 func (d *dial) hangUp(ok *sipgosip.Response) {
 	ack := newInDialog(sipgosip.ACK, d.inv, ok)
 	ack.SetDestination(d.inv.Destination())
-	if err := d.ua.client.WriteRequest(ack); err != nil {
+	if err := d.client.WriteRequest(ack); err != nil {
 		d.ua.log.Warn("ack not sent", "call_id", d.res.CallID, "err", err)
 	}
 	d.tx.OnRetransmission(func(r *sipgosip.Response) {
 		if r.IsSuccess() {
-			_ = d.ua.client.WriteRequest(ack.Clone())
+			_ = d.client.WriteRequest(ack.Clone())
 		}
 	})
 	bye := newInDialog(sipgosip.BYE, d.inv, ok)
@@ -456,7 +573,7 @@ func (d *dial) hangUp(ok *sipgosip.Response) {
 		defer d.ua.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 		defer cancel()
-		res, err := d.ua.client.Do(ctx, bye)
+		res, err := d.client.Do(ctx, bye)
 		if err != nil || res.StatusCode >= 300 {
 			d.ua.log.Warn("bye failed", "call_id", d.res.CallID, "err", err)
 		}

@@ -107,7 +107,11 @@ func (m *Main) open() error {
 		}
 		m.PhoneAddr = m.phone.Addr()
 	}
-	if m.ua, err = sip.Listen(sip.Config{Listen: cfg.SIP.Listen, PublicAddress: cfg.SIP.PublicAddress, Logger: m.Log}); err != nil {
+	tlsConf, err := trunkTLS(cfg.Trunks)
+	if err != nil {
+		return err
+	}
+	if m.ua, err = sip.Listen(sip.Config{Listen: cfg.SIP.Listen, PublicAddress: cfg.SIP.PublicAddress, TLS: tlsConf, Logger: m.Log}); err != nil {
 		return err
 	}
 	m.SIPAddr = m.ua.Addr()
@@ -118,7 +122,14 @@ func (m *Main) open() error {
 		if cfg.Phone.Enabled && addr == cfg.Phone.Listen {
 			addr = m.PhoneAddr // the phone may have been given port 0
 		}
-		trunks = append(trunks, dialer.Trunk{Name: t.Name, Address: addr, Username: t.Username, Password: t.Password, MaxCPS: t.MaxCPS, MaxCalls: t.MaxCalls})
+		trunks = append(trunks, dialer.Trunk{
+			Name: t.Name, Address: addr, Transport: t.Transport,
+			Username: t.Username, AuthUsername: t.AuthUsername, Password: t.Password, Realm: t.Realm,
+			MaxCPS: t.MaxCPS, MaxCalls: t.MaxCalls,
+			Priority: t.Priority, Weight: t.Weight, DownAfter: t.DownAfter, OptionsInterval: t.OptionsInterval,
+			Domain: t.Domain, OutboundProxy: t.OutboundProxy, NumberFormat: t.NumberFormat, TechPrefix: t.TechPrefix,
+			UserPhone: t.UserPhone, CLIHeaders: t.CLIHeaders, Privacy: t.Privacy,
+		})
 	}
 	m.dialer = dialer.New(dialer.Config{
 		Trunks: trunks, RingTime: cfg.Dialer.RingTime, DialTimeout: cfg.Dialer.DialTimeout,
