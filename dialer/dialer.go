@@ -124,6 +124,16 @@ func New(cfg Config, caller Caller, rep Reporter, log *slog.Logger) *Dialer {
 	}
 	d := &Dialer{cfg: cfg, caller: caller, rep: rep, log: log, queue: make(chan Request, cfg.QueueSize)}
 	for _, t := range cfg.Trunks {
+		// configs fills these; a Trunk built by hand still gets a working dialer.
+		if t.Weight < 1 {
+			t.Weight = 1
+		}
+		if t.DownAfter < 1 {
+			t.DownAfter = 3
+		}
+		if t.OptionsInterval <= 0 {
+			t.OptionsInterval = 30 * time.Second
+		}
 		tr := &trunk{Trunk: t}
 		if t.MaxCPS > 0 {
 			tr.limiter = rate.NewLimiter(rate.Limit(t.MaxCPS), t.MaxCPS)

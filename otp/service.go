@@ -61,6 +61,8 @@ type Call struct {
 	PostDialDelayMS *int64     `json:"post_dial_delay_ms"`
 	StartedAt       *time.Time `json:"started_at"`
 	EndedAt         *time.Time `json:"ended_at"`
+	// EarlyMediaPackets counts the RTP packets the callee sent before the call ended (183 with SDP).
+	EarlyMediaPackets uint64 `json:"early_media_packets"`
 }
 
 // record is what the store keeps: the verification plus what must never leave the engine.
@@ -419,6 +421,7 @@ func (s *Service) CallEnded(id, trunk string, res sip.Result) {
 			return
 		}
 		rec.Call.State, rec.Call.SIPCode, rec.Call.Reason = res.State, res.SIPCode, string(res.Reason)
+		rec.Call.EarlyMediaPackets = res.EarlyMediaPackets
 		if trunk != "" {
 			rec.Call.Trunk = trunk
 		}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real SIP peers the tests drive (SIPp, Kamailio, baresip) when they are missing: as root through
+# Installs the real SIP peers the tests drive (SIPp, Kamailio with its TLS module, baresip) when they are missing: as root through
 # apt-get, otherwise it fails naming the Debian packages to install.
 set -euo pipefail
 
@@ -7,6 +7,7 @@ need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
+[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so ] || need+=(kamailio-tls-modules)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -22,6 +22,7 @@ func trunkTLS(trunks []configs.Trunk) (*tls.Config, error) {
 		cert       *tls.Certificate
 		certTrunk  string
 		serverName = map[string]string{} // address host → name to verify
+		names      []string              // every name some TLS trunk's certificate must carry
 		anyTLS     bool
 	)
 	for i, t := range trunks {
@@ -31,9 +32,11 @@ func trunkTLS(trunks []configs.Trunk) (*tls.Config, error) {
 		anyTLS = true
 		key := fmt.Sprintf("trunks[%d]", i)
 		host, _, _ := net.SplitHostPort(t.Address)
+		serverName[host] = host
 		if t.TLSServerName != "" {
 			serverName[host] = t.TLSServerName
 		}
+		names = append(names, serverName[host])
 		if t.TLSCA == "" {
 			useSystem = true
 		} else {
@@ -81,15 +84,24 @@ func trunkTLS(trunks []configs.Trunk) (*tls.Config, error) {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("tls: trunk sent no certificate")
 			}
-			name := cs.ServerName
-			if n, ok := serverName[name]; ok {
-				name = n
+			// A trunk addressed by name: its name (or tls_server_name). A trunk addressed by IP: Go sends no
+			// SNI then and the connection state does not say which trunk this is, so the certificate must
+			// carry the name expected of one of the TLS trunks (exact when there is one TLS trunk).
+			want := names
+			if n, ok := serverName[cs.ServerName]; ok && cs.ServerName != "" {
+				want = []string{n}
 			}
-			opts := x509.VerifyOptions{Roots: roots, DNSName: name, Intermediates: x509.NewCertPool()}
+			opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
 			for _, c := range cs.PeerCertificates[1:] {
 				opts.Intermediates.AddCert(c)
 			}
-			_, err := cs.PeerCertificates[0].Verify(opts)
+			var err error
+			for _, name := range want {
+				opts.DNSName = name
+				if _, err = cs.PeerCertificates[0].Verify(opts); err == nil {
+					return nil
+				}
+			}
 			return err
 		},
 	}

@@ -83,7 +83,7 @@ func StartBaresip(t testing.TB) *Baresip {
 		}
 		b.done = make(chan struct{})
 		go func() { _ = b.cmd.Wait(); close(b.done) }()
-		if waitBound(port, 5*time.Second, b.done) && b.waitReady(5*time.Second) {
+		if waitBound("udp", port, 5*time.Second, b.done) && b.waitReady(5*time.Second) {
 			break
 		}
 		b.stop()

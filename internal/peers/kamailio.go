@@ -25,7 +25,20 @@ type Kamailio struct {
 // port, forwarding to callee. It is stopped by PID when the test ends.
 func StartKamailio(t testing.TB, config, callee string) *Kamailio {
 	t.Helper()
+	return StartKamailioOn(t, "udp", config, callee, nil)
+}
+
+// StartKamailioOn is StartKamailio listening on transport (udp, tcp, tls: a TCP port); vars are further
+// placeholders of the config file and their values. For tls the Debian package kamailio-tls-modules is
+// needed.
+func StartKamailioOn(t testing.TB, transport, config, callee string, vars map[string]string) *Kamailio {
+	t.Helper()
 	bin := Require(t, "kamailio", "kamailio")
+	if transport == "tls" {
+		if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so"); err != nil {
+			Require(t, "kamailio-tls-module-missing", "kamailio-tls-modules")
+		}
+	}
 	_, file, _, _ := runtime.Caller(0)
 	tmpl, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "testdata", "kamailio", config))
 	if err != nil {
@@ -34,9 +47,13 @@ func StartKamailio(t testing.TB, config, callee string) *Kamailio {
 	dir := t.TempDir()
 	k := &Kamailio{}
 	for attempt := 0; ; attempt++ {
-		port := freeUDPPort(t)
+		port := freePort(t, transport)
 		k.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		cfg := strings.NewReplacer("LISTEN", k.Addr, "CALLEE", callee).Replace(string(tmpl))
+		pairs := []string{"LISTEN", k.Addr, "CALLEE", callee}
+		for k, v := range vars {
+			pairs = append(pairs, k, v)
+		}
+		cfg := strings.NewReplacer(pairs...).Replace(string(tmpl))
 		path := filepath.Join(dir, "kamailio.cfg")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -50,7 +67,7 @@ func StartKamailio(t testing.TB, config, callee string) *Kamailio {
 		}
 		k.done = make(chan struct{})
 		go func() { _ = k.cmd.Wait(); close(k.done) }()
-		if waitBound(port, 5*time.Second, k.done) {
+		if waitBound(transport, port, 5*time.Second, k.done) {
 			break
 		}
 		k.stop()

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -61,11 +62,22 @@ type UAS struct {
 // testdata/sipp) for at most calls calls, then exiting. Extra args go to SIPp as they are.
 func StartUAS(t testing.TB, scenario string, calls int, extra ...string) *UAS {
 	t.Helper()
+	return StartUASOn(t, "udp", scenario, calls, extra...)
+}
+
+// StartUASOn is StartUAS over transport: udp, tcp, or tls (give -tls_cert and -tls_key in extra).
+func StartUASOn(t testing.TB, transport, scenario string, calls int, extra ...string) *UAS {
+	t.Helper()
+	mode := map[string]string{"udp": "u1", "tcp": "t1", "tls": "l1"}[transport]
+	if mode == "" {
+		t.Fatalf("transport %q", transport)
+	}
+	extra = append([]string{"-t", mode}, extra...)
 	sipp := Require(t, "sipp", "sip-tester")
 	dir := t.TempDir()
 	u := &UAS{msgFile: filepath.Join(dir, "messages.log")}
 	for attempt := 0; ; attempt++ {
-		port := freeUDPPort(t)
+		port := freePort(t, transport)
 		u.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		args := append([]string{
 			"-sf", Scenario(t, scenario),
@@ -91,7 +103,7 @@ func StartUAS(t testing.TB, scenario string, calls int, extra ...string) *UAS {
 			}
 			close(u.done)
 		}()
-		if waitBound(port, 5*time.Second, u.done) {
+		if waitBound(transport, port, 5*time.Second, u.done) {
 			break
 		}
 		_ = u.cmd.Process.Kill()
@@ -155,19 +167,31 @@ func (u *UAS) Received(startLine string) []string {
 	return out
 }
 
-func freeUDPPort(t testing.TB) int {
+func freeUDPPort(t testing.TB) int { return freePort(t, "udp") }
+
+// freePort returns a loopback port free for transport (tcp and tls: a TCP port).
+func freePort(t testing.TB, transport string) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if transport == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
-// waitBound reports whether something bound the UDP port within d (binding it ourselves then fails), and
-// gives up early when exited is closed.
-func waitBound(port int, d time.Duration, exited <-chan struct{}) bool {
+// waitBound reports whether something bound the port for transport within d (binding it ourselves then
+// fails), and gives up early when exited is closed.
+func waitBound(transport string, port int, d time.Duration, exited <-chan struct{}) bool {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		select {
@@ -175,7 +199,13 @@ func waitBound(port int, d time.Duration, exited <-chan struct{}) bool {
 			return false
 		default:
 		}
-		c, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		var c io.Closer
+		var err error
+		if transport == "udp" {
+			c, err = net.ListenPacket("udp", addr)
+		} else {
+			c, err = net.Listen("tcp", addr)
+		}
 		if err != nil {
 			return true
 		}
