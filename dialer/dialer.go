@@ -170,6 +170,13 @@ func (d *Dialer) Submit(r Request) error {
 	}
 }
 
+// Stopped reports whether Stop was called: no call is accepted any more.
+func (d *Dialer) Stopped() bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.stopped
+}
+
 // QueueLen returns the number of calls waiting for a trunk.
 func (d *Dialer) QueueLen() int { return len(d.queue) }
 
@@ -311,10 +318,17 @@ func (t *trunk) release() {
 // provisional response and failed the way an unreachable or broken trunk does (no answer at all, transport
 // error, 408 or 5xx). Once any 1xx came, the phone may have the call: never again.
 func failover(res sip.Result) bool {
-	if res.State != sip.StateFailed || res.Provisional || res.Reason == sip.ReasonInterrupted {
+	if res.State != sip.StateFailed || res.Provisional {
 		return false
 	}
-	return res.SIPCode == 0 || res.SIPCode == 408 || res.SIPCode >= 500 && res.SIPCode < 600
+	switch {
+	case res.SIPCode == 0:
+		// Silence or a transport error; not a call the UA refused itself, nor one the engine stopped.
+		return res.Reason == sip.ReasonTrunkError || res.Reason == sip.ReasonNoRing
+	case res.SIPCode == 408, res.SIPCode >= 500 && res.SIPCode < 600:
+		return true
+	}
+	return false
 }
 
 // run places the call on order[i], which the caller has acquired, and fails over down the order while

@@ -488,13 +488,23 @@ func TestVerify(t *testing.T) {
 			wantStatus: otp.StatusApproved,
 		},
 		{
-			name: "whole CLI with a wrong prefix",
+			// A UK call log shows +44207946NNNN as 0207946NNNN.
+			name:       "whole CLI in national form",
+			steps:      []step{{code: func(cli string) string { return "0" + strings.TrimPrefix(cli, "+44") }}},
+			wantStatus: otp.StatusApproved,
+		},
+		{
+			name:       "whole CLI in 00 international form",
+			steps:      []step{{code: func(cli string) string { return "00" + strings.TrimPrefix(cli, "+") }}},
+			wantStatus: otp.StatusApproved,
+		},
+		{
+			name: "whole CLI ending in a wrong code",
 			steps: []step{
-				{code: func(cli string) string { return "+44207947" + codeOf(cli) }, want: otp.ErrInvalidCode, wantRemaining: 4},
-				{code: func(cli string) string { return "1" + codeOf(cli) }, want: otp.ErrInvalidCode, wantRemaining: 3},
+				{code: func(cli string) string { return cli[:len(cli)-4] + wrongCode(codeOf(cli)) }, want: otp.ErrInvalidCode, wantRemaining: 4},
 			},
 			wantStatus:   otp.StatusPending,
-			wantAttempts: 2,
+			wantAttempts: 1,
 		},
 		{
 			name: "attempts used up",

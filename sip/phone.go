@@ -101,6 +101,10 @@ func (p *Phone) printf(format string, a ...any) {
 }
 
 func (p *Phone) onInvite(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
+	if req.From() == nil || req.To() == nil || req.CallID() == nil {
+		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 400, "Missing From, To or Call-ID", nil))
+		return
+	}
 	from, to := req.From().Address.User, req.To().Address.User
 	tag := sipgosip.GenerateTagN(16)
 	respond := func(code int, reason string, body []byte) error {

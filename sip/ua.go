@@ -3,7 +3,8 @@
 // UA really holds, a CANCEL once the phone rings, ACK and BYE for a 200 that wins the race, and exactly one
 // Result per call.
 //
-// Caveats: UDP only for now. sipgo's timers are package globals; set them (sip.SetTimers) in cmd, never here.
+// Transports: UDP and TCP listen on one address; TLS is client-only (requests go out, nothing listens).
+// sipgo's timers are package globals; set them (sip.SetTimers) in cmd, never here.
 package sip
 
 import (
@@ -60,6 +61,7 @@ type UA struct {
 	wg sync.WaitGroup // serving goroutine and BYE clean-ups
 
 	calls sync.Map // Call-ID → chan *sipgosip.Response: responses no transaction matched, for the call
+	ended sync.Map // Call-ID → *dial: calls that ended unanswered, for lateAnswerWindow
 }
 
 // stray takes a response that matched no transaction (a retransmission, or a peer that got CSeq or Via
@@ -74,6 +76,11 @@ func (u *UA) stray(r *sipgosip.Response) {
 		case ch.(chan *sipgosip.Response) <- r:
 		default:
 		}
+		return
+	}
+	if d, ok := u.ended.Load(id.Value()); ok && r.IsSuccess() && r.CSeq() != nil && r.CSeq().MethodName == sipgosip.INVITE {
+		u.log.Warn("late answer to a call already ended: hanging up", "call_id", id.Value())
+		d.(*dial).hangUp(r)
 	}
 }
 
@@ -266,11 +273,30 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 
 	d := &dial{ua: u, client: u.clientFor(c.Transport), call: c, inv: inv, tx: tx, res: &res, stray: make(chan *sipgosip.Response, 4)}
 	u.calls.Store(res.CallID, d.stray)
-	defer u.calls.Delete(res.CallID)
 	defer d.stopTimers()
 	defer d.stopMedia()
 	d.run(ctx, progress)
+	if d.cancelTx != nil {
+		// Its 200 may never come; a transaction nobody reads would hold sipgo's goroutines forever.
+		d.cancelTx.Terminate()
+	}
+	u.calls.Delete(res.CallID)
+	if res.State != StateAnswered {
+		u.watchLateAnswer(d)
+	}
 	return res
+}
+
+// lateAnswerWindow is how long a call that ended unanswered is remembered, so that a 200 OK still on its
+// way (one that crossed the CANCEL after the call was given up, or one from a slow trunk) is ACKed and hung
+// up rather than left to run: sipgo's 64·T1.
+var lateAnswerWindow = 64 * sipgosip.T1
+
+// watchLateAnswer remembers an unanswered call for lateAnswerWindow: a 2xx for it in that time is ACKed and
+// BYEd at once.
+func (u *UA) watchLateAnswer(d *dial) {
+	u.ended.Store(d.res.CallID, d)
+	time.AfterFunc(lateAnswerWindow, func() { u.ended.CompareAndDelete(d.res.CallID, d) })
 }
 
 // clientFor returns the client that sends over transport.
@@ -457,6 +483,9 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 		return true
 	case (code == 401 || code == 407) && d.mayAuthenticate(r):
 		d.authTried = true
+		// The first INVITE stays with its transaction (which may still ACK a retransmitted challenge);
+		// the authenticated one is a copy.
+		d.inv = d.inv.Clone()
 		tx, err := d.client.TransactionDigestAuth(ctx, d.inv, r, sipgo.DigestAuth{Username: d.authUser(), Password: d.call.Password})
 		if err != nil {
 			d.ua.log.Warn("digest auth not possible", "call_id", d.res.CallID, "err", err)

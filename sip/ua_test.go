@@ -2,7 +2,9 @@ package sip_test
 
 import (
 	"context"
+	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -166,5 +168,89 @@ func TestDialPhone(t *testing.T) {
 				t.Fatalf("phone printed %q, want %q", out.String(), tc.line)
 			}
 		})
+	}
+}
+
+// What a trunk's settings put in the INVITE: number formats and tech prefix (the dialer's, passed in To and
+// CLI), user=phone, the CLI headers, privacy and domain.
+func TestInviteHeaders(t *testing.T) {
+	uas := peers.StartUAS(t, "ring_cancel.xml", 1)
+	ua := listenUA(t)
+	res := ua.Dial(context.Background(), sip.Call{
+		Target: uas.Addr, Domain: "trunk.example", To: "*99#02079460123", CLI: "442079461234",
+		UserPhone: true, CLIHeaders: []string{"pai", "rpid"}, Privacy: true,
+		DialTimeout: 5 * time.Second, CancelGuard: 2 * time.Second,
+	}, nil)
+	if res.State != sip.StateMissed {
+		t.Fatalf("result %s\n%s", res, uas.Messages())
+	}
+	inv := uas.Received("INVITE ")[0]
+	_, port, _ := net.SplitHostPort(uas.Addr)
+	for _, want := range []string{
+		"INVITE sip:*99#02079460123@trunk.example:" + port + ";user=phone SIP/2.0",
+		"From: \"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=",
+		"To: <sip:*99#02079460123@trunk.example:" + port + ";user=phone>",
+		"P-Asserted-Identity: <sip:442079461234@",
+		"Remote-Party-ID: <sip:442079461234@",
+		";party=calling;screen=yes;privacy=full",
+		"Privacy: id",
+	} {
+		if !strings.Contains(inv, want) {
+			t.Errorf("INVITE lacks %q:\n%s", want, inv)
+		}
+	}
+}
+
+// OPTIONS, the probe of a trunk that is down: any answer is an answer; silence is an error.
+func TestOptions(t *testing.T) {
+	phone, err := sip.ListenPhone("127.0.0.1:0", sip.PhoneRing, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	ua := listenUA(t)
+	if code, err := ua.Options(context.Background(), phone.Addr(), "udp"); err != nil || code != 200 {
+		t.Fatalf("options to the phone: %d %v", code, err)
+	}
+	dead, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	defer dead.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if code, err := ua.Options(ctx, dead.LocalAddr().String(), "udp"); err == nil {
+		t.Fatalf("options to a silent trunk answered %d", code)
+	}
+}
+
+// Calls leave nothing running behind them: after 100 flash calls the UA holds no more goroutines than
+// before (the transactions sipgo keeps for retransmissions end on their own timers, without goroutines).
+func TestNoGoroutineLeft(t *testing.T) {
+	phone, err := sip.ListenPhone("127.0.0.1:0", sip.PhoneRing, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	ua := listenUA(t)
+	call := sip.Call{Target: phone.Addr(), To: "+447700900123", CLI: "+442079461234", DialTimeout: 5 * time.Second, CancelGuard: 2 * time.Second}
+	ua.Dial(context.Background(), call, nil) // warm up: connections, pools
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res := ua.Dial(context.Background(), call, nil); res.State != sip.StateMissed {
+				t.Errorf("call %s", res)
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+5 {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines after 100 calls, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }

@@ -98,20 +98,41 @@ func loadKey(file, configured string) ([]byte, error) {
 	if _, err := rand.Read(k); err != nil {
 		return nil, fmt.Errorf("generate server key: %w", err)
 	}
-	// O_EXCL: two first starts racing must not end up with different keys.
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written whole to a temporary file, then linked into place: a crash leaves either no key file or a
+	// complete one, and link fails if a racing first start got there first (both then use its key).
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".flashotp.key.*")
 	if err != nil {
 		return nil, fmt.Errorf("write server key: %w", err)
 	}
-	if _, err := f.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
-		f.Close()
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
+		tmp.Close()
 		return nil, fmt.Errorf("write server key: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
 		return nil, fmt.Errorf("write server key: %w", err)
 	}
-	return k, f.Close()
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("write server key: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("write server key: %w", err)
+	}
+	if err := os.Link(tmp.Name(), file); errors.Is(err, os.ErrExist) {
+		return loadKey(file, "")
+	} else if err != nil {
+		return nil, fmt.Errorf("write server key: %w", err)
+	}
+	if dir, err := os.Open(filepath.Dir(file)); err == nil {
+		err = dir.Sync()
+		dir.Close()
+		if err != nil {
+			return nil, fmt.Errorf("write server key: %w", err)
+		}
+	}
+	return k, nil
 }
 
 // Close closes the database.

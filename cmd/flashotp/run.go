@@ -17,8 +17,14 @@ import (
 	"flashotp/store"
 )
 
-// shutdownTimeout bounds the drain on SIGTERM: ringing calls are cancelled and their outcomes recorded.
+// shutdownTimeout bounds the HTTP drain on SIGTERM.
 const shutdownTimeout = 10 * time.Second
+
+// drainTimeout bounds the wait for calls in flight on SIGTERM: each is cancelled and may wait its cancel
+// guard for the final answer, then a BYE (4 s) if it was answered.
+func drainTimeout(cfg configs.Dialer) time.Duration {
+	return max(shutdownTimeout, cfg.CancelGuard+5*time.Second)
+}
 
 // Main wires the engine's parts from a Config, runs them and closes them in reverse. Tests run it on
 // 127.0.0.1:0 addresses in a temporary directory.
@@ -142,7 +148,18 @@ func (m *Main) open() error {
 		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
 	}
 	m.HTTPAddr = m.ln.Addr().String()
-	m.api = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Apps: keys}, svc, m.Log)
+	m.api = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Apps: keys, Ready: m.ready}, svc, m.Log)
+	return nil
+}
+
+// ready says why the engine cannot take sends now, if it cannot.
+func (m *Main) ready() error {
+	if m.dialer.Stopped() {
+		return errors.New("shutting down")
+	}
+	if down := m.dialer.Down(); len(down) == len(m.Config.Trunks) {
+		return fmt.Errorf("every trunk is down: %v", down)
+	}
 	return nil
 }
 
@@ -155,8 +172,10 @@ func (m *Main) close() error {
 		errs = append(errs, m.ln.Close())
 	}
 	if m.dialer != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		errs = append(errs, m.dialer.Stop(ctx))
+		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout(m.Config.Dialer))
+		if err := m.dialer.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("calls still running after the drain (their outcomes are recovered as interrupted at the next start): %w", err))
+		}
 		cancel()
 	}
 	if m.ua != nil {

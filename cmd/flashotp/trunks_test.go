@@ -240,3 +240,22 @@ func writeTestPKI(t *testing.T, dir, name string) (caFile, certFile, keyFile str
 	}
 	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", der), write("key.pem", "EC PRIVATE KEY", keyDER)
 }
+
+// outbound_proxy: requests go to the proxy with a loose Route to it, and the Request-URI names the trunk
+// (domain, here, as a carrier's SBC would want).
+func TestOutboundProxy(t *testing.T) {
+	uas := peers.StartUAS(t, "ring_cancel.xml", 1)
+	proxy := peers.StartKamailio(t, "proxy.cfg", uas.Addr)
+	cfg := testConfig(t, uas.Addr)
+	cfg.Trunks[0].OutboundProxy, cfg.Trunks[0].Domain = proxy.Addr, "trunk.example"
+	m := startMain(t, cfg)
+	c := client{t, "http://" + m.HTTPAddr}
+	v := c.waitCall(c.send(recipient).body["verification_id"].(string))
+	if call := v["call"].(map[string]any); call["state"] != "missed" || call["sip_code"] != 487.0 {
+		t.Fatalf("call %v\n%s", call, uas.Messages())
+	}
+	inv := uas.Received("INVITE ")[0]
+	if !strings.HasPrefix(inv, "INVITE sip:"+recipient+"@trunk.example SIP/2.0") || strings.Count(inv, "\nVia: ") != 2 {
+		t.Fatalf("INVITE did not come through the proxy for trunk.example:\n%s", inv)
+	}
+}
