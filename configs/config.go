@@ -243,7 +243,7 @@ var (
 	techPrefixRe = regexp.MustCompile(`^[0-9*#]{0,10}$`)
 )
 
-// Validate reports the first contradiction or bad value, naming its key.
+// Validate reports every contradiction or bad value, each naming its key.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
@@ -338,6 +338,8 @@ func (c Config) Validate() error {
 		}
 		if !techPrefixRe.MatchString(t.TechPrefix) {
 			bad(key+".tech_prefix", "want up to 10 characters of 0-9 * #, got %q", t.TechPrefix)
+		} else if t.TechPrefix != "" && t.NumberFormat == NumberE164 {
+			bad(key+".tech_prefix", "needs number_format e164_no_plus or national (a prefix before + is no number)")
 		}
 		if len(t.CLIHeaders) == 0 {
 			bad(key+".cli_headers", "name at least one of from, pai, rpid")

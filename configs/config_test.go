@@ -272,6 +272,7 @@ func TestValidate(t *testing.T) {
 		{"weight too large", func(c *configs.Config) { c.Trunks[0].Weight = 5000 }, "trunks[0].weight"},
 		{"number format", func(c *configs.Config) { c.Trunks[0].NumberFormat = "local" }, "trunks[0].number_format"},
 		{"tech prefix with text", func(c *configs.Config) { c.Trunks[0].TechPrefix = "12\r\nX" }, "trunks[0].tech_prefix"},
+		{"tech prefix before a plus", func(c *configs.Config) { c.Trunks[0].TechPrefix, c.Trunks[0].NumberFormat = "99", "e164" }, "trunks[0].tech_prefix"},
 		{"cli header unknown", func(c *configs.Config) { c.Trunks[0].CLIHeaders = []string{"from", "diversion"} }, "trunks[0].cli_headers[1]"},
 		{"cli headers empty", func(c *configs.Config) { c.Trunks[0].CLIHeaders = []string{} }, "trunks[0].cli_headers"},
 		{"domain with sip syntax", func(c *configs.Config) { c.Trunks[0].Domain = "evil;maddr=x" }, "trunks[0].domain"},

@@ -2,9 +2,9 @@
 // admission (a bounded queue), pacing (per-trunk calls per second and concurrent calls), trunk failover and
 // the rule that every accepted call ends in exactly one reported outcome.
 //
-// Failover: a call moves to the next trunk only when the trunk gave no response at all (transport error or
-// silence). Once an INVITE has had any response it is never dialed again: a second flash call would put a
-// second code on the user's phone.
+// Failover: a call moves to the next trunk only when the trunk gave no provisional response and failed as
+// a broken trunk does (silence, transport error, 408, 5xx). Once an INVITE has had any 1xx it is never
+// dialed again: a second flash call would put a second code on the user's phone.
 package dialer
 
 import (
@@ -407,10 +407,14 @@ func (d *Dialer) probe() {
 					continue
 				}
 				t.nextProbe.Store(now.Add(t.OptionsInterval).UnixNano())
+				target := t.Address
+				if t.OutboundProxy != "" {
+					target = t.OutboundProxy // where its calls go
+				}
 				ctx, cancel := context.WithTimeout(d.ctx, 4*time.Second)
-				code, err := d.caller.Options(ctx, t.Address, t.Transport)
+				code, err := d.caller.Options(ctx, target, t.Transport)
 				cancel()
-				if err == nil {
+				if err == nil && code < 500 { // any answer but "broken": 405, 404 and the like still mean up
 					t.failures.Store(0)
 					t.down.Store(false)
 					d.log.Info("trunk up", "trunk", t.Name, "options_status", code)

@@ -2,6 +2,7 @@ package dialer
 
 import (
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
@@ -26,7 +27,7 @@ func (t *trunk) call(r Request, cfg Config) (sip.Call, error) {
 	if t.OutboundProxy != "" {
 		c.Target, c.Proxy = t.OutboundProxy, t.OutboundProxy
 		if c.Domain == "" {
-			c.Domain, _, _ = strings.Cut(t.Address, ":")
+			c.Domain, _, _ = net.SplitHostPort(t.Address)
 		}
 	}
 	return c, nil

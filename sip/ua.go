@@ -221,7 +221,7 @@ type Call struct {
 	CLIHeaders []string
 	Privacy    bool // Privacy: id
 
-	Username     string // From user when cli_headers lacks "from"; digest user unless AuthUsername
+	Username     string // digest user, unless AuthUsername is set
 	AuthUsername string
 	Password     string // digest password; empty: challenges end the call auth_failed
 	Realm        string // answer only this realm's challenges; empty: any
