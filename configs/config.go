@@ -14,6 +14,8 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
+
+	"flashotp/numberpool"
 )
 
 // Config is the whole engine configuration, as SPEC section 5 gives it.
@@ -118,8 +120,44 @@ func (t Trunk) withDefaults(sipTransport string) Trunk {
 
 // Pool is a named group of caller-ID patterns.
 type Pool struct {
-	Name    string   `mapstructure:"name"`
-	Numbers []string `mapstructure:"numbers"`
+	Name string `mapstructure:"name"`
+	// Numbers is the short form: each an entry of its own (X pattern, +FIRST-+LAST range, or one number),
+	// for any destination and trunk.
+	Numbers []string    `mapstructure:"numbers"`
+	Entries []PoolEntry `mapstructure:"entries"`
+
+	Cooldown        time.Duration `mapstructure:"cooldown"`         // default 24h
+	QuarantineFor   time.Duration `mapstructure:"quarantine_for"`   // default 24h
+	QuarantineCodes []int         `mapstructure:"quarantine_codes"` // default [403, 484, 488]
+	QuarantineAfter int           `mapstructure:"quarantine_after"` // default 10
+}
+
+// PoolEntry is one entry of a pool: one X pattern, one range, or a list of numbers, and what it serves.
+type PoolEntry struct {
+	ID        string   `mapstructure:"id"` // default e1, e2, … by position
+	Numbers   []string `mapstructure:"numbers"`
+	Countries []string `mapstructure:"countries"` // ISO 3166 codes of the destinations it serves; empty: any
+	Trunks    []string `mapstructure:"trunks"`    // trunks it may go out on; empty: any
+	Weight    int      `mapstructure:"weight"`    // default 1
+	Enabled   *bool    `mapstructure:"enabled"`   // default true
+}
+
+// NumberPool returns the pool as the numberpool package takes it, defaults filled.
+func (p Pool) NumberPool() numberpool.Pool {
+	np := numberpool.Pool{
+		Name: p.Name, Cooldown: numberpool.Duration(p.Cooldown), QuarantineFor: numberpool.Duration(p.QuarantineFor),
+		QuarantineCodes: p.QuarantineCodes, QuarantineAfter: p.QuarantineAfter,
+	}
+	for _, n := range p.Numbers {
+		np.Entries = append(np.Entries, numberpool.Entry{Numbers: []string{n}, Enabled: true})
+	}
+	for _, e := range p.Entries {
+		np.Entries = append(np.Entries, numberpool.Entry{
+			ID: e.ID, Numbers: e.Numbers, Countries: e.Countries, Trunks: e.Trunks, Weight: e.Weight,
+			Enabled: e.Enabled == nil || *e.Enabled,
+		})
+	}
+	return np.WithDefaults()
 }
 
 // OTP holds the verification defaults.
@@ -236,7 +274,6 @@ func Load(path string) (Config, error) {
 
 var (
 	nameRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	patternRe = regexp.MustCompile(`^\+[1-9][0-9X]{5,14}$`)
 	hexRe     = regexp.MustCompile(`^([0-9a-fA-F]{2}){16,}$`)
 	// hostRe: a DNS name or an IPv4 address; nothing that could carry SIP syntax into a URI.
 	hostRe       = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
@@ -368,13 +405,33 @@ func (c Config) Validate() error {
 			bad(key+".name", "duplicate pool %q", p.Name)
 		}
 		seen["pool "+p.Name] = true
-		if len(p.Numbers) == 0 {
-			bad(key+".numbers", "at least one number pattern is needed")
+		if len(p.Numbers) == 0 && len(p.Entries) == 0 {
+			bad(key+".numbers", "at least one number pattern (or an entry) is needed")
 		}
 		for j, n := range p.Numbers {
-			if !patternRe.MatchString(n) {
-				bad(fmt.Sprintf("%s.numbers[%d]", key, j), "want E.164 with X for free digits (e.g. +44207946XXXX), got %q", n)
+			if err := numberpool.ValidateNumbers([]string{n}); err != nil {
+				bad(fmt.Sprintf("%s.numbers[%d]", key, j), "want an E.164 pattern with X for free digits (+44207946XXXX), a range (+442079460000-+442079469999) or a number: %v", err)
 			}
+		}
+		for j, e := range p.Entries {
+			ekey := fmt.Sprintf("%s.entries[%d]", key, j)
+			if err := numberpool.ValidateNumbers(e.Numbers); err != nil {
+				bad(ekey+".numbers", "%v", err)
+			}
+			for _, tn := range e.Trunks {
+				if !seen["trunk "+tn] {
+					bad(ekey+".trunks", "no trunk named %q", tn)
+				}
+			}
+		}
+		if p.Cooldown < 0 || p.Cooldown > 30*24*time.Hour {
+			bad(key+".cooldown", "want 0..720h, got %s", p.Cooldown)
+		}
+		if p.QuarantineFor < 0 {
+			bad(key+".quarantine_for", "must not be negative")
+		}
+		if err := p.NumberPool().Validate(); err != nil {
+			bad(key, "%v", err)
 		}
 	}
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -44,8 +45,8 @@ var _ Caller = (*sip.UA)(nil)
 type Reporter interface {
 	// CallProgress is called with StateDialing and StateRinging as they happen.
 	CallProgress(id, trunk string, state sip.State, at time.Time)
-	// CallEnded is called exactly once per accepted call, with its outcome.
-	CallEnded(id, trunk string, res sip.Result)
+	// CallEnded is called exactly once per accepted call, with its outcome and the CLI it presented.
+	CallEnded(id, trunk, cli string, res sip.Result)
 }
 
 // Trunk is one trunk the dialer may use, with its limits (0: none) and how calls are put to it.
@@ -85,9 +86,10 @@ type Config struct {
 
 // Request is one flash call to place.
 type Request struct {
-	ID  string // the verification it belongs to; passed back to the Reporter
-	To  string // E.164 with '+'
-	CLI string // E.164 with '+'
+	ID     string   // the verification it belongs to; passed back to the Reporter
+	To     string   // E.164 with '+'
+	CLI    string   // E.164 with '+'
+	Trunks []string // the trunks this CLI may go out on; empty: any
 }
 
 type trunk struct {
@@ -207,10 +209,15 @@ func (d *Dialer) dispatch() {
 	defer d.wg.Done()
 	for r := range d.queue {
 		if d.ctx.Err() != nil {
-			d.interrupted(r)
+			d.endUnplaced(r, sip.ReasonInterrupted)
 			continue
 		}
-		order := d.order()
+		order := d.order(r.Trunks)
+		if len(order) == 0 {
+			d.log.Error("no configured trunk may carry this caller ID", "allowed", r.Trunks)
+			d.endUnplaced(r, sip.ReasonTrunkError)
+			continue
+		}
 		first := -1
 		for i, t := range order {
 			if t.tryAcquire() {
@@ -221,7 +228,7 @@ func (d *Dialer) dispatch() {
 		if first < 0 {
 			// Every trunk is at its limit: wait for the preferred one.
 			if !order[0].acquire(d.ctx) {
-				d.interrupted(r)
+				d.endUnplaced(r, sip.ReasonInterrupted)
 				continue
 			}
 			first = 0
@@ -231,12 +238,16 @@ func (d *Dialer) dispatch() {
 	}
 }
 
-// order returns the trunks in the order a call tries them: by priority, and within one priority in a
-// random order weighted by weight; trunks that are down come after all trunks that are up.
-func (d *Dialer) order() []*trunk {
+// order returns the trunks a call may use (allowed, if not empty, names them) in the order it tries them:
+// by priority, and within one priority in a random order weighted by weight; trunks that are down come
+// after all trunks that are up.
+func (d *Dialer) order(allowed []string) []*trunk {
 	up := make([]*trunk, 0, len(d.trunks))
 	var down []*trunk
 	for _, t := range d.trunks {
+		if len(allowed) > 0 && !slices.Contains(allowed, t.Name) {
+			continue
+		}
 		if t.down.Load() {
 			down = append(down, t)
 		} else {
@@ -272,9 +283,10 @@ func weightedShuffle(ts []*trunk) {
 	}
 }
 
-func (d *Dialer) interrupted(r Request) {
+// endUnplaced ends a call that never left.
+func (d *Dialer) endUnplaced(r Request, reason sip.Reason) {
 	now := time.Now()
-	d.rep.CallEnded(r.ID, "", sip.Result{State: sip.StateFailed, Reason: sip.ReasonInterrupted, StartedAt: now, EndedAt: now})
+	d.rep.CallEnded(r.ID, "", r.CLI, sip.Result{State: sip.StateFailed, Reason: reason, StartedAt: now, EndedAt: now})
 }
 
 // acquire waits for the trunk's pacing token and a free channel; it reports false if ctx ended first.
@@ -342,7 +354,7 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 			t.release()
 			d.log.Error("number not formattable for trunk", "trunk", t.Name, "err", err)
 			now := time.Now()
-			d.rep.CallEnded(r.ID, t.Name, sip.Result{State: sip.StateFailed, Reason: sip.ReasonClientError, StartedAt: now, EndedAt: now})
+			d.rep.CallEnded(r.ID, t.Name, r.CLI, sip.Result{State: sip.StateFailed, Reason: sip.ReasonClientError, StartedAt: now, EndedAt: now})
 			return
 		}
 		// Progress is recorded beside the call, not in its way: a durable write must never hold back
@@ -359,7 +371,7 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 		progress.Wait()
 		d.health(t, res)
 		if !failover(res) || d.ctx.Err() != nil {
-			d.rep.CallEnded(r.ID, t.Name, res)
+			d.rep.CallEnded(r.ID, t.Name, r.CLI, res)
 			return
 		}
 		next := -1
@@ -370,7 +382,7 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 			}
 		}
 		if next < 0 {
-			d.rep.CallEnded(r.ID, t.Name, res)
+			d.rep.CallEnded(r.ID, t.Name, r.CLI, res)
 			return
 		}
 		d.log.Warn("trunk failed before any provisional, failing over", "trunk", t.Name, "next", order[next].Name, "sip_code", res.SIPCode, "reason", res.Reason)

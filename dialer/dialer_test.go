@@ -67,7 +67,7 @@ func newReporter(want int) *fakeReporter {
 
 func (r *fakeReporter) CallProgress(string, string, sip.State, time.Time) {}
 
-func (r *fakeReporter) CallEnded(id, trunk string, res sip.Result) {
+func (r *fakeReporter) CallEnded(id, trunk, _ string, res sip.Result) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ended[id] = append(r.ended[id], res)
@@ -149,7 +149,7 @@ func TestOrder(t *testing.T) {
 	}, QueueSize: 1}, &fakeCaller{}, newReporter(0), nil)
 	first := map[string]int{}
 	for i := 0; i < 4000; i++ {
-		o := d.order()
+		o := d.order(nil)
 		if o[2].Name != "backup" {
 			t.Fatalf("order %s %s %s: backup must come last", o[0].Name, o[1].Name, o[2].Name)
 		}

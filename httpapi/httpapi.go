@@ -52,6 +52,10 @@ type Config struct {
 	Apps         []App
 	// Ready reports whether the engine can take sends; nil means always.
 	Ready func() error
+	// AdminToken guards /admin/*; empty: no admin API.
+	AdminToken string
+	// Pools is what /admin/pools manages.
+	Pools PoolAdmin
 }
 
 // Server is the HTTP API.
@@ -94,6 +98,7 @@ var statuses = map[error]int{
 	errRequestTooLarge:        fiber.StatusRequestEntityTooLarge,
 	errRouteNotFound:          fiber.StatusNotFound,
 	errInternal:               fiber.StatusInternalServerError,
+	errConflict:               fiber.StatusConflict,
 }
 
 // New builds the API over svc.
@@ -125,6 +130,7 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	g.Post("/send", s.send)
 	g.Post("/verify", s.verify)
 	g.Get("/status", s.status)
+	s.routeAdmin()
 	s.app.Use(func(c *fiber.Ctx) error {
 		return apiError(errRouteNotFound, "no route %s %s", c.Method(), c.Path())
 	})

@@ -19,30 +19,30 @@ var blockedTypes = map[phonenumbers.PhoneNumberType]string{
 }
 
 // NormalizeRecipient checks that s is an E.164 number ("+" optional, digits only, nothing else) of a mobile
-// or fixed line, and returns it with its '+'. Anything that is not digits is refused before parsing, so no
-// header text can pass.
-func NormalizeRecipient(s string) (string, error) {
+// or fixed line, and returns it with its '+' and its country (ISO 3166). Anything that is not digits is
+// refused before parsing, so no header text can pass.
+func NormalizeRecipient(s string) (e164, country string, err error) {
 	digits := strings.TrimPrefix(s, "+")
 	if len(digits) < 6 || len(digits) > 15 || digits[0] == '0' {
-		return "", errorf(ErrInvalidRecipient, "recipient must be an E.164 number: + and 6 to 15 digits, not starting with 0")
+		return "", "", errorf(ErrInvalidRecipient, "recipient must be an E.164 number: + and 6 to 15 digits, not starting with 0")
 	}
 	for i := 0; i < len(digits); i++ {
 		if digits[i] < '0' || digits[i] > '9' {
-			return "", errorf(ErrInvalidRecipient, "recipient must hold only digits after an optional +")
+			return "", "", errorf(ErrInvalidRecipient, "recipient must hold only digits after an optional +")
 		}
 	}
-	e164 := "+" + digits
+	e164 = "+" + digits
 	num, err := phonenumbers.Parse(e164, "")
 	if err != nil || !phonenumbers.IsValidNumber(num) {
-		return "", errorf(ErrInvalidRecipient, "recipient %s is not a valid phone number", e164)
+		return "", "", errorf(ErrInvalidRecipient, "recipient %s is not a valid phone number", e164)
 	}
 	typ := phonenumbers.GetNumberType(num)
 	if what, blocked := blockedTypes[typ]; blocked {
-		return "", errorf(ErrDestinationBlocked, "recipient is a %s number", what)
+		return "", "", errorf(ErrDestinationBlocked, "recipient is a %s number", what)
 	}
 	switch typ {
 	case phonenumbers.MOBILE, phonenumbers.FIXED_LINE, phonenumbers.FIXED_LINE_OR_MOBILE, phonenumbers.VOIP:
-		return e164, nil
+		return e164, phonenumbers.GetRegionCodeForNumber(num), nil
 	}
-	return "", errorf(ErrInvalidRecipient, "recipient %s is not a mobile or fixed-line number", e164)
+	return "", "", errorf(ErrInvalidRecipient, "recipient %s is not a mobile or fixed-line number", e164)
 }

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -43,6 +43,9 @@ type Verification struct {
 	Status            Status    `json:"status"`
 	CodeLength        int       `json:"code_length"`
 	CLIPrefix         string    `json:"cli_prefix"`
+	// CLIPattern matches every CLI this verification's call may come from (code digits free), for apps
+	// that read the call log.
+	CLIPattern string `json:"cli_pattern"`
 	Reference         string    `json:"reference,omitempty"`
 	Attempts          int       `json:"attempts"`
 	AttemptsRemaining int       `json:"attempts_remaining"`
@@ -91,93 +94,47 @@ type Dialer interface {
 
 var _ Dialer = (*dialer.Dialer)(nil)
 
-// App is what the service knows of an API client: the patterns of each of its pools.
-type App struct {
-	ID    string
-	Pools map[string][]string // pool name → number patterns
+// Numbers draws caller IDs and hears of their rejections; *numberpool.Registry is one.
+type Numbers interface {
+	Pick(req numberpool.PickRequest) (numberpool.Picked, error)
+	Reject(cli string, sipCode int, reason string, rang bool)
 }
+
+var _ Numbers = (*numberpool.Registry)(nil)
 
 // Config configures a Service.
 type Config struct {
-	Apps         []App
-	CodeLength   int // default code length
-	TTL          time.Duration
-	MaxAttempts  int
-	MinCodeSpace int
-	Now          func() time.Time // nil: time.Now
+	Apps        []string // the IDs of the apps
+	CodeLength  int      // default code length
+	TTL         time.Duration
+	MaxAttempts int
+	Now         func() time.Time // nil: time.Now
 }
 
 // Service runs verifications.
 type Service struct {
-	cfg    Config
-	store  Store
-	dialer Dialer
-	log    *slog.Logger
-	now    func() time.Time
-	apps   map[string]App
-
-	pools sync.Map // poolKey → *numberpool.Pool, built on first use
+	cfg     Config
+	store   Store
+	numbers Numbers
+	dialer  Dialer
+	log     *slog.Logger
+	now     func() time.Time
 }
 
-type poolKey struct {
-	app, pool  string // pool "" is all the app's pools together
-	codeLength int
-}
-
-// New returns a service over st. It fails, naming the app and the space it has, if an app's pools give
-// fewer than MinCodeSpace codes at the default code length. UseDialer must be called before Send.
-func New(cfg Config, st Store, log *slog.Logger) (*Service, error) {
+// New returns a service over st drawing CLIs from numbers. UseDialer must be called before Send.
+func New(cfg Config, st Store, numbers Numbers, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{cfg: cfg, store: st, log: log, now: cfg.Now, apps: map[string]App{}}
+	s := &Service{cfg: cfg, store: st, numbers: numbers, log: log, now: cfg.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	for _, a := range cfg.Apps {
-		s.apps[a.ID] = a
-		// All pools together, and each alone (a send may name one with from).
-		if _, err := s.pool(a.ID, "", cfg.CodeLength); err != nil {
-			return nil, fmt.Errorf("app %q: %w", a.ID, err)
-		}
-		for name := range a.Pools {
-			if _, err := s.pool(a.ID, name, cfg.CodeLength); err != nil {
-				return nil, fmt.Errorf("app %q, pool %q: %w", a.ID, name, err)
-			}
-		}
-	}
-	return s, nil
+	return s
 }
 
 // UseDialer sets the dialer calls go to.
 func (s *Service) UseDialer(d Dialer) { s.dialer = d }
-
-// pool returns the number pool of app (one named pool, or all of them) for codes of codeLength digits.
-func (s *Service) pool(appID, name string, codeLength int) (*numberpool.Pool, error) {
-	key := poolKey{appID, name, codeLength}
-	if p, ok := s.pools.Load(key); ok {
-		return p.(*numberpool.Pool), nil
-	}
-	app := s.apps[appID]
-	var patterns []string
-	if name == "" {
-		for _, ps := range app.Pools {
-			patterns = append(patterns, ps...)
-		}
-	} else {
-		ps, ok := app.Pools[name]
-		if !ok {
-			return nil, errorf(ErrInvalidRequest, "from: app %s has no pool %q", appID, name)
-		}
-		patterns = ps
-	}
-	p, err := numberpool.New(patterns, codeLength, s.cfg.MinCodeSpace)
-	if err != nil {
-		return nil, err
-	}
-	s.pools.Store(key, p)
-	return p, nil
-}
 
 // SendRequest is a request for a flash call.
 type SendRequest struct {
@@ -191,7 +148,7 @@ type SendRequest struct {
 
 // Send validates req, stores a new verification and queues its flash call.
 func (s *Service) Send(req SendRequest) (Verification, error) {
-	if _, ok := s.apps[req.AppID]; !ok {
+	if !slices.Contains(s.cfg.Apps, req.AppID) {
 		return Verification{}, errorf(ErrInvalidRequest, "appid: unknown app %q", req.AppID)
 	}
 	if req.Channel != ChannelFlashCall {
@@ -210,23 +167,24 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 	if codeLength < 4 || codeLength > 8 {
 		return Verification{}, errorf(ErrInvalidRequest, "code_length: must be 4 to 8")
 	}
-	recipient, err := NormalizeRecipient(req.Recipient)
+	recipient, country, err := NormalizeRecipient(req.Recipient)
 	if err != nil {
 		return Verification{}, err
 	}
-	pool, err := s.pool(req.AppID, req.From, codeLength)
-	// Every pattern passed at the default length (New checked), so these come from the requested one.
-	if errors.Is(err, numberpool.ErrCodeSpace) || errors.Is(err, numberpool.ErrBadPattern) {
+	picked, err := s.numbers.Pick(numberpool.PickRequest{App: req.AppID, Pool: req.From, Recipient: recipient, Country: country, CodeLength: codeLength})
+	switch {
+	case errors.Is(err, numberpool.ErrNotFound):
+		return Verification{}, errorf(ErrInvalidRequest, "from: %v", err)
+	case errors.Is(err, numberpool.ErrCodeSpace):
 		return Verification{}, errorf(ErrInvalidRequest, "code_length: %v", err)
-	}
-	if err != nil {
+	case errors.Is(err, numberpool.ErrNoNumbers):
+		return Verification{}, errorf(ErrDestinationBlocked, "%v", err)
+	case errors.Is(err, numberpool.ErrExhausted):
+		return Verification{}, errorf(ErrUnavailable, "%v", err)
+	case err != nil:
 		return Verification{}, err
 	}
-	cli, err := pool.Pick()
-	if err != nil {
-		return Verification{}, err
-	}
-	prefix, code := numberpool.Split(cli, codeLength)
+	cli, prefix, code := picked.CLI, picked.Prefix, picked.Code
 
 	now := s.now().UTC()
 	rec := record{
@@ -238,6 +196,7 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 			Status:            StatusPending,
 			CodeLength:        codeLength,
 			CLIPrefix:         prefix,
+			CLIPattern:        picked.Pattern,
 			Reference:         req.Reference,
 			AttemptsRemaining: s.cfg.MaxAttempts,
 			CreatedAt:         now,
@@ -254,7 +213,7 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 	if err := s.store.Create(rec.ID, data); err != nil {
 		return Verification{}, fmt.Errorf("store verification: %w", err)
 	}
-	if err := s.dialer.Submit(dialer.Request{ID: rec.ID, To: recipient, CLI: cli}); err != nil {
+	if err := s.dialer.Submit(dialer.Request{ID: rec.ID, To: recipient, CLI: cli, Trunks: picked.Trunks}); err != nil {
 		if derr := s.store.Delete(rec.ID); derr != nil {
 			s.log.Error("verification left after refused call", "verification_id", rec.ID, "err", derr)
 		}
@@ -415,8 +374,12 @@ func (s *Service) CallProgress(id, trunk string, state sip.State, at time.Time) 
 }
 
 // CallEnded records a call's outcome (dialer.Reporter). A call that failed before it rang fails its
-// verification: nothing reached the phone.
-func (s *Service) CallEnded(id, trunk string, res sip.Result) {
+// verification: nothing reached the phone. A trunk's rejection goes to the number pool, which may
+// quarantine the CLI.
+func (s *Service) CallEnded(id, trunk, cli string, res sip.Result) {
+	if res.State == sip.StateFailed && res.SIPCode >= 400 {
+		s.numbers.Reject(cli, res.SIPCode, res.Phrase, res.Rang)
+	}
 	s.updateCall(id, func(rec *record) {
 		if isFinal(rec.Call.State) {
 			return

@@ -502,6 +502,10 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 		}
 	default:
 		d.fail(code, Classify(code))
+		d.res.Phrase = r.Reason
+		if h := r.GetHeader("Reason"); h != nil {
+			d.res.Phrase += "; " + h.Value()
+		}
 	}
 	return true
 }

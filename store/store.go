@@ -141,21 +141,62 @@ func (db *DB) Close() error { return db.bolt.Close() }
 // Key returns the server key codes are MACed under.
 func (db *DB) Key() []byte { return db.key }
 
+// Bucket is a named set of records in the store. Writes to any bucket share the group commit.
+type Bucket struct {
+	db   *DB
+	name []byte
+}
+
+// Bucket returns the bucket called name, created at its first write.
+func (db *DB) Bucket(name string) *Bucket { return &Bucket{db: db, name: []byte(name)} }
+
+func (db *DB) verifications() *Bucket { return &Bucket{db: db, name: bucketVerifications} }
+
+// Create stores a new verification record; it fails with ErrExists if id is taken.
+func (db *DB) Create(id string, value []byte) error { return db.verifications().Create(id, value) }
+
+// Get returns a copy of the verification record stored under id, or ErrNotFound.
+func (db *DB) Get(id string) ([]byte, error) { return db.verifications().Get(id) }
+
+// Update replaces the verification record under id (see Bucket.Update).
+func (db *DB) Update(id string, fn func(old []byte) ([]byte, error)) error {
+	return db.verifications().Update(id, fn)
+}
+
+// Delete removes the verification record under id.
+func (db *DB) Delete(id string) error { return db.verifications().Delete(id) }
+
+// UpdateAll rewrites verification records (see Bucket.UpdateAll).
+func (db *DB) UpdateAll(fn func(id string, v []byte) (nv []byte, changed bool, err error)) error {
+	return db.verifications().UpdateAll(fn)
+}
+
+// Len returns the number of verification records.
+func (db *DB) Len() (int, error) { return db.verifications().Len() }
+
 // Create stores a new record; it fails with ErrExists if id is taken.
-func (db *DB) Create(id string, value []byte) error {
-	return db.batch(func(b *bolt.Bucket) error {
-		if b.Get([]byte(id)) != nil {
+func (b *Bucket) Create(id string, value []byte) error {
+	return b.batch(func(bk *bolt.Bucket) error {
+		if bk.Get([]byte(id)) != nil {
 			return callerError{fmt.Errorf("create %s: %w", id, ErrExists)}
 		}
-		return b.Put([]byte(id), value)
+		return bk.Put([]byte(id), value)
 	})
 }
 
+// Put stores value under id, replacing what was there.
+func (b *Bucket) Put(id string, value []byte) error {
+	return b.batch(func(bk *bolt.Bucket) error { return bk.Put([]byte(id), value) })
+}
+
 // Get returns a copy of the record stored under id, or ErrNotFound.
-func (db *DB) Get(id string) ([]byte, error) {
+func (b *Bucket) Get(id string) ([]byte, error) {
 	var out []byte
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketVerifications).Get([]byte(id))
+	err := b.db.bolt.View(func(tx *bolt.Tx) error {
+		var v []byte
+		if bk := tx.Bucket(b.name); bk != nil {
+			v = bk.Get([]byte(id))
+		}
 		if v == nil {
 			return fmt.Errorf("get %s: %w", id, ErrNotFound)
 		}
@@ -168,9 +209,9 @@ func (db *DB) Get(id string) ([]byte, error) {
 // Update replaces the record under id with what fn returns, in one transaction. If fn fails, nothing
 // changes and Update returns fn's error; if fn returns the value it was given, nothing is written. fn may
 // run more than once (a batch that fails is retried call by call), so it must only compute from old.
-func (db *DB) Update(id string, fn func(old []byte) ([]byte, error)) error {
-	return db.batch(func(b *bolt.Bucket) error {
-		stored := b.Get([]byte(id))
+func (b *Bucket) Update(id string, fn func(old []byte) ([]byte, error)) error {
+	return b.batch(func(bk *bolt.Bucket) error {
+		stored := bk.Get([]byte(id))
 		if stored == nil {
 			return callerError{fmt.Errorf("update %s: %w", id, ErrNotFound)}
 		}
@@ -181,7 +222,23 @@ func (db *DB) Update(id string, fn func(old []byte) ([]byte, error)) error {
 		if bytes.Equal(v, stored) {
 			return nil
 		}
-		return b.Put([]byte(id), v)
+		return bk.Put([]byte(id), v)
+	})
+}
+
+// Delete removes the record under id; removing a missing record is not an error.
+func (b *Bucket) Delete(id string) error {
+	return b.batch(func(bk *bolt.Bucket) error { return bk.Delete([]byte(id)) })
+}
+
+// ForEach calls fn with a copy of every record, in key order, from one read transaction.
+func (b *Bucket) ForEach(fn func(id string, v []byte) error) error {
+	return b.db.bolt.View(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(b.name)
+		if bk == nil {
+			return nil
+		}
+		return bk.ForEach(func(k, v []byte) error { return fn(string(k), bytes.Clone(v)) })
 	})
 }
 
@@ -189,12 +246,16 @@ func (db *DB) Update(id string, fn func(old []byte) ([]byte, error)) error {
 // unlike a storage error it must not fail the other calls sharing the batch.
 type callerError struct{ error }
 
-// batch runs fn in a group-committed transaction and returns its error.
-func (db *DB) batch(fn func(b *bolt.Bucket) error) error {
+// batch runs fn on the bucket in a group-committed transaction and returns its error.
+func (b *Bucket) batch(fn func(bk *bolt.Bucket) error) error {
 	var callerErr error
-	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+	err := b.db.bolt.Batch(func(tx *bolt.Tx) error {
 		callerErr = nil
-		err := fn(tx.Bucket(bucketVerifications))
+		bk, err := tx.CreateBucketIfNotExists(b.name)
+		if err != nil {
+			return err
+		}
+		err = fn(bk)
 		var ce callerError
 		if errors.As(err, &ce) {
 			callerErr = ce.error
@@ -208,21 +269,17 @@ func (db *DB) batch(fn func(b *bolt.Bucket) error) error {
 	return callerErr
 }
 
-// Delete removes the record under id; removing a missing record is not an error.
-func (db *DB) Delete(id string) error {
-	return db.batch(func(b *bolt.Bucket) error {
-		return b.Delete([]byte(id))
-	})
-}
-
 // UpdateAll calls fn for every record in one transaction and stores what it returns when changed is true.
 // It is meant for recovery at start, not for the hot path.
-func (db *DB) UpdateAll(fn func(id string, v []byte) (nv []byte, changed bool, err error)) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketVerifications)
+func (b *Bucket) UpdateAll(fn func(id string, v []byte) (nv []byte, changed bool, err error)) error {
+	return b.db.bolt.Update(func(tx *bolt.Tx) error {
+		bk, err := tx.CreateBucketIfNotExists(b.name)
+		if err != nil {
+			return err
+		}
 		type change struct{ k, v []byte }
 		var changes []change
-		err := b.ForEach(func(k, v []byte) error {
+		err = bk.ForEach(func(k, v []byte) error {
 			nv, changed, err := fn(string(k), bytes.Clone(v))
 			if err != nil {
 				return err
@@ -236,7 +293,7 @@ func (db *DB) UpdateAll(fn func(id string, v []byte) (nv []byte, changed bool, e
 			return err
 		}
 		for _, c := range changes {
-			if err := b.Put(c.k, c.v); err != nil {
+			if err := bk.Put(c.k, c.v); err != nil {
 				return err
 			}
 		}
@@ -245,10 +302,12 @@ func (db *DB) UpdateAll(fn func(id string, v []byte) (nv []byte, changed bool, e
 }
 
 // Len returns the number of records.
-func (db *DB) Len() (int, error) {
+func (b *Bucket) Len() (int, error) {
 	n := 0
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketVerifications).Stats().KeyN
+	err := b.db.bolt.View(func(tx *bolt.Tx) error {
+		if bk := tx.Bucket(b.name); bk != nil {
+			n = bk.Stats().KeyN
+		}
 		return nil
 	})
 	return n, err

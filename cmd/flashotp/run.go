@@ -12,6 +12,7 @@ import (
 	"flashotp/configs"
 	"flashotp/dialer"
 	"flashotp/httpapi"
+	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
 	"flashotp/store"
@@ -39,12 +40,13 @@ type Main struct {
 	PhoneAddr string
 	Ready     chan struct{}
 
-	db     *store.DB
-	ua     *sip.UA
-	phone  *sip.Phone
-	dialer *dialer.Dialer
-	api    *httpapi.Server
-	ln     net.Listener
+	db      *store.DB
+	numbers *numberpool.Registry
+	ua      *sip.UA
+	phone   *sip.Phone
+	dialer  *dialer.Dialer
+	api     *httpapi.Server
+	ln      net.Listener
 }
 
 // NewMain returns a Main for cfg.
@@ -80,27 +82,26 @@ func (m *Main) open() error {
 		return err
 	}
 
-	apps := make([]otp.App, 0, len(cfg.Apps))
+	appIDs := make([]string, 0, len(cfg.Apps))
+	appPools := map[string][]string{}
 	keys := make([]httpapi.App, 0, len(cfg.Apps))
 	for _, a := range cfg.Apps {
-		pools := map[string][]string{}
-		for _, name := range a.AppPools(cfg.Pool) {
-			for _, p := range cfg.Pool {
-				if p.Name == name {
-					pools[name] = p.Numbers
-				}
-			}
-		}
-		apps = append(apps, otp.App{ID: a.ID, Pools: pools})
+		appIDs = append(appIDs, a.ID)
+		appPools[a.ID] = a.AppPools(cfg.Pool)
 		keys = append(keys, httpapi.App{ID: a.ID, Key: a.APIKey, Secret: a.APISecret})
 	}
-	svc, err := otp.New(otp.Config{
-		Apps: apps, CodeLength: cfg.OTP.CodeLength, TTL: cfg.OTP.TTL,
-		MaxAttempts: cfg.OTP.MaxAttempts, MinCodeSpace: cfg.OTP.MinCodeSpace,
-	}, m.db, m.Log)
-	if err != nil {
+	pools := make([]numberpool.Pool, 0, len(cfg.Pool))
+	for _, p := range cfg.Pool {
+		pools = append(pools, p.NumberPool())
+	}
+	if m.numbers, err = numberpool.NewRegistry(numberpool.Config{
+		Apps: appPools, CodeLength: cfg.OTP.CodeLength, MinCodeSpace: cfg.OTP.MinCodeSpace, Key: m.db.Key(), Log: m.Log,
+	}, numberpool.Buckets{
+		Pools: m.db.Bucket("pools"), Quarantine: m.db.Bucket("quarantine"), Recent: m.db.Bucket("recent"),
+	}, pools); err != nil {
 		return err
 	}
+	svc := otp.New(otp.Config{Apps: appIDs, CodeLength: cfg.OTP.CodeLength, TTL: cfg.OTP.TTL, MaxAttempts: cfg.OTP.MaxAttempts}, m.db, m.numbers, m.Log)
 	if n, err := svc.Recover(); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	} else if n > 0 {
@@ -148,7 +149,10 @@ func (m *Main) open() error {
 		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
 	}
 	m.HTTPAddr = m.ln.Addr().String()
-	m.api = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Apps: keys, Ready: m.ready}, svc, m.Log)
+	m.api = httpapi.New(httpapi.Config{
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Apps: keys, Ready: m.ready,
+		AdminToken: cfg.HTTP.AdminToken, Pools: m.numbers,
+	}, svc, m.Log)
 	return nil
 }
 

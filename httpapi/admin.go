@@ -1,0 +1,185 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"flashotp/numberpool"
+	"flashotp/otp"
+)
+
+// PoolAdmin is the live number pool registry the admin API manages; *numberpool.Registry is one.
+type PoolAdmin interface {
+	Pools() ([]numberpool.Report, []numberpool.AppSpace)
+	PutPool(p numberpool.Pool) (numberpool.Pool, error)
+	DeletePool(name string) error
+	AddEntry(pool string, e numberpool.Entry) (numberpool.Entry, error)
+	RemoveEntry(pool, id string) error
+	QuarantineNow(t numberpool.Target, d time.Duration, reason string) (numberpool.Quarantine, error)
+	Release(t numberpool.Target) error
+}
+
+var _ PoolAdmin = (*numberpool.Registry)(nil)
+
+// errConflict: an admin change that would break what is in use (an app's code space, a config pool).
+var errConflict = errors.New("conflict")
+
+// routeAdmin mounts /admin/* behind the admin token; without a token the admin API does not exist.
+func (s *Server) routeAdmin() {
+	if s.cfg.AdminToken == "" || s.cfg.Pools == nil {
+		return
+	}
+	want := sha256.Sum256([]byte(s.cfg.AdminToken))
+	g := s.app.Group("/admin", func(c *fiber.Ctx) error {
+		token, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+		got := sha256.Sum256([]byte(token))
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			return apiError(errUnauthorized, "admin routes take Authorization: Bearer <http.admin_token>")
+		}
+		return c.Next()
+	})
+	g.Get("/pools", s.listPools)
+	g.Post("/pools", s.createPool)
+	g.Put("/pools/:name", s.replacePool)
+	g.Delete("/pools/:name", s.deletePool)
+	g.Get("/pools/:name/entries", s.listEntries)
+	g.Post("/pools/:name/entries", s.addEntry)
+	g.Delete("/pools/:name/entries/:id", s.removeEntry)
+	g.Post("/pools/:name/quarantine", s.quarantine)
+	g.Post("/pools/:name/release", s.release)
+}
+
+// poolError maps numberpool's errors to the API's.
+func poolError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, numberpool.ErrNotFound):
+		return apiError(errRouteNotFound, "%v", err)
+	case errors.Is(err, numberpool.ErrInUse):
+		return apiError(errConflict, "%v", err)
+	case errors.Is(err, numberpool.ErrInvalid), errors.Is(err, numberpool.ErrBadPattern), errors.Is(err, numberpool.ErrCodeSpace):
+		return otpError(otp.ErrInvalidRequest, "%v", err)
+	}
+	return err
+}
+
+func (s *Server) listPools(c *fiber.Ctx) error {
+	pools, apps := s.cfg.Pools.Pools()
+	return c.JSON(fiber.Map{"pools": pools, "apps": apps})
+}
+
+func (s *Server) findPool(name string) (numberpool.Report, bool) {
+	pools, _ := s.cfg.Pools.Pools()
+	for _, p := range pools {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return numberpool.Report{}, false
+}
+
+func (s *Server) createPool(c *fiber.Ctx) error {
+	var p numberpool.Pool
+	if err := decode(c, &p, "name", "entries"); err != nil {
+		return err
+	}
+	if _, exists := s.findPool(p.Name); exists {
+		return apiError(errConflict, "pool %q exists; PUT /admin/pools/%s replaces it", p.Name, p.Name)
+	}
+	saved, err := s.cfg.Pools.PutPool(p)
+	if err != nil {
+		return poolError(err)
+	}
+	return c.Status(fiber.StatusCreated).JSON(saved)
+}
+
+func (s *Server) replacePool(c *fiber.Ctx) error {
+	var p numberpool.Pool
+	if err := decode(c, &p, "entries"); err != nil {
+		return err
+	}
+	if p.Name != "" && p.Name != c.Params("name") {
+		return otpError(otp.ErrInvalidRequest, "name: %q differs from the path's %q", p.Name, c.Params("name"))
+	}
+	p.Name = c.Params("name")
+	saved, err := s.cfg.Pools.PutPool(p)
+	if err != nil {
+		return poolError(err)
+	}
+	return c.JSON(saved)
+}
+
+func (s *Server) deletePool(c *fiber.Ctx) error {
+	if err := poolError(s.cfg.Pools.DeletePool(c.Params("name"))); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (s *Server) listEntries(c *fiber.Ctx) error {
+	p, ok := s.findPool(c.Params("name"))
+	if !ok {
+		return apiError(errRouteNotFound, "no pool %q", c.Params("name"))
+	}
+	return c.JSON(fiber.Map{"entries": p.Entries})
+}
+
+func (s *Server) addEntry(c *fiber.Ctx) error {
+	var e numberpool.Entry
+	e.Enabled = true
+	if err := decode(c, &e, "numbers"); err != nil {
+		return err
+	}
+	added, err := s.cfg.Pools.AddEntry(c.Params("name"), e)
+	if err != nil {
+		return poolError(err)
+	}
+	return c.Status(fiber.StatusCreated).JSON(added)
+}
+
+func (s *Server) removeEntry(c *fiber.Ctx) error {
+	if err := poolError(s.cfg.Pools.RemoveEntry(c.Params("name"), c.Params("id"))); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+type quarantineBody struct {
+	CLI    string              `json:"cli"`
+	Entry  string              `json:"entry"`
+	For    numberpool.Duration `json:"for"`
+	Reason string              `json:"reason"`
+}
+
+func (s *Server) quarantine(c *fiber.Ctx) error {
+	var b quarantineBody
+	if err := decode(c, &b); err != nil {
+		return err
+	}
+	reason := b.Reason
+	if reason == "" {
+		reason = "by hand"
+	}
+	q, err := s.cfg.Pools.QuarantineNow(numberpool.Target{Pool: c.Params("name"), CLI: b.CLI, Entry: b.Entry}, time.Duration(b.For), reason)
+	if err != nil {
+		return poolError(err)
+	}
+	return c.JSON(q)
+}
+
+func (s *Server) release(c *fiber.Ctx) error {
+	var b quarantineBody
+	if err := decode(c, &b); err != nil {
+		return err
+	}
+	if err := poolError(s.cfg.Pools.Release(numberpool.Target{Pool: c.Params("name"), CLI: b.CLI, Entry: b.Entry})); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}

@@ -1,0 +1,228 @@
+package numberpool
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Report is a pool as the admin API shows it: its definition, use and quarantine.
+type Report struct {
+	Pool
+	Uses       map[string]uint64     `json:"entry_uses"` // entry ID → picks since start
+	Quarantine map[string]Quarantine `json:"quarantine"` // "entry:ID" or "cli:+44…" → until when and why
+}
+
+// AppSpace is an app's code space per destination.
+type AppSpace struct {
+	App        string           `json:"app"`
+	CodeLength int              `json:"code_length"`
+	Spaces     map[string]Space `json:"spaces"` // country ("*": any other) → codes and bits
+	Pools      []string         `json:"pools"`
+}
+
+// Pools returns every pool with its use and quarantine, and every app's code space.
+func (r *Registry) Pools() ([]Report, []AppSpace) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	now := r.cfg.Now()
+	var reports []Report
+	for _, name := range slices.Sorted(maps.Keys(r.pools)) {
+		lp := r.pools[name]
+		rep := Report{Pool: lp.Pool, Uses: map[string]uint64{}, Quarantine: map[string]Quarantine{}}
+		for i, e := range lp.Entries {
+			rep.Uses[e.ID] = r.entryUses[name+"/"+e.ID]
+			if q, ok := r.quarantine["entry:"+name+"/"+e.ID]; ok && q.Until.After(now) {
+				rep.Quarantine["entry:"+e.ID] = q
+			}
+			for key, q := range r.quarantine {
+				if cli, ok := strings.CutPrefix(key, "cli:"); ok && q.Until.After(now) && lp.sets[i].covers(strings.TrimPrefix(cli, "+")) {
+					rep.Quarantine[key] = q
+				}
+			}
+		}
+		reports = append(reports, rep)
+	}
+	var spaces []AppSpace
+	for _, app := range slices.Sorted(maps.Keys(r.cfg.Apps)) {
+		spaces = append(spaces, AppSpace{App: app, CodeLength: r.cfg.CodeLength, Spaces: r.spaces(r.pools, app, r.cfg.CodeLength), Pools: r.cfg.Apps[app]})
+	}
+	return reports, spaces
+}
+
+// ErrInUse is returned when a change would take numbers an app needs, or touch a pool the config owns.
+var ErrInUse = errors.New("in use")
+
+// change applies fn to a copy of the pool set, checks every app's code space on the result, stores the
+// changed pool (or deletes it), and swaps the result in: a change takes effect at once or not at all.
+func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool, err error)) (Pool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, exists := r.pools[name]
+	var p Pool
+	if exists {
+		p = cur.Pool
+		p.Entries = slices.Clone(p.Entries)
+		if p.FromConfig {
+			return Pool{}, fmt.Errorf("%w: pool %q comes from the config file; change it there", ErrInUse, name)
+		}
+	}
+	keep, err := fn(&p, exists)
+	if err != nil {
+		return Pool{}, err
+	}
+	next := maps.Clone(r.pools)
+	if keep {
+		lp, err := compile(p)
+		if err != nil {
+			return Pool{}, err
+		}
+		next[name] = lp
+		p = lp.Pool
+	} else {
+		delete(next, name)
+	}
+	if err := r.checkSpaces(next); err != nil {
+		return Pool{}, fmt.Errorf("%w: %w", ErrInUse, err)
+	}
+	if keep {
+		err = r.save(p)
+	} else {
+		err = r.b.Pools.Delete(name)
+	}
+	if err != nil {
+		return Pool{}, err
+	}
+	r.pools = next
+	clear(r.spaceCache)
+	return p, nil
+}
+
+// PutPool creates or replaces a pool.
+func (r *Registry) PutPool(p Pool) (Pool, error) {
+	p.FromConfig = false
+	return r.change(p.Name, func(cur *Pool, _ bool) (bool, error) {
+		*cur = p
+		return true, nil
+	})
+}
+
+// DeletePool removes a pool.
+func (r *Registry) DeletePool(name string) error {
+	_, err := r.change(name, func(_ *Pool, exists bool) (bool, error) {
+		if !exists {
+			return false, fmt.Errorf("%w: pool %q", ErrNotFound, name)
+		}
+		return false, nil
+	})
+	return err
+}
+
+// AddEntry adds an entry to a pool, giving it an ID if it has none.
+func (r *Registry) AddEntry(pool string, e Entry) (Entry, error) {
+	var added Entry
+	_, err := r.change(pool, func(p *Pool, exists bool) (bool, error) {
+		if !exists {
+			return false, fmt.Errorf("%w: pool %q", ErrNotFound, pool)
+		}
+		if e.ID == "" {
+			for n := len(p.Entries) + 1; ; n++ {
+				id := "e" + strconv.Itoa(n)
+				if !slices.ContainsFunc(p.Entries, func(x Entry) bool { return x.ID == id }) {
+					e.ID = id
+					break
+				}
+			}
+		}
+		if e.Weight == 0 {
+			e.Weight = 1
+		}
+		p.Entries = append(p.Entries, e)
+		added = e
+		return true, nil
+	})
+	return added, err
+}
+
+// RemoveEntry removes an entry from a pool.
+func (r *Registry) RemoveEntry(pool, id string) error {
+	_, err := r.change(pool, func(p *Pool, exists bool) (bool, error) {
+		i := slices.IndexFunc(p.Entries, func(x Entry) bool { return x.ID == id })
+		if !exists || i < 0 {
+			return false, fmt.Errorf("%w: entry %q of pool %q", ErrNotFound, id, pool)
+		}
+		p.Entries = slices.Delete(p.Entries, i, i+1)
+		return true, nil
+	})
+	return err
+}
+
+// Target names what a manual quarantine or release is about: one CLI, or one entry of a pool.
+type Target struct {
+	Pool  string `json:"pool"`
+	CLI   string `json:"cli,omitempty"`
+	Entry string `json:"entry,omitempty"`
+}
+
+func (r *Registry) targetKey(t Target) (string, error) {
+	lp := r.pools[t.Pool]
+	if lp == nil {
+		return "", fmt.Errorf("%w: pool %q", ErrNotFound, t.Pool)
+	}
+	switch {
+	case t.CLI != "" && t.Entry == "":
+		d, err := e164Digits(t.CLI)
+		if err != nil {
+			return "", err
+		}
+		if !slices.ContainsFunc(lp.sets, func(s set) bool { return s.covers(d) }) {
+			return "", fmt.Errorf("%w: %s is not a number of pool %q", ErrNotFound, t.CLI, t.Pool)
+		}
+		return "cli:+" + d, nil
+	case t.Entry != "" && t.CLI == "":
+		if !slices.ContainsFunc(lp.Entries, func(e Entry) bool { return e.ID == t.Entry }) {
+			return "", fmt.Errorf("%w: entry %q of pool %q", ErrNotFound, t.Entry, t.Pool)
+		}
+		return "entry:" + t.Pool + "/" + t.Entry, nil
+	}
+	return "", fmt.Errorf("%w: name either cli or entry", ErrBadPattern)
+}
+
+// QuarantineNow leaves t out of picks for d (0: the pool's quarantine_for).
+func (r *Registry) QuarantineNow(t Target, d time.Duration, reason string) (Quarantine, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key, err := r.targetKey(t)
+	if err != nil {
+		return Quarantine{}, err
+	}
+	if d <= 0 {
+		d = time.Duration(r.pools[t.Pool].QuarantineFor)
+	}
+	now := r.cfg.Now()
+	q := Quarantine{Until: now.Add(d), Since: now, Reason: reason, Manual: true}
+	r.setQuarantine(key, q)
+	return q, nil
+}
+
+// Release lifts the quarantine of t.
+func (r *Registry) Release(t Target) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key, err := r.targetKey(t)
+	if err != nil {
+		return err
+	}
+	if _, ok := r.quarantine[key]; !ok {
+		return fmt.Errorf("%w: %s is not quarantined", ErrNotFound, quarantineLogKey(key))
+	}
+	delete(r.quarantine, key)
+	if e, ok := strings.CutPrefix(key, "entry:"); ok {
+		delete(r.rejections, e)
+	}
+	return r.b.Quarantine.Delete(key)
+}

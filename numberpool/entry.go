@@ -1,0 +1,296 @@
+package numberpool
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Errors returned by this package.
+var (
+	// ErrBadPattern is returned for a number that is not a pattern, a range or an E.164 number.
+	ErrBadPattern = errors.New("bad number pattern")
+	// ErrCodeSpace is returned when an app's numbers yield fewer distinct codes than the minimum.
+	ErrCodeSpace = errors.New("code space too small")
+	// ErrNoNumbers is returned by Pick when no entry of the app's pools serves the recipient's country.
+	ErrNoNumbers = errors.New("no caller ID for this destination")
+	// ErrExhausted is returned by Pick when every number that could serve the recipient is quarantined,
+	// disabled or in the recipient's cooldown.
+	ErrExhausted = errors.New("no caller ID available now")
+	// ErrNotFound is returned for an unknown pool or entry.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid is returned for a pool or entry definition that does not hold; the message names the field.
+	ErrInvalid = errors.New("invalid pool")
+)
+
+// kind of a number set.
+const (
+	kindPattern = iota // +44207946XXXX: X digits free
+	kindRange          // +442079460000-+442079469999: every number between, same length
+	kindList           // explicit numbers
+)
+
+// set is the parsed numbers of one entry: a pattern, a range or a list. Numbers are digits without '+'.
+type set struct {
+	kind    int
+	pattern string   // kindPattern: digits and X
+	lo, hi  uint64   // kindRange
+	width   int      // kindRange: digit count
+	list    []string // kindList
+}
+
+// parseSet parses an entry's numbers: one pattern, one range, or one or more explicit E.164 numbers.
+func parseSet(numbers []string) (set, error) {
+	if len(numbers) == 0 {
+		return set{}, fmt.Errorf("%w: no numbers", ErrBadPattern)
+	}
+	if len(numbers) == 1 && strings.Contains(numbers[0], "X") {
+		p, err := ParsePattern(numbers[0])
+		if err != nil {
+			return set{}, err
+		}
+		return set{kind: kindPattern, pattern: p.text}, nil
+	}
+	if len(numbers) == 1 && strings.Contains(numbers[0], "-") {
+		a, b, _ := strings.Cut(numbers[0], "-")
+		lo, err1 := e164Digits(a)
+		hi, err2 := e164Digits(b)
+		if err1 != nil || err2 != nil || len(lo) != len(hi) || lo > hi {
+			return set{}, fmt.Errorf("%w %q: want +FIRST-+LAST, same length, first not above last", ErrBadPattern, numbers[0])
+		}
+		l, _ := strconv.ParseUint(lo, 10, 64)
+		h, _ := strconv.ParseUint(hi, 10, 64)
+		return set{kind: kindRange, lo: l, hi: h, width: len(lo)}, nil
+	}
+	s := set{kind: kindList}
+	seen := map[string]bool{}
+	for _, n := range numbers {
+		d, err := e164Digits(n)
+		if err != nil {
+			return set{}, err
+		}
+		if !seen[d] {
+			seen[d] = true
+			s.list = append(s.list, d)
+		}
+	}
+	return s, nil
+}
+
+func e164Digits(s string) (string, error) {
+	d, ok := strings.CutPrefix(s, "+")
+	if !ok || len(d) < 6 || len(d) > 15 || d[0] < '1' || d[0] > '9' || strings.Trim(d, "0123456789") != "" {
+		return "", fmt.Errorf("%w %q: want + and 6..15 digits, first 1-9", ErrBadPattern, s)
+	}
+	return d, nil
+}
+
+// ValidateNumbers reports whether numbers make one entry: a pattern, a range, or a list of numbers.
+func ValidateNumbers(numbers []string) error {
+	_, err := parseSet(numbers)
+	return err
+}
+
+// size returns how many numbers the set covers.
+func (s set) size() uint64 {
+	switch s.kind {
+	case kindPattern:
+		return uint64(math.Pow10(strings.Count(s.pattern, "X")))
+	case kindRange:
+		return s.hi - s.lo + 1
+	}
+	return uint64(len(s.list))
+}
+
+// minLen is the digit count of the set's shortest number.
+func (s set) minLen() int {
+	switch s.kind {
+	case kindPattern:
+		return len(s.pattern)
+	case kindRange:
+		return s.width
+	}
+	n := 15
+	for _, d := range s.list {
+		n = min(n, len(d))
+	}
+	return n
+}
+
+// sample draws one number of the set uniformly with crypto/rand.
+func (s set) sample() (string, error) {
+	switch s.kind {
+	case kindPattern:
+		var b strings.Builder
+		for i := 0; i < len(s.pattern); i++ {
+			if s.pattern[i] != 'X' {
+				b.WriteByte(s.pattern[i])
+				continue
+			}
+			d, err := randN(10)
+			if err != nil {
+				return "", err
+			}
+			b.WriteByte('0' + byte(d))
+		}
+		return b.String(), nil
+	case kindRange:
+		n, err := randN(s.hi - s.lo + 1)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%0*d", s.width, s.lo+n), nil
+	}
+	i, err := randN(uint64(len(s.list)))
+	if err != nil {
+		return "", err
+	}
+	return s.list[i], nil
+}
+
+// covers reports whether digits (no '+') is one of the set's numbers.
+func (s set) covers(digits string) bool {
+	switch s.kind {
+	case kindPattern:
+		if len(digits) != len(s.pattern) {
+			return false
+		}
+		for i := 0; i < len(digits); i++ {
+			if s.pattern[i] != 'X' && s.pattern[i] != digits[i] {
+				return false
+			}
+		}
+		return true
+	case kindRange:
+		n, err := strconv.ParseUint(digits, 10, 64)
+		return err == nil && len(digits) == s.width && n >= s.lo && n <= s.hi
+	}
+	for _, d := range s.list {
+		if d == digits {
+			return true
+		}
+	}
+	return false
+}
+
+// markCodes calls mark with every code (the last codeLength digits, as a number) the set can produce, and
+// reports whether that is already every code there is.
+func (s set) markCodes(codeLength int, mark func(int)) (all bool) {
+	full := uint64(math.Pow10(codeLength))
+	switch s.kind {
+	case kindPattern:
+		suffix := s.pattern[len(s.pattern)-codeLength:]
+		if strings.Count(suffix, "X") == codeLength {
+			return true
+		}
+		forEach(suffix, mark)
+	case kindRange:
+		if s.hi-s.lo+1 >= full {
+			return true
+		}
+		for n := s.lo; n <= s.hi; n++ {
+			mark(int(n % full))
+		}
+	default:
+		for _, d := range s.list {
+			c, _ := strconv.Atoi(d[len(d)-codeLength:])
+			mark(c)
+		}
+	}
+	return false
+}
+
+// forEach calls f with every number the digit pattern pat covers.
+func forEach(pat string, f func(int)) {
+	var rec func(i, n int)
+	rec = func(i, n int) {
+		if i == len(pat) {
+			f(n)
+			return
+		}
+		if pat[i] != 'X' {
+			rec(i+1, n*10+int(pat[i]-'0'))
+			return
+		}
+		for d := 0; d < 10; d++ {
+			rec(i+1, n*10+d)
+		}
+	}
+	rec(0, 0)
+}
+
+// regexp returns a regular expression (without anchors) for the set's numbers in which the last
+// codeLength digits are always free: it tells an app which calls to look at, never the code.
+func (s set) regexp(codeLength int) string {
+	var prefix string
+	var lo, hi int
+	switch s.kind {
+	case kindPattern:
+		var b strings.Builder
+		for _, r := range s.pattern[:len(s.pattern)-codeLength] {
+			if r == 'X' {
+				b.WriteString("[0-9]")
+			} else {
+				b.WriteRune(r)
+			}
+		}
+		return b.String() + "[0-9]{" + strconv.Itoa(codeLength) + "}"
+	case kindRange:
+		a, z := fmt.Sprintf("%0*d", s.width, s.lo), fmt.Sprintf("%0*d", s.width, s.hi)
+		prefix = commonPrefix(a, z)
+		lo, hi = s.width, s.width
+	default:
+		prefix = s.list[0]
+		lo, hi = len(s.list[0]), len(s.list[0])
+		for _, d := range s.list[1:] {
+			prefix = commonPrefix(prefix, d)
+			lo, hi = min(lo, len(d)), max(hi, len(d))
+		}
+	}
+	if len(prefix) > lo-codeLength {
+		prefix = prefix[:lo-codeLength]
+	}
+	rest := strconv.Itoa(lo - len(prefix))
+	if hi != lo {
+		rest += "," + strconv.Itoa(hi-len(prefix))
+	}
+	return regexp.QuoteMeta(prefix) + "[0-9]{" + rest + "}"
+}
+
+func commonPrefix(a, b string) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	return a[:i]
+}
+
+// randN returns a uniform number in [0, n) from crypto/rand.
+func randN(n uint64) (uint64, error) {
+	if n <= 1 {
+		return 0, nil
+	}
+	if n <= math.MaxInt64 {
+		v, err := rand.Int(rand.Reader, new(big.Int).SetUint64(n))
+		if err != nil {
+			return 0, fmt.Errorf("crypto/rand: %w", err)
+		}
+		return v.Uint64(), nil
+	}
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, fmt.Errorf("crypto/rand: %w", err)
+		}
+		v := binary.BigEndian.Uint64(b[:])
+		if v < math.MaxUint64-math.MaxUint64%n {
+			return v % n, nil
+		}
+	}
+}

@@ -1,0 +1,681 @@
+package numberpool
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Entry is one set of numbers of a pool (an X pattern, a range, or a list) and what it may be used for.
+type Entry struct {
+	ID        string   `json:"id"`
+	Numbers   []string `json:"numbers"`
+	Countries []string `json:"countries,omitempty"` // ISO 3166 codes of the destinations it serves; empty: any
+	Trunks    []string `json:"trunks,omitempty"`    // trunks its calls may leave on; empty: any
+	Weight    int      `json:"weight"`              // share among the candidates, times its size; default 1
+	Enabled   bool     `json:"enabled"`
+}
+
+// Pool is a named group of entries and its rules for reuse and rejection.
+type Pool struct {
+	Name    string  `json:"name"`
+	Entries []Entry `json:"entries"`
+	// Cooldown: a recipient never gets the same CLI, nor the same code, twice within it.
+	Cooldown Duration `json:"cooldown"`
+	// QuarantineFor: how long a rejected CLI (or entry) is left out.
+	QuarantineFor Duration `json:"quarantine_for"`
+	// QuarantineCodes: the final SIP codes by which a trunk rejects a caller ID.
+	QuarantineCodes []int `json:"quarantine_codes"`
+	// QuarantineAfter: rejections of an entry's numbers within QuarantineFor that quarantine the whole entry.
+	QuarantineAfter int  `json:"quarantine_after"`
+	FromConfig      bool `json:"from_config"`
+}
+
+// Pool defaults.
+const (
+	DefaultCooldown        = 24 * time.Hour
+	DefaultQuarantineFor   = 24 * time.Hour
+	DefaultQuarantineAfter = 10
+)
+
+// DefaultQuarantineCodes are the rejections that usually mean "not this caller ID".
+var DefaultQuarantineCodes = []int{403, 484, 488}
+
+// WithDefaults fills what p left empty.
+func (p Pool) WithDefaults() Pool {
+	if p.Cooldown == 0 {
+		p.Cooldown = Duration(DefaultCooldown)
+	}
+	if p.QuarantineFor == 0 {
+		p.QuarantineFor = Duration(DefaultQuarantineFor)
+	}
+	if p.QuarantineCodes == nil {
+		p.QuarantineCodes = DefaultQuarantineCodes
+	}
+	if p.QuarantineAfter == 0 {
+		p.QuarantineAfter = DefaultQuarantineAfter
+	}
+	for i := range p.Entries {
+		if p.Entries[i].Weight == 0 {
+			p.Entries[i].Weight = 1
+		}
+		if p.Entries[i].ID == "" {
+			p.Entries[i].ID = "e" + strconv.Itoa(i+1)
+		}
+	}
+	return p
+}
+
+var (
+	nameRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	countryRe = regexp.MustCompile(`^[A-Z]{2}$`)
+)
+
+// Validate reports what is wrong with p, naming the field.
+func (p Pool) Validate() error {
+	var errs []error
+	if !nameRe.MatchString(p.Name) {
+		errs = append(errs, fmt.Errorf("name: want letters, digits, _ . -, got %q", p.Name))
+	}
+	if len(p.Entries) == 0 {
+		errs = append(errs, errors.New("entries: at least one is needed"))
+	}
+	ids := map[string]bool{}
+	for i, e := range p.Entries {
+		key := fmt.Sprintf("entries[%d]", i)
+		if !nameRe.MatchString(e.ID) || ids[e.ID] {
+			errs = append(errs, fmt.Errorf("%s.id: missing, malformed or repeated: %q", key, e.ID))
+		}
+		ids[e.ID] = true
+		if err := ValidateNumbers(e.Numbers); err != nil {
+			errs = append(errs, fmt.Errorf("%s.numbers: %w", key, err))
+		}
+		for _, c := range e.Countries {
+			if !countryRe.MatchString(c) {
+				errs = append(errs, fmt.Errorf("%s.countries: want ISO 3166 codes like GB, got %q", key, c))
+			}
+		}
+		for _, t := range e.Trunks {
+			if !nameRe.MatchString(t) {
+				errs = append(errs, fmt.Errorf("%s.trunks: bad trunk name %q", key, t))
+			}
+		}
+		if e.Weight < 1 || e.Weight > 1000 {
+			errs = append(errs, fmt.Errorf("%s.weight: want 1..1000, got %d", key, e.Weight))
+		}
+	}
+	if p.Cooldown < 0 || p.QuarantineFor < 0 || p.QuarantineAfter < 1 {
+		errs = append(errs, errors.New("cooldown, quarantine_for: not negative; quarantine_after: positive"))
+	}
+	for _, c := range p.QuarantineCodes {
+		if c < 400 || c > 699 {
+			errs = append(errs, fmt.Errorf("quarantine_codes: want 400..699, got %d", c))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as "24h" in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration like \"24h\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Store keeps one kind of record; *store.Bucket is one.
+type Store interface {
+	Put(id string, v []byte) error
+	Get(id string) ([]byte, error)
+	Delete(id string) error
+	ForEach(fn func(id string, v []byte) error) error
+}
+
+// Buckets are the stores a Registry keeps its state in.
+type Buckets struct {
+	Pools      Store // pool name → Pool
+	Quarantine Store // "cli:+44…" or "entry:pool/id" → Quarantine
+	Recent     Store // recipient → its recent CLIs and codes, as MACs
+}
+
+// Config configures a Registry.
+type Config struct {
+	Apps         map[string][]string // app → the names of its pools
+	CodeLength   int                 // the default code length
+	MinCodeSpace int
+	Key          []byte // server key: recent CLIs and codes are kept only as MACs under it
+	Now          func() time.Time
+	Log          *slog.Logger
+}
+
+// Quarantine is a CLI or an entry left out of picks until Until.
+type Quarantine struct {
+	Until      time.Time `json:"until"`
+	Since      time.Time `json:"since"`
+	Rejections int       `json:"rejections"`
+	Reason     string    `json:"reason"`
+	Manual     bool      `json:"manual"`
+}
+
+// Registry is the live set of pools: picks, rejections, quarantine and changes. It is safe for concurrent
+// use.
+type Registry struct {
+	cfg Config
+	b   Buckets
+
+	mu         sync.RWMutex
+	pools      map[string]*livePool
+	quarantine map[string]Quarantine   // "cli:+44…" / "entry:pool/id" → until
+	rejections map[string][]time.Time  // "pool/id" → recent rejections of its numbers
+	uses       map[string]uint64       // CLI → times picked since start
+	entryUses  map[string]uint64       // "pool/id" → times picked since start
+	recent     map[string]*recentCalls // recipient → recent CLI/code MACs (cache of Buckets.Recent)
+	spaceCache map[int]map[string]map[string]Space // code length → app → country → space; reset on change
+}
+
+// spaceFor is spaces for the live pools, cached until the next change. r.mu must be held.
+func (r *Registry) spaceFor(app string, codeLength int) map[string]Space {
+	if r.spaceCache[codeLength] == nil {
+		r.spaceCache[codeLength] = map[string]map[string]Space{}
+	}
+	sp, ok := r.spaceCache[codeLength][app]
+	if !ok {
+		sp = r.spaces(r.pools, app, codeLength)
+		r.spaceCache[codeLength][app] = sp
+	}
+	return sp
+}
+
+type livePool struct {
+	Pool
+	sets []set // Entries[i]'s numbers
+}
+
+// NewRegistry loads the stored pools, puts configPools over them (a config pool always wins and is marked
+// from config; a stored config pool no longer in the config is dropped), and checks every app's code space.
+func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	r := &Registry{cfg: cfg, b: b, pools: map[string]*livePool{}, quarantine: map[string]Quarantine{},
+		rejections: map[string][]time.Time{}, uses: map[string]uint64{}, entryUses: map[string]uint64{}, recent: map[string]*recentCalls{},
+		spaceCache: map[int]map[string]map[string]Space{}}
+	inConfig := map[string]bool{}
+	for _, p := range configPools {
+		inConfig[p.Name] = true
+	}
+	err := b.Pools.ForEach(func(name string, v []byte) error {
+		var p Pool
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("stored pool %s: %w", name, err)
+		}
+		if p.FromConfig && !inConfig[name] {
+			return b.Pools.Delete(name)
+		}
+		if !inConfig[name] {
+			lp, err := compile(p)
+			if err != nil {
+				return fmt.Errorf("stored pool %s: %w", name, err)
+			}
+			r.pools[name] = lp
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range configPools {
+		p.FromConfig = true
+		lp, err := compile(p)
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: %w", p.Name, err)
+		}
+		if err := r.save(lp.Pool); err != nil {
+			return nil, err
+		}
+		r.pools[p.Name] = lp
+	}
+	if err := r.checkSpaces(r.pools); err != nil {
+		return nil, err
+	}
+	now := cfg.Now()
+	err = b.Quarantine.ForEach(func(key string, v []byte) error {
+		var q Quarantine
+		if json.Unmarshal(v, &q) == nil && q.Until.After(now) {
+			r.quarantine[key] = q
+		}
+		return nil
+	})
+	return r, err
+}
+
+func compile(p Pool) (*livePool, error) {
+	p = p.WithDefaults()
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	lp := &livePool{Pool: p}
+	for _, e := range p.Entries {
+		s, _ := parseSet(e.Numbers)
+		lp.sets = append(lp.sets, s)
+	}
+	return lp, nil
+}
+
+func (r *Registry) save(p Pool) error {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return r.b.Pools.Put(p.Name, data)
+}
+
+// candidate is one entry a pick may draw from.
+type candidate struct {
+	pool  *livePool
+	entry int
+}
+
+func (c candidate) e() Entry  { return c.pool.Entries[c.entry] }
+func (c candidate) s() set    { return c.pool.sets[c.entry] }
+func (c candidate) key() string { return c.pool.Name + "/" + c.e().ID }
+
+// candidates returns the entries that may serve a recipient of country for app (in pool only, if given):
+// those whose countries include it if there are any, else those with no country list. With live false,
+// disabled and quarantined entries are kept (for code space accounting).
+func (r *Registry) candidates(pools map[string]*livePool, app, pool, country string, codeLength int, live bool) ([]candidate, error) {
+	names := r.cfg.Apps[app]
+	if pool != "" {
+		if !slices.Contains(names, pool) {
+			return nil, fmt.Errorf("%w: app %s has no pool %q", ErrNotFound, app, pool)
+		}
+		names = []string{pool}
+	}
+	var local, general []candidate
+	for _, name := range names {
+		lp := pools[name]
+		if lp == nil {
+			continue
+		}
+		for i, e := range lp.Entries {
+			c := candidate{lp, i}
+			if lp.sets[i].minLen() <= codeLength {
+				continue
+			}
+			if live && (!e.Enabled || r.quarantined("entry:"+c.key())) {
+				continue
+			}
+			switch {
+			case slices.Contains(e.Countries, country):
+				local = append(local, c)
+			case len(e.Countries) == 0:
+				general = append(general, c)
+			}
+		}
+	}
+	if len(local) > 0 {
+		return local, nil
+	}
+	return general, nil
+}
+
+func (r *Registry) quarantined(key string) bool {
+	q, ok := r.quarantine[key]
+	return ok && q.Until.After(r.cfg.Now())
+}
+
+// PickRequest asks for a CLI for one verification.
+type PickRequest struct {
+	App        string
+	Pool       string // optional: only this pool of the app's
+	Recipient  string // E.164 with '+'
+	Country    string // the recipient's ISO 3166 code
+	CodeLength int
+}
+
+// Picked is a drawn CLI.
+type Picked struct {
+	CLI    string   // E.164 with '+'
+	Prefix string   // the CLI without its code digits
+	Code   string   // its last CodeLength digits
+	Trunks []string // trunks the call may use; empty: any
+	// Pattern is a regular expression that matches every CLI this recipient's verification may come from,
+	// with the code digits always free.
+	Pattern string
+	Pool    string
+	Entry   string
+}
+
+// Pick draws a CLI for req: from a local entry if the recipient's country has one, uniformly over the
+// candidates' numbers weighted by entry, never a quarantined CLI or entry, never a CLI or code the recipient
+// got within the cooldown; of two such draws, the less used number, which spreads use across the pool.
+func (r *Registry) Pick(req PickRequest) (Picked, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if all, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, false); err != nil {
+		return Picked{}, err
+	} else if len(all) == 0 {
+		return Picked{}, fmt.Errorf("%w: app %s has no caller ID for %s destinations", ErrNoNumbers, req.App, req.Country)
+	}
+	if sp := r.spaceFor(req.App, req.CodeLength)[req.Country]; sp.Codes == 0 {
+		sp = r.spaceFor(req.App, req.CodeLength)["*"]
+		if sp.Codes < r.cfg.MinCodeSpace {
+			return Picked{}, fmt.Errorf("%w: %d-digit codes give app %s only %d distinct codes", ErrCodeSpace, req.CodeLength, req.App, sp.Codes)
+		}
+	} else if sp.Codes < r.cfg.MinCodeSpace {
+		return Picked{}, fmt.Errorf("%w: %d-digit codes give app %s only %d distinct codes", ErrCodeSpace, req.CodeLength, req.App, sp.Codes)
+	}
+	cands, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, true)
+	if err != nil {
+		return Picked{}, err
+	}
+	if len(cands) == 0 {
+		return Picked{}, fmt.Errorf("%w: every entry for %s destinations is disabled or quarantined", ErrExhausted, req.Country)
+	}
+	now := r.cfg.Now()
+	cooldown := time.Duration(0)
+	weights := make([]float64, len(cands))
+	total := 0.0
+	for i, c := range cands {
+		cooldown = max(cooldown, time.Duration(c.pool.Cooldown))
+		weights[i] = float64(c.e().Weight) * float64(c.s().size())
+		total += weights[i]
+	}
+	hist, err := r.recentFor(req.Recipient)
+	if err != nil {
+		return Picked{}, err
+	}
+	hist.prune(now.Add(-cooldown))
+
+	var best *Picked
+	var bestC candidate
+	found := 0
+	for attempt := 0; attempt < 200 && found < 2; attempt++ {
+		c, digits, err := drawOne(cands, weights, total)
+		if err != nil {
+			return Picked{}, err
+		}
+		cli := "+" + digits
+		code := digits[len(digits)-req.CodeLength:]
+		if r.quarantined("cli:"+cli) || hist.has(r.mac("cli", req.Recipient, cli)) || hist.has(r.mac("code", req.Recipient, code)) {
+			continue
+		}
+		found++
+		if best == nil || r.uses[cli] < r.uses[best.CLI] {
+			best = &Picked{CLI: cli, Prefix: cli[:len(cli)-req.CodeLength], Code: code, Trunks: c.e().Trunks, Pool: c.pool.Name, Entry: c.e().ID}
+			bestC = c
+		}
+	}
+	if best == nil {
+		return Picked{}, fmt.Errorf("%w: every caller ID for this recipient is quarantined or in its cooldown", ErrExhausted)
+	}
+	parts := make([]string, 0, len(cands))
+	for _, c := range cands {
+		parts = append(parts, c.s().regexp(req.CodeLength))
+	}
+	sort.Strings(parts)
+	best.Pattern = `^\+?(?:` + strings.Join(slices.Compact(parts), "|") + `)$`
+
+	r.uses[best.CLI]++
+	r.entryUses[bestC.key()]++
+	hist.add(now, r.mac("cli", req.Recipient, best.CLI), r.mac("code", req.Recipient, best.Code))
+	if err := r.saveRecent(req.Recipient, hist); err != nil {
+		return Picked{}, err
+	}
+	return *best, nil
+}
+
+// drawOne picks an entry with probability proportional to weight and a number uniformly in it. A number
+// that k candidate entries cover is kept with probability 1/k, so overlaps do not favour it.
+func drawOne(cands []candidate, weights []float64, total float64) (candidate, string, error) {
+	for {
+		x, err := randN(1 << 53)
+		if err != nil {
+			return candidate{}, "", err
+		}
+		target := float64(x) / (1 << 53) * total
+		i := 0
+		for ; i < len(cands)-1 && target >= weights[i]; i++ {
+			target -= weights[i]
+		}
+		digits, err := cands[i].s().sample()
+		if err != nil {
+			return candidate{}, "", err
+		}
+		k := 0
+		for _, c := range cands {
+			if c.s().covers(digits) {
+				k++
+			}
+		}
+		if k > 1 {
+			if n, err := randN(uint64(k)); err != nil || n != 0 {
+				continue
+			}
+		}
+		return cands[i], digits, nil
+	}
+}
+
+func (r *Registry) mac(kind, recipient, value string) string {
+	m := hmac.New(sha256.New, r.cfg.Key)
+	m.Write([]byte(kind + "\x00" + recipient + "\x00" + value))
+	return base64.RawStdEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// recentCalls is what a recipient got lately, as MACs: never a CLI or a code in clear.
+type recentCalls struct {
+	Items []recentItem `json:"items"`
+}
+
+type recentItem struct {
+	At   time.Time `json:"at"`
+	CLI  string    `json:"cli"`
+	Code string    `json:"code"`
+}
+
+func (h *recentCalls) prune(before time.Time) {
+	h.Items = slices.DeleteFunc(h.Items, func(it recentItem) bool { return it.At.Before(before) })
+}
+
+func (h *recentCalls) has(mac string) bool {
+	for _, it := range h.Items {
+		if it.CLI == mac || it.Code == mac {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *recentCalls) add(at time.Time, cli, code string) {
+	h.Items = append(h.Items, recentItem{At: at, CLI: cli, Code: code})
+}
+
+func (r *Registry) recentFor(recipient string) (*recentCalls, error) {
+	if h, ok := r.recent[recipient]; ok {
+		return h, nil
+	}
+	h := &recentCalls{}
+	data, err := r.b.Recent.Get(recipient)
+	if err == nil {
+		if err := json.Unmarshal(data, h); err != nil {
+			return nil, fmt.Errorf("recent calls of %s: %w", recipient, err)
+		}
+	}
+	r.recent[recipient] = h
+	return h, nil
+}
+
+func (r *Registry) saveRecent(recipient string, h *recentCalls) error {
+	if len(h.Items) == 0 {
+		delete(r.recent, recipient)
+		return r.b.Recent.Delete(recipient)
+	}
+	data, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return r.b.Recent.Put(recipient, data)
+}
+
+// callerRe: a rejection whose text names the caller ID.
+var callerRe = regexp.MustCompile(`(?i)caller|calling|\bcli\b|\bani\b|identity|from|number|screen`)
+
+// Reject records a trunk's final answer to a call from cli: a code of its pool's QuarantineCodes, before
+// the phone rang or with a reason that names the caller, quarantines the CLI for QuarantineFor, and
+// QuarantineAfter of them within that time quarantine the CLI's whole entry.
+func (r *Registry) Reject(cli string, sipCode int, reason string, rang bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.cfg.Now()
+	digits := strings.TrimPrefix(cli, "+")
+	for _, lp := range r.pools {
+		if !slices.Contains(lp.QuarantineCodes, sipCode) || rang && !callerRe.MatchString(reason) {
+			continue
+		}
+		for i, s := range lp.sets {
+			if !s.covers(digits) {
+				continue
+			}
+			why := fmt.Sprintf("%d %s", sipCode, reason)
+			until := now.Add(time.Duration(lp.QuarantineFor))
+			r.setQuarantine("cli:"+cli, Quarantine{Until: until, Since: now, Rejections: r.quarantine["cli:"+cli].Rejections + 1, Reason: why})
+			key := lp.Name + "/" + lp.Entries[i].ID
+			r.rejections[key] = append(slices.DeleteFunc(r.rejections[key], func(t time.Time) bool { return t.Before(now.Add(-time.Duration(lp.QuarantineFor))) }), now)
+			if n := len(r.rejections[key]); n >= lp.QuarantineAfter && !r.quarantined("entry:"+key) {
+				r.setQuarantine("entry:"+key, Quarantine{Until: until, Since: now, Rejections: n, Reason: why})
+				r.cfg.Log.Warn("number pool entry quarantined", "pool", lp.Name, "entry", lp.Entries[i].ID, "rejections", n)
+			}
+			r.cfg.Log.Warn("caller ID quarantined", "pool", lp.Name, "entry", lp.Entries[i].ID, "sip_code", sipCode)
+		}
+	}
+}
+
+func (r *Registry) setQuarantine(key string, q Quarantine) {
+	r.quarantine[key] = q
+	data, _ := json.Marshal(q)
+	if err := r.b.Quarantine.Put(key, data); err != nil {
+		r.cfg.Log.Error("store quarantine", "key", quarantineLogKey(key), "err", err)
+	}
+}
+
+// quarantineLogKey keeps whole CLIs out of logs.
+func quarantineLogKey(key string) string {
+	if cli, ok := strings.CutPrefix(key, "cli:"); ok && len(cli) > 4 {
+		return "cli:" + cli[:len(cli)-4] + "****"
+	}
+	return key
+}
+
+// Space is a code space: distinct codes and their entropy in bits.
+type Space struct {
+	Codes int     `json:"codes"`
+	Bits  float64 `json:"bits"`
+}
+
+func spaceOf(cands []candidate, codeLength int) Space {
+	full := int(math.Pow10(codeLength))
+	seen := make([]uint64, full/64+1)
+	count := 0
+	for _, c := range cands {
+		all := c.s().markCodes(codeLength, func(n int) {
+			if seen[n/64]&(1<<(n%64)) == 0 {
+				seen[n/64] |= 1 << (n % 64)
+				count++
+			}
+		})
+		if all {
+			count = full
+			break
+		}
+	}
+	bits := 0.0
+	if count > 0 {
+		bits = math.Round(math.Log2(float64(count))*10) / 10
+	}
+	return Space{Codes: count, Bits: bits}
+}
+
+// spaces returns, per destination country the app's entries name and "*" for every other country, the
+// code space a recipient there draws from.
+func (r *Registry) spaces(pools map[string]*livePool, app string, codeLength int) map[string]Space {
+	countries := map[string]bool{"*": true}
+	for _, name := range r.cfg.Apps[app] {
+		if lp := pools[name]; lp != nil {
+			for _, e := range lp.Entries {
+				for _, c := range e.Countries {
+					countries[c] = true
+				}
+			}
+		}
+	}
+	out := map[string]Space{}
+	for c := range countries {
+		cands, _ := r.candidates(pools, app, "", c, codeLength, false)
+		if len(cands) > 0 {
+			out[c] = spaceOf(cands, codeLength)
+		}
+	}
+	return out
+}
+
+// checkSpaces refuses pools that leave an app, for some destination, below the minimum code space.
+func (r *Registry) checkSpaces(pools map[string]*livePool) error {
+	apps := make([]string, 0, len(r.cfg.Apps))
+	for app := range r.cfg.Apps {
+		apps = append(apps, app)
+	}
+	sort.Strings(apps)
+	for _, app := range apps {
+		sp := r.spaces(pools, app, r.cfg.CodeLength)
+		if len(sp) == 0 {
+			return fmt.Errorf("%w: app %q has no numbers for %d-digit codes", ErrCodeSpace, app, r.cfg.CodeLength)
+		}
+		for country, s := range sp {
+			if s.Codes < r.cfg.MinCodeSpace {
+				return fmt.Errorf("%w: app %q has %d distinct codes (%.1f bits) for %s destinations, need at least %d",
+					ErrCodeSpace, app, s.Codes, s.Bits, country, r.cfg.MinCodeSpace)
+			}
+		}
+	}
+	return nil
+}
+
+// CodeSpace returns the code space of app for codes of codeLength digits, per destination ("*": any
+// country without a local entry).
+func (r *Registry) CodeSpace(app string, codeLength int) map[string]Space {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.spaceFor(app, codeLength))
+}
