@@ -273,8 +273,8 @@ func Load(path string) (Config, error) {
 }
 
 var (
-	nameRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	hexRe     = regexp.MustCompile(`^([0-9a-fA-F]{2}){16,}$`)
+	nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	hexRe  = regexp.MustCompile(`^([0-9a-fA-F]{2}){16,}$`)
 	// hostRe: a DNS name or an IPv4 address; nothing that could carry SIP syntax into a URI.
 	hostRe       = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
 	techPrefixRe = regexp.MustCompile(`^[0-9*#]{0,10}$`)

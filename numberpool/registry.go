@@ -193,11 +193,11 @@ type Registry struct {
 
 	mu         sync.RWMutex
 	pools      map[string]*livePool
-	quarantine map[string]Quarantine   // "cli:+44…" / "entry:pool/id" → until
-	rejections map[string][]time.Time  // "pool/id" → recent rejections of its numbers
-	uses       map[string]uint64       // CLI → times picked since start
-	entryUses  map[string]uint64       // "pool/id" → times picked since start
-	recent     map[string]*recentCalls // recipient → recent CLI/code MACs (cache of Buckets.Recent)
+	quarantine map[string]Quarantine               // "cli:+44…" / "entry:pool/id" → until
+	rejections map[string][]time.Time              // "pool/id" → recent rejections of its numbers
+	uses       map[string]uint64                   // CLI → times picked since start
+	entryUses  map[string]uint64                   // "pool/id" → times picked since start
+	recent     map[string]*recentCalls             // recipient → recent CLI/code MACs (cache of Buckets.Recent)
 	spaceCache map[int]map[string]map[string]Space // code length → app → country → space; reset on change
 }
 
@@ -307,8 +307,8 @@ type candidate struct {
 	entry int
 }
 
-func (c candidate) e() Entry  { return c.pool.Entries[c.entry] }
-func (c candidate) s() set    { return c.pool.sets[c.entry] }
+func (c candidate) e() Entry    { return c.pool.Entries[c.entry] }
+func (c candidate) s() set      { return c.pool.sets[c.entry] }
 func (c candidate) key() string { return c.pool.Name + "/" + c.e().ID }
 
 // candidates returns the entries that may serve a recipient of country for app (in pool only, if given):

@@ -36,16 +36,16 @@ const ChannelFlashCall = "flashcall"
 
 // Verification is one verification as the API shows it. It never holds the code or the whole CLI.
 type Verification struct {
-	ID                string    `json:"verification_id"`
-	AppID             string    `json:"appid"`
-	Recipient         string    `json:"recipient"`
-	Channel           string    `json:"channel"`
-	Status            Status    `json:"status"`
-	CodeLength        int       `json:"code_length"`
-	CLIPrefix         string    `json:"cli_prefix"`
+	ID         string `json:"verification_id"`
+	AppID      string `json:"appid"`
+	Recipient  string `json:"recipient"`
+	Channel    string `json:"channel"`
+	Status     Status `json:"status"`
+	CodeLength int    `json:"code_length"`
+	CLIPrefix  string `json:"cli_prefix"`
 	// CLIPattern matches every CLI this verification's call may come from (code digits free), for apps
 	// that read the call log.
-	CLIPattern string `json:"cli_pattern"`
+	CLIPattern        string    `json:"cli_pattern"`
 	Reference         string    `json:"reference,omitempty"`
 	Attempts          int       `json:"attempts"`
 	AttemptsRemaining int       `json:"attempts_remaining"`

@@ -74,11 +74,11 @@ type Result struct {
 	// EarlyMediaPackets counts the RTP packets that came from the address the callee's SDP named.
 	EarlyMediaPackets uint64
 	// Phrase is the final response's reason phrase and Reason header, when it failed: what the trunk said.
-	Phrase string
-	CallID            string
-	StartedAt         time.Time // INVITE sent
-	RingingAt         time.Time // first 180/183; zero if none
-	EndedAt           time.Time
+	Phrase    string
+	CallID    string
+	StartedAt time.Time // INVITE sent
+	RingingAt time.Time // first 180/183; zero if none
+	EndedAt   time.Time
 }
 
 func (r Result) String() string {
