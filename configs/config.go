@@ -482,9 +482,11 @@ func (c Config) Validate() error {
 		if len(a.APISecret) < 8 {
 			bad(key+".api_secret", "want at least 8 characters")
 		}
+		// A pool an app names need not be in this file: it may be made through the admin API. The engine
+		// refuses to start if an app has no numbers at all.
 		for j, p := range a.AppPools(c.Pool) {
-			if !seen["pool "+p] {
-				bad(fmt.Sprintf("%s.pools[%d]", key, j), "no pool named %q", p)
+			if !nameRe.MatchString(p) {
+				bad(fmt.Sprintf("%s.pools[%d]", key, j), "want letters, digits, _ . -, got %q", p)
 			}
 		}
 		if len(a.AppPools(c.Pool)) == 0 {

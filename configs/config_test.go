@@ -263,7 +263,7 @@ func TestValidate(t *testing.T) {
 		{"duplicate api key", func(c *configs.Config) {
 			c.Apps = append(c.Apps, configs.App{ID: "other", APIKey: "demo", APISecret: "other-secret"})
 		}, "apps[1].api_key"},
-		{"app names unknown pool", func(c *configs.Config) { c.Apps[0].Pools = []string{"nosuch"} }, "apps[0].pools[0]"},
+		{"app names a malformed pool", func(c *configs.Config) { c.Apps[0].Pools = []string{"no such"} }, "apps[0].pools[0]"},
 		{"unknown phone mode", func(c *configs.Config) { c.Phone.Mode = "ringing" }, "phone.mode"},
 		{"sip transport unknown", func(c *configs.Config) { c.SIP.Transport = "sctp" }, "sip.transport"},
 		{"trunk transport unknown", func(c *configs.Config) { c.Trunks[0].Transport = "ws" }, "trunks[0].transport"},
