@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
-	"syscall"
 
 	"flashotp/configs"
 	"flashotp/internal/peers"
