@@ -112,13 +112,22 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "flashotp",
-		BodyLimit:             cfg.MaxBodyBytes,
+		// fasthttp answers a body over its limit and closes the connection with the rest of the body unread,
+		// which the client sees as a reset rather than the 413. So fasthttp's limit is a generous backstop
+		// and max_body_bytes is enforced below, on a body read whole.
+		BodyLimit: max(4*cfg.MaxBodyBytes, 1<<20),
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          10 * time.Second,
 		IdleTimeout:           60 * time.Second,
 		ReadBufferSize:        8192,
+	})
+	s.app.Use(func(c *fiber.Ctx) error {
+		if len(c.Body()) > cfg.MaxBodyBytes {
+			return apiError(errRequestTooLarge, "body over %d bytes", cfg.MaxBodyBytes)
+		}
+		return c.Next()
 	})
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	s.app.Get("/readyz", s.readyz)
