@@ -154,6 +154,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // Store keeps one kind of record; *store.Bucket is one.
 type Store interface {
 	Put(id string, v []byte) error
+	PutMany(records map[string][]byte) error
 	Get(id string) ([]byte, error)
 	Delete(id string) error
 	ForEach(fn func(id string, v []byte) error) error
@@ -199,6 +200,12 @@ type Registry struct {
 	entryUses  map[string]uint64                   // "pool/id" → times picked since start
 	recent     map[string]*recentCalls             // recipient → recent CLI/code MACs (cache of Buckets.Recent)
 	spaceCache map[int]map[string]map[string]Space // code length → app → country → space; reset on change
+	picks      uint64                              // picks since start, to sweep recent now and then
+
+	pendingMu sync.Mutex
+	pending   map[string][]byte // recipient → history not yet written
+	stop      chan struct{}     // closed by Close
+	flushed   chan struct{}     // closed when the flusher has written the last of pending
 }
 
 // spaceFor is spaces for the live pools, cached until the next change. r.mu must be held.
@@ -230,7 +237,8 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 	}
 	r := &Registry{cfg: cfg, b: b, pools: map[string]*livePool{}, quarantine: map[string]Quarantine{},
 		rejections: map[string][]time.Time{}, uses: map[string]uint64{}, entryUses: map[string]uint64{}, recent: map[string]*recentCalls{},
-		spaceCache: map[int]map[string]map[string]Space{}}
+		spaceCache: map[int]map[string]map[string]Space{}, pending: map[string][]byte{},
+		stop: make(chan struct{}), flushed: make(chan struct{})}
 	inConfig := map[string]bool{}
 	for _, p := range configPools {
 		inConfig[p.Name] = true
@@ -277,7 +285,11 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 		}
 		return nil
 	})
-	return r, err
+	if err != nil {
+		return nil, err
+	}
+	go r.flusher()
+	return r, nil
 }
 
 func compile(p Pool) (*livePool, error) {
@@ -381,27 +393,79 @@ type Picked struct {
 // candidates' numbers weighted by entry, never a quarantined CLI or entry, never a CLI or code the recipient
 // got within the cooldown; of two such draws, the less used number, which spreads use across the pool.
 func (r *Registry) Pick(req PickRequest) (Picked, error) {
+	picked, history, err := r.pick(req)
+	if err != nil {
+		return Picked{}, err
+	}
+	// The in-memory history is the truth for the cooldown; the store gets it within flushEvery, from the
+	// flusher, so that no send waits for this write (a crash forgets at most that much of the cooldown).
+	r.pendingMu.Lock()
+	r.pending[req.Recipient] = history
+	r.pendingMu.Unlock()
+	return picked, nil
+}
+
+// flushEvery is how often recent-call histories are written to the store.
+const flushEvery = 50 * time.Millisecond
+
+// flusher writes the histories Pick left pending, until Close.
+func (r *Registry) flusher() {
+	defer close(r.flushed)
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.stop:
+			r.flush()
+			return
+		case <-tick.C:
+			r.flush()
+		}
+	}
+}
+
+func (r *Registry) flush() {
+	r.pendingMu.Lock()
+	batch := r.pending
+	r.pending = map[string][]byte{}
+	r.pendingMu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if err := r.b.Recent.PutMany(batch); err != nil {
+		r.cfg.Log.Error("store recent calls", "recipients", len(batch), "err", err)
+	}
+}
+
+// Close writes what is pending and stops the flusher. The Registry must not be used after.
+func (r *Registry) Close() error {
+	close(r.stop)
+	<-r.flushed
+	return nil
+}
+
+func (r *Registry) pick(req PickRequest) (Picked, []byte, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if all, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, false); err != nil {
-		return Picked{}, err
+		return Picked{}, nil, err
 	} else if len(all) == 0 {
-		return Picked{}, fmt.Errorf("%w: app %s has no caller ID for %s destinations", ErrNoNumbers, req.App, req.Country)
+		return Picked{}, nil, fmt.Errorf("%w: app %s has no caller ID for %s destinations", ErrNoNumbers, req.App, req.Country)
 	}
 	if sp := r.spaceFor(req.App, req.CodeLength)[req.Country]; sp.Codes == 0 {
 		sp = r.spaceFor(req.App, req.CodeLength)["*"]
 		if sp.Codes < r.cfg.MinCodeSpace {
-			return Picked{}, fmt.Errorf("%w: %d-digit codes give app %s only %d distinct codes", ErrCodeSpace, req.CodeLength, req.App, sp.Codes)
+			return Picked{}, nil, fmt.Errorf("%w: %d-digit codes give app %s only %d distinct codes", ErrCodeSpace, req.CodeLength, req.App, sp.Codes)
 		}
 	} else if sp.Codes < r.cfg.MinCodeSpace {
-		return Picked{}, fmt.Errorf("%w: %d-digit codes give app %s only %d distinct codes", ErrCodeSpace, req.CodeLength, req.App, sp.Codes)
+		return Picked{}, nil, fmt.Errorf("%w: %d-digit codes give app %s only %d distinct codes", ErrCodeSpace, req.CodeLength, req.App, sp.Codes)
 	}
 	cands, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, true)
 	if err != nil {
-		return Picked{}, err
+		return Picked{}, nil, err
 	}
 	if len(cands) == 0 {
-		return Picked{}, fmt.Errorf("%w: every entry for %s destinations is disabled or quarantined", ErrExhausted, req.Country)
+		return Picked{}, nil, fmt.Errorf("%w: every entry for %s destinations is disabled or quarantined", ErrExhausted, req.Country)
 	}
 	now := r.cfg.Now()
 	cooldown := time.Duration(0)
@@ -414,7 +478,7 @@ func (r *Registry) Pick(req PickRequest) (Picked, error) {
 	}
 	hist, err := r.recentFor(req.Recipient)
 	if err != nil {
-		return Picked{}, err
+		return Picked{}, nil, err
 	}
 	hist.prune(now.Add(-cooldown))
 
@@ -424,7 +488,7 @@ func (r *Registry) Pick(req PickRequest) (Picked, error) {
 	for attempt := 0; attempt < 200 && found < 2; attempt++ {
 		c, digits, err := drawOne(cands, weights, total)
 		if err != nil {
-			return Picked{}, err
+			return Picked{}, nil, err
 		}
 		cli := "+" + digits
 		code := digits[len(digits)-req.CodeLength:]
@@ -438,7 +502,7 @@ func (r *Registry) Pick(req PickRequest) (Picked, error) {
 		}
 	}
 	if best == nil {
-		return Picked{}, fmt.Errorf("%w: every caller ID for this recipient is quarantined or in its cooldown", ErrExhausted)
+		return Picked{}, nil, fmt.Errorf("%w: every caller ID for this recipient is quarantined or in its cooldown", ErrExhausted)
 	}
 	parts := make([]string, 0, len(cands))
 	for _, c := range cands {
@@ -450,10 +514,24 @@ func (r *Registry) Pick(req PickRequest) (Picked, error) {
 	r.uses[best.CLI]++
 	r.entryUses[bestC.key()]++
 	hist.add(now, r.mac("cli", req.Recipient, best.CLI), r.mac("code", req.Recipient, best.Code))
-	if err := r.saveRecent(req.Recipient, hist); err != nil {
-		return Picked{}, err
+	data, err := json.Marshal(hist)
+	if err != nil {
+		return Picked{}, nil, err
 	}
-	return *best, nil
+	if r.picks++; r.picks%1024 == 0 {
+		r.sweepRecent(now.Add(-cooldown))
+	}
+	return *best, data, nil
+}
+
+// sweepRecent forgets, in memory, recipients with nothing since before; their stored history is only
+// read again if they come back, and pruned then.
+func (r *Registry) sweepRecent(before time.Time) {
+	for recipient, h := range r.recent {
+		if len(h.Items) == 0 || h.Items[len(h.Items)-1].At.Before(before) {
+			delete(r.recent, recipient)
+		}
+	}
 }
 
 // drawOne picks an entry with probability proportional to weight and a number uniformly in it. A number
@@ -518,8 +596,15 @@ func (h *recentCalls) has(mac string) bool {
 	return false
 }
 
+// maxRecent bounds a recipient's history: the cooldown covers its last maxRecent calls. Send limits per
+// recipient keep real traffic far below it.
+const maxRecent = 256
+
 func (h *recentCalls) add(at time.Time, cli, code string) {
 	h.Items = append(h.Items, recentItem{At: at, CLI: cli, Code: code})
+	if len(h.Items) > maxRecent {
+		h.Items = slices.Delete(h.Items, 0, len(h.Items)-maxRecent)
+	}
 }
 
 func (r *Registry) recentFor(recipient string) (*recentCalls, error) {
@@ -535,18 +620,6 @@ func (r *Registry) recentFor(recipient string) (*recentCalls, error) {
 	}
 	r.recent[recipient] = h
 	return h, nil
-}
-
-func (r *Registry) saveRecent(recipient string, h *recentCalls) error {
-	if len(h.Items) == 0 {
-		delete(r.recent, recipient)
-		return r.b.Recent.Delete(recipient)
-	}
-	data, err := json.Marshal(h)
-	if err != nil {
-		return err
-	}
-	return r.b.Recent.Put(recipient, data)
 }
 
 // callerRe: a rejection whose text names the caller ID.

@@ -189,6 +189,18 @@ func (b *Bucket) Put(id string, value []byte) error {
 	return b.batch(func(bk *bolt.Bucket) error { return bk.Put([]byte(id), value) })
 }
 
+// PutMany stores every record, replacing what was there, in one transaction.
+func (b *Bucket) PutMany(records map[string][]byte) error {
+	return b.batch(func(bk *bolt.Bucket) error {
+		for id, v := range records {
+			if err := bk.Put([]byte(id), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // Get returns a copy of the record stored under id, or ErrNotFound.
 func (b *Bucket) Get(id string) ([]byte, error) {
 	var out []byte

@@ -188,6 +188,9 @@ func (m *Main) close() error {
 	if m.phone != nil {
 		errs = append(errs, m.phone.Close())
 	}
+	if m.numbers != nil {
+		errs = append(errs, m.numbers.Close())
+	}
 	if m.db != nil {
 		errs = append(errs, m.db.Close())
 	}
