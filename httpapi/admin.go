@@ -36,9 +36,9 @@ func (s *Server) routeAdmin() {
 	}
 	want := sha256.Sum256([]byte(s.cfg.AdminToken))
 	g := s.app.Group("/admin", func(c *fiber.Ctx) error {
-		token, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
-		got := sha256.Sum256([]byte(token))
-		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		scheme, token, _ := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
+		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			return apiError(errUnauthorized, "admin routes take Authorization: Bearer <http.admin_token>")
 		}
 		return c.Next()
@@ -53,6 +53,10 @@ func (s *Server) routeAdmin() {
 	g.Post("/pools/:name/quarantine", s.quarantine)
 	g.Post("/pools/:name/release", s.release)
 }
+
+// param returns a path parameter as a string of its own: fiber's point into request buffers that are
+// reused, and the registry keeps names.
+func param(c *fiber.Ctx, name string) string { return strings.Clone(c.Params(name)) }
 
 // poolError maps numberpool's errors to the API's.
 func poolError(err error) error {
@@ -104,10 +108,10 @@ func (s *Server) replacePool(c *fiber.Ctx) error {
 	if err := decode(c, &p, "entries"); err != nil {
 		return err
 	}
-	if p.Name != "" && p.Name != c.Params("name") {
-		return otpError(otp.ErrInvalidRequest, "name: %q differs from the path's %q", p.Name, c.Params("name"))
+	if p.Name != "" && p.Name != param(c, "name") {
+		return otpError(otp.ErrInvalidRequest, "name: %q differs from the path's %q", p.Name, param(c, "name"))
 	}
-	p.Name = c.Params("name")
+	p.Name = param(c, "name")
 	saved, err := s.cfg.Pools.PutPool(p)
 	if err != nil {
 		return poolError(err)
@@ -116,27 +120,26 @@ func (s *Server) replacePool(c *fiber.Ctx) error {
 }
 
 func (s *Server) deletePool(c *fiber.Ctx) error {
-	if err := poolError(s.cfg.Pools.DeletePool(c.Params("name"))); err != nil {
+	if err := poolError(s.cfg.Pools.DeletePool(param(c, "name"))); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
 func (s *Server) listEntries(c *fiber.Ctx) error {
-	p, ok := s.findPool(c.Params("name"))
+	p, ok := s.findPool(param(c, "name"))
 	if !ok {
-		return apiError(errRouteNotFound, "no pool %q", c.Params("name"))
+		return apiError(errRouteNotFound, "no pool %q", param(c, "name"))
 	}
 	return c.JSON(fiber.Map{"entries": p.Entries})
 }
 
 func (s *Server) addEntry(c *fiber.Ctx) error {
 	var e numberpool.Entry
-	e.Enabled = true
 	if err := decode(c, &e, "numbers"); err != nil {
 		return err
 	}
-	added, err := s.cfg.Pools.AddEntry(c.Params("name"), e)
+	added, err := s.cfg.Pools.AddEntry(param(c, "name"), e)
 	if err != nil {
 		return poolError(err)
 	}
@@ -144,7 +147,7 @@ func (s *Server) addEntry(c *fiber.Ctx) error {
 }
 
 func (s *Server) removeEntry(c *fiber.Ctx) error {
-	if err := poolError(s.cfg.Pools.RemoveEntry(c.Params("name"), c.Params("id"))); err != nil {
+	if err := poolError(s.cfg.Pools.RemoveEntry(param(c, "name"), param(c, "id"))); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -166,7 +169,7 @@ func (s *Server) quarantine(c *fiber.Ctx) error {
 	if reason == "" {
 		reason = "by hand"
 	}
-	q, err := s.cfg.Pools.QuarantineNow(numberpool.Target{Pool: c.Params("name"), CLI: b.CLI, Entry: b.Entry}, time.Duration(b.For), reason)
+	q, err := s.cfg.Pools.QuarantineNow(numberpool.Target{Pool: param(c, "name"), CLI: b.CLI, Entry: b.Entry}, time.Duration(b.For), reason)
 	if err != nil {
 		return poolError(err)
 	}
@@ -178,7 +181,7 @@ func (s *Server) release(c *fiber.Ctx) error {
 	if err := decode(c, &b); err != nil {
 		return err
 	}
-	if err := poolError(s.cfg.Pools.Release(numberpool.Target{Pool: c.Params("name"), CLI: b.CLI, Entry: b.Entry})); err != nil {
+	if err := poolError(s.cfg.Pools.Release(numberpool.Target{Pool: param(c, "name"), CLI: b.CLI, Entry: b.Entry})); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -111,11 +111,11 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 		s.keys[a.Key] = credential{appID: a.ID, secret: sha256.Sum256([]byte(a.Secret))}
 	}
 	s.app = fiber.New(fiber.Config{
-		AppName:               "flashotp",
+		AppName: "flashotp",
 		// fasthttp answers a body over its limit and closes the connection with the rest of the body unread,
 		// which the client sees as a reset rather than the 413. So fasthttp's limit is a generous backstop
 		// and max_body_bytes is enforced below, on a body read whole.
-		BodyLimit: max(4*cfg.MaxBodyBytes, 1<<20),
+		BodyLimit:             max(4*cfg.MaxBodyBytes, 1<<20),
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
 		ReadTimeout:           10 * time.Second,

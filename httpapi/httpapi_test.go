@@ -21,6 +21,7 @@ import (
 
 	"flashotp/dialer"
 	"flashotp/httpapi"
+	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
 	"flashotp/store"
@@ -104,13 +105,21 @@ var e164 = regexp.MustCompile(`^\+[1-9][0-9]{5,14}$`)
 type env struct {
 	srv   *httpapi.Server
 	svc   *otp.Service
+	pools *numberpool.Registry
 	dial  *fakeDialer
 	clock *clock
 }
 
-// newEnv returns the API over a real otp.Service on a real store, with a fake dialer. Apps: "demo"
-// (key demo) and "other" (key other-key).
-func newEnv(t testing.TB) *env {
+// adminToken is the admin API's token in the tests.
+const adminToken = "t0k"
+
+// newEnv returns the API over a real otp.Service and number pool registry on a real store, with a fake
+// dialer and the admin API on. Apps: "demo" (key demo; pools demo, +44207946XXXX, and live, made through
+// the admin API), "other" (key other-key; +33612XXXXXX) and "short" (key short-key; +683XXXX).
+func newEnv(t testing.TB) *env { return newEnvWith(t, adminToken) }
+
+// newEnvWith is newEnv with the given admin token ("": admin API off).
+func newEnvWith(t testing.TB, token string) *env {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "flashotp.db"), "")
 	if err != nil {
@@ -123,22 +132,34 @@ func newEnv(t testing.TB) *env {
 	})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e := &env{dial: &fakeDialer{}, clock: &clock{t: time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)}}
-	e.svc, err = otp.New(otp.Config{
-		Apps: []otp.App{
-			{ID: "demo", Pools: map[string][]string{"main": {"+44207946XXXX"}}},
-			{ID: "other", Pools: map[string][]string{"main": {"+33612XXXXXX"}}},
-			// +683 (Niue) numbers are 7 digits long: fine for 4-digit codes, too short for 7-digit ones.
-			{ID: "short", Pools: map[string][]string{"main": {"+683XXXX"}}},
-		},
-		CodeLength:   4,
-		TTL:          5 * time.Minute,
-		MaxAttempts:  5,
-		MinCodeSpace: 10000,
-		Now:          e.clock.Now,
-	}, db, log)
-	if err != nil {
-		t.Fatalf("otp.New: %v", err)
+	pool := func(name, numbers string) numberpool.Pool {
+		return numberpool.Pool{Name: name, Entries: []numberpool.Entry{{Numbers: []string{numbers}, Enabled: true}}}.WithDefaults()
 	}
+	e.pools, err = numberpool.NewRegistry(numberpool.Config{
+		Apps:         map[string][]string{"demo": {"demo", "live"}, "other": {"other"}, "short": {"short"}},
+		CodeLength:   4,
+		MinCodeSpace: 10000,
+		Key:          db.Key(),
+		Now:          e.clock.Now,
+		Log:          log,
+	}, numberpool.Buckets{Pools: db.Bucket("pools"), Quarantine: db.Bucket("quarantine"), Recent: db.Bucket("recent")},
+		[]numberpool.Pool{
+			pool("demo", "+44207946XXXX"),
+			pool("other", "+33612XXXXXX"),
+			// +683 (Niue) numbers are 7 digits long: fine for 4-digit codes, too short for 7-digit ones.
+			pool("short", "+683XXXX"),
+		})
+	if err != nil {
+		t.Fatalf("NewRegistry: %v", err)
+	}
+	t.Cleanup(func() { e.pools.Close() }) // before the store closes: cleanups run last first
+	e.svc = otp.New(otp.Config{
+		Apps:        []string{"demo", "other", "short"},
+		CodeLength:  4,
+		TTL:         5 * time.Minute,
+		MaxAttempts: 5,
+		Now:         e.clock.Now,
+	}, db, e.pools, log)
 	e.svc.UseDialer(e.dial)
 	e.srv = httpapi.New(httpapi.Config{
 		MaxBodyBytes: maxBodyBytes,
@@ -147,6 +168,8 @@ func newEnv(t testing.TB) *env {
 			{ID: "other", Key: otherKey, Secret: otherSecret},
 			{ID: "short", Key: shortKey, Secret: shortSecret},
 		},
+		AdminToken: token,
+		Pools:      e.pools,
 	}, e.svc, log)
 	return e
 }
@@ -639,7 +662,7 @@ func TestVerify(t *testing.T) {
 			{body: right, status: 410, code: "expired"},
 		}},
 		{name: "undeliverable", prepare: func(e *env, id string) {
-			e.svc.CallEnded(id, "phone", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486})
+			e.svc.CallEnded(id, "phone", "+442079460000", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486})
 		}, steps: []step{{body: right, status: 410, code: "undeliverable"}}},
 		{name: "unknown id", steps: []step{
 			{body: func(_, cli string) string { return verifyBody("demo", "otp_"+ulid.Make().String(), codeOf(cli)) }, status: 404, code: "not_found"},
@@ -858,6 +881,8 @@ func FuzzSendBody(f *testing.F) {
 		if len(body) > maxBodyBytes {
 			t.Skip("over the body limit: app.Test drops fasthttp's 413 answer; TestBodyLimit covers it on a socket")
 		}
+		// Every send goes to a handful of recipients: past their cooldown, the pool has numbers for them again.
+		e.clock.Advance(numberpool.DefaultCooldown + time.Second)
 		before := e.dial.offered()
 		req := httptest.NewRequest("POST", "/otp/send", strings.NewReader(string(body)))
 		req.Header.Set("Content-Type", "application/json")
@@ -899,7 +924,7 @@ func FuzzSendBody(f *testing.F) {
 		if !e164.MatchString(v.Recipient) || v.AppID != "demo" {
 			t.Fatalf("202 for body %q with recipient %q appid %q", body, v.Recipient, v.AppID)
 		}
-		if got, err := otp.NormalizeRecipient(v.Recipient); err != nil || got != v.Recipient {
+		if got, _, err := otp.NormalizeRecipient(v.Recipient); err != nil || got != v.Recipient {
 			t.Fatalf("202 with recipient %q that NormalizeRecipient gives %q, %v", v.Recipient, got, err)
 		}
 		if e.dial.offered() != before+1 || e.dial.last(t).To != v.Recipient {

@@ -34,6 +34,7 @@ func (r *Registry) Pools() ([]Report, []AppSpace) {
 	for _, name := range slices.Sorted(maps.Keys(r.pools)) {
 		lp := r.pools[name]
 		rep := Report{Pool: lp.Pool, Uses: map[string]uint64{}, Quarantine: map[string]Quarantine{}}
+		rep.Entries = slices.Clone(lp.Entries) // the caller's to keep; the registry's stay its own
 		for i, e := range lp.Entries {
 			rep.Uses[e.ID] = r.entryUses[name+"/"+e.ID]
 			if q, ok := r.quarantine["entry:"+name+"/"+e.ID]; ok && q.Until.After(now) {

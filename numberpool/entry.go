@@ -179,6 +179,33 @@ func (s set) covers(digits string) bool {
 	return false
 }
 
+// each calls f with every number of the set (digits, no '+'). Callers bound the set's size first.
+func (s set) each(f func(digits string)) {
+	switch s.kind {
+	case kindPattern:
+		free := strings.Count(s.pattern, "X")
+		for n := uint64(0); n < s.size(); n++ {
+			d := []byte(s.pattern)
+			v := fmt.Sprintf("%0*d", free, n)
+			for i, j := 0, 0; i < len(d); i++ {
+				if d[i] == 'X' {
+					d[i] = v[j]
+					j++
+				}
+			}
+			f(string(d))
+		}
+	case kindRange:
+		for n := s.lo; n <= s.hi; n++ {
+			f(fmt.Sprintf("%0*d", s.width, n))
+		}
+	default:
+		for _, d := range s.list {
+			f(d)
+		}
+	}
+}
+
 // markCodes calls mark with every code (the last codeLength digits, as a number) the set can produce, and
 // reports whether that is already every code there is.
 func (s set) markCodes(codeLength int, mark func(int)) (all bool) {

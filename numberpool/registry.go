@@ -1,6 +1,7 @@
 package numberpool
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -8,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -27,6 +27,23 @@ type Entry struct {
 	Trunks    []string `json:"trunks,omitempty"`    // trunks its calls may leave on; empty: any
 	Weight    int      `json:"weight"`              // share among the candidates, times its size; default 1
 	Enabled   bool     `json:"enabled"`
+}
+
+// UnmarshalJSON reads an entry; enabled defaults to true, and unknown fields are refused.
+func (e *Entry) UnmarshalJSON(b []byte) error {
+	type plain Entry
+	var in struct {
+		plain
+		Enabled *bool `json:"enabled"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return err
+	}
+	*e = Entry(in.plain)
+	e.Enabled = in.Enabled == nil || *in.Enabled
+	return nil
 }
 
 // Pool is a named group of entries and its rules for reuse and rejection.
@@ -68,12 +85,21 @@ func (p Pool) WithDefaults() Pool {
 	if p.QuarantineAfter == 0 {
 		p.QuarantineAfter = DefaultQuarantineAfter
 	}
+	used := map[string]bool{}
+	for _, e := range p.Entries {
+		used[e.ID] = true
+	}
+	p.Entries = slices.Clone(p.Entries)
+	next := 1
 	for i := range p.Entries {
 		if p.Entries[i].Weight == 0 {
 			p.Entries[i].Weight = 1
 		}
-		if p.Entries[i].ID == "" {
-			p.Entries[i].ID = "e" + strconv.Itoa(i+1)
+		for p.Entries[i].ID == "" {
+			if id := "e" + strconv.Itoa(next); !used[id] {
+				p.Entries[i].ID, used[id] = id, true
+			}
+			next++
 		}
 	}
 	return p
@@ -194,31 +220,18 @@ type Registry struct {
 
 	mu         sync.RWMutex
 	pools      map[string]*livePool
-	quarantine map[string]Quarantine               // "cli:+44…" / "entry:pool/id" → until
-	rejections map[string][]time.Time              // "pool/id" → recent rejections of its numbers
-	uses       map[string]uint64                   // CLI → times picked since start
-	entryUses  map[string]uint64                   // "pool/id" → times picked since start
-	recent     map[string]*recentCalls             // recipient → recent CLI/code MACs (cache of Buckets.Recent)
-	spaceCache map[int]map[string]map[string]Space // code length → app → country → space; reset on change
-	picks      uint64                              // picks since start, to sweep recent now and then
+	quarantine map[string]Quarantine   // "cli:+44…" / "entry:pool/id" → until
+	rejections map[string][]time.Time  // "pool/id" → recent rejections of its numbers
+	uses       map[string]uint64       // CLI → times picked since start
+	entryUses  map[string]uint64       // "pool/id" → times picked since start
+	recent     map[string]*recentCalls // recipient → recent CLI/code MACs (cache of Buckets.Recent)
+	spaceCache map[string]Space        // code length and candidate entries → their space; reset on change
+	picks      uint64                  // picks since start, to sweep recent now and then
 
 	pendingMu sync.Mutex
 	pending   map[string][]byte // recipient → history not yet written
 	stop      chan struct{}     // closed by Close
 	flushed   chan struct{}     // closed when the flusher has written the last of pending
-}
-
-// spaceFor is spaces for the live pools, cached until the next change. r.mu must be held.
-func (r *Registry) spaceFor(app string, codeLength int) map[string]Space {
-	if r.spaceCache[codeLength] == nil {
-		r.spaceCache[codeLength] = map[string]map[string]Space{}
-	}
-	sp, ok := r.spaceCache[codeLength][app]
-	if !ok {
-		sp = r.spaces(r.pools, app, codeLength)
-		r.spaceCache[codeLength][app] = sp
-	}
-	return sp
 }
 
 type livePool struct {
@@ -237,19 +250,21 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 	}
 	r := &Registry{cfg: cfg, b: b, pools: map[string]*livePool{}, quarantine: map[string]Quarantine{},
 		rejections: map[string][]time.Time{}, uses: map[string]uint64{}, entryUses: map[string]uint64{}, recent: map[string]*recentCalls{},
-		spaceCache: map[int]map[string]map[string]Space{}, pending: map[string][]byte{},
+		spaceCache: map[string]Space{}, pending: map[string][]byte{},
 		stop: make(chan struct{}), flushed: make(chan struct{})}
 	inConfig := map[string]bool{}
 	for _, p := range configPools {
 		inConfig[p.Name] = true
 	}
+	var dropped []string
 	err := b.Pools.ForEach(func(name string, v []byte) error {
 		var p Pool
 		if err := json.Unmarshal(v, &p); err != nil {
 			return fmt.Errorf("stored pool %s: %w", name, err)
 		}
 		if p.FromConfig && !inConfig[name] {
-			return b.Pools.Delete(name)
+			dropped = append(dropped, name) // deleted after the read: no write inside a bbolt read
+			return nil
 		}
 		if !inConfig[name] {
 			lp, err := compile(p)
@@ -262,6 +277,11 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, name := range dropped {
+		if err := b.Pools.Delete(name); err != nil {
+			return nil, err
+		}
 	}
 	for _, p := range configPools {
 		p.FromConfig = true
@@ -278,15 +298,23 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 		return nil, err
 	}
 	now := cfg.Now()
+	var expired []string
 	err = b.Quarantine.ForEach(func(key string, v []byte) error {
 		var q Quarantine
 		if json.Unmarshal(v, &q) == nil && q.Until.After(now) {
 			r.quarantine[key] = q
+		} else {
+			expired = append(expired, key)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, key := range expired {
+		if err := b.Quarantine.Delete(key); err != nil {
+			return nil, err
+		}
 	}
 	go r.flusher()
 	return r, nil
@@ -392,17 +420,12 @@ type Picked struct {
 // Pick draws a CLI for req: from a local entry if the recipient's country has one, uniformly over the
 // candidates' numbers weighted by entry, never a quarantined CLI or entry, never a CLI or code the recipient
 // got within the cooldown; of two such draws, the less used number, which spreads use across the pool.
+//
+// The in-memory history is the truth for the cooldown; the store gets it within flushEvery, from the
+// flusher, so that no send waits for that write (a crash forgets at most that much of the cooldown).
 func (r *Registry) Pick(req PickRequest) (Picked, error) {
-	picked, history, err := r.pick(req)
-	if err != nil {
-		return Picked{}, err
-	}
-	// The in-memory history is the truth for the cooldown; the store gets it within flushEvery, from the
-	// flusher, so that no send waits for this write (a crash forgets at most that much of the cooldown).
-	r.pendingMu.Lock()
-	r.pending[req.Recipient] = history
-	r.pendingMu.Unlock()
-	return picked, nil
+	picked, _, err := r.pick(req)
+	return picked, err
 }
 
 // flushEvery is how often recent-call histories are written to the store.
@@ -447,18 +470,18 @@ func (r *Registry) Close() error {
 func (r *Registry) pick(req PickRequest) (Picked, []byte, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if all, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, false); err != nil {
+	all, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, false)
+	if err != nil {
 		return Picked{}, nil, err
-	} else if len(all) == 0 {
+	}
+	if len(all) == 0 {
+		if any, _ := r.candidates(r.pools, req.App, req.Pool, req.Country, 0, false); len(any) > 0 {
+			return Picked{}, nil, fmt.Errorf("%w: app %s's numbers for %s destinations are too short for %d-digit codes", ErrCodeSpace, req.App, req.Country, req.CodeLength)
+		}
 		return Picked{}, nil, fmt.Errorf("%w: app %s has no caller ID for %s destinations", ErrNoNumbers, req.App, req.Country)
 	}
-	if sp := r.spaceFor(req.App, req.CodeLength)[req.Country]; sp.Codes == 0 {
-		sp = r.spaceFor(req.App, req.CodeLength)["*"]
-		if sp.Codes < r.cfg.MinCodeSpace {
-			return Picked{}, nil, fmt.Errorf("%w: %d-digit codes give app %s only %d distinct codes", ErrCodeSpace, req.CodeLength, req.App, sp.Codes)
-		}
-	} else if sp.Codes < r.cfg.MinCodeSpace {
-		return Picked{}, nil, fmt.Errorf("%w: %d-digit codes give app %s only %d distinct codes", ErrCodeSpace, req.CodeLength, req.App, sp.Codes)
+	if sp := r.cachedSpace(all, req.CodeLength); sp.Codes < r.cfg.MinCodeSpace {
+		return Picked{}, nil, fmt.Errorf("%w: %d-digit codes from these numbers give only %d distinct codes, need %d", ErrCodeSpace, req.CodeLength, sp.Codes, r.cfg.MinCodeSpace)
 	}
 	cands, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, true)
 	if err != nil {
@@ -466,6 +489,10 @@ func (r *Registry) pick(req PickRequest) (Picked, []byte, error) {
 	}
 	if len(cands) == 0 {
 		return Picked{}, nil, fmt.Errorf("%w: every entry for %s destinations is disabled or quarantined", ErrExhausted, req.Country)
+	}
+	// Entries left out (disabled, quarantined) must not leave a space too small to draw codes from.
+	if sp := r.cachedSpace(cands, req.CodeLength); sp.Codes < r.cfg.MinCodeSpace {
+		return Picked{}, nil, fmt.Errorf("%w: with entries disabled or quarantined, %s destinations have only %d distinct codes", ErrExhausted, req.Country, sp.Codes)
 	}
 	now := r.cfg.Now()
 	cooldown := time.Duration(0)
@@ -481,47 +508,68 @@ func (r *Registry) pick(req PickRequest) (Picked, []byte, error) {
 		return Picked{}, nil, err
 	}
 	hist.prune(now.Add(-cooldown))
+	acceptable := func(digits string) bool {
+		cli := "+" + digits
+		return !r.quarantined("cli:"+cli) && !hist.has(r.mac("cli", req.Recipient, cli)) && !hist.has(r.mac("code", req.Recipient, digits[len(digits)-req.CodeLength:]))
+	}
 
-	var best *Picked
+	// Of two acceptable draws, the one whose number is less used for its entry's weight: use spreads
+	// over the pool without undoing the weights.
+	var best string
 	var bestC candidate
+	score := func(c candidate, digits string) float64 { return float64(r.uses["+"+digits]) / float64(c.e().Weight) }
 	found := 0
 	for attempt := 0; attempt < 200 && found < 2; attempt++ {
 		c, digits, err := drawOne(cands, weights, total)
 		if err != nil {
 			return Picked{}, nil, err
 		}
-		cli := "+" + digits
-		code := digits[len(digits)-req.CodeLength:]
-		if r.quarantined("cli:"+cli) || hist.has(r.mac("cli", req.Recipient, cli)) || hist.has(r.mac("code", req.Recipient, code)) {
+		if !acceptable(digits) {
 			continue
 		}
 		found++
-		if best == nil || r.uses[cli] < r.uses[best.CLI] {
-			best = &Picked{CLI: cli, Prefix: cli[:len(cli)-req.CodeLength], Code: code, Trunks: c.e().Trunks, Pool: c.pool.Name, Entry: c.e().ID}
-			bestC = c
+		if best == "" || score(c, digits) < score(bestC, best) {
+			best, bestC = digits, c
 		}
 	}
-	if best == nil {
-		return Picked{}, nil, fmt.Errorf("%w: every caller ID for this recipient is quarantined or in its cooldown", ErrExhausted)
+	if best == "" {
+		// Random draws keep missing: few numbers are left. Drop the entries with nothing acceptable left
+		// (every code of theirs had by this recipient, or every number out), then look at all numbers.
+		free := slices.DeleteFunc(slices.Clone(cands), func(c candidate) bool {
+			return !anyAcceptable(c.s(), req.CodeLength, acceptable, func(code string) bool {
+				return hist.has(r.mac("code", req.Recipient, code))
+			})
+		})
+		c, digits, err := drawFromFree(free, acceptable)
+		if err != nil {
+			return Picked{}, nil, err
+		}
+		best, bestC = digits, c
 	}
+	cli := "+" + best
+	picked := Picked{CLI: cli, Prefix: cli[:len(cli)-req.CodeLength], Code: best[len(best)-req.CodeLength:], Trunks: slices.Clone(bestC.e().Trunks), Pool: bestC.pool.Name, Entry: bestC.e().ID}
 	parts := make([]string, 0, len(cands))
 	for _, c := range cands {
 		parts = append(parts, c.s().regexp(req.CodeLength))
 	}
 	sort.Strings(parts)
-	best.Pattern = `^\+?(?:` + strings.Join(slices.Compact(parts), "|") + `)$`
+	picked.Pattern = `^\+?(?:` + strings.Join(slices.Compact(parts), "|") + `)$`
 
-	r.uses[best.CLI]++
+	r.uses[picked.CLI]++
 	r.entryUses[bestC.key()]++
-	hist.add(now, r.mac("cli", req.Recipient, best.CLI), r.mac("code", req.Recipient, best.Code))
+	hist.add(now, r.mac("cli", req.Recipient, picked.CLI), r.mac("code", req.Recipient, picked.Code))
 	data, err := json.Marshal(hist)
 	if err != nil {
 		return Picked{}, nil, err
 	}
+	// Queued under the registry's lock, so that histories reach the store in the order they were made.
+	r.pendingMu.Lock()
+	r.pending[req.Recipient] = data
+	r.pendingMu.Unlock()
 	if r.picks++; r.picks%1024 == 0 {
 		r.sweepRecent(now.Add(-cooldown))
 	}
-	return *best, data, nil
+	return picked, data, nil
 }
 
 // sweepRecent forgets, in memory, recipients with nothing since before; their stored history is only
@@ -564,6 +612,79 @@ func drawOne(cands []candidate, weights []float64, total float64) (candidate, st
 		}
 		return cands[i], digits, nil
 	}
+}
+
+// anyAcceptable reports whether the set may still hold an acceptable number: false only when it is small
+// enough to list and none is acceptable, or when every code it can produce is one codeHad.
+func anyAcceptable(s set, codeLength int, acceptable func(string) bool, codeHad func(string) bool) bool {
+	if s.size() <= maxEnumerate {
+		found := false
+		s.each(func(d string) { found = found || acceptable(d) })
+		return found
+	}
+	var codes []string
+	all := s.markCodes(codeLength, func(n int) {
+		if len(codes) <= maxEnumerate {
+			codes = append(codes, fmt.Sprintf("%0*d", codeLength, n))
+		}
+	})
+	if all || len(codes) > maxEnumerate {
+		return true
+	}
+	return slices.ContainsFunc(codes, func(code string) bool { return !codeHad(code) })
+}
+
+// maxEnumerate bounds the fallback that lists every number of the candidates.
+const maxEnumerate = 100_000
+
+// drawFromFree lists the candidates' acceptable numbers (when there are at most maxEnumerate numbers in
+// all) and draws one of them uniformly.
+func drawFromFree(cands []candidate, acceptable func(string) bool) (candidate, string, error) {
+	var total uint64
+	for _, c := range cands {
+		total += c.s().size()
+	}
+	if total > maxEnumerate {
+		return candidate{}, "", fmt.Errorf("%w: no acceptable caller ID in 200 draws", ErrExhausted)
+	}
+	type free struct {
+		c      candidate
+		digits string
+	}
+	var frees []free
+	seen := map[string]bool{}
+	for _, c := range cands {
+		c.s().each(func(digits string) {
+			if !seen[digits] && acceptable(digits) {
+				seen[digits] = true
+				frees = append(frees, free{c, digits})
+			}
+		})
+	}
+	if len(frees) == 0 {
+		return candidate{}, "", fmt.Errorf("%w: every caller ID for this recipient is quarantined or in its cooldown", ErrExhausted)
+	}
+	i, err := randN(uint64(len(frees)))
+	if err != nil {
+		return candidate{}, "", err
+	}
+	return frees[i].c, frees[i].digits, nil
+}
+
+// cachedSpace is spaceOf, cached by candidate set until the next pool change. r.mu must be held.
+func (r *Registry) cachedSpace(cands []candidate, codeLength int) Space {
+	keys := make([]string, 0, len(cands)+1)
+	keys = append(keys, strconv.Itoa(codeLength))
+	for _, c := range cands {
+		keys = append(keys, c.key())
+	}
+	key := strings.Join(keys, ",")
+	sp, ok := r.spaceCache[key]
+	if !ok {
+		sp = spaceOf(cands, codeLength)
+		r.spaceCache[key] = sp
+	}
+	return sp
 }
 
 func (r *Registry) mac(kind, recipient, value string) string {
@@ -748,7 +869,7 @@ func (r *Registry) checkSpaces(pools map[string]*livePool) error {
 // CodeSpace returns the code space of app for codes of codeLength digits, per destination ("*": any
 // country without a local entry).
 func (r *Registry) CodeSpace(app string, codeLength int) map[string]Space {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return maps.Clone(r.spaceFor(app, codeLength))
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.spaces(r.pools, app, codeLength)
 }

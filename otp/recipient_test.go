@@ -8,41 +8,49 @@ import (
 	"flashotp/otp"
 )
 
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{5,14}$`)
+var (
+	e164     = regexp.MustCompile(`^\+[1-9][0-9]{5,14}$`)
+	country2 = regexp.MustCompile(`^([A-Z]{2}|001)$`) // ISO 3166, or 001 for numbers of no country
+)
 
 func TestNormalizeRecipient(t *testing.T) {
 	tests := []struct {
-		in   string
-		want string
-		err  error
+		in      string
+		want    string
+		country string
+		err     error
 	}{
-		{"+14155552671", "+14155552671", nil},
-		{"14155552671", "+14155552671", nil},
-		{"+33612345678", "+33612345678", nil},
-		{"+442079460123", "+442079460123", nil},
-		{"+19005550123", "", otp.ErrDestinationBlocked},
-		{"+18005550123", "", otp.ErrDestinationBlocked},
-		{"+1555", "", otp.ErrInvalidRecipient},
-		{"abc", "", otp.ErrInvalidRecipient},
-		{"", "", otp.ErrInvalidRecipient},
-		{"+", "", otp.ErrInvalidRecipient},
-		{"++14155552671", "", otp.ErrInvalidRecipient},
-		{"+14155552671\r\nX: y", "", otp.ErrInvalidRecipient},
-		{"+1415555267\n", "", otp.ErrInvalidRecipient},
-		{"+1 415 555 2671", "", otp.ErrInvalidRecipient},
-		{"+1-415-555-2671", "", otp.ErrInvalidRecipient},
-		{"+014155552671", "", otp.ErrInvalidRecipient},
-		{"+1234567890123456", "", otp.ErrInvalidRecipient},
-		{"+999999999", "", otp.ErrInvalidRecipient},
-		{"+１４１５５５５２６７１", "", otp.ErrInvalidRecipient},
-		{"sip:+14155552671@example.com", "", otp.ErrInvalidRecipient},
+		{"+14155552671", "+14155552671", "US", nil},
+		{"14155552671", "+14155552671", "US", nil},
+		{"+16135550123", "+16135550123", "CA", nil}, // same +1, another country
+		{"+33612345678", "+33612345678", "FR", nil},
+		{"+442079460123", "+442079460123", "GB", nil},
+		{"+4915123456789", "+4915123456789", "DE", nil},
+		// Numbers of no country (+883: international networks) have phonenumbers' region "001".
+		{"+883510012345", "+883510012345", "001", nil},
+		{"+19005550123", "", "", otp.ErrDestinationBlocked},
+		{"+18005550123", "", "", otp.ErrDestinationBlocked},
+		{"+1555", "", "", otp.ErrInvalidRecipient},
+		{"abc", "", "", otp.ErrInvalidRecipient},
+		{"", "", "", otp.ErrInvalidRecipient},
+		{"+", "", "", otp.ErrInvalidRecipient},
+		{"++14155552671", "", "", otp.ErrInvalidRecipient},
+		{"+14155552671\r\nX: y", "", "", otp.ErrInvalidRecipient},
+		{"+1415555267\n", "", "", otp.ErrInvalidRecipient},
+		{"+1 415 555 2671", "", "", otp.ErrInvalidRecipient},
+		{"+1-415-555-2671", "", "", otp.ErrInvalidRecipient},
+		{"+014155552671", "", "", otp.ErrInvalidRecipient},
+		{"+1234567890123456", "", "", otp.ErrInvalidRecipient},
+		{"+999999999", "", "", otp.ErrInvalidRecipient},
+		{"+１４１５５５５２６７１", "", "", otp.ErrInvalidRecipient},
+		{"sip:+14155552671@example.com", "", "", otp.ErrInvalidRecipient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := otp.NormalizeRecipient(tt.in)
+			got, country, err := otp.NormalizeRecipient(tt.in)
 			if tt.err == nil {
-				if err != nil || got != tt.want {
-					t.Fatalf("NormalizeRecipient(%q) = %q, %v, want %q", tt.in, got, err, tt.want)
+				if err != nil || got != tt.want || country != tt.country {
+					t.Fatalf("NormalizeRecipient(%q) = %q, %q, %v; want %q, %q", tt.in, got, country, err, tt.want, tt.country)
 				}
 				return
 			}
@@ -50,8 +58,8 @@ func TestNormalizeRecipient(t *testing.T) {
 			if !errors.As(err, &oe) || oe.Code != tt.err {
 				t.Fatalf("NormalizeRecipient(%q) = %q, %v, want %v", tt.in, got, err, tt.err)
 			}
-			if got != "" {
-				t.Errorf("NormalizeRecipient(%q) returned %q with its error", tt.in, got)
+			if got != "" || country != "" {
+				t.Errorf("NormalizeRecipient(%q) returned %q, %q with its error", tt.in, got, country)
 			}
 		})
 	}
@@ -66,7 +74,7 @@ func FuzzNormalizeRecipient(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := otp.NormalizeRecipient(s)
+		got, country, err := otp.NormalizeRecipient(s)
 		if err != nil {
 			var oe *otp.Error
 			if !errors.As(err, &oe) || (oe.Code != otp.ErrInvalidRecipient && oe.Code != otp.ErrDestinationBlocked) {
@@ -77,8 +85,11 @@ func FuzzNormalizeRecipient(f *testing.F) {
 		if !e164.MatchString(got) {
 			t.Fatalf("NormalizeRecipient(%q) = %q, not E.164", s, got)
 		}
-		if again, err := otp.NormalizeRecipient(got); err != nil || again != got {
-			t.Fatalf("NormalizeRecipient(%q) = %q, %v: not stable on its own output", got, again, err)
+		if !country2.MatchString(country) {
+			t.Fatalf("NormalizeRecipient(%q) country = %q, not an ISO 3166 code nor 001", s, country)
+		}
+		if again, c, err := otp.NormalizeRecipient(got); err != nil || again != got || c != country {
+			t.Fatalf("NormalizeRecipient(%q) = %q, %q, %v: not stable on its own output", got, again, c, err)
 		}
 	})
 }

@@ -3,9 +3,12 @@ package otp_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -116,32 +119,48 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 type env struct {
 	svc   *otp.Service
 	db    *store.DB
+	pools *numberpool.Registry
 	dial  *fakeDialer
 	clock *clock
 }
 
-// newEnv returns a service over a real store with apps "demo" (+44207946XXXX) and "other" (+33612XXXXXX).
+// newRegistry returns a number pool registry over db's buckets with one pool per app, named like it.
+func newRegistry(t testing.TB, db *store.DB, now func() time.Time, codeLength, minCodeSpace int, pools map[string]string) *numberpool.Registry {
+	t.Helper()
+	apps := map[string][]string{}
+	var ps []numberpool.Pool
+	for app, numbers := range pools {
+		apps[app] = []string{app}
+		ps = append(ps, numberpool.Pool{Name: app, Entries: []numberpool.Entry{{Numbers: []string{numbers}, Enabled: true}}}.WithDefaults())
+	}
+	r, err := numberpool.NewRegistry(numberpool.Config{Apps: apps, CodeLength: codeLength, MinCodeSpace: minCodeSpace, Key: db.Key(), Now: now, Log: quietLog()},
+		numberpool.Buckets{Pools: db.Bucket("pools"), Quarantine: db.Bucket("quarantine"), Recent: db.Bucket("recent")}, ps)
+	if err != nil {
+		t.Fatalf("NewRegistry: %v", err)
+	}
+	t.Cleanup(func() { r.Close() }) // before the store closes: cleanups run last first
+	return r
+}
+
+// newEnv returns a service over a real store and number pool registry with apps "demo" (+44207946XXXX),
+// "other" (+33612XXXXXX) and "short" (+683XXXX).
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{db: openStore(t), dial: &fakeDialer{}, clock: newClock()}
-	svc, err := otp.New(otp.Config{
-		Apps: []otp.App{
-			{ID: "demo", Pools: map[string][]string{"main": {"+44207946XXXX"}}},
-			{ID: "other", Pools: map[string][]string{"main": {"+33612XXXXXX"}}},
-			// +683 (Niue) numbers are 7 digits long: fine for 4-digit codes, too short for 7-digit ones.
-			{ID: "short", Pools: map[string][]string{"main": {"+683XXXX"}}},
-		},
-		CodeLength:   4,
-		TTL:          testTTL,
-		MaxAttempts:  testMaxAttempts,
-		MinCodeSpace: 10000,
-		Now:          e.clock.Now,
-	}, e.db, quietLog())
-	if err != nil {
-		t.Fatalf("otp.New: %v", err)
-	}
-	svc.UseDialer(e.dial)
-	e.svc = svc
+	e.pools = newRegistry(t, e.db, e.clock.Now, 4, 10000, map[string]string{
+		"demo":  "+44207946XXXX",
+		"other": "+33612XXXXXX",
+		// +683 (Niue) numbers are 7 digits long: fine for 4-digit codes, too short for 7-digit ones.
+		"short": "+683XXXX",
+	})
+	e.svc = otp.New(otp.Config{
+		Apps:        []string{"demo", "other", "short"},
+		CodeLength:  4,
+		TTL:         testTTL,
+		MaxAttempts: testMaxAttempts,
+		Now:         e.clock.Now,
+	}, e.db, e.pools, quietLog())
+	e.svc.UseDialer(e.dial)
 	return e
 }
 
@@ -286,7 +305,7 @@ func TestSendStoresNoCode(t *testing.T) {
 		if strings.Contains(k, "code") && k != "code_mac" && k != "code_length" {
 			t.Errorf("stored record has field %q: %s", k, raw)
 		}
-		if strings.Contains(k, "cli") && k != "cli_prefix" {
+		if strings.Contains(k, "cli") && k != "cli_prefix" && k != "cli_pattern" {
 			t.Errorf("stored record has field %q: %s", k, raw)
 		}
 	}
@@ -342,16 +361,8 @@ func TestSendRejects(t *testing.T) {
 
 func TestSendCodeSpaceTooSmall(t *testing.T) {
 	db := openStore(t)
-	svc, err := otp.New(otp.Config{
-		Apps:         []otp.App{{ID: "wide", Pools: map[string][]string{"main": {"+4420794XXXXX"}}}},
-		CodeLength:   5,
-		TTL:          testTTL,
-		MaxAttempts:  testMaxAttempts,
-		MinCodeSpace: 100000,
-	}, db, quietLog())
-	if err != nil {
-		t.Fatalf("otp.New: %v", err)
-	}
+	pools := newRegistry(t, db, nil, 5, 100000, map[string]string{"wide": "+4420794XXXXX"})
+	svc := otp.New(otp.Config{Apps: []string{"wide"}, CodeLength: 5, TTL: testTTL, MaxAttempts: testMaxAttempts}, db, pools, quietLog())
 	d := &fakeDialer{}
 	svc.UseDialer(d)
 	tests := []struct {
@@ -416,29 +427,6 @@ func TestSendDialerRefuses(t *testing.T) {
 			_, err = e.svc.Status("demo", refused[0].ID)
 			wantErr(t, err, otp.ErrNotFound)
 		})
-	}
-}
-
-func TestNewRefusesSmallCodeSpace(t *testing.T) {
-	db := openStore(t)
-	_, err := otp.New(otp.Config{
-		Apps:         []otp.App{{ID: "tiny-app", Pools: map[string][]string{"main": {"+44207946XXXX"}}}},
-		CodeLength:   4,
-		TTL:          testTTL,
-		MaxAttempts:  testMaxAttempts,
-		MinCodeSpace: 100000,
-	}, db, quietLog())
-	if err == nil {
-		t.Fatal("otp.New accepted a pool of 10^4 codes with min_code_space 100000")
-	}
-	if !strings.Contains(err.Error(), "tiny-app") {
-		t.Errorf("error %q names no app", err)
-	}
-	if !errors.Is(err, numberpool.ErrCodeSpace) {
-		t.Errorf("error %q is not numberpool.ErrCodeSpace", err)
-	}
-	if !strings.Contains(err.Error(), "10000") {
-		t.Errorf("error %q does not say the space the app has", err)
 	}
 }
 
@@ -720,7 +708,7 @@ func TestCallOutcome(t *testing.T) {
 			e := newEnv(t)
 			v, cli := e.send(t)
 			for _, end := range tt.ends {
-				e.svc.CallEnded(v.ID, end.trunk, end.res)
+				e.svc.CallEnded(v.ID, end.trunk, cli, end.res)
 			}
 			first := tt.ends[0]
 			st := e.status(t, v.ID)
@@ -778,7 +766,7 @@ func TestCallProgress(t *testing.T) {
 		t.Errorf("ringing moved started_at to %v", st.Call.StartedAt)
 	}
 
-	e.svc.CallEnded(v.ID, "phone", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true,
+	e.svc.CallEnded(v.ID, "phone", cli, sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true,
 		StartedAt: t0, RingingAt: t0.Add(41 * time.Millisecond), EndedAt: t0.Add(60 * time.Millisecond)})
 	// Progress after the outcome changes nothing.
 	e.svc.CallProgress(v.ID, "backup", sip.StateDialing, t0.Add(time.Second))
@@ -796,7 +784,7 @@ func TestCallReportsForUnknownIDs(t *testing.T) {
 	id := "otp_" + ulid.Make().String()
 	// Reports for a verification that is gone (a refused send) are logged, not stored.
 	e.svc.CallProgress(id, "phone", sip.StateDialing, time.Now())
-	e.svc.CallEnded(id, "phone", sip.Result{State: sip.StateFailed, Reason: sip.ReasonInterrupted})
+	e.svc.CallEnded(id, "phone", "+442079460000", sip.Result{State: sip.StateFailed, Reason: sip.ReasonInterrupted})
 	if n := e.count(t); n != 0 {
 		t.Errorf("store holds %d records, want none", n)
 	}
@@ -806,7 +794,7 @@ func TestRecover(t *testing.T) {
 	t0 := time.Date(2025, 3, 14, 9, 27, 0, 0, time.UTC)
 	tests := []struct {
 		name       string
-		setup      func(s *otp.Service, id string)
+		setup      func(s *otp.Service, id, cli string)
 		wantStatus otp.Status
 		wantState  sip.State
 		wantReason string
@@ -817,19 +805,19 @@ func TestRecover(t *testing.T) {
 		{
 			// Call states are recorded after the SIP event: even a queued call may have gone out.
 			name:       "queued",
-			setup:      func(*otp.Service, string) {},
+			setup:      func(*otp.Service, string, string) {},
 			wantStatus: otp.StatusPending, wantState: sip.StateFailed, wantReason: "interrupted", wantEnded: true,
 		},
 		{
 			name: "dialing",
-			setup: func(s *otp.Service, id string) {
+			setup: func(s *otp.Service, id, cli string) {
 				s.CallProgress(id, "phone", sip.StateDialing, t0)
 			},
 			wantStatus: otp.StatusPending, wantState: sip.StateFailed, wantReason: "interrupted", wantEnded: true,
 		},
 		{
 			name: "ringing",
-			setup: func(s *otp.Service, id string) {
+			setup: func(s *otp.Service, id, cli string) {
 				s.CallProgress(id, "phone", sip.StateDialing, t0)
 				s.CallProgress(id, "phone", sip.StateRinging, t0.Add(time.Second))
 			},
@@ -837,15 +825,15 @@ func TestRecover(t *testing.T) {
 		},
 		{
 			name: "missed",
-			setup: func(s *otp.Service, id string) {
-				s.CallEnded(id, "phone", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, StartedAt: t0, EndedAt: t0})
+			setup: func(s *otp.Service, id, cli string) {
+				s.CallEnded(id, "phone", cli, sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, StartedAt: t0, EndedAt: t0})
 			},
 			wantStatus: otp.StatusPending, wantState: sip.StateMissed, wantCode: 487,
 		},
 		{
 			name: "failed",
-			setup: func(s *otp.Service, id string) {
-				s.CallEnded(id, "phone", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486, StartedAt: t0, EndedAt: t0})
+			setup: func(s *otp.Service, id, cli string) {
+				s.CallEnded(id, "phone", cli, sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486, StartedAt: t0, EndedAt: t0})
 			},
 			wantStatus: otp.StatusFailed, wantState: sip.StateFailed, wantReason: "busy", wantCode: 486,
 			wantVerify: otp.ErrUndeliverable,
@@ -859,7 +847,7 @@ func TestRecover(t *testing.T) {
 	wantN := 0
 	for i, tt := range tests {
 		v, cli := e.send(t)
-		tt.setup(e.svc, v.ID)
+		tt.setup(e.svc, v.ID, cli)
 		ids[i], clis[i] = v.ID, cli
 		if tt.wantEnded {
 			wantN++
@@ -897,5 +885,246 @@ func TestRecover(t *testing.T) {
 	// A second Recover finds nothing left to end.
 	if n, err := e.svc.Recover(); err != nil || n != 0 {
 		t.Errorf("second Recover = %d, %v, want 0, nil", n, err)
+	}
+}
+
+// fakeNumbers draws the CLI it is given, or fails with err, and records what it is asked.
+type fakeNumbers struct {
+	mu      sync.Mutex
+	picked  numberpool.Picked
+	err     error
+	picks   []numberpool.PickRequest
+	rejects []rejection
+}
+
+type rejection struct {
+	cli     string
+	sipCode int
+	reason  string
+	rang    bool
+}
+
+var _ otp.Numbers = (*fakeNumbers)(nil)
+
+func (n *fakeNumbers) Pick(req numberpool.PickRequest) (numberpool.Picked, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.picks = append(n.picks, req)
+	return n.picked, n.err
+}
+
+func (n *fakeNumbers) Reject(cli string, sipCode int, reason string, rang bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.rejects = append(n.rejects, rejection{cli, sipCode, reason, rang})
+}
+
+func (n *fakeNumbers) rejected() []rejection {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]rejection(nil), n.rejects...)
+}
+
+// newFakeEnv returns a service over a real store whose CLIs come from n.
+func newFakeEnv(t *testing.T, n *fakeNumbers) *env {
+	t.Helper()
+	e := &env{db: openStore(t), dial: &fakeDialer{}, clock: newClock()}
+	e.svc = otp.New(otp.Config{Apps: []string{"demo"}, CodeLength: 4, TTL: testTTL, MaxAttempts: testMaxAttempts, Now: e.clock.Now}, e.db, n, quietLog())
+	e.svc.UseDialer(e.dial)
+	return e
+}
+
+var fakePicked = numberpool.Picked{
+	CLI: "+442079461234", Prefix: "+44207946", Code: "1234", Trunks: []string{"carrier-gb"},
+	Pattern: `^\+?(?:44207946[0-9]{4})$`, Pool: "demo", Entry: "e1",
+}
+
+// Send asks the pool for the app, the pool named by from, the normalized recipient, its country and the code
+// length, and passes the CLI and its trunks to the dialer.
+func TestSendPickRequest(t *testing.T) {
+	tests := []struct {
+		name string
+		req  otp.SendRequest
+		want numberpool.PickRequest
+	}{
+		{"defaults", otp.SendRequest{AppID: "demo", Recipient: "14155552671", Channel: "flashcall"},
+			numberpool.PickRequest{App: "demo", Recipient: "+14155552671", Country: "US", CodeLength: 4}},
+		{"pool and code length", otp.SendRequest{AppID: "demo", Recipient: "+33612345678", Channel: "flashcall", From: "live", CodeLength: 6},
+			numberpool.PickRequest{App: "demo", Pool: "live", Recipient: "+33612345678", Country: "FR", CodeLength: 6}},
+		{"GB recipient", otp.SendRequest{AppID: "demo", Recipient: "+447400123456", Channel: "flashcall"},
+			numberpool.PickRequest{App: "demo", Recipient: "+447400123456", Country: "GB", CodeLength: 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := &fakeNumbers{picked: fakePicked}
+			e := newFakeEnv(t, n)
+			v, err := e.svc.Send(tt.req)
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			if len(n.picks) != 1 || n.picks[0] != tt.want {
+				t.Errorf("Pick requests = %+v, want %+v", n.picks, tt.want)
+			}
+			r := e.dial.last(t)
+			if r.CLI != fakePicked.CLI || !slices.Equal(r.Trunks, fakePicked.Trunks) || r.To != tt.want.Recipient {
+				t.Errorf("dialer request = %+v, want CLI %s on trunks %v", r, fakePicked.CLI, fakePicked.Trunks)
+			}
+			if v.CLIPrefix != fakePicked.Prefix || v.CLIPattern != fakePicked.Pattern {
+				t.Errorf("cli_prefix %q cli_pattern %q, want %q %q", v.CLIPrefix, v.CLIPattern, fakePicked.Prefix, fakePicked.Pattern)
+			}
+			if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: fakePicked.Code}); err != nil {
+				t.Errorf("Verify with the picked code: %v", err)
+			}
+		})
+	}
+}
+
+// What the pool refuses becomes the API's error, and nothing is stored or dialed.
+func TestSendPickErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want error // nil: not an *otp.Error (internal)
+	}{
+		{"unknown pool", fmt.Errorf("%w: app demo has no pool \"x\"", numberpool.ErrNotFound), otp.ErrInvalidRequest},
+		{"code space", fmt.Errorf("%w: 4-digit codes give app demo only 10 codes", numberpool.ErrCodeSpace), otp.ErrInvalidRequest},
+		{"no numbers for the destination", fmt.Errorf("%w: app demo has no caller ID for US", numberpool.ErrNoNumbers), otp.ErrDestinationBlocked},
+		{"exhausted", fmt.Errorf("%w: all in cooldown", numberpool.ErrExhausted), otp.ErrUnavailable},
+		{"store failure", errors.New("disk on fire"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newFakeEnv(t, &fakeNumbers{err: tt.err})
+			_, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall"})
+			var oe *otp.Error
+			if tt.want != nil {
+				wantErr(t, err, tt.want)
+			} else if !errors.Is(err, tt.err) || errors.As(err, &oe) {
+				t.Errorf("Send error = %v, want the pool's own error", err)
+			}
+			if n := len(e.dial.requests()) + len(e.dial.refusedRequests()); n != 0 {
+				t.Errorf("dialer got %d calls, want none", n)
+			}
+			if n := e.count(t); n != 0 {
+				t.Errorf("store holds %d records, want none", n)
+			}
+		})
+	}
+}
+
+// A call that failed with a final answer goes to the pool with its CLI, code, phrase and whether it rang;
+// the pool decides about quarantine. Calls that got no final failure do not.
+func TestCallEndedRejects(t *testing.T) {
+	t0 := time.Date(2025, 3, 14, 9, 27, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		res  sip.Result
+		want []rejection
+	}{
+		{"403 before ringing", sip.Result{State: sip.StateFailed, Reason: sip.ReasonRejected, SIPCode: 403, Phrase: "Forbidden", Responded: true, StartedAt: t0, EndedAt: t0},
+			[]rejection{{fakePicked.CLI, 403, "Forbidden", false}}},
+		{"603 after ringing", sip.Result{State: sip.StateFailed, Reason: sip.ReasonRejected, SIPCode: 603, Phrase: "Decline", Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0},
+			[]rejection{{fakePicked.CLI, 603, "Decline", true}}},
+		{"503", sip.Result{State: sip.StateFailed, Reason: sip.ReasonTrunkError, SIPCode: 503, Phrase: "Service Unavailable", Responded: true, StartedAt: t0, EndedAt: t0},
+			[]rejection{{fakePicked.CLI, 503, "Service Unavailable", false}}},
+		{"timeout, no answer", sip.Result{State: sip.StateFailed, Reason: sip.ReasonTrunkError, StartedAt: t0, EndedAt: t0}, nil},
+		{"missed", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0}, nil},
+		{"answered", sip.Result{State: sip.StateAnswered, SIPCode: 200, Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := &fakeNumbers{picked: fakePicked}
+			e := newFakeEnv(t, n)
+			v, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall"})
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			e.svc.CallEnded(v.ID, "carrier-gb", fakePicked.CLI, tt.res)
+			if got := n.rejected(); !slices.Equal(got, tt.want) {
+				t.Errorf("Reject calls = %+v, want %+v", got, tt.want)
+			}
+			if st := e.status(t, v.ID); st.Call.State != tt.res.State || st.Call.SIPCode != tt.res.SIPCode {
+				t.Errorf("call = %s %d, want %s %d", st.Call.State, st.Call.SIPCode, tt.res.State, tt.res.SIPCode)
+			}
+		})
+	}
+}
+
+// End to end with the real registry: a trunk's 403 before ringing quarantines the CLI; a busy phone does not.
+func TestCallEndedQuarantinesCLI(t *testing.T) {
+	tests := []struct {
+		name       string
+		res        sip.Result
+		quarantine bool
+	}{
+		{"403 before ringing", sip.Result{State: sip.StateFailed, Reason: sip.ReasonRejected, SIPCode: 403, Phrase: "Forbidden", Responded: true}, true},
+		{"403 after ringing naming the caller", sip.Result{State: sip.StateFailed, Reason: sip.ReasonRejected, SIPCode: 403, Phrase: "Caller ID not allowed", Rang: true, Responded: true}, true},
+		{"486 busy", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486, Phrase: "Busy Here", Responded: true}, false},
+		{"missed", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			v, cli := e.send(t)
+			e.svc.CallEnded(v.ID, "phone", cli, tt.res)
+			reports, _ := e.pools.Pools()
+			var q map[string]numberpool.Quarantine
+			for _, r := range reports {
+				if r.Name == "demo" {
+					q = r.Quarantine
+				}
+			}
+			if _, ok := q["cli:"+cli]; ok != tt.quarantine {
+				t.Errorf("quarantine of demo = %v, want cli:%s quarantined: %v", q, cli, tt.quarantine)
+			}
+		})
+	}
+}
+
+// A recipient whose country has local numbers gets one; cli_pattern matches the CLI, with any code.
+func TestSendLocalNumbersAndPattern(t *testing.T) {
+	db := openStore(t)
+	c := newClock()
+	pools, err := numberpool.NewRegistry(numberpool.Config{Apps: map[string][]string{"demo": {"demo"}}, CodeLength: 4, MinCodeSpace: 10000, Key: db.Key(), Now: c.Now, Log: quietLog()},
+		numberpool.Buckets{Pools: db.Bucket("pools"), Quarantine: db.Bucket("quarantine"), Recent: db.Bucket("recent")},
+		[]numberpool.Pool{numberpool.Pool{Name: "demo", Entries: []numberpool.Entry{
+			{Numbers: []string{"+44207946XXXX"}, Enabled: true},
+			{Numbers: []string{"+33198765XXXX"}, Countries: []string{"FR"}, Trunks: []string{"carrier-fr"}, Enabled: true},
+		}}.WithDefaults()})
+	if err != nil {
+		t.Fatalf("NewRegistry: %v", err)
+	}
+	t.Cleanup(func() { pools.Close() })
+	svc := otp.New(otp.Config{Apps: []string{"demo"}, CodeLength: 4, TTL: testTTL, MaxAttempts: testMaxAttempts, Now: c.Now}, db, pools, quietLog())
+	d := &fakeDialer{}
+	svc.UseDialer(d)
+	tests := []struct {
+		recipient string
+		prefix    string
+		trunks    []string
+	}{
+		{frRecipient, "+33198765", []string{"carrier-fr"}},
+		{usRecipient, "+44207946", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.recipient, func(t *testing.T) {
+			v, err := svc.Send(otp.SendRequest{AppID: "demo", Recipient: tt.recipient, Channel: "flashcall"})
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			r := d.last(t)
+			if v.CLIPrefix != tt.prefix || !strings.HasPrefix(r.CLI, tt.prefix) || !slices.Equal(r.Trunks, tt.trunks) {
+				t.Errorf("cli_prefix %q, CLI %s on trunks %v; want %s… on %v", v.CLIPrefix, r.CLI, r.Trunks, tt.prefix, tt.trunks)
+			}
+			re, err := regexp.Compile(v.CLIPattern)
+			if err != nil {
+				t.Fatalf("cli_pattern %q: %v", v.CLIPattern, err)
+			}
+			for _, s := range []string{r.CLI, strings.TrimPrefix(r.CLI, "+"), v.CLIPrefix + wrongCode(codeOf(r.CLI))} {
+				if !re.MatchString(s) {
+					t.Errorf("cli_pattern %q does not match %s", v.CLIPattern, s)
+				}
+			}
+		})
 	}
 }
