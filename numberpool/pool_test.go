@@ -473,9 +473,11 @@ func TestPickUniform(t *testing.T) {
 				}
 				counts[p.CLI[len(p.CLI)-1]-'0']++
 			}
-			if chi2 := chiSquare(counts); chi2 > critical {
+			chi2 := chiSquare(counts)
+			if chi2 > critical {
 				t.Errorf("last digit counts %v: chi-square %.2f > %.2f, not uniform", counts, chi2, critical)
 			}
+			t.Logf("%d picks, last digits %v: chi-square %.2f (df 9, reject above %.2f)", tt.n, counts, chi2, critical)
 		})
 	}
 }

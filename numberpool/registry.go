@@ -858,8 +858,12 @@ func (r *Registry) checkSpaces(pools map[string]*livePool) error {
 		}
 		for country, s := range sp {
 			if s.Codes < r.cfg.MinCodeSpace {
-				return fmt.Errorf("%w: app %q has %d distinct codes (%.1f bits) for %s destinations, need at least %d",
-					ErrCodeSpace, app, s.Codes, s.Bits, country, r.cfg.MinCodeSpace)
+				dest := country + " destinations"
+				if country == "*" {
+					dest = "destinations without a local entry"
+				}
+				return fmt.Errorf("%w: app %q has %d distinct codes (%.1f bits) for %s, need at least %d",
+					ErrCodeSpace, app, s.Codes, s.Bits, dest, r.cfg.MinCodeSpace)
 			}
 		}
 	}
