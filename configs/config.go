@@ -330,14 +330,18 @@ func (c Config) Validate() error {
 		bad("trunks", "at least one trunk is needed")
 	}
 	seen := map[string]bool{}
+	// checkName checks the name of a trunk, pool or app: well-formed and the only one of its kind.
+	checkName := func(key, kind, name string) {
+		if !nameRe.MatchString(name) {
+			bad(key, "want letters, digits, _ . -, got %q", name)
+		} else if seen[kind+" "+name] {
+			bad(key, "duplicate %s %q", kind, name)
+		}
+		seen[kind+" "+name] = true
+	}
 	for i, t := range c.Trunks {
 		key := fmt.Sprintf("trunks[%d]", i)
-		if !nameRe.MatchString(t.Name) {
-			bad(key+".name", "want letters, digits, _ . -, got %q", t.Name)
-		} else if seen["trunk "+t.Name] {
-			bad(key+".name", "duplicate trunk %q", t.Name)
-		}
-		seen["trunk "+t.Name] = true
+		checkName(key+".name", "trunk", t.Name)
 		checkAddr(key+".address", t.Address, true)
 		t = t.withDefaults(c.SIP.Transport)
 		checkTransport(key+".transport", t.Transport)
@@ -399,12 +403,7 @@ func (c Config) Validate() error {
 	}
 	for i, p := range c.Pool {
 		key := fmt.Sprintf("pool[%d]", i)
-		if !nameRe.MatchString(p.Name) {
-			bad(key+".name", "want letters, digits, _ . -, got %q", p.Name)
-		} else if seen["pool "+p.Name] {
-			bad(key+".name", "duplicate pool %q", p.Name)
-		}
-		seen["pool "+p.Name] = true
+		checkName(key+".name", "pool", p.Name)
 		if len(p.Numbers) == 0 && len(p.Entries) == 0 {
 			bad(key+".numbers", "at least one number pattern (or an entry) is needed")
 		}
@@ -467,12 +466,7 @@ func (c Config) Validate() error {
 	keys := map[string]bool{}
 	for i, a := range c.Apps {
 		key := fmt.Sprintf("apps[%d]", i)
-		if !nameRe.MatchString(a.ID) {
-			bad(key+".id", "want letters, digits, _ . -, got %q", a.ID)
-		} else if seen["app "+a.ID] {
-			bad(key+".id", "duplicate app %q", a.ID)
-		}
-		seen["app "+a.ID] = true
+		checkName(key+".id", "app", a.ID)
 		if a.APIKey == "" {
 			bad(key+".api_key", "must not be empty")
 		} else if keys[a.APIKey] {

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -210,12 +211,7 @@ func printPools(w io.Writer, pools []numberpool.Report, apps []numberpool.AppSpa
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "POOL\tQUARANTINED\tUNTIL\tREJECTIONS\tREASON")
 	for _, p := range pools {
-		keys := make([]string, 0, len(p.Quarantine))
-		for k := range p.Quarantine {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(p.Quarantine)) {
 			q := p.Quarantine[k]
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", p.Name, k, q.Until.Format(time.RFC3339), q.Rejections, q.Reason)
 		}
@@ -225,12 +221,7 @@ func printPools(w io.Writer, pools []numberpool.Report, apps []numberpool.AppSpa
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "APP\tDESTINATION\tCODES\tBITS")
 	for _, a := range apps {
-		dests := make([]string, 0, len(a.Spaces))
-		for d := range a.Spaces {
-			dests = append(dests, d)
-		}
-		sort.Strings(dests)
-		for _, d := range dests {
+		for _, d := range slices.Sorted(maps.Keys(a.Spaces)) {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\n", a.App, d, a.Spaces[d].Codes, a.Spaces[d].Bits)
 		}
 	}
