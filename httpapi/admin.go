@@ -17,6 +17,7 @@ import (
 type PoolAdmin interface {
 	Pools() ([]numberpool.Report, []numberpool.AppSpace)
 	PutPool(p numberpool.Pool) (numberpool.Pool, error)
+	CreatePool(p numberpool.Pool) (numberpool.Pool, error)
 	DeletePool(name string) error
 	AddEntry(pool string, e numberpool.Entry) (numberpool.Entry, error)
 	RemoveEntry(pool, id string) error
@@ -65,7 +66,7 @@ func poolError(err error) error {
 		return nil
 	case errors.Is(err, numberpool.ErrNotFound):
 		return apiError(errRouteNotFound, "%v", err)
-	case errors.Is(err, numberpool.ErrInUse):
+	case errors.Is(err, numberpool.ErrInUse), errors.Is(err, numberpool.ErrExists):
 		return apiError(errConflict, "%v", err)
 	case errors.Is(err, numberpool.ErrInvalid), errors.Is(err, numberpool.ErrBadPattern), errors.Is(err, numberpool.ErrCodeSpace):
 		return otpError(otp.ErrInvalidRequest, "%v", err)
@@ -93,10 +94,7 @@ func (s *Server) createPool(c *fiber.Ctx) error {
 	if err := decode(c, &p, "name", "entries"); err != nil {
 		return err
 	}
-	if _, exists := s.findPool(p.Name); exists {
-		return apiError(errConflict, "pool %q exists; PUT /admin/pools/%s replaces it", p.Name, p.Name)
-	}
-	saved, err := s.cfg.Pools.PutPool(p)
+	saved, err := s.cfg.Pools.CreatePool(p)
 	if err != nil {
 		return poolError(err)
 	}

@@ -16,9 +16,10 @@ type noPools struct{}
 
 var _ PoolAdmin = noPools{}
 
-func (noPools) Pools() ([]numberpool.Report, []numberpool.AppSpace) { return nil, nil }
-func (noPools) PutPool(p numberpool.Pool) (numberpool.Pool, error)  { return p, nil }
-func (noPools) DeletePool(string) error                             { return nil }
+func (noPools) Pools() ([]numberpool.Report, []numberpool.AppSpace)   { return nil, nil }
+func (noPools) PutPool(p numberpool.Pool) (numberpool.Pool, error)    { return p, nil }
+func (noPools) CreatePool(p numberpool.Pool) (numberpool.Pool, error) { return p, nil }
+func (noPools) DeletePool(string) error                               { return nil }
 func (noPools) AddEntry(_ string, e numberpool.Entry) (numberpool.Entry, error) {
 	return e, nil
 }

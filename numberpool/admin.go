@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -35,15 +34,17 @@ func (r *Registry) Pools() ([]Report, []AppSpace) {
 		lp := r.pools[name]
 		rep := Report{Pool: lp.Pool, Uses: map[string]uint64{}, Quarantine: map[string]Quarantine{}}
 		rep.Entries = slices.Clone(lp.Entries) // the caller's to keep; the registry's stay its own
-		for i, e := range lp.Entries {
+		for _, e := range lp.Entries {
 			rep.Uses[e.ID] = r.entryUses[name+"/"+e.ID]
-			if q, ok := r.quarantine["entry:"+name+"/"+e.ID]; ok && q.Until.After(now) {
-				rep.Quarantine["entry:"+e.ID] = q
+		}
+		for key, q := range r.quarantine {
+			if q.Pool != name || !q.Until.After(now) {
+				continue
 			}
-			for key, q := range r.quarantine {
-				if cli, ok := strings.CutPrefix(key, "cli:"); ok && q.Until.After(now) && lp.sets[i].covers(strings.TrimPrefix(cli, "+")) {
-					rep.Quarantine[key] = q
-				}
+			if strings.HasPrefix(key, "entry:") {
+				rep.Quarantine["entry:"+q.Entry] = q
+			} else {
+				rep.Quarantine["cli:"+q.CLI] = q // masked: a CLI is a code
 			}
 		}
 		reports = append(reports, rep)
@@ -98,6 +99,25 @@ func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool,
 	if err != nil {
 		return Pool{}, err
 	}
+	// Entries removed, or whose numbers changed, take their quarantine, rejections and use counts with
+	// them: a new entry that gets the same ID starts clean.
+	if exists {
+		for _, old := range cur.Entries {
+			i := slices.IndexFunc(p.Entries, func(e Entry) bool { return e.ID == old.ID })
+			if keep && i >= 0 && slices.Equal(p.Entries[i].Numbers, old.Numbers) {
+				continue
+			}
+			key := name + "/" + old.ID
+			delete(r.rejections, key)
+			delete(r.entryUses, key)
+			if _, ok := r.quarantine["entry:"+key]; ok {
+				delete(r.quarantine, "entry:"+key)
+				if err := r.b.Quarantine.Delete("entry:" + key); err != nil {
+					r.cfg.Log.Error("drop quarantine", "err", err)
+				}
+			}
+		}
+	}
 	r.pools = next
 	clear(r.spaceCache)
 	return p, nil
@@ -107,6 +127,21 @@ func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool,
 func (r *Registry) PutPool(p Pool) (Pool, error) {
 	p.FromConfig = false
 	return r.change(p.Name, func(cur *Pool, _ bool) (bool, error) {
+		*cur = p
+		return true, nil
+	})
+}
+
+// ErrExists is returned by CreatePool for a name that is taken.
+var ErrExists = errors.New("exists")
+
+// CreatePool creates a pool; it fails with ErrExists if the name is taken.
+func (r *Registry) CreatePool(p Pool) (Pool, error) {
+	p.FromConfig = false
+	return r.change(p.Name, func(cur *Pool, exists bool) (bool, error) {
+		if exists {
+			return false, fmt.Errorf("%w: pool %q; PUT replaces it", ErrExists, p.Name)
+		}
 		*cur = p
 		return true, nil
 	})
@@ -125,28 +160,17 @@ func (r *Registry) DeletePool(name string) error {
 
 // AddEntry adds an entry to a pool, giving it an ID if it has none.
 func (r *Registry) AddEntry(pool string, e Entry) (Entry, error) {
-	var added Entry
-	_, err := r.change(pool, func(p *Pool, exists bool) (bool, error) {
+	p, err := r.change(pool, func(p *Pool, exists bool) (bool, error) {
 		if !exists {
 			return false, fmt.Errorf("%w: pool %q", ErrNotFound, pool)
 		}
-		if e.ID == "" {
-			for n := len(p.Entries) + 1; ; n++ {
-				id := "e" + strconv.Itoa(n)
-				if !slices.ContainsFunc(p.Entries, func(x Entry) bool { return x.ID == id }) {
-					e.ID = id
-					break
-				}
-			}
-		}
-		if e.Weight == 0 {
-			e.Weight = 1
-		}
 		p.Entries = append(p.Entries, e)
-		added = e
 		return true, nil
 	})
-	return added, err
+	if err != nil {
+		return Entry{}, err
+	}
+	return p.Entries[len(p.Entries)-1], nil // with its ID and defaults
 }
 
 // RemoveEntry removes an entry from a pool.
@@ -183,7 +207,7 @@ func (r *Registry) targetKey(t Target) (string, error) {
 		if !slices.ContainsFunc(lp.sets, func(s set) bool { return s.covers(d) }) {
 			return "", fmt.Errorf("%w: %s is not a number of pool %q", ErrNotFound, t.CLI, t.Pool)
 		}
-		return "cli:+" + d, nil
+		return r.cliKey("+" + d), nil
 	case t.Entry != "" && t.CLI == "":
 		if !slices.ContainsFunc(lp.Entries, func(e Entry) bool { return e.ID == t.Entry }) {
 			return "", fmt.Errorf("%w: entry %q of pool %q", ErrNotFound, t.Entry, t.Pool)
@@ -205,7 +229,12 @@ func (r *Registry) QuarantineNow(t Target, d time.Duration, reason string) (Quar
 		d = time.Duration(r.pools[t.Pool].QuarantineFor)
 	}
 	now := r.cfg.Now()
-	q := Quarantine{Until: now.Add(d), Since: now, Reason: reason, Manual: true}
+	q := Quarantine{Until: now.Add(d), Since: now, Reason: reason, Manual: true, Pool: t.Pool, Entry: t.Entry}
+	if t.CLI != "" {
+		d, _ := e164Digits(t.CLI)
+		q.CLI = r.mask("+" + d)
+		q.Entry = r.pools[t.Pool].Entries[slices.IndexFunc(r.pools[t.Pool].sets, func(s set) bool { return s.covers(d) })].ID
+	}
 	r.setQuarantine(key, q)
 	return q, nil
 }
@@ -219,7 +248,7 @@ func (r *Registry) Release(t Target) error {
 		return err
 	}
 	if _, ok := r.quarantine[key]; !ok {
-		return fmt.Errorf("%w: %s is not quarantined", ErrNotFound, quarantineLogKey(key))
+		return fmt.Errorf("%w: that %s is not quarantined", ErrNotFound, strings.SplitN(key, ":", 2)[0])
 	}
 	delete(r.quarantine, key)
 	if e, ok := strings.CutPrefix(key, "entry:"); ok {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"flashotp/store"
 )
 
 // Entry is one set of numbers of a pool (an X pattern, a range, or a list) and what it may be used for.
@@ -207,9 +210,12 @@ type Config struct {
 type Quarantine struct {
 	Until      time.Time `json:"until"`
 	Since      time.Time `json:"since"`
-	Rejections int       `json:"rejections"`
+	Rejections int       `json:"rejections"` // CLI: its rejections; entry: its distinct CLIs rejected
 	Reason     string    `json:"reason"`
 	Manual     bool      `json:"manual"`
+	Pool       string    `json:"pool"`
+	Entry      string    `json:"entry"`
+	CLI        string    `json:"cli,omitempty"` // a quarantined CLI with its code digits hidden
 }
 
 // Registry is the live set of pools: picks, rejections, quarantine and changes. It is safe for concurrent
@@ -220,13 +226,13 @@ type Registry struct {
 
 	mu         sync.RWMutex
 	pools      map[string]*livePool
-	quarantine map[string]Quarantine   // "cli:+44…" / "entry:pool/id" → until
-	rejections map[string][]time.Time  // "pool/id" → recent rejections of its numbers
-	uses       map[string]uint64       // CLI → times picked since start
-	entryUses  map[string]uint64       // "pool/id" → times picked since start
-	recent     map[string]*recentCalls // recipient → recent CLI/code MACs (cache of Buckets.Recent)
-	spaceCache map[string]Space        // code length and candidate entries → their space; reset on change
-	picks      uint64                  // picks since start, to sweep recent now and then
+	quarantine map[string]Quarantine           // "cli:+44…" / "entry:pool/id" → until
+	rejections map[string]map[string]time.Time // "pool/id" → its CLIs rejected lately (by key) → when
+	uses       map[string]uint64               // CLI → times picked since start
+	entryUses  map[string]uint64               // "pool/id" → times picked since start
+	recent     map[string]*recentCalls         // recipient → recent CLI/code MACs (cache of Buckets.Recent)
+	spaceCache map[string]Space                // code length and candidate entries → their space; reset on change
+	picks      uint64                          // picks since start, to sweep recent now and then
 
 	pendingMu sync.Mutex
 	pending   map[string][]byte // recipient → history not yet written
@@ -249,7 +255,7 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 		cfg.Log = slog.Default()
 	}
 	r := &Registry{cfg: cfg, b: b, pools: map[string]*livePool{}, quarantine: map[string]Quarantine{},
-		rejections: map[string][]time.Time{}, uses: map[string]uint64{}, entryUses: map[string]uint64{}, recent: map[string]*recentCalls{},
+		rejections: map[string]map[string]time.Time{}, uses: map[string]uint64{}, entryUses: map[string]uint64{}, recent: map[string]*recentCalls{},
 		spaceCache: map[string]Space{}, pending: map[string][]byte{},
 		stop: make(chan struct{}), flushed: make(chan struct{})}
 	inConfig := map[string]bool{}
@@ -490,16 +496,21 @@ func (r *Registry) pick(req PickRequest) (Picked, []byte, error) {
 	if len(cands) == 0 {
 		return Picked{}, nil, fmt.Errorf("%w: every entry for %s destinations is disabled or quarantined", ErrExhausted, req.Country)
 	}
-	// Entries left out (disabled, quarantined) must not leave a space too small to draw codes from.
-	if sp := r.cachedSpace(cands, req.CodeLength); sp.Codes < r.cfg.MinCodeSpace {
-		return Picked{}, nil, fmt.Errorf("%w: with entries disabled or quarantined, %s destinations have only %d distinct codes", ErrExhausted, req.Country, sp.Codes)
+	// Entries or CLIs left out (disabled, quarantined) must not leave a space too small to draw codes
+	// from: each quarantined CLI of a candidate entry may take a code away.
+	out := 0
+	for _, q := range r.quarantine {
+		if q.CLI != "" && q.Until.After(r.cfg.Now()) && slices.ContainsFunc(cands, func(c candidate) bool { return c.pool.Name == q.Pool && c.e().ID == q.Entry }) {
+			out++
+		}
+	}
+	if sp := r.cachedSpace(cands, req.CodeLength); sp.Codes-out < r.cfg.MinCodeSpace-r.cfg.MinCodeSpace/quarantineSlack {
+		return Picked{}, nil, fmt.Errorf("%w: with entries or caller IDs disabled or quarantined, %s destinations have only %d distinct codes", ErrExhausted, req.Country, sp.Codes-out)
 	}
 	now := r.cfg.Now()
-	cooldown := time.Duration(0)
 	weights := make([]float64, len(cands))
 	total := 0.0
 	for i, c := range cands {
-		cooldown = max(cooldown, time.Duration(c.pool.Cooldown))
 		weights[i] = float64(c.e().Weight) * float64(c.s().size())
 		total += weights[i]
 	}
@@ -507,10 +518,13 @@ func (r *Registry) pick(req PickRequest) (Picked, []byte, error) {
 	if err != nil {
 		return Picked{}, nil, err
 	}
-	hist.prune(now.Add(-cooldown))
+	hist.prune(now)
+	if len(hist.Items) >= maxRecent {
+		return Picked{}, nil, fmt.Errorf("%w: the recipient got %d calls within the cooldown", ErrExhausted, len(hist.Items))
+	}
 	acceptable := func(digits string) bool {
 		cli := "+" + digits
-		return !r.quarantined("cli:"+cli) && !hist.has(r.mac("cli", req.Recipient, cli)) && !hist.has(r.mac("code", req.Recipient, digits[len(digits)-req.CodeLength:]))
+		return !r.quarantined(r.cliKey(cli)) && !hist.has(r.mac("cli", req.Recipient, cli)) && !hist.has(r.mac("code", req.Recipient, digits[len(digits)-req.CodeLength:]))
 	}
 
 	// Of two acceptable draws, the one whose number is less used for its entry's weight: use spreads
@@ -557,7 +571,7 @@ func (r *Registry) pick(req PickRequest) (Picked, []byte, error) {
 
 	r.uses[picked.CLI]++
 	r.entryUses[bestC.key()]++
-	hist.add(now, r.mac("cli", req.Recipient, picked.CLI), r.mac("code", req.Recipient, picked.Code))
+	hist.add(now, now.Add(time.Duration(bestC.pool.Cooldown)), r.mac("cli", req.Recipient, picked.CLI), r.mac("code", req.Recipient, picked.Code))
 	data, err := json.Marshal(hist)
 	if err != nil {
 		return Picked{}, nil, err
@@ -567,18 +581,30 @@ func (r *Registry) pick(req PickRequest) (Picked, []byte, error) {
 	r.pending[req.Recipient] = data
 	r.pendingMu.Unlock()
 	if r.picks++; r.picks%1024 == 0 {
-		r.sweepRecent(now.Add(-cooldown))
+		r.sweep(now)
 	}
 	return picked, data, nil
 }
 
-// sweepRecent forgets, in memory, recipients with nothing since before; their stored history is only
-// read again if they come back, and pruned then.
-func (r *Registry) sweepRecent(before time.Time) {
+// maxUses bounds the use counts kept for spreading; past it they start again from zero.
+const maxUses = 1 << 20
+
+// sweep forgets, in memory, recipients whose cooldowns are all over (their stored history is read again
+// only if they come back, and pruned then) and quarantines that have ended; and restarts the use counts
+// when they grow past maxUses (they only break ties).
+func (r *Registry) sweep(now time.Time) {
 	for recipient, h := range r.recent {
-		if len(h.Items) == 0 || h.Items[len(h.Items)-1].At.Before(before) {
+		if h.prune(now); len(h.Items) == 0 {
 			delete(r.recent, recipient)
 		}
+	}
+	for key, q := range r.quarantine {
+		if !q.Until.After(now) {
+			delete(r.quarantine, key)
+		}
+	}
+	if len(r.uses) > maxUses {
+		clear(r.uses)
 	}
 }
 
@@ -633,6 +659,10 @@ func anyAcceptable(s set, codeLength int, acceptable func(string) bool, codeHad 
 	}
 	return slices.ContainsFunc(codes, func(code string) bool { return !codeHad(code) })
 }
+
+// quarantineSlack: quarantined single CLIs may take up to 1/quarantineSlack of the minimum code space
+// before sends stop: one rejected number must not stop a pool sized at the minimum, a hundred must.
+const quarantineSlack = 10
 
 // maxEnumerate bounds the fallback that lists every number of the candidates.
 const maxEnumerate = 100_000
@@ -699,13 +729,15 @@ type recentCalls struct {
 }
 
 type recentItem struct {
-	At   time.Time `json:"at"`
-	CLI  string    `json:"cli"`
-	Code string    `json:"code"`
+	At    time.Time `json:"at"`
+	Until time.Time `json:"until"` // end of the cooldown of the pool the CLI came from
+	CLI   string    `json:"cli"`
+	Code  string    `json:"code"`
 }
 
-func (h *recentCalls) prune(before time.Time) {
-	h.Items = slices.DeleteFunc(h.Items, func(it recentItem) bool { return it.At.Before(before) })
+// prune drops the items whose cooldown is over.
+func (h *recentCalls) prune(now time.Time) {
+	h.Items = slices.DeleteFunc(h.Items, func(it recentItem) bool { return !it.Until.After(now) })
 }
 
 func (h *recentCalls) has(mac string) bool {
@@ -717,15 +749,12 @@ func (h *recentCalls) has(mac string) bool {
 	return false
 }
 
-// maxRecent bounds a recipient's history: the cooldown covers its last maxRecent calls. Send limits per
-// recipient keep real traffic far below it.
+// maxRecent bounds a recipient's history: a recipient that got this many calls within the cooldown gets
+// no more until the oldest ends (fail closed: the cooldown is never silently shortened).
 const maxRecent = 256
 
-func (h *recentCalls) add(at time.Time, cli, code string) {
-	h.Items = append(h.Items, recentItem{At: at, CLI: cli, Code: code})
-	if len(h.Items) > maxRecent {
-		h.Items = slices.Delete(h.Items, 0, len(h.Items)-maxRecent)
-	}
+func (h *recentCalls) add(at, until time.Time, cli, code string) {
+	h.Items = append(h.Items, recentItem{At: at, Until: until, CLI: cli, Code: code})
 }
 
 func (r *Registry) recentFor(recipient string) (*recentCalls, error) {
@@ -734,62 +763,96 @@ func (r *Registry) recentFor(recipient string) (*recentCalls, error) {
 	}
 	h := &recentCalls{}
 	data, err := r.b.Recent.Get(recipient)
-	if err == nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("recent calls: %w", err) // never a send without its cooldown
+	default:
 		if err := json.Unmarshal(data, h); err != nil {
-			return nil, fmt.Errorf("recent calls of %s: %w", recipient, err)
+			return nil, fmt.Errorf("recent calls: %w", err)
 		}
 	}
 	r.recent[recipient] = h
 	return h, nil
 }
 
-// callerRe: a rejection whose text names the caller ID.
-var callerRe = regexp.MustCompile(`(?i)caller|calling|\bcli\b|\bani\b|identity|from|number|screen`)
+// callerRe: a rejection whose text is about the caller ID.
+var callerRe = regexp.MustCompile(`(?i)caller|calling|\bcli\b|\bani\b|identity|presentation|anonymous|screen`)
 
-// Reject records a trunk's final answer to a call from cli: a code of its pool's QuarantineCodes, before
-// the phone rang or with a reason that names the caller, quarantines the CLI for QuarantineFor, and
-// QuarantineAfter of them within that time quarantine the CLI's whole entry.
+// Reject records a trunk's final answer to a call from cli. A code of the pool's QuarantineCodes whose
+// reason is about the caller ID, or a bare 403 before the phone rang (the usual refusal of a caller ID),
+// quarantines the CLI for QuarantineFor; QuarantineAfter distinct CLIs of one entry quarantined within that
+// time quarantine the whole entry. Anything else (a 484 for the dialled number, a 488 for codecs) is not
+// the CLI's fault and changes nothing.
 func (r *Registry) Reject(cli string, sipCode int, reason string, rang bool) {
+	if !callerRe.MatchString(reason) && (sipCode != 403 || rang) {
+		return
+	}
+	writes := r.reject(cli, sipCode, reason)
+	for key, q := range writes { // after the lock: a burst of rejections must not stall the sends
+		data, _ := json.Marshal(q)
+		if err := r.b.Quarantine.Put(key, data); err != nil {
+			r.cfg.Log.Error("store quarantine", "err", err)
+		}
+	}
+}
+
+func (r *Registry) reject(cli string, sipCode int, reason string) map[string]Quarantine {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.cfg.Now()
 	digits := strings.TrimPrefix(cli, "+")
+	writes := map[string]Quarantine{}
 	for _, lp := range r.pools {
-		if !slices.Contains(lp.QuarantineCodes, sipCode) || rang && !callerRe.MatchString(reason) {
+		if !slices.Contains(lp.QuarantineCodes, sipCode) {
 			continue
 		}
-		for i, s := range lp.sets {
-			if !s.covers(digits) {
-				continue
-			}
-			why := fmt.Sprintf("%d %s", sipCode, reason)
-			until := now.Add(time.Duration(lp.QuarantineFor))
-			r.setQuarantine("cli:"+cli, Quarantine{Until: until, Since: now, Rejections: r.quarantine["cli:"+cli].Rejections + 1, Reason: why})
-			key := lp.Name + "/" + lp.Entries[i].ID
-			r.rejections[key] = append(slices.DeleteFunc(r.rejections[key], func(t time.Time) bool { return t.Before(now.Add(-time.Duration(lp.QuarantineFor))) }), now)
-			if n := len(r.rejections[key]); n >= lp.QuarantineAfter && !r.quarantined("entry:"+key) {
-				r.setQuarantine("entry:"+key, Quarantine{Until: until, Since: now, Rejections: n, Reason: why})
-				r.cfg.Log.Warn("number pool entry quarantined", "pool", lp.Name, "entry", lp.Entries[i].ID, "rejections", n)
-			}
-			r.cfg.Log.Warn("caller ID quarantined", "pool", lp.Name, "entry", lp.Entries[i].ID, "sip_code", sipCode)
+		i := slices.IndexFunc(lp.sets, func(s set) bool { return s.covers(digits) })
+		if i < 0 {
+			continue
 		}
+		e := lp.Entries[i]
+		why := fmt.Sprintf("%d %s", sipCode, reason)
+		until := now.Add(time.Duration(lp.QuarantineFor))
+		key := r.cliKey("+" + digits)
+		q := Quarantine{Until: until, Since: now, Rejections: 1, Reason: why, Pool: lp.Name, Entry: e.ID, CLI: r.mask("+" + digits)}
+		if old, ok := r.quarantine[key]; ok && old.Until.After(now) {
+			q.Rejections = old.Rejections + 1
+		}
+		r.quarantine[key], writes[key] = q, q
+		entryKey := lp.Name + "/" + e.ID
+		recent := r.rejections[entryKey]
+		if recent == nil {
+			recent = map[string]time.Time{}
+			r.rejections[entryKey] = recent
+		}
+		maps.DeleteFunc(recent, func(_ string, at time.Time) bool { return at.Before(now.Add(-time.Duration(lp.QuarantineFor))) })
+		recent[key] = now
+		if n := len(recent); n >= lp.QuarantineAfter && !r.quarantined("entry:"+entryKey) {
+			eq := Quarantine{Until: until, Since: now, Rejections: n, Reason: why, Pool: lp.Name, Entry: e.ID}
+			r.quarantine["entry:"+entryKey], writes["entry:"+entryKey] = eq, eq
+			r.cfg.Log.Warn("number pool entry quarantined", "pool", lp.Name, "entry", e.ID, "rejected_clis", n)
+		}
+		r.cfg.Log.Warn("caller ID quarantined", "pool", lp.Name, "entry", e.ID, "cli", q.CLI, "sip_code", sipCode)
 	}
+	return writes
+}
+
+// cliKey is the quarantine key of a CLI: its MAC, since a CLI is a code.
+func (r *Registry) cliKey(cli string) string { return "cli:" + r.mac("quarantine", "", cli) }
+
+// mask writes a CLI for people: its code digits hidden.
+func (r *Registry) mask(cli string) string {
+	n := min(r.cfg.CodeLength, len(cli)-1)
+	return cli[:len(cli)-n] + strings.Repeat("*", n)
 }
 
 func (r *Registry) setQuarantine(key string, q Quarantine) {
 	r.quarantine[key] = q
 	data, _ := json.Marshal(q)
 	if err := r.b.Quarantine.Put(key, data); err != nil {
-		r.cfg.Log.Error("store quarantine", "key", quarantineLogKey(key), "err", err)
+		r.cfg.Log.Error("store quarantine", "err", err)
 	}
-}
-
-// quarantineLogKey keeps whole CLIs out of logs.
-func quarantineLogKey(key string) string {
-	if cli, ok := strings.CutPrefix(key, "cli:"); ok && len(cli) > 4 {
-		return "cli:" + cli[:len(cli)-4] + "****"
-	}
-	return key
 }
 
 // Space is a code space: distinct codes and their entropy in bits.
@@ -798,18 +861,18 @@ type Space struct {
 	Bits  float64 `json:"bits"`
 }
 
+// spaceOf counts the distinct codes the candidates can produce (overlaps once) and their bits.
 func spaceOf(cands []candidate, codeLength int) Space {
 	full := int(math.Pow10(codeLength))
 	seen := make([]uint64, full/64+1)
 	count := 0
 	for _, c := range cands {
-		all := c.s().markCodes(codeLength, func(n int) {
+		if all := c.s().markCodes(codeLength, func(n int) {
 			if seen[n/64]&(1<<(n%64)) == 0 {
 				seen[n/64] |= 1 << (n % 64)
 				count++
 			}
-		})
-		if all {
+		}); all {
 			count = full
 			break
 		}

@@ -354,8 +354,10 @@ func TestReject(t *testing.T) {
 		quarantine bool
 	}{
 		{"403 before ringing", nil, cli, 403, "Forbidden", false, true},
-		{"484 before ringing", nil, cli, 484, "Address Incomplete", false, true},
-		{"488 before ringing", nil, cli, 488, "Not Acceptable Here", false, true},
+		// A 484 is about the dialled number, a 488 about codecs: not the caller ID's fault.
+		{"484 before ringing", nil, cli, 484, "Address Incomplete", false, false},
+		{"488 before ringing", nil, cli, 488, "Not Acceptable Here", false, false},
+		{"488 naming the caller", nil, cli, 488, "Calling party not allowed", false, true},
 		{"486 busy", nil, cli, 486, "Busy Here", false, false},
 		{"404 not found", nil, cli, 404, "Not Found", false, false},
 		{"480 unavailable", nil, cli, 480, "Temporarily Unavailable", false, false},
@@ -364,7 +366,8 @@ func TestReject(t *testing.T) {
 		{"403 after ringing, Caller ID not allowed", nil, cli, 403, "Caller ID not allowed", true, true},
 		{"403 after ringing, Invalid calling number", nil, cli, 403, "Invalid calling number", true, true},
 		{"486 after ringing, Caller ID not allowed", nil, cli, 486, "Caller ID not allowed", true, false},
-		{"pool's own codes: 603", []int{603}, cli, 603, "Decline", false, true},
+		{"pool's own codes: 603 naming the caller", []int{603}, cli, 603, "Caller blocked", false, true},
+		{"pool's own codes: 603 not about the caller", []int{603}, cli, 603, "Decline", false, false},
 		{"pool's own codes: 403 not among them", []int{603}, cli, 403, "Forbidden", false, false},
 		{"CLI of no pool", nil, "+12025550100", 403, "Forbidden", false, false},
 	}
@@ -376,7 +379,7 @@ func TestReject(t *testing.T) {
 			}
 			f := newFixture(t, numberpool.Config{}, p)
 			f.reg.Reject(tt.cli, tt.sipCode, tt.reason, tt.rang)
-			q, ok := f.report(t, "demo").Quarantine["cli:"+tt.cli]
+			q, ok := f.report(t, "demo").Quarantine["cli:"+masked(tt.cli)]
 			if ok != tt.quarantine {
 				t.Fatalf("after Reject(%s, %d, %q, rang %v) quarantine = %v, want %v; report %+v",
 					tt.cli, tt.sipCode, tt.reason, tt.rang, ok, tt.quarantine, f.report(t, "demo").Quarantine)
@@ -441,7 +444,7 @@ func TestQuarantineEntry(t *testing.T) {
 	if entryOut() {
 		t.Fatalf("rejections older than quarantine_for still count")
 	}
-	f.reg.Reject(gb[3], 484, "Address Incomplete", false)
+	f.reg.Reject(gb[3], 484, "Caller ID rejected", false)
 	f.reg.Reject(gb[4], 403, "Forbidden", false)
 	if !entryOut() {
 		t.Fatalf("3 rejections within quarantine_for did not quarantine the entry: %+v", f.report(t, "demo").Quarantine)
@@ -460,7 +463,7 @@ func TestQuarantineEntry(t *testing.T) {
 		t.Fatalf("the entry's quarantine did not survive a restart: %+v", f.report(t, "demo").Quarantine)
 	}
 	for _, cli := range gb[2:] {
-		if _, ok := f.report(t, "demo").Quarantine["cli:"+cli]; !ok {
+		if _, ok := f.report(t, "demo").Quarantine["cli:"+masked(cli)]; !ok {
 			t.Errorf("quarantine of %s did not survive a restart", cli)
 		}
 	}
@@ -508,8 +511,8 @@ func TestQuarantineNow(t *testing.T) {
 		wantFor time.Duration
 		wantErr error
 	}{
-		{"CLI for 2h", numberpool.Target{Pool: "demo", CLI: "+442079460002"}, 2 * time.Hour, "cli:+442079460002", 2 * time.Hour, nil},
-		{"CLI of a pattern", numberpool.Target{Pool: "demo", CLI: "+331987651234"}, 0, "cli:+331987651234", numberpool.DefaultQuarantineFor, nil},
+		{"CLI for 2h", numberpool.Target{Pool: "demo", CLI: "+442079460002"}, 2 * time.Hour, "cli:+44207946****", 2 * time.Hour, nil},
+		{"CLI of a pattern", numberpool.Target{Pool: "demo", CLI: "+331987651234"}, 0, "cli:+33198765****", numberpool.DefaultQuarantineFor, nil},
 		{"entry for the pool's time", numberpool.Target{Pool: "demo", Entry: "e2"}, 0, "entry:e2", numberpool.DefaultQuarantineFor, nil},
 		{"CLI of no entry", numberpool.Target{Pool: "demo", CLI: "+12025550100"}, 0, "", 0, numberpool.ErrNotFound},
 		{"unknown entry", numberpool.Target{Pool: "demo", Entry: "e9"}, 0, "", 0, numberpool.ErrNotFound},
@@ -926,3 +929,6 @@ func TestCooldownSurvivesConcurrentSends(t *testing.T) {
 		}
 	}
 }
+
+// masked is a CLI as the registry shows it: its code digits (4) hidden, since a CLI is a code.
+func masked(cli string) string { return cli[:len(cli)-4] + "****" }

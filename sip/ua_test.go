@@ -153,10 +153,14 @@ func TestDialPhone(t *testing.T) {
 			}
 			defer phone.Close()
 			ua := listenUA(t)
-			res := ua.Dial(context.Background(), sip.Call{
+			call := sip.Call{
 				Target: phone.Addr(), To: "+447700900123", CLI: "+442079461234",
 				DialTimeout: 500 * time.Millisecond, CancelGuard: time.Second,
-			}, nil)
+			}
+			if tc.mode == sip.PhoneAnswer {
+				call.RingTime = time.Second // the phone answers at once; a CANCEL right after the 180 could win
+			}
+			res := ua.Dial(context.Background(), call, nil)
 			if res.State != tc.want || res.Reason != tc.reason {
 				t.Fatalf("result %s, want %s %q", res, tc.want, tc.reason)
 			}
