@@ -19,6 +19,17 @@ import (
 	"flashotp/numberpool"
 )
 
+// apiError is an error answer of the admin API.
+type apiError struct {
+	status        int
+	code, message string
+	method, path  string
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s: %s", e.method, e.path, e.status, e.code, e.message)
+}
+
 // adminClient calls the engine's admin API.
 type adminClient struct {
 	url, token string
@@ -50,10 +61,10 @@ func (a adminClient) do(method, path string, body, out any) error {
 		var e struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
-		if json.Unmarshal(data, &e) == nil && e.Error.Code != "" {
-			return fmt.Errorf("%s %s: %d %s: %s", method, path, res.StatusCode, e.Error.Code, e.Error.Message)
+		if json.Unmarshal(data, &e) != nil || e.Error.Code == "" {
+			e.Error.Code, e.Error.Message = "", res.Status
 		}
-		return fmt.Errorf("%s %s: %s", method, path, res.Status)
+		return &apiError{status: res.StatusCode, code: e.Error.Code, message: e.Error.Message, method: method, path: path}
 	}
 	if out != nil {
 		return json.Unmarshal(data, out)
@@ -103,7 +114,7 @@ func newPoolsCmd() *cobra.Command {
 			entry.Numbers, entry.Enabled = args[1:], !disabled
 			var added numberpool.Entry
 			err := a.do("POST", "/admin/pools/"+args[0]+"/entries", entry, &added)
-			if err != nil && strings.Contains(err.Error(), " 404 ") {
+			if ae := (*apiError)(nil); errors.As(err, &ae) && ae.status == http.StatusNotFound {
 				var p numberpool.Pool
 				err = a.do("POST", "/admin/pools", numberpool.Pool{Name: args[0], Entries: []numberpool.Entry{entry}}, &p)
 				if err == nil {
