@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"flashotp/metrics"
 	"flashotp/sip"
 )
 
@@ -77,7 +78,8 @@ type Trunk struct {
 
 // Config configures a Dialer.
 type Config struct {
-	Trunks      []Trunk // in order of preference
+	Metrics     *metrics.Metrics // nil: none
+	Trunks      []Trunk          // in order of preference
 	RingTime    time.Duration
 	DialTimeout time.Duration
 	CancelGuard time.Duration
@@ -286,6 +288,7 @@ func weightedShuffle(ts []*trunk) {
 // endUnplaced ends a call that never left.
 func (d *Dialer) endUnplaced(r Request, reason sip.Reason) {
 	now := time.Now()
+	d.cfg.Metrics.CallEnded("", string(sip.StateFailed), string(reason), false)
 	d.rep.CallEnded(r.ID, "", r.CLI, sip.Result{State: sip.StateFailed, Reason: reason, StartedAt: now, EndedAt: now})
 }
 
@@ -360,7 +363,12 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 		// Progress is recorded beside the call, not in its way: a durable write must never hold back
 		// reading the 180 or sending the CANCEL. The outcome is reported after every progress write.
 		var progress sync.WaitGroup
+		sent := false
 		res := d.caller.Dial(d.ctx, call, func(s sip.State, at time.Time) {
+			if s == sip.StateDialing {
+				sent = true
+				d.cfg.Metrics.CallStarted(t.Name)
+			}
 			progress.Add(1)
 			go func() {
 				defer progress.Done()
@@ -369,6 +377,14 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 		})
 		t.release()
 		progress.Wait()
+		d.cfg.Metrics.CallEnded(t.Name, string(res.State), string(res.Reason), sent)
+		if res.Rang {
+			toCancel := time.Duration(-1)
+			if !res.CancelledAt.IsZero() {
+				toCancel = res.CancelledAt.Sub(res.RingingAt)
+			}
+			d.cfg.Metrics.Ringing(t.Name, res.RingingAt.Sub(res.StartedAt), toCancel)
+		}
 		d.health(t, res)
 		if !failover(res) || d.ctx.Err() != nil {
 			d.rep.CallEnded(r.ID, t.Name, r.CLI, res)

@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
 	"flashotp/numberpool"
 	"flashotp/otp"
@@ -53,6 +56,13 @@ func (s *Server) routeAdmin() {
 	g.Delete("/pools/:name/entries/:id", s.removeEntry)
 	g.Post("/pools/:name/quarantine", s.quarantine)
 	g.Post("/pools/:name/release", s.release)
+	// Profiles, behind the same token: /admin/debug/pprof/ (index, heap, goroutine, …), profile, trace.
+	g.Get("/debug/pprof/profile", adaptor.HTTPHandlerFunc(pprof.Profile))
+	g.Get("/debug/pprof/trace", adaptor.HTTPHandlerFunc(pprof.Trace))
+	g.Get("/debug/pprof/*", adaptor.HTTPHandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Path = strings.Replace(r.URL.Path, "/admin/debug/pprof/", "/debug/pprof/", 1)
+		pprof.Index(w, r)
+	}))
 }
 
 // param returns a path parameter as a string of its own: fiber's point into request buffers that are

@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
+	"flashotp/metrics"
 	"flashotp/otp"
 )
 
@@ -56,6 +58,8 @@ type Config struct {
 	AdminToken string
 	// Pools is what /admin/pools manages.
 	Pools PoolAdmin
+	// Metrics is served at /metrics and timed for sends and verifies; nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Server is the HTTP API.
@@ -131,6 +135,9 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	})
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	s.app.Get("/readyz", s.readyz)
+	if cfg.Metrics != nil {
+		s.app.Get("/metrics", adaptor.HTTPHandler(cfg.Metrics.Handler()))
+	}
 	s.app.Get("/openapi.json", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(OpenAPI)
@@ -298,6 +305,7 @@ func (s *Server) send(c *fiber.Ctx) error {
 	if err := checkApp(c, b.AppID); err != nil {
 		return err
 	}
+	defer func(start time.Time) { s.cfg.Metrics.Sent(time.Since(start)) }(time.Now())
 	v, err := s.svc.Send(otp.SendRequest{
 		AppID: b.AppID, Recipient: b.Recipient, Channel: b.Channel,
 		From: b.From, CodeLength: b.CodeLength, Reference: b.Reference,
@@ -329,7 +337,16 @@ func (s *Server) verify(c *fiber.Ctx) error {
 		}
 		return otpError(otp.ErrInvalidRequest, "verification_id: required")
 	}
+	start := time.Now()
 	v, err := s.svc.Verify(otp.VerifyRequest{AppID: b.AppID, VerificationID: b.VerificationID, Code: b.OTPCode})
+	result := "approved"
+	var oerr *otp.Error
+	if errors.As(err, &oerr) {
+		result = oerr.Code.Error()
+	} else if err != nil {
+		result = "internal"
+	}
+	s.cfg.Metrics.Verified(result, time.Since(start))
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"flashotp/dialer"
+	"flashotp/metrics"
 	"flashotp/numberpool"
 	"flashotp/sip"
 	"flashotp/store"
@@ -104,8 +105,9 @@ var _ Numbers = (*numberpool.Registry)(nil)
 
 // Config configures a Service.
 type Config struct {
-	Apps        []string // the IDs of the apps
-	CodeLength  int      // default code length
+	Metrics     *metrics.Metrics // nil: none
+	Apps        []string         // the IDs of the apps
+	CodeLength  int              // default code length
 	TTL         time.Duration
 	MaxAttempts int
 	Now         func() time.Time // nil: time.Now
@@ -185,6 +187,7 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 		return Verification{}, err
 	}
 	cli, prefix, code := picked.CLI, picked.Prefix, picked.Code
+	s.cfg.Metrics.Picked(picked.Pool)
 
 	now := s.now().UTC()
 	rec := record{

@@ -78,7 +78,9 @@ type Result struct {
 	CallID    string
 	StartedAt time.Time // INVITE sent
 	RingingAt time.Time // first 180/183; zero if none
-	EndedAt   time.Time
+	// CancelledAt is when the ring-then-cancel CANCEL went out; zero if none did.
+	CancelledAt time.Time
+	EndedAt     time.Time
 }
 
 func (r Result) String() string {

@@ -90,12 +90,12 @@ func Listen(cfg Config) (*UA, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	conn, err := net.ListenPacket("udp", cfg.Listen)
+	conn, tcp, err := listenBoth(cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("sip listen %s: %w", cfg.Listen, err)
+		return nil, err
 	}
 	bound := conn.LocalAddr().(*net.UDPAddr)
-	u := &UA{conn: conn, log: log, host: bound.IP.String(), port: bound.Port}
+	u := &UA{conn: conn, tcp: tcp, log: log, host: bound.IP.String(), port: bound.Port}
 	if cfg.PublicAddress != "" {
 		if h, p, err := net.SplitHostPort(cfg.PublicAddress); err == nil {
 			u.host = h
@@ -111,9 +111,6 @@ func Listen(cfg Config) (*UA, error) {
 	u.media, err = ListenMedia(net.JoinHostPort(bound.IP.String(), "0"), log)
 	if err != nil {
 		return fail(err)
-	}
-	if u.tcp, err = net.Listen("tcp", bound.String()); err != nil {
-		return fail(fmt.Errorf("sip listen tcp %s: %w", bound, err))
 	}
 	u.ua, err = sipgo.NewUA(sipgo.WithUserAgent("flashotp"), sipgo.WithUserAgentHostname(u.host),
 		sipgo.WithUserAgenTLSConfig(cfg.TLS),
@@ -165,6 +162,26 @@ func Listen(cfg Config) (*UA, error) {
 		time.Sleep(time.Millisecond)
 	}
 	return u, nil
+}
+
+// listenBoth binds UDP and TCP on one address. With port 0 the UDP socket picks the port, and another try
+// is made if TCP finds that port taken (by some connection's ephemeral port).
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	for attempt := 0; ; attempt++ {
+		conn, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sip listen %s: %w", addr, err)
+		}
+		bound := conn.LocalAddr().String()
+		tcp, err := net.Listen("tcp", bound)
+		if err == nil {
+			return conn, tcp, nil
+		}
+		conn.Close()
+		if _, port, _ := net.SplitHostPort(addr); port != "0" || attempt == 10 {
+			return nil, nil, fmt.Errorf("sip listen tcp %s: %w", bound, err)
+		}
+	}
 }
 
 // Addr returns the bound SIP address.
@@ -563,6 +580,9 @@ func (d *dial) cancel(reason Reason) {
 	}
 	d.cancelled = true
 	d.cancelReason = reason
+	if reason == ReasonNone {
+		d.res.CancelledAt = time.Now()
+	}
 	d.guardTimer = time.NewTimer(d.call.CancelGuard)
 	tx, err := d.client.TransactionRequest(context.Background(), newCancel(d.inv))
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"flashotp/configs"
 	"flashotp/dialer"
 	"flashotp/httpapi"
+	"flashotp/metrics"
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
@@ -42,6 +43,7 @@ type Main struct {
 
 	db      *store.DB
 	numbers *numberpool.Registry
+	metrics *metrics.Metrics
 	ua      *sip.UA
 	phone   *sip.Phone
 	dialer  *dialer.Dialer
@@ -101,7 +103,13 @@ func (m *Main) open() error {
 	}, pools); err != nil {
 		return err
 	}
-	svc := otp.New(otp.Config{Apps: appIDs, CodeLength: cfg.OTP.CodeLength, TTL: cfg.OTP.TTL, MaxAttempts: cfg.OTP.MaxAttempts}, m.db, m.numbers, m.Log)
+	m.metrics = metrics.New(func() float64 {
+		if m.dialer == nil {
+			return 0
+		}
+		return float64(m.dialer.QueueLen())
+	})
+	svc := otp.New(otp.Config{Metrics: m.metrics, Apps: appIDs, CodeLength: cfg.OTP.CodeLength, TTL: cfg.OTP.TTL, MaxAttempts: cfg.OTP.MaxAttempts}, m.db, m.numbers, m.Log)
 	if n, err := svc.Recover(); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	} else if n > 0 {
@@ -139,7 +147,7 @@ func (m *Main) open() error {
 		})
 	}
 	m.dialer = dialer.New(dialer.Config{
-		Trunks: trunks, RingTime: cfg.Dialer.RingTime, DialTimeout: cfg.Dialer.DialTimeout,
+		Metrics: m.metrics, Trunks: trunks, RingTime: cfg.Dialer.RingTime, DialTimeout: cfg.Dialer.DialTimeout,
 		CancelGuard: cfg.Dialer.CancelGuard, QueueSize: cfg.Dialer.QueueSize,
 	}, m.ua, svc, m.Log)
 	svc.UseDialer(m.dialer)
@@ -151,7 +159,7 @@ func (m *Main) open() error {
 	m.HTTPAddr = m.ln.Addr().String()
 	m.api = httpapi.New(httpapi.Config{
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Apps: keys, Ready: m.ready,
-		AdminToken: cfg.HTTP.AdminToken, Pools: m.numbers,
+		AdminToken: cfg.HTTP.AdminToken, Pools: m.numbers, Metrics: m.metrics,
 	}, svc, m.Log)
 	return nil
 }
