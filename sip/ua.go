@@ -298,15 +298,17 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 		d.cancelTx.Terminate()
 	}
 	u.calls.Delete(res.CallID)
-	if res.State != StateAnswered {
+	if !d.final {
+		// Given up without a final answer (no ring in time, no 487 after the CANCEL, shutdown): a 200 may
+		// still come.
 		u.watchLateAnswer(d)
 	}
 	return res
 }
 
-// lateAnswerWindow is how long a call that ended unanswered is remembered, so that a 200 OK still on its
-// way (one that crossed the CANCEL after the call was given up, or one from a slow trunk) is ACKed and hung
-// up rather than left to run: sipgo's 64·T1.
+// lateAnswerWindow is how long a call given up without a final answer is remembered, so that a 200 OK
+// still on its way (from a slow trunk, or one that crossed the CANCEL) is ACKed and hung up rather than left
+// to run: sipgo's 64·T1.
 var lateAnswerWindow = 64 * sipgosip.T1
 
 // watchLateAnswer remembers an unanswered call for lateAnswerWindow: a 2xx for it in that time is ACKed and
@@ -353,6 +355,7 @@ type dial struct {
 	stray chan *sipgosip.Response
 
 	authTried      bool
+	final          bool // a final response to the INVITE came
 	cancelled      bool // CANCEL was sent (or tried)
 	cancelTx       sipgosip.ClientTransaction
 	cancelReason   Reason // why we sent CANCEL: "" for the normal ring-then-cancel
@@ -474,6 +477,7 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress func(State, time.Time)) bool {
 	code := r.StatusCode
 	d.res.Responded = true
+	d.final = d.final || !r.IsProvisional()
 	switch {
 	case r.IsProvisional():
 		d.res.Provisional = true
