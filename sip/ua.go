@@ -410,6 +410,7 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 		select {
 		case r := <-d.tx.Responses():
 			if d.onResponse(ctx, r, progress) {
+				d.final = true // every call onResponse ends, it ends on a final response
 				return
 			}
 		case <-d.tx.Done():
@@ -450,6 +451,7 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 				d.ackFailure(r)
 				d.tx.Terminate()
 				d.onResponse(ctx, r, progress)
+				d.final = true
 				return
 			}
 		case <-timerC(d.guardTimer):
@@ -477,7 +479,6 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress func(State, time.Time)) bool {
 	code := r.StatusCode
 	d.res.Responded = true
-	d.final = d.final || !r.IsProvisional()
 	switch {
 	case r.IsProvisional():
 		d.res.Provisional = true
