@@ -33,6 +33,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./configs/
 	$(GO) test -run '^$$' -fuzz FuzzNormalizeRecipient -fuzztime $(FUZZTIME) ./otp/
 	$(GO) test -run '^$$' -fuzz FuzzSendBody -fuzztime $(FUZZTIME) ./httpapi/
+	$(GO) test -run '^$$' -fuzz FuzzValidateNumbers -fuzztime $(FUZZTIME) ./numberpool/
 
 clean:
 	rm -rf bin data
