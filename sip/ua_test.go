@@ -249,7 +249,9 @@ func TestNoGoroutineLeft(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	deadline := time.Now().Add(5 * time.Second)
+	// The phone's server transactions (in this process too) wait for sipgo's Timer I, T4 = 5 s, after
+	// each ACK before they end.
+	deadline := time.Now().Add(12 * time.Second)
 	for runtime.NumGoroutine() > before+5 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
