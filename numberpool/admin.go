@@ -69,13 +69,26 @@ func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool,
 	if exists {
 		p = cur.Pool
 		p.Entries = slices.Clone(p.Entries)
-		if p.FromConfig {
-			return Pool{}, fmt.Errorf("%w: pool %q comes from the config file; change it there", ErrInUse, name)
-		}
 	}
 	keep, err := fn(&p, exists)
 	if err != nil {
 		return Pool{}, err
+	}
+	// The config file owns its pools' settings and entries; the admin API may only add entries beside them
+	// (and remove those).
+	if exists && cur.FromConfig {
+		configured := func(es []Entry) []Entry {
+			return slices.DeleteFunc(slices.Clone(es), func(e Entry) bool { return !e.FromConfig })
+		}
+		same := keep && p.Name == cur.Name && p.FromConfig &&
+			slices.EqualFunc(configured(p.Entries), configured(cur.Entries), func(a, b Entry) bool {
+				return a.ID == b.ID && slices.Equal(a.Numbers, b.Numbers) && a.Enabled == b.Enabled && a.Weight == b.Weight
+			}) &&
+			p.Cooldown == cur.Cooldown && p.QuarantineFor == cur.QuarantineFor && p.QuarantineAfter == cur.QuarantineAfter &&
+			slices.Equal(p.QuarantineCodes, cur.QuarantineCodes)
+		if !same {
+			return Pool{}, fmt.Errorf("%w: pool %q and its file entries come from the config file; change them there (entries may be added beside them)", ErrInUse, name)
+		}
 	}
 	next := maps.Clone(r.pools)
 	if keep {
@@ -164,6 +177,7 @@ func (r *Registry) AddEntry(pool string, e Entry) (Entry, error) {
 		if !exists {
 			return false, fmt.Errorf("%w: pool %q", ErrNotFound, pool)
 		}
+		e.FromConfig = false
 		p.Entries = append(p.Entries, e)
 		return true, nil
 	})

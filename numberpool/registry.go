@@ -30,6 +30,9 @@ type Entry struct {
 	Trunks    []string `json:"trunks,omitempty"`    // trunks its calls may leave on; empty: any
 	Weight    int      `json:"weight"`              // share among the candidates, times its size; default 1
 	Enabled   bool     `json:"enabled"`
+	// FromConfig marks an entry of the config file: the admin API cannot remove it. Entries added through
+	// the admin API to a config pool are kept across restarts beside the file's.
+	FromConfig bool `json:"from_config,omitempty"`
 }
 
 // UnmarshalJSON reads an entry; enabled defaults to true, and unknown fields are refused.
@@ -263,6 +266,7 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 		inConfig[p.Name] = true
 	}
 	var dropped []string
+	added := map[string][]Entry{} // config pool → entries added through the admin API
 	err := b.Pools.ForEach(func(name string, v []byte) error {
 		var p Pool
 		if err := json.Unmarshal(v, &p); err != nil {
@@ -272,7 +276,13 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 			dropped = append(dropped, name) // deleted after the read: no write inside a bbolt read
 			return nil
 		}
-		if !inConfig[name] {
+		if inConfig[name] {
+			for _, e := range p.Entries {
+				if !e.FromConfig {
+					added[name] = append(added[name], e)
+				}
+			}
+		} else {
 			lp, err := compile(p)
 			if err != nil {
 				return fmt.Errorf("stored pool %s: %w", name, err)
@@ -291,6 +301,16 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 	}
 	for _, p := range configPools {
 		p.FromConfig = true
+		p.Entries = slices.Clone(p.Entries)
+		for i := range p.Entries {
+			p.Entries[i].FromConfig = true
+		}
+		p = p.WithDefaults() // the file's entries get their IDs before the added ones are put beside them
+		for _, e := range added[p.Name] {
+			if !slices.ContainsFunc(p.Entries, func(x Entry) bool { return x.ID == e.ID }) {
+				p.Entries = append(p.Entries, e)
+			}
+		}
 		lp, err := compile(p)
 		if err != nil {
 			return nil, fmt.Errorf("pool %s: %w", p.Name, err)

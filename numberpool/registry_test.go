@@ -657,10 +657,6 @@ func TestLiveChanges(t *testing.T) {
 			_, err := f.reg.PutPool(pool("demo", entry("+44207947XXXX")))
 			return err
 		}, numberpool.ErrInUse, "config"},
-		{"add to a config pool", func() error {
-			_, err := f.reg.AddEntry("demo", entry("+44207947XXXX"))
-			return err
-		}, numberpool.ErrInUse, "config"},
 		{"remove from a config pool", func() error { return f.reg.RemoveEntry("demo", "e1") }, numberpool.ErrInUse, "config"},
 		{"delete a config pool", func() error { return f.reg.DeletePool("demo") }, numberpool.ErrInUse, "config"},
 		{"add to no pool", func() error {
@@ -932,3 +928,30 @@ func TestCooldownSurvivesConcurrentSends(t *testing.T) {
 
 // masked is a CLI as the registry shows it: its code digits (4) hidden, since a CLI is a code.
 func masked(cli string) string { return cli[:len(cli)-4] + "****" }
+
+// Entries may be added through the admin API beside a config pool's own: they are used at once, kept across
+// restarts (the file's entries come back from the file), and removable; the file's entries are not.
+func TestAddToConfigPool(t *testing.T) {
+	f := newFixture(t, numberpool.Config{}, pool("demo", entry("+44207946XXXX")))
+	added, err := f.reg.AddEntry("demo", local([]string{"FR"}, "+33198765XXXX"))
+	if err != nil {
+		t.Fatalf("AddEntry to a config pool: %v", err)
+	}
+	if p := f.pick(t, recipient(1), "FR"); p.Entry != added.ID {
+		t.Fatalf("a FR recipient got %s/%s, not the added entry %s", p.Pool, p.Entry, added.ID)
+	}
+	f.reopen(t)
+	if p := f.pick(t, recipient(2), "FR"); p.Entry != added.ID {
+		t.Fatalf("after a restart a FR recipient got %s/%s, not the added entry", p.Pool, p.Entry)
+	}
+	if err := f.reg.RemoveEntry("demo", "e1"); !errors.Is(err, numberpool.ErrInUse) {
+		t.Fatalf("RemoveEntry of the file's entry = %v, want ErrInUse", err)
+	}
+	if err := f.reg.RemoveEntry("demo", added.ID); err != nil {
+		t.Fatalf("RemoveEntry of the added entry: %v", err)
+	}
+	f.reopen(t)
+	if p := f.pick(t, recipient(3), "FR"); p.Entry != "e1" {
+		t.Fatalf("after removing the added entry and a restart, FR got %s", p.Entry)
+	}
+}
