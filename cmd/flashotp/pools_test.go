@@ -93,6 +93,10 @@ func TestBinaryPoolsAdmin(t *testing.T) {
 		t.Fatalf("with the local entry quarantined, send gave %d %s", a.status, a.raw)
 	}
 	pools("release", "live", "--entry", "e1")
+	// An entry beside the config pool's own.
+	if out := pools("add", "demo", "+4930901XXXX", "--countries", "DE"); !strings.Contains(out, "added entry") {
+		t.Fatalf("add to the config pool: %s", out)
+	}
 
 	p.kill(syscall.SIGTERM)
 	_, c = serve(t, config)
@@ -102,5 +106,8 @@ func TestBinaryPoolsAdmin(t *testing.T) {
 	}
 	if pat := a.body["cli_pattern"].(string); !regexp.MustCompile(pat).MatchString("+331987650000") {
 		t.Fatalf("cli_pattern %q does not match the entry's numbers", pat)
+	}
+	if a := c.send("+4915112345678"); a.status != 202 || a.body["cli_prefix"] != "+4930901" {
+		t.Fatalf("after restart, a German recipient: %d %s; want the entry added to the config pool", a.status, a.raw)
 	}
 }
