@@ -402,6 +402,7 @@ func (c Config) Validate() error {
 		bad("pool", "at least one pool is needed")
 	}
 	for i, p := range c.Pool {
+		before := len(errs)
 		key := fmt.Sprintf("pool[%d]", i)
 		checkName(key+".name", "pool", p.Name)
 		if len(p.Numbers) == 0 && len(p.Entries) == 0 {
@@ -429,8 +430,11 @@ func (c Config) Validate() error {
 		if p.QuarantineFor < 0 {
 			bad(key+".quarantine_for", "must not be negative")
 		}
-		if err := p.NumberPool().Validate(); err != nil {
-			bad(key, "%v", err)
+		// What the keys above do not cover (entry IDs, weights, countries, quarantine codes), once they hold.
+		if len(errs) == before {
+			if err := p.NumberPool().Validate(); err != nil {
+				bad(key, "%v", err)
+			}
 		}
 	}
 
@@ -478,12 +482,13 @@ func (c Config) Validate() error {
 		}
 		// A pool an app names need not be in this file: it may be made through the admin API. The engine
 		// refuses to start if an app has no numbers at all.
-		for j, p := range a.AppPools(c.Pool) {
+		pools := a.AppPools(c.Pool)
+		for j, p := range pools {
 			if !nameRe.MatchString(p) {
 				bad(fmt.Sprintf("%s.pools[%d]", key, j), "want letters, digits, _ . -, got %q", p)
 			}
 		}
-		if len(a.AppPools(c.Pool)) == 0 {
+		if len(pools) == 0 {
 			bad(key+".pools", "app %q names no pool and no pool is called %q", a.ID, a.ID)
 		}
 	}

@@ -79,7 +79,7 @@ type Trunk struct {
 // Config configures a Dialer.
 type Config struct {
 	Metrics     *metrics.Metrics // nil: none
-	Trunks      []Trunk          // in order of preference
+	Trunks      []Trunk          // tried by Priority, then by Weight
 	RingTime    time.Duration
 	DialTimeout time.Duration
 	CancelGuard time.Duration
@@ -211,13 +211,13 @@ func (d *Dialer) dispatch() {
 	defer d.wg.Done()
 	for r := range d.queue {
 		if d.ctx.Err() != nil {
-			d.endUnplaced(r, sip.ReasonInterrupted)
+			d.endUnplaced(r, "", sip.ReasonInterrupted)
 			continue
 		}
 		order := d.order(r.Trunks)
 		if len(order) == 0 {
 			d.log.Error("no configured trunk may carry this caller ID", "allowed", r.Trunks)
-			d.endUnplaced(r, sip.ReasonTrunkError)
+			d.endUnplaced(r, "", sip.ReasonTrunkError)
 			continue
 		}
 		first := -1
@@ -230,7 +230,7 @@ func (d *Dialer) dispatch() {
 		if first < 0 {
 			// Every trunk is at its limit: wait for the preferred one.
 			if !order[0].acquire(d.ctx) {
-				d.endUnplaced(r, sip.ReasonInterrupted)
+				d.endUnplaced(r, "", sip.ReasonInterrupted)
 				continue
 			}
 			first = 0
@@ -286,10 +286,10 @@ func weightedShuffle(ts []*trunk) {
 }
 
 // endUnplaced ends a call that never left.
-func (d *Dialer) endUnplaced(r Request, reason sip.Reason) {
+func (d *Dialer) endUnplaced(r Request, trunk string, reason sip.Reason) {
 	now := time.Now()
-	d.cfg.Metrics.CallEnded("", string(sip.StateFailed), string(reason), false)
-	d.rep.CallEnded(r.ID, "", r.CLI, sip.Result{State: sip.StateFailed, Reason: reason, StartedAt: now, EndedAt: now})
+	d.cfg.Metrics.CallEnded(trunk, string(sip.StateFailed), string(reason), false)
+	d.rep.CallEnded(r.ID, trunk, r.CLI, sip.Result{State: sip.StateFailed, Reason: reason, StartedAt: now, EndedAt: now})
 }
 
 // acquire waits for the trunk's pacing token and a free channel; it reports false if ctx ended first.
@@ -356,8 +356,7 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 		if err != nil {
 			t.release()
 			d.log.Error("number not formattable for trunk", "trunk", t.Name, "err", err)
-			now := time.Now()
-			d.rep.CallEnded(r.ID, t.Name, r.CLI, sip.Result{State: sip.StateFailed, Reason: sip.ReasonClientError, StartedAt: now, EndedAt: now})
+			d.endUnplaced(r, t.Name, sip.ReasonClientError)
 			return
 		}
 		// Progress is recorded beside the call, not in its way: a durable write must never hold back

@@ -46,7 +46,7 @@ func formatNumbers(to, cli, format string) (string, string, error) {
 	case "national":
 		toNum, err := phonenumbers.Parse(to, "")
 		if err != nil {
-			return "", "", fmt.Errorf("recipient %s: %w", to, err)
+			return "", "", fmt.Errorf("recipient: %w", err) // no number in logs
 		}
 		national := digits(phonenumbers.Format(toNum, phonenumbers.NATIONAL))
 		if cliNum, err := phonenumbers.Parse(cli, ""); err == nil && cliNum.GetCountryCode() == toNum.GetCountryCode() {

@@ -339,14 +339,7 @@ func (s *Server) verify(c *fiber.Ctx) error {
 	}
 	start := time.Now()
 	v, err := s.svc.Verify(otp.VerifyRequest{AppID: b.AppID, VerificationID: b.VerificationID, Code: b.OTPCode})
-	result := "approved"
-	var oerr *otp.Error
-	if errors.As(err, &oerr) {
-		result = oerr.Code.Error()
-	} else if err != nil {
-		result = "internal"
-	}
-	s.cfg.Metrics.Verified(result, time.Since(start))
+	s.cfg.Metrics.Verified(otp.ResultName(err), time.Since(start))
 	if err != nil {
 		return err
 	}

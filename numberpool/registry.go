@@ -195,7 +195,7 @@ type Store interface {
 // Buckets are the stores a Registry keeps its state in.
 type Buckets struct {
 	Pools      Store // pool name → Pool
-	Quarantine Store // "cli:+44…" or "entry:pool/id" → Quarantine
+	Quarantine Store // "cli:<MAC of the CLI>" or "entry:pool/id" → Quarantine
 	Recent     Store // recipient → its recent CLIs and codes, as MACs
 }
 

@@ -275,16 +275,20 @@ func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 	if err != nil {
 		return Verification{}, err
 	}
-	s.log.Info("verify", "verification_id", out.ID, "result", resultName(result), "attempts", out.Attempts)
+	s.log.Info("verify", "verification_id", out.ID, "result", ResultName(result), "attempts", out.Attempts)
 	return out, result
 }
 
-func resultName(err error) string {
+// ResultName names how a verify went: "approved", an error code (invalid_code, expired, …), or "internal".
+func ResultName(err error) string {
 	var e *Error
-	if errors.As(err, &e) {
+	switch {
+	case err == nil:
+		return "approved"
+	case errors.As(err, &e):
 		return e.Code.Error()
 	}
-	return "approved"
+	return "internal"
 }
 
 // check applies one verify attempt to rec, in the order the API promises, and says how it went.

@@ -15,9 +15,7 @@ import (
 // as RTP, counted and dropped; nothing is ever sent from it.
 type MediaSink struct {
 	conn    net.PacketConn
-	packets atomic.Uint64 // valid RTP packets
-	invalid atomic.Uint64 // datagrams that were not RTP
-	watched sync.Map      // source host:port → *atomic.Uint64, for the calls that expect media from there
+	watched sync.Map // source host:port → *atomic.Uint64, for the calls that expect media from there
 	wg      sync.WaitGroup
 }
 
@@ -49,13 +47,11 @@ func ListenMedia(addr string, log *slog.Logger) (*MediaSink, error) {
 				}
 				return
 			}
-			if pkt.Unmarshal(buf[:n]) == nil {
-				m.packets.Add(1)
-				if c, ok := m.watched.Load(from.String()); ok {
-					c.(*atomic.Uint64).Add(1)
-				}
-			} else {
-				m.invalid.Add(1)
+			if pkt.Unmarshal(buf[:n]) != nil {
+				continue // not RTP: dropped uncounted
+			}
+			if c, ok := m.watched.Load(from.String()); ok {
+				c.(*atomic.Uint64).Add(1)
 			}
 		}
 	}()
@@ -64,9 +60,6 @@ func ListenMedia(addr string, log *slog.Logger) (*MediaSink, error) {
 
 // Port returns the media socket's port, as the SDP offer names it.
 func (m *MediaSink) Port() int { return m.conn.LocalAddr().(*net.UDPAddr).Port }
-
-// Packets returns how many RTP packets arrived and how many datagrams were not RTP.
-func (m *MediaSink) Packets() (rtpPackets, invalid uint64) { return m.packets.Load(), m.invalid.Load() }
 
 // Close closes the socket and waits for its reader.
 func (m *MediaSink) Close() error {

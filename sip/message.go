@@ -20,9 +20,9 @@ func (u *UA) newInvite(c Call) (*sipgosip.Request, error) {
 		return nil, err
 	}
 	if c.Domain != "" {
-		host, port = c.Domain, 0
-		if c.Proxy == "" {
-			_, port, _ = splitHostPort(c.Target)
+		host = c.Domain
+		if c.Proxy != "" {
+			port = 0 // the trunk behind the proxy: its own default port
 		}
 	}
 	params := transportParam(c.Transport)

@@ -1,10 +1,11 @@
 // Package sip is flashotp's SIP user agent, on github.com/emiago/sipgo. It places flash calls: an INVITE from
-// the listening socket with the CLI in From and P-Asserted-Identity and an SDP offer for a media socket the
+// the listening socket with the CLI in the headers the trunk wants (From and P-Asserted-Identity by default)
+// and an SDP offer for a media socket the
 // UA really holds, a CANCEL once the phone rings, ACK and BYE for a 200 that wins the race, and exactly one
 // Result per call.
 //
 // Transports: UDP and TCP listen on one address; TLS is client-only (requests go out, nothing listens).
-// sipgo's timers are package globals; set them (sip.SetTimers) in cmd, never here.
+// sipgo's timers are package globals (sipgo's sip.SetTimers); only cmd may set them, never this package.
 package sip
 
 import (
@@ -24,13 +25,6 @@ import (
 	"github.com/emiago/sipgo"
 	sipgosip "github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
-)
-
-// Errors returned by this package.
-var (
-	// ErrBadNumber is returned (inside a failed Result's error) when a number is not "+" and digits; it
-	// guards SIP headers against anything an upstream check missed.
-	ErrBadNumber = errors.New("number is not E.164 digits")
 )
 
 // Config configures a UA.
@@ -187,9 +181,6 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 // Addr returns the bound SIP address.
 func (u *UA) Addr() string { return u.conn.LocalAddr().String() }
 
-// Media returns the UA's media sink.
-func (u *UA) Media() *MediaSink { return u.media }
-
 // Close stops serving and waits for clean-ups (BYEs) in flight.
 func (u *UA) Close() error {
 	err := u.closeParts()
@@ -269,7 +260,8 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 		}
 	}()
 	if !dialedRe.MatchString(c.To) || !cliRe.MatchString(c.CLI) {
-		u.log.Error("refusing call with bad number", "err", ErrBadNumber)
+		// Upstream checks should make this impossible; it guards SIP headers all the same.
+		u.log.Error("refusing call: a number is not digits")
 		res.State, res.Reason = StateFailed, ReasonClientError
 		return res
 	}
@@ -306,16 +298,12 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 	return res
 }
 
-// lateAnswerWindow is how long a call given up without a final answer is remembered, so that a 200 OK
-// still on its way (from a slow trunk, or one that crossed the CANCEL) is ACKed and hung up rather than left
-// to run: sipgo's 64·T1.
-var lateAnswerWindow = 64 * sipgosip.T1
-
-// watchLateAnswer remembers an unanswered call for lateAnswerWindow: a 2xx for it in that time is ACKed and
-// BYEd at once.
+// watchLateAnswer remembers a call given up without a final answer for 64·T1 (sipgo's, read now), so that
+// a 200 OK still on its way (from a slow trunk, or one that crossed the CANCEL) is ACKed and BYEd at once
+// rather than left to run.
 func (u *UA) watchLateAnswer(d *dial) {
 	u.ended.Store(d.res.CallID, d)
-	time.AfterFunc(lateAnswerWindow, func() { u.ended.CompareAndDelete(d.res.CallID, d) })
+	time.AfterFunc(64*sipgosip.T1, func() { u.ended.CompareAndDelete(d.res.CallID, d) })
 }
 
 // clientFor returns the client that sends over transport.

@@ -1,7 +1,8 @@
 // Package store is flashotp's persistence on an embedded bbolt file.
 //
-// It keeps verification records as opaque values under their IDs (the otp package owns their encoding) and
-// the server key that codes are MACed under. Writes are group-committed: concurrent Create, Update and
+// It keeps verification records as opaque values under their IDs (the otp package owns their encoding),
+// other parts' records in buckets of their own (Bucket: the number pools, quarantines and recent calls),
+// and the server key that codes are MACed under. Writes are group-committed: concurrent Create, Update and
 // Delete calls share one bbolt transaction and one fsync (bbolt's Batch), and each returns only once that
 // transaction is on disk, so what a caller was told is stored survives a crash or kill -9. A second process opening the
 // same file fails at once with ErrLocked rather than waiting.

@@ -92,7 +92,10 @@ func runUntilSignal(fn func(ctx context.Context) error) error {
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
+	defer func() {
+		signal.Stop(sigs)
+		close(sigs) // ends the goroutine below
+	}()
 	go func() {
 		if _, ok := <-sigs; !ok {
 			return

@@ -1,5 +1,6 @@
-// Package peers runs real SIP peers (SIPp, Kamailio) for tests, on loopback, with a scenario from
-// testdata/sipp. The process is the test's own: it is stopped by PID in t.Cleanup.
+// Package peers runs real SIP peers for tests, on loopback: SIPp with a scenario from testdata/sipp,
+// Kamailio with a config from testdata/kamailio, baresip. Each process is the test's own: it is stopped by
+// PID (and process group) in t.Cleanup.
 package peers
 
 import (
