@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 
 	"flashotp/numberpool"
+	"flashotp/sip"
 )
 
 // Config is the whole engine configuration, as SPEC section 5 gives it.
@@ -193,14 +194,6 @@ type Phone struct {
 	Mode    string `mapstructure:"mode"`
 }
 
-// Phone modes.
-const (
-	PhoneRing   = "ring"
-	PhoneAnswer = "answer"
-	PhoneBusy   = "busy"
-	PhoneSilent = "silent"
-)
-
 // Default returns the configuration used for every key the file and the environment leave unset.
 func Default() Config {
 	return Config{
@@ -218,7 +211,7 @@ func Default() Config {
 			CancelGuard: 4 * time.Second,
 			QueueSize:   10000,
 		},
-		Phone: Phone{Listen: "127.0.0.1:5062", Mode: PhoneRing},
+		Phone: Phone{Listen: "127.0.0.1:5062", Mode: sip.PhoneRing},
 	}
 }
 
@@ -497,7 +490,7 @@ func (c Config) Validate() error {
 		checkAddr("phone.listen", c.Phone.Listen, true)
 	}
 	switch c.Phone.Mode {
-	case PhoneRing, PhoneAnswer, PhoneBusy, PhoneSilent:
+	case sip.PhoneRing, sip.PhoneAnswer, sip.PhoneBusy, sip.PhoneSilent:
 	default:
 		bad("phone.mode", "want ring, answer, busy or silent, got %q", c.Phone.Mode)
 	}

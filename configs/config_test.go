@@ -10,6 +10,7 @@ import (
 
 	"flashotp/configs"
 	"flashotp/numberpool"
+	"flashotp/sip"
 )
 
 // exampleFile is the checked-in demo configuration; go test runs in the package directory.
@@ -65,7 +66,7 @@ func TestLoadExample(t *testing.T) {
 			QueueSize:   10000,
 		},
 		Apps:  []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret"}},
-		Phone: configs.Phone{Enabled: true, Listen: "127.0.0.1:5062", Mode: configs.PhoneRing},
+		Phone: configs.Phone{Enabled: true, Listen: "127.0.0.1:5062", Mode: sip.PhoneRing},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load(%s) =\n%+v\nwant\n%+v", exampleFile, cfg, want)
@@ -113,7 +114,7 @@ apps:
 		{"otp.min_code_space default", cfg.OTP.MinCodeSpace, 10000},
 		{"dialer.dial_timeout default", cfg.Dialer.DialTimeout, 30 * time.Second},
 		{"dialer.ring_time default", cfg.Dialer.RingTime, time.Duration(0)},
-		{"phone.mode default", cfg.Phone.Mode, configs.PhoneRing},
+		{"phone.mode default", cfg.Phone.Mode, sip.PhoneRing},
 		{"trunks from file", cfg.Trunks, []configs.Trunk{{
 			Name: "carrier", Address: "192.0.2.10:5060", Username: "alice", Password: "s3cret",
 			Transport: "udp", Weight: 1, DownAfter: 3, OptionsInterval: 30 * time.Second,

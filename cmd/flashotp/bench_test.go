@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"flashotp/configs"
+	"flashotp/sip"
 )
 
 // lineCounter counts the lines the built-in phone prints.
@@ -33,7 +34,7 @@ func benchEngine(b *testing.B) (string, *lineCounter) {
 	cfg.Trunks = []configs.Trunk{{Name: "phone", Address: "127.0.0.1:0"}}
 	cfg.Pool = []configs.Pool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
 	cfg.Apps = []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret"}}
-	cfg.Phone = configs.Phone{Enabled: true, Listen: "127.0.0.1:0", Mode: configs.PhoneRing}
+	cfg.Phone = configs.Phone{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
 	missed := &lineCounter{}
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	m.PhoneOut = missed

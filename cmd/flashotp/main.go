@@ -81,7 +81,7 @@ func newPhoneCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5062", "UDP address to listen on")
-	cmd.Flags().StringVar(&mode, "mode", configs.PhoneRing, "ring | answer | busy | silent")
+	cmd.Flags().StringVar(&mode, "mode", sip.PhoneRing, "ring | answer | busy | silent")
 	return cmd
 }
 

@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"flashotp/configs"
+	"flashotp/sip"
 )
 
 // /metrics counts the calls, picks, sends and verifies of the engine, with no phone number anywhere; the
 // profiles are behind the admin token.
 func TestMetrics(t *testing.T) {
 	cfg := testConfig(t, "127.0.0.1:0")
-	cfg.Phone = configs.Phone{Enabled: true, Listen: "127.0.0.1:0", Mode: configs.PhoneRing}
+	cfg.Phone = configs.Phone{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
 	cfg.HTTP.AdminToken = "t0k"
 	m := startMain(t, cfg)
 	c := client{t, "http://" + m.HTTPAddr}
