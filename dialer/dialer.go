@@ -84,10 +84,14 @@ type Config struct {
 	DialTimeout time.Duration
 	CancelGuard time.Duration
 	QueueSize   int
+	// AppShare bounds one app's calls in the queue (0: the whole queue), so that its burst leaves room for
+	// the others.
+	AppShare int
 }
 
 // Request is one flash call to place.
 type Request struct {
+	App    string   // the app it is for: the queue takes apps in turn
 	ID     string   // the verification it belongs to; passed back to the Reporter
 	To     string   // E.164 with '+'
 	CLI    string   // E.164 with '+'
@@ -112,9 +116,9 @@ type Dialer struct {
 	log    *slog.Logger
 	trunks []*trunk
 
-	mu      sync.RWMutex // guards stopped against Submit's send on queue
+	mu      sync.RWMutex // guards stopped
 	stopped bool
-	queue   chan Request
+	queue   *fairQueue
 
 	ctx    context.Context // cancelled by Stop: calls in flight CANCEL
 	cancel context.CancelFunc
@@ -126,7 +130,7 @@ func New(cfg Config, caller Caller, rep Reporter, log *slog.Logger) *Dialer {
 	if log == nil {
 		log = slog.Default()
 	}
-	d := &Dialer{cfg: cfg, caller: caller, rep: rep, log: log, queue: make(chan Request, cfg.QueueSize)}
+	d := &Dialer{cfg: cfg, caller: caller, rep: rep, log: log, queue: newFairQueue(cfg.QueueSize, cfg.AppShare)}
 	for _, t := range cfg.Trunks {
 		// configs fills these; a Trunk built by hand still gets a working dialer.
 		if t.Weight < 1 {
@@ -158,20 +162,18 @@ func (d *Dialer) Start() {
 	go d.probe()
 }
 
-// Submit queues a call. It never blocks: a full queue is ErrQueueFull. Once Submit returned nil, the
-// Reporter will hear exactly one CallEnded for r.ID.
+// Submit queues a call. It never blocks: a full queue, or a full share of it for r.App, is ErrQueueFull.
+// Once Submit returned nil, the Reporter will hear exactly one CallEnded for r.ID.
 func (d *Dialer) Submit(r Request) error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.stopped {
 		return ErrStopped
 	}
-	select {
-	case d.queue <- r:
-		return nil
-	default:
+	if !d.queue.push(r) {
 		return ErrQueueFull
 	}
+	return nil
 }
 
 // Stopped reports whether Stop was called: no call is accepted any more.
@@ -182,7 +184,7 @@ func (d *Dialer) Stopped() bool {
 }
 
 // QueueLen returns the number of calls waiting for a trunk.
-func (d *Dialer) QueueLen() int { return len(d.queue) }
+func (d *Dialer) QueueLen() int { return d.queue.len() }
 
 // Stop stops admission, CANCELs the calls in flight, ends queued calls as interrupted and waits for every
 // call's outcome, or for ctx.
@@ -190,7 +192,7 @@ func (d *Dialer) Stop(ctx context.Context) error {
 	d.mu.Lock()
 	if !d.stopped {
 		d.stopped = true
-		close(d.queue)
+		d.queue.close()
 	}
 	d.mu.Unlock()
 	d.cancel()
@@ -209,7 +211,18 @@ func (d *Dialer) Stop(ctx context.Context) error {
 
 func (d *Dialer) dispatch() {
 	defer d.wg.Done()
-	for r := range d.queue {
+	for {
+		r, ok := d.queue.pop()
+		if !ok {
+			if d.ctx.Err() != nil {
+				return // stopped, and nothing waits
+			}
+			select {
+			case <-d.queue.ready:
+			case <-d.ctx.Done():
+			}
+			continue
+		}
 		if d.ctx.Err() != nil {
 			d.endUnplaced(r, "", sip.ReasonInterrupted)
 			continue

@@ -216,7 +216,7 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 	if err := s.store.Create(rec.ID, data); err != nil {
 		return Verification{}, fmt.Errorf("store verification: %w", err)
 	}
-	if err := s.dialer.Submit(dialer.Request{ID: rec.ID, To: recipient, CLI: cli, Trunks: picked.Trunks}); err != nil {
+	if err := s.dialer.Submit(dialer.Request{App: req.AppID, ID: rec.ID, To: recipient, CLI: cli, Trunks: picked.Trunks}); err != nil {
 		if derr := s.store.Delete(rec.ID); derr != nil {
 			s.log.Error("verification left after refused call", "verification_id", rec.ID, "err", derr)
 		}
