@@ -177,6 +177,9 @@ type Dialer struct {
 	CancelGuard time.Duration `mapstructure:"cancel_guard"`
 	// QueueSize bounds the calls accepted but not yet dialed; a full queue answers 503 unavailable.
 	QueueSize int `mapstructure:"queue_size"`
+	// ShutdownTimeout bounds the drain on SIGTERM: requests finish, ringing calls are cancelled and their
+	// outcomes written. Calls still running then are recorded as interrupted at the next start.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 }
 
 // App is one API client: its credentials and the pools its caller IDs come from.
@@ -207,9 +210,10 @@ func Default() Config {
 			MinCodeSpace: 10000,
 		},
 		Dialer: Dialer{
-			DialTimeout: 30 * time.Second,
-			CancelGuard: 4 * time.Second,
-			QueueSize:   10000,
+			DialTimeout:     30 * time.Second,
+			CancelGuard:     4 * time.Second,
+			QueueSize:       10000,
+			ShutdownTimeout: 10 * time.Second,
 		},
 		Phone: Phone{Listen: "127.0.0.1:5062", Mode: sip.PhoneRing},
 	}
@@ -455,6 +459,11 @@ func (c Config) Validate() error {
 	}
 	if c.Dialer.QueueSize < 1 {
 		bad("dialer.queue_size", "must be positive")
+	}
+	if c.Dialer.ShutdownTimeout < time.Second || c.Dialer.ShutdownTimeout > 10*time.Minute {
+		bad("dialer.shutdown_timeout", "want 1s..10m, got %s", c.Dialer.ShutdownTimeout)
+	} else if c.Dialer.ShutdownTimeout < c.Dialer.CancelGuard {
+		bad("dialer.shutdown_timeout", "%s is shorter than dialer.cancel_guard %s: a cancelled call could not end in time", c.Dialer.ShutdownTimeout, c.Dialer.CancelGuard)
 	}
 
 	if len(c.Apps) == 0 {

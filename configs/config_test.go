@@ -63,7 +63,7 @@ func TestLoadExample(t *testing.T) {
 			RingTime:    0,
 			DialTimeout: 30 * time.Second,
 			CancelGuard: 4 * time.Second,
-			QueueSize:   10000,
+			QueueSize:   10000, ShutdownTimeout: 10 * time.Second,
 		},
 		Apps:  []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret"}},
 		Phone: configs.Phone{Enabled: true, Listen: "127.0.0.1:5062", Mode: sip.PhoneRing},

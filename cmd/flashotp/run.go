@@ -19,15 +19,6 @@ import (
 	"flashotp/store"
 )
 
-// shutdownTimeout bounds the HTTP drain on SIGTERM.
-const shutdownTimeout = 10 * time.Second
-
-// drainTimeout bounds the wait for calls in flight on SIGTERM: each is cancelled and may wait its cancel
-// guard for the final answer, then a BYE (4 s) if it was answered.
-func drainTimeout(cfg configs.Dialer) time.Duration {
-	return max(shutdownTimeout, cfg.CancelGuard+5*time.Second)
-}
-
 // Main wires the engine's parts from a Config, runs them and closes them in reverse. Tests run it on
 // 127.0.0.1:0 addresses in a temporary directory.
 type Main struct {
@@ -165,6 +156,11 @@ func (m *Main) open() error {
 	return nil
 }
 
+func deadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
+
 // ready says why the engine cannot take sends now, if it cannot.
 func (m *Main) ready() error {
 	if m.dialer.Stopped() {
@@ -178,18 +174,24 @@ func (m *Main) ready() error {
 
 // close stops taking requests, lets the dialer end its calls, then closes SIP and the store.
 func (m *Main) close() error {
+	// One deadline for the whole drain (dialer.shutdown_timeout; its default when the Config was built by
+	// hand).
+	timeout := m.Config.Dialer.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = configs.Default().Dialer.ShutdownTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	var errs []error
 	if m.api != nil {
-		errs = append(errs, m.api.Shutdown(shutdownTimeout))
+		errs = append(errs, m.api.Shutdown(time.Until(deadline(ctx))))
 	} else if m.ln != nil {
 		errs = append(errs, m.ln.Close())
 	}
 	if m.dialer != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout(m.Config.Dialer))
 		if err := m.dialer.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("calls still running after the drain (their outcomes are recovered as interrupted at the next start): %w", err))
+			errs = append(errs, fmt.Errorf("calls still running after dialer.shutdown_timeout (their outcomes are recovered as interrupted at the next start): %w", err))
 		}
-		cancel()
 	}
 	if m.ua != nil {
 		errs = append(errs, m.ua.Close())
