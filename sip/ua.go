@@ -52,7 +52,9 @@ type UA struct {
 	host string // for Via, Contact, SDP
 	port int
 
-	wg sync.WaitGroup // serving goroutine and BYE clean-ups
+	wg      sync.WaitGroup // serving goroutines and BYE clean-ups
+	closeMu sync.RWMutex   // orders track's wg.Add before Close's wg.Wait
+	closing bool
 
 	calls sync.Map // Call-ID → chan *sipgosip.Response: responses no transaction matched, for the call
 	ended sync.Map // Call-ID → *dial: calls that ended unanswered, for lateAnswerWindow
@@ -183,9 +185,23 @@ func (u *UA) Addr() string { return u.conn.LocalAddr().String() }
 
 // Close stops serving and waits for clean-ups (BYEs) in flight.
 func (u *UA) Close() error {
+	u.closeMu.Lock()
+	u.closing = true
+	u.closeMu.Unlock()
 	err := u.closeParts()
 	u.wg.Wait()
 	return err
+}
+
+// track counts one more clean-up goroutine, unless the UA is closing (then it reports false).
+func (u *UA) track() bool {
+	u.closeMu.RLock()
+	defer u.closeMu.RUnlock()
+	if u.closing {
+		return false
+	}
+	u.wg.Add(1)
+	return true
 }
 
 func ignoreClosed(err error) error {
@@ -614,7 +630,9 @@ func (d *dial) hangUp(ok *sipgosip.Response) {
 	bye := newInDialog(sipgosip.BYE, d.inv, ok)
 	bye.CSeq().SeqNo++
 	bye.SetDestination(d.inv.Destination())
-	d.ua.wg.Add(1)
+	if !d.ua.track() {
+		return // closing: no new work
+	}
 	go func() {
 		defer d.ua.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
