@@ -127,19 +127,19 @@ func (s set) minLen() int {
 func (s set) sample() (string, error) {
 	switch s.kind {
 	case kindPattern:
-		var b strings.Builder
-		for i := 0; i < len(s.pattern); i++ {
-			if s.pattern[i] != 'X' {
-				b.WriteByte(s.pattern[i])
-				continue
-			}
-			d, err := randN(10)
-			if err != nil {
-				return "", err
-			}
-			b.WriteByte('0' + byte(d))
+		// One uniform draw over the pattern's numbers, its decimal digits put in the X places.
+		n, err := randN(s.size())
+		if err != nil {
+			return "", err
 		}
-		return b.String(), nil
+		d := []byte(s.pattern)
+		for i := len(d) - 1; i >= 0; i-- {
+			if d[i] == 'X' {
+				d[i] = '0' + byte(n%10)
+				n /= 10
+			}
+		}
+		return string(d), nil
 	case kindRange:
 		n, err := randN(s.hi - s.lo + 1)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"maps"
 	"math"
@@ -236,6 +237,8 @@ type Registry struct {
 	recent     map[string]*recentCalls         // recipient → recent CLI/code MACs (cache of Buckets.Recent)
 	spaceCache map[string]Space                // code length and candidate entries → their space; reset on change
 	picks      uint64                          // picks since start, to sweep recent now and then
+
+	macs sync.Pool // keyed HMAC-SHA256 hashes
 
 	pendingMu sync.Mutex
 	pending   map[string][]byte // recipient → history not yet written
@@ -738,9 +741,16 @@ func (r *Registry) cachedSpace(cands []candidate, codeLength int) Space {
 }
 
 func (r *Registry) mac(kind, recipient, value string) string {
-	m := hmac.New(sha256.New, r.cfg.Key)
+	m, _ := r.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, r.cfg.Key) // keyed once, then Reset: picks make several MACs each
+	}
+	m.Reset()
 	m.Write([]byte(kind + "\x00" + recipient + "\x00" + value))
-	return base64.RawStdEncoding.EncodeToString(m.Sum(nil)[:16])
+	var sum [sha256.Size]byte
+	out := base64.RawStdEncoding.EncodeToString(m.Sum(sum[:0])[:16])
+	r.macs.Put(m)
+	return out
 }
 
 // recentCalls is what a recipient got lately, as MACs: never a CLI or a code in clear.
