@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -115,6 +116,7 @@ type Config struct {
 
 // Service runs verifications.
 type Service struct {
+	live    sync.Map // verification ID → *liveCall, while its call is in flight
 	cfg     Config
 	store   Store
 	numbers Numbers
@@ -275,6 +277,7 @@ func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 	if err != nil {
 		return Verification{}, err
 	}
+	s.withProgress(&out)
 	s.log.Info("verify", "verification_id", out.ID, "result", ResultName(result), "attempts", out.Attempts)
 	return out, result
 }
@@ -349,6 +352,7 @@ func (s *Service) Status(appID, id string) (Verification, error) {
 	if rec.Status == StatusPending && !s.now().Before(rec.ExpiresAt) {
 		rec.Status = StatusExpired
 	}
+	s.withProgress(&rec.Verification)
 	return rec.Verification, nil
 }
 
@@ -363,21 +367,46 @@ func validID(id string) bool {
 }
 
 // CallProgress records a call's dialing and ringing (dialer.Reporter).
+//
+// Progress is kept in memory and shown by Status; only the outcome is written (CallEnded), so a call costs
+// two durable writes, its verification and its outcome. A crash loses progress, never an outcome: the
+// call is then recovered as interrupted.
 func (s *Service) CallProgress(id, trunk string, state sip.State, at time.Time) {
-	s.updateCall(id, func(rec *record) {
-		at = at.UTC()
-		switch {
-		case state == sip.StateDialing && rec.Call.StartedAt == nil:
-			rec.Call.StartedAt = &at
-		case state == sip.StateRinging && rec.Call.StartedAt != nil:
-			pdd := at.Sub(*rec.Call.StartedAt).Milliseconds()
-			rec.Call.PostDialDelayMS = &pdd
-		}
-		// Reports may arrive out of order: the state only moves forward.
-		if stateRank[state] > stateRank[rec.Call.State] {
-			rec.Call.State, rec.Call.Trunk = state, trunk
-		}
-	})
+	v, _ := s.live.LoadOrStore(id, &liveCall{call: Call{State: sip.StateQueued}})
+	lc := v.(*liveCall)
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	at = at.UTC()
+	switch {
+	case state == sip.StateDialing && lc.call.StartedAt == nil:
+		lc.call.StartedAt = &at
+	case state == sip.StateRinging && lc.call.StartedAt != nil:
+		pdd := at.Sub(*lc.call.StartedAt).Milliseconds()
+		lc.call.PostDialDelayMS = &pdd
+	}
+	// Reports may arrive out of order: the state only moves forward.
+	if stateRank[state] > stateRank[lc.call.State] {
+		lc.call.State, lc.call.Trunk = state, trunk
+	}
+}
+
+// liveCall is the progress of a call in flight.
+type liveCall struct {
+	mu   sync.Mutex
+	call Call
+}
+
+// withProgress shows the progress of v's call, if it is in flight.
+func (s *Service) withProgress(v *Verification) {
+	if isFinal(v.Call.State) {
+		return
+	}
+	if l, ok := s.live.Load(v.ID); ok {
+		lc := l.(*liveCall)
+		lc.mu.Lock()
+		v.Call = lc.call
+		lc.mu.Unlock()
+	}
 }
 
 // CallEnded records a call's outcome (dialer.Reporter). A call that failed before it rang fails its
@@ -410,6 +439,7 @@ func (s *Service) CallEnded(id, trunk, cli string, res sip.Result) {
 			rec.Status = StatusFailed
 		}
 	})
+	s.live.Delete(id)
 	s.log.Info("call_"+string(res.State), "verification_id", id, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
 }
 
