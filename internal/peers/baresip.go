@@ -113,20 +113,7 @@ func (b *Baresip) waitReady(d time.Duration) bool {
 	return false
 }
 
-func (b *Baresip) stop() {
-	select {
-	case <-b.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-b.done:
-	case <-time.After(3 * time.Second):
-		_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
-		<-b.done
-	}
-}
+func (b *Baresip) stop() { stopGroup(b.cmd, b.done) }
 
 // Log returns everything baresip printed so far.
 func (b *Baresip) Log() string { return b.out.String() }

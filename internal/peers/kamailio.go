@@ -79,19 +79,22 @@ func StartKamailioOn(t testing.TB, transport, config, callee string, vars map[st
 	return k
 }
 
-func (k *Kamailio) stop() {
+func (k *Kamailio) stop() { stopGroup(k.cmd, k.done) }
+
+// stopGroup stops the process group a test started (the process and whatever it forked): SIGTERM, then
+// SIGKILL after 3 s; done is closed when the process has exited.
+func stopGroup(cmd *exec.Cmd, done <-chan struct{}) {
 	select {
-	case <-k.done:
+	case <-done:
 		return
 	default:
 	}
-	// The process group we created: Kamailio and the workers it forked.
-	_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGTERM)
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 	select {
-	case <-k.done:
+	case <-done:
 	case <-time.After(3 * time.Second):
-		_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
-		<-k.done
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
 	}
 }
 
