@@ -34,6 +34,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNormalizeRecipient -fuzztime $(FUZZTIME) ./otp/
 	$(GO) test -run '^$$' -fuzz FuzzSendBody -fuzztime $(FUZZTIME) ./httpapi/
 	$(GO) test -run '^$$' -fuzz FuzzValidateNumbers -fuzztime $(FUZZTIME) ./numberpool/
+	$(GO) test -run '^$$' -fuzz FuzzSDPMediaAddr -fuzztime $(FUZZTIME) ./sip/
 
 clean:
 	rm -rf bin data
