@@ -21,6 +21,7 @@ import (
 
 	"flashotp/dialer"
 	"flashotp/httpapi"
+	"flashotp/internal/testclock"
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
@@ -71,24 +72,6 @@ func (d *fakeDialer) last(t testing.TB) dialer.Request {
 	return d.got[len(d.got)-1]
 }
 
-// clock is a settable time source for otp.Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 const (
 	maxBodyBytes = 2048
 	recipient    = "+14155552671"
@@ -107,7 +90,7 @@ type env struct {
 	svc   *otp.Service
 	pools *numberpool.Registry
 	dial  *fakeDialer
-	clock *clock
+	clock *testclock.Clock
 }
 
 // adminToken is the admin API's token in the tests.
@@ -131,7 +114,7 @@ func newEnvWith(t testing.TB, token string) *env {
 		}
 	})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := &env{dial: &fakeDialer{}, clock: &clock{t: time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)}}
+	e := &env{dial: &fakeDialer{}, clock: testclock.New(time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC))}
 	pool := func(name, numbers string) numberpool.Pool {
 		return numberpool.Pool{Name: name, Entries: []numberpool.Entry{{Numbers: []string{numbers}, Enabled: true}}}.WithDefaults()
 	}

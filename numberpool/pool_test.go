@@ -10,10 +10,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"flashotp/internal/testclock"
 	"flashotp/numberpool"
 	"flashotp/store"
 )
@@ -21,24 +21,8 @@ import (
 // A store bucket keeps a Registry's state.
 var _ numberpool.Store = (*store.Bucket)(nil)
 
-// clock is a settable time source for numberpool.Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newClock() *testclock.Clock {
+	return testclock.New(time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC))
 }
 
 // openStore opens a store on a fresh directory and closes it when the test ends.
@@ -80,7 +64,7 @@ func pool(name string, entries ...numberpool.Entry) numberpool.Pool {
 // fixture is a Registry over a real store, and what it takes to open it again.
 type fixture struct {
 	db      *store.DB
-	clock   *clock
+	clock   *testclock.Clock
 	cfg     numberpool.Config
 	b       numberpool.Buckets
 	configs []numberpool.Pool

@@ -17,6 +17,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"flashotp/dialer"
+	"flashotp/internal/testclock"
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
@@ -72,24 +73,8 @@ func (d *fakeDialer) last(t *testing.T) dialer.Request {
 	return rs[len(rs)-1]
 }
 
-// clock is a settable time source for otp.Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 14, 9, 26, 53, 589793238, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newClock() *testclock.Clock {
+	return testclock.New(time.Date(2025, 3, 14, 9, 26, 53, 589793238, time.UTC))
 }
 
 const (
@@ -121,7 +106,7 @@ type env struct {
 	db    *store.DB
 	pools *numberpool.Registry
 	dial  *fakeDialer
-	clock *clock
+	clock *testclock.Clock
 }
 
 // newRegistry returns a number pool registry over db's buckets with one pool per app, named like it.
