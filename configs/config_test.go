@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"flashotp/configs"
-	"flashotp/numberpool"
 	"flashotp/sip"
 )
 
@@ -307,31 +306,6 @@ func TestValidate(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.key+":") {
 				t.Errorf("error %q does not name %s", err, tt.key)
-			}
-		})
-	}
-}
-
-// TestValidatePatternsAgreeWithNumberpool checks that a pool number Validate lets through is one the number
-// pool can use, so that a bad pattern is reported at load time under its key rather than at the first send.
-func TestValidatePatternsAgreeWithNumberpool(t *testing.T) {
-	tests := []string{
-		"+44207946XXXX",
-		"+123456",
-		"+123456789012345",  // 15 digits: the E.164 maximum
-		"+1234567890123456", // 16 digits: not E.164
-		"+0207946XXXX",      // no country code starts with 0
-		"+12345",
-		"+44207946xxxx",
-	}
-	for _, n := range tests {
-		t.Run(n, func(t *testing.T) {
-			c := validConfig()
-			c.Pool[0].Numbers = []string{n}
-			cfgErr := c.Validate()
-			_, poolErr := numberpool.ParsePattern(n)
-			if (cfgErr == nil) != (poolErr == nil) {
-				t.Errorf("Validate error = %v, numberpool.ParsePattern error = %v; they must agree", cfgErr, poolErr)
 			}
 		})
 	}

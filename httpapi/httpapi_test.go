@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -21,11 +20,11 @@ import (
 
 	"flashotp/dialer"
 	"flashotp/httpapi"
+	"flashotp/internal/storetest"
 	"flashotp/internal/testclock"
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
-	"flashotp/store"
 )
 
 // fakeDialer records the calls it is given; with err set it refuses them, as a full queue does.
@@ -104,20 +103,13 @@ func newEnv(t testing.TB) *env { return newEnvWith(t, adminToken) }
 // newEnvWith is newEnv with the given admin token ("": admin API off).
 func newEnvWith(t testing.TB, token string) *env {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "flashotp.db"), "")
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
+	db := storetest.Open(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e := &env{dial: &fakeDialer{}, clock: testclock.New(time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC))}
 	pool := func(name, numbers string) numberpool.Pool {
 		return numberpool.Pool{Name: name, Entries: []numberpool.Entry{{Numbers: []string{numbers}, Enabled: true}}}.WithDefaults()
 	}
+	var err error
 	e.pools, err = numberpool.NewRegistry(numberpool.Config{
 		Apps:         map[string][]string{"demo": {"demo", "live"}, "other": {"other"}, "short": {"short"}},
 		CodeLength:   4,

@@ -51,11 +51,11 @@ func parseSet(numbers []string) (set, error) {
 		return set{}, fmt.Errorf("%w: no numbers", ErrBadPattern)
 	}
 	if len(numbers) == 1 && strings.Contains(numbers[0], "X") {
-		p, err := ParsePattern(numbers[0])
+		p, err := patternDigits(numbers[0])
 		if err != nil {
 			return set{}, err
 		}
-		return set{kind: kindPattern, pattern: p.text}, nil
+		return set{kind: kindPattern, pattern: p}, nil
 	}
 	if len(numbers) == 1 && strings.Contains(numbers[0], "-") {
 		a, b, _ := strings.Cut(numbers[0], "-")

@@ -14,30 +14,15 @@ import (
 	"strings"
 )
 
-// Pattern is one E.164 number pattern whose X digits are free, e.g. +44207946XXXX.
-type Pattern struct {
-	text string // without the leading '+'
-}
-
-// ParsePattern parses "+<digits and X>", 6 to 15 long as E.164 allows, first digit 1-9.
-func ParsePattern(s string) (Pattern, error) {
+// patternDigits checks an X pattern ("+<digits and X>", 6 to 15 long as E.164 allows, first digit 1-9)
+// and returns it without its '+'.
+func patternDigits(s string) (string, error) {
 	body, ok := strings.CutPrefix(s, "+")
 	if !ok || len(body) < 6 || len(body) > 15 || body[0] < '1' || body[0] > '9' {
-		return Pattern{}, fmt.Errorf("%w %q: want + and 6..15 digits or X, first digit 1-9", ErrBadPattern, s)
+		return "", fmt.Errorf("%w %q: want + and 6..15 digits or X, first digit 1-9", ErrBadPattern, s)
 	}
 	if strings.Trim(body, "0123456789X") != "" {
-		return Pattern{}, fmt.Errorf("%w %q: only digits and X", ErrBadPattern, s)
+		return "", fmt.Errorf("%w %q: only digits and X", ErrBadPattern, s)
 	}
-	return Pattern{text: body}, nil
-}
-
-// String returns the pattern as written, with its '+'.
-func (p Pattern) String() string { return "+" + p.text }
-
-// Split returns the CLI without its code digits (what a client may be shown) and the code.
-func Split(cli string, codeLength int) (prefix, code string) {
-	if len(cli) <= codeLength {
-		return "", cli
-	}
-	return cli[:len(cli)-codeLength], cli[len(cli)-codeLength:]
+	return body, nil
 }

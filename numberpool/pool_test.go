@@ -6,13 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"flashotp/internal/storetest"
 	"flashotp/internal/testclock"
 	"flashotp/numberpool"
 	"flashotp/store"
@@ -23,21 +23,6 @@ var _ numberpool.Store = (*store.Bucket)(nil)
 
 func newClock() *testclock.Clock {
 	return testclock.New(time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC))
-}
-
-// openStore opens a store on a fresh directory and closes it when the test ends.
-func openStore(t testing.TB) *store.DB {
-	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "flashotp.db"), "")
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
-	return db
 }
 
 func bucketsOf(db *store.DB) numberpool.Buckets {
@@ -76,7 +61,7 @@ type fixture struct {
 // 4-digit codes, minimum code space 1, the store's key, the fixture's clock, a quiet log.
 func newFixture(t testing.TB, cfg numberpool.Config, configPools ...numberpool.Pool) *fixture {
 	t.Helper()
-	f := &fixture{db: openStore(t), clock: newClock(), configs: configPools}
+	f := &fixture{db: storetest.Open(t), clock: newClock(), configs: configPools}
 	if cfg.Apps == nil {
 		cfg.Apps = map[string][]string{"demo": {"demo"}}
 	}
@@ -173,7 +158,8 @@ func matches(numbers []string, cli string) bool {
 	return slices.Contains(numbers, cli)
 }
 
-func TestParsePattern(t *testing.T) {
+// One X pattern: what a pattern may and may not be.
+func TestValidatePattern(t *testing.T) {
 	tests := []struct {
 		in string
 		ok bool
@@ -202,21 +188,15 @@ func TestParsePattern(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			p, err := numberpool.ParsePattern(tt.in)
+			err := numberpool.ValidateNumbers([]string{tt.in})
 			if !tt.ok {
-				if err == nil {
-					t.Fatalf("ParsePattern(%q) = %v, want an error", tt.in, p)
-				}
 				if !errors.Is(err, numberpool.ErrBadPattern) {
-					t.Errorf("error %v is not ErrBadPattern", err)
+					t.Fatalf("ValidateNumbers(%q) = %v, want ErrBadPattern", tt.in, err)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParsePattern(%q): %v", tt.in, err)
-			}
-			if p.String() != tt.in {
-				t.Errorf("String() = %q, want %q", p.String(), tt.in)
+				t.Fatalf("ValidateNumbers(%q): %v", tt.in, err)
 			}
 		})
 	}
@@ -300,35 +280,6 @@ func FuzzValidateNumbers(f *testing.F) {
 			t.Fatalf("ValidateNumbers accepted %q, Pool.Validate refuses it: %v", numbers, err)
 		}
 	})
-}
-
-func TestSplit(t *testing.T) {
-	tests := []struct {
-		cli        string
-		codeLength int
-		prefix     string
-		code       string
-	}{
-		{"+442079461234", 4, "+44207946", "1234"},
-		{"+442079461234", 6, "+442079", "461234"},
-		{"442079461234", 4, "44207946", "1234"},
-		{"+442079461234", 0, "+442079461234", ""},
-		{"12345", 4, "1", "2345"},
-		{"1234", 4, "", "1234"},
-		{"123", 4, "", "123"},
-		{"", 4, "", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.cli+"/"+strings.Repeat("d", tt.codeLength), func(t *testing.T) {
-			prefix, code := numberpool.Split(tt.cli, tt.codeLength)
-			if prefix != tt.prefix || code != tt.code {
-				t.Errorf("Split(%q, %d) = %q, %q; want %q, %q", tt.cli, tt.codeLength, prefix, code, tt.prefix, tt.code)
-			}
-			if prefix+code != tt.cli {
-				t.Errorf("prefix+code = %q, want %q", prefix+code, tt.cli)
-			}
-		})
-	}
 }
 
 func TestCodeSpace(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"flashotp/internal/storetest"
 	"flashotp/numberpool"
 	"flashotp/store"
 )
@@ -67,7 +68,7 @@ func TestNewRegistry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db := openStore(t)
+			db := storetest.Open(t)
 			apps := tt.apps
 			if apps == nil {
 				apps = map[string][]string{"demo": {"demo"}}

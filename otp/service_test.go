@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"flashotp/dialer"
+	"flashotp/internal/storetest"
 	"flashotp/internal/testclock"
 	"flashotp/numberpool"
 	"flashotp/otp"
@@ -84,21 +84,6 @@ const (
 	frRecipient     = "+33612345678"
 )
 
-// openStore opens a store on a fresh directory and closes it when the test ends.
-func openStore(t testing.TB) *store.DB {
-	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "flashotp.db"), "")
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
-	return db
-}
-
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 type env struct {
@@ -131,7 +116,7 @@ func newRegistry(t testing.TB, db *store.DB, now func() time.Time, codeLength, m
 // "other" (+33612XXXXXX) and "short" (+683XXXX).
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{db: openStore(t), dial: &fakeDialer{}, clock: newClock()}
+	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
 	e.pools = newRegistry(t, e.db, e.clock.Now, 4, 10000, map[string]string{
 		"demo":  "+44207946XXXX",
 		"other": "+33612XXXXXX",
@@ -345,7 +330,7 @@ func TestSendRejects(t *testing.T) {
 }
 
 func TestSendCodeSpaceTooSmall(t *testing.T) {
-	db := openStore(t)
+	db := storetest.Open(t)
 	pools := newRegistry(t, db, nil, 5, 100000, map[string]string{"wide": "+4420794XXXXX"})
 	svc := otp.New(otp.Config{Apps: []string{"wide"}, CodeLength: 5, TTL: testTTL, MaxAttempts: testMaxAttempts}, db, pools, quietLog())
 	d := &fakeDialer{}
@@ -913,7 +898,7 @@ func (n *fakeNumbers) rejected() []rejection {
 // newFakeEnv returns a service over a real store whose CLIs come from n.
 func newFakeEnv(t *testing.T, n *fakeNumbers) *env {
 	t.Helper()
-	e := &env{db: openStore(t), dial: &fakeDialer{}, clock: newClock()}
+	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
 	e.svc = otp.New(otp.Config{Apps: []string{"demo"}, CodeLength: 4, TTL: testTTL, MaxAttempts: testMaxAttempts, Now: e.clock.Now}, e.db, n, quietLog())
 	e.svc.UseDialer(e.dial)
 	return e
@@ -1068,7 +1053,7 @@ func TestCallEndedQuarantinesCLI(t *testing.T) {
 
 // A recipient whose country has local numbers gets one; cli_pattern matches the CLI, with any code.
 func TestSendLocalNumbersAndPattern(t *testing.T) {
-	db := openStore(t)
+	db := storetest.Open(t)
 	c := newClock()
 	pools, err := numberpool.NewRegistry(numberpool.Config{Apps: map[string][]string{"demo": {"demo"}}, CodeLength: 4, MinCodeSpace: 10000, Key: db.Key(), Now: c.Now, Log: quietLog()},
 		numberpool.Buckets{Pools: db.Bucket("pools"), Quarantine: db.Bucket("quarantine"), Recent: db.Bucket("recent")},
