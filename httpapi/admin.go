@@ -19,6 +19,7 @@ import (
 // PoolAdmin is the live number pool registry the admin API manages; *numberpool.Registry is one.
 type PoolAdmin interface {
 	Pools() ([]numberpool.Report, []numberpool.AppSpace)
+	Pool(name string) (numberpool.Pool, bool)
 	PutPool(p numberpool.Pool) (numberpool.Pool, error)
 	CreatePool(p numberpool.Pool) (numberpool.Pool, error)
 	DeletePool(name string) error
@@ -89,16 +90,6 @@ func (s *Server) listPools(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"pools": pools, "apps": apps})
 }
 
-func (s *Server) findPool(name string) (numberpool.Report, bool) {
-	pools, _ := s.cfg.Pools.Pools()
-	for _, p := range pools {
-		if p.Name == name {
-			return p, true
-		}
-	}
-	return numberpool.Report{}, false
-}
-
 func (s *Server) createPool(c *fiber.Ctx) error {
 	var p numberpool.Pool
 	if err := decode(c, &p, "name", "entries"); err != nil {
@@ -135,7 +126,7 @@ func (s *Server) deletePool(c *fiber.Ctx) error {
 }
 
 func (s *Server) listEntries(c *fiber.Ctx) error {
-	p, ok := s.findPool(param(c, "name"))
+	p, ok := s.cfg.Pools.Pool(param(c, "name"))
 	if !ok {
 		return apiError(errRouteNotFound, "no pool %q", param(c, "name"))
 	}

@@ -19,6 +19,7 @@ var _ PoolAdmin = noPools{}
 
 func (noPools) Pools() ([]numberpool.Report, []numberpool.AppSpace)   { return nil, nil }
 func (noPools) PutPool(p numberpool.Pool) (numberpool.Pool, error)    { return p, nil }
+func (noPools) Pool(string) (numberpool.Pool, bool)                   { return numberpool.Pool{}, false }
 func (noPools) CreatePool(p numberpool.Pool) (numberpool.Pool, error) { return p, nil }
 func (noPools) DeletePool(string) error                               { return nil }
 func (noPools) AddEntry(_ string, e numberpool.Entry) (numberpool.Entry, error) {

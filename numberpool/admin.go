@@ -56,6 +56,19 @@ func (r *Registry) Pools() ([]Report, []AppSpace) {
 	return reports, spaces
 }
 
+// Pool returns the pool called name, entries copied.
+func (r *Registry) Pool(name string) (Pool, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	lp, ok := r.pools[name]
+	if !ok {
+		return Pool{}, false
+	}
+	p := lp.Pool
+	p.Entries = slices.Clone(p.Entries)
+	return p, true
+}
+
 // ErrInUse is returned when a change would take numbers an app needs, or touch a pool the config owns.
 var ErrInUse = errors.New("in use")
 

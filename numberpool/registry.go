@@ -453,8 +453,116 @@ type Picked struct {
 // The in-memory history is the truth for the cooldown; the store gets it within flushEvery, from the
 // flusher, so that no send waits for that write (a crash forgets at most that much of the cooldown).
 func (r *Registry) Pick(req PickRequest) (Picked, error) {
-	picked, _, err := r.pick(req)
-	return picked, err
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	all, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, false)
+	if err != nil {
+		return Picked{}, err
+	}
+	if len(all) == 0 {
+		if any, _ := r.candidates(r.pools, req.App, req.Pool, req.Country, 0, false); len(any) > 0 {
+			return Picked{}, fmt.Errorf("%w: app %s's numbers for %s destinations are too short for %d-digit codes", ErrCodeSpace, req.App, req.Country, req.CodeLength)
+		}
+		return Picked{}, fmt.Errorf("%w: app %s has no caller ID for %s destinations", ErrNoNumbers, req.App, req.Country)
+	}
+	if sp := r.cachedSpace(all, req.CodeLength); sp.Codes < r.cfg.MinCodeSpace {
+		return Picked{}, fmt.Errorf("%w: %d-digit codes from these numbers give only %d distinct codes, need %d", ErrCodeSpace, req.CodeLength, sp.Codes, r.cfg.MinCodeSpace)
+	}
+	cands, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, true)
+	if err != nil {
+		return Picked{}, err
+	}
+	if len(cands) == 0 {
+		return Picked{}, fmt.Errorf("%w: every entry for %s destinations is disabled or quarantined", ErrExhausted, req.Country)
+	}
+	// Entries or CLIs left out (disabled, quarantined) must not leave a space too small to draw codes
+	// from: each quarantined CLI of a candidate entry may take a code away.
+	out := 0
+	for _, q := range r.quarantine {
+		if q.CLI != "" && q.Until.After(r.cfg.Now()) && slices.ContainsFunc(cands, func(c candidate) bool { return c.pool.Name == q.Pool && c.e().ID == q.Entry }) {
+			out++
+		}
+	}
+	if sp := r.cachedSpace(cands, req.CodeLength); sp.Codes-out < r.cfg.MinCodeSpace-r.cfg.MinCodeSpace/quarantineSlack {
+		return Picked{}, fmt.Errorf("%w: with entries or caller IDs disabled or quarantined, %s destinations have only %d distinct codes", ErrExhausted, req.Country, sp.Codes-out)
+	}
+	now := r.cfg.Now()
+	weights := make([]float64, len(cands))
+	total := 0.0
+	for i, c := range cands {
+		weights[i] = float64(c.e().Weight) * float64(c.s().size())
+		total += weights[i]
+	}
+	hist, err := r.recentFor(req.Recipient)
+	if err != nil {
+		return Picked{}, err
+	}
+	hist.prune(now)
+	if len(hist.Items) >= maxRecent {
+		return Picked{}, fmt.Errorf("%w: the recipient got %d calls within the cooldown", ErrExhausted, len(hist.Items))
+	}
+	acceptable := func(digits string) bool {
+		cli := "+" + digits
+		return !r.quarantined(r.cliKey(cli)) && !hist.has(r.mac("cli", req.Recipient, cli)) && !hist.has(r.mac("code", req.Recipient, digits[len(digits)-req.CodeLength:]))
+	}
+
+	// Of two acceptable draws, the one whose number is less used for its entry's weight: use spreads
+	// over the pool without undoing the weights.
+	var best string
+	var bestC candidate
+	score := func(c candidate, digits string) float64 { return float64(r.uses["+"+digits]) / float64(c.e().Weight) }
+	found := 0
+	for attempt := 0; attempt < 200 && found < 2; attempt++ {
+		c, digits, err := drawOne(cands, weights, total)
+		if err != nil {
+			return Picked{}, err
+		}
+		if !acceptable(digits) {
+			continue
+		}
+		found++
+		if best == "" || score(c, digits) < score(bestC, best) {
+			best, bestC = digits, c
+		}
+	}
+	if best == "" {
+		// Random draws keep missing: few numbers are left. Drop the entries with nothing acceptable left
+		// (every code of theirs had by this recipient, or every number out), then look at all numbers.
+		free := slices.DeleteFunc(slices.Clone(cands), func(c candidate) bool {
+			return !anyAcceptable(c.s(), req.CodeLength, acceptable, func(code string) bool {
+				return hist.has(r.mac("code", req.Recipient, code))
+			})
+		})
+		c, digits, err := drawFromFree(free, acceptable)
+		if err != nil {
+			return Picked{}, err
+		}
+		best, bestC = digits, c
+	}
+	cli := "+" + best
+	picked := Picked{CLI: cli, Prefix: cli[:len(cli)-req.CodeLength], Code: best[len(best)-req.CodeLength:], Trunks: slices.Clone(bestC.e().Trunks), Pool: bestC.pool.Name, Entry: bestC.e().ID}
+	parts := make([]string, 0, len(cands))
+	for _, c := range cands {
+		parts = append(parts, c.s().regexp(req.CodeLength))
+	}
+	sort.Strings(parts)
+	picked.Pattern = `^\+?(?:` + strings.Join(slices.Compact(parts), "|") + `)$`
+
+	r.uses[picked.CLI]++
+	r.entryUses[bestC.key()]++
+	hist.add(now.Add(time.Duration(bestC.pool.Cooldown)), r.mac("cli", req.Recipient, picked.CLI), r.mac("code", req.Recipient, picked.Code))
+	data, err := json.Marshal(hist)
+	if err != nil {
+		return Picked{}, err
+	}
+	// Queued under the registry's lock, so that histories reach the store in the order they were made.
+	r.pendingMu.Lock()
+	r.pending[req.Recipient] = data
+	r.pendingMu.Unlock()
+	if r.picks++; r.picks%1024 == 0 {
+		r.sweep(now)
+	}
+	return picked, nil
 }
 
 // flushEvery is how often recent-call histories are written to the store.
@@ -494,119 +602,6 @@ func (r *Registry) Close() error {
 	close(r.stop)
 	<-r.flushed
 	return nil
-}
-
-func (r *Registry) pick(req PickRequest) (Picked, []byte, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	all, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, false)
-	if err != nil {
-		return Picked{}, nil, err
-	}
-	if len(all) == 0 {
-		if any, _ := r.candidates(r.pools, req.App, req.Pool, req.Country, 0, false); len(any) > 0 {
-			return Picked{}, nil, fmt.Errorf("%w: app %s's numbers for %s destinations are too short for %d-digit codes", ErrCodeSpace, req.App, req.Country, req.CodeLength)
-		}
-		return Picked{}, nil, fmt.Errorf("%w: app %s has no caller ID for %s destinations", ErrNoNumbers, req.App, req.Country)
-	}
-	if sp := r.cachedSpace(all, req.CodeLength); sp.Codes < r.cfg.MinCodeSpace {
-		return Picked{}, nil, fmt.Errorf("%w: %d-digit codes from these numbers give only %d distinct codes, need %d", ErrCodeSpace, req.CodeLength, sp.Codes, r.cfg.MinCodeSpace)
-	}
-	cands, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, true)
-	if err != nil {
-		return Picked{}, nil, err
-	}
-	if len(cands) == 0 {
-		return Picked{}, nil, fmt.Errorf("%w: every entry for %s destinations is disabled or quarantined", ErrExhausted, req.Country)
-	}
-	// Entries or CLIs left out (disabled, quarantined) must not leave a space too small to draw codes
-	// from: each quarantined CLI of a candidate entry may take a code away.
-	out := 0
-	for _, q := range r.quarantine {
-		if q.CLI != "" && q.Until.After(r.cfg.Now()) && slices.ContainsFunc(cands, func(c candidate) bool { return c.pool.Name == q.Pool && c.e().ID == q.Entry }) {
-			out++
-		}
-	}
-	if sp := r.cachedSpace(cands, req.CodeLength); sp.Codes-out < r.cfg.MinCodeSpace-r.cfg.MinCodeSpace/quarantineSlack {
-		return Picked{}, nil, fmt.Errorf("%w: with entries or caller IDs disabled or quarantined, %s destinations have only %d distinct codes", ErrExhausted, req.Country, sp.Codes-out)
-	}
-	now := r.cfg.Now()
-	weights := make([]float64, len(cands))
-	total := 0.0
-	for i, c := range cands {
-		weights[i] = float64(c.e().Weight) * float64(c.s().size())
-		total += weights[i]
-	}
-	hist, err := r.recentFor(req.Recipient)
-	if err != nil {
-		return Picked{}, nil, err
-	}
-	hist.prune(now)
-	if len(hist.Items) >= maxRecent {
-		return Picked{}, nil, fmt.Errorf("%w: the recipient got %d calls within the cooldown", ErrExhausted, len(hist.Items))
-	}
-	acceptable := func(digits string) bool {
-		cli := "+" + digits
-		return !r.quarantined(r.cliKey(cli)) && !hist.has(r.mac("cli", req.Recipient, cli)) && !hist.has(r.mac("code", req.Recipient, digits[len(digits)-req.CodeLength:]))
-	}
-
-	// Of two acceptable draws, the one whose number is less used for its entry's weight: use spreads
-	// over the pool without undoing the weights.
-	var best string
-	var bestC candidate
-	score := func(c candidate, digits string) float64 { return float64(r.uses["+"+digits]) / float64(c.e().Weight) }
-	found := 0
-	for attempt := 0; attempt < 200 && found < 2; attempt++ {
-		c, digits, err := drawOne(cands, weights, total)
-		if err != nil {
-			return Picked{}, nil, err
-		}
-		if !acceptable(digits) {
-			continue
-		}
-		found++
-		if best == "" || score(c, digits) < score(bestC, best) {
-			best, bestC = digits, c
-		}
-	}
-	if best == "" {
-		// Random draws keep missing: few numbers are left. Drop the entries with nothing acceptable left
-		// (every code of theirs had by this recipient, or every number out), then look at all numbers.
-		free := slices.DeleteFunc(slices.Clone(cands), func(c candidate) bool {
-			return !anyAcceptable(c.s(), req.CodeLength, acceptable, func(code string) bool {
-				return hist.has(r.mac("code", req.Recipient, code))
-			})
-		})
-		c, digits, err := drawFromFree(free, acceptable)
-		if err != nil {
-			return Picked{}, nil, err
-		}
-		best, bestC = digits, c
-	}
-	cli := "+" + best
-	picked := Picked{CLI: cli, Prefix: cli[:len(cli)-req.CodeLength], Code: best[len(best)-req.CodeLength:], Trunks: slices.Clone(bestC.e().Trunks), Pool: bestC.pool.Name, Entry: bestC.e().ID}
-	parts := make([]string, 0, len(cands))
-	for _, c := range cands {
-		parts = append(parts, c.s().regexp(req.CodeLength))
-	}
-	sort.Strings(parts)
-	picked.Pattern = `^\+?(?:` + strings.Join(slices.Compact(parts), "|") + `)$`
-
-	r.uses[picked.CLI]++
-	r.entryUses[bestC.key()]++
-	hist.add(now, now.Add(time.Duration(bestC.pool.Cooldown)), r.mac("cli", req.Recipient, picked.CLI), r.mac("code", req.Recipient, picked.Code))
-	data, err := json.Marshal(hist)
-	if err != nil {
-		return Picked{}, nil, err
-	}
-	// Queued under the registry's lock, so that histories reach the store in the order they were made.
-	r.pendingMu.Lock()
-	r.pending[req.Recipient] = data
-	r.pendingMu.Unlock()
-	if r.picks++; r.picks%1024 == 0 {
-		r.sweep(now)
-	}
-	return picked, data, nil
 }
 
 // maxUses bounds the use counts kept for spreading; past it they start again from zero.
@@ -759,7 +754,6 @@ type recentCalls struct {
 }
 
 type recentItem struct {
-	At    time.Time `json:"at"`
 	Until time.Time `json:"until"` // end of the cooldown of the pool the CLI came from
 	CLI   string    `json:"cli"`
 	Code  string    `json:"code"`
@@ -783,8 +777,8 @@ func (h *recentCalls) has(mac string) bool {
 // no more until the oldest ends (fail closed: the cooldown is never silently shortened).
 const maxRecent = 256
 
-func (h *recentCalls) add(at, until time.Time, cli, code string) {
-	h.Items = append(h.Items, recentItem{At: at, Until: until, CLI: cli, Code: code})
+func (h *recentCalls) add(until time.Time, cli, code string) {
+	h.Items = append(h.Items, recentItem{Until: until, CLI: cli, Code: code})
 }
 
 func (r *Registry) recentFor(recipient string) (*recentCalls, error) {
