@@ -15,6 +15,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
+	"flashotp/dialer"
 	"flashotp/numberpool"
 	"flashotp/sip"
 )
@@ -89,29 +90,22 @@ type Trunk struct {
 	TLSServerName string `mapstructure:"tls_server_name"` // name to verify; default the address's host
 }
 
-// Number formats for Trunk.NumberFormat.
-const (
-	NumberE164       = "e164"
-	NumberE164NoPlus = "e164_no_plus"
-	NumberNational   = "national"
-)
-
 // withDefaults fills the keys a trunk left empty.
 func (t Trunk) withDefaults(sipTransport string) Trunk {
 	if t.Transport == "" {
 		t.Transport = sipTransport
 	}
 	if t.Weight == 0 {
-		t.Weight = 1
+		t.Weight = dialer.DefaultWeight
 	}
 	if t.DownAfter == 0 {
-		t.DownAfter = 3
+		t.DownAfter = dialer.DefaultDownAfter
 	}
 	if t.OptionsInterval == 0 {
-		t.OptionsInterval = 30 * time.Second
+		t.OptionsInterval = dialer.DefaultOptionsInterval
 	}
 	if t.NumberFormat == "" {
-		t.NumberFormat = NumberE164
+		t.NumberFormat = dialer.NumberE164
 	}
 	if t.CLIHeaders == nil {
 		t.CLIHeaders = []string{"from", "pai"}
@@ -370,13 +364,13 @@ func (c Config) Validate() error {
 			checkAddr(key+".outbound_proxy", t.OutboundProxy, true)
 		}
 		switch t.NumberFormat {
-		case NumberE164, NumberE164NoPlus, NumberNational:
+		case dialer.NumberE164, dialer.NumberE164NoPlus, dialer.NumberNational:
 		default:
 			bad(key+".number_format", "want e164, e164_no_plus or national, got %q", t.NumberFormat)
 		}
 		if !techPrefixRe.MatchString(t.TechPrefix) {
 			bad(key+".tech_prefix", "want up to 10 characters of 0-9 * #, got %q", t.TechPrefix)
-		} else if t.TechPrefix != "" && t.NumberFormat == NumberE164 {
+		} else if t.TechPrefix != "" && t.NumberFormat == dialer.NumberE164 {
 			bad(key+".tech_prefix", "needs number_format e164_no_plus or national (a prefix before + is no number)")
 		}
 		if len(t.CLIHeaders) == 0 {

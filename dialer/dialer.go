@@ -76,6 +76,13 @@ type Trunk struct {
 	Privacy       bool
 }
 
+// Trunk defaults, for the keys a trunk leaves at zero.
+const (
+	DefaultWeight          = 1
+	DefaultDownAfter       = 3
+	DefaultOptionsInterval = 30 * time.Second
+)
+
 // Config configures a Dialer.
 type Config struct {
 	Metrics     *metrics.Metrics // nil: none
@@ -132,15 +139,15 @@ func New(cfg Config, caller Caller, rep Reporter, log *slog.Logger) *Dialer {
 	}
 	d := &Dialer{cfg: cfg, caller: caller, rep: rep, log: log, queue: newFairQueue(cfg.QueueSize, cfg.AppShare)}
 	for _, t := range cfg.Trunks {
-		// configs fills these; a Trunk built by hand still gets a working dialer.
+		// configs fills these from the same defaults; a Trunk built by hand still gets a working dialer.
 		if t.Weight < 1 {
-			t.Weight = 1
+			t.Weight = DefaultWeight
 		}
 		if t.DownAfter < 1 {
-			t.DownAfter = 3
+			t.DownAfter = DefaultDownAfter
 		}
 		if t.OptionsInterval <= 0 {
-			t.OptionsInterval = 30 * time.Second
+			t.OptionsInterval = DefaultOptionsInterval
 		}
 		tr := &trunk{Trunk: t}
 		if t.MaxCPS > 0 {

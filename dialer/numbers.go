@@ -10,6 +10,13 @@ import (
 	"flashotp/sip"
 )
 
+// Number formats a trunk may want (Trunk.NumberFormat).
+const (
+	NumberE164       = "e164"         // +14155552671
+	NumberE164NoPlus = "e164_no_plus" // 14155552671
+	NumberNational   = "national"     // as the recipient's country dials it
+)
+
 // call builds the SIP call for request r on trunk t: numbers in the trunk's format, its routing and
 // credentials.
 func (t *trunk) call(r Request, cfg Config) (sip.Call, error) {
@@ -39,11 +46,11 @@ func (t *trunk) call(r Request, cfg Config) (sip.Call, error) {
 // else in E.164. The code digits, the CLI's last ones, never change.
 func formatNumbers(to, cli, format string) (string, string, error) {
 	switch format {
-	case "", "e164":
+	case "", NumberE164:
 		return to, cli, nil
-	case "e164_no_plus":
+	case NumberE164NoPlus:
 		return strings.TrimPrefix(to, "+"), strings.TrimPrefix(cli, "+"), nil
-	case "national":
+	case NumberNational:
 		toNum, err := phonenumbers.Parse(to, "")
 		if err != nil {
 			return "", "", fmt.Errorf("recipient: %w", err) // no number in logs
