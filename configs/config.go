@@ -15,6 +15,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
+	"flashotp/apps"
 	"flashotp/dialer"
 	"flashotp/numberpool"
 	"flashotp/sip"
@@ -29,8 +30,9 @@ type Config struct {
 	Pool   []Pool  `mapstructure:"pool"`
 	OTP    OTP     `mapstructure:"otp"`
 	Dialer Dialer  `mapstructure:"dialer"`
-	Apps   []App   `mapstructure:"apps"`
-	Phone  Phone   `mapstructure:"phone"`
+	Apps     []App    `mapstructure:"apps"`
+	Webhooks Webhooks `mapstructure:"webhooks"`
+	Phone    Phone    `mapstructure:"phone"`
 }
 
 // HTTP configures the API listener.
@@ -161,6 +163,8 @@ type OTP struct {
 	TTL          time.Duration `mapstructure:"ttl"`
 	MaxAttempts  int           `mapstructure:"max_attempts"`
 	MinCodeSpace int           `mapstructure:"min_code_space"`
+	// Retention: verifications, attempts and events older than this are deleted in the background.
+	Retention time.Duration `mapstructure:"retention"`
 }
 
 // Dialer configures call pacing and timeouts.
@@ -176,12 +180,64 @@ type Dialer struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 }
 
-// App is one API client: its credentials and the pools its caller IDs come from.
+// App is one API client: its credentials, the pools its caller IDs come from, and its settings (docs/api.md,
+// "Apps"). Zero values take the otp section's or the built-in defaults.
 type App struct {
-	ID        string   `mapstructure:"id"`
-	APIKey    string   `mapstructure:"api_key"`
-	APISecret string   `mapstructure:"api_secret"`
-	Pools     []string `mapstructure:"pools"`
+	ID                 string               `mapstructure:"id"`
+	APIKey             string               `mapstructure:"api_key"`
+	APISecret          string               `mapstructure:"api_secret"`
+	Pools              []string             `mapstructure:"pools"`
+	CodeLength         int                  `mapstructure:"code_length"`
+	TTL                time.Duration        `mapstructure:"ttl"`
+	MaxAttempts        int                  `mapstructure:"max_attempts"`
+	ResendCooldown     time.Duration        `mapstructure:"resend_cooldown"`
+	MaxResends         int                  `mapstructure:"max_resends"`
+	AllowedCountries   []string             `mapstructure:"allowed_countries"`
+	BlockedNumberTypes []string             `mapstructure:"blocked_number_types"`
+	RateLimits         map[string]RateLimit `mapstructure:"rate_limits"`
+	WebhookURL         string               `mapstructure:"webhook_url"`
+	WebhookSecret      string               `mapstructure:"webhook_secret"` // empty: one is generated (see the admin API)
+	PreSendHook        *PreSendHook         `mapstructure:"pre_send_hook"`
+}
+
+// RateLimit is one of an app's rate limits: at most Limit per Window; Limit 0 switches it off.
+type RateLimit struct {
+	Limit  int           `mapstructure:"limit"`
+	Window time.Duration `mapstructure:"window"`
+}
+
+// PreSendHook is an app's pre-send hook.
+type PreSendHook struct {
+	URL      string        `mapstructure:"url"`
+	Timeout  time.Duration `mapstructure:"timeout"`
+	FailOpen bool          `mapstructure:"fail_open"`
+}
+
+// Settings returns the app's settings as the apps package keeps them (defaults not filled).
+func (a App) Settings() apps.App {
+	out := apps.App{
+		ID: a.ID, CodeLength: a.CodeLength, TTL: apps.Duration(a.TTL), MaxAttempts: a.MaxAttempts,
+		ResendCooldown: apps.Duration(a.ResendCooldown), MaxResends: a.MaxResends, Pools: a.Pools,
+		AllowedCountries: a.AllowedCountries, BlockedNumberTypes: a.BlockedNumberTypes, WebhookURL: a.WebhookURL,
+	}
+	if len(a.RateLimits) > 0 {
+		out.RateLimits = map[string]apps.Limit{}
+		for scope, l := range a.RateLimits {
+			out.RateLimits[scope] = apps.Limit{Limit: l.Limit, Window: apps.Duration(l.Window)}
+		}
+	}
+	if h := a.PreSendHook; h != nil {
+		out.PreSendHook = &apps.Hook{URL: h.URL, Timeout: apps.Duration(h.Timeout), FailOpen: h.FailOpen}
+	}
+	return out
+}
+
+// Webhooks configures webhook delivery.
+type Webhooks struct {
+	RetryMin    time.Duration `mapstructure:"retry_min"`     // first retry after this; doubles each try
+	RetryMax    time.Duration `mapstructure:"retry_max"`     // longest wait between tries
+	GiveUpAfter time.Duration `mapstructure:"give_up_after"` // a webhook not delivered by then is dropped
+	Timeout     time.Duration `mapstructure:"timeout"`       // per request, webhooks (pre-send hooks have their own)
 }
 
 // Phone configures the built-in simulated handset.
@@ -202,7 +258,9 @@ func Default() Config {
 			TTL:          5 * time.Minute,
 			MaxAttempts:  5,
 			MinCodeSpace: 10000,
+			Retention:    30 * 24 * time.Hour,
 		},
+		Webhooks: Webhooks{RetryMin: time.Second, RetryMax: 5 * time.Minute, GiveUpAfter: time.Hour, Timeout: 10 * time.Second},
 		Dialer: Dialer{
 			DialTimeout:     30 * time.Second,
 			CancelGuard:     4 * time.Second,
@@ -441,6 +499,18 @@ func (c Config) Validate() error {
 	if c.OTP.MinCodeSpace < 1 {
 		bad("otp.min_code_space", "must be positive")
 	}
+	if c.OTP.Retention < time.Hour {
+		bad("otp.retention", "want at least 1h, got %s", c.OTP.Retention)
+	}
+	if c.Webhooks.RetryMin < 10*time.Millisecond || c.Webhooks.RetryMax < c.Webhooks.RetryMin {
+		bad("webhooks.retry_min", "want at least 10ms and at most webhooks.retry_max, got %s", c.Webhooks.RetryMin)
+	}
+	if c.Webhooks.GiveUpAfter < c.Webhooks.RetryMin || c.Webhooks.GiveUpAfter > 7*24*time.Hour {
+		bad("webhooks.give_up_after", "want webhooks.retry_min to 168h, got %s", c.Webhooks.GiveUpAfter)
+	}
+	if c.Webhooks.Timeout < 100*time.Millisecond || c.Webhooks.Timeout > time.Minute {
+		bad("webhooks.timeout", "want 100ms to 1m, got %s", c.Webhooks.Timeout)
+	}
 
 	if c.Dialer.RingTime < 0 || c.Dialer.RingTime > time.Minute {
 		bad("dialer.ring_time", "want 0..1m, got %s", c.Dialer.RingTime)
@@ -486,6 +556,20 @@ func (c Config) Validate() error {
 		}
 		if len(pools) == 0 {
 			bad(key+".pools", "app %q names no pool and no pool is called %q", a.ID, a.ID)
+			continue
+		}
+		settings := a.Settings()
+		settings.Pools = pools
+		if err := settings.WithDefaults(c.AppDefaults()).Validate(); err != nil {
+			for _, e := range strings.Split(err.Error(), "\n") {
+				field, msg, _ := strings.Cut(e, ": ")
+				if field != "pools" && !strings.HasPrefix(field, "pools[") && field != "id" {
+					bad(key+"."+field, "%s", msg)
+				}
+			}
+		}
+		if a.WebhookSecret != "" && len(a.WebhookSecret) < 16 {
+			bad(key+".webhook_secret", "want at least 16 characters")
 		}
 	}
 
@@ -498,6 +582,11 @@ func (c Config) Validate() error {
 		bad("phone.mode", "want ring, answer, busy or silent, got %q", c.Phone.Mode)
 	}
 	return errors.Join(errs...)
+}
+
+// AppDefaults are the settings an app of this config inherits.
+func (c Config) AppDefaults() apps.Defaults {
+	return apps.Defaults{CodeLength: c.OTP.CodeLength, TTL: c.OTP.TTL, MaxAttempts: c.OTP.MaxAttempts}
 }
 
 // AppPools returns the pools the app draws caller IDs from: its own list, else the pool named like the app,

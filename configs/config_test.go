@@ -57,7 +57,9 @@ func TestLoadExample(t *testing.T) {
 			TTL:          5 * time.Minute,
 			MaxAttempts:  5,
 			MinCodeSpace: 10000,
+			Retention:    30 * 24 * time.Hour,
 		},
+		Webhooks: configs.Webhooks{RetryMin: time.Second, RetryMax: 5 * time.Minute, GiveUpAfter: time.Hour, Timeout: 10 * time.Second},
 		Dialer: configs.Dialer{
 			RingTime:    0,
 			DialTimeout: 30 * time.Second,

@@ -57,6 +57,7 @@ func (s *Server) routeAdmin() {
 	g.Delete("/pools/:name/entries/:id", s.removeEntry)
 	g.Post("/pools/:name/quarantine", s.quarantine)
 	g.Post("/pools/:name/release", s.release)
+	s.routeApps(g)
 	// Profiles, behind the same token: /admin/debug/pprof/ (index, heap, goroutine, …), profile, trace.
 	g.Get("/debug/pprof/profile", adaptor.HTTPHandlerFunc(pprof.Profile))
 	g.Get("/debug/pprof/trace", adaptor.HTTPHandlerFunc(pprof.Trace))

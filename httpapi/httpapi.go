@@ -7,8 +7,6 @@ package httpapi
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
 	_ "embed"
 	"encoding/base64"
 	"encoding/json"
@@ -16,13 +14,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
+	"flashotp/apps"
+	"flashotp/limits"
 	"flashotp/metrics"
 	"flashotp/otp"
 )
@@ -35,23 +37,46 @@ var OpenAPI []byte
 // Service is what the API needs of the otp package; *otp.Service is one.
 type Service interface {
 	Send(req otp.SendRequest) (otp.Verification, error)
+	Resend(req otp.ResendRequest) (otp.Verification, error)
 	Verify(req otp.VerifyRequest) (otp.Verification, error)
 	Status(appID, id string) (otp.Verification, error)
+	List(q otp.Query) (otp.Page[otp.Verification], error)
+	Logs(q otp.Query) (otp.Page[otp.Event], error)
+	Attempts(q otp.Query) (otp.Page[otp.Attempt], error)
+	RateLimits(appID, key, ip, recipient string) ([]otp.RateLimit, error)
+	Reports(appID string, since, until time.Time, groupBy string) ([]otp.ReportRow, error)
+	AllowRequest(appID, key, ip string) error
 }
 
 var _ Service = (*otp.Service)(nil)
 
-// App is one API client's credentials.
-type App struct {
-	ID     string
-	Key    string
-	Secret string
+// Apps authenticates API clients and is what /admin/apps manages; *apps.Registry is one.
+type Apps interface {
+	Authenticate(key, secret string) (string, error)
+	AuthenticateJWT(token string) (appID, key string, err error)
+	Get(id string) (apps.App, bool)
+	List() []apps.App
+	Create(a apps.App) (apps.Created, error)
+	Update(id string, fn func(a *apps.App) error) (apps.App, error)
+	Delete(id string) error
+	Keys(id string) ([]apps.Key, error)
+	CreateKey(id string) (apps.Key, error)
+	RotateKey(id, key string) (apps.Key, error)
+	RevokeKey(id, key string) (apps.Key, error)
 }
+
+var _ Apps = (*apps.Registry)(nil)
+
+// AuthFailures limits failed authentications per client address: past it, a client gets 429 before its
+// credentials are even looked at.
+var AuthFailures = limits.Rule{Scope: "auth_failures", Limit: 20, Window: time.Minute}
 
 // Config configures the API.
 type Config struct {
 	MaxBodyBytes int
-	Apps         []App
+	Apps         Apps
+	// Limiter counts failed authentications per client address; nil: a new one.
+	Limiter *limits.Limiter
 	// Ready reports whether the engine can take sends; nil means always.
 	Ready func() error
 	// AdminToken guards /admin/*; empty: no admin API.
@@ -64,16 +89,10 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	app  *fiber.App
-	svc  Service
-	cfg  Config
-	log  *slog.Logger
-	keys map[string]credential // API key → app and secret digest
-}
-
-type credential struct {
-	appID  string
-	secret [sha256.Size]byte
+	app *fiber.App
+	svc Service
+	cfg Config
+	log *slog.Logger
 }
 
 // API error codes that are not otp's.
@@ -96,6 +115,8 @@ var statuses = map[error]int{
 	otp.ErrExpired:            fiber.StatusGone,
 	otp.ErrUndeliverable:      fiber.StatusGone,
 	otp.ErrAlreadyVerified:    fiber.StatusConflict,
+	otp.ErrRateLimited:        fiber.StatusTooManyRequests,
+	otp.ErrResendTooSoon:      fiber.StatusTooManyRequests,
 	otp.ErrUnavailable:        fiber.StatusServiceUnavailable,
 	errUnauthorized:           fiber.StatusUnauthorized,
 	errForbidden:              fiber.StatusForbidden,
@@ -110,10 +131,10 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{svc: svc, cfg: cfg, log: log, keys: map[string]credential{}}
-	for _, a := range cfg.Apps {
-		s.keys[a.Key] = credential{appID: a.ID, secret: sha256.Sum256([]byte(a.Secret))}
+	if cfg.Limiter == nil {
+		cfg.Limiter = limits.New(nil)
 	}
+	s := &Server{svc: svc, cfg: cfg, log: log}
 	s.app = fiber.New(fiber.Config{
 		AppName: "flashotp",
 		// fasthttp answers a body over its limit and closes the connection with the rest of the body unread,
@@ -145,7 +166,13 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	g := s.app.Group("/otp", s.authenticate)
 	g.Post("/send", s.send)
 	g.Post("/verify", s.verify)
+	g.Post("/resend", s.resend)
 	g.Get("/status", s.status)
+	g.Get("/list", s.list)
+	g.Get("/logs", s.logs)
+	g.Get("/rate-limits", s.rateLimits)
+	g.Get("/attempts", s.attempts)
+	g.Get("/reports", s.reports)
 	s.routeAdmin()
 	s.app.Use(func(c *fiber.Ctx) error {
 		return apiError(errRouteNotFound, "no route %s %s", c.Method(), c.Path())
@@ -191,6 +218,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		if oerr.AttemptsRemaining != nil {
 			extra["attempts_remaining"] = *oerr.AttemptsRemaining
 		}
+		if oerr.RetryAfter > 0 {
+			secs := int64(math.Ceil(oerr.RetryAfter.Seconds()))
+			c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(secs, 10))
+			extra["retry_after"] = secs
+		}
 	case errors.As(err, &aerr):
 		code, message = aerr.Code, aerr.Message
 	case errors.As(err, &ferr):
@@ -227,27 +259,45 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	return c.Status(status).JSON(fiber.Map{"error": body})
 }
 
-// authenticate accepts X-API-Key and X-API-Secret, or Authorization Basic or Bearer base64(key:secret),
-// and stores the app's ID in the request's locals.
+// authenticate accepts X-API-Key and X-API-Secret, Authorization Basic base64(key:secret), or
+// Authorization Bearer with base64(key:secret) or a JWT, and stores the app and key in the request's
+// locals. A client address with too many failed authentications is refused before any check; an
+// authenticated client is held to its app's client rate limit.
 func (s *Server) authenticate(c *fiber.Ctx) error {
+	ip := c.IP()
+	failures := limits.Check{Rule: AuthFailures, Key: ip}
+	if full, retry := s.cfg.Limiter.Full(failures); full {
+		return &otp.Error{Code: otp.ErrRateLimited, Message: "too many failed authentications from this address", RetryAfter: retry}
+	}
+	appID, key, err := s.credentials(c)
+	if err != nil {
+		s.cfg.Limiter.Add(failures)
+		return apiError(errUnauthorized, "missing or wrong API key or secret, or a bad token")
+	}
+	if err := s.svc.AllowRequest(appID, key, ip); err != nil {
+		return err
+	}
+	c.Locals("appid", appID)
+	c.Locals("key", key)
+	return c.Next()
+}
+
+func (s *Server) credentials(c *fiber.Ctx) (appID, key string, err error) {
 	key, secret := c.Get("X-API-Key"), c.Get("X-API-Secret")
 	if key == "" {
-		auth := c.Get(fiber.HeaderAuthorization)
-		scheme, token, _ := strings.Cut(auth, " ")
-		if strings.EqualFold(scheme, "Basic") || strings.EqualFold(scheme, "Bearer") {
-			if raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(token)); err == nil {
+		scheme, token, _ := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
+		token = strings.TrimSpace(token)
+		switch {
+		case strings.EqualFold(scheme, "Bearer") && strings.Count(token, ".") == 2:
+			return s.cfg.Apps.AuthenticateJWT(token)
+		case strings.EqualFold(scheme, "Basic"), strings.EqualFold(scheme, "Bearer"):
+			if raw, err := base64.StdEncoding.DecodeString(token); err == nil {
 				key, secret, _ = strings.Cut(string(raw), ":")
 			}
 		}
 	}
-	cred, ok := s.keys[key]
-	// Compare digests so the time taken says nothing about the secret's length or content.
-	got := sha256.Sum256([]byte(secret))
-	if subtle.ConstantTimeCompare(got[:], cred.secret[:]) != 1 || !ok || key == "" {
-		return apiError(errUnauthorized, "missing or wrong API key or secret")
-	}
-	c.Locals("appid", cred.appID)
-	return c.Next()
+	appID, err = s.cfg.Apps.Authenticate(key, secret)
+	return appID, strings.Clone(key), err
 }
 
 func appID(c *fiber.Ctx) string { return c.Locals("appid").(string) }
@@ -331,32 +381,12 @@ func (s *Server) verify(c *fiber.Ctx) error {
 	if err := checkApp(c, b.AppID); err != nil {
 		return err
 	}
-	if b.VerificationID == "" {
-		if b.Recipient != "" {
-			return otpError(otp.ErrInvalidRequest, "verification_id: required (verify by recipient is not supported yet)")
-		}
-		return otpError(otp.ErrInvalidRequest, "verification_id: required")
+	if (b.VerificationID == "") == (b.Recipient == "") {
+		return otpError(otp.ErrInvalidRequest, "verification_id or recipient: give one")
 	}
 	start := time.Now()
-	v, err := s.svc.Verify(otp.VerifyRequest{AppID: b.AppID, VerificationID: b.VerificationID, Code: b.OTPCode})
+	v, err := s.svc.Verify(otp.VerifyRequest{AppID: b.AppID, VerificationID: b.VerificationID, Recipient: b.Recipient, Code: b.OTPCode, RemoteIP: c.IP()})
 	s.cfg.Metrics.Verified(otp.ResultName(err), time.Since(start))
-	if err != nil {
-		return err
-	}
-	return c.JSON(v)
-}
-
-func (s *Server) status(c *fiber.Ctx) error {
-	if given := c.Query("appid"); given != "" {
-		if err := checkApp(c, given); err != nil {
-			return err
-		}
-	}
-	id := c.Query("verification_id")
-	if id == "" {
-		return otpError(otp.ErrInvalidRequest, "verification_id: required")
-	}
-	v, err := s.svc.Status(appID(c), id)
 	if err != nil {
 		return err
 	}

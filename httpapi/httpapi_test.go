@@ -18,8 +18,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
 
+	"flashotp/apps"
 	"flashotp/dialer"
 	"flashotp/httpapi"
+	"flashotp/internal/apptest"
 	"flashotp/internal/storetest"
 	"flashotp/internal/testclock"
 	"flashotp/numberpool"
@@ -88,6 +90,7 @@ type env struct {
 	srv   *httpapi.Server
 	svc   *otp.Service
 	pools *numberpool.Registry
+	apps  *apps.Registry
 	dial  *fakeDialer
 	clock *testclock.Clock
 }
@@ -128,21 +131,19 @@ func newEnvWith(t testing.TB, token string) *env {
 		t.Fatalf("NewRegistry: %v", err)
 	}
 	t.Cleanup(func() { e.pools.Close() }) // before the store closes: cleanups run last first
-	e.svc = otp.New(otp.Config{
-		Apps:        []string{"demo", "other", "short"},
-		CodeLength:  4,
-		TTL:         5 * time.Minute,
-		MaxAttempts: 5,
-		Now:         e.clock.Now,
-	}, db, e.pools, log)
+	demoApp := apptest.App("demo", demoKey, demoSecret)
+	demoApp.Pools = []string{"demo", "live"}
+	e.apps = apptest.Open(t, db, apps.Defaults{CodeLength: 4, TTL: 5 * time.Minute, MaxAttempts: 5}, func(id string, a *apps.App) error {
+		if a == nil {
+			return e.pools.SetApp(id, nil, 0)
+		}
+		return e.pools.SetApp(id, a.Pools, a.CodeLength)
+	}, demoApp, apptest.App("other", otherKey, otherSecret), apptest.App("short", shortKey, shortSecret))
+	e.svc = otp.New(otp.Config{Apps: e.apps, Now: e.clock.Now}, db, e.pools, log)
 	e.svc.UseDialer(e.dial)
 	e.srv = httpapi.New(httpapi.Config{
 		MaxBodyBytes: maxBodyBytes,
-		Apps: []httpapi.App{
-			{ID: "demo", Key: demoKey, Secret: demoSecret},
-			{ID: "other", Key: otherKey, Secret: otherSecret},
-			{ID: "short", Key: shortKey, Secret: shortSecret},
-		},
+		Apps:         e.apps,
 		AdminToken: token,
 		Pools:      e.pools,
 	}, e.svc, log)

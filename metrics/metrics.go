@@ -26,6 +26,7 @@ type Metrics struct {
 	send          prometheus.Histogram
 	verify        *prometheus.HistogramVec
 	picks         *prometheus.CounterVec
+	webhooks      *prometheus.CounterVec
 }
 
 // New returns collectors registered on a new registry, with Go runtime and process collectors beside them.
@@ -62,8 +63,11 @@ func New(queueDepth func() float64) *Metrics {
 		picks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flashotp_pool_picks_total", Help: "Caller IDs drawn, by pool.",
 		}, []string{"pool"}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flashotp_webhook_tries_total", Help: "Webhook delivery tries, by outcome (delivered, retry, dropped).",
+		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.callsStarted, m.callsEnded, m.callsInFlight, m.postDialDelay, m.ringToCancel, m.send, m.verify, m.picks)
+	reg.MustRegister(m.callsStarted, m.callsEnded, m.callsInFlight, m.postDialDelay, m.ringToCancel, m.send, m.verify, m.picks, m.webhooks)
 	if queueDepth != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flashotp_dialer_queue_depth", Help: "Calls accepted and waiting for a trunk.",
@@ -126,5 +130,12 @@ func (m *Metrics) Verified(result string, d time.Duration) {
 func (m *Metrics) Picked(pool string) {
 	if m != nil {
 		m.picks.WithLabelValues(pool).Inc()
+	}
+}
+
+// Webhook counts a webhook delivery try by its outcome.
+func (m *Metrics) Webhook(outcome string) {
+	if m != nil {
+		m.webhooks.WithLabelValues(outcome).Inc()
 	}
 }

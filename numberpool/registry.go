@@ -228,15 +228,16 @@ type Registry struct {
 	cfg Config
 	b   Buckets
 
-	mu         sync.RWMutex
-	pools      map[string]*livePool
-	quarantine map[string]Quarantine           // "cli:+44…" / "entry:pool/id" → until
-	rejections map[string]map[string]time.Time // "pool/id" → its CLIs rejected lately (by key) → when
-	uses       map[string]uint64               // CLI → times picked since start
-	entryUses  map[string]uint64               // "pool/id" → times picked since start
-	recent     map[string]*recentCalls         // recipient → recent CLI/code MACs (cache of Buckets.Recent)
-	spaceCache map[string]Space                // code length and candidate entries → their space; reset on change
-	picks      uint64                          // picks since start, to sweep recent now and then
+	mu          sync.RWMutex
+	pools       map[string]*livePool
+	quarantine  map[string]Quarantine           // "cli:+44…" / "entry:pool/id" → until
+	rejections  map[string]map[string]time.Time // "pool/id" → its CLIs rejected lately (by key) → when
+	uses        map[string]uint64               // CLI → times picked since start
+	entryUses   map[string]uint64               // "pool/id" → times picked since start
+	recent      map[string]*recentCalls         // recipient → recent CLI/code MACs (cache of Buckets.Recent)
+	spaceCache  map[string]Space                // code length and candidate entries → their space; reset on change
+	codeLengths map[string]int                  // app → its default code length, when set by SetApp
+	picks       uint64                          // picks since start, to sweep recent now and then
 
 	macs sync.Pool // keyed HMAC-SHA256 hashes
 
@@ -262,7 +263,7 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 	}
 	r := &Registry{cfg: cfg, b: b, pools: map[string]*livePool{}, quarantine: map[string]Quarantine{},
 		rejections: map[string]map[string]time.Time{}, uses: map[string]uint64{}, entryUses: map[string]uint64{}, recent: map[string]*recentCalls{},
-		spaceCache: map[string]Space{}, pending: map[string][]byte{},
+		spaceCache: map[string]Space{}, codeLengths: map[string]int{}, pending: map[string][]byte{},
 		stop: make(chan struct{}), flushed: make(chan struct{})}
 	inConfig := map[string]bool{}
 	for _, p := range configPools {
@@ -939,21 +940,60 @@ func (r *Registry) checkSpaces(pools map[string]*livePool) error {
 	}
 	sort.Strings(apps)
 	for _, app := range apps {
-		sp := r.spaces(pools, app, r.cfg.CodeLength)
-		if len(sp) == 0 {
-			return fmt.Errorf("%w: app %q has no numbers for %d-digit codes", ErrCodeSpace, app, r.cfg.CodeLength)
+		codeLength := r.cfg.CodeLength
+		if n := r.codeLengths[app]; n > 0 {
+			codeLength = n
 		}
-		for country, s := range sp {
-			if s.Codes < r.cfg.MinCodeSpace {
-				dest := country + " destinations"
-				if country == "*" {
-					dest = "destinations without a local entry"
-				}
-				return fmt.Errorf("%w: app %q has %d distinct codes (%.1f bits) for %s, need at least %d",
-					ErrCodeSpace, app, s.Codes, s.Bits, dest, r.cfg.MinCodeSpace)
-			}
+		if err := r.checkApp(pools, app, codeLength); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// checkApp refuses pools that leave app, for some destination, below the minimum code space.
+func (r *Registry) checkApp(pools map[string]*livePool, app string, codeLength int) error {
+	sp := r.spaces(pools, app, codeLength)
+	if len(sp) == 0 {
+		return fmt.Errorf("%w: app %q has no numbers for %d-digit codes", ErrCodeSpace, app, codeLength)
+	}
+	for country, s := range sp {
+		if s.Codes < r.cfg.MinCodeSpace {
+			dest := country + " destinations"
+			if country == "*" {
+				dest = "destinations without a local entry"
+			}
+			return fmt.Errorf("%w: app %q has %d distinct codes (%.1f bits) for %s, need at least %d",
+				ErrCodeSpace, app, s.Codes, s.Bits, dest, r.cfg.MinCodeSpace)
+		}
+	}
+	return nil
+}
+
+// SetApp gives app the pools it draws from, for codes of codeLength digits by default, refusing pools that
+// leave it below the minimum code space. Nil pools remove the app.
+func (r *Registry) SetApp(app string, pools []string, codeLength int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := maps.Clone(r.cfg.Apps)
+	if next == nil {
+		next = map[string][]string{}
+	}
+	if pools == nil {
+		delete(next, app)
+		delete(r.codeLengths, app)
+		r.cfg.Apps = next
+		return nil
+	}
+	next[app] = slices.Clone(pools)
+	old := r.cfg.Apps
+	r.cfg.Apps = next
+	if err := r.checkApp(r.pools, app, codeLength); err != nil {
+		r.cfg.Apps = old
+		return err
+	}
+	r.codeLengths[app] = codeLength
+	clear(r.spaceCache)
 	return nil
 }
 

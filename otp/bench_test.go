@@ -13,7 +13,7 @@ func BenchmarkMAC(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	s := &Service{store: db}
+	s := &Service{db: db}
 	b.ReportAllocs()
 	for b.Loop() {
 		s.mac("otp_01KAKQ4G2ZB0X8Y8K0FJ3N6M1V", "5831")

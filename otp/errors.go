@@ -3,6 +3,7 @@ package otp
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Errors returned by Service. Each stands for one API error code (SPEC section 4); httpapi maps them.
@@ -11,11 +12,12 @@ var (
 	ErrInvalidRequest = errors.New("invalid_request")
 	// ErrInvalidRecipient is returned when the recipient is not a valid E.164 mobile or fixed number.
 	ErrInvalidRecipient = errors.New("invalid_recipient")
-	// ErrDestinationBlocked is returned for premium-rate and similar destinations.
+	// ErrDestinationBlocked is returned for a blocked number type, a country the app does not allow, or a
+	// send the app's pre-send hook denied.
 	ErrDestinationBlocked = errors.New("destination_blocked")
 	// ErrNotFound is returned for an unknown verification, or one of another app.
 	ErrNotFound = errors.New("not_found")
-	// ErrInvalidCode is returned (wrapped in *InvalidCodeError) for a wrong code with attempts left.
+	// ErrInvalidCode is returned for a wrong code with attempts left.
 	ErrInvalidCode = errors.New("invalid_code")
 	// ErrMaxAttempts is returned when this or an earlier wrong code used up the attempts.
 	ErrMaxAttempts = errors.New("max_attempts_reached")
@@ -25,6 +27,11 @@ var (
 	ErrUndeliverable = errors.New("undeliverable")
 	// ErrAlreadyVerified is returned when the code was already used.
 	ErrAlreadyVerified = errors.New("already_verified")
+	// ErrRateLimited is returned when a rate limit is full; RetryAfter says for how long.
+	ErrRateLimited = errors.New("rate_limited")
+	// ErrResendTooSoon is returned for a resend within the app's resend_cooldown, or while the last call is
+	// still in flight.
+	ErrResendTooSoon = errors.New("resend_too_soon")
 	// ErrUnavailable is returned when no call can be accepted now (queue full, shutting down).
 	ErrUnavailable = errors.New("unavailable")
 )
@@ -35,6 +42,8 @@ type Error struct {
 	Message string
 	// AttemptsRemaining is set for ErrInvalidCode.
 	AttemptsRemaining *int
+	// RetryAfter is set for ErrRateLimited and ErrResendTooSoon.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }

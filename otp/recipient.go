@@ -1,48 +1,69 @@
 package otp
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"flashotp/apps"
 )
 
-// blockedTypes are number types a flash call must never go to: they cost the operator money, or feed
-// revenue-share fraud, or cannot show a missed call.
-var blockedTypes = map[phonenumbers.PhoneNumberType]string{
-	phonenumbers.PREMIUM_RATE:    "premium-rate",
-	phonenumbers.SHARED_COST:     "shared-cost",
-	phonenumbers.UAN:             "universal access (UAN)",
-	phonenumbers.PERSONAL_NUMBER: "personal-number",
-	phonenumbers.PAGER:           "pager",
-	phonenumbers.VOICEMAIL:       "voicemail",
-	phonenumbers.TOLL_FREE:       "toll-free",
+// typeNames names number types in messages.
+var typeNames = map[phonenumbers.PhoneNumberType]string{
+	phonenumbers.PREMIUM_RATE: "premium-rate", phonenumbers.SHARED_COST: "shared-cost",
+	phonenumbers.UAN: "universal access (UAN)", phonenumbers.PERSONAL_NUMBER: "personal-number",
+	phonenumbers.PAGER: "pager", phonenumbers.VOICEMAIL: "voicemail", phonenumbers.TOLL_FREE: "toll-free",
+	phonenumbers.VOIP: "VoIP", phonenumbers.MOBILE: "mobile", phonenumbers.FIXED_LINE: "fixed-line",
+	phonenumbers.FIXED_LINE_OR_MOBILE: "fixed-line or mobile",
+}
+
+// Recipient is a checked destination.
+type Recipient struct {
+	E164    string // with '+'
+	Country string // ISO 3166
+	Type    phonenumbers.PhoneNumberType
 }
 
 // NormalizeRecipient checks that s is an E.164 number ("+" optional, digits only, nothing else) of a mobile
-// or fixed line, and returns it with its '+' and its country (ISO 3166). Anything that is not digits is
-// refused before parsing, so no header text can pass.
+// or fixed line (or VoIP), not of a type blocked by default (apps.DefaultBlockedNumberTypes), and returns
+// it with its '+' and its country (ISO 3166).
 func NormalizeRecipient(s string) (e164, country string, err error) {
+	r, err := checkRecipient(s, apps.App{BlockedNumberTypes: apps.DefaultBlockedNumberTypes})
+	return r.E164, r.Country, err
+}
+
+// checkRecipient checks s as NormalizeRecipient does, against app's fraud guards: its blocked number
+// types and its allowed countries. Anything that is not digits is refused before parsing, so no header
+// text can pass.
+func checkRecipient(s string, app apps.App) (Recipient, error) {
 	digits := strings.TrimPrefix(s, "+")
 	if len(digits) < 6 || len(digits) > 15 || digits[0] == '0' {
-		return "", "", errorf(ErrInvalidRecipient, "recipient must be an E.164 number: + and 6 to 15 digits, not starting with 0")
+		return Recipient{}, errorf(ErrInvalidRecipient, "recipient must be an E.164 number: + and 6 to 15 digits, not starting with 0")
 	}
 	for i := 0; i < len(digits); i++ {
 		if digits[i] < '0' || digits[i] > '9' {
-			return "", "", errorf(ErrInvalidRecipient, "recipient must hold only digits after an optional +")
+			return Recipient{}, errorf(ErrInvalidRecipient, "recipient must hold only digits after an optional +")
 		}
 	}
-	e164 = "+" + digits
-	num, err := phonenumbers.Parse(e164, "")
+	r := Recipient{E164: "+" + digits}
+	num, err := phonenumbers.Parse(r.E164, "")
 	if err != nil || !phonenumbers.IsValidNumber(num) {
-		return "", "", errorf(ErrInvalidRecipient, "recipient %s is not a valid phone number", e164)
+		return Recipient{}, errorf(ErrInvalidRecipient, "recipient %s is not a valid phone number", r.E164)
 	}
-	typ := phonenumbers.GetNumberType(num)
-	if what, blocked := blockedTypes[typ]; blocked {
-		return "", "", errorf(ErrDestinationBlocked, "recipient is a %s number", what)
+	r.Type, r.Country = phonenumbers.GetNumberType(num), phonenumbers.GetRegionCodeForNumber(num)
+	for _, name := range app.BlockedNumberTypes {
+		if apps.NumberTypes[name] == r.Type {
+			return Recipient{}, errorf(ErrDestinationBlocked, "recipient is a %s number (%s is in this app's blocked_number_types)", typeNames[r.Type], name)
+		}
 	}
-	switch typ {
+	switch r.Type {
 	case phonenumbers.MOBILE, phonenumbers.FIXED_LINE, phonenumbers.FIXED_LINE_OR_MOBILE, phonenumbers.VOIP:
-		return e164, phonenumbers.GetRegionCodeForNumber(num), nil
+	default:
+		return Recipient{}, errorf(ErrInvalidRecipient, "recipient %s is not a mobile or fixed-line number", r.E164)
 	}
-	return "", "", errorf(ErrInvalidRecipient, "recipient %s is not a mobile or fixed-line number", e164)
+	if len(app.AllowedCountries) > 0 && !slices.Contains(app.AllowedCountries, r.Country) {
+		return Recipient{}, errorf(ErrDestinationBlocked, "recipient's country %s is not in this app's allowed_countries", r.Country)
+	}
+	return r, nil
 }

@@ -2,19 +2,21 @@ package otp
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
 
+	"flashotp/apps"
 	"flashotp/dialer"
+	"flashotp/limits"
 	"flashotp/metrics"
 	"flashotp/numberpool"
 	"flashotp/sip"
@@ -51,12 +53,13 @@ type Verification struct {
 	Reference         string    `json:"reference,omitempty"`
 	Attempts          int       `json:"attempts"`
 	AttemptsRemaining int       `json:"attempts_remaining"`
+	Resends           int       `json:"resends"`
 	CreatedAt         time.Time `json:"created_at"`
 	ExpiresAt         time.Time `json:"expires_at"`
 	Call              Call      `json:"call"`
 }
 
-// Call is the flash call of a verification.
+// Call is the flash call of a verification (its latest, after a resend).
 type Call struct {
 	State   sip.State `json:"state"`
 	SIPCode int       `json:"sip_code"`
@@ -73,21 +76,24 @@ type Call struct {
 // record is what the store keeps: the verification plus what must never leave the engine.
 type record struct {
 	Verification
-	CodeMAC     []byte `json:"code_mac"`
-	MaxAttempts int    `json:"max_attempts"`
+	CodeMAC     []byte    `json:"code_mac"`
+	MaxAttempts int       `json:"max_attempts"`
+	Country     string    `json:"country"`
+	SentAt      time.Time `json:"sent_at"`             // the latest send or resend
+	From        string    `json:"from_pool,omitempty"` // the pool the send asked for, for resends
 }
 
-// Store is the persistence the service needs; *store.DB is one.
-type Store interface {
-	Key() []byte
-	Create(id string, v []byte) error
-	Get(id string) ([]byte, error)
-	Update(id string, fn func(old []byte) ([]byte, error)) error
-	Delete(id string) error
-	UpdateAll(fn func(id string, v []byte) ([]byte, bool, error)) error
-}
-
-var _ Store = (*store.DB)(nil)
+// Buckets of the store the service keeps its records and indexes in.
+const (
+	bucketVerifications = "verifications"  // verification ID (time-ordered) → record
+	bucketByApp         = "v_by_app"       // app NUL ID
+	bucketByRecipient   = "v_by_recipient" // app NUL recipient NUL ID
+	bucketExpiry        = "v_expiry"       // expires_at (ms, 15 digits) NUL ID: what the sweeper looks at
+	bucketOpenCalls     = "v_open_calls"   // ID of a verification whose call has no outcome yet
+	bucketEvents        = "events"         // app NUL event ID (time-ordered) → Event
+	bucketAttempts      = "attempts"       // verification ID NUL attempt ID → Attempt
+	bucketReports       = "reports"        // app NUL day NUL group NUL key → counters
+)
 
 // Dialer accepts calls; *dialer.Dialer is one.
 type Dialer interface {
@@ -104,35 +110,57 @@ type Numbers interface {
 
 var _ Numbers = (*numberpool.Registry)(nil)
 
+// Apps gives each app's settings, defaults filled; *apps.Registry is one.
+type Apps interface {
+	Get(id string) (apps.App, bool)
+}
+
+var _ Apps = (*apps.Registry)(nil)
+
+// Notifier queues an app's webhook in the transaction that records its event (so the event and its
+// delivery are stored together), and asks an app's pre-send hook.
+type Notifier interface {
+	Enqueue(tx *store.Tx, appID, verificationID string, body []byte) error
+	PreSend(app apps.App, body []byte) (allow bool, err error)
+}
+
 // Config configures a Service.
 type Config struct {
-	Metrics     *metrics.Metrics // nil: none
-	Apps        []string         // the IDs of the apps
-	CodeLength  int              // default code length
-	TTL         time.Duration
-	MaxAttempts int
-	Now         func() time.Time // nil: time.Now
+	Metrics   *metrics.Metrics // nil: none
+	Apps      Apps
+	Notifier  Notifier         // nil: no webhooks, no pre-send hooks
+	Limiter   *limits.Limiter  // nil: a new one on Now
+	Retention time.Duration    // verifications and events older than this are deleted; 0: kept
+	Now       func() time.Time // nil: time.Now
 }
 
 // Service runs verifications.
 type Service struct {
 	live    sync.Map // verification ID → *liveCall, while its call is in flight
 	cfg     Config
-	store   Store
+	db      *store.DB
 	numbers Numbers
 	dialer  Dialer
+	limiter *limits.Limiter
 	log     *slog.Logger
 	now     func() time.Time
+
+	idMu   sync.Mutex
+	idRand *ulid.MonotonicEntropy // event and attempt IDs: strictly increasing, so cursors are stable
 }
 
-// New returns a service over st drawing CLIs from numbers. UseDialer must be called before Send.
-func New(cfg Config, st Store, numbers Numbers, log *slog.Logger) *Service {
+// New returns a service over db drawing CLIs from numbers. UseDialer must be called before Send.
+func New(cfg Config, db *store.DB, numbers Numbers, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{cfg: cfg, store: st, numbers: numbers, log: log, now: cfg.Now}
+	s := &Service{cfg: cfg, db: db, numbers: numbers, log: log, now: cfg.Now, limiter: cfg.Limiter,
+		idRand: ulid.Monotonic(rand.Reader, 0)}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.limiter == nil {
+		s.limiter = limits.New(s.now)
 	}
 	return s
 }
@@ -140,20 +168,37 @@ func New(cfg Config, st Store, numbers Numbers, log *slog.Logger) *Service {
 // UseDialer sets the dialer calls go to.
 func (s *Service) UseDialer(d Dialer) { s.dialer = d }
 
+// newID returns prefix and a ULID of now, strictly above every earlier one.
+func (s *Service) newID(prefix string, at time.Time) string {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	return prefix + ulid.MustNew(ulid.Timestamp(at), s.idRand).String()
+}
+
 // SendRequest is a request for a flash call.
 type SendRequest struct {
 	AppID      string
 	Recipient  string
 	Channel    string
 	From       string // optional: the name of one of the app's pools
-	CodeLength int    // optional: 0 for the default
+	CodeLength int    // optional: 0 for the app's
 	Reference  string // optional, echoed back
 }
 
-// Send validates req, stores a new verification and queues its flash call.
+func (s *Service) app(id string) (apps.App, error) {
+	a, ok := s.cfg.Apps.Get(id)
+	if !ok {
+		return apps.App{}, errorf(ErrInvalidRequest, "appid: unknown app %q", id)
+	}
+	return a, nil
+}
+
+// Send validates req, applies the app's fraud guards and rate limits, stores a new verification and
+// queues its flash call.
 func (s *Service) Send(req SendRequest) (Verification, error) {
-	if !slices.Contains(s.cfg.Apps, req.AppID) {
-		return Verification{}, errorf(ErrInvalidRequest, "appid: unknown app %q", req.AppID)
+	app, err := s.app(req.AppID)
+	if err != nil {
+		return Verification{}, err
 	}
 	if req.Channel != ChannelFlashCall {
 		return Verification{}, errorf(ErrInvalidRequest, "channel: must be %q", ChannelFlashCall)
@@ -166,194 +211,298 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 	}
 	codeLength := req.CodeLength
 	if codeLength == 0 {
-		codeLength = s.cfg.CodeLength
+		codeLength = app.CodeLength
 	}
 	if codeLength < 4 || codeLength > 8 {
 		return Verification{}, errorf(ErrInvalidRequest, "code_length: must be 4 to 8")
 	}
-	recipient, country, err := NormalizeRecipient(req.Recipient)
+	to, err := checkRecipient(req.Recipient, app)
 	if err != nil {
 		return Verification{}, err
 	}
-	picked, err := s.numbers.Pick(numberpool.PickRequest{App: req.AppID, Pool: req.From, Recipient: recipient, Country: country, CodeLength: codeLength})
-	switch {
-	case errors.Is(err, numberpool.ErrNotFound):
-		return Verification{}, errorf(ErrInvalidRequest, "from: %v", err)
-	case errors.Is(err, numberpool.ErrCodeSpace):
-		return Verification{}, errorf(ErrInvalidRequest, "code_length: %v", err)
-	case errors.Is(err, numberpool.ErrNoNumbers):
-		return Verification{}, errorf(ErrDestinationBlocked, "%v", err)
-	case errors.Is(err, numberpool.ErrExhausted):
-		return Verification{}, errorf(ErrUnavailable, "%v", err)
-	case err != nil:
+	if err := s.allowSend(app, to.E164); err != nil {
 		return Verification{}, err
 	}
-	cli, prefix, code := picked.CLI, picked.Prefix, picked.Code
-	s.cfg.Metrics.Picked(picked.Pool)
+	if err := s.preSend(app, to, req.Reference); err != nil {
+		return Verification{}, err
+	}
+	picked, err := s.pick(app.ID, req.From, to, codeLength)
+	if err != nil {
+		return Verification{}, err
+	}
 
 	now := s.now().UTC()
 	rec := record{
 		Verification: Verification{
-			ID:                "otp_" + ulid.Make().String(),
-			AppID:             req.AppID,
-			Recipient:         recipient,
+			ID:                s.newID("otp_", now),
+			AppID:             app.ID,
+			Recipient:         to.E164,
 			Channel:           ChannelFlashCall,
 			Status:            StatusPending,
 			CodeLength:        codeLength,
-			CLIPrefix:         prefix,
+			CLIPrefix:         picked.Prefix,
 			CLIPattern:        picked.Pattern,
 			Reference:         req.Reference,
-			AttemptsRemaining: s.cfg.MaxAttempts,
+			AttemptsRemaining: app.MaxAttempts,
 			CreatedAt:         now,
-			ExpiresAt:         now.Add(s.cfg.TTL),
+			ExpiresAt:         now.Add(time.Duration(app.TTL)),
 			Call:              Call{State: sip.StateQueued},
 		},
-		MaxAttempts: s.cfg.MaxAttempts,
+		MaxAttempts: app.MaxAttempts,
+		Country:     to.Country,
+		SentAt:      now,
+		From:        req.From,
 	}
-	rec.CodeMAC = s.mac(rec.ID, code)
-	data, err := json.Marshal(rec)
+	rec.CodeMAC = s.mac(rec.ID, picked.Code)
+	var eventKey string
+	err = s.db.Batch(func(tx *store.Tx) error {
+		if tx.Get(bucketVerifications, rec.ID) != nil {
+			return fmt.Errorf("verification %s exists", rec.ID)
+		}
+		if err := s.put(tx, &rec); err != nil {
+			return err
+		}
+		for _, k := range []struct{ bucket, key string }{
+			{bucketByApp, rec.AppID + "\x00" + rec.ID},
+			{bucketByRecipient, rec.AppID + "\x00" + rec.Recipient + "\x00" + rec.ID},
+			{bucketExpiry, expiryKey(rec.ExpiresAt, rec.ID)},
+			{bucketOpenCalls, rec.ID},
+		} {
+			if err := tx.Put(k.bucket, k.key, nil); err != nil {
+				return err
+			}
+		}
+		var err error
+		if eventKey, err = s.eventKey(tx, &rec, Event{Type: EventSendRequested, At: now, CLIPrefix: rec.CLIPrefix}); err != nil {
+			return err
+		}
+		return s.count(tx, &rec, "", func(_ string, c *counters) { c.Sent++ })
+	})
 	if err != nil {
-		return Verification{}, err
-	}
-	if err := s.store.Create(rec.ID, data); err != nil {
 		return Verification{}, fmt.Errorf("store verification: %w", err)
 	}
-	if err := s.dialer.Submit(dialer.Request{App: req.AppID, ID: rec.ID, To: recipient, CLI: cli, Trunks: picked.Trunks}); err != nil {
-		if derr := s.store.Delete(rec.ID); derr != nil {
+	if err := s.submit(&rec, picked); err != nil {
+		// Nothing was dialed: the verification goes as if it had never been asked for.
+		derr := s.db.Batch(func(tx *store.Tx) error {
+			if err := tx.Delete(bucketEvents, eventKey); err != nil {
+				return err
+			}
+			if err := s.count(tx, &rec, "", func(_ string, c *counters) { c.Sent-- }); err != nil {
+				return err
+			}
+			return s.forget(tx, &rec)
+		})
+		if derr != nil {
 			s.log.Error("verification left after refused call", "verification_id", rec.ID, "err", derr)
 		}
-		return Verification{}, errorf(ErrUnavailable, "no capacity for the call: %v", err)
+		return Verification{}, err
 	}
-	s.log.Info("send_requested", "verification_id", rec.ID, "appid", rec.AppID, "cli_prefix", prefix)
+	s.log.Info("send_requested", "verification_id", rec.ID, "appid", rec.AppID, "cli_prefix", rec.CLIPrefix)
 	return rec.Verification, nil
 }
+
+// allowSend checks and counts the send limits of app for recipient (and refuses a recipient locked out by
+// failed verifications).
+func (s *Service) allowSend(app apps.App, recipient string) error {
+	if err := s.lockedOut(app, recipient); err != nil {
+		return err
+	}
+	denied, retry := s.limiter.Allow(
+		check(app, apps.ScopeRecipient, recipient),
+		check(app, apps.ScopeApp, app.ID),
+		check(app, apps.ScopePrefix, Prefix(recipient)),
+	)
+	if denied != nil {
+		return rateLimited(*denied, retry)
+	}
+	return nil
+}
+
+// lockedOut refuses a recipient whose failed verifications filled the app's failed_verifications limit.
+func (s *Service) lockedOut(app apps.App, recipient string) error {
+	c := check(app, apps.ScopeFailedVerifications, recipient)
+	if full, retry := s.limiter.Full(c); full {
+		return rateLimited(c, retry)
+	}
+	return nil
+}
+
+// Prefix is the number range a recipient belongs to for the prefix limit.
+func Prefix(recipient string) string { return recipient[:len(recipient)-apps.PrefixFreeDigits] }
+
+// check is app's rule for scope applied to key. Limiter keys are per app: apps never share a count.
+func check(app apps.App, scope, key string) limits.Check {
+	l := app.RateLimits[scope]
+	return limits.Check{Rule: limits.Rule{Scope: scope, Limit: l.Limit, Window: time.Duration(l.Window)}, Key: app.ID + "/" + key}
+}
+
+func rateLimited(c limits.Check, retry time.Duration) *Error {
+	e := errorf(ErrRateLimited, "%s limit reached: %d per %s", c.Scope, c.Limit, c.Window)
+	e.RetryAfter = retry
+	return e
+}
+
+// AllowRequest checks and counts a request of app's API key from the client address ip (the client
+// scope).
+func (s *Service) AllowRequest(appID, key, ip string) error {
+	app, err := s.app(appID)
+	if err != nil {
+		return err
+	}
+	if denied, retry := s.limiter.Allow(check(app, apps.ScopeClient, key+"/"+ip)); denied != nil {
+		return rateLimited(*denied, retry)
+	}
+	return nil
+}
+
+// preSend asks the app's pre-send hook, if it has one.
+func (s *Service) preSend(app apps.App, to Recipient, reference string) error {
+	if app.PreSendHook == nil || s.cfg.Notifier == nil {
+		return nil
+	}
+	body, _ := json.Marshal(map[string]string{
+		"appid": app.ID, "recipient": to.E164, "country": to.Country, "number_type": numberTypeName(to), "reference": reference,
+	})
+	allow, err := s.cfg.Notifier.PreSend(app, body)
+	if err != nil {
+		s.log.Warn("pre-send hook failed", "appid", app.ID, "fail_open", app.PreSendHook.FailOpen, "err", err)
+		if app.PreSendHook.FailOpen {
+			return nil
+		}
+		return errorf(ErrDestinationBlocked, "the app's pre-send hook did not answer, and it fails closed")
+	}
+	if !allow {
+		return errorf(ErrDestinationBlocked, "the app's pre-send hook denied this send")
+	}
+	return nil
+}
+
+func numberTypeName(r Recipient) string {
+	for name, t := range apps.NumberTypes {
+		if t == r.Type {
+			return name
+		}
+	}
+	return "unknown"
+}
+
+func (s *Service) pick(appID, from string, to Recipient, codeLength int) (numberpool.Picked, error) {
+	picked, err := s.numbers.Pick(numberpool.PickRequest{App: appID, Pool: from, Recipient: to.E164, Country: to.Country, CodeLength: codeLength})
+	switch {
+	case errors.Is(err, numberpool.ErrNotFound):
+		return picked, errorf(ErrInvalidRequest, "from: %v", err)
+	case errors.Is(err, numberpool.ErrCodeSpace):
+		return picked, errorf(ErrInvalidRequest, "code_length: %v", err)
+	case errors.Is(err, numberpool.ErrNoNumbers):
+		return picked, errorf(ErrDestinationBlocked, "%v", err)
+	case errors.Is(err, numberpool.ErrExhausted):
+		return picked, errorf(ErrUnavailable, "%v", err)
+	case err != nil:
+		return picked, err
+	}
+	s.cfg.Metrics.Picked(picked.Pool)
+	return picked, nil
+}
+
+func (s *Service) submit(rec *record, picked numberpool.Picked) error {
+	err := s.dialer.Submit(dialer.Request{App: rec.AppID, ID: rec.ID, To: rec.Recipient, CLI: picked.CLI, Trunks: picked.Trunks})
+	if err != nil {
+		return errorf(ErrUnavailable, "no capacity for the call: %v", err)
+	}
+	return nil
+}
+
+// forget removes every trace of rec from the store: a send whose call was never placed.
+func (s *Service) forget(tx *store.Tx, rec *record) error {
+	for _, k := range []struct{ bucket, key string }{
+		{bucketVerifications, rec.ID},
+		{bucketByApp, rec.AppID + "\x00" + rec.ID},
+		{bucketByRecipient, rec.AppID + "\x00" + rec.Recipient + "\x00" + rec.ID},
+		{bucketExpiry, expiryKey(rec.ExpiresAt, rec.ID)},
+		{bucketOpenCalls, rec.ID},
+	} {
+		if err := tx.Delete(k.bucket, k.key); err != nil {
+			return err
+		}
+	}
+	var keys []string
+	tx.Scan(bucketAttempts, rec.ID+"\x00", "", false, func(k string, _ []byte) bool { keys = append(keys, k); return true })
+	for _, k := range keys {
+		if err := tx.Delete(bucketAttempts, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expiryKey orders verifications by when they expire.
+func expiryKey(at time.Time, id string) string { return fmt.Sprintf("%015d\x00%s", at.UnixMilli(), id) }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 func (s *Service) mac(id, code string) []byte {
-	m := hmac.New(sha256.New, s.store.Key())
+	m := hmac.New(sha256.New, s.db.Key())
 	m.Write([]byte(id))
 	m.Write([]byte{0}) // id never holds NUL: the split between id and code is unambiguous
 	m.Write([]byte(code))
 	return m.Sum(nil)
 }
 
-// VerifyRequest is a code the user typed (or the app read from the call log).
-type VerifyRequest struct {
-	AppID          string
-	VerificationID string
-	Code           string
+// get reads the record id in tx.
+func get(tx *store.Tx, id string) (*record, error) {
+	v := tx.Get(bucketVerifications, id)
+	if v == nil {
+		return nil, errorf(ErrNotFound, "no verification %s", id)
+	}
+	var rec record
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", id, err)
+	}
+	return &rec, nil
 }
 
-// Verify checks the code. It returns the approved verification, or an *Error whose Code says why not.
-// Every wrong code counts as an attempt, recorded durably before the answer.
-func (s *Service) Verify(req VerifyRequest) (Verification, error) {
-	code := strings.TrimPrefix(req.Code, "+")
-	if len(code) < 4 || len(code) > 15 || strings.ContainsFunc(code, func(r rune) bool { return r < '0' || r > '9' }) {
-		return Verification{}, errorf(ErrInvalidRequest, "otp_code: want the code's digits, or the whole caller ID")
+// getOwn reads the record id of app appID; another app's is not found.
+func getOwn(tx *store.Tx, appID, id string) (*record, error) {
+	if !validID(id) {
+		return nil, errorf(ErrInvalidRequest, "verification_id: malformed")
 	}
-	if !validID(req.VerificationID) {
-		return Verification{}, errorf(ErrInvalidRequest, "verification_id: malformed")
+	rec, err := get(tx, id)
+	if err == nil && rec.AppID != appID {
+		return nil, errorf(ErrNotFound, "no verification %s", id)
 	}
-	var (
-		out    Verification
-		result error
-	)
-	err := s.store.Update(req.VerificationID, func(old []byte) ([]byte, error) {
-		var rec record
-		if err := json.Unmarshal(old, &rec); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", req.VerificationID, err)
-		}
-		if rec.AppID != req.AppID {
-			return nil, errorf(ErrNotFound, "no verification %s", req.VerificationID)
-		}
-		result = s.check(&rec, code)
-		out = rec.Verification
-		return json.Marshal(rec)
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return Verification{}, errorf(ErrNotFound, "no verification %s", req.VerificationID)
-	}
+	return rec, err
+}
+
+func (s *Service) put(tx *store.Tx, rec *record) error {
+	v, err := json.Marshal(rec)
 	if err != nil {
-		return Verification{}, err
+		return err
 	}
-	s.withProgress(&out)
-	s.log.Info("verify", "verification_id", out.ID, "result", ResultName(result), "attempts", out.Attempts)
-	return out, result
-}
-
-// ResultName names how a verify went: "approved", an error code (invalid_code, expired, …), or "internal".
-func ResultName(err error) string {
-	var e *Error
-	switch {
-	case err == nil:
-		return "approved"
-	case errors.As(err, &e):
-		return e.Code.Error()
-	}
-	return "internal"
-}
-
-// check applies one verify attempt to rec, in the order the API promises, and says how it went.
-func (s *Service) check(rec *record, code string) error {
-	now := s.now()
-	switch {
-	case rec.Status == StatusApproved:
-		return errorf(ErrAlreadyVerified, "code already used")
-	case rec.Status == StatusFailed:
-		return errorf(ErrUndeliverable, "the call failed before it rang (%s); send again", rec.Call.Reason)
-	case rec.Status == StatusExpired || rec.Status == StatusPending && !now.Before(rec.ExpiresAt):
-		rec.Status = StatusExpired
-		return errorf(ErrExpired, "verification expired at %s", rec.ExpiresAt.Format(time.RFC3339))
-	case rec.Status != StatusPending:
-		return errorf(ErrNotFound, "verification is %s", rec.Status)
-	case rec.Attempts >= rec.MaxAttempts:
-		return errorf(ErrMaxAttempts, "all %d attempts used", rec.MaxAttempts)
-	}
-
-	// The whole CLI as the call log shows it (E.164, national, 00-international): its last digits are the
-	// code. The rest is not checked: it is public (cli_prefix), so it would add nothing against guessing,
-	// and phones write it in too many ways.
-	digits := code[len(code)-min(len(code), rec.CodeLength):]
-	if hmac.Equal(s.mac(rec.ID, digits), rec.CodeMAC) {
-		rec.Status = StatusApproved
-		return nil
-	}
-	rec.Attempts++
-	rec.AttemptsRemaining = rec.MaxAttempts - rec.Attempts
-	if rec.AttemptsRemaining <= 0 {
-		return errorf(ErrMaxAttempts, "wrong code; all %d attempts used", rec.MaxAttempts)
-	}
-	left := rec.AttemptsRemaining
-	e := errorf(ErrInvalidCode, "wrong code")
-	e.AttemptsRemaining = &left
-	return e
+	return tx.Put(bucketVerifications, rec.ID, v)
 }
 
 // Status returns the verification id of app appID.
 func (s *Service) Status(appID, id string) (Verification, error) {
-	if !validID(id) {
-		return Verification{}, errorf(ErrInvalidRequest, "verification_id: malformed")
-	}
-	data, err := s.store.Get(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return Verification{}, errorf(ErrNotFound, "no verification %s", id)
-	}
+	var rec *record
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		rec, err = getOwn(tx, appID, id)
+		return err
+	})
 	if err != nil {
 		return Verification{}, err
 	}
-	var rec record
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return Verification{}, fmt.Errorf("decode %s: %w", id, err)
+	return s.view(rec), nil
+}
+
+// view is rec as the API shows it now: expired once past expires_at, with its call's live progress.
+func (s *Service) view(rec *record) Verification {
+	v := rec.Verification
+	if v.Status == StatusPending && !s.now().Before(v.ExpiresAt) {
+		v.Status = StatusExpired
 	}
-	if rec.AppID != appID {
-		return Verification{}, errorf(ErrNotFound, "no verification %s", id)
-	}
-	if rec.Status == StatusPending && !s.now().Before(rec.ExpiresAt) {
-		rec.Status = StatusExpired
-	}
-	s.withProgress(&rec.Verification)
-	return rec.Verification, nil
+	s.withProgress(&v)
+	return v
 }
 
 // validID reports whether id looks like one of ours: "otp_" and a ULID.
@@ -364,128 +513,4 @@ func validID(id string) bool {
 	}
 	_, err := ulid.ParseStrict(rest)
 	return err == nil
-}
-
-// CallProgress records a call's dialing and ringing (dialer.Reporter).
-//
-// Progress is kept in memory and shown by Status; only the outcome is written (CallEnded), so a call costs
-// two durable writes, its verification and its outcome. A crash loses progress, never an outcome: the
-// call is then recovered as interrupted.
-func (s *Service) CallProgress(id, trunk string, state sip.State, at time.Time) {
-	v, _ := s.live.LoadOrStore(id, &liveCall{call: Call{State: sip.StateQueued}})
-	lc := v.(*liveCall)
-	lc.mu.Lock()
-	defer lc.mu.Unlock()
-	at = at.UTC()
-	switch {
-	case state == sip.StateDialing && lc.call.StartedAt == nil:
-		lc.call.StartedAt = &at
-	case state == sip.StateRinging && lc.call.StartedAt != nil:
-		pdd := at.Sub(*lc.call.StartedAt).Milliseconds()
-		lc.call.PostDialDelayMS = &pdd
-	}
-	// Reports may arrive out of order: the state only moves forward.
-	if stateRank[state] > stateRank[lc.call.State] {
-		lc.call.State, lc.call.Trunk = state, trunk
-	}
-}
-
-// liveCall is the progress of a call in flight.
-type liveCall struct {
-	mu   sync.Mutex
-	call Call
-}
-
-// withProgress shows the progress of v's call, if it is in flight.
-func (s *Service) withProgress(v *Verification) {
-	if isFinal(v.Call.State) {
-		return
-	}
-	if l, ok := s.live.Load(v.ID); ok {
-		lc := l.(*liveCall)
-		lc.mu.Lock()
-		v.Call = lc.call
-		lc.mu.Unlock()
-	}
-}
-
-// CallEnded records a call's outcome (dialer.Reporter). A call that failed before it rang fails its
-// verification: nothing reached the phone. A trunk's rejection goes to the number pool, which may
-// quarantine the CLI.
-func (s *Service) CallEnded(id, trunk, cli string, res sip.Result) {
-	if res.State == sip.StateFailed && res.SIPCode >= 400 {
-		s.numbers.Reject(cli, res.SIPCode, res.Phrase, res.Rang)
-	}
-	s.updateCall(id, func(rec *record) {
-		if isFinal(rec.Call.State) {
-			return
-		}
-		rec.Call.State, rec.Call.SIPCode, rec.Call.Reason = res.State, res.SIPCode, string(res.Reason)
-		rec.Call.EarlyMediaPackets = res.EarlyMediaPackets
-		if trunk != "" {
-			rec.Call.Trunk = trunk
-		}
-		if rec.Call.StartedAt == nil && !res.StartedAt.IsZero() {
-			started := res.StartedAt.UTC()
-			rec.Call.StartedAt = &started
-		}
-		if rec.Call.PostDialDelayMS == nil && res.Rang {
-			pdd := res.RingingAt.Sub(res.StartedAt).Milliseconds()
-			rec.Call.PostDialDelayMS = &pdd
-		}
-		ended := res.EndedAt.UTC()
-		rec.Call.EndedAt = &ended
-		if res.State == sip.StateFailed && !res.Rang && rec.Status == StatusPending {
-			rec.Status = StatusFailed
-		}
-	})
-	s.live.Delete(id)
-	s.log.Info("call_"+string(res.State), "verification_id", id, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
-}
-
-// stateRank orders call states; outcomes rank above every progress state.
-var stateRank = map[sip.State]int{
-	sip.StateQueued: 0, sip.StateDialing: 1, sip.StateRinging: 2,
-	sip.StateMissed: 3, sip.StateAnswered: 3, sip.StateFailed: 3,
-}
-
-func isFinal(st sip.State) bool {
-	return st == sip.StateMissed || st == sip.StateAnswered || st == sip.StateFailed
-}
-
-func (s *Service) updateCall(id string, fn func(*record)) {
-	err := s.store.Update(id, func(old []byte) ([]byte, error) {
-		var rec record
-		if err := json.Unmarshal(old, &rec); err != nil {
-			return nil, err
-		}
-		fn(&rec)
-		return json.Marshal(rec)
-	})
-	if err != nil {
-		s.log.Error("record call state", "verification_id", id, "err", err)
-	}
-}
-
-// Recover ends the calls a crash left unfinished: each becomes failed with reason interrupted. Their
-// verifications stay pending: the INVITE may have gone out (the state is recorded after it leaves, so even
-// a queued call may have), and the phone may show the CLI; the user can still enter the code, or the app
-// send again. It returns how many calls it ended.
-func (s *Service) Recover() (int, error) {
-	n := 0
-	now := s.now().UTC()
-	err := s.store.UpdateAll(func(id string, v []byte) ([]byte, bool, error) {
-		var rec record
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return nil, false, fmt.Errorf("decode %s: %w", id, err)
-		}
-		if isFinal(rec.Call.State) {
-			return nil, false, nil
-		}
-		rec.Call.State, rec.Call.Reason, rec.Call.EndedAt = sip.StateFailed, string(sip.ReasonInterrupted), &now
-		n++
-		nv, err := json.Marshal(rec)
-		return nv, true, err
-	})
-	return n, err
 }

@@ -15,7 +15,9 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"flashotp/apps"
 	"flashotp/dialer"
+	"flashotp/internal/apptest"
 	"flashotp/internal/storetest"
 	"flashotp/internal/testclock"
 	"flashotp/numberpool"
@@ -112,6 +114,16 @@ func newRegistry(t testing.TB, db *store.DB, now func() time.Time, codeLength, m
 	return r
 }
 
+// testApps returns apps ids on db, with codeLength-digit codes, testTTL and testMaxAttempts, and no rate
+// limits.
+func testApps(t *testing.T, db *store.DB, codeLength int, ids ...string) *apps.Registry {
+	var list []apps.ConfigApp
+	for _, id := range ids {
+		list = append(list, apptest.App(id, id+"-key", id+"-secret"))
+	}
+	return apptest.Open(t, db, apps.Defaults{CodeLength: codeLength, TTL: testTTL, MaxAttempts: testMaxAttempts}, nil, list...)
+}
+
 // newEnv returns a service over a real store and number pool registry with apps "demo" (+44207946XXXX),
 // "other" (+33612XXXXXX) and "short" (+683XXXX).
 func newEnv(t *testing.T) *env {
@@ -123,13 +135,7 @@ func newEnv(t *testing.T) *env {
 		// +683 (Niue) numbers are 7 digits long: fine for 4-digit codes, too short for 7-digit ones.
 		"short": "+683XXXX",
 	})
-	e.svc = otp.New(otp.Config{
-		Apps:        []string{"demo", "other", "short"},
-		CodeLength:  4,
-		TTL:         testTTL,
-		MaxAttempts: testMaxAttempts,
-		Now:         e.clock.Now,
-	}, e.db, e.pools, quietLog())
+	e.svc = otp.New(otp.Config{Apps: testApps(t, e.db, 4, "demo", "other", "short"), Now: e.clock.Now}, e.db, e.pools, quietLog())
 	e.svc.UseDialer(e.dial)
 	return e
 }
@@ -332,7 +338,7 @@ func TestSendRejects(t *testing.T) {
 func TestSendCodeSpaceTooSmall(t *testing.T) {
 	db := storetest.Open(t)
 	pools := newRegistry(t, db, nil, 5, 100000, map[string]string{"wide": "+4420794XXXXX"})
-	svc := otp.New(otp.Config{Apps: []string{"wide"}, CodeLength: 5, TTL: testTTL, MaxAttempts: testMaxAttempts}, db, pools, quietLog())
+	svc := otp.New(otp.Config{Apps: testApps(t, db, 5, "wide")}, db, pools, quietLog())
 	d := &fakeDialer{}
 	svc.UseDialer(d)
 	tests := []struct {
@@ -899,7 +905,7 @@ func (n *fakeNumbers) rejected() []rejection {
 func newFakeEnv(t *testing.T, n *fakeNumbers) *env {
 	t.Helper()
 	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
-	e.svc = otp.New(otp.Config{Apps: []string{"demo"}, CodeLength: 4, TTL: testTTL, MaxAttempts: testMaxAttempts, Now: e.clock.Now}, e.db, n, quietLog())
+	e.svc = otp.New(otp.Config{Apps: testApps(t, e.db, 4, "demo"), Now: e.clock.Now}, e.db, n, quietLog())
 	e.svc.UseDialer(e.dial)
 	return e
 }
@@ -1065,7 +1071,7 @@ func TestSendLocalNumbersAndPattern(t *testing.T) {
 		t.Fatalf("NewRegistry: %v", err)
 	}
 	t.Cleanup(func() { pools.Close() })
-	svc := otp.New(otp.Config{Apps: []string{"demo"}, CodeLength: 4, TTL: testTTL, MaxAttempts: testMaxAttempts, Now: c.Now}, db, pools, quietLog())
+	svc := otp.New(otp.Config{Apps: testApps(t, db, 4, "demo"), Now: c.Now}, db, pools, quietLog())
 	d := &fakeDialer{}
 	svc.UseDialer(d)
 	tests := []struct {

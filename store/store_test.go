@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -434,4 +435,61 @@ func TestSurvivesReopen(t *testing.T) {
 	if err := db2.Create("otp_1", []byte("again")); !errors.Is(err, store.ErrExists) {
 		t.Errorf("Create of a reopened record error = %v, want ErrExists", err)
 	}
+}
+
+func TestTxScanAndBatch(t *testing.T) {
+	db, _ := mustOpen(t)
+	keys := []string{"a\x001", "a\x002", "a\x003", "b\x001"}
+	if err := db.Batch(func(tx *store.Tx) error {
+		for _, k := range keys {
+			if err := tx.Put("idx", k, []byte(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	scan := func(prefix, after string, desc bool) []string {
+		var got []string
+		_ = db.View(func(tx *store.Tx) error {
+			tx.Scan("idx", prefix, after, desc, func(k string, _ []byte) bool { got = append(got, k); return true })
+			return nil
+		})
+		return got
+	}
+	for _, c := range []struct {
+		prefix, after string
+		desc          bool
+		want          []string
+	}{
+		{"a\x00", "", false, keys[:3]},
+		{"a\x00", "", true, []string{keys[2], keys[1], keys[0]}},
+		{"a\x00", keys[1], false, keys[2:3]},
+		{"a\x00", keys[1], true, keys[:1]},
+		{"b\x00", "", true, keys[3:]},
+		{"c\x00", "", true, nil},
+		{"", "", true, []string{keys[3], keys[2], keys[1], keys[0]}},
+	} {
+		if got := scan(c.prefix, c.after, c.desc); !slices.Equal(got, c.want) {
+			t.Errorf("Scan(%q, after %q, desc %v) = %q, want %q", c.prefix, c.after, c.desc, got, c.want)
+		}
+	}
+
+	// A failed batch keeps nothing it wrote.
+	boom := errors.New("boom")
+	if err := db.Batch(func(tx *store.Tx) error {
+		if err := tx.Put("idx", "z", []byte("half")); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("Batch = %v, want boom", err)
+	}
+	_ = db.View(func(tx *store.Tx) error {
+		if v := tx.Get("idx", "z"); v != nil {
+			t.Errorf("half-written record kept: %q", v)
+		}
+		return nil
+	})
 }

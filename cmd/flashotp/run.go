@@ -7,16 +7,20 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
+	"flashotp/apps"
 	"flashotp/configs"
 	"flashotp/dialer"
 	"flashotp/httpapi"
+	"flashotp/limits"
 	"flashotp/metrics"
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
 	"flashotp/store"
+	"flashotp/webhook"
 )
 
 // Main wires the engine's parts from a Config, runs them and closes them in reverse. Tests run it on
@@ -34,6 +38,10 @@ type Main struct {
 
 	db      *store.DB
 	numbers *numberpool.Registry
+	apps    *apps.Registry
+	svc     *otp.Service
+	bgStop  context.CancelFunc // stops the expiry sweeper, retention and webhook delivery
+	bgDone  sync.WaitGroup
 	metrics *metrics.Metrics
 	ua      *sip.UA
 	phone   *sip.Phone
@@ -75,13 +83,13 @@ func (m *Main) open() error {
 		return err
 	}
 
-	appIDs := make([]string, 0, len(cfg.Apps))
 	appPools := map[string][]string{}
-	keys := make([]httpapi.App, 0, len(cfg.Apps))
+	configApps := make([]apps.ConfigApp, 0, len(cfg.Apps))
 	for _, a := range cfg.Apps {
-		appIDs = append(appIDs, a.ID)
 		appPools[a.ID] = a.AppPools(cfg.Pool)
-		keys = append(keys, httpapi.App{ID: a.ID, Key: a.APIKey, Secret: a.APISecret})
+		settings := a.Settings()
+		settings.Pools = appPools[a.ID]
+		configApps = append(configApps, apps.ConfigApp{App: settings, APIKey: a.APIKey, APISecret: a.APISecret, WebhookSecret: a.WebhookSecret})
 	}
 	pools := make([]numberpool.Pool, 0, len(cfg.Pool))
 	for _, p := range cfg.Pool {
@@ -94,18 +102,38 @@ func (m *Main) open() error {
 	}, pools); err != nil {
 		return err
 	}
+	// Every app, from the file or the admin API, draws from the pools; the pools vet its code space.
+	if m.apps, err = apps.Open(m.db, cfg.AppDefaults(), configApps, func(id string, a *apps.App) error {
+		if a == nil {
+			return m.numbers.SetApp(id, nil, 0)
+		}
+		return m.numbers.SetApp(id, a.Pools, a.CodeLength)
+	}, nil); err != nil {
+		return err
+	}
 	m.metrics = metrics.New(func() float64 {
 		if m.dialer == nil {
 			return 0
 		}
 		return float64(m.dialer.QueueLen())
 	})
-	svc := otp.New(otp.Config{Metrics: m.metrics, Apps: appIDs, CodeLength: cfg.OTP.CodeLength, TTL: cfg.OTP.TTL, MaxAttempts: cfg.OTP.MaxAttempts}, m.db, m.numbers, m.Log)
+	webhooks := webhook.New(webhook.Config{
+		RetryMin: cfg.Webhooks.RetryMin, RetryMax: cfg.Webhooks.RetryMax, GiveUpAfter: cfg.Webhooks.GiveUpAfter,
+		Timeout: cfg.Webhooks.Timeout, Log: m.Log, Delivered: m.metrics.Webhook,
+	}, m.db, m.apps)
+	limiter := limits.New(nil)
+	m.svc = otp.New(otp.Config{Metrics: m.metrics, Apps: m.apps, Notifier: webhooks, Limiter: limiter, Retention: cfg.OTP.Retention}, m.db, m.numbers, m.Log)
+	svc := m.svc
 	if n, err := svc.Recover(); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	} else if n > 0 {
 		m.Log.Warn("calls interrupted by the last stop marked failed", "calls", n)
 	}
+	bg, stop := context.WithCancel(context.Background())
+	m.bgStop = stop
+	m.bgDone.Add(2)
+	go func() { defer m.bgDone.Done(); svc.Run(bg) }()
+	go func() { defer m.bgDone.Done(); webhooks.Run(bg) }()
 
 	if cfg.Phone.Enabled {
 		if m.phone, err = sip.ListenPhone(cfg.Phone.Listen, cfg.Phone.Mode, m.PhoneOut, m.Log); err != nil {
@@ -150,7 +178,7 @@ func (m *Main) open() error {
 	}
 	m.HTTPAddr = m.ln.Addr().String()
 	m.api = httpapi.New(httpapi.Config{
-		MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Apps: keys, Ready: m.ready,
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Apps: m.apps, Limiter: limiter, Ready: m.ready,
 		AdminToken: cfg.HTTP.AdminToken, Pools: m.numbers, Metrics: m.metrics,
 	}, svc, m.Log)
 	return nil
@@ -192,6 +220,11 @@ func (m *Main) close() error {
 		if err := m.dialer.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("calls still running after dialer.shutdown_timeout (their outcomes are recovered as interrupted at the next start): %w", err))
 		}
+	}
+	if m.bgStop != nil {
+		// After the dialer: the last outcomes' webhooks are queued (and delivered at the next start).
+		m.bgStop()
+		m.bgDone.Wait()
 	}
 	if m.ua != nil {
 		errs = append(errs, m.ua.Close())

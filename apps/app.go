@@ -1,0 +1,241 @@
+// Package apps keeps flashotp's API clients: each app's settings (code length, TTL, attempts, resends,
+// pools, fraud guards, rate limits, webhooks) and its API keys, in bbolt, with the config file's apps put
+// over the stored ones at start. It authenticates requests: key and secret, or a JWT (HS256) signed with
+// the secret.
+//
+// A secret is shown once, when it is made, and stored only as an HMAC under a key derived from the server
+// key (to check key+secret) and sealed with AES-GCM under another (HS256 needs the secret itself to check
+// a JWT's signature). A copy of the database without the server key gives neither.
+package apps
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// Duration is a time.Duration written in JSON as a Go duration string ("5m").
+type Duration time.Duration
+
+// MarshalJSON writes d as "5m0s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("want a duration such as \"30s\" or \"5m\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration such as \"30s\" or \"5m\", got %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Limit is one rate limit: at most Limit events per Window; Limit 0 switches it off.
+type Limit struct {
+	Limit  int      `json:"limit"`
+	Window Duration `json:"window"`
+}
+
+// Rate limit scopes an app can set (docs/api.md, "Rate limits").
+const (
+	ScopeRecipient           = "recipient"            // sends (and resends) to one recipient
+	ScopeApp                 = "app"                  // sends of the whole app
+	ScopeClient              = "client"               // requests per API key and client address
+	ScopePrefix              = "prefix"               // sends to one number range (the recipient less its last PrefixFreeDigits)
+	ScopeFailedVerifications = "failed_verifications" // wrong codes per recipient, across verifications (NIST SP 800-63B)
+)
+
+// PrefixFreeDigits is how many trailing digits the prefix scope ignores: a burst to one block of 1,000
+// numbers is one key.
+const PrefixFreeDigits = 3
+
+// DefaultRateLimits are the limits of an app that sets none.
+var DefaultRateLimits = map[string]Limit{
+	ScopeRecipient:           {5, Duration(10 * time.Minute)},
+	ScopeApp:                 {100, Duration(time.Second)},
+	ScopeClient:              {200, Duration(time.Second)},
+	ScopePrefix:              {30, Duration(time.Minute)},
+	ScopeFailedVerifications: {100, Duration(24 * time.Hour)},
+}
+
+// NumberTypes are the phone number types an app may block, by the name settings use.
+var NumberTypes = map[string]phonenumbers.PhoneNumberType{
+	"fixed_line": phonenumbers.FIXED_LINE, "mobile": phonenumbers.MOBILE,
+	"fixed_line_or_mobile": phonenumbers.FIXED_LINE_OR_MOBILE, "toll_free": phonenumbers.TOLL_FREE,
+	"premium_rate": phonenumbers.PREMIUM_RATE, "shared_cost": phonenumbers.SHARED_COST,
+	"voip": phonenumbers.VOIP, "personal_number": phonenumbers.PERSONAL_NUMBER, "pager": phonenumbers.PAGER,
+	"uan": phonenumbers.UAN, "voicemail": phonenumbers.VOICEMAIL,
+}
+
+// DefaultBlockedNumberTypes are the types revenue-share fraud uses, or that cannot show a missed call.
+var DefaultBlockedNumberTypes = []string{"premium_rate", "shared_cost", "uan", "personal_number", "pager", "voicemail", "toll_free"}
+
+// Hook is an app's pre-send hook: its backend allows or denies each send.
+type Hook struct {
+	URL      string   `json:"url"`
+	Timeout  Duration `json:"timeout"`   // default 2s
+	FailOpen bool     `json:"fail_open"` // on timeout or error: allow (true) or deny (false, the default)
+}
+
+// App is one API client's settings.
+type App struct {
+	ID                 string           `json:"id"`
+	CodeLength         int              `json:"code_length"`
+	TTL                Duration         `json:"ttl"`
+	MaxAttempts        int              `json:"max_attempts"`
+	ResendCooldown     Duration         `json:"resend_cooldown"`
+	MaxResends         int              `json:"max_resends"`
+	Pools              []string         `json:"pools"`
+	AllowedCountries   []string         `json:"allowed_countries"`
+	BlockedNumberTypes []string         `json:"blocked_number_types"`
+	RateLimits         map[string]Limit `json:"rate_limits"`
+	WebhookURL         string           `json:"webhook_url"`
+	PreSendHook        *Hook            `json:"pre_send_hook"`
+	FromConfig         bool             `json:"from_config"`
+	CreatedAt          time.Time        `json:"created_at"`
+	UpdatedAt          time.Time        `json:"updated_at"`
+}
+
+// Defaults are the engine-wide settings (config otp section) an app inherits.
+type Defaults struct {
+	CodeLength  int
+	TTL         time.Duration
+	MaxAttempts int
+	Pools       func(appID string) []string // the pools of an app that names none
+}
+
+// WithDefaults fills what a lacks. Rate limits it names replace the defaults one by one.
+func (a App) WithDefaults(d Defaults) App {
+	if a.CodeLength == 0 {
+		a.CodeLength = d.CodeLength
+	}
+	if a.TTL == 0 {
+		a.TTL = Duration(d.TTL)
+	}
+	if a.MaxAttempts == 0 {
+		a.MaxAttempts = d.MaxAttempts
+	}
+	if a.ResendCooldown == 0 {
+		a.ResendCooldown = Duration(30 * time.Second)
+	}
+	if a.MaxResends == 0 {
+		a.MaxResends = 3
+	}
+	if len(a.Pools) == 0 && d.Pools != nil {
+		a.Pools = d.Pools(a.ID)
+	}
+	if a.BlockedNumberTypes == nil {
+		a.BlockedNumberTypes = slices.Clone(DefaultBlockedNumberTypes)
+	}
+	if a.AllowedCountries == nil {
+		a.AllowedCountries = []string{}
+	}
+	limits := make(map[string]Limit, len(DefaultRateLimits))
+	for scope, l := range DefaultRateLimits {
+		limits[scope] = l
+	}
+	for scope, l := range a.RateLimits {
+		limits[scope] = l
+	}
+	a.RateLimits = limits
+	if a.PreSendHook != nil && a.PreSendHook.Timeout == 0 {
+		a.PreSendHook.Timeout = Duration(2 * time.Second)
+	}
+	return a
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// Validate checks a's settings (defaults filled) and names the first bad one.
+func (a App) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if !nameRe.MatchString(a.ID) {
+		bad("id", "want 1 to 64 letters, digits, _ . -, got %q", a.ID)
+	}
+	if a.CodeLength < 4 || a.CodeLength > 8 {
+		bad("code_length", "want 4 to 8, got %d", a.CodeLength)
+	}
+	if d := time.Duration(a.TTL); d < time.Minute || d > 15*time.Minute {
+		bad("ttl", "want 1m to 15m, got %s", d)
+	}
+	if a.MaxAttempts < 1 || a.MaxAttempts > 20 {
+		bad("max_attempts", "want 1 to 20, got %d", a.MaxAttempts)
+	}
+	if d := time.Duration(a.ResendCooldown); d < 0 || d > 10*time.Minute {
+		bad("resend_cooldown", "want 0s to 10m, got %s", d)
+	}
+	if a.MaxResends < 0 || a.MaxResends > 10 {
+		bad("max_resends", "want 0 to 10, got %d", a.MaxResends)
+	}
+	if len(a.Pools) == 0 {
+		bad("pools", "an app needs at least one pool")
+	}
+	for i, p := range a.Pools {
+		if !nameRe.MatchString(p) {
+			bad(fmt.Sprintf("pools[%d]", i), "want letters, digits, _ . -, got %q", p)
+		}
+	}
+	regions := phonenumbers.GetSupportedRegions()
+	for i, c := range a.AllowedCountries {
+		if !regions[c] {
+			bad(fmt.Sprintf("allowed_countries[%d]", i), "want an ISO 3166 country code such as GB or US, got %q", c)
+		}
+	}
+	for i, t := range a.BlockedNumberTypes {
+		if _, ok := NumberTypes[t]; !ok {
+			bad(fmt.Sprintf("blocked_number_types[%d]", i), "unknown type %q (want one of %s)", t, strings.Join(typeNames(), ", "))
+		}
+	}
+	for scope, l := range a.RateLimits {
+		if _, ok := DefaultRateLimits[scope]; !ok {
+			bad("rate_limits."+scope, "unknown scope (want recipient, app, client, prefix or failed_verifications)")
+			continue
+		}
+		if l.Limit < 0 || l.Limit > 1_000_000 {
+			bad("rate_limits."+scope+".limit", "want 0 (off) to 1000000, got %d", l.Limit)
+		}
+		if w := time.Duration(l.Window); l.Limit > 0 && (w < time.Second || w > 30*24*time.Hour) {
+			bad("rate_limits."+scope+".window", "want 1s to 720h, got %s", w)
+		}
+	}
+	if a.WebhookURL != "" {
+		checkURL("webhook_url", a.WebhookURL, bad)
+	}
+	if h := a.PreSendHook; h != nil {
+		checkURL("pre_send_hook.url", h.URL, bad)
+		if d := time.Duration(h.Timeout); d < 100*time.Millisecond || d > 10*time.Second {
+			bad("pre_send_hook.timeout", "want 100ms to 10s, got %s", d)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(field, s string, bad func(field, format string, args ...any)) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(s, "\r\n") {
+		bad(field, "want an http or https URL, got %q", s)
+	}
+}
+
+func typeNames() []string {
+	names := make([]string, 0, len(NumberTypes))
+	for n := range NumberTypes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}

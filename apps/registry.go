@@ -1,0 +1,510 @@
+package apps
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"flashotp/store"
+)
+
+// Errors returned by Registry.
+var (
+	// ErrNotFound is returned for an unknown app or key.
+	ErrNotFound = errors.New("not found")
+	// ErrExists is returned when creating an app whose ID is taken.
+	ErrExists = errors.New("already exists")
+	// ErrFromConfig is returned when the admin API would change what the config file owns.
+	ErrFromConfig = errors.New("owned by the config file")
+	// ErrUnauthorized is returned for a missing, unknown, revoked or wrong credential.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrInvalid wraps a settings error.
+	ErrInvalid = errors.New("invalid")
+)
+
+// MaxTokenAhead is how far ahead a JWT's exp may be.
+const MaxTokenAhead = time.Hour
+
+// tokenLeeway is the clock skew allowed on a JWT's exp and iat.
+const tokenLeeway = 30 * time.Second
+
+const (
+	bucketApps = "apps"
+	bucketKeys = "keys"
+)
+
+// Key is an API key as the admin API shows it; Secret is set only in the answer that made it.
+type Key struct {
+	Key        string     `json:"key"`
+	AppID      string     `json:"appid"`
+	Secret     string     `json:"secret,omitempty"`
+	FromConfig bool       `json:"from_config"`
+	CreatedAt  time.Time  `json:"created_at"`
+	RotatedAt  *time.Time `json:"rotated_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+}
+
+// storedKey is a key as the store keeps it: the secret only as a MAC and sealed.
+type storedKey struct {
+	Key
+	SecretMAC []byte `json:"secret_mac"`
+	Sealed    []byte `json:"sealed_secret"`
+}
+
+// storedApp is an app as the store keeps it.
+type storedApp struct {
+	App
+	SealedWebhookSecret []byte `json:"sealed_webhook_secret"`
+}
+
+// ConfigApp is an app of the config file with its one key.
+type ConfigApp struct {
+	App
+	APIKey        string
+	APISecret     string
+	WebhookSecret string // empty: one is generated when the app has a webhook_url
+}
+
+// Registry holds the apps and keys, cached in memory, written through to the store.
+type Registry struct {
+	db       *store.DB
+	defaults Defaults
+	aead     cipher.AEAD
+	macKey   []byte
+	now      func() time.Time
+	// check is called with an app about to be stored (nil: removed) and may refuse it (the number pools
+	// check the app's code space).
+	check func(id string, a *App) error
+
+	mu   sync.RWMutex
+	apps map[string]*storedApp
+	keys map[string]*storedKey
+}
+
+// Open loads the stored apps and keys, puts the config file's apps over them (dropping config apps no
+// longer in the file), and returns the registry. check vets every app stored from now on.
+func Open(db *store.DB, d Defaults, configApps []ConfigApp, check func(id string, a *App) error, now func() time.Time) (*Registry, error) {
+	if now == nil {
+		now = time.Now
+	}
+	block, err := aes.NewCipher(derive(db.Key(), "flashotp apps seal v1"))
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	r := &Registry{db: db, defaults: d, aead: aead, macKey: derive(db.Key(), "flashotp api secret v1"), now: now,
+		check: check, apps: map[string]*storedApp{}, keys: map[string]*storedKey{}}
+	err = db.View(func(tx *store.Tx) error {
+		var err error
+		tx.Scan(bucketApps, "", "", false, func(k string, v []byte) bool {
+			var a storedApp
+			err = json.Unmarshal(v, &a)
+			r.apps[k] = &a
+			return err == nil
+		})
+		if err != nil {
+			return err
+		}
+		tx.Scan(bucketKeys, "", "", false, func(k string, v []byte) bool {
+			var key storedKey
+			err = json.Unmarshal(v, &key)
+			r.keys[k] = &key
+			return err == nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load apps: %w", err)
+	}
+	if err := r.loadConfig(configApps); err != nil {
+		return nil, err
+	}
+	// Every app must still pass (pools may have changed since it was stored).
+	for _, id := range slices.Sorted(maps.Keys(r.apps)) {
+		a := r.apps[id].App.WithDefaults(r.defaults)
+		if err := r.check(id, &a); err != nil {
+			return nil, fmt.Errorf("app %q: %w", id, err)
+		}
+	}
+	return r, nil
+}
+
+func derive(key []byte, label string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(label))
+	return m.Sum(nil)
+}
+
+func (r *Registry) loadConfig(configApps []ConfigApp) error {
+	now := r.now().UTC()
+	inConfig := map[string]bool{}
+	configKeys := map[string]bool{}
+	return r.db.Batch(func(tx *store.Tx) error {
+		for _, ca := range configApps {
+			inConfig[ca.ID] = true
+			configKeys[ca.APIKey] = true
+			a := &storedApp{App: ca.App}
+			a.FromConfig, a.CreatedAt, a.UpdatedAt = true, now, now
+			if old := r.apps[ca.ID]; old != nil {
+				a.CreatedAt, a.SealedWebhookSecret = old.CreatedAt, old.SealedWebhookSecret
+			}
+			if ca.WebhookSecret != "" {
+				a.SealedWebhookSecret = r.seal(ca.WebhookSecret)
+			} else if a.SealedWebhookSecret == nil {
+				a.SealedWebhookSecret = r.seal(newSecret())
+			}
+			if err := r.putApp(tx, a); err != nil {
+				return err
+			}
+			k := r.newKey(ca.ID, ca.APIKey, ca.APISecret, now)
+			k.FromConfig = true
+			if old := r.keys[ca.APIKey]; old != nil && old.AppID != ca.ID && !old.FromConfig {
+				return fmt.Errorf("apps: api_key %q of config app %q is already a key of app %q", ca.APIKey, ca.ID, old.AppID)
+			}
+			if err := r.putKey(tx, k); err != nil {
+				return err
+			}
+		}
+		for id, a := range r.apps {
+			if a.FromConfig && !inConfig[id] {
+				if err := r.deleteApp(tx, id); err != nil {
+					return err
+				}
+			}
+		}
+		for id, k := range r.keys {
+			if k.FromConfig && !configKeys[id] {
+				if err := tx.Delete(bucketKeys, id); err != nil {
+					return err
+				}
+				delete(r.keys, id)
+			}
+		}
+		return nil
+	})
+}
+
+func (r *Registry) putApp(tx *store.Tx, a *storedApp) error {
+	v, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	if err := tx.Put(bucketApps, a.ID, v); err != nil {
+		return err
+	}
+	r.apps[a.ID] = a
+	return nil
+}
+
+func (r *Registry) putKey(tx *store.Tx, k *storedKey) error {
+	v, err := json.Marshal(k)
+	if err != nil {
+		return err
+	}
+	if err := tx.Put(bucketKeys, k.Key.Key, v); err != nil {
+		return err
+	}
+	r.keys[k.Key.Key] = k
+	return nil
+}
+
+func (r *Registry) deleteApp(tx *store.Tx, id string) error {
+	if err := tx.Delete(bucketApps, id); err != nil {
+		return err
+	}
+	for kid, k := range r.keys {
+		if k.AppID == id {
+			if err := tx.Delete(bucketKeys, kid); err != nil {
+				return err
+			}
+			delete(r.keys, kid)
+		}
+	}
+	delete(r.apps, id)
+	return nil
+}
+
+func (r *Registry) newKey(appID, key, secret string, now time.Time) *storedKey {
+	return &storedKey{Key: Key{Key: key, AppID: appID, CreatedAt: now}, SecretMAC: r.secretMAC(secret), Sealed: r.seal(secret)}
+}
+
+func (r *Registry) secretMAC(secret string) []byte {
+	m := hmac.New(sha256.New, r.macKey)
+	m.Write([]byte(secret))
+	return m.Sum(nil)
+}
+
+func (r *Registry) seal(secret string) []byte {
+	nonce := make([]byte, r.aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	return r.aead.Seal(nonce, nonce, []byte(secret), nil)
+}
+
+func (r *Registry) unseal(sealed []byte) ([]byte, error) {
+	n := r.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("sealed secret too short")
+	}
+	return r.aead.Open(nil, sealed[:n], sealed[n:], nil)
+}
+
+func newSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newKeyID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "fk_" + hex.EncodeToString(b)
+}
+
+// Get returns app id with defaults filled.
+func (r *Registry) Get(id string) (App, bool) {
+	r.mu.RLock()
+	a, ok := r.apps[id]
+	r.mu.RUnlock()
+	if !ok {
+		return App{}, false
+	}
+	return a.App.WithDefaults(r.defaults), true
+}
+
+// WebhookSecret returns the secret app id's webhooks are signed with.
+func (r *Registry) WebhookSecret(id string) ([]byte, error) {
+	r.mu.RLock()
+	a, ok := r.apps[id]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return r.unseal(a.SealedWebhookSecret)
+}
+
+// List returns every app, defaults filled, by ID.
+func (r *Registry) List() []App {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]App, 0, len(r.apps))
+	for _, id := range slices.Sorted(maps.Keys(r.apps)) {
+		out = append(out, r.apps[id].App.WithDefaults(r.defaults))
+	}
+	return out
+}
+
+// Created is what creating an app returns: the app, its first key with its secret, and the webhook secret.
+// The secrets are shown here only.
+type Created struct {
+	App           App    `json:"app"`
+	Key           Key    `json:"key"`
+	WebhookSecret string `json:"webhook_secret"`
+}
+
+// Create stores a new app with one key.
+func (r *Registry) Create(a App) (Created, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.apps[a.ID]; ok {
+		return Created{}, fmt.Errorf("app %q: %w", a.ID, ErrExists)
+	}
+	now := r.now().UTC()
+	a.FromConfig, a.CreatedAt, a.UpdatedAt = false, now, now
+	if err := r.vet(a); err != nil {
+		return Created{}, err
+	}
+	webhookSecret, secret := newSecret(), newSecret()
+	k := r.newKey(a.ID, newKeyID(), secret, now)
+	err := r.db.Batch(func(tx *store.Tx) error {
+		if err := r.putApp(tx, &storedApp{App: a, SealedWebhookSecret: r.seal(webhookSecret)}); err != nil {
+			return err
+		}
+		return r.putKey(tx, k)
+	})
+	if err != nil {
+		return Created{}, err
+	}
+	key := k.Key
+	key.Secret = secret
+	return Created{App: a.WithDefaults(r.defaults), Key: key, WebhookSecret: webhookSecret}, nil
+}
+
+// vet checks a (defaults filled) and lets the pools check it.
+func (r *Registry) vet(a App) error {
+	full := a.WithDefaults(r.defaults)
+	if err := full.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return r.check(a.ID, &full)
+}
+
+// Update applies fn to app id's stored settings (defaults not filled: what fn leaves unset keeps following
+// the engine's defaults) and stores the result.
+func (r *Registry) Update(id string, fn func(a *App) error) (App, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, ok := r.apps[id]
+	if !ok {
+		return App{}, fmt.Errorf("app %q: %w", id, ErrNotFound)
+	}
+	if cur.FromConfig {
+		return App{}, fmt.Errorf("app %q: %w; change it there", id, ErrFromConfig)
+	}
+	next := *cur
+	next.Pools, next.AllowedCountries = slices.Clone(cur.Pools), slices.Clone(cur.AllowedCountries)
+	next.BlockedNumberTypes, next.RateLimits = slices.Clone(cur.BlockedNumberTypes), maps.Clone(cur.RateLimits)
+	if err := fn(&next.App); err != nil {
+		return App{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	next.ID, next.FromConfig, next.CreatedAt, next.UpdatedAt = id, false, cur.CreatedAt, r.now().UTC()
+	if err := r.vet(next.App); err != nil {
+		return App{}, err
+	}
+	if err := r.db.Batch(func(tx *store.Tx) error { return r.putApp(tx, &next) }); err != nil {
+		return App{}, err
+	}
+	return next.App.WithDefaults(r.defaults), nil
+}
+
+// Delete removes app id and its keys. Its verifications stay until retention removes them.
+func (r *Registry) Delete(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, ok := r.apps[id]
+	if !ok {
+		return fmt.Errorf("app %q: %w", id, ErrNotFound)
+	}
+	if a.FromConfig {
+		return fmt.Errorf("app %q: %w; remove it there", id, ErrFromConfig)
+	}
+	if err := r.db.Batch(func(tx *store.Tx) error { return r.deleteApp(tx, id) }); err != nil {
+		return err
+	}
+	_ = r.check(id, nil)
+	return nil
+}
+
+// Keys returns app id's keys, without secrets, oldest first.
+func (r *Registry) Keys(id string) ([]Key, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if _, ok := r.apps[id]; !ok {
+		return nil, fmt.Errorf("app %q: %w", id, ErrNotFound)
+	}
+	var out []Key
+	for _, k := range r.keys {
+		if k.AppID == id {
+			out = append(out, k.Key)
+		}
+	}
+	slices.SortFunc(out, func(a, b Key) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
+}
+
+// CreateKey makes a new key for app id and returns it with its secret.
+func (r *Registry) CreateKey(id string) (Key, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.apps[id]; !ok {
+		return Key{}, fmt.Errorf("app %q: %w", id, ErrNotFound)
+	}
+	secret := newSecret()
+	k := r.newKey(id, newKeyID(), secret, r.now().UTC())
+	if err := r.db.Batch(func(tx *store.Tx) error { return r.putKey(tx, k) }); err != nil {
+		return Key{}, err
+	}
+	out := k.Key
+	out.Secret = secret
+	return out, nil
+}
+
+// changeKey applies fn to a copy of app id's key and stores it.
+func (r *Registry) changeKey(id, key string, fn func(k *storedKey, now time.Time)) (Key, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, ok := r.keys[key]
+	if !ok || cur.AppID != id {
+		return Key{}, fmt.Errorf("key %q of app %q: %w", key, id, ErrNotFound)
+	}
+	if cur.FromConfig {
+		return Key{}, fmt.Errorf("key %q: %w; change it there", key, ErrFromConfig)
+	}
+	next := *cur
+	fn(&next, r.now().UTC())
+	if err := r.db.Batch(func(tx *store.Tx) error { return r.putKey(tx, &next) }); err != nil {
+		return Key{}, err
+	}
+	return next.Key, nil
+}
+
+// RotateKey gives key a new secret; the old one stops working at once. (For an overlap, create a second
+// key, move the clients, then revoke the first.)
+func (r *Registry) RotateKey(id, key string) (Key, error) {
+	secret := newSecret()
+	k, err := r.changeKey(id, key, func(k *storedKey, now time.Time) {
+		k.SecretMAC, k.Sealed, k.RotatedAt, k.RevokedAt = r.secretMAC(secret), r.seal(secret), &now, nil
+	})
+	k.Secret = secret
+	return k, err
+}
+
+// RevokeKey stops key from working; it stays listed as revoked.
+func (r *Registry) RevokeKey(id, key string) (Key, error) {
+	return r.changeKey(id, key, func(k *storedKey, now time.Time) { k.RevokedAt = &now })
+}
+
+// Authenticate returns the app of key if secret is its secret.
+func (r *Registry) Authenticate(key, secret string) (string, error) {
+	r.mu.RLock()
+	k, ok := r.keys[key]
+	r.mu.RUnlock()
+	// The MAC is computed either way, so the time taken does not tell a known key from an unknown one.
+	got := r.secretMAC(secret)
+	if !ok || !hmac.Equal(got, k.SecretMAC) || k.RevokedAt != nil {
+		return "", ErrUnauthorized
+	}
+	return k.AppID, nil
+}
+
+// AuthenticateJWT checks a JWT signed (HS256) with a key's secret, its iss the key, with exp at most
+// MaxTokenAhead ahead and iat set, and returns the key's app and the key.
+func (r *Registry) AuthenticateJWT(token string) (appID, key string, err error) {
+	claims := jwt.RegisteredClaims{}
+	_, err = jwt.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+		iss, _ := t.Claims.GetIssuer()
+		r.mu.RLock()
+		k, ok := r.keys[iss]
+		r.mu.RUnlock()
+		if !ok || k.RevokedAt != nil {
+			return nil, errors.New("unknown or revoked key")
+		}
+		appID, key = k.AppID, iss
+		return r.unseal(k.Sealed)
+	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
+		jwt.WithLeeway(tokenLeeway), jwt.WithTimeFunc(r.now))
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
+	if claims.IssuedAt == nil {
+		return "", "", fmt.Errorf("%w: iat required", ErrUnauthorized)
+	}
+	if claims.ExpiresAt.Time.After(r.now().Add(MaxTokenAhead + tokenLeeway)) {
+		return "", "", fmt.Errorf("%w: exp more than %s ahead", ErrUnauthorized, MaxTokenAhead)
+	}
+	return appID, key, nil
+}

@@ -1,0 +1,128 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"flashotp/apps"
+	"flashotp/otp"
+)
+
+// routeApps mounts /admin/apps on g.
+func (s *Server) routeApps(g fiber.Router) {
+	g.Get("/apps", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"apps": s.cfg.Apps.List()}) })
+	g.Post("/apps", s.createApp)
+	g.Get("/apps/:id", s.getApp)
+	g.Patch("/apps/:id", s.updateApp)
+	g.Delete("/apps/:id", s.deleteApp)
+	g.Get("/apps/:id/keys", s.listKeys)
+	g.Post("/apps/:id/keys", s.createKey)
+	g.Post("/apps/:id/keys/:key/rotate", s.rotateKey)
+	g.Delete("/apps/:id/keys/:key", s.revokeKey)
+}
+
+// appError maps the apps package's errors to the API's.
+func appError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, apps.ErrNotFound):
+		return apiError(errRouteNotFound, "%v", err)
+	case errors.Is(err, apps.ErrExists), errors.Is(err, apps.ErrFromConfig):
+		return apiError(errConflict, "%v", err)
+	case errors.Is(err, apps.ErrInvalid):
+		return otpError(otp.ErrInvalidRequest, "%s", strings.TrimPrefix(err.Error(), apps.ErrInvalid.Error()+": "))
+	}
+	// The pools' code-space check, or the store.
+	return poolError(err)
+}
+
+// decodeApp reads a JSON object of app settings over a, strictly.
+func decodeApp(body []byte, a *apps.App) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(a); err != nil {
+		return otpError(otp.ErrInvalidRequest, "%s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return otpError(otp.ErrInvalidRequest, "trailing data after the JSON object")
+	}
+	return nil
+}
+
+func (s *Server) createApp(c *fiber.Ctx) error {
+	var a apps.App
+	if err := decodeApp(c.Body(), &a); err != nil {
+		return err
+	}
+	created, err := s.cfg.Apps.Create(a)
+	if err != nil {
+		return appError(err)
+	}
+	return c.Status(fiber.StatusCreated).JSON(created)
+}
+
+func (s *Server) getApp(c *fiber.Ctx) error {
+	a, ok := s.cfg.Apps.Get(param(c, "id"))
+	if !ok {
+		return apiError(errRouteNotFound, "no app %q", param(c, "id"))
+	}
+	return c.JSON(a)
+}
+
+func (s *Server) updateApp(c *fiber.Ctx) error {
+	body := c.Body()
+	a, err := s.cfg.Apps.Update(param(c, "id"), func(a *apps.App) error {
+		if err := decodeApp(body, a); err != nil {
+			return errors.New(err.(*otp.Error).Message)
+		}
+		return nil
+	})
+	if err != nil {
+		return appError(err)
+	}
+	return c.JSON(a)
+}
+
+func (s *Server) deleteApp(c *fiber.Ctx) error {
+	if err := appError(s.cfg.Apps.Delete(param(c, "id"))); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (s *Server) listKeys(c *fiber.Ctx) error {
+	keys, err := s.cfg.Apps.Keys(param(c, "id"))
+	if err != nil {
+		return appError(err)
+	}
+	return c.JSON(fiber.Map{"keys": keys})
+}
+
+func (s *Server) createKey(c *fiber.Ctx) error {
+	k, err := s.cfg.Apps.CreateKey(param(c, "id"))
+	if err != nil {
+		return appError(err)
+	}
+	return c.Status(fiber.StatusCreated).JSON(k)
+}
+
+func (s *Server) rotateKey(c *fiber.Ctx) error {
+	k, err := s.cfg.Apps.RotateKey(param(c, "id"), param(c, "key"))
+	if err != nil {
+		return appError(err)
+	}
+	return c.JSON(k)
+}
+
+func (s *Server) revokeKey(c *fiber.Ctx) error {
+	k, err := s.cfg.Apps.RevokeKey(param(c, "id"), param(c, "key"))
+	if err != nil {
+		return appError(err)
+	}
+	return c.JSON(k)
+}

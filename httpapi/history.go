@@ -1,0 +1,177 @@
+package httpapi
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"flashotp/otp"
+)
+
+type resendBody struct {
+	AppID          string `json:"appid"`
+	VerificationID string `json:"verification_id"`
+	Channel        string `json:"channel"`
+}
+
+func (s *Server) resend(c *fiber.Ctx) error {
+	var b resendBody
+	if err := decode(c, &b, "appid", "verification_id"); err != nil {
+		return err
+	}
+	if err := checkApp(c, b.AppID); err != nil {
+		return err
+	}
+	v, err := s.svc.Resend(otp.ResendRequest{AppID: b.AppID, VerificationID: b.VerificationID, Channel: b.Channel})
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(v)
+}
+
+// queryParams are the query parameters each GET route takes; any other is refused, like an unknown JSON
+// field.
+var queryParams = map[string][]string{
+	"/otp/status":      {"appid", "verification_id"},
+	"/otp/list":        {"appid", "recipient", "status", "channel", "since", "until", "limit", "cursor"},
+	"/otp/logs":        {"appid", "verification_id", "recipient", "type", "since", "until", "limit", "cursor"},
+	"/otp/rate-limits": {"appid", "recipient"},
+	"/otp/attempts":    {"appid", "verification_id", "recipient", "limit"},
+	"/otp/reports":     {"appid", "since", "until", "group_by"},
+}
+
+// query reads a GET route's query into an otp.Query, refusing unknown parameters and bad values.
+func query(c *fiber.Ctx) (otp.Query, error) {
+	allowed := queryParams[c.Route().Path]
+	var q otp.Query
+	var err error
+	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+		name, val := string(k), string(v)
+		if err != nil {
+			return
+		}
+		known := false
+		for _, a := range allowed {
+			known = known || a == name
+		}
+		if !known {
+			err = otpError(otp.ErrInvalidRequest, "%s: unknown query parameter (this route takes %s)", name, strings.Join(allowed, ", "))
+			return
+		}
+		switch name {
+		case "appid":
+			err = checkApp(c, val)
+		case "recipient":
+			q.Recipient = val
+		case "status":
+			q.Status = val
+		case "channel":
+			q.Channel = val
+		case "type":
+			q.Type = val
+		case "verification_id":
+			q.ID = val
+		case "cursor":
+			q.Cursor = val
+		case "since":
+			q.Since, err = parseTime(name, val)
+		case "until":
+			q.Until, err = parseTime(name, val)
+		case "limit":
+			if q.Limit, err = strconv.Atoi(val); err != nil || q.Limit < 1 {
+				err = otpError(otp.ErrInvalidRequest, "limit: want a positive number, got %q", val)
+			}
+		}
+	})
+	q.AppID = appID(c)
+	return q, err
+}
+
+// parseTime reads an RFC 3339 time or a date (UTC midnight).
+func parseTime(name, v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, otpError(otp.ErrInvalidRequest, "%s: want an RFC 3339 time or a date (YYYY-MM-DD), got %q", name, v)
+}
+
+func (s *Server) status(c *fiber.Ctx) error {
+	q, err := query(c)
+	if err != nil {
+		return err
+	}
+	if q.ID == "" {
+		return otpError(otp.ErrInvalidRequest, "verification_id: required")
+	}
+	v, err := s.svc.Status(q.AppID, q.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
+}
+
+func (s *Server) list(c *fiber.Ctx) error {
+	q, err := query(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.svc.List(q)
+	if err != nil {
+		return err
+	}
+	return c.JSON(page)
+}
+
+func (s *Server) logs(c *fiber.Ctx) error {
+	q, err := query(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.svc.Logs(q)
+	if err != nil {
+		return err
+	}
+	return c.JSON(page)
+}
+
+func (s *Server) attempts(c *fiber.Ctx) error {
+	q, err := query(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.svc.Attempts(q)
+	if err != nil {
+		return err
+	}
+	return c.JSON(page)
+}
+
+func (s *Server) rateLimits(c *fiber.Ctx) error {
+	q, err := query(c)
+	if err != nil {
+		return err
+	}
+	items, err := s.svc.RateLimits(q.AppID, c.Locals("key").(string), c.IP(), q.Recipient)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"items": items})
+}
+
+func (s *Server) reports(c *fiber.Ctx) error {
+	q, err := query(c)
+	if err != nil {
+		return err
+	}
+	groupBy := c.Query("group_by", otp.GroupDay)
+	rows, err := s.svc.Reports(q.AppID, q.Since, q.Until, groupBy)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"group_by": groupBy, "rows": rows})
+}

@@ -1,0 +1,33 @@
+// Package apptest opens real app registries for tests: apps on the test's store, their rate limits off
+// unless a test sets them.
+package apptest
+
+import (
+	"testing"
+
+	"flashotp/apps"
+	"flashotp/store"
+)
+
+// NoLimits switches every rate limit off.
+var NoLimits = map[string]apps.Limit{
+	apps.ScopeRecipient: {}, apps.ScopeApp: {}, apps.ScopeClient: {}, apps.ScopePrefix: {}, apps.ScopeFailedVerifications: {},
+}
+
+// App is app id drawing from the pool named like it, with key and secret, and no rate limits.
+func App(id, key, secret string) apps.ConfigApp {
+	return apps.ConfigApp{App: apps.App{ID: id, Pools: []string{id}, RateLimits: NoLimits}, APIKey: key, APISecret: secret}
+}
+
+// Open returns a registry over db holding list, with defaults d; check (nil: none) vets each app.
+func Open(t testing.TB, db *store.DB, d apps.Defaults, check func(string, *apps.App) error, list ...apps.ConfigApp) *apps.Registry {
+	t.Helper()
+	if check == nil {
+		check = func(string, *apps.App) error { return nil }
+	}
+	r, err := apps.Open(db, d, list, check, nil)
+	if err != nil {
+		t.Fatalf("apps.Open: %v", err)
+	}
+	return r
+}

@@ -1,0 +1,185 @@
+// Package limits is flashotp's one limiter: every rate limit of the API (per recipient, per app, per API
+// key and client address, per destination prefix, failed verifications per recipient, failed
+// authentications per address) is a Rule checked here, with the same sliding-window semantics and the same
+// report (GET /otp/rate-limits).
+//
+// A rule allows at most Limit events in any Window: the limiter keeps each key's last Limit event times (a
+// sliding log), so "5 per 10 minutes" means exactly that, never 10 across a window boundary. A key whose
+// events have all left their window is dropped by Sweep. State is in memory: a restart starts every
+// window afresh (docs/api.md says so).
+package limits
+
+import (
+	"sync"
+	"time"
+)
+
+// Rule is one limit: at most Limit events per Window in the scope.
+type Rule struct {
+	Scope  string
+	Limit  int
+	Window time.Duration
+}
+
+// Off reports whether the rule limits nothing (a zero limit switches a rule off).
+func (r Rule) Off() bool { return r.Limit <= 0 || r.Window <= 0 }
+
+// Check is one rule applied to one key.
+type Check struct {
+	Rule
+	Key string
+}
+
+// Status is where one key stands under one rule.
+type Status struct {
+	Scope   string        `json:"scope"`
+	Key     string        `json:"key"`
+	Limit   int           `json:"limit"`
+	Window  time.Duration `json:"-"`
+	Used    int           `json:"used"`
+	ResetAt time.Time     `json:"reset_at"` // when the oldest counted event leaves the window (now if none)
+}
+
+// Limiter counts events per scope and key. It is safe for concurrent use.
+type Limiter struct {
+	now func() time.Time
+
+	mu   sync.Mutex
+	logs map[string]*eventLog // scope + NUL + key → its recent events
+}
+
+// eventLog is a ring of the last Limit event times (unix nanoseconds), oldest at head.
+type eventLog struct {
+	times  []int64
+	head   int
+	n      int
+	window time.Duration
+}
+
+// New returns a limiter reading time from now (nil: time.Now).
+func New(now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{now: now, logs: map[string]*eventLog{}}
+}
+
+func (l *Limiter) log(c Check, create bool) *eventLog {
+	id := c.Scope + "\x00" + c.Key
+	lg := l.logs[id]
+	if lg == nil && create {
+		lg = &eventLog{times: make([]int64, c.Limit), window: c.Window}
+		l.logs[id] = lg
+	}
+	if lg != nil && len(lg.times) != c.Limit {
+		// The rule changed (an app's limits were edited): keep the newest events that still fit.
+		nl := &eventLog{times: make([]int64, max(c.Limit, 1)), window: c.Window}
+		for i := max(0, lg.n-c.Limit); i < lg.n; i++ {
+			nl.push(lg.at(i))
+		}
+		l.logs[id], lg = nl, nl
+	}
+	return lg
+}
+
+func (g *eventLog) at(i int) int64 { return g.times[(g.head+i)%len(g.times)] }
+
+func (g *eventLog) push(t int64) {
+	if g.n < len(g.times) {
+		g.times[(g.head+g.n)%len(g.times)] = t
+		g.n++
+		return
+	}
+	g.times[g.head] = t
+	g.head = (g.head + 1) % len(g.times)
+}
+
+// drop forgets the events that left the window.
+func (g *eventLog) drop(now int64) {
+	for g.n > 0 && now-g.at(0) >= int64(g.window) {
+		g.head = (g.head + 1) % len(g.times)
+		g.n--
+	}
+}
+
+// Allow records one event for every check if none of them is full, and reports the first full one and how
+// long until it has room. Either every check counts the event or none does.
+func (l *Limiter) Allow(checks ...Check) (denied *Check, retryAfter time.Duration) {
+	now := l.now().UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range checks {
+		c := &checks[i]
+		if c.Off() {
+			continue
+		}
+		g := l.log(*c, false)
+		if g == nil {
+			continue
+		}
+		g.drop(now)
+		if g.n >= c.Limit {
+			return c, time.Duration(g.at(0) + int64(c.Window) - now)
+		}
+	}
+	for _, c := range checks {
+		if !c.Off() {
+			l.log(c, true).push(now)
+		}
+	}
+	return nil, 0
+}
+
+// Full reports whether c has no room now, and how long until it has.
+func (l *Limiter) Full(c Check) (bool, time.Duration) {
+	s := l.Status(c)
+	if c.Off() || s.Used < c.Limit {
+		return false, 0
+	}
+	return true, s.ResetAt.Sub(l.now())
+}
+
+// Add records one event for c without checking it (a failed verification is counted, not refused).
+func (l *Limiter) Add(c Check) {
+	if c.Off() {
+		return
+	}
+	now := l.now().UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	g := l.log(c, true)
+	g.drop(now)
+	g.push(now)
+}
+
+// Status reports where c's key stands.
+func (l *Limiter) Status(c Check) Status {
+	now := l.now()
+	s := Status{Scope: c.Scope, Key: c.Key, Limit: c.Limit, Window: c.Window, ResetAt: now.UTC()}
+	if c.Off() {
+		return s
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if g := l.log(c, false); g != nil {
+		g.drop(now.UnixNano())
+		s.Used = g.n
+		if g.n > 0 {
+			s.ResetAt = time.Unix(0, g.at(0)+int64(c.Window)).UTC()
+		}
+	}
+	return s
+}
+
+// Sweep drops the keys whose events have all left their windows; it returns how many keys remain.
+func (l *Limiter) Sweep() int {
+	now := l.now().UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id, g := range l.logs {
+		if g.drop(now); g.n == 0 {
+			delete(l.logs, id)
+		}
+	}
+	return len(l.logs)
+}

@@ -1,0 +1,186 @@
+package otp
+
+import (
+	"sync"
+	"time"
+
+	"flashotp/sip"
+	"flashotp/store"
+)
+
+// CallProgress records a call's dialing and ringing (dialer.Reporter).
+//
+// Progress is kept in memory and shown by Status; it is written, with its events, when the outcome is
+// (CallEnded), so a call costs two durable writes, its verification and its outcome. A crash loses
+// progress, never an outcome: the call is then recovered as interrupted.
+func (s *Service) CallProgress(id, trunk string, state sip.State, at time.Time) {
+	v, _ := s.live.LoadOrStore(id, &liveCall{call: Call{State: sip.StateQueued}})
+	lc := v.(*liveCall)
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	at = at.UTC()
+	switch {
+	case state == sip.StateDialing && lc.call.StartedAt == nil:
+		lc.call.StartedAt = &at
+	case state == sip.StateRinging && lc.call.StartedAt != nil:
+		pdd := at.Sub(*lc.call.StartedAt).Milliseconds()
+		lc.call.PostDialDelayMS = &pdd
+	}
+	// Reports may arrive out of order: the state only moves forward.
+	if stateRank[state] > stateRank[lc.call.State] {
+		lc.call.State, lc.call.Trunk = state, trunk
+	}
+}
+
+// liveCall is the progress of a call in flight.
+type liveCall struct {
+	mu   sync.Mutex
+	call Call
+}
+
+// withProgress shows the progress of v's call, if it is in flight.
+func (s *Service) withProgress(v *Verification) {
+	if isFinal(v.Call.State) {
+		return
+	}
+	if l, ok := s.live.Load(v.ID); ok {
+		lc := l.(*liveCall)
+		lc.mu.Lock()
+		v.Call = lc.call
+		lc.mu.Unlock()
+	}
+}
+
+// CallEnded records a call's outcome (dialer.Reporter), its events, its report counts and its webhook. A
+// call that failed before it rang fails its verification: nothing reached the phone. A trunk's rejection
+// goes to the number pool, which may quarantine the CLI.
+func (s *Service) CallEnded(id, trunk, cli string, res sip.Result) {
+	if res.State == sip.StateFailed && res.SIPCode >= 400 {
+		s.numbers.Reject(cli, res.SIPCode, res.Phrase, res.Rang)
+	}
+	err := s.db.Batch(func(tx *store.Tx) error {
+		rec, err := get(tx, id)
+		if err != nil || isFinal(rec.Call.State) {
+			return err
+		}
+		return s.endCall(tx, rec, trunk, res, res.State == sip.StateFailed && !res.Rang)
+	})
+	if err != nil {
+		s.log.Error("record call outcome", "verification_id", id, "err", err)
+	}
+	s.live.Delete(id)
+	s.log.Info("call_"+string(res.State), "verification_id", id, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
+}
+
+// endCall writes the outcome res of rec's call; failVerification fails a pending verification with it.
+func (s *Service) endCall(tx *store.Tx, rec *record, trunk string, res sip.Result, failVerification bool) error {
+	c := &rec.Call
+	c.State, c.SIPCode, c.Reason, c.EarlyMediaPackets = res.State, res.SIPCode, string(res.Reason), res.EarlyMediaPackets
+	if trunk != "" {
+		c.Trunk = trunk
+	}
+	if !res.StartedAt.IsZero() {
+		started := res.StartedAt.UTC()
+		c.StartedAt = &started
+	}
+	var pdd int64
+	if res.Rang {
+		pdd = res.RingingAt.Sub(res.StartedAt).Milliseconds()
+		c.PostDialDelayMS = &pdd
+	}
+	ended := res.EndedAt.UTC()
+	c.EndedAt = &ended
+	if failVerification && rec.Status == StatusPending {
+		rec.Status = StatusFailed
+	}
+	if err := s.put(tx, rec); err != nil {
+		return err
+	}
+	if err := tx.Delete(bucketOpenCalls, rec.ID); err != nil {
+		return err
+	}
+	events := []Event{}
+	if c.StartedAt != nil {
+		events = append(events, Event{Type: EventCallDialing, At: *c.StartedAt, Trunk: c.Trunk, CLIPrefix: rec.CLIPrefix})
+	}
+	if res.Rang {
+		events = append(events, Event{Type: EventCallRinging, At: res.RingingAt, Trunk: c.Trunk})
+	}
+	name := "call_" + string(res.State)
+	events = append(events, Event{Type: name, At: ended, Trunk: c.Trunk, SIPCode: c.SIPCode, Reason: c.Reason})
+	for _, e := range events {
+		if err := s.event(tx, rec, e); err != nil {
+			return err
+		}
+	}
+	if err := s.count(tx, rec, c.Trunk, func(group string, k *counters) {
+		if group == GroupTrunk {
+			// A trunk's row counts a call once the trunk has taken it; the others counted it at the send.
+			k.Sent++
+		}
+		switch res.State {
+		case sip.StateMissed:
+			k.Missed++
+		case sip.StateAnswered:
+			k.Answered++
+		default:
+			k.Failed++
+		}
+		if res.Rang {
+			if k.PDD == nil {
+				k.PDD = map[int]int64{}
+			}
+			k.PDD[pddBucket(pdd)]++
+		}
+	}); err != nil {
+		return err
+	}
+	return s.notify(tx, rec, name, ended)
+}
+
+// stateRank orders call states; outcomes rank above every progress state.
+var stateRank = map[sip.State]int{
+	sip.StateQueued: 0, sip.StateDialing: 1, sip.StateRinging: 2,
+	sip.StateMissed: 3, sip.StateAnswered: 3, sip.StateFailed: 3,
+}
+
+func isFinal(st sip.State) bool {
+	return st == sip.StateMissed || st == sip.StateAnswered || st == sip.StateFailed
+}
+
+// Recover ends the calls a crash left unfinished: each becomes failed with reason interrupted. Their
+// verifications stay pending: the INVITE may have gone out (the state is recorded after it leaves, so even
+// a queued call may have), and the phone may show the CLI; the user can still enter the code, or the app
+// resend. It returns how many calls it ended.
+func (s *Service) Recover() (int, error) {
+	var ids []string
+	if err := s.db.View(func(tx *store.Tx) error {
+		tx.Scan(bucketOpenCalls, "", "", false, func(k string, _ []byte) bool { ids = append(ids, k); return true })
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	now := s.now().UTC()
+	n := 0
+	for _, id := range ids {
+		err := s.db.Batch(func(tx *store.Tx) error {
+			rec, err := get(tx, id)
+			if err != nil {
+				return tx.Delete(bucketOpenCalls, id)
+			}
+			if isFinal(rec.Call.State) {
+				return tx.Delete(bucketOpenCalls, id)
+			}
+			n++
+			res := sip.Result{State: sip.StateFailed, Reason: sip.ReasonInterrupted, EndedAt: now}
+			if rec.Call.StartedAt != nil {
+				res.StartedAt = *rec.Call.StartedAt
+			}
+			return s.endCall(tx, rec, "", res, false)
+		})
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

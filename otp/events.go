@@ -1,0 +1,171 @@
+package otp
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"flashotp/store"
+)
+
+// Event types of GET /otp/logs. Those in webhookEvents are also POSTed to the app's webhook_url.
+const (
+	EventSendRequested = "send_requested"
+	EventCallDialing   = "call_dialing"
+	EventCallRinging   = "call_ringing"
+	EventCallMissed    = "call_missed"
+	EventCallAnswered  = "call_answered"
+	EventCallFailed    = "call_failed"
+	EventVerifyFailed  = "verify_failed"
+	EventVerifyOK      = "verify_approved"
+	EventResend        = "resend"
+	EventExpired       = "expired"
+)
+
+// Webhook event names, as the webhook body's "event" gives them.
+const (
+	WebhookApproved    = "approved"
+	WebhookMaxAttempts = "max_attempts_reached"
+)
+
+// Event is one entry of an app's activity log. It never holds a code or a whole CLI.
+type Event struct {
+	ID             string    `json:"id"`
+	Type           string    `json:"type"`
+	At             time.Time `json:"at"`
+	AppID          string    `json:"appid"`
+	VerificationID string    `json:"verification_id"`
+	Recipient      string    `json:"recipient"`
+	CLIPrefix      string    `json:"cli_prefix,omitempty"`
+	Trunk          string    `json:"trunk,omitempty"`
+	SIPCode        int       `json:"sip_code,omitempty"`
+	Reason         string    `json:"reason,omitempty"`
+	Result         string    `json:"result,omitempty"`    // verify events: approved, invalid_code, expired, …
+	RemoteIP       string    `json:"remote_ip,omitempty"` // verify events
+}
+
+// WebhookBody is what an app's webhook_url receives.
+type WebhookBody struct {
+	Event        string       `json:"event"`
+	At           time.Time    `json:"at"`
+	Verification Verification `json:"verification"`
+}
+
+// event records e for rec in tx.
+func (s *Service) event(tx *store.Tx, rec *record, e Event) error {
+	_, err := s.eventKey(tx, rec, e)
+	return err
+}
+
+// eventKey records e for rec in tx and returns its key.
+func (s *Service) eventKey(tx *store.Tx, rec *record, e Event) (string, error) {
+	e.ID = s.newID("evt_", s.now())
+	e.AppID, e.VerificationID, e.Recipient = rec.AppID, rec.ID, rec.Recipient
+	e.At = e.At.UTC()
+	v, err := json.Marshal(e)
+	if err != nil {
+		return "", err
+	}
+	key := rec.AppID + "\x00" + e.ID
+	return key, tx.Put(bucketEvents, key, v)
+}
+
+// notify queues webhook event name about rec, if the app has a webhook.
+func (s *Service) notify(tx *store.Tx, rec *record, name string, at time.Time) error {
+	if s.cfg.Notifier == nil {
+		return nil
+	}
+	if app, ok := s.cfg.Apps.Get(rec.AppID); !ok || app.WebhookURL == "" {
+		return nil
+	}
+	body, err := json.Marshal(WebhookBody{Event: name, At: at.UTC(), Verification: rec.Verification})
+	if err != nil {
+		return err
+	}
+	return s.cfg.Notifier.Enqueue(tx, rec.AppID, rec.ID, body)
+}
+
+// counters are one row of the reports: counts, and post-dial delays as a histogram.
+type counters struct {
+	Sent     int64         `json:"sent"`
+	Missed   int64         `json:"missed"`
+	Answered int64         `json:"answered"`
+	Failed   int64         `json:"failed"`
+	Approved int64         `json:"approved"`
+	PDD      map[int]int64 `json:"pdd,omitempty"` // histogram bucket → calls
+}
+
+// Report groups.
+const (
+	GroupDay     = "day"
+	GroupCountry = "country"
+	GroupChannel = "channel"
+	GroupTrunk   = "trunk"
+)
+
+// count applies fn to rec's report rows: its day, country and channel, and trunk when not empty. All are
+// rows of the day rec was created, so a day's approvals are of that day's sends.
+func (s *Service) count(tx *store.Tx, rec *record, trunk string, fn func(group string, c *counters)) error {
+	day := rec.CreatedAt.UTC().Format(time.DateOnly)
+	rows := [][2]string{{GroupDay, day}, {GroupCountry, rec.Country}, {GroupChannel, rec.Channel}}
+	if trunk != "" {
+		rows = append(rows, [2]string{GroupTrunk, trunk})
+	}
+	for _, r := range rows {
+		key := rec.AppID + "\x00" + day + "\x00" + r[0] + "\x00" + r[1]
+		var c counters
+		if v := tx.Get(bucketReports, key); v != nil {
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("decode report row: %w", err)
+			}
+		}
+		fn(r[0], &c)
+		v, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		if err := tx.Put(bucketReports, key, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PDD histogram: bucket i holds delays in [pddBound(i-1), pddBound(i)) ms, ten buckets per decade (about
+// 26% wide), so the median is known within its bucket.
+func pddBucket(ms int64) int {
+	if ms < 1 {
+		return 0
+	}
+	return int(math.Floor(10*math.Log10(float64(ms)))) + 1
+}
+
+func pddBound(i int) float64 { return math.Pow(10, float64(i)/10) }
+
+// median returns the median of a histogram, interpolated within its bucket; -1 if empty.
+func median(h map[int]int64) float64 {
+	var n int64
+	top := 0
+	for b, c := range h {
+		n += c
+		top = max(top, b)
+	}
+	if n == 0 {
+		return -1
+	}
+	half := float64(n) / 2
+	var seen int64
+	for b := 0; b <= top; b++ {
+		c := h[b]
+		if float64(seen+c) >= half && c > 0 {
+			if b == 0 {
+				return 0
+			}
+			lo, hi := pddBound(b-1), pddBound(b)
+			return lo + (hi-lo)*(half-float64(seen))/float64(c)
+		}
+		seen += c
+	}
+	return pddBound(top)
+}

@@ -1,0 +1,356 @@
+package otp
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"flashotp/apps"
+	"flashotp/limits"
+	"flashotp/store"
+)
+
+// Page is one page of a listing, newest first. NextCursor, when not empty, gets the next page; pages stay
+// stable while new records arrive (they come before the first page, never inside a later one).
+type Page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// Query filters a listing. Since and Until bound the time of creation (inclusive, exclusive).
+type Query struct {
+	AppID     string
+	Recipient string
+	Status    string // list: a verification status
+	Channel   string // list
+	Type      string // logs: an event type
+	ID        string // logs and attempts: one verification
+	Since     time.Time
+	Until     time.Time
+	Limit     int
+	Cursor    string
+}
+
+// DefaultLimit and MaxLimit bound a page.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+)
+
+// maxScan bounds how many index keys one page may examine: a filter that matches rarely returns a short
+// page (or none) with a cursor to go on from, rather than reading the whole store.
+func maxScan(limit int) int { return max(20*limit, 2000) }
+
+func (q *Query) check(prefixes ...string) error {
+	if q.Limit == 0 {
+		q.Limit = DefaultLimit
+	}
+	if q.Limit < 1 || q.Limit > MaxLimit {
+		return errorf(ErrInvalidRequest, "limit: want 1 to %d", MaxLimit)
+	}
+	if q.Cursor != "" && !validULID(q.Cursor, prefixes...) {
+		return errorf(ErrInvalidRequest, "cursor: not one this API gave")
+	}
+	if q.ID != "" && !validID(q.ID) {
+		return errorf(ErrInvalidRequest, "verification_id: malformed")
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		return errorf(ErrInvalidRequest, "since: must be before until")
+	}
+	if q.Recipient != "" {
+		to, err := checkRecipient(q.Recipient, apps.App{})
+		if err != nil {
+			return err
+		}
+		q.Recipient = to.E164
+	}
+	return nil
+}
+
+func validULID(id string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if rest, ok := strings.CutPrefix(id, p); ok && len(rest) == ulid.EncodedSize {
+			_, err := ulid.ParseStrict(rest)
+			return err == nil
+		}
+	}
+	return false
+}
+
+// idTime is the time in a prefixed ULID.
+func idTime(id string) time.Time {
+	u, err := ulid.ParseStrict(id[strings.IndexByte(id, '_')+1:])
+	if err != nil {
+		return time.Time{}
+	}
+	return ulid.Time(u.Time())
+}
+
+// bound is the first key of prefix above every ID made before t.
+func bound(prefix, idPrefix string, t time.Time) string {
+	var u ulid.ULID
+	_ = u.SetTime(ulid.Timestamp(t))
+	return prefix + idPrefix + u.String()
+}
+
+// scanPage walks index keys under prefix newest first (after the cursor, below until, down to since) and
+// calls take with each ID until it has limit items or maxScan keys were read.
+func scanPage(tx *store.Tx, bucket, prefix, idPrefix string, q Query, take func(id string, v []byte) bool) (next string) {
+	after := ""
+	if !q.Until.IsZero() {
+		after = bound(prefix, idPrefix, q.Until)
+	}
+	if q.Cursor != "" && (after == "" || prefix+q.Cursor < after) {
+		after = prefix + q.Cursor
+	}
+	taken, read := 0, 0
+	tx.Scan(bucket, prefix, after, true, func(k string, v []byte) bool {
+		id := k[len(prefix):]
+		if !q.Since.IsZero() && idTime(id).Before(q.Since) {
+			next = ""
+			return false
+		}
+		read++
+		if take(id, v) {
+			taken++
+		}
+		next = id
+		if taken == q.Limit || read == maxScan(q.Limit) {
+			return false
+		}
+		next = ""
+		return true
+	})
+	return next
+}
+
+// List returns the app's verifications, newest first.
+func (s *Service) List(q Query) (Page[Verification], error) {
+	if err := q.check("otp_"); err != nil {
+		return Page[Verification]{}, err
+	}
+	switch Status(q.Status) {
+	case "", StatusPending, StatusApproved, StatusExpired, StatusFailed, StatusCanceled:
+	default:
+		return Page[Verification]{}, errorf(ErrInvalidRequest, "status: want pending, approved, expired, failed or canceled")
+	}
+	if q.Channel != "" && q.Channel != ChannelFlashCall {
+		return Page[Verification]{}, errorf(ErrInvalidRequest, "channel: want %q", ChannelFlashCall)
+	}
+	page := Page[Verification]{Items: []Verification{}}
+	bucket, prefix := bucketByApp, q.AppID+"\x00"
+	if q.Recipient != "" {
+		bucket, prefix = bucketByRecipient, q.AppID+"\x00"+q.Recipient+"\x00"
+	}
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		page.NextCursor = scanPage(tx, bucket, prefix, "otp_", q, func(id string, _ []byte) bool {
+			var rec *record
+			if rec, err = get(tx, id); err != nil {
+				return false
+			}
+			v := s.view(rec)
+			if q.Status != "" && string(v.Status) != q.Status {
+				return false
+			}
+			page.Items = append(page.Items, v)
+			return true
+		})
+		return err
+	})
+	return page, err
+}
+
+// EventTypes are the event types of the logs.
+var EventTypes = []string{EventSendRequested, EventCallDialing, EventCallRinging, EventCallMissed, EventCallAnswered,
+	EventCallFailed, EventVerifyFailed, EventVerifyOK, EventResend, EventExpired}
+
+// Logs returns the app's activity events, newest recorded first.
+func (s *Service) Logs(q Query) (Page[Event], error) {
+	if err := q.check("evt_"); err != nil {
+		return Page[Event]{}, err
+	}
+	if q.Type != "" && !slices.Contains(EventTypes, q.Type) {
+		return Page[Event]{}, errorf(ErrInvalidRequest, "type: want one of %s", strings.Join(EventTypes, ", "))
+	}
+	page := Page[Event]{Items: []Event{}}
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		page.NextCursor = scanPage(tx, bucketEvents, q.AppID+"\x00", "evt_", q, func(_ string, v []byte) bool {
+			var e Event
+			if err = json.Unmarshal(v, &e); err != nil {
+				return false
+			}
+			if q.Type != "" && e.Type != q.Type || q.ID != "" && e.VerificationID != q.ID || q.Recipient != "" && e.Recipient != q.Recipient {
+				return false
+			}
+			page.Items = append(page.Items, e)
+			return true
+		})
+		return err
+	})
+	return page, err
+}
+
+// Attempts returns the verify attempts of one verification, or of a recipient's verifications, newest
+// first (at most q.Limit).
+func (s *Service) Attempts(q Query) (Page[Attempt], error) {
+	if err := q.check(); err != nil {
+		return Page[Attempt]{}, err
+	}
+	if (q.ID == "") == (q.Recipient == "") {
+		return Page[Attempt]{}, errorf(ErrInvalidRequest, "verification_id or recipient: give one")
+	}
+	page := Page[Attempt]{Items: []Attempt{}}
+	err := s.db.View(func(tx *store.Tx) error {
+		ids := []string{q.ID}
+		if q.ID != "" {
+			if _, err := getOwn(tx, q.AppID, q.ID); err != nil {
+				return err
+			}
+		} else {
+			ids = nil
+			tx.Scan(bucketByRecipient, q.AppID+"\x00"+q.Recipient+"\x00", "", true, func(k string, _ []byte) bool {
+				ids = append(ids, k[strings.LastIndexByte(k, 0)+1:])
+				return len(ids) < q.Limit
+			})
+		}
+		var err error
+		for _, id := range ids {
+			tx.Scan(bucketAttempts, id+"\x00", "", true, func(_ string, v []byte) bool {
+				var a Attempt
+				if err = json.Unmarshal(v, &a); err != nil {
+					return false
+				}
+				page.Items = append(page.Items, a)
+				return true
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	slices.SortStableFunc(page.Items, func(a, b Attempt) int { return b.At.Compare(a.At) })
+	page.Items = page.Items[:min(len(page.Items), q.Limit)]
+	return page, err
+}
+
+// RateLimit is one limit that applies, as GET /otp/rate-limits shows it.
+type RateLimit struct {
+	Scope   string    `json:"scope"`
+	Key     string    `json:"key"`
+	Limit   int       `json:"limit"`
+	Window  string    `json:"window"`
+	Used    int       `json:"used"`
+	ResetAt time.Time `json:"reset_at"`
+}
+
+// RateLimits returns where each limit that applies to the app's client (API key and address) and, when
+// given, to recipient stands.
+func (s *Service) RateLimits(appID, key, ip, recipient string) ([]RateLimit, error) {
+	app, err := s.app(appID)
+	if err != nil {
+		return nil, err
+	}
+	checks := []limits.Check{check(app, apps.ScopeApp, app.ID), check(app, apps.ScopeClient, key+"/"+ip)}
+	if recipient != "" {
+		to, err := checkRecipient(recipient, apps.App{})
+		if err != nil {
+			return nil, err
+		}
+		checks = append(checks, check(app, apps.ScopeRecipient, to.E164), check(app, apps.ScopePrefix, Prefix(to.E164)),
+			check(app, apps.ScopeFailedVerifications, to.E164))
+	}
+	out := make([]RateLimit, 0, len(checks))
+	for _, c := range checks {
+		st := s.limiter.Status(c)
+		out = append(out, RateLimit{Scope: st.Scope, Key: strings.TrimPrefix(st.Key, app.ID+"/"), Limit: st.Limit,
+			Window: st.Window.String(), Used: st.Used, ResetAt: st.ResetAt})
+	}
+	return out, nil
+}
+
+// ReportRow is one row of GET /otp/reports.
+type ReportRow struct {
+	Key                string   `json:"key"` // the day (YYYY-MM-DD), country, channel or trunk
+	Sent               int64    `json:"sent"`
+	Missed             int64    `json:"missed"`
+	Answered           int64    `json:"answered"`
+	Failed             int64    `json:"failed"`
+	Approved           int64    `json:"approved"`
+	ConversionRate     float64  `json:"conversion_rate"`        // approved / sent
+	P50PostDialDelayMS *float64 `json:"p50_post_dial_delay_ms"` // null when no call rang
+}
+
+// GroupBys are the groupings of the reports.
+var GroupBys = []string{GroupDay, GroupCountry, GroupChannel, GroupTrunk}
+
+// Reports sums the app's report counters over the days from since to until (UTC days, both included),
+// grouped by groupBy. The counters are kept as events happen; nothing is scanned but the rows asked for.
+func (s *Service) Reports(appID string, since, until time.Time, groupBy string) ([]ReportRow, error) {
+	if !slices.Contains(GroupBys, groupBy) {
+		return nil, errorf(ErrInvalidRequest, "group_by: want day, country, channel or trunk")
+	}
+	if until.IsZero() {
+		until = s.now()
+	}
+	if since.IsZero() {
+		since = until.AddDate(0, 0, -30)
+	}
+	if since.After(until) {
+		return nil, errorf(ErrInvalidRequest, "since: must not be after until")
+	}
+	first, last := since.UTC().Format(time.DateOnly), until.UTC().Format(time.DateOnly)
+	sums := map[string]*counters{}
+	var keys []string
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		prefix := appID + "\x00"
+		tx.Scan(bucketReports, prefix, prefix+first, false, func(k string, v []byte) bool {
+			parts := strings.Split(k[len(prefix):], "\x00")
+			if len(parts) != 3 || parts[0] > last {
+				return false
+			}
+			if parts[0] < first || parts[1] != groupBy {
+				return true
+			}
+			var c counters
+			if err = json.Unmarshal(v, &c); err != nil {
+				return false
+			}
+			sum := sums[parts[2]]
+			if sum == nil {
+				sum = &counters{PDD: map[int]int64{}}
+				sums[parts[2]] = sum
+				keys = append(keys, parts[2])
+			}
+			sum.Sent, sum.Missed, sum.Answered = sum.Sent+c.Sent, sum.Missed+c.Missed, sum.Answered+c.Answered
+			sum.Failed, sum.Approved = sum.Failed+c.Failed, sum.Approved+c.Approved
+			for b, n := range c.PDD {
+				sum.PDD[b] += n
+			}
+			return true
+		})
+		return err
+	})
+	slices.Sort(keys)
+	rows := make([]ReportRow, 0, len(keys))
+	for _, k := range keys {
+		c := sums[k]
+		row := ReportRow{Key: k, Sent: c.Sent, Missed: c.Missed, Answered: c.Answered, Failed: c.Failed, Approved: c.Approved}
+		if c.Sent > 0 {
+			row.ConversionRate = math.Round(float64(c.Approved)/float64(c.Sent)*10000) / 10000
+		}
+		if m := median(c.PDD); m >= 0 {
+			m = math.Round(m*10) / 10
+			row.P50PostDialDelayMS = &m
+		}
+		rows = append(rows, row)
+	}
+	return rows, err
+}

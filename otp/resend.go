@@ -1,0 +1,126 @@
+package otp
+
+import (
+	"fmt"
+	"time"
+
+	"flashotp/sip"
+	"flashotp/store"
+)
+
+// ResendRequest asks for a new call, with a new code, for a verification.
+type ResendRequest struct {
+	AppID          string
+	VerificationID string
+	Channel        string // optional: flashcall
+}
+
+// Resend places a new flash call for a pending (or undeliverable) verification, with a new CLI and so a
+// new code; the old code stops working at once and the verification gets a fresh TTL. Attempts are not
+// reset: a resend does not buy more guesses. Refused within the app's resend_cooldown of the last send,
+// while the last call is still in flight, and after max_resends.
+func (s *Service) Resend(req ResendRequest) (Verification, error) {
+	app, err := s.app(req.AppID)
+	if err != nil {
+		return Verification{}, err
+	}
+	if req.Channel != "" && req.Channel != ChannelFlashCall {
+		return Verification{}, errorf(ErrInvalidRequest, "channel: must be %q", ChannelFlashCall)
+	}
+	var cur *record
+	if err := s.db.View(func(tx *store.Tx) error {
+		cur, err = getOwn(tx, app.ID, req.VerificationID)
+		return err
+	}); err != nil {
+		return Verification{}, err
+	}
+	now := s.now().UTC()
+	if err := s.resendable(cur, time.Duration(app.ResendCooldown), app.MaxResends, now); err != nil {
+		return Verification{}, err
+	}
+	if err := s.allowSend(app, cur.Recipient); err != nil {
+		return Verification{}, err
+	}
+	to, err := checkRecipient(cur.Recipient, app)
+	if err != nil {
+		return Verification{}, err
+	}
+	picked, err := s.pick(app.ID, cur.From, to, cur.CodeLength)
+	if err != nil {
+		return Verification{}, err
+	}
+	var rec *record
+	err = s.db.Batch(func(tx *store.Tx) error {
+		var err error
+		if rec, err = getOwn(tx, app.ID, req.VerificationID); err != nil {
+			return err
+		}
+		if !rec.SentAt.Equal(cur.SentAt) {
+			return errorf(ErrResendTooSoon, "another resend of this verification came first")
+		}
+		if err := s.resendable(rec, time.Duration(app.ResendCooldown), app.MaxResends, now); err != nil {
+			return err
+		}
+		rec.Status, rec.Resends, rec.SentAt = StatusPending, rec.Resends+1, now
+		rec.CLIPrefix, rec.CLIPattern, rec.CodeMAC = picked.Prefix, picked.Pattern, s.mac(rec.ID, picked.Code)
+		rec.ExpiresAt = now.Add(time.Duration(app.TTL))
+		rec.Call = Call{State: sip.StateQueued}
+		if err := s.put(tx, rec); err != nil {
+			return err
+		}
+		if err := tx.Put(bucketExpiry, expiryKey(rec.ExpiresAt, rec.ID), nil); err != nil {
+			return err
+		}
+		if err := tx.Put(bucketOpenCalls, rec.ID, nil); err != nil {
+			return err
+		}
+		if err := s.event(tx, rec, Event{Type: EventResend, At: now, CLIPrefix: rec.CLIPrefix}); err != nil {
+			return err
+		}
+		return s.count(tx, rec, "", func(_ string, c *counters) { c.Sent++ })
+	})
+	if err != nil {
+		return Verification{}, err
+	}
+	if err := s.submit(rec, picked); err != nil {
+		// The old code is already dead; the verification shows the call failed, and may be resent.
+		s.CallEnded(rec.ID, "", "", sip.Result{State: sip.StateFailed, Reason: sip.ReasonTrunkError, StartedAt: now, EndedAt: now})
+		return Verification{}, err
+	}
+	s.log.Info("resend", "verification_id", rec.ID, "resends", rec.Resends, "cli_prefix", rec.CLIPrefix)
+	return rec.Verification, nil
+}
+
+// resendable says why rec may not be resent now, if it may not.
+func (s *Service) resendable(rec *record, cooldown time.Duration, maxResends int, now time.Time) error {
+	switch {
+	case rec.Status == StatusApproved:
+		return errorf(ErrAlreadyVerified, "code already used")
+	case rec.Status == StatusExpired || rec.Status == StatusPending && !now.Before(rec.ExpiresAt):
+		return errorf(ErrExpired, "verification expired at %s; send a new one", rec.ExpiresAt.Format(time.RFC3339))
+	case rec.Status == StatusCanceled:
+		return errorf(ErrNotFound, "verification is %s", rec.Status)
+	case rec.Attempts >= rec.MaxAttempts:
+		return errorf(ErrMaxAttempts, "all %d attempts used; send a new verification", rec.MaxAttempts)
+	case rec.Resends >= maxResends:
+		e := errorf(ErrRateLimited, "max_resends (%d) used; send a new verification", maxResends)
+		e.RetryAfter = rec.ExpiresAt.Sub(now)
+		return e
+	case now.Before(rec.SentAt.Add(cooldown)):
+		e := errorf(ErrResendTooSoon, "resend_cooldown is %s", cooldown)
+		e.RetryAfter = rec.SentAt.Add(cooldown).Sub(now)
+		return e
+	}
+	if !isFinal(rec.Call.State) {
+		e := errorf(ErrResendTooSoon, "the last call is still %s", s.callState(rec))
+		e.RetryAfter = time.Second
+		return e
+	}
+	return nil
+}
+
+func (s *Service) callState(rec *record) string {
+	v := rec.Verification
+	s.withProgress(&v)
+	return fmt.Sprint(v.Call.State)
+}

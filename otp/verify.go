@@ -1,0 +1,202 @@
+package otp
+
+import (
+	"crypto/hmac"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"flashotp/apps"
+	"flashotp/store"
+)
+
+// VerifyRequest is a code the user typed (or the app read from the call log), for one verification, or
+// for the newest pending verification of a recipient.
+type VerifyRequest struct {
+	AppID          string
+	VerificationID string
+	Recipient      string // used when VerificationID is empty
+	Code           string
+	RemoteIP       string // recorded with the attempt
+}
+
+// Attempt is one verify attempt as GET /otp/attempts shows it.
+type Attempt struct {
+	VerificationID string    `json:"verification_id"`
+	At             time.Time `json:"at"`
+	Result         string    `json:"result"`
+	RemoteIP       string    `json:"remote_ip"`
+}
+
+// Verify checks the code. It returns the approved verification, or an *Error whose Code says why not.
+// Every attempt is recorded durably before the answer; wrong codes count against the verification's
+// attempts and against the recipient's failed_verifications limit.
+func (s *Service) Verify(req VerifyRequest) (Verification, error) {
+	code := strings.TrimPrefix(req.Code, "+")
+	if len(code) < 4 || len(code) > 15 || strings.ContainsFunc(code, func(r rune) bool { return r < '0' || r > '9' }) {
+		return Verification{}, errorf(ErrInvalidRequest, "otp_code: want the code's digits, or the whole caller ID")
+	}
+	app, err := s.app(req.AppID)
+	if err != nil {
+		return Verification{}, err
+	}
+	id := req.VerificationID
+	if id == "" {
+		if id, err = s.newestPending(app, req.Recipient); err != nil {
+			return Verification{}, err
+		}
+	} else if !validID(id) {
+		return Verification{}, errorf(ErrInvalidRequest, "verification_id: malformed")
+	}
+	var (
+		out    Verification
+		result error
+		wrong  bool
+	)
+	err = s.db.Batch(func(tx *store.Tx) error {
+		rec, err := getOwn(tx, app.ID, id)
+		if err != nil {
+			return err
+		}
+		if err := s.lockedOut(app, rec.Recipient); err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		before, attemptsBefore := rec.Status, rec.Attempts
+		result = s.check(rec, code, now)
+		wrong = rec.Attempts > attemptsBefore
+		out = rec.Verification
+		if err := s.put(tx, rec); err != nil {
+			return err
+		}
+		name := ResultName(result)
+		at, _ := json.Marshal(Attempt{VerificationID: rec.ID, At: now, Result: name, RemoteIP: req.RemoteIP})
+		if err := tx.Put(bucketAttempts, rec.ID+"\x00"+s.newID("att_", now), at); err != nil {
+			return err
+		}
+		typ := EventVerifyFailed
+		if result == nil {
+			typ = EventVerifyOK
+		}
+		if err := s.event(tx, rec, Event{Type: typ, At: now, Result: name, RemoteIP: req.RemoteIP}); err != nil {
+			return err
+		}
+		if wrong && rec.Attempts == rec.MaxAttempts {
+			if err := s.notify(tx, rec, WebhookMaxAttempts, now); err != nil {
+				return err
+			}
+		}
+		return s.transitions(tx, rec, before, now)
+	})
+	if err != nil {
+		return Verification{}, err
+	}
+	if wrong {
+		s.limiter.Add(check(app, apps.ScopeFailedVerifications, out.Recipient))
+	}
+	s.withProgress(&out)
+	s.log.Info("verify", "verification_id", out.ID, "result", ResultName(result), "attempts", out.Attempts)
+	return out, result
+}
+
+// transitions records what a change of rec's status from before means: the approved counter and webhook,
+// or the expired event and webhook.
+func (s *Service) transitions(tx *store.Tx, rec *record, before Status, now time.Time) error {
+	if rec.Status == before {
+		return nil
+	}
+	switch rec.Status {
+	case StatusApproved:
+		if err := s.count(tx, rec, rec.Call.Trunk, func(_ string, c *counters) { c.Approved++ }); err != nil {
+			return err
+		}
+		return s.notify(tx, rec, WebhookApproved, now)
+	case StatusExpired:
+		if err := s.event(tx, rec, Event{Type: EventExpired, At: rec.ExpiresAt}); err != nil {
+			return err
+		}
+		return s.notify(tx, rec, EventExpired, now)
+	}
+	return nil
+}
+
+// newestPending returns the newest verification of recipient in app that is still pending.
+func (s *Service) newestPending(app apps.App, recipient string) (string, error) {
+	if recipient == "" {
+		return "", errorf(ErrInvalidRequest, "verification_id or recipient: required")
+	}
+	to, err := checkRecipient(recipient, apps.App{})
+	if err != nil {
+		return "", err
+	}
+	var id string
+	now := s.now()
+	err = s.db.View(func(tx *store.Tx) error {
+		var err error
+		tx.Scan(bucketByRecipient, app.ID+"\x00"+to.E164+"\x00", "", true, func(k string, _ []byte) bool {
+			var rec *record
+			if rec, err = get(tx, k[strings.LastIndexByte(k, 0)+1:]); err != nil {
+				return false
+			}
+			if rec.Status == StatusPending && now.Before(rec.ExpiresAt) {
+				id = rec.ID
+				return false
+			}
+			// Only the newest few count: an older pending one was superseded by a newer send.
+			return now.Sub(rec.CreatedAt) < time.Duration(app.TTL)
+		})
+		return err
+	})
+	if err == nil && id == "" {
+		err = errorf(ErrNotFound, "no pending verification for %s", to.E164)
+	}
+	return id, err
+}
+
+// ResultName names how a verify went: "approved", an error code (invalid_code, expired, …), or "internal".
+func ResultName(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return "approved"
+	case errors.As(err, &e):
+		return e.Code.Error()
+	}
+	return "internal"
+}
+
+// check applies one verify attempt to rec, in the order the API promises, and says how it went.
+func (s *Service) check(rec *record, code string, now time.Time) error {
+	switch {
+	case rec.Status == StatusApproved:
+		return errorf(ErrAlreadyVerified, "code already used")
+	case rec.Status == StatusFailed:
+		return errorf(ErrUndeliverable, "the call failed before it rang (%s); resend or send again", rec.Call.Reason)
+	case rec.Status == StatusExpired || rec.Status == StatusPending && !now.Before(rec.ExpiresAt):
+		rec.Status = StatusExpired
+		return errorf(ErrExpired, "verification expired at %s", rec.ExpiresAt.Format(time.RFC3339))
+	case rec.Status != StatusPending:
+		return errorf(ErrNotFound, "verification is %s", rec.Status)
+	case rec.Attempts >= rec.MaxAttempts:
+		return errorf(ErrMaxAttempts, "all %d attempts used", rec.MaxAttempts)
+	}
+
+	// The whole CLI as the call log shows it (E.164, national, 00-international): its last digits are the
+	// code. The rest is not checked: it is public (cli_prefix), so it would add nothing against guessing,
+	// and phones write it in too many ways.
+	digits := code[len(code)-min(len(code), rec.CodeLength):]
+	if hmac.Equal(s.mac(rec.ID, digits), rec.CodeMAC) {
+		rec.Status = StatusApproved
+		return nil
+	}
+	rec.Attempts++
+	rec.AttemptsRemaining = rec.MaxAttempts - rec.Attempts
+	if rec.AttemptsRemaining <= 0 {
+		return errorf(ErrMaxAttempts, "wrong code; all %d attempts used", rec.MaxAttempts)
+	}
+	left := rec.AttemptsRemaining
+	e := errorf(ErrInvalidCode, "wrong code")
+	e.AttemptsRemaining = &left
+	return e
+}

@@ -1,0 +1,324 @@
+// Package webhook delivers apps' webhooks and asks their pre-send hooks.
+//
+// A webhook is queued in bbolt in the same transaction as the event it reports, so no event is lost to a
+// crash. The queue is delivered at least once, in order per verification: a verification's next webhook
+// waits until the one before it got a 2xx, or was given up. A failed delivery is retried with exponential
+// backoff (RetryMin doubling up to RetryMax) for up to GiveUpAfter from when it was queued.
+//
+// Every request is signed: X-Flashotp-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">
+// under the app's webhook secret. X-Flashotp-Delivery names the delivery, the same on every retry, so a
+// receiver can drop duplicates.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"flashotp/apps"
+	"flashotp/store"
+)
+
+const bucket = "webhooks"
+
+// Headers of a signed request.
+const (
+	HeaderSignature = "X-Flashotp-Signature"
+	HeaderDelivery  = "X-Flashotp-Delivery"
+)
+
+// Apps gives the webhook URL and secret of an app; *apps.Registry is one.
+type Apps interface {
+	Get(id string) (apps.App, bool)
+	WebhookSecret(id string) ([]byte, error)
+}
+
+var _ Apps = (*apps.Registry)(nil)
+
+// Config configures a Queue.
+type Config struct {
+	RetryMin    time.Duration // first retry after; default 1s
+	RetryMax    time.Duration // longest wait between tries; default 5m
+	GiveUpAfter time.Duration // a delivery is dropped this long after it was queued; default 1h
+	Timeout     time.Duration // per request; default 10s
+	Workers     int           // deliveries in flight; default 8
+	Client      *http.Client  // default: one with Timeout
+	Now         func() time.Time
+	Log         *slog.Logger
+	// Delivered, when set, is called after each try with its outcome: "delivered", "retry" or "dropped".
+	Delivered func(outcome string)
+}
+
+// Queue is the persisted webhook queue and its deliverer.
+type Queue struct {
+	cfg  Config
+	db   *store.DB
+	apps Apps
+	wake chan struct{}
+
+	idMu    sync.Mutex
+	entropy *ulid.MonotonicEntropy
+}
+
+// delivery is one queued webhook.
+type delivery struct {
+	AppID          string          `json:"appid"`
+	VerificationID string          `json:"verification_id"`
+	Body           json.RawMessage `json:"body"`
+	QueuedAt       time.Time       `json:"queued_at"`
+	Tries          int             `json:"tries"`
+	NextAt         time.Time       `json:"next_at"`
+	LastError      string          `json:"last_error,omitempty"`
+}
+
+// New returns a queue over db.
+func New(cfg Config, db *store.DB, a Apps) *Queue {
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = time.Second
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 5 * time.Minute
+	}
+	if cfg.GiveUpAfter <= 0 {
+		cfg.GiveUpAfter = time.Hour
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: cfg.Timeout}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Delivered == nil {
+		cfg.Delivered = func(string) {}
+	}
+	return &Queue{cfg: cfg, db: db, apps: a, wake: make(chan struct{}, 1), entropy: ulid.Monotonic(rand.Reader, 0)}
+}
+
+// Enqueue queues body for app's webhook in tx (otp.Notifier).
+func (q *Queue) Enqueue(tx *store.Tx, appID, verificationID string, body []byte) error {
+	now := q.cfg.Now().UTC()
+	q.idMu.Lock()
+	id := "wh_" + ulid.MustNew(ulid.Timestamp(now), q.entropy).String()
+	q.idMu.Unlock()
+	v, err := json.Marshal(delivery{AppID: appID, VerificationID: verificationID, Body: body, QueuedAt: now, NextAt: now})
+	if err != nil {
+		return err
+	}
+	if err := tx.Put(bucket, id, v); err != nil {
+		return err
+	}
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Len returns how many deliveries are queued.
+func (q *Queue) Len() int {
+	n := 0
+	_ = q.db.View(func(tx *store.Tx) error {
+		tx.Scan(bucket, "", "", false, func(string, []byte) bool { n++; return true })
+		return nil
+	})
+	return n
+}
+
+// Run delivers the queue until ctx ends.
+func (q *Queue) Run(ctx context.Context) {
+	for {
+		wait := q.round(ctx)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-q.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// roundSize bounds the deliveries one round reads.
+const roundSize = 1000
+
+// round delivers the first due delivery of each verification, and returns how long to wait for the next.
+func (q *Queue) round(ctx context.Context) time.Duration {
+	now := q.cfg.Now()
+	type item struct {
+		id string
+		d  delivery
+	}
+	var due []item
+	seen := map[string]bool{}
+	wait := 250 * time.Millisecond
+	_ = q.db.View(func(tx *store.Tx) error {
+		n := 0
+		tx.Scan(bucket, "", "", false, func(k string, v []byte) bool {
+			n++
+			var d delivery
+			if json.Unmarshal(v, &d) != nil || seen[d.VerificationID] {
+				return n < roundSize
+			}
+			seen[d.VerificationID] = true // later ones of this verification wait for this one
+			if d.NextAt.After(now) {
+				wait = min(wait, d.NextAt.Sub(now))
+				return n < roundSize
+			}
+			due = append(due, item{k, d})
+			return n < roundSize
+		})
+		return nil
+	})
+	if len(due) == 0 {
+		return wait
+	}
+	sem := make(chan struct{}, q.cfg.Workers)
+	var wg sync.WaitGroup
+	for _, it := range due {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			q.deliver(ctx, it.id, it.d)
+		}()
+	}
+	wg.Wait()
+	return 0
+}
+
+// deliver tries one delivery and records how it went.
+func (q *Queue) deliver(ctx context.Context, id string, d delivery) {
+	err := q.post(ctx, id, d)
+	now := q.cfg.Now()
+	var outcome string
+	txErr := q.db.Batch(func(tx *store.Tx) error {
+		switch {
+		case err == nil:
+			outcome = "delivered"
+			return tx.Delete(bucket, id)
+		case now.Sub(d.QueuedAt) >= q.cfg.GiveUpAfter:
+			outcome = "dropped"
+			return tx.Delete(bucket, id)
+		}
+		outcome = "retry"
+		d.Tries++
+		backoff := q.cfg.RetryMin << min(d.Tries-1, 30)
+		if backoff <= 0 || backoff > q.cfg.RetryMax {
+			backoff = q.cfg.RetryMax
+		}
+		d.NextAt, d.LastError = now.Add(backoff), err.Error()
+		v, merr := json.Marshal(d)
+		if merr != nil {
+			return merr
+		}
+		return tx.Put(bucket, id, v)
+	})
+	if txErr != nil {
+		q.cfg.Log.Error("webhook queue", "delivery", id, "err", txErr)
+		return
+	}
+	q.cfg.Delivered(outcome)
+	if outcome != "delivered" {
+		q.cfg.Log.Warn("webhook not delivered", "delivery", id, "appid", d.AppID, "verification_id", d.VerificationID,
+			"tries", d.Tries, "outcome", outcome, "err", err)
+	}
+}
+
+var errNoURL = errors.New("the app has no webhook_url")
+
+func (q *Queue) post(ctx context.Context, id string, d delivery) error {
+	app, ok := q.apps.Get(d.AppID)
+	if !ok || app.WebhookURL == "" {
+		return errNoURL
+	}
+	resp, err := q.send(ctx, app.ID, app.WebhookURL, id, d.Body)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// send POSTs a signed body and returns a 2xx response, or an error.
+func (q *Queue) send(ctx context.Context, appID, url, id string, body []byte) (*http.Response, error) {
+	secret, err := q.apps.WebhookSecret(appID)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "flashotp")
+	req.Header.Set(HeaderSignature, Sign(secret, q.cfg.Now(), body))
+	req.Header.Set(HeaderDelivery, id)
+	resp, err := q.cfg.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	return resp, nil
+}
+
+// Sign returns the X-Flashotp-Signature value of body sent at t.
+func Sign(secret []byte, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// PreSend asks app's pre-send hook whether to send (otp.Notifier): the hook answers 2xx with
+// {"allow": true|false}. Any other answer, or none within the hook's timeout, is an error.
+func (q *Queue) PreSend(app apps.App, body []byte) (bool, error) {
+	h := app.PreSendHook
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(h.Timeout))
+	defer cancel()
+	resp, err := q.send(ctx, app.ID, h.URL, "pre_"+strconv.FormatInt(q.cfg.Now().UnixNano(), 36), body)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Allow *bool `json:"allow"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&answer); err != nil || answer.Allow == nil {
+		return false, fmt.Errorf("pre-send hook answer: want {\"allow\": true|false}")
+	}
+	return *answer.Allow, nil
+}
