@@ -23,13 +23,13 @@ import (
 
 // Config is the whole engine configuration, as SPEC section 5 gives it.
 type Config struct {
-	HTTP   HTTP    `mapstructure:"http"`
-	SIP    SIP     `mapstructure:"sip"`
-	Store  Store   `mapstructure:"store"`
-	Trunks []Trunk `mapstructure:"trunks"`
-	Pool   []Pool  `mapstructure:"pool"`
-	OTP    OTP     `mapstructure:"otp"`
-	Dialer Dialer  `mapstructure:"dialer"`
+	HTTP     HTTP     `mapstructure:"http"`
+	SIP      SIP      `mapstructure:"sip"`
+	Store    Store    `mapstructure:"store"`
+	Trunks   []Trunk  `mapstructure:"trunks"`
+	Pool     []Pool   `mapstructure:"pool"`
+	OTP      OTP      `mapstructure:"otp"`
+	Dialer   Dialer   `mapstructure:"dialer"`
 	Apps     []App    `mapstructure:"apps"`
 	Webhooks Webhooks `mapstructure:"webhooks"`
 	Phone    Phone    `mapstructure:"phone"`

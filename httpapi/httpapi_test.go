@@ -144,8 +144,8 @@ func newEnvWith(t testing.TB, token string) *env {
 	e.srv = httpapi.New(httpapi.Config{
 		MaxBodyBytes: maxBodyBytes,
 		Apps:         e.apps,
-		AdminToken: token,
-		Pools:      e.pools,
+		AdminToken:   token,
+		Pools:        e.pools,
 	}, e.svc, log)
 	return e
 }
