@@ -64,7 +64,8 @@ func query(c *fiber.Ctx) (otp.Query, error) {
 		case "appid":
 			err = checkApp(c, val)
 		case "recipient":
-			q.Recipient = val
+			// An unescaped '+' in a query string reads as a space; the '+' is optional anyway.
+			q.Recipient = strings.TrimSpace(val)
 		case "status":
 			q.Status = val
 		case "channel":

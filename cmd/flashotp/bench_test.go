@@ -33,7 +33,11 @@ func benchEngine(b *testing.B) (string, *lineCounter) {
 	cfg.Store.Path = filepath.Join(b.TempDir(), "flashotp.db")
 	cfg.Trunks = []configs.Trunk{{Name: "phone", Address: "127.0.0.1:0"}}
 	cfg.Pool = []configs.Pool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
-	cfg.Apps = []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret"}}
+	// Rate limits off: the benchmark's clients are one app on one address sending to one number range.
+	off := configs.RateLimit{}
+	cfg.Apps = []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret", RateLimits: map[string]configs.RateLimit{
+		"recipient": off, "app": off, "client": off, "prefix": off, "failed_verifications": off,
+	}}}
 	cfg.Phone = configs.Phone{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
 	missed := &lineCounter{}
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))

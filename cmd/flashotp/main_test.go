@@ -41,7 +41,16 @@ func testConfig(t *testing.T, trunk string) configs.Config {
 // startMain runs the engine in-process until the test ends.
 func startMain(t *testing.T, cfg configs.Config) *Main {
 	t.Helper()
-	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := NewMain(cfg, quietLog())
+	startRun(t, m)
+	return m
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// startRun runs m until the test ends.
+func startRun(t *testing.T, m *Main) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -57,7 +66,6 @@ func startMain(t *testing.T, cfg configs.Config) *Main {
 			t.Errorf("engine stop: %v", err)
 		}
 	})
-	return m
 }
 
 // client calls the API as the demo app.

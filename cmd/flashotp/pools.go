@@ -72,11 +72,12 @@ func (a adminClient) do(method, path string, body, out any) error {
 	return nil
 }
 
-func newPoolsCmd() *cobra.Command {
-	a := adminClient{http: &http.Client{Timeout: 15 * time.Second}}
+// adminCommand is a command group that calls a running engine's admin API, with its --url and --token.
+func adminCommand(use, short string) (*cobra.Command, *adminClient) {
+	a := &adminClient{http: &http.Client{Timeout: 15 * time.Second}}
 	cmd := &cobra.Command{
-		Use:   "pools",
-		Short: "Manage the caller-ID pools of a running engine (admin API)",
+		Use:   use,
+		Short: short,
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			if a.token == "" {
 				return errors.New("no admin token: give --token or set FLASHOTP_HTTP_ADMIN_TOKEN")
@@ -86,6 +87,11 @@ func newPoolsCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&a.url, "url", envOr("FLASHOTP_ADMIN_URL", "http://127.0.0.1:8080"), "the engine's HTTP address (env FLASHOTP_ADMIN_URL)")
 	cmd.PersistentFlags().StringVar(&a.token, "token", os.Getenv("FLASHOTP_HTTP_ADMIN_TOKEN"), "http.admin_token (env FLASHOTP_HTTP_ADMIN_TOKEN)")
+	return cmd, a
+}
+
+func newPoolsCmd() *cobra.Command {
+	cmd, a := adminCommand("pools", "Manage the caller-ID pools of a running engine (admin API)")
 
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -109,5 +110,82 @@ func TestBinaryPoolsAdmin(t *testing.T) {
 	}
 	if a := c.send("+4915112345678"); a.status != 202 || a.body["cli_prefix"] != "+4930901" {
 		t.Fatalf("after restart, a German recipient: %d %s; want the entry added to the config pool", a.status, a.raw)
+	}
+}
+
+// `flashotp apps` and `flashotp keys` against the built binary: an app made live takes sends with its own
+// key and fraud guards, keys rotate and revoke, and all of it survives a restart.
+func TestBinaryAppsAdmin(t *testing.T) {
+	uas := peers.StartUAS(t, "ring_cancel.xml", 1)
+	config := strings.Replace(engineConfig(t.TempDir(), uas.Addr, ""), "http:\n  listen: 127.0.0.1:0\n", "http:\n  listen: 127.0.0.1:0\n  admin_token: t0k\n", 1)
+	p, c := serve(t, config)
+	cli := func(ok bool, args ...string) string {
+		t.Helper()
+		cmd := start(t, append(args[:1:1], append([]string{"--url", c.base, "--token", "t0k"}, args[1:]...)...)...)
+		<-cmd.done
+		if (cmd.cmd.ProcessState.ExitCode() == 0) != ok {
+			t.Fatalf("flashotp %v: exit %d: %s %s", args, cmd.cmd.ProcessState.ExitCode(), cmd.stdout, cmd.stderr)
+		}
+		return cmd.stdout.String() + cmd.stderr.String()
+	}
+	var created struct {
+		App struct {
+			ID               string   `json:"id"`
+			MaxAttempts      int      `json:"max_attempts"`
+			AllowedCountries []string `json:"allowed_countries"`
+		} `json:"app"`
+		Key struct{ Key, Secret string } `json:"key"`
+	}
+	out := cli(true, "apps", "create", "shop", "--pools", "demo", "--set", `{"allowed_countries":["GB"],"max_attempts":3}`)
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.Key.Secret == "" || created.App.MaxAttempts != 3 {
+		t.Fatalf("apps create: %v\n%s", err, out)
+	}
+	send := func(key, secret, to string) answer {
+		return c.do("POST", "/otp/send", fmt.Sprintf(`{"appid":"shop","recipient":%q,"channel":"flashcall"}`, to), "X-API-Key", key, "X-API-Secret", secret)
+	}
+	if a := send(created.Key.Key, created.Key.Secret, "+447400123456"); a.status != 202 {
+		t.Fatalf("send as the new app: %d %s", a.status, a.raw)
+	}
+	if a := send(created.Key.Key, created.Key.Secret, recipient); a.status != 403 || errCode(a) != "destination_blocked" {
+		t.Fatalf("send outside the app's countries: %d %s", a.status, a.raw)
+	}
+	var second, rotated struct{ Key, Secret string }
+	_ = json.Unmarshal([]byte(cli(true, "keys", "create", "shop")), &second)
+	_ = json.Unmarshal([]byte(cli(true, "keys", "rotate", "shop", created.Key.Key)), &rotated)
+	if rotated.Key != created.Key.Key || rotated.Secret == created.Key.Secret || second.Secret == "" {
+		t.Fatalf("create %+v, rotate %+v", second, rotated)
+	}
+	if a := c.do("GET", "/otp/list", "", "X-API-Key", created.Key.Key, "X-API-Secret", created.Key.Secret); a.status != 401 {
+		t.Fatalf("old secret after rotate: %d", a.status)
+	}
+	cli(true, "keys", "revoke", "shop", second.Key)
+	if a := c.do("GET", "/otp/list", "", "X-API-Key", second.Key, "X-API-Secret", second.Secret); a.status != 401 {
+		t.Fatalf("revoked key: %d", a.status)
+	}
+	if out := cli(false, "apps", "update", "demo", "--set", `{"ttl":"10m"}`); !strings.Contains(out, "config file") {
+		t.Fatalf("updating a config app: %s", out)
+	}
+	if out := cli(true, "apps", "update", "shop", "--set", `{"ttl":"10m"}`); !strings.Contains(out, `"ttl": "10m0s"`) {
+		t.Fatalf("apps update: %s", out)
+	}
+	if out := cli(false, "apps", "update", "shop", "--set", `{"code_length":12}`); !strings.Contains(out, "code_length") {
+		t.Fatalf("bad setting: %s", out)
+	}
+
+	p.kill(syscall.SIGTERM)
+	_, c = serve(t, config)
+	if a := c.do("GET", "/otp/list", "", "X-API-Key", rotated.Key, "X-API-Secret", rotated.Secret); a.status != 200 || len(a.body["items"].([]any)) != 1 {
+		t.Fatalf("after restart, the rotated key lists the app's send: %d %s", a.status, a.raw)
+	}
+	list := regexp.MustCompile(` +`).ReplaceAllString(cli(true, "apps", "list"), " ")
+	if !strings.Contains(list, "demo config demo 4 5m0s 5 any") || !strings.Contains(list, "shop api demo 4 10m0s 3 GB") {
+		t.Fatalf("apps list:\n%s", list)
+	}
+	if keys := cli(true, "keys", "list", "shop"); !strings.Contains(keys, "revoked") || strings.Contains(keys, rotated.Secret) {
+		t.Fatalf("keys list:\n%s", keys)
+	}
+	cli(true, "apps", "delete", "shop")
+	if a := c.do("GET", "/otp/list", "", "X-API-Key", rotated.Key, "X-API-Secret", rotated.Secret); a.status != 401 {
+		t.Fatalf("key of a deleted app: %d", a.status)
 	}
 }
