@@ -2,6 +2,7 @@ package otp
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -48,7 +49,7 @@ func (s *Service) SweepExpired() (int, error) {
 	for {
 		now := s.now().UTC()
 		var keys []string
-		limit := expiryKey(now, "")
+		limit := fmt.Sprintf("%015d\x01", now.UnixMilli()) // above every key of this millisecond
 		_ = s.db.View(func(tx *store.Tx) error {
 			tx.Scan(bucketExpiry, "", "", false, func(k string, _ []byte) bool {
 				if k >= limit {

@@ -1,0 +1,140 @@
+package apps_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"flashotp/apps"
+	"flashotp/internal/testclock"
+	"flashotp/store"
+)
+
+var defaults = apps.Defaults{CodeLength: 4, TTL: 5 * time.Minute, MaxAttempts: 5}
+
+func open(t *testing.T, path string, clock *testclock.Clock, config ...apps.ConfigApp) *apps.Registry {
+	t.Helper()
+	db, err := store.Open(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	r, err := apps.Open(db, defaults, config, func(string, *apps.App) error { return nil }, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestKeysAndSecrets(t *testing.T) {
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	path := filepath.Join(t.TempDir(), "flashotp.db")
+	cfgApp := apps.ConfigApp{App: apps.App{ID: "demo", Pools: []string{"demo"}}, APIKey: "demo", APISecret: "demo-secret-config"}
+	r := open(t, path, clock, cfgApp)
+
+	created, err := r.Create(apps.App{ID: "shop", Pools: []string{"demo"}, AllowedCountries: []string{"GB"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if app, err := r.Authenticate(created.Key.Key, created.Key.Secret); err != nil || app != "shop" {
+		t.Fatalf("Authenticate = %q, %v", app, err)
+	}
+	if _, err := r.Authenticate(created.Key.Key, created.Key.Secret+"x"); !errors.Is(err, apps.ErrUnauthorized) {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	if _, err := r.Create(apps.App{ID: "shop", Pools: []string{"demo"}}); !errors.Is(err, apps.ErrExists) {
+		t.Errorf("second create: %v", err)
+	}
+	if _, err := r.Create(apps.App{ID: "bad", Pools: []string{"demo"}, CodeLength: 9}); !errors.Is(err, apps.ErrInvalid) {
+		t.Errorf("code_length 9: %v", err)
+	}
+	if _, err := r.Update("demo", func(a *apps.App) error { a.MaxAttempts = 3; return nil }); !errors.Is(err, apps.ErrFromConfig) {
+		t.Errorf("update a config app: %v", err)
+	}
+	token := func(iss, secret string, exp time.Duration, iat bool) string {
+		claims := jwt.MapClaims{"iss": iss, "exp": clock.Now().Add(exp).Unix()}
+		if iat {
+			claims["iat"] = clock.Now().Unix()
+		}
+		s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+		return s
+	}
+	if app, key, err := r.AuthenticateJWT(token(created.Key.Key, created.Key.Secret, time.Hour, true)); err != nil || app != "shop" || key != created.Key.Key {
+		t.Fatalf("JWT: %q %q %v", app, key, err)
+	}
+	for name, tok := range map[string]string{
+		"exp over 1h":  token(created.Key.Key, created.Key.Secret, 2*time.Hour, true),
+		"no iat":       token(created.Key.Key, created.Key.Secret, time.Minute, false),
+		"expired":      token(created.Key.Key, created.Key.Secret, -time.Minute, true),
+		"wrong secret": token(created.Key.Key, "x", time.Minute, true),
+		"unknown iss":  token("nobody", created.Key.Secret, time.Minute, true),
+	} {
+		if _, _, err := r.AuthenticateJWT(tok); !errors.Is(err, apps.ErrUnauthorized) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+
+	rotated, err := r.RotateKey("shop", created.Key.Key)
+	if err != nil || rotated.Secret == created.Key.Secret {
+		t.Fatalf("rotate: %+v %v", rotated, err)
+	}
+	if _, err := r.Authenticate(created.Key.Key, created.Key.Secret); err == nil {
+		t.Error("old secret works after rotate")
+	}
+	if _, err := r.RevokeKey("demo", "demo"); !errors.Is(err, apps.ErrFromConfig) {
+		t.Errorf("revoke a config key: %v", err)
+	}
+
+	// No secret is in the database file in plain text.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{rotated.Secret, created.Key.Secret, created.WebhookSecret, cfgApp.APISecret} {
+		if bytes.Contains(data, []byte(s)) {
+			t.Errorf("secret %q stored in plain text", s)
+		}
+	}
+}
+
+// Apps and keys survive a restart; a config app no longer in the file goes, with its key.
+func TestReopen(t *testing.T) {
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	path := filepath.Join(t.TempDir(), "flashotp.db")
+	db, err := store.Open(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(string, *apps.App) error { return nil }
+	old := apps.ConfigApp{App: apps.App{ID: "old", Pools: []string{"p"}}, APIKey: "old", APISecret: "old-secret"}
+	r, err := apps.Open(db, defaults, []apps.ConfigApp{old}, check, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := r.Create(apps.App{ID: "shop", Pools: []string{"p"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := apps.Open(db, defaults, nil, check, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if app, err := r2.Authenticate(created.Key.Key, created.Key.Secret); err != nil || app != "shop" {
+		t.Errorf("after reopen: %q %v", app, err)
+	}
+	if _, ok := r2.Get("old"); ok {
+		t.Error("config app dropped from the file is still there")
+	}
+	if _, err := r2.Authenticate("old", "old-secret"); err == nil {
+		t.Error("its key still works")
+	}
+	if s, err := r2.WebhookSecret("shop"); err != nil || string(s) != created.WebhookSecret {
+		t.Errorf("webhook secret after reopen: %q %v", s, err)
+	}
+}

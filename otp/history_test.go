@@ -1,0 +1,345 @@
+package otp_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"flashotp/apps"
+	"flashotp/internal/apptest"
+	"flashotp/internal/storetest"
+	"flashotp/otp"
+	"flashotp/sip"
+	"flashotp/store"
+)
+
+// fakeNotifier records the webhooks queued, and answers pre-send hooks with allow.
+type fakeNotifier struct {
+	mu    sync.Mutex
+	hooks []otp.WebhookBody
+	allow bool
+}
+
+var _ otp.Notifier = (*fakeNotifier)(nil)
+
+func (n *fakeNotifier) Enqueue(_ *store.Tx, _, _ string, body []byte) error {
+	var b otp.WebhookBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.hooks = append(n.hooks, b)
+	return nil
+}
+
+func (n *fakeNotifier) PreSend(apps.App, []byte) (bool, error) { return n.allow, nil }
+
+func (n *fakeNotifier) events() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for _, h := range n.hooks {
+		out = append(out, h.Event)
+	}
+	return out
+}
+
+// newAppEnv is newEnv with app demo's settings changed by tune, webhooks to n, and retention.
+func newAppEnv(t *testing.T, n *fakeNotifier, retention time.Duration, tune func(a *apps.App)) *env {
+	t.Helper()
+	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
+	e.pools = newRegistry(t, e.db, e.clock.Now, 4, 10000, map[string]string{"demo": "+44207946XXXX"})
+	demo := apptest.App("demo", "demo-key", "demo-secret")
+	demo.WebhookURL = "http://127.0.0.1:9/hooks"
+	if tune != nil {
+		tune(&demo.App)
+	}
+	reg := apptest.Open(t, e.db, apps.Defaults{CodeLength: 4, TTL: testTTL, MaxAttempts: testMaxAttempts}, nil, demo)
+	e.svc = otp.New(otp.Config{Apps: reg, Notifier: n, Retention: retention, Now: e.clock.Now}, e.db, e.pools, quietLog())
+	e.svc.UseDialer(e.dial)
+	return e
+}
+
+// missed ends verification id's call as missed.
+func (e *env) missed(id string) {
+	now := e.clock.Now()
+	e.svc.CallEnded(id, "phone", "", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true,
+		StartedAt: now.Add(-40 * time.Millisecond), RingingAt: now.Add(-10 * time.Millisecond), EndedAt: now})
+}
+
+func wantCode(t *testing.T, err error, code error) *otp.Error {
+	t.Helper()
+	var e *otp.Error
+	if !errors.As(err, &e) || e.Code != code {
+		t.Fatalf("got %v, want %v", err, code)
+	}
+	return e
+}
+
+func TestResend(t *testing.T) {
+	n := &fakeNotifier{}
+	e := newAppEnv(t, n, 0, nil)
+	v, cli := e.send(t)
+	resend := func() (otp.Verification, error) {
+		return e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
+	}
+	if _, err := resend(); wantCode(t, err, otp.ErrResendTooSoon).RetryAfter != 30*time.Second {
+		t.Errorf("resend at once: retry after %s, want the 30s cooldown", err.(*otp.Error).RetryAfter)
+	}
+	e.clock.Advance(31 * time.Second)
+	if _, err := resend(); !strings.Contains(err.Error(), "still queued") {
+		t.Errorf("resend while the call is in flight: %v", err)
+	}
+	e.missed(v.ID)
+	if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))}); !errors.Is(err, otp.ErrInvalidCode) {
+		t.Fatalf("wrong code: %v", err)
+	}
+	r, err := resend()
+	if err != nil || r.Resends != 1 || r.Attempts != 1 || r.Call.State != sip.StateQueued || !r.ExpiresAt.Equal(e.clock.Now().UTC().Add(testTTL)) {
+		t.Fatalf("resend: %+v %v; want resends 1, attempts kept, a queued call, a fresh TTL", r, err)
+	}
+	newCLI := e.dial.last(t).CLI
+	if codeOf(newCLI) != codeOf(cli) {
+		if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)}); !errors.Is(err, otp.ErrInvalidCode) {
+			t.Fatalf("old code after resend: %v", err)
+		}
+	}
+	// Two more resends are allowed (max_resends 3), the fourth is refused.
+	for i := 2; i <= 4; i++ {
+		e.missed(v.ID)
+		e.clock.Advance(31 * time.Second)
+		_, err := resend()
+		if i <= 3 && err != nil {
+			t.Fatalf("resend %d: %v", i, err)
+		}
+		if i == 4 {
+			wantCode(t, err, otp.ErrRateLimited)
+		}
+	}
+	if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(e.dial.last(t).CLI)}); err != nil {
+		t.Fatalf("latest code: %v", err)
+	}
+	if _, err := resend(); !errors.Is(err, otp.ErrAlreadyVerified) {
+		t.Errorf("resend after approval: %v", err)
+	}
+	if got := n.events(); strings.Join(got, ",") != "call_missed,call_missed,call_missed,call_missed,approved" {
+		t.Errorf("webhooks %v", got)
+	}
+}
+
+func TestVerifyByRecipient(t *testing.T) {
+	e := newAppEnv(t, &fakeNotifier{}, 0, nil)
+	first, firstCLI := e.send(t)
+	second, secondCLI := e.send(t)
+	if codeOf(firstCLI) == codeOf(secondCLI) {
+		t.Skip("both calls drew the same code")
+	}
+	byRecipient := func(code string) (otp.Verification, error) {
+		return e.svc.Verify(otp.VerifyRequest{AppID: "demo", Recipient: strings.TrimPrefix(usRecipient, "+"), Code: code})
+	}
+	if _, err := byRecipient(codeOf(firstCLI)); !errors.Is(err, otp.ErrInvalidCode) {
+		t.Fatalf("the older verification's code: %v; want invalid_code (the newest pending one is checked)", err)
+	}
+	v, err := byRecipient(codeOf(secondCLI))
+	if err != nil || v.ID != second.ID {
+		t.Fatalf("newest code: %v %v", v.ID, err)
+	}
+	// Now the newest pending one is the first.
+	if v, err := byRecipient(codeOf(firstCLI)); err != nil || v.ID != first.ID {
+		t.Fatalf("first code after the second was approved: %v %v", v.ID, err)
+	}
+	if _, err := byRecipient(codeOf(firstCLI)); !errors.Is(err, otp.ErrNotFound) {
+		t.Fatalf("no pending verification left: %v", err)
+	}
+}
+
+// Pages stay stable while new verifications arrive: a cursor never shows one twice or skips one.
+func TestListPagination(t *testing.T) {
+	e := newAppEnv(t, &fakeNotifier{}, 0, nil)
+	var ids []string
+	sendN := func(n int) {
+		for range n {
+			v, _ := e.send(t)
+			ids = append(ids, v.ID)
+			e.clock.Advance(time.Millisecond)
+		}
+	}
+	sendN(5)
+	page, err := e.svc.List(otp.Query{AppID: "demo", Limit: 2})
+	if err != nil || len(page.Items) != 2 || page.Items[0].ID != ids[4] || page.Items[1].ID != ids[3] || page.NextCursor != ids[3] {
+		t.Fatalf("first page: %+v %v", page, err)
+	}
+	sendN(3)
+	var rest []string
+	for cursor := page.NextCursor; cursor != ""; {
+		p, err := e.svc.List(otp.Query{AppID: "demo", Limit: 2, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range p.Items {
+			rest = append(rest, v.ID)
+		}
+		cursor = p.NextCursor
+	}
+	if strings.Join(rest, ",") != strings.Join([]string{ids[2], ids[1], ids[0]}, ",") {
+		t.Fatalf("later pages %v, want the three oldest", rest)
+	}
+	e.missed(ids[0])
+	failed, _ := e.svc.List(otp.Query{AppID: "demo", Status: "pending", Recipient: usRecipient, Since: e.clock.Now().Add(-time.Hour), Until: e.clock.Now().Add(time.Hour)})
+	if len(failed.Items) != 8 {
+		t.Errorf("pending of the recipient: %d, want 8", len(failed.Items))
+	}
+	for _, q := range []otp.Query{{Status: "nope"}, {Limit: 501}, {Cursor: "otp_x"}, {Channel: "sms"}, {Recipient: "+1"}} {
+		q.AppID = "demo"
+		if _, err := e.svc.List(q); err == nil {
+			t.Errorf("List(%+v) accepted", q)
+		}
+	}
+}
+
+func TestLogsAndAttempts(t *testing.T) {
+	e := newAppEnv(t, &fakeNotifier{}, 0, nil)
+	v, cli := e.send(t)
+	e.missed(v.ID)
+	_, _ = e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli)), RemoteIP: "192.0.2.7"})
+	_, _ = e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli), RemoteIP: "192.0.2.7"})
+	logs, err := e.svc.Logs(otp.Query{AppID: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, ev := range logs.Items {
+		types = append(types, ev.Type)
+		raw, _ := json.Marshal(ev)
+		if strings.Contains(string(raw), cli) || strings.Contains(string(raw), `"`+codeOf(cli)+`"`) {
+			t.Errorf("event shows the CLI or the code: %s", raw)
+		}
+	}
+	want := "verify_approved,verify_failed,call_missed,call_ringing,call_dialing,send_requested"
+	if strings.Join(types, ",") != want {
+		t.Errorf("logs %v, want %s", types, want)
+	}
+	only, _ := e.svc.Logs(otp.Query{AppID: "demo", Type: "verify_failed"})
+	if len(only.Items) != 1 || only.Items[0].RemoteIP != "192.0.2.7" || only.Items[0].Result != "invalid_code" {
+		t.Errorf("verify_failed events: %+v", only.Items)
+	}
+	for _, q := range []otp.Query{{ID: v.ID}, {Recipient: usRecipient}} {
+		q.AppID = "demo"
+		at, err := e.svc.Attempts(q)
+		if err != nil || len(at.Items) != 2 || at.Items[0].Result != "approved" || at.Items[1].Result != "invalid_code" || at.Items[1].RemoteIP != "192.0.2.7" {
+			t.Errorf("Attempts(%+v) = %+v, %v", q, at.Items, err)
+		}
+	}
+	if _, err := e.svc.Attempts(otp.Query{AppID: "other", ID: v.ID}); !errors.Is(err, otp.ErrNotFound) {
+		t.Errorf("another app's attempts: %v", err)
+	}
+}
+
+func TestSweepExpired(t *testing.T) {
+	n := &fakeNotifier{}
+	e := newAppEnv(t, n, 0, nil)
+	v, _ := e.send(t)
+	e.missed(v.ID)
+	if k, err := e.svc.SweepExpired(); k != 0 || err != nil {
+		t.Fatalf("sweep before expiry: %d %v", k, err)
+	}
+	e.clock.Advance(testTTL)
+	if k, err := e.svc.SweepExpired(); k != 1 || err != nil {
+		t.Fatalf("sweep: %d %v", k, err)
+	}
+	if k, _ := e.svc.SweepExpired(); k != 0 {
+		t.Fatalf("second sweep marked %d", k)
+	}
+	if got := strings.Join(n.events(), ","); got != "call_missed,expired" {
+		t.Errorf("webhooks %s", got)
+	}
+	if st := e.status(t, v.ID); st.Status != otp.StatusExpired {
+		t.Errorf("status %s", st.Status)
+	}
+	logs, _ := e.svc.Logs(otp.Query{AppID: "demo", Type: otp.EventExpired})
+	if len(logs.Items) != 1 {
+		t.Errorf("expired events: %d", len(logs.Items))
+	}
+}
+
+func TestPurge(t *testing.T) {
+	e := newAppEnv(t, &fakeNotifier{}, time.Hour, nil)
+	old, _ := e.send(t)
+	e.missed(old.ID)
+	e.clock.Advance(2 * time.Hour)
+	recent, _ := e.send(t)
+	n, err := e.svc.Purge()
+	if err != nil || n != 5 { // the old verification and its 4 events
+		t.Fatalf("Purge = %d, %v; want 5", n, err)
+	}
+	if _, err := e.svc.Status("demo", old.ID); !errors.Is(err, otp.ErrNotFound) {
+		t.Errorf("old verification still there: %v", err)
+	}
+	e.status(t, recent.ID)
+	page, _ := e.svc.List(otp.Query{AppID: "demo", Recipient: usRecipient})
+	if len(page.Items) != 1 {
+		t.Errorf("list after purge: %d items", len(page.Items))
+	}
+	rows, _ := e.svc.Reports("demo", e.clock.Now().Add(-24*time.Hour), e.clock.Now(), otp.GroupChannel)
+	if len(rows) != 1 || rows[0].Sent != 2 {
+		t.Errorf("reports after purge: %+v (counters are kept)", rows)
+	}
+}
+
+// NIST SP 800-63B: failed verifications of one recipient, across verifications, lock it out for the window.
+func TestFailedVerificationsLockout(t *testing.T) {
+	e := newAppEnv(t, &fakeNotifier{}, 0, func(a *apps.App) {
+		a.RateLimits = map[string]apps.Limit{apps.ScopeFailedVerifications: {Limit: 3, Window: apps.Duration(time.Hour)}}
+	})
+	v1, cli1 := e.send(t)
+	v2, cli2 := e.send(t)
+	for _, w := range []struct{ id, code string }{{v1.ID, wrongCode(codeOf(cli1))}, {v1.ID, wrongCode(codeOf(cli1))}, {v2.ID, wrongCode(codeOf(cli2))}} {
+		if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: w.id, Code: w.code}); !errors.Is(err, otp.ErrInvalidCode) {
+			t.Fatalf("wrong code: %v", err)
+		}
+	}
+	_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v2.ID, Code: codeOf(cli2)})
+	if wantCode(t, err, otp.ErrRateLimited).RetryAfter != time.Hour {
+		t.Errorf("retry after %s, want 1h", err.(*otp.Error).RetryAfter)
+	}
+	if _, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelFlashCall}); !errors.Is(err, otp.ErrRateLimited) {
+		t.Errorf("send to a locked-out recipient: %v", err)
+	}
+	if st := e.status(t, v2.ID); st.Attempts != 1 {
+		t.Errorf("a locked-out verify counted an attempt: %d", st.Attempts)
+	}
+	e.clock.Advance(time.Hour)
+	if _, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelFlashCall}); err != nil {
+		t.Errorf("send after the window: %v", err)
+	}
+}
+
+func TestSendRateLimits(t *testing.T) {
+	e := newAppEnv(t, &fakeNotifier{}, 0, func(a *apps.App) {
+		a.RateLimits = map[string]apps.Limit{apps.ScopePrefix: {Limit: 2, Window: apps.Duration(time.Minute)}}
+	})
+	send := func(to string) error {
+		_, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: to, Channel: otp.ChannelFlashCall})
+		return err
+	}
+	// +1415555 2xxx: one block of 1,000 numbers.
+	if err := errors.Join(send("+14155552671"), send("+14155552999")); err != nil {
+		t.Fatal(err)
+	}
+	if err := send("+14155552000"); !errors.Is(err, otp.ErrRateLimited) || !strings.Contains(err.Error(), "prefix") {
+		t.Fatalf("third send to the block: %v", err)
+	}
+	if err := send("+14155553000"); err != nil {
+		t.Fatalf("the next block: %v", err)
+	}
+	limits, _ := e.svc.RateLimits("demo", "demo-key", "192.0.2.7", "14155552671")
+	for _, l := range limits {
+		if l.Scope == apps.ScopePrefix && (l.Key != "+14155552" || l.Used != 2 || l.Limit != 2 || l.Window != "1m0s") {
+			t.Errorf("prefix limit %+v", l)
+		}
+	}
+}
