@@ -18,7 +18,7 @@ import (
 
 type fixedApps struct{ url string }
 
-func (f fixedApps) Get(id string) (apps.App, bool)        { return apps.App{ID: id, WebhookURL: f.url}, true }
+func (f fixedApps) Get(id string) (apps.App, bool)     { return apps.App{ID: id, WebhookURL: f.url}, true }
 func (fixedApps) WebhookSecret(string) ([]byte, error) { return []byte("s3cret"), nil }
 
 var _ webhook.Apps = fixedApps{}
