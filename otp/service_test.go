@@ -167,7 +167,7 @@ func (e *env) status(t *testing.T, id string) otp.Verification {
 func (e *env) count(t *testing.T) int {
 	t.Helper()
 	n := 0
-	err := e.db.UpdateAll(func(string, []byte) ([]byte, bool, error) {
+	err := e.db.Bucket("verifications").UpdateAll(func(string, []byte) ([]byte, bool, error) {
 		n++
 		return nil, false, nil
 	})
@@ -266,7 +266,7 @@ func TestSendPendingVerification(t *testing.T) {
 func TestSendStoresNoCode(t *testing.T) {
 	e := newEnv(t)
 	v, cli := e.send(t)
-	raw, err := e.db.Get(v.ID)
+	raw, err := e.db.Bucket("verifications").Get(v.ID)
 	if err != nil {
 		t.Fatalf("store Get: %v", err)
 	}
@@ -394,7 +394,7 @@ func TestSendDialerRefuses(t *testing.T) {
 			if len(refused) != 1 {
 				t.Fatalf("dialer was offered %d calls, want 1", len(refused))
 			}
-			if _, err := e.db.Get(refused[0].ID); !errors.Is(err, store.ErrNotFound) {
+			if _, err := e.db.Bucket("verifications").Get(refused[0].ID); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("store Get(%s) = %v, want store.ErrNotFound", refused[0].ID, err)
 			}
 			if n := e.count(t); n != 0 {

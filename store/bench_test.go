@@ -22,7 +22,7 @@ func BenchmarkCreate(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := db.Create(fmt.Sprintf("otp_%020d", n.Add(1)), value); err != nil {
+			if err := db.Bucket("verifications").Create(fmt.Sprintf("otp_%020d", n.Add(1)), value); err != nil {
 				b.Error(err)
 			}
 		}

@@ -1,11 +1,12 @@
 // Package store is flashotp's persistence on an embedded bbolt file.
 //
-// It keeps verification records as opaque values under their IDs (the otp package owns their encoding),
-// other parts' records in buckets of their own (Bucket: the number pools, quarantines and recent calls),
-// and the server key that codes are MACed under. Writes are group-committed: concurrent Create, Update and
-// Delete calls share one bbolt transaction and one fsync (bbolt's Batch), and each returns only once that
-// transaction is on disk, so what a caller was told is stored survives a crash or kill -9. A second process opening the
-// same file fails at once with ErrLocked rather than waiting.
+// It keeps opaque records in named buckets (the packages that own them encode them): a Bucket for one
+// bucket at a time (the number pools, quarantines and recent calls), a Tx for several together (a
+// verification with its index keys, events, report counters and webhooks), and the server key that codes
+// are MACed under. Writes are group-committed: concurrent writes share one bbolt transaction and one
+// fsync (bbolt's Batch), and each returns only once that transaction is on disk, so what a caller was
+// told is stored survives a crash or kill -9. A second process opening the same file fails at once with
+// ErrLocked rather than waiting.
 package store
 
 import (
@@ -35,8 +36,6 @@ var (
 	ErrBadKey = errors.New("bad server key")
 )
 
-var bucketVerifications = []byte("verifications")
-
 // KeyFile is the name of the server key file created beside the database when no key is configured.
 const KeyFile = "flashotp.key"
 
@@ -65,14 +64,6 @@ func Open(path, secretKeyHex string) (*DB, error) {
 	}
 	// A lone write waits at most this long for company before it commits alone.
 	b.MaxBatchDelay = 1 * time.Millisecond
-	err = b.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketVerifications)
-		return err
-	})
-	if err != nil {
-		b.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
 	return &DB{bolt: b, key: key}, nil
 }
 
@@ -150,30 +141,6 @@ type Bucket struct {
 
 // Bucket returns the bucket called name, created at its first write.
 func (db *DB) Bucket(name string) *Bucket { return &Bucket{db: db, name: []byte(name)} }
-
-func (db *DB) verifications() *Bucket { return &Bucket{db: db, name: bucketVerifications} }
-
-// Create stores a new verification record; it fails with ErrExists if id is taken.
-func (db *DB) Create(id string, value []byte) error { return db.verifications().Create(id, value) }
-
-// Get returns a copy of the verification record stored under id, or ErrNotFound.
-func (db *DB) Get(id string) ([]byte, error) { return db.verifications().Get(id) }
-
-// Update replaces the verification record under id (see Bucket.Update).
-func (db *DB) Update(id string, fn func(old []byte) ([]byte, error)) error {
-	return db.verifications().Update(id, fn)
-}
-
-// Delete removes the verification record under id.
-func (db *DB) Delete(id string) error { return db.verifications().Delete(id) }
-
-// UpdateAll rewrites verification records (see Bucket.UpdateAll).
-func (db *DB) UpdateAll(fn func(id string, v []byte) (nv []byte, changed bool, err error)) error {
-	return db.verifications().UpdateAll(fn)
-}
-
-// Len returns the number of verification records.
-func (db *DB) Len() (int, error) { return db.verifications().Len() }
 
 // Create stores a new record; it fails with ErrExists if id is taken.
 func (b *Bucket) Create(id string, value []byte) error {

@@ -41,7 +41,7 @@ func mustOpenAt(t *testing.T, path, keyHex string) *store.DB {
 // mustGet returns the record under id, failing the test if there is none.
 func mustGet(t *testing.T, db *store.DB, id string) []byte {
 	t.Helper()
-	v, err := db.Get(id)
+	v, err := db.Bucket("verifications").Get(id)
 	if err != nil {
 		t.Fatalf("Get(%s): %v", id, err)
 	}
@@ -146,7 +146,7 @@ func TestBadKey(t *testing.T) {
 
 func TestRoundTrip(t *testing.T) {
 	db, _ := mustOpen(t)
-	if err := db.Create("otp_1", []byte("one")); err != nil {
+	if err := db.Bucket("verifications").Create("otp_1", []byte("one")); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	if got := mustGet(t, db, "otp_1"); string(got) != "one" {
@@ -160,7 +160,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("Get after changing a returned value = %q, want one", again)
 	}
 
-	err := db.Update("otp_1", func(old []byte) ([]byte, error) {
+	err := db.Bucket("verifications").Update("otp_1", func(old []byte) ([]byte, error) {
 		if string(old) != "one" {
 			t.Errorf("Update fn got %q, want one", old)
 		}
@@ -174,24 +174,24 @@ func TestRoundTrip(t *testing.T) {
 	}
 
 	// Returning the value unchanged is fine and keeps it.
-	if err := db.Update("otp_1", func(old []byte) ([]byte, error) { return old, nil }); err != nil {
+	if err := db.Bucket("verifications").Update("otp_1", func(old []byte) ([]byte, error) { return old, nil }); err != nil {
 		t.Fatalf("no-op Update: %v", err)
 	}
 	if got := mustGet(t, db, "otp_1"); string(got) != "two" {
 		t.Errorf("Get after no-op Update = %q, want two", got)
 	}
 
-	if err := db.Delete("otp_1"); err != nil {
+	if err := db.Bucket("verifications").Delete("otp_1"); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	if _, err := db.Get("otp_1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.Bucket("verifications").Get("otp_1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get after Delete error = %v, want ErrNotFound", err)
 	}
-	if err := db.Delete("otp_1"); err != nil {
+	if err := db.Bucket("verifications").Delete("otp_1"); err != nil {
 		t.Errorf("Delete of a missing record = %v, want nil", err)
 	}
 	// The ID is free again.
-	if err := db.Create("otp_1", []byte("three")); err != nil {
+	if err := db.Bucket("verifications").Create("otp_1", []byte("three")); err != nil {
 		t.Errorf("Create after Delete: %v", err)
 	}
 }
@@ -203,25 +203,25 @@ func TestErrors(t *testing.T) {
 		do   func(db *store.DB) error
 		want error
 	}{
-		{"create twice", func(db *store.DB) error { return db.Create("otp_a", []byte("other")) }, store.ErrExists},
-		{"get missing", func(db *store.DB) error { _, err := db.Get("otp_missing"); return err }, store.ErrNotFound},
+		{"create twice", func(db *store.DB) error { return db.Bucket("verifications").Create("otp_a", []byte("other")) }, store.ErrExists},
+		{"get missing", func(db *store.DB) error { _, err := db.Bucket("verifications").Get("otp_missing"); return err }, store.ErrNotFound},
 		{"update missing", func(db *store.DB) error {
-			return db.Update("otp_missing", func(old []byte) ([]byte, error) {
+			return db.Bucket("verifications").Update("otp_missing", func(old []byte) ([]byte, error) {
 				t.Error("Update called fn for a missing record")
 				return old, nil
 			})
 		}, store.ErrNotFound},
 		{"update fn fails", func(db *store.DB) error {
-			return db.Update("otp_a", func(old []byte) ([]byte, error) { return []byte("changed"), errFn })
+			return db.Bucket("verifications").Update("otp_a", func(old []byte) ([]byte, error) { return []byte("changed"), errFn })
 		}, errFn},
 		{"update fn fails after changing its argument", func(db *store.DB) error {
-			return db.Update("otp_a", func(old []byte) ([]byte, error) {
+			return db.Bucket("verifications").Update("otp_a", func(old []byte) ([]byte, error) {
 				copy(old, "XXXX")
 				return old, errFn
 			})
 		}, errFn},
 		{"update all fn fails", func(db *store.DB) error {
-			return db.UpdateAll(func(id string, v []byte) ([]byte, bool, error) {
+			return db.Bucket("verifications").UpdateAll(func(id string, v []byte) ([]byte, bool, error) {
 				if id == "otp_b" {
 					return nil, false, errFn
 				}
@@ -233,7 +233,7 @@ func TestErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			db, _ := mustOpen(t)
 			for _, id := range []string{"otp_a", "otp_b"} {
-				if err := db.Create(id, []byte("orig-"+id)); err != nil {
+				if err := db.Bucket("verifications").Create(id, []byte("orig-"+id)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -246,7 +246,7 @@ func TestErrors(t *testing.T) {
 					t.Errorf("%s = %q after a failed call, want %q", id, got, "orig-"+id)
 				}
 			}
-			if _, err := db.Get("otp_missing"); !errors.Is(err, store.ErrNotFound) {
+			if _, err := db.Bucket("verifications").Get("otp_missing"); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("otp_missing appeared: Get error %v", err)
 			}
 		})
@@ -257,7 +257,7 @@ func TestErrors(t *testing.T) {
 // neither fail nor undo the others'.
 func TestConcurrentWrites(t *testing.T) {
 	db, _ := mustOpen(t)
-	if err := db.Create("otp_counter", []byte{0}); err != nil {
+	if err := db.Bucket("verifications").Create("otp_counter", []byte{0}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 20
@@ -272,13 +272,13 @@ func TestConcurrentWrites(t *testing.T) {
 		go func() { // distinct IDs: all succeed
 			defer wg.Done()
 			id := "otp_" + string(rune('a'+i))
-			if err := db.Create(id, []byte(id)); err != nil {
+			if err := db.Bucket("verifications").Create(id, []byte(id)); err != nil {
 				t.Errorf("Create(%s): %v", id, err)
 			}
 		}()
 		go func() { // the same ID: exactly one wins
 			defer wg.Done()
-			err := db.Create("otp_dup", []byte{byte(i)})
+			err := db.Bucket("verifications").Create("otp_dup", []byte{byte(i)})
 			switch {
 			case err == nil:
 				mu.Lock()
@@ -290,7 +290,7 @@ func TestConcurrentWrites(t *testing.T) {
 		}()
 		go func() { // increments: none lost
 			defer wg.Done()
-			err := db.Update("otp_counter", func(old []byte) ([]byte, error) {
+			err := db.Bucket("verifications").Update("otp_counter", func(old []byte) ([]byte, error) {
 				return []byte{old[0] + 1}, nil
 			})
 			if err != nil {
@@ -299,7 +299,7 @@ func TestConcurrentWrites(t *testing.T) {
 		}()
 		go func() { // refusals: change nothing
 			defer wg.Done()
-			err := db.Update("otp_counter", func(old []byte) ([]byte, error) {
+			err := db.Bucket("verifications").Update("otp_counter", func(old []byte) ([]byte, error) {
 				return []byte{200}, errFn
 			})
 			if !errors.Is(err, errFn) {
@@ -317,7 +317,7 @@ func TestConcurrentWrites(t *testing.T) {
 	}
 	for i := 0; i < n; i++ {
 		id := "otp_" + string(rune('a'+i))
-		if got, err := db.Get(id); err != nil || string(got) != id {
+		if got, err := db.Bucket("verifications").Get(id); err != nil || string(got) != id {
 			t.Errorf("Get(%s) = %q, %v; want %q", id, got, err, id)
 		}
 	}
@@ -344,12 +344,12 @@ func TestUpdateAll(t *testing.T) {
 	db, _ := mustOpen(t)
 	initial := map[string]string{"otp_a": "a0", "otp_b": "b0", "otp_c": "c0", "otp_d": "d0"}
 	for id, v := range initial {
-		if err := db.Create(id, []byte(v)); err != nil {
+		if err := db.Bucket("verifications").Create(id, []byte(v)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	seen := map[string]bool{}
-	err := db.UpdateAll(func(id string, v []byte) ([]byte, bool, error) {
+	err := db.Bucket("verifications").UpdateAll(func(id string, v []byte) ([]byte, bool, error) {
 		seen[id] = true
 		if string(v) != initial[id] {
 			t.Errorf("fn got %s = %q, want %q", id, v, initial[id])
@@ -387,14 +387,14 @@ func TestSurvivesReopen(t *testing.T) {
 	db, path := mustOpen(t)
 	records := map[string]string{"otp_1": "one", "otp_2": "two", "otp_3": "three"}
 	for id, v := range records {
-		if err := db.Create(id, []byte(v)); err != nil {
+		if err := db.Bucket("verifications").Create(id, []byte(v)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := db.Update("otp_2", func([]byte) ([]byte, error) { return []byte("two, updated"), nil }); err != nil {
+	if err := db.Bucket("verifications").Update("otp_2", func([]byte) ([]byte, error) { return []byte("two, updated"), nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Delete("otp_3"); err != nil {
+	if err := db.Bucket("verifications").Delete("otp_3"); err != nil {
 		t.Fatal(err)
 	}
 	key := bytes.Clone(db.Key())
@@ -417,7 +417,7 @@ func TestSurvivesReopen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
-			got, err := db2.Get(tt.id)
+			got, err := db2.Bucket("verifications").Get(tt.id)
 			if tt.missing {
 				if !errors.Is(err, store.ErrNotFound) {
 					t.Errorf("Get error = %v, want ErrNotFound", err)
@@ -432,7 +432,7 @@ func TestSurvivesReopen(t *testing.T) {
 			}
 		})
 	}
-	if err := db2.Create("otp_1", []byte("again")); !errors.Is(err, store.ErrExists) {
+	if err := db2.Bucket("verifications").Create("otp_1", []byte("again")); !errors.Is(err, store.ErrExists) {
 		t.Errorf("Create of a reopened record error = %v, want ErrExists", err)
 	}
 }

@@ -338,7 +338,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		})
 	}
 
-	if n, err := m.db.Len(); err != nil || n != 0 {
+	if n, err := m.db.Bucket("verifications").Len(); err != nil || n != 0 {
 		t.Fatalf("store holds %d records after bad input (err %v)", n, err)
 	}
 	_ = trunk.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
