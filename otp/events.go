@@ -121,6 +121,13 @@ func (s *Service) count(tx *store.Tx, rec *record, trunk string, fn func(group s
 			}
 		}
 		fn(r[0], &c)
+		if c.Sent == 0 && c.Missed == 0 && c.Answered == 0 && c.Failed == 0 && c.Approved == 0 && len(c.PDD) == 0 {
+			// A send undone (its call refused) leaves nothing behind.
+			if err := tx.Delete(bucketReports, key); err != nil {
+				return err
+			}
+			continue
+		}
 		v, err := json.Marshal(c)
 		if err != nil {
 			return err

@@ -249,38 +249,6 @@ func (b *Bucket) batch(fn func(bk *bolt.Bucket) error) error {
 	return callerErr
 }
 
-// UpdateAll calls fn for every record in one transaction and stores what it returns when changed is true.
-// It is meant for recovery at start, not for the hot path.
-func (b *Bucket) UpdateAll(fn func(id string, v []byte) (nv []byte, changed bool, err error)) error {
-	return b.db.bolt.Update(func(tx *bolt.Tx) error {
-		bk, err := tx.CreateBucketIfNotExists(b.name)
-		if err != nil {
-			return err
-		}
-		type change struct{ k, v []byte }
-		var changes []change
-		err = bk.ForEach(func(k, v []byte) error {
-			nv, changed, err := fn(string(k), bytes.Clone(v))
-			if err != nil {
-				return err
-			}
-			if changed {
-				changes = append(changes, change{bytes.Clone(k), nv})
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, c := range changes {
-			if err := bk.Put(c.k, c.v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 // Len returns the number of records.
 func (b *Bucket) Len() (int, error) {
 	n := 0

@@ -220,14 +220,6 @@ func TestErrors(t *testing.T) {
 				return old, errFn
 			})
 		}, errFn},
-		{"update all fn fails", func(db *store.DB) error {
-			return db.Bucket("verifications").UpdateAll(func(id string, v []byte) ([]byte, bool, error) {
-				if id == "otp_b" {
-					return nil, false, errFn
-				}
-				return []byte("changed"), true, nil
-			})
-		}, errFn},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -337,49 +329,6 @@ func TestSecondOpenIsLocked(t *testing.T) {
 	}
 	if elapsed >= 2*time.Second {
 		t.Errorf("second Open took %v, want under 2s", elapsed)
-	}
-}
-
-func TestUpdateAll(t *testing.T) {
-	db, _ := mustOpen(t)
-	initial := map[string]string{"otp_a": "a0", "otp_b": "b0", "otp_c": "c0", "otp_d": "d0"}
-	for id, v := range initial {
-		if err := db.Bucket("verifications").Create(id, []byte(v)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	seen := map[string]bool{}
-	err := db.Bucket("verifications").UpdateAll(func(id string, v []byte) ([]byte, bool, error) {
-		seen[id] = true
-		if string(v) != initial[id] {
-			t.Errorf("fn got %s = %q, want %q", id, v, initial[id])
-		}
-		switch id {
-		case "otp_b":
-			return []byte("b1"), true, nil
-		case "otp_c":
-			// A new value that is not marked changed must not be stored.
-			return []byte("c1"), false, nil
-		case "otp_d":
-			// Changing the argument in place without marking it changed must not be stored either.
-			copy(v, "zz")
-			return v, false, nil
-		}
-		return nil, false, nil
-	})
-	if err != nil {
-		t.Fatalf("UpdateAll: %v", err)
-	}
-	if len(seen) != len(initial) {
-		t.Errorf("fn saw %v, want all of %v", seen, initial)
-	}
-	want := map[string]string{"otp_a": "a0", "otp_b": "b1", "otp_c": "c0", "otp_d": "d0"}
-	for id, w := range want {
-		t.Run(id, func(t *testing.T) {
-			if got := mustGet(t, db, id); string(got) != w {
-				t.Errorf("%s = %q, want %q", id, got, w)
-			}
-		})
 	}
 }
 
