@@ -338,8 +338,37 @@ func TestBadInputChangesNothing(t *testing.T) {
 		})
 	}
 
-	if n, err := m.db.Bucket("verifications").Len(); err != nil || n != 0 {
-		t.Fatalf("store holds %d records after bad input (err %v)", n, err)
+	resendTests := []struct {
+		name, body, code string
+		status           int
+	}{
+		{"unknown verification", `{"appid":"demo","verification_id":"otp_01JD3ZZZZZZZZZZZZZZZZZZZZZ"}`, "not_found", 404},
+		{"malformed id", `{"appid":"demo","verification_id":"otp_1\r\nVia: x"}`, "invalid_request", 400},
+		{"unknown field", `{"appid":"demo","verification_id":"otp_01JD3ZZZZZZZZZZZZZZZZZZZZZ","to":"+1"}`, "invalid_request", 400},
+		{"other channel", `{"appid":"demo","verification_id":"otp_01JD3ZZZZZZZZZZZZZZZZZZZZZ","channel":"sms"}`, "invalid_request", 400},
+		{"other app", `{"appid":"other","verification_id":"otp_01JD3ZZZZZZZZZZZZZZZZZZZZZ"}`, "forbidden", 403},
+	}
+	for _, tc := range resendTests {
+		t.Run("resend "+tc.name, func(t *testing.T) {
+			if a := c.do("POST", "/otp/resend", tc.body); a.status != tc.status || errCode(a) != tc.code {
+				t.Fatalf("got %d %s, want %d %s", a.status, a.raw, tc.status, tc.code)
+			}
+		})
+	}
+	for _, path := range []string{
+		"/otp/list?limit=0", "/otp/list?status=nope", "/otp/list?since=yesterday", "/otp/list?cursor=abc", "/otp/list?foo=1",
+		"/otp/logs?type=nope", "/otp/attempts", "/otp/attempts?recipient=%2B1", "/otp/rate-limits?recipient=abc",
+		"/otp/reports?group_by=hour", "/otp/reports?since=2026-02-01&until=2026-01-01",
+	} {
+		if a := c.do("GET", path, ""); a.status != 400 || errCode(a) != "invalid_request" && errCode(a) != "invalid_recipient" {
+			t.Errorf("GET %s: %d %s, want 400", path, a.status, a.raw)
+		}
+	}
+
+	for _, b := range []string{"verifications", "v_by_app", "v_by_recipient", "v_expiry", "v_open_calls", "events", "attempts", "reports", "webhooks"} {
+		if n, err := m.db.Bucket(b).Len(); err != nil || n != 0 {
+			t.Fatalf("store holds %d records in %s after bad input (err %v)", n, b, err)
+		}
 	}
 	_ = trunk.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	if n, _, err := trunk.ReadFrom(make([]byte, 2048)); err == nil {
