@@ -17,7 +17,7 @@ import (
 
 var defaults = apps.Defaults{CodeLength: 4, TTL: 5 * time.Minute, MaxAttempts: 5}
 
-func open(t *testing.T, path string, clock *testclock.Clock, config ...apps.ConfigApp) *apps.Registry {
+func open(t testing.TB, path string, clock *testclock.Clock, config ...apps.ConfigApp) *apps.Registry {
 	t.Helper()
 	db, err := store.Open(path, "")
 	if err != nil {
