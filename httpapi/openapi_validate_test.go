@@ -1,0 +1,457 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/oklog/ulid/v2"
+
+	"flashotp/dialer"
+	"flashotp/httpapi"
+	"flashotp/metrics"
+	"flashotp/sip"
+)
+
+// apiDoc loads the served OpenAPI document, checks it is a valid OpenAPI 3 document, and returns it with a
+// router over its paths.
+func apiDoc(t *testing.T) (*openapi3.T, routers.Router) {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(httpapi.OpenAPI)
+	if err != nil {
+		t.Fatalf("load openapi.json: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("openapi.json is not a valid OpenAPI 3 document: %v", err)
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatalf("router: %v", err)
+	}
+	return doc, router
+}
+
+// validator makes requests to the API and checks each answer (status, headers, body) against the document.
+type validator struct {
+	t      *testing.T
+	e      *env
+	doc    *openapi3.T
+	router routers.Router
+	base   string           // the document's server URL: the router matches its host
+	seen   map[string][]int // "GET /otp/status" (the document's path) → the statuses validated
+}
+
+func newValidator(t *testing.T, e *env) *validator {
+	doc, router := apiDoc(t)
+	return &validator{t: t, e: e, doc: doc, router: router, base: strings.TrimSuffix(doc.Servers[0].URL, "/"), seen: map[string][]int{}}
+}
+
+var validationOptions = &openapi3filter.Options{
+	IncludeResponseStatus: true, // a status the document does not list is a mismatch
+	MultiError:            true,
+	AuthenticationFunc:    openapi3filter.NoopAuthenticationFunc, // the server checks credentials; the document only names them
+}
+
+// call makes a request to v's env, wants status, and validates the answer.
+func (v *validator) call(method, path, body string, a auth, status int) response {
+	v.t.Helper()
+	return v.callOn(v.e, method, path, body, a, status)
+}
+
+// callOn is call on another env (another server over the same engine).
+func (v *validator) callOn(e *env, method, path, body string, a auth, status int) response {
+	v.t.Helper()
+	res := e.do(v.t, method, path, body, a)
+	if res.status != status {
+		v.t.Errorf("%s %s: status %d, want %d; body %s", method, path, res.status, status, res.body)
+	}
+	v.validate(method, path, body, a, res)
+	return res
+}
+
+// validate checks res, the answer to method path, against the document; for a success it also checks the
+// request, so the document's request schemas are known to take what the server takes.
+func (v *validator) validate(method, path, body string, a auth, res response) {
+	v.t.Helper()
+	if err := v.check(method, path, body, a, res); err != nil {
+		v.t.Errorf("%s %s → %d: %v\nbody: %s", method, path, res.status, err, res.body)
+	}
+}
+
+func (v *validator) check(method, path, body string, a auth, res response) error {
+	req := httptest.NewRequest(method, v.base+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if a != nil {
+		a(req)
+	}
+	route, params, err := v.router.FindRoute(req)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: validationOptions}
+	if res.status < 300 {
+		if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
+			return err
+		}
+	}
+	key := method + " " + route.Path
+	v.seen[key] = append(v.seen[key], res.status)
+	return openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in,
+		Status:                 res.status,
+		Header:                 res.header,
+		Body:                   io.NopCloser(bytes.NewReader(res.body)),
+		Options:                validationOptions,
+	})
+}
+
+// field reads one top-level field of a JSON body.
+func field(t *testing.T, body []byte, name string, dst any) {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	if err := json.Unmarshal(m[name], dst); err != nil {
+		t.Fatalf("body %s: %s: %v", body, name, err)
+	}
+}
+
+func errorCode(t *testing.T, res response) string {
+	t.Helper()
+	var b struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if err := json.Unmarshal(res.body, &b); err != nil {
+		t.Fatalf("error body %s: %v", res.body, err)
+	}
+	return b.Error.Code
+}
+
+// Every route of the document, driven for real through the server and its engine, answers as the document
+// says: statuses, headers (Retry-After) and bodies, on success and on errors.
+func TestResponsesMatchOpenAPI(t *testing.T) {
+	e := newEnv(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(nil)}
+	e.srv = httpapi.New(cfg, e.svc, log) // newEnv's server, with metrics on
+	v := newValidator(t, e)
+	q := url.QueryEscape
+
+	// Health, metrics and the document.
+	v.call("GET", "/healthz", "", nil, 200)
+	v.call("GET", "/readyz", "", nil, 200)
+	v.call("GET", "/openapi.json", "", nil, 200)
+	v.call("GET", "/metrics", "", nil, 200)
+	notReady := *e
+	notReadyCfg := cfg
+	notReadyCfg.Ready = func() error { return errors.New("every trunk is down") }
+	notReady.srv = httpapi.New(notReadyCfg, e.svc, log)
+	v.callOn(&notReady, "GET", "/readyz", "", nil, 503)
+
+	// Send, and a verification whose call has not started: its call's times and delay are null.
+	res := v.call("POST", "/otp/send", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","reference":"order-42"}`, demo, 202)
+	var id string
+	field(t, res.body, "verification_id", &id)
+	cli := e.dial.last(t).CLI
+	v.call("GET", "/otp/status?verification_id="+id, "", demo, 200)
+	v.call("POST", "/otp/send", sendBody("demo", "+1415"), demo, 400)
+	v.call("POST", "/otp/send", sendBody("other", recipient), demo, 403)
+	v.call("POST", "/otp/send", sendBody("demo", recipient), nil, 401)
+	v.call("POST", "/otp/send", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","reference":"`+strings.Repeat("x", maxBodyBytes)+`"}`, demo, 413)
+	e.dial.refuse(dialer.ErrQueueFull)
+	v.call("POST", "/otp/send", sendBody("demo", "+14155552673"), demo, 503)
+	e.dial.refuse(nil)
+
+	// Verify: a wrong code, then errors of the request.
+	res = v.call("POST", "/otp/verify", verifyBody("demo", id, wrongCode(codeOf(cli))), demo, 422)
+	if code := errorCode(t, res); code != "invalid_code" {
+		t.Errorf("wrong code: %s, want invalid_code", code)
+	}
+	v.call("POST", "/otp/verify", `{"appid":"demo","otp_code":"1234"}`, demo, 400)
+	v.call("POST", "/otp/verify", `{"appid":"demo","recipient":"+14155552679","otp_code":"1234"}`, demo, 404)
+	v.call("POST", "/otp/verify", verifyBody("demo", id, codeOf(cli)), nil, 401)
+
+	// Resend: refused while the call is in flight and within the cooldown, then taken once the call ended
+	// and the cooldown passed.
+	resend := `{"appid":"demo","verification_id":"` + id + `"}`
+	res = v.call("POST", "/otp/resend", resend, demo, 429)
+	if code := errorCode(t, res); code != "resend_too_soon" {
+		t.Errorf("resend of a call in flight: %s, want resend_too_soon", code)
+	}
+	start := e.clock.Now()
+	e.svc.CallEnded(id, "phone", cli, sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true,
+		StartedAt: start, RingingAt: start.Add(41 * time.Millisecond), EndedAt: start.Add(3 * time.Second)})
+	e.clock.Advance(31 * time.Second)
+	res = v.call("POST", "/otp/resend", `{"appid":"demo","verification_id":"`+id+`","channel":"flashcall"}`, demo, 202)
+	var resends int
+	field(t, res.body, "resends", &resends)
+	if resends != 1 {
+		t.Errorf("resend answer %s: want resends 1", res.body)
+	}
+	cli = e.dial.last(t).CLI
+	v.call("POST", "/otp/resend", `{"appid":"demo","verification_id":"otp_`+ulid.Make().String()+`"}`, demo, 404)
+	v.call("POST", "/otp/resend", `{"appid":"demo"}`, demo, 400)
+	start = e.clock.Now()
+	e.svc.CallEnded(id, "phone", cli, sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true,
+		StartedAt: start, RingingAt: start.Add(60 * time.Millisecond), EndedAt: start.Add(3 * time.Second)})
+
+	// Verify by recipient: approved, then already used.
+	res = v.call("POST", "/otp/verify", `{"appid":"demo","recipient":"+14155552671","otp_code":"`+codeOf(cli)+`"}`, demo, 200)
+	var status string
+	field(t, res.body, "status", &status)
+	if status != "approved" {
+		t.Errorf("verify by recipient: %s, want approved", res.body)
+	}
+	v.call("POST", "/otp/verify", verifyBody("demo", id, codeOf(cli)), demo, 409)
+	v.call("POST", "/otp/resend", resend, demo, 409)
+
+	// A call that failed before it rang: undeliverable.
+	res = v.call("POST", "/otp/send", sendBody("demo", "+14155552672"), demo, 202)
+	var failedID string
+	field(t, res.body, "verification_id", &failedID)
+	e.svc.CallEnded(failedID, "phone", e.dial.last(t).CLI, sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486,
+		StartedAt: e.clock.Now(), EndedAt: e.clock.Now().Add(time.Second)})
+	v.call("POST", "/otp/verify", verifyBody("demo", failedID, "1234"), demo, 410)
+
+	// Status, with each kind of credentials.
+	v.call("GET", "/otp/status?verification_id="+id, "", demo, 200)
+	v.call("GET", "/otp/status?appid=demo&verification_id="+failedID, "", basic(demoKey, demoSecret), 200)
+	v.call("GET", "/otp/status?verification_id="+id, "", bearer(b64(demoKey+":"+demoSecret)), 200)
+	now := time.Now() // the app registry checks tokens on the real clock
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{Issuer: demoKey,
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(30 * time.Minute))}).SignedString([]byte(demoSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.call("GET", "/otp/status?verification_id="+id, "", bearer(token), 200)
+	v.call("GET", "/otp/status?verification_id=otp_"+ulid.Make().String(), "", demo, 404)
+	v.call("GET", "/otp/status", "", demo, 400)
+	v.call("GET", "/otp/status?appid=other&verification_id="+id, "", demo, 403)
+	v.call("GET", "/otp/status?verification_id="+id, "", nil, 401)
+
+	// List, one page at a time.
+	res = v.call("GET", "/otp/list?limit=1", "", demo, 200)
+	var next string
+	field(t, res.body, "next_cursor", &next)
+	if next == "" {
+		t.Errorf("list?limit=1 of two verifications: %s, want a next_cursor", res.body)
+	}
+	v.call("GET", "/otp/list?limit=1&cursor="+next, "", demo, 200)
+	v.call("GET", "/otp/list?recipient="+q(recipient)+"&status=approved&channel=flashcall&since=2025-03-14&until="+q(e.clock.Now().Add(time.Hour).Format(time.RFC3339)), "", demo, 200)
+	v.call("GET", "/otp/list?status=lost", "", demo, 400)
+	v.call("GET", "/otp/list?nope=1", "", demo, 400)
+	v.call("GET", "/otp/list", "", nil, 401)
+
+	// Logs.
+	res = v.call("GET", "/otp/logs?limit=3", "", demo, 200)
+	field(t, res.body, "next_cursor", &next)
+	if next == "" {
+		t.Errorf("logs?limit=3: %s, want a next_cursor", res.body)
+	}
+	v.call("GET", "/otp/logs?cursor="+next, "", demo, 200)
+	v.call("GET", "/otp/logs?verification_id="+id+"&type=call_missed", "", demo, 200)
+	v.call("GET", "/otp/logs?recipient="+q(recipient), "", demo, 200)
+	v.call("GET", "/otp/logs?type=lost", "", demo, 400)
+	v.call("GET", "/otp/logs", "", nil, 401)
+
+	// Rate limits.
+	v.call("GET", "/otp/rate-limits?recipient="+q(recipient), "", demo, 200)
+	v.call("GET", "/otp/rate-limits", "", demo, 200)
+	v.call("GET", "/otp/rate-limits?recipient=abc", "", demo, 400)
+	v.call("GET", "/otp/rate-limits?appid=other", "", demo, 403)
+
+	// Attempts.
+	res = v.call("GET", "/otp/attempts?verification_id="+id, "", demo, 200)
+	var attempts []json.RawMessage
+	field(t, res.body, "items", &attempts)
+	if len(attempts) != 3 {
+		t.Errorf("attempts of %s: %s, want the wrong code, the approval and the code used again", id, res.body)
+	}
+	v.call("GET", "/otp/attempts?recipient="+q(recipient)+"&limit=10", "", demo, 200)
+	v.call("GET", "/otp/attempts?verification_id=otp_"+ulid.Make().String(), "", demo, 404)
+	v.call("GET", "/otp/attempts", "", demo, 400)
+
+	// Reports: the day's row has a median post-dial delay; a report of no rows.
+	res = v.call("GET", "/otp/reports?group_by=day", "", demo, 200)
+	var rows []struct {
+		P50 *float64 `json:"p50_post_dial_delay_ms"`
+	}
+	field(t, res.body, "rows", &rows)
+	if len(rows) != 1 || rows[0].P50 == nil {
+		t.Errorf("reports by day: %s, want one row with a p50_post_dial_delay_ms", res.body)
+	}
+	other := xAPI(otherKey, otherSecret)
+	res = v.call("POST", "/otp/send", sendBody("other", "+33612345678"), other, 202)
+	var otherID string
+	field(t, res.body, "verification_id", &otherID)
+	e.svc.CallEnded(otherID, "phone", e.dial.last(t).CLI, sip.Result{State: sip.StateFailed, Reason: sip.ReasonNotFound, SIPCode: 404,
+		StartedAt: e.clock.Now(), EndedAt: e.clock.Now().Add(time.Second)})
+	res = v.call("GET", "/otp/reports?appid=other", "", other, 200) // no call rang: the median is null
+	field(t, res.body, "rows", &rows)
+	if len(rows) != 1 || rows[0].P50 != nil {
+		t.Errorf("reports of other: %s, want one row with p50_post_dial_delay_ms null", res.body)
+	}
+	v.call("GET", "/otp/reports?group_by=trunk", "", demo, 200)
+	v.call("GET", "/otp/reports?group_by=country&since=2025-03-01&until=2025-03-31", "", demo, 200)
+	v.call("GET", "/otp/reports?since=2024-01-01&until=2024-01-02", "", demo, 200)
+	v.call("GET", "/otp/reports?group_by=month", "", demo, 400)
+	v.call("GET", "/otp/reports", "", nil, 401)
+
+	// Admin: apps and their keys.
+	v.call("GET", "/admin/apps", "", admin, 200)
+	v.call("GET", "/admin/apps", "", nil, 401)
+	res = v.call("POST", "/admin/apps", `{"id":"fresh","pools":["demo"],"ttl":"10m","allowed_countries":["US"],`+
+		`"rate_limits":{"recipient":{"limit":1,"window":"10m"}},"webhook_url":"https://example.com/hook",`+
+		`"pre_send_hook":{"url":"https://example.com/pre-send"}}`, admin, 201)
+	var created struct {
+		Key struct{ Key, Secret string } `json:"key"`
+	}
+	if err := json.Unmarshal(res.body, &created); err != nil || created.Key.Key == "" || created.Key.Secret == "" {
+		t.Fatalf("create app: %s: want a key and its secret (%v)", res.body, err)
+	}
+	fresh := xAPI(created.Key.Key, created.Key.Secret)
+	v.call("POST", "/admin/apps", `{"id":"fresh","pools":["demo"]}`, admin, 409)
+	v.call("POST", "/admin/apps", `{"id":"bad id","pools":["demo"]}`, admin, 400)
+	v.call("POST", "/admin/apps", `{"id":"x","colour":"red"}`, admin, 400)
+	// The new app's key works, and its recipient limit (1 per 10m) answers 429 with Retry-After.
+	v.call("POST", "/otp/send", sendBody("fresh", "+14155552674"), fresh, 202)
+	res = v.call("POST", "/otp/send", sendBody("fresh", "+14155552674"), fresh, 429)
+	if code := errorCode(t, res); code != "rate_limited" {
+		t.Errorf("send over the recipient limit: %s, want rate_limited", code)
+	}
+	v.call("GET", "/otp/rate-limits?appid=fresh&recipient="+q("+14155552674"), "", fresh, 200)
+	v.call("GET", "/admin/apps/fresh", "", admin, 200)
+	v.call("GET", "/admin/apps/nope", "", admin, 404)
+	res = v.call("PATCH", "/admin/apps/fresh", `{"max_attempts":3,"pre_send_hook":null,"resend_cooldown":"1m"}`, admin, 200)
+	var hook json.RawMessage
+	field(t, res.body, "pre_send_hook", &hook)
+	if string(hook) != "null" {
+		t.Errorf("PATCH pre_send_hook null: %s", res.body)
+	}
+	v.call("PATCH", "/admin/apps/fresh", `{"ttl":"1h"}`, admin, 400)
+	v.call("PATCH", "/admin/apps/demo", `{"max_attempts":3}`, admin, 409)
+	v.call("PATCH", "/admin/apps/nope", `{"max_attempts":3}`, admin, 404)
+	v.call("GET", "/admin/apps", "", admin, 200)
+	v.call("GET", "/admin/apps/fresh/keys", "", admin, 200)
+	v.call("GET", "/admin/apps/nope/keys", "", admin, 404)
+	res = v.call("POST", "/admin/apps/fresh/keys", "", admin, 201)
+	var key string
+	field(t, res.body, "key", &key)
+	v.call("POST", "/admin/apps/nope/keys", "", admin, 404)
+	v.call("POST", "/admin/apps/fresh/keys/"+key+"/rotate", "", admin, 200)
+	v.call("POST", "/admin/apps/demo/keys/"+demoKey+"/rotate", "", admin, 409)
+	v.call("POST", "/admin/apps/fresh/keys/nope/rotate", "", admin, 404)
+	v.call("DELETE", "/admin/apps/fresh/keys/"+key, "", admin, 200)
+	v.call("DELETE", "/admin/apps/demo/keys/"+demoKey, "", admin, 409)
+	v.call("DELETE", "/admin/apps/fresh/keys/nope", "", admin, 404)
+	v.call("GET", "/admin/apps/fresh/keys", "", admin, 200) // rotated_at and revoked_at
+	v.call("DELETE", "/admin/apps/demo", "", admin, 409)
+	v.call("DELETE", "/admin/apps/fresh", "", admin, 204)
+	v.call("DELETE", "/admin/apps/fresh", "", admin, 404)
+
+	// Admin: pools.
+	v.call("POST", "/admin/pools", `{"name":"live","entries":[{"numbers":["+33198765XXXX"],"countries":["FR"],"trunks":["carrier-fr"],"enabled":true}],"cooldown":"1h"}`, admin, 201)
+	v.call("POST", "/admin/pools", `{"name":"live","entries":[{"numbers":["+33198766XXXX"]}]}`, admin, 409)
+	v.call("POST", "/admin/pools", `{"name":"x","entries":[{"numbers":["nope"]}]}`, admin, 400)
+	v.call("PUT", "/admin/pools/live", `{"name":"live","entries":[{"numbers":["+33198765XXXX"],"countries":["FR"],"enabled":true}],"quarantine_codes":[403,603]}`, admin, 200)
+	v.call("PUT", "/admin/pools/demo", `{"entries":[{"numbers":["+44207947XXXX"]}]}`, admin, 409)
+	v.call("POST", "/admin/pools/live/entries", `{"numbers":["+4930123XXXXX"],"countries":["DE"],"weight":2}`, admin, 201)
+	v.call("POST", "/admin/pools/nope/entries", `{"numbers":["+4930123XXXXX"]}`, admin, 404)
+	v.call("GET", "/admin/pools/live/entries", "", admin, 200)
+	v.call("GET", "/admin/pools/nope/entries", "", admin, 404)
+	v.call("DELETE", "/admin/pools/live/entries/e2", "", admin, 204)
+	v.call("DELETE", "/admin/pools/live/entries/e2", "", admin, 404)
+	v.call("POST", "/admin/pools/live/quarantine", `{"cli":"+331987651234","for":"2h","reason":"carrier complaint"}`, admin, 200)
+	v.call("POST", "/admin/pools/live/quarantine", `{"entry":"e1"}`, admin, 200)
+	v.call("POST", "/admin/pools/live/quarantine", `{"cli":"+442079461234"}`, admin, 404)
+	v.call("GET", "/admin/pools", "", admin, 200) // with uses and quarantines
+	v.call("POST", "/admin/pools/live/release", `{"entry":"e1"}`, admin, 204)
+	v.call("POST", "/admin/pools/live/release", `{"entry":"e1"}`, admin, 404)
+	v.call("DELETE", "/admin/pools/live", "", admin, 204)
+	v.call("DELETE", "/admin/pools/live", "", admin, 404)
+	v.call("DELETE", "/admin/pools/demo", "", admin, 409)
+	v.call("GET", "/admin/pools", "", nil, 401)
+
+	// Admin: profiles.
+	v.call("GET", "/admin/debug/pprof/heap", "", admin, 200)
+	v.call("GET", "/admin/debug/pprof/profile?seconds=1", "", admin, 200)
+	v.call("GET", "/admin/debug/pprof/trace?seconds=1", "", admin, 200)
+	v.call("GET", "/admin/debug/pprof/heap", "", nil, 401)
+
+	// Every operation of the document was validated on success, and every /otp one on an error too.
+	for _, path := range v.doc.Paths.InMatchingOrder() {
+		for method := range v.doc.Paths.Value(path).Operations() {
+			key := method + " " + path
+			statuses := v.seen[key]
+			if !slices.ContainsFunc(statuses, func(s int) bool { return s < 300 }) {
+				t.Errorf("%s: no success answer validated (got %v)", key, statuses)
+			}
+			if strings.HasPrefix(path, "/otp/") && !slices.ContainsFunc(statuses, func(s int) bool { return s >= 400 }) {
+				t.Errorf("%s: no error answer validated (got %v)", key, statuses)
+			}
+		}
+	}
+}
+
+// The validation TestResponsesMatchOpenAPI relies on does catch answers unlike the document: a body of the
+// wrong shape, an undocumented field or status, a null where none is allowed, a 429 without Retry-After.
+func TestOpenAPIValidationCatchesMismatches(t *testing.T) {
+	e := newEnv(t)
+	v := newValidator(t, e)
+	id, _ := e.send(t)
+	good := e.do(t, "GET", "/otp/status?verification_id="+id, "", demo)
+	if err := v.check("GET", "/otp/status?verification_id="+id, "", demo, good); err != nil {
+		t.Fatalf("the real answer does not validate: %v\n%s", err, good.body)
+	}
+	var verification map[string]any
+	if err := json.Unmarshal(good.body, &verification); err != nil {
+		t.Fatal(err)
+	}
+	changed := func(fn func(m map[string]any)) []byte {
+		m := map[string]any{}
+		for k, x := range verification {
+			m[k] = x
+		}
+		fn(m)
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	jsonHeader := http.Header{"Content-Type": {"application/json"}}
+	for name, res := range map[string]response{
+		"missing field":     {200, jsonHeader, changed(func(m map[string]any) { delete(m, "resends") })},
+		"undocumented":      {200, jsonHeader, changed(func(m map[string]any) { m["code"] = "1234" })},
+		"wrong type":        {200, jsonHeader, changed(func(m map[string]any) { m["attempts"] = "0" })},
+		"null status":       {200, jsonHeader, changed(func(m map[string]any) { m["status"] = nil })},
+		"unknown status":    {200, jsonHeader, changed(func(m map[string]any) { m["status"] = "lost" })},
+		"undocumented code": {418, jsonHeader, []byte(`{"error":{"code":"internal","message":"x"}}`)},
+		"429 without Retry-After": {429, jsonHeader,
+			[]byte(`{"error":{"code":"rate_limited","message":"x","retry_after":3}}`)},
+		"error of another shape": {404, jsonHeader, []byte(`{"error":"not found"}`)},
+	} {
+		if err := v.check("GET", "/otp/status?verification_id="+id, "", demo, res); err == nil {
+			t.Errorf("%s: validates, want a mismatch: %s", name, res.body)
+		}
+	}
+}
