@@ -150,7 +150,9 @@ func (a App) WithDefaults(d Defaults) App {
 	}
 	a.RateLimits = limits
 	if a.PreSendHook != nil && a.PreSendHook.Timeout == 0 {
-		a.PreSendHook.Timeout = Duration(2 * time.Second)
+		h := *a.PreSendHook // a's hook may be shared with the stored app
+		h.Timeout = Duration(2 * time.Second)
+		a.PreSendHook = &h
 	}
 	return a
 }

@@ -32,6 +32,8 @@ var (
 	ErrUnauthorized = errors.New("unauthorized")
 	// ErrInvalid wraps a settings error.
 	ErrInvalid = errors.New("invalid")
+	// ErrRevoked is returned when rotating a revoked key: revocation is final.
+	ErrRevoked = errors.New("revoked")
 )
 
 // MaxTokenAhead is how far ahead a JWT's exp may be.
@@ -366,6 +368,10 @@ func (r *Registry) Update(id string, fn func(a *App) error) (App, error) {
 		return App{}, fmt.Errorf("app %q: %w; change it there", id, ErrFromConfig)
 	}
 	next := *cur
+	if cur.PreSendHook != nil {
+		h := *cur.PreSendHook
+		next.PreSendHook = &h
+	}
 	next.Pools, next.AllowedCountries = slices.Clone(cur.Pools), slices.Clone(cur.AllowedCountries)
 	next.BlockedNumberTypes, next.RateLimits = slices.Clone(cur.BlockedNumberTypes), maps.Clone(cur.RateLimits)
 	if err := fn(&next.App); err != nil {
@@ -444,6 +450,9 @@ func (r *Registry) changeKey(id, key string, fn func(k *storedKey, now time.Time
 	if cur.FromConfig {
 		return Key{}, fmt.Errorf("key %q: %w; change it there", key, ErrFromConfig)
 	}
+	if cur.RevokedAt != nil {
+		return Key{}, fmt.Errorf("key %q: %w", key, ErrRevoked)
+	}
 	next := *cur
 	fn(&next, r.now().UTC())
 	if err := r.db.Batch(func(tx *store.Tx) error { return r.putKey(tx, &next) }); err != nil {
@@ -457,13 +466,16 @@ func (r *Registry) changeKey(id, key string, fn func(k *storedKey, now time.Time
 func (r *Registry) RotateKey(id, key string) (Key, error) {
 	secret := newSecret()
 	k, err := r.changeKey(id, key, func(k *storedKey, now time.Time) {
-		k.SecretMAC, k.Sealed, k.RotatedAt, k.RevokedAt = r.secretMAC(secret), r.seal(secret), &now, nil
+		k.SecretMAC, k.Sealed, k.RotatedAt = r.secretMAC(secret), r.seal(secret), &now
 	})
+	if err != nil {
+		return Key{}, err
+	}
 	k.Secret = secret
-	return k, err
+	return k, nil
 }
 
-// RevokeKey stops key from working; it stays listed as revoked.
+// RevokeKey stops key from working for good; it stays listed as revoked.
 func (r *Registry) RevokeKey(id, key string) (Key, error) {
 	return r.changeKey(id, key, func(k *storedKey, now time.Time) { k.RevokedAt = &now })
 }

@@ -138,3 +138,25 @@ func TestReopen(t *testing.T) {
 		t.Errorf("webhook secret after reopen: %q %v", s, err)
 	}
 }
+
+// A refused update leaves the app as it was; a revoked key stays revoked.
+func TestRefusedChangesKeepState(t *testing.T) {
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	r := open(t, filepath.Join(t.TempDir(), "flashotp.db"), clock)
+	created, err := r.Create(apps.App{ID: "shop", Pools: []string{"p"}, PreSendHook: &apps.Hook{URL: "http://127.0.0.1:9/ok"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Update("shop", func(a *apps.App) error { a.PreSendHook.URL = "ftp://bad"; return nil }); !errors.Is(err, apps.ErrInvalid) {
+		t.Fatalf("bad hook URL: %v", err)
+	}
+	if a, _ := r.Get("shop"); a.PreSendHook.URL != "http://127.0.0.1:9/ok" || a.PreSendHook.Timeout != apps.Duration(2*time.Second) {
+		t.Errorf("hook after a refused update: %+v", a.PreSendHook)
+	}
+	if _, err := r.RevokeKey("shop", created.Key.Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.RotateKey("shop", created.Key.Key); !errors.Is(err, apps.ErrRevoked) {
+		t.Errorf("rotating a revoked key: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -32,7 +33,7 @@ func appError(err error) error {
 		return nil
 	case errors.Is(err, apps.ErrNotFound):
 		return apiError(errRouteNotFound, "%v", err)
-	case errors.Is(err, apps.ErrExists), errors.Is(err, apps.ErrFromConfig):
+	case errors.Is(err, apps.ErrExists), errors.Is(err, apps.ErrFromConfig), errors.Is(err, apps.ErrRevoked):
 		return apiError(errConflict, "%v", err)
 	case errors.Is(err, apps.ErrInvalid):
 		return otpError(otp.ErrInvalidRequest, "%s", strings.TrimPrefix(err.Error(), apps.ErrInvalid.Error()+": "))
@@ -48,7 +49,7 @@ func decodeApp(body []byte, a *apps.App) error {
 	if err := dec.Decode(a); err != nil {
 		return otpError(otp.ErrInvalidRequest, "%s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return otpError(otp.ErrInvalidRequest, "trailing data after the JSON object")
 	}
 	return nil

@@ -29,7 +29,7 @@ func (r *Registry) Pools() ([]Report, []AppSpace) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	now := r.cfg.Now()
-	var reports []Report
+	reports := []Report{}
 	for _, name := range slices.Sorted(maps.Keys(r.pools)) {
 		lp := r.pools[name]
 		rep := Report{Pool: lp.Pool, Uses: map[string]uint64{}, Quarantine: map[string]Quarantine{}}
@@ -49,9 +49,10 @@ func (r *Registry) Pools() ([]Report, []AppSpace) {
 		}
 		reports = append(reports, rep)
 	}
-	var spaces []AppSpace
+	spaces := []AppSpace{}
 	for _, app := range slices.Sorted(maps.Keys(r.cfg.Apps)) {
-		spaces = append(spaces, AppSpace{App: app, CodeLength: r.cfg.CodeLength, Spaces: r.spaces(r.pools, app, r.cfg.CodeLength), Pools: r.cfg.Apps[app]})
+		codeLength := r.appCodeLength(app)
+		spaces = append(spaces, AppSpace{App: app, CodeLength: codeLength, Spaces: r.spaces(r.pools, app, codeLength), Pools: r.cfg.Apps[app]})
 	}
 	return reports, spaces
 }

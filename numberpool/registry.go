@@ -940,15 +940,19 @@ func (r *Registry) checkSpaces(pools map[string]*livePool) error {
 	}
 	sort.Strings(apps)
 	for _, app := range apps {
-		codeLength := r.cfg.CodeLength
-		if n := r.codeLengths[app]; n > 0 {
-			codeLength = n
-		}
-		if err := r.checkApp(pools, app, codeLength); err != nil {
+		if err := r.checkApp(pools, app, r.appCodeLength(app)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// appCodeLength is app's default code length.
+func (r *Registry) appCodeLength(app string) int {
+	if n := r.codeLengths[app]; n > 0 {
+		return n
+	}
+	return r.cfg.CodeLength
 }
 
 // checkApp refuses pools that leave app, for some destination, below the minimum code space.

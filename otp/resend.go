@@ -38,11 +38,15 @@ func (s *Service) Resend(req ResendRequest) (Verification, error) {
 	if err := s.resendable(cur, time.Duration(app.ResendCooldown), app.MaxResends, now); err != nil {
 		return Verification{}, err
 	}
-	if err := s.allowSend(app, cur.Recipient); err != nil {
-		return Verification{}, err
-	}
+	// The app's guards as they are now: its settings may have changed since the first send.
 	to, err := checkRecipient(cur.Recipient, app)
 	if err != nil {
+		return Verification{}, err
+	}
+	if err := s.allowSend(app, to.E164); err != nil {
+		return Verification{}, err
+	}
+	if err := s.preSend(app, to, cur.Reference); err != nil {
 		return Verification{}, err
 	}
 	picked, err := s.pick(app.ID, cur.From, to, cur.CodeLength)
@@ -96,7 +100,7 @@ func (s *Service) resendable(rec *record, cooldown time.Duration, maxResends int
 	switch {
 	case rec.Status == StatusApproved:
 		return errorf(ErrAlreadyVerified, "code already used")
-	case rec.Status == StatusExpired || rec.Status == StatusPending && !now.Before(rec.ExpiresAt):
+	case rec.Status == StatusExpired || (rec.Status == StatusPending || rec.Status == StatusFailed) && !now.Before(rec.ExpiresAt):
 		return errorf(ErrExpired, "verification expired at %s; send a new one", rec.ExpiresAt.Format(time.RFC3339))
 	case rec.Status == StatusCanceled:
 		return errorf(ErrNotFound, "verification is %s", rec.Status)
@@ -104,7 +108,7 @@ func (s *Service) resendable(rec *record, cooldown time.Duration, maxResends int
 		return errorf(ErrMaxAttempts, "all %d attempts used; send a new verification", rec.MaxAttempts)
 	case rec.Resends >= maxResends:
 		e := errorf(ErrRateLimited, "max_resends (%d) used; send a new verification", maxResends)
-		e.RetryAfter = rec.ExpiresAt.Sub(now)
+		e.RetryAfter = max(rec.ExpiresAt.Sub(now), time.Second)
 		return e
 	case now.Before(rec.SentAt.Add(cooldown)):
 		e := errorf(ErrResendTooSoon, "resend_cooldown is %s", cooldown)
