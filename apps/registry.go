@@ -69,6 +69,7 @@ type storedKey struct {
 type storedApp struct {
 	App
 	SealedWebhookSecret []byte `json:"sealed_webhook_secret"`
+	full                App    // App with defaults filled: what Get returns, made once per change
 }
 
 // ConfigApp is an app of the config file with its one key.
@@ -116,6 +117,7 @@ func Open(db *store.DB, d Defaults, configApps []ConfigApp, check func(id string
 		tx.Scan(bucketApps, "", "", false, func(k string, v []byte) bool {
 			var a storedApp
 			err = json.Unmarshal(v, &a)
+			a.full = a.App.WithDefaults(r.defaults)
 			r.apps[k] = &a
 			return err == nil
 		})
@@ -138,7 +140,7 @@ func Open(db *store.DB, d Defaults, configApps []ConfigApp, check func(id string
 	}
 	// Every app must still pass (pools may have changed since it was stored).
 	for _, id := range slices.Sorted(maps.Keys(r.apps)) {
-		a := r.apps[id].App.WithDefaults(r.defaults)
+		a := r.apps[id].full
 		if err := r.check(id, &a); err != nil {
 			return nil, fmt.Errorf("app %q: %w", id, err)
 		}
@@ -209,6 +211,7 @@ func (r *Registry) putApp(tx *store.Tx, a *storedApp) error {
 	if err := tx.Put(bucketApps, a.ID, v); err != nil {
 		return err
 	}
+	a.full = a.App.WithDefaults(r.defaults)
 	r.apps[a.ID] = a
 	return nil
 }
@@ -277,7 +280,7 @@ func newKeyID() string {
 	return "fk_" + hex.EncodeToString(b)
 }
 
-// Get returns app id with defaults filled.
+// Get returns app id with defaults filled. Its slices and maps are shared: read them, do not change them.
 func (r *Registry) Get(id string) (App, bool) {
 	r.mu.RLock()
 	a, ok := r.apps[id]
@@ -285,7 +288,7 @@ func (r *Registry) Get(id string) (App, bool) {
 	if !ok {
 		return App{}, false
 	}
-	return a.App.WithDefaults(r.defaults), true
+	return a.full, true
 }
 
 // WebhookSecret returns the secret app id's webhooks are signed with.
@@ -305,7 +308,7 @@ func (r *Registry) List() []App {
 	defer r.mu.RUnlock()
 	out := make([]App, 0, len(r.apps))
 	for _, id := range slices.Sorted(maps.Keys(r.apps)) {
-		out = append(out, r.apps[id].App.WithDefaults(r.defaults))
+		out = append(out, r.apps[id].full)
 	}
 	return out
 }
@@ -384,7 +387,7 @@ func (r *Registry) Update(id string, fn func(a *App) error) (App, error) {
 	if err := r.db.Batch(func(tx *store.Tx) error { return r.putApp(tx, &next) }); err != nil {
 		return App{}, err
 	}
-	return next.App.WithDefaults(r.defaults), nil
+	return next.full, nil
 }
 
 // Delete removes app id and its keys. Its verifications stay until retention removes them.

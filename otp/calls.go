@@ -127,9 +127,6 @@ func (s *Service) endCall(tx *store.Tx, rec *record, trunk string, res sip.Resul
 			k.Failed++
 		}
 		if res.Rang {
-			if k.PDD == nil {
-				k.PDD = map[int]int64{}
-			}
 			k.PDD[pddBucket(pdd)]++
 		}
 	}); err != nil {

@@ -1,8 +1,9 @@
 package otp
 
 import (
+	"encoding/binary"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"math"
 	"time"
 
@@ -86,14 +87,62 @@ func (s *Service) notify(tx *store.Tx, rec *record, name string, at time.Time) e
 	return s.cfg.Notifier.Enqueue(tx, rec.AppID, rec.ID, body)
 }
 
-// counters are one row of the reports: counts, and post-dial delays as a histogram.
+// counters are one row of the reports: counts, and post-dial delays as a histogram. A row is updated by
+// every event, so it is stored compactly (encode), not as JSON.
 type counters struct {
-	Sent     int64         `json:"sent"`
-	Missed   int64         `json:"missed"`
-	Answered int64         `json:"answered"`
-	Failed   int64         `json:"failed"`
-	Approved int64         `json:"approved"`
-	PDD      map[int]int64 `json:"pdd,omitempty"` // histogram bucket → calls
+	Sent, Missed, Answered, Failed, Approved int64
+	PDD                                      [pddBuckets]int64 // histogram bucket → calls
+}
+
+// pddBuckets covers delays up to 10^(pddBuckets-1)/10 ms, about 17 minutes; longer ones count in the last.
+const pddBuckets = 61
+
+func (c *counters) zero() bool { return *c == counters{} }
+
+// encode writes c as varints: the five counts, then (bucket, calls) pairs of the non-empty buckets.
+func (c *counters) encode() []byte {
+	b := make([]byte, 0, 32)
+	for _, n := range []int64{c.Sent, c.Missed, c.Answered, c.Failed, c.Approved} {
+		b = binary.AppendVarint(b, n)
+	}
+	for i, n := range c.PDD {
+		if n != 0 {
+			b = binary.AppendUvarint(b, uint64(i))
+			b = binary.AppendVarint(b, n)
+		}
+	}
+	return b
+}
+
+func (c *counters) decode(b []byte) error {
+	*c = counters{}
+	next := func() (int64, bool) {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	for _, p := range []*int64{&c.Sent, &c.Missed, &c.Answered, &c.Failed, &c.Approved} {
+		var ok bool
+		if *p, ok = next(); !ok {
+			return errors.New("report row: truncated")
+		}
+	}
+	for len(b) > 0 {
+		i, n := binary.Uvarint(b)
+		if n <= 0 || i >= pddBuckets {
+			return errors.New("report row: bad histogram bucket")
+		}
+		b = b[n:]
+		v, ok := next()
+		if !ok {
+			return errors.New("report row: truncated histogram")
+		}
+		c.PDD[i] = v
+	}
+	return nil
 }
 
 // Report groups.
@@ -116,23 +165,19 @@ func (s *Service) count(tx *store.Tx, rec *record, trunk string, fn func(group s
 		key := rec.AppID + "\x00" + day + "\x00" + r[0] + "\x00" + r[1]
 		var c counters
 		if v := tx.Get(bucketReports, key); v != nil {
-			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("decode report row: %w", err)
+			if err := c.decode(v); err != nil {
+				return err
 			}
 		}
 		fn(r[0], &c)
-		if c.Sent == 0 && c.Missed == 0 && c.Answered == 0 && c.Failed == 0 && c.Approved == 0 && len(c.PDD) == 0 {
+		if c.zero() {
 			// A send undone (its call refused) leaves nothing behind.
 			if err := tx.Delete(bucketReports, key); err != nil {
 				return err
 			}
 			continue
 		}
-		v, err := json.Marshal(c)
-		if err != nil {
-			return err
-		}
-		if err := tx.Put(bucketReports, key, v); err != nil {
+		if err := tx.Put(bucketReports, key, c.encode()); err != nil {
 			return err
 		}
 	}
@@ -140,39 +185,36 @@ func (s *Service) count(tx *store.Tx, rec *record, trunk string, fn func(group s
 }
 
 // PDD histogram: bucket i holds delays in [pddBound(i-1), pddBound(i)) ms, ten buckets per decade (about
-// 26% wide), so the median is known within its bucket.
+// 26% wide), so the median is known within its bucket; bucket 0 holds delays under 1 ms.
 func pddBucket(ms int64) int {
 	if ms < 1 {
 		return 0
 	}
-	return int(math.Floor(10*math.Log10(float64(ms)))) + 1
+	return min(int(math.Floor(10*math.Log10(float64(ms))))+1, pddBuckets-1)
 }
 
 func pddBound(i int) float64 { return math.Pow(10, float64(i)/10) }
 
 // median returns the median of a histogram, interpolated within its bucket; -1 if empty.
-func median(h map[int]int64) float64 {
+func median(h *[pddBuckets]int64) float64 {
 	var n int64
-	top := 0
-	for b, c := range h {
+	for _, c := range h {
 		n += c
-		top = max(top, b)
 	}
 	if n == 0 {
 		return -1
 	}
 	half := float64(n) / 2
 	var seen int64
-	for b := 0; b <= top; b++ {
-		c := h[b]
-		if float64(seen+c) >= half && c > 0 {
-			if b == 0 {
-				return 0
+	for b, c := range h {
+		if c > 0 && float64(seen+c) >= half {
+			lo := 0.0
+			if b > 0 {
+				lo = pddBound(b - 1)
 			}
-			lo, hi := pddBound(b-1), pddBound(b)
-			return lo + (hi-lo)*(half-float64(seen))/float64(c)
+			return lo + (pddBound(b)-lo)*(half-float64(seen))/float64(c)
 		}
 		seen += c
 	}
-	return pddBound(top)
+	return -1
 }

@@ -320,12 +320,12 @@ func (s *Service) Reports(appID string, since, until time.Time, groupBy string) 
 				return true
 			}
 			var c counters
-			if err = json.Unmarshal(v, &c); err != nil {
+			if err = c.decode(v); err != nil {
 				return false
 			}
 			sum := sums[parts[2]]
 			if sum == nil {
-				sum = &counters{PDD: map[int]int64{}}
+				sum = &counters{}
 				sums[parts[2]] = sum
 				keys = append(keys, parts[2])
 			}
@@ -346,7 +346,7 @@ func (s *Service) Reports(appID string, since, until time.Time, groupBy string) 
 		if c.Sent > 0 {
 			row.ConversionRate = math.Round(float64(c.Approved)/float64(c.Sent)*10000) / 10000
 		}
-		if m := median(c.PDD); m >= 0 {
+		if m := median(&c.PDD); m >= 0 {
 			m = math.Round(m*10) / 10
 			row.P50PostDialDelayMS = &m
 		}
