@@ -104,7 +104,7 @@ func (t *Tx) Scan(bucket, prefix, after string, desc bool, fn func(key string, v
 		}
 		if bound == nil {
 			k, v = c.Last()
-		} else if k, v = c.Seek(bound); k == nil {
+		} else if k, _ = c.Seek(bound); k == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()
