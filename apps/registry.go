@@ -408,6 +408,27 @@ func (r *Registry) Delete(id string) error {
 	return nil
 }
 
+// RotateWebhookSecret gives app id a new webhook secret and returns it (shown only here). Webhooks already
+// queued are signed with the new one when they are sent.
+func (r *Registry) RotateWebhookSecret(id string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, ok := r.apps[id]
+	if !ok {
+		return "", fmt.Errorf("app %q: %w", id, ErrNotFound)
+	}
+	if cur.FromConfig {
+		return "", fmt.Errorf("app %q: %w; set webhook_secret there", id, ErrFromConfig)
+	}
+	secret := newSecret()
+	next := *cur
+	next.SealedWebhookSecret = r.seal(secret)
+	if err := r.db.Batch(func(tx *store.Tx) error { return r.putApp(tx, &next) }); err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
 // Keys returns app id's keys, without secrets, oldest first.
 func (r *Registry) Keys(id string) ([]Key, error) {
 	r.mu.RLock()

@@ -196,7 +196,7 @@ type App struct {
 	BlockedNumberTypes []string             `mapstructure:"blocked_number_types"`
 	RateLimits         map[string]RateLimit `mapstructure:"rate_limits"`
 	WebhookURL         string               `mapstructure:"webhook_url"`
-	WebhookSecret      string               `mapstructure:"webhook_secret"` // empty: one is generated (see the admin API)
+	WebhookSecret      string               `mapstructure:"webhook_secret"` // signs webhooks; needed with webhook_url
 	PreSendHook        *PreSendHook         `mapstructure:"pre_send_hook"`
 }
 
@@ -568,8 +568,8 @@ func (c Config) Validate() error {
 				}
 			}
 		}
-		if a.WebhookSecret != "" && len(a.WebhookSecret) < 16 {
-			bad(key+".webhook_secret", "want at least 16 characters")
+		if a.WebhookURL != "" && len(a.WebhookSecret) < 16 {
+			bad(key+".webhook_secret", "want at least 16 characters when webhook_url is set: receivers check signatures with it")
 		}
 	}
 

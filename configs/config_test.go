@@ -339,3 +339,18 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestWebhookNeedsSecret(t *testing.T) {
+	cfg := configs.Default()
+	cfg.Trunks = []configs.Trunk{{Name: "phone", Address: "127.0.0.1:5062"}}
+	cfg.Pool = []configs.Pool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
+	cfg.Apps = []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret", WebhookURL: "https://example.com/hooks"}}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "apps[0].webhook_secret") {
+		t.Fatalf("webhook_url without webhook_secret: %v", err)
+	}
+	cfg.Apps[0].WebhookSecret = "0123456789abcdef"
+	cfg.Apps[0].RateLimits = map[string]configs.RateLimit{"recipient": {Limit: 3, Window: 0}}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "apps[0].rate_limits.recipient.window") {
+		t.Fatalf("a limit without a window: %v", err)
+	}
+}

@@ -24,6 +24,7 @@ func (s *Server) routeApps(g fiber.Router) {
 	g.Post("/apps/:id/keys", s.createKey)
 	g.Post("/apps/:id/keys/:key/rotate", s.rotateKey)
 	g.Delete("/apps/:id/keys/:key", s.revokeKey)
+	g.Post("/apps/:id/webhook-secret", s.rotateWebhookSecret)
 }
 
 // appError maps the apps package's errors to the API's.
@@ -126,4 +127,12 @@ func (s *Server) revokeKey(c *fiber.Ctx) error {
 		return appError(err)
 	}
 	return c.JSON(k)
+}
+
+func (s *Server) rotateWebhookSecret(c *fiber.Ctx) error {
+	secret, err := s.cfg.Apps.RotateWebhookSecret(param(c, "id"))
+	if err != nil {
+		return appError(err)
+	}
+	return c.JSON(fiber.Map{"webhook_secret": secret})
 }

@@ -63,13 +63,14 @@ type Apps interface {
 	CreateKey(id string) (apps.Key, error)
 	RotateKey(id, key string) (apps.Key, error)
 	RevokeKey(id, key string) (apps.Key, error)
+	RotateWebhookSecret(id string) (string, error)
 }
 
 var _ Apps = (*apps.Registry)(nil)
 
-// AuthFailures limits failed authentications per client address: past it, a client gets 429 before its
-// credentials are even looked at.
-var AuthFailures = limits.Rule{Scope: "auth_failures", Limit: 20, Window: time.Minute}
+// DefaultAuthFailures limits failed authentications per client address: past it, a client gets 429 before
+// its credentials are even looked at.
+var DefaultAuthFailures = limits.Rule{Scope: "auth_failures", Limit: 20, Window: time.Minute}
 
 // Config configures the API.
 type Config struct {
@@ -77,6 +78,8 @@ type Config struct {
 	Apps         Apps
 	// Limiter counts failed authentications per client address; nil: a new one.
 	Limiter *limits.Limiter
+	// AuthFailures is the failed-authentication limit; zero: DefaultAuthFailures.
+	AuthFailures limits.Rule
 	// Ready reports whether the engine can take sends; nil means always.
 	Ready func() error
 	// AdminToken guards /admin/*; empty: no admin API.
@@ -133,6 +136,9 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	}
 	if cfg.Limiter == nil {
 		cfg.Limiter = limits.New(nil)
+	}
+	if cfg.AuthFailures == (limits.Rule{}) {
+		cfg.AuthFailures = DefaultAuthFailures
 	}
 	s := &Server{svc: svc, cfg: cfg, log: log}
 	s.app = fiber.New(fiber.Config{
@@ -218,8 +224,8 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		if oerr.AttemptsRemaining != nil {
 			extra["attempts_remaining"] = *oerr.AttemptsRemaining
 		}
-		if oerr.RetryAfter > 0 {
-			secs := int64(math.Ceil(oerr.RetryAfter.Seconds()))
+		if oerr.Code == otp.ErrRateLimited || oerr.Code == otp.ErrResendTooSoon {
+			secs := max(1, int64(math.Ceil(oerr.RetryAfter.Seconds())))
 			c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(secs, 10))
 			extra["retry_after"] = secs
 		}
@@ -265,7 +271,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 // authenticated client is held to its app's client rate limit.
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	ip := c.IP()
-	failures := limits.Check{Rule: AuthFailures, Key: ip}
+	failures := limits.Check{Rule: s.cfg.AuthFailures, Key: ip}
 	if full, retry := s.cfg.Limiter.Full(failures); full {
 		return &otp.Error{Code: otp.ErrRateLimited, Message: "too many failed authentications from this address", RetryAfter: retry}
 	}

@@ -23,6 +23,7 @@ import (
 	"flashotp/httpapi"
 	"flashotp/internal/apptest"
 	"flashotp/internal/storetest"
+	"flashotp/limits"
 	"flashotp/internal/testclock"
 	"flashotp/numberpool"
 	"flashotp/otp"
@@ -144,6 +145,8 @@ func newEnvWith(t testing.TB, token string) *env {
 	e.srv = httpapi.New(httpapi.Config{
 		MaxBodyBytes: maxBodyBytes,
 		Apps:         e.apps,
+		// The tests send many bad credentials from one address; TestAuthFailureThrottle tests the limit.
+		AuthFailures: limits.Rule{Scope: "auth_failures", Limit: 1_000_000, Window: time.Minute},
 		AdminToken:   token,
 		Pools:        e.pools,
 	}, e.svc, log)

@@ -302,10 +302,10 @@ func (s *Service) Reports(appID string, since, until time.Time, groupBy string) 
 	if since.IsZero() {
 		since = until.AddDate(0, 0, -30)
 	}
-	if since.After(until) {
+	first, last := since.UTC().Format(time.DateOnly), until.UTC().Format(time.DateOnly)
+	if first > last {
 		return nil, errorf(ErrInvalidRequest, "since: must not be after until")
 	}
-	first, last := since.UTC().Format(time.DateOnly), until.UTC().Format(time.DateOnly)
 	sums := map[string]*counters{}
 	var keys []string
 	err := s.db.View(func(tx *store.Tx) error {

@@ -60,7 +60,9 @@ func (s *Service) Resend(req ResendRequest) (Verification, error) {
 			return err
 		}
 		if !rec.SentAt.Equal(cur.SentAt) {
-			return errorf(ErrResendTooSoon, "another resend of this verification came first")
+			e := errorf(ErrResendTooSoon, "another resend of this verification came first")
+			e.RetryAfter = time.Duration(app.ResendCooldown) + time.Second
+			return e
 		}
 		if err := s.resendable(rec, time.Duration(app.ResendCooldown), app.MaxResends, now); err != nil {
 			return err

@@ -143,8 +143,8 @@ func (s *Service) newestPending(app apps.App, recipient string) (string, error) 
 				id = rec.ID
 				return false
 			}
-			// Only the newest few count: an older pending one was superseded by a newer send.
-			return now.Sub(rec.CreatedAt) < time.Duration(app.TTL)
+			// Only the last TTL's sends can still be pending (a resend renews one).
+			return now.Sub(rec.SentAt) < time.Duration(app.TTL)
 		})
 		return err
 	})

@@ -193,7 +193,9 @@ func TestFraudGuards(t *testing.T) {
 // Each auth method of SPEC section 4 reaches the routes; bad credentials get 401, and an address that keeps
 // failing gets 429 before its credentials are looked at.
 func TestAuthMethods(t *testing.T) {
-	c, _ := startPhoneMain(t, phoneConfig(t))
+	cfg := phoneConfig(t)
+	cfg.HTTP.AdminToken = "t0k"
+	c, _ := startPhoneMain(t, cfg)
 	sign := func(claims jwt.MapClaims, secret string) string {
 		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
 		if err != nil {
@@ -236,6 +238,9 @@ func TestAuthMethods(t *testing.T) {
 	}
 	if a := c.do("GET", "/otp/list", ""); a.status != 429 {
 		t.Fatalf("right credentials from a throttled address: %d, want 429", a.status)
+	}
+	if a := c.do("GET", "/admin/apps", "", "Authorization", "Bearer t0k"); a.status != 429 {
+		t.Fatalf("the admin API from a throttled address: %d, want 429", a.status)
 	}
 }
 
