@@ -589,14 +589,14 @@ func (d *dial) cancel(reason Reason) {
 	}
 	d.cancelled = true
 	d.cancelReason = reason
-	if reason == ReasonNone {
-		d.res.CancelledAt = time.Now()
-	}
 	d.guardTimer = time.NewTimer(d.call.CancelGuard)
 	tx, err := d.client.TransactionRequest(context.Background(), newCancel(d.inv))
 	if err != nil {
 		d.ua.log.Warn("cancel not sent", "call_id", d.res.CallID, "err", err)
 		return
+	}
+	if reason == ReasonNone {
+		d.res.CancelledAt = time.Now() // written to the socket
 	}
 	d.cancelTx = tx
 }

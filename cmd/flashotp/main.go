@@ -34,7 +34,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newPhoneCmd(), newPoolsCmd(), newAppsCmd(), newKeysCmd(), &cobra.Command{
+	root.AddCommand(newServeCmd(), newPhoneCmd(), newPoolsCmd(), newAppsCmd(), newKeysCmd(), newBenchCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "flashotp", version) },

@@ -1,0 +1,550 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"flashotp/configs"
+	"flashotp/dialer"
+	"flashotp/otp"
+	"flashotp/sip"
+)
+
+// benchConfig is what `flashotp bench` runs.
+type benchConfig struct {
+	Rates    []int         // (a) and (b): rising rates, calls/s
+	Step     time.Duration // (a) and (b): how long each rate runs
+	Whole    int           // (c): the fixed rate of POST /otp/send
+	Duration time.Duration // (c): how long
+	Ringing  int           // (d): concurrent ringing calls
+	Verify   time.Duration // (e): how long verifies run
+	Only     string        // letters of the parts to run; empty: all
+	Dir      string
+}
+
+func newBenchCmd() *cobra.Command {
+	var c benchConfig
+	var rates string
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure this machine: SIPp reference caller, the dialer alone, the whole path, ringing memory, verifies",
+		Long: `Runs, against a SIPp callee on loopback (Debian package sip-tester):
+  a. SIPp as the caller at rising rates: the highest rate with at least 99.9% of calls completed;
+  b. flashotp's dialer alone (calls injected in-process), the same way;
+  c. the whole path: POST /otp/send over HTTP at a fixed rate, each call ending missed;
+  d. many concurrent ringing calls: resident memory per call, then the drain on stop;
+  e. POST /otp/verify under load: durable verifies/s and latency percentiles.
+and prints one table. docs/benchmarks.md explains the figures.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, r := range strings.Split(rates, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(r))
+				if err != nil || n < 1 {
+					return fmt.Errorf("--rates: want numbers, got %q", r)
+				}
+				c.Rates = append(c.Rates, n)
+			}
+			dir, err := os.MkdirTemp("", "flashotp-bench-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			c.Dir = dir
+			return runBench(cmd.Context(), c, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&rates, "rates", "1000,2000,3000,4000,5000,6000,8000,10000,12000", "rising rates of parts a and b, calls/s")
+	cmd.Flags().DurationVar(&c.Step, "step", 5*time.Second, "how long each rate of parts a and b runs")
+	cmd.Flags().IntVar(&c.Whole, "rate", 2000, "the rate of part c, sends/s")
+	cmd.Flags().DurationVar(&c.Duration, "duration", 60*time.Second, "how long part c runs")
+	cmd.Flags().IntVar(&c.Ringing, "ringing", 20000, "concurrent ringing calls of part d")
+	cmd.Flags().DurationVar(&c.Verify, "verify", 10*time.Second, "how long part e runs")
+	cmd.Flags().StringVar(&c.Only, "only", "", "run only these parts, e.g. ab")
+	return cmd
+}
+
+// benchRow is one line of the table.
+type benchRow struct {
+	part, what    string
+	rate          float64 // sustained calls/s (or req/s)
+	completion    float64 // fraction
+	p50, p99      time.Duration
+	p50b, p99b    time.Duration // second latency pair (180 to CANCEL)
+	cpuPerCall    time.Duration
+	bytesPerCall  float64
+	note          string
+	haveLatencies bool
+}
+
+func runBench(ctx context.Context, c benchConfig, out, progress io.Writer) error {
+	if err := writeScenarios(c.Dir); err != nil {
+		return err
+	}
+	callee, err := startCallee(c.Dir)
+	if err != nil {
+		return err
+	}
+	defer callee.stop()
+	logf := func(format string, a ...any) { fmt.Fprintf(progress, "bench: "+format+"\n", a...) }
+	// sipgo logs through the default logger; under load its retransmission notices would drown the table.
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	run := func(part string) bool { return c.Only == "" || strings.Contains(c.Only, part) }
+	var rows []benchRow
+	var ref, own float64
+	if run("a") {
+		row, err := benchReference(c, callee.addr, logf)
+		if err != nil {
+			return fmt.Errorf("a: %w", err)
+		}
+		ref = row.rate
+		rows = append(rows, row)
+	}
+	if run("b") {
+		row, err := benchDialer(ctx, c, callee.addr, logf)
+		if err != nil {
+			return fmt.Errorf("b: %w", err)
+		}
+		own = row.rate
+		rows = append(rows, row)
+	}
+	if run("c") || run("e") {
+		parts, err := benchWhole(ctx, c, callee.addr, run("c"), run("e"), logf)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, parts...)
+	}
+	if run("d") {
+		row, err := benchRinging(ctx, c, callee.addr, logf)
+		if err != nil {
+			return fmt.Errorf("d: %w", err)
+		}
+		rows = append(rows, row)
+	}
+	printBench(out, rows, ref, own)
+	return nil
+}
+
+func printBench(out io.Writer, rows []benchRow, ref, own float64) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "part\twhat\tsustained/s\tcompleted\tp50 / p99\t180→CANCEL p50 / p99\tCPU per call\tmemory per call\tnote")
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) }
+	for _, r := range rows {
+		lat, lat2, cpu, mem := "", "", "", ""
+		if r.haveLatencies {
+			lat = ms(r.p50) + " / " + ms(r.p99) + " ms"
+		}
+		if r.p99b > 0 {
+			lat2 = ms(r.p50b) + " / " + ms(r.p99b) + " ms"
+		}
+		if r.cpuPerCall > 0 {
+			cpu = strconv.FormatFloat(float64(r.cpuPerCall)/1e6, 'f', 3, 64) + " ms"
+		}
+		if r.bytesPerCall > 0 {
+			mem = strconv.FormatFloat(r.bytesPerCall/1024, 'f', 1, 64) + " KiB"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%.0f\t%.2f%%\t%s\t%s\t%s\t%s\t%s\n", r.part, r.what, r.rate, 100*r.completion, lat, lat2, cpu, mem, r.note)
+	}
+	w.Flush()
+	if ref > 0 && own > 0 {
+		fmt.Fprintf(out, "dialer alone / SIPp reference: %.2f\n", own/ref)
+	}
+}
+
+// benchReference is part a: SIPp as the caller at rising rates.
+func benchReference(c benchConfig, callee string, logf func(string, ...any)) (benchRow, error) {
+	best := benchRow{part: "a", what: "SIPp caller → SIPp callee (reference)"}
+	for _, r := range c.Rates {
+		calls := int(float64(r) * c.Step.Seconds())
+		st, err := runReferenceCaller(c.Dir, callee, r, calls)
+		if err != nil {
+			return best, err
+		}
+		completion := float64(st.Successful) / float64(max(st.Created, 1))
+		logf("a: rate %d: %d created, %d completed (%.2f%%), %.0f calls/s", r, st.Created, st.Successful, 100*completion, st.Rate)
+		if completion < 0.999 || st.Created < calls || st.Rate < 0.95*float64(r) {
+			break
+		}
+		best.rate, best.completion = st.Rate, completion
+	}
+	return best, nil
+}
+
+// benchReporter counts a dialer's outcomes and keeps their timings.
+type benchReporter struct {
+	ringing atomic.Int64
+	ended   atomic.Int64
+	missed  atomic.Int64
+	mu      sync.Mutex
+	cancel  []time.Duration // 180 to CANCEL
+	other   map[string]int  // outcomes other than missed: "state/reason" → calls
+}
+
+func (r *benchReporter) CallProgress(_, _ string, state sip.State, _ time.Time) {
+	if state == sip.StateRinging {
+		r.ringing.Add(1)
+	}
+}
+
+func (r *benchReporter) CallEnded(_, _, _ string, res sip.Result) {
+	if res.State == sip.StateMissed {
+		r.missed.Add(1)
+	} else {
+		r.mu.Lock()
+		if r.other == nil {
+			r.other = map[string]int{}
+		}
+		r.other[string(res.State)+"/"+string(res.Reason)]++
+		r.mu.Unlock()
+	}
+	if !res.CancelledAt.IsZero() && !res.RingingAt.IsZero() {
+		r.mu.Lock()
+		r.cancel = append(r.cancel, res.CancelledAt.Sub(res.RingingAt))
+		r.mu.Unlock()
+	}
+	r.ended.Add(1)
+}
+
+var _ dialer.Reporter = (*benchReporter)(nil)
+
+// benchDialerOn starts a UA and a dialer calling callee, reporting to rep.
+func benchDialerOn(callee string, ringTime time.Duration, rep dialer.Reporter) (*sip.UA, *dialer.Dialer, error) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0", Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	d := dialer.New(dialer.Config{
+		Trunks: []dialer.Trunk{{Name: "sipp", Address: callee, Transport: "udp", Weight: dialer.DefaultWeight,
+			DownAfter: 1 << 30, OptionsInterval: dialer.DefaultOptionsInterval, NumberFormat: dialer.NumberE164,
+			CLIHeaders: []string{"from", "pai"}}},
+		RingTime: ringTime, DialTimeout: 10 * time.Second, CancelGuard: 4 * time.Second, QueueSize: 1 << 20,
+	}, ua, rep, log)
+	d.Start()
+	return ua, d, nil
+}
+
+// inject submits calls at rate for d, spread over each millisecond, and returns how many it submitted.
+func inject(ctx context.Context, dl *dialer.Dialer, rate int, d time.Duration, seq *int64) int {
+	start := time.Now()
+	n := 0
+	total := int(float64(rate) * d.Seconds())
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for n < total && ctx.Err() == nil {
+		<-tick.C
+		due := min(total, int(float64(rate)*time.Since(start).Seconds()))
+		for ; n < due; n++ {
+			i := atomic.AddInt64(seq, 1)
+			_ = dl.Submit(dialer.Request{App: "bench", ID: "b" + strconv.FormatInt(i, 10),
+				To: fmt.Sprintf("+1415%07d", i%10_000_000), CLI: fmt.Sprintf("+44207946%04d", i%10_000)})
+		}
+	}
+	return n
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func waitUntil(d time.Duration, ok func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], ds[min(len(ds)-1, len(ds)*99/100)]
+}
+
+// benchDialer is part b: the dialer alone, in-process, at rising rates.
+func benchDialer(ctx context.Context, c benchConfig, callee string, logf func(string, ...any)) (benchRow, error) {
+	best := benchRow{part: "b", what: "flashotp dialer → SIPp callee"}
+	var seq int64
+	for _, r := range c.Rates {
+		rep := &benchReporter{}
+		ua, d, err := benchDialerOn(callee, 0, rep)
+		if err != nil {
+			return best, err
+		}
+		cpu0, t0 := cpuTime(), time.Now()
+		n := inject(ctx, d, r, c.Step, &seq)
+		elapsed := time.Since(t0)
+		waitUntil(20*time.Second, func() bool { return rep.ended.Load() >= int64(n) })
+		cpu := cpuTime() - cpu0
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = d.Stop(stopCtx)
+		cancel()
+		_ = ua.Close()
+		completion := float64(rep.missed.Load()) / float64(max(n, 1))
+		p50, p99 := percentiles(rep.cancel)
+		logf("b: rate %d: %d calls, %d missed (%.2f%%), others %v, 180→CANCEL p50 %s p99 %s, %.3f ms CPU per call",
+			r, n, rep.missed.Load(), 100*completion, rep.other, p50, p99, float64(cpu)/1e6/float64(max(n, 1)))
+		if completion < 0.999 || float64(n)/elapsed.Seconds() < 0.95*float64(r) {
+			break
+		}
+		best.rate, best.completion = float64(n)/elapsed.Seconds(), completion
+		best.p50b, best.p99b, best.cpuPerCall = p50, p99, cpu/time.Duration(max(n, 1))
+		best.note = fmt.Sprintf("%d calls", n)
+	}
+	return best, nil
+}
+
+// rss is the process's resident memory in bytes.
+func rss() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// benchRinging is part d: many calls ringing at once (ring_time long), resident memory per call, then the
+// drain: Stop CANCELs them all.
+func benchRinging(ctx context.Context, c benchConfig, callee string, logf func(string, ...any)) (benchRow, error) {
+	row := benchRow{part: "d", what: fmt.Sprintf("%d calls ringing at once", c.Ringing)}
+	rep := &benchReporter{}
+	ua, d, err := benchDialerOn(callee, 10*time.Minute, rep)
+	if err != nil {
+		return row, err
+	}
+	defer ua.Close()
+	var seq int64
+	base := rss()
+	rate := 4000
+	inject(ctx, d, rate, time.Duration(float64(c.Ringing)/float64(rate)*float64(time.Second)), &seq)
+	if !waitUntil(60*time.Second, func() bool { return rep.ringing.Load() >= int64(c.Ringing) }) {
+		return row, fmt.Errorf("only %d of %d calls ringing", rep.ringing.Load(), c.Ringing)
+	}
+	time.Sleep(time.Second)
+	row.bytesPerCall = (rss() - base) / float64(c.Ringing)
+	logf("d: %d ringing, %.1f KiB resident per call", rep.ringing.Load(), row.bytesPerCall/1024)
+	t0 := time.Now()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err = d.Stop(stopCtx)
+	cancel()
+	drain := time.Since(t0)
+	row.completion = float64(rep.missed.Load()) / float64(c.Ringing)
+	row.note = fmt.Sprintf("drain on stop: %d of %d missed in %.1f s", rep.missed.Load(), c.Ringing, drain.Seconds())
+	if err != nil {
+		row.note += " (" + err.Error() + ")"
+	}
+	logf("d: %s", row.note)
+	return row, nil
+}
+
+// benchWhole runs the engine in-process against callee for parts c (sends) and e (verifies).
+func benchWhole(ctx context.Context, c benchConfig, callee string, sends, verifies bool, logf func(string, ...any)) ([]benchRow, error) {
+	cfg := configs.Default()
+	cfg.HTTP.Listen, cfg.SIP.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Store.Path = filepath.Join(c.Dir, "engine", "flashotp.db")
+	cfg.Trunks = []configs.Trunk{{Name: "sipp", Address: callee, Transport: "udp", DownAfter: 1 << 30}}
+	cfg.Pool = []configs.Pool{{Name: "bench", Numbers: []string{"+4420794XXXXX"}, Cooldown: time.Second}}
+	off := configs.RateLimit{}
+	cfg.Apps = []configs.App{{ID: "bench", APIKey: "bench", APISecret: "bench-secret", MaxAttempts: 20,
+		RateLimits: map[string]configs.RateLimit{"recipient": off, "app": off, "client": off, "prefix": off, "failed_verifications": off}}}
+	cfg.Dialer.QueueSize = 1 << 20
+	cfg.Phone.Enabled = false
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(runCtx) }()
+	select {
+	case <-m.Ready:
+	case err := <-done:
+		stop()
+		return nil, err
+	}
+	defer func() { stop(); <-done }()
+	base := "http://" + m.HTTPAddr
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: 30 * time.Second}
+	post := func(path, body string) (int, []byte, time.Duration) {
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		req.Header.Set("X-API-Key", "bench")
+		req.Header.Set("X-API-Secret", "bench-secret")
+		t0 := time.Now()
+		res, err := client.Do(req)
+		if err != nil {
+			return 0, nil, time.Since(t0)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res.StatusCode, b, time.Since(t0)
+	}
+	var rows []benchRow
+	var ids []string
+	if sends {
+		row, sent, err := benchSends(ctx, c, m, post, logf)
+		if err != nil {
+			return nil, fmt.Errorf("c: %w", err)
+		}
+		rows, ids = append(rows, row), sent
+	}
+	if verifies {
+		if len(ids) == 0 {
+			for i := range 2000 {
+				if code, b, _ := post("/otp/send", fmt.Sprintf(`{"appid":"bench","recipient":"+1415%07d","channel":"flashcall"}`, 9_000_000+i)); code == 202 {
+					var v otp.Verification
+					_ = json.Unmarshal(b, &v)
+					ids = append(ids, v.ID)
+				}
+			}
+		}
+		row := benchVerifies(ctx, c, ids, post, logf)
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+type poster func(path, body string) (int, []byte, time.Duration)
+
+// benchSends is part c: POST /otp/send at a fixed rate; every call should end missed.
+func benchSends(ctx context.Context, c benchConfig, m *Main, post poster, logf func(string, ...any)) (benchRow, []string, error) {
+	row := benchRow{part: "c", what: fmt.Sprintf("POST /otp/send → SIPp callee, %d/s for %s", c.Whole, c.Duration)}
+	var (
+		mu       sync.Mutex
+		ids      []string
+		lat      []time.Duration
+		refused  atomic.Int64
+		inflight sync.WaitGroup
+	)
+	sem := make(chan struct{}, 512)
+	cpu0, t0 := cpuTime(), time.Now()
+	total := int(float64(c.Whole) * c.Duration.Seconds())
+	tick := time.NewTicker(time.Millisecond)
+	n := 0
+	for n < total && ctx.Err() == nil {
+		<-tick.C
+		due := min(total, int(float64(c.Whole)*time.Since(t0).Seconds()))
+		for ; n < due; n++ {
+			sem <- struct{}{}
+			inflight.Add(1)
+			go func(i int) {
+				defer func() { <-sem; inflight.Done() }()
+				code, b, d := post("/otp/send", fmt.Sprintf(`{"appid":"bench","recipient":"+1415%07d","channel":"flashcall"}`, i))
+				if code != 202 {
+					refused.Add(1)
+					return
+				}
+				var v otp.Verification
+				_ = json.Unmarshal(b, &v)
+				mu.Lock()
+				ids, lat = append(ids, v.ID), append(lat, d)
+				mu.Unlock()
+			}(n)
+		}
+	}
+	tick.Stop()
+	inflight.Wait()
+	elapsed := time.Since(t0)
+	// Every accepted call ends: count the outcomes in the engine's own reports.
+	var missed int64
+	waitUntil(60*time.Second, func() bool {
+		rows, _ := m.svc.Reports("bench", time.Now().Add(-24*time.Hour), time.Now(), otp.GroupChannel)
+		missed = 0
+		var ended int64
+		for _, r := range rows {
+			missed, ended = r.Missed, r.Missed+r.Answered+r.Failed
+		}
+		return ended >= int64(len(ids))
+	})
+	cpu := cpuTime() - cpu0
+	row.rate = float64(len(ids)) / elapsed.Seconds()
+	row.completion = float64(missed) / float64(max(n, 1))
+	row.p50, row.p99 = percentiles(lat)
+	row.haveLatencies = true
+	row.cpuPerCall = cpu / time.Duration(max(len(ids), 1))
+	// Send to INVITE: from each verification's record (created_at → call.started_at).
+	var toInvite []time.Duration
+	for _, id := range ids {
+		if v, err := m.svc.Status("bench", id); err == nil && v.Call.StartedAt != nil {
+			toInvite = append(toInvite, v.Call.StartedAt.Sub(v.CreatedAt))
+		}
+	}
+	p50, p99 := percentiles(toInvite)
+	row.note = fmt.Sprintf("HTTP p50/p99 above; send→INVITE p50 %.2f p99 %.2f ms; %d refused; CPU includes the load generator",
+		float64(p50)/1e6, float64(p99)/1e6, refused.Load())
+	logf("c: %d sends in %.1f s, %d missed, %d refused", len(ids), elapsed.Seconds(), missed, refused.Load())
+	return row, ids, nil
+}
+
+// benchVerifies is part e: POST /otp/verify from 64 clients for c.Verify; each answer is a durable attempt.
+func benchVerifies(ctx context.Context, c benchConfig, ids []string, post poster, logf func(string, ...any)) benchRow {
+	row := benchRow{part: "e", what: "POST /otp/verify, 64 clients", haveLatencies: true}
+	var (
+		mu   sync.Mutex
+		lat  []time.Duration
+		bad  atomic.Int64
+		wg   sync.WaitGroup
+		next atomic.Int64
+	)
+	t0 := time.Now()
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Since(t0) < c.Verify && ctx.Err() == nil {
+				id := ids[int(next.Add(1))%len(ids)]
+				code, _, d := post("/otp/verify", fmt.Sprintf(`{"appid":"bench","verification_id":%q,"otp_code":"00000"}`, id))
+				// A wrong code: 422, or 410 once its attempts are used; both record the attempt durably.
+				if code != 422 && code != 410 && code != 200 {
+					bad.Add(1)
+				}
+				mine = append(mine, d)
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	row.rate = float64(len(lat)) / elapsed.Seconds()
+	row.completion = 1 - float64(bad.Load())/float64(max(len(lat), 1))
+	row.p50, row.p99 = percentiles(lat)
+	row.note = fmt.Sprintf("%d verifies, %d unexpected answers", len(lat), bad.Load())
+	logf("e: %s", row.note)
+	return row
+}
+
