@@ -57,6 +57,7 @@ func ListenPhone(addr, mode string, out io.Writer, log *slog.Logger) (*Phone, er
 	if err != nil {
 		return nil, fmt.Errorf("phone listen %s: %w", addr, err)
 	}
+	sizeBuffers(conn)
 	p := &Phone{conn: conn, mode: mode, out: out, log: log}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if p.ua, err = sipgo.NewUA(sipgo.WithUserAgent("flashotp-phone")); err != nil {

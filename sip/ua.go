@@ -168,6 +168,7 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("sip listen %s: %w", addr, err)
 		}
+		sizeBuffers(conn)
 		bound := conn.LocalAddr().String()
 		tcp, err := net.Listen("tcp", bound)
 		if err == nil {
@@ -177,6 +178,20 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 		if _, port, _ := net.SplitHostPort(addr); port != "0" || attempt == 10 {
 			return nil, nil, fmt.Errorf("sip listen tcp %s: %w", bound, err)
 		}
+	}
+}
+
+// udpBuffer is the socket buffer the UA asks for. Every call's messages share one UDP socket; at thousands
+// of calls per second the default (about 200 KiB) overflows within a few milliseconds of scheduling delay,
+// and a lost 180 (never retransmitted: a provisional response stops the INVITE's retransmissions) leaves a
+// call without ring until dial_timeout. The kernel caps the size at net.core.rmem_max / wmem_max
+// (docs/operations.md).
+const udpBuffer = 4 << 20
+
+func sizeBuffers(conn net.PacketConn) {
+	if u, ok := conn.(*net.UDPConn); ok {
+		_ = u.SetReadBuffer(udpBuffer)
+		_ = u.SetWriteBuffer(udpBuffer)
 	}
 }
 

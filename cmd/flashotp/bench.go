@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,19 +126,19 @@ func runBench(ctx context.Context, c benchConfig, out, progress io.Writer) error
 		own = row.rate
 		rows = append(rows, row)
 	}
-	if run("c") || run("e") {
-		parts, err := benchWhole(ctx, c, callee.addr, run("c"), run("e"), logf)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, parts...)
-	}
 	if run("d") {
 		row, err := benchRinging(ctx, c, callee.addr, logf)
 		if err != nil {
 			return fmt.Errorf("d: %w", err)
 		}
 		rows = append(rows, row)
+	}
+	if run("c") || run("e") {
+		parts, err := benchWhole(ctx, c, callee.addr, run("c"), run("e"), logf)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, parts...)
 	}
 	printBench(out, rows, ref, own)
 	return nil
@@ -160,7 +162,11 @@ func printBench(out io.Writer, rows []benchRow, ref, own float64) {
 		if r.bytesPerCall > 0 {
 			mem = strconv.FormatFloat(r.bytesPerCall/1024, 'f', 1, 64) + " KiB"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%.0f\t%.2f%%\t%s\t%s\t%s\t%s\t%s\n", r.part, r.what, r.rate, 100*r.completion, lat, lat2, cpu, mem, r.note)
+		rate := ""
+		if r.rate > 0 {
+			rate = strconv.FormatFloat(r.rate, 'f', 0, 64)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%.2f%%\t%s\t%s\t%s\t%s\t%s\n", r.part, r.what, rate, 100*r.completion, lat, lat2, cpu, mem, r.note)
 	}
 	w.Flush()
 	if ref > 0 && own > 0 {
@@ -347,6 +353,7 @@ func benchRinging(ctx context.Context, c benchConfig, callee string, logf func(s
 	}
 	defer ua.Close()
 	var seq int64
+	debug.FreeOSMemory()
 	base := rss()
 	rate := 4000
 	inject(ctx, d, rate, time.Duration(float64(c.Ringing)/float64(rate)*float64(time.Second)), &seq)
@@ -354,6 +361,7 @@ func benchRinging(ctx context.Context, c benchConfig, callee string, logf func(s
 		return row, fmt.Errorf("only %d of %d calls ringing", rep.ringing.Load(), c.Ringing)
 	}
 	time.Sleep(time.Second)
+	runtime.GC()
 	row.bytesPerCall = (rss() - base) / float64(c.Ringing)
 	logf("d: %d ringing, %.1f KiB resident per call", rep.ringing.Load(), row.bytesPerCall/1024)
 	t0 := time.Now()
@@ -361,8 +369,11 @@ func benchRinging(ctx context.Context, c benchConfig, callee string, logf func(s
 	err = d.Stop(stopCtx)
 	cancel()
 	drain := time.Since(t0)
-	row.completion = float64(rep.missed.Load()) / float64(c.Ringing)
-	row.note = fmt.Sprintf("drain on stop: %d of %d missed in %.1f s", rep.missed.Load(), c.Ringing, drain.Seconds())
+	row.completion = float64(rep.ended.Load()) / float64(c.Ringing)
+	rep.mu.Lock()
+	row.note = fmt.Sprintf("drain on stop: %d of %d calls CANCELled and recorded in %.1f s (%d missed, others %v)",
+		rep.ended.Load(), c.Ringing, drain.Seconds(), rep.missed.Load(), rep.other)
+	rep.mu.Unlock()
 	if err != nil {
 		row.note += " (" + err.Error() + ")"
 	}
@@ -461,7 +472,7 @@ func benchSends(ctx context.Context, c benchConfig, m *Main, post poster, logf f
 			inflight.Add(1)
 			go func(i int) {
 				defer func() { <-sem; inflight.Done() }()
-				code, b, d := post("/otp/send", fmt.Sprintf(`{"appid":"bench","recipient":"+1415%07d","channel":"flashcall"}`, i))
+				code, b, d := post("/otp/send", fmt.Sprintf(`{"appid":"bench","recipient":"+1415%07d","channel":"flashcall"}`, 2_000_000+i))
 				if code != 202 {
 					refused.Add(1)
 					return
@@ -496,15 +507,23 @@ func benchSends(ctx context.Context, c benchConfig, m *Main, post poster, logf f
 	row.cpuPerCall = cpu / time.Duration(max(len(ids), 1))
 	// Send to INVITE: from each verification's record (created_at → call.started_at).
 	var toInvite []time.Duration
+	others := map[string]int{}
 	for _, id := range ids {
-		if v, err := m.svc.Status("bench", id); err == nil && v.Call.StartedAt != nil {
+		v, err := m.svc.Status("bench", id)
+		if err != nil {
+			continue
+		}
+		if v.Call.StartedAt != nil {
 			toInvite = append(toInvite, v.Call.StartedAt.Sub(v.CreatedAt))
+		}
+		if v.Call.State != sip.StateMissed {
+			others[string(v.Call.State)+"/"+v.Call.Reason]++
 		}
 	}
 	p50, p99 := percentiles(toInvite)
 	row.note = fmt.Sprintf("HTTP p50/p99 above; send→INVITE p50 %.2f p99 %.2f ms; %d refused; CPU includes the load generator",
 		float64(p50)/1e6, float64(p99)/1e6, refused.Load())
-	logf("c: %d sends in %.1f s, %d missed, %d refused", len(ids), elapsed.Seconds(), missed, refused.Load())
+	logf("c: %d sends in %.1f s, %d missed, %d refused, others %v", len(ids), elapsed.Seconds(), missed, refused.Load(), others)
 	return row, ids, nil
 }
 
@@ -547,4 +566,3 @@ func benchVerifies(ctx context.Context, c benchConfig, ids []string, post poster
 	logf("e: %s", row.note)
 	return row
 }
-

@@ -68,7 +68,8 @@ func startSIPp(dir string, args ...string) (*sippProc, error) {
 		return nil, err
 	}
 	p := &sippProc{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), done: make(chan error, 1)}
-	p.cmd = exec.Command(sipp, append(args, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-nostdin")...)
+	// -buff_size: the same 4 MiB socket buffers the engine asks for, so neither side drops datagrams first.
+	p.cmd = exec.Command(sipp, append(args, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-nostdin", "-buff_size", "4194304")...)
 	p.cmd.Dir = dir
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
