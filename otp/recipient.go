@@ -48,10 +48,15 @@ func checkRecipient(s string, app apps.App) (Recipient, error) {
 	}
 	r := Recipient{E164: "+" + digits}
 	num, err := phonenumbers.Parse(r.E164, "")
-	if err != nil || !phonenumbers.IsValidNumber(num) {
+	// GetNumberType is UNKNOWN exactly when IsValidNumber is false; asking it alone spares the library's
+	// repeated region lookups (a +1 number is tried against every NANP region each time).
+	if err == nil {
+		r.Type = phonenumbers.GetNumberType(num)
+	}
+	if err != nil || r.Type == phonenumbers.UNKNOWN {
 		return Recipient{}, errorf(ErrInvalidRecipient, "recipient %s is not a valid phone number", r.E164)
 	}
-	r.Type, r.Country = phonenumbers.GetNumberType(num), phonenumbers.GetRegionCodeForNumber(num)
+	r.Country = phonenumbers.GetRegionCodeForNumber(num)
 	for _, name := range app.BlockedNumberTypes {
 		if apps.NumberTypes[name] == r.Type {
 			return Recipient{}, errorf(ErrDestinationBlocked, "recipient is a %s number (%s is in this app's blocked_number_types)", typeNames[r.Type], name)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +39,7 @@ type benchConfig struct {
 	Ringing  int           // (d): concurrent ringing calls
 	Verify   time.Duration // (e): how long verifies run
 	Only     string        // letters of the parts to run; empty: all
+	Profile  string        // CPU profile file; empty: none
 	Dir      string
 }
 
@@ -79,6 +81,7 @@ and prints one table. docs/benchmarks.md explains the figures.`,
 	cmd.Flags().IntVar(&c.Ringing, "ringing", 20000, "concurrent ringing calls of part d")
 	cmd.Flags().DurationVar(&c.Verify, "verify", 10*time.Second, "how long part e runs")
 	cmd.Flags().StringVar(&c.Only, "only", "", "run only these parts, e.g. ab")
+	cmd.Flags().StringVar(&c.Profile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	return cmd
 }
 
@@ -98,6 +101,17 @@ type benchRow struct {
 func runBench(ctx context.Context, c benchConfig, out, progress io.Writer) error {
 	if err := writeScenarios(c.Dir); err != nil {
 		return err
+	}
+	if c.Profile != "" {
+		f, err := os.Create(c.Profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	callee, err := startCallee(c.Dir)
 	if err != nil {
