@@ -24,8 +24,11 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
 
-bench: deps
+# The Go benchmarks of the parts, then `flashotp bench`: SIPp reference, dialer alone, whole path, ringing
+# memory and drain, verifies (docs/benchmarks.md).
+bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	./$(BIN) bench
 
 # Each fuzz target for a while; `make test` runs their seeds only.
 FUZZTIME ?= 30s

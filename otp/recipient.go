@@ -56,7 +56,11 @@ func checkRecipient(s string, app apps.App) (Recipient, error) {
 	if err != nil || r.Type == phonenumbers.UNKNOWN {
 		return Recipient{}, errorf(ErrInvalidRecipient, "recipient %s is not a valid phone number", r.E164)
 	}
-	r.Country = phonenumbers.GetRegionCodeForNumber(num)
+	if regions := phonenumbers.GetRegionCodesForCountryCode(int(num.GetCountryCode())); len(regions) == 1 {
+		r.Country = regions[0] // most calling codes are one country: no pattern matching needed
+	} else {
+		r.Country = phonenumbers.GetRegionCodeForNumber(num)
+	}
 	for _, name := range app.BlockedNumberTypes {
 		if apps.NumberTypes[name] == r.Type {
 			return Recipient{}, errorf(ErrDestinationBlocked, "recipient is a %s number (%s is in this app's blocked_number_types)", typeNames[r.Type], name)

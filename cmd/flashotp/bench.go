@@ -38,6 +38,7 @@ type benchConfig struct {
 	Duration time.Duration // (c): how long
 	Ringing  int           // (d): concurrent ringing calls
 	Verify   time.Duration // (e): how long verifies run
+	CPS      int           // (p): the trunk's max_cps
 	Only     string        // letters of the parts to run; empty: all
 	Profile  string        // CPU profile file; empty: none
 	Dir      string
@@ -54,7 +55,8 @@ func newBenchCmd() *cobra.Command {
   b. flashotp's dialer alone (calls injected in-process), the same way;
   c. the whole path: POST /otp/send over HTTP at a fixed rate, each call ending missed;
   d. many concurrent ringing calls: resident memory per call, then the drain on stop;
-  e. POST /otp/verify under load: durable verifies/s and latency percentiles.
+  e. POST /otp/verify under load: durable verifies/s and latency percentiles;
+  p. a trunk's max_cps as its callee counts arrivals.
 and prints one table. docs/benchmarks.md explains the figures.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -80,6 +82,7 @@ and prints one table. docs/benchmarks.md explains the figures.`,
 	cmd.Flags().DurationVar(&c.Duration, "duration", 60*time.Second, "how long part c runs")
 	cmd.Flags().IntVar(&c.Ringing, "ringing", 20000, "concurrent ringing calls of part d")
 	cmd.Flags().DurationVar(&c.Verify, "verify", 10*time.Second, "how long part e runs")
+	cmd.Flags().IntVar(&c.CPS, "cps", 1000, "the max_cps of part p (offered twice that)")
 	cmd.Flags().StringVar(&c.Only, "only", "", "run only these parts, e.g. ab")
 	cmd.Flags().StringVar(&c.Profile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	return cmd
@@ -144,6 +147,13 @@ func runBench(ctx context.Context, c benchConfig, out, progress io.Writer) error
 		row, err := benchRinging(ctx, c, callee.addr, logf)
 		if err != nil {
 			return fmt.Errorf("d: %w", err)
+		}
+		rows = append(rows, row)
+	}
+	if run("p") {
+		row, err := benchPacing(ctx, c, logf)
+		if err != nil {
+			return fmt.Errorf("p: %w", err)
 		}
 		rows = append(rows, row)
 	}
@@ -245,7 +255,7 @@ func (r *benchReporter) CallEnded(_, _, _ string, res sip.Result) {
 var _ dialer.Reporter = (*benchReporter)(nil)
 
 // benchDialerOn starts a UA and a dialer calling callee, reporting to rep.
-func benchDialerOn(callee string, ringTime time.Duration, rep dialer.Reporter) (*sip.UA, *dialer.Dialer, error) {
+func benchDialerOn(callee string, ringTime time.Duration, rep dialer.Reporter, maxCPS int) (*sip.UA, *dialer.Dialer, error) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0", Logger: log})
 	if err != nil {
@@ -254,7 +264,7 @@ func benchDialerOn(callee string, ringTime time.Duration, rep dialer.Reporter) (
 	d := dialer.New(dialer.Config{
 		Trunks: []dialer.Trunk{{Name: "sipp", Address: callee, Transport: "udp", Weight: dialer.DefaultWeight,
 			DownAfter: 1 << 30, OptionsInterval: dialer.DefaultOptionsInterval, NumberFormat: dialer.NumberE164,
-			CLIHeaders: []string{"from", "pai"}}},
+			CLIHeaders: []string{"from", "pai"}, MaxCPS: maxCPS}},
 		RingTime: ringTime, DialTimeout: 10 * time.Second, CancelGuard: 4 * time.Second, QueueSize: 1 << 20,
 	}, ua, rep, log)
 	d.Start()
@@ -310,9 +320,10 @@ func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
 func benchDialer(ctx context.Context, c benchConfig, callee string, logf func(string, ...any)) (benchRow, error) {
 	best := benchRow{part: "b", what: "flashotp dialer → SIPp callee"}
 	var seq int64
+	first := ""
 	for _, r := range c.Rates {
 		rep := &benchReporter{}
-		ua, d, err := benchDialerOn(callee, 0, rep)
+		ua, d, err := benchDialerOn(callee, 0, rep, 0)
 		if err != nil {
 			return best, err
 		}
@@ -334,9 +345,48 @@ func benchDialer(ctx context.Context, c benchConfig, callee string, logf func(st
 		}
 		best.rate, best.completion = float64(n)/elapsed.Seconds(), completion
 		best.p50b, best.p99b, best.cpuPerCall = p50, p99, cpu/time.Duration(max(n, 1))
-		best.note = fmt.Sprintf("%d calls", n)
+		best.note = fmt.Sprintf("%d calls at the best rate", n)
+		if r == c.Rates[0] {
+			first = fmt.Sprintf("; at %d/s: 180→CANCEL p50 %.3f p99 %.3f ms", r, float64(p50)/1e6, float64(p99)/1e6)
+		}
 	}
+	best.note += first
 	return best, nil
+}
+
+// benchPacing is part p: a trunk with max_cps, offered twice that, against a callee of its own that
+// counts arrivals each second: the rate SIPp sees must be within 5% of max_cps.
+func benchPacing(ctx context.Context, c benchConfig, logf func(string, ...any)) (benchRow, error) {
+	cps := c.CPS
+	row := benchRow{part: "p", what: fmt.Sprintf("max_cps %d, offered %d/s", cps, 2*cps)}
+	stats := filepath.Join(c.Dir, "pacing.csv")
+	callee, err := startCallee(c.Dir, "-trace_stat", "-stf", stats, "-fd", "1")
+	if err != nil {
+		return row, err
+	}
+	defer callee.stop()
+	rep := &benchReporter{}
+	ua, d, err := benchDialerOn(callee.addr, 0, rep, cps)
+	if err != nil {
+		return row, err
+	}
+	var seq int64
+	n := inject(ctx, d, 2*cps, max(c.Step, 3*time.Second), &seq)
+	waitUntil(60*time.Second, func() bool { return rep.ended.Load() >= int64(n) })
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_ = d.Stop(stopCtx)
+	cancel()
+	_ = ua.Close()
+	time.Sleep(2 * time.Second) // the callee's last dump
+	callee.stop()
+	arrived, total, err := arrivalRate(stats)
+	if err != nil {
+		return row, err
+	}
+	row.rate, row.completion = arrived, float64(rep.missed.Load())/float64(max(n, 1))
+	row.note = fmt.Sprintf("SIPp saw %.0f calls/s (%+.1f%% of max_cps), %d calls in all", arrived, 100*(arrived-float64(cps))/float64(cps), total)
+	logf("p: %s", row.note)
+	return row, nil
 }
 
 // rss is the process's resident memory in bytes.
@@ -361,7 +411,7 @@ func rss() float64 {
 func benchRinging(ctx context.Context, c benchConfig, callee string, logf func(string, ...any)) (benchRow, error) {
 	row := benchRow{part: "d", what: fmt.Sprintf("%d calls ringing at once", c.Ringing)}
 	rep := &benchReporter{}
-	ua, d, err := benchDialerOn(callee, 10*time.Minute, rep)
+	ua, d, err := benchDialerOn(callee, 10*time.Minute, rep, 0)
 	if err != nil {
 		return row, err
 	}

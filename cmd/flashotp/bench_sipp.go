@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -23,10 +24,11 @@ var benchdata embed.FS
 
 // sippProc is a SIPp process the bench started; it is stopped by its PID.
 type sippProc struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan error
-	out  bytes.Buffer
+	cmd     *exec.Cmd
+	addr    string
+	done    chan struct{} // closed when it has exited
+	waitErr error
+	out     bytes.Buffer
 }
 
 // writeScenarios copies the embedded scenarios into dir.
@@ -67,7 +69,7 @@ func startSIPp(dir string, args ...string) (*sippProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &sippProc{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), done: make(chan error, 1)}
+	p := &sippProc{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), done: make(chan struct{})}
 	// -buff_size: the same 4 MiB socket buffers the engine asks for, so neither side drops datagrams first.
 	p.cmd = exec.Command(sipp, append(args, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-nostdin", "-buff_size", "4194304")...)
 	p.cmd.Dir = dir
@@ -76,13 +78,13 @@ func startSIPp(dir string, args ...string) (*sippProc, error) {
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start sipp: %w", err)
 	}
-	go func() { p.done <- p.cmd.Wait() }()
+	go func() { p.waitErr = p.cmd.Wait(); close(p.done) }()
 	return p, nil
 }
 
 // startCallee runs the SIPp callee and waits until it listens.
-func startCallee(dir string) (*sippProc, error) {
-	p, err := startSIPp(dir, "-sf", "uas_ring_cancel.xml", "-l", "1000000", "-max_socket", "65000")
+func startCallee(dir string, extra ...string) (*sippProc, error) {
+	p, err := startSIPp(dir, append([]string{"-sf", "uas_ring_cancel.xml", "-l", "1000000", "-max_socket", "65000"}, extra...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -95,8 +97,8 @@ func startCallee(dir string) (*sippProc, error) {
 		}
 		c.Close()
 		select {
-		case err := <-p.done:
-			return nil, fmt.Errorf("sipp callee exited: %v: %s", err, p.out.String())
+		case <-p.done:
+			return nil, fmt.Errorf("sipp callee exited: %v: %s", p.waitErr, p.out.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -171,4 +173,66 @@ func readSIPpStats(file string) (sippStats, error) {
 	s.Failed, _ = strconv.Atoi(get("FailedCall(C)"))
 	s.Rate, _ = strconv.ParseFloat(get("CallRate(C)"), 64)
 	return s, nil
+}
+
+// arrivalRate reads a SIPp callee's statistics (dumped every second) and returns the rate calls arrived at
+// between the first and the last dump that saw new calls, and how many arrived.
+func arrivalRate(file string) (float64, int, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, 0, err
+	}
+	r := csv.NewReader(bytes.NewReader(b))
+	r.Comma, r.FieldsPerRecord = ';', -1
+	rows, err := r.ReadAll()
+	if err != nil || len(rows) < 3 {
+		return 0, 0, fmt.Errorf("sipp statistics %s: %v (%d rows)", file, err, len(rows))
+	}
+	col := func(name string) int {
+		for i, h := range rows[0] {
+			if h == name {
+				return i
+			}
+		}
+		return -1
+	}
+	at, in := col("CurrentTime"), col("IncomingCall(C)")
+	if at < 0 || in < 0 {
+		return 0, 0, errors.New("sipp statistics lack CurrentTime or IncomingCall(C)")
+	}
+	type point struct {
+		t float64
+		n int
+	}
+	var pts []point
+	for _, row := range rows[1:] {
+		if len(row) <= max(at, in) {
+			continue
+		}
+		// CurrentTime is "date<TAB>time<TAB>epoch.micros".
+		f := strings.Fields(row[at])
+		t, err1 := strconv.ParseFloat(f[len(f)-1], 64)
+		n, err2 := strconv.Atoi(row[in])
+		if err1 == nil && err2 == nil {
+			pts = append(pts, point{t, n})
+		}
+	}
+	// From the last dump before calls came to the first dump after they stopped: whole seconds of arrivals.
+	first, last := -1, -1
+	for i := 1; i < len(pts); i++ {
+		if pts[i].n > pts[i-1].n {
+			if first < 0 {
+				first = i - 1
+			}
+			last = i
+		}
+	}
+	if first < 0 || pts[last].t <= pts[first].t {
+		return 0, 0, errors.New("no calls arrived")
+	}
+	// The first and last intervals are partly idle: count only the full seconds between them.
+	if last-first >= 3 {
+		first, last = first+1, last-1
+	}
+	return float64(pts[last].n-pts[first].n) / (pts[last].t - pts[first].t), pts[len(pts)-1].n, nil
 }

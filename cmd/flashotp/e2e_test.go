@@ -280,3 +280,36 @@ func TestBinaryVersion(t *testing.T) {
 		t.Fatalf("version printed %q", got)
 	}
 }
+
+// `flashotp bench` at toy sizes: every part runs against the SIPp callee and every call it places ends as it
+// should (the real figures are in docs/benchmarks.md; speed is never asserted here).
+func TestBenchSmoke(t *testing.T) {
+	peers.Require(t, "sipp", "sip-tester")
+	p := start(t, "bench", "--rates", "100,200", "--step", "1s", "--rate", "100", "--duration", "2s", "--ringing", "200", "--verify", "1s", "--cps", "100")
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("bench still running after 2 minutes")
+	}
+	out := p.stdout.String()
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("bench exit %d:\n%s\n%s", code, out, p.stderr.String())
+	}
+	for _, part := range []string{"a ", "b ", "c ", "d ", "e ", "p "} {
+		found := false
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, part) {
+				found = true
+				if !strings.Contains(line, "100.00%") {
+					t.Errorf("part %q did not complete every call: %s", part, line)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no row for part %q:\n%s", part, out)
+		}
+	}
+	if !strings.Contains(out, "dialer alone / SIPp reference:") {
+		t.Errorf("no ratio line:\n%s", out)
+	}
+}
