@@ -1,6 +1,7 @@
 package otp
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -58,22 +59,24 @@ func (s *Service) CallEnded(id, trunk, cli string, res sip.Result) {
 	if res.State == sip.StateFailed && res.SIPCode >= 400 {
 		s.numbers.Reject(cli, res.SIPCode, res.Phrase, res.Rang)
 	}
-	err := s.db.Batch(func(tx *store.Tx) error {
-		rec, err := get(tx, id)
-		if err != nil || isFinal(rec.Call.State) {
-			return err
+	var pdd int64
+	err := s.modify(id, func(rec *record) error {
+		if isFinal(rec.Call.State) {
+			return errUnchanged
 		}
-		return s.endCall(tx, rec, trunk, res, res.State == sip.StateFailed && !res.Rang)
-	})
-	if err != nil {
+		pdd = applyOutcome(rec, trunk, res, res.State == sip.StateFailed && !res.Rang)
+		return nil
+	}, func(tx *store.Tx, rec *record) error { return s.recordOutcome(tx, rec, res, pdd) })
+	if err != nil && !errors.Is(err, errUnchanged) {
 		s.log.Error("record call outcome", "verification_id", id, "err", err)
 	}
 	s.live.Delete(id)
 	s.log.Info("call_"+string(res.State), "verification_id", id, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
 }
 
-// endCall writes the outcome res of rec's call; failVerification fails a pending verification with it.
-func (s *Service) endCall(tx *store.Tx, rec *record, trunk string, res sip.Result, failVerification bool) error {
+// applyOutcome puts the outcome res of rec's call into rec; failVerification fails a pending verification
+// with it. It returns the post-dial delay in ms (0 if it never rang).
+func applyOutcome(rec *record, trunk string, res sip.Result, failVerification bool) (pdd int64) {
 	c := &rec.Call
 	c.State, c.SIPCode, c.Reason, c.EarlyMediaPackets = res.State, res.SIPCode, string(res.Reason), res.EarlyMediaPackets
 	if trunk != "" {
@@ -83,7 +86,6 @@ func (s *Service) endCall(tx *store.Tx, rec *record, trunk string, res sip.Resul
 		started := res.StartedAt.UTC()
 		c.StartedAt = &started
 	}
-	var pdd int64
 	if res.Rang {
 		pdd = res.RingingAt.Sub(res.StartedAt).Milliseconds()
 		c.PostDialDelayMS = &pdd
@@ -93,9 +95,14 @@ func (s *Service) endCall(tx *store.Tx, rec *record, trunk string, res sip.Resul
 	if failVerification && rec.Status == StatusPending {
 		rec.Status = StatusFailed
 	}
-	if err := s.put(tx, rec); err != nil {
-		return err
-	}
+	return pdd
+}
+
+// recordOutcome writes, beside rec (whose call applyOutcome ended), what the outcome means: the open-call
+// index key goes, the call's events, its report counts and its webhook.
+func (s *Service) recordOutcome(tx *store.Tx, rec *record, res sip.Result, pdd int64) error {
+	c := &rec.Call
+	ended := *c.EndedAt
 	if err := tx.Delete(bucketOpenCalls, rec.ID); err != nil {
 		return err
 	}
@@ -160,23 +167,30 @@ func (s *Service) Recover() (int, error) {
 	now := s.now().UTC()
 	n := 0
 	for _, id := range ids {
-		err := s.db.Batch(func(tx *store.Tx) error {
-			rec, err := get(tx, id)
-			if err != nil {
-				return tx.Delete(bucketOpenCalls, id)
-			}
+		ended := false
+		err := s.modify(id, func(rec *record) error {
 			if isFinal(rec.Call.State) {
-				return tx.Delete(bucketOpenCalls, id)
+				return errUnchanged
 			}
-			n++
 			res := sip.Result{State: sip.StateFailed, Reason: sip.ReasonInterrupted, EndedAt: now}
 			if rec.Call.StartedAt != nil {
 				res.StartedAt = *rec.Call.StartedAt
 			}
-			return s.endCall(tx, rec, "", res, false)
+			applyOutcome(rec, "", res, false)
+			ended = true
+			return nil
+		}, func(tx *store.Tx, rec *record) error {
+			return s.recordOutcome(tx, rec, sip.Result{State: sip.StateFailed, Reason: sip.ReasonInterrupted}, 0)
 		})
+		if errors.Is(err, errUnchanged) || errors.Is(err, ErrNotFound) {
+			// Already ended, or retention took it: only the index key is left.
+			err = s.db.Batch(func(tx *store.Tx) error { return tx.Delete(bucketOpenCalls, id) })
+		}
 		if err != nil {
 			return n, err
+		}
+		if ended {
+			n++
 		}
 	}
 	return n, nil

@@ -481,6 +481,54 @@ func (s *Service) put(tx *store.Tx, rec *record) error {
 	return tx.Put(bucketVerifications, rec.ID, v)
 }
 
+// errUnchanged is returned by a modify mutation that has nothing to change.
+var errUnchanged = errors.New("unchanged")
+
+// errRaced is returned inside modify's transaction when the record changed since it was read.
+var errRaced = errors.New("record changed meanwhile")
+
+// modify changes the record id: mutate runs on a copy read outside the write transaction, then the result
+// is stored, with what write adds beside it, in one group-committed transaction, provided the stored record
+// is still the one read; if another change came first, it starts over. Decoding and encoding records
+// happens outside bbolt's single writer, so concurrent verifies and outcomes use every core.
+func (s *Service) modify(id string, mutate func(rec *record) error, write func(tx *store.Tx, rec *record) error) error {
+	for {
+		var raw []byte
+		if err := s.db.View(func(tx *store.Tx) error {
+			raw = tx.Get(bucketVerifications, id)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if raw == nil {
+			return errorf(ErrNotFound, "no verification %s", id)
+		}
+		var rec record
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return fmt.Errorf("decode %s: %w", id, err)
+		}
+		if err := mutate(&rec); err != nil {
+			return err
+		}
+		next, err := json.Marshal(&rec)
+		if err != nil {
+			return err
+		}
+		err = s.db.Batch(func(tx *store.Tx) error {
+			if !tx.Equal(bucketVerifications, id, raw) {
+				return errRaced
+			}
+			if err := tx.Put(bucketVerifications, id, next); err != nil {
+				return err
+			}
+			return write(tx, &rec)
+		})
+		if !errors.Is(err, errRaced) {
+			return err
+		}
+	}
+}
+
 // Status returns the verification id of app appID.
 func (s *Service) Status(appID, id string) (Verification, error) {
 	var rec *record

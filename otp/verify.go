@@ -54,24 +54,30 @@ func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 		result error
 		wrong  bool
 	)
-	err = s.db.Batch(func(tx *store.Tx) error {
-		rec, err := getOwn(tx, app.ID, id)
-		if err != nil {
-			return err
+	var (
+		now            time.Time
+		before         Status
+		attemptsBefore int
+	)
+	err = s.modify(id, func(rec *record) error {
+		if rec.AppID != app.ID {
+			return errorf(ErrNotFound, "no verification %s", id)
 		}
 		if err := s.lockedOut(app, rec.Recipient); err != nil {
 			return err
 		}
-		now := s.now().UTC()
-		before, attemptsBefore := rec.Status, rec.Attempts
+		now = s.now().UTC()
+		before, attemptsBefore = rec.Status, rec.Attempts
 		result = s.check(rec, code, now)
 		wrong = rec.Attempts > attemptsBefore
 		out = rec.Verification
-		if err := s.put(tx, rec); err != nil {
+		return nil
+	}, func(tx *store.Tx, rec *record) error {
+		name := ResultName(result)
+		at, err := json.Marshal(Attempt{VerificationID: rec.ID, At: now, Result: name, RemoteIP: req.RemoteIP})
+		if err != nil {
 			return err
 		}
-		name := ResultName(result)
-		at, _ := json.Marshal(Attempt{VerificationID: rec.ID, At: now, Result: name, RemoteIP: req.RemoteIP})
 		if err := tx.Put(bucketAttempts, rec.ID+"\x00"+s.newID("att_", now), at); err != nil {
 			return err
 		}

@@ -57,6 +57,15 @@ func (t *Tx) Get(bucket, key string) []byte {
 	return bytes.Clone(b.Get([]byte(key)))
 }
 
+// Equal reports whether the value under key in bucket is value (a missing key equals nil).
+func (t *Tx) Equal(bucket, key string, value []byte) bool {
+	b, _ := t.bucket(bucket, false)
+	if b == nil {
+		return value == nil
+	}
+	return bytes.Equal(b.Get([]byte(key)), value)
+}
+
 // Put stores value under key in bucket.
 func (t *Tx) Put(bucket, key string, value []byte) error {
 	b, err := t.bucket(bucket, true)

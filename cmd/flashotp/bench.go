@@ -600,6 +600,7 @@ func benchVerifies(ctx context.Context, c benchConfig, ids []string, post poster
 		bad  atomic.Int64
 		wg   sync.WaitGroup
 		next atomic.Int64
+		odd  sync.Map // unexpected status → count
 	)
 	t0 := time.Now()
 	for range 64 {
@@ -610,9 +611,12 @@ func benchVerifies(ctx context.Context, c benchConfig, ids []string, post poster
 			for time.Since(t0) < c.Verify && ctx.Err() == nil {
 				id := ids[int(next.Add(1))%len(ids)]
 				code, _, d := post("/otp/verify", fmt.Sprintf(`{"appid":"bench","verification_id":%q,"otp_code":"00000"}`, id))
-				// A wrong code: 422, or 410 once its attempts are used; both record the attempt durably.
-				if code != 422 && code != 410 && code != 200 {
+				// A wrong code: 422, or 410 once its attempts are used (200 and then 409 when "0000" is the code); each
+				// answer records the attempt durably.
+				if code != 422 && code != 410 && code != 200 && code != 409 {
 					bad.Add(1)
+					n, _ := odd.LoadOrStore(code, new(atomic.Int64))
+					n.(*atomic.Int64).Add(1)
 				}
 				mine = append(mine, d)
 			}
@@ -627,6 +631,10 @@ func benchVerifies(ctx context.Context, c benchConfig, ids []string, post poster
 	row.completion = 1 - float64(bad.Load())/float64(max(len(lat), 1))
 	row.p50, row.p99 = percentiles(lat)
 	row.note = fmt.Sprintf("%d verifies, %d unexpected answers", len(lat), bad.Load())
+	odd.Range(func(k, v any) bool {
+		row.note += fmt.Sprintf(" (%d: %d)", k, v.(*atomic.Int64).Load())
+		return true
+	})
 	logf("e: %s", row.note)
 	return row
 }
