@@ -38,6 +38,7 @@ type benchConfig struct {
 	Duration time.Duration // (c): how long
 	Ringing  int           // (d): concurrent ringing calls
 	Verify   time.Duration // (e): how long verifies run
+	Clients  int           // (e): concurrent clients
 	CPS      int           // (p): the trunk's max_cps
 	Only     string        // letters of the parts to run; empty: all
 	Profile  string        // CPU profile file; empty: none
@@ -82,6 +83,7 @@ and prints one table. docs/benchmarks.md explains the figures.`,
 	cmd.Flags().DurationVar(&c.Duration, "duration", 60*time.Second, "how long part c runs")
 	cmd.Flags().IntVar(&c.Ringing, "ringing", 20000, "concurrent ringing calls of part d")
 	cmd.Flags().DurationVar(&c.Verify, "verify", 10*time.Second, "how long part e runs")
+	cmd.Flags().IntVar(&c.Clients, "clients", 48, "concurrent clients of part e")
 	cmd.Flags().IntVar(&c.CPS, "cps", 1000, "the max_cps of part p (offered twice that)")
 	cmd.Flags().StringVar(&c.Only, "only", "", "run only these parts, e.g. ab")
 	cmd.Flags().StringVar(&c.Profile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
@@ -596,9 +598,10 @@ func benchSends(ctx context.Context, c benchConfig, m *Main, post poster, logf f
 	return row, ids, nil
 }
 
-// benchVerifies is part e: POST /otp/verify from 64 clients for c.Verify; each answer is a durable attempt.
+// benchVerifies is part e: POST /otp/verify from c.Clients clients for c.Verify; each answer is a durable
+// attempt.
 func benchVerifies(ctx context.Context, c benchConfig, ids []string, post poster, logf func(string, ...any)) benchRow {
-	row := benchRow{part: "e", what: "POST /otp/verify, 64 clients", haveLatencies: true}
+	row := benchRow{part: "e", what: fmt.Sprintf("POST /otp/verify, %d clients", c.Clients), haveLatencies: true}
 	var (
 		mu   sync.Mutex
 		lat  []time.Duration
@@ -608,7 +611,7 @@ func benchVerifies(ctx context.Context, c benchConfig, ids []string, post poster
 		odd  sync.Map // unexpected status → count
 	)
 	t0 := time.Now()
-	for range 64 {
+	for range c.Clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
