@@ -79,7 +79,7 @@ and prints one table. docs/benchmarks.md explains the figures.`,
 	}
 	cmd.Flags().StringVar(&rates, "rates", "1000,2000,3000,4000,5000,6000,8000,10000,12000", "rising rates of parts a and b, calls/s")
 	cmd.Flags().DurationVar(&c.Step, "step", 5*time.Second, "how long each rate of parts a and b runs")
-	cmd.Flags().IntVar(&c.Whole, "rate", 2000, "the rate of part c, sends/s")
+	cmd.Flags().IntVar(&c.Whole, "rate", 3000, "the rate of part c, sends/s")
 	cmd.Flags().DurationVar(&c.Duration, "duration", 60*time.Second, "how long part c runs")
 	cmd.Flags().IntVar(&c.Ringing, "ringing", 20000, "concurrent ringing calls of part d")
 	cmd.Flags().DurationVar(&c.Verify, "verify", 10*time.Second, "how long part e runs")
