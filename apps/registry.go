@@ -302,6 +302,13 @@ func (r *Registry) WebhookSecret(id string) ([]byte, error) {
 	return r.unseal(a.SealedWebhookSecret)
 }
 
+// Count returns how many apps there are.
+func (r *Registry) Count() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.apps)
+}
+
 // List returns every app, defaults filled, by ID.
 func (r *Registry) List() []App {
 	r.mu.RLock()

@@ -91,9 +91,9 @@ type Config struct {
 	DialTimeout time.Duration
 	CancelGuard time.Duration
 	QueueSize   int
-	// AppShare bounds one app's calls in the queue (0: the whole queue), so that its burst leaves room for
-	// the others.
-	AppShare int
+	// Apps says how many apps there are now (nil: one): an app may fill at most QueueSize / Apps() of the
+	// queue, so that its burst leaves room for the others, apps made while running included.
+	Apps func() int
 }
 
 // Request is one flash call to place.
@@ -137,7 +137,7 @@ func New(cfg Config, caller Caller, rep Reporter, log *slog.Logger) *Dialer {
 	if log == nil {
 		log = slog.Default()
 	}
-	d := &Dialer{cfg: cfg, caller: caller, rep: rep, log: log, queue: newFairQueue(cfg.QueueSize, cfg.AppShare)}
+	d := &Dialer{cfg: cfg, caller: caller, rep: rep, log: log, queue: newFairQueue(cfg.QueueSize, cfg.Apps)}
 	for _, t := range cfg.Trunks {
 		// configs fills these from the same defaults; a Trunk built by hand still gets a working dialer.
 		if t.Weight < 1 {

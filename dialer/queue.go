@@ -4,11 +4,11 @@ import "sync"
 
 // fairQueue holds the calls waiting for a trunk, one FIFO per app, and hands them out round-robin across
 // apps: one app's burst waits behind its own calls only. It holds at most size calls in all and at most
-// share of one app's, so that a burst cannot take the room of the others.
+// size / apps() of one app's, so that a burst cannot take the room of the others.
 type fairQueue struct {
 	mu     sync.Mutex
 	size   int
-	share  int
+	apps   func() int // how many apps there are now
 	total  int
 	byApp  map[string][]Request
 	order  []string      // apps with waiting calls, in turn
@@ -16,18 +16,19 @@ type fairQueue struct {
 	closed bool
 }
 
-func newFairQueue(size, share int) *fairQueue {
-	if share < 1 || share > size {
-		share = size
+func newFairQueue(size int, apps func() int) *fairQueue {
+	if apps == nil {
+		apps = func() int { return 1 }
 	}
-	return &fairQueue{size: size, share: share, byApp: map[string][]Request{}, ready: make(chan struct{}, 1)}
+	return &fairQueue{size: size, apps: apps, byApp: map[string][]Request{}, ready: make(chan struct{}, 1)}
 }
 
 // push queues r; it reports false when the queue, or the app's share of it, is full, or the queue closed.
 func (q *fairQueue) push(r Request) bool {
+	share := max(1, q.size/max(1, q.apps()))
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed || q.total >= q.size || len(q.byApp[r.App]) >= q.share {
+	if q.closed || q.total >= q.size || len(q.byApp[r.App]) >= share {
 		return false
 	}
 	if len(q.byApp[r.App]) == 0 {

@@ -6,19 +6,24 @@ import (
 )
 
 // Apps take turns: a burst from one app does not delay the next call of another by more than one turn,
-// and no app holds more than its share of the queue.
+// and no app holds more than its share of the queue, which follows the number of apps.
 func TestFairQueue(t *testing.T) {
-	q := newFairQueue(10, 6)
+	apps := 2
+	q := newFairQueue(10, func() int { return apps })
 	for i := 0; i < 8; i++ {
 		ok := q.push(Request{App: "bulk", ID: "b" + string(rune('0'+i))})
-		if want := i < 6; ok != want {
-			t.Fatalf("bulk push %d accepted %v, want %v (share 6)", i, ok, want)
+		if want := i < 5; ok != want {
+			t.Fatalf("bulk push %d accepted %v, want %v (share 10/2)", i, ok, want)
 		}
 	}
 	for _, id := range []string{"s0", "s1", "s2", "s3"} {
 		if !q.push(Request{App: "small", ID: id}) {
 			t.Fatalf("small push %s refused with room left", id)
 		}
+	}
+	apps = 1 // an app went: bulk may fill the rest
+	if !q.push(Request{App: "bulk", ID: "b5"}) {
+		t.Fatal("bulk push refused after its share grew")
 	}
 	if q.push(Request{App: "third", ID: "t0"}) || q.len() != 10 {
 		t.Fatalf("push beyond the queue's size accepted (len %d)", q.len())

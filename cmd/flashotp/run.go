@@ -168,7 +168,7 @@ func (m *Main) open() error {
 	m.dialer = dialer.New(dialer.Config{
 		Metrics: m.metrics, Trunks: trunks, RingTime: cfg.Dialer.RingTime, DialTimeout: cfg.Dialer.DialTimeout,
 		CancelGuard: cfg.Dialer.CancelGuard, QueueSize: cfg.Dialer.QueueSize,
-		AppShare: max(1, cfg.Dialer.QueueSize/len(cfg.Apps)), // each app may fill its fair share
+		Apps: m.apps.Count, // each app may fill its fair share
 	}, m.ua, svc, m.Log)
 	svc.UseDialer(m.dialer)
 	m.dialer.Start()
