@@ -109,6 +109,8 @@ func TestGiveUp(t *testing.T) {
 	enqueue(t, q, db, "otp_x", "x")
 	enqueue(t, q, db, "otp_x", "y")
 	waitFor(t, "y after x was dropped", func() bool { return r.received() == "y" })
+	// The outcome is counted once the delivery is recorded, just after the receiver answered.
+	waitFor(t, "y recorded delivered", func() bool { mu.Lock(); defer mu.Unlock(); return outcomes["delivered"] == 1 })
 	mu.Lock()
 	defer mu.Unlock()
 	if outcomes["dropped"] != 1 || outcomes["retry"] < 2 || outcomes["delivered"] != 1 {
