@@ -1,10 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"io"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -43,22 +40,9 @@ func appError(err error) error {
 	return poolError(err)
 }
 
-// decodeApp reads a JSON object of app settings over a, strictly.
-func decodeApp(body []byte, a *apps.App) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(a); err != nil {
-		return otpError(otp.ErrInvalidRequest, "%s", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return otpError(otp.ErrInvalidRequest, "trailing data after the JSON object")
-	}
-	return nil
-}
-
 func (s *Server) createApp(c *fiber.Ctx) error {
 	var a apps.App
-	if err := decodeApp(c.Body(), &a); err != nil {
+	if err := decode(c, &a); err != nil {
 		return err
 	}
 	created, err := s.cfg.Apps.Create(a)
@@ -79,7 +63,7 @@ func (s *Server) getApp(c *fiber.Ctx) error {
 func (s *Server) updateApp(c *fiber.Ctx) error {
 	body := c.Body()
 	a, err := s.cfg.Apps.Update(param(c, "id"), func(a *apps.App) error {
-		if err := decodeApp(body, a); err != nil {
+		if err := decodeBody(body, a); err != nil {
 			return errors.New(err.(*otp.Error).Message)
 		}
 		return nil

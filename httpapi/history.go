@@ -116,40 +116,21 @@ func (s *Server) status(c *fiber.Ctx) error {
 	return c.JSON(v)
 }
 
-func (s *Server) list(c *fiber.Ctx) error {
-	q, err := query(c)
-	if err != nil {
-		return err
-	}
-	page, err := s.svc.List(q)
-	if err != nil {
-		return err
-	}
-	return c.JSON(page)
-}
+func (s *Server) list(c *fiber.Ctx) error     { return page(c, s.svc.List) }
+func (s *Server) logs(c *fiber.Ctx) error     { return page(c, s.svc.Logs) }
+func (s *Server) attempts(c *fiber.Ctx) error { return page(c, s.svc.Attempts) }
 
-func (s *Server) logs(c *fiber.Ctx) error {
+// page answers a listing route: its query read, the page fetched.
+func page[T any](c *fiber.Ctx, fetch func(otp.Query) (otp.Page[T], error)) error {
 	q, err := query(c)
 	if err != nil {
 		return err
 	}
-	page, err := s.svc.Logs(q)
+	p, err := fetch(q)
 	if err != nil {
 		return err
 	}
-	return c.JSON(page)
-}
-
-func (s *Server) attempts(c *fiber.Ctx) error {
-	q, err := query(c)
-	if err != nil {
-		return err
-	}
-	page, err := s.svc.Attempts(q)
-	if err != nil {
-		return err
-	}
-	return c.JSON(page)
+	return c.JSON(p)
 }
 
 func (s *Server) rateLimits(c *fiber.Ctx) error {

@@ -319,7 +319,11 @@ func checkApp(c *fiber.Ctx, given string) error {
 // decode reads a JSON object into dst strictly: no unknown fields, no trailing data, every field of
 // required present.
 func decode(c *fiber.Ctx, dst any, required ...string) error {
-	body := c.Body()
+	return decodeBody(c.Body(), dst, required...)
+}
+
+// decodeBody is decode of a body already read; dst may hold values the body's fields replace.
+func decodeBody(body []byte, dst any, required ...string) error {
 	var present map[string]json.RawMessage
 	if err := json.Unmarshal(body, &present); err != nil {
 		return otpError(otp.ErrInvalidRequest, "body must be a JSON object: %v", err)
