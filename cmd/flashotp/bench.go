@@ -40,6 +40,8 @@ type benchConfig struct {
 	Verify   time.Duration // (e): how long verifies run
 	Clients  int           // (e): concurrent clients
 	CPS      int           // (p): the trunk's max_cps
+	Soak     time.Duration // (s): how long the soak runs
+	SoakRate int           // (s): its sends/s
 	Only     string        // letters of the parts to run; empty: all
 	Profile  string        // CPU profile file; empty: none
 	Dir      string
@@ -85,6 +87,8 @@ and prints one table. docs/benchmarks.md explains the figures.`,
 	cmd.Flags().DurationVar(&c.Verify, "verify", 10*time.Second, "how long part e runs")
 	cmd.Flags().IntVar(&c.Clients, "clients", 48, "concurrent clients of part e")
 	cmd.Flags().IntVar(&c.CPS, "cps", 1000, "the max_cps of part p (offered twice that)")
+	cmd.Flags().DurationVar(&c.Soak, "soak", 30*time.Minute, "how long part s runs (only with --only s)")
+	cmd.Flags().IntVar(&c.SoakRate, "soak-rate", 200, "the sends/s of part s, each verified")
 	cmd.Flags().StringVar(&c.Only, "only", "", "run only these parts, e.g. ab")
 	cmd.Flags().StringVar(&c.Profile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	return cmd
@@ -128,7 +132,8 @@ func runBench(ctx context.Context, c benchConfig, out, progress io.Writer) error
 	logf := func(format string, a ...any) { fmt.Fprintf(progress, "bench: "+format+"\n", a...) }
 	// sipgo logs through the default logger; under load its retransmission notices would drown the table.
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	run := func(part string) bool { return c.Only == "" || strings.Contains(c.Only, part) }
+	// The soak (s) is long: it runs only when asked for by name.
+	run := func(part string) bool { return c.Only == "" && part != "s" || strings.Contains(c.Only, part) }
 	var rows []benchRow
 	var ref, own float64
 	if run("a") {
@@ -158,6 +163,13 @@ func runBench(ctx context.Context, c benchConfig, out, progress io.Writer) error
 		row, err := benchPacing(ctx, c, logf)
 		if err != nil {
 			return fmt.Errorf("p: %w", err)
+		}
+		rows = append(rows, row)
+	}
+	if run("s") {
+		row, err := benchSoak(ctx, c, callee, logf)
+		if err != nil {
+			return fmt.Errorf("s: %w", err)
 		}
 		rows = append(rows, row)
 	}
@@ -462,8 +474,9 @@ func benchRinging(ctx context.Context, c benchConfig, callee string, logf func(s
 	return row, nil
 }
 
-// benchWhole runs the engine in-process against callee for parts c (sends) and e (verifies).
-func benchWhole(ctx context.Context, c benchConfig, callee *sippProc, sends, verifies bool, logf func(string, ...any)) ([]benchRow, error) {
+// benchEngineOn runs the engine in-process against callee, with every rate limit off, and returns it, a
+// poster of signed requests to it, and its stop.
+func benchEngineOn(ctx context.Context, c benchConfig, callee *sippProc) (*Main, poster, func(), error) {
 	cfg := configs.Default()
 	cfg.HTTP.Listen, cfg.SIP.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store.Path = filepath.Join(c.Dir, "engine", "flashotp.db")
@@ -475,7 +488,7 @@ func benchWhole(ctx context.Context, c benchConfig, callee *sippProc, sends, ver
 	cfg.Dialer.QueueSize = 1 << 20
 	cfg.Phone.Enabled = false
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	runCtx, stop := context.WithCancel(ctx)
@@ -485,9 +498,8 @@ func benchWhole(ctx context.Context, c benchConfig, callee *sippProc, sends, ver
 	case <-m.Ready:
 	case err := <-done:
 		stop()
-		return nil, err
+		return nil, nil, nil, err
 	}
-	defer func() { stop(); <-done }()
 	base := "http://" + m.HTTPAddr
 	// The load generator shares the machine with the engine: fasthttp's client (already linked, for fiber)
 	// costs it less CPU than net/http's.
@@ -508,6 +520,16 @@ func benchWhole(ctx context.Context, c benchConfig, callee *sippProc, sends, ver
 		}
 		return res.StatusCode(), append([]byte(nil), res.Body()...), time.Since(t0)
 	}
+	return m, post, func() { stop(); <-done }, nil
+}
+
+// benchWhole runs the engine in-process against callee for parts c (sends) and e (verifies).
+func benchWhole(ctx context.Context, c benchConfig, callee *sippProc, sends, verifies bool, logf func(string, ...any)) ([]benchRow, error) {
+	m, post, stop, err := benchEngineOn(ctx, c, callee)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
 	var rows []benchRow
 	var ids []string
 	if sends {
@@ -668,4 +690,80 @@ func benchVerifies(ctx context.Context, c benchConfig, ids []string, post poster
 	})
 	logf("e: %s", row.note)
 	return row
+}
+
+// benchSoak is part s: sends at c.SoakRate, each verified, for c.Soak; every 30 s it samples resident
+// memory, goroutines and open files, which must stay flat.
+func benchSoak(ctx context.Context, c benchConfig, callee *sippProc, logf func(string, ...any)) (benchRow, error) {
+	row := benchRow{part: "s", what: fmt.Sprintf("soak: %d sends/s and their verifies for %s", c.SoakRate, c.Soak)}
+	_, post, stop, err := benchEngineOn(ctx, c, callee)
+	if err != nil {
+		return row, err
+	}
+	defer stop()
+	type sample struct {
+		rss, heap, db     float64
+		goroutines, files int
+	}
+	dbFile := filepath.Join(c.Dir, "engine", "flashotp.db")
+	take := func() sample {
+		fds, _ := os.ReadDir("/proc/self/fd")
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		var db float64
+		if fi, err := os.Stat(dbFile); err == nil {
+			db = float64(fi.Size())
+		}
+		return sample{rss(), float64(ms.HeapInuse), db, runtime.NumGoroutine(), len(fds)}
+	}
+	var (
+		sent, failed atomic.Int64
+		wg           sync.WaitGroup
+		samples      []sample
+	)
+	t0 := time.Now()
+	tick, every := time.NewTicker(time.Second/time.Duration(max(c.SoakRate, 1))), time.NewTicker(30*time.Second)
+	defer tick.Stop()
+	defer every.Stop()
+	var i int64
+	for time.Since(t0) < c.Soak && ctx.Err() == nil {
+		select {
+		case <-every.C:
+			s := take()
+			samples = append(samples, s)
+			logf("s: %s: %.1f MiB resident, %.1f MiB Go heap in use, %.1f MiB database file (mapped), %d goroutines, %d open files, %d sent, %d failed",
+				time.Since(t0).Round(time.Second), s.rss/(1<<20), s.heap/(1<<20), s.db/(1<<20), s.goroutines, s.files, sent.Load(), failed.Load())
+		case <-tick.C:
+			i++
+			wg.Add(1)
+			go func(i int64) {
+				defer wg.Done()
+				code, b, _ := post("/otp/send", fmt.Sprintf(`{"appid":"bench","recipient":"+1415%07d","channel":"flashcall"}`, 2_000_000+i%7_000_000))
+				if code != 202 {
+					failed.Add(1)
+					return
+				}
+				sent.Add(1)
+				var v otp.Verification
+				_ = json.Unmarshal(b, &v)
+				if code, _, _ := post("/otp/verify", fmt.Sprintf(`{"appid":"bench","verification_id":%q,"otp_code":"00000"}`, v.ID)); code >= 500 || code == 0 {
+					failed.Add(1)
+				}
+			}(i)
+		}
+	}
+	wg.Wait()
+	if len(samples) < 3 {
+		return row, fmt.Errorf("only %d samples: give --soak of at least 90s", len(samples))
+	}
+	// The first sample is the warm-up; from the second on, nothing may keep growing.
+	first, last := samples[1], samples[len(samples)-1]
+	row.rate = float64(sent.Load()) / time.Since(t0).Seconds()
+	row.completion = 1 - float64(failed.Load())/float64(max(sent.Load()+failed.Load(), 1))
+	row.note = fmt.Sprintf("from 30 s in to the end: Go heap %.1f → %.1f MiB, goroutines %d → %d, open files %d → %d; resident %.1f → %.1f MiB with the database file (kept for otp.retention) %.1f → %.1f MiB",
+		first.heap/(1<<20), last.heap/(1<<20), first.goroutines, last.goroutines, first.files, last.files,
+		first.rss/(1<<20), last.rss/(1<<20), first.db/(1<<20), last.db/(1<<20))
+	logf("s: %s", row.note)
+	return row, nil
 }
