@@ -40,6 +40,9 @@ type HTTP struct {
 	Listen       string `mapstructure:"listen"`
 	AdminToken   string `mapstructure:"admin_token"`
 	MaxBodyBytes int    `mapstructure:"max_body_bytes"`
+	// TLSCert and TLSKey (PEM files), when set, make the API serve HTTPS only.
+	TLSCert string `mapstructure:"tls_cert"`
+	TLSKey  string `mapstructure:"tls_key"`
 }
 
 // SIP configures the engine's user agent.
@@ -487,6 +490,9 @@ func (c Config) Validate() error {
 		}
 	}
 
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		bad("http.tls_cert", "http.tls_cert and http.tls_key go together")
+	}
 	if c.OTP.CodeLength < 4 || c.OTP.CodeLength > 8 {
 		bad("otp.code_length", "want 4..8, got %d", c.OTP.CodeLength)
 	}

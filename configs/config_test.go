@@ -354,3 +354,14 @@ func TestWebhookNeedsSecret(t *testing.T) {
 		t.Fatalf("a limit without a window: %v", err)
 	}
 }
+
+func TestHTTPTLSNeedsBoth(t *testing.T) {
+	cfg := configs.Default()
+	cfg.Trunks = []configs.Trunk{{Name: "phone", Address: "127.0.0.1:5062"}}
+	cfg.Pool = []configs.Pool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
+	cfg.Apps = []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret"}}
+	cfg.HTTP.TLSCert = "/etc/flashotp/cert.pem"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "http.tls_cert") {
+		t.Fatalf("a certificate without a key: %v", err)
+	}
+}

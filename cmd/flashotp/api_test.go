@@ -3,6 +3,8 @@ package main
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -397,5 +399,41 @@ func TestReportsAgreeWithCalls(t *testing.T) {
 	}
 	if r := rows("channel")["flashcall"]; r["sent"] != 3.0 {
 		t.Errorf("channel flashcall: %v", r)
+	}
+}
+
+// With http.tls_cert and http.tls_key the API serves HTTPS, and only HTTPS.
+func TestAPIOverTLS(t *testing.T) {
+	ca, cert, key := writeTestPKI(t, t.TempDir(), "api.test")
+	cfg := phoneConfig(t)
+	cfg.HTTP.TLSCert, cfg.HTTP.TLSKey = cert, key
+	c, _ := startPhoneMain(t, cfg)
+	addr := strings.TrimPrefix(c.base, "http://")
+	pemCA, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemCA)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "api.test"}}}
+	req, _ := http.NewRequest("POST", "https://"+addr+"/otp/send", strings.NewReader(`{"appid":"demo","recipient":"+14155552671","channel":"flashcall"}`))
+	req.Header.Set("X-API-Key", "demo")
+	req.Header.Set("X-API-Secret", "demo-secret")
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("HTTPS send: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 202 || res.TLS == nil {
+		t.Fatalf("HTTPS send: %d", res.StatusCode)
+	}
+	// Plain HTTP to the same port gets no API answer.
+	plain, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + addr + "/healthz")
+	if err == nil {
+		body, _ := io.ReadAll(plain.Body)
+		plain.Body.Close()
+		if plain.StatusCode == 200 {
+			t.Fatalf("plain HTTP answered on the TLS port: %s", body)
+		}
 	}
 }

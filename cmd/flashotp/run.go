@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -175,6 +176,13 @@ func (m *Main) open() error {
 
 	if m.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	if cfg.HTTP.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
+		if err != nil {
+			return fmt.Errorf("http.tls_cert, http.tls_key: %w", err)
+		}
+		m.ln = tls.NewListener(m.ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	m.HTTPAddr = m.ln.Addr().String()
 	m.api = httpapi.New(httpapi.Config{
