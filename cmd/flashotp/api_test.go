@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -434,6 +435,77 @@ func TestAPIOverTLS(t *testing.T) {
 		plain.Body.Close()
 		if plain.StatusCode == 200 {
 			t.Fatalf("plain HTTP answered on the TLS port: %s", body)
+		}
+	}
+}
+
+// lockedBuffer is a log sink several goroutines write to.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// The engine's logs, at every level it has, never hold a code, a secret or a whole caller ID: a send, wrong
+// and right codes, a resend, an app made and its key rotated, signed webhooks, all logged, then grepped.
+func TestLogsHoldNoSecrets(t *testing.T) {
+	hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+	t.Cleanup(hooks.Close)
+	cfg := phoneConfig(t)
+	cfg.HTTP.AdminToken = "admin-token-0123456789"
+	cfg.Pool = []configs.Pool{{Name: "demo", Numbers: []string{"+4420XXXXXXXX"}}}
+	cfg.Apps[0].CodeLength = 8 // eight digits: nothing else in a log line looks like one
+	cfg.Apps[0].ResendCooldown = 500 * time.Millisecond
+	cfg.Apps[0].WebhookURL, cfg.Apps[0].WebhookSecret = hooks.URL, "webhook-secret-0123456789"
+	cfg.Webhooks.RetryMin, cfg.Webhooks.RetryMax = 20*time.Millisecond, 50*time.Millisecond
+	logs := &lockedBuffer{}
+	phone := &phoneLog{}
+	m := NewMain(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	m.PhoneOut = phone
+	startRun(t, m)
+	c := client{t, "http://" + m.HTTPAddr}
+
+	id := c.send(recipient).body["verification_id"].(string)
+	first := c.lastCLI(phone, id, recipient)
+	c.verify(id, "00000000")
+	time.Sleep(600 * time.Millisecond)
+	if a := c.do("POST", "/otp/resend", fmt.Sprintf(`{"appid":"demo","verification_id":%q}`, id)); a.status != 202 {
+		t.Fatalf("resend: %d %s", a.status, a.raw)
+	}
+	second := c.lastCLI(phone, id, recipient)
+	if a := c.verify(id, second[len(second)-8:]); a.status != 200 {
+		t.Fatalf("verify: %d %s", a.status, a.raw)
+	}
+	admin := []string{"Authorization", "Bearer " + cfg.HTTP.AdminToken}
+	created := c.do("POST", "/admin/apps", `{"id":"shop","pools":["demo"],"code_length":8}`, admin...)
+	key := created.body["key"].(map[string]any)
+	rotated := c.do("POST", "/admin/apps/shop/keys/"+key["key"].(string)+"/rotate", "", admin...)
+	time.Sleep(300 * time.Millisecond) // webhooks tried and retried
+
+	out := logs.String()
+	if !strings.Contains(out, "webhook not delivered") || !strings.Contains(out, "verify") {
+		t.Fatalf("the flow did not log what it should have:\n%s", out)
+	}
+	secrets := map[string]string{
+		"first CLI": first, "second CLI": second, "first code": first[len(first)-8:], "second code": second[len(second)-8:],
+		"API secret": "demo-secret", "admin token": cfg.HTTP.AdminToken, "webhook secret": cfg.Apps[0].WebhookSecret,
+		"created secret": key["secret"].(string), "created webhook secret": created.body["webhook_secret"].(string),
+		"rotated secret": rotated.body["secret"].(string),
+	}
+	for what, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("the logs hold the %s %q", what, s)
 		}
 	}
 }
