@@ -2,6 +2,7 @@ package otp
 
 import (
 	"testing"
+	"time"
 
 	"flashotp/store"
 )
@@ -17,5 +18,31 @@ func BenchmarkMAC(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.mac("otp_01KAKQ4G2ZB0X8Y8K0FJ3N6M1V", "5831")
+	}
+}
+
+// BenchmarkVerifyCloseness: checking a wrong code that shares no digit with the right one, and one that
+// shares all but the last, takes the same time (the code's MAC is compared, with hmac.Equal, never the
+// code): the figures go in docs/benchmarks.md, side by side.
+func BenchmarkVerifyCloseness(b *testing.B) {
+	db, err := store.Open(b.TempDir()+"/bench.db", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	s := &Service{db: db, now: time.Now}
+	const id = "otp_01KAKQ4G2ZB0X8Y8K0FJ3N6M1V"
+	stored := record{Verification: Verification{ID: id, Status: StatusPending, CodeLength: 8, ExpiresAt: time.Now().Add(time.Hour)},
+		CodeMAC: s.mac(id, "12345678"), MaxAttempts: 1 << 30}
+	for _, tc := range []struct{ name, code string }{{"no_digit_right", "00000000"}, {"all_but_last_right", "12345670"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			now := time.Now()
+			for b.Loop() {
+				rec := stored
+				if s.check(&rec, tc.code, now) == nil {
+					b.Fatal("a wrong code verified")
+				}
+			}
+		})
 	}
 }
