@@ -428,6 +428,12 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 		}
 		select {
 		case r := <-d.tx.Responses():
+			if !d.ours(r) {
+				// The transaction layer matches by Via branch and method only (RFC 3261 17.1.3); a response
+				// naming another Call-ID or CSeq is a broken or hostile peer's, and does not move this call.
+				d.ua.log.Warn("response for another call or request ignored", "call_id", d.res.CallID, "status", r.StatusCode)
+				continue
+			}
 			if d.onResponse(ctx, r, progress) {
 				d.final = true // every call onResponse ends, it ends on a final response
 				return
@@ -495,6 +501,14 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 }
 
 // onResponse handles one response to the INVITE and reports whether the call is over.
+// ours reports whether r names this call's Call-ID and the INVITE's CSeq.
+func (d *dial) ours(r *sipgosip.Response) bool {
+	id, cseq := r.CallID(), r.CSeq()
+	want := d.inv.CSeq()
+	return id != nil && cseq != nil && id.Value() == d.inv.CallID().Value() &&
+		cseq.SeqNo == want.SeqNo && cseq.MethodName == want.MethodName
+}
+
 func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress func(State, time.Time)) bool {
 	code := r.StatusCode
 	d.res.Responded = true

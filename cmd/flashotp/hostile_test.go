@@ -22,6 +22,9 @@ func TestHostileTrunks(t *testing.T) {
 		{"storm.xml", "missed", ""},
 		{"decline_after_cancel.xml", "failed", "rejected"},
 		{"huge_header.xml", "", ""},
+		{"duplicated_headers.xml", "", ""},
+		{"wrong_ids.xml", "failed", "no_ring"},
+		{"missing_headers.xml", "missed", ""},
 	}
 	for _, tc := range tests {
 		t.Run(strings.TrimSuffix(tc.scenario, ".xml"), func(t *testing.T) {
