@@ -86,7 +86,7 @@ func (s *Service) Resend(req ResendRequest) (Verification, error) {
 		return s.count(tx, rec, "", func(_ string, c *counters) { c.Sent++ })
 	})
 	if err != nil {
-		return Verification{}, err
+		return Verification{}, s.storeFailed("store resend", err)
 	}
 	if err := s.submit(rec, picked); err != nil {
 		// The old code is already dead; the verification shows the call failed, and may be resent.

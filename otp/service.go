@@ -279,7 +279,7 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 		return s.count(tx, &rec, "", func(_ string, c *counters) { c.Sent++ })
 	})
 	if err != nil {
-		return Verification{}, fmt.Errorf("store verification: %w", err)
+		return Verification{}, s.storeFailed("store verification", err)
 	}
 	if err := s.submit(&rec, picked); err != nil {
 		// Nothing was dialed: the verification goes as if it had never been asked for.
@@ -479,6 +479,19 @@ func (s *Service) put(tx *store.Tx, rec *record) error {
 		return err
 	}
 	return tx.Put(bucketVerifications, rec.ID, v)
+}
+
+// storeFailed turns an error of the store (a full, read-only or failing disk) into unavailable: the
+// transaction rolled back, so the request changed nothing and may be retried. The detail is logged.
+func (s *Service) storeFailed(what string, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	s.log.Error(what, "err", err)
+	e = errorf(ErrUnavailable, "the store cannot take writes now; nothing was changed, try again")
+	e.RetryAfter = 5 * time.Second
+	return e
 }
 
 // errUnchanged is returned by a modify mutation that has nothing to change.

@@ -96,7 +96,7 @@ func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 		return s.transitions(tx, rec, before, now)
 	})
 	if err != nil {
-		return Verification{}, err
+		return Verification{}, s.storeFailed("record verify attempt", err)
 	}
 	if wrong {
 		s.limiter.Add(check(app, apps.ScopeFailedVerifications, out.Recipient))

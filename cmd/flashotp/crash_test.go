@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"flashotp/internal/peers"
 )
 
 // The engine killed with SIGKILL at random moments under load, 20 times, restarted each time: every
@@ -158,4 +161,65 @@ func TestSecondEngineRefused(t *testing.T) {
 	if a := c.do("GET", "/healthz", ""); a.status != 200 {
 		t.Fatalf("the first engine stopped serving: %d", a.status)
 	}
+}
+
+// A disk that fills up (here: the file size limit of the process, RLIMIT_FSIZE, set with prlimit) makes
+// sends fail cleanly with 503 unavailable and Retry-After, keeps nothing half-written, keeps the engine
+// serving, and sends work again once there is room.
+func TestDiskFull(t *testing.T) {
+	prlimit := peers.Require(t, "prlimit", "util-linux")
+	pc, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	phoneAddr := pc.LocalAddr().String()
+	pc.Close()
+	start(t, "phone", "--listen", phoneAddr, "--mode", "ring")
+	data := t.TempDir()
+	config := strings.Replace(engineConfig(data, phoneAddr, ""), "    api_secret: demo-secret\n", `    api_secret: demo-secret
+    rate_limits: {recipient: {limit: 0}, app: {limit: 0}, client: {limit: 0}, prefix: {limit: 0}}
+`, 1)
+	path := filepath.Join(t.TempDir(), "flashotp.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A soft limit of 1 MiB (the hard one unlimited, so it can be raised again): the database outgrows it
+	// after a few hundred verifications.
+	p := startCmd(t, exec.Command(prlimit, "--fsize=1048576:unlimited", "--", binary(t), "serve", "--config", path))
+	c := client{t, "http://" + p.stderr.waitFor(t, servingLine, 15*time.Second)[1]}
+
+	accepted := 0
+	var full answer
+	for i := range 5000 {
+		a := c.send(fmt.Sprintf("+1415%07d", 2_000_000+i))
+		if a.status == 202 {
+			accepted++
+			continue
+		}
+		full = a
+		break
+	}
+	if full.status != 503 || errCode(full) != "unavailable" || full.header.Get("Retry-After") == "" {
+		t.Fatalf("after %d sends: %d %s, want 503 unavailable with Retry-After", accepted, full.status, full.raw)
+	}
+	if a := c.do("GET", "/healthz", ""); a.status != 200 {
+		t.Fatalf("not serving with the disk full: %d", a.status)
+	}
+	// Nothing half-written: the verifications listed are exactly the accepted ones.
+	listed := 0
+	for cursor := ""; ; {
+		page := c.do("GET", "/otp/list?limit=500&cursor="+cursor, "")
+		listed += len(page.body["items"].([]any))
+		if cursor, _ = page.body["next_cursor"].(string); cursor == "" {
+			break
+		}
+	}
+	if listed != accepted {
+		t.Fatalf("%d verifications listed, %d accepted", listed, accepted)
+	}
+	// Room again: raise the running engine's limit.
+	if out, err := exec.Command(prlimit, "--pid", fmt.Sprint(p.cmd.Process.Pid), "--fsize=unlimited:unlimited").CombinedOutput(); err != nil {
+		t.Fatalf("prlimit: %v %s", err, out)
+	}
+	if a := c.send("+14155552671"); a.status != 202 {
+		t.Fatalf("send with room again: %d %s", a.status, a.raw)
+	}
+	t.Logf("%d sends accepted before the disk filled", accepted)
 }

@@ -100,7 +100,13 @@ func (b *lineBuffer) waitFor(t *testing.T, re *regexp.Regexp, d time.Duration) [
 
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary(t), args...), stdout: newLineBuffer(), stderr: newLineBuffer(), done: make(chan struct{})}
+	return startCmd(t, exec.Command(binary(t), args...))
+}
+
+// startCmd runs cmd (the binary, or a wrapper of it) with its output kept, until the test ends.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, stdout: newLineBuffer(), stderr: newLineBuffer(), done: make(chan struct{})}
 	outPipe, _ := p.cmd.StdoutPipe()
 	errPipe, _ := p.cmd.StderrPipe()
 	if err := p.cmd.Start(); err != nil {
