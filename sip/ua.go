@@ -601,6 +601,9 @@ func (d *dial) fail(code int, reason Reason) {
 // endWithoutFinal ends a call whose INVITE got no final response.
 func (d *dial) endWithoutFinal() {
 	switch {
+	case d.cancelReason != ReasonNone && !d.cancelAnswered && d.res.Provisional:
+		// It had answered (a 1xx), then nothing, not even to the CANCEL: the trunk went away mid-call.
+		d.fail(0, ReasonTrunkError)
 	case d.cancelReason != ReasonNone:
 		d.fail(0, d.cancelReason)
 	case d.res.Rang && d.cancelAnswered:

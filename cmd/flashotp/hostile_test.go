@@ -25,6 +25,7 @@ func TestHostileTrunks(t *testing.T) {
 		{"duplicated_headers.xml", "", ""},
 		{"wrong_ids.xml", "failed", "no_ring"},
 		{"missing_headers.xml", "missed", ""},
+		{"vanish.xml", "failed", "trunk_error"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.TrimSuffix(tc.scenario, ".xml"), func(t *testing.T) {
