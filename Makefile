@@ -44,6 +44,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzSendBody -fuzztime $(FUZZTIME) ./httpapi/
 	$(GO) test -run '^$$' -fuzz FuzzValidateNumbers -fuzztime $(FUZZTIME) ./numberpool/
 	$(GO) test -run '^$$' -fuzz FuzzSDPMediaAddr -fuzztime $(FUZZTIME) ./sip/
+	$(GO) test -run '^$$' -fuzz FuzzTrunkResponse -fuzztime $(FUZZTIME) ./sip/
 	$(GO) test -run '^$$' -fuzz FuzzAppSettings -fuzztime $(FUZZTIME) ./apps/
 	$(GO) test -run '^$$' -fuzz FuzzAuthenticateJWT -fuzztime $(FUZZTIME) ./apps/
 

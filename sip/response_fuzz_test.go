@@ -1,0 +1,90 @@
+package sip_test
+
+import (
+	"context"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"flashotp/sip"
+)
+
+// Placeholders a fuzzed response may use, filled from the INVITE it answers, so that fuzzed bytes can reach
+// the call's transaction rather than being dropped as strays only.
+var inviteHeaders = map[string]*regexp.Regexp{
+	"{via}":    regexp.MustCompile(`(?m)^Via: .*\r?$`),
+	"{from}":   regexp.MustCompile(`(?m)^From: .*\r?$`),
+	"{to}":     regexp.MustCompile(`(?m)^To: .*\r?$`),
+	"{callid}": regexp.MustCompile(`(?m)^Call-ID: .*\r?$`),
+	"{cseq}":   regexp.MustCompile(`(?m)^CSeq: .*\r?$`),
+}
+
+// FuzzTrunkResponse: whatever a trunk answers to the INVITE (and to the CANCEL, if one comes), the call
+// ends with one outcome, within its dial timeout and cancel guard, and the UA does not panic.
+func FuzzTrunkResponse(f *testing.F) {
+	for _, seed := range []string{
+		"SIP/2.0 180 Ringing\r\n{via}\r\n{from}\r\n{to};tag=a\r\n{callid}\r\n{cseq}\r\nContent-Length: 0\r\n\r\n",
+		"SIP/2.0 183 Session Progress\r\n{via}\r\n{from}\r\n{to};tag=a\r\n{callid}\r\n{cseq}\r\nContent-Type: application/sdp\r\nContent-Length: 40\r\n\r\nv=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 9 RTP/AVP 0\r\n",
+		"SIP/2.0 200 OK\r\n{via}\r\n{from}\r\n{to}\r\n{callid}\r\n{cseq}\r\nContent-Length: 0\r\n\r\n",
+		"SIP/2.0 486 Busy Here\r\n{via}\r\n{from}\r\n{to};tag=b\r\n{callid}\r\n{cseq}\r\nContent-Length: 0\r\n\r\n",
+		"SIP/2.0 180 Ringing\r\n{via}\r\n{via}\r\n{from}\r\n{to};tag=a\r\n{to};tag=b\r\n{callid}\r\nCall-ID: x\r\n{cseq}\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n",
+		"SIP/2.0 180\r\n{via}\r\n{cseq}\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n\r\n",
+		"SIP/2.0 999 What\r\n{via}\r\n{from}\r\n{to};tag=a\r\n{callid}\r\n{cseq}\r\nContent-Length: 99999\r\n\r\n",
+	} {
+		f.Add(seed)
+	}
+	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { ua.Close() })
+	trunk, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { trunk.Close() })
+
+	f.Fuzz(func(t *testing.T, response string) {
+		call := sip.Call{Target: trunk.LocalAddr().String(), To: "+14155552671", CLI: "+442079461234",
+			DialTimeout: 100 * time.Millisecond, CancelGuard: 100 * time.Millisecond}
+		done := make(chan sip.Result, 1)
+		go func() { done <- ua.Dial(context.Background(), call, nil) }()
+		// Answer every request of this call (INVITE, retransmissions, CANCEL, ACK, BYE) with the response.
+		answered := false
+		buf := make([]byte, 65536)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if time.Now().After(deadline) {
+				t.Fatalf("the call did not end within 5 s (dial_timeout and cancel_guard are 100 ms) on %q", response)
+			}
+			select {
+			case res := <-done:
+				switch res.State {
+				case sip.StateMissed, sip.StateAnswered, sip.StateFailed:
+				default:
+					t.Fatalf("call ended without an outcome: %+v", res)
+				}
+				if !answered {
+					t.Fatal("the trunk never saw the INVITE")
+				}
+				return
+			default:
+			}
+			_ = trunk.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			n, from, err := trunk.ReadFrom(buf)
+			if err != nil {
+				continue
+			}
+			req := string(buf[:n])
+			answered = answered || strings.HasPrefix(req, "INVITE ")
+			out := response
+			for ph, re := range inviteHeaders {
+				out = strings.ReplaceAll(out, ph, strings.TrimRight(re.FindString(req), "\r"))
+			}
+			_, _ = trunk.WriteTo([]byte(out), from)
+		}
+	})
+}
