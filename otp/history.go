@@ -98,8 +98,8 @@ func bound(prefix, idPrefix string, t time.Time) string {
 }
 
 // scanPage walks index keys under prefix newest first (after the cursor, below until, down to since) and
-// calls take with each ID until it has limit items or maxScan keys were read.
-func scanPage(tx *store.Tx, bucket, prefix, idPrefix string, q Query, take func(id string, v []byte) bool) (next string) {
+// calls take with each ID until it has limit items or maxScan keys were read, or take fails.
+func scanPage(tx *store.Tx, bucket, prefix, idPrefix string, q Query, take func(id string, v []byte) (bool, error)) (next string, err error) {
 	after := ""
 	if !q.Until.IsZero() {
 		after = bound(prefix, idPrefix, q.Until)
@@ -111,21 +111,23 @@ func scanPage(tx *store.Tx, bucket, prefix, idPrefix string, q Query, take func(
 	tx.Scan(bucket, prefix, after, true, func(k string, v []byte) bool {
 		id := k[len(prefix):]
 		if !q.Since.IsZero() && idTime(id).Before(q.Since) {
-			next = ""
 			return false
 		}
 		read++
-		if take(id, v) {
-			taken++
-		}
-		next = id
-		if taken == q.Limit || read == maxScan(q.Limit) {
+		var ok bool
+		if ok, err = take(id, v); err != nil {
 			return false
 		}
-		next = ""
+		if ok {
+			taken++
+		}
+		if taken == q.Limit || read == maxScan(q.Limit) {
+			next = id
+			return false
+		}
 		return true
 	})
-	return next
+	return next, err
 }
 
 // List returns the app's verifications, newest first.
@@ -148,17 +150,17 @@ func (s *Service) List(q Query) (Page[Verification], error) {
 	}
 	err := s.db.View(func(tx *store.Tx) error {
 		var err error
-		page.NextCursor = scanPage(tx, bucket, prefix, "otp_", q, func(id string, _ []byte) bool {
-			var rec *record
-			if rec, err = get(tx, id); err != nil {
-				return false
+		page.NextCursor, err = scanPage(tx, bucket, prefix, "otp_", q, func(id string, _ []byte) (bool, error) {
+			rec, err := get(tx, id)
+			if err != nil {
+				return false, err
 			}
 			v := s.view(rec)
 			if q.Status != "" && string(v.Status) != q.Status {
-				return false
+				return false, nil
 			}
 			page.Items = append(page.Items, v)
-			return true
+			return true, nil
 		})
 		return err
 	})
@@ -180,16 +182,16 @@ func (s *Service) Logs(q Query) (Page[Event], error) {
 	page := Page[Event]{Items: []Event{}}
 	err := s.db.View(func(tx *store.Tx) error {
 		var err error
-		page.NextCursor = scanPage(tx, bucketEvents, q.AppID+"\x00", "evt_", q, func(_ string, v []byte) bool {
+		page.NextCursor, err = scanPage(tx, bucketEvents, q.AppID+"\x00", "evt_", q, func(_ string, v []byte) (bool, error) {
 			var e Event
-			if err = json.Unmarshal(v, &e); err != nil {
-				return false
+			if err := json.Unmarshal(v, &e); err != nil {
+				return false, err
 			}
 			if q.Type != "" && e.Type != q.Type || q.ID != "" && e.VerificationID != q.ID || q.Recipient != "" && e.Recipient != q.Recipient {
-				return false
+				return false, nil
 			}
 			page.Items = append(page.Items, e)
-			return true
+			return true, nil
 		})
 		return err
 	})
