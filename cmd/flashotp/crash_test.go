@@ -24,21 +24,9 @@ import (
 // check.
 func TestKillUnderLoad(t *testing.T) {
 	const kills = 20
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	phoneAddr := pc.LocalAddr().String()
-	pc.Close()
-	phone := start(t, "phone", "--listen", phoneAddr, "--mode", "ring")
+	phoneAddr, phone := startPhone(t)
 	data := t.TempDir()
-	config := strings.Replace(engineConfig(data, phoneAddr, ""), "    api_secret: demo-secret\n", `    api_secret: demo-secret
-    rate_limits:
-      recipient: {limit: 0}
-      app: {limit: 0}
-      client: {limit: 0}
-      prefix: {limit: 0}
-`, 1)
+	config := withoutLimits(engineConfig(data, phoneAddr, ""))
 	type acked struct{ id, recipient string }
 	var (
 		mu    sync.Mutex
@@ -168,14 +156,8 @@ func TestSecondEngineRefused(t *testing.T) {
 // serving, and sends work again once there is room.
 func TestDiskFull(t *testing.T) {
 	prlimit := peers.Require(t, "prlimit", "util-linux")
-	pc, _ := net.ListenPacket("udp", "127.0.0.1:0")
-	phoneAddr := pc.LocalAddr().String()
-	pc.Close()
-	start(t, "phone", "--listen", phoneAddr, "--mode", "ring")
-	data := t.TempDir()
-	config := strings.Replace(engineConfig(data, phoneAddr, ""), "    api_secret: demo-secret\n", `    api_secret: demo-secret
-    rate_limits: {recipient: {limit: 0}, app: {limit: 0}, client: {limit: 0}, prefix: {limit: 0}}
-`, 1)
+	phoneAddr, _ := startPhone(t)
+	config := withoutLimits(engineConfig(t.TempDir(), phoneAddr, ""))
 	path := filepath.Join(t.TempDir(), "flashotp.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -222,4 +204,23 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("send with room again: %d %s", a.status, a.raw)
 	}
 	t.Logf("%d sends accepted before the disk filled", accepted)
+}
+
+// startPhone runs `flashotp phone` in ring mode on a free loopback port, as a trunk of its own.
+func startPhone(t *testing.T) (string, *proc) {
+	t.Helper()
+	port, err := freeUDPPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
+	return addr, start(t, "phone", "--listen", addr, "--mode", "ring")
+}
+
+// withoutLimits switches the demo app's send limits off in an engineConfig: these tests send hundreds of
+// calls to one number range from one address.
+func withoutLimits(config string) string {
+	return strings.Replace(config, "    api_secret: demo-secret\n", `    api_secret: demo-secret
+    rate_limits: {recipient: {limit: 0}, app: {limit: 0}, client: {limit: 0}, prefix: {limit: 0}}
+`, 1)
 }
