@@ -44,6 +44,7 @@ type benchConfig struct {
 	SoakRate int           // (s): its sends/s
 	Only     string        // letters of the parts to run; empty: all
 	Profile  string        // CPU profile file; empty: none
+	Heap     string        // (s): heap profile files, this prefix and the minute; empty: none
 	Dir      string
 }
 
@@ -91,6 +92,7 @@ and prints one table. docs/benchmarks.md explains the figures.`,
 	cmd.Flags().IntVar(&c.SoakRate, "soak-rate", 200, "the sends/s of part s, each verified")
 	cmd.Flags().StringVar(&c.Only, "only", "", "run only these parts, e.g. ab")
 	cmd.Flags().StringVar(&c.Profile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	cmd.Flags().StringVar(&c.Heap, "heapprofile", "", "part s: write a heap profile at each sample to PREFIX-<elapsed>.pprof")
 	return cmd
 }
 
@@ -732,6 +734,12 @@ func benchSoak(ctx context.Context, c benchConfig, callee *sippProc, logf func(s
 		case <-every.C:
 			s := take()
 			samples = append(samples, s)
+			if c.Heap != "" {
+				if f, err := os.Create(fmt.Sprintf("%s-%s.pprof", c.Heap, time.Since(t0).Round(time.Second))); err == nil {
+					_ = pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
 			logf("s: %s: %.1f MiB resident, %.1f MiB Go heap in use, %.1f MiB database file (mapped), %d goroutines, %d open files, %d sent, %d failed",
 				time.Since(t0).Round(time.Second), s.rss/(1<<20), s.heap/(1<<20), s.db/(1<<20), s.goroutines, s.files, sent.Load(), failed.Load())
 		case <-tick.C:
