@@ -49,7 +49,7 @@ func FuzzTrunkResponse(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, response string) {
 		call := sip.Call{Target: trunk.LocalAddr().String(), To: "+14155552671", CLI: "+442079461234",
-			DialTimeout: 100 * time.Millisecond, CancelGuard: 100 * time.Millisecond}
+			DialTimeout: 20 * time.Millisecond, CancelGuard: 20 * time.Millisecond}
 		done := make(chan sip.Result, 1)
 		go func() { done <- ua.Dial(context.Background(), call, nil) }()
 		// Answer every request of this call (INVITE, retransmissions, CANCEL, ACK, BYE) with the response.
@@ -58,7 +58,7 @@ func FuzzTrunkResponse(f *testing.F) {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			if time.Now().After(deadline) {
-				t.Fatalf("the call did not end within 5 s (dial_timeout and cancel_guard are 100 ms) on %q", response)
+				t.Fatalf("the call did not end within 5 s (dial_timeout and cancel_guard are 20 ms) on %q", response)
 			}
 			select {
 			case res := <-done:
