@@ -265,7 +265,7 @@ func (s *Service) RateLimits(appID, key, ip, recipient string) ([]RateLimit, err
 		if err != nil {
 			return nil, err
 		}
-		checks = append(checks, check(app, apps.ScopeRecipient, to.E164), check(app, apps.ScopePrefix, Prefix(to.E164)),
+		checks = append(checks, check(app, apps.ScopeRecipient, to.E164), check(app, apps.ScopePrefix, prefixOf(to.E164)),
 			check(app, apps.ScopeFailedVerifications, to.E164))
 	}
 	out := make([]RateLimit, 0, len(checks))

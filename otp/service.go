@@ -310,7 +310,7 @@ func (s *Service) allowSend(app apps.App, recipient string) error {
 	denied, retry := s.limiter.Allow(
 		check(app, apps.ScopeRecipient, recipient),
 		check(app, apps.ScopeApp, app.ID),
-		check(app, apps.ScopePrefix, Prefix(recipient)),
+		check(app, apps.ScopePrefix, prefixOf(recipient)),
 	)
 	if denied != nil {
 		return rateLimited(*denied, retry)
@@ -327,8 +327,8 @@ func (s *Service) lockedOut(app apps.App, recipient string) error {
 	return nil
 }
 
-// Prefix is the number range a recipient belongs to for the prefix limit.
-func Prefix(recipient string) string { return recipient[:len(recipient)-apps.PrefixFreeDigits] }
+// prefixOf is the number range a recipient belongs to for the prefix limit.
+func prefixOf(recipient string) string { return recipient[:len(recipient)-apps.PrefixFreeDigits] }
 
 // check is app's rule for scope applied to key. Limiter keys are per app: apps never share a count.
 func check(app apps.App, scope, key string) limits.Check {

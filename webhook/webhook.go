@@ -137,16 +137,6 @@ func (q *Queue) Enqueue(tx *store.Tx, appID, verificationID string, body []byte)
 	return nil
 }
 
-// Len returns how many deliveries are queued.
-func (q *Queue) Len() int {
-	n := 0
-	_ = q.db.View(func(tx *store.Tx) error {
-		tx.Scan(bucket, "", "", false, func(string, []byte) bool { n++; return true })
-		return nil
-	})
-	return n
-}
-
 // Run delivers the queue until ctx ends.
 func (q *Queue) Run(ctx context.Context) {
 	for {

@@ -98,15 +98,14 @@ and prints one table. docs/benchmarks.md explains the figures.`,
 
 // benchRow is one line of the table.
 type benchRow struct {
-	part, what    string
-	rate          float64 // sustained calls/s (or req/s)
-	completion    float64 // fraction
-	p50, p99      time.Duration
-	p50b, p99b    time.Duration // second latency pair (180 to CANCEL)
-	cpuPerCall    time.Duration
-	bytesPerCall  float64
-	note          string
-	haveLatencies bool
+	part, what   string
+	rate         float64 // sustained calls/s (or req/s)
+	completion   float64 // fraction
+	p50, p99     time.Duration
+	p50b, p99b   time.Duration // second latency pair (180 to CANCEL)
+	cpuPerCall   time.Duration
+	bytesPerCall float64
+	note         string
 }
 
 func runBench(ctx context.Context, c benchConfig, out, progress io.Writer) error {
@@ -192,7 +191,7 @@ func printBench(out io.Writer, rows []benchRow, ref, own float64) {
 	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) }
 	for _, r := range rows {
 		lat, lat2, cpu, mem := "", "", "", ""
-		if r.haveLatencies {
+		if r.p99 > 0 {
 			lat = ms(r.p50) + " / " + ms(r.p99) + " ms"
 		}
 		if r.p99b > 0 {
@@ -621,7 +620,6 @@ func benchSends(ctx context.Context, c benchConfig, m *Main, callee *sippProc, p
 	row.rate = float64(len(ids)) / elapsed.Seconds()
 	row.completion = float64(min(missed, int64(after-before))) / float64(max(n, 1))
 	row.p50, row.p99 = percentiles(lat)
-	row.haveLatencies = true
 	row.cpuPerCall = cpu / time.Duration(max(len(ids), 1))
 	// Send to INVITE: from each verification's record (created_at → call.started_at).
 	var toInvite []time.Duration
@@ -648,7 +646,7 @@ func benchSends(ctx context.Context, c benchConfig, m *Main, callee *sippProc, p
 // benchVerifies is part e: POST /otp/verify from c.Clients clients for c.Verify; each answer is a durable
 // attempt.
 func benchVerifies(ctx context.Context, c benchConfig, ids []string, post poster, logf func(string, ...any)) benchRow {
-	row := benchRow{part: "e", what: fmt.Sprintf("POST /otp/verify, %d clients", c.Clients), haveLatencies: true}
+	row := benchRow{part: "e", what: fmt.Sprintf("POST /otp/verify, %d clients", c.Clients)}
 	var (
 		mu   sync.Mutex
 		lat  []time.Duration
