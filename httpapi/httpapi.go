@@ -27,6 +27,7 @@ import (
 	"flashotp/limits"
 	"flashotp/metrics"
 	"flashotp/otp"
+	"flashotp/store"
 )
 
 // OpenAPI is the API's OpenAPI 3 document, served at /openapi.json.
@@ -231,6 +232,10 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		}
 	case errors.As(err, &aerr):
 		code, message = aerr.Code, aerr.Message
+	case errors.Is(err, store.ErrFailed):
+		// The disk failed under a read or an admin write (otp reports its own failed writes so).
+		code, message = otp.ErrUnavailable, "the store cannot be read now; try again"
+		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
 	case errors.As(err, &ferr):
 		// Errors of the HTTP layer itself, before any handler: the body limit, unknown routes, requests
 		// that could not be read (malformed, headers too large, too slow).

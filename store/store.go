@@ -34,6 +34,10 @@ var (
 	ErrLocked = errors.New("database is in use by another process")
 	// ErrBadKey is returned by Open when the configured or stored server key is not usable.
 	ErrBadKey = errors.New("bad server key")
+	// ErrFailed wraps the database's own errors, as opposed to its callers': a full, read-only or failing
+	// disk, a file that can no longer be mapped. Nothing was changed; the call may succeed once the disk
+	// is mended.
+	ErrFailed = errors.New("store failed")
 )
 
 // KeyFile is the name of the server key file created beside the database when no key is configured.
@@ -43,6 +47,8 @@ const KeyFile = "flashotp.key"
 type DB struct {
 	bolt *bolt.DB
 	key  []byte
+	// Repair says what Open mended in the file, if anything: for the log.
+	Repair string
 }
 
 // Open opens (creating if needed) the database at path. secretKeyHex, when not empty, is the server key;
@@ -55,7 +61,7 @@ func Open(path, secretKeyHex string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 500 * time.Millisecond})
+	b, repair, err := open(path, &bolt.Options{Timeout: 500 * time.Millisecond})
 	if errors.Is(err, bolterr.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
 	}
@@ -64,7 +70,7 @@ func Open(path, secretKeyHex string) (*DB, error) {
 	}
 	// A lone write waits at most this long for company before it commits alone.
 	b.MaxBatchDelay = 1 * time.Millisecond
-	return &DB{bolt: b, key: key}, nil
+	return &DB{bolt: b, key: key, Repair: repair}, nil
 }
 
 func loadKey(file, configured string) ([]byte, error) {
@@ -128,7 +134,42 @@ func loadKey(file, configured string) ([]byte, error) {
 }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.bolt.Close() }
+func (db *DB) Close() error {
+	path := db.bolt.Path()
+	if err := db.bolt.Close(); err != nil {
+		return err
+	}
+	if err := os.Remove(path + openMarker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Check reports whether the database can still be read: after a disk error bbolt may have lost its map
+// of the file, and then every call fails with ErrFailed until the engine is restarted.
+func (db *DB) Check() error { return db.view(func(*bolt.Tx) error { return nil }) }
+
+// view runs fn in a read transaction.
+func (db *DB) view(fn func(tx *bolt.Tx) error) error {
+	var fnErr error
+	err := db.bolt.View(func(tx *bolt.Tx) error { fnErr = fn(tx); return fnErr })
+	return failed(err, fnErr)
+}
+
+// batch runs fn in a group-committed write transaction.
+func (db *DB) batch(fn func(tx *bolt.Tx) error) error {
+	var fnErr error
+	err := db.bolt.Batch(func(tx *bolt.Tx) error { fnErr = fn(tx); return fnErr })
+	return failed(err, fnErr)
+}
+
+// failed marks err as ErrFailed unless it is fnErr, the caller's function's own.
+func failed(err, fnErr error) error {
+	if err == nil || err == fnErr {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrFailed, err)
+}
 
 // Key returns the server key codes are MACed under.
 func (db *DB) Key() []byte { return db.key }
@@ -172,7 +213,7 @@ func (b *Bucket) PutMany(records map[string][]byte) error {
 // Get returns a copy of the record stored under id, or ErrNotFound.
 func (b *Bucket) Get(id string) ([]byte, error) {
 	var out []byte
-	err := b.db.bolt.View(func(tx *bolt.Tx) error {
+	err := b.db.view(func(tx *bolt.Tx) error {
 		var v []byte
 		if bk := tx.Bucket(b.name); bk != nil {
 			v = bk.Get([]byte(id))
@@ -213,7 +254,7 @@ func (b *Bucket) Delete(id string) error {
 
 // ForEach calls fn with a copy of every record, in key order, from one read transaction.
 func (b *Bucket) ForEach(fn func(id string, v []byte) error) error {
-	return b.db.bolt.View(func(tx *bolt.Tx) error {
+	return b.db.view(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(b.name)
 		if bk == nil {
 			return nil
@@ -229,7 +270,7 @@ type callerError struct{ error }
 // batch runs fn on the bucket in a group-committed transaction and returns its error.
 func (b *Bucket) batch(fn func(bk *bolt.Bucket) error) error {
 	var callerErr error
-	err := b.db.bolt.Batch(func(tx *bolt.Tx) error {
+	err := b.db.batch(func(tx *bolt.Tx) error {
 		callerErr = nil
 		bk, err := tx.CreateBucketIfNotExists(b.name)
 		if err != nil {
@@ -252,7 +293,7 @@ func (b *Bucket) batch(fn func(bk *bolt.Bucket) error) error {
 // Len returns the number of records.
 func (b *Bucket) Len() (int, error) {
 	n := 0
-	err := b.db.bolt.View(func(tx *bolt.Tx) error {
+	err := b.db.view(func(tx *bolt.Tx) error {
 		if bk := tx.Bucket(b.name); bk != nil {
 			n = bk.Stats().KeyN
 		}

@@ -18,7 +18,7 @@ type Tx struct {
 // must only compute from what it reads.
 func (db *DB) Batch(fn func(tx *Tx) error) error {
 	var refused error
-	err := db.bolt.Batch(func(btx *bolt.Tx) error {
+	err := db.batch(func(btx *bolt.Tx) error {
 		refused = nil
 		tx := &Tx{tx: btx}
 		err := fn(tx)
@@ -37,7 +37,7 @@ func (db *DB) Batch(fn func(tx *Tx) error) error {
 
 // View runs fn in a read transaction: a consistent snapshot.
 func (db *DB) View(fn func(tx *Tx) error) error {
-	return db.bolt.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	return db.view(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
 }
 
 // fillPercent is how full bbolt packs a page before it splits. Most keys here grow with time (ULIDs,

@@ -83,6 +83,9 @@ func (m *Main) open() error {
 	if m.db, err = store.Open(cfg.Store.Path, cfg.Store.SecretKey); err != nil {
 		return err
 	}
+	if m.db.Repair != "" {
+		m.Log.Error("store repaired", "path", cfg.Store.Path, "what", m.db.Repair)
+	}
 
 	appPools := map[string][]string{}
 	configApps := make([]apps.ConfigApp, 0, len(cfg.Apps))
@@ -204,6 +207,9 @@ func (m *Main) ready() error {
 	}
 	if down := m.dialer.Down(); len(down) == len(m.Config.Trunks) {
 		return fmt.Errorf("every trunk is down: %v", down)
+	}
+	if err := m.db.Check(); err != nil {
+		return fmt.Errorf("restart needed: %w", err)
 	}
 	return nil
 }
