@@ -36,17 +36,23 @@ SOAK ?= 30m
 soak: deps build
 	./$(BIN) bench --only s --soak $(SOAK)
 
-# Each fuzz target for a while; `make test` runs their seeds only.
+# Each fuzz target for a while; `make test` runs their seeds (testdata/fuzz/) only. A new input is minimized for
+# a second at most: with go's default of a minute, minimizing one large input (the example config, an app body
+# with every setting) can take a whole run.
 FUZZTIME ?= 30s
+FUZZ = $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s -fuzz
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./configs/
-	$(GO) test -run '^$$' -fuzz FuzzNormalizeRecipient -fuzztime $(FUZZTIME) ./otp/
-	$(GO) test -run '^$$' -fuzz FuzzSendBody -fuzztime $(FUZZTIME) ./httpapi/
-	$(GO) test -run '^$$' -fuzz FuzzValidateNumbers -fuzztime $(FUZZTIME) ./numberpool/
-	$(GO) test -run '^$$' -fuzz FuzzSDPMediaAddr -fuzztime $(FUZZTIME) ./sip/
-	$(GO) test -run '^$$' -fuzz FuzzTrunkResponse -fuzztime $(FUZZTIME) ./sip/
-	$(GO) test -run '^$$' -fuzz FuzzAppSettings -fuzztime $(FUZZTIME) ./apps/
-	$(GO) test -run '^$$' -fuzz FuzzAuthenticateJWT -fuzztime $(FUZZTIME) ./apps/
+	$(FUZZ) FuzzLoad ./configs/
+	$(FUZZ) FuzzNormalizeRecipient ./otp/
+	$(FUZZ) FuzzSendBody ./httpapi/
+	$(FUZZ) FuzzVerifyBody ./httpapi/
+	$(FUZZ) FuzzResendBody ./httpapi/
+	$(FUZZ) FuzzAppBody ./httpapi/
+	$(FUZZ) FuzzValidateNumbers ./numberpool/
+	$(FUZZ) FuzzSDPMediaAddr ./sip/
+	$(FUZZ) FuzzTrunkResponse ./sip/
+	$(FUZZ) FuzzAppSettings ./apps/
+	$(FUZZ) FuzzAuthenticateJWT ./apps/
 
 clean:
 	rm -rf bin data

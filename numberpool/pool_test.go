@@ -253,15 +253,9 @@ func TestValidateNumbers(t *testing.T) {
 }
 
 // FuzzValidateNumbers: whatever an admin sends as an entry's numbers (comma-separated here), what is
-// accepted is only '+', digits, X and one '-' between two numbers, and makes a pool that validates.
+// accepted is only '+', digits, X and one '-' between two numbers, and makes a pool that validates. Seeds:
+// testdata/fuzz/FuzzValidateNumbers.
 func FuzzValidateNumbers(f *testing.F) {
-	for _, s := range []string{
-		"+44207946XXXX", "+442079460000-+442079469999", "+12025550100,+12025550101", "+0123456", "",
-		"+1234567890123456", "+442079469999-+442079460000", "+44207946XXXX,+442079460123", "+44\x00207946",
-		"+12345X-+123459", "-", "+-+", "+４４２０７９４６",
-	} {
-		f.Add(s)
-	}
 	okChars := regexp.MustCompile(`^\+[1-9][0-9X]{5,14}(-\+[1-9][0-9]{5,14})?$`)
 	f.Fuzz(func(t *testing.T, s string) {
 		numbers := strings.Split(s, ",")

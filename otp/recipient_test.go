@@ -65,14 +65,10 @@ func TestNormalizeRecipient(t *testing.T) {
 	}
 }
 
+// FuzzNormalizeRecipient: whatever the string, a recipient is refused as invalid_recipient or
+// destination_blocked, or comes back as E.164 with its country, and normalising that again changes
+// nothing. Seeds: testdata/fuzz/FuzzNormalizeRecipient.
 func FuzzNormalizeRecipient(f *testing.F) {
-	for _, s := range []string{
-		"+14155552671", "14155552671", "+33612345678", "+19005550123", "+1555", "abc", "",
-		"+", "++1", "+14155552671\r\nX: y", "+0123456", "+123456789012345", "+1234567890123456",
-		"+44\x00207946", "+８８８", "+883510012345",
-	} {
-		f.Add(s)
-	}
 	f.Fuzz(func(t *testing.T, s string) {
 		got, country, err := otp.NormalizeRecipient(s)
 		if err != nil {

@@ -139,13 +139,17 @@ func sdpMediaAddr(body []byte) (string, bool) {
 			}
 		}
 	}
-	if net.ParseIP(host) == nil {
+	ip := net.ParseIP(host)
+	if ip == nil {
 		return "", false
 	}
-	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+	p, err := strconv.Atoi(port)
+	if err != nil || p <= 0 || p > 65535 {
 		return "", false
 	}
-	return net.JoinHostPort(host, port), true
+	// Written as the media socket shows a packet's sender, which is what MediaSink matches: not
+	// "2001:db8:0::1" or "+4000", which no packet would match.
+	return (&net.UDPAddr{IP: ip, Port: p}).String(), true
 }
 
 // sdpOffer offers PCMU and PCMA on the media socket; early media that arrives there is counted and dropped.
