@@ -874,3 +874,26 @@ func TestHTTPLayerErrors(t *testing.T) {
 		}
 	}
 }
+
+// A store that fails under every call (here closed, as bbolt is after it lost its map of the file on a
+// failing disk): reads and writes answer 503 unavailable with Retry-After, never 500.
+func TestStoreFailureIsUnavailable(t *testing.T) {
+	e := newEnv(t)
+	id, cli := e.send(t)
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ method, path, body string }{
+		{"POST", "/otp/send", sendBody("demo", "+14155550123")},
+		{"POST", "/otp/verify", verifyBody("demo", id, codeOf(cli))},
+		{"GET", "/otp/status?verification_id=" + id, ""},
+		{"GET", "/otp/list", ""},
+		{"GET", "/otp/reports", ""},
+	} {
+		res := e.do(t, r.method, r.path, r.body, demo)
+		wantError(t, res, http.StatusServiceUnavailable, "unavailable")
+		if res.header.Get("Retry-After") == "" {
+			t.Errorf("%s %s: 503 without Retry-After", r.method, r.path)
+		}
+	}
+}
