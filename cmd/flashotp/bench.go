@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -501,11 +503,16 @@ func benchEngineOn(ctx context.Context, c benchConfig, callee *sippProc) (*Main,
 		stop()
 		return nil, nil, nil, err
 	}
-	base := "http://" + m.HTTPAddr
-	// The load generator shares the machine with the engine: fasthttp's client (already linked, for fiber)
-	// costs it less CPU than net/http's.
-	client := &fasthttp.Client{MaxConnsPerHost: 256, MaxConnWaitTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-	post := func(path, body string) (int, []byte, time.Duration) {
+	return m, newPoster("http://" + m.HTTPAddr), func() { stop(); <-done }, nil
+}
+
+// newPoster is the load generator's client for the API at base. It shares the machine with the engine:
+// fasthttp's client (already linked, for fiber) costs it less CPU than net/http's. Connections are reused
+// last-in first-out, so that those a burst opened go idle and are closed.
+func newPoster(base string) poster {
+	client := &fasthttp.Client{MaxConnsPerHost: 256, MaxConnWaitTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
+		ConnPoolStrategy: fasthttp.LIFO}
+	return func(path, body string) (int, []byte, time.Duration) {
 		req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)
 		defer fasthttp.ReleaseResponse(res)
@@ -521,7 +528,6 @@ func benchEngineOn(ctx context.Context, c benchConfig, callee *sippProc) (*Main,
 		}
 		return res.StatusCode(), append([]byte(nil), res.Body()...), time.Since(t0)
 	}
-	return m, post, func() { stop(); <-done }, nil
 }
 
 // benchWhole runs the engine in-process against callee for parts c (sends) and e (verifies).
@@ -692,30 +698,95 @@ func benchVerifies(ctx context.Context, c benchConfig, ids []string, post poster
 	return row
 }
 
-// benchSoak is part s: sends at c.SoakRate, each verified, for c.Soak; every 30 s it samples resident
-// memory, goroutines and open files, which must stay flat.
+// benchSoak is part s: the engine as a process of its own (`flashotp serve`, so that the load generator's
+// connections and memory are not counted), sends at c.SoakRate, each verified, for c.Soak; every 30 s its
+// Go heap (after a GC, through /admin/debug/pprof/heap?gc=1), goroutines, open files and resident memory
+// are read from its own /metrics. They must stay flat.
 func benchSoak(ctx context.Context, c benchConfig, callee *sippProc, logf func(string, ...any)) (benchRow, error) {
 	row := benchRow{part: "s", what: fmt.Sprintf("soak: %d sends/s and their verifies for %s", c.SoakRate, c.Soak)}
-	_, post, stop, err := benchEngineOn(ctx, c, callee)
+	dir := filepath.Join(c.Dir, "soak")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return row, err
+	}
+	config := filepath.Join(dir, "flashotp.yaml")
+	dbFile := filepath.Join(dir, "flashotp.db")
+	const token = "soak-admin-token"
+	if err := os.WriteFile(config, []byte(fmt.Sprintf(`http: {listen: "127.0.0.1:0", admin_token: %s}
+sip: {listen: "127.0.0.1:0"}
+store: {path: %s}
+trunks: [{name: sipp, address: "%s", down_after: 1000000000}]
+pool: [{name: bench, numbers: ["+4420794XXXXX"], cooldown: 1s}]
+dialer: {queue_size: 1000000}
+apps:
+  - id: bench
+    api_key: bench
+    api_secret: bench-secret
+    max_attempts: 20
+    rate_limits: {recipient: {limit: 0}, app: {limit: 0}, client: {limit: 0}, prefix: {limit: 0}, failed_verifications: {limit: 0}}
+phone: {enabled: false}
+`, token, dbFile, callee.addr)), 0o600); err != nil {
+		return row, err
+	}
+	exe, err := os.Executable()
 	if err != nil {
 		return row, err
 	}
-	defer stop()
+	engine := exec.Command(exe, "serve", "--config", config)
+	stderr, err := engine.StderrPipe()
+	if err != nil {
+		return row, err
+	}
+	if err := engine.Start(); err != nil {
+		return row, err
+	}
+	defer func() {
+		_ = engine.Process.Signal(syscall.SIGTERM)
+		_ = engine.Wait()
+	}()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if _, after, ok := strings.Cut(sc.Text(), `msg="flashotp serving" http=`); ok {
+				addr <- strings.Fields(after)[0]
+			}
+		}
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case <-time.After(15 * time.Second):
+		return row, errors.New("the engine did not start within 15 s")
+	}
+	post := newPoster(base)
 	type sample struct {
 		rss, heap, db     float64
 		goroutines, files int
 	}
-	dbFile := filepath.Join(c.Dir, "engine", "flashotp.db")
+	get := func(path string) []byte {
+		code, body, err := fasthttp.GetTimeout(nil, base+path, 30*time.Second)
+		if err != nil || code != 200 {
+			return nil
+		}
+		return body
+	}
+	var profile []byte
 	take := func() sample {
-		fds, _ := os.ReadDir("/proc/self/fd")
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
+		req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(res)
+		req.SetRequestURI(base + "/admin/debug/pprof/heap?gc=1")
+		req.Header.Set("Authorization", "Bearer "+token)
+		if err := fasthttp.DoTimeout(req, res, 30*time.Second); err == nil {
+			profile = append(profile[:0], res.Body()...)
+		}
+		m := promValues(get("/metrics"))
 		var db float64
 		if fi, err := os.Stat(dbFile); err == nil {
 			db = float64(fi.Size())
 		}
-		return sample{rss(), float64(ms.HeapInuse), db, runtime.NumGoroutine(), len(fds)}
+		return sample{m["process_resident_memory_bytes"], m["go_memstats_heap_inuse_bytes"], db, int(m["go_goroutines"]), int(m["process_open_fds"])}
 	}
 	var (
 		sent, failed atomic.Int64
@@ -732,11 +803,8 @@ func benchSoak(ctx context.Context, c benchConfig, callee *sippProc, logf func(s
 		case <-every.C:
 			s := take()
 			samples = append(samples, s)
-			if c.Heap != "" {
-				if f, err := os.Create(fmt.Sprintf("%s-%s.pprof", c.Heap, time.Since(t0).Round(time.Second))); err == nil {
-					_ = pprof.WriteHeapProfile(f)
-					f.Close()
-				}
+			if c.Heap != "" && profile != nil {
+				_ = os.WriteFile(fmt.Sprintf("%s-%s.pprof", c.Heap, time.Since(t0).Round(time.Second)), profile, 0o600)
 			}
 			logf("s: %s: %.1f MiB resident, %.1f MiB Go heap in use, %.1f MiB database file (mapped), %d goroutines, %d open files, %d sent, %d failed",
 				time.Since(t0).Round(time.Second), s.rss/(1<<20), s.heap/(1<<20), s.db/(1<<20), s.goroutines, s.files, sent.Load(), failed.Load())
@@ -767,9 +835,24 @@ func benchSoak(ctx context.Context, c benchConfig, callee *sippProc, logf func(s
 	first, last := samples[1], samples[len(samples)-1]
 	row.rate = float64(sent.Load()) / time.Since(t0).Seconds()
 	row.completion = 1 - float64(failed.Load())/float64(max(sent.Load()+failed.Load(), 1))
-	row.note = fmt.Sprintf("from 30 s in to the end: Go heap %.1f → %.1f MiB, goroutines %d → %d, open files %d → %d; resident %.1f → %.1f MiB with the database file (kept for otp.retention) %.1f → %.1f MiB",
+	row.note = fmt.Sprintf("the engine's own, from 60 s in to the end: Go heap %.1f → %.1f MiB, goroutines %d → %d, open files %d → %d; resident %.1f → %.1f MiB with the database file (kept for otp.retention) %.1f → %.1f MiB",
 		first.heap/(1<<20), last.heap/(1<<20), first.goroutines, last.goroutines, first.files, last.files,
 		first.rss/(1<<20), last.rss/(1<<20), first.db/(1<<20), last.db/(1<<20))
 	logf("s: %s", row.note)
 	return row, nil
+}
+
+// promValues reads the unlabelled samples of a Prometheus text exposition.
+func promValues(text []byte) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(text), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+			out[name] = f
+		}
+	}
+	return out
 }
