@@ -41,7 +41,7 @@ func open(path string, opts *bolt.Options) (b *bolt.DB, repair string, err error
 			}
 			if err := check(b); err != nil {
 				b.Close()
-				return nil, "", fmt.Errorf("%w: after taking back the last transaction: %v", ErrDamaged, err)
+				return nil, "", fmt.Errorf("%w: %s; and then: %v", ErrDamaged, repair, err)
 			}
 		}
 	}
@@ -88,8 +88,8 @@ type meta struct {
 // on such a file, at open if the freelist page is missing, later if a page of the tree is. Before bbolt
 // opens the file, the meta's own root and freelist pages are looked at; after an unclean stop the whole
 // tree is checked too (open), and force says that check failed. The transaction is taken back as
-// `bbolt surgery revert-meta-page` does: the older meta page is copied over the newer, the file as it was
-// kept beside it (path.damaged-<unix time>) for inspection. It returns what it did, for the log ("" when
+// `bbolt surgery revert-meta-page` does: the older meta page is copied over the newer, and the file as it
+// was is kept beside it (path.damaged-<unix time>) for inspection. It returns what it did, for the log ("" when
 // nothing: a sound, new or empty file), and ErrDamaged when the older transaction cannot be read either.
 func revertUnwritten(path string, force bool) (string, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
