@@ -57,26 +57,34 @@ type UA struct {
 	closing bool
 
 	calls sync.Map // Call-ID → chan *sipgosip.Response: responses no transaction matched, for the call
-	ended sync.Map // Call-ID → *dial: calls that ended unanswered, for lateAnswerWindow
+	ended sync.Map // Call-ID → *dial: calls that ended unanswered, for watchLateAnswer
 }
 
 // stray takes a response that matched no transaction (a retransmission, or a peer that got CSeq or Via
-// wrong) to the call it names, if that call is still running; otherwise it is dropped.
+// wrong) to the call it names, if that call is still running. For a call that ended unanswered, a 2xx is
+// hung up and a final response ACKed; anything else is dropped.
 func (u *UA) stray(r *sipgosip.Response) {
 	id := r.CallID()
 	if id == nil {
 		return
 	}
-	if ch, ok := u.calls.Load(id.Value()); ok {
+	d, ended := u.ended.Load(id.Value())
+	if ch, ok := u.calls.Load(id.Value()); ok && !ended {
 		select {
 		case ch.(chan *sipgosip.Response) <- r:
 		default:
 		}
 		return
 	}
-	if d, ok := u.ended.Load(id.Value()); ok && r.IsSuccess() && r.CSeq() != nil && r.CSeq().MethodName == sipgosip.INVITE {
+	if !ended || r.CSeq() == nil || r.CSeq().MethodName != sipgosip.INVITE {
+		return
+	}
+	switch {
+	case r.IsSuccess():
 		u.log.Warn("late answer to a call already ended: hanging up", "call_id", id.Value())
 		d.(*dial).hangUp(r)
+	case r.StatusCode >= 300:
+		d.(*dial).ackLateFinal(r)
 	}
 }
 
@@ -320,18 +328,21 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 		// Its 200 may never come; a transaction nobody reads would hold sipgo's goroutines forever.
 		d.cancelTx.Terminate()
 	}
-	u.calls.Delete(res.CallID)
-	if !d.final {
-		// Given up without a final answer (no ring in time, no 487 after the CANCEL, shutdown): a 200 may
-		// still come.
-		u.watchLateAnswer(d)
+	if res.State != StateAnswered {
+		// Ended unanswered, given up (no ring in time, no 487 after the CANCEL, shutdown) or with a final
+		// response: a 200 may still come. After a final response the INVITE transaction would swallow it (a
+		// fork's 200 that crossed the CANCEL, which RFC 3261 16.7 has proxies forward even after the 487), so
+		// the transaction ends here and ended takes the 200, and the final response's retransmissions.
+		u.watchLateAnswer(d) // first: stray looks there first, so no response falls between
+		d.tx.Terminate()
 	}
+	u.calls.Delete(res.CallID)
 	return res
 }
 
-// watchLateAnswer remembers a call given up without a final answer for 64·T1 (sipgo's, read now), so that
-// a 200 OK still on its way (from a slow trunk, or one that crossed the CANCEL) is ACKed and BYEd at once
-// rather than left to run.
+// watchLateAnswer remembers a call that ended unanswered for 64·T1 (sipgo's, read now), so that a 200 OK
+// still on its way (from a slow trunk, or one that crossed the CANCEL) is ACKed and BYEd at once rather
+// than left to run, and a retransmitted final response is ACKed again.
 func (u *UA) watchLateAnswer(d *dial) {
 	u.ended.Store(d.res.CallID, d)
 	time.AfterFunc(64*sipgosip.T1, func() { u.ended.CompareAndDelete(d.res.CallID, d) })
@@ -355,14 +366,24 @@ func (u *UA) Options(ctx context.Context, target, transport string) (int, error)
 	req := sipgosip.NewRequest(sipgosip.OPTIONS, sipgosip.Uri{Scheme: "sip", Host: host, Port: port, UriParams: transportParam(transport)})
 	req.SetTransport(strings.ToUpper(orUDP(transport)))
 	req.SetDestination(target)
-	res, err := u.clientFor(transport).Do(ctx, req)
+	res, err := do(ctx, u.clientFor(transport), req)
 	if err != nil {
 		return 0, fmt.Errorf("options %s: %w", target, err)
 	}
 	return res.StatusCode, nil
 }
 
-// dial is the state of one call while Dial runs it. Only Dial's goroutine touches it.
+// do is client.Do without its (nil, nil): sipgo's Terminate (Close does it to every transaction) closes
+// Done before it sets the error, so a request in flight then gets neither a response nor an error.
+func do(ctx context.Context, client *sipgo.Client, req *sipgosip.Request) (*sipgosip.Response, error) {
+	res, err := client.Do(ctx, req)
+	if err == nil && res == nil {
+		err = sipgosip.ErrTransactionTerminated
+	}
+	return res, err
+}
+
+// dial is the state of one call while Dial runs it. Only Dial's goroutine touches it, but for lateMu's.
 type dial struct {
 	ua     *UA
 	client *sipgo.Client
@@ -381,6 +402,12 @@ type dial struct {
 	cancelAnswered bool   // the CANCEL got a 200
 
 	dialTimer, ringTimer, guardTimer *time.Timer
+
+	// The INVITE transaction's retransmission hook and late responses reach the call from sipgo's goroutines,
+	// also after Dial returned: lateMu guards what they change.
+	lateMu     sync.Mutex
+	dialogs    map[string]*sipgosip.Request // the ACK of each 2xx dialog hung up, by its To tag
+	finalAcked time.Time                    // when a final response that came after the call ended was ACKed
 
 	media     *atomic.Uint64 // early media packets from the address the callee's SDP gave
 	mediaStop func()
@@ -432,6 +459,12 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 				// The transaction layer matches by Via branch and method only (RFC 3261 17.1.3); a response
 				// naming another Call-ID or CSeq is a broken or hostile peer's, and does not move this call.
 				d.ua.log.Warn("response for another call or request ignored", "call_id", d.res.CallID, "status", r.StatusCode)
+				continue
+			}
+			if r.StatusCode < 100 {
+				// Not a SIP status, though sipgo passes it on as a provisional: no ring, and no sign of life
+				// that would allow a CANCEL or forbid failing over.
+				d.ua.log.Warn("response without a SIP status ignored", "call_id", d.res.CallID, "status", r.StatusCode)
 				continue
 			}
 			if d.onResponse(ctx, r, progress) {
@@ -647,18 +680,62 @@ func (d *dial) ackFailure(r *sipgosip.Response) {
 	}
 }
 
-// hangUp ACKs a 2xx and sends BYE in the background, so the call's outcome is known at once.
+// ackLateFinal ACKs a final response that came after the call ended (again, as its ACK was lost, or from
+// another fork), at most once per T1: a peer that answers every ACK with it again loops no faster than its
+// own retransmissions would (sipgo's transaction waits T2 for the same reason).
+func (d *dial) ackLateFinal(r *sipgosip.Response) {
+	d.lateMu.Lock()
+	due := time.Since(d.finalAcked) >= sipgosip.T1
+	if due {
+		d.finalAcked = time.Now()
+	}
+	d.lateMu.Unlock()
+	if due {
+		d.ackFailure(r)
+	}
+}
+
+// hangUp ACKs a 2xx and sends BYE in the background, so the call's outcome is known at once. Each dialog
+// is hung up once: a retransmitted 2xx gets its ACK again, and a 2xx from another fork (another To tag) is a
+// dialog of its own, ACKed and BYEd too (RFC 3261 13.2.2.4), never left answered.
 func (d *dial) hangUp(ok *sipgosip.Response) {
-	ack := newInDialog(sipgosip.ACK, d.inv, ok)
-	ack.SetDestination(d.inv.Destination())
-	if err := d.client.WriteRequest(ack); err != nil {
+	tag := ""
+	if to := ok.To(); to != nil {
+		tag, _ = to.Params.Get("tag")
+	}
+	d.lateMu.Lock()
+	first := d.dialogs == nil
+	ack, seen := d.dialogs[tag]
+	if seen {
+		ack = ack.Clone()
+	} else {
+		ack = newInDialog(sipgosip.ACK, d.inv, ok)
+		ack.SetDestination(d.inv.Destination())
+	}
+	err := d.client.WriteRequest(ack) // under the lock: the first write gives the ACK the Via its copies keep
+	if !seen {
+		if first {
+			d.dialogs = map[string]*sipgosip.Request{}
+		}
+		d.dialogs[tag] = ack
+	}
+	d.lateMu.Unlock()
+	if err != nil {
 		d.ua.log.Warn("ack not sent", "call_id", d.res.CallID, "err", err)
 	}
-	d.tx.OnRetransmission(func(r *sipgosip.Response) {
-		if r.IsSuccess() {
-			_ = d.client.WriteRequest(ack.Clone())
-		}
-	})
+	if seen {
+		return
+	}
+	if first {
+		// The transaction passes 2xx retransmissions, and other forks' 2xx, only to this hook.
+		d.tx.OnRetransmission(func(r *sipgosip.Response) {
+			if r.IsSuccess() {
+				d.hangUp(r)
+			}
+		})
+	} else {
+		d.ua.log.Warn("2xx from another fork: hanging it up too", "call_id", d.res.CallID)
+	}
 	bye := newInDialog(sipgosip.BYE, d.inv, ok)
 	bye.CSeq().SeqNo++
 	bye.SetDestination(d.inv.Destination())
@@ -669,7 +746,7 @@ func (d *dial) hangUp(ok *sipgosip.Response) {
 		defer d.ua.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 		defer cancel()
-		res, err := d.client.Do(ctx, bye)
+		res, err := do(ctx, d.client, bye)
 		if err != nil || res.StatusCode >= 300 {
 			d.ua.log.Warn("bye failed", "call_id", d.res.CallID, "err", err)
 		}

@@ -19,24 +19,65 @@ func TestHostileTrunks(t *testing.T) {
 	tests := []struct {
 		scenario      string
 		state, reason string // "" : any final outcome
+		password      string // the trunk's digest password; "": none
+		// complete: SIPp's scenario must run to its end, i.e. the engine sent what it waits for (ACK, BYE, a
+		// CANCEL naming the right request) and nothing it does not expect.
+		complete bool
 	}{
-		{"garbage.xml", "failed", "no_ring"},
-		{"no_to_tag_200.xml", "answered", ""},
-		{"endless_100.xml", "failed", "no_ring"},
-		{"ring_forever.xml", "failed", "trunk_error"},
-		{"storm.xml", "missed", ""},
-		{"decline_after_cancel.xml", "failed", "rejected"},
-		{"huge_header.xml", "", ""},
-		{"duplicated_headers.xml", "", ""},
-		{"wrong_ids.xml", "failed", "no_ring"},
-		{"missing_headers.xml", "missed", ""},
-		{"vanish.xml", "failed", "trunk_error"},
+		{"garbage.xml", "failed", "no_ring", "", false},
+		{"no_to_tag_200.xml", "answered", "", "", false},
+		{"endless_100.xml", "failed", "no_ring", "", false},
+		{"ring_forever.xml", "failed", "trunk_error", "", false},
+		{"storm.xml", "missed", "", "", false},
+		{"decline_after_cancel.xml", "failed", "rejected", "", false},
+		{"huge_header.xml", "", "", "", false},
+		{"duplicated_headers.xml", "", "", "", false},
+		{"wrong_ids.xml", "failed", "no_ring", "", false},
+		{"missing_headers.xml", "missed", "", "", false},
+		{"vanish.xml", "failed", "trunk_error", "", false},
+		{"redirect_302.xml", "failed", "client_error", "", true},
+		{"auth_401_no_credentials.xml", "failed", "auth_failed", "", true},
+		{"auth_407_loop.xml", "failed", "auth_failed", "secret", true},
+		{"auth_407_then_ring.xml", "missed", "", "secret", true},
+		{"prack_100rel.xml", "missed", "", "", true},
+		{"forked_200.xml", "answered", "", "", true},
+		{"forked_two_200.xml", "answered", "", "", true},
+		{"answer_at_once_sdp.xml", "answered", "", "", true},
+		{"answer_at_once_no_sdp.xml", "answered", "", "", true},
+		{"answer_then_callee_bye.xml", "answered", "", "", true},
+		{"answer_bye_unanswered.xml", "answered", "", "", false},
+		{"cancel_481_then_487.xml", "missed", "", "", true},
+		{"cancel_500_then_nothing.xml", "failed", "trunk_error", "", false},
+		{"cancel_408_then_200.xml", "answered", "", "", true},
+		{"no_tag_487.xml", "missed", "", "", true},
+		{"ring_garbage_route.xml", "missed", "", "", true},
+		{"answer_garbage_route.xml", "answered", "", "", true},
+		{"answer_wildcard_contact.xml", "answered", "", "", true},
+		{"answer_sips_contact.xml", "answered", "", "", true},
+		{"foreign_via.xml", "failed", "no_ring", "", true},
+		{"trunk_requests.xml", "missed", "", "", true},
+		{"answer_retransmitted.xml", "answered", "", "", false},
+		{"late_answer_retransmitted.xml", "failed", "no_ring", "", true}, // answered too late to count: the outcome stands
+		{"garbage_media_sdp.xml", "missed", "", "", true},
+		{"long_content_length.xml", "failed", "no_ring", "", true},
+		{"status_101_199.xml", "failed", "no_ring", "", true}, // SPEC: only 180 and 183 ring (RFC 3261 8.1.3.2 would take them for 183)
+		{"status_699.xml", "failed", "trunk_error", "", true},
+		{"status_999.xml", "failed", "trunk_error", "", true},
+		{"status_0.xml", "failed", "no_ring", "", true},
+		{"answer_after_guard.xml", "missed", "", "", true}, // answered after the call ended: the outcome stands
+		{"final_then_200.xml", "missed", "", "", true},
+		{"final_twice.xml", "missed", "", "", true},
+		{"answer_long_route_set.xml", "answered", "", "", true},
+		{"auth_401_garbage_challenge.xml", "failed", "auth_failed", "secret", true},
 	}
 	for _, tc := range tests {
 		t.Run(strings.TrimSuffix(tc.scenario, ".xml"), func(t *testing.T) {
 			uas := peers.StartUAS(t, "hostile/"+tc.scenario, 1)
 			cfg := testConfig(t, uas.Addr)
 			cfg.Dialer.DialTimeout, cfg.Dialer.CancelGuard = time.Second, time.Second
+			if tc.password != "" {
+				cfg.Trunks[0].Username, cfg.Trunks[0].Password = "flashotp", tc.password
+			}
 			m := startMain(t, cfg)
 			c := client{t, "http://" + m.HTTPAddr}
 
@@ -58,6 +99,18 @@ func TestHostileTrunks(t *testing.T) {
 			}
 			if a := c.do("GET", "/healthz", ""); a.status != 200 {
 				t.Fatalf("engine stopped serving: %d", a.status)
+			}
+			if tc.complete {
+				// 1: the call failed its scenario (an unexpected message, a timeout, a failed check). Other
+				// codes are SIPp's own fatal errors, not a verdict on the engine (seen: 254, "fatal error
+				// binding a socket", mid-call, while other SIPps ran on the machine).
+				switch code := uas.Wait(t, 10*time.Second); code {
+				case 0:
+				case 1:
+					t.Errorf("sipp exit 1: the trunk's scenario did not complete\n%s", uas.Messages())
+				default:
+					t.Logf("sipp exit %d: SIPp's own error, the scenario's verdict is unknown", code)
+				}
 			}
 			if a := c.send("+33612345678"); a.status != 202 {
 				t.Fatalf("engine refuses sends after the hostile trunk: %d %s", a.status, a.raw)

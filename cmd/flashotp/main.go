@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	sipgosip "github.com/emiago/sipgo/sip"
 	"github.com/spf13/cobra"
 
 	"flashotp/configs"
@@ -27,6 +28,11 @@ var version = "dev"
 // default of 100 the collector ran about a fifth of the CPU under load. 400 gave 1.3 times the sends per
 // second at 2,500/s offered (docs/benchmarks.md), for a heap up to five times the live one.
 const gcPercent = 400
+
+// sipgo refuses to write a UDP message over UDPMTUSize-200 bytes (1300) and has no TCP fallback, so an ACK
+// or BYE carrying a trunk's long Record-Route set would never leave and an answered callee would stay up.
+// Such messages go out as fragmented datagrams instead. sipgo's settings are package globals: set here only.
+func init() { sipgosip.UDPMTUSize = 65535 }
 
 func main() {
 	if os.Getenv("GOGC") == "" {
