@@ -48,6 +48,7 @@ fuzz:
 	$(FUZZ) FuzzVerifyBody ./httpapi/
 	$(FUZZ) FuzzResendBody ./httpapi/
 	$(FUZZ) FuzzAppBody ./httpapi/
+	$(FUZZ) FuzzPoolBody ./httpapi/
 	$(FUZZ) FuzzValidateNumbers ./numberpool/
 	$(FUZZ) FuzzSDPMediaAddr ./sip/
 	$(FUZZ) FuzzTrunkResponse ./sip/

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -217,6 +218,87 @@ func FuzzAppBody(f *testing.F) {
 			if del.status != http.StatusNoContent || made.status != http.StatusCreated {
 				t.Fatalf("make the app fuzz again: %d %s, %d %s", del.status, del.body, made.status, made.body)
 			}
+		}
+	})
+}
+
+// FuzzPoolBody sends each body to every admin pool route that reads one: POST /admin/pools (create), PUT
+// /admin/pools/live (replace), POST /admin/pools/live/entries (add an entry), then
+// POST /admin/pools/live/quarantine and .../release. The pool live is one of demo's, so a change to it is
+// checked against demo's code space. A 2xx answer must be what the registry now holds. What a body made or
+// changed is undone, and every body must leave the pools and the store as it found them: quarantine and
+// release take the same body, so a body that quarantined something releases it, and only such a body may.
+func FuzzPoolBody(f *testing.F) {
+	e := newEnv(f)
+	const live = `{"name":"live","entries":[{"numbers":["+33198765XXXX"],"countries":["FR"],"enabled":true}]}`
+	if res := e.do(f, "POST", "/admin/pools", live, admin); res.status != http.StatusCreated {
+		f.Fatalf("create the pool live: %d %s", res.status, res.body)
+	}
+	pools, stored := e.poolsSnapshot(f), storetest.Snapshot(f, e.db, storetest.Buckets...)
+	// saved checks that a success answered status with what the registry holds now.
+	saved := func(t *testing.T, route string, res response, status int, held any, body []byte) {
+		t.Helper()
+		want, err := json.Marshal(held)
+		if err != nil || res.status != status || !bytes.Equal(res.body, want) {
+			t.Fatalf("%s answered %d %s for body %q; want %d %s (%v)", route, res.status, res.body, body, status, want, err)
+		}
+	}
+	// undo sends a request that puts back what a body changed.
+	undo := func(t *testing.T, method, path, reqBody string, status int, body []byte) {
+		t.Helper()
+		if res := e.do(t, method, path, reqBody, admin); res.status != status {
+			t.Fatalf("undo body %q: %s %s: %d %s, want %d", body, method, path, res.status, res.body, status)
+		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		res, _ := e.checkBody(t, "POST", "/admin/pools", admin, body)
+		if res.status < 400 {
+			var made struct{ Name string }
+			if err := json.Unmarshal(res.body, &made); err != nil {
+				t.Fatalf("create answered %d %s for body %q: %v", res.status, res.body, body, err)
+			}
+			p, ok := e.pools.Pool(made.Name)
+			if !ok || p.FromConfig {
+				t.Fatalf("create answered %s for body %q, but the registry has %+v (%v)", res.body, body, p, ok)
+			}
+			saved(t, "create", res, http.StatusCreated, p, body)
+			undo(t, "DELETE", "/admin/pools/"+url.PathEscape(made.Name), "", http.StatusNoContent, body)
+		}
+
+		res, _ = e.checkBody(t, "PUT", "/admin/pools/live", admin, body)
+		if res.status < 400 {
+			p, _ := e.pools.Pool("live")
+			saved(t, "replace", res, http.StatusOK, p, body)
+			undo(t, "PUT", "/admin/pools/live", live, http.StatusOK, body)
+		}
+
+		res, _ = e.checkBody(t, "POST", "/admin/pools/live/entries", admin, body)
+		if res.status < 400 {
+			p, _ := e.pools.Pool("live")
+			added := p.Entries[len(p.Entries)-1]
+			if len(p.Entries) != 2 || added.ID == "" || added.FromConfig {
+				t.Fatalf("add entry answered %s for body %q, but live has %+v", res.body, body, p.Entries)
+			}
+			saved(t, "add entry", res, http.StatusCreated, added, body)
+			undo(t, "DELETE", "/admin/pools/live/entries/"+url.PathEscape(added.ID), "", http.StatusNoContent, body)
+		}
+
+		quarantined, _ := e.checkBody(t, "POST", "/admin/pools/live/quarantine", admin, body)
+		if quarantined.status < 400 {
+			var q numberpool.Quarantine
+			err := json.Unmarshal(quarantined.body, &q)
+			if err != nil || quarantined.status != http.StatusOK || !q.Manual || q.Pool != "live" || q.Entry != "e1" || q.Reason == "" ||
+				!q.Since.Equal(e.clock.Now()) || !q.Until.After(q.Since) || (q.CLI != "" && !strings.HasSuffix(q.CLI, "****")) {
+				t.Fatalf("quarantine answered %d %s for body %q (%v)", quarantined.status, quarantined.body, body, err)
+			}
+		}
+		released, _ := e.checkBody(t, "POST", "/admin/pools/live/release", admin, body)
+		if quarantined.status < 400 && released.status != http.StatusNoContent || quarantined.status >= 400 && released.status < 400 {
+			t.Fatalf("body %q: quarantine answered %d %s, then release %d %s", body, quarantined.status, quarantined.body, released.status, released.body)
+		}
+
+		if p, s := e.poolsSnapshot(t), storetest.Snapshot(t, e.db, storetest.Buckets...); p != pools || !maps.Equal(s, stored) {
+			t.Fatalf("body %q left the pools or the store changed:\nbefore %s\nafter  %s", body, pools, p)
 		}
 	})
 }
