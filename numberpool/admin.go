@@ -152,11 +152,22 @@ func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool,
 
 // PutPool creates or replaces a pool.
 func (r *Registry) PutPool(p Pool) (Pool, error) {
-	p.FromConfig = false
+	p = adminMade(p)
 	return r.change(p.Name, func(cur *Pool, _ bool) (bool, error) {
 		*cur = p
 		return true, nil
 	})
+}
+
+// adminMade marks p and its entries as made through the admin API, whatever the body said: only the config
+// file makes a pool or an entry from_config (which the admin API may not remove).
+func adminMade(p Pool) Pool {
+	p.FromConfig = false
+	p.Entries = slices.Clone(p.Entries)
+	for i := range p.Entries {
+		p.Entries[i].FromConfig = false
+	}
+	return p
 }
 
 // ErrExists is returned by CreatePool for a name that is taken.
@@ -164,7 +175,7 @@ var ErrExists = errors.New("exists")
 
 // CreatePool creates a pool; it fails with ErrExists if the name is taken.
 func (r *Registry) CreatePool(p Pool) (Pool, error) {
-	p.FromConfig = false
+	p = adminMade(p)
 	return r.change(p.Name, func(cur *Pool, exists bool) (bool, error) {
 		if exists {
 			return false, fmt.Errorf("%w: pool %q; PUT replaces it", ErrExists, p.Name)

@@ -735,6 +735,23 @@ func TestPutPoolEntryIDs(t *testing.T) {
 	}
 }
 
+// from_config is the config file's to give: a pool made or replaced through the admin API with entries
+// claiming it does not show them as the config file's.
+func TestAdminPoolCannotClaimConfigEntries(t *testing.T) {
+	f := newFixture(t, numberpool.Config{}, pool("demo", entry("+44207946XXXX")))
+	claimed := entry("+33198765XXXX")
+	claimed.ID, claimed.FromConfig = "e1", true
+	for _, put := range []func(numberpool.Pool) (numberpool.Pool, error){f.reg.CreatePool, f.reg.PutPool} {
+		p, err := put(numberpool.Pool{Name: "live", Entries: []numberpool.Entry{claimed}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Entries[0].FromConfig {
+			t.Fatalf("an admin pool's entry kept from_config: %+v", p.Entries[0])
+		}
+	}
+}
+
 // reopenWithin is reopen with a time limit. A registry that hangs holds the store's write lock for good,
 // so the test's store is then left open rather than closed.
 func (f *fixture) reopenWithin(t *testing.T, d time.Duration) error {
