@@ -29,6 +29,9 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 
 // UnmarshalJSON reads a Go duration string.
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // as for any JSON value: null leaves the default
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return errors.New("want a duration such as \"30s\" or \"5m\"")

@@ -973,3 +973,19 @@ func TestAddToConfigPool(t *testing.T) {
 		t.Fatalf("after removing the added entry and a restart, FR got %s", p.Entry)
 	}
 }
+
+// A duration in JSON is a string like "24h"; null leaves the default, as for any optional field.
+func TestDurationJSON(t *testing.T) {
+	for body, want := range map[string]time.Duration{`{"cooldown":"90s"}`: 90 * time.Second, `{"cooldown":null}`: 0, `{}`: 0} {
+		var p numberpool.Pool
+		if err := json.Unmarshal([]byte(body), &p); err != nil || time.Duration(p.Cooldown) != want {
+			t.Errorf("%s: cooldown %s, %v; want %s", body, time.Duration(p.Cooldown), err, want)
+		}
+	}
+	for _, body := range []string{`{"cooldown":""}`, `{"cooldown":90}`, `{"cooldown":"soon"}`} {
+		var p numberpool.Pool
+		if err := json.Unmarshal([]byte(body), &p); err == nil || !strings.Contains(err.Error(), `want a duration like "24h"`) {
+			t.Errorf("%s: %v, want an error naming the form", body, err)
+		}
+	}
+}
