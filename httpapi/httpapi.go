@@ -234,7 +234,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		code, message = aerr.Code, aerr.Message
 	case errors.Is(err, store.ErrFailed):
 		// The disk failed under a read or an admin write (otp reports its own failed writes so).
-		code, message = otp.ErrUnavailable, "the store cannot be read now; try again"
+		code, message = otp.ErrUnavailable, "the store failed (a full or failing disk); try again"
 		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
 	case errors.As(err, &ferr):
 		// Errors of the HTTP layer itself, before any handler: the body limit, unknown routes, requests

@@ -482,14 +482,14 @@ func (s *Service) put(tx *store.Tx, rec *record) error {
 }
 
 // storeFailed turns an error of the store (a full, read-only or failing disk) into unavailable: the
-// transaction rolled back, so the request changed nothing and may be retried. The detail is logged.
+// transaction rolled back (but see store.ErrFailed), so the request may be retried. The detail is logged.
 func (s *Service) storeFailed(what string, err error) error {
 	var e *Error
 	if errors.As(err, &e) {
 		return err
 	}
 	s.log.Error(what, "err", err)
-	e = errorf(ErrUnavailable, "the store cannot take writes now; nothing was changed, try again")
+	e = errorf(ErrUnavailable, "the store cannot take writes now (a full or failing disk); try again")
 	e.RetryAfter = 5 * time.Second
 	return e
 }

@@ -395,7 +395,6 @@ type dial struct {
 	stray chan *sipgosip.Response
 
 	authTried      bool
-	final          bool // a final response to the INVITE came
 	cancelled      bool // CANCEL was sent (or tried)
 	cancelTx       sipgosip.ClientTransaction
 	cancelReason   Reason // why we sent CANCEL: "" for the normal ring-then-cancel
@@ -468,7 +467,6 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 				continue
 			}
 			if d.onResponse(ctx, r, progress) {
-				d.final = true // every call onResponse ends, it ends on a final response
 				return
 			}
 		case <-d.tx.Done():
@@ -509,7 +507,6 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 				d.ackFailure(r)
 				d.tx.Terminate()
 				d.onResponse(ctx, r, progress)
-				d.final = true
 				return
 			}
 		case <-timerC(d.guardTimer):

@@ -12,11 +12,9 @@ import (
 	"flashotp/store"
 )
 
-// unwriteLastTransaction puts otp_last in a database holding otp_0..otp_<n-1>, then makes the file what a
-// disk failing under that commit can leave: the new meta page on disk, the other pages the transaction
-// wrote zeros (all of them, or, with spareTop, all but the top of the tree and the freelist, which the
-// meta page names). It returns the database path and the damaged file's bytes.
-func unwriteLastTransaction(t *testing.T, n int, spareTop bool) (string, []byte) {
+// writeTransactions puts otp_0..otp_<n-1> in a new database, then otp_last in a transaction of its own, and
+// closes it. It returns the path and the file before and after the last transaction.
+func writeTransactions(t *testing.T, n int) (path string, before, after []byte) {
 	t.Helper()
 	db, path := mustOpen(t)
 	for i := range n {
@@ -34,10 +32,19 @@ func unwriteLastTransaction(t *testing.T, n int, spareTop bool) (string, []byte)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	after, err := os.ReadFile(path)
-	if err != nil {
+	if after, err = os.ReadFile(path); err != nil {
 		t.Fatal(err)
 	}
+	return path, before, after
+}
+
+// unwriteLastTransaction makes a database as writeTransactions does, then makes the file what a disk
+// failing under the last commit can leave: the new meta page on disk, the other pages the transaction wrote
+// zeros (all of them, or, with spareTop, all but the top of the tree and the freelist, which the meta page
+// names). It returns the database path and the damaged file's bytes.
+func unwriteLastTransaction(t *testing.T, n int, spareTop bool) (string, []byte) {
+	t.Helper()
+	path, before, after := writeTransactions(t, n)
 	ps := os.Getpagesize()
 	// The newer meta page names the root of the buckets and the freelist (page header 16 bytes, then
 	// magic, version, page size, flags: the root's page ID at 32, the freelist's at 48, the txid at 64).
@@ -141,6 +148,44 @@ func TestOpenRefusesDamagedFile(t *testing.T) {
 		t.Fatalf("Open: %v, want ErrDamaged", err)
 	}
 	if after, _ := os.ReadFile(path); !bytes.Equal(after, b) {
+		t.Fatal("Open changed a file it refused")
+	}
+	if kept, _ := filepath.Glob(path + ".damaged-*"); len(kept) != 0 {
+		t.Fatalf("kept files for a refused file: %v", kept)
+	}
+}
+
+// Damage the last transaction did not make (a page it never touched) is not mended by taking it back: after
+// an unclean stop Open refuses the file, saying what bbolt's check found, and leaves it as it was.
+func TestOpenLeavesOlderDamageAlone(t *testing.T) {
+	path, before, after := writeTransactions(t, 300)
+	ps, zeroed := os.Getpagesize(), false
+	for id := 2; !zeroed && (id+1)*ps <= len(before); id++ {
+		page := after[id*ps : (id+1)*ps]
+		if bytes.Equal(before[id*ps:(id+1)*ps], page) && binary.LittleEndian.Uint16(page[8:]) == 0x02 { // a leaf
+			clear(page)
+			zeroed = true
+		}
+	}
+	if !zeroed {
+		t.Fatal("no leaf page the last transaction left alone")
+	}
+	if err := os.WriteFile(path, after, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".open", nil, 0o600); err != nil { // as a killed engine leaves it
+		t.Fatal(err)
+	}
+	db, err := store.Open(path, "")
+	if err == nil {
+		db.Close()
+		t.Fatal("Open accepted a file with a zeroed leaf")
+	}
+	if !errors.Is(err, store.ErrDamaged) {
+		t.Fatalf("Open: %v, want ErrDamaged", err)
+	}
+	t.Log(err)
+	if now, _ := os.ReadFile(path); !bytes.Equal(now, after) {
 		t.Fatal("Open changed a file it refused")
 	}
 	if kept, _ := filepath.Glob(path + ".damaged-*"); len(kept) != 0 {

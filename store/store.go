@@ -35,9 +35,13 @@ var (
 	// ErrBadKey is returned by Open when the configured or stored server key is not usable.
 	ErrBadKey = errors.New("bad server key")
 	// ErrFailed wraps the database's own errors, as opposed to its callers': a full, read-only or failing
-	// disk, a file that can no longer be mapped. Nothing was changed; the call may succeed once the disk
-	// is mended.
+	// disk, a file that can no longer be mapped. A write that failed so was rolled back, with one exception
+	// bbolt cannot help: a disk that fails between writing a transaction's meta page and syncing it leaves
+	// that transaction visible to this process (and maybe on disk). The call may succeed once the disk is
+	// mended.
 	ErrFailed = errors.New("store failed")
+	// ErrDamaged is returned by Open when neither of the database's two last transactions can be read.
+	ErrDamaged = errors.New("database file is damaged")
 )
 
 // KeyFile is the name of the server key file created beside the database when no key is configured.

@@ -732,6 +732,7 @@ phone: {enabled: false}
 		return row, err
 	}
 	engine := exec.Command(exe, "serve", "--config", config)
+	engine.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // not left behind if the bench dies
 	stderr, err := engine.StderrPipe()
 	if err != nil {
 		return row, err
@@ -749,8 +750,10 @@ phone: {enabled: false}
 		for sc.Scan() {
 			if _, after, ok := strings.Cut(sc.Text(), `msg="flashotp serving" http=`); ok {
 				addr <- strings.Fields(after)[0]
+				break
 			}
 		}
+		_, _ = io.Copy(io.Discard, stderr) // the engine must never block on its log
 	}()
 	var base string
 	select {
