@@ -9,7 +9,6 @@
 package apps
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -19,30 +18,12 @@ import (
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"flashotp/numberpool"
 )
 
-// Duration is a time.Duration written in JSON as a Go duration string ("5m").
-type Duration time.Duration
-
-// MarshalJSON writes d as "5m0s".
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// UnmarshalJSON reads a Go duration string.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil // as for any JSON value: null leaves the default
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return errors.New("want a duration such as \"30s\" or \"5m\"")
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("want a duration such as \"30s\" or \"5m\", got %q", s)
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is a time.Duration written in JSON as a Go duration string ("5m"): the number pools' own.
+type Duration = numberpool.Duration
 
 // Limit is one rate limit: at most Limit events per Window; Limit 0 switches it off.
 type Limit struct {

@@ -2,7 +2,6 @@ package apps_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -159,19 +158,5 @@ func TestRefusedChangesKeepState(t *testing.T) {
 	}
 	if _, err := r.RotateKey("shop", created.Key.Key); !errors.Is(err, apps.ErrRevoked) {
 		t.Errorf("rotating a revoked key: %v", err)
-	}
-}
-
-// A duration in JSON is a string like "5m"; null leaves the default, as for any optional setting.
-func TestDurationJSON(t *testing.T) {
-	for body, want := range map[string]time.Duration{`{"ttl":"90s"}`: 90 * time.Second, `{"ttl":null}`: 0} {
-		var a apps.App
-		if err := json.Unmarshal([]byte(body), &a); err != nil || time.Duration(a.TTL) != want {
-			t.Errorf("%s: ttl %s, %v; want %s", body, time.Duration(a.TTL), err, want)
-		}
-	}
-	var a apps.App
-	if err := json.Unmarshal([]byte(`{"ttl":""}`), &a); err == nil {
-		t.Error(`ttl "" accepted`)
 	}
 }

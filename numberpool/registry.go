@@ -164,7 +164,7 @@ func (p Pool) Validate() error {
 	return nil
 }
 
-// Duration is a time.Duration written as "24h" in JSON.
+// Duration is a time.Duration written as "24h" in JSON (the apps' settings use it too).
 type Duration time.Duration
 
 // MarshalJSON writes the duration as a Go duration string.
@@ -177,11 +177,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("want a duration like \"24h\": %w", err)
+		return fmt.Errorf("want a duration like \"30s\" or \"24h\": %w", err)
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("want a duration like \"24h\", got %q", s)
+		return fmt.Errorf("want a duration like \"30s\" or \"24h\", got %q", s)
 	}
 	*d = Duration(v)
 	return nil

@@ -984,7 +984,7 @@ func TestDurationJSON(t *testing.T) {
 	}
 	for _, body := range []string{`{"cooldown":""}`, `{"cooldown":90}`, `{"cooldown":"soon"}`} {
 		var p numberpool.Pool
-		if err := json.Unmarshal([]byte(body), &p); err == nil || !strings.Contains(err.Error(), `want a duration like "24h"`) {
+		if err := json.Unmarshal([]byte(body), &p); err == nil || !strings.Contains(err.Error(), `want a duration like "30s" or "24h"`) {
 			t.Errorf("%s: %v, want an error naming the form", body, err)
 		}
 	}
