@@ -130,29 +130,9 @@ func wantReverted(t *testing.T, db *store.DB, n int) {
 
 // When the transaction before is unreadable too, Open refuses the file, saying so, and changes nothing.
 func TestOpenRefusesDamagedFile(t *testing.T) {
-	path, _ := unwriteLastTransaction(t, 1, false)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, b := unwriteLastTransaction(t, 1, false)
 	clear(b[2*os.Getpagesize():]) // every page but the metas
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(path, "")
-	if err == nil {
-		db.Close()
-		t.Fatal("Open accepted a file whose pages are all zeros")
-	}
-	if !errors.Is(err, store.ErrDamaged) {
-		t.Fatalf("Open: %v, want ErrDamaged", err)
-	}
-	if after, _ := os.ReadFile(path); !bytes.Equal(after, b) {
-		t.Fatal("Open changed a file it refused")
-	}
-	if kept, _ := filepath.Glob(path + ".damaged-*"); len(kept) != 0 {
-		t.Fatalf("kept files for a refused file: %v", kept)
-	}
+	wantRefused(t, path, b)
 }
 
 // Damage the last transaction did not make (a page it never touched) is not mended by taking it back: after
@@ -170,22 +150,29 @@ func TestOpenLeavesOlderDamageAlone(t *testing.T) {
 	if !zeroed {
 		t.Fatal("no leaf page the last transaction left alone")
 	}
-	if err := os.WriteFile(path, after, 0o600); err != nil {
+	if err := os.WriteFile(path+".open", nil, 0o600); err != nil { // as a killed engine leaves it
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path+".open", nil, 0o600); err != nil { // as a killed engine leaves it
+	wantRefused(t, path, after)
+}
+
+// wantRefused writes file at path and checks that Open refuses it with ErrDamaged, leaving it as it was and
+// keeping no copy.
+func wantRefused(t *testing.T, path string, file []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, file, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	db, err := store.Open(path, "")
 	if err == nil {
 		db.Close()
-		t.Fatal("Open accepted a file with a zeroed leaf")
+		t.Fatal("Open accepted a damaged file")
 	}
 	if !errors.Is(err, store.ErrDamaged) {
 		t.Fatalf("Open: %v, want ErrDamaged", err)
 	}
 	t.Log(err)
-	if now, _ := os.ReadFile(path); !bytes.Equal(now, after) {
+	if now, _ := os.ReadFile(path); !bytes.Equal(now, file) {
 		t.Fatal("Open changed a file it refused")
 	}
 	if kept, _ := filepath.Glob(path + ".damaged-*"); len(kept) != 0 {
