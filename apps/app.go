@@ -175,10 +175,9 @@ func (a App) Validate() error {
 			bad(fmt.Sprintf("pools[%d]", i), "want letters, digits, _ . -, got %q", p)
 		}
 	}
-	regions := phonenumbers.GetSupportedRegions()
 	for i, c := range a.AllowedCountries {
-		if !regions[c] {
-			bad(fmt.Sprintf("allowed_countries[%d]", i), "want an ISO 3166 country code such as GB or US, got %q", c)
+		if err := numberpool.CheckCountry(c); err != nil {
+			bad(fmt.Sprintf("allowed_countries[%d]", i), "%v", err)
 		}
 	}
 	for i, t := range a.BlockedNumberTypes {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,5 +160,25 @@ func TestRefusedChangesKeepState(t *testing.T) {
 	}
 	if _, err := r.RotateKey("shop", created.Key.Key); !errors.Is(err, apps.ErrRevoked) {
 		t.Errorf("rotating a revoked key: %v", err)
+	}
+}
+
+// allowed_countries takes the codes a pool entry's countries take (numberpool.CheckCountry), with the same
+// hint for the codes people write by mistake.
+func TestAllowedCountries(t *testing.T) {
+	r := open(t, filepath.Join(t.TempDir(), "flashotp.db"), testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
+	tests := []struct {
+		countries []string
+		want      string // in the error; "": created
+	}{
+		{[]string{"GB", "GG", "US"}, ""},
+		{[]string{"GB", "UK"}, `allowed_countries[1]: want an ISO 3166-1 alpha-2 country code such as GB or US, got "UK" (UK is not the code of any country's numbers; did you mean GB?)`},
+		{[]string{"ZZ"}, `allowed_countries[0]: want an ISO 3166-1 alpha-2 country code such as GB or US, got "ZZ"`},
+	}
+	for i, tt := range tests {
+		_, err := r.Create(apps.App{ID: "shop" + strconv.Itoa(i), Pools: []string{"demo"}, AllowedCountries: tt.countries})
+		if tt.want == "" && err != nil || tt.want != "" && (!errors.Is(err, apps.ErrInvalid) || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("allowed_countries %v: %v, want %q", tt.countries, err, tt.want)
+		}
 	}
 }

@@ -470,6 +470,11 @@ func (c Config) Validate() error {
 			if err := numberpool.ValidateNumbers(e.Numbers); err != nil {
 				bad(ekey+".numbers", "%v", err)
 			}
+			for k, cc := range e.Countries {
+				if err := numberpool.CheckCountry(cc); err != nil {
+					bad(fmt.Sprintf("%s.countries[%d]", ekey, k), "%v", err)
+				}
+			}
 			for _, tn := range e.Trunks {
 				if !seen["trunk "+tn] {
 					bad(ekey+".trunks", "no trunk named %q", tn)
@@ -482,7 +487,7 @@ func (c Config) Validate() error {
 		if p.QuarantineFor < 0 {
 			bad(key+".quarantine_for", "must not be negative")
 		}
-		// What the keys above do not cover (entry IDs, weights, countries, quarantine codes), once they hold.
+		// What the keys above do not cover (entry IDs, weights, quarantine codes), once they hold.
 		if len(errs) == before {
 			if err := p.NumberPool().Validate(); err != nil {
 				bad(key, "%v", err)

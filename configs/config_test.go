@@ -364,3 +364,45 @@ func TestHTTPTLSNeedsBoth(t *testing.T) {
 		t.Fatalf("a certificate without a key: %v", err)
 	}
 }
+
+// A pool entry's countries must be codes a recipient's country can be (as apps' allowed_countries): "UK"
+// would be stored and then never serve a British number, whose code is GB.
+func TestLoadPoolCountries(t *testing.T) {
+	example, err := os.ReadFile(exampleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		countries string
+		want      []string // what the error must say; none: it loads
+	}{
+		{`["UK"]`, []string{"pool[0].entries[0].countries[0]:", `"UK"`, "did you mean GB"}},
+		{`["FR", "ZZ"]`, []string{"pool[0].entries[0].countries[1]:", `"ZZ"`}},
+		{`["gb"]`, []string{"pool[0].entries[0].countries[0]:", "capitals: GB"}},
+		{`["GB"]`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.countries, func(t *testing.T) {
+			body := strings.Replace(string(example), `    numbers: ["+44207946XXXX"]`,
+				`    numbers: ["+44207946XXXX"]`+"\n    entries:\n      - numbers: [\"+44113496XXXX\"]\n        countries: "+tt.countries, 1)
+			cfg, err := configs.Load(writeConfig(t, body))
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				if got := cfg.Pool[0].Entries[0].Countries; len(got) != 1 || got[0] != "GB" {
+					t.Errorf("countries = %v, want [GB]", got)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}

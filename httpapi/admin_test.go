@@ -166,6 +166,22 @@ func TestAdminListPools(t *testing.T) {
 	}
 }
 
+// An entry for GB made through the admin API serves British recipients ("UK" is refused: TestAdminBadBodies).
+func TestAdminPoolGBEntry(t *testing.T) {
+	e := newEnv(t)
+	if res := e.do(t, "POST", "/admin/pools", `{"name":"live","entries":[{"numbers":["+44113496XXXX"],"countries":["GB"]}]}`, admin); res.status != http.StatusCreated {
+		t.Fatalf("create a GB pool: %d %s", res.status, res.body)
+	}
+	for _, recipient := range []string{"+447400123456", "+442079460000"} {
+		if res := e.do(t, "POST", "/otp/send", sendBody("demo", recipient), demo); res.status != http.StatusAccepted {
+			t.Fatalf("send to %s: %d %s", recipient, res.status, res.body)
+		}
+		if cli := e.dial.last(t).CLI; !strings.HasPrefix(cli, "+44113496") {
+			t.Errorf("send to %s: CLI %s, want the GB entry's +44113496…", recipient, cli)
+		}
+	}
+}
+
 // The life of a pool made through the admin API, step by step on one engine.
 func TestAdminPoolLifecycle(t *testing.T) {
 	e := newEnv(t)
@@ -364,6 +380,9 @@ func TestAdminBadBodies(t *testing.T) {
 		{"pool: bad range", "POST", "/admin/pools", `{"name":"live","entries":[{"numbers":["+33198769999-+33198760000"]}]}`, "numbers"},
 		{"pool: numbers not a list", "POST", "/admin/pools", `{"name":"live","entries":[{"numbers":"+33198765XXXX"}]}`, "numbers"},
 		{"pool: bad country", "POST", "/admin/pools", `{"name":"live","entries":[{"numbers":["+33198765XXXX"],"countries":["France"]}]}`, "countries"},
+		{"pool: UK", "POST", "/admin/pools", `{"name":"live","entries":[{"numbers":["+44113496XXXX"],"countries":["UK"]}]}`, "countries[0]: want an ISO 3166-1 alpha-2 country code such as GB or US, got \"UK\" (UK is not the code of any country's numbers; did you mean GB?)"},
+		{"pool: ZZ", "POST", "/admin/pools", `{"name":"live","entries":[{"numbers":["+33198765XXXX"],"countries":["FR","ZZ"]}]}`, `countries[1]: want an ISO 3166-1 alpha-2 country code such as GB or US, got "ZZ"`},
+		{"entry: UK", "POST", "/admin/pools/demo/entries", `{"numbers":["+44113496XXXX"],"countries":["UK"]}`, "did you mean GB"},
 		{"pool: bad weight", "POST", "/admin/pools", `{"name":"live","entries":[{"numbers":["+33198765XXXX"],"weight":5000}]}`, "weight"},
 		{"pool: bad trunk", "POST", "/admin/pools", `{"name":"live","entries":[{"numbers":["+33198765XXXX"],"trunks":["a b"]}]}`, "trunks"},
 		{"pool: bad cooldown", "POST", "/admin/pools", `{"name":"live","entries":[` + fr + `],"cooldown":"soon"}`, "duration"},

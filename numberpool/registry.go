@@ -27,7 +27,7 @@ import (
 type Entry struct {
 	ID        string   `json:"id"`
 	Numbers   []string `json:"numbers"`
-	Countries []string `json:"countries,omitempty"` // ISO 3166 codes of the destinations it serves; empty: any
+	Countries []string `json:"countries,omitempty"` // ISO 3166-1 alpha-2 codes (CheckCountry) of the destinations it serves; empty: any
 	Trunks    []string `json:"trunks,omitempty"`    // trunks its calls may leave on; empty: any
 	Weight    int      `json:"weight"`              // share among the candidates, times its size; default 1
 	Enabled   bool     `json:"enabled"`
@@ -112,10 +112,7 @@ func (p Pool) WithDefaults() Pool {
 	return p
 }
 
-var (
-	nameRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	countryRe = regexp.MustCompile(`^[A-Z]{2}$`)
-)
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // Validate reports what is wrong with p, naming the field.
 func (p Pool) Validate() error {
@@ -136,9 +133,9 @@ func (p Pool) Validate() error {
 		if err := ValidateNumbers(e.Numbers); err != nil {
 			errs = append(errs, fmt.Errorf("%s.numbers: %w", key, err))
 		}
-		for _, c := range e.Countries {
-			if !countryRe.MatchString(c) {
-				errs = append(errs, fmt.Errorf("%s.countries: want ISO 3166 codes like GB, got %q", key, c))
+		for j, c := range e.Countries {
+			if err := CheckCountry(c); err != nil {
+				errs = append(errs, fmt.Errorf("%s.countries[%d]: %w", key, j, err))
 			}
 		}
 		for _, t := range e.Trunks {
