@@ -112,10 +112,27 @@ func (p Pool) WithDefaults() Pool {
 	return p
 }
 
-var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+var (
+	nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	// storedCountryRe is the form-only check pools were stored under before CheckCountry. A stored pool is
+	// held to it alone, so a "UK" stored then does not stop the engine from starting: NewRegistry warns of it.
+	storedCountryRe = regexp.MustCompile(`^[A-Z]{2}$`)
+)
 
 // Validate reports what is wrong with p, naming the field.
-func (p Pool) Validate() error {
+func (p Pool) Validate() error { return p.validate(CheckCountry) }
+
+// validStored is Validate for a pool read from the store: its countries need only the form.
+func validStored(p Pool) error {
+	return p.validate(func(c string) error {
+		if !storedCountryRe.MatchString(c) {
+			return CheckCountry(c)
+		}
+		return nil
+	})
+}
+
+func (p Pool) validate(checkCountry func(string) error) error {
 	var errs []error
 	if !nameRe.MatchString(p.Name) {
 		errs = append(errs, fmt.Errorf("name: want letters, digits, _ . -, got %q", p.Name))
@@ -134,7 +151,7 @@ func (p Pool) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.numbers: %w", key, err))
 		}
 		for j, c := range e.Countries {
-			if err := CheckCountry(c); err != nil {
+			if err := checkCountry(c); err != nil {
 				errs = append(errs, fmt.Errorf("%s.countries[%d]: %w", key, j, err))
 			}
 		}
@@ -287,10 +304,11 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 				}
 			}
 		} else {
-			lp, err := compile(p)
+			lp, err := compileWith(p, validStored)
 			if err != nil {
 				return fmt.Errorf("stored pool %s: %w", name, err)
 			}
+			r.warnCountries(lp.Pool)
 			r.pools[name] = lp
 		}
 		return nil
@@ -310,15 +328,20 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 			p.Entries[i].FromConfig = true
 		}
 		p = p.WithDefaults() // the file's entries get their IDs before the added ones are put beside them
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("pool %s: %w", p.Name, err)
+		}
 		for _, e := range added[p.Name] {
 			if !slices.ContainsFunc(p.Entries, func(x Entry) bool { return x.ID == e.ID }) {
 				p.Entries = append(p.Entries, e)
 			}
 		}
-		lp, err := compile(p)
+		// The file's entries are checked above; the added ones come from the store.
+		lp, err := compileWith(p, validStored)
 		if err != nil {
 			return nil, fmt.Errorf("pool %s: %w", p.Name, err)
 		}
+		r.warnCountries(lp.Pool)
 		if err := r.save(lp.Pool); err != nil {
 			return nil, err
 		}
@@ -350,9 +373,25 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 	return r, nil
 }
 
-func compile(p Pool) (*livePool, error) {
+// warnCountries logs each country of p's entries that CheckCountry refuses: stored before it was checked, the
+// entry serves no recipient of it until the pool is changed through the admin API.
+func (r *Registry) warnCountries(p Pool) {
+	for _, e := range p.Entries {
+		for _, c := range e.Countries {
+			if err := CheckCountry(c); err != nil {
+				r.cfg.Log.Warn("pool entry names a country no recipient has; change it through the admin API",
+					"pool", p.Name, "entry", e.ID, "country", c, "err", err)
+			}
+		}
+	}
+}
+
+func compile(p Pool) (*livePool, error) { return compileWith(p, Pool.Validate) }
+
+// compileWith is compile with validate for the check.
+func compileWith(p Pool, validate func(Pool) error) (*livePool, error) {
 	p = p.WithDefaults()
-	if err := p.Validate(); err != nil {
+	if err := validate(p); err != nil {
 		return nil, err
 	}
 	lp := &livePool{Pool: p}

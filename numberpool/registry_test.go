@@ -1,9 +1,11 @@
 package numberpool_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -989,5 +991,44 @@ func TestDurationJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &p); err == nil || !strings.Contains(err.Error(), `want a duration like "30s" or "24h"`) {
 			t.Errorf("%s: %v, want an error naming the form", body, err)
 		}
+	}
+}
+
+// Pools stored before countries were checked against phonenumbers' regions ("UK" passed the form check) still
+// load, with a warning naming them, so the engine starts after an upgrade; changing such a pool wants GB.
+func TestStoredPoolWithUnknownCountry(t *testing.T) {
+	var logs bytes.Buffer
+	f := newFixture(t, numberpool.Config{Apps: map[string][]string{"demo": {"demo", "live"}},
+		Log: slog.New(slog.NewTextHandler(&logs, nil))}, pool("demo", entry("+44207946XXXX")))
+	f.close()
+	uk := local([]string{"UK"}, "+44113496XXXX")
+	var demo numberpool.Pool
+	if v, err := f.b.Pools.Get("demo"); err != nil || json.Unmarshal(v, &demo) != nil {
+		t.Fatalf("stored demo: %v", err)
+	}
+	demo.Entries = append(demo.Entries, numberpool.Entry{ID: "added", Numbers: []string{"+44113497XXXX"}, Countries: []string{"UK"}, Weight: 1, Enabled: true})
+	for _, p := range []numberpool.Pool{demo, pool("live", uk)} {
+		v, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.b.Pools.Put(p.Name, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.reopen(t)
+	for _, want := range []string{"pool=live entry=e1 country=UK", "pool=demo entry=added country=UK"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log does not say %q:\n%s", want, logs.String())
+		}
+	}
+	if _, err := f.reg.PutPool(pool("live", uk)); !errors.Is(err, numberpool.ErrInvalid) || !strings.Contains(err.Error(), "did you mean GB") {
+		t.Errorf("PutPool with UK: %v, want %v suggesting GB", err, numberpool.ErrInvalid)
+	}
+	if _, err := f.reg.PutPool(pool("live", local([]string{"GB"}, "+44113496XXXX"))); err != nil {
+		t.Fatalf("PutPool with GB: %v", err)
+	}
+	if p := f.pick(t, "+447400123456", "GB"); !strings.HasPrefix(p.CLI, "+44113496") {
+		t.Errorf("GB recipient got %s, want the GB entry's +44113496…", p.CLI)
 	}
 }
