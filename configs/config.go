@@ -43,6 +43,9 @@ type HTTP struct {
 	// TLSCert and TLSKey (PEM files), when set, make the API serve HTTPS only.
 	TLSCert string `mapstructure:"tls_cert"`
 	TLSKey  string `mapstructure:"tls_key"`
+	// DrainDelay is how long the API keeps serving after SIGTERM while /readyz already answers 503, so
+	// that a load balancer takes the engine out before its listener closes.
+	DrainDelay time.Duration `mapstructure:"drain_delay"`
 }
 
 // SIP configures the engine's user agent.
@@ -253,7 +256,7 @@ type Phone struct {
 // Default returns the configuration used for every key the file and the environment leave unset.
 func Default() Config {
 	return Config{
-		HTTP:  HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 65536},
+		HTTP:  HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second},
 		SIP:   SIP{Listen: "127.0.0.1:5060", Transport: "udp"},
 		Store: Store{Path: "data/flashotp.db"},
 		OTP: OTP{
@@ -365,6 +368,9 @@ func (c Config) Validate() error {
 	checkAddr("http.listen", c.HTTP.Listen, true)
 	if c.HTTP.MaxBodyBytes < 256 || c.HTTP.MaxBodyBytes > 16<<20 {
 		bad("http.max_body_bytes", "want 256..16777216, got %d", c.HTTP.MaxBodyBytes)
+	}
+	if c.HTTP.DrainDelay < 0 || c.HTTP.DrainDelay > 5*time.Minute {
+		bad("http.drain_delay", "want 0..5m, got %s", c.HTTP.DrainDelay)
 	}
 	checkAddr("sip.listen", c.SIP.Listen, true)
 	checkTransport("sip.transport", c.SIP.Transport)

@@ -42,7 +42,7 @@ func TestLoadExample(t *testing.T) {
 	}
 	// SPEC section 5, plus the two dialer keys the example file adds.
 	want := configs.Config{
-		HTTP:  configs.HTTP{Listen: "127.0.0.1:8080", AdminToken: "", MaxBodyBytes: 65536},
+		HTTP:  configs.HTTP{Listen: "127.0.0.1:8080", AdminToken: "", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second},
 		SIP:   configs.SIP{Listen: "127.0.0.1:5060", Transport: "udp", PublicAddress: ""},
 		Store: configs.Store{Path: "data/flashotp.db", SecretKey: ""},
 		Trunks: []configs.Trunk{{
@@ -211,6 +211,20 @@ func TestLoadEnvOverrides(t *testing.T) {
 			},
 		},
 		{
+			name: "http drain delay",
+			env:  map[string]string{"FLASHOTP_HTTP_DRAIN_DELAY": "15s"},
+			check: func(t *testing.T, c configs.Config) {
+				if c.HTTP.DrainDelay != 15*time.Second {
+					t.Errorf("http.drain_delay = %s, want 15s", c.HTTP.DrainDelay)
+				}
+			},
+		},
+		{
+			name:    "drain delay out of range is validated",
+			env:     map[string]string{"FLASHOTP_HTTP_DRAIN_DELAY": "1h"},
+			wantErr: "http.drain_delay",
+		},
+		{
 			name:    "ttl out of range is validated",
 			env:     map[string]string{"FLASHOTP_OTP_TTL": "1h"},
 			wantErr: "otp.ttl",
@@ -287,6 +301,8 @@ func TestValidate(t *testing.T) {
 		{"no apps", func(c *configs.Config) { c.Apps = nil }, "apps"},
 		{"http listen empty", func(c *configs.Config) { c.HTTP.Listen = "" }, "http.listen"},
 		{"max body too small", func(c *configs.Config) { c.HTTP.MaxBodyBytes = 10 }, "http.max_body_bytes"},
+		{"drain delay negative", func(c *configs.Config) { c.HTTP.DrainDelay = -time.Second }, "http.drain_delay"},
+		{"drain delay too long", func(c *configs.Config) { c.HTTP.DrainDelay = 6 * time.Minute }, "http.drain_delay"},
 		{"store path empty", func(c *configs.Config) { c.Store.Path = "" }, "store.path"},
 		{"secret key not hex", func(c *configs.Config) { c.Store.SecretKey = strings.Repeat("zz", 16) }, "store.secret_key"},
 		{"secret key too short", func(c *configs.Config) { c.Store.SecretKey = "abcdef" }, "store.secret_key"},
