@@ -285,7 +285,8 @@ var (
 
 // Dial places the flash call and returns its outcome. progress, if not nil, is called with StateDialing
 // once the INVITE is out and StateRinging (after the CANCEL, when ring_time is 0) at the first 180/183, from Dial's goroutine. Cancelling ctx
-// ends the call early: CANCEL if it may, else the call fails as interrupted. Dial never waits longer than
+// ends the call early: CANCEL if it may, else the call fails as interrupted. A call that rang is then
+// missed, as it would be after ring_time; one that had only a 100 Trying fails as interrupted. Dial never waits longer than
 // DialTimeout + RingTime + CancelGuard (plus a short BYE) whatever the trunk does.
 func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) (res Result) {
 	if progress == nil {
@@ -519,6 +520,10 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 			ctxDone = nil
 			switch {
 			case d.cancelled:
+			case d.res.Rang:
+				// The phone showed the call (ring_time had not run out): cancelled now, it is the missed
+				// call a flash call is for, and recorded so.
+				d.cancel(ReasonNone)
 			case d.res.Provisional:
 				d.cancel(ReasonInterrupted)
 			default:

@@ -39,6 +39,7 @@ func benchEngine(b *testing.B) (string, *lineCounter) {
 		"recipient": off, "app": off, "client": off, "prefix": off, "failed_verifications": off,
 	}}}
 	cfg.Phone = configs.Phone{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
+	cfg.HTTP.DrainDelay = 0
 	missed := &lineCounter{}
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	m.PhoneOut = missed

@@ -169,6 +169,7 @@ func engineConfig(dataDir, trunk, phone string) string {
 	}
 	return fmt.Sprintf(`http:
   listen: 127.0.0.1:0
+  drain_delay: 0s
 sip:
   listen: 127.0.0.1:0
 store:

@@ -32,6 +32,7 @@ func testConfig(t *testing.T, trunk string) configs.Config {
 	cfg.Apps = []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret"}}
 	cfg.Dialer.DialTimeout = 2 * time.Second
 	cfg.Dialer.CancelGuard = time.Second
+	cfg.HTTP.DrainDelay = 0 // no load balancer: tests that stop the engine need not wait (TestDrain does)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"flashotp/apps"
@@ -49,6 +50,8 @@ type Main struct {
 	dialer  *dialer.Dialer
 	api     *httpapi.Server
 	ln      net.Listener
+	// draining is set when Run's context ends: /readyz answers 503 while the API still serves.
+	draining atomic.Bool
 }
 
 // NewMain returns a Main for cfg.
@@ -70,6 +73,7 @@ func (m *Main) Run(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		err = m.drain(serveErr)
 	case err = <-serveErr:
 		err = fmt.Errorf("http: %w", err)
 	}
@@ -195,6 +199,26 @@ func (m *Main) open() error {
 	return nil
 }
 
+// drain makes /readyz answer 503 and keeps the API serving for http.drain_delay, so that a load balancer
+// sees the engine going and sends its traffic elsewhere before the listener closes. Requests in the
+// meantime are served as usual: sends are still accepted and dialed.
+func (m *Main) drain(serveErr <-chan error) error {
+	m.draining.Store(true)
+	d := m.Config.HTTP.DrainDelay
+	if d <= 0 {
+		return nil
+	}
+	m.Log.Info("flashotp draining: /readyz answers 503, the API serves on", "drain_delay", d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case err := <-serveErr:
+		return fmt.Errorf("http: %w", err)
+	}
+}
+
 func deadline(ctx context.Context) time.Time {
 	d, _ := ctx.Deadline()
 	return d
@@ -202,7 +226,7 @@ func deadline(ctx context.Context) time.Time {
 
 // ready says why the engine cannot take sends now, if it cannot.
 func (m *Main) ready() error {
-	if m.dialer.Stopped() {
+	if m.draining.Load() || m.dialer.Stopped() {
 		return errors.New("shutting down")
 	}
 	if down := m.dialer.Down(); len(down) == len(m.Config.Trunks) {
