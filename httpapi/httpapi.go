@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"flashotp/apps"
 	"flashotp/limits"
 	"flashotp/metrics"
+	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/store"
 )
@@ -331,12 +333,16 @@ func decode(c *fiber.Ctx, dst any, required ...string) error {
 func decodeBody(body []byte, dst any, required ...string) error {
 	var present map[string]json.RawMessage
 	if err := json.Unmarshal(body, &present); err != nil {
-		return otpError(otp.ErrInvalidRequest, "body must be a JSON object: %v", err)
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return otpError(otp.ErrInvalidRequest, "body: want a JSON object, got %s", typeErr.Value)
+		}
+		return otpError(otp.ErrInvalidRequest, "body must be a JSON object: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return otpError(otp.ErrInvalidRequest, "%s", strings.TrimPrefix(err.Error(), "json: "))
+		return otpError(otp.ErrInvalidRequest, "%s", decodeMessage(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return otpError(otp.ErrInvalidRequest, "trailing data after the JSON object")
@@ -347,6 +353,55 @@ func decodeBody(body []byte, dst any, required ...string) error {
 		}
 	}
 	return nil
+}
+
+// wants names, for the fields that need more than their JSON type, the value a field wants.
+var wants = map[string]string{"otp_code": "a string of digits"}
+
+// decodeMessage says what is wrong with a body in the client's terms: for a value of the wrong type, the
+// field (its path in the body) and the JSON type it wants, never the Go type behind it.
+func decodeMessage(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if !errors.As(err, &typeErr) {
+		return strings.TrimPrefix(err.Error(), "json: ")
+	}
+	field := strings.TrimPrefix(typeErr.Field, ".") // a field of an embedded struct has a leading dot
+	want, ok := wants[field]
+	if !ok {
+		want = jsonType(typeErr.Type)
+	}
+	if field == "" {
+		field = "body"
+	}
+	return fmt.Sprintf("%s: want %s, got %s", field, want, typeErr.Value)
+}
+
+// jsonType names the JSON value a Go type is read from.
+func jsonType(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	if t == reflect.TypeFor[numberpool.Duration]() {
+		return `a duration like "30s" or "24h"`
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonType(t.Elem())
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "another type"
 }
 
 func otpError(code error, format string, a ...any) *otp.Error {

@@ -897,3 +897,43 @@ func TestStoreFailureIsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// A body field of the wrong JSON type is refused 400 invalid_request with a message naming the field and the
+// type it wants in JSON's words, never a Go type.
+func TestDecodeErrorsNameFieldAndType(t *testing.T) {
+	e := newEnv(t)
+	admin := bearer(adminToken)
+	tests := []struct {
+		name, method, path, body string
+		auth                     auth
+		want                     string // the message starts with this
+	}{
+		{"otp_code a number", "POST", "/otp/verify", `{"appid":"demo","verification_id":"otp_x","otp_code":5831}`, demo, "otp_code: want a string of digits, got number"},
+		{"recipient a number", "POST", "/otp/send", `{"appid":"demo","recipient":14155552671,"channel":"flashcall"}`, demo, "recipient: want a string, got number"},
+		{"code_length a string", "POST", "/otp/send", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","code_length":"4"}`, demo, "code_length: want an integer, got string"},
+		{"code_length a fraction", "POST", "/otp/send", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","code_length":4.5}`, demo, "code_length: want an integer, got number"},
+		{"body an array", "POST", "/otp/send", `["demo"]`, demo, "body: want a JSON object, got array"},
+		{"body a string", "POST", "/otp/verify", `"demo"`, demo, "body: want a JSON object, got string"},
+		{"entries an object", "POST", "/admin/pools", `{"name":"x","entries":{}}`, admin, "entries: want an array, got object"},
+		{"enabled a string", "POST", "/admin/pools/demo/entries", `{"numbers":["+44207947XXXX"],"enabled":"yes"}`, admin, "enabled: want true or false, got string"},
+		{"cooldown a number", "POST", "/admin/pools", `{"name":"x","entries":[{"numbers":["+44207947XXXX"]}],"cooldown":60}`, admin, `cooldown: want a duration like "30s" or "24h", got number`},
+		{"cooldown not a duration", "POST", "/admin/pools", `{"name":"x","entries":[{"numbers":["+44207947XXXX"]}],"cooldown":"an hour"}`, admin, `cooldown: want a duration like "30s" or "24h", got "an hour"`},
+		{"max_attempts a string", "POST", "/admin/apps", `{"id":"x","max_attempts":"3"}`, admin, "max_attempts: want an integer, got string"},
+		{"rate limit a string", "POST", "/admin/apps", `{"id":"x","rate_limits":{"recipient":{"limit":"1","window":"1m"}}}`, admin, "rate_limits.limit: want an integer, got string"}, // encoding/json leaves map keys out of the path
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inner := wantError(t, e.do(t, tt.method, tt.path, tt.body, tt.auth), 400, "invalid_request")
+			var msg string
+			_ = json.Unmarshal(inner["message"], &msg)
+			if !strings.HasPrefix(msg, tt.want) {
+				t.Errorf("message %q, want it to start with %q", msg, tt.want)
+			}
+			for _, goish := range []string{"Go ", "json:", "struct", "map[", "of type", "float", "httpapi.", "numberpool.", "apps."} {
+				if strings.Contains(msg, goish) && !strings.Contains(tt.want, goish) {
+					t.Errorf("message %q names Go's %q", msg, goish)
+				}
+			}
+		})
+	}
+}
