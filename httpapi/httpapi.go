@@ -107,7 +107,9 @@ var (
 	errForbidden       = errors.New("forbidden")
 	errRequestTooLarge = errors.New("request_too_large")
 	errRouteNotFound   = errors.New("not_found")
-	errInternal        = errors.New("internal")
+	// errMethodNotAllowed: the path is a route's, the method is not one it takes (the Allow header lists them).
+	errMethodNotAllowed = errors.New("method_not_allowed")
+	errInternal         = errors.New("internal")
 )
 
 // statuses is the one table from error code to HTTP status.
@@ -128,6 +130,7 @@ var statuses = map[error]int{
 	errForbidden:              fiber.StatusForbidden,
 	errRequestTooLarge:        fiber.StatusRequestEntityTooLarge,
 	errRouteNotFound:          fiber.StatusNotFound,
+	errMethodNotAllowed:       fiber.StatusMethodNotAllowed,
 	errInternal:               fiber.StatusInternalServerError,
 	errConflict:               fiber.StatusConflict,
 }
@@ -184,6 +187,11 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	g.Get("/reports", s.reports)
 	s.routeAdmin()
 	s.app.Use(func(c *fiber.Ctx) error {
+		// Past the last route, fiber tells a path that another method's route takes (405, with the Allow
+		// header set) from one no route takes.
+		if err := c.Next(); errors.Is(err, fiber.ErrMethodNotAllowed) {
+			return apiError(errMethodNotAllowed, "%s %s: this route takes %s", c.Method(), c.Path(), c.GetRespHeader(fiber.HeaderAllow))
+		}
 		return apiError(errRouteNotFound, "no route %s %s", c.Method(), c.Path())
 	})
 	return s
@@ -244,8 +252,10 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		switch {
 		case ferr.Code == fiber.StatusRequestEntityTooLarge:
 			code, message = errRequestTooLarge, fmt.Sprintf("body over %d bytes", s.cfg.MaxBodyBytes)
-		case ferr.Code == fiber.StatusNotFound || ferr.Code == fiber.StatusMethodNotAllowed:
+		case ferr.Code == fiber.StatusNotFound:
 			code, message = errRouteNotFound, ferr.Message
+		case ferr.Code == fiber.StatusMethodNotAllowed:
+			code, message = errMethodNotAllowed, ferr.Message
 		default:
 			// Keep fiber's status when it is the client's (408, 431); a connection that broke mid-request
 			// (fiber says 502) gets 400: it is still the request that could not be read.

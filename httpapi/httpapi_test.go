@@ -820,7 +820,6 @@ func TestOtherRoutes(t *testing.T) {
 		{"unknown route", "GET", "/nope", nil, 404, "not_found"},
 		{"unknown route with credentials", "GET", "/nope", demo, 404, "not_found"},
 		{"unknown otp route", "POST", "/otp/nope", demo, 404, "not_found"},
-		{"wrong method", "GET", "/otp/send", demo, 404, "not_found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -936,4 +935,37 @@ func TestDecodeErrorsNameFieldAndType(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A route asked with a method it does not take answers 405 method_not_allowed with an Allow header listing
+// the methods it does take (HEAD with GET: fiber serves HEAD for every GET route).
+func TestWrongMethod(t *testing.T) {
+	e := newEnv(t)
+	admin := bearer(adminToken)
+	tests := []struct {
+		method, path string
+		auth         auth
+		allow        string
+	}{
+		{"GET", "/otp/send", demo, "POST"},
+		{"PUT", "/otp/status", demo, "GET, HEAD"},
+		{"DELETE", "/healthz", nil, "GET, HEAD"},
+		{"POST", "/openapi.json", nil, "GET, HEAD"},
+		{"POST", "/admin/apps/demo", admin, "GET, HEAD, DELETE, PATCH"},
+		{"PATCH", "/admin/pools/demo", admin, "PUT, DELETE"},
+		{"GET", "/admin/pools/demo/entries/e1", admin, "DELETE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			res := e.do(t, tt.method, tt.path, "", tt.auth)
+			wantError(t, res, http.StatusMethodNotAllowed, "method_not_allowed")
+			if got := res.header.Get("Allow"); got != tt.allow {
+				t.Errorf("Allow = %q, want %q", got, tt.allow)
+			}
+		})
+	}
+	// Without credentials, the /otp and /admin routes say 401 first: what they take is for clients only.
+	wantError(t, e.do(t, "GET", "/otp/send", "", nil), http.StatusUnauthorized, "unauthorized")
+	// A path no method takes is still 404.
+	wantError(t, e.do(t, "GET", "/otp/nope", "", demo), http.StatusNotFound, "not_found")
 }
