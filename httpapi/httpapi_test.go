@@ -901,7 +901,6 @@ func TestStoreFailureIsUnavailable(t *testing.T) {
 // type it wants in JSON's words, never a Go type.
 func TestDecodeErrorsNameFieldAndType(t *testing.T) {
 	e := newEnv(t)
-	admin := bearer(adminToken)
 	tests := []struct {
 		name, method, path, body string
 		auth                     auth
@@ -941,7 +940,6 @@ func TestDecodeErrorsNameFieldAndType(t *testing.T) {
 // the methods it does take (HEAD with GET: fiber serves HEAD for every GET route).
 func TestWrongMethod(t *testing.T) {
 	e := newEnv(t)
-	admin := bearer(adminToken)
 	tests := []struct {
 		method, path string
 		auth         auth

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,10 +30,11 @@ import (
 )
 
 // apiDoc loads the served OpenAPI document, checks it is a valid OpenAPI 3 document, and returns it with a
-// router over its paths.
+// router over its paths. It reads the document as strict OpenAPI 3.0.3 validators do (strictly), where
+// kin-openapi alone is lenient.
 func apiDoc(t *testing.T) (*openapi3.T, routers.Router) {
 	t.Helper()
-	doc, err := openapi3.NewLoader().LoadFromData(httpapi.OpenAPI)
+	doc, err := openapi3.NewLoader().LoadFromData(strictly(t, httpapi.OpenAPI))
 	if err != nil {
 		t.Fatalf("load openapi.json: %v", err)
 	}
@@ -44,6 +46,101 @@ func apiDoc(t *testing.T) (*openapi3.T, routers.Router) {
 		t.Fatalf("router: %v", err)
 	}
 	return doc, router
+}
+
+// strictly returns the document as a strict OpenAPI 3.0.3 validator reads it: "nullable" adds null only to
+// the type given beside it (a nullable without a type, e.g. beside allOf or $ref, allows nothing more), and
+// the siblings of a $ref are ignored. kin-openapi honours both where strict validators (openapi-core,
+// openapi-schema-validator's OAS30Validator) do not, so without this a body they reject would pass here.
+func strictly(t *testing.T, doc []byte) []byte {
+	t.Helper()
+	var raw any
+	if err := json.Unmarshal(doc, &raw); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	var walk func(x any) any
+	walk = func(x any) any {
+		switch x := x.(type) {
+		case map[string]any:
+			if ref, ok := x["$ref"]; ok {
+				return map[string]any{"$ref": ref}
+			}
+			if _, typed := x["type"]; !typed {
+				delete(x, "nullable")
+			}
+			for k, v := range x {
+				x[k] = walk(v)
+			}
+		case []any:
+			for i, v := range x {
+				x[i] = walk(v)
+			}
+		}
+		return x
+	}
+	b, err := json.Marshal(walk(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// The document means the same to a strict OpenAPI 3.0 validator as to kin-openapi: every nullable schema
+// has its type beside it, no $ref has siblings; and it names no fixed host, so a tool reading it from an
+// engine aims at that engine.
+func TestOpenAPIStrict(t *testing.T) {
+	var raw struct {
+		OpenAPI string `json:"openapi"`
+		Servers []struct {
+			URL       string         `json:"url"`
+			Variables map[string]any `json:"variables"`
+		} `json:"servers"`
+	}
+	if err := json.Unmarshal(httpapi.OpenAPI, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(raw.OpenAPI, "3.0.") {
+		t.Errorf("openapi %q: the document is written for 3.0 (nullable); a 3.1 one writes type: [..., null]", raw.OpenAPI)
+	}
+	if len(raw.Servers) == 0 {
+		t.Error("no servers")
+	}
+	for _, s := range raw.Servers {
+		u, err := url.Parse(s.URL)
+		if err != nil {
+			t.Errorf("server %q: %v", s.URL, err)
+			continue
+		}
+		if u.Host != "" && !strings.Contains(s.URL, "{") {
+			t.Errorf("server %q: a fixed host; want a relative URL or a templated one", s.URL)
+		}
+	}
+	var doc any
+	if err := json.Unmarshal(httpapi.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(path string, x any)
+	walk = func(path string, x any) {
+		switch x := x.(type) {
+		case map[string]any:
+			if _, ok := x["nullable"]; ok {
+				if _, typed := x["type"]; !typed {
+					t.Errorf("%s: nullable without a type beside it: strict validators allow no null here", path)
+				}
+			}
+			if _, ok := x["$ref"]; ok && len(x) > 1 {
+				t.Errorf("%s: $ref with siblings: OpenAPI 3.0 ignores them", path)
+			}
+			for k, v := range x {
+				walk(path+"/"+k, v)
+			}
+		case []any:
+			for i, v := range x {
+				walk(fmt.Sprintf("%s/%d", path, i), v)
+			}
+		}
+	}
+	walk("#", doc)
 }
 
 // validator makes requests to the API and checks each answer (status, headers, body) against the document.
