@@ -25,6 +25,7 @@ import (
 
 	"flashotp/dialer"
 	"flashotp/httpapi"
+	"flashotp/limits"
 	"flashotp/metrics"
 	"flashotp/sip"
 )
@@ -552,6 +553,167 @@ func TestOpenAPIValidationCatchesMismatches(t *testing.T) {
 	} {
 		if err := v.check("GET", "/otp/status?verification_id="+id, "", demo, res); err == nil {
 			t.Errorf("%s: validates, want a mismatch: %s", name, res.body)
+		}
+	}
+}
+
+// statusProbes is one request per operation of the document (key: the method and the document's path), that
+// gets past the request's own checks and so reaches the engine.
+var statusProbes = map[string]struct{ path, body string }{
+	"POST /otp/send":                          {"/otp/send", sendBody("demo", recipient)},
+	"POST /otp/verify":                        {"/otp/verify", `{"appid":"demo","recipient":"+14155552671","otp_code":"1234"}`},
+	"POST /otp/resend":                        {"/otp/resend", `{"appid":"demo","verification_id":"otp_01JD3ZZZZZZZZZZZZZZZZZZZZZ"}`},
+	"GET /otp/status":                         {"/otp/status?verification_id=otp_01JD3ZZZZZZZZZZZZZZZZZZZZZ", ""},
+	"GET /otp/list":                           {"/otp/list", ""},
+	"GET /otp/logs":                           {"/otp/logs", ""},
+	"GET /otp/rate-limits":                    {"/otp/rate-limits?recipient=%2B14155552671", ""},
+	"GET /otp/attempts":                       {"/otp/attempts?recipient=%2B14155552671", ""},
+	"GET /otp/reports":                        {"/otp/reports", ""},
+	"GET /healthz":                            {"/healthz", ""},
+	"GET /readyz":                             {"/readyz", ""},
+	"GET /metrics":                            {"/metrics", ""},
+	"GET /openapi.json":                       {"/openapi.json", ""},
+	"GET /admin/apps":                         {"/admin/apps", ""},
+	"POST /admin/apps":                        {"/admin/apps", `{"id":"fresh","pools":["demo"]}`},
+	"GET /admin/apps/{id}":                    {"/admin/apps/other", ""},
+	"PATCH /admin/apps/{id}":                  {"/admin/apps/other", `{"max_attempts":3}`},
+	"DELETE /admin/apps/{id}":                 {"/admin/apps/other", ""},
+	"GET /admin/apps/{id}/keys":               {"/admin/apps/other/keys", ""},
+	"POST /admin/apps/{id}/keys":              {"/admin/apps/other/keys", ""},
+	"POST /admin/apps/{id}/keys/{key}/rotate": {"/admin/apps/other/keys/" + otherKey + "/rotate", ""},
+	"DELETE /admin/apps/{id}/keys/{key}":      {"/admin/apps/other/keys/" + otherKey, ""},
+	"POST /admin/apps/{id}/webhook-secret":    {"/admin/apps/other/webhook-secret", ""},
+	"GET /admin/pools":                        {"/admin/pools", ""},
+	"POST /admin/pools":                       {"/admin/pools", `{"name":"live2","entries":[{"numbers":["+33198765XXXX"]}]}`},
+	"PUT /admin/pools/{name}":                 {"/admin/pools/live", `{"entries":[{"numbers":["+33198765XXXX"]}]}`},
+	"DELETE /admin/pools/{name}":              {"/admin/pools/live", ""},
+	"GET /admin/pools/{name}/entries":         {"/admin/pools/demo/entries", ""},
+	"POST /admin/pools/{name}/entries":        {"/admin/pools/live/entries", `{"numbers":["+4930123XXXXX"]}`},
+	"DELETE /admin/pools/{name}/entries/{id}": {"/admin/pools/live/entries/e1", ""},
+	"POST /admin/pools/{name}/quarantine":     {"/admin/pools/demo/quarantine", `{"entry":"e1"}`},
+	"POST /admin/pools/{name}/release":        {"/admin/pools/demo/release", `{"entry":"e1"}`},
+	"GET /admin/debug/pprof/profile":          {"/admin/debug/pprof/profile?seconds=1", ""},
+	"GET /admin/debug/pprof/trace":            {"/admin/debug/pprof/trace?seconds=1", ""},
+	"GET /admin/debug/pprof/{profile}":        {"/admin/debug/pprof/heap", ""},
+}
+
+// credentialsFor returns the credentials a path's routes take.
+func credentialsFor(path string) auth {
+	switch {
+	case strings.HasPrefix(path, "/otp/"):
+		return demo
+	case strings.HasPrefix(path, "/admin/"):
+		return admin
+	}
+	return nil
+}
+
+// Every operation of the document, driven into the errors any route can meet (no credentials, an address
+// throttled for failed authentications, a body over the limit, a failing store), answers only statuses the
+// document lists for it, in the shape and with the headers (Retry-After) it lists; a method a path does not
+// take answers 405 method_not_allowed with the path's methods in Allow.
+func TestEveryStatusIsDocumented(t *testing.T) {
+	e := newEnv(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(nil),
+		AuthFailures: limits.Rule{Scope: "auth_failures", Limit: 1_000_000, Window: time.Hour}}
+	e.srv = httpapi.New(cfg, e.svc, log)
+	throttled := *e // another server, whose limit one failed authentication fills
+	cfg.AuthFailures.Limit = 1
+	throttled.srv = httpapi.New(cfg, e.svc, log)
+	if res := throttled.do(t, "GET", "/otp/list", "", xAPI(demoKey, "wrong")); res.status != http.StatusUnauthorized {
+		t.Fatalf("a wrong secret: %d, want 401", res.status)
+	}
+	v := newValidator(t, e)
+
+	// documented says whether the document lists status for method path, with a Retry-After header when the
+	// answer has one.
+	documented := func(op, fault string, res response) {
+		t.Helper()
+		method, path, _ := strings.Cut(op, " ")
+		ref := v.doc.Paths.Value(path).GetOperation(method).Responses.Status(res.status)
+		if ref == nil || ref.Value == nil {
+			t.Errorf("%s, %s: answers %d, which the document does not list; body %s", op, fault, res.status, res.body)
+			return
+		}
+		if res.header.Get("Retry-After") != "" && ref.Value.Headers["Retry-After"] == nil {
+			t.Errorf("%s, %s: %d has Retry-After, which the document does not list", op, fault, res.status)
+		}
+	}
+	var ops []string
+	for _, path := range v.doc.Paths.InMatchingOrder() {
+		item := v.doc.Paths.Value(path)
+		for method := range item.Operations() {
+			ops = append(ops, method+" "+path)
+		}
+		// A method the path does not take.
+		var allow []string
+		for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+			if item.GetOperation(m) != nil || (m == "HEAD" && item.Get != nil) {
+				allow = append(allow, m)
+			}
+		}
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			if slices.Contains(allow, m) {
+				continue
+			}
+			probe := strings.NewReplacer("{id}", "x", "{name}", "demo", "{key}", "k", "{profile}", "heap").Replace(path)
+			res := e.do(t, m, probe, "", credentialsFor(path))
+			if res.status != http.StatusMethodNotAllowed {
+				t.Errorf("%s %s: %d, want 405; body %s", m, path, res.status, res.body)
+				continue
+			}
+			if code := errorCode(t, res); code != "method_not_allowed" {
+				t.Errorf("%s %s: code %q, want method_not_allowed", m, path, code)
+			}
+			got := strings.Split(res.header.Get("Allow"), ", ")
+			if slices.Sort(got); !slices.Equal(got, slices.Sorted(slices.Values(allow))) {
+				t.Errorf("%s %s: Allow %v, want %v", m, path, got, allow)
+			}
+		}
+	}
+	slices.Sort(ops)
+	for _, op := range ops {
+		if _, ok := statusProbes[op]; !ok {
+			t.Errorf("%s: no probe in statusProbes", op)
+		}
+	}
+	for op := range statusProbes {
+		if !slices.Contains(ops, op) {
+			t.Errorf("%s: probed but not in the document", op)
+		}
+	}
+
+	probe := func(srv *env, op, fault, body string, a auth) response {
+		t.Helper()
+		method, _, _ := strings.Cut(op, " ")
+		p := statusProbes[op]
+		if body == "" {
+			body = p.body
+		}
+		res := srv.do(t, method, p.path, body, a)
+		documented(op, fault, res)
+		if err := v.check(method, p.path, body, a, res); err != nil && res.status >= 300 {
+			t.Errorf("%s, %s: %d does not match the document: %v; body %s", op, fault, res.status, err, res.body)
+		}
+		return res
+	}
+	tooLarge := `{"reference":"` + strings.Repeat("x", maxBodyBytes) + `"}`
+	for _, op := range ops {
+		path := statusProbes[op].path
+		probe(e, op, "no credentials", "", nil)
+		probe(&throttled, op, "throttled", "", credentialsFor(path))
+		if res := probe(e, op, "a body over the limit", tooLarge, credentialsFor(path)); res.status != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s with a body over the limit: %d, want 413", op, res.status)
+		}
+	}
+	// The store fails under every call, as bbolt's does once it lost its map of the file on a failing disk.
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range ops {
+		if res := probe(e, op, "a failing store", "", credentialsFor(statusProbes[op].path)); res.status == http.StatusInternalServerError {
+			t.Errorf("%s on a failing store: 500, want 503 unavailable; body %s", op, res.body)
 		}
 	}
 }
