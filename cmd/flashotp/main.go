@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 
@@ -72,6 +74,15 @@ func newServeCmd() *cobra.Command {
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			m := NewMain(cfg, log)
 			m.PhoneOut = cmd.OutOrStdout()
+			if cfg.Phone.Enabled {
+				calls, err := openPhoneLog(cfg.Store.Path)
+				if err != nil {
+					return err
+				}
+				defer calls.Close()
+				// The file first: once a line is on the terminal, it is in the file too.
+				m.PhoneOut = io.MultiWriter(calls, m.PhoneOut)
+			}
 			return runUntilSignal(m.Run)
 		},
 	}
@@ -128,4 +139,21 @@ func runUntilSignal(fn func(ctx context.Context) error) error {
 		return nil
 	}
 	return err
+}
+
+// phoneLogName is the built-in phone's call log, beside the store: what the phone prints, for a shell to read
+// the last caller ID from (the README's demo does).
+const phoneLogName = "phone.log"
+
+// openPhoneLog opens the built-in phone's call log for appending, creating it and the store's directory.
+func openPhoneLog(storePath string) (*os.File, error) {
+	dir := filepath.Dir(storePath)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("phone call log: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, phoneLogName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("phone call log: %w", err)
+	}
+	return f, nil
 }
