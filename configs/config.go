@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"reflect"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -278,7 +281,9 @@ func Default() Config {
 }
 
 // Load reads the YAML file at path (if path is not empty), applies FLASHOTP_<SECTION>_<KEY> environment
-// overrides over it and the defaults under it, and validates the result. Unknown keys are errors.
+// overrides over it and the defaults under it, and validates the result. Unknown keys are errors, and so is
+// a duration without a unit. Every error names the key and where the bad value came from: the environment
+// variable or the file.
 func Load(path string) (Config, error) {
 	v := viper.New()
 	v.SetEnvPrefix("FLASHOTP")
@@ -311,20 +316,248 @@ func Load(path string) (Config, error) {
 		}
 	}
 
+	src := sources{file: path, keys: map[string]bool{}}
+	for _, k := range v.AllKeys() {
+		src.keys[k] = true
+	}
+	settings := v.AllSettings()
+	if errs := src.check("", settings, reflect.TypeOf(Config{})); len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
 	var cfg Config
-	if err := v.UnmarshalExact(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(),
-		mapstructure.StringToSliceHookFunc(","),
-	))); err != nil {
+	if err := decode(settings, &cfg, true); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	for i := range cfg.Trunks {
 		cfg.Trunks[i] = cfg.Trunks[i].withDefaults(cfg.SIP.Transport)
 	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, err
+		return Config{}, src.blame(err)
 	}
 	return cfg, nil
+}
+
+// decode decodes what viper read into out as viper's Unmarshal does (weakly typed: "10" is a number), with
+// exact also refusing keys out has no field for.
+func decode(in, out any, exact bool) error {
+	d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		WeaklyTypedInput: true,
+		ErrorUnused:      exact,
+		Result:           out,
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		),
+	})
+	if err != nil {
+		return err
+	}
+	return d.Decode(in)
+}
+
+// sources knows where each value Load read came from, to name it in errors.
+type sources struct {
+	file string          // the config file; "" when there is none
+	keys map[string]bool // the keys viper knows, the only ones it looks up in the environment
+}
+
+// env returns the environment variable key's value came from, or "" when it came from the file or the
+// defaults. Keys inside lists (trunks[0].name) never come from the environment.
+func (s sources) env(key string) string {
+	if !s.keys[key] || strings.ContainsAny(key, "[]") {
+		return ""
+	}
+	name := "FLASHOTP_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+	if os.Getenv(name) == "" { // viper ignores an empty variable
+		return ""
+	}
+	return name
+}
+
+// where says where key's value came from, as the end of an error message.
+func (s sources) where(key string) string {
+	if name := s.env(key); name != "" {
+		return " (from environment " + name + ")"
+	}
+	if s.file != "" {
+		return " (in file " + s.file + ")"
+	}
+	return ""
+}
+
+// blame adds, to each error of Validate whose key was set from the environment, the variable's name: the
+// file is not where to look for it.
+func (s sources) blame(err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		if key, _, ok := strings.Cut(l, ": "); ok && s.env(key) != "" {
+			lines[i] = l + s.where(key)
+		}
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// check walks what viper read (val, at key) along the Config type t, and returns an error for each key t
+// has no field for, each duration without a unit, and each value that does not decode into its field, each
+// naming the key and where the value came from. mapstructure's own errors name neither the whole path of an
+// unknown key nor the environment, and it reads a bare number as nanoseconds.
+func (s sources) check(key string, val any, t reflect.Type) []error {
+	if val == nil {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	join := func(k string) string {
+		if key == "" {
+			return k
+		}
+		return key + "." + k
+	}
+	if t == durationType {
+		if err := checkDuration(val); err != nil {
+			return []error{fmt.Errorf("%s: %w%s", key, err, s.where(key))}
+		}
+		return nil
+	}
+	var errs []error
+	switch {
+	case t.Kind() == reflect.Struct && isMap(val):
+		m := stringMap(val)
+		for _, k := range sortedKeys(m) {
+			f, ok := field(t, k)
+			if !ok {
+				errs = append(errs, fmt.Errorf("unknown key %q%s", join(k), s.where(join(k))))
+				continue
+			}
+			errs = append(errs, s.check(join(k), m[k], f.Type)...)
+		}
+		return errs
+	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String && isMap(val):
+		m := stringMap(val)
+		for _, k := range sortedKeys(m) {
+			errs = append(errs, s.check(join(k), m[k], t.Elem())...)
+		}
+		return errs
+	case t.Kind() == reflect.Slice:
+		if list, ok := val.([]any); ok && composite(t.Elem()) {
+			for i, item := range list {
+				errs = append(errs, s.check(fmt.Sprintf("%s[%d]", key, i), item, t.Elem())...)
+			}
+			return errs
+		}
+	}
+	// A leaf (or a value of the wrong shape): it must decode into its field as the whole config will.
+	if err := decode(val, reflect.New(t).Interface(), true); err != nil {
+		return []error{fmt.Errorf("%s: %s%s", key, mismatch(t, val), s.where(key))}
+	}
+	return nil
+}
+
+// checkDuration accepts what time.ParseDuration does, and 0; a bare number is refused rather than read as
+// nanoseconds.
+func checkDuration(val any) error {
+	switch v := val.(type) {
+	case string:
+		s := strings.TrimSpace(v)
+		if _, err := time.ParseDuration(s); err != nil {
+			if _, nerr := strconv.ParseFloat(s, 64); nerr == nil {
+				return fmt.Errorf("%s has no unit: durations need one, e.g. \"%ss\" (ms, s, m, h)", s, s)
+			}
+			return fmt.Errorf("want a duration such as \"300ms\", \"30s\", \"5m\" or \"1h\", got %q", v)
+		}
+		return nil
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		if reflect.ValueOf(v).IsZero() {
+			return nil
+		}
+		return fmt.Errorf("%v has no unit: durations need one, e.g. \"%vs\" (ms, s, m, h)", v, v)
+	default:
+		return fmt.Errorf("want a duration such as \"30s\", got %T", val)
+	}
+}
+
+// mismatch says what a value of type t looks like and what val was instead.
+func mismatch(t reflect.Type, val any) string {
+	var want string
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		want = "a whole number"
+	case reflect.Float32, reflect.Float64:
+		want = "a number"
+	case reflect.Bool:
+		want = "true or false"
+	case reflect.String:
+		want = "a string"
+	case reflect.Slice:
+		want = "a list"
+	default:
+		want = "a mapping of keys"
+	}
+	var got string
+	switch v := val.(type) {
+	case string:
+		got = strconv.Quote(v)
+	case []any:
+		got = "a list"
+	case map[string]any, map[any]any:
+		got = "a mapping"
+	default:
+		got = fmt.Sprint(v)
+	}
+	return "want " + want + ", got " + got
+}
+
+// composite reports whether t (a list's element type) is walked into: structs and maps, not scalars.
+func composite(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Struct && t != durationType || t.Kind() == reflect.Map
+}
+
+// field finds t's field for a config key, matching its mapstructure tag as mapstructure does (case aside).
+func field(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if strings.EqualFold(name, key) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func isMap(val any) bool {
+	switch val.(type) {
+	case map[string]any, map[any]any:
+		return true
+	}
+	return false
+}
+
+// stringMap returns a YAML mapping with its keys as strings (YAML allows others, e.g. 1: x).
+func stringMap(val any) map[string]any {
+	if m, ok := val.(map[string]any); ok {
+		return m
+	}
+	out := map[string]any{}
+	for k, v := range val.(map[any]any) {
+		out[fmt.Sprint(k)] = v
+	}
+	return out
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 var (

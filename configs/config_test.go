@@ -422,3 +422,182 @@ func TestLoadPoolCountries(t *testing.T) {
 		})
 	}
 }
+
+// durationKeys lists the duration keys of the Config type t, lists as [] and maps as *: otp.ttl,
+// trunks[].options_interval, apps[].rate_limits.*.window.
+func durationKeys(t reflect.Type, prefix string) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return []string{prefix}
+	case t.Kind() == reflect.Slice:
+		return durationKeys(t.Elem(), prefix+"[]")
+	case t.Kind() == reflect.Map:
+		return durationKeys(t.Elem(), prefix+".*")
+	case t.Kind() != reflect.Struct:
+		return nil
+	}
+	var keys []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("mapstructure"), ",")
+		if prefix != "" {
+			name = prefix + "." + name
+		}
+		keys = append(keys, durationKeys(t.Field(i).Type, name)...)
+	}
+	return keys
+}
+
+// minimalFile is the least a file needs (a trunk, a pool, an app); each part can be replaced.
+func minimalFile(trunk, pool, app string) string {
+	return "trunks: [{name: t, address: \"127.0.0.1:5062\"" + trunk + "}]\n" +
+		"pool: [{name: p, numbers: [\"+44207946XXXX\"]" + pool + "}]\n" +
+		"apps: [{id: a, api_key: k, api_secret: secret-123" + app + "}]\n"
+}
+
+// A duration written as a bare number (ttl: 300) was read as nanoseconds; every duration key, in the file
+// and in the environment, now refuses it, naming the key and where it was set.
+func TestLoadDurationNeedsUnit(t *testing.T) {
+	if _, err := configs.Load(writeConfig(t, minimalFile("", "", ""))); err != nil {
+		t.Fatalf("the minimal file does not load: %v", err)
+	}
+	inLists := map[string]string{ // the keys inside lists, set in the minimal file
+		"trunks[].options_interval":    minimalFile(", options_interval: 300", "", ""),
+		"pool[].cooldown":              minimalFile("", ", cooldown: 300", ""),
+		"pool[].quarantine_for":        minimalFile("", ", quarantine_for: 300", ""),
+		"apps[].ttl":                   minimalFile("", "", ", ttl: 300"),
+		"apps[].resend_cooldown":       minimalFile("", "", ", resend_cooldown: 300"),
+		"apps[].rate_limits.*.window":  minimalFile("", "", ", rate_limits: {recipient: {limit: 1, window: 300}}"),
+		"apps[].pre_send_hook.timeout": minimalFile("", "", ", pre_send_hook: {url: \"https://x.example\", timeout: 300}"),
+	}
+	for _, key := range durationKeys(reflect.TypeOf(configs.Config{}), "") {
+		body, inList := inLists[key]
+		if !inList {
+			if strings.ContainsAny(key, "[*") {
+				t.Fatalf("duration key %s is not tested: add it to inLists", key)
+			}
+			section, name, _ := strings.Cut(key, ".")
+			body = minimalFile("", "", "") + section + ":\n  " + name + ": 300\n"
+		}
+		t.Run("file "+key, func(t *testing.T) {
+			path := writeConfig(t, body)
+			_, err := configs.Load(path)
+			want := strings.NewReplacer("[]", "[0]", "*", "recipient").Replace(key) + ": 300 has no unit"
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `"300s"`) ||
+				!strings.Contains(err.Error(), "(in file "+path+")") {
+				t.Errorf("Load error = %v, want one saying %q, suggesting \"300s\" and naming the file", err, want)
+			}
+		})
+		if inList {
+			continue
+		}
+		t.Run("env "+key, func(t *testing.T) {
+			name := "FLASHOTP_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+			t.Setenv(name, "300")
+			_, err := configs.Load(writeConfig(t, minimalFile("", "", "")))
+			if err == nil || !strings.Contains(err.Error(), key+": 300 has no unit") || !strings.Contains(err.Error(), name) {
+				t.Errorf("Load error = %v, want one naming %s and %s", err, key, name)
+			}
+		})
+	}
+	t.Run("zero needs none", func(t *testing.T) {
+		cfg, err := configs.Load(writeConfig(t, minimalFile("", "", "")+"dialer:\n  ring_time: 0\n"))
+		if err != nil || cfg.Dialer.RingTime != 0 {
+			t.Errorf("ring_time: 0: %v, %s", err, cfg.Dialer.RingTime)
+		}
+	})
+}
+
+// A bad value from the environment was blamed on the file; the error names the variable when the value came
+// from there, and the file otherwise.
+func TestLoadErrorsNameTheSource(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		body    string // "": the example file
+		want    []string
+		notWant []string
+	}{
+		{"env not a duration", map[string]string{"FLASHOTP_OTP_TTL": "five"}, "",
+			[]string{"otp.ttl:", `"five"`, "FLASHOTP_OTP_TTL"}, []string{exampleFile}},
+		{"env out of range", map[string]string{"FLASHOTP_OTP_TTL": "1h"}, "",
+			[]string{"otp.ttl: want 1m..15m", "FLASHOTP_OTP_TTL"}, []string{exampleFile}},
+		{"env not a number", map[string]string{"FLASHOTP_OTP_CODE_LENGTH": "four"}, "",
+			[]string{"otp.code_length: want a whole number", "FLASHOTP_OTP_CODE_LENGTH"}, []string{exampleFile}},
+		{"env bad bool", map[string]string{"FLASHOTP_PHONE_ENABLED": "maybe"}, "",
+			[]string{"phone.enabled:", "FLASHOTP_PHONE_ENABLED"}, nil},
+		{"file not a duration", nil, strings.Replace(exampleBody(t), "ttl: 5m", "ttl: five", 1),
+			[]string{"otp.ttl:", `"five"`, "(in file "}, []string{"FLASHOTP"}},
+		{"file not a number", nil, strings.Replace(exampleBody(t), "code_length: 4", "code_length: four", 1),
+			[]string{"otp.code_length: want a whole number", "(in file "}, []string{"FLASHOTP"}},
+		{"file out of range, env set elsewhere", map[string]string{"FLASHOTP_OTP_TTL": "2m"}, strings.Replace(exampleBody(t), "code_length: 4", "code_length: 3", 1),
+			[]string{"otp.code_length: want 4..8"}, []string{"FLASHOTP"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			path := exampleFile
+			if tt.body != "" {
+				path = writeConfig(t, tt.body)
+			}
+			_, err := configs.Load(path)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("error %q says %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// An unknown key read "” has invalid keys: sms"; it is named with its whole path, and the file.
+func TestLoadUnknownKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want []string
+	}{
+		{"section", exampleBody(t) + "sms:\n  from: x\n", []string{`unknown key "sms"`}},
+		{"in a section", strings.Replace(exampleBody(t), "  admin_token:", "  admin_tokn:", 1), []string{`unknown key "http.admin_tokn"`}},
+		{"in a list", strings.Replace(exampleBody(t), "    max_cps: 0", "    max_cps: 0\n    bar: x", 1), []string{`unknown key "trunks[0].bar"`}},
+		{"deeper", minimalFile("", ", entries: [{numbers: [\"+1415555XXXX\"], colour: red}]", ", rate_limits: {recipient: {limit: 1, window: 1m, burst: 2}}"),
+			[]string{`unknown key "pool[0].entries[0].colour"`, `unknown key "apps[0].rate_limits.recipient.burst"`}},
+		{"several", exampleBody(t) + "sms: 1\nvoice: 2\n", []string{`unknown key "sms"`, `unknown key "voice"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, tt.body)
+			_, err := configs.Load(path)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w+" (in file "+path+")") {
+					t.Errorf("error %q does not say %s (in file %s)", err, w, path)
+				}
+			}
+		})
+	}
+}
+
+// exampleBody returns the example file's text.
+func exampleBody(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(exampleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
