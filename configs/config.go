@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"regexp"
@@ -36,6 +37,7 @@ type Config struct {
 	Apps     []App    `mapstructure:"apps"`
 	Webhooks Webhooks `mapstructure:"webhooks"`
 	Phone    Phone    `mapstructure:"phone"`
+	Log      Log      `mapstructure:"log"`
 }
 
 // HTTP configures the API listener.
@@ -49,6 +51,42 @@ type HTTP struct {
 	// DrainDelay is how long the API keeps serving after SIGTERM while /readyz already answers 503, so
 	// that a load balancer takes the engine out before its listener closes.
 	DrainDelay time.Duration `mapstructure:"drain_delay"`
+	// TrustedProxies are the CIDRs (or single IPs) of the reverse proxies in front of the API: only from a
+	// peer among them is X-Forwarded-For believed. Empty: the header is ignored.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+}
+
+// Proxies returns http.trusted_proxies as prefixes, a single IP as a /32 (or /128); entries that do not
+// parse (Validate refuses them) are left out.
+func (h HTTP) Proxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range h.TrustedProxies {
+		if p, err := parseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseProxy reads one http.trusted_proxies entry: a CIDR or an IP.
+func parseProxy(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s) // FLASHOTP_HTTP_TRUSTED_PROXIES="10.0.0.0/8, 192.168.0.1"
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Log configures the engine's log (standard error).
+type Log struct {
+	Level  string `mapstructure:"level"`  // debug | info | warn | error, any case
+	Format string `mapstructure:"format"` // text | json, any case
 }
 
 // SIP configures the engine's user agent.
@@ -277,6 +315,7 @@ func Default() Config {
 			ShutdownTimeout: 10 * time.Second,
 		},
 		Phone: Phone{Listen: "127.0.0.1:5062", Mode: sip.PhoneRing},
+		Log:   Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -362,9 +401,11 @@ type sources struct {
 }
 
 // env returns the environment variable key's value came from, or "" when it came from the file or the
-// defaults. Keys inside lists (trunks[0].name) never come from the environment.
+// defaults.
 func (s sources) env(key string) string {
-	if !s.keys[key] || strings.ContainsAny(key, "[]") {
+	// A list from the environment (FLASHOTP_HTTP_TRUSTED_PROXIES=a,b) is one variable for all its items.
+	key, _, _ = strings.Cut(key, "[")
+	if !s.keys[key] {
 		return ""
 	}
 	name := "FLASHOTP_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
@@ -734,6 +775,21 @@ func (c Config) Validate() error {
 		}
 	}
 
+	for i, p := range c.HTTP.TrustedProxies {
+		if _, err := parseProxy(p); err != nil {
+			bad(fmt.Sprintf("http.trusted_proxies[%d]", i), "want a CIDR (10.0.0.0/8) or an IP, got %q", p)
+		}
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch strings.ToLower(c.Log.Format) {
+	case "text", "json":
+	default:
+		bad("log.format", "want text or json, got %q", c.Log.Format)
+	}
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		bad("http.tls_cert", "http.tls_cert and http.tls_key go together")
 	}

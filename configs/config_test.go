@@ -1,6 +1,7 @@
 package configs_test
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -68,6 +69,7 @@ func TestLoadExample(t *testing.T) {
 		},
 		Apps:  []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret"}},
 		Phone: configs.Phone{Enabled: true, Listen: "127.0.0.1:5062", Mode: sip.PhoneRing},
+		Log:   configs.Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load(%s) =\n%+v\nwant\n%+v", exampleFile, cfg, want)
@@ -225,6 +227,31 @@ func TestLoadEnvOverrides(t *testing.T) {
 			wantErr: "http.drain_delay",
 		},
 		{
+			name: "log and trusted proxies",
+			env: map[string]string{"FLASHOTP_LOG_LEVEL": "DEBUG", "FLASHOTP_LOG_FORMAT": "json",
+				"FLASHOTP_HTTP_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7,::ffff:127.0.0.1,2001:db8::/32"},
+			check: func(t *testing.T, c configs.Config) {
+				if c.Log != (configs.Log{Level: "DEBUG", Format: "json"}) {
+					t.Errorf("log = %+v, want DEBUG, json", c.Log)
+				}
+				want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
+					netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("2001:db8::/32")}
+				if got := c.HTTP.Proxies(); !reflect.DeepEqual(got, want) {
+					t.Errorf("http.trusted_proxies = %v, want %v", got, want)
+				}
+			},
+		},
+		{
+			name:    "trusted proxies are validated, naming the variable",
+			env:     map[string]string{"FLASHOTP_HTTP_TRUSTED_PROXIES": "10.0.0.0/8,10.0.0.0/33"},
+			wantErr: `http.trusted_proxies[1]: want a CIDR (10.0.0.0/8) or an IP, got "10.0.0.0/33" (from environment FLASHOTP_HTTP_TRUSTED_PROXIES)`,
+		},
+		{
+			name:    "log format is validated",
+			env:     map[string]string{"FLASHOTP_LOG_FORMAT": "xml"},
+			wantErr: "log.format: want text or json",
+		},
+		{
 			name:    "ttl out of range is validated",
 			env:     map[string]string{"FLASHOTP_OTP_TTL": "1h"},
 			wantErr: "otp.ttl",
@@ -313,6 +340,10 @@ func TestValidate(t *testing.T) {
 		{"dial timeout zero", func(c *configs.Config) { c.Dialer.DialTimeout = 0 }, "dialer.dial_timeout"},
 		{"queue size zero", func(c *configs.Config) { c.Dialer.QueueSize = 0 }, "dialer.queue_size"},
 		{"phone listen bad", func(c *configs.Config) { c.Phone.Listen = "nope" }, "phone.listen"},
+		{"log level unknown", func(c *configs.Config) { c.Log.Level = "trace" }, "log.level"},
+		{"log format unknown", func(c *configs.Config) { c.Log.Format = "logfmt" }, "log.format"},
+		{"trusted proxy not an address", func(c *configs.Config) { c.HTTP.TrustedProxies = []string{"10.0.0.1", "proxy.local"} }, "http.trusted_proxies[1]"},
+		{"trusted proxy bad prefix", func(c *configs.Config) { c.HTTP.TrustedProxies = []string{"10.0.0.0/40"} }, "http.trusted_proxies[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	sipgosip "github.com/emiago/sipgo/sip"
@@ -71,8 +72,7 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			m := NewMain(cfg, log)
+			m := NewMain(cfg, newLogger(os.Stderr, cfg.Log))
 			m.PhoneOut = cmd.OutOrStdout()
 			if cfg.Phone.Enabled {
 				calls, err := openPhoneLog(cfg.Store.Path)
@@ -88,6 +88,18 @@ func newServeCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&path, "config", "configs/flashotp.yaml", "configuration file (YAML)")
 	return cmd
+}
+
+// newLogger returns the engine's logger as the log section says: one line per event, text (key=value) or
+// JSON, at level and above. configs validated both.
+func newLogger(w io.Writer, c configs.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // "debug", "info", "warn" or "error", any case
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(c.Format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func newPhoneCmd() *cobra.Command {
