@@ -43,7 +43,7 @@ func (s *Server) routeAdmin() {
 	want := sha256.Sum256([]byte(s.cfg.AdminToken))
 	g := s.app.Group("/admin", func(c *fiber.Ctx) error {
 		// The same throttle as /otp: an address that keeps failing is refused before the token is looked at.
-		failures := limits.Check{Rule: s.cfg.AuthFailures, Key: c.IP()}
+		failures := limits.Check{Rule: s.cfg.AuthFailures, Key: s.clientIP(c)}
 		if full, retry := s.cfg.Limiter.Full(failures); full {
 			return &otp.Error{Code: otp.ErrRateLimited, Message: "too many failed authentications from this address", RetryAfter: retry}
 		}

@@ -138,7 +138,7 @@ func (s *Server) rateLimits(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	items, err := s.svc.RateLimits(q.AppID, c.Locals("key").(string), c.IP(), q.Recipient)
+	items, err := s.svc.RateLimits(q.AppID, c.Locals("key").(string), s.clientIP(c), q.Recipient)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"reflect"
 	"strconv"
 	"strings"
@@ -91,6 +92,8 @@ type Config struct {
 	Pools PoolAdmin
 	// Metrics is served at /metrics and timed for sends and verifies; nil: none.
 	Metrics *metrics.Metrics
+	// TrustedProxies are the peers whose X-Forwarded-For gives the client's address (clientIP).
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP API.
@@ -263,7 +266,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 			if status < 400 || status >= 500 {
 				status = fiber.StatusBadRequest
 			}
-			s.log.Warn("request not read", "remote", c.IP(), "status", ferr.Code, "err", ferr.Message)
+			s.log.Warn("request not read", "remote", s.clientIP(c), "status", ferr.Code, "err", ferr.Message)
 			return c.Status(status).JSON(fiber.Map{"error": fiber.Map{"code": otp.ErrInvalidRequest.Error(), "message": ferr.Message}})
 		}
 	}
@@ -287,7 +290,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 // locals. A client address with too many failed authentications is refused before any check; an
 // authenticated client is held to its app's client rate limit.
 func (s *Server) authenticate(c *fiber.Ctx) error {
-	ip := c.IP()
+	ip := s.clientIP(c)
 	failures := limits.Check{Rule: s.cfg.AuthFailures, Key: ip}
 	if full, retry := s.cfg.Limiter.Full(failures); full {
 		return &otp.Error{Code: otp.ErrRateLimited, Message: "too many failed authentications from this address", RetryAfter: retry}
@@ -465,7 +468,7 @@ func (s *Server) verify(c *fiber.Ctx) error {
 		return otpError(otp.ErrInvalidRequest, "verification_id or recipient: give one")
 	}
 	start := time.Now()
-	v, err := s.svc.Verify(otp.VerifyRequest{AppID: b.AppID, VerificationID: b.VerificationID, Recipient: b.Recipient, Code: b.OTPCode, RemoteIP: c.IP()})
+	v, err := s.svc.Verify(otp.VerifyRequest{AppID: b.AppID, VerificationID: b.VerificationID, Recipient: b.Recipient, Code: b.OTPCode, RemoteIP: s.clientIP(c)})
 	s.cfg.Metrics.Verified(otp.ResultName(err), time.Since(start))
 	if err != nil {
 		return err

@@ -195,6 +195,7 @@ func (m *Main) open() error {
 	m.api = httpapi.New(httpapi.Config{
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Apps: m.apps, Limiter: limiter, Ready: m.ready,
 		AdminToken: cfg.HTTP.AdminToken, Pools: m.numbers, Metrics: m.metrics,
+		TrustedProxies: cfg.HTTP.Proxies(),
 	}, svc, m.Log)
 	return nil
 }

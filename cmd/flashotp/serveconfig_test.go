@@ -90,3 +90,19 @@ func TestBinaryJSONLog(t *testing.T) {
 		t.Errorf("no stop line in:\n%s", p.stderr.String())
 	}
 }
+
+// http.trusted_proxies reaches the API: from a trusted peer, X-Forwarded-For names the client.
+func TestTrustedProxiesWired(t *testing.T) {
+	for _, tt := range []struct {
+		trusted []string
+		want    string
+	}{{nil, "demo/127.0.0.1"}, {[]string{"127.0.0.1"}, "demo/203.0.113.7"}} {
+		cfg := phoneConfig(t)
+		cfg.HTTP.TrustedProxies = tt.trusted
+		c, _ := startPhoneMain(t, cfg)
+		a := c.do("GET", "/otp/rate-limits?appid=demo", "", "X-Forwarded-For", "203.0.113.7")
+		if !strings.Contains(a.raw, `"scope":"client","key":"`+tt.want+`"`) {
+			t.Errorf("trusted %v: rate-limits %d %s, want the client key %s", tt.trusted, a.status, a.raw, tt.want)
+		}
+	}
+}
