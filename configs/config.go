@@ -355,7 +355,7 @@ func Load(path string) (Config, error) {
 		}
 	}
 
-	src := sources{file: path, keys: map[string]bool{}}
+	src := sources{file: path, keys: map[string]bool{}, inFile: v.InConfig}
 	for _, k := range v.AllKeys() {
 		src.keys[k] = true
 	}
@@ -396,8 +396,9 @@ func decode(in, out any, exact bool) error {
 
 // sources knows where each value Load read came from, to name it in errors.
 type sources struct {
-	file string          // the config file; "" when there is none
-	keys map[string]bool // the keys viper knows, the only ones it looks up in the environment
+	file   string                // the config file; "" when there is none
+	keys   map[string]bool       // the keys viper knows, the only ones it looks up in the environment
+	inFile func(key string) bool // whether the file sets key
 }
 
 // env returns the environment variable key's value came from, or "" when it came from the file or the
@@ -420,18 +421,18 @@ func (s sources) where(key string) string {
 	if name := s.env(key); name != "" {
 		return " (from environment " + name + ")"
 	}
-	if s.file != "" {
+	if base, _, _ := strings.Cut(key, "["); s.file != "" && s.inFile(base) {
 		return " (in file " + s.file + ")"
 	}
-	return ""
+	return "" // a default, or a key nobody set (trunks: at least one trunk is needed)
 }
 
-// blame adds, to each error of Validate whose key was set from the environment, the variable's name: the
-// file is not where to look for it.
+// blame adds to each error of Validate where its key's value came from: the environment variable (the file
+// is not where to look for it) or the file.
 func (s sources) blame(err error) error {
 	lines := strings.Split(err.Error(), "\n")
 	for i, l := range lines {
-		if key, _, ok := strings.Cut(l, ": "); ok && s.env(key) != "" {
+		if key, _, ok := strings.Cut(l, ": "); ok {
 			lines[i] = l + s.where(key)
 		}
 	}
@@ -612,8 +613,10 @@ var (
 // Validate reports every contradiction or bad value, each naming its key.
 func (c Config) Validate() error {
 	var errs []error
+	reported := map[string]bool{}
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+		reported[key] = true
 	}
 	checkAddr := func(key, addr string, needPort bool) {
 		host, port, err := net.SplitHostPort(addr)
@@ -866,9 +869,14 @@ func (c Config) Validate() error {
 		}
 		settings := a.Settings()
 		settings.Pools = pools
+		inherited := map[string]bool{"code_length": a.CodeLength == 0, "ttl": a.TTL == 0, "max_attempts": a.MaxAttempts == 0}
 		if err := settings.WithDefaults(c.AppDefaults()).Validate(); err != nil {
 			for _, e := range strings.Split(err.Error(), "\n") {
 				field, msg, _ := strings.Cut(e, ": ")
+				// A value the app inherits from the otp section is that key's error, said once.
+				if reported["otp."+field] && inherited[field] {
+					continue
+				}
 				if field != "pools" && !strings.HasPrefix(field, "pools[") && field != "id" {
 					bad(key+"."+field, "%s", msg)
 				}

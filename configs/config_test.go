@@ -564,7 +564,7 @@ func TestLoadErrorsNameTheSource(t *testing.T) {
 		{"file not a number", nil, strings.Replace(exampleBody(t), "code_length: 4", "code_length: four", 1),
 			[]string{"otp.code_length: want a whole number", "(in file "}, []string{"FLASHOTP"}},
 		{"file out of range, env set elsewhere", map[string]string{"FLASHOTP_OTP_TTL": "2m"}, strings.Replace(exampleBody(t), "code_length: 4", "code_length: 3", 1),
-			[]string{"otp.code_length: want 4..8"}, []string{"FLASHOTP"}},
+			[]string{"otp.code_length: want 4..8, got 3 (in file "}, []string{"FLASHOTP"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
