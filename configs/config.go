@@ -503,10 +503,9 @@ func (s sources) check(key string, val any, t reflect.Type) []error {
 func checkDuration(val any) error {
 	switch v := val.(type) {
 	case string:
-		s := strings.TrimSpace(v)
-		if _, err := time.ParseDuration(s); err != nil {
-			if _, nerr := strconv.ParseFloat(s, 64); nerr == nil {
-				return fmt.Errorf("%s has no unit: durations need one, e.g. \"%ss\" (ms, s, m, h)", s, s)
+		if _, err := time.ParseDuration(v); err != nil {
+			if _, nerr := strconv.ParseFloat(v, 64); nerr == nil {
+				return fmt.Errorf("%s has no unit: durations need one, e.g. \"%ss\" (ms, s, m, h)", v, v)
 			}
 			return fmt.Errorf("want a duration such as \"300ms\", \"30s\", \"5m\" or \"1h\", got %q", v)
 		}
@@ -517,7 +516,7 @@ func checkDuration(val any) error {
 		}
 		return fmt.Errorf("%v has no unit: durations need one, e.g. \"%vs\" (ms, s, m, h)", v, v)
 	default:
-		return fmt.Errorf("want a duration such as \"30s\", got %T", val)
+		return fmt.Errorf("want a duration such as \"30s\", got %s", describe(val))
 	}
 }
 
@@ -539,18 +538,21 @@ func mismatch(t reflect.Type, val any) string {
 	default:
 		want = "a mapping of keys"
 	}
-	var got string
+	return "want " + want + ", got " + describe(val)
+}
+
+// describe shows a value read from YAML or the environment in an error.
+func describe(val any) string {
 	switch v := val.(type) {
 	case string:
-		got = strconv.Quote(v)
+		return strconv.Quote(v)
 	case []any:
-		got = "a list"
+		return "a list"
 	case map[string]any, map[any]any:
-		got = "a mapping"
+		return "a mapping"
 	default:
-		got = fmt.Sprint(v)
+		return fmt.Sprint(v)
 	}
-	return "want " + want + ", got " + got
 }
 
 // composite reports whether t (a list's element type) is walked into: structs and maps, not scalars.
