@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -733,6 +734,44 @@ func TestVerify(t *testing.T) {
 				t.Errorf("dialer was offered %d calls, want only the send's", n)
 			}
 		})
+	}
+}
+
+// The attempt that uses up the attempts answers 410 and fails the verification: status and list say failed,
+// and status=pending no longer lists it.
+func TestVerifyAttemptsUsedUpIsFailed(t *testing.T) {
+	e := newEnv(t)
+	id, cli := e.send(t)
+	for i := 1; i <= 5; i++ {
+		res := e.do(t, "POST", "/otp/verify", verifyBody("demo", id, wrongCode(codeOf(cli))), demo)
+		if i < 5 {
+			wantError(t, res, 422, "invalid_code")
+		} else {
+			wantError(t, res, 410, "max_attempts_reached")
+		}
+	}
+	var st struct {
+		Status            string `json:"status"`
+		AttemptsRemaining int    `json:"attempts_remaining"`
+	}
+	res := e.do(t, "GET", "/otp/status?verification_id="+id, "", demo)
+	if err := json.Unmarshal(res.body, &st); err != nil || res.status != 200 || st.Status != "failed" || st.AttemptsRemaining != 0 {
+		t.Errorf("status: %d %s, want failed with 0 attempts left", res.status, res.body)
+	}
+	type item struct {
+		ID     string `json:"verification_id"`
+		Status string `json:"status"`
+	}
+	for status, want := range map[string]bool{"failed": true, "pending": false, "": true} {
+		res := e.do(t, "GET", "/otp/list?status="+status, "", demo)
+		var page struct{ Items []item }
+		if err := json.Unmarshal(res.body, &page); err != nil || res.status != 200 {
+			t.Fatalf("list status=%s: %d %s", status, res.status, res.body)
+		}
+		found := slices.Contains(page.Items, item{id, "failed"})
+		if found != want {
+			t.Errorf("list status=%q lists it failed: %v, want %v (%s)", status, found, want, res.body)
+		}
 	}
 }
 

@@ -102,12 +102,12 @@ func (s *Service) resendable(rec *record, cooldown time.Duration, maxResends int
 	switch {
 	case rec.Status == StatusApproved:
 		return errorf(ErrAlreadyVerified, "code already used")
+	case rec.attemptsUsed(): // failed for good, also past its expires_at
+		return errorf(ErrMaxAttempts, "all %d attempts used; send a new verification", rec.MaxAttempts)
 	case rec.Status == StatusExpired || (rec.Status == StatusPending || rec.Status == StatusFailed) && !now.Before(rec.ExpiresAt):
 		return errorf(ErrExpired, "verification expired at %s; send a new one", rec.ExpiresAt.Format(time.RFC3339))
 	case rec.Status == StatusCanceled:
 		return errorf(ErrNotFound, "verification is %s", rec.Status)
-	case rec.Attempts >= rec.MaxAttempts:
-		return errorf(ErrMaxAttempts, "all %d attempts used; send a new verification", rec.MaxAttempts)
 	case rec.Resends >= maxResends:
 		e := errorf(ErrRateLimited, "max_resends (%d) used; send a new verification", maxResends)
 		e.RetryAfter = max(rec.ExpiresAt.Sub(now), time.Second)

@@ -482,7 +482,7 @@ func TestVerify(t *testing.T) {
 				{code: wrong, want: otp.ErrMaxAttempts},
 				{code: right, want: otp.ErrMaxAttempts},
 			},
-			wantStatus:   otp.StatusPending,
+			wantStatus:   otp.StatusFailed,
 			wantAttempts: testMaxAttempts,
 		},
 	}
@@ -517,6 +517,65 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A verification whose attempts are used up is failed from that attempt on: listed as failed, not pending,
+// found by recipient (410, as before), never expired by the sweeper, and not resendable.
+func TestVerifyAttemptsUsedUpFails(t *testing.T) {
+	e := newEnv(t)
+	v, cli := e.send(t)
+	e.send(t) // a second verification, which stays pending and so expires
+	for i := 1; i <= testMaxAttempts; i++ {
+		_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))})
+		if i < testMaxAttempts {
+			wantErr(t, err, otp.ErrInvalidCode)
+			if st := e.status(t, v.ID); st.Status != otp.StatusPending {
+				t.Fatalf("after %d wrong codes: %s, want pending", i, st.Status)
+			}
+			continue
+		}
+		wantErr(t, err, otp.ErrMaxAttempts)
+	}
+	if st := e.status(t, v.ID); st.Status != otp.StatusFailed || st.AttemptsRemaining != 0 {
+		t.Errorf("status %s, %d attempts left; want failed, 0", st.Status, st.AttemptsRemaining)
+	}
+	listed := func(status otp.Status) bool {
+		t.Helper()
+		page, err := e.svc.List(otp.Query{AppID: "demo", Status: string(status), Limit: 10})
+		if err != nil {
+			t.Fatalf("List(%s): %v", status, err)
+		}
+		return slices.ContainsFunc(page.Items, func(x otp.Verification) bool { return x.ID == v.ID })
+	}
+	if !listed(otp.StatusFailed) || listed(otp.StatusPending) {
+		t.Errorf("listed under failed %v, under pending %v; want failed only", listed(otp.StatusFailed), listed(otp.StatusPending))
+	}
+	_, err := e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
+	wantErr(t, err, otp.ErrMaxAttempts)
+
+	e.clock.Advance(testTTL + time.Second)
+	if n, err := e.svc.SweepExpired(); err != nil || n != 1 {
+		t.Errorf("SweepExpired = %d, %v; want 1 (only the pending one)", n, err)
+	}
+	if st := e.status(t, v.ID); st.Status != otp.StatusFailed {
+		t.Errorf("after its TTL: %s, want still failed", st.Status)
+	}
+	_, err = e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)})
+	wantErr(t, err, otp.ErrMaxAttempts)
+	if n, err := e.db.Bucket("v_expiry").Len(); err != nil || n != 0 {
+		t.Errorf("expiry index holds %d keys (%v), want none", n, err)
+	}
+}
+
+// Verify by recipient finds a verification whose attempts are used up, within its TTL, and answers for it.
+func TestVerifyByRecipientAttemptsUsedUp(t *testing.T) {
+	e := newEnv(t)
+	v, cli := e.send(t)
+	for range testMaxAttempts {
+		e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))})
+	}
+	_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", Recipient: usRecipient, Code: codeOf(cli)})
+	wantErr(t, err, otp.ErrMaxAttempts)
 }
 
 func TestVerifyExpiry(t *testing.T) {

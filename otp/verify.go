@@ -107,7 +107,8 @@ func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 }
 
 // transitions records what a change of rec's status from before means: the approved counter and webhook,
-// or the expired event and webhook.
+// the expired event and webhook, or, for a verification whose attempts are used up, that it can no longer
+// expire (its webhook, max_attempts_reached, goes with the attempt).
 func (s *Service) transitions(tx *store.Tx, rec *record, before Status, now time.Time) error {
 	if rec.Status == before {
 		return nil
@@ -123,11 +124,17 @@ func (s *Service) transitions(tx *store.Tx, rec *record, before Status, now time
 			return err
 		}
 		return s.notify(tx, rec, EventExpired, now)
+	case StatusFailed:
+		return tx.Delete(bucketExpiry, expiryKey(rec.ExpiresAt, rec.ID))
 	}
 	return nil
 }
 
-// newestPending returns the newest verification of recipient in app that is still pending.
+// attemptsUsed reports whether rec's wrong codes used up its attempts.
+func (rec *record) attemptsUsed() bool { return rec.Attempts >= rec.MaxAttempts }
+
+// newestPending returns the newest verification of recipient in app that is still pending, or that failed
+// within its TTL because its attempts are used up.
 func (s *Service) newestPending(app apps.App, recipient string) (string, error) {
 	if recipient == "" {
 		return "", errorf(ErrInvalidRequest, "verification_id or recipient: required")
@@ -145,7 +152,8 @@ func (s *Service) newestPending(app apps.App, recipient string) (string, error) 
 			if rec, err = get(tx, k[strings.LastIndexByte(k, 0)+1:]); err != nil {
 				return false
 			}
-			if rec.Status == StatusPending && now.Before(rec.ExpiresAt) {
+			// One whose attempts are used up answers for itself (max_attempts_reached), as when it was pending.
+			if (rec.Status == StatusPending || rec.Status == StatusFailed && rec.attemptsUsed()) && now.Before(rec.ExpiresAt) {
 				id = rec.ID
 				return false
 			}
@@ -177,6 +185,8 @@ func (s *Service) check(rec *record, code string, now time.Time) error {
 	switch {
 	case rec.Status == StatusApproved:
 		return errorf(ErrAlreadyVerified, "code already used")
+	case rec.Status == StatusFailed && rec.attemptsUsed():
+		return errorf(ErrMaxAttempts, "all %d attempts used", rec.MaxAttempts)
 	case rec.Status == StatusFailed:
 		return errorf(ErrUndeliverable, "the call failed before it rang (%s); resend or send again", rec.Call.Reason)
 	case rec.Status == StatusExpired || rec.Status == StatusPending && !now.Before(rec.ExpiresAt):
@@ -184,7 +194,8 @@ func (s *Service) check(rec *record, code string, now time.Time) error {
 		return errorf(ErrExpired, "verification expired at %s", rec.ExpiresAt.Format(time.RFC3339))
 	case rec.Status != StatusPending:
 		return errorf(ErrNotFound, "verification is %s", rec.Status)
-	case rec.Attempts >= rec.MaxAttempts:
+	case rec.attemptsUsed():
+		rec.Status = StatusFailed // stored pending by an engine that did not fail it at the last attempt
 		return errorf(ErrMaxAttempts, "all %d attempts used", rec.MaxAttempts)
 	}
 
@@ -198,7 +209,9 @@ func (s *Service) check(rec *record, code string, now time.Time) error {
 	}
 	rec.Attempts++
 	rec.AttemptsRemaining = rec.MaxAttempts - rec.Attempts
-	if rec.AttemptsRemaining <= 0 {
+	if rec.attemptsUsed() {
+		// No code can approve it any more: it is over, as SPEC section 4's failed says, not pending.
+		rec.Status = StatusFailed
 		return errorf(ErrMaxAttempts, "wrong code; all %d attempts used", rec.MaxAttempts)
 	}
 	left := rec.AttemptsRemaining
