@@ -593,6 +593,20 @@ func TestPickPattern(t *testing.T) {
 			[]string{"+331987650000"}, []string{"+442079460000"}},
 		{"general entry only", []numberpool.Entry{local([]string{"FR"}, "+33198765XXXX"), entry("+44207946XXXX")}, "GB",
 			[]string{"+442079460000"}, []string{"+331987650000"}},
+		// A phone shows a CLI of its own country in the national form: with the national prefix, or without.
+		{"national form for a GB recipient", []numberpool.Entry{entry("+44207946XXXX")}, "GB",
+			[]string{"02079460000", "2079469999", "00442079460000", "442079460000"},
+			[]string{"+02079460000", "002079460000", "0442079460000", "12079460000", "020794600000", "0207946000"}},
+		{"no national form for a US recipient of a GB CLI", []numberpool.Entry{entry("+44207946XXXX")}, "US",
+			[]string{"00442079460000"}, []string{"02079460000", "2079460000"}},
+		{"national form of a NANP number", []numberpool.Entry{entry("+12025550100-+12025550199")}, "US",
+			[]string{"2025550100", "12025550199"}, []string{"02025550100", "2035550100", "+2025550100"}},
+		{"national prefix 8", []numberpool.Entry{entry("+7495123XXXX")}, "RU",
+			[]string{"84951230000", "4951239999"}, []string{"04951230000", "884951230000"}},
+		{"no national prefix", []numberpool.Entry{entry("+390612XXXXXX")}, "IT",
+			[]string{"0612000000", "00390612999999"}, []string{"00612000000", "612000000"}},
+		{"national form only of the recipient's calling code", []numberpool.Entry{entry("+44207946XXXX"), entry("+33198765XXXX")}, "GB",
+			[]string{"02079460000", "+331987650000"}, []string{"01987650000", "0331987650000"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

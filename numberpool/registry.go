@@ -500,7 +500,7 @@ type Picked struct {
 	Code   string   // its last CodeLength digits
 	Trunks []string // trunks the call may use; empty: any
 	// Pattern is a regular expression that matches every CLI this recipient's verification may come from,
-	// with the code digits always free.
+	// with the code digits always free, in the forms a call log shows (see cliPattern).
 	Pattern string
 	Pool    string
 	Entry   string
@@ -601,12 +601,7 @@ func (r *Registry) Pick(req PickRequest) (Picked, error) {
 	}
 	cli := "+" + best
 	picked := Picked{CLI: cli, Prefix: cli[:len(cli)-req.CodeLength], Code: best[len(best)-req.CodeLength:], Trunks: slices.Clone(bestC.e().Trunks), Pool: bestC.pool.Name, Entry: bestC.e().ID}
-	parts := make([]string, 0, len(cands))
-	for _, c := range cands {
-		parts = append(parts, c.s().regexp(req.CodeLength))
-	}
-	sort.Strings(parts)
-	picked.Pattern = `^\+?(?:` + strings.Join(slices.Compact(parts), "|") + `)$`
+	picked.Pattern = cliPattern(cands, req.CodeLength, req.Country)
 
 	r.uses[picked.CLI]++
 	r.entryUses[bestC.key()]++

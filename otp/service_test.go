@@ -84,6 +84,7 @@ const (
 	testMaxAttempts = 5
 	usRecipient     = "+14155552671"
 	frRecipient     = "+33612345678"
+	gbRecipient     = "+447400123456"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -1134,13 +1135,16 @@ func TestSendLocalNumbersAndPattern(t *testing.T) {
 	svc := otp.New(otp.Config{Apps: testApps(t, db, 4, "demo"), Now: c.Now}, db, pools, quietLog())
 	d := &fakeDialer{}
 	svc.UseDialer(d)
+	national := func(cli string) string { return "0" + strings.TrimPrefix(cli, "+44") } // a GB phone's call log
 	tests := []struct {
 		recipient string
 		prefix    string
 		trunks    []string
+		national  bool // whether a phone of the recipient shows the CLI as national (0207946…)
 	}{
-		{frRecipient, "+33198765", []string{"carrier-fr"}},
-		{usRecipient, "+44207946", nil},
+		{frRecipient, "+33198765", []string{"carrier-fr"}, false},
+		{usRecipient, "+44207946", nil, false},
+		{gbRecipient, "+44207946", nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.recipient, func(t *testing.T) {
@@ -1159,6 +1163,14 @@ func TestSendLocalNumbersAndPattern(t *testing.T) {
 			for _, s := range []string{r.CLI, strings.TrimPrefix(r.CLI, "+"), v.CLIPrefix + wrongCode(codeOf(r.CLI))} {
 				if !re.MatchString(s) {
 					t.Errorf("cli_pattern %q does not match %s", v.CLIPattern, s)
+				}
+			}
+			if got := re.MatchString(national(r.CLI)); got != tt.national && strings.HasPrefix(r.CLI, "+44") {
+				t.Errorf("cli_pattern %q matches the national form %s: %v, want %v", v.CLIPattern, national(r.CLI), got, tt.national)
+			}
+			if tt.national { // and verify takes what the pattern matched
+				if _, err := svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: national(r.CLI)}); err != nil {
+					t.Errorf("Verify(%s): %v", national(r.CLI), err)
 				}
 			}
 		})
