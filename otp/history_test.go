@@ -131,6 +131,43 @@ func TestResend(t *testing.T) {
 	}
 }
 
+// A call that failed before it rang delivered nothing: its verification may be resent at once, without
+// waiting out resend_cooldown, up to max_resends. A call that rang and then failed still waits.
+func TestResendUndeliverable(t *testing.T) {
+	e := newAppEnv(t, &fakeNotifier{}, 0, nil)
+	v, _ := e.send(t)
+	resend := func() error {
+		_, err := e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
+		return err
+	}
+	busy := func() { // 486 without a ring
+		now := e.clock.Now()
+		e.svc.CallEnded(v.ID, "phone", "", sip.Result{State: sip.StateFailed, SIPCode: 486, Reason: sip.ReasonBusy, Responded: true,
+			StartedAt: now.Add(-20 * time.Millisecond), EndedAt: now})
+	}
+	for i := 1; i <= 3; i++ { // max_resends 3
+		busy()
+		if st := e.status(t, v.ID); st.Status != otp.StatusFailed {
+			t.Fatalf("after a busy call: %s, want failed", st.Status)
+		}
+		if err := resend(); err != nil {
+			t.Fatalf("resend %d at once after a call that never rang: %v", i, err)
+		}
+		if st := e.status(t, v.ID); st.Status != otp.StatusPending || st.Resends != i {
+			t.Fatalf("after resend %d: %s with %d resends", i, st.Status, st.Resends)
+		}
+	}
+	busy()
+	wantCode(t, resend(), otp.ErrRateLimited)
+
+	w, _ := e.send(t)
+	now := e.clock.Now()
+	e.svc.CallEnded(w.ID, "phone", "", sip.Result{State: sip.StateFailed, SIPCode: 486, Reason: sip.ReasonBusy, Responded: true, Rang: true,
+		StartedAt: now.Add(-20 * time.Millisecond), RingingAt: now.Add(-10 * time.Millisecond), EndedAt: now})
+	_, err := e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: w.ID})
+	wantCode(t, err, otp.ErrResendTooSoon)
+}
+
 func TestVerifyByRecipient(t *testing.T) {
 	e := newAppEnv(t, &fakeNotifier{}, 0, nil)
 	first, firstCLI := e.send(t)

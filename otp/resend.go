@@ -17,8 +17,8 @@ type ResendRequest struct {
 
 // Resend places a new flash call for a pending (or undeliverable) verification, with a new CLI and so a
 // new code; the old code stops working at once and the verification gets a fresh TTL. Attempts are not
-// reset: a resend does not buy more guesses. Refused within the app's resend_cooldown of the last send,
-// while the last call is still in flight, and after max_resends.
+// reset: a resend does not buy more guesses. Refused within the app's resend_cooldown of the last send
+// (unless that call failed before it rang), while the last call is still in flight, and after max_resends.
 func (s *Service) Resend(req ResendRequest) (Verification, error) {
 	app, err := s.app(req.AppID)
 	if err != nil {
@@ -97,6 +97,11 @@ func (s *Service) Resend(req ResendRequest) (Verification, error) {
 	return rec.Verification, nil
 }
 
+// undelivered reports whether rec's last call failed before it rang (SPEC section 2.7): nothing reached
+// the phone, so the resend cooldown, which spares the user calls in a row, has nothing to spare.
+// max_resends and the send limits still bound the calls.
+func (rec *record) undelivered() bool { return rec.Status == StatusFailed && !rec.attemptsUsed() }
+
 // resendable says why rec may not be resent now, if it may not.
 func (s *Service) resendable(rec *record, cooldown time.Duration, maxResends int, now time.Time) error {
 	switch {
@@ -112,7 +117,7 @@ func (s *Service) resendable(rec *record, cooldown time.Duration, maxResends int
 		e := errorf(ErrRateLimited, "max_resends (%d) used; send a new verification", maxResends)
 		e.RetryAfter = max(rec.ExpiresAt.Sub(now), time.Second)
 		return e
-	case now.Before(rec.SentAt.Add(cooldown)):
+	case now.Before(rec.SentAt.Add(cooldown)) && !rec.undelivered():
 		e := errorf(ErrResendTooSoon, "resend_cooldown is %s", cooldown)
 		e.RetryAfter = rec.SentAt.Add(cooldown).Sub(now)
 		return e

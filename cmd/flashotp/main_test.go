@@ -183,16 +183,21 @@ func TestFlashCallAgainstSIPp(t *testing.T) {
 		sipCode        float64
 		reason         string
 		status         string
+		resend         bool // resend at once: a call that never rang waits out no resend_cooldown (30 s here)
 	}{
-		{"ring_cancel", "ring_cancel.xml", false, 2 * time.Second, "missed", 487, "", "pending"},
-		{"ring_cancel_behind_proxy", "ring_cancel.xml", true, 2 * time.Second, "missed", 487, "", "pending"},
-		{"answer_races_cancel", "answer.xml", false, 2 * time.Second, "answered", 200, "", "pending"},
-		{"busy", "busy.xml", false, 2 * time.Second, "failed", 486, "busy", "failed"},
-		{"silent", "silent.xml", false, 700 * time.Millisecond, "failed", 487, "no_ring", "failed"},
+		{"ring_cancel", "ring_cancel.xml", false, 2 * time.Second, "missed", 487, "", "pending", false},
+		{"ring_cancel_behind_proxy", "ring_cancel.xml", true, 2 * time.Second, "missed", 487, "", "pending", false},
+		{"answer_races_cancel", "answer.xml", false, 2 * time.Second, "answered", 200, "", "pending", false},
+		{"busy", "busy.xml", false, 2 * time.Second, "failed", 486, "busy", "failed", true},
+		{"silent", "silent.xml", false, 700 * time.Millisecond, "failed", 487, "no_ring", "failed", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			uas := peers.StartUAS(t, tc.scenario, 1)
+			calls := 1
+			if tc.resend {
+				calls = 2
+			}
+			uas := peers.StartUAS(t, tc.scenario, calls)
 			trunk := uas.Addr
 			if tc.proxy {
 				trunk = peers.StartKamailio(t, "proxy.cfg", uas.Addr).Addr
@@ -211,6 +216,14 @@ func TestFlashCallAgainstSIPp(t *testing.T) {
 			call := v["call"].(map[string]any)
 			if call["state"] != tc.state || call["sip_code"] != tc.sipCode || call["reason"] != tc.reason || v["status"] != tc.status {
 				t.Fatalf("got call %v status %v; want %s %v %q, status %s\n%s", call, v["status"], tc.state, tc.sipCode, tc.reason, tc.status, uas.Messages())
+			}
+			if tc.resend {
+				if a := c.do("POST", "/otp/resend", fmt.Sprintf(`{"appid":"demo","verification_id":%q}`, id)); a.status != 202 {
+					t.Fatalf("resend at once after a call that never rang: %d %s", a.status, a.raw)
+				}
+				if v := c.waitCall(id); v["status"] != tc.status || v["resends"] != 1.0 {
+					t.Fatalf("after the resend: %v", v)
+				}
 			}
 			if code := uas.Wait(t, 10*time.Second); code != 0 {
 				t.Fatalf("sipp exit %d: scenario incomplete\n%s", code, uas.Messages())
