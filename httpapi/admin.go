@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"strings"
@@ -35,9 +38,21 @@ var _ PoolAdmin = (*numberpool.Registry)(nil)
 // errConflict: an admin change that would break what is in use (an app's code space, a config pool).
 var errConflict = errors.New("conflict")
 
-// routeAdmin mounts /admin/* behind the admin token; without a token the admin API does not exist.
+// routeAdmin mounts /admin/* behind the admin token. Without a token the admin API does not exist: its
+// routes answer 404, with the code admin_disabled rather than not_found so that a client (flashotp pools,
+// apps, keys, store) can tell the operator what to set instead of "no route".
 func (s *Server) routeAdmin() {
-	if s.cfg.AdminToken == "" || s.cfg.Pools == nil {
+	if s.cfg.AdminToken == "" {
+		s.app.Use("/admin", func(c *fiber.Ctx) error {
+			// fiber's Use matches any path starting with /admin, /administrator too.
+			if p := strings.ToLower(c.Path()); p != "/admin" && !strings.HasPrefix(p, "/admin/") {
+				return c.Next()
+			}
+			return apiError(errAdminDisabled, "the admin API is off on this engine: set http.admin_token (env FLASHOTP_HTTP_ADMIN_TOKEN) and restart it")
+		})
+		return
+	}
+	if s.cfg.Pools == nil {
 		return
 	}
 	want := sha256.Sum256([]byte(s.cfg.AdminToken))
@@ -57,6 +72,7 @@ func (s *Server) routeAdmin() {
 	})
 	g.Get("/pools", s.listPools)
 	g.Post("/pools", s.createPool)
+	g.Get("/pools/:name", s.getPool)
 	g.Put("/pools/:name", s.replacePool)
 	g.Delete("/pools/:name", s.deletePool)
 	g.Get("/pools/:name/entries", s.listEntries)
@@ -65,6 +81,9 @@ func (s *Server) routeAdmin() {
 	g.Post("/pools/:name/quarantine", s.quarantine)
 	g.Post("/pools/:name/release", s.release)
 	s.routeApps(g)
+	if s.cfg.Backup != nil {
+		g.Get("/store/backup", s.backup)
+	}
 	// Profiles, behind the same token: /admin/debug/pprof/ (index, heap, goroutine, …), profile, trace.
 	g.Get("/debug/pprof/profile", adaptor.HTTPHandlerFunc(pprof.Profile))
 	g.Get("/debug/pprof/trace", adaptor.HTTPHandlerFunc(pprof.Trace))
@@ -96,6 +115,17 @@ func poolError(err error) error {
 func (s *Server) listPools(c *fiber.Ctx) error {
 	pools, apps := s.cfg.Pools.Pools()
 	return c.JSON(fiber.Map{"pools": pools, "apps": apps})
+}
+
+// getPool answers one pool as GET /admin/pools lists it: entries, their use and its quarantines.
+func (s *Server) getPool(c *fiber.Ctx) error {
+	pools, _ := s.cfg.Pools.Pools()
+	for _, p := range pools {
+		if p.Name == c.Params("name") {
+			return c.JSON(p)
+		}
+	}
+	return apiError(errRouteNotFound, "no pool %q", param(c, "name"))
 }
 
 func (s *Server) createPool(c *fiber.Ctx) error {
@@ -192,4 +222,45 @@ func (s *Server) release(c *fiber.Ctx) error {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// backupIdle is how long a backup's client may stop reading before the engine gives up on it.
+const backupIdle = 30 * time.Second
+
+// backup streams a consistent copy of the database (one read transaction, so sends and verifies go on
+// meanwhile). The answer is 200 before the first byte is read from the file, so a copy that fails midway
+// cannot change the status: the engine then cuts the connection, and the client sees a body that ended
+// early instead of one that ended normally.
+func (s *Server) backup(c *fiber.Ctx) error {
+	conn := c.Context().Conn()
+	c.Set(fiber.HeaderContentType, fiber.MIMEOctetStream)
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="flashotp.db"`)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		start := time.Now()
+		n, err := s.cfg.Backup(deadlineWriter{w: w, conn: conn})
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			_ = conn.Close()
+			s.log.Warn("backup not sent", "bytes", n, "err", err)
+			return
+		}
+		s.log.Info("backup sent", "bytes", n, "took", time.Since(start).Round(time.Millisecond))
+	})
+	return nil
+}
+
+// deadlineWriter moves the connection's write deadline on before each write. fasthttp sets the server's
+// WriteTimeout once per answer, and a backup of a large file may take longer than that; a client that
+// stops reading is still cut off after backupIdle.
+type deadlineWriter struct {
+	w    io.Writer
+	conn net.Conn
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.conn.SetWriteDeadline(time.Now().Add(backupIdle))
+	return d.w.Write(p)
 }

@@ -90,6 +90,9 @@ type Config struct {
 	AdminToken string
 	// Pools is what /admin/pools manages.
 	Pools PoolAdmin
+	// Backup writes a consistent copy of the database to w, for GET /admin/store/backup; nil: no such
+	// route. *store.DB's Backup is one.
+	Backup func(w io.Writer) (int64, error)
 	// Metrics is served at /metrics and timed for sends and verifies; nil: none.
 	Metrics *metrics.Metrics
 	// TrustedProxies are the peers whose X-Forwarded-For gives the client's address (clientIP).
@@ -112,7 +115,9 @@ var (
 	errRouteNotFound   = errors.New("not_found")
 	// errMethodNotAllowed: the path is a route's, the method is not one it takes (the Allow header lists them).
 	errMethodNotAllowed = errors.New("method_not_allowed")
-	errInternal         = errors.New("internal")
+	// errAdminDisabled: an /admin route of an engine without http.admin_token.
+	errAdminDisabled = errors.New("admin_disabled")
+	errInternal      = errors.New("internal")
 )
 
 // statuses is the one table from error code to HTTP status.
@@ -134,6 +139,7 @@ var statuses = map[error]int{
 	errRequestTooLarge:        fiber.StatusRequestEntityTooLarge,
 	errRouteNotFound:          fiber.StatusNotFound,
 	errMethodNotAllowed:       fiber.StatusMethodNotAllowed,
+	errAdminDisabled:          fiber.StatusNotFound,
 	errInternal:               fiber.StatusInternalServerError,
 	errConflict:               fiber.StatusConflict,
 }

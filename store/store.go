@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,9 @@ var (
 	ErrFailed = errors.New("store failed")
 	// ErrDamaged is returned by Open when neither of the database's two last transactions can be read.
 	ErrDamaged = errors.New("database file is damaged")
+	// ErrUnclean is returned by BackupFile when the last engine to use the file did not close it: the
+	// engine checks (and may mend) such a file at its next start, and a copy should be taken after that.
+	ErrUnclean = errors.New("database was not closed cleanly")
 )
 
 // KeyFile is the name of the server key file created beside the database when no key is configured.
@@ -173,6 +177,42 @@ func failed(err, fnErr error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrFailed, err)
+}
+
+// Backup writes a consistent copy of the database to w, from one read transaction: writes go on meanwhile
+// and are not in the copy. It returns the bytes written. The copy is a database file like the original; the
+// server key is not in it (see Open). While the copy runs, a write that needs the file to grow waits for it
+// (bbolt cannot remap the file under a reader), so w should not be slower than it must.
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := db.view(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// BackupFile is Backup of the database file at path when no engine has it open. It waits up to timeout for
+// the file's lock and fails with ErrLocked if a running engine holds it, and with ErrUnclean if the last
+// engine did not close it. The file is opened read-only and left as it is.
+func BackupFile(path string, w io.Writer, timeout time.Duration) (int64, error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, fmt.Errorf("back up %s: %w", path, err)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
+	if errors.Is(err, bolterr.ErrTimeout) {
+		return 0, fmt.Errorf("back up %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("back up %s: %w", path, err)
+	}
+	defer b.Close()
+	// Checked under the lock: while an engine runs the marker is there too, and that is ErrLocked above.
+	if _, err := os.Stat(path + openMarker); err == nil {
+		return 0, fmt.Errorf("back up %s: %w (%s is there)", path, ErrUnclean, filepath.Base(path+openMarker))
+	}
+	return (&DB{bolt: b}).Backup(w)
 }
 
 // Key returns the server key codes are MACed under.

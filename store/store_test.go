@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -441,4 +443,75 @@ func TestTxScanAndBatch(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A backup taken while writes go on is a database of its own holding what was committed before it began;
+// BackupFile copies a closed file, and refuses one an engine holds or did not close.
+func TestBackup(t *testing.T) {
+	db, path := mustOpen(t)
+	b := db.Bucket("verifications")
+	for i := range 100 {
+		if err := b.Put(fmt.Sprintf("v%03d", i), bytes.Repeat([]byte{'x'}, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Writers keep going during the copy; the copy is still one consistent snapshot.
+	stop := make(chan struct{})
+	var writers sync.WaitGroup
+	writers.Add(1)
+	go func() {
+		defer writers.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := b.Put(fmt.Sprintf("w%06d", i), []byte("y")); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var buf bytes.Buffer
+	n, err := db.Backup(&buf)
+	close(stop)
+	writers.Wait()
+	if err != nil || n != int64(buf.Len()) || n == 0 {
+		t.Fatalf("Backup: %d bytes (%d in the buffer), %v", n, buf.Len(), err)
+	}
+	restored := filepath.Join(t.TempDir(), "flashotp.db")
+	if err := os.WriteFile(restored, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.BackupFile(path, io.Discard, 100*time.Millisecond); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("BackupFile of an open database: %v, want ErrLocked", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var closed bytes.Buffer
+	if _, err := store.BackupFile(path, &closed, time.Second); err != nil {
+		t.Fatalf("BackupFile of a closed database: %v", err)
+	}
+	// The copy opens as a database of its own, given the server key (which is not in it).
+	copyDB := mustOpenAt(t, restored, hex.EncodeToString(db.Key()))
+	if got := mustGet(t, copyDB, "v099"); len(got) != 1000 {
+		t.Fatalf("restored v099: %d bytes", len(got))
+	}
+	if n, err := copyDB.Bucket("verifications").Len(); err != nil || n < 100 {
+		t.Fatalf("restored copy holds %d records (%v)", n, err)
+	}
+
+	// An engine that did not close the file (killed) leaves its marker: the copy waits for the check at
+	// the engine's next start.
+	if err := os.WriteFile(path+".open", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.BackupFile(path, io.Discard, time.Second); !errors.Is(err, store.ErrUnclean) {
+		t.Fatalf("BackupFile after an unclean stop: %v, want ErrUnclean", err)
+	}
+	if _, err := store.BackupFile(filepath.Join(t.TempDir(), "none.db"), io.Discard, time.Second); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("BackupFile of no file: %v", err)
+	}
 }
