@@ -215,6 +215,27 @@ func BackupFile(path string, w io.Writer, timeout time.Duration) (int64, error) 
 	return (&DB{bolt: b}).Backup(w)
 }
 
+// CheckBackup reports whether the file at path is a whole copy as Backup writes it: a database whose newest
+// transaction's pages are all in the file. A copy cut short (the connection broke, the disk filled) is
+// refused. It does not read every page: that is `bbolt check`'s job, and the engine's after an unclean stop.
+func CheckBackup(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("not a database (%d bytes): %w", fi.Size(), err)
+	}
+	defer b.Close()
+	return b.View(func(tx *bolt.Tx) error {
+		if fi.Size() < tx.Size() {
+			return fmt.Errorf("cut short: %d of %d bytes", fi.Size(), tx.Size())
+		}
+		return nil
+	})
+}
+
 // Key returns the server key codes are MACed under.
 func (db *DB) Key() []byte { return db.key }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 
@@ -40,24 +41,24 @@ func newAppsCmd() *cobra.Command {
 			var out struct {
 				Apps []apps.App `json:"apps"`
 			}
-			if err := a.do("GET", "/admin/apps", nil, &out); err != nil {
+			raw, err := a.do("GET", "/admin/apps", nil, &out)
+			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "APP\tFROM\tPOOLS\tCODE\tTTL\tATTEMPTS\tCOUNTRIES\tWEBHOOK")
-			for _, app := range out.Apps {
-				from := "api"
-				if app.FromConfig {
-					from = "config"
-				}
-				countries := strings.Join(app.AllowedCountries, ",")
-				if countries == "" {
-					countries = "any"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", app.ID, from, strings.Join(app.Pools, ","), app.CodeLength,
-					jsonDuration(app.TTL), app.MaxAttempts, countries, app.WebhookURL)
+			return a.show(cmd.OutOrStdout(), raw, func() error { return printApps(cmd.OutOrStdout(), out.Apps) })
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "get ID",
+		Short: "Show one app (-o json: every setting)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out apps.App
+			raw, err := a.do("GET", "/admin/apps/"+url.PathEscape(args[0]), nil, &out)
+			if err != nil {
+				return err
 			}
-			return w.Flush()
+			return a.show(cmd.OutOrStdout(), raw, func() error { return printApps(cmd.OutOrStdout(), []apps.App{out}) })
 		},
 	})
 
@@ -73,10 +74,11 @@ func newAppsCmd() *cobra.Command {
 				return err
 			}
 			var out apps.Created
-			if err := a.do("POST", "/admin/apps", body, &out); err != nil {
+			raw, err := a.do("POST", "/admin/apps", body, &out)
+			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), out)
+			return a.show(cmd.OutOrStdout(), raw, func() error { return printJSON(cmd.OutOrStdout(), out) })
 		},
 	}
 	create.Flags().StringSliceVar(&pools, "pools", nil, "pools its caller IDs come from")
@@ -93,10 +95,11 @@ func newAppsCmd() *cobra.Command {
 				return err
 			}
 			var out apps.App
-			if err := a.do("PATCH", "/admin/apps/"+args[0], body, &out); err != nil {
+			raw, err := a.do("PATCH", "/admin/apps/"+url.PathEscape(args[0]), body, &out)
+			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), out)
+			return a.show(cmd.OutOrStdout(), raw, func() error { return printJSON(cmd.OutOrStdout(), out) })
 		},
 	}
 	update.Flags().StringVar(&set, "set", "", `settings as JSON, e.g. '{"max_attempts":3}'`)
@@ -107,14 +110,36 @@ func newAppsCmd() *cobra.Command {
 		Short: "Delete an app and its keys (its verifications stay until retention removes them)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.do("DELETE", "/admin/apps/"+args[0], nil, nil); err != nil {
+			raw, err := a.do("DELETE", "/admin/apps/"+url.PathEscape(args[0]), nil, nil)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "deleted app", args[0])
-			return nil
+			return a.show(cmd.OutOrStdout(), raw, func() error {
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), "deleted app", args[0])
+				return err
+			})
 		},
 	})
 	return cmd
+}
+
+// printApps prints one line per app.
+func printApps(out io.Writer, list []apps.App) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "APP\tFROM\tPOOLS\tCODE\tTTL\tATTEMPTS\tCOUNTRIES\tWEBHOOK")
+	for _, app := range list {
+		from := "api"
+		if app.FromConfig {
+			from = "config"
+		}
+		countries := strings.Join(app.AllowedCountries, ",")
+		if countries == "" {
+			countries = "any"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", app.ID, from, strings.Join(app.Pools, ","), app.CodeLength,
+			jsonDuration(app.TTL), app.MaxAttempts, countries, app.WebhookURL)
+	}
+	return w.Flush()
 }
 
 func jsonDuration(d apps.Duration) string {
@@ -132,22 +157,25 @@ func newKeysCmd() *cobra.Command {
 			var out struct {
 				Keys []apps.Key `json:"keys"`
 			}
-			if err := a.do("GET", "/admin/apps/"+args[0]+"/keys", nil, &out); err != nil {
+			raw, err := a.do("GET", "/admin/apps/"+url.PathEscape(args[0])+"/keys", nil, &out)
+			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "KEY\tSTATE\tFROM\tCREATED")
-			for _, k := range out.Keys {
-				state, from := "active", "api"
-				if k.RevokedAt != nil {
-					state = "revoked " + k.RevokedAt.Format("2006-01-02T15:04:05Z")
+			return a.show(cmd.OutOrStdout(), raw, func() error {
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "KEY\tSTATE\tFROM\tCREATED")
+				for _, k := range out.Keys {
+					state, from := "active", "api"
+					if k.RevokedAt != nil {
+						state = "revoked " + k.RevokedAt.Format("2006-01-02T15:04:05Z")
+					}
+					if k.FromConfig {
+						from = "config"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", k.Key, state, from, k.CreatedAt.Format("2006-01-02T15:04:05Z"))
 				}
-				if k.FromConfig {
-					from = "config"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", k.Key, state, from, k.CreatedAt.Format("2006-01-02T15:04:05Z"))
-			}
-			return w.Flush()
+				return w.Flush()
+			})
 		},
 	})
 	for _, c := range []struct {
@@ -163,15 +191,16 @@ func newKeysCmd() *cobra.Command {
 			Short: c.short,
 			Args:  cobra.ExactArgs(c.args),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				path := "/admin/apps/" + args[0] + "/keys"
+				path := "/admin/apps/" + url.PathEscape(args[0]) + "/keys"
 				if c.args == 2 {
-					path += "/" + args[1] + strings.TrimPrefix(c.suffix, "/keys")
+					path += "/" + url.PathEscape(args[1]) + strings.TrimPrefix(c.suffix, "/keys")
 				}
 				var out apps.Key
-				if err := a.do(c.method, path, nil, &out); err != nil {
+				raw, err := a.do(c.method, path, nil, &out)
+				if err != nil {
 					return err
 				}
-				return printJSON(cmd.OutOrStdout(), out)
+				return a.show(cmd.OutOrStdout(), raw, func() error { return printJSON(cmd.OutOrStdout(), out) })
 			},
 		})
 	}

@@ -1,6 +1,6 @@
 // Command flashotp is the flash-call verification engine: `serve` runs it, `phone` is a simulated handset,
-// `pools`, `apps` and `keys` manage a running engine, `bench` measures the machine, `version` prints the
-// build.
+// `pools`, `apps` and `keys` manage a running engine, `store backup` copies its database, `bench` measures
+// the machine, `version` prints the build.
 package main
 
 import (
@@ -54,12 +54,38 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newPhoneCmd(), newPoolsCmd(), newAppsCmd(), newKeysCmd(), newBenchCmd(), &cobra.Command{
+	root.AddCommand(newServeCmd(), newPhoneCmd(), newPoolsCmd(), newAppsCmd(), newKeysCmd(), newStoreCmd(), newBenchCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "flashotp", version) },
 	})
+	rejectUnknownSubcommands(root)
 	return root
+}
+
+// rejectUnknownSubcommands makes every command group (a command with subcommands and nothing to run of
+// its own) fail on an argument that names none of its subcommands. Left to cobra, `flashotp pools lst`
+// prints the group's help and exits 0, so a typo in a script passes unnoticed. A group given nothing still
+// prints its help.
+func rejectUnknownSubcommands(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		rejectUnknownSubcommands(c)
+	}
+	if !cmd.HasSubCommands() || cmd.Runnable() {
+		return
+	}
+	cmd.SuggestionsMinimumDistance = 2 // cobra's own default, which it sets only on its own path
+	cmd.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += " (did you mean " + strings.Join(s, " or ") + "?)"
+		}
+		return fmt.Errorf("%s; run '%s --help' for its commands", msg, cmd.CommandPath())
+	}
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 }
 
 func newServeCmd() *cobra.Command {
