@@ -1,11 +1,15 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +17,7 @@ import (
 
 	"flashotp/httpapi"
 	"flashotp/numberpool"
+	"flashotp/store"
 )
 
 var admin = bearer(adminToken)
@@ -34,6 +39,8 @@ func (e *env) poolsSnapshot(t testing.TB) string {
 // adminRoutes is one request to every admin route, each of which would change or show something.
 var adminRoutes = []struct{ method, path, body string }{
 	{"GET", "/admin/pools", ""},
+	{"GET", "/admin/pools/demo", ""},
+	{"GET", "/admin/store/backup", ""},
 	{"POST", "/admin/pools", `{"name":"live","entries":[{"numbers":["+33198765XXXX"],"countries":["FR"],"enabled":true}]}`},
 	{"PUT", "/admin/pools/live", `{"entries":[{"numbers":["+33198765XXXX"],"countries":["FR"],"enabled":true}]}`},
 	{"DELETE", "/admin/pools/live", ""},
@@ -91,21 +98,32 @@ func TestAdminAuthSchemeCase(t *testing.T) {
 	}
 }
 
-// Without a token (or without pools to manage) the admin API does not exist.
+// Without a token (or without pools to manage) the admin API does not exist. Without a token its routes
+// say so (admin_disabled, naming the setting), so that a client can tell the operator what to set.
 func TestAdminOff(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	off := newEnvWith(t, "")
 	noPools := newEnv(t)
 	noPools.srv = httpapi.New(httpapi.Config{MaxBodyBytes: maxBodyBytes, AdminToken: adminToken}, noPools.svc, log)
 	for name, e := range map[string]*env{"no token": off, "no pools": noPools} {
-		for _, r := range adminRoutes {
+		for _, r := range append(adminRoutes, struct{ method, path, body string }{"GET", "/ADMIN/pools", ""}) {
 			for _, a := range []auth{nil, admin, bearer("")} {
 				t.Run(name+"/"+r.method+" "+r.path, func(t *testing.T) {
-					wantError(t, e.do(t, r.method, r.path, r.body, a), http.StatusNotFound, "not_found")
+					res := e.do(t, r.method, r.path, r.body, a)
+					if name == "no pools" {
+						wantError(t, res, http.StatusNotFound, "not_found")
+						return
+					}
+					wantError(t, res, http.StatusNotFound, "admin_disabled")
+					if !strings.Contains(string(res.body), "http.admin_token") {
+						t.Errorf("the answer does not name the setting: %s", res.body)
+					}
 				})
 			}
 		}
 	}
+	// Only /admin and below: a path that merely starts with the same letters is an unknown route.
+	wantError(t, off.do(t, "GET", "/administrator", "", nil), http.StatusNotFound, "not_found")
 }
 
 type poolsAnswer struct {
@@ -480,5 +498,56 @@ func TestAdminKeepsNoRequestMemory(t *testing.T) {
 	}
 	if res := e.do(t, "GET", "/admin/pools/live/entries", "", admin); res.status != 200 {
 		t.Errorf("GET /admin/pools/live/entries: %d %s", res.status, res.body)
+	}
+}
+
+// GET /admin/store/backup streams the store's copy over a real socket; a copy that fails midway ends the
+// connection, so the client sees a body cut short, never one that ends normally.
+func TestAdminBackup(t *testing.T) {
+	e := newEnv(t)
+	e.send(t)
+	res := e.doHTTP(t, e.listen(t), "GET", "/admin/store/backup", "", admin)
+	var want bytes.Buffer
+	if _, err := e.db.Backup(&want); err != nil {
+		t.Fatal(err)
+	}
+	if res.status != http.StatusOK || res.header.Get("Content-Type") != "application/octet-stream" || !bytes.Equal(res.body, want.Bytes()) {
+		t.Fatalf("backup: %d %s, %d bytes; want %d bytes as Backup writes them", res.status, res.header.Get("Content-Type"), len(res.body), want.Len())
+	}
+	path := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(path, res.body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CheckBackup(path); err != nil {
+		t.Fatalf("the copy: %v", err)
+	}
+	if err := os.WriteFile(path, res.body[:len(res.body)-4096], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CheckBackup(path); err == nil {
+		t.Fatal("CheckBackup took a copy cut short")
+	}
+
+	failing := newEnv(t)
+	failing.srv = httpapi.New(httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: failing.apps, AdminToken: adminToken, Pools: failing.pools,
+		Backup: func(w io.Writer) (int64, error) {
+			n, err := w.Write(bytes.Repeat([]byte{1}, 64<<10))
+			if err != nil {
+				return int64(n), err
+			}
+			return int64(n), errors.New("read error on the disk")
+		}}, failing.svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	req, err := http.NewRequest("GET", failing.listen(t)+"/admin/store/backup", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin(req)
+	// The connection may end before the status line got out, or within the body; never at a normal end.
+	ans, err := http.DefaultClient.Do(req)
+	if err == nil {
+		defer ans.Body.Close()
+		if n, err := io.Copy(io.Discard, ans.Body); err == nil {
+			t.Fatalf("a copy that failed after %d bytes read as a whole body", n)
+		}
 	}
 }

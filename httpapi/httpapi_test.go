@@ -152,6 +152,7 @@ func newEnvWith(t testing.TB, token string) *env {
 		AuthFailures: limits.Rule{Scope: "auth_failures", Limit: 1_000_000, Window: time.Minute},
 		AdminToken:   token,
 		Pools:        e.pools,
+		Backup:       db.Backup,
 	}, e.svc, log)
 	return e
 }

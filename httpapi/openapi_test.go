@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"io"
 	"regexp"
 	"sort"
 	"strings"
@@ -51,7 +52,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			documented = append(documented, strings.ToUpper(method)+" "+path)
 		}
 	}
-	s := New(Config{MaxBodyBytes: 1024, AdminToken: "t0k", Metrics: metrics.New(nil), Pools: noPools{}}, nil, nil)
+	backup := func(io.Writer) (int64, error) { return 0, nil }
+	s := New(Config{MaxBodyBytes: 1024, AdminToken: "t0k", Metrics: metrics.New(nil), Pools: noPools{}, Backup: backup}, nil, nil)
 	for _, r := range s.app.GetRoutes(true) {
 		if r.Method == "HEAD" || r.Path == "/" || r.Path == "/otp" || r.Path == "/admin" {
 			continue // fiber's implicit HEAD for GET, the catch-all 404 and the auth groups

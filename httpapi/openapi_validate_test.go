@@ -249,7 +249,7 @@ func errorCode(t *testing.T, res response) string {
 func TestResponsesMatchOpenAPI(t *testing.T) {
 	e := newEnv(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(nil)}
+	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(nil), Backup: e.db.Backup}
 	e.srv = httpapi.New(cfg, e.svc, log) // newEnv's server, with metrics on
 	v := newValidator(t, e)
 	q := url.QueryEscape
@@ -485,12 +485,18 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	v.call("POST", "/admin/pools/live/quarantine", `{"entry":"e1"}`, admin, 200)
 	v.call("POST", "/admin/pools/live/quarantine", `{"cli":"+442079461234"}`, admin, 404)
 	v.call("GET", "/admin/pools", "", admin, 200) // with uses and quarantines
+	v.call("GET", "/admin/pools/live", "", admin, 200)
+	v.call("GET", "/admin/pools/nope", "", admin, 404)
 	v.call("POST", "/admin/pools/live/release", `{"entry":"e1"}`, admin, 204)
 	v.call("POST", "/admin/pools/live/release", `{"entry":"e1"}`, admin, 404)
 	v.call("DELETE", "/admin/pools/live", "", admin, 204)
 	v.call("DELETE", "/admin/pools/live", "", admin, 404)
 	v.call("DELETE", "/admin/pools/demo", "", admin, 409)
 	v.call("GET", "/admin/pools", "", nil, 401)
+
+	// Admin: the store's backup.
+	v.call("GET", "/admin/store/backup", "", admin, 200)
+	v.call("GET", "/admin/store/backup", "", nil, 401)
 
 	// Admin: profiles.
 	v.call("GET", "/admin/debug/pprof/heap", "", admin, 200)

@@ -3,6 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"syscall"
@@ -188,4 +192,111 @@ func TestBinaryAppsAdmin(t *testing.T) {
 	if a := c.do("GET", "/otp/list", "", "X-API-Key", rotated.Key, "X-API-Secret", rotated.Secret); a.status != 401 {
 		t.Fatalf("key of a deleted app: %d", a.status)
 	}
+}
+
+// runCLI runs the built binary with args and the environment given (no FLASHOTP_* variable of the test's
+// own), and returns its exit code and output.
+func runCLI(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "FLASHOTP_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	p := startCmd(t, cmd)
+	<-p.done
+	return p.cmd.ProcessState.ExitCode(), p.stdout.String(), p.stderr.String()
+}
+
+// The admin commands as an operator first meets them: an engine without http.admin_token is named as
+// such, the token taken from the environment works but is never printed, an unknown subcommand fails,
+// -o json prints the API's answer, and `apps get` and `pools get` show one item.
+func TestBinaryAdminCLI(t *testing.T) {
+	const token = "t0k-not-for-help-output"
+	cfg := testConfig(t, "127.0.0.1:9") // nothing is sent
+	cfg.HTTP.AdminToken = token
+	on := "http://" + startMain(t, cfg).HTTPAddr
+	off := "http://" + startMain(t, testConfig(t, "127.0.0.1:9")).HTTPAddr
+	withToken := []string{"FLASHOTP_HTTP_ADMIN_TOKEN=" + token, "FLASHOTP_ADMIN_URL=" + on}
+
+	t.Run("admin API off", func(t *testing.T) {
+		for _, args := range [][]string{{"pools", "list"}, {"apps", "get", "demo"}, {"keys", "list", "demo"}, {"store", "backup", filepath.Join(t.TempDir(), "b.db")}} {
+			code, _, stderr := runCLI(t, nil, append(args, "--url", off, "--token", "any")...)
+			if code == 0 || !strings.Contains(stderr, "admin API is off on the engine at "+off) || !strings.Contains(stderr, "http.admin_token") {
+				t.Errorf("%v against an engine without a token: exit %d, %s", args, code, stderr)
+			}
+		}
+	})
+
+	t.Run("token from the environment, never printed", func(t *testing.T) {
+		for _, args := range [][]string{{"pools", "--help"}, {"apps", "list", "--help"}, {"keys", "--help"}, {"store", "backup", "--help"}} {
+			code, stdout, stderr := runCLI(t, withToken, args...)
+			if code != 0 || strings.Contains(stdout+stderr, token) || !strings.Contains(stdout, "FLASHOTP_HTTP_ADMIN_TOKEN") {
+				t.Errorf("%v: exit %d; want the env var named and the token not shown:\n%s%s", args, code, stdout, stderr)
+			}
+		}
+		if code, stdout, stderr := runCLI(t, withToken, "apps", "list"); code != 0 || !strings.Contains(stdout, "demo") {
+			t.Errorf("apps list with the token and URL from the environment: exit %d %s %s", code, stdout, stderr)
+		}
+		if code, _, stderr := runCLI(t, []string{"FLASHOTP_ADMIN_URL=" + on}, "apps", "list"); code == 0 || !strings.Contains(stderr, "no admin token") {
+			t.Errorf("apps list without a token: exit %d %s", code, stderr)
+		}
+	})
+
+	t.Run("unknown subcommand", func(t *testing.T) {
+		for _, group := range [][]string{{}, {"pools"}, {"apps"}, {"keys"}, {"store"}} {
+			code, _, stderr := runCLI(t, withToken, append(group, "bogus")...)
+			if code == 0 || !strings.Contains(stderr, `unknown command "bogus"`) {
+				t.Errorf("flashotp %v bogus: exit %d, %q", group, code, stderr)
+			}
+		}
+		if code, stdout, _ := runCLI(t, nil, "pools"); code != 0 || !strings.Contains(stdout, "Available Commands") {
+			t.Errorf("flashotp pools alone: exit %d, want its help:\n%s", code, stdout)
+		}
+	})
+
+	t.Run("output json", func(t *testing.T) {
+		c := client{t, on}
+		for _, tc := range []struct {
+			args []string
+			path string
+		}{
+			{[]string{"pools", "list", "-o", "json"}, "/admin/pools"},
+			{[]string{"pools", "--output", "json", "get", "demo"}, "/admin/pools/demo"},
+			{[]string{"apps", "list", "--output=json"}, "/admin/apps"},
+			{[]string{"apps", "get", "demo", "-o", "json"}, "/admin/apps/demo"},
+			{[]string{"keys", "list", "demo", "-o", "json"}, "/admin/apps/demo/keys"},
+		} {
+			code, stdout, stderr := runCLI(t, withToken, tc.args...)
+			var got, want any
+			if err := json.Unmarshal([]byte(stdout), &got); code != 0 || err != nil {
+				t.Errorf("%v: exit %d, %v:\n%s%s", tc.args, code, err, stdout, stderr)
+				continue
+			}
+			api := c.do("GET", tc.path, "", "Authorization", "Bearer "+token)
+			if err := json.Unmarshal([]byte(api.raw), &want); err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("%v printed\n%s\nthe API answers\n%s", tc.args, stdout, api.raw)
+			}
+		}
+		if code, _, stderr := runCLI(t, withToken, "apps", "list", "-o", "yaml"); code == 0 || !strings.Contains(stderr, `--output "yaml": want text or json`) {
+			t.Errorf("-o yaml: exit %d %s", code, stderr)
+		}
+	})
+
+	t.Run("get one", func(t *testing.T) {
+		spaces := regexp.MustCompile(` +`)
+		if code, stdout, stderr := runCLI(t, withToken, "apps", "get", "demo"); code != 0 || !strings.Contains(spaces.ReplaceAllString(stdout, " "), "demo config demo 4 5m0s 5 any") {
+			t.Errorf("apps get demo: exit %d\n%s%s", code, stdout, stderr)
+		}
+		if code, stdout, stderr := runCLI(t, withToken, "pools", "get", "demo"); code != 0 || !strings.Contains(spaces.ReplaceAllString(stdout, " "), "demo e1 +44207946XXXX any any 1 true 0 config") {
+			t.Errorf("pools get demo: exit %d\n%s%s", code, stdout, stderr)
+		}
+		for _, args := range [][]string{{"apps", "get", "nope"}, {"pools", "get", "nope"}} {
+			if code, _, stderr := runCLI(t, withToken, args...); code == 0 || !strings.Contains(stderr, "404 not_found") {
+				t.Errorf("%v: exit %d %s", args, code, stderr)
+			}
+		}
+	})
 }
