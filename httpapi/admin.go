@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -228,27 +227,32 @@ func (s *Server) release(c *fiber.Ctx) error {
 const backupIdle = 30 * time.Second
 
 // backup streams a consistent copy of the database (one read transaction, so sends and verifies go on
-// meanwhile). The answer is 200 before the first byte is read from the file, so a copy that fails midway
-// cannot change the status: the engine then cuts the connection, and the client sees a body that ended
-// early instead of one that ended normally.
+// meanwhile), with its length: the snapshot is begun before the answer, so a store that cannot be read is a
+// 503 like any other read. A copy that fails midway cannot change the status any more: the connection then
+// ends before Content-Length bytes, which a client sees as a body cut short.
 func (s *Server) backup(c *fiber.Ctx) error {
+	snap, err := s.cfg.Backup()
+	if err != nil {
+		return err
+	}
 	conn := c.Context().Conn()
-	c.Set(fiber.HeaderContentType, fiber.MIMEOctetStream)
-	c.Set(fiber.HeaderContentDisposition, `attachment; filename="flashotp.db"`)
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+	pr, pw := io.Pipe()
+	go func() {
 		start := time.Now()
-		n, err := s.cfg.Backup(deadlineWriter{w: w, conn: conn})
-		if err == nil {
-			err = w.Flush()
-		}
+		n, err := snap.WriteTo(deadlineWriter{w: pw, conn: conn})
+		snap.Close()
+		pw.CloseWithError(err)
 		if err != nil {
-			_ = conn.Close()
 			s.log.Warn("backup not sent", "bytes", n, "err", err)
 			return
 		}
 		s.log.Info("backup sent", "bytes", n, "took", time.Since(start).Round(time.Millisecond))
-	})
+	}()
+	c.Set(fiber.HeaderContentType, fiber.MIMEOctetStream)
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="flashotp.db"`)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	// fasthttp closes pr once the answer is written or given up, which ends the copy above.
+	c.Context().SetBodyStream(pr, int(snap.Size()))
 	return nil
 }
 

@@ -530,13 +530,7 @@ func TestAdminBackup(t *testing.T) {
 
 	failing := newEnv(t)
 	failing.srv = httpapi.New(httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: failing.apps, AdminToken: adminToken, Pools: failing.pools,
-		Backup: func(w io.Writer) (int64, error) {
-			n, err := w.Write(bytes.Repeat([]byte{1}, 64<<10))
-			if err != nil {
-				return int64(n), err
-			}
-			return int64(n), errors.New("read error on the disk")
-		}}, failing.svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		Backup: func() (httpapi.Snapshot, error) { return failingSnapshot{}, nil }}, failing.svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	req, err := http.NewRequest("GET", failing.listen(t)+"/admin/store/backup", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -550,4 +544,17 @@ func TestAdminBackup(t *testing.T) {
 			t.Fatalf("a copy that failed after %d bytes read as a whole body", n)
 		}
 	}
+}
+
+// failingSnapshot is a copy whose disk fails after 64 KiB of 1 MiB.
+type failingSnapshot struct{}
+
+func (failingSnapshot) Size() int64  { return 1 << 20 }
+func (failingSnapshot) Close() error { return nil }
+func (failingSnapshot) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(bytes.Repeat([]byte{1}, 64<<10))
+	if err != nil {
+		return int64(n), err
+	}
+	return int64(n), errors.New("read error on the disk")
 }

@@ -38,6 +38,15 @@ import (
 //go:embed openapi.json
 var OpenAPI []byte
 
+// Snapshot is a copy of the database to send, as it was when it began; *store.Snapshot is one.
+type Snapshot interface {
+	Size() int64
+	io.WriterTo
+	io.Closer
+}
+
+var _ Snapshot = (*store.Snapshot)(nil)
+
 // Service is what the API needs of the otp package; *otp.Service is one.
 type Service interface {
 	Send(req otp.SendRequest) (otp.Verification, error)
@@ -90,9 +99,8 @@ type Config struct {
 	AdminToken string
 	// Pools is what /admin/pools manages.
 	Pools PoolAdmin
-	// Backup writes a consistent copy of the database to w, for GET /admin/store/backup; nil: no such
-	// route. *store.DB's Backup is one.
-	Backup func(w io.Writer) (int64, error)
+	// Backup begins a consistent copy of the database, for GET /admin/store/backup; nil: no such route.
+	Backup func() (Snapshot, error)
 	// Metrics is served at /metrics and timed for sends and verifies; nil: none.
 	Metrics *metrics.Metrics
 	// TrustedProxies are the peers whose X-Forwarded-For gives the client's address (clientIP).

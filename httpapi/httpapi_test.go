@@ -152,9 +152,14 @@ func newEnvWith(t testing.TB, token string) *env {
 		AuthFailures: limits.Rule{Scope: "auth_failures", Limit: 1_000_000, Window: time.Minute},
 		AdminToken:   token,
 		Pools:        e.pools,
-		Backup:       db.Backup,
+		Backup:       snapshots(db),
 	}, e.svc, log)
 	return e
+}
+
+// snapshots is the admin backup route's source for db, as the engine wires it.
+func snapshots(db *store.DB) func() (httpapi.Snapshot, error) {
+	return func() (httpapi.Snapshot, error) { return db.Snapshot() }
 }
 
 // auth sets a request's credentials.
@@ -990,7 +995,7 @@ func TestWrongMethod(t *testing.T) {
 		{"DELETE", "/healthz", nil, "GET, HEAD"},
 		{"POST", "/openapi.json", nil, "GET, HEAD"},
 		{"POST", "/admin/apps/demo", admin, "GET, HEAD, DELETE, PATCH"},
-		{"PATCH", "/admin/pools/demo", admin, "PUT, DELETE"},
+		{"PATCH", "/admin/pools/demo", admin, "GET, HEAD, PUT, DELETE"},
 		{"GET", "/admin/pools/demo/entries/e1", admin, "DELETE"},
 	}
 	for _, tt := range tests {

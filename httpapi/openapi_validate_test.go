@@ -249,7 +249,7 @@ func errorCode(t *testing.T, res response) string {
 func TestResponsesMatchOpenAPI(t *testing.T) {
 	e := newEnv(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(nil), Backup: e.db.Backup}
+	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(nil), Backup: snapshots(e.db)}
 	e.srv = httpapi.New(cfg, e.svc, log) // newEnv's server, with metrics on
 	v := newValidator(t, e)
 	q := url.QueryEscape
@@ -590,6 +590,8 @@ var statusProbes = map[string]struct{ path, body string }{
 	"DELETE /admin/apps/{id}/keys/{key}":      {"/admin/apps/other/keys/" + otherKey, ""},
 	"POST /admin/apps/{id}/webhook-secret":    {"/admin/apps/other/webhook-secret", ""},
 	"GET /admin/pools":                        {"/admin/pools", ""},
+	"GET /admin/pools/{name}":                 {"/admin/pools/demo", ""},
+	"GET /admin/store/backup":                 {"/admin/store/backup", ""},
 	"POST /admin/pools":                       {"/admin/pools", `{"name":"live2","entries":[{"numbers":["+33198765XXXX"]}]}`},
 	"PUT /admin/pools/{name}":                 {"/admin/pools/live", `{"entries":[{"numbers":["+33198765XXXX"]}]}`},
 	"DELETE /admin/pools/{name}":              {"/admin/pools/live", ""},
@@ -622,7 +624,7 @@ func TestEveryStatusIsDocumented(t *testing.T) {
 	e := newEnv(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(nil),
-		AuthFailures: limits.Rule{Scope: "auth_failures", Limit: 1_000_000, Window: time.Hour}}
+		AuthFailures: limits.Rule{Scope: "auth_failures", Limit: 1_000_000, Window: time.Hour}, Backup: snapshots(e.db)}
 	e.srv = httpapi.New(cfg, e.svc, log)
 	throttled := *e // another server, whose limit one failed authentication fills
 	cfg.AuthFailures.Limit = 1

@@ -179,18 +179,40 @@ func failed(err, fnErr error) error {
 	return fmt.Errorf("%w: %w", ErrFailed, err)
 }
 
-// Backup writes a consistent copy of the database to w, from one read transaction: writes go on meanwhile
-// and are not in the copy. It returns the bytes written. The copy is a database file like the original; the
-// server key is not in it (see Open). While the copy runs, a write that needs the file to grow waits for it
-// (bbolt cannot remap the file under a reader), so w should not be slower than it must.
+// Snapshot is the database as it was when the snapshot began: a read transaction kept open until Close, to
+// copy the database from while writes go on. While it is open, a write that needs the file to grow waits
+// for it (bbolt cannot remap the file under a reader), so it should be written out without delay and
+// closed. It may be handed to another goroutine, not shared between two.
+type Snapshot struct{ tx *bolt.Tx }
+
+// Snapshot begins a snapshot; it fails at once, with ErrFailed, when the store can no longer be read.
+func (db *DB) Snapshot() (*Snapshot, error) {
+	tx, err := db.bolt.Begin(false)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFailed, err)
+	}
+	return &Snapshot{tx: tx}, nil
+}
+
+// Size is the length of the copy WriteTo writes.
+func (s *Snapshot) Size() int64 { return s.tx.Size() }
+
+// WriteTo writes the snapshot to w as a database file (bbolt's Tx.WriteTo). The server key is not in it
+// (see Open).
+func (s *Snapshot) WriteTo(w io.Writer) (int64, error) { return s.tx.WriteTo(w) }
+
+// Close ends the snapshot.
+func (s *Snapshot) Close() error { return s.tx.Rollback() }
+
+// Backup writes a consistent copy of the database to w (a Snapshot written and closed) and returns the
+// bytes written.
 func (db *DB) Backup(w io.Writer) (int64, error) {
-	var n int64
-	err := db.view(func(tx *bolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(w)
-		return err
-	})
-	return n, err
+	s, err := db.Snapshot()
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	return s.WriteTo(w)
 }
 
 // BackupFile is Backup of the database file at path when no engine has it open. It waits up to timeout for

@@ -194,7 +194,8 @@ func (m *Main) open() error {
 	m.HTTPAddr = m.ln.Addr().String()
 	m.api = httpapi.New(httpapi.Config{
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Apps: m.apps, Limiter: limiter, Ready: m.ready,
-		AdminToken: cfg.HTTP.AdminToken, Pools: m.numbers, Metrics: m.metrics, Backup: m.db.Backup,
+		AdminToken: cfg.HTTP.AdminToken, Pools: m.numbers, Metrics: m.metrics,
+		Backup:         func() (httpapi.Snapshot, error) { return m.db.Snapshot() },
 		TrustedProxies: cfg.HTTP.Proxies(),
 	}, svc, m.Log)
 	return nil
