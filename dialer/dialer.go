@@ -10,6 +10,7 @@ package dialer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -30,7 +31,22 @@ var (
 	ErrQueueFull = errors.New("dialer queue full")
 	// ErrStopped is returned once Stop has been called.
 	ErrStopped = errors.New("dialer stopped")
+	// ErrTrunksDown is returned, as a *DownError, when every trunk a call may use is marked down: no trunk
+	// can take the call until an OPTIONS probe brings one back.
+	ErrTrunksDown = errors.New("every trunk is down")
 )
+
+// DownError is ErrTrunksDown with the trunks and when to try again.
+type DownError struct {
+	Trunks []string
+	// RetryAfter is the time until the next OPTIONS probe of one of Trunks (at least a second).
+	RetryAfter time.Duration
+}
+
+func (e *DownError) Error() string { return fmt.Sprintf("%v: %v", ErrTrunksDown, e.Trunks) }
+
+// Unwrap lets errors.Is match ErrTrunksDown.
+func (e *DownError) Unwrap() error { return ErrTrunksDown }
 
 // Caller places one SIP call, and probes a trunk with OPTIONS; *sip.UA is one.
 type Caller interface {
@@ -169,7 +185,8 @@ func (d *Dialer) Start() {
 	go d.probe()
 }
 
-// Submit queues a call. It never blocks: a full queue, or a full share of it for r.App, is ErrQueueFull.
+// Submit queues a call. It never blocks: a full queue, or a full share of it for r.App, is ErrQueueFull;
+// every trunk of r.Trunks down is a *DownError.
 // Once Submit returned nil, the Reporter will hear exactly one CallEnded for r.ID.
 func (d *Dialer) Submit(r Request) error {
 	d.mu.RLock()
@@ -177,10 +194,50 @@ func (d *Dialer) Submit(r Request) error {
 	if d.stopped {
 		return ErrStopped
 	}
+	if err := d.up(r.Trunks); err != nil {
+		return err
+	}
 	if !d.queue.push(r) {
 		return ErrQueueFull
 	}
 	return nil
+}
+
+// Available says why a call on trunks (empty: any trunk) would be refused now, if it would: ErrStopped, or
+// a *DownError when every one of them is marked down. A call already queued still goes to a down trunk:
+// its INVITE may reach the phone, a refusal now costs the caller only a retry.
+func (d *Dialer) Available(trunks []string) error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.stopped {
+		return ErrStopped
+	}
+	return d.up(trunks)
+}
+
+// up returns a *DownError if every trunk of allowed (empty: every trunk) is marked down. Names that match
+// no trunk are left to dispatch, which ends such a call trunk_error.
+func (d *Dialer) up(allowed []string) error {
+	var down []string
+	next := int64(0)
+	for _, t := range d.trunks {
+		if len(allowed) > 0 && !slices.Contains(allowed, t.Name) {
+			continue
+		}
+		if !t.down.Load() {
+			return nil
+		}
+		down = append(down, t.Name)
+		if p := t.nextProbe.Load(); next == 0 || p < next {
+			next = p
+		}
+	}
+	if len(down) == 0 {
+		return nil
+	}
+	// The probe loop looks every second: the probe may come up to a second after its time.
+	retry := time.Until(time.Unix(0, next)) + time.Second
+	return &DownError{Trunks: down, RetryAfter: max(retry, time.Second)}
 }
 
 // Stopped reports whether Stop was called: no call is accepted any more.

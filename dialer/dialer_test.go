@@ -225,6 +225,61 @@ func TestTrunkDownAndProbe(t *testing.T) {
 	}
 }
 
+// A call whose every trunk is down is refused at once (ErrTrunksDown, with the time to the next probe)
+// rather than queued for a trunk that will not take it; once a probe brings a trunk back, calls are taken.
+func TestEveryTrunkDownRefused(t *testing.T) {
+	caller := &fakeCaller{script: map[string]sip.Result{"a:1": serverFail, "b:1": missed}, up: map[string]bool{}}
+	rep := newReporter(2)
+	d := New(Config{Trunks: []Trunk{
+		{Name: "a", Address: "a:1", Weight: 1, DownAfter: 2, OptionsInterval: time.Second},
+		{Name: "b", Address: "b:1", Weight: 1, DownAfter: 2, OptionsInterval: time.Second},
+	}, QueueSize: 8}, caller, rep, nil)
+	d.Start()
+	defer d.Stop(context.Background())
+	onA := Request{To: "+14155552671", CLI: "+442079461234", Trunks: []string{"a"}}
+	for _, id := range []string{"1", "2"} {
+		r := onA
+		r.ID = id
+		if err := d.Submit(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep.wait(t)
+
+	tests := []struct {
+		name   string
+		trunks []string
+		down   bool
+	}{
+		{"only a down trunk", []string{"a"}, true},
+		{"an up trunk too", []string{"a", "b"}, false},
+		{"any trunk", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := d.Available(tc.trunks)
+			var down *DownError
+			if got := errors.As(err, &down); got != tc.down || tc.down && (!errors.Is(err, ErrTrunksDown) || down.RetryAfter <= 0 || down.RetryAfter > 2*time.Second) {
+				t.Fatalf("Available(%v) = %v (%+v), want down %t with a retry within the probe interval", tc.trunks, err, down, tc.down)
+			}
+			if err := d.Submit(Request{ID: "x", To: "+14155552671", CLI: "+442079461234", Trunks: tc.trunks}); errors.Is(err, ErrTrunksDown) != tc.down {
+				t.Fatalf("Submit on %v = %v, want down %t", tc.trunks, err, tc.down)
+			}
+		})
+	}
+
+	caller.mu.Lock()
+	caller.up["a:1"] = true
+	caller.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for d.Available(onA.Trunks) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("a still refused after answering OPTIONS")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Admission is bounded, Stop ends every accepted call exactly once, and no goroutine outlives Stop.
 func TestQueueFullStopAndLeaks(t *testing.T) {
 	before := runtime.NumGoroutine()

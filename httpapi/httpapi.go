@@ -290,7 +290,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
 	}
 	if code == otp.ErrUnavailable {
-		c.Set(fiber.HeaderRetryAfter, "5")
+		secs := int64(5)
+		if oerr != nil && oerr.RetryAfter > 0 {
+			secs = max(1, int64(math.Ceil(oerr.RetryAfter.Seconds())))
+		}
+		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(secs, 10))
 	}
 	body := fiber.Map{"code": code.Error(), "message": message}
 	for k, v := range extra {

@@ -42,6 +42,8 @@ type fakeDialer struct {
 
 var _ otp.Dialer = (*fakeDialer)(nil)
 
+func (d *fakeDialer) Available([]string) error { return nil }
+
 func (d *fakeDialer) Submit(r dialer.Request) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

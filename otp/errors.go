@@ -32,7 +32,8 @@ var (
 	// ErrResendTooSoon is returned for a resend within the app's resend_cooldown, or while the last call is
 	// still in flight.
 	ErrResendTooSoon = errors.New("resend_too_soon")
-	// ErrUnavailable is returned when no call can be accepted now (queue full, shutting down).
+	// ErrUnavailable is returned when no call can be accepted now (queue full, every trunk down, shutting
+	// down, a failing disk); RetryAfter may say when to try again.
 	ErrUnavailable = errors.New("unavailable")
 )
 
@@ -42,7 +43,7 @@ type Error struct {
 	Message string
 	// AttemptsRemaining is set for ErrInvalidCode.
 	AttemptsRemaining *int
-	// RetryAfter is set for ErrRateLimited and ErrResendTooSoon.
+	// RetryAfter is set for ErrRateLimited and ErrResendTooSoon, and may be for ErrUnavailable.
 	RetryAfter time.Duration
 }
 

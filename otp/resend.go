@@ -43,6 +43,9 @@ func (s *Service) Resend(req ResendRequest) (Verification, error) {
 	if err != nil {
 		return Verification{}, err
 	}
+	if err := s.available(); err != nil {
+		return Verification{}, err
+	}
 	if err := s.allowSend(app, to.E164); err != nil {
 		return Verification{}, err
 	}

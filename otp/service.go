@@ -98,6 +98,8 @@ const (
 // Dialer accepts calls; *dialer.Dialer is one.
 type Dialer interface {
 	Submit(r dialer.Request) error
+	// Available says why a call on trunks (empty: any) would be refused now, if it would.
+	Available(trunks []string) error
 }
 
 var _ Dialer = (*dialer.Dialer)(nil)
@@ -218,6 +220,9 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 	}
 	to, err := checkRecipient(req.Recipient, app)
 	if err != nil {
+		return Verification{}, err
+	}
+	if err := s.available(); err != nil {
 		return Verification{}, err
 	}
 	if err := s.allowSend(app, to.E164); err != nil {
@@ -404,12 +409,33 @@ func (s *Service) pick(appID, from string, to Recipient, codeLength int) (number
 	return picked, nil
 }
 
+// available refuses a send or resend before anything is counted or stored when the dialer could take no
+// call now: every trunk down, or shutting down.
+func (s *Service) available() error {
+	if err := s.dialer.Available(nil); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 func (s *Service) submit(rec *record, picked numberpool.Picked) error {
 	err := s.dialer.Submit(dialer.Request{App: rec.AppID, ID: rec.ID, To: rec.Recipient, CLI: picked.CLI, Trunks: picked.Trunks})
 	if err != nil {
-		return errorf(ErrUnavailable, "no capacity for the call: %v", err)
+		return unavailable(err)
 	}
 	return nil
+}
+
+// unavailable is the API error for a call the dialer refused; with every trunk down it says when a probe
+// may bring one back.
+func unavailable(err error) *Error {
+	var down *dialer.DownError
+	if errors.As(err, &down) {
+		e := errorf(ErrUnavailable, "no trunk can take the call: %v", err)
+		e.RetryAfter = down.RetryAfter
+		return e
+	}
+	return errorf(ErrUnavailable, "no capacity for the call: %v", err)
 }
 
 // forget removes every trace of rec from the store: a send whose call was never placed.

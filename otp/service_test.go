@@ -30,11 +30,18 @@ import (
 type fakeDialer struct {
 	mu      sync.Mutex
 	err     error
+	down    error            // what Available says
 	got     []dialer.Request // accepted
 	refused []dialer.Request
 }
 
 var _ otp.Dialer = (*fakeDialer)(nil)
+
+func (d *fakeDialer) Available([]string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.down
+}
 
 func (d *fakeDialer) Submit(r dialer.Request) error {
 	d.mu.Lock()
@@ -405,6 +412,43 @@ func TestSendDialerRefuses(t *testing.T) {
 			_, err = e.svc.Status("demo", refused[0].ID)
 			wantErr(t, err, otp.ErrNotFound)
 		})
+	}
+}
+
+// With every trunk down, send and resend are refused unavailable with the dialer's Retry-After before
+// anything is stored or offered to the dialer.
+func TestSendEveryTrunkDown(t *testing.T) {
+	e := newEnv(t)
+	v, _ := e.send(t)
+	e.missed(v.ID)
+	e.clock.Advance(31 * time.Second) // past the resend cooldown
+	before := e.count(t)
+	e.dial.mu.Lock()
+	e.dial.down = &dialer.DownError{Trunks: []string{"phone"}, RetryAfter: 30 * time.Second}
+	e.dial.mu.Unlock()
+
+	for name, call := range map[string]func() error{
+		"send": func() error {
+			_, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: "+14155552672", Channel: "flashcall"})
+			return err
+		},
+		"resend": func() error {
+			_, err := e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
+			return err
+		},
+	} {
+		err := call()
+		wantErr(t, err, otp.ErrUnavailable)
+		var oerr *otp.Error
+		if !errors.As(err, &oerr) || oerr.RetryAfter != 30*time.Second {
+			t.Errorf("%s: %v, want RetryAfter 30s", name, err)
+		}
+	}
+	if n := len(e.dial.requests()) + len(e.dial.refusedRequests()); n != 1 {
+		t.Errorf("dialer was offered %d calls, want only the first send's", n)
+	}
+	if n := e.count(t); n != before {
+		t.Errorf("store holds %d records after the refusals, %d before", n, before)
 	}
 }
 
