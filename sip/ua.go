@@ -15,11 +15,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -58,6 +60,38 @@ type UA struct {
 
 	calls sync.Map // Call-ID → chan *sipgosip.Response: responses no transaction matched, for the call
 	ended sync.Map // Call-ID → *dial: calls that ended unanswered, for watchLateAnswer
+	icmp  sync.Map // Call-ID → chan error: ICMP errors (port unreachable) caused by the call's UDP requests
+}
+
+// unreachable takes an ICMP error that one of the UA's UDP packets caused to the call it was sent for:
+// the payload is the start of that packet, and names its Call-ID.
+func (u *UA) unreachable(dest netip.AddrPort, payload []byte, errno syscall.Errno) {
+	id := callIDOf(payload)
+	ch, ok := u.icmp.Load(id)
+	if !ok {
+		u.log.Debug("icmp error for no call in flight", "dest", dest, "err", errno)
+		return
+	}
+	select {
+	case ch.(chan error) <- fmt.Errorf("%s: %w", dest, errno):
+	default:
+	}
+}
+
+// callIDOf returns the Call-ID of the SIP message that begins payload ("" if the header is not in it
+// whole: an ICMP error quotes only the first few hundred bytes of a packet).
+func callIDOf(payload []byte) string {
+	lines := strings.Split(string(payload), "\r\n")
+	for _, line := range lines[:len(lines)-1] { // the last line may be cut short
+		if line == "" {
+			break // end of the headers
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if name = strings.TrimSpace(name); ok && (strings.EqualFold(name, "Call-ID") || name == "i") {
+			return strings.TrimSpace(value)
+		}
+	}
+	return ""
 }
 
 // stray takes a response that matched no transaction (a retransmission, or a peer that got CSeq or Via
@@ -99,7 +133,8 @@ func Listen(cfg Config) (*UA, error) {
 		return nil, err
 	}
 	bound := conn.LocalAddr().(*net.UDPAddr)
-	u := &UA{conn: conn, tcp: tcp, log: log, host: bound.IP.String(), port: bound.Port}
+	u := &UA{tcp: tcp, log: log, host: bound.IP.String(), port: bound.Port}
+	u.conn = watchICMP(conn, u.unreachable)
 	if cfg.PublicAddress != "" {
 		if h, p, err := net.SplitHostPort(cfg.PublicAddress); err == nil {
 			u.host = h
@@ -148,7 +183,7 @@ func Listen(cfg Config) (*UA, error) {
 	u.wg.Add(2)
 	go func() {
 		defer u.wg.Done()
-		_ = u.srv.ServeUDP(conn) // returns when conn is closed
+		_ = u.srv.ServeUDP(u.conn) // returns when conn is closed
 	}()
 	go func() {
 		defer u.wg.Done()
@@ -312,6 +347,13 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 		return res
 	}
 	res.CallID = inv.CallID().Value()
+	var icmp chan error
+	if orUDP(c.Transport) == "udp" {
+		// Before the INVITE leaves: on loopback its ICMP error is back within microseconds.
+		icmp = make(chan error, 1)
+		u.icmp.Store(res.CallID, icmp)
+		defer u.icmp.Delete(res.CallID)
+	}
 	tx, err := u.clientFor(c.Transport).TransactionRequest(ctx, inv)
 	if err != nil {
 		u.log.Warn("invite not sent", "call_id", res.CallID, "target", c.Target, "err", err)
@@ -320,7 +362,7 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 	}
 	progress(StateDialing, res.StartedAt)
 
-	d := &dial{ua: u, client: u.clientFor(c.Transport), call: c, inv: inv, tx: tx, res: &res, stray: make(chan *sipgosip.Response, 4)}
+	d := &dial{ua: u, client: u.clientFor(c.Transport), call: c, inv: inv, tx: tx, res: &res, stray: make(chan *sipgosip.Response, 4), icmp: icmp}
 	u.calls.Store(res.CallID, d.stray)
 	defer d.stopTimers()
 	defer d.stopMedia()
@@ -394,6 +436,8 @@ type dial struct {
 	res    *Result
 	// stray receives responses of this call that matched no transaction.
 	stray chan *sipgosip.Response
+	// icmp receives the ICMP errors of this call's UDP requests (nil over TCP and TLS).
+	icmp chan error
 
 	authTried      bool
 	cancelled      bool // CANCEL was sent (or tried)
@@ -470,6 +514,18 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 			if d.onResponse(ctx, r, progress) {
 				return
 			}
+		case err := <-d.icmp:
+			if d.res.Responded {
+				// The trunk answered this call; its timers end it if the trunk went away since.
+				d.ua.log.Warn("icmp error after a response ignored", "call_id", d.res.CallID, "err", err)
+				continue
+			}
+			// Nothing listens at the trunk's address (port unreachable), or no route to it: a transport
+			// error, at once rather than after dial_timeout.
+			d.ua.log.Warn("trunk unreachable", "call_id", d.res.CallID, "err", err)
+			d.tx.Terminate()
+			d.fail(0, ReasonTrunkError)
+			return
 		case <-d.tx.Done():
 			// Timer B or a transport error: the trunk is gone.
 			d.ua.log.Warn("invite transaction ended", "call_id", d.res.CallID, "err", d.tx.Err())

@@ -96,6 +96,80 @@ func TestDialNoResponse(t *testing.T) {
 	}
 }
 
+// closedPort returns an address on 127.0.0.1 where nothing listens: a port that was just bound and let go.
+func closedPort(t *testing.T, network string) string {
+	t.Helper()
+	var (
+		addr string
+		err  error
+	)
+	if network == "udp" {
+		var c net.PacketConn
+		if c, err = net.ListenPacket("udp", "127.0.0.1:0"); err == nil {
+			addr = c.LocalAddr().String()
+			c.Close()
+		}
+	} else {
+		var l net.Listener
+		if l, err = net.Listen("tcp", "127.0.0.1:0"); err == nil {
+			addr = l.Addr().String()
+			l.Close()
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// A trunk address where nothing listens fails the call at once as trunk_error (UDP: the ICMP port
+// unreachable; TCP: connection refused), not after dial_timeout as no_ring. Calls to a live phone on the
+// same UA socket at the same time are not touched by those errors.
+func TestDialClosedPort(t *testing.T) {
+	var out syncBuffer
+	phone, err := sip.ListenPhone("127.0.0.1:0", sip.PhoneRing, &out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	ua := listenUA(t)
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			target := closedPort(t, transport)
+			const n = 10
+			dead, live := make(chan sip.Result, n), make(chan sip.Result, n)
+			for i := 0; i < n; i++ {
+				go func() {
+					dead <- ua.Dial(context.Background(), sip.Call{
+						Target: target, Transport: transport, To: "+447700900123", CLI: "+442079461234",
+						DialTimeout: 30 * time.Second, CancelGuard: time.Second,
+					}, nil)
+				}()
+				go func() {
+					live <- ua.Dial(context.Background(), sip.Call{
+						Target: phone.Addr(), To: "+447700900124", CLI: "+442079461235", DialTimeout: 5 * time.Second, CancelGuard: time.Second,
+					}, nil)
+				}()
+			}
+			timeout := time.After(5 * time.Second)
+			for i := 0; i < 2*n; i++ {
+				select {
+				case res := <-dead:
+					if res.State != sip.StateFailed || res.Reason != sip.ReasonTrunkError || res.SIPCode != 0 || res.Responded {
+						t.Fatalf("call to the closed port: %s, want failed trunk_error without response", res)
+					}
+				case res := <-live:
+					if res.State != sip.StateMissed {
+						t.Fatalf("call to the live phone beside them: %s, want missed", res)
+					}
+				case <-timeout:
+					t.Fatalf("%d of %d calls still running after 5 s (dial_timeout 30 s)", 2*n-i, 2*n)
+				}
+			}
+		})
+	}
+}
+
 func TestDialRefusesBadNumbers(t *testing.T) {
 	ua := listenUA(t)
 	for _, to := range []string{"+44770\r\nX: y", "447700900123", "+", "+4477009001231234567"} {

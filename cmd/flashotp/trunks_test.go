@@ -259,3 +259,47 @@ func TestOutboundProxy(t *testing.T) {
 		t.Fatalf("INVITE did not come through the proxy for trunk.example:\n%s", inv)
 	}
 }
+
+// A trunk whose UDP port is closed: each call ends trunk_error at once (the ICMP port unreachable), not
+// after dial_timeout; after down_after of them /readyz says every trunk is down and sends are refused 503
+// unavailable with Retry-After, storing nothing.
+func TestDeadTrunk(t *testing.T) {
+	dead, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := dead.LocalAddr().String()
+	dead.Close()
+	cfg := testConfig(t, addr)
+	cfg.Dialer.DialTimeout = 30 * time.Second
+	m := startMain(t, cfg)
+	c := client{t, "http://" + m.HTTPAddr}
+	if a := c.do("GET", "/readyz", ""); a.status != 200 {
+		t.Fatalf("readyz before any call: %d %s", a.status, a.raw)
+	}
+
+	recipients := []string{"+14155552671", "+14155552672", "+14155552673"} // down_after: 3
+	for _, to := range recipients {
+		sent := c.send(to)
+		if sent.status != 202 {
+			t.Fatalf("send while the trunk is up: %d %s", sent.status, sent.raw)
+		}
+		v := c.waitCall(sent.body["verification_id"].(string)) // gives up after 10 s, a third of dial_timeout
+		if call := v["call"].(map[string]any); call["state"] != "failed" || call["reason"] != "trunk_error" || v["status"] != "failed" {
+			t.Fatalf("call to a closed port: %v, status %v; want failed trunk_error", call, v["status"])
+		}
+	}
+
+	a := c.do("GET", "/readyz", "")
+	if a.status != 503 || !strings.HasPrefix(a.body["reason"].(string), "every trunk is down") {
+		t.Fatalf("readyz after %d failures: %d %s", len(recipients), a.status, a.raw)
+	}
+	a = c.send("+14155552674")
+	retry, err := strconv.Atoi(a.header.Get("Retry-After"))
+	if a.status != 503 || errCode(a) != "unavailable" || err != nil || retry < 1 {
+		t.Fatalf("send with every trunk down: %d Retry-After %q %s", a.status, a.header.Get("Retry-After"), a.raw)
+	}
+	if n, err := m.db.Bucket("verifications").Len(); err != nil || n != len(recipients) {
+		t.Fatalf("store holds %d verifications (err %v), want the %d placed", n, err, len(recipients))
+	}
+}
