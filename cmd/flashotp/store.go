@@ -60,7 +60,8 @@ with it. Restoring: docs/operations.md, "Backup and restore".`,
 			}
 			n, err := writeBackup(args[0], fill)
 			if err != nil {
-				return fmt.Errorf("back up %s to %s: %w", from, args[0], err)
+				// err names the source: the database file, or the engine's URL.
+				return fmt.Errorf("backup to %s: %w", args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "backed up %s to %s (%d bytes)\n", from, args[0], n)
 			fmt.Fprintf(cmd.ErrOrStderr(), "The server key is not in the backup: keep %s with it, or the codes of pending verifications and the secrets of API-made keys cannot be checked after a restore.\n", key)
