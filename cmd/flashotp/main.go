@@ -59,6 +59,7 @@ func newRootCmd() *cobra.Command {
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "flashotp", version) },
 	})
+	root.InitDefaultCompletionCmd() // cobra adds it at Execute; added now, it is a group checked below too
 	rejectUnknownSubcommands(root)
 	return root
 }

@@ -246,7 +246,7 @@ func TestBinaryAdminCLI(t *testing.T) {
 	})
 
 	t.Run("unknown subcommand", func(t *testing.T) {
-		for _, group := range [][]string{{}, {"pools"}, {"apps"}, {"keys"}, {"store"}} {
+		for _, group := range [][]string{{}, {"pools"}, {"apps"}, {"keys"}, {"store"}, {"completion"}} {
 			code, _, stderr := runCLI(t, withToken, append(group, "bogus")...)
 			if code == 0 || !strings.Contains(stderr, `unknown command "bogus"`) {
 				t.Errorf("flashotp %v bogus: exit %d, %q", group, code, stderr)
