@@ -28,8 +28,30 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrFromConfig is returned when the admin API would change what the config file owns.
 	ErrFromConfig = errors.New("owned by the config file")
-	// ErrUnauthorized is returned for a missing, unknown, revoked or wrong credential.
+	// ErrUnauthorized is returned for a missing, unknown, revoked or wrong credential, always as an
+	// *AuthError whose Reason, one of the errors below, says why.
 	ErrUnauthorized = errors.New("unauthorized")
+
+	// ErrNoCredentials: no key, no secret, or no token was given.
+	ErrNoCredentials = errors.New("no credentials")
+	// ErrMalformed: the credentials could not be read (a bad Authorization header, a JWT that does not
+	// parse).
+	ErrMalformed = errors.New("malformed credentials")
+	// ErrUnknownKey: no such API key (a JWT's iss names none).
+	ErrUnknownKey = errors.New("unknown key")
+	// ErrRevokedKey: the key was revoked.
+	ErrRevokedKey = errors.New("revoked key")
+	// ErrWrongSecret: the key exists, the secret is not its secret.
+	ErrWrongSecret = errors.New("wrong secret")
+	// ErrTokenExpired: the JWT's exp is past (with the leeway).
+	ErrTokenExpired = errors.New("token expired")
+	// ErrMissingClaim: the JWT lacks a claim it needs (exp, iat, iss); AuthError.Claim names it.
+	ErrMissingClaim = errors.New("missing claim")
+	// ErrInvalidClaim: a JWT claim has a value refused (exp more than MaxTokenAhead ahead, iat or nbf in the
+	// future); AuthError.Claim names it.
+	ErrInvalidClaim = errors.New("invalid claim")
+	// ErrBadSignature: the JWT is not signed HS256 with its key's secret.
+	ErrBadSignature = errors.New("bad signature")
 	// ErrInvalid wraps a settings error.
 	ErrInvalid = errors.New("invalid")
 	// ErrRevoked is returned when rotating a revoked key: revocation is final.
@@ -511,6 +533,36 @@ func (r *Registry) RevokeKey(id, key string) (Key, error) {
 	return r.changeKey(id, key, func(k *storedKey, now time.Time) { k.RevokedAt = &now })
 }
 
+// AuthError is a refused credential, for the log and the metrics (the client is told only
+// "unauthorized"). It matches ErrUnauthorized and its Reason. It never holds a secret, a token or a
+// signature.
+type AuthError struct {
+	// Reason is why: ErrNoCredentials, ErrMalformed, ErrUnknownKey, ErrRevokedKey, ErrWrongSecret,
+	// ErrTokenExpired, ErrMissingClaim, ErrInvalidClaim or ErrBadSignature.
+	Reason error
+	// Key and AppID are set when the credential named a key that exists: an unknown key is not repeated,
+	// it may be a secret pasted in the wrong place.
+	Key, AppID string
+	// Claim names the JWT claim of ErrMissingClaim and ErrInvalidClaim.
+	Claim string
+	// Err is the detail (the JWT library's), if any.
+	Err error
+}
+
+func (e *AuthError) Error() string {
+	msg := ErrUnauthorized.Error() + ": " + e.Reason.Error()
+	if e.Claim != "" {
+		msg += " " + e.Claim
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap lets errors.Is match ErrUnauthorized and the Reason.
+func (e *AuthError) Unwrap() []error { return []error{ErrUnauthorized, e.Reason} }
+
 // Authenticate returns the app of key if secret is its secret.
 func (r *Registry) Authenticate(key, secret string) (string, error) {
 	r.mu.RLock()
@@ -518,8 +570,19 @@ func (r *Registry) Authenticate(key, secret string) (string, error) {
 	r.mu.RUnlock()
 	// The MAC is computed either way, so the time taken does not tell a known key from an unknown one.
 	got := r.secretMAC(secret)
-	if !ok || !hmac.Equal(got, k.SecretMAC) || k.RevokedAt != nil {
-		return "", ErrUnauthorized
+	switch {
+	case key == "" || secret == "":
+		e := &AuthError{Reason: ErrNoCredentials}
+		if ok {
+			e.Key, e.AppID = key, k.AppID
+		}
+		return "", e
+	case !ok:
+		return "", &AuthError{Reason: ErrUnknownKey}
+	case !hmac.Equal(got, k.SecretMAC):
+		return "", &AuthError{Reason: ErrWrongSecret, Key: key, AppID: k.AppID}
+	case k.RevokedAt != nil:
+		return "", &AuthError{Reason: ErrRevokedKey, Key: key, AppID: k.AppID}
 	}
 	return k.AppID, nil
 }
@@ -528,26 +591,71 @@ func (r *Registry) Authenticate(key, secret string) (string, error) {
 // MaxTokenAhead ahead and iat set, and returns the key's app and the key.
 func (r *Registry) AuthenticateJWT(token string) (appID, key string, err error) {
 	claims := jwt.RegisteredClaims{}
+	refused := &AuthError{}
 	_, err = jwt.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
 		iss, _ := t.Claims.GetIssuer()
+		if iss == "" {
+			refused.Reason, refused.Claim = ErrMissingClaim, "iss"
+			return nil, refused
+		}
 		r.mu.RLock()
 		k, ok := r.keys[iss]
 		r.mu.RUnlock()
-		if !ok || k.RevokedAt != nil {
-			return nil, errors.New("unknown or revoked key")
+		if !ok {
+			refused.Reason = ErrUnknownKey
+			return nil, refused
 		}
-		appID, key = k.AppID, iss
+		// Known from here on: every later refusal names the key.
+		refused.Key, refused.AppID = iss, k.AppID
+		if k.RevokedAt != nil {
+			refused.Reason = ErrRevokedKey
+			return nil, refused
+		}
 		return r.unseal(k.Sealed)
 	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
 		jwt.WithLeeway(tokenLeeway), jwt.WithTimeFunc(r.now))
-	if err != nil {
-		return "", "", fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	switch {
+	case refused.Reason != nil:
+	case err != nil:
+		refused.Reason, refused.Claim, refused.Err = jwtReason(err), jwtClaim(err), err
+	case claims.IssuedAt == nil:
+		refused.Reason, refused.Claim = ErrMissingClaim, "iat"
+	case claims.ExpiresAt.Time.After(r.now().Add(MaxTokenAhead + tokenLeeway)):
+		refused.Reason, refused.Claim = ErrInvalidClaim, "exp"
+		refused.Err = fmt.Errorf("more than %s ahead", MaxTokenAhead)
+	default:
+		return refused.AppID, refused.Key, nil
 	}
-	if claims.IssuedAt == nil {
-		return "", "", fmt.Errorf("%w: iat required", ErrUnauthorized)
+	return "", "", refused
+}
+
+// jwtReason is the reason of a refusal by the JWT library.
+func jwtReason(err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return ErrBadSignature
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ErrTokenExpired
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return ErrMissingClaim
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued), errors.Is(err, jwt.ErrTokenNotValidYet):
+		return ErrInvalidClaim
 	}
-	if claims.ExpiresAt.Time.After(r.now().Add(MaxTokenAhead + tokenLeeway)) {
-		return "", "", fmt.Errorf("%w: exp more than %s ahead", ErrUnauthorized, MaxTokenAhead)
+	// Malformed, an unknown alg, claims of the wrong type.
+	return ErrMalformed
+}
+
+// jwtClaim names the claim of a missing or invalid claim refused by the JWT library.
+func jwtClaim(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ""
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "exp" // the only claim the library is asked to require
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "iat"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "nbf"
 	}
-	return appID, key, nil
+	return ""
 }

@@ -182,3 +182,96 @@ func TestAllowedCountries(t *testing.T) {
 		}
 	}
 }
+
+// Each refused credential says why, for the log and the metrics, naming the key when it exists and the
+// claim when one is at fault; no refusal holds the secret, the token or its signature.
+func TestAuthReasons(t *testing.T) {
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	r := open(t, filepath.Join(t.TempDir(), "flashotp.db"), clock)
+	shop, err := r.Create(apps.App{ID: "shop", Pools: []string{"demo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked, err := r.CreateKey("shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.RevokeKey("shop", revoked.Key); err != nil {
+		t.Fatal(err)
+	}
+	key, secret := shop.Key.Key, shop.Key.Secret
+	now := clock.Now()
+	sign := func(claims jwt.MapClaims, secret string) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	claims := func(iss string, iat, exp time.Duration, more ...any) jwt.MapClaims {
+		c := jwt.MapClaims{"iss": iss, "iat": now.Add(iat).Unix(), "exp": now.Add(exp).Unix()}
+		for i := 0; i+1 < len(more); i += 2 {
+			if more[i+1] == nil {
+				delete(c, more[i].(string))
+			} else {
+				c[more[i].(string)] = more[i+1]
+			}
+		}
+		return c
+	}
+	good := claims(key, 0, time.Minute)
+	tests := []struct {
+		name         string
+		key, secret  string // Authenticate, when token is empty
+		token        string // AuthenticateJWT
+		reason       error
+		claim, named string // named: the key the refusal names
+	}{
+		{name: "no key", secret: secret, reason: apps.ErrNoCredentials},
+		{name: "no secret", key: key, reason: apps.ErrNoCredentials, named: key},
+		{name: "unknown key", key: "nobody", secret: secret, reason: apps.ErrUnknownKey},
+		{name: "wrong secret", key: key, secret: secret + "x", reason: apps.ErrWrongSecret, named: key},
+		{name: "revoked key", key: revoked.Key, secret: revoked.Secret, reason: apps.ErrRevokedKey, named: revoked.Key},
+		{name: "jwt garbage", token: "%%%%.Y2xhaW1zcGFydA.c2lnbmF0dXJlcGFydA", reason: apps.ErrMalformed},
+		{name: "jwt unknown iss", token: sign(claims("nobody", 0, time.Minute), secret), reason: apps.ErrUnknownKey},
+		{name: "jwt revoked iss", token: sign(claims(revoked.Key, 0, time.Minute), revoked.Secret), reason: apps.ErrRevokedKey, named: revoked.Key},
+		{name: "jwt wrong secret", token: sign(good, "not-the-secret"), reason: apps.ErrBadSignature, named: key},
+		{name: "jwt alg none", token: "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + strings.Split(sign(good, secret), ".")[1] + ".", reason: apps.ErrBadSignature},
+		{name: "jwt expired", token: sign(claims(key, -time.Hour, -time.Minute), secret), reason: apps.ErrTokenExpired, named: key},
+		{name: "jwt without iss", token: sign(claims(key, 0, time.Minute, "iss", nil), secret), reason: apps.ErrMissingClaim, claim: "iss"},
+		{name: "jwt without iat", token: sign(claims(key, 0, time.Minute, "iat", nil), secret), reason: apps.ErrMissingClaim, claim: "iat", named: key},
+		{name: "jwt without exp", token: sign(claims(key, 0, 0, "exp", nil), secret), reason: apps.ErrMissingClaim, claim: "exp", named: key},
+		{name: "jwt exp over 1h ahead", token: sign(claims(key, 0, 2*time.Hour), secret), reason: apps.ErrInvalidClaim, claim: "exp", named: key},
+		{name: "jwt iat ahead", token: sign(claims(key, 10*time.Minute, 20*time.Minute), secret), reason: apps.ErrInvalidClaim, claim: "iat", named: key},
+		{name: "jwt nbf ahead", token: sign(claims(key, 0, 20*time.Minute, "nbf", now.Add(10*time.Minute).Unix()), secret), reason: apps.ErrInvalidClaim, claim: "nbf", named: key},
+		{name: "jwt exp not a number", token: sign(claims(key, 0, 0, "exp", "soon"), secret), reason: apps.ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			if tt.token != "" {
+				_, _, err = r.AuthenticateJWT(tt.token)
+			} else {
+				_, err = r.Authenticate(tt.key, tt.secret)
+			}
+			var ae *apps.AuthError
+			if !errors.As(err, &ae) || !errors.Is(err, apps.ErrUnauthorized) || !errors.Is(err, tt.reason) {
+				t.Fatalf("err = %v, want an AuthError of %v", err, tt.reason)
+			}
+			if ae.Claim != tt.claim || ae.Key != tt.named {
+				t.Errorf("claim %q key %q, want %q %q", ae.Claim, ae.Key, tt.claim, tt.named)
+			}
+			if tt.named != "" && ae.AppID != "shop" {
+				t.Errorf("appid %q, want shop", ae.AppID)
+			}
+			for _, s := range append([]string{secret, revoked.Secret}, strings.Split(tt.token, ".")[1:]...) {
+				if s != "" && strings.Contains(err.Error(), s) {
+					t.Errorf("%q holds %q", err, s)
+				}
+			}
+		})
+	}
+	if app, k, err := r.AuthenticateJWT(sign(good, secret)); err != nil || app != "shop" || k != key {
+		t.Fatalf("good JWT: %q %q %v", app, k, err)
+	}
+}

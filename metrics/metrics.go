@@ -7,6 +7,8 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +29,10 @@ type Metrics struct {
 	verify        *prometheus.HistogramVec
 	picks         *prometheus.CounterVec
 	webhooks      *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	authFailures  *prometheus.CounterVec
+	rateLimited   *prometheus.CounterVec
+	ended         *prometheus.CounterVec
 }
 
 // New returns collectors registered on a new registry, with Go runtime and process collectors beside them.
@@ -66,8 +72,21 @@ func New(queueDepth func() float64) *Metrics {
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flashotp_webhook_tries_total", Help: "Webhook delivery tries, by outcome (delivered, retry, dropped).",
 		}, []string{"outcome"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flashotp_http_requests_total", Help: "HTTP requests answered, by route pattern (other: no route) and status code.",
+		}, []string{"route", "status"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flashotp_auth_failures_total", Help: "Refused credentials, by reason (missing, malformed, unknown_key, wrong_secret, expired, missing_claim, throttled, …).",
+		}, []string{"reason"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flashotp_rate_limited_total", Help: "Requests refused with 429, by rate-limit scope.",
+		}, []string{"scope"}),
+		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flashotp_verifications_ended_total", Help: "Verifications that reached a final status (approved, expired, failed, canceled).",
+		}, []string{"status"}),
 	}
-	reg.MustRegister(m.callsStarted, m.callsEnded, m.callsInFlight, m.postDialDelay, m.ringToCancel, m.send, m.verify, m.picks, m.webhooks)
+	reg.MustRegister(m.callsStarted, m.callsEnded, m.callsInFlight, m.postDialDelay, m.ringToCancel, m.send, m.verify, m.picks, m.webhooks,
+		m.requests, m.authFailures, m.rateLimited, m.ended)
 	if queueDepth != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flashotp_dialer_queue_depth", Help: "Calls accepted and waiting for a trunk.",
@@ -137,5 +156,79 @@ func (m *Metrics) Picked(pool string) {
 func (m *Metrics) Webhook(outcome string) {
 	if m != nil {
 		m.webhooks.WithLabelValues(outcome).Inc()
+	}
+}
+
+// Watched is what the metrics read from the engine's parts at each scrape.
+type Watched struct {
+	// Trunks are the configured trunks, each 1 in flashotp_trunk_up unless TrunksDown names it.
+	Trunks     []string
+	TrunksDown func() []string
+	// QueueCapacity is dialer.queue_size.
+	QueueCapacity int
+	// StoreFailures counts the store's transactions that failed with store.ErrFailed.
+	StoreFailures func() uint64
+}
+
+// Watch registers the collectors read from w at each scrape. Call it once, once the parts exist.
+func (m *Metrics) Watch(w Watched) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(
+		&trunksUp{desc: prometheus.NewDesc("flashotp_trunk_up", "1 if the trunk is up, 0 if the dialer marked it down.", []string{"trunk"}, nil), w: w},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "flashotp_dialer_queue_capacity", Help: "Calls the dialer queue holds at most (dialer.queue_size).",
+		}, func() float64 { return float64(w.QueueCapacity) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flashotp_store_errors_total", Help: "Store reads and writes that failed on the disk (full, read-only, failing).",
+		}, func() float64 { return float64(w.StoreFailures()) }),
+	)
+}
+
+// trunksUp is flashotp_trunk_up, read from the dialer's health at each scrape.
+type trunksUp struct {
+	desc *prometheus.Desc
+	w    Watched
+}
+
+func (t *trunksUp) Describe(ch chan<- *prometheus.Desc) { ch <- t.desc }
+
+func (t *trunksUp) Collect(ch chan<- prometheus.Metric) {
+	down := t.w.TrunksDown()
+	for _, name := range t.w.Trunks {
+		up := 1.0
+		if slices.Contains(down, name) {
+			up = 0
+		}
+		ch <- prometheus.MustNewConstMetric(t.desc, prometheus.GaugeValue, up, name)
+	}
+}
+
+// HTTPRequest counts a request answered with status; route is its route pattern, or "other".
+func (m *Metrics) HTTPRequest(route string, status int) {
+	if m != nil {
+		m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	}
+}
+
+// AuthFailed counts a refused credential by its reason.
+func (m *Metrics) AuthFailed(reason string) {
+	if m != nil {
+		m.authFailures.WithLabelValues(reason).Inc()
+	}
+}
+
+// RateLimited counts a request refused by the rate limit of scope.
+func (m *Metrics) RateLimited(scope string) {
+	if m != nil {
+		m.rateLimited.WithLabelValues(scope).Inc()
+	}
+}
+
+// VerificationEnded counts a verification that reached the final status.
+func (m *Metrics) VerificationEnded(status string) {
+	if m != nil {
+		m.ended.WithLabelValues(status).Inc()
 	}
 }

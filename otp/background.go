@@ -92,6 +92,9 @@ func (s *Service) SweepExpired() (int, error) {
 		if err != nil {
 			return total, err
 		}
+		for range n {
+			s.ended(StatusPending, StatusExpired)
+		}
 		total += n
 		if len(keys) < sweepBatch {
 			return total, nil

@@ -45,6 +45,9 @@ type Error struct {
 	AttemptsRemaining *int
 	// RetryAfter is set for ErrRateLimited and ErrResendTooSoon, and may be for ErrUnavailable.
 	RetryAfter time.Duration
+	// Scope is set for ErrRateLimited: the limit's scope (as GET /otp/rate-limits names it), or
+	// "max_resends".
+	Scope string
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }

@@ -118,7 +118,7 @@ func (s *Service) resendable(rec *record, cooldown time.Duration, maxResends int
 		return errorf(ErrNotFound, "verification is %s", rec.Status)
 	case rec.Resends >= maxResends:
 		e := errorf(ErrRateLimited, "max_resends (%d) used; send a new verification", maxResends)
-		e.RetryAfter = max(rec.ExpiresAt.Sub(now), time.Second)
+		e.RetryAfter, e.Scope = max(rec.ExpiresAt.Sub(now), time.Second), "max_resends"
 		return e
 	case now.Before(rec.SentAt.Add(cooldown)) && !rec.undelivered():
 		e := errorf(ErrResendTooSoon, "resend_cooldown is %s", cooldown)

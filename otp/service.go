@@ -343,7 +343,7 @@ func check(app apps.App, scope, key string) limits.Check {
 
 func rateLimited(c limits.Check, retry time.Duration) *Error {
 	e := errorf(ErrRateLimited, "%s limit reached: %d per %s", c.Scope, c.Limit, c.Window)
-	e.RetryAfter = retry
+	e.RetryAfter, e.Scope = retry, c.Scope
 	return e
 }
 
@@ -546,6 +546,7 @@ func (s *Service) modify(id string, mutate func(rec *record) error, write func(t
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return fmt.Errorf("decode %s: %w", id, err)
 		}
+		before := rec.Status
 		if err := mutate(&rec); err != nil {
 			return err
 		}
@@ -562,9 +563,19 @@ func (s *Service) modify(id string, mutate func(rec *record) error, write func(t
 			}
 			return write(tx, &rec)
 		})
+		if err == nil {
+			s.ended(before, rec.Status)
+		}
 		if !errors.Is(err, errRaced) {
 			return err
 		}
+	}
+}
+
+// ended counts a verification whose status moved from before to a final one, once it is stored.
+func (s *Service) ended(before, after Status) {
+	if after != before && after != StatusPending {
+		s.cfg.Metrics.VerificationEnded(string(after))
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -57,6 +58,8 @@ type DB struct {
 	key  []byte
 	// Repair says what Open mended in the file, if anything: for the log.
 	Repair string
+	// failures counts the calls that failed with ErrFailed, for the metrics.
+	failures atomic.Uint64
 }
 
 // Open opens (creating if needed) the database at path. secretKeyHex, when not empty, is the server key;
@@ -161,23 +164,28 @@ func (db *DB) Check() error { return db.view(func(*bolt.Tx) error { return nil }
 func (db *DB) view(fn func(tx *bolt.Tx) error) error {
 	var fnErr error
 	err := db.bolt.View(func(tx *bolt.Tx) error { fnErr = fn(tx); return fnErr })
-	return failed(err, fnErr)
+	return db.failed(err, fnErr)
 }
 
 // batch runs fn in a group-committed write transaction.
 func (db *DB) batch(fn func(tx *bolt.Tx) error) error {
 	var fnErr error
 	err := db.bolt.Batch(func(tx *bolt.Tx) error { fnErr = fn(tx); return fnErr })
-	return failed(err, fnErr)
+	return db.failed(err, fnErr)
 }
 
-// failed marks err as ErrFailed unless it is fnErr, the caller's function's own.
-func failed(err, fnErr error) error {
+// failed marks err as ErrFailed, and counts it, unless it is fnErr, the caller's function's own.
+func (db *DB) failed(err, fnErr error) error {
 	if err == nil || err == fnErr {
 		return err
 	}
+	db.failures.Add(1)
 	return fmt.Errorf("%w: %w", ErrFailed, err)
 }
+
+// Failures returns how many reads and writes have failed with ErrFailed since Open: every failure of the
+// disk, wherever in the engine it surfaced.
+func (db *DB) Failures() uint64 { return db.failures.Load() }
 
 // Snapshot is the database as it was when the snapshot began: a read transaction kept open until Close, to
 // copy the database from while writes go on. While it is open, a write that needs the file to grow waits
@@ -189,7 +197,7 @@ type Snapshot struct{ tx *bolt.Tx }
 func (db *DB) Snapshot() (*Snapshot, error) {
 	tx, err := db.bolt.Begin(false)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFailed, err)
+		return nil, db.failed(err, nil)
 	}
 	return &Snapshot{tx: tx}, nil
 }

@@ -243,7 +243,31 @@ func TestErrors(t *testing.T) {
 			if _, err := db.Bucket("verifications").Get("otp_missing"); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("otp_missing appeared: Get error %v", err)
 			}
+			if n := db.Failures(); n != 0 {
+				t.Errorf("%d failures counted for the callers' own errors", n)
+			}
 		})
+	}
+}
+
+// Each read or write the database itself fails (here closed, as bbolt is once it lost its map of the file)
+// is ErrFailed and counted for the metrics.
+func TestFailuresCounted(t *testing.T) {
+	db, _ := mustOpen(t)
+	if err := db.Bucket("verifications").Create("otp_a", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Bucket("verifications").Get("otp_a"); !errors.Is(err, store.ErrFailed) {
+		t.Fatalf("Get on a closed database: %v, want ErrFailed", err)
+	}
+	if err := db.Bucket("verifications").Put("otp_b", []byte("b")); !errors.Is(err, store.ErrFailed) {
+		t.Fatalf("Put on a closed database: %v, want ErrFailed", err)
+	}
+	if n := db.Failures(); n != 2 {
+		t.Errorf("Failures = %d, want 2", n)
 	}
 }
 

@@ -1,0 +1,66 @@
+package otp_test
+
+import (
+	"testing"
+
+	"flashotp/internal/metricstest"
+	"flashotp/internal/storetest"
+	"flashotp/metrics"
+	"flashotp/otp"
+	"flashotp/sip"
+)
+
+// Each verification that reaches a final status is counted once, when it is stored: approved by a right
+// code, failed by a call that failed before it rang, expired by a verify past expires_at or by the sweeper.
+func TestVerificationsEndedCounted(t *testing.T) {
+	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
+	e.pools = newRegistry(t, e.db, e.clock.Now, 4, 10000, map[string]string{"demo": "+44207946XXXX"})
+	m := metrics.New(nil)
+	e.svc = otp.New(otp.Config{Metrics: m, Apps: testApps(t, e.db, 4, "demo"), Now: e.clock.Now}, e.db, e.pools, quietLog())
+	e.svc.UseDialer(e.dial)
+	want := map[string]float64{}
+	check := func(when string) {
+		t.Helper()
+		scrape := metricstest.Scrape(t, m)
+		for _, status := range []string{"approved", "expired", "failed", "canceled"} {
+			if got := metricstest.Value(t, scrape, `flashotp_verifications_ended_total{status="`+status+`"}`); got != want[status] {
+				t.Errorf("%s: %s = %v, want %v", when, status, got, want[status])
+			}
+		}
+	}
+	verify := func(id, code string) error {
+		_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: id, Code: code})
+		return err
+	}
+
+	approved, cli := e.send(t)
+	if err := verify(approved.ID, wrongCode(codeOf(cli))); err == nil {
+		t.Fatal("a wrong code approved")
+	}
+	check("wrong code")
+	if err := verify(approved.ID, codeOf(cli)); err != nil {
+		t.Fatal(err)
+	}
+	want["approved"]++
+	check("right code")
+	wantErr(t, verify(approved.ID, codeOf(cli)), otp.ErrAlreadyVerified)
+	check("code used twice")
+
+	failed, _ := e.send(t)
+	now := e.clock.Now()
+	e.svc.CallEnded(failed.ID, "phone", "", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486, StartedAt: now, EndedAt: now})
+	want["failed"]++
+	check("call failed before it rang")
+
+	swept, _ := e.send(t)
+	late, lateCLI := e.send(t)
+	e.clock.Advance(testTTL)
+	wantErr(t, verify(late.ID, codeOf(lateCLI)), otp.ErrExpired)
+	want["expired"]++
+	check("verify past expires_at")
+	if n, err := e.svc.SweepExpired(); err != nil || n != 1 {
+		t.Fatalf("SweepExpired = %d, %v; want %s only", n, err, swept.ID)
+	}
+	want["expired"]++
+	check("swept")
+}
