@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
+	"flashotp/apps"
 	"flashotp/limits"
 	"flashotp/numberpool"
 	"flashotp/otp"
@@ -57,14 +58,24 @@ func (s *Server) routeAdmin() {
 	want := sha256.Sum256([]byte(s.cfg.AdminToken))
 	g := s.app.Group("/admin", func(c *fiber.Ctx) error {
 		// The same throttle as /otp: an address that keeps failing is refused before the token is looked at.
-		failures := limits.Check{Rule: s.cfg.AuthFailures, Key: s.clientIP(c)}
+		ip := s.clientIP(c)
+		failures := limits.Check{Rule: s.cfg.AuthFailures, Key: ip}
 		if full, retry := s.cfg.Limiter.Full(failures); full {
-			return &otp.Error{Code: otp.ErrRateLimited, Message: "too many failed authentications from this address", RetryAfter: retry}
+			return s.throttled(c, ip, retry)
 		}
-		scheme, token, _ := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
+		header := c.Get(fiber.HeaderAuthorization)
+		scheme, token, _ := strings.Cut(header, " ")
 		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
 		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			s.cfg.Limiter.Add(failures)
+			why := errWrongAdminToken
+			switch {
+			case header == "":
+				why = apps.ErrNoCredentials
+			case !strings.EqualFold(scheme, "Bearer"):
+				why = apps.ErrMalformed
+			}
+			s.authFailed(c, ip, why)
 			return apiError(errUnauthorized, "admin routes take Authorization: Bearer <http.admin_token>")
 		}
 		return c.Next()

@@ -7,6 +7,7 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/base64"
 	"encoding/json"
@@ -20,10 +21,12 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"golang.org/x/time/rate"
 
 	"flashotp/apps"
 	"flashotp/limits"
@@ -113,9 +116,14 @@ type Server struct {
 	svc Service
 	cfg Config
 	log *slog.Logger
+
+	routes         map[string]string // pattern → pattern, of every route: the metrics' route label
+	authLog        *rate.Limiter     // auth-failure log lines
+	authSuppressed atomic.Int64      // auth-failure log lines left out since the last one written
 }
 
-// API error codes that are not otp's.
+// API error codes that are not otp's, and the API's own reasons for refusing credentials (apps has the
+// others: apps.ErrNoCredentials, …).
 var (
 	errUnauthorized    = errors.New("unauthorized")
 	errForbidden       = errors.New("forbidden")
@@ -126,6 +134,34 @@ var (
 	// errAdminDisabled: an /admin route of an engine without http.admin_token.
 	errAdminDisabled = errors.New("admin_disabled")
 	errInternal      = errors.New("internal")
+
+	// errThrottled: the failed-auth throttle refused the client address before its credentials were read.
+	errThrottled = errors.New("too many failed authentications")
+	// errWrongAdminToken: a Bearer token on /admin that is not http.admin_token.
+	errWrongAdminToken = errors.New("wrong admin token")
+)
+
+// authReasons is the one table from why credentials were refused to the reason the log and
+// flashotp_auth_failures_total give.
+var authReasons = map[error]string{
+	apps.ErrNoCredentials: "missing",
+	apps.ErrMalformed:     "malformed",
+	apps.ErrUnknownKey:    "unknown_key",
+	apps.ErrRevokedKey:    "revoked_key",
+	apps.ErrWrongSecret:   "wrong_secret",
+	apps.ErrTokenExpired:  "expired",
+	apps.ErrMissingClaim:  "missing_claim",
+	apps.ErrInvalidClaim:  "invalid_claim",
+	apps.ErrBadSignature:  "bad_signature",
+	errThrottled:          "throttled",
+	errWrongAdminToken:    "wrong_admin_token",
+}
+
+// A flood of bad credentials must not flood the log: at most authLogRate auth-failure lines a second
+// (authLogBurst at once); the metric counts every failure all the same.
+const (
+	authLogRate  = 10
+	authLogBurst = 20
 )
 
 // statuses is the one table from error code to HTTP status.
@@ -163,7 +199,7 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	if cfg.AuthFailures == (limits.Rule{}) {
 		cfg.AuthFailures = DefaultAuthFailures
 	}
-	s := &Server{svc: svc, cfg: cfg, log: log}
+	s := &Server{svc: svc, cfg: cfg, log: log, authLog: rate.NewLimiter(authLogRate, authLogBurst)}
 	s.app = fiber.New(fiber.Config{
 		AppName: "flashotp",
 		// fasthttp answers a body over its limit and closes the connection with the rest of the body unread,
@@ -176,6 +212,15 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 		WriteTimeout:          10 * time.Second,
 		IdleTimeout:           60 * time.Second,
 		ReadBufferSize:        8192,
+	})
+	s.app.Use(func(c *fiber.Ctx) error {
+		err := c.Next()
+		if err != nil {
+			// Answered here rather than by fiber after the chain, so that the status counted is the one sent.
+			err = s.handleError(c, err)
+		}
+		cfg.Metrics.HTTPRequest(s.route(c), c.Response().StatusCode())
+		return err
 	})
 	s.app.Use(func(c *fiber.Ctx) error {
 		if len(c.Body()) > cfg.MaxBodyBytes {
@@ -211,7 +256,27 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 		}
 		return apiError(errRouteNotFound, "no route %s %s", c.Method(), c.Path())
 	})
+	s.routes = map[string]string{}
+	for _, r := range s.app.GetRoutes(true) {
+		s.routes[r.Path] = r.Path
+	}
 	return s
+}
+
+// route is the request's route pattern, for the metrics and the log: the route that answered it, else the
+// route its path names (a request refused on the way, by authentication or the body limit, or asked with
+// a method the route does not take), else "other". Never the path itself: that is the client's, and
+// unbounded.
+func (s *Server) route(c *fiber.Ctx) string {
+	if r := c.Route(); r != nil {
+		if p, ok := s.routes[r.Path]; ok {
+			return p
+		}
+	}
+	if p, ok := s.routes[c.Path()]; ok {
+		return p
+	}
+	return "other"
 }
 
 // Serve serves on ln until Shutdown.
@@ -256,6 +321,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 			secs := max(1, int64(math.Ceil(oerr.RetryAfter.Seconds())))
 			c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(secs, 10))
 			extra["retry_after"] = secs
+			scope := oerr.Scope
+			if oerr.Code == otp.ErrResendTooSoon {
+				scope = "resend_cooldown"
+			}
+			s.cfg.Metrics.RateLimited(cmp.Or(scope, "other"))
 		}
 	case errors.As(err, &aerr):
 		code, message = aerr.Code, aerr.Message
@@ -311,11 +381,12 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	ip := s.clientIP(c)
 	failures := limits.Check{Rule: s.cfg.AuthFailures, Key: ip}
 	if full, retry := s.cfg.Limiter.Full(failures); full {
-		return &otp.Error{Code: otp.ErrRateLimited, Message: "too many failed authentications from this address", RetryAfter: retry}
+		return s.throttled(c, ip, retry)
 	}
 	appID, key, err := s.credentials(c)
 	if err != nil {
 		s.cfg.Limiter.Add(failures)
+		s.authFailed(c, ip, err)
 		return apiError(errUnauthorized, "missing or wrong API key or secret, or a bad token")
 	}
 	if err := s.svc.AllowRequest(appID, key, ip); err != nil {
@@ -326,18 +397,70 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// throttled refuses a client address the failed-auth throttle holds back, for retry.
+func (s *Server) throttled(c *fiber.Ctx, ip string, retry time.Duration) error {
+	s.authFailed(c, ip, errThrottled)
+	return &otp.Error{Code: otp.ErrRateLimited, Message: "too many failed authentications from this address", RetryAfter: retry, Scope: s.cfg.AuthFailures.Scope}
+}
+
+// authFailed counts refused credentials by their reason and logs why, with the key and app when the key
+// exists, never a secret, a token or a signature: the client is told only "unauthorized". Past
+// authLogRate lines a second the lines are left out, and the next line written says how many were.
+func (s *Server) authFailed(c *fiber.Ctx, ip string, err error) {
+	var (
+		reason = err
+		ae     *apps.AuthError
+		detail []any
+	)
+	if errors.As(err, &ae) {
+		reason = ae.Reason
+		if ae.Claim != "" {
+			detail = append(detail, "claim", ae.Claim)
+		}
+		if ae.Key != "" {
+			detail = append(detail, "key", ae.Key, "appid", ae.AppID)
+		}
+		if ae.Err != nil {
+			detail = append(detail, "err", ae.Err.Error())
+		}
+	}
+	label, ok := authReasons[reason]
+	if !ok {
+		label = "other"
+	}
+	s.cfg.Metrics.AuthFailed(label)
+	if !s.authLog.Allow() {
+		s.authSuppressed.Add(1)
+		return
+	}
+	attrs := append([]any{"reason", label, "remote", ip, "route", c.Method() + " " + s.route(c)}, detail...)
+	if n := s.authSuppressed.Swap(0); n > 0 {
+		attrs = append(attrs, "suppressed", n)
+	}
+	s.log.Warn("auth failed", attrs...)
+}
+
+// credentials authenticates the request's credentials; a refusal is an *apps.AuthError saying why.
 func (s *Server) credentials(c *fiber.Ctx) (appID, key string, err error) {
 	key, secret := c.Get("X-API-Key"), c.Get("X-API-Secret")
-	if key == "" {
-		scheme, token, _ := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
+	if header := c.Get(fiber.HeaderAuthorization); key == "" && header != "" {
+		scheme, token, _ := strings.Cut(header, " ")
 		token = strings.TrimSpace(token)
 		switch {
 		case strings.EqualFold(scheme, "Bearer") && strings.Count(token, ".") == 2:
 			return s.cfg.Apps.AuthenticateJWT(token)
 		case strings.EqualFold(scheme, "Basic"), strings.EqualFold(scheme, "Bearer"):
-			if raw, err := base64.StdEncoding.DecodeString(token); err == nil {
-				key, secret, _ = strings.Cut(string(raw), ":")
+			raw, err := base64.StdEncoding.DecodeString(token)
+			ok := err == nil
+			if ok {
+				key, secret, ok = strings.Cut(string(raw), ":")
 			}
+			if !ok {
+				return "", "", &apps.AuthError{Reason: apps.ErrMalformed, Err: errors.New("Authorization: not base64(key:secret), nor a JWT")}
+			}
+		default:
+			// The scheme is not repeated: it may be a secret without one.
+			return "", "", &apps.AuthError{Reason: apps.ErrMalformed, Err: errors.New("Authorization: the scheme is neither Basic nor Bearer")}
 		}
 	}
 	appID, err = s.cfg.Apps.Authenticate(key, secret)
