@@ -163,6 +163,9 @@ func TestDiskFull(t *testing.T) {
 	// Everything but 512 KiB taken by another file: the database outgrows the rest after a few hundred
 	// verifications.
 	filler := disk.fill(512 << 10)
+	if n := c.metric("flashotp_store_errors_total"); n != 0 {
+		t.Fatalf("%v store errors before the disk filled", n)
+	}
 
 	accepted := 0
 	var full answer
@@ -177,6 +180,9 @@ func TestDiskFull(t *testing.T) {
 	}
 	if full.status != 503 || errCode(full) != "unavailable" || full.header.Get("Retry-After") == "" {
 		t.Fatalf("after %d sends: %d %s, want 503 unavailable with Retry-After", accepted, full.status, full.raw)
+	}
+	if n := c.metric("flashotp_store_errors_total"); n < 1 {
+		t.Errorf("flashotp_store_errors_total = %v with the disk full, want at least 1", n)
 	}
 	if a := c.do("GET", "/healthz", ""); a.status != 200 {
 		t.Fatalf("not serving with the disk full: %d", a.status)

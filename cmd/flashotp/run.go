@@ -180,6 +180,11 @@ func (m *Main) open() error {
 	}, m.ua, svc, m.Log)
 	svc.UseDialer(m.dialer)
 	m.dialer.Start()
+	names := make([]string, 0, len(trunks))
+	for _, t := range trunks {
+		names = append(names, t.Name)
+	}
+	m.metrics.Watch(metrics.Watched{Trunks: names, TrunksDown: m.dialer.Down, QueueCapacity: cfg.Dialer.QueueSize, StoreFailures: m.db.Failures})
 
 	if m.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
