@@ -11,7 +11,8 @@ import (
 )
 
 // Each verification that reaches a final status is counted once, when it is stored: approved by a right
-// code, failed by a call that failed before it rang, expired by a verify past expires_at or by the sweeper.
+// code, failed by a call that failed before it rang or by its last wrong code, expired by a verify past
+// expires_at or by the sweeper.
 func TestVerificationsEndedCounted(t *testing.T) {
 	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
 	e.pools = newRegistry(t, e.db, e.clock.Now, 4, 10000, map[string]string{"demo": "+44207946XXXX"})
@@ -51,6 +52,15 @@ func TestVerificationsEndedCounted(t *testing.T) {
 	e.svc.CallEnded(failed.ID, "phone", "", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486, StartedAt: now, EndedAt: now})
 	want["failed"]++
 	check("call failed before it rang")
+
+	usedUp, usedUpCLI := e.send(t)
+	for range testMaxAttempts {
+		_ = verify(usedUp.ID, wrongCode(codeOf(usedUpCLI)))
+	}
+	want["failed"]++
+	check("attempts used up")
+	wantErr(t, verify(usedUp.ID, codeOf(usedUpCLI)), otp.ErrMaxAttempts)
+	check("a verify after the attempts were used up")
 
 	swept, _ := e.send(t)
 	late, lateCLI := e.send(t)
