@@ -4,7 +4,7 @@ BIN     := bin/flashotp
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
 
-.PHONY: build run test deps lint bench soak fuzz clean
+.PHONY: build run test deps lint bench soak fuzz release clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/flashotp
@@ -55,5 +55,18 @@ fuzz:
 	$(FUZZ) FuzzAppSettings ./apps/
 	$(FUZZ) FuzzAuthenticateJWT ./apps/
 
+# Static, stripped binaries for linux/amd64 and linux/arm64, each in flashotp_<version>_linux_<arch>.tar.gz
+# with LICENSE, README.md, CHANGELOG.md and the example configs, and dist/SHA256SUMS over the archives.
+RELEASE_ARCHES ?= amd64 arm64
+release:
+	rm -rf dist && mkdir -p dist
+	set -e; for arch in $(RELEASE_ARCHES); do \
+	  name=flashotp_$(VERSION)_linux_$$arch; mkdir -p dist/$$name; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dist/$$name/flashotp ./cmd/flashotp; \
+	  cp LICENSE README.md CHANGELOG.md configs/flashotp.yaml deploy/flashotp.container.yaml deploy/flashotp.service dist/$$name/; \
+	  tar -C dist --owner=0 --group=0 --sort=name -czf dist/$$name.tar.gz $$name; rm -r dist/$$name; \
+	done
+	cd dist && sha256sum *.tar.gz > SHA256SUMS && cat SHA256SUMS
+
 clean:
-	rm -rf bin data
+	rm -rf bin data dist
