@@ -21,10 +21,6 @@ import (
 // repoRoot is the repository, seen from this package's directory (where go test runs).
 var repoRoot = filepath.Join("..", "..")
 
-// drainDelay is http.drain_delay's default: the API keeps serving this long after SIGTERM before the dialer's
-// shutdown starts.
-const drainDelay = 5 * time.Second
-
 // The systemd unit passes `systemd-analyze verify` without a word (unknown keys and bad values are only
 // warnings there, so any output fails the test), scores OK (at most 2.0) on `systemd-analyze security`, and
 // gives a stop more time than the engine's drain takes.
@@ -64,7 +60,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TimeoutStopSec=%s: %v", m[1], err)
 	}
-	if drain := configs.Default().Dialer.ShutdownTimeout + drainDelay; stop <= drain {
+	if drain := configs.Default().Dialer.ShutdownTimeout + configs.Default().HTTP.DrainDelay; stop <= drain {
 		t.Errorf("TimeoutStopSec=%s: systemd would kill the engine before its drain (%s) ends", stop, drain)
 	}
 }
