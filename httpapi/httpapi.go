@@ -456,11 +456,11 @@ func (s *Server) credentials(c *fiber.Ctx) (appID, key string, err error) {
 				key, secret, ok = strings.Cut(string(raw), ":")
 			}
 			if !ok {
-				return "", "", &apps.AuthError{Reason: apps.ErrMalformed, Err: errors.New("Authorization: not base64(key:secret), nor a JWT")}
+				return "", "", &apps.AuthError{Reason: apps.ErrMalformed, Err: errors.New("authorization header: not base64(key:secret), nor a JWT")}
 			}
 		default:
 			// The scheme is not repeated: it may be a secret without one.
-			return "", "", &apps.AuthError{Reason: apps.ErrMalformed, Err: errors.New("Authorization: the scheme is neither Basic nor Bearer")}
+			return "", "", &apps.AuthError{Reason: apps.ErrMalformed, Err: errors.New("authorization header: the scheme is neither Basic nor Bearer")}
 		}
 	}
 	appID, err = s.cfg.Apps.Authenticate(key, secret)
