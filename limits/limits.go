@@ -94,6 +94,20 @@ func (g *eventLog) push(t int64) {
 	g.head = (g.head + 1) % len(g.times)
 }
 
+// remove forgets the newest event at time t, if the log still holds one.
+func (g *eventLog) remove(t int64) {
+	for i := g.n - 1; i >= 0; i-- {
+		if g.at(i) != t {
+			continue
+		}
+		for j := i; j+1 < g.n; j++ {
+			g.times[(g.head+j)%len(g.times)] = g.at(j + 1)
+		}
+		g.n--
+		return
+	}
+}
+
 // drop forgets the events that left the window.
 func (g *eventLog) drop(now int64) {
 	for g.n > 0 && now-g.at(0) >= int64(g.window) {
@@ -108,6 +122,11 @@ func (l *Limiter) Allow(checks ...Check) (denied *Check, retryAfter time.Duratio
 	now := l.now().UnixNano()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.allow(now, checks...)
+}
+
+// allow is Allow at now, with l.mu held.
+func (l *Limiter) allow(now int64, checks ...Check) (denied *Check, retryAfter time.Duration) {
 	for i := range checks {
 		c := &checks[i]
 		if c.Off() {
@@ -130,6 +149,47 @@ func (l *Limiter) Allow(checks ...Check) (denied *Check, retryAfter time.Duratio
 	return nil, 0
 }
 
+// Reservation is one event Reserve recorded, to be kept or given back.
+type Reservation struct {
+	l  *Limiter
+	id string // scope + NUL + key; empty when the rule is off (nothing was recorded)
+	at int64
+}
+
+// Reserve records one event for c if it has room, as Allow does, and returns it so that the caller can give
+// it back (Release) when what it counted did not happen. It lets a caller claim a slot before doing the work
+// the limit bounds: checking room first and counting afterwards lets any number of concurrent callers
+// through the same last slot.
+func (l *Limiter) Reserve(c Check) (r Reservation, ok bool, retryAfter time.Duration) {
+	now := l.now().UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if denied, retry := l.allow(now, c); denied != nil {
+		return Reservation{}, false, retry
+	}
+	r = Reservation{l: l}
+	if !c.Off() {
+		r.id, r.at = c.Scope+"\x00"+c.Key, now
+	}
+	return r, true, 0
+}
+
+// Release gives the reserved event back, as if it had never been recorded. Releasing twice, or an event
+// that already left its window, changes nothing.
+func (r *Reservation) Release() {
+	if r.l == nil || r.id == "" {
+		return
+	}
+	l := r.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r.l = nil
+	// Not l.log: that would resize the log to a rule the app may have edited since.
+	if g := l.logs[r.id]; g != nil {
+		g.remove(r.at)
+	}
+}
+
 // Full reports whether c has no room now, and how long until it has.
 func (l *Limiter) Full(c Check) (bool, time.Duration) {
 	s := l.Status(c)
@@ -139,7 +199,7 @@ func (l *Limiter) Full(c Check) (bool, time.Duration) {
 	return true, s.ResetAt.Sub(l.now())
 }
 
-// Add records one event for c without checking it (a failed verification is counted, not refused).
+// Add records one event for c without checking it (a failed authentication is counted, not refused).
 func (l *Limiter) Add(c Check) {
 	if c.Off() {
 		return

@@ -1,6 +1,8 @@
 package limits_test
 
 import (
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,5 +75,82 @@ func TestRuleChangeKeepsNewest(t *testing.T) {
 	c.Limit = 2
 	if full, retry := l.Full(c); !full || retry != time.Hour-2*time.Second {
 		t.Errorf("after shrinking to 2: full %v retry %s, want true, 59m58s (the newest two, at 2s and 3s, kept; now 4s)", full, retry)
+	}
+}
+
+func TestReserve(t *testing.T) {
+	clock := testclock.New(time.Unix(0, 0))
+	c := limits.Check{Rule: limits.Rule{Scope: "failed_verifications", Limit: 3, Window: time.Hour}, Key: "+1"}
+	tests := []struct {
+		name     string
+		release  []bool // per reservation taken in order: give it back
+		wantUsed int
+	}{
+		{"all kept", []bool{false, false, false}, 3},
+		{"middle given back", []bool{false, true, false}, 2},
+		{"all given back", []bool{true, true, true}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := limits.New(clock.Now)
+			var rs []limits.Reservation
+			for range tt.release {
+				r, ok, _ := l.Reserve(c)
+				if !ok {
+					t.Fatal("refused with room")
+				}
+				rs = append(rs, r)
+				clock.Advance(time.Second)
+			}
+			// Full while every slot is held, whether or not it will be given back.
+			if _, ok, retry := l.Reserve(c); ok || retry != time.Hour-3*time.Second {
+				t.Fatalf("fourth reserve: ok %v retry %s; want refused for 59m57s", ok, retry)
+			}
+			for i, back := range tt.release {
+				if back {
+					rs[i].Release()
+					rs[i].Release() // twice changes nothing
+				}
+			}
+			if used := l.Status(c).Used; used != tt.wantUsed {
+				t.Errorf("used %d, want %d", used, tt.wantUsed)
+			}
+			if _, ok, _ := l.Reserve(c); ok != (tt.wantUsed < 3) {
+				t.Errorf("reserve after releases: ok %v with %d used", ok, tt.wantUsed)
+			}
+		})
+	}
+	off := limits.Check{Rule: limits.Rule{Scope: "failed_verifications"}, Key: "+1"}
+	r, ok, _ := limits.New(clock.Now).Reserve(off)
+	r.Release()
+	if !ok {
+		t.Error("a rule with limit 0 refused")
+	}
+}
+
+// Concurrent reservations never hold more than the limit, and released ones are free again.
+func TestReserveConcurrent(t *testing.T) {
+	l := limits.New(nil)
+	c := limits.Check{Rule: limits.Rule{Scope: "failed_verifications", Limit: 100, Window: time.Hour}, Key: "+1"}
+	var kept atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 600 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, ok, _ := l.Reserve(c)
+			if !ok {
+				return
+			}
+			if i%2 == 0 {
+				r.Release()
+				return
+			}
+			kept.Add(1)
+		}()
+	}
+	wg.Wait()
+	if used := l.Status(c).Used; int64(used) != kept.Load() || used > 100 {
+		t.Errorf("used %d, kept %d; want equal, at most 100", used, kept.Load())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"flashotp/apps"
+	"flashotp/limits"
 	"flashotp/store"
 )
 
@@ -58,13 +59,24 @@ func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 		now            time.Time
 		before         Status
 		attemptsBefore int
+		slot           limits.Reservation
+		reserved       bool
 	)
 	err = s.modify(id, func(rec *record) error {
 		if rec.AppID != app.ID {
 			return errorf(ErrNotFound, "no verification %s", id)
 		}
-		if err := s.lockedOut(app, rec.Recipient); err != nil {
-			return err
+		// The attempt takes its slot in the recipient's failed_verifications limit before its code is compared,
+		// and gives it back below unless it was a wrong code that was stored: checking for room here and
+		// counting after the write let every concurrent guess through the last slot (128 evaluated against 100).
+		if !reserved { // modify runs this again when another change came first: the slot is kept meanwhile
+			c := check(app, apps.ScopeFailedVerifications, rec.Recipient)
+			var ok bool
+			var retry time.Duration
+			if slot, ok, retry = s.limiter.Reserve(c); !ok {
+				return rateLimited(c, retry)
+			}
+			reserved = true
 		}
 		now = s.now().UTC()
 		before, attemptsBefore = rec.Status, rec.Attempts
@@ -95,11 +107,11 @@ func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 		}
 		return s.transitions(tx, rec, before, now)
 	})
+	if err != nil || !wrong {
+		slot.Release()
+	}
 	if err != nil {
 		return Verification{}, s.storeFailed("record verify attempt", err)
-	}
-	if wrong {
-		s.limiter.Add(check(app, apps.ScopeFailedVerifications, out.Recipient))
 	}
 	s.withProgress(&out)
 	s.log.Info("verify", "verification_id", out.ID, "result", ResultName(result), "attempts", out.Attempts)
