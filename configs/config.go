@@ -94,6 +94,45 @@ type SIP struct {
 	Listen        string `mapstructure:"listen"`
 	Transport     string `mapstructure:"transport"`
 	PublicAddress string `mapstructure:"public_address"`
+
+	// ListenTCP says whether a TCP listener is bound on Listen too: auto (when a trunk uses tcp), on, off.
+	ListenTCP            string        `mapstructure:"listen_tcp"`
+	MaxTCPConns          int           `mapstructure:"max_tcp_conns"`            // accepted connections open at once
+	MaxTCPConnsPerSource int           `mapstructure:"max_tcp_conns_per_source"` // the same per remote address
+	TCPIdleTimeout       time.Duration `mapstructure:"tcp_idle_timeout"`         // no message begun: closed
+	TCPMessageTimeout    time.Duration `mapstructure:"tcp_message_timeout"`      // a message begun must be in by then
+}
+
+// Values of sip.listen_tcp.
+const (
+	ListenTCPAuto = "auto"
+	ListenTCPOn   = "on"
+	ListenTCPOff  = "off"
+)
+
+// SIPListensTCP reports whether the UA binds a TCP listener: sip.listen_tcp on, or auto and a trunk uses
+// tcp. TLS trunks need none: TLS is client-only, and a TCP listener would only be one more port to attack.
+func (c Config) SIPListensTCP() bool {
+	switch c.SIP.ListenTCP {
+	case ListenTCPOn:
+		return true
+	case ListenTCPOff:
+		return false
+	}
+	for _, t := range c.Trunks {
+		if t.withDefaults(c.SIP.Transport).Transport == "tcp" {
+			return true
+		}
+	}
+	return false
+}
+
+// TCPLimits returns the bounds of the SIP TCP listener.
+func (s SIP) TCPLimits() sip.TCPLimits {
+	return sip.TCPLimits{
+		MaxConns: s.MaxTCPConns, MaxConnsPerSource: s.MaxTCPConnsPerSource,
+		IdleTimeout: s.TCPIdleTimeout, MessageTimeout: s.TCPMessageTimeout,
+	}
 }
 
 // Store configures persistence.
@@ -297,8 +336,12 @@ type Phone struct {
 // Default returns the configuration used for every key the file and the environment leave unset.
 func Default() Config {
 	return Config{
-		HTTP:  HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second},
-		SIP:   SIP{Listen: "127.0.0.1:5060", Transport: "udp"},
+		HTTP: HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second},
+		SIP: SIP{
+			Listen: "127.0.0.1:5060", Transport: "udp", ListenTCP: ListenTCPAuto,
+			MaxTCPConns: sip.DefaultTCPLimits.MaxConns, MaxTCPConnsPerSource: sip.DefaultTCPLimits.MaxConnsPerSource,
+			TCPIdleTimeout: sip.DefaultTCPLimits.IdleTimeout, TCPMessageTimeout: sip.DefaultTCPLimits.MessageTimeout,
+		},
 		Store: Store{Path: "data/flashotp.db"},
 		OTP: OTP{
 			CodeLength:   4,
@@ -655,6 +698,23 @@ func (c Config) Validate() error {
 	checkTransport("sip.transport", c.SIP.Transport)
 	if c.SIP.PublicAddress != "" {
 		checkAddr("sip.public_address", c.SIP.PublicAddress, false)
+	}
+	switch c.SIP.ListenTCP {
+	case ListenTCPAuto, ListenTCPOn, ListenTCPOff:
+	default:
+		bad("sip.listen_tcp", "want auto, on or off, got %q", c.SIP.ListenTCP)
+	}
+	if c.SIP.MaxTCPConns < 1 || c.SIP.MaxTCPConns > 65536 {
+		bad("sip.max_tcp_conns", "want 1..65536, got %d", c.SIP.MaxTCPConns)
+	}
+	if c.SIP.MaxTCPConnsPerSource < 1 || c.SIP.MaxTCPConnsPerSource > c.SIP.MaxTCPConns {
+		bad("sip.max_tcp_conns_per_source", "want 1..sip.max_tcp_conns (%d), got %d", c.SIP.MaxTCPConns, c.SIP.MaxTCPConnsPerSource)
+	}
+	if c.SIP.TCPIdleTimeout < 100*time.Millisecond || c.SIP.TCPIdleTimeout > time.Hour {
+		bad("sip.tcp_idle_timeout", "want 100ms..1h, got %s", c.SIP.TCPIdleTimeout)
+	}
+	if c.SIP.TCPMessageTimeout < 100*time.Millisecond || c.SIP.TCPMessageTimeout > time.Minute {
+		bad("sip.tcp_message_timeout", "want 100ms..1m, got %s", c.SIP.TCPMessageTimeout)
 	}
 	if c.Store.Path == "" {
 		bad("store.path", "must not be empty")

@@ -1,6 +1,7 @@
 package configs_test
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -43,8 +44,9 @@ func TestLoadExample(t *testing.T) {
 	}
 	// SPEC section 5, plus the two dialer keys the example file adds.
 	want := configs.Config{
-		HTTP:  configs.HTTP{Listen: "127.0.0.1:8080", AdminToken: "", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second},
-		SIP:   configs.SIP{Listen: "127.0.0.1:5060", Transport: "udp", PublicAddress: ""},
+		HTTP: configs.HTTP{Listen: "127.0.0.1:8080", AdminToken: "", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second},
+		SIP: configs.SIP{Listen: "127.0.0.1:5060", Transport: "udp", PublicAddress: "", ListenTCP: "auto",
+			MaxTCPConns: 256, MaxTCPConnsPerSource: 32, TCPIdleTimeout: 30 * time.Second, TCPMessageTimeout: 5 * time.Second},
 		Store: configs.Store{Path: "data/flashotp.db", SecretKey: ""},
 		Trunks: []configs.Trunk{{
 			Name: "phone", Address: "127.0.0.1:5062", Transport: "udp",
@@ -309,6 +311,11 @@ func TestValidate(t *testing.T) {
 		{"app names a malformed pool", func(c *configs.Config) { c.Apps[0].Pools = []string{"no such"} }, "apps[0].pools[0]"},
 		{"unknown phone mode", func(c *configs.Config) { c.Phone.Mode = "ringing" }, "phone.mode"},
 		{"sip transport unknown", func(c *configs.Config) { c.SIP.Transport = "sctp" }, "sip.transport"},
+		{"sip listen_tcp unknown", func(c *configs.Config) { c.SIP.ListenTCP = "yes" }, "sip.listen_tcp"},
+		{"sip max_tcp_conns zero", func(c *configs.Config) { c.SIP.MaxTCPConns = 0 }, "sip.max_tcp_conns"},
+		{"sip max_tcp_conns_per_source over the total", func(c *configs.Config) { c.SIP.MaxTCPConnsPerSource = c.SIP.MaxTCPConns + 1 }, "sip.max_tcp_conns_per_source"},
+		{"sip tcp_idle_timeout zero", func(c *configs.Config) { c.SIP.TCPIdleTimeout = 0 }, "sip.tcp_idle_timeout"},
+		{"sip tcp_message_timeout too long", func(c *configs.Config) { c.SIP.TCPMessageTimeout = time.Hour }, "sip.tcp_message_timeout"},
 		{"trunk transport unknown", func(c *configs.Config) { c.Trunks[0].Transport = "ws" }, "trunks[0].transport"},
 		{"tls keys without tls", func(c *configs.Config) { c.Trunks[0].TLSCA = "ca.pem" }, "trunks[0].transport"},
 		{"tls cert without key", func(c *configs.Config) { c.Trunks[0].Transport, c.Trunks[0].TLSCert = "tls", "c.pem" }, "trunks[0].tls_cert"},
@@ -631,4 +638,33 @@ func exampleBody(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A TCP listener only when a trunk uses tcp (auto) or sip.listen_tcp asks for one.
+func TestSIPListensTCP(t *testing.T) {
+	tests := []struct {
+		name       string
+		listenTCP  string
+		transports []string // trunks'; "" takes sip.transport (udp)
+		want       bool
+	}{
+		{"auto, udp trunks", "auto", []string{"udp", ""}, false},
+		{"auto, a tls trunk", "auto", []string{"udp", "tls"}, false},
+		{"auto, a tcp trunk", "auto", []string{"udp", "tcp"}, true},
+		{"on, udp trunks", "on", []string{"udp"}, true},
+		{"off, a tcp trunk", "off", []string{"tcp"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig()
+			c.SIP.ListenTCP = tc.listenTCP
+			c.Trunks = nil
+			for i, tr := range tc.transports {
+				c.Trunks = append(c.Trunks, configs.Trunk{Name: fmt.Sprint("t", i), Address: "127.0.0.1:5062", Transport: tr})
+			}
+			if got := c.SIPListensTCP(); got != tc.want {
+				t.Errorf("SIPListensTCP() = %t, want %t", got, tc.want)
+			}
+		})
+	}
 }

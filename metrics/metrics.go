@@ -33,6 +33,7 @@ type Metrics struct {
 	authFailures  *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
 	ended         *prometheus.CounterVec
+	sipMalformed  prometheus.Counter
 }
 
 // New returns collectors registered on a new registry, with Go runtime and process collectors beside them.
@@ -84,8 +85,11 @@ func New(queueDepth func() float64) *Metrics {
 		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flashotp_verifications_ended_total", Help: "Verifications that reached a final status (approved, expired, failed, canceled).",
 		}, []string{"status"}),
+		sipMalformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flashotp_sip_malformed_total", Help: "SIP messages received that could not be parsed (UDP datagrams and TCP messages); their log lines are rate-limited.",
+		}),
 	}
-	reg.MustRegister(m.callsStarted, m.callsEnded, m.callsInFlight, m.postDialDelay, m.ringToCancel, m.send, m.verify, m.picks, m.webhooks,
+	reg.MustRegister(m.sipMalformed, m.callsStarted, m.callsEnded, m.callsInFlight, m.postDialDelay, m.ringToCancel, m.send, m.verify, m.picks, m.webhooks,
 		m.requests, m.authFailures, m.rateLimited, m.ended)
 	if queueDepth != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -230,5 +234,12 @@ func (m *Metrics) RateLimited(scope string) {
 func (m *Metrics) VerificationEnded(status string) {
 	if m != nil {
 		m.ended.WithLabelValues(status).Inc()
+	}
+}
+
+// SIPMalformed counts a SIP message received that could not be parsed.
+func (m *Metrics) SIPMalformed() {
+	if m != nil {
+		m.sipMalformed.Inc()
 	}
 }

@@ -4,7 +4,9 @@
 // UA really holds, a CANCEL once the phone rings, ACK and BYE for a 200 that wins the race, and exactly one
 // Result per call.
 //
-// Transports: UDP and TCP listen on one address; TLS is client-only (requests go out, nothing listens).
+// Transports: UDP listens on Config.Listen, and TCP on the same address when Config.TCP says so, within
+// Config.TCPLimits; TLS is client-only (requests go out, nothing listens). sipgo's own log lines go
+// through BoundedLogger.
 // sipgo's timers are package globals (sipgo's sip.SetTimers); only cmd may set them, never this package.
 package sip
 
@@ -38,6 +40,12 @@ type Config struct {
 	// TLS is the client configuration for trunks reached over TLS; nil: the system's roots.
 	TLS    *tls.Config
 	Logger *slog.Logger
+	// TCP binds a TCP listener on the UDP socket's address too, for peers that open connections to the UA.
+	TCP bool
+	// TCPLimits bound that listener; zero values take DefaultTCPLimits'.
+	TCPLimits TCPLimits
+	// Malformed, if not nil, is called for each SIP message that could not be parsed.
+	Malformed func()
 }
 
 // UA is a running SIP user agent. It is safe for concurrent use: each Dial is one call.
@@ -47,7 +55,7 @@ type UA struct {
 	client *sipgo.Client // UDP: requests leave from the listening socket
 	stream *sipgo.Client // TCP and TLS: connections to the trunk, reused
 	conn   net.PacketConn
-	tcp    net.Listener // same address as conn, for requests peers open over TCP
+	tcp    net.Listener // same address as conn, for requests peers open over TCP; nil without Config.TCP
 	media  *MediaSink
 	log    *slog.Logger
 
@@ -128,12 +136,16 @@ func Listen(cfg Config) (*UA, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	conn, tcp, err := listenBoth(cfg.Listen)
+	conn, tcp, err := listenBoth(cfg.Listen, cfg.TCP)
 	if err != nil {
 		return nil, err
 	}
 	bound := conn.LocalAddr().(*net.UDPAddr)
-	u := &UA{tcp: tcp, log: log, host: bound.IP.String(), port: bound.Port}
+	u := &UA{log: log, host: bound.IP.String(), port: bound.Port}
+	if tcp != nil {
+		u.tcp = newLimitListener(tcp, cfg.TCPLimits, log)
+	}
+	sipLog := BoundedLogger(log, cfg.Malformed)
 	u.conn = watchICMP(conn, u.unreachable)
 	if cfg.PublicAddress != "" {
 		if h, p, err := net.SplitHostPort(cfg.PublicAddress); err == nil {
@@ -153,15 +165,17 @@ func Listen(cfg Config) (*UA, error) {
 	}
 	u.ua, err = sipgo.NewUA(sipgo.WithUserAgent("flashotp"), sipgo.WithUserAgentHostname(u.host),
 		sipgo.WithUserAgenTLSConfig(cfg.TLS),
-		sipgo.WithUserAgentTransactionLayerOptions(sipgosip.WithTransactionLayerUnhandledResponseHandler(u.stray)))
+		sipgo.WithUserAgentTransportLayerOptions(sipgosip.WithTransportLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransactionLayerOptions(sipgosip.WithTransactionLayerLogger(sipLog),
+			sipgosip.WithTransactionLayerUnhandledResponseHandler(u.stray)))
 	if err != nil {
 		return fail(err)
 	}
-	if u.srv, err = sipgo.NewServer(u.ua, sipgo.WithServerLogger(log)); err != nil {
+	if u.srv, err = sipgo.NewServer(u.ua, sipgo.WithServerLogger(sipLog)); err != nil {
 		return fail(err)
 	}
 	u.client, err = sipgo.NewClient(u.ua,
-		sipgo.WithClientLogger(log),
+		sipgo.WithClientLogger(sipLog),
 		sipgo.WithClientHostname(u.host),
 		sipgo.WithClientPort(u.port),
 		sipgo.WithClientConnectionAddr(bound.String()), // INVITEs leave from the listening socket
@@ -169,7 +183,7 @@ func Listen(cfg Config) (*UA, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if u.stream, err = sipgo.NewClient(u.ua, sipgo.WithClientLogger(log), sipgo.WithClientHostname(u.host), sipgo.WithClientPort(u.port)); err != nil {
+	if u.stream, err = sipgo.NewClient(u.ua, sipgo.WithClientLogger(sipLog), sipgo.WithClientHostname(u.host), sipgo.WithClientPort(u.port)); err != nil {
 		return fail(err)
 	}
 	ok := func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
@@ -180,15 +194,18 @@ func Listen(cfg Config) (*UA, error) {
 	u.srv.OnInvite(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 603, "Decline", nil))
 	})
-	u.wg.Add(2)
+	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
 		_ = u.srv.ServeUDP(u.conn) // returns when conn is closed
 	}()
-	go func() {
-		defer u.wg.Done()
-		_ = u.srv.ServeTCP(u.tcp)
-	}()
+	if u.tcp != nil {
+		u.wg.Add(1)
+		go func() {
+			defer u.wg.Done()
+			_ = u.srv.ServeTCP(u.tcp) // returns when u.tcp is closed: its Accept retries every other error
+		}()
+	}
 	// ServeUDP registers the socket with the transport layer in its goroutine; a Dial before that would
 	// bind a second socket to the same address.
 	for i := 0; ; i++ {
@@ -203,15 +220,19 @@ func Listen(cfg Config) (*UA, error) {
 	return u, nil
 }
 
-// listenBoth binds UDP and TCP on one address. With port 0 the UDP socket picks the port, and another try
-// is made if TCP finds that port taken (by some connection's ephemeral port).
-func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+// listenBoth binds UDP, and TCP on the same address if withTCP (else the listener is nil). With port 0 the
+// UDP socket picks the port, and another try is made if TCP finds that port taken (by some connection's
+// ephemeral port).
+func listenBoth(addr string, withTCP bool) (net.PacketConn, net.Listener, error) {
 	for attempt := 0; ; attempt++ {
 		conn, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("sip listen %s: %w", addr, err)
 		}
 		sizeBuffers(conn)
+		if !withTCP {
+			return conn, nil, nil
+		}
 		bound := conn.LocalAddr().String()
 		tcp, err := net.Listen("tcp", bound)
 		if err == nil {

@@ -153,7 +153,10 @@ func (m *Main) open() error {
 	if err != nil {
 		return err
 	}
-	if m.ua, err = sip.Listen(sip.Config{Listen: cfg.SIP.Listen, PublicAddress: cfg.SIP.PublicAddress, TLS: tlsConf, Logger: m.Log}); err != nil {
+	if m.ua, err = sip.Listen(sip.Config{
+		Listen: cfg.SIP.Listen, PublicAddress: cfg.SIP.PublicAddress, TLS: tlsConf, Logger: m.Log,
+		TCP: cfg.SIPListensTCP(), TCPLimits: cfg.SIP.TCPLimits(), Malformed: m.metrics.SIPMalformed,
+	}); err != nil {
 		return err
 	}
 	m.SIPAddr = m.ua.Addr()
