@@ -99,7 +99,11 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m := NewMain(cfg, newLogger(os.Stderr, cfg.Log))
+			log := newLogger(os.Stderr, cfg.Log)
+			// sipgo logs through its default logger where no logger of the engine's is given (the built-in
+			// phone, connection clean-ups): rate-limited too, so no input makes it write a line per packet.
+			sipgosip.SetDefaultLogger(sip.BoundedLogger(log, nil))
+			m := NewMain(cfg, log)
 			m.PhoneOut = cmd.OutOrStdout()
 			if cfg.Phone.Enabled {
 				calls, err := openPhoneLog(cfg.Store.Path)
