@@ -54,6 +54,10 @@ type HTTP struct {
 	// TrustedProxies are the CIDRs (or single IPs) of the reverse proxies in front of the API: only from a
 	// peer among them is X-Forwarded-For believed. Empty: the header is ignored.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// MaxConns caps the API's connections open at once, MaxConnsPerIP those from one address (the trusted
+	// proxies exempt); over a cap a connection is closed as soon as it is accepted. 0: no cap.
+	MaxConns      int `mapstructure:"max_conns"`
+	MaxConnsPerIP int `mapstructure:"max_conns_per_ip"`
 }
 
 // Proxies returns http.trusted_proxies as prefixes, a single IP as a /32 (or /128); entries that do not
@@ -336,7 +340,7 @@ type Phone struct {
 // Default returns the configuration used for every key the file and the environment leave unset.
 func Default() Config {
 	return Config{
-		HTTP: HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second},
+		HTTP: HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second, MaxConns: 4096, MaxConnsPerIP: 512},
 		SIP: SIP{
 			Listen: "127.0.0.1:5060", Transport: "udp", ListenTCP: ListenTCPAuto,
 			MaxTCPConns: sip.DefaultTCPLimits.MaxConns, MaxTCPConnsPerSource: sip.DefaultTCPLimits.MaxConnsPerSource,
@@ -690,6 +694,12 @@ func (c Config) Validate() error {
 	checkAddr("http.listen", c.HTTP.Listen, true)
 	if c.HTTP.MaxBodyBytes < 256 || c.HTTP.MaxBodyBytes > 16<<20 {
 		bad("http.max_body_bytes", "want 256..16777216, got %d", c.HTTP.MaxBodyBytes)
+	}
+	if c.HTTP.MaxConns < 0 || c.HTTP.MaxConns > 1<<20 {
+		bad("http.max_conns", "want 0 (no cap) to 1048576, got %d", c.HTTP.MaxConns)
+	}
+	if c.HTTP.MaxConnsPerIP < 0 || (c.HTTP.MaxConns > 0 && c.HTTP.MaxConnsPerIP > c.HTTP.MaxConns) {
+		bad("http.max_conns_per_ip", "want 0 (no cap) to http.max_conns (%d), got %d", c.HTTP.MaxConns, c.HTTP.MaxConnsPerIP)
 	}
 	if c.HTTP.DrainDelay < 0 || c.HTTP.DrainDelay > 5*time.Minute {
 		bad("http.drain_delay", "want 0..5m, got %s", c.HTTP.DrainDelay)

@@ -44,7 +44,7 @@ func TestLoadExample(t *testing.T) {
 	}
 	// SPEC section 5, plus the two dialer keys the example file adds.
 	want := configs.Config{
-		HTTP: configs.HTTP{Listen: "127.0.0.1:8080", AdminToken: "", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second},
+		HTTP: configs.HTTP{Listen: "127.0.0.1:8080", AdminToken: "", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second, MaxConns: 4096, MaxConnsPerIP: 512},
 		SIP: configs.SIP{Listen: "127.0.0.1:5060", Transport: "udp", PublicAddress: "", ListenTCP: "auto",
 			MaxTCPConns: 256, MaxTCPConnsPerSource: 32, TCPIdleTimeout: 30 * time.Second, TCPMessageTimeout: 5 * time.Second},
 		Store: configs.Store{Path: "data/flashotp.db", SecretKey: ""},
@@ -335,6 +335,8 @@ func TestValidate(t *testing.T) {
 		{"no apps", func(c *configs.Config) { c.Apps = nil }, "apps"},
 		{"http listen empty", func(c *configs.Config) { c.HTTP.Listen = "" }, "http.listen"},
 		{"max body too small", func(c *configs.Config) { c.HTTP.MaxBodyBytes = 10 }, "http.max_body_bytes"},
+		{"max conns negative", func(c *configs.Config) { c.HTTP.MaxConns = -1 }, "http.max_conns"},
+		{"max conns per ip over max conns", func(c *configs.Config) { c.HTTP.MaxConnsPerIP = c.HTTP.MaxConns + 1 }, "http.max_conns_per_ip"},
 		{"drain delay negative", func(c *configs.Config) { c.HTTP.DrainDelay = -time.Second }, "http.drain_delay"},
 		{"drain delay too long", func(c *configs.Config) { c.HTTP.DrainDelay = 6 * time.Minute }, "http.drain_delay"},
 		{"store path empty", func(c *configs.Config) { c.Store.Path = "" }, "store.path"},

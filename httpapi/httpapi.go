@@ -106,8 +106,12 @@ type Config struct {
 	Backup func() (Snapshot, error)
 	// Metrics is served at /metrics and timed for sends and verifies; nil: none.
 	Metrics *metrics.Metrics
-	// TrustedProxies are the peers whose X-Forwarded-For gives the client's address (clientIP).
+	// TrustedProxies are the peers whose X-Forwarded-For gives the client's address (clientIP); they are
+	// exempt from MaxConnsPerIP.
 	TrustedProxies []netip.Prefix
+	// MaxConns and MaxConnsPerIP cap the connections Serve holds open (ListenerConfig); 0: no cap.
+	MaxConns      int
+	MaxConnsPerIP int
 }
 
 // Server is the HTTP API.
@@ -202,10 +206,11 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	s := &Server{svc: svc, cfg: cfg, log: log, authLog: rate.NewLimiter(authLogRate, authLogBurst)}
 	s.app = fiber.New(fiber.Config{
 		AppName: "flashotp",
-		// fasthttp answers a body over its limit and closes the connection with the rest of the body unread,
-		// which the client sees as a reset rather than the 413. So fasthttp's limit is a generous backstop
-		// and max_body_bytes is enforced below, on a body read whole.
-		BodyLimit:             max(4*cfg.MaxBodyBytes, 1<<20),
+		// fasthttp refuses a body over max_body_bytes from its Content-Length (or as a chunked one grows)
+		// before reading it: no client makes the engine hold more. It answers 413 (handleError) and closes
+		// the connection with the rest of the body unread; Listener's conns drain that rest before closing
+		// so that the client gets the 413 rather than a reset.
+		BodyLimit:             cfg.MaxBodyBytes,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
 		ReadTimeout:           10 * time.Second,
@@ -223,6 +228,11 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 		return err
 	})
 	s.app.Use(func(c *fiber.Ctx) error {
+		if err := checkHeaderBlock(c.Request().Header.RawHeaders()); err != nil {
+			// What else the connection holds may be a request smuggled in this one's body: never read it.
+			c.Context().SetConnectionClose()
+			return apiError(otp.ErrInvalidRequest, "request refused: %v", err)
+		}
 		if len(c.Body()) > cfg.MaxBodyBytes {
 			return apiError(errRequestTooLarge, "body over %d bytes", cfg.MaxBodyBytes)
 		}
@@ -279,8 +289,12 @@ func (s *Server) route(c *fiber.Ctx) string {
 	return "other"
 }
 
-// Serve serves on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// Serve serves on ln until Shutdown, within the connection caps (Listener).
+func (s *Server) Serve(ln net.Listener) error {
+	return s.app.Listener(NewListener(ln, ListenerConfig{
+		MaxConns: s.cfg.MaxConns, MaxConnsPerIP: s.cfg.MaxConnsPerIP, Trusted: s.cfg.TrustedProxies,
+	}, s.log))
+}
 
 // Shutdown stops accepting and waits for requests in flight, up to d.
 func (s *Server) Shutdown(d time.Duration) error { return s.app.ShutdownWithTimeout(d) }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"flashotp/apps"
@@ -205,8 +206,25 @@ func (m *Main) open() error {
 		AdminToken: cfg.HTTP.AdminToken, Pools: m.numbers, Metrics: m.metrics,
 		Backup:         func() (httpapi.Snapshot, error) { return m.db.Snapshot() },
 		TrustedProxies: cfg.HTTP.Proxies(),
+		MaxConns:       m.maxConns(), MaxConnsPerIP: cfg.HTTP.MaxConnsPerIP,
 	}, svc, m.Log)
 	return nil
+}
+
+// maxConns is http.max_conns, lowered to half the process's descriptor limit when that is less: a flood of
+// API connections must leave descriptors for SIP, the store and webhooks (and for the API's own accepts,
+// which would otherwise fail with EMFILE).
+func (m *Main) maxConns() int {
+	n := m.Config.HTTP.MaxConns
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return n
+	}
+	if half := int(min(lim.Cur/2, 1<<20)); n == 0 || n > half {
+		m.Log.Warn("http.max_conns lowered to half the descriptor limit", "max_conns", m.Config.HTTP.MaxConns, "nofile", lim.Cur, "serving_at_most", half)
+		return half
+	}
+	return n
 }
 
 // drain makes /readyz answer 503 and keeps the API serving for http.drain_delay, so that a load balancer
