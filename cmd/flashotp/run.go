@@ -201,30 +201,36 @@ func (m *Main) open() error {
 		m.ln = tls.NewListener(m.ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	m.HTTPAddr = m.ln.Addr().String()
+	maxConns, perIP := m.connCaps()
 	m.api = httpapi.New(httpapi.Config{
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Apps: m.apps, Limiter: limiter, Ready: m.ready,
 		AdminToken: cfg.HTTP.AdminToken, Pools: m.numbers, Metrics: m.metrics,
 		Backup:         func() (httpapi.Snapshot, error) { return m.db.Snapshot() },
 		TrustedProxies: cfg.HTTP.Proxies(),
-		MaxConns:       m.maxConns(), MaxConnsPerIP: cfg.HTTP.MaxConnsPerIP,
+		MaxConns:       maxConns, MaxConnsPerIP: perIP,
 	}, svc, m.Log)
 	return nil
 }
 
-// maxConns is http.max_conns, lowered to half the process's descriptor limit when that is less: a flood of
-// API connections must leave descriptors for SIP, the store and webhooks (and for the API's own accepts,
-// which would otherwise fail with EMFILE).
-func (m *Main) maxConns() int {
-	n := m.Config.HTTP.MaxConns
+// connCaps are http.max_conns and http.max_conns_per_ip, lowered when the process's descriptor limit is
+// too small for them: the API takes at most half the descriptors (a flood of API connections must leave
+// some for SIP, the store and webhooks, and for the API's own accepts), and one address at most half of
+// the API's (a single stranger never takes all of it).
+func (m *Main) connCaps() (maxConns, perIP int) {
+	maxConns, perIP = m.Config.HTTP.MaxConns, m.Config.HTTP.MaxConnsPerIP
 	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return n
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+		if half := int(min(lim.Cur/2, 1<<20)); maxConns == 0 || maxConns > half {
+			maxConns = half
+		}
 	}
-	if half := int(min(lim.Cur/2, 1<<20)); n == 0 || n > half {
-		m.Log.Warn("http.max_conns lowered to half the descriptor limit", "max_conns", m.Config.HTTP.MaxConns, "nofile", lim.Cur, "serving_at_most", half)
-		return half
+	if maxConns > 0 && (perIP == 0 || perIP > maxConns/2) {
+		perIP = max(1, maxConns/2)
 	}
-	return n
+	if maxConns != m.Config.HTTP.MaxConns || perIP != m.Config.HTTP.MaxConnsPerIP {
+		m.Log.Warn("http connection caps lowered to fit the descriptor limit", "max_conns", maxConns, "max_conns_per_ip", perIP, "nofile", lim.Cur)
+	}
+	return maxConns, perIP
 }
 
 // drain makes /readyz answer 503 and keeps the API serving for http.drain_delay, so that a load balancer
