@@ -1,6 +1,7 @@
 package apps
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -590,7 +591,7 @@ func (r *Registry) Authenticate(key, secret string) (string, error) {
 // AuthenticateJWT checks a JWT signed (HS256) with a key's secret, its iss the key, with exp at most
 // MaxTokenAhead ahead and iat set, and returns the key's app and the key.
 func (r *Registry) AuthenticateJWT(token string) (appID, key string, err error) {
-	claims := jwt.RegisteredClaims{}
+	claims := tokenClaims{}
 	refused := &AuthError{}
 	_, err = jwt.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
 		iss, _ := t.Claims.GetIssuer()
@@ -618,6 +619,9 @@ func (r *Registry) AuthenticateJWT(token string) (appID, key string, err error) 
 	case refused.Reason != nil:
 	case err != nil:
 		refused.Reason, refused.Claim, refused.Err = jwtReason(err), jwtClaim(err), err
+	case claims.notNumeric != "":
+		refused.Reason, refused.Claim = ErrInvalidClaim, claims.notNumeric
+		refused.Err = errors.New("not a number (RFC 7519 NumericDate)")
 	case claims.IssuedAt == nil:
 		refused.Reason, refused.Claim = ErrMissingClaim, "iat"
 	case claims.ExpiresAt.Time.After(r.now().Add(MaxTokenAhead + tokenLeeway)):
@@ -627,6 +631,29 @@ func (r *Registry) AuthenticateJWT(token string) (appID, key string, err error) 
 		return refused.AppID, refused.Key, nil
 	}
 	return "", "", refused
+}
+
+// tokenClaims are a JWT's registered claims read strictly: exp, iat and nbf are NumericDates, JSON numbers
+// (RFC 7519 section 2), but jwt.NumericDate also takes a number written as a string ("exp": "1700000000"),
+// which a token from a careless or hostile issuer should not get away with.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	notNumeric string // the first of exp, iat and nbf given as something other than a number
+}
+
+// UnmarshalJSON notes a date claim that is not a JSON number, then reads the claims as jwt does.
+func (c *tokenClaims) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	for _, name := range []string{"exp", "iat", "nbf"} {
+		v, ok := raw[name]
+		if v = bytes.TrimSpace(v); ok && c.notNumeric == "" && (len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9'))) {
+			c.notNumeric = name
+		}
+	}
+	return json.Unmarshal(b, &c.RegisteredClaims)
 }
 
 // jwtReason is the reason of a refusal by the JWT library.

@@ -245,6 +245,9 @@ func TestAuthReasons(t *testing.T) {
 		{name: "jwt iat ahead", token: sign(claims(key, 10*time.Minute, 20*time.Minute), secret), reason: apps.ErrInvalidClaim, claim: "iat", named: key},
 		{name: "jwt nbf ahead", token: sign(claims(key, 0, 20*time.Minute, "nbf", now.Add(10*time.Minute).Unix()), secret), reason: apps.ErrInvalidClaim, claim: "nbf", named: key},
 		{name: "jwt exp not a number", token: sign(claims(key, 0, 0, "exp", "soon"), secret), reason: apps.ErrMalformed},
+		{name: "jwt exp a numeric string", token: sign(claims(key, 0, 0, "exp", strconv.FormatInt(now.Add(time.Minute).Unix(), 10)), secret), reason: apps.ErrInvalidClaim, claim: "exp", named: key},
+		{name: "jwt iat a numeric string", token: sign(claims(key, 0, time.Minute, "iat", strconv.FormatInt(now.Unix(), 10)), secret), reason: apps.ErrInvalidClaim, claim: "iat", named: key},
+		{name: "jwt nbf a numeric string", token: sign(claims(key, 0, time.Minute, "nbf", strconv.FormatInt(now.Unix(), 10)), secret), reason: apps.ErrInvalidClaim, claim: "nbf", named: key},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

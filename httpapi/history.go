@@ -90,15 +90,20 @@ func query(c *fiber.Ctx) (otp.Query, error) {
 	return q, err
 }
 
-// parseTime reads an RFC 3339 time or a date (UTC midnight).
+// parseTime reads an RFC 3339 time or a date (UTC midnight), from 1970 on: IDs' timestamps begin there, and
+// the zero time (0001-01-01) is how otp.Query says "not given", which a time given must never read as.
 func parseTime(name, v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		t, err = time.Parse(time.DateOnly, v)
 	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
+	switch {
+	case err != nil:
+		return time.Time{}, otpError(otp.ErrInvalidRequest, "%s: want an RFC 3339 time or a date (YYYY-MM-DD), got %q", name, v)
+	case t.Before(time.Unix(0, 0)):
+		return time.Time{}, otpError(otp.ErrInvalidRequest, "%s: want a time from 1970-01-01, got %q", name, v)
 	}
-	return time.Time{}, otpError(otp.ErrInvalidRequest, "%s: want an RFC 3339 time or a date (YYYY-MM-DD), got %q", name, v)
+	return t, nil
 }
 
 func (s *Server) status(c *fiber.Ctx) error {

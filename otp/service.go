@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
 
@@ -205,10 +208,11 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 	if req.Channel != ChannelFlashCall {
 		return Verification{}, errorf(ErrInvalidRequest, "channel: must be %q", ChannelFlashCall)
 	}
-	if len(req.Reference) > 128 || strings.ContainsFunc(req.Reference, isControl) {
-		return Verification{}, errorf(ErrInvalidRequest, "reference: at most 128 characters, no control characters")
+	if len(req.Reference) > 128 || !printable(req.Reference) {
+		return Verification{}, errorf(ErrInvalidRequest, "reference: at most 128 bytes of UTF-8 text, no control, format or line-separator characters")
 	}
-	if req.From != "" && (len(req.From) > 64 || strings.ContainsFunc(req.From, isControl)) {
+	// Before the limits count the send: a pool the app has not is the caller's mistake, not a send.
+	if req.From != "" && (len(req.From) > 64 || !printable(req.From) || !slices.Contains(app.Pools, req.From)) {
 		return Verification{}, errorf(ErrInvalidRequest, "from: must name one of the app's pools")
 	}
 	codeLength := req.CodeLength
@@ -464,7 +468,12 @@ func (s *Service) forget(tx *store.Tx, rec *record) error {
 // expiryKey orders verifications by when they expire.
 func expiryKey(at time.Time, id string) string { return fmt.Sprintf("%015d\x00%s", at.UnixMilli(), id) }
 
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+// printable reports whether s is UTF-8 text of graphic characters and spaces only: no C0 or C1 controls
+// (U+0085 ends a line in some log readers), no format characters (bidirectional overrides make a log line
+// read otherwise than it is), no line or paragraph separators, no private-use or unassigned code points.
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) })
+}
 
 func (s *Service) mac(id, code string) []byte {
 	m := hmac.New(sha256.New, s.db.Key())

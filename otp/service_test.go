@@ -323,6 +323,11 @@ func TestSendRejects(t *testing.T) {
 		{"pool name with CRLF", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "main\r\nX: y"}, otp.ErrInvalidRequest},
 		{"reference with CRLF", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\r\nX: y"}, otp.ErrInvalidRequest},
 		{"reference too long", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: strings.Repeat("r", 129)}, otp.ErrInvalidRequest},
+		{"reference with a C1 control (NEL)", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\u0085b"}, otp.ErrInvalidRequest},
+		{"reference with a bidi override", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\u202eb"}, otp.ErrInvalidRequest},
+		{"reference with a line separator", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\u2028b"}, otp.ErrInvalidRequest},
+		{"reference not UTF-8", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\xffb"}, otp.ErrInvalidRequest},
+		{"pool name with a C1 control", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "demo\u0085"}, otp.ErrInvalidRequest},
 		{"code_length 3", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", CodeLength: 3}, otp.ErrInvalidRequest},
 		{"code_length 9", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", CodeLength: 9}, otp.ErrInvalidRequest},
 		{"code_length negative", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", CodeLength: -4}, otp.ErrInvalidRequest},
@@ -341,6 +346,23 @@ func TestSendRejects(t *testing.T) {
 				t.Errorf("store holds %d records, want none", n)
 			}
 		})
+	}
+}
+
+// A send naming a pool the app does not have is refused before it counts against the limits: a stranger's
+// typo (or a hostile client's loop) never blocks the recipient.
+func TestUnknownPoolNotCounted(t *testing.T) {
+	e := newAppEnv(t, &fakeNotifier{}, 0, func(a *apps.App) {
+		a.RateLimits = map[string]apps.Limit{apps.ScopeRecipient: {Limit: 5, Window: apps.Duration(10 * time.Minute)}}
+	})
+	for i := range 10 {
+		_, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "nope"})
+		if !errors.Is(err, otp.ErrInvalidRequest) {
+			t.Fatalf("send %d from an unknown pool: %v, want invalid_request", i+1, err)
+		}
+	}
+	if _, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "café ünïcode ok"}); err != nil {
+		t.Fatalf("send after the refused ones: %v", err)
 	}
 }
 
@@ -1030,8 +1052,8 @@ func TestSendPickRequest(t *testing.T) {
 	}{
 		{"defaults", otp.SendRequest{AppID: "demo", Recipient: "14155552671", Channel: "flashcall"},
 			numberpool.PickRequest{App: "demo", Recipient: "+14155552671", Country: "US", CodeLength: 4}},
-		{"pool and code length", otp.SendRequest{AppID: "demo", Recipient: "+33612345678", Channel: "flashcall", From: "live", CodeLength: 6},
-			numberpool.PickRequest{App: "demo", Pool: "live", Recipient: "+33612345678", Country: "FR", CodeLength: 6}},
+		{"pool and code length", otp.SendRequest{AppID: "demo", Recipient: "+33612345678", Channel: "flashcall", From: "demo", CodeLength: 6},
+			numberpool.PickRequest{App: "demo", Pool: "demo", Recipient: "+33612345678", Country: "FR", CodeLength: 6}},
 		{"GB recipient", otp.SendRequest{AppID: "demo", Recipient: "+447400123456", Channel: "flashcall"},
 			numberpool.PickRequest{App: "demo", Recipient: "+447400123456", Country: "GB", CodeLength: 4}},
 	}
