@@ -212,11 +212,17 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 		// so that the client gets the 413 rather than a reset.
 		BodyLimit:             cfg.MaxBodyBytes,
 		DisableStartupMessage: true,
-		ErrorHandler:          s.handleError,
-		ReadTimeout:           10 * time.Second,
-		WriteTimeout:          10 * time.Second,
-		IdleTimeout:           60 * time.Second,
-		ReadBufferSize:        8192,
+		// Called only for what fasthttp refused before routing (a body over the limit, a request it could
+		// not read): the first handler below answers and counts every other error itself.
+		ErrorHandler: func(c *fiber.Ctx, err error) error {
+			err = s.handleError(c, err)
+			cfg.Metrics.HTTPRequest(s.route(c), c.Response().StatusCode())
+			return err
+		},
+		ReadTimeout:    10 * time.Second,
+		WriteTimeout:   10 * time.Second,
+		IdleTimeout:    60 * time.Second,
+		ReadBufferSize: 8192,
 	})
 	s.app.Use(func(c *fiber.Ctx) error {
 		err := c.Next()
