@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"flashotp/internal/peers"
 )
 
 // attackNofile is the descriptor limit the engine runs with in these probes: a flood up to the limit
@@ -24,39 +26,15 @@ const attackNofile = 1024
 // serveNofile starts `flashotp serve` with the YAML config and its descriptor limit lowered to nofile.
 func serveNofile(t *testing.T, config string, nofile int) (*proc, client) {
 	t.Helper()
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("prlimit (util-linux) not installed")
-	}
+	prlimit := peers.Require(t, "prlimit", "util-linux")
 	path := filepath.Join(t.TempDir(), "flashotp.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	lim := fmt.Sprintf("--nofile=%d:%d", nofile, nofile)
-	p := startCmd(t, exec.Command(prlimit, lim, binary(t), "serve", "--config", path))
+	p := startCmd(t, exec.Command(prlimit, lim, "--", binary(t), "serve", "--config", path))
 	m := p.stderr.waitFor(t, servingLine, 15*time.Second)
 	return p, client{t, "http://" + m[1]}
-}
-
-// flood opens n idle connections to addr from the loopback address src (fewer if the test process runs
-// out) and returns them; they close when the test ends.
-func flood(t *testing.T, src, addr string, n int) []net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	conns := make([]net.Conn, 0, n)
-	for range n {
-		c, err := d.Dial("tcp", addr)
-		if err != nil {
-			break // the engine's backlog is full: the flood is as big as it gets
-		}
-		conns = append(conns, c)
-	}
-	t.Cleanup(func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return conns
 }
 
 // alive fails the test if the engine process has exited.
@@ -76,7 +54,7 @@ func TestAttackHTTPConnectionFlood(t *testing.T) {
 	addr := strings.TrimPrefix(c.base, "http://")
 
 	// One stranger: held to http.max_conns_per_ip, the rest of the engine's capacity stays free.
-	conns := flood(t, "127.0.0.2", addr, 2*attackNofile)
+	conns := flood(t, addr, strangers[:1], 2*attackNofile)
 	if len(conns) < attackNofile {
 		t.Fatalf("only %d connections opened, want at least the descriptor limit %d; the engine:\n%s", len(conns), attackNofile, p.stderr.String())
 	}
@@ -85,13 +63,9 @@ func TestAttackHTTPConnectionFlood(t *testing.T) {
 		t.Fatalf("send during a flood from another address: %v %d %s", ok, a.status, a.raw)
 	}
 	// Many: held to http.max_conns, half the descriptor limit.
-	for i := 3; i <= 6; i++ {
-		conns = append(conns, flood(t, fmt.Sprintf("127.0.0.%d", i), addr, attackNofile/2)...)
-	}
+	conns = append(conns, flood(t, addr, strangers[1:5], attackNofile/2)...)
 	alive(t, p)
-	for _, c := range conns {
-		c.Close()
-	}
+	closeAll(conns)
 	// The engine closes its ends as the clients' FINs arrive: sends succeed again within a few seconds.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
