@@ -65,15 +65,15 @@ type HTTP struct {
 func (h HTTP) Proxies() []netip.Prefix {
 	var out []netip.Prefix
 	for _, s := range h.TrustedProxies {
-		if p, err := parseProxy(s); err == nil {
+		if p, err := parseNetwork(s); err == nil {
 			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// parseProxy reads one http.trusted_proxies entry: a CIDR or an IP.
-func parseProxy(s string) (netip.Prefix, error) {
+// parseNetwork reads one entry of http.trusted_proxies or trunks[].accept_from: a CIDR or an IP.
+func parseNetwork(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s) // FLASHOTP_HTTP_TRUSTED_PROXIES="10.0.0.0/8, 192.168.0.1"
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
@@ -175,11 +175,27 @@ type Trunk struct {
 	CLIHeaders    []string `mapstructure:"cli_headers"`    // from | pai | rpid; default [from, pai]
 	Privacy       bool     `mapstructure:"privacy"`        // Privacy: id (the trunk hides the CLI from the callee)
 
+	// AcceptFrom are the CIDRs (or single IPs) of the trunk's other hosts that send its responses and
+	// requests, besides the IPs of address and outbound_proxy. SIP from anywhere else is dropped.
+	AcceptFrom []string `mapstructure:"accept_from"`
+
 	// TLS.
 	TLSCA         string `mapstructure:"tls_ca"`          // PEM CA bundle; empty: the system's
 	TLSCert       string `mapstructure:"tls_cert"`        // PEM client certificate, optional
 	TLSKey        string `mapstructure:"tls_key"`         // its key
 	TLSServerName string `mapstructure:"tls_server_name"` // name to verify; default the address's host
+}
+
+// AcceptNets returns accept_from as prefixes, a single IP as a /32 (or /128); entries that do not parse
+// (Validate refuses them) are left out.
+func (t Trunk) AcceptNets() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range t.AcceptFrom {
+		if p, err := parseNetwork(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // withDefaults fills the keys a trunk left empty.
@@ -779,6 +795,11 @@ func (c Config) Validate() error {
 		if t.OutboundProxy != "" {
 			checkAddr(key+".outbound_proxy", t.OutboundProxy, true)
 		}
+		for j, n := range t.AcceptFrom {
+			if _, err := parseNetwork(n); err != nil {
+				bad(fmt.Sprintf("%s.accept_from[%d]", key, j), "want a CIDR (203.0.113.0/24) or an IP, got %q", n)
+			}
+		}
 		switch t.NumberFormat {
 		case dialer.NumberE164, dialer.NumberE164NoPlus, dialer.NumberNational:
 		default:
@@ -851,7 +872,7 @@ func (c Config) Validate() error {
 	}
 
 	for i, p := range c.HTTP.TrustedProxies {
-		if _, err := parseProxy(p); err != nil {
+		if _, err := parseNetwork(p); err != nil {
 			bad(fmt.Sprintf("http.trusted_proxies[%d]", i), "want a CIDR (10.0.0.0/8) or an IP, got %q", p)
 		}
 	}

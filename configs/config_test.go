@@ -327,6 +327,8 @@ func TestValidate(t *testing.T) {
 		{"cli headers empty", func(c *configs.Config) { c.Trunks[0].CLIHeaders = []string{} }, "trunks[0].cli_headers"},
 		{"domain with sip syntax", func(c *configs.Config) { c.Trunks[0].Domain = "evil;maddr=x" }, "trunks[0].domain"},
 		{"outbound proxy", func(c *configs.Config) { c.Trunks[0].OutboundProxy = "proxy" }, "trunks[0].outbound_proxy"},
+		{"accept_from a host name", func(c *configs.Config) { c.Trunks[0].AcceptFrom = []string{"203.0.113.0/24", "sbc.example"} }, "trunks[0].accept_from[1]"},
+		{"accept_from bad prefix", func(c *configs.Config) { c.Trunks[0].AcceptFrom = []string{"203.0.113.0/33"} }, "trunks[0].accept_from[0]"},
 		{"options interval", func(c *configs.Config) { c.Trunks[0].OptionsInterval = time.Millisecond }, "trunks[0].options_interval"},
 		{"duplicate trunk", func(c *configs.Config) { c.Trunks = append(c.Trunks, c.Trunks[0]) }, "trunks[1].name"},
 		{"username without password", func(c *configs.Config) { c.Trunks[0].Username = "alice" }, "trunks[0].username"},

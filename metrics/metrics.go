@@ -34,6 +34,7 @@ type Metrics struct {
 	rateLimited   *prometheus.CounterVec
 	ended         *prometheus.CounterVec
 	sipMalformed  prometheus.Counter
+	sipDropped    *prometheus.CounterVec
 }
 
 // New returns collectors registered on a new registry, with Go runtime and process collectors beside them.
@@ -88,9 +89,15 @@ func New(queueDepth func() float64) *Metrics {
 		sipMalformed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flashotp_sip_malformed_total", Help: "SIP messages received that could not be parsed (UDP datagrams and TCP messages); their log lines are rate-limited.",
 		}),
+		sipDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flashotp_sip_dropped_total", Help: "SIP messages dropped unanswered, by reason (stranger: from an address that is no trunk's; dialogs: a 2xx past the dialogs a call hangs up).",
+		}, []string{"reason"}),
+	}
+	for _, reason := range []string{"stranger", "dialogs"} { // sip.DropStranger, sip.DropDialogs: shown at 0
+		m.sipDropped.WithLabelValues(reason)
 	}
 	reg.MustRegister(m.sipMalformed, m.callsStarted, m.callsEnded, m.callsInFlight, m.postDialDelay, m.ringToCancel, m.send, m.verify, m.picks, m.webhooks,
-		m.requests, m.authFailures, m.rateLimited, m.ended)
+		m.requests, m.authFailures, m.rateLimited, m.ended, m.sipDropped)
 	if queueDepth != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flashotp_dialer_queue_depth", Help: "Calls accepted and waiting for a trunk.",
@@ -241,5 +248,12 @@ func (m *Metrics) VerificationEnded(status string) {
 func (m *Metrics) SIPMalformed() {
 	if m != nil {
 		m.sipMalformed.Inc()
+	}
+}
+
+// SIPDropped counts a SIP message dropped unanswered, by reason (sip.DropStranger, sip.DropDialogs).
+func (m *Metrics) SIPDropped(reason string) {
+	if m != nil {
+		m.sipDropped.WithLabelValues(reason).Inc()
 	}
 }

@@ -14,7 +14,7 @@ import (
 // shows a missed incoming call from the CLI that was never established.
 func TestDialBaresip(t *testing.T) {
 	b := peers.StartBaresip(t)
-	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0"})
+	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0", Peers: []string{"127.0.0.1:0"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ func BenchmarkFlashCall(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer phone.Close()
-	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0", Logger: quiet})
+	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0", Peers: []string{"127.0.0.1:0"}, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 
 // BenchmarkNewInvite: building one flash call's INVITE with its SDP offer.
 func BenchmarkNewInvite(b *testing.B) {
-	ua, err := Listen(Config{Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ua, err := Listen(Config{Listen: "127.0.0.1:0", Peers: []string{"127.0.0.1:0"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,7 +25,7 @@ var inviteHeaders = map[string]*regexp.Regexp{
 // ends with one outcome, within its dial timeout and cancel guard, and the UA does not panic. Seeds:
 // testdata/fuzz/FuzzTrunkResponse, whose {via}, {from}, … are filled from the INVITE.
 func FuzzTrunkResponse(f *testing.F) {
-	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0"})
+	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0", Peers: []string{"127.0.0.1:0"}})
 	if err != nil {
 		f.Fatal(err)
 	}

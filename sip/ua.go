@@ -46,6 +46,14 @@ type Config struct {
 	TCPLimits TCPLimits
 	// Malformed, if not nil, is called for each SIP message that could not be parsed.
 	Malformed func()
+	// Peers are the host:port of the trunks and their outbound proxies. SIP messages are read only from
+	// their hosts' IP addresses (any port) and from AcceptFrom; everything else is dropped before it is
+	// parsed, without an answer. A host name is resolved at Listen and every PeerRefresh after. With neither
+	// Peers nor AcceptFrom, nothing is read.
+	Peers      []string
+	AcceptFrom []netip.Prefix
+	// Dropped, if not nil, is called for each message dropped, with why: DropStranger or DropDialogs.
+	Dropped func(reason string)
 }
 
 // UA is a running SIP user agent. It is safe for concurrent use: each Dial is one call.
@@ -58,6 +66,9 @@ type UA struct {
 	tcp    net.Listener // same address as conn, for requests peers open over TCP; nil without Config.TCP
 	media  *MediaSink
 	log    *slog.Logger
+	peers  *peerFilter
+	done   context.Context // cancelled by Close: ends the peers' refresh
+	stop   context.CancelFunc
 
 	host string // for Via, Contact, SDP
 	port int
@@ -123,8 +134,9 @@ func (u *UA) stray(r *sipgosip.Response) {
 	}
 	switch {
 	case r.IsSuccess():
-		u.log.Warn("late answer to a call already ended: hanging up", "call_id", id.Value())
-		d.(*dial).hangUp(r)
+		if d.(*dial).hangUp(r) {
+			u.log.Warn("late answer to a call already ended: hung up", "call_id", id.Value())
+		}
 	case r.StatusCode >= 300:
 		d.(*dial).ackLateFinal(r)
 	}
@@ -142,6 +154,9 @@ func Listen(cfg Config) (*UA, error) {
 	}
 	bound := conn.LocalAddr().(*net.UDPAddr)
 	u := &UA{log: log, host: bound.IP.String(), port: bound.Port}
+	u.done, u.stop = context.WithCancel(context.Background())
+	u.peers = newPeerFilter(cfg.Peers, cfg.AcceptFrom, cfg.Dropped, log)
+	u.peers.refresh(context.Background())
 	if tcp != nil {
 		u.tcp = newLimitListener(tcp, cfg.TCPLimits, log)
 	}
@@ -156,6 +171,7 @@ func Listen(cfg Config) (*UA, error) {
 		}
 	}
 	fail := func(err error) (*UA, error) {
+		u.stop()
 		u.closeParts()
 		return nil, err
 	}
@@ -165,7 +181,8 @@ func Listen(cfg Config) (*UA, error) {
 	}
 	u.ua, err = sipgo.NewUA(sipgo.WithUserAgent("flashotp"), sipgo.WithUserAgentHostname(u.host),
 		sipgo.WithUserAgenTLSConfig(cfg.TLS),
-		sipgo.WithUserAgentTransportLayerOptions(sipgosip.WithTransportLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransportLayerOptions(sipgosip.WithTransportLayerLogger(sipLog),
+			sipgosip.WithTransportLayerReadFilter(u.peers.read)),
 		sipgo.WithUserAgentTransactionLayerOptions(sipgosip.WithTransactionLayerLogger(sipLog),
 			sipgosip.WithTransactionLayerUnhandledResponseHandler(u.stray)))
 	if err != nil {
@@ -186,14 +203,14 @@ func Listen(cfg Config) (*UA, error) {
 	if u.stream, err = sipgo.NewClient(u.ua, sipgo.WithClientLogger(sipLog), sipgo.WithClientHostname(u.host), sipgo.WithClientPort(u.port)); err != nil {
 		return fail(err)
 	}
-	ok := func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
+	// Only the peers' requests get here.
+	u.srv.OnOptions(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 200, "OK", nil))
-	}
-	u.srv.OnBye(ok)
-	u.srv.OnOptions(ok)
-	u.srv.OnInvite(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
-		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 603, "Decline", nil))
 	})
+	u.srv.OnInvite(u.onInvite)
+	u.srv.OnAck(func(*sipgosip.Request, sipgosip.ServerTransaction) {}) // an ACK is never answered
+	u.srv.OnCancel(u.onCancel)
+	u.srv.OnBye(u.onBye)
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
@@ -217,7 +234,58 @@ func Listen(cfg Config) (*UA, error) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	if len(u.peers.names) > 0 {
+		u.wg.Add(1)
+		go u.refreshPeers()
+	}
 	return u, nil
+}
+
+// refreshPeers resolves the peers' host names every PeerRefresh until Close, so that a trunk that moves to
+// another address (its DNS changed) is still heard.
+func (u *UA) refreshPeers() {
+	defer u.wg.Done()
+	t := time.NewTicker(PeerRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-u.done.Done():
+			return
+		case <-t.C:
+			u.peers.refresh(u.done)
+		}
+	}
+}
+
+// onInvite declines an INVITE (the UA places calls, it takes none) once, statelessly: a server transaction
+// would send its 603 again eleven times over 32 s until an ACK came, to whatever address the request
+// named. A retransmitted INVITE gets one 603 more, as it would from the transaction.
+func (u *UA) onInvite(req *sipgosip.Request, _ sipgosip.ServerTransaction) {
+	// Returning without a response through tx ends the transaction (sipgo's TerminateGracefully), and its
+	// timers with it: no 100 Trying either.
+	if err := u.srv.WriteResponse(sipgosip.NewResponseFromRequest(req, 603, "Decline", nil)); err != nil {
+		u.log.Debug("603 to an incoming INVITE not sent", "err", err)
+	}
+}
+
+// onCancel answers a CANCEL that matched no INVITE transaction (sipgo answers those itself): there is
+// nothing to cancel (RFC 3261 9.2).
+func (u *UA) onCancel(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
+	_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+}
+
+// onBye answers a BYE: 200 for a call of the UA's (the callee hanging up as the UA does, their BYEs
+// crossing), else 481: no such dialog (RFC 3261 15.1.2).
+func (u *UA) onBye(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
+	code, reason := 481, "Call/Transaction Does Not Exist"
+	if id := req.CallID(); id != nil {
+		_, running := u.calls.Load(id.Value())
+		_, ended := u.ended.Load(id.Value())
+		if running || ended {
+			code, reason = 200, "OK"
+		}
+	}
+	_ = tx.Respond(sipgosip.NewResponseFromRequest(req, code, reason, nil))
 }
 
 // listenBoth binds UDP, and TCP on the same address if withTCP (else the listener is nil). With port 0 the
@@ -267,6 +335,7 @@ func (u *UA) Close() error {
 	u.closeMu.Lock()
 	u.closing = true
 	u.closeMu.Unlock()
+	u.stop()
 	err := u.closeParts()
 	u.wg.Wait()
 	return err
@@ -774,10 +843,17 @@ func (d *dial) ackLateFinal(r *sipgosip.Response) {
 	}
 }
 
+// maxDialogs is how many dialogs (2xx To tags) of one call are ACKed and BYEd. A real fork rarely answers
+// more than twice; a trunk that sends thousands of 2xx with new tags (broken, or a stranger's on its path)
+// would otherwise make as many ACKs, BYEs and goroutines. The 2xx past it are dropped and counted; the
+// trunk, its 2xx never ACKed, ends those dialogs itself after 64*T1 (RFC 3261 13.3.1.4).
+const maxDialogs = 4
+
 // hangUp ACKs a 2xx and sends BYE in the background, so the call's outcome is known at once. Each dialog
 // is hung up once: a retransmitted 2xx gets its ACK again, and a 2xx from another fork (another To tag) is a
-// dialog of its own, ACKed and BYEd too (RFC 3261 13.2.2.4), never left answered.
-func (d *dial) hangUp(ok *sipgosip.Response) {
+// dialog of its own, ACKed and BYEd too (RFC 3261 13.2.2.4), never left answered, up to maxDialogs. It
+// reports whether ok opened a dialog (and so got a BYE).
+func (d *dial) hangUp(ok *sipgosip.Response) bool {
 	tag := ""
 	if to := ok.To(); to != nil {
 		tag, _ = to.Params.Get("tag")
@@ -785,6 +861,11 @@ func (d *dial) hangUp(ok *sipgosip.Response) {
 	d.lateMu.Lock()
 	first := d.dialogs == nil
 	ack, seen := d.dialogs[tag]
+	if !seen && len(d.dialogs) >= maxDialogs {
+		d.lateMu.Unlock()
+		d.ua.dropped(DropDialogs)
+		return false
+	}
 	if seen {
 		ack = ack.Clone()
 	} else {
@@ -798,12 +879,13 @@ func (d *dial) hangUp(ok *sipgosip.Response) {
 		}
 		d.dialogs[tag] = ack
 	}
+	n := len(d.dialogs)
 	d.lateMu.Unlock()
 	if err != nil {
 		d.ua.log.Warn("ack not sent", "call_id", d.res.CallID, "err", err)
 	}
 	if seen {
-		return
+		return false
 	}
 	if first {
 		// The transaction passes 2xx retransmissions, and other forks' 2xx, only to this hook.
@@ -813,13 +895,14 @@ func (d *dial) hangUp(ok *sipgosip.Response) {
 			}
 		})
 	} else {
-		d.ua.log.Warn("2xx from another fork: hanging it up too", "call_id", d.res.CallID)
+		d.ua.log.Warn("2xx from another fork: hanging it up too", "call_id", d.res.CallID, "dialogs", n)
 	}
+
 	bye := newInDialog(sipgosip.BYE, d.inv, ok)
 	bye.CSeq().SeqNo++
 	bye.SetDestination(d.inv.Destination())
 	if !d.ua.track() {
-		return // closing: no new work
+		return true // closing: no new work
 	}
 	go func() {
 		defer d.ua.wg.Done()
@@ -830,4 +913,5 @@ func (d *dial) hangUp(ok *sipgosip.Response) {
 			d.ua.log.Warn("bye failed", "call_id", d.res.CallID, "err", err)
 		}
 	}()
+	return true
 }

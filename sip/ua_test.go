@@ -16,7 +16,7 @@ import (
 
 func listenUA(t *testing.T) *sip.UA {
 	t.Helper()
-	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0"})
+	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0", Peers: []string{"127.0.0.1:0"}})
 	if err != nil {
 		t.Fatal(err)
 	}

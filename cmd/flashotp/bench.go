@@ -276,7 +276,7 @@ var _ dialer.Reporter = (*benchReporter)(nil)
 // benchDialerOn starts a UA and a dialer calling callee, reporting to rep.
 func benchDialerOn(callee string, ringTime time.Duration, rep dialer.Reporter, maxCPS int) (*sip.UA, *dialer.Dialer, error) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0", Logger: log})
+	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0", Logger: log, Peers: []string{callee}})
 	if err != nil {
 		return nil, nil, err
 	}

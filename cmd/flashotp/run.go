@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -154,14 +155,6 @@ func (m *Main) open() error {
 	if err != nil {
 		return err
 	}
-	if m.ua, err = sip.Listen(sip.Config{
-		Listen: cfg.SIP.Listen, PublicAddress: cfg.SIP.PublicAddress, TLS: tlsConf, Logger: m.Log,
-		TCP: cfg.SIPListensTCP(), TCPLimits: cfg.SIP.TCPLimits(), Malformed: m.metrics.SIPMalformed,
-	}); err != nil {
-		return err
-	}
-	m.SIPAddr = m.ua.Addr()
-
 	trunks := make([]dialer.Trunk, 0, len(cfg.Trunks))
 	for _, t := range cfg.Trunks {
 		addr := t.Address
@@ -177,6 +170,25 @@ func (m *Main) open() error {
 			UserPhone: t.UserPhone, CLIHeaders: t.CLIHeaders, Privacy: t.Privacy,
 		})
 	}
+	// SIP is read only from the trunks: their addresses, their outbound proxies, their accept_from.
+	var peers []string
+	var acceptFrom []netip.Prefix
+	for i, t := range trunks {
+		peers = append(peers, t.Address)
+		if t.OutboundProxy != "" {
+			peers = append(peers, t.OutboundProxy)
+		}
+		acceptFrom = append(acceptFrom, cfg.Trunks[i].AcceptNets()...)
+	}
+	if m.ua, err = sip.Listen(sip.Config{
+		Listen: cfg.SIP.Listen, PublicAddress: cfg.SIP.PublicAddress, TLS: tlsConf, Logger: m.Log,
+		TCP: cfg.SIPListensTCP(), TCPLimits: cfg.SIP.TCPLimits(), Malformed: m.metrics.SIPMalformed,
+		Peers: peers, AcceptFrom: acceptFrom, Dropped: m.metrics.SIPDropped,
+	}); err != nil {
+		return err
+	}
+	m.SIPAddr = m.ua.Addr()
+
 	m.dialer = dialer.New(dialer.Config{
 		Metrics: m.metrics, Trunks: trunks, RingTime: cfg.Dialer.RingTime, DialTimeout: cfg.Dialer.DialTimeout,
 		CancelGuard: cfg.Dialer.CancelGuard, QueueSize: cfg.Dialer.QueueSize,
