@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -53,7 +54,7 @@ type peerFilter struct {
 
 // newPeerFilter sorts peers (host:port) into addresses and names; the names are resolved by refresh.
 func newPeerFilter(peers []string, nets []netip.Prefix, dropped func(string), log *slog.Logger) *peerFilter {
-	f := &peerFilter{ips: map[netip.Addr]bool{}, nets: nets, byName: map[string][]netip.Addr{}, dropped: dropped, log: log, logged: rate.Sometimes{Interval: time.Minute}}
+	f := &peerFilter{ips: map[netip.Addr]bool{}, nets: slices.Clone(nets), byName: map[string][]netip.Addr{}, dropped: dropped, log: log, logged: rate.Sometimes{Interval: time.Minute}}
 	if f.dropped == nil {
 		f.dropped = func(string) {}
 	}
@@ -63,7 +64,10 @@ func newPeerFilter(peers []string, nets []netip.Prefix, dropped func(string), lo
 		if err != nil {
 			host = p
 		}
-		if ip, err := netip.ParseAddr(host); err == nil {
+		if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+			// Requests to 0.0.0.0 or :: go to this host, which answers from loopback.
+			f.nets = append(f.nets, netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
+		} else if err == nil {
 			f.ips[ip.Unmap().WithZone("")] = true
 		} else if !seen[host] {
 			seen[host] = true

@@ -242,16 +242,18 @@ func TestAttackSIPTCPFlood(t *testing.T) {
 }
 
 // A connection that sends nothing is closed after sip.tcp_idle_timeout; one that starts a message and
-// stops is closed sip.tcp_message_timeout after its first byte.
+// stops is closed sip.tcp_message_timeout after its first byte. A stranger's (no trunk's address) is
+// closed at its first byte, unanswered.
 func TestAttackSIPTCPIdle(t *testing.T) {
 	cfg := testConfig(t, "127.0.0.1:5062")
 	cfg.SIP.ListenTCP = configs.ListenTCPOn
 	cfg.SIP.TCPIdleTimeout = 2 * time.Second
 	cfg.SIP.TCPMessageTimeout = 300 * time.Millisecond
 	m := startMain(t, cfg)
-	closedAfter := func(t *testing.T, send string) time.Duration {
+	const trunkIP = "127.0.0.1" // the trunk's address: its bytes are read
+	closedAfter := func(t *testing.T, src, send string) (time.Duration, int64) {
 		t.Helper()
-		c, err := dialFrom(strangers[0], m.SIPAddr)
+		c, err := dialFrom(src, m.SIPAddr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,40 +265,44 @@ func TestAttackSIPTCPIdle(t *testing.T) {
 			}
 		}
 		_ = c.SetReadDeadline(start.Add(6 * time.Second))
-		_, err = io.Copy(io.Discard, c)
+		n, err := io.Copy(io.Discard, c)
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			t.Fatalf("connection still open after 6 s (send %q)", send)
 		}
-		return time.Since(start)
+		return time.Since(start), n
 	}
 	t.Run("idle", func(t *testing.T) {
-		if d := closedAfter(t, ""); d < 1900*time.Millisecond || d > 4*time.Second {
+		if d, _ := closedAfter(t, strangers[0], ""); d < 1900*time.Millisecond || d > 4*time.Second {
 			t.Errorf("idle connection closed after %s, want about tcp_idle_timeout 2s", d)
 		}
 	})
 	t.Run("half-sent message", func(t *testing.T) {
-		if d := closedAfter(t, "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.2:5060;branch=z9hG4bK1\r\n"); d > 1500*time.Millisecond {
+		if d, _ := closedAfter(t, trunkIP, "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK1\r\n"); d > 1500*time.Millisecond {
 			t.Errorf("half-sent message's connection closed after %s, want about tcp_message_timeout 300ms", d)
 		}
 	})
 	t.Run("keep-alives are not a message", func(t *testing.T) {
-		if d := closedAfter(t, "\r\n\r\n"); d < 1900*time.Millisecond {
+		if d, _ := closedAfter(t, trunkIP, "\r\n\r\n"); d < 1900*time.Millisecond {
 			t.Errorf("connection closed after %s: a keep-alive was taken for a message begun", d)
+		}
+	})
+	t.Run("a stranger's message", func(t *testing.T) {
+		options := "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.2:5060;branch=z9hG4bK2\r\n" +
+			"From: <sip:x@127.0.0.2>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: stranger-tcp\r\nCSeq: 1 OPTIONS\r\n" +
+			"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+		if d, n := closedAfter(t, strangers[0], options); d > time.Second || n != 0 {
+			t.Errorf("a stranger's OPTIONS got %d bytes back and its connection was closed after %s; want none, closed at once", n, d)
 		}
 	})
 }
 
-// A flood of unparsable datagrams and unsolicited REGISTERs from a stranger grows the engine's log by a
-// bounded amount: a few lines a second, each cut short, and one count per datagram in
-// flashotp_sip_malformed_total.
+// A flood of unparsable datagrams and unsolicited REGISTERs grows the engine's log by a bounded amount: a
+// few lines a second, each cut short. From the trunk's address each datagram is parsed and counted in
+// flashotp_sip_malformed_total; from a stranger's each is dropped unread and counted in
+// flashotp_sip_dropped_total{reason="stranger"}.
 func TestAttackSIPMalformedLog(t *testing.T) {
 	p, c, sipAddr := attackEngine(t, "", 0)
-	from, err := net.ListenPacket("udp", strangers[0]+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer from.Close()
 	to, err := net.ResolveUDPAddr("udp", sipAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -309,32 +315,42 @@ func TestAttackSIPMalformedLog(t *testing.T) {
 	)
 	garbage := []byte(strings.Repeat("\x01garbage ", size/9+1)[:size])
 	sent := 0
-	for i := 0; i < n; i += batch {
-		for j := 0; j < batch; j++ {
-			w, err := from.WriteTo(garbage, to)
+	for _, src := range []struct{ ip, counter string }{
+		{"127.0.0.1", "flashotp_sip_malformed_total"}, // the trunk's address (any port)
+		{strangers[0], `flashotp_sip_dropped_total{reason="stranger"}`},
+	} {
+		from, err := net.ListenPacket("udp", src.ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer from.Close()
+		for i := 0; i < n; i += batch {
+			for j := 0; j < batch; j++ {
+				w, err := from.WriteTo(garbage, to)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sent += w
+			}
+			// Paced so that the socket's buffer drops none: the count must be exact.
+			deadline := time.Now().Add(5 * time.Second)
+			for c.metric(src.counter) < float64(i+batch) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s %v after %d datagrams from %s", src.counter, c.metric(src.counter), i+batch, src.ip)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		for i := 0; i < 300; i++ {
+			reg := fmt.Sprintf("REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKreg%d\r\n"+
+				"From: <sip:x@%s>;tag=%d\r\nTo: <sip:x@%s>\r\nCall-ID: reg%d\r\nCSeq: 1 REGISTER\r\n"+
+				"Contact: <sip:x@%s>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", from.LocalAddr(), i, src.ip, i, src.ip, i, src.ip)
+			w, err := from.WriteTo([]byte(reg), to)
 			if err != nil {
 				t.Fatal(err)
 			}
 			sent += w
 		}
-		// Paced so that the socket's buffer drops none: the count must be exact.
-		deadline := time.Now().Add(5 * time.Second)
-		for c.metric("flashotp_sip_malformed_total") < float64(i+batch) {
-			if time.Now().After(deadline) {
-				t.Fatalf("flashotp_sip_malformed_total %v after %d datagrams", c.metric("flashotp_sip_malformed_total"), i+batch)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	for i := 0; i < 300; i++ {
-		reg := fmt.Sprintf("REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKreg%d\r\n"+
-			"From: <sip:x@127.0.0.2>;tag=%d\r\nTo: <sip:x@127.0.0.2>\r\nCall-ID: reg%d\r\nCSeq: 1 REGISTER\r\n"+
-			"Contact: <sip:x@127.0.0.2>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", from.LocalAddr(), i, i, i)
-		w, err := from.WriteTo([]byte(reg), to)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sent += w
 	}
 	// A line of known cause after the flood's: once it is read, so is every line before it.
 	c.do("GET", "/otp/status?verification_id=x", "", "X-API-Secret", "wrong")
@@ -342,6 +358,9 @@ func TestAttackSIPMalformedLog(t *testing.T) {
 
 	if got := c.metric("flashotp_sip_malformed_total"); got != n {
 		t.Errorf("flashotp_sip_malformed_total = %v, want %d", got, n)
+	}
+	if got := c.metric(`flashotp_sip_dropped_total{reason="stranger"}`); got != n+300 {
+		t.Errorf(`flashotp_sip_dropped_total{reason="stranger"} = %v, want %d`, got, n+300)
 	}
 	grown := p.stderr.String()[logBefore:]
 	ratio := float64(len(grown)) / float64(sent)
