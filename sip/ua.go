@@ -78,7 +78,7 @@ type UA struct {
 	closing bool
 
 	calls sync.Map // Call-ID → chan *sipgosip.Response: responses no transaction matched, for the call
-	ended sync.Map // Call-ID → *dial: calls that ended unanswered, for watchLateAnswer
+	ended sync.Map // Call-ID → *dial: calls that ended, for watchLateAnswer and onBye
 	icmp  sync.Map // Call-ID → chan error: ICMP errors (port unreachable) caused by the call's UDP requests
 }
 
@@ -461,21 +461,22 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 		// Its 200 may never come; a transaction nobody reads would hold sipgo's goroutines forever.
 		d.cancelTx.Terminate()
 	}
+	u.watchLateAnswer(d) // first: stray looks there first, so no response falls between
 	if res.State != StateAnswered {
 		// Ended unanswered, given up (no ring in time, no 487 after the CANCEL, shutdown) or with a final
 		// response: a 200 may still come. After a final response the INVITE transaction would swallow it (a
 		// fork's 200 that crossed the CANCEL, which RFC 3261 16.7 has proxies forward even after the 487), so
 		// the transaction ends here and ended takes the 200, and the final response's retransmissions.
-		u.watchLateAnswer(d) // first: stray looks there first, so no response falls between
 		d.tx.Terminate()
 	}
 	u.calls.Delete(res.CallID)
 	return res
 }
 
-// watchLateAnswer remembers a call that ended unanswered for 64·T1 (sipgo's, read now), so that a 200 OK
-// still on its way (from a slow trunk, or one that crossed the CANCEL) is ACKed and BYEd at once rather
-// than left to run, and a retransmitted final response is ACKed again.
+// watchLateAnswer remembers a call that ended for 64·T1 (sipgo's, read now), so that a 200 OK still on its
+// way (from a slow trunk, or one that crossed the CANCEL) is ACKed and BYEd at once rather than left to
+// run, a retransmitted final response is ACKed again, and the callee's BYE crossing the UA's is answered
+// 200, not 481.
 func (u *UA) watchLateAnswer(d *dial) {
 	u.ended.Store(d.res.CallID, d)
 	time.AfterFunc(64*sipgosip.T1, func() { u.ended.CompareAndDelete(d.res.CallID, d) })
