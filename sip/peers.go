@@ -54,7 +54,10 @@ type peerFilter struct {
 
 // newPeerFilter sorts peers (host:port) into addresses and names; the names are resolved by refresh.
 func newPeerFilter(peers []string, nets []netip.Prefix, dropped func(string), log *slog.Logger) *peerFilter {
-	f := &peerFilter{ips: map[netip.Addr]bool{}, nets: slices.Clone(nets), byName: map[string][]netip.Addr{}, dropped: dropped, log: log, logged: rate.Sometimes{Interval: time.Minute}}
+	f := &peerFilter{
+		ips: map[netip.Addr]bool{}, nets: slices.Clone(nets), byName: map[string][]netip.Addr{},
+		dropped: dropped, log: log, logged: rate.Sometimes{Interval: time.Minute},
+	}
 	if f.dropped == nil {
 		f.dropped = func(string) {}
 	}

@@ -6,7 +6,8 @@
 //
 // Transports: UDP listens on Config.Listen, and TCP on the same address when Config.TCP says so, within
 // Config.TCPLimits; TLS is client-only (requests go out, nothing listens). sipgo's own log lines go
-// through BoundedLogger.
+// through BoundedLogger. Only the peers (Config.Peers, Config.AcceptFrom) are heard, on every transport: a
+// stranger's bytes are dropped before sipgo parses them, so no one else can answer a call's INVITE.
 // sipgo's timers are package globals (sipgo's sip.SetTimers); only cmd may set them, never this package.
 package sip
 

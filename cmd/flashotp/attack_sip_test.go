@@ -49,20 +49,18 @@ func (p *sipPeer) recv(d time.Duration) sipgosip.Message {
 	p.t.Helper()
 	buf := make([]byte, 65535)
 	_ = p.conn.SetReadDeadline(time.Now().Add(d))
-	for {
-		n, _, err := p.conn.ReadFrom(buf)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil
-		}
-		if err != nil {
-			p.t.Fatal(err)
-		}
-		msg, err := sipgosip.ParseMessage(buf[:n])
-		if err != nil {
-			p.t.Fatalf("the engine sent what does not parse: %v\n%s", err, buf[:n])
-		}
-		return msg
+	n, _, err := p.conn.ReadFrom(buf)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil
 	}
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	msg, err := sipgosip.ParseMessage(buf[:n])
+	if err != nil {
+		p.t.Fatalf("the engine sent what does not parse: %v\n%s", err, buf[:n])
+	}
+	return msg
 }
 
 // expect returns the next request with method within d, passing over others; nil if none came.
