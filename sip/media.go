@@ -47,7 +47,8 @@ func ListenMedia(addr string, log *slog.Logger) (*MediaSink, error) {
 				}
 				return
 			}
-			if pkt.Unmarshal(buf[:n]) != nil {
+			// pion/rtp parses any 12 bytes as a header, whatever its version: garbage is told apart by it.
+			if pkt.Unmarshal(buf[:n]) != nil || pkt.Version != 2 {
 				continue // not RTP: dropped uncounted
 			}
 			if c, ok := m.watched.Load(from.String()); ok {
