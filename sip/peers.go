@@ -121,17 +121,32 @@ func (f *peerFilter) allows(addr net.Addr) bool {
 	return false
 }
 
+// admits reports whether a connection from addr may be held, counting and logging a stranger's as read does
+// its messages.
+func (f *peerFilter) admits(addr net.Addr) bool {
+	if f.allows(addr) {
+		return true
+	}
+	f.stranger(addr, "TCP")
+	return false
+}
+
+// stranger counts and (at most once a minute) logs what a stranger sent.
+func (f *peerFilter) stranger(addr net.Addr, transport string) {
+	f.dropped(DropStranger)
+	f.logged.Do(func() {
+		f.log.Warn("SIP from an address that is no trunk's dropped (trunks[].accept_from admits a trunk's other hosts); one line a minute at most",
+			"source", addr.String(), "transport", transport)
+	})
+}
+
 // read is sipgo's transport read filter: a peer's bytes go on to the parser; a stranger's datagram is
 // dropped unread and unanswered, and a stranger's TCP or TLS connection is closed.
 func (f *peerFilter) read(info sipgosip.TransportReadProps, data []byte) ([]byte, error) {
 	if f.allows(info.RemoteAddr) {
 		return data, nil
 	}
-	f.dropped(DropStranger)
-	f.logged.Do(func() {
-		f.log.Warn("SIP from an address that is no trunk's dropped (trunks[].accept_from admits a trunk's other hosts); one line a minute at most",
-			"source", info.RemoteAddr.String(), "transport", info.Transport)
-	})
+	f.stranger(info.RemoteAddr, info.Transport)
 	if info.Transport == "UDP" {
 		return nil, nil // an error would stop sipgo reading the socket
 	}

@@ -48,6 +48,9 @@ type limitListener struct {
 	net.Listener
 	limits TCPLimits
 	log    *slog.Logger
+	// admits, when set, says whether a connection's source may be held at all: a stranger's is closed at
+	// accept, before it takes a place under the caps that a trunk's connection may need.
+	admits func(net.Addr) bool
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -128,6 +131,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 
 // admit counts c against the caps and wraps it, or closes it (nil) when a cap is reached.
 func (l *limitListener) admit(c net.Conn) net.Conn {
+	if l.admits != nil && !l.admits(c.RemoteAddr()) {
+		c.Close()
+		return nil
+	}
 	var src netip.Addr
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		src = a.AddrPort().Addr().Unmap()

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -208,5 +209,54 @@ func TestBoundedLogger(t *testing.T) {
 	log.Warn("SIP request handler not found", "method", "REGISTER")
 	if !strings.Contains(out.String(), "suppressed=") {
 		t.Errorf("the line after the dropped ones does not say how many: %q", out.String())
+	}
+}
+
+// A stranger's connections are closed at accept and take no place under the caps: the trunk's still get in.
+func TestLimitListenerRefusesStrangers(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newPeerFilter([]string{"127.0.0.2:5060"}, nil, func(string) {}, slog.New(slog.DiscardHandler))
+	f.refresh(context.Background())
+	l := newLimitListener(inner, TCPLimits{MaxConns: 2, MaxConnsPerSource: 2}, slog.New(slog.DiscardHandler))
+	l.admits = f.admits
+	defer l.Close()
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func(src string) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c, err := d.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	for range 5 {
+		c := dial("127.0.0.3")
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+			t.Fatalf("a stranger's connection was held: read %v, want EOF", err)
+		}
+	}
+	dial("127.0.0.2")
+	dial("127.0.0.2")
+	for i := range 2 {
+		select {
+		case <-accepted:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("trunk connection %d not accepted after the strangers'", i+1)
+		}
 	}
 }

@@ -159,7 +159,9 @@ func Listen(cfg Config) (*UA, error) {
 	u.peers = newPeerFilter(cfg.Peers, cfg.AcceptFrom, cfg.Dropped, log)
 	u.peers.refresh(context.Background())
 	if tcp != nil {
-		u.tcp = newLimitListener(tcp, cfg.TCPLimits, log)
+		l := newLimitListener(tcp, cfg.TCPLimits, log)
+		l.admits = u.peers.admits
+		u.tcp = l
 	}
 	sipLog := BoundedLogger(log, cfg.Malformed)
 	u.conn = watchICMP(conn, u.unreachable)

@@ -28,13 +28,14 @@ var (
 )
 
 // attackEngine runs `flashotp serve` as its own process with the built-in phone as its one (UDP) trunk,
-// sipKeys added to the sip section, and, if nofile > 0, at most nofile descriptors (soft and hard: Go
+// sipKeys added to the sip section, trunkKeys to the trunk, and, if nofile > 0, at most nofile descriptors (soft and hard: Go
 // raises the soft limit to the hard one at start). It returns the process, an API client and the SIP
 // address.
-func attackEngine(t *testing.T, sipKeys string, nofile int) (*proc, client, string) {
+func attackEngine(t *testing.T, sipKeys, trunkKeys string, nofile int) (*proc, client, string) {
 	t.Helper()
 	config := engineConfig(t.TempDir(), "127.0.0.1:0", "127.0.0.1:0")
 	config = strings.Replace(config, "sip:\n  listen: 127.0.0.1:0\n", "sip:\n  listen: 127.0.0.1:0\n"+sipKeys, 1)
+	config = strings.Replace(config, "  - name: trunk\n", "  - name: trunk\n"+trunkKeys, 1)
 	path := filepath.Join(t.TempDir(), "flashotp.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -195,8 +196,11 @@ func sendAndMiss(t *testing.T, p *proc, c client) {
 // ends.
 func TestAttackSIPTCPFlood(t *testing.T) {
 	const nofile = 256
+	// The caps are for hosts the engine hears (a trunk's accept_from network, here all of loopback):
+	// strangers' connections take no place under them (the last subtest).
+	const peerHosts = "    accept_from: [\"127.0.0.0/8\"]\n"
 	t.Run("under the caps", func(t *testing.T) {
-		p, c, sipAddr := attackEngine(t, "  listen_tcp: \"on\"\n  max_tcp_conns: 100\n  max_tcp_conns_per_source: 20\n", nofile)
+		p, c, sipAddr := attackEngine(t, "  listen_tcp: \"on\"\n  max_tcp_conns: 100\n  max_tcp_conns_per_source: 20\n", peerHosts, nofile)
 		conns := flood(t, sipAddr, strangers, 50) // 300 > 256 descriptors
 		if len(conns) < 250 {
 			t.Fatalf("only %d of 300 connections opened", len(conns))
@@ -228,7 +232,7 @@ func TestAttackSIPTCPFlood(t *testing.T) {
 		sendAndMiss(t, p, c)
 	})
 	t.Run("descriptors exhausted", func(t *testing.T) {
-		p, c, sipAddr := attackEngine(t, "  listen_tcp: \"on\"\n  max_tcp_conns: 1000\n  max_tcp_conns_per_source: 1000\n", nofile)
+		p, c, sipAddr := attackEngine(t, "  listen_tcp: \"on\"\n  max_tcp_conns: 1000\n  max_tcp_conns_per_source: 1000\n", peerHosts, nofile)
 		conns := flood(t, sipAddr, strangers[:2], 200) // 400 > 256 descriptors
 		waitDescriptors(t, p.cmd.Process.Pid, nofile-2)
 		closeAll(conns)
@@ -239,11 +243,25 @@ func TestAttackSIPTCPFlood(t *testing.T) {
 			t.Errorf("%d lines about failed accepts, want at most one per 10 s", n)
 		}
 	})
+	t.Run("strangers", func(t *testing.T) {
+		p, c, sipAddr := attackEngine(t, "  listen_tcp: \"on\"\n", "", nofile)
+		conns := flood(t, sipAddr, strangers, 50) // 300 > 256 descriptors
+		total, _ := held(conns)
+		for deadline := time.Now().Add(5 * time.Second); total > 0 && time.Now().Before(deadline); {
+			total, _ = held(conns)
+		}
+		if total > 0 {
+			t.Errorf("the engine holds %d connections from strangers, want none", total)
+		}
+		sendAndMiss(t, p, c) // during the flood
+		closeAll(conns)
+		waitPing(t, sipAddr, 5*time.Second)
+	})
 }
 
 // A connection that sends nothing is closed after sip.tcp_idle_timeout; one that starts a message and
 // stops is closed sip.tcp_message_timeout after its first byte. A stranger's (no trunk's address) is
-// closed at its first byte, unanswered.
+// closed as it is accepted, unanswered.
 func TestAttackSIPTCPIdle(t *testing.T) {
 	cfg := testConfig(t, "127.0.0.1:5062")
 	cfg.SIP.ListenTCP = configs.ListenTCPOn
@@ -273,7 +291,7 @@ func TestAttackSIPTCPIdle(t *testing.T) {
 		return time.Since(start), n
 	}
 	t.Run("idle", func(t *testing.T) {
-		if d, _ := closedAfter(t, strangers[0], ""); d < 1900*time.Millisecond || d > 4*time.Second {
+		if d, _ := closedAfter(t, trunkIP, ""); d < 1900*time.Millisecond || d > 4*time.Second {
 			t.Errorf("idle connection closed after %s, want about tcp_idle_timeout 2s", d)
 		}
 	})
@@ -302,7 +320,7 @@ func TestAttackSIPTCPIdle(t *testing.T) {
 // flashotp_sip_malformed_total; from a stranger's each is dropped unread and counted in
 // flashotp_sip_dropped_total{reason="stranger"}.
 func TestAttackSIPMalformedLog(t *testing.T) {
-	p, c, sipAddr := attackEngine(t, "", 0)
+	p, c, sipAddr := attackEngine(t, "", "", 0)
 	to, err := net.ResolveUDPAddr("udp", sipAddr)
 	if err != nil {
 		t.Fatal(err)
