@@ -121,9 +121,9 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	routes         map[string]string // pattern → pattern, of every route: the metrics' route label
-	authLog        *rate.Limiter     // auth-failure log lines
-	authSuppressed atomic.Int64      // auth-failure log lines left out since the last one written
+	routes  map[string]string // pattern → pattern, of every route: the metrics' route label
+	authLog *sampledLog       // auth-failure lines
+	readLog *sampledLog       // lines about requests that could not be read (a stranger decides how many)
 }
 
 // API error codes that are not otp's, and the API's own reasons for refusing credentials (apps has the
@@ -161,12 +161,31 @@ var authReasons = map[error]string{
 	errWrongAdminToken:    "wrong_admin_token",
 }
 
-// A flood of bad credentials must not flood the log: at most authLogRate auth-failure lines a second
-// (authLogBurst at once); the metric counts every failure all the same.
+// A flood of bad credentials or unreadable requests must not flood the log: at most logRate lines of each
+// kind a second (logBurst at once); the metrics count every one all the same.
 const (
-	authLogRate  = 10
-	authLogBurst = 20
+	logRate  = 10
+	logBurst = 20
 )
+
+// sampledLog writes at most logRate lines a second; the next line written says how many were left out.
+type sampledLog struct {
+	lim        *rate.Limiter
+	suppressed atomic.Int64
+}
+
+func newSampledLog() *sampledLog { return &sampledLog{lim: rate.NewLimiter(logRate, logBurst)} }
+
+func (l *sampledLog) warn(log *slog.Logger, msg string, attrs ...any) {
+	if !l.lim.Allow() {
+		l.suppressed.Add(1)
+		return
+	}
+	if n := l.suppressed.Swap(0); n > 0 {
+		attrs = append(attrs, "suppressed", n)
+	}
+	log.Warn(msg, attrs...)
+}
 
 // statuses is the one table from error code to HTTP status.
 var statuses = map[error]int{
@@ -203,7 +222,7 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	if cfg.AuthFailures == (limits.Rule{}) {
 		cfg.AuthFailures = DefaultAuthFailures
 	}
-	s := &Server{svc: svc, cfg: cfg, log: log, authLog: rate.NewLimiter(authLogRate, authLogBurst)}
+	s := &Server{svc: svc, cfg: cfg, log: log, authLog: newSampledLog(), readLog: newSampledLog()}
 	s.app = fiber.New(fiber.Config{
 		AppName: "flashotp",
 		// fasthttp refuses a body over max_body_bytes from its Content-Length (or as a chunked one grows)
@@ -370,7 +389,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 			if status < 400 || status >= 500 {
 				status = fiber.StatusBadRequest
 			}
-			s.log.Warn("request not read", "remote", s.clientIP(c), "status", ferr.Code, "err", ferr.Message)
+			s.readLog.warn(s.log, "request not read", "remote", s.clientIP(c), "status", ferr.Code, "err", ferr.Message)
 			return c.Status(status).JSON(fiber.Map{"error": fiber.Map{"code": otp.ErrInvalidRequest.Error(), "message": ferr.Message}})
 		}
 	}
@@ -425,7 +444,7 @@ func (s *Server) throttled(c *fiber.Ctx, ip string, retry time.Duration) error {
 
 // authFailed counts refused credentials by their reason and logs why, with the key and app when the key
 // exists, never a secret, a token or a signature: the client is told only "unauthorized". Past
-// authLogRate lines a second the lines are left out, and the next line written says how many were.
+// logRate lines a second the lines are left out, and the next line written says how many were.
 func (s *Server) authFailed(c *fiber.Ctx, ip string, err error) {
 	var (
 		reason = err
@@ -449,15 +468,7 @@ func (s *Server) authFailed(c *fiber.Ctx, ip string, err error) {
 		label = "other"
 	}
 	s.cfg.Metrics.AuthFailed(label)
-	if !s.authLog.Allow() {
-		s.authSuppressed.Add(1)
-		return
-	}
-	attrs := append([]any{"reason", label, "remote", ip, "route", c.Method() + " " + s.route(c)}, detail...)
-	if n := s.authSuppressed.Swap(0); n > 0 {
-		attrs = append(attrs, "suppressed", n)
-	}
-	s.log.Warn("auth failed", attrs...)
+	s.authLog.warn(s.log, "auth failed", append([]any{"reason", label, "remote", ip, "route", c.Method() + " " + s.route(c)}, detail...)...)
 }
 
 // credentials authenticates the request's credentials; a refusal is an *apps.AuthError saying why.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"container/list"
 	"errors"
 	"io"
 	"log/slog"
@@ -32,7 +33,9 @@ const (
 
 // ListenerConfig bounds the connections a Listener holds open.
 type ListenerConfig struct {
-	// MaxConns caps the connections open at once; past it a new connection is closed at once. 0: no cap.
+	// MaxConns caps the connections open at once. 0: no cap. At the cap, a new connection takes the place of
+	// the oldest one that has not been answered yet (an idle connection that never sent a whole request is
+	// the cheapest way to hold a place); with none such, the new one is closed at once.
 	MaxConns int
 	// MaxConnsPerIP caps the connections open at once from one address; 0: no cap. The trusted proxies
 	// are exempt (every client behind them shares their address) and held only to MaxConns.
@@ -43,7 +46,9 @@ type ListenerConfig struct {
 
 // Listener wraps the API's net.Listener so that no client can exhaust the engine's descriptors or stop it
 // serving: connections are capped in all and per source address (a connection over a cap is closed as
-// soon as it is accepted, so it holds a descriptor for no time), and a failed accept (EMFILE, ENFILE, …)
+// soon as it is accepted, so it holds a descriptor for no time; at the cap in all, the oldest connection
+// not answered yet is closed for it instead, so that idle connections from many addresses cannot keep a
+// real client out), and a failed accept (EMFILE, ENFILE, …)
 // is retried with a backoff and logged, never returned: fasthttp's Serve, like net/http's, would return on
 // it and the engine would exit.
 type Listener struct {
@@ -54,12 +59,14 @@ type Listener struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	mu    sync.Mutex
-	open  int
-	perIP map[netip.Addr]int
+	mu         sync.Mutex
+	open       int
+	perIP      map[netip.Addr]int
+	unanswered *list.List // of *conn, oldest first: the connections nothing was written to yet
 
 	logLimit  *rate.Limiter
 	refused   atomic.Int64 // connections closed over a cap since the last line
+	evicted   atomic.Int64 // unanswered connections closed for a new one since the last line
 	failed    atomic.Int64 // accepts failed since the last line
 	lastError atomic.Value // the last accept error, for the line
 }
@@ -70,7 +77,7 @@ func NewListener(ln net.Listener, cfg ListenerConfig, log *slog.Logger) *Listene
 		log = slog.Default()
 	}
 	return &Listener{
-		Listener: ln, cfg: cfg, log: log, closed: make(chan struct{}), perIP: map[netip.Addr]int{},
+		Listener: ln, cfg: cfg, log: log, closed: make(chan struct{}), perIP: map[netip.Addr]int{}, unanswered: list.New(),
 		logLimit: rate.NewLimiter(rate.Every(connLogEvery), 1),
 	}
 }
@@ -126,36 +133,54 @@ func (l *Listener) report() {
 	if !l.logLimit.Allow() {
 		return
 	}
-	refused, failed := l.refused.Swap(0), l.failed.Swap(0)
+	refused, failed, evicted := l.refused.Swap(0), l.failed.Swap(0), l.evicted.Swap(0)
 	if failed > 0 {
 		last, _ := l.lastError.Load().(string)
 		l.log.Error("http accept failing, retrying", "failed", failed, "err", last)
 	}
-	if refused > 0 {
-		l.log.Warn("http connections over the cap closed", "refused", refused, "max_conns", l.cfg.MaxConns, "max_conns_per_ip", l.cfg.MaxConnsPerIP)
+	if refused > 0 || evicted > 0 {
+		l.log.Warn("http connections over the cap closed", "refused", refused, "unanswered_closed", evicted,
+			"max_conns", l.cfg.MaxConns, "max_conns_per_ip", l.cfg.MaxConnsPerIP)
 	}
 }
 
-// admit counts c if it is within the caps.
+// admit counts c if it is within the caps, closing the oldest unanswered connection for it at the cap in
+// all.
 func (l *Listener) admit(c net.Conn) (net.Conn, bool) {
 	var ip netip.Addr
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		ip = ap.Addr().Unmap()
 	}
 	perIP := l.cfg.MaxConnsPerIP > 0 && !l.trusted(ip)
+	var victim *conn
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.cfg.MaxConns > 0 && l.open >= l.cfg.MaxConns {
+	if perIP && l.perIP[ip] >= l.cfg.MaxConnsPerIP {
+		l.mu.Unlock()
 		return nil, false
 	}
-	if perIP && l.perIP[ip] >= l.cfg.MaxConnsPerIP {
-		return nil, false
+	if l.cfg.MaxConns > 0 && l.open >= l.cfg.MaxConns {
+		oldest := l.unanswered.Front()
+		if oldest == nil {
+			l.mu.Unlock()
+			return nil, false
+		}
+		victim = oldest.Value.(*conn)
+		l.releaseLocked(victim)
 	}
 	l.open++
 	if perIP {
 		l.perIP[ip]++
 	}
-	return &conn{Conn: c, l: l, ip: ip, perIP: perIP}, true
+	lc := &conn{Conn: c, l: l, ip: ip, perIP: perIP}
+	lc.elem = l.unanswered.PushBack(lc)
+	l.mu.Unlock()
+	if victim != nil {
+		// Its place is already free; its reader sees the close and closes it again, which does nothing.
+		_ = victim.Conn.Close()
+		l.evicted.Add(1)
+		l.report()
+	}
+	return lc, true
 }
 
 func (l *Listener) trusted(ip netip.Addr) bool {
@@ -167,14 +192,37 @@ func (l *Listener) trusted(ip netip.Addr) bool {
 	return false
 }
 
-func (l *Listener) release(ip netip.Addr, perIP bool) {
+// release frees c's place, once.
+func (l *Listener) release(c *conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.releaseLocked(c)
+}
+
+func (l *Listener) releaseLocked(c *conn) {
+	if c.released {
+		return
+	}
+	c.released = true
 	l.open--
-	if perIP {
-		if l.perIP[ip]--; l.perIP[ip] <= 0 {
-			delete(l.perIP, ip)
+	if c.perIP {
+		if l.perIP[c.ip]--; l.perIP[c.ip] <= 0 {
+			delete(l.perIP, c.ip)
 		}
+	}
+	if c.elem != nil {
+		l.unanswered.Remove(c.elem)
+		c.elem = nil
+	}
+}
+
+// answered takes c off the list of connections that may be closed for a new one.
+func (l *Listener) answered(c *conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.elem != nil {
+		l.unanswered.Remove(c.elem)
+		c.elem = nil
 	}
 }
 
@@ -194,10 +242,24 @@ func (l *Listener) Close() error {
 // conn is an admitted connection: its slot is freed when it is closed, after its unread input is drained.
 type conn struct {
 	net.Conn
-	l     *Listener
-	ip    netip.Addr
-	perIP bool
-	once  sync.Once
+	l        *Listener
+	ip       netip.Addr
+	perIP    bool
+	once     sync.Once
+	answered atomic.Bool
+
+	// Guarded by l.mu.
+	released bool
+	elem     *list.Element // in l.unanswered until something is written
+}
+
+// Write marks the connection answered, so it is not closed for a new one, and writes b.
+func (c *conn) Write(b []byte) (int, error) {
+	if !c.answered.Load() {
+		c.answered.Store(true)
+		c.l.answered(c)
+	}
+	return c.Conn.Write(b)
 }
 
 // Close half-closes the connection and reads what the client still sends (bounded by lingerTime and
@@ -209,11 +271,11 @@ func (c *conn) Close() error {
 		cw, ok := c.Conn.(interface{ CloseWrite() error })
 		if !ok || cw.CloseWrite() != nil {
 			_ = c.Conn.Close()
-			c.l.release(c.ip, c.perIP)
+			c.l.release(c)
 			return
 		}
 		go func() {
-			defer c.l.release(c.ip, c.perIP)
+			defer c.l.release(c)
 			defer c.Conn.Close()
 			if c.Conn.SetReadDeadline(time.Now().Add(lingerTime)) == nil {
 				_, _ = io.Copy(io.Discard, io.LimitReader(c.Conn, lingerBytes))

@@ -54,12 +54,15 @@ func TestListenerCaps(t *testing.T) {
 	t.Cleanup(func() { l.Close(); <-done })
 	addr := ln.Addr().String()
 
-	// admitted returns the client's and the server's end.
+	// admitted returns the client's and the server's end, answered (so that it is not closed for a newer one).
 	admitted := func(src string) (net.Conn, net.Conn) {
 		t.Helper()
 		client := dialFrom(t, src, addr)
 		select {
 		case c := <-accepted:
+			if _, err := c.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
 			return client, c
 		case <-time.After(5 * time.Second):
 			t.Fatalf("connection from %s not admitted", src)
@@ -95,6 +98,66 @@ func TestListenerCaps(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	admitted("127.0.0.2")
+}
+
+// At the cap in all, a new connection takes the place of the oldest one not answered yet: idle connections
+// from many addresses cannot keep a real client out. Answered connections keep theirs; with no unanswered
+// one left, the new one is refused.
+func TestListenerClosesOldestUnanswered(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := httpapi.NewListener(ln, httpapi.ListenerConfig{MaxConns: 3, MaxConnsPerIP: 3}, slog.New(slog.DiscardHandler))
+	accepted := make(chan net.Conn, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	addr := ln.Addr().String()
+	open := func(src string) (client, server net.Conn) {
+		t.Helper()
+		client = dialFrom(t, src, addr)
+		select {
+		case server = <-accepted:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("connection from %s not admitted", src)
+		}
+		t.Cleanup(func() { server.Close() })
+		return client, server
+	}
+	// closed reports whether the client's end sees the connection closed (rather than still open).
+	closed := func(c net.Conn) bool {
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err := io.Copy(io.Discard, c)
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+
+	idle1, _ := open("127.0.0.2")
+	idle2, _ := open("127.0.0.3")
+	answeredClient, answered := open("127.0.0.4")
+	if _, err := answered.Write([]byte("HTTP/1.1 200 OK\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	open("127.0.0.5") // takes idle1's place
+	if !closed(idle1) {
+		t.Error("the oldest unanswered connection was not closed for a new one at the cap")
+	}
+	if closed(idle2) || closed(answeredClient) {
+		t.Error("a connection other than the oldest unanswered one was closed")
+	}
+	if n := l.Open(); n != 3 {
+		t.Errorf("Open() = %d, want 3", n)
+	}
 }
 
 // flakyListener fails its first n accepts with err, then accepts from a pipe; with n < 0 it fails forever.

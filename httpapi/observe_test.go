@@ -2,7 +2,9 @@ package httpapi_test
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -234,4 +236,36 @@ func TestHTTPRequestsCounted(t *testing.T) {
 	if strings.Contains(scrape, "nope") {
 		t.Error("a path with no route is a label")
 	}
+}
+
+// Requests the server cannot read (here: headers over fasthttp's buffer, 431) are logged at most logRate
+// lines a second: a stranger decides how many it sends.
+func TestUnreadRequestLogBounded(t *testing.T) {
+	e, _, logs := observed(t, 1_000_000)
+	addr := strings.TrimPrefix(e.listen(t), "http://")
+	big := "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 64<<10) + "\r\n\r\n"
+	const requests = 200
+	start := time.Now()
+	for range requests {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write([]byte(big))
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.Copy(io.Discard, c) // the answer, then the close
+		c.Close()
+	}
+	elapsed := time.Since(start)
+	lines := strings.Count(logs.String(), `msg="request not read"`)
+	if lines == 0 {
+		t.Fatal("no line about the requests not read")
+	}
+	if max := 20 + 10*elapsed.Seconds() + 1; float64(lines) > max {
+		t.Errorf("%d lines for %d unreadable requests in %s, want at most %.0f", lines, requests, elapsed, max)
+	}
+	if !strings.Contains(logs.String(), "suppressed=") {
+		t.Error("no line says how many were left out")
+	}
+	t.Logf("%d unreadable requests in %s: %d lines", requests, elapsed, lines)
 }
