@@ -31,14 +31,8 @@ func dialFrom(t *testing.T, src, addr string) net.Conn {
 
 // Connections over the caps (in all, per address) are closed as soon as accepted; a trusted proxy is held
 // only to the cap in all; a closed connection frees its slot.
-func TestListenerCaps(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := httpapi.NewListener(ln, httpapi.ListenerConfig{
-		MaxConns: 5, MaxConnsPerIP: 2, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.9/32")},
-	}, slog.New(slog.DiscardHandler))
+// acceptAll accepts from l until the test ends, passing each connection on.
+func acceptAll(t *testing.T, l *httpapi.Listener) <-chan net.Conn {
 	accepted := make(chan net.Conn, 16)
 	done := make(chan struct{})
 	go func() {
@@ -52,6 +46,18 @@ func TestListenerCaps(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { l.Close(); <-done })
+	return accepted
+}
+
+func TestListenerCaps(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := httpapi.NewListener(ln, httpapi.ListenerConfig{
+		MaxConns: 5, MaxConnsPerIP: 2, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.9/32")},
+	}, slog.New(slog.DiscardHandler))
+	accepted := acceptAll(t, l)
 	addr := ln.Addr().String()
 
 	// admitted returns the client's and the server's end, answered (so that it is not closed for a newer one).
@@ -109,19 +115,7 @@ func TestListenerClosesOldestUnanswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := httpapi.NewListener(ln, httpapi.ListenerConfig{MaxConns: 3, MaxConnsPerIP: 3}, slog.New(slog.DiscardHandler))
-	accepted := make(chan net.Conn, 16)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	t.Cleanup(func() { l.Close(); <-done })
+	accepted := acceptAll(t, l)
 	addr := ln.Addr().String()
 	open := func(src string) (client, server net.Conn) {
 		t.Helper()

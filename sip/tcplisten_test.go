@@ -77,13 +77,9 @@ func TestLimitListenerRetriesAcceptErrors(t *testing.T) {
 }
 
 // Connections over either cap are closed at once; closing one gives its place back.
-func TestLimitListenerCaps(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := newLimitListener(inner, TCPLimits{MaxConns: 3, MaxConnsPerSource: 2}, slog.New(slog.DiscardHandler))
-	defer l.Close()
+// acceptAndDial accepts from l, passing each connection on, and returns a dialer to l from a loopback
+// source address.
+func acceptAndDial(t *testing.T, l *limitListener) (<-chan net.Conn, func(src string) net.Conn) {
 	accepted := make(chan net.Conn, 10)
 	go func() {
 		for {
@@ -97,13 +93,24 @@ func TestLimitListenerCaps(t *testing.T) {
 	dial := func(src string) net.Conn {
 		t.Helper()
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-		c, err := d.Dial("tcp", inner.Addr().String())
+		c, err := d.Dial("tcp", l.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
+	return accepted, dial
+}
+
+func TestLimitListenerCaps(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLimitListener(inner, TCPLimits{MaxConns: 3, MaxConnsPerSource: 2}, slog.New(slog.DiscardHandler))
+	defer l.Close()
+	accepted, dial := acceptAndDial(t, l)
 	// closedAtOnce reports whether the listener closed c (EOF) rather than holding it.
 	closedAtOnce := func(c net.Conn) bool {
 		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
@@ -223,26 +230,7 @@ func TestLimitListenerRefusesStrangers(t *testing.T) {
 	l := newLimitListener(inner, TCPLimits{MaxConns: 2, MaxConnsPerSource: 2}, slog.New(slog.DiscardHandler))
 	l.admits = f.admits
 	defer l.Close()
-	accepted := make(chan net.Conn, 10)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	dial := func(src string) net.Conn {
-		t.Helper()
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-		c, err := d.Dial("tcp", inner.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	accepted, dial := acceptAndDial(t, l)
 	for range 5 {
 		c := dial("127.0.0.3")
 		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
