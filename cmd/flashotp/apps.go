@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 
@@ -12,13 +12,6 @@ import (
 
 	"flashotp/apps"
 )
-
-// printJSON writes v indented: what the admin API answered, secrets included (they are shown only once).
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
 
 // settingsFlag reads --set, a JSON object of app settings (docs/api.md, "Apps").
 func settingsFlag(set string, into map[string]any) error {
@@ -38,14 +31,8 @@ func newAppsCmd() *cobra.Command {
 		Short: "List apps and their settings",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Apps []apps.App `json:"apps"`
-			}
-			raw, err := a.do("GET", "/admin/apps", nil, &out)
-			if err != nil {
-				return err
-			}
-			return a.show(cmd.OutOrStdout(), raw, func() error { return printApps(cmd.OutOrStdout(), out.Apps) })
+			list, raw, err := a.Apps(cmd.Context())
+			return a.show(cmd.OutOrStdout(), raw, err, func() error { return printApps(cmd.OutOrStdout(), list) })
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
@@ -53,12 +40,8 @@ func newAppsCmd() *cobra.Command {
 		Short: "Show one app (-o json: every setting)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out apps.App
-			raw, err := a.do("GET", "/admin/apps/"+url.PathEscape(args[0]), nil, &out)
-			if err != nil {
-				return err
-			}
-			return a.show(cmd.OutOrStdout(), raw, func() error { return printApps(cmd.OutOrStdout(), []apps.App{out}) })
+			app, raw, err := a.App(cmd.Context(), args[0])
+			return a.show(cmd.OutOrStdout(), raw, err, func() error { return printApps(cmd.OutOrStdout(), []apps.App{app}) })
 		},
 	})
 
@@ -73,12 +56,8 @@ func newAppsCmd() *cobra.Command {
 			if err := settingsFlag(set, body); err != nil {
 				return err
 			}
-			var out apps.Created
-			raw, err := a.do("POST", "/admin/apps", body, &out)
-			if err != nil {
-				return err
-			}
-			return a.show(cmd.OutOrStdout(), raw, func() error { return printJSON(cmd.OutOrStdout(), out) })
+			created, raw, err := a.CreateApp(cmd.Context(), body)
+			return a.show(cmd.OutOrStdout(), raw, err, func() error { return printJSON(cmd.OutOrStdout(), created) })
 		},
 	}
 	create.Flags().StringSliceVar(&pools, "pools", nil, "pools its caller IDs come from")
@@ -94,12 +73,8 @@ func newAppsCmd() *cobra.Command {
 			if err := settingsFlag(set, body); err != nil {
 				return err
 			}
-			var out apps.App
-			raw, err := a.do("PATCH", "/admin/apps/"+url.PathEscape(args[0]), body, &out)
-			if err != nil {
-				return err
-			}
-			return a.show(cmd.OutOrStdout(), raw, func() error { return printJSON(cmd.OutOrStdout(), out) })
+			app, raw, err := a.UpdateApp(cmd.Context(), args[0], body)
+			return a.show(cmd.OutOrStdout(), raw, err, func() error { return printJSON(cmd.OutOrStdout(), app) })
 		},
 	}
 	update.Flags().StringVar(&set, "set", "", `settings as JSON, e.g. '{"max_attempts":3}'`)
@@ -110,11 +85,8 @@ func newAppsCmd() *cobra.Command {
 		Short: "Delete an app and its keys (its verifications stay until retention removes them)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := a.do("DELETE", "/admin/apps/"+url.PathEscape(args[0]), nil, nil)
-			if err != nil {
-				return err
-			}
-			return a.show(cmd.OutOrStdout(), raw, func() error {
+			raw, err := a.DeleteApp(cmd.Context(), args[0])
+			return a.show(cmd.OutOrStdout(), raw, err, func() error {
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "deleted app", args[0])
 				return err
 			})
@@ -154,17 +126,11 @@ func newKeysCmd() *cobra.Command {
 		Short: "List an app's keys (never their secrets)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out struct {
-				Keys []apps.Key `json:"keys"`
-			}
-			raw, err := a.do("GET", "/admin/apps/"+url.PathEscape(args[0])+"/keys", nil, &out)
-			if err != nil {
-				return err
-			}
-			return a.show(cmd.OutOrStdout(), raw, func() error {
+			keys, raw, err := a.Keys(cmd.Context(), args[0])
+			return a.show(cmd.OutOrStdout(), raw, err, func() error {
 				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "KEY\tSTATE\tFROM\tCREATED")
-				for _, k := range out.Keys {
+				for _, k := range keys {
 					state, from := "active", "api"
 					if k.RevokedAt != nil {
 						state = "revoked " + k.RevokedAt.Format("2006-01-02T15:04:05Z")
@@ -179,28 +145,28 @@ func newKeysCmd() *cobra.Command {
 		},
 	})
 	for _, c := range []struct {
-		use, short, method, suffix string
-		args                       int
+		use, short string
+		args       int
+		call       func(ctx context.Context, args []string) (apps.Key, []byte, error)
 	}{
-		{"create APP", "Make a new key for an app; prints its secret (shown only now)", "POST", "/keys", 1},
-		{"rotate APP KEY", "Give a key a new secret (the old one stops working at once); prints it", "POST", "/rotate", 2},
-		{"revoke APP KEY", "Revoke a key", "DELETE", "", 2},
+		{"create APP", "Make a new key for an app; prints its secret (shown only now)", 1,
+			func(ctx context.Context, args []string) (apps.Key, []byte, error) { return a.CreateKey(ctx, args[0]) }},
+		{"rotate APP KEY", "Give a key a new secret (the old one stops working at once); prints it", 2,
+			func(ctx context.Context, args []string) (apps.Key, []byte, error) {
+				return a.RotateKey(ctx, args[0], args[1])
+			}},
+		{"revoke APP KEY", "Revoke a key", 2,
+			func(ctx context.Context, args []string) (apps.Key, []byte, error) {
+				return a.RevokeKey(ctx, args[0], args[1])
+			}},
 	} {
 		cmd.AddCommand(&cobra.Command{
 			Use:   c.use,
 			Short: c.short,
 			Args:  cobra.ExactArgs(c.args),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				path := "/admin/apps/" + url.PathEscape(args[0]) + "/keys"
-				if c.args == 2 {
-					path += "/" + url.PathEscape(args[1]) + strings.TrimPrefix(c.suffix, "/keys")
-				}
-				var out apps.Key
-				raw, err := a.do(c.method, path, nil, &out)
-				if err != nil {
-					return err
-				}
-				return a.show(cmd.OutOrStdout(), raw, func() error { return printJSON(cmd.OutOrStdout(), out) })
+				key, raw, err := c.call(cmd.Context(), args)
+				return a.show(cmd.OutOrStdout(), raw, err, func() error { return printJSON(cmd.OutOrStdout(), key) })
 			},
 		})
 	}

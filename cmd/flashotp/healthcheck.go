@@ -2,20 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
-	"fmt"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	apiclient "flashotp/client"
 	"flashotp/configs"
 )
-
-// errUnhealthy is returned by healthcheck when /healthz did not answer 200.
-var errUnhealthy = errors.New("unhealthy")
 
 // newHealthcheckCmd is `flashotp healthcheck`: GET /healthz of the local engine, exit 0 on 200 and 1
 // otherwise. It exists for container HEALTHCHECKs: the image has no shell and no curl.
@@ -36,7 +30,7 @@ func newHealthcheckCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			return checkHealth(ctx, url)
+			return apiclient.Health(ctx, url)
 		},
 	}
 	cmd.Flags().StringVar(&path, "config", "configs/flashotp.yaml", "configuration file whose http.listen is probed")
@@ -60,24 +54,4 @@ func healthURL(h configs.HTTP) string {
 		scheme = "https"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port) + "/healthz"
-}
-
-// checkHealth reports nil when url answers 200.
-func checkHealth(ctx context.Context, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	// The engine's own certificate names the public host, not the loopback address probed here; this
-	// probe checks liveness, not identity, and sends nothing secret.
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	res, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUnhealthy, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: %s answered %s", errUnhealthy, url, res.Status)
-	}
-	return nil
 }

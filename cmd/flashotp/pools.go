@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
-	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -18,148 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	apiclient "flashotp/client"
 	"flashotp/numberpool"
 )
-
-// apiError is an error answer of the admin API.
-type apiError struct {
-	status        int
-	code, message string
-	method, path  string
-}
-
-func (e *apiError) Error() string {
-	return fmt.Sprintf("%s %s: %d %s: %s", e.method, e.path, e.status, e.code, e.message)
-}
-
-// Environment variables the admin commands read when their flag is not given. They are read when the
-// command runs, never shown as a flag's default: --help must not print the token.
-const (
-	envAdminURL   = "FLASHOTP_ADMIN_URL"
-	envAdminToken = "FLASHOTP_HTTP_ADMIN_TOKEN"
-)
-
-const defaultAdminURL = "http://127.0.0.1:8080"
-
-// adminClient calls the engine's admin API.
-type adminClient struct {
-	url, token string
-	output     string // text or json
-	http       *http.Client
-}
-
-// request sends a request to the admin API and returns the answer when it is a success; an error answer
-// is read and returned as an error.
-func (a *adminClient) request(ctx context.Context, client *http.Client, method, path string, body any) (*http.Response, error) {
-	if a.token == "" {
-		return nil, errors.New("no admin token: give --token or set " + envAdminToken)
-	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.url, "/")+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if res.StatusCode < 300 {
-		return res, nil
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
-	if json.Unmarshal(data, &e) != nil || e.Error.Code == "" {
-		e.Error.Code, e.Error.Message = "", res.Status
-	}
-	if e.Error.Code == "admin_disabled" {
-		return nil, fmt.Errorf("the admin API is off on the engine at %s: set http.admin_token in its configuration "+
-			"(or %s in its environment) and restart it, then give the same token here (--token or %s)", a.url, envAdminToken, envAdminToken)
-	}
-	return nil, &apiError{status: res.StatusCode, code: e.Error.Code, message: e.Error.Message, method: method, path: path}
-}
-
-// do calls the admin API and returns the answer's body, decoded into out too when out is not nil.
-func (a *adminClient) do(method, path string, body, out any) ([]byte, error) {
-	res, err := a.request(context.Background(), a.http, method, path, body)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return nil, fmt.Errorf("%s %s: the answer is not what this flashotp expects: %w", method, path, err)
-		}
-	}
-	return data, nil
-}
-
-// show prints an answer of the admin API: as the API sent it with --output json (nothing for an answer
-// without a body), else as text prints it.
-func (a *adminClient) show(w io.Writer, raw []byte, text func() error) error {
-	if a.output == "json" {
-		if len(raw) == 0 {
-			return nil
-		}
-		_, err := w.Write(append(bytes.TrimRight(raw, "\n"), '\n'))
-		return err
-	}
-	return text()
-}
-
-// flags adds --url and --token to cmd and its subcommands.
-func (a *adminClient) flags(cmd *cobra.Command) {
-	fs := cmd.PersistentFlags()
-	fs.StringVar(&a.url, "url", defaultAdminURL, "the engine's HTTP address (env "+envAdminURL+")")
-	fs.StringVar(&a.token, "token", "", "http.admin_token of the engine (env "+envAdminToken+")")
-}
-
-// setup completes the flags of cmd from the environment and checks them.
-func (a *adminClient) setup(cmd *cobra.Command) error {
-	fs := cmd.Flags()
-	if v := os.Getenv(envAdminURL); v != "" && !fs.Changed("url") {
-		a.url = v
-	}
-	if !fs.Changed("token") {
-		a.token = os.Getenv(envAdminToken)
-	}
-	if u, err := url.Parse(a.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("--url %q: want the engine's address as http://HOST:PORT or https://HOST:PORT", a.url)
-	}
-	if a.output != "text" && a.output != "json" {
-		return fmt.Errorf("--output %q: want text or json", a.output)
-	}
-	return nil
-}
-
-// adminCommand is a command group that calls a running engine's admin API, with its --url, --token and
-// --output.
-func adminCommand(use, short string) (*cobra.Command, *adminClient) {
-	a := &adminClient{http: &http.Client{Timeout: 15 * time.Second}}
-	cmd := &cobra.Command{
-		Use:               use,
-		Short:             short,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.setup(cmd) },
-	}
-	a.flags(cmd)
-	cmd.PersistentFlags().StringVarP(&a.output, "output", "o", "text", "text, or json: the admin API's answer as it is")
-	return cmd, a
-}
 
 func newPoolsCmd() *cobra.Command {
 	cmd, a := adminCommand("pools", "Manage the caller-ID pools of a running engine (admin API)")
@@ -169,18 +25,11 @@ func newPoolsCmd() *cobra.Command {
 		Short: "List pools, their entries, use and quarantine, and each app's code space",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Pools []numberpool.Report   `json:"pools"`
-				Apps  []numberpool.AppSpace `json:"apps"`
-			}
-			raw, err := a.do("GET", "/admin/pools", nil, &out)
-			if err != nil {
-				return err
-			}
-			return a.show(cmd.OutOrStdout(), raw, func() error {
-				printPools(cmd.OutOrStdout(), out.Pools)
+			pools, spaces, raw, err := a.Pools(cmd.Context())
+			return a.show(cmd.OutOrStdout(), raw, err, func() error {
+				printPools(cmd.OutOrStdout(), pools)
 				fmt.Fprintln(cmd.OutOrStdout())
-				printSpaces(cmd.OutOrStdout(), out.Apps)
+				printSpaces(cmd.OutOrStdout(), spaces)
 				return nil
 			})
 		},
@@ -191,13 +40,9 @@ func newPoolsCmd() *cobra.Command {
 		Short: "Show one pool: its entries, their use, and its quarantines",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out numberpool.Report
-			raw, err := a.do("GET", "/admin/pools/"+url.PathEscape(args[0]), nil, &out)
-			if err != nil {
-				return err
-			}
-			return a.show(cmd.OutOrStdout(), raw, func() error {
-				printPools(cmd.OutOrStdout(), []numberpool.Report{out})
+			pool, raw, err := a.Pool(cmd.Context(), args[0])
+			return a.show(cmd.OutOrStdout(), raw, err, func() error {
+				printPools(cmd.OutOrStdout(), []numberpool.Report{pool})
 				return nil
 			})
 		},
@@ -211,19 +56,15 @@ func newPoolsCmd() *cobra.Command {
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			entry.Numbers, entry.Enabled = args[1:], !disabled
-			var added numberpool.Entry
-			raw, err := a.do("POST", "/admin/pools/"+url.PathEscape(args[0])+"/entries", entry, &added)
-			if ae := (*apiError)(nil); errors.As(err, &ae) && ae.status == http.StatusNotFound && ae.code == "not_found" {
+			added, raw, err := a.AddEntry(cmd.Context(), args[0], entry)
+			if e := (*apiclient.Error)(nil); errors.As(err, &e) && e.Status == http.StatusNotFound && e.Code == "not_found" {
 				var p numberpool.Pool
-				raw, err = a.do("POST", "/admin/pools", numberpool.Pool{Name: args[0], Entries: []numberpool.Entry{entry}}, &p)
+				p, raw, err = a.CreatePool(cmd.Context(), numberpool.Pool{Name: args[0], Entries: []numberpool.Entry{entry}})
 				if err == nil {
 					added = p.Entries[0]
 				}
 			}
-			if err != nil {
-				return err
-			}
-			return a.show(cmd.OutOrStdout(), raw, func() error {
+			return a.show(cmd.OutOrStdout(), raw, err, func() error {
 				_, err := fmt.Fprintf(cmd.OutOrStdout(), "added entry %s to pool %s\n", added.ID, args[0])
 				return err
 			})
@@ -241,27 +82,21 @@ func newPoolsCmd() *cobra.Command {
 		Short: "Remove an entry, or a whole pool",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := "/admin/pools/" + url.PathEscape(args[0])
+			var raw []byte
+			var err error
 			if len(args) == 2 {
-				path += "/entries/" + url.PathEscape(args[1])
+				raw, err = a.RemoveEntry(cmd.Context(), args[0], args[1])
+			} else {
+				raw, err = a.DeletePool(cmd.Context(), args[0])
 			}
-			raw, err := a.do("DELETE", path, nil, nil)
-			if err != nil {
-				return err
-			}
-			return a.show(cmd.OutOrStdout(), raw, func() error {
+			return a.show(cmd.OutOrStdout(), raw, err, func() error {
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "removed", strings.Join(args, " "))
 				return err
 			})
 		},
 	})
 
-	var target struct {
-		CLI    string              `json:"cli,omitempty"`
-		Entry  string              `json:"entry,omitempty"`
-		For    numberpool.Duration `json:"for,omitempty"`
-		Reason string              `json:"reason,omitempty"`
-	}
+	var target apiclient.Target
 	var dur time.Duration
 	quarantine := &cobra.Command{
 		Use:   "quarantine POOL (--cli NUMBER | --entry ID)",
@@ -269,12 +104,8 @@ func newPoolsCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target.For = numberpool.Duration(dur)
-			var q numberpool.Quarantine
-			raw, err := a.do("POST", "/admin/pools/"+url.PathEscape(args[0])+"/quarantine", target, &q)
-			if err != nil {
-				return err
-			}
-			return a.show(cmd.OutOrStdout(), raw, func() error {
+			q, raw, err := a.Quarantine(cmd.Context(), args[0], target)
+			return a.show(cmd.OutOrStdout(), raw, err, func() error {
 				_, err := fmt.Fprintf(cmd.OutOrStdout(), "quarantined until %s\n", q.Until.Format(time.RFC3339))
 				return err
 			})
@@ -285,11 +116,8 @@ func newPoolsCmd() *cobra.Command {
 		Short: "Lift the quarantine of a caller ID or an entry",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := a.do("POST", "/admin/pools/"+url.PathEscape(args[0])+"/release", target, nil)
-			if err != nil {
-				return err
-			}
-			return a.show(cmd.OutOrStdout(), raw, func() error {
+			raw, err := a.Release(cmd.Context(), args[0], target)
+			return a.show(cmd.OutOrStdout(), raw, err, func() error {
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "released")
 				return err
 			})

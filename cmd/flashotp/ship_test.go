@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	apiclient "flashotp/client"
 	"flashotp/configs"
 	"flashotp/internal/peers"
 	"flashotp/sip"
@@ -207,8 +208,8 @@ func TestHealthcheck(t *testing.T) {
 			if tc.healthy && err != nil {
 				t.Errorf("healthcheck: %v", err)
 			}
-			if !tc.healthy && !errors.Is(err, errUnhealthy) {
-				t.Errorf("healthcheck of %s: %v, want errUnhealthy", tc.url, err)
+			if !tc.healthy && !errors.Is(err, apiclient.ErrUnhealthy) {
+				t.Errorf("healthcheck of %s: %v, want apiclient.ErrUnhealthy", tc.url, err)
 			}
 		})
 	}

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -54,9 +52,12 @@ with it. Restoring: docs/operations.md, "Backup and restore".`,
 				if err := a.setup(cmd); err != nil {
 					return err
 				}
-				from = a.url
+				from = a.URL
 				key = "store.secret_key, or the file " + store.KeyFile + " beside the engine's database,"
-				fill = a.backup
+				fill = func(w io.Writer) (int64, error) {
+					n, err := a.Backup(cmd.Context(), w, backupIdle)
+					return n, a.explain(err)
+				}
 			}
 			n, err := writeBackup(args[0], fill)
 			if err != nil {
@@ -83,43 +84,6 @@ func backupFile(path string, w io.Writer) (int64, error) {
 	case errors.Is(err, store.ErrUnclean):
 		return n, fmt.Errorf("%w: start the engine once (it checks the file and mends it if needed) and stop it, then back up again; or copy the file as it is with cp", err)
 	}
-	return n, err
-}
-
-// backup copies GET /admin/store/backup into w.
-func (a *adminClient) backup(w io.Writer) (int64, error) {
-	// No overall timeout: a large database takes as long as it takes. A transfer that stalls for
-	// backupIdle is cut off instead.
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.ResponseHeaderTimeout = backupIdle
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	idle := time.AfterFunc(backupIdle, cancel)
-	defer idle.Stop()
-	res, err := a.request(ctx, &http.Client{Transport: transport}, "GET", "/admin/store/backup", nil)
-	if err != nil {
-		return 0, err
-	}
-	defer res.Body.Close()
-	n, err := io.Copy(w, idleReader{r: res.Body, timer: idle})
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return n, fmt.Errorf("the engine sent nothing for %s after %d bytes", backupIdle, n)
-	case err != nil:
-		return n, fmt.Errorf("the engine stopped sending after %d bytes: %w", n, err)
-	}
-	return n, nil
-}
-
-// idleReader restarts timer at each read.
-type idleReader struct {
-	r     io.Reader
-	timer *time.Timer
-}
-
-func (r idleReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.timer.Reset(backupIdle)
 	return n, err
 }
 
