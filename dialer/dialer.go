@@ -21,8 +21,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"flashotp/call"
 	"flashotp/metrics"
-	"flashotp/sip"
 )
 
 // Errors returned by Submit.
@@ -48,22 +48,20 @@ func (e *DownError) Error() string { return fmt.Sprintf("%v: %v", ErrTrunksDown,
 // Unwrap lets errors.Is match ErrTrunksDown.
 func (e *DownError) Unwrap() error { return ErrTrunksDown }
 
-// Caller places one SIP call, and probes a trunk with OPTIONS; *sip.UA is one.
+// Caller places one SIP call, and probes a trunk with OPTIONS; *sip.UA is one (cmd/flashotp checks it).
 type Caller interface {
-	Dial(ctx context.Context, c sip.Call, progress func(sip.State, time.Time)) sip.Result
+	Dial(ctx context.Context, c call.Request, progress func(call.State, time.Time)) call.Result
 	Options(ctx context.Context, target, transport string) (int, error)
 }
-
-var _ Caller = (*sip.UA)(nil)
 
 // Reporter receives each call's progress and its one outcome. A Reporter must be safe for concurrent use:
 // progress reports of one call may arrive concurrently and out of order (dialing after ringing), but
 // always before that call's CallEnded.
 type Reporter interface {
 	// CallProgress is called with StateDialing and StateRinging as they happen.
-	CallProgress(id, trunk string, state sip.State, at time.Time)
+	CallProgress(id, trunk string, state call.State, at time.Time)
 	// CallEnded is called exactly once per accepted call, with its outcome and the CLI it presented.
-	CallEnded(id, trunk, cli string, res sip.Result)
+	CallEnded(id, trunk, cli string, res call.Result)
 }
 
 // Trunk is one trunk the dialer may use, with its limits (0: none) and how calls are put to it.
@@ -288,13 +286,13 @@ func (d *Dialer) dispatch() {
 			continue
 		}
 		if d.ctx.Err() != nil {
-			d.endUnplaced(r, "", sip.ReasonInterrupted)
+			d.endUnplaced(r, "", call.ReasonInterrupted)
 			continue
 		}
 		order := d.order(r.Trunks)
 		if len(order) == 0 {
 			d.log.Error("no configured trunk may carry this caller ID", "allowed", r.Trunks)
-			d.endUnplaced(r, "", sip.ReasonTrunkError)
+			d.endUnplaced(r, "", call.ReasonTrunkError)
 			continue
 		}
 		first := -1
@@ -307,7 +305,7 @@ func (d *Dialer) dispatch() {
 		if first < 0 {
 			// Every trunk is at its limit: wait for the preferred one.
 			if !order[0].acquire(d.ctx) {
-				d.endUnplaced(r, "", sip.ReasonInterrupted)
+				d.endUnplaced(r, "", call.ReasonInterrupted)
 				continue
 			}
 			first = 0
@@ -363,10 +361,10 @@ func weightedShuffle(ts []*trunk) {
 }
 
 // endUnplaced ends a call that never left.
-func (d *Dialer) endUnplaced(r Request, trunk string, reason sip.Reason) {
+func (d *Dialer) endUnplaced(r Request, trunk string, reason call.Reason) {
 	now := time.Now()
-	d.cfg.Metrics.CallEnded(trunk, string(sip.StateFailed), string(reason), false)
-	d.rep.CallEnded(r.ID, trunk, r.CLI, sip.Result{State: sip.StateFailed, Reason: reason, StartedAt: now, EndedAt: now})
+	d.cfg.Metrics.CallEnded(trunk, string(call.StateFailed), string(reason), false)
+	d.rep.CallEnded(r.ID, trunk, r.CLI, call.Result{State: call.StateFailed, Reason: reason, StartedAt: now, EndedAt: now})
 }
 
 // acquire waits for the trunk's pacing token and a free channel; it reports false if ctx ended first.
@@ -409,14 +407,14 @@ func (t *trunk) release() {
 // failover reports whether a failed call may be placed again on another trunk: only if the trunk gave no
 // provisional response and failed the way an unreachable or broken trunk does (no answer at all, transport
 // error, 408 or 5xx). Once any 1xx came, the phone may have the call: never again.
-func failover(res sip.Result) bool {
-	if res.State != sip.StateFailed || res.Provisional {
+func failover(res call.Result) bool {
+	if res.State != call.StateFailed || res.Provisional {
 		return false
 	}
 	switch {
 	case res.SIPCode == 0:
 		// Silence or a transport error; not a call the UA refused itself, nor one the engine stopped.
-		return res.Reason == sip.ReasonTrunkError || res.Reason == sip.ReasonNoRing
+		return res.Reason == call.ReasonTrunkError || res.Reason == call.ReasonNoRing
 	case res.SIPCode == 408, res.SIPCode >= 500 && res.SIPCode < 600:
 		return true
 	}
@@ -429,19 +427,19 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 	defer d.wg.Done()
 	for {
 		t := order[i]
-		call, err := t.call(r, d.cfg)
+		req, err := t.call(r, d.cfg)
 		if err != nil {
 			t.release()
 			d.log.Error("number not formattable for trunk", "trunk", t.Name, "err", err)
-			d.endUnplaced(r, t.Name, sip.ReasonClientError)
+			d.endUnplaced(r, t.Name, call.ReasonClientError)
 			return
 		}
 		// Progress is recorded beside the call, not in its way: a durable write must never hold back
 		// reading the 180 or sending the CANCEL. The outcome is reported after every progress write.
 		var progress sync.WaitGroup
 		sent := false
-		res := d.caller.Dial(d.ctx, call, func(s sip.State, at time.Time) {
-			if s == sip.StateDialing {
+		res := d.caller.Dial(d.ctx, req, func(s call.State, at time.Time) {
+			if s == call.StateDialing {
 				sent = true
 				d.cfg.Metrics.CallStarted(t.Name)
 			}
@@ -483,7 +481,7 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 }
 
 // health counts the trunk's failures in a row and marks it down after DownAfter of them.
-func (d *Dialer) health(t *trunk, res sip.Result) {
+func (d *Dialer) health(t *trunk, res call.Result) {
 	if !failover(res) {
 		if res.Responded {
 			t.failures.Store(0)

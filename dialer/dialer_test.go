@@ -3,37 +3,36 @@ package dialer
 import (
 	"context"
 	"errors"
+	"flashotp/call"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
-
-	"flashotp/sip"
 )
 
 // fakeCaller answers each call with what script says for the trunk it was sent to.
 type fakeCaller struct {
 	mu     sync.Mutex
-	script map[string]sip.Result // by target address
-	block  chan struct{}         // when not nil, calls wait for it or their context
-	dialed []string              // targets, in order
-	up     map[string]bool       // targets that answer OPTIONS
+	script map[string]call.Result // by target address
+	block  chan struct{}          // when not nil, calls wait for it or their context
+	dialed []string               // targets, in order
+	up     map[string]bool        // targets that answer OPTIONS
 	probed []string
 }
 
 var _ Caller = (*fakeCaller)(nil)
 
-func (f *fakeCaller) Dial(ctx context.Context, c sip.Call, progress func(sip.State, time.Time)) sip.Result {
+func (f *fakeCaller) Dial(ctx context.Context, c call.Request, progress func(call.State, time.Time)) call.Result {
 	f.mu.Lock()
 	f.dialed = append(f.dialed, c.Target)
 	res := f.script[c.Target]
 	f.mu.Unlock()
-	progress(sip.StateDialing, time.Now())
+	progress(call.StateDialing, time.Now())
 	if f.block != nil {
 		select {
 		case <-f.block:
 		case <-ctx.Done():
-			return sip.Result{State: sip.StateFailed, Reason: sip.ReasonInterrupted}
+			return call.Result{State: call.StateFailed, Reason: call.ReasonInterrupted}
 		}
 	}
 	return res
@@ -53,7 +52,7 @@ func (f *fakeCaller) Options(_ context.Context, target, _ string) (int, error) {
 // fakeReporter records outcomes per call.
 type fakeReporter struct {
 	mu    sync.Mutex
-	ended map[string][]sip.Result
+	ended map[string][]call.Result
 	trunk map[string]string
 	all   chan struct{}
 	want  int
@@ -62,12 +61,12 @@ type fakeReporter struct {
 var _ Reporter = (*fakeReporter)(nil)
 
 func newReporter(want int) *fakeReporter {
-	return &fakeReporter{ended: map[string][]sip.Result{}, trunk: map[string]string{}, all: make(chan struct{}), want: want}
+	return &fakeReporter{ended: map[string][]call.Result{}, trunk: map[string]string{}, all: make(chan struct{}), want: want}
 }
 
-func (r *fakeReporter) CallProgress(string, string, sip.State, time.Time) {}
+func (r *fakeReporter) CallProgress(string, string, call.State, time.Time) {}
 
-func (r *fakeReporter) CallEnded(id, trunk, _ string, res sip.Result) {
+func (r *fakeReporter) CallEnded(id, trunk, _ string, res call.Result) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ended[id] = append(r.ended[id], res)
@@ -87,36 +86,36 @@ func (r *fakeReporter) wait(t *testing.T) {
 }
 
 var (
-	missed          = sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true, Provisional: true}
-	silent          = sip.Result{State: sip.StateFailed, Reason: sip.ReasonNoRing}
-	serverFail      = sip.Result{State: sip.StateFailed, SIPCode: 503, Reason: sip.ReasonTrunkError, Responded: true}
-	timeout408      = sip.Result{State: sip.StateFailed, SIPCode: 408, Reason: sip.ReasonUnavailable, Responded: true}
-	busyAfter       = sip.Result{State: sip.StateFailed, SIPCode: 486, Reason: sip.ReasonBusy, Responded: true, Provisional: true, Rang: true}
-	busyBefore      = sip.Result{State: sip.StateFailed, SIPCode: 486, Reason: sip.ReasonBusy, Responded: true}
-	fail503After100 = sip.Result{State: sip.StateFailed, SIPCode: 503, Reason: sip.ReasonTrunkError, Responded: true, Provisional: true}
+	missed          = call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, Responded: true, Provisional: true}
+	silent          = call.Result{State: call.StateFailed, Reason: call.ReasonNoRing}
+	serverFail      = call.Result{State: call.StateFailed, SIPCode: 503, Reason: call.ReasonTrunkError, Responded: true}
+	timeout408      = call.Result{State: call.StateFailed, SIPCode: 408, Reason: call.ReasonUnavailable, Responded: true}
+	busyAfter       = call.Result{State: call.StateFailed, SIPCode: 486, Reason: call.ReasonBusy, Responded: true, Provisional: true, Rang: true}
+	busyBefore      = call.Result{State: call.StateFailed, SIPCode: 486, Reason: call.ReasonBusy, Responded: true}
+	fail503After100 = call.Result{State: call.StateFailed, SIPCode: 503, Reason: call.ReasonTrunkError, Responded: true, Provisional: true}
 )
 
 func TestFailover(t *testing.T) {
 	tests := []struct {
 		name      string
-		a         sip.Result
+		a         call.Result
 		wantTrunk string
 		wantDials int
-		wantState sip.State
+		wantState call.State
 	}{
-		{"first trunk works", missed, "a", 1, sip.StateMissed},
-		{"silent trunk fails over", silent, "b", 2, sip.StateMissed},
-		{"503 before any 1xx fails over", serverFail, "b", 2, sip.StateMissed},
-		{"408 before any 1xx fails over", timeout408, "b", 2, sip.StateMissed},
+		{"first trunk works", missed, "a", 1, call.StateMissed},
+		{"silent trunk fails over", silent, "b", 2, call.StateMissed},
+		{"503 before any 1xx fails over", serverFail, "b", 2, call.StateMissed},
+		{"408 before any 1xx fails over", timeout408, "b", 2, call.StateMissed},
 		// After a 1xx the phone may have the call: it is never placed again.
-		{"486 after 180 does not fail over", busyAfter, "a", 1, sip.StateFailed},
-		{"503 after 100 does not fail over", fail503After100, "a", 1, sip.StateFailed},
+		{"486 after 180 does not fail over", busyAfter, "a", 1, call.StateFailed},
+		{"503 after 100 does not fail over", fail503After100, "a", 1, call.StateFailed},
 		// A callee's answer is not a trunk's failure.
-		{"486 without ring does not fail over", busyBefore, "a", 1, sip.StateFailed},
+		{"486 without ring does not fail over", busyBefore, "a", 1, call.StateFailed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			caller := &fakeCaller{script: map[string]sip.Result{"a:1": tc.a, "b:1": missed}}
+			caller := &fakeCaller{script: map[string]call.Result{"a:1": tc.a, "b:1": missed}}
 			rep := newReporter(1)
 			d := New(Config{Trunks: []Trunk{
 				{Name: "a", Address: "a:1", Weight: 1, DownAfter: 3, OptionsInterval: time.Hour},
@@ -163,7 +162,7 @@ func TestOrder(t *testing.T) {
 
 // A trunk that keeps failing is marked down, skipped while another is up, and back once OPTIONS answers.
 func TestTrunkDownAndProbe(t *testing.T) {
-	caller := &fakeCaller{script: map[string]sip.Result{"a:1": serverFail, "b:1": missed}, up: map[string]bool{}}
+	caller := &fakeCaller{script: map[string]call.Result{"a:1": serverFail, "b:1": missed}, up: map[string]bool{}}
 	rep := newReporter(5)
 	d := New(Config{Trunks: []Trunk{
 		{Name: "a", Address: "a:1", Weight: 1, DownAfter: 2, OptionsInterval: time.Second},
@@ -228,7 +227,7 @@ func TestTrunkDownAndProbe(t *testing.T) {
 // A call whose every trunk is down is refused at once (ErrTrunksDown, with the time to the next probe)
 // rather than queued for a trunk that will not take it; once a probe brings a trunk back, calls are taken.
 func TestEveryTrunkDownRefused(t *testing.T) {
-	caller := &fakeCaller{script: map[string]sip.Result{"a:1": serverFail, "b:1": missed}, up: map[string]bool{}}
+	caller := &fakeCaller{script: map[string]call.Result{"a:1": serverFail, "b:1": missed}, up: map[string]bool{}}
 	rep := newReporter(2)
 	d := New(Config{Trunks: []Trunk{
 		{Name: "a", Address: "a:1", Weight: 1, DownAfter: 2, OptionsInterval: time.Second},
@@ -283,7 +282,7 @@ func TestEveryTrunkDownRefused(t *testing.T) {
 // Admission is bounded, Stop ends every accepted call exactly once, and no goroutine outlives Stop.
 func TestQueueFullStopAndLeaks(t *testing.T) {
 	before := runtime.NumGoroutine()
-	caller := &fakeCaller{script: map[string]sip.Result{"a:1": missed}, block: make(chan struct{})}
+	caller := &fakeCaller{script: map[string]call.Result{"a:1": missed}, block: make(chan struct{})}
 	const queue, slots = 4, 2
 	rep := newReporter(queue + slots)
 	d := New(Config{Trunks: []Trunk{{Name: "a", Address: "a:1", MaxCalls: slots, Weight: 1, DownAfter: 3, OptionsInterval: time.Hour}}, QueueSize: queue}, caller, rep, nil)
@@ -318,7 +317,7 @@ func TestQueueFullStopAndLeaks(t *testing.T) {
 	}
 	rep.wait(t)
 	for id, ends := range rep.ended {
-		if len(ends) != 1 || ends[0].Reason != sip.ReasonInterrupted {
+		if len(ends) != 1 || ends[0].Reason != call.ReasonInterrupted {
 			t.Fatalf("call %s ended %v, want once interrupted", id, ends)
 		}
 	}

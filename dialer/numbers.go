@@ -1,13 +1,12 @@
 package dialer
 
 import (
+	"flashotp/call"
 	"fmt"
 	"net"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
-
-	"flashotp/sip"
 )
 
 // Number formats a trunk may want (Trunk.NumberFormat).
@@ -19,12 +18,12 @@ const (
 
 // call builds the SIP call for request r on trunk t: numbers in the trunk's format, its routing and
 // credentials.
-func (t *trunk) call(r Request, cfg Config) (sip.Call, error) {
+func (t *trunk) call(r Request, cfg Config) (call.Request, error) {
 	to, cli, err := formatNumbers(r.To, r.CLI, t.NumberFormat)
 	if err != nil {
-		return sip.Call{}, err
+		return call.Request{}, err
 	}
-	c := sip.Call{
+	c := call.Request{
 		Target: t.Address, Transport: t.Transport, Domain: t.Domain,
 		To: t.TechPrefix + to, CLI: cli,
 		UserPhone: t.UserPhone, CLIHeaders: t.CLIHeaders, Privacy: t.Privacy,

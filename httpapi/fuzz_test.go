@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"flashotp/call"
 	"flashotp/internal/storetest"
 	"flashotp/numberpool"
 	"flashotp/otp"
-	"flashotp/sip"
 )
 
 // The fuzz targets of request decoding, one per JSON body the API reads: FuzzSendBody, FuzzVerifyBody,
@@ -129,7 +129,7 @@ func (p *pending) ready(t *testing.T, e *env) {
 	e.clock.Advance(numberpool.DefaultCooldown + time.Second)
 	p.id, p.cli = e.send(t)
 	now := e.clock.Now()
-	e.svc.CallEnded(p.id, "phone", p.cli, sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true,
+	e.svc.CallEnded(p.id, "phone", p.cli, call.Result{State: call.StateMissed, SIPCode: 487, Rang: true,
 		StartedAt: now, RingingAt: now.Add(40 * time.Millisecond), EndedAt: now.Add(3 * time.Second)})
 	e.clock.Advance(31 * time.Second) // past the resend cooldown
 	p.used = false

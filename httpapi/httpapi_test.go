@@ -20,6 +20,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"flashotp/apps"
+	"flashotp/call"
 	"flashotp/dialer"
 	"flashotp/httpapi"
 	"flashotp/internal/apptest"
@@ -28,7 +29,6 @@ import (
 	"flashotp/limits"
 	"flashotp/numberpool"
 	"flashotp/otp"
-	"flashotp/sip"
 	"flashotp/store"
 )
 
@@ -672,7 +672,7 @@ func TestVerify(t *testing.T) {
 			{body: right, status: 410, code: "expired"},
 		}},
 		{name: "undeliverable", prepare: func(e *env, id string) {
-			e.svc.CallEnded(id, "phone", "+442079460000", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486})
+			e.svc.CallEnded(id, "phone", "+442079460000", call.Result{State: call.StateFailed, Reason: call.ReasonBusy, SIPCode: 486})
 		}, steps: []step{{body: right, status: 410, code: "undeliverable"}}},
 		{name: "unknown id", steps: []step{
 			{body: func(_, cli string) string { return verifyBody("demo", "otp_"+ulid.Make().String(), codeOf(cli)) }, status: 404, code: "not_found"},
@@ -811,8 +811,8 @@ func TestStatus(t *testing.T) {
 		}
 		return v.ID
 	}()
-	e.svc.CallProgress(id, "phone", sip.StateDialing, e.clock.Now())
-	e.svc.CallProgress(id, "phone", sip.StateRinging, e.clock.Now().Add(41*time.Millisecond))
+	e.svc.CallProgress(id, "phone", call.StateDialing, e.clock.Now())
+	e.svc.CallProgress(id, "phone", call.StateRinging, e.clock.Now().Add(41*time.Millisecond))
 
 	tests := []struct {
 		name   string

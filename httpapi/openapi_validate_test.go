@@ -23,11 +23,11 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oklog/ulid/v2"
 
+	"flashotp/call"
 	"flashotp/dialer"
 	"flashotp/httpapi"
 	"flashotp/limits"
 	"flashotp/metrics"
-	"flashotp/sip"
 )
 
 // apiDoc loads the served OpenAPI document, checks it is a valid OpenAPI 3 document, and returns it with a
@@ -296,7 +296,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		t.Errorf("resend of a call in flight: %s, want resend_too_soon", code)
 	}
 	start := e.clock.Now()
-	e.svc.CallEnded(id, "phone", cli, sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true,
+	e.svc.CallEnded(id, "phone", cli, call.Result{State: call.StateMissed, SIPCode: 487, Rang: true,
 		StartedAt: start, RingingAt: start.Add(41 * time.Millisecond), EndedAt: start.Add(3 * time.Second)})
 	e.clock.Advance(31 * time.Second)
 	res = v.call("POST", "/otp/resend", `{"appid":"demo","verification_id":"`+id+`","channel":"flashcall"}`, demo, 202)
@@ -309,7 +309,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	v.call("POST", "/otp/resend", `{"appid":"demo","verification_id":"otp_`+ulid.Make().String()+`"}`, demo, 404)
 	v.call("POST", "/otp/resend", `{"appid":"demo"}`, demo, 400)
 	start = e.clock.Now()
-	e.svc.CallEnded(id, "phone", cli, sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true,
+	e.svc.CallEnded(id, "phone", cli, call.Result{State: call.StateMissed, SIPCode: 487, Rang: true,
 		StartedAt: start, RingingAt: start.Add(60 * time.Millisecond), EndedAt: start.Add(3 * time.Second)})
 
 	// Verify by recipient: approved, then already used.
@@ -326,7 +326,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	res = v.call("POST", "/otp/send", sendBody("demo", "+14155552672"), demo, 202)
 	var failedID string
 	field(t, res.body, "verification_id", &failedID)
-	e.svc.CallEnded(failedID, "phone", e.dial.last(t).CLI, sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486,
+	e.svc.CallEnded(failedID, "phone", e.dial.last(t).CLI, call.Result{State: call.StateFailed, Reason: call.ReasonBusy, SIPCode: 486,
 		StartedAt: e.clock.Now(), EndedAt: e.clock.Now().Add(time.Second)})
 	v.call("POST", "/otp/verify", verifyBody("demo", failedID, "1234"), demo, 410)
 
@@ -401,7 +401,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	res = v.call("POST", "/otp/send", sendBody("other", "+33612345678"), other, 202)
 	var otherID string
 	field(t, res.body, "verification_id", &otherID)
-	e.svc.CallEnded(otherID, "phone", e.dial.last(t).CLI, sip.Result{State: sip.StateFailed, Reason: sip.ReasonNotFound, SIPCode: 404,
+	e.svc.CallEnded(otherID, "phone", e.dial.last(t).CLI, call.Result{State: call.StateFailed, Reason: call.ReasonNotFound, SIPCode: 404,
 		StartedAt: e.clock.Now(), EndedAt: e.clock.Now().Add(time.Second)})
 	res = v.call("GET", "/otp/reports?appid=other", "", other, 200) // no call rang: the median is null
 	field(t, res.body, "rows", &rows)

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"flashotp/sip"
+	"flashotp/call"
 	"flashotp/store"
 )
 
@@ -14,16 +14,16 @@ import (
 // Progress is kept in memory and shown by Status; it is written, with its events, when the outcome is
 // (CallEnded), so a call costs two durable writes, its verification and its outcome. A crash loses
 // progress, never an outcome: the call is then recovered as interrupted.
-func (s *Service) CallProgress(id, trunk string, state sip.State, at time.Time) {
-	v, _ := s.live.LoadOrStore(id, &liveCall{call: Call{State: sip.StateQueued}})
+func (s *Service) CallProgress(id, trunk string, state call.State, at time.Time) {
+	v, _ := s.live.LoadOrStore(id, &liveCall{call: Call{State: call.StateQueued}})
 	lc := v.(*liveCall)
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	at = at.UTC()
 	switch {
-	case state == sip.StateDialing && lc.call.StartedAt == nil:
+	case state == call.StateDialing && lc.call.StartedAt == nil:
 		lc.call.StartedAt = &at
-	case state == sip.StateRinging && lc.call.StartedAt != nil:
+	case state == call.StateRinging && lc.call.StartedAt != nil:
 		pdd := at.Sub(*lc.call.StartedAt).Milliseconds()
 		lc.call.PostDialDelayMS = &pdd
 	}
@@ -55,8 +55,8 @@ func (s *Service) withProgress(v *Verification) {
 // CallEnded records a call's outcome (dialer.Reporter), its events, its report counts and its webhook. A
 // call that failed before it rang fails its verification: nothing reached the phone. A trunk's rejection
 // goes to the number pool, which may quarantine the CLI.
-func (s *Service) CallEnded(id, trunk, cli string, res sip.Result) {
-	if res.State == sip.StateFailed && res.SIPCode >= 400 {
+func (s *Service) CallEnded(id, trunk, cli string, res call.Result) {
+	if res.State == call.StateFailed && res.SIPCode >= 400 {
 		s.numbers.Reject(cli, res.SIPCode, res.Phrase, res.Rang)
 	}
 	var pdd int64
@@ -64,7 +64,7 @@ func (s *Service) CallEnded(id, trunk, cli string, res sip.Result) {
 		if isFinal(rec.Call.State) {
 			return errUnchanged
 		}
-		pdd = applyOutcome(rec, trunk, res, res.State == sip.StateFailed && !res.Rang)
+		pdd = applyOutcome(rec, trunk, res, res.State == call.StateFailed && !res.Rang)
 		return nil
 	}, func(tx *store.Tx, rec *record) error { return s.recordOutcome(tx, rec, res, pdd) })
 	if err != nil && !errors.Is(err, errUnchanged) {
@@ -76,7 +76,7 @@ func (s *Service) CallEnded(id, trunk, cli string, res sip.Result) {
 
 // applyOutcome puts the outcome res of rec's call into rec; failVerification fails a pending verification
 // with it. It returns the post-dial delay in ms (0 if it never rang).
-func applyOutcome(rec *record, trunk string, res sip.Result, failVerification bool) (pdd int64) {
+func applyOutcome(rec *record, trunk string, res call.Result, failVerification bool) (pdd int64) {
 	c := &rec.Call
 	c.State, c.SIPCode, c.Reason, c.EarlyMediaPackets = res.State, res.SIPCode, string(res.Reason), res.EarlyMediaPackets
 	if trunk != "" {
@@ -100,7 +100,7 @@ func applyOutcome(rec *record, trunk string, res sip.Result, failVerification bo
 
 // recordOutcome writes, beside rec (whose call applyOutcome ended), what the outcome means: the open-call
 // index key goes, the call's events, its report counts and its webhook.
-func (s *Service) recordOutcome(tx *store.Tx, rec *record, res sip.Result, pdd int64) error {
+func (s *Service) recordOutcome(tx *store.Tx, rec *record, res call.Result, pdd int64) error {
 	c := &rec.Call
 	ended := *c.EndedAt
 	if err := tx.Delete(bucketOpenCalls, rec.ID); err != nil {
@@ -126,9 +126,9 @@ func (s *Service) recordOutcome(tx *store.Tx, rec *record, res sip.Result, pdd i
 			k.Sent++
 		}
 		switch res.State {
-		case sip.StateMissed:
+		case call.StateMissed:
 			k.Missed++
-		case sip.StateAnswered:
+		case call.StateAnswered:
 			k.Answered++
 		default:
 			k.Failed++
@@ -143,13 +143,13 @@ func (s *Service) recordOutcome(tx *store.Tx, rec *record, res sip.Result, pdd i
 }
 
 // stateRank orders call states; outcomes rank above every progress state.
-var stateRank = map[sip.State]int{
-	sip.StateQueued: 0, sip.StateDialing: 1, sip.StateRinging: 2,
-	sip.StateMissed: 3, sip.StateAnswered: 3, sip.StateFailed: 3,
+var stateRank = map[call.State]int{
+	call.StateQueued: 0, call.StateDialing: 1, call.StateRinging: 2,
+	call.StateMissed: 3, call.StateAnswered: 3, call.StateFailed: 3,
 }
 
-func isFinal(st sip.State) bool {
-	return st == sip.StateMissed || st == sip.StateAnswered || st == sip.StateFailed
+func isFinal(st call.State) bool {
+	return st == call.StateMissed || st == call.StateAnswered || st == call.StateFailed
 }
 
 // Recover ends the calls a crash left unfinished: each becomes failed with reason interrupted. Their
@@ -172,7 +172,7 @@ func (s *Service) Recover() (int, error) {
 			if isFinal(rec.Call.State) {
 				return errUnchanged
 			}
-			res := sip.Result{State: sip.StateFailed, Reason: sip.ReasonInterrupted, EndedAt: now}
+			res := call.Result{State: call.StateFailed, Reason: call.ReasonInterrupted, EndedAt: now}
 			if rec.Call.StartedAt != nil {
 				res.StartedAt = *rec.Call.StartedAt
 			}
@@ -180,7 +180,7 @@ func (s *Service) Recover() (int, error) {
 			ended = true
 			return nil
 		}, func(tx *store.Tx, rec *record) error {
-			return s.recordOutcome(tx, rec, sip.Result{State: sip.StateFailed, Reason: sip.ReasonInterrupted}, 0)
+			return s.recordOutcome(tx, rec, call.Result{State: call.StateFailed, Reason: call.ReasonInterrupted}, 0)
 		})
 		if errors.Is(err, errUnchanged) || errors.Is(err, ErrNotFound) {
 			// Already ended, or retention took it: only the index key is left.

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"flashotp/apps"
+	"flashotp/call"
 	"flashotp/internal/apptest"
 	"flashotp/internal/storetest"
 	"flashotp/otp"
-	"flashotp/sip"
 	"flashotp/store"
 )
 
@@ -67,7 +67,7 @@ func newAppEnv(t *testing.T, n *fakeNotifier, retention time.Duration, tune func
 // missed ends verification id's call as missed.
 func (e *env) missed(id string) {
 	now := e.clock.Now()
-	e.svc.CallEnded(id, "phone", "", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true,
+	e.svc.CallEnded(id, "phone", "", call.Result{State: call.StateMissed, SIPCode: 487, Rang: true,
 		StartedAt: now.Add(-40 * time.Millisecond), RingingAt: now.Add(-10 * time.Millisecond), EndedAt: now})
 }
 
@@ -99,7 +99,7 @@ func TestResend(t *testing.T) {
 		t.Fatalf("wrong code: %v", err)
 	}
 	r, err := resend()
-	if err != nil || r.Resends != 1 || r.Attempts != 1 || r.Call.State != sip.StateQueued || !r.ExpiresAt.Equal(e.clock.Now().UTC().Add(testTTL)) {
+	if err != nil || r.Resends != 1 || r.Attempts != 1 || r.Call.State != call.StateQueued || !r.ExpiresAt.Equal(e.clock.Now().UTC().Add(testTTL)) {
 		t.Fatalf("resend: %+v %v; want resends 1, attempts kept, a queued call, a fresh TTL", r, err)
 	}
 	newCLI := e.dial.last(t).CLI
@@ -142,7 +142,7 @@ func TestResendUndeliverable(t *testing.T) {
 	}
 	busy := func() { // 486 without a ring
 		now := e.clock.Now()
-		e.svc.CallEnded(v.ID, "phone", "", sip.Result{State: sip.StateFailed, SIPCode: 486, Reason: sip.ReasonBusy, Responded: true,
+		e.svc.CallEnded(v.ID, "phone", "", call.Result{State: call.StateFailed, SIPCode: 486, Reason: call.ReasonBusy, Responded: true,
 			StartedAt: now.Add(-20 * time.Millisecond), EndedAt: now})
 	}
 	for i := 1; i <= 3; i++ { // max_resends 3
@@ -162,7 +162,7 @@ func TestResendUndeliverable(t *testing.T) {
 
 	w, _ := e.send(t)
 	now := e.clock.Now()
-	e.svc.CallEnded(w.ID, "phone", "", sip.Result{State: sip.StateFailed, SIPCode: 486, Reason: sip.ReasonBusy, Responded: true, Rang: true,
+	e.svc.CallEnded(w.ID, "phone", "", call.Result{State: call.StateFailed, SIPCode: 486, Reason: call.ReasonBusy, Responded: true, Rang: true,
 		StartedAt: now.Add(-20 * time.Millisecond), RingingAt: now.Add(-10 * time.Millisecond), EndedAt: now})
 	_, err := e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: w.ID})
 	wantCode(t, err, otp.ErrResendTooSoon)

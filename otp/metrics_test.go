@@ -3,11 +3,11 @@ package otp_test
 import (
 	"testing"
 
+	"flashotp/call"
 	"flashotp/internal/metricstest"
 	"flashotp/internal/storetest"
 	"flashotp/metrics"
 	"flashotp/otp"
-	"flashotp/sip"
 )
 
 // Each verification that reaches a final status is counted once, when it is stored: approved by a right
@@ -49,7 +49,7 @@ func TestVerificationsEndedCounted(t *testing.T) {
 
 	failed, _ := e.send(t)
 	now := e.clock.Now()
-	e.svc.CallEnded(failed.ID, "phone", "", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486, StartedAt: now, EndedAt: now})
+	e.svc.CallEnded(failed.ID, "phone", "", call.Result{State: call.StateFailed, Reason: call.ReasonBusy, SIPCode: 486, StartedAt: now, EndedAt: now})
 	want["failed"]++
 	check("call failed before it rang")
 

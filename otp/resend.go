@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"flashotp/sip"
+	"flashotp/call"
 	"flashotp/store"
 )
 
@@ -73,7 +73,7 @@ func (s *Service) Resend(req ResendRequest) (Verification, error) {
 		rec.Status, rec.Resends, rec.SentAt = StatusPending, rec.Resends+1, now
 		rec.CLIPrefix, rec.CLIPattern, rec.CodeMAC = picked.Prefix, picked.Pattern, s.mac(rec.ID, picked.Code)
 		rec.ExpiresAt = now.Add(time.Duration(app.TTL))
-		rec.Call = Call{State: sip.StateQueued}
+		rec.Call = Call{State: call.StateQueued}
 		if err := s.put(tx, rec); err != nil {
 			return err
 		}
@@ -93,7 +93,7 @@ func (s *Service) Resend(req ResendRequest) (Verification, error) {
 	}
 	if err := s.submit(rec, picked); err != nil {
 		// The old code is already dead; the verification shows the call failed, and may be resent.
-		s.CallEnded(rec.ID, "", "", sip.Result{State: sip.StateFailed, Reason: sip.ReasonTrunkError, StartedAt: now, EndedAt: now})
+		s.CallEnded(rec.ID, "", "", call.Result{State: call.StateFailed, Reason: call.ReasonTrunkError, StartedAt: now, EndedAt: now})
 		return Verification{}, err
 	}
 	s.log.Info("resend", "verification_id", rec.ID, "resends", rec.Resends, "cli_prefix", rec.CLIPrefix)

@@ -18,11 +18,11 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"flashotp/apps"
+	"flashotp/call"
 	"flashotp/dialer"
 	"flashotp/limits"
 	"flashotp/metrics"
 	"flashotp/numberpool"
-	"flashotp/sip"
 	"flashotp/store"
 )
 
@@ -64,10 +64,10 @@ type Verification struct {
 
 // Call is the flash call of a verification (its latest, after a resend).
 type Call struct {
-	State   sip.State `json:"state"`
-	SIPCode int       `json:"sip_code"`
-	Reason  string    `json:"reason"`
-	Trunk   string    `json:"trunk"`
+	State   call.State `json:"state"`
+	SIPCode int        `json:"sip_code"`
+	Reason  string     `json:"reason"`
+	Trunk   string     `json:"trunk"`
 	// PostDialDelayMS is the time from INVITE to the first 180/183; null until it rang.
 	PostDialDelayMS *int64     `json:"post_dial_delay_ms"`
 	StartedAt       *time.Time `json:"started_at"`
@@ -255,7 +255,7 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 			AttemptsRemaining: app.MaxAttempts,
 			CreatedAt:         now,
 			ExpiresAt:         now.Add(time.Duration(app.TTL)),
-			Call:              Call{State: sip.StateQueued},
+			Call:              Call{State: call.StateQueued},
 		},
 		MaxAttempts: app.MaxAttempts,
 		Country:     to.Country,

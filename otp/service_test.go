@@ -16,13 +16,13 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"flashotp/apps"
+	"flashotp/call"
 	"flashotp/dialer"
 	"flashotp/internal/apptest"
 	"flashotp/internal/storetest"
 	"flashotp/internal/testclock"
 	"flashotp/numberpool"
 	"flashotp/otp"
-	"flashotp/sip"
 	"flashotp/store"
 )
 
@@ -244,7 +244,7 @@ func TestSendPendingVerification(t *testing.T) {
 			if !v.CreatedAt.Equal(now) || !v.ExpiresAt.Equal(now.Add(testTTL)) || v.CreatedAt.Location() != time.UTC {
 				t.Errorf("created_at %v expires_at %v, want %v and +%v in UTC", v.CreatedAt, v.ExpiresAt, now, testTTL)
 			}
-			if v.Call.State != sip.StateQueued || v.Call.StartedAt != nil || v.Call.EndedAt != nil || v.Call.PostDialDelayMS != nil {
+			if v.Call.State != call.StateQueued || v.Call.StartedAt != nil || v.Call.EndedAt != nil || v.Call.PostDialDelayMS != nil {
 				t.Errorf("call = %+v, want queued with no times", v.Call)
 			}
 
@@ -756,53 +756,53 @@ func TestCallOutcome(t *testing.T) {
 	t0 := time.Date(2025, 3, 14, 9, 27, 0, 0, time.UTC)
 	type ended struct {
 		trunk string
-		res   sip.Result
+		res   call.Result
 	}
 	tests := []struct {
 		name       string
 		ends       []ended
 		wantStatus otp.Status
-		wantState  sip.State
+		wantState  call.State
 		wantCode   int
-		wantReason sip.Reason
+		wantReason call.Reason
 		wantVerify error // with the right code; nil: approved
 	}{
 		{
 			name:       "busy before ring",
-			ends:       []ended{{"phone", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486, StartedAt: t0, EndedAt: t0.Add(time.Second)}}},
-			wantStatus: otp.StatusFailed, wantState: sip.StateFailed, wantCode: 486, wantReason: sip.ReasonBusy,
+			ends:       []ended{{"phone", call.Result{State: call.StateFailed, Reason: call.ReasonBusy, SIPCode: 486, StartedAt: t0, EndedAt: t0.Add(time.Second)}}},
+			wantStatus: otp.StatusFailed, wantState: call.StateFailed, wantCode: 486, wantReason: call.ReasonBusy,
 			wantVerify: otp.ErrUndeliverable,
 		},
 		{
 			name:       "declined after ring",
-			ends:       []ended{{"phone", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486, Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0.Add(time.Second)}}},
-			wantStatus: otp.StatusPending, wantState: sip.StateFailed, wantCode: 486, wantReason: sip.ReasonBusy,
+			ends:       []ended{{"phone", call.Result{State: call.StateFailed, Reason: call.ReasonBusy, SIPCode: 486, Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0.Add(time.Second)}}},
+			wantStatus: otp.StatusPending, wantState: call.StateFailed, wantCode: 486, wantReason: call.ReasonBusy,
 		},
 		{
 			name:       "missed",
-			ends:       []ended{{"phone", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0.Add(time.Second)}}},
-			wantStatus: otp.StatusPending, wantState: sip.StateMissed, wantCode: 487,
+			ends:       []ended{{"phone", call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0.Add(time.Second)}}},
+			wantStatus: otp.StatusPending, wantState: call.StateMissed, wantCode: 487,
 		},
 		{
 			name:       "answered",
-			ends:       []ended{{"phone", sip.Result{State: sip.StateAnswered, SIPCode: 200, Rang: true, Responded: true, StartedAt: t0, EndedAt: t0.Add(time.Second)}}},
-			wantStatus: otp.StatusPending, wantState: sip.StateAnswered, wantCode: 200,
+			ends:       []ended{{"phone", call.Result{State: call.StateAnswered, SIPCode: 200, Rang: true, Responded: true, StartedAt: t0, EndedAt: t0.Add(time.Second)}}},
+			wantStatus: otp.StatusPending, wantState: call.StateAnswered, wantCode: 200,
 		},
 		{
 			name: "second outcome ignored",
 			ends: []ended{
-				{"phone", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true, StartedAt: t0, EndedAt: t0.Add(time.Second)}},
-				{"backup", sip.Result{State: sip.StateFailed, Reason: sip.ReasonTrunkError, SIPCode: 503, StartedAt: t0, EndedAt: t0.Add(2 * time.Second)}},
+				{"phone", call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, Responded: true, StartedAt: t0, EndedAt: t0.Add(time.Second)}},
+				{"backup", call.Result{State: call.StateFailed, Reason: call.ReasonTrunkError, SIPCode: 503, StartedAt: t0, EndedAt: t0.Add(2 * time.Second)}},
 			},
-			wantStatus: otp.StatusPending, wantState: sip.StateMissed, wantCode: 487,
+			wantStatus: otp.StatusPending, wantState: call.StateMissed, wantCode: 487,
 		},
 		{
 			name: "failure then late missed ignored",
 			ends: []ended{
-				{"phone", sip.Result{State: sip.StateFailed, Reason: sip.ReasonNotFound, SIPCode: 404, Responded: true, StartedAt: t0, EndedAt: t0.Add(time.Second)}},
-				{"phone", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, StartedAt: t0, EndedAt: t0.Add(2 * time.Second)}},
+				{"phone", call.Result{State: call.StateFailed, Reason: call.ReasonNotFound, SIPCode: 404, Responded: true, StartedAt: t0, EndedAt: t0.Add(time.Second)}},
+				{"phone", call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, StartedAt: t0, EndedAt: t0.Add(2 * time.Second)}},
 			},
-			wantStatus: otp.StatusFailed, wantState: sip.StateFailed, wantCode: 404, wantReason: sip.ReasonNotFound,
+			wantStatus: otp.StatusFailed, wantState: call.StateFailed, wantCode: 404, wantReason: call.ReasonNotFound,
 			wantVerify: otp.ErrUndeliverable,
 		},
 	}
@@ -848,9 +848,9 @@ func TestCallProgress(t *testing.T) {
 	e := newEnv(t)
 	v, cli := e.send(t)
 
-	e.svc.CallProgress(v.ID, "phone", sip.StateDialing, t0)
+	e.svc.CallProgress(v.ID, "phone", call.StateDialing, t0)
 	st := e.status(t, v.ID)
-	if st.Call.State != sip.StateDialing || st.Call.Trunk != "phone" || st.Call.StartedAt == nil || !st.Call.StartedAt.Equal(t0) {
+	if st.Call.State != call.StateDialing || st.Call.Trunk != "phone" || st.Call.StartedAt == nil || !st.Call.StartedAt.Equal(t0) {
 		t.Fatalf("after dialing call = %+v, want dialing on phone started %v", st.Call, t0)
 	}
 	if st.Call.StartedAt.Location() != time.UTC {
@@ -860,21 +860,21 @@ func TestCallProgress(t *testing.T) {
 		t.Errorf("post_dial_delay_ms = %d before ringing, want null", *st.Call.PostDialDelayMS)
 	}
 
-	e.svc.CallProgress(v.ID, "phone", sip.StateRinging, t0.Add(41*time.Millisecond))
+	e.svc.CallProgress(v.ID, "phone", call.StateRinging, t0.Add(41*time.Millisecond))
 	st = e.status(t, v.ID)
-	if st.Call.State != sip.StateRinging || st.Call.PostDialDelayMS == nil || *st.Call.PostDialDelayMS != 41 {
+	if st.Call.State != call.StateRinging || st.Call.PostDialDelayMS == nil || *st.Call.PostDialDelayMS != 41 {
 		t.Fatalf("after ringing call = %+v, want ringing with post_dial_delay_ms 41", st.Call)
 	}
 	if !st.Call.StartedAt.Equal(t0) {
 		t.Errorf("ringing moved started_at to %v", st.Call.StartedAt)
 	}
 
-	e.svc.CallEnded(v.ID, "phone", cli, sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true,
+	e.svc.CallEnded(v.ID, "phone", cli, call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, Responded: true,
 		StartedAt: t0, RingingAt: t0.Add(41 * time.Millisecond), EndedAt: t0.Add(60 * time.Millisecond)})
 	// Progress after the outcome changes nothing.
-	e.svc.CallProgress(v.ID, "backup", sip.StateDialing, t0.Add(time.Second))
+	e.svc.CallProgress(v.ID, "backup", call.StateDialing, t0.Add(time.Second))
 	st = e.status(t, v.ID)
-	if st.Call.State != sip.StateMissed || st.Call.Trunk != "phone" || !st.Call.StartedAt.Equal(t0) || *st.Call.PostDialDelayMS != 41 {
+	if st.Call.State != call.StateMissed || st.Call.Trunk != "phone" || !st.Call.StartedAt.Equal(t0) || *st.Call.PostDialDelayMS != 41 {
 		t.Errorf("after the outcome call = %+v, want missed on phone as before", st.Call)
 	}
 	if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)}); err != nil {
@@ -886,8 +886,8 @@ func TestCallReportsForUnknownIDs(t *testing.T) {
 	e := newEnv(t)
 	id := "otp_" + ulid.Make().String()
 	// Reports for a verification that is gone (a refused send) are logged, not stored.
-	e.svc.CallProgress(id, "phone", sip.StateDialing, time.Now())
-	e.svc.CallEnded(id, "phone", "+442079460000", sip.Result{State: sip.StateFailed, Reason: sip.ReasonInterrupted})
+	e.svc.CallProgress(id, "phone", call.StateDialing, time.Now())
+	e.svc.CallEnded(id, "phone", "+442079460000", call.Result{State: call.StateFailed, Reason: call.ReasonInterrupted})
 	if n := e.count(t); n != 0 {
 		t.Errorf("store holds %d records, want none", n)
 	}
@@ -899,7 +899,7 @@ func TestRecover(t *testing.T) {
 		name       string
 		setup      func(s *otp.Service, id, cli string)
 		wantStatus otp.Status
-		wantState  sip.State
+		wantState  call.State
 		wantReason string
 		wantCode   int
 		wantEnded  bool // counted by Recover
@@ -909,36 +909,36 @@ func TestRecover(t *testing.T) {
 			// Call states are recorded after the SIP event: even a queued call may have gone out.
 			name:       "queued",
 			setup:      func(*otp.Service, string, string) {},
-			wantStatus: otp.StatusPending, wantState: sip.StateFailed, wantReason: "interrupted", wantEnded: true,
+			wantStatus: otp.StatusPending, wantState: call.StateFailed, wantReason: "interrupted", wantEnded: true,
 		},
 		{
 			name: "dialing",
 			setup: func(s *otp.Service, id, cli string) {
-				s.CallProgress(id, "phone", sip.StateDialing, t0)
+				s.CallProgress(id, "phone", call.StateDialing, t0)
 			},
-			wantStatus: otp.StatusPending, wantState: sip.StateFailed, wantReason: "interrupted", wantEnded: true,
+			wantStatus: otp.StatusPending, wantState: call.StateFailed, wantReason: "interrupted", wantEnded: true,
 		},
 		{
 			name: "ringing",
 			setup: func(s *otp.Service, id, cli string) {
-				s.CallProgress(id, "phone", sip.StateDialing, t0)
-				s.CallProgress(id, "phone", sip.StateRinging, t0.Add(time.Second))
+				s.CallProgress(id, "phone", call.StateDialing, t0)
+				s.CallProgress(id, "phone", call.StateRinging, t0.Add(time.Second))
 			},
-			wantStatus: otp.StatusPending, wantState: sip.StateFailed, wantReason: "interrupted", wantEnded: true,
+			wantStatus: otp.StatusPending, wantState: call.StateFailed, wantReason: "interrupted", wantEnded: true,
 		},
 		{
 			name: "missed",
 			setup: func(s *otp.Service, id, cli string) {
-				s.CallEnded(id, "phone", cli, sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, StartedAt: t0, EndedAt: t0})
+				s.CallEnded(id, "phone", cli, call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, StartedAt: t0, EndedAt: t0})
 			},
-			wantStatus: otp.StatusPending, wantState: sip.StateMissed, wantCode: 487,
+			wantStatus: otp.StatusPending, wantState: call.StateMissed, wantCode: 487,
 		},
 		{
 			name: "failed",
 			setup: func(s *otp.Service, id, cli string) {
-				s.CallEnded(id, "phone", cli, sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486, StartedAt: t0, EndedAt: t0})
+				s.CallEnded(id, "phone", cli, call.Result{State: call.StateFailed, Reason: call.ReasonBusy, SIPCode: 486, StartedAt: t0, EndedAt: t0})
 			},
-			wantStatus: otp.StatusFailed, wantState: sip.StateFailed, wantReason: "busy", wantCode: 486,
+			wantStatus: otp.StatusFailed, wantState: call.StateFailed, wantReason: "busy", wantCode: 486,
 			wantVerify: otp.ErrUndeliverable,
 		},
 	}
@@ -1121,18 +1121,18 @@ func TestCallEndedRejects(t *testing.T) {
 	t0 := time.Date(2025, 3, 14, 9, 27, 0, 0, time.UTC)
 	tests := []struct {
 		name string
-		res  sip.Result
+		res  call.Result
 		want []rejection
 	}{
-		{"403 before ringing", sip.Result{State: sip.StateFailed, Reason: sip.ReasonRejected, SIPCode: 403, Phrase: "Forbidden", Responded: true, StartedAt: t0, EndedAt: t0},
+		{"403 before ringing", call.Result{State: call.StateFailed, Reason: call.ReasonRejected, SIPCode: 403, Phrase: "Forbidden", Responded: true, StartedAt: t0, EndedAt: t0},
 			[]rejection{{fakePicked.CLI, 403, "Forbidden", false}}},
-		{"603 after ringing", sip.Result{State: sip.StateFailed, Reason: sip.ReasonRejected, SIPCode: 603, Phrase: "Decline", Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0},
+		{"603 after ringing", call.Result{State: call.StateFailed, Reason: call.ReasonRejected, SIPCode: 603, Phrase: "Decline", Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0},
 			[]rejection{{fakePicked.CLI, 603, "Decline", true}}},
-		{"503", sip.Result{State: sip.StateFailed, Reason: sip.ReasonTrunkError, SIPCode: 503, Phrase: "Service Unavailable", Responded: true, StartedAt: t0, EndedAt: t0},
+		{"503", call.Result{State: call.StateFailed, Reason: call.ReasonTrunkError, SIPCode: 503, Phrase: "Service Unavailable", Responded: true, StartedAt: t0, EndedAt: t0},
 			[]rejection{{fakePicked.CLI, 503, "Service Unavailable", false}}},
-		{"timeout, no answer", sip.Result{State: sip.StateFailed, Reason: sip.ReasonTrunkError, StartedAt: t0, EndedAt: t0}, nil},
-		{"missed", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0}, nil},
-		{"answered", sip.Result{State: sip.StateAnswered, SIPCode: 200, Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0}, nil},
+		{"timeout, no answer", call.Result{State: call.StateFailed, Reason: call.ReasonTrunkError, StartedAt: t0, EndedAt: t0}, nil},
+		{"missed", call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0}, nil},
+		{"answered", call.Result{State: call.StateAnswered, SIPCode: 200, Rang: true, Responded: true, StartedAt: t0, RingingAt: t0, EndedAt: t0}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1157,13 +1157,13 @@ func TestCallEndedRejects(t *testing.T) {
 func TestCallEndedQuarantinesCLI(t *testing.T) {
 	tests := []struct {
 		name       string
-		res        sip.Result
+		res        call.Result
 		quarantine bool
 	}{
-		{"403 before ringing", sip.Result{State: sip.StateFailed, Reason: sip.ReasonRejected, SIPCode: 403, Phrase: "Forbidden", Responded: true}, true},
-		{"403 after ringing naming the caller", sip.Result{State: sip.StateFailed, Reason: sip.ReasonRejected, SIPCode: 403, Phrase: "Caller ID not allowed", Rang: true, Responded: true}, true},
-		{"486 busy", sip.Result{State: sip.StateFailed, Reason: sip.ReasonBusy, SIPCode: 486, Phrase: "Busy Here", Responded: true}, false},
-		{"missed", sip.Result{State: sip.StateMissed, SIPCode: 487, Rang: true, Responded: true}, false},
+		{"403 before ringing", call.Result{State: call.StateFailed, Reason: call.ReasonRejected, SIPCode: 403, Phrase: "Forbidden", Responded: true}, true},
+		{"403 after ringing naming the caller", call.Result{State: call.StateFailed, Reason: call.ReasonRejected, SIPCode: 403, Phrase: "Caller ID not allowed", Rang: true, Responded: true}, true},
+		{"486 busy", call.Result{State: call.StateFailed, Reason: call.ReasonBusy, SIPCode: 486, Phrase: "Busy Here", Responded: true}, false},
+		{"missed", call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, Responded: true}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

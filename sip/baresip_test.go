@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"flashotp/call"
 	"flashotp/internal/peers"
 	"flashotp/sip"
 )
@@ -22,11 +23,11 @@ func TestDialBaresip(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res := ua.Dial(ctx, sip.Call{
+	res := ua.Dial(ctx, call.Request{
 		Target: b.Addr, To: "+447700900123", CLI: "+442079461234",
 		DialTimeout: 5 * time.Second, CancelGuard: 2 * time.Second,
 	}, nil)
-	if res.State != sip.StateMissed || res.SIPCode != 487 || !res.Rang {
+	if res.State != call.StateMissed || res.SIPCode != 487 || !res.Rang {
 		t.Fatalf("result %s, want missed code=487 rang=true\nbaresip:\n%s", res, b.Log())
 	}
 

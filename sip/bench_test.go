@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"flashotp/call"
 	"flashotp/sip"
 )
 
@@ -24,13 +25,13 @@ func BenchmarkFlashCall(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ua.Close()
-	call := sip.Call{Target: phone.Addr(), To: "+447700900123", CLI: "+442079461234", DialTimeout: 5 * time.Second, CancelGuard: 2 * time.Second}
+	req := call.Request{Target: phone.Addr(), To: "+447700900123", CLI: "+442079461234", DialTimeout: 5 * time.Second, CancelGuard: 2 * time.Second}
 	b.SetParallelism(32) // with GOMAXPROCS 2: 64 calls in flight
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if res := ua.Dial(context.Background(), call, nil); res.State != sip.StateMissed {
+			if res := ua.Dial(context.Background(), req, nil); res.State != call.StateMissed {
 				b.Errorf("call %s", res)
 			}
 		}

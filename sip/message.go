@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"flashotp/call"
 	"fmt"
 	"net"
 	"strconv"
@@ -14,7 +15,7 @@ import (
 // newInvite builds the flash call's INVITE: Request-URI and To carry the dialed number, the CLI goes in the
 // headers the trunk wants (From, P-Asserted-Identity, Remote-Party-ID), and the body is an SDP offer for the
 // UA's media socket.
-func (u *UA) newInvite(c Call) (*sipgosip.Request, error) {
+func (u *UA) newInvite(c call.Request) (*sipgosip.Request, error) {
 	host, port, err := splitHostPort(c.Target)
 	if err != nil {
 		return nil, err

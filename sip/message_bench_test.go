@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"flashotp/call"
 	"io"
 	"log/slog"
 	"testing"
@@ -13,7 +14,7 @@ func BenchmarkNewInvite(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ua.Close()
-	c := Call{Target: "127.0.0.1:5062", To: "+447700900123", CLI: "+442079461234"}
+	c := call.Request{Target: "127.0.0.1:5062", To: "+447700900123", CLI: "+442079461234"}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := ua.newInvite(c); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"flashotp/call"
 	"flashotp/sip"
 )
 
@@ -37,10 +38,10 @@ func FuzzTrunkResponse(f *testing.F) {
 	f.Cleanup(func() { trunk.Close() })
 
 	f.Fuzz(func(t *testing.T, response string) {
-		call := sip.Call{Target: trunk.LocalAddr().String(), To: "+14155552671", CLI: "+442079461234",
+		req := call.Request{Target: trunk.LocalAddr().String(), To: "+14155552671", CLI: "+442079461234",
 			DialTimeout: 20 * time.Millisecond, CancelGuard: 20 * time.Millisecond}
-		done := make(chan sip.Result, 1)
-		go func() { done <- ua.Dial(context.Background(), call, nil) }()
+		done := make(chan call.Result, 1)
+		go func() { done <- ua.Dial(context.Background(), req, nil) }()
 		// Answer every request of this call (INVITE, retransmissions, CANCEL, ACK, BYE) with the response.
 		answered := false
 		buf := make([]byte, 65536)
@@ -52,7 +53,7 @@ func FuzzTrunkResponse(f *testing.F) {
 			select {
 			case res := <-done:
 				switch res.State {
-				case sip.StateMissed, sip.StateAnswered, sip.StateFailed:
+				case call.StateMissed, call.StateAnswered, call.StateFailed:
 				default:
 					t.Fatalf("call ended without an outcome: %+v", res)
 				}

@@ -2,7 +2,7 @@
 // the listening socket with the CLI in the headers the trunk wants (From and P-Asserted-Identity by default)
 // and an SDP offer for a media socket the
 // UA really holds, a CANCEL once the phone rings, ACK and BYE for a 200 that wins the race, and exactly one
-// Result per call.
+// call.Result per call.
 //
 // Transports: UDP listens on Config.Listen, and TCP on the same address when Config.TCP says so, within
 // Config.TCPLimits; TLS is client-only (requests go out, nothing listens). sipgo's own log lines go
@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flashotp/call"
 	"fmt"
 	"log/slog"
 	"net"
@@ -379,64 +380,37 @@ func (u *UA) closeParts() error {
 	return errors.Join(errs...)
 }
 
-// Call is one flash call to place.
-type Call struct {
-	Target    string // host:port requests are sent to: the trunk, or its outbound proxy
-	Transport string // udp (default), tcp or tls
-	Domain    string // Request-URI and To host; default Target's host
-	// Proxy, when set, is the outbound proxy Target points at: it becomes a loose Route (Route: <sip:Proxy;lr>)
-	// and Domain must name the trunk.
-	Proxy string
-	To    string // the dialed number as the trunk wants it: digits, optional '+', tech prefix (* and #)
-	CLI   string // caller ID as the trunk wants it: digits, optional '+'
-	// UserPhone adds ;user=phone to the Request-URI, To, From and identity URIs.
-	UserPhone bool
-	// CLIHeaders names where the CLI goes: "from", "pai" (P-Asserted-Identity), "rpid" (Remote-Party-ID).
-	// Without "from" the From is anonymous. Empty: from and pai.
-	CLIHeaders []string
-	Privacy    bool // Privacy: id
-
-	Username     string // digest user, unless AuthUsername is set
-	AuthUsername string
-	Password     string // digest password; empty: challenges end the call auth_failed
-	Realm        string // answer only this realm's challenges; empty: any
-
-	RingTime    time.Duration // how long to let it ring after the first 180/183
-	DialTimeout time.Duration // longest wait for the first 180/183
-	CancelGuard time.Duration // longest wait for the final answer after CANCEL
-}
-
 var (
 	dialedRe = regexp.MustCompile(`^\+?[0-9*#]{1,32}$`)
 	cliRe    = regexp.MustCompile(`^\+?[0-9]{4,16}$`)
 )
 
-// Dial places the flash call and returns its outcome. progress, if not nil, is called with StateDialing
-// once the INVITE is out and StateRinging (after the CANCEL, when ring_time is 0) at the first 180/183, from Dial's goroutine. Cancelling ctx
+// Dial places the flash call and returns its outcome. progress, if not nil, is called with call.StateDialing
+// once the INVITE is out and call.StateRinging (after the CANCEL, when ring_time is 0) at the first 180/183, from Dial's goroutine. Cancelling ctx
 // ends the call early: CANCEL if it may, else the call fails as interrupted. A call that rang is then
 // missed, as it would be after ring_time; one that had only a 100 Trying fails as interrupted. Dial never waits longer than
 // DialTimeout + RingTime + CancelGuard (plus a short BYE) whatever the trunk does.
-func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) (res Result) {
+func (u *UA) Dial(ctx context.Context, c call.Request, progress func(call.State, time.Time)) (res call.Result) {
 	if progress == nil {
-		progress = func(State, time.Time) {}
+		progress = func(call.State, time.Time) {}
 	}
 	res.StartedAt = time.Now()
 	defer func() {
 		res.EndedAt = time.Now()
-		if res.State == StateFailed && res.Reason == ReasonNone {
-			res.Reason = Classify(res.SIPCode)
+		if res.State == call.StateFailed && res.Reason == call.ReasonNone {
+			res.Reason = call.Classify(res.SIPCode)
 		}
 	}()
 	if !dialedRe.MatchString(c.To) || !cliRe.MatchString(c.CLI) {
 		// Upstream checks should make this impossible; it guards SIP headers all the same.
 		u.log.Error("refusing call: a number is not digits")
-		res.State, res.Reason = StateFailed, ReasonClientError
+		res.State, res.Reason = call.StateFailed, call.ReasonClientError
 		return res
 	}
 
 	inv, err := u.newInvite(c)
 	if err != nil {
-		res.State, res.Reason = StateFailed, ReasonTrunkError
+		res.State, res.Reason = call.StateFailed, call.ReasonTrunkError
 		return res
 	}
 	res.CallID = inv.CallID().Value()
@@ -450,10 +424,10 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 	tx, err := u.clientFor(c.Transport).TransactionRequest(ctx, inv)
 	if err != nil {
 		u.log.Warn("invite not sent", "call_id", res.CallID, "target", c.Target, "err", err)
-		res.State, res.Reason = StateFailed, ReasonTrunkError
+		res.State, res.Reason = call.StateFailed, call.ReasonTrunkError
 		return res
 	}
-	progress(StateDialing, res.StartedAt)
+	progress(call.StateDialing, res.StartedAt)
 
 	d := &dial{ua: u, client: u.clientFor(c.Transport), call: c, inv: inv, tx: tx, res: &res, stray: make(chan *sipgosip.Response, 4), icmp: icmp}
 	u.calls.Store(res.CallID, d.stray)
@@ -465,7 +439,7 @@ func (u *UA) Dial(ctx context.Context, c Call, progress func(State, time.Time)) 
 		d.cancelTx.Terminate()
 	}
 	u.watchLateAnswer(d) // first: stray looks there first, so no response falls between
-	if res.State != StateAnswered {
+	if res.State != call.StateAnswered {
 		// Ended unanswered, given up (no ring in time, no 487 after the CANCEL, shutdown) or with a final
 		// response: a 200 may still come. After a final response the INVITE transaction would swallow it (a
 		// fork's 200 that crossed the CANCEL, which RFC 3261 16.7 has proxies forward even after the 487), so
@@ -524,10 +498,10 @@ func do(ctx context.Context, client *sipgo.Client, req *sipgosip.Request) (*sipg
 type dial struct {
 	ua     *UA
 	client *sipgo.Client
-	call   Call
+	call   call.Request
 	inv    *sipgosip.Request
 	tx     sipgosip.ClientTransaction
-	res    *Result
+	res    *call.Result
 	// stray receives responses of this call that matched no transaction.
 	stray chan *sipgosip.Response
 	// icmp receives the ICMP errors of this call's UDP requests (nil over TCP and TLS).
@@ -536,8 +510,8 @@ type dial struct {
 	authTried      bool
 	cancelled      bool // CANCEL was sent (or tried)
 	cancelTx       sipgosip.ClientTransaction
-	cancelReason   Reason // why we sent CANCEL: "" for the normal ring-then-cancel
-	cancelAnswered bool   // the CANCEL got a 200
+	cancelReason   call.Reason // why we sent CANCEL: "" for the normal ring-then-cancel
+	cancelAnswered bool        // the CANCEL got a 200
 
 	dialTimer, ringTimer, guardTimer *time.Timer
 
@@ -583,7 +557,7 @@ func (d *dial) stopTimers() {
 	}
 }
 
-func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
+func (d *dial) run(ctx context.Context, progress func(call.State, time.Time)) {
 	d.dialTimer = time.NewTimer(d.call.DialTimeout)
 	ctxDone := ctx.Done()
 	for {
@@ -618,7 +592,7 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 			// error, at once rather than after dial_timeout.
 			d.ua.log.Warn("trunk unreachable", "call_id", d.res.CallID, "err", err)
 			d.tx.Terminate()
-			d.fail(0, ReasonTrunkError)
+			d.fail(0, call.ReasonTrunkError)
 			return
 		case <-d.tx.Done():
 			// Timer B or a transport error: the trunk is gone.
@@ -627,7 +601,7 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 			return
 		case <-timerC(d.ringTimer):
 			d.ringTimer = nil
-			d.cancel(ReasonNone)
+			d.cancel(call.ReasonNone)
 		case <-timerC(d.dialTimer):
 			d.dialTimer = nil
 			if d.res.Rang || d.cancelled {
@@ -636,10 +610,10 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 			if !d.res.Provisional {
 				// RFC 3261 9.1: no CANCEL before a provisional response; just stop.
 				d.tx.Terminate()
-				d.fail(0, ReasonNoRing)
+				d.fail(0, call.ReasonNoRing)
 				return
 			}
-			d.cancel(ReasonNoRing)
+			d.cancel(call.ReasonNoRing)
 		case r := <-cancelResponses:
 			if r.StatusCode == 200 {
 				d.cancelAnswered = true
@@ -673,12 +647,12 @@ func (d *dial) run(ctx context.Context, progress func(State, time.Time)) {
 			case d.res.Rang:
 				// The phone showed the call (ring_time had not run out): cancelled now, it is the missed
 				// call a flash call is for, and recorded so.
-				d.cancel(ReasonNone)
+				d.cancel(call.ReasonNone)
 			case d.res.Provisional:
-				d.cancel(ReasonInterrupted)
+				d.cancel(call.ReasonInterrupted)
 			default:
 				d.tx.Terminate()
-				d.fail(0, ReasonInterrupted)
+				d.fail(0, call.ReasonInterrupted)
 				return
 			}
 		}
@@ -694,7 +668,7 @@ func (d *dial) ours(r *sipgosip.Response) bool {
 		cseq.SeqNo == want.SeqNo && cseq.MethodName == want.MethodName
 }
 
-func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress func(State, time.Time)) bool {
+func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress func(call.State, time.Time)) bool {
 	code := r.StatusCode
 	d.res.Responded = true
 	switch {
@@ -709,16 +683,16 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 			d.res.RingingAt = time.Now()
 			if !d.cancelled {
 				if d.call.RingTime <= 0 {
-					d.cancel(ReasonNone) // first: every millisecond more of ringing risks an answer
+					d.cancel(call.ReasonNone) // first: every millisecond more of ringing risks an answer
 				} else {
 					d.ringTimer = time.NewTimer(d.call.RingTime)
 				}
 			}
-			progress(StateRinging, d.res.RingingAt)
+			progress(call.StateRinging, d.res.RingingAt)
 		}
 		return false
 	case r.IsSuccess():
-		d.res.State, d.res.SIPCode = StateAnswered, code
+		d.res.State, d.res.SIPCode = call.StateAnswered, code
 		d.hangUp(r)
 		return true
 	case (code == 401 || code == 407) && d.mayAuthenticate(r):
@@ -729,19 +703,19 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 		tx, err := d.client.TransactionDigestAuth(ctx, d.inv, r, sipgo.DigestAuth{Username: d.authUser(), Password: d.call.Password})
 		if err != nil {
 			d.ua.log.Warn("digest auth not possible", "call_id", d.res.CallID, "err", err)
-			d.fail(code, ReasonAuthFailed)
+			d.fail(code, call.ReasonAuthFailed)
 			return true
 		}
 		d.tx = tx
 		return false
 	case code == 487 && d.cancelled:
-		if d.cancelReason != ReasonNone {
+		if d.cancelReason != call.ReasonNone {
 			d.fail(code, d.cancelReason)
 		} else {
-			d.res.State, d.res.SIPCode = StateMissed, code
+			d.res.State, d.res.SIPCode = call.StateMissed, code
 		}
 	default:
-		d.fail(code, Classify(code))
+		d.fail(code, call.Classify(code))
 		d.res.Phrase = r.Reason
 		if h := r.GetHeader("Reason"); h != nil {
 			d.res.Phrase += "; " + h.Value()
@@ -779,28 +753,28 @@ func (d *dial) authUser() string {
 	return d.call.Username
 }
 
-func (d *dial) fail(code int, reason Reason) {
-	d.res.State, d.res.SIPCode, d.res.Reason = StateFailed, code, reason
+func (d *dial) fail(code int, reason call.Reason) {
+	d.res.State, d.res.SIPCode, d.res.Reason = call.StateFailed, code, reason
 }
 
 // endWithoutFinal ends a call whose INVITE got no final response.
 func (d *dial) endWithoutFinal() {
 	switch {
-	case d.cancelReason != ReasonNone && !d.cancelAnswered && d.res.Provisional:
+	case d.cancelReason != call.ReasonNone && !d.cancelAnswered && d.res.Provisional:
 		// It had answered (a 1xx), then nothing, not even to the CANCEL: the trunk went away mid-call.
-		d.fail(0, ReasonTrunkError)
-	case d.cancelReason != ReasonNone:
+		d.fail(0, call.ReasonTrunkError)
+	case d.cancelReason != call.ReasonNone:
 		d.fail(0, d.cancelReason)
 	case d.res.Rang && d.cancelAnswered:
 		// The trunk confirmed the CANCEL but never sent the 487 (an RFC 2543 peer): the call was missed.
-		d.res.State = StateMissed
+		d.res.State = call.StateMissed
 	default:
-		d.fail(0, ReasonTrunkError)
+		d.fail(0, call.ReasonTrunkError)
 	}
 }
 
 // cancel sends CANCEL for the INVITE and arms the guard that ends the call if no final answer follows.
-func (d *dial) cancel(reason Reason) {
+func (d *dial) cancel(reason call.Reason) {
 	if d.cancelled {
 		return
 	}
@@ -812,7 +786,7 @@ func (d *dial) cancel(reason Reason) {
 		d.ua.log.Warn("cancel not sent", "call_id", d.res.CallID, "err", err)
 		return
 	}
-	if reason == ReasonNone {
+	if reason == call.ReasonNone {
 		d.res.CancelledAt = time.Now() // written to the socket
 	}
 	d.cancelTx = tx

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"flashotp/call"
 	"flashotp/internal/peers"
 	"flashotp/sip"
 )
@@ -28,27 +29,27 @@ func TestDialAgainstSIPp(t *testing.T) {
 	tests := []struct {
 		scenario    string
 		dialTimeout time.Duration
-		want        sip.State
+		want        call.State
 		code        int
-		reason      sip.Reason
+		reason      call.Reason
 		rang        bool
-		progress    []sip.State
+		progress    []call.State
 	}{
-		{"ring_cancel.xml", 5 * time.Second, sip.StateMissed, 487, "", true, []sip.State{sip.StateDialing, sip.StateRinging}},
-		{"ring_cancel_sloppy.xml", 5 * time.Second, sip.StateMissed, 487, "", true, []sip.State{sip.StateDialing, sip.StateRinging}},
-		{"answer.xml", 5 * time.Second, sip.StateAnswered, 200, "", true, []sip.State{sip.StateDialing, sip.StateRinging}},
-		{"busy.xml", 5 * time.Second, sip.StateFailed, 486, sip.ReasonBusy, false, []sip.State{sip.StateDialing}},
-		{"silent.xml", 700 * time.Millisecond, sip.StateFailed, 487, sip.ReasonNoRing, false, []sip.State{sip.StateDialing}},
+		{"ring_cancel.xml", 5 * time.Second, call.StateMissed, 487, "", true, []call.State{call.StateDialing, call.StateRinging}},
+		{"ring_cancel_sloppy.xml", 5 * time.Second, call.StateMissed, 487, "", true, []call.State{call.StateDialing, call.StateRinging}},
+		{"answer.xml", 5 * time.Second, call.StateAnswered, 200, "", true, []call.State{call.StateDialing, call.StateRinging}},
+		{"busy.xml", 5 * time.Second, call.StateFailed, 486, call.ReasonBusy, false, []call.State{call.StateDialing}},
+		{"silent.xml", 700 * time.Millisecond, call.StateFailed, 487, call.ReasonNoRing, false, []call.State{call.StateDialing}},
 	}
 	for _, tc := range tests {
 		t.Run(strings.TrimSuffix(tc.scenario, ".xml"), func(t *testing.T) {
 			uas := peers.StartUAS(t, tc.scenario, 1)
 			ua := listenUA(t)
-			var seen []sip.State
-			res := ua.Dial(context.Background(), sip.Call{
+			var seen []call.State
+			res := ua.Dial(context.Background(), call.Request{
 				Target: uas.Addr, To: "+447700900123", CLI: "+442079461234",
 				DialTimeout: tc.dialTimeout, CancelGuard: 2 * time.Second,
-			}, func(s sip.State, _ time.Time) { seen = append(seen, s) })
+			}, func(s call.State, _ time.Time) { seen = append(seen, s) })
 			if res.State != tc.want || res.SIPCode != tc.code || res.Reason != tc.reason || res.Rang != tc.rang {
 				t.Fatalf("result %s, want %s code=%d reason=%q rang=%t\n%s", res, tc.want, tc.code, tc.reason, tc.rang, uas.Messages())
 			}
@@ -84,11 +85,11 @@ func TestDialNoResponse(t *testing.T) {
 	defer dead.Close()
 	ua := listenUA(t)
 	start := time.Now()
-	res := ua.Dial(context.Background(), sip.Call{
+	res := ua.Dial(context.Background(), call.Request{
 		Target: dead.LocalAddr().String(), To: "+447700900123", CLI: "+442079461234",
 		DialTimeout: 300 * time.Millisecond, CancelGuard: time.Second,
 	}, nil)
-	if res.State != sip.StateFailed || res.Reason != sip.ReasonNoRing || res.Responded {
+	if res.State != call.StateFailed || res.Reason != call.ReasonNoRing || res.Responded {
 		t.Fatalf("result %s, want failed no_ring without response", res)
 	}
 	if took := time.Since(start); took > 5*time.Second {
@@ -137,16 +138,16 @@ func TestDialClosedPort(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			target := closedPort(t, transport)
 			const n = 10
-			dead, live := make(chan sip.Result, n), make(chan sip.Result, n)
+			dead, live := make(chan call.Result, n), make(chan call.Result, n)
 			for i := 0; i < n; i++ {
 				go func() {
-					dead <- ua.Dial(context.Background(), sip.Call{
+					dead <- ua.Dial(context.Background(), call.Request{
 						Target: target, Transport: transport, To: "+447700900123", CLI: "+442079461234",
 						DialTimeout: 30 * time.Second, CancelGuard: time.Second,
 					}, nil)
 				}()
 				go func() {
-					live <- ua.Dial(context.Background(), sip.Call{
+					live <- ua.Dial(context.Background(), call.Request{
 						Target: phone.Addr(), To: "+447700900124", CLI: "+442079461235", DialTimeout: 5 * time.Second, CancelGuard: time.Second,
 					}, nil)
 				}()
@@ -155,11 +156,11 @@ func TestDialClosedPort(t *testing.T) {
 			for i := 0; i < 2*n; i++ {
 				select {
 				case res := <-dead:
-					if res.State != sip.StateFailed || res.Reason != sip.ReasonTrunkError || res.SIPCode != 0 || res.Responded {
+					if res.State != call.StateFailed || res.Reason != call.ReasonTrunkError || res.SIPCode != 0 || res.Responded {
 						t.Fatalf("call to the closed port: %s, want failed trunk_error without response", res)
 					}
 				case res := <-live:
-					if res.State != sip.StateMissed {
+					if res.State != call.StateMissed {
 						t.Fatalf("call to the live phone beside them: %s, want missed", res)
 					}
 				case <-timeout:
@@ -173,14 +174,14 @@ func TestDialClosedPort(t *testing.T) {
 func TestDialRefusesBadNumbers(t *testing.T) {
 	ua := listenUA(t)
 	for _, to := range []string{"+44770\r\nX: y", "447700900123", "+", "+4477009001231234567"} {
-		res := ua.Dial(context.Background(), sip.Call{Target: "127.0.0.1:9", To: to, CLI: "+442079461234", DialTimeout: time.Second, CancelGuard: time.Second}, nil)
-		if res.State != sip.StateFailed || res.Responded {
+		res := ua.Dial(context.Background(), call.Request{Target: "127.0.0.1:9", To: to, CLI: "+442079461234", DialTimeout: time.Second, CancelGuard: time.Second}, nil)
+		if res.State != call.StateFailed || res.Responded {
 			t.Errorf("to %q: %s, want failed before sending", to, res)
 		}
 	}
 }
 
-func states(s []sip.State) []string {
+func states(s []call.State) []string {
 	out := make([]string, len(s))
 	for i, x := range s {
 		out[i] = string(x)
@@ -209,14 +210,14 @@ func (s *syncBuffer) String() string {
 func TestDialPhone(t *testing.T) {
 	tests := []struct {
 		mode   string
-		want   sip.State
-		reason sip.Reason
+		want   call.State
+		reason call.Reason
 		line   string
 	}{
-		{sip.PhoneRing, sip.StateMissed, "", "missed call from +442079461234 to +447700900123\n"},
-		{sip.PhoneAnswer, sip.StateAnswered, "", "answered call from +442079461234 to +447700900123\n"},
-		{sip.PhoneBusy, sip.StateFailed, sip.ReasonBusy, "busy: refused call from +442079461234 to +447700900123\n"},
-		{sip.PhoneSilent, sip.StateFailed, sip.ReasonNoRing, ""},
+		{sip.PhoneRing, call.StateMissed, "", "missed call from +442079461234 to +447700900123\n"},
+		{sip.PhoneAnswer, call.StateAnswered, "", "answered call from +442079461234 to +447700900123\n"},
+		{sip.PhoneBusy, call.StateFailed, call.ReasonBusy, "busy: refused call from +442079461234 to +447700900123\n"},
+		{sip.PhoneSilent, call.StateFailed, call.ReasonNoRing, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.mode, func(t *testing.T) {
@@ -227,14 +228,14 @@ func TestDialPhone(t *testing.T) {
 			}
 			defer phone.Close()
 			ua := listenUA(t)
-			call := sip.Call{
+			req := call.Request{
 				Target: phone.Addr(), To: "+447700900123", CLI: "+442079461234",
 				DialTimeout: 500 * time.Millisecond, CancelGuard: time.Second,
 			}
 			if tc.mode == sip.PhoneAnswer {
-				call.RingTime = time.Second // the phone answers at once; a CANCEL right after the 180 could win
+				req.RingTime = time.Second // the phone answers at once; a CANCEL right after the 180 could win
 			}
-			res := ua.Dial(context.Background(), call, nil)
+			res := ua.Dial(context.Background(), req, nil)
 			if res.State != tc.want || res.Reason != tc.reason {
 				t.Fatalf("result %s, want %s %q", res, tc.want, tc.reason)
 			}
@@ -254,12 +255,12 @@ func TestDialPhone(t *testing.T) {
 func TestInviteHeaders(t *testing.T) {
 	uas := peers.StartUAS(t, "ring_cancel.xml", 1)
 	ua := listenUA(t)
-	res := ua.Dial(context.Background(), sip.Call{
+	res := ua.Dial(context.Background(), call.Request{
 		Target: uas.Addr, Domain: "trunk.example", To: "*99#02079460123", CLI: "442079461234",
 		UserPhone: true, CLIHeaders: []string{"pai", "rpid"}, Privacy: true,
 		DialTimeout: 5 * time.Second, CancelGuard: 2 * time.Second,
 	}, nil)
-	if res.State != sip.StateMissed {
+	if res.State != call.StateMissed {
 		t.Fatalf("result %s\n%s", res, uas.Messages())
 	}
 	inv := uas.Received("INVITE ")[0]
@@ -308,8 +309,8 @@ func TestNoGoroutineLeft(t *testing.T) {
 	}
 	defer phone.Close()
 	ua := listenUA(t)
-	call := sip.Call{Target: phone.Addr(), To: "+447700900123", CLI: "+442079461234", DialTimeout: 5 * time.Second, CancelGuard: 2 * time.Second}
-	ua.Dial(context.Background(), call, nil) // warm up: connections, pools
+	req := call.Request{Target: phone.Addr(), To: "+447700900123", CLI: "+442079461234", DialTimeout: 5 * time.Second, CancelGuard: 2 * time.Second}
+	ua.Dial(context.Background(), req, nil) // warm up: connections, pools
 	time.Sleep(100 * time.Millisecond)
 	before := runtime.NumGoroutine()
 	var wg sync.WaitGroup
@@ -317,7 +318,7 @@ func TestNoGoroutineLeft(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if res := ua.Dial(context.Background(), call, nil); res.State != sip.StateMissed {
+			if res := ua.Dial(context.Background(), req, nil); res.State != call.StateMissed {
 				t.Errorf("call %s", res)
 			}
 		}()

@@ -26,6 +26,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/valyala/fasthttp"
 
+	"flashotp/call"
 	"flashotp/configs"
 	"flashotp/dialer"
 	"flashotp/otp"
@@ -246,14 +247,14 @@ type benchReporter struct {
 	other   map[string]int  // outcomes other than missed: "state/reason" → calls
 }
 
-func (r *benchReporter) CallProgress(_, _ string, state sip.State, _ time.Time) {
-	if state == sip.StateRinging {
+func (r *benchReporter) CallProgress(_, _ string, state call.State, _ time.Time) {
+	if state == call.StateRinging {
 		r.ringing.Add(1)
 	}
 }
 
-func (r *benchReporter) CallEnded(_, _, _ string, res sip.Result) {
-	if res.State == sip.StateMissed {
+func (r *benchReporter) CallEnded(_, _, _ string, res call.Result) {
+	if res.State == call.StateMissed {
 		r.missed.Add(1)
 	} else {
 		r.mu.Lock()
@@ -639,7 +640,7 @@ func benchSends(ctx context.Context, c benchConfig, m *Main, callee *sippProc, p
 		if v.Call.StartedAt != nil {
 			toInvite = append(toInvite, v.Call.StartedAt.Sub(v.CreatedAt))
 		}
-		if v.Call.State != sip.StateMissed {
+		if v.Call.State != call.StateMissed {
 			others[string(v.Call.State)+"/"+v.Call.Reason]++
 		}
 	}

@@ -56,6 +56,9 @@ type Main struct {
 	draining atomic.Bool
 }
 
+// The SIP UA is the dialer's Caller.
+var _ dialer.Caller = (*sip.UA)(nil)
+
 // NewMain returns a Main for cfg.
 func NewMain(cfg configs.Config, log *slog.Logger) *Main {
 	return &Main{Config: cfg, Log: log, PhoneOut: io.Discard, Ready: make(chan struct{})}

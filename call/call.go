@@ -1,4 +1,9 @@
-package sip
+// Package call holds a flash call's vocabulary, shared by the dialer, the SIP user agent and the
+// verification lifecycle: the Request to dial, the State a call stands in, the Reason a call failed, and
+// its one Result. Classify is the one place a SIP status code becomes a Reason (SPEC section 2). The
+// package imports nothing of flashotp's: sip fills a Result with what happened on the wire, dialer and otp
+// read it.
+package call
 
 import (
 	"fmt"
@@ -36,27 +41,31 @@ const (
 	ReasonInterrupted Reason = "interrupted"
 )
 
-// Classify maps a final SIP status code of an INVITE to its failure reason. It is the one place that
-// does; code 0 stands for a transport error or no response.
-func Classify(code int) Reason {
-	switch code {
-	case 486, 600:
-		return ReasonBusy
-	case 603, 403:
-		return ReasonRejected
-	case 404, 484, 410:
-		return ReasonNotFound
-	case 480, 408:
-		return ReasonUnavailable
-	case 401, 407:
-		return ReasonAuthFailed
-	}
-	switch {
-	case code >= 300 && code < 500:
-		return ReasonClientError
-	default: // 5xx, 6xx not named above, 0
-		return ReasonTrunkError
-	}
+// Request is one flash call to place, as the dialer builds it for a trunk and the SIP UA dials it.
+type Request struct {
+	Target    string // host:port requests are sent to: the trunk, or its outbound proxy
+	Transport string // udp (default), tcp or tls
+	Domain    string // Request-URI and To host; default Target's host
+	// Proxy, when set, is the outbound proxy Target points at: it becomes a loose Route (Route: <sip:Proxy;lr>)
+	// and Domain must name the trunk.
+	Proxy string
+	To    string // the dialed number as the trunk wants it: digits, optional '+', tech prefix (* and #)
+	CLI   string // caller ID as the trunk wants it: digits, optional '+'
+	// UserPhone adds ;user=phone to the Request-URI, To, From and identity URIs.
+	UserPhone bool
+	// CLIHeaders names where the CLI goes: "from", "pai" (P-Asserted-Identity), "rpid" (Remote-Party-ID).
+	// Without "from" the From is anonymous. Empty: from and pai.
+	CLIHeaders []string
+	Privacy    bool // Privacy: id
+
+	Username     string // digest user, unless AuthUsername is set
+	AuthUsername string
+	Password     string // digest password; empty: challenges end the call auth_failed
+	Realm        string // answer only this realm's challenges; empty: any
+
+	RingTime    time.Duration // how long to let it ring after the first 180/183
+	DialTimeout time.Duration // longest wait for the first 180/183
+	CancelGuard time.Duration // longest wait for the final answer after CANCEL
 }
 
 // Result is the outcome of one flash call.
