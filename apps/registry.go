@@ -2,6 +2,7 @@ package apps
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -17,8 +18,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"flashotp/store"
 )
 
 // Errors returned by Registry.
@@ -65,10 +64,18 @@ const MaxTokenAhead = time.Hour
 // tokenLeeway is the clock skew allowed on a JWT's exp and iat.
 const tokenLeeway = 30 * time.Second
 
-const (
-	bucketApps = "apps"
-	bucketKeys = "keys"
-)
+// Store keeps the apps and their API keys. The Registry encodes every record; to a Store a record is
+// opaque bytes under its ID (an app's ID, an API key). flashotp/store implements it on bbolt.
+//
+// The Registry's own methods take no context yet: each of its writes is one short call.
+type Store interface {
+	// LoadApps calls app with every stored app and key with every stored key, by ID, from one consistent
+	// read; app and key must not call the Store.
+	LoadApps(ctx context.Context, app, key func(id string, record []byte) error) error
+	// SaveApps writes apps and keys together, all or nothing: each record under its ID, a nil record
+	// removing its ID (removing a missing one is not an error).
+	SaveApps(ctx context.Context, apps, keys map[string][]byte) error
+}
 
 // Key is an API key as the admin API shows it; Secret is set only in the answer that made it.
 type Key struct {
@@ -105,7 +112,7 @@ type ConfigApp struct {
 
 // Registry holds the apps and keys, cached in memory, written through to the store.
 type Registry struct {
-	db       *store.DB
+	store    Store
 	defaults Defaults
 	aead     cipher.AEAD
 	macKey   []byte
@@ -120,12 +127,13 @@ type Registry struct {
 }
 
 // Open loads the stored apps and keys, puts the config file's apps over them (dropping config apps no
-// longer in the file), and returns the registry. check vets every app stored from now on.
-func Open(db *store.DB, d Defaults, configApps []ConfigApp, check func(id string, a *App) error, now func() time.Time) (*Registry, error) {
+// longer in the file), and returns the registry. Secrets are sealed and MACed under keys derived from the
+// server key key. check vets every app stored from now on.
+func Open(s Store, key []byte, d Defaults, configApps []ConfigApp, check func(id string, a *App) error, now func() time.Time) (*Registry, error) {
 	if now == nil {
 		now = time.Now
 	}
-	block, err := aes.NewCipher(derive(db.Key(), "flashotp apps seal v1"))
+	block, err := aes.NewCipher(derive(key, "flashotp apps seal v1"))
 	if err != nil {
 		return nil, err
 	}
@@ -133,26 +141,18 @@ func Open(db *store.DB, d Defaults, configApps []ConfigApp, check func(id string
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{db: db, defaults: d, aead: aead, macKey: derive(db.Key(), "flashotp api secret v1"), now: now,
+	r := &Registry{store: s, defaults: d, aead: aead, macKey: derive(key, "flashotp api secret v1"), now: now,
 		check: check, apps: map[string]*storedApp{}, keys: map[string]*storedKey{}}
-	err = db.View(func(tx *store.Tx) error {
-		var err error
-		tx.Scan(bucketApps, "", "", false, func(k string, v []byte) bool {
-			var a storedApp
-			err = json.Unmarshal(v, &a)
-			a.full = a.App.WithDefaults(r.defaults)
-			r.apps[k] = &a
-			return err == nil
-		})
-		if err != nil {
-			return err
-		}
-		tx.Scan(bucketKeys, "", "", false, func(k string, v []byte) bool {
-			var key storedKey
-			err = json.Unmarshal(v, &key)
-			r.keys[k] = &key
-			return err == nil
-		})
+	err = s.LoadApps(context.Background(), func(id string, v []byte) error {
+		var a storedApp
+		err := json.Unmarshal(v, &a)
+		a.full = a.App.WithDefaults(r.defaults)
+		r.apps[id] = &a
+		return err
+	}, func(id string, v []byte) error {
+		var k storedKey
+		err := json.Unmarshal(v, &k)
+		r.keys[id] = &k
 		return err
 	})
 	if err != nil {
@@ -181,7 +181,7 @@ func (r *Registry) loadConfig(configApps []ConfigApp) error {
 	now := r.now().UTC()
 	inConfig := map[string]bool{}
 	configKeys := map[string]bool{}
-	return r.db.Batch(func(tx *store.Tx) error {
+	return r.write(func(ch *changes) error {
 		for _, ca := range configApps {
 			inConfig[ca.ID] = true
 			configKeys[ca.APIKey] = true
@@ -195,7 +195,7 @@ func (r *Registry) loadConfig(configApps []ConfigApp) error {
 			} else if a.SealedWebhookSecret == nil {
 				a.SealedWebhookSecret = r.seal(newSecret())
 			}
-			if err := r.putApp(tx, a); err != nil {
+			if err := r.putApp(ch, a); err != nil {
 				return err
 			}
 			k := r.newKey(ca.ID, ca.APIKey, ca.APISecret, now)
@@ -203,22 +203,18 @@ func (r *Registry) loadConfig(configApps []ConfigApp) error {
 			if old := r.keys[ca.APIKey]; old != nil && old.AppID != ca.ID && !old.FromConfig {
 				return fmt.Errorf("apps: api_key %q of config app %q is already a key of app %q", ca.APIKey, ca.ID, old.AppID)
 			}
-			if err := r.putKey(tx, k); err != nil {
+			if err := r.putKey(ch, k); err != nil {
 				return err
 			}
 		}
 		for id, a := range r.apps {
 			if a.FromConfig && !inConfig[id] {
-				if err := r.deleteApp(tx, id); err != nil {
-					return err
-				}
+				r.deleteApp(ch, id)
 			}
 		}
 		for id, k := range r.keys {
 			if k.FromConfig && !configKeys[id] {
-				if err := tx.Delete(bucketKeys, id); err != nil {
-					return err
-				}
+				ch.keys[id] = nil
 				delete(r.keys, id)
 			}
 		}
@@ -226,45 +222,48 @@ func (r *Registry) loadConfig(configApps []ConfigApp) error {
 	})
 }
 
-func (r *Registry) putApp(tx *store.Tx, a *storedApp) error {
+// changes are the records of one write, stored together: a nil record removes its ID.
+type changes struct{ apps, keys map[string][]byte }
+
+// write has fn make changes (and apply them to the registry's maps), then stores them.
+func (r *Registry) write(fn func(ch *changes) error) error {
+	ch := &changes{apps: map[string][]byte{}, keys: map[string][]byte{}}
+	if err := fn(ch); err != nil {
+		return err
+	}
+	return r.store.SaveApps(context.Background(), ch.apps, ch.keys)
+}
+
+func (r *Registry) putApp(ch *changes, a *storedApp) error {
 	v, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
-	if err := tx.Put(bucketApps, a.ID, v); err != nil {
-		return err
-	}
+	ch.apps[a.ID] = v
 	a.full = a.App.WithDefaults(r.defaults)
 	r.apps[a.ID] = a
 	return nil
 }
 
-func (r *Registry) putKey(tx *store.Tx, k *storedKey) error {
+func (r *Registry) putKey(ch *changes, k *storedKey) error {
 	v, err := json.Marshal(k)
 	if err != nil {
 		return err
 	}
-	if err := tx.Put(bucketKeys, k.Key.Key, v); err != nil {
-		return err
-	}
+	ch.keys[k.Key.Key] = v
 	r.keys[k.Key.Key] = k
 	return nil
 }
 
-func (r *Registry) deleteApp(tx *store.Tx, id string) error {
-	if err := tx.Delete(bucketApps, id); err != nil {
-		return err
-	}
+func (r *Registry) deleteApp(ch *changes, id string) {
+	ch.apps[id] = nil
 	for kid, k := range r.keys {
 		if k.AppID == id {
-			if err := tx.Delete(bucketKeys, kid); err != nil {
-				return err
-			}
+			ch.keys[kid] = nil
 			delete(r.keys, kid)
 		}
 	}
 	delete(r.apps, id)
-	return nil
 }
 
 func (r *Registry) newKey(appID, key, secret string, now time.Time) *storedKey {
@@ -365,11 +364,11 @@ func (r *Registry) Create(a App) (Created, error) {
 	}
 	webhookSecret, secret := newSecret(), newSecret()
 	k := r.newKey(a.ID, newKeyID(), secret, now)
-	err := r.db.Batch(func(tx *store.Tx) error {
-		if err := r.putApp(tx, &storedApp{App: a, SealedWebhookSecret: r.seal(webhookSecret)}); err != nil {
+	err := r.write(func(ch *changes) error {
+		if err := r.putApp(ch, &storedApp{App: a, SealedWebhookSecret: r.seal(webhookSecret)}); err != nil {
 			return err
 		}
-		return r.putKey(tx, k)
+		return r.putKey(ch, k)
 	})
 	if err != nil {
 		return Created{}, err
@@ -414,7 +413,7 @@ func (r *Registry) Update(id string, fn func(a *App) error) (App, error) {
 	if err := r.vet(next.App); err != nil {
 		return App{}, err
 	}
-	if err := r.db.Batch(func(tx *store.Tx) error { return r.putApp(tx, &next) }); err != nil {
+	if err := r.write(func(ch *changes) error { return r.putApp(ch, &next) }); err != nil {
 		return App{}, err
 	}
 	return next.full, nil
@@ -431,7 +430,7 @@ func (r *Registry) Delete(id string) error {
 	if a.FromConfig {
 		return fmt.Errorf("app %q: %w; remove it there", id, ErrFromConfig)
 	}
-	if err := r.db.Batch(func(tx *store.Tx) error { return r.deleteApp(tx, id) }); err != nil {
+	if err := r.write(func(ch *changes) error { r.deleteApp(ch, id); return nil }); err != nil {
 		return err
 	}
 	_ = r.check(id, nil)
@@ -453,7 +452,7 @@ func (r *Registry) RotateWebhookSecret(id string) (string, error) {
 	secret := newSecret()
 	next := *cur
 	next.SealedWebhookSecret = r.seal(secret)
-	if err := r.db.Batch(func(tx *store.Tx) error { return r.putApp(tx, &next) }); err != nil {
+	if err := r.write(func(ch *changes) error { return r.putApp(ch, &next) }); err != nil {
 		return "", err
 	}
 	return secret, nil
@@ -485,7 +484,7 @@ func (r *Registry) CreateKey(id string) (Key, error) {
 	}
 	secret := newSecret()
 	k := r.newKey(id, newKeyID(), secret, r.now().UTC())
-	if err := r.db.Batch(func(tx *store.Tx) error { return r.putKey(tx, k) }); err != nil {
+	if err := r.write(func(ch *changes) error { return r.putKey(ch, k) }); err != nil {
 		return Key{}, err
 	}
 	out := k.Key
@@ -509,7 +508,7 @@ func (r *Registry) changeKey(id, key string, fn func(k *storedKey, now time.Time
 	}
 	next := *cur
 	fn(&next, r.now().UTC())
-	if err := r.db.Batch(func(tx *store.Tx) error { return r.putKey(tx, &next) }); err != nil {
+	if err := r.write(func(ch *changes) error { return r.putKey(ch, &next) }); err != nil {
 		return Key{}, err
 	}
 	return next.Key, nil

@@ -26,7 +26,7 @@ func open(t testing.TB, path string, clock *testclock.Clock, config ...apps.Conf
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	r, err := apps.Open(db, defaults, config, func(string, *apps.App) error { return nil }, clock.Now)
+	r, err := apps.Open(db, db.Key(), defaults, config, func(string, *apps.App) error { return nil }, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestReopen(t *testing.T) {
 	}
 	check := func(string, *apps.App) error { return nil }
 	old := apps.ConfigApp{App: apps.App{ID: "old", Pools: []string{"p"}}, APIKey: "old", APISecret: "old-secret"}
-	r, err := apps.Open(db, defaults, []apps.ConfigApp{old}, check, clock.Now)
+	r, err := apps.Open(db, db.Key(), defaults, []apps.ConfigApp{old}, check, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := apps.Open(db, defaults, nil, check, clock.Now)
+	r2, err := apps.Open(db, db.Key(), defaults, nil, check, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

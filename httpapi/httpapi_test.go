@@ -129,7 +129,7 @@ func newEnvWith(t testing.TB, token string) *env {
 		Key:          db.Key(),
 		Now:          e.clock.Now,
 		Log:          log,
-	}, numberpool.Buckets{Pools: db.Bucket("pools"), Quarantine: db.Bucket("quarantine"), Recent: db.Bucket("recent")},
+	}, db,
 		[]numberpool.Pool{
 			pool("demo", "+44207946XXXX"),
 			pool("other", "+33612XXXXXX"),

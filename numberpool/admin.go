@@ -1,6 +1,7 @@
 package numberpool
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -121,7 +122,7 @@ func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool,
 	if keep {
 		err = r.save(p)
 	} else {
-		err = r.b.Pools.Delete(name)
+		err = r.store.DeletePool(context.Background(), name)
 	}
 	if err != nil {
 		return Pool{}, err
@@ -139,7 +140,7 @@ func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool,
 			delete(r.entryUses, key)
 			if _, ok := r.quarantine["entry:"+key]; ok {
 				delete(r.quarantine, "entry:"+key)
-				if err := r.b.Quarantine.Delete("entry:" + key); err != nil {
+				if err := r.store.DeleteQuarantine(context.Background(), "entry:"+key); err != nil {
 					r.cfg.Log.Error("drop quarantine", "err", err)
 				}
 			}
@@ -293,5 +294,5 @@ func (r *Registry) Release(t Target) error {
 	if e, ok := strings.CutPrefix(key, "entry:"); ok {
 		delete(r.rejections, e)
 	}
-	return r.b.Quarantine.Delete(key)
+	return r.store.DeleteQuarantine(context.Background(), key)
 }

@@ -1,13 +1,11 @@
 package numberpool
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
-
-	"flashotp/store"
 )
 
 // flushEvery is how often recent-call histories are written to the store.
@@ -37,7 +35,7 @@ func (r *Registry) flush() {
 	if len(batch) == 0 {
 		return
 	}
-	if err := r.b.Recent.PutMany(batch); err != nil {
+	if err := r.store.PutRecentCalls(context.Background(), batch); err != nil {
 		r.cfg.Log.Error("store recent calls", "recipients", len(batch), "err", err)
 	}
 }
@@ -87,12 +85,11 @@ func (r *Registry) recentFor(recipient string) (*recentCalls, error) {
 		return h, nil
 	}
 	h := &recentCalls{}
-	data, err := r.b.Recent.Get(recipient)
+	data, err := r.store.RecentCalls(context.Background(), recipient)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
 		return nil, fmt.Errorf("recent calls: %w", err) // never a send without its cooldown
-	default:
+	case data != nil:
 		if err := json.Unmarshal(data, h); err != nil {
 			return nil, fmt.Errorf("recent calls: %w", err)
 		}

@@ -1,21 +1,37 @@
 package numberpool
 
-import "encoding/json"
+import (
+	"context"
+	"encoding/json"
+)
 
-// Store keeps one kind of record; *store.Bucket is one.
+// Store keeps a Registry's state: its pools, its quarantines and each recipient's recent calls (the
+// cooldown's history). The Registry encodes every record; to a Store a record is opaque bytes under a name.
+// flashotp/store implements it on bbolt.
+//
+// The Registry's own methods take no context yet: each of its writes is one short call, and the writes it
+// makes in the background (histories, quarantines) must happen whatever became of the request.
 type Store interface {
-	Put(id string, v []byte) error
-	PutMany(records map[string][]byte) error
-	Get(id string) ([]byte, error)
-	Delete(id string) error
-	ForEach(fn func(id string, v []byte) error) error
-}
+	// LoadPools calls fn with every stored pool, in name order, from one consistent read; fn must not
+	// call the Store.
+	LoadPools(ctx context.Context, fn func(name string, pool []byte) error) error
+	// PutPool stores pool under name, replacing what was there.
+	PutPool(ctx context.Context, name string, pool []byte) error
+	// DeletePool removes the pool called name; removing a missing pool is not an error.
+	DeletePool(ctx context.Context, name string) error
 
-// Buckets are the stores a Registry keeps its state in.
-type Buckets struct {
-	Pools      Store // pool name → Pool
-	Quarantine Store // "cli:<MAC of the CLI>" or "entry:pool/id" → Quarantine
-	Recent     Store // recipient → its recent CLIs and codes, as MACs
+	// LoadQuarantines calls fn with every stored quarantine by its key (the Registry's name for the CLI or
+	// entry quarantined), in key order, from one consistent read; fn must not call the Store.
+	LoadQuarantines(ctx context.Context, fn func(key string, q []byte) error) error
+	// PutQuarantine stores q under key, replacing what was there.
+	PutQuarantine(ctx context.Context, key string, q []byte) error
+	// DeleteQuarantine removes the quarantine under key; removing a missing one is not an error.
+	DeleteQuarantine(ctx context.Context, key string) error
+
+	// RecentCalls returns recipient's stored history, or nil and no error when none is stored.
+	RecentCalls(ctx context.Context, recipient string) ([]byte, error)
+	// PutRecentCalls stores the history of each recipient, replacing what was there, in one write.
+	PutRecentCalls(ctx context.Context, histories map[string][]byte) error
 }
 
 func (r *Registry) save(p Pool) error {
@@ -23,5 +39,5 @@ func (r *Registry) save(p Pool) error {
 	if err != nil {
 		return err
 	}
-	return r.b.Pools.Put(p.Name, data)
+	return r.store.PutPool(context.Background(), p.Name, data)
 }

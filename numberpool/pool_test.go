@@ -18,15 +18,24 @@ import (
 	"flashotp/store"
 )
 
-// A store bucket keeps a Registry's state.
-var _ numberpool.Store = (*store.Bucket)(nil)
-
 func newClock() *testclock.Clock {
 	return testclock.New(time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC))
 }
 
-func bucketsOf(db *store.DB) numberpool.Buckets {
-	return numberpool.Buckets{Pools: db.Bucket("pools"), Quarantine: db.Bucket("quarantine"), Recent: db.Bucket("recent")}
+// storedPool returns the record of the pool called name in db, or nil.
+func storedPool(t testing.TB, db *store.DB, name string) []byte {
+	t.Helper()
+	var out []byte
+	err := db.LoadPools(t.Context(), func(n string, v []byte) error {
+		if n == name {
+			out = v
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("stored pools: %v", err)
+	}
+	return out
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -51,7 +60,6 @@ type fixture struct {
 	db      *store.DB
 	clock   *testclock.Clock
 	cfg     numberpool.Config
-	b       numberpool.Buckets
 	configs []numberpool.Pool
 	reg     *numberpool.Registry
 	closed  bool // reg is closed
@@ -80,7 +88,7 @@ func newFixture(t testing.TB, cfg numberpool.Config, configPools ...numberpool.P
 	if cfg.Log == nil {
 		cfg.Log = quietLog()
 	}
-	f.cfg, f.b = cfg, bucketsOf(f.db)
+	f.cfg = cfg
 	f.reopen(t)
 	// Before the store closes (cleanups run last first).
 	t.Cleanup(f.close)
@@ -95,11 +103,11 @@ func (f *fixture) close() {
 	}
 }
 
-// reopen closes the Registry and builds a new one over the same buckets and config pools, as a restart does.
+// reopen closes the Registry and builds a new one over the same store and config pools, as a restart does.
 func (f *fixture) reopen(t testing.TB) {
 	t.Helper()
 	f.close()
-	reg, err := numberpool.NewRegistry(f.cfg, f.b, f.configs)
+	reg, err := numberpool.NewRegistry(f.cfg, f.db, f.configs)
 	if err != nil {
 		t.Fatalf("NewRegistry: %v", err)
 	}

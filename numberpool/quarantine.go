@@ -1,6 +1,7 @@
 package numberpool
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -42,7 +43,7 @@ func (r *Registry) Reject(cli string, sipCode int, reason string, rang bool) {
 	writes := r.reject(cli, sipCode, reason)
 	for key, q := range writes { // after the lock: a burst of rejections must not stall the sends
 		data, _ := json.Marshal(q)
-		if err := r.b.Quarantine.Put(key, data); err != nil {
+		if err := r.store.PutQuarantine(context.Background(), key, data); err != nil {
 			r.cfg.Log.Error("store quarantine", "err", err)
 		}
 	}
@@ -101,7 +102,7 @@ func (r *Registry) mask(cli string) string {
 func (r *Registry) setQuarantine(key string, q Quarantine) {
 	r.quarantine[key] = q
 	data, _ := json.Marshal(q)
-	if err := r.b.Quarantine.Put(key, data); err != nil {
+	if err := r.store.PutQuarantine(context.Background(), key, data); err != nil {
 		r.cfg.Log.Error("store quarantine", "err", err)
 	}
 }

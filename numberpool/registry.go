@@ -1,6 +1,7 @@
 package numberpool
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -26,8 +27,8 @@ type Config struct {
 // Registry is the live set of pools: picks, rejections, quarantine and changes. It is safe for concurrent
 // use.
 type Registry struct {
-	cfg Config
-	b   Buckets
+	cfg   Config
+	store Store
 
 	mu          sync.RWMutex
 	pools       map[string]*livePool
@@ -35,7 +36,7 @@ type Registry struct {
 	rejections  map[string]map[string]time.Time // "pool/id" → its CLIs rejected lately (by key) → when
 	uses        map[string]uint64               // CLI → times picked since start
 	entryUses   map[string]uint64               // "pool/id" → times picked since start
-	recent      map[string]*recentCalls         // recipient → recent CLI/code MACs (cache of Buckets.Recent)
+	recent      map[string]*recentCalls         // recipient → recent CLI/code MACs (cache of the stored histories)
 	spaceCache  map[string]Space                // code length and candidate entries → their space; reset on change
 	codeLengths map[string]int                  // app → its default code length, when set by SetApp
 	picks       uint64                          // picks since start, to sweep recent now and then
@@ -55,14 +56,15 @@ type livePool struct {
 
 // NewRegistry loads the stored pools, puts configPools over them (a config pool always wins and is marked
 // from config; a stored config pool no longer in the config is dropped), and checks every app's code space.
-func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
+func NewRegistry(cfg Config, s Store, configPools []Pool) (*Registry, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	r := &Registry{cfg: cfg, b: b, pools: map[string]*livePool{}, quarantine: map[string]Quarantine{},
+	ctx := context.Background()
+	r := &Registry{cfg: cfg, store: s, pools: map[string]*livePool{}, quarantine: map[string]Quarantine{},
 		rejections: map[string]map[string]time.Time{}, uses: map[string]uint64{}, entryUses: map[string]uint64{}, recent: map[string]*recentCalls{},
 		spaceCache: map[string]Space{}, codeLengths: map[string]int{}, pending: map[string][]byte{},
 		stop: make(chan struct{}), flushed: make(chan struct{})}
@@ -72,13 +74,13 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 	}
 	var dropped []string
 	added := map[string][]Entry{} // config pool → entries added through the admin API
-	err := b.Pools.ForEach(func(name string, v []byte) error {
+	err := s.LoadPools(ctx, func(name string, v []byte) error {
 		var p Pool
 		if err := json.Unmarshal(v, &p); err != nil {
 			return fmt.Errorf("stored pool %s: %w", name, err)
 		}
 		if p.FromConfig && !inConfig[name] {
-			dropped = append(dropped, name) // deleted after the read: no write inside a bbolt read
+			dropped = append(dropped, name) // deleted after the read: no write inside it (see Store)
 			return nil
 		}
 		if inConfig[name] {
@@ -101,7 +103,7 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 		return nil, err
 	}
 	for _, name := range dropped {
-		if err := b.Pools.Delete(name); err != nil {
+		if err := s.DeletePool(ctx, name); err != nil {
 			return nil, err
 		}
 	}
@@ -136,7 +138,7 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 	}
 	now := cfg.Now()
 	var expired []string
-	err = b.Quarantine.ForEach(func(key string, v []byte) error {
+	err = s.LoadQuarantines(ctx, func(key string, v []byte) error {
 		var q Quarantine
 		if json.Unmarshal(v, &q) == nil && q.Until.After(now) {
 			r.quarantine[key] = q
@@ -149,7 +151,7 @@ func NewRegistry(cfg Config, b Buckets, configPools []Pool) (*Registry, error) {
 		return nil, err
 	}
 	for _, key := range expired {
-		if err := b.Quarantine.Delete(key); err != nil {
+		if err := s.DeleteQuarantine(ctx, key); err != nil {
 			return nil, err
 		}
 	}

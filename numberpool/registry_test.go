@@ -79,7 +79,7 @@ func TestNewRegistry(t *testing.T) {
 				apps = map[string][]string{"demo": {"demo"}}
 			}
 			cfg := numberpool.Config{Apps: apps, CodeLength: tt.codeLength, MinCodeSpace: tt.minCodeSpace, Key: db.Key(), Now: newClock().Now, Log: quietLog()}
-			r, err := numberpool.NewRegistry(cfg, bucketsOf(db), tt.pools)
+			r, err := numberpool.NewRegistry(cfg, db, tt.pools)
 			if tt.wantErr == nil {
 				if err != nil || r == nil {
 					t.Fatalf("NewRegistry = %v, %v; want a registry", r, err)
@@ -218,8 +218,8 @@ func TestCooldownKeepsNoCLI(t *testing.T) {
 		picked = append(picked, f.pick(t, who, "US"))
 	}
 	f.close() // writes the histories
-	raw, err := f.b.Recent.Get(who)
-	if err != nil {
+	raw, err := f.db.RecentCalls(t.Context(), who)
+	if err != nil || raw == nil {
 		t.Fatalf("recent calls of %s: %v", who, err)
 	}
 	var doc any
@@ -768,7 +768,7 @@ func (f *fixture) reopenWithin(t *testing.T, d time.Duration) error {
 	f.close()
 	done := make(chan result, 1)
 	go func() {
-		r, err := numberpool.NewRegistry(f.cfg, f.b, f.configs)
+		r, err := numberpool.NewRegistry(f.cfg, f.db, f.configs)
 		done <- result{r, err}
 	}()
 	select {
@@ -788,7 +788,7 @@ var errHung = errors.New("NewRegistry did not return")
 // the admin API stay; a config pool wins over a stored pool of its name.
 func TestConfigPoolDropped(t *testing.T) {
 	db := openStoreLeftOpenIfHung(t)
-	f := &fixture{db: db, clock: newClock(), b: bucketsOf(db),
+	f := &fixture{db: db, clock: newClock(),
 		cfg:     numberpool.Config{Apps: map[string][]string{"demo": {"demo", "live"}}, CodeLength: 4, MinCodeSpace: 1, Key: db.Key(), Log: quietLog()},
 		configs: []numberpool.Pool{pool("demo", entry("+44207946XXXX")), pool("old", entry("+44207947XXXX"))}}
 	f.cfg.Now = f.clock.Now
@@ -821,7 +821,7 @@ func TestConfigPoolDropped(t *testing.T) {
 	if !slices.Equal(names, []string{"demo", "later", "live"}) {
 		t.Errorf("pools after the restart = %v, want demo, later, live", names)
 	}
-	if _, err := f.b.Pools.Get("old"); err == nil {
+	if storedPool(t, f.db, "old") != nil {
 		t.Errorf("the store still holds pool old")
 	}
 	if rep := f.report(t, "later"); !rep.FromConfig || !slices.Equal(rep.Entries[0].Numbers, []string{"+33198767XXXX"}) {
@@ -1006,7 +1006,7 @@ func TestStoredPoolWithUnknownCountry(t *testing.T) {
 	f.close()
 	uk := local([]string{"UK"}, "+44113496XXXX")
 	var demo numberpool.Pool
-	if v, err := f.b.Pools.Get("demo"); err != nil || json.Unmarshal(v, &demo) != nil {
+	if err := json.Unmarshal(storedPool(t, f.db, "demo"), &demo); err != nil {
 		t.Fatalf("stored demo: %v", err)
 	}
 	demo.Entries = append(demo.Entries, numberpool.Entry{ID: "added", Numbers: []string{"+44113497XXXX"}, Countries: []string{"UK"}, Weight: 1, Enabled: true})
@@ -1015,7 +1015,7 @@ func TestStoredPoolWithUnknownCountry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.b.Pools.Put(p.Name, v); err != nil {
+		if err := f.db.PutPool(t.Context(), p.Name, v); err != nil {
 			t.Fatal(err)
 		}
 	}

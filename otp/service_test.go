@@ -114,7 +114,7 @@ func newRegistry(t testing.TB, db *store.DB, now func() time.Time, codeLength, m
 		ps = append(ps, numberpool.Pool{Name: app, Entries: []numberpool.Entry{{Numbers: []string{numbers}, Enabled: true}}}.WithDefaults())
 	}
 	r, err := numberpool.NewRegistry(numberpool.Config{Apps: apps, CodeLength: codeLength, MinCodeSpace: minCodeSpace, Key: db.Key(), Now: now, Log: quietLog()},
-		numberpool.Buckets{Pools: db.Bucket("pools"), Quarantine: db.Bucket("quarantine"), Recent: db.Bucket("recent")}, ps)
+		db, ps)
 	if err != nil {
 		t.Fatalf("NewRegistry: %v", err)
 	}
@@ -1189,7 +1189,7 @@ func TestSendLocalNumbersAndPattern(t *testing.T) {
 	db := storetest.Open(t)
 	c := newClock()
 	pools, err := numberpool.NewRegistry(numberpool.Config{Apps: map[string][]string{"demo": {"demo"}}, CodeLength: 4, MinCodeSpace: 10000, Key: db.Key(), Now: c.Now, Log: quietLog()},
-		numberpool.Buckets{Pools: db.Bucket("pools"), Quarantine: db.Bucket("quarantine"), Recent: db.Bucket("recent")},
+		db,
 		[]numberpool.Pool{numberpool.Pool{Name: "demo", Entries: []numberpool.Entry{
 			{Numbers: []string{"+44207946XXXX"}, Enabled: true},
 			{Numbers: []string{"+33198765XXXX"}, Countries: []string{"FR"}, Trunks: []string{"carrier-fr"}, Enabled: true},

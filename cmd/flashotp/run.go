@@ -110,13 +110,11 @@ func (m *Main) open() error {
 	}
 	if m.numbers, err = numberpool.NewRegistry(numberpool.Config{
 		Apps: appPools, CodeLength: cfg.OTP.CodeLength, MinCodeSpace: cfg.OTP.MinCodeSpace, Key: m.db.Key(), Log: m.Log,
-	}, numberpool.Buckets{
-		Pools: m.db.Bucket("pools"), Quarantine: m.db.Bucket("quarantine"), Recent: m.db.Bucket("recent"),
-	}, pools); err != nil {
+	}, m.db, pools); err != nil {
 		return err
 	}
 	// Every app, from the file or the admin API, draws from the pools; the pools vet its code space.
-	if m.apps, err = apps.Open(m.db, cfg.AppDefaults(), configApps, func(id string, a *apps.App) error {
+	if m.apps, err = apps.Open(m.db, m.db.Key(), cfg.AppDefaults(), configApps, func(id string, a *apps.App) error {
 		if a == nil {
 			return m.numbers.SetApp(id, nil, 0)
 		}

@@ -25,7 +25,7 @@ func Open(t testing.TB, db *store.DB, d apps.Defaults, check func(string, *apps.
 	if check == nil {
 		check = func(string, *apps.App) error { return nil }
 	}
-	r, err := apps.Open(db, d, list, check, nil)
+	r, err := apps.Open(db, db.Key(), d, list, check, nil)
 	if err != nil {
 		t.Fatalf("apps.Open: %v", err)
 	}
