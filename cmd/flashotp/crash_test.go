@@ -413,11 +413,12 @@ func (c client) listAll() int {
 // startPhone runs `flashotp phone` in ring mode on a free loopback port, as a trunk of its own.
 func startPhone(t *testing.T) (string, *proc) {
 	t.Helper()
-	port, err := freeUDPPort()
+	l, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
+	addr := l.LocalAddr().String()
+	l.Close()
 	return addr, start(t, "phone", "--listen", addr, "--mode", "ring")
 }
 

@@ -1,6 +1,7 @@
-// Package peers runs real SIP peers for tests, on loopback: SIPp with a scenario from testdata/sipp,
+// Package peers runs real SIP peers on loopback for tests: SIPp with a scenario from testdata/sipp,
 // Kamailio with a config from testdata/kamailio, baresip. Each process is the test's own: it is stopped by
-// PID (and process group) in t.Cleanup.
+// PID (and process group) in t.Cleanup. `flashotp bench` runs its SIPp processes through RunSIPp and
+// ListenSIPp too: the one SIPp runner.
 package peers
 
 import (
@@ -54,15 +55,84 @@ func Scenario(t testing.TB, name string) string {
 	return p
 }
 
-// UAS is a running SIPp callee.
-type UAS struct {
-	Addr     string // 127.0.0.1:port it listens on
+// SIPp is a SIPp process on loopback, stopped by its PID (and process group) with Stop.
+type SIPp struct {
+	Addr     string // 127.0.0.1:port it uses
+	port     int
 	cmd      *exec.Cmd
-	done     chan struct{}
-	waitErr  error
-	msgFile  string
-	stderr   lockedBuffer
+	done     chan struct{} // closed when it has exited
 	exitCode int
+	out      lockedBuffer
+}
+
+// RunSIPp starts sipp in dir with args, on a free loopback port of transport (udp, tcp, or tls: give
+// -tls_cert and -tls_key in args). It does not wait for SIPp to listen: a caller's scenario needs no one to
+// reach it.
+func RunSIPp(dir, transport string, args ...string) (*SIPp, error) {
+	mode := map[string]string{"udp": "u1", "tcp": "t1", "tls": "l1"}[transport]
+	if mode == "" {
+		return nil, fmt.Errorf("sipp transport %q", transport)
+	}
+	sipp, err := exec.LookPath("sipp")
+	if err != nil {
+		return nil, errors.New("sipp not found: install the Debian package sip-tester")
+	}
+	port, err := loopbackPort(transport)
+	if err != nil {
+		return nil, err
+	}
+	p := &SIPp{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), port: port, done: make(chan struct{})}
+	p.cmd = exec.Command(sipp, append([]string{"-t", mode, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-nostdin"}, args...)...)
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start sipp: %w", err)
+	}
+	go func() {
+		var ee *exec.ExitError
+		if err := p.cmd.Wait(); errors.As(err, &ee) {
+			p.exitCode = ee.ExitCode()
+		}
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// ListenSIPp is RunSIPp for a callee: it returns once SIPp listens on its port (another try on another
+// port if something took the port first).
+func ListenSIPp(dir, transport string, args ...string) (*SIPp, error) {
+	for attempt := 0; ; attempt++ {
+		p, err := RunSIPp(dir, transport, args...)
+		if err != nil {
+			return nil, err
+		}
+		if waitBound(transport, p.port, 5*time.Second, p.done) {
+			return p, nil
+		}
+		p.Stop()
+		if attempt == 2 || !strings.Contains(p.Output(), "bind") {
+			return nil, fmt.Errorf("sipp did not start on %s: %s", p.Addr, p.Output())
+		}
+	}
+}
+
+// Done is closed when SIPp has exited.
+func (p *SIPp) Done() <-chan struct{} { return p.done }
+
+// ExitCode is SIPp's exit status once Done is closed (0: every call completed its scenario).
+func (p *SIPp) ExitCode() int { return p.exitCode }
+
+// Output is what SIPp printed so far.
+func (p *SIPp) Output() string { return p.out.String() }
+
+// Stop ends SIPp: SIGTERM, then SIGKILL after 3 s.
+func (p *SIPp) Stop() { stopGroup(p.cmd, p.done) }
+
+// UAS is a running SIPp callee of a test.
+type UAS struct {
+	*SIPp
+	msgFile string
 }
 
 // StartUAS starts SIPp as a callee on a free loopback UDP port, running scenario (a file name in
@@ -75,64 +145,21 @@ func StartUAS(t testing.TB, scenario string, calls int, extra ...string) *UAS {
 // StartUASOn is StartUAS over transport: udp, tcp, or tls (give -tls_cert and -tls_key in extra).
 func StartUASOn(t testing.TB, transport, scenario string, calls int, extra ...string) *UAS {
 	t.Helper()
-	mode := map[string]string{"udp": "u1", "tcp": "t1", "tls": "l1"}[transport]
-	if mode == "" {
-		t.Fatalf("transport %q", transport)
-	}
-	extra = append([]string{"-t", mode}, extra...)
-	sipp := Require(t, "sipp", "sip-tester")
+	Require(t, "sipp", "sip-tester")
 	dir := t.TempDir()
 	u := &UAS{msgFile: filepath.Join(dir, "messages.log")}
-	for attempt := 0; ; attempt++ {
-		port := freePort(t, transport)
-		u.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		args := append([]string{
-			"-sf", Scenario(t, scenario),
-			"-i", "127.0.0.1", "-p", strconv.Itoa(port),
-			"-m", strconv.Itoa(calls),
-			"-nostdin", "-trace_msg", "-message_file", u.msgFile,
-			"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
-			"-timeout_error", "-timeout", "120s",
-		}, extra...)
-		u.cmd = exec.Command(sipp, args...)
-		u.cmd.Dir = dir
-		u.cmd.Stderr = &u.stderr
-		u.cmd.Stdout = &u.stderr
-		if err := u.cmd.Start(); err != nil {
-			t.Fatalf("start sipp: %v", err)
-		}
-		u.done = make(chan struct{})
-		go func() {
-			u.waitErr = u.cmd.Wait()
-			var ee *exec.ExitError
-			if errors.As(u.waitErr, &ee) {
-				u.exitCode = ee.ExitCode()
-			}
-			close(u.done)
-		}()
-		if waitBound(transport, port, 5*time.Second, u.done) {
-			break
-		}
-		_ = u.cmd.Process.Kill()
-		<-u.done
-		// Another process may have taken the port between our probe and SIPp's bind: try another.
-		if attempt == 2 || !strings.Contains(u.stderr.String(), "bind") {
-			t.Fatalf("sipp did not start on %s: %s", u.Addr, u.stderr.String())
-		}
+	p, err := ListenSIPp(dir, transport, append([]string{
+		"-sf", Scenario(t, scenario),
+		"-m", strconv.Itoa(calls),
+		"-trace_msg", "-message_file", u.msgFile,
+		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
+		"-timeout_error", "-timeout", "120s",
+	}, extra...)...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		select {
-		case <-u.done:
-		default:
-			_ = u.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-u.done:
-			case <-time.After(3 * time.Second):
-				_ = u.cmd.Process.Kill()
-				<-u.done
-			}
-		}
-	})
+	u.SIPp = p
+	t.Cleanup(p.Stop)
 	return u
 }
 
@@ -179,20 +206,29 @@ func freeUDPPort(t testing.TB) int { return freePort(t, "udp") }
 // freePort returns a loopback port free for transport (tcp and tls: a TCP port).
 func freePort(t testing.TB, transport string) int {
 	t.Helper()
-	if transport == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := loopbackPort(transport)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return port
+}
+
+// loopbackPort returns a loopback port free for transport (tcp and tls: a TCP port) a moment ago.
+func loopbackPort(transport string) (int, error) {
+	if transport == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port, nil
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitBound reports whether something bound the port for transport within d (binding it ourselves then

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -6,14 +6,13 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"flashotp/internal/peers"
 )
 
 // benchdata holds the SIPp scenarios the bench runs: the callee (ring, then cancelled, its 487 retransmitted
@@ -22,14 +21,11 @@ import (
 //go:embed benchdata/*.xml
 var benchdata embed.FS
 
-// sippProc is a SIPp process the bench started; it is stopped by its PID.
-type sippProc struct {
-	cmd     *exec.Cmd
-	addr    string
-	stats   string        // its statistics file, dumped every second, if it keeps one
-	done    chan struct{} // closed when it has exited
-	waitErr error
-	out     bytes.Buffer
+// callee is the SIPp callee the bench calls, ringing then cancelled, with its statistics file (dumped every
+// second).
+type callee struct {
+	*peers.SIPp
+	stats string
 }
 
 // writeScenarios copies the embedded scenarios into dir.
@@ -50,77 +46,19 @@ func writeScenarios(dir string) error {
 	return nil
 }
 
-// freeUDPPort returns a loopback UDP port that was free a moment ago.
-func freeUDPPort() (int, error) {
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
-}
+// sippArgs are the arguments of each SIPp process the bench runs: the same 4 MiB socket buffers the engine
+// asks for, so neither side drops datagrams first.
+var sippArgs = []string{"-l", "1000000", "-buff_size", "4194304"}
 
-// startSIPp runs sipp in dir with args, on a free loopback port it returns in addr.
-func startSIPp(dir string, args ...string) (*sippProc, error) {
-	sipp, err := exec.LookPath("sipp")
-	if err != nil {
-		return nil, errors.New("sipp not found: install the Debian package sip-tester")
-	}
-	port, err := freeUDPPort()
+// startCallee runs the SIPp callee in dir, keeping its statistics in the file stats, and waits until it
+// listens.
+func startCallee(dir, stats string) (*callee, error) {
+	p, err := peers.ListenSIPp(dir, "udp", append([]string{"-sf", "uas_ring_cancel.xml", "-max_socket", "65000",
+		"-trace_stat", "-stf", stats, "-fd", "1"}, sippArgs...)...)
 	if err != nil {
 		return nil, err
 	}
-	p := &sippProc{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), done: make(chan struct{})}
-	// -buff_size: the same 4 MiB socket buffers the engine asks for, so neither side drops datagrams first.
-	p.cmd = exec.Command(sipp, append(args, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-nostdin", "-buff_size", "4194304")...)
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start sipp: %w", err)
-	}
-	go func() { p.waitErr = p.cmd.Wait(); close(p.done) }()
-	return p, nil
-}
-
-// startCallee runs the SIPp callee and waits until it listens.
-func startCallee(dir string, extra ...string) (*sippProc, error) {
-	p, err := startSIPp(dir, append([]string{"-sf", "uas_ring_cancel.xml", "-l", "1000000", "-max_socket", "65000"}, extra...)...)
-	if err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		// SIPp holds the port once it runs: our own bind fails.
-		c, err := net.ListenPacket("udp", p.addr)
-		if err != nil {
-			return p, nil
-		}
-		c.Close()
-		select {
-		case <-p.done:
-			return nil, fmt.Errorf("sipp callee exited: %v: %s", p.waitErr, p.out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	p.stop()
-	return nil, errors.New("sipp callee did not start")
-}
-
-// stop ends the process (SIGTERM, then SIGKILL) by its PID.
-func (p *sippProc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(3 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	return &callee{SIPp: p, stats: stats}, nil
 }
 
 // sippStats are the final counts of a SIPp caller run.
@@ -133,15 +71,15 @@ type sippStats struct {
 // its final counts.
 func runReferenceCaller(dir, callee string, rate, calls int) (sippStats, error) {
 	stat := filepath.Join(dir, fmt.Sprintf("uac_%d.csv", rate))
-	p, err := startSIPp(dir, callee, "-sf", "uac_ring_cancel.xml", "-r", strconv.Itoa(rate), "-m", strconv.Itoa(calls),
-		"-l", "1000000", "-timeout", "60s", "-trace_stat", "-stf", stat, "-fd", "1")
+	p, err := peers.RunSIPp(dir, "udp", append([]string{callee, "-sf", "uac_ring_cancel.xml", "-r", strconv.Itoa(rate),
+		"-m", strconv.Itoa(calls), "-timeout", "60s", "-trace_stat", "-stf", stat, "-fd", "1"}, sippArgs...)...)
 	if err != nil {
 		return sippStats{}, err
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(90 * time.Second):
-		p.stop()
+		p.Stop()
 		return sippStats{}, errors.New("sipp caller still running after 90 s")
 	}
 	return readSIPpStats(stat)
@@ -177,7 +115,7 @@ func readSIPpStats(file string) (sippStats, error) {
 
 // arrivals returns how many calls the callee has received so far, from its statistics (it waits for the
 // next dump): the count the bench compares with the calls it placed, to see none lost or duplicated.
-func (p *sippProc) arrivals() (int, error) {
+func (p *callee) arrivals() (int, error) {
 	time.Sleep(1100 * time.Millisecond)
 	_, n, err := arrivalRate(p.stats)
 	return n, err
