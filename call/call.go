@@ -1,8 +1,8 @@
 // Package call holds a flash call's vocabulary, shared by the dialer, the SIP user agent and the
 // verification lifecycle: the Request to dial, the State a call stands in, the Reason a call failed, and
-// its one Result. Classify is the one place a SIP status code becomes a Reason (SPEC section 2). The
-// package imports nothing of flashotp's: sip fills a Result with what happened on the wire, dialer and otp
-// read it.
+// its one Result. The SIP UA reports what happened on the wire (Facts); Outcome alone turns them into a
+// State and a Reason, and Classify is the one place a SIP status code becomes a Reason (SPEC section 2).
+// The package imports nothing of flashotp's.
 package call
 
 import (

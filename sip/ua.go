@@ -395,22 +395,17 @@ func (u *UA) Dial(ctx context.Context, c call.Request, progress func(call.State,
 		progress = func(call.State, time.Time) {}
 	}
 	res.StartedAt = time.Now()
-	defer func() {
-		res.EndedAt = time.Now()
-		if res.State == call.StateFailed && res.Reason == call.ReasonNone {
-			res.Reason = call.Classify(res.SIPCode)
-		}
-	}()
+	defer func() { res.EndedAt = time.Now() }()
 	if !dialedRe.MatchString(c.To) || !cliRe.MatchString(c.CLI) {
 		// Upstream checks should make this impossible; it guards SIP headers all the same.
 		u.log.Error("refusing call: a number is not digits")
-		res.State, res.Reason = call.StateFailed, call.ReasonClientError
+		res.State, res.Reason = call.Outcome(call.Facts{Refused: true})
 		return res
 	}
 
 	inv, err := u.newInvite(c)
 	if err != nil {
-		res.State, res.Reason = call.StateFailed, call.ReasonTrunkError
+		res.State, res.Reason = call.Outcome(call.Facts{}) // not sent: no response
 		return res
 	}
 	res.CallID = inv.CallID().Value()
@@ -424,7 +419,7 @@ func (u *UA) Dial(ctx context.Context, c call.Request, progress func(call.State,
 	tx, err := u.clientFor(c.Transport).TransactionRequest(ctx, inv)
 	if err != nil {
 		u.log.Warn("invite not sent", "call_id", res.CallID, "target", c.Target, "err", err)
-		res.State, res.Reason = call.StateFailed, call.ReasonTrunkError
+		res.State, res.Reason = call.Outcome(call.Facts{})
 		return res
 	}
 	progress(call.StateDialing, res.StartedAt)
@@ -434,6 +429,8 @@ func (u *UA) Dial(ctx context.Context, c call.Request, progress func(call.State,
 	defer d.stopTimers()
 	defer d.stopMedia()
 	d.run(ctx, progress)
+	res.SIPCode, res.Rang, res.Provisional = d.facts.Final, d.facts.Rang, d.facts.Provisional
+	res.State, res.Reason = call.Outcome(d.facts)
 	if d.cancelTx != nil {
 		// Its 200 may never come; a transaction nobody reads would hold sipgo's goroutines forever.
 		d.cancelTx.Terminate()
@@ -507,11 +504,10 @@ type dial struct {
 	// icmp receives the ICMP errors of this call's UDP requests (nil over TCP and TLS).
 	icmp chan error
 
-	authTried      bool
-	cancelled      bool // CANCEL was sent (or tried)
-	cancelTx       sipgosip.ClientTransaction
-	cancelReason   call.Reason // why we sent CANCEL: "" for the normal ring-then-cancel
-	cancelAnswered bool        // the CANCEL got a 200
+	// facts is what happened on the wire, for call.Outcome once the call ends.
+	facts     call.Facts
+	authTried bool
+	cancelTx  sipgosip.ClientTransaction
 
 	dialTimer, ringTimer, guardTimer *time.Timer
 
@@ -592,31 +588,29 @@ func (d *dial) run(ctx context.Context, progress func(call.State, time.Time)) {
 			// error, at once rather than after dial_timeout.
 			d.ua.log.Warn("trunk unreachable", "call_id", d.res.CallID, "err", err)
 			d.tx.Terminate()
-			d.fail(0, call.ReasonTrunkError)
 			return
 		case <-d.tx.Done():
 			// Timer B or a transport error: the trunk is gone.
 			d.ua.log.Warn("invite transaction ended", "call_id", d.res.CallID, "err", d.tx.Err())
-			d.endWithoutFinal()
 			return
 		case <-timerC(d.ringTimer):
 			d.ringTimer = nil
-			d.cancel(call.ReasonNone)
+			d.cancel(call.StopNone)
 		case <-timerC(d.dialTimer):
 			d.dialTimer = nil
-			if d.res.Rang || d.cancelled {
+			if d.facts.Rang || d.facts.Cancelled {
 				continue
 			}
-			if !d.res.Provisional {
+			if !d.facts.Provisional {
 				// RFC 3261 9.1: no CANCEL before a provisional response; just stop.
+				d.facts.Stopped = call.StopNoRing
 				d.tx.Terminate()
-				d.fail(0, call.ReasonNoRing)
 				return
 			}
-			d.cancel(call.ReasonNoRing)
+			d.cancel(call.StopNoRing)
 		case r := <-cancelResponses:
 			if r.StatusCode == 200 {
-				d.cancelAnswered = true
+				d.facts.CancelAnswered = true
 			}
 			if !r.IsProvisional() {
 				// Ended at once, so that a response naming the CANCEL's CSeq after its 200 (a 487 from a
@@ -627,7 +621,7 @@ func (d *dial) run(ctx context.Context, progress func(call.State, time.Time)) {
 		case r := <-d.stray:
 			// A 487 that names the CANCEL's CSeq instead of the INVITE's (a common scenario mistake) still
 			// ends the cancelled INVITE: ACK it as the INVITE's and count the call missed.
-			if r.StatusCode == 487 && d.cancelled && r.CSeq() != nil && r.CSeq().MethodName == sipgosip.CANCEL {
+			if r.StatusCode == 487 && d.facts.Cancelled && r.CSeq() != nil && r.CSeq().MethodName == sipgosip.CANCEL {
 				d.ua.log.Warn("487 with the CANCEL's CSeq taken for the INVITE's", "call_id", d.res.CallID)
 				d.ackFailure(r)
 				d.tx.Terminate()
@@ -636,23 +630,22 @@ func (d *dial) run(ctx context.Context, progress func(call.State, time.Time)) {
 			}
 		case <-timerC(d.guardTimer):
 			d.guardTimer = nil
-			d.ua.log.Warn("no final response after CANCEL", "call_id", d.res.CallID, "cancel_answered", d.cancelAnswered)
+			d.ua.log.Warn("no final response after CANCEL", "call_id", d.res.CallID, "cancel_answered", d.facts.CancelAnswered)
 			d.tx.Terminate()
-			d.endWithoutFinal()
 			return
 		case <-ctxDone:
 			ctxDone = nil
 			switch {
-			case d.cancelled:
-			case d.res.Rang:
+			case d.facts.Cancelled:
+			case d.facts.Rang:
 				// The phone showed the call (ring_time had not run out): cancelled now, it is the missed
 				// call a flash call is for, and recorded so.
-				d.cancel(call.ReasonNone)
-			case d.res.Provisional:
-				d.cancel(call.ReasonInterrupted)
+				d.cancel(call.StopNone)
+			case d.facts.Provisional:
+				d.cancel(call.StopInterrupted)
 			default:
+				d.facts.Stopped = call.StopInterrupted
 				d.tx.Terminate()
-				d.fail(0, call.ReasonInterrupted)
 				return
 			}
 		}
@@ -673,17 +666,17 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 	d.res.Responded = true
 	switch {
 	case r.IsProvisional():
-		d.res.Provisional = true
+		d.facts.Provisional = true
 		if code != 180 && code != 183 {
 			return false
 		}
 		d.watchMedia(r) // a 183 (or 180) with SDP: early media may follow
-		if !d.res.Rang {
-			d.res.Rang = true
+		if !d.facts.Rang {
+			d.facts.Rang = true
 			d.res.RingingAt = time.Now()
-			if !d.cancelled {
+			if !d.facts.Cancelled {
 				if d.call.RingTime <= 0 {
-					d.cancel(call.ReasonNone) // first: every millisecond more of ringing risks an answer
+					d.cancel(call.StopNone) // first: every millisecond more of ringing risks an answer
 				} else {
 					d.ringTimer = time.NewTimer(d.call.RingTime)
 				}
@@ -692,7 +685,7 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 		}
 		return false
 	case r.IsSuccess():
-		d.res.State, d.res.SIPCode = call.StateAnswered, code
+		d.facts.Final = code
 		d.hangUp(r)
 		return true
 	case (code == 401 || code == 407) && d.mayAuthenticate(r):
@@ -703,19 +696,15 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 		tx, err := d.client.TransactionDigestAuth(ctx, d.inv, r, sipgo.DigestAuth{Username: d.authUser(), Password: d.call.Password})
 		if err != nil {
 			d.ua.log.Warn("digest auth not possible", "call_id", d.res.CallID, "err", err)
-			d.fail(code, call.ReasonAuthFailed)
+			d.facts.Final = code
 			return true
 		}
 		d.tx = tx
 		return false
-	case code == 487 && d.cancelled:
-		if d.cancelReason != call.ReasonNone {
-			d.fail(code, d.cancelReason)
-		} else {
-			d.res.State, d.res.SIPCode = call.StateMissed, code
-		}
+	case code == 487 && d.facts.Cancelled:
+		d.facts.Final = code // the CANCEL's: nothing the trunk said to report
 	default:
-		d.fail(code, call.Classify(code))
+		d.facts.Final = code
 		d.res.Phrase = r.Reason
 		if h := r.GetHeader("Reason"); h != nil {
 			d.res.Phrase += "; " + h.Value()
@@ -728,7 +717,7 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 // made yet (a second challenge means they are wrong), the call is not being cancelled, and the challenge's
 // realm is the configured one, if any.
 func (d *dial) mayAuthenticate(r *sipgosip.Response) bool {
-	if d.call.Password == "" || d.authTried || d.cancelled {
+	if d.call.Password == "" || d.authTried || d.facts.Cancelled {
 		return false
 	}
 	if d.call.Realm == "" {
@@ -753,40 +742,20 @@ func (d *dial) authUser() string {
 	return d.call.Username
 }
 
-func (d *dial) fail(code int, reason call.Reason) {
-	d.res.State, d.res.SIPCode, d.res.Reason = call.StateFailed, code, reason
-}
-
-// endWithoutFinal ends a call whose INVITE got no final response.
-func (d *dial) endWithoutFinal() {
-	switch {
-	case d.cancelReason != call.ReasonNone && !d.cancelAnswered && d.res.Provisional:
-		// It had answered (a 1xx), then nothing, not even to the CANCEL: the trunk went away mid-call.
-		d.fail(0, call.ReasonTrunkError)
-	case d.cancelReason != call.ReasonNone:
-		d.fail(0, d.cancelReason)
-	case d.res.Rang && d.cancelAnswered:
-		// The trunk confirmed the CANCEL but never sent the 487 (an RFC 2543 peer): the call was missed.
-		d.res.State = call.StateMissed
-	default:
-		d.fail(0, call.ReasonTrunkError)
-	}
-}
-
 // cancel sends CANCEL for the INVITE and arms the guard that ends the call if no final answer follows.
-func (d *dial) cancel(reason call.Reason) {
-	if d.cancelled {
+func (d *dial) cancel(why call.Stop) {
+	if d.facts.Cancelled {
 		return
 	}
-	d.cancelled = true
-	d.cancelReason = reason
+	d.facts.Cancelled = true
+	d.facts.Stopped = why
 	d.guardTimer = time.NewTimer(d.call.CancelGuard)
 	tx, err := d.client.TransactionRequest(context.Background(), newCancel(d.inv))
 	if err != nil {
 		d.ua.log.Warn("cancel not sent", "call_id", d.res.CallID, "err", err)
 		return
 	}
-	if reason == call.ReasonNone {
+	if why == call.StopNone {
 		d.res.CancelledAt = time.Now() // written to the socket
 	}
 	d.cancelTx = tx
