@@ -424,7 +424,8 @@ func (u *UA) Dial(ctx context.Context, c call.Request, progress func(call.State,
 	}
 	progress(call.StateDialing, res.StartedAt)
 
-	d := &dial{ua: u, client: u.clientFor(c.Transport), call: c, inv: inv, tx: tx, res: &res, stray: make(chan *sipgosip.Response, 4), icmp: icmp}
+	d := &dial{ua: u, client: u.clientFor(c.Transport), call: c, inv: inv, tx: tx, res: &res, stray: make(chan *sipgosip.Response, 4), icmp: icmp,
+		cleanup: context.WithoutCancel(ctx)}
 	u.calls.Store(res.CallID, d.stray)
 	defer d.stopTimers()
 	defer d.stopMedia()
@@ -491,14 +492,20 @@ func do(ctx context.Context, client *sipgo.Client, req *sipgosip.Request) (*sipg
 	return res, err
 }
 
+// cleanupTimeout bounds each request that cleans up after a call: a CANCEL's sending, a BYE's answer.
+const cleanupTimeout = 4 * time.Second
+
 // dial is the state of one call while Dial runs it. Only Dial's goroutine touches it, but for lateMu's.
 type dial struct {
 	ua     *UA
 	client *sipgo.Client
 	call   call.Request
-	inv    *sipgosip.Request
-	tx     sipgosip.ClientTransaction
-	res    *call.Result
+	// cleanup is Dial's context without its cancellation: the CANCEL, and the BYE of a 200 (also one that
+	// comes after Dial returned), must go out after the caller gave up. Each takes cleanupTimeout.
+	cleanup context.Context
+	inv     *sipgosip.Request
+	tx      sipgosip.ClientTransaction
+	res     *call.Result
 	// stray receives responses of this call that matched no transaction.
 	stray chan *sipgosip.Response
 	// icmp receives the ICMP errors of this call's UDP requests (nil over TCP and TLS).
@@ -750,7 +757,9 @@ func (d *dial) cancel(why call.Stop) {
 	d.facts.Cancelled = true
 	d.facts.Stopped = why
 	d.guardTimer = time.NewTimer(d.call.CancelGuard)
-	tx, err := d.client.TransactionRequest(context.Background(), newCancel(d.inv))
+	ctx, stop := context.WithTimeout(d.cleanup, cleanupTimeout) // bounds only the sending: the guard bounds the wait
+	tx, err := d.client.TransactionRequest(ctx, newCancel(d.inv))
+	stop()
 	if err != nil {
 		d.ua.log.Warn("cancel not sent", "call_id", d.res.CallID, "err", err)
 		return
@@ -853,7 +862,7 @@ func (d *dial) hangUp(ok *sipgosip.Response) bool {
 	}
 	go func() {
 		defer d.ua.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		ctx, cancel := context.WithTimeout(d.cleanup, cleanupTimeout)
 		defer cancel()
 		res, err := do(ctx, d.client, bye)
 		if err != nil || res.StatusCode >= 300 {
