@@ -10,22 +10,6 @@ import (
 	"strings"
 )
 
-// cachedSpace is spaceOf, cached by candidate set until the next pool change. r.mu must be held.
-func (r *Registry) cachedSpace(cands []candidate, codeLength int) Space {
-	keys := make([]string, 0, len(cands)+1)
-	keys = append(keys, strconv.Itoa(codeLength))
-	for _, c := range cands {
-		keys = append(keys, c.key())
-	}
-	key := strings.Join(keys, ",")
-	sp, ok := r.spaceCache[key]
-	if !ok {
-		sp = spaceOf(cands, codeLength)
-		r.spaceCache[key] = sp
-	}
-	return sp
-}
-
 // Space is a code space: distinct codes and their entropy in bits.
 type Space struct {
 	Codes int     `json:"codes"`
@@ -53,6 +37,22 @@ func spaceOf(cands []candidate, codeLength int) Space {
 		bits = math.Round(math.Log2(float64(count))*10) / 10
 	}
 	return Space{Codes: count, Bits: bits}
+}
+
+// cachedSpace is spaceOf, cached by candidate set until the next pool change. r.mu must be held.
+func (r *Registry) cachedSpace(cands []candidate, codeLength int) Space {
+	keys := make([]string, 0, len(cands)+1)
+	keys = append(keys, strconv.Itoa(codeLength))
+	for _, c := range cands {
+		keys = append(keys, c.key())
+	}
+	key := strings.Join(keys, ",")
+	sp, ok := r.spaceCache[key]
+	if !ok {
+		sp = spaceOf(cands, codeLength)
+		r.spaceCache[key] = sp
+	}
+	return sp
 }
 
 // spaces returns, per destination country the app's entries name and "*" for every other country, the

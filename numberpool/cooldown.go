@@ -40,13 +40,6 @@ func (r *Registry) flush() {
 	}
 }
 
-// Close writes what is pending and stops the flusher. The Registry must not be used after.
-func (r *Registry) Close() error {
-	close(r.stop)
-	<-r.flushed
-	return nil
-}
-
 // recentCalls is what a recipient got lately, as MACs: never a CLI or a code in clear.
 type recentCalls struct {
 	Items []recentItem `json:"items"`

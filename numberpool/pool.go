@@ -19,19 +19,6 @@ import (
 	"time"
 )
 
-// patternDigits checks an X pattern ("+<digits and X>", 6 to 15 long as E.164 allows, first digit 1-9)
-// and returns it without its '+'.
-func patternDigits(s string) (string, error) {
-	body, ok := strings.CutPrefix(s, "+")
-	if !ok || len(body) < 6 || len(body) > 15 || body[0] < '1' || body[0] > '9' {
-		return "", fmt.Errorf("%w %q: want + and 6..15 digits or X, first digit 1-9", ErrBadPattern, s)
-	}
-	if strings.Trim(body, "0123456789X") != "" {
-		return "", fmt.Errorf("%w %q: only digits and X", ErrBadPattern, s)
-	}
-	return body, nil
-}
-
 // Entry is one set of numbers of a pool (an X pattern, a range, or a list) and what it may be used for.
 type Entry struct {
 	ID        string   `json:"id"`
@@ -119,4 +106,17 @@ func (p Pool) WithDefaults() Pool {
 		}
 	}
 	return p
+}
+
+// patternDigits checks an X pattern ("+<digits and X>", 6 to 15 long as E.164 allows, first digit 1-9)
+// and returns it without its '+'.
+func patternDigits(s string) (string, error) {
+	body, ok := strings.CutPrefix(s, "+")
+	if !ok || len(body) < 6 || len(body) > 15 || body[0] < '1' || body[0] > '9' {
+		return "", fmt.Errorf("%w %q: want + and 6..15 digits or X, first digit 1-9", ErrBadPattern, s)
+	}
+	if strings.Trim(body, "0123456789X") != "" {
+		return "", fmt.Errorf("%w %q: only digits and X", ErrBadPattern, s)
+	}
+	return body, nil
 }

@@ -159,6 +159,13 @@ func NewRegistry(cfg Config, s Store, configPools []Pool) (*Registry, error) {
 	return r, nil
 }
 
+// Close writes what is pending and stops the flusher. The Registry must not be used after.
+func (r *Registry) Close() error {
+	close(r.stop)
+	<-r.flushed
+	return nil
+}
+
 // warnCountries logs each country of p's entries that CheckCountry refuses: stored before it was checked, the
 // entry serves no recipient of it until the pool is changed through the admin API.
 func (r *Registry) warnCountries(p Pool) {

@@ -1,9 +1,10 @@
 // Package store is flashotp's persistence on an embedded bbolt file.
 //
-// It keeps opaque records in named buckets (the packages that own them encode them): a Bucket for one
-// bucket at a time (the number pools, quarantines and recent calls), a Tx for several together (a
-// verification with its index keys, events, report counters and webhooks), and the server key that codes
-// are MACed under. Writes are group-committed: concurrent writes share one bbolt transaction and one
+// It implements the storage the domain packages declare (apps.Store in apps.go, numberpool.Store in
+// pools.go), and keeps their records opaque (the packages that own them encode them) in the buckets
+// listed in schema.go: a Bucket for one bucket at a time, a Tx for several together (a verification with
+// its index keys, events, report counters and webhooks; an app with its keys), and the server key that
+// codes are MACed under. Writes are group-committed: concurrent writes share one bbolt transaction and one
 // fsync (bbolt's Batch), and each returns only once that transaction is on disk, so what a caller was
 // told is stored survives a crash or kill -9. A second process opening the same file fails at once with
 // ErrLocked rather than waiting.
