@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flashotp/fault"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,13 +21,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Errors returned by Registry.
+// Errors returned by Registry. Those the admin API answers come in a *fault.Error that carries the code: an
+// unknown app or key is fault.NotFound, an app ID taken fault.Conflict, settings that do not hold
+// fault.InvalidRequest.
 var (
-	// ErrNotFound is returned for an unknown app or key.
-	ErrNotFound = errors.New("not found")
-	// ErrExists is returned when creating an app whose ID is taken.
-	ErrExists = errors.New("already exists")
-	// ErrFromConfig is returned when the admin API would change what the config file owns.
+	// ErrFromConfig is returned (as fault.Conflict) when the admin API would change what the config file
+	// owns.
 	ErrFromConfig = errors.New("owned by the config file")
 	// ErrUnauthorized is returned for a missing, unknown, revoked or wrong credential, always as an
 	// *AuthError whose Reason, one of the errors below, says why.
@@ -52,9 +52,7 @@ var (
 	ErrInvalidClaim = errors.New("invalid claim")
 	// ErrBadSignature: the JWT is not signed HS256 with its key's secret.
 	ErrBadSignature = errors.New("bad signature")
-	// ErrInvalid wraps a settings error.
-	ErrInvalid = errors.New("invalid")
-	// ErrRevoked is returned when rotating a revoked key: revocation is final.
+	// ErrRevoked is returned (as fault.Conflict) when rotating a revoked key: revocation is final.
 	ErrRevoked = errors.New("revoked")
 )
 
@@ -319,7 +317,7 @@ func (r *Registry) WebhookSecret(id string) ([]byte, error) {
 	a, ok := r.apps[id]
 	r.mu.RUnlock()
 	if !ok {
-		return nil, ErrNotFound
+		return nil, fault.Errorf(fault.NotFound, "not found")
 	}
 	return r.unseal(a.SealedWebhookSecret)
 }
@@ -355,7 +353,7 @@ func (r *Registry) Create(a App) (Created, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.apps[a.ID]; ok {
-		return Created{}, fmt.Errorf("app %q: %w", a.ID, ErrExists)
+		return Created{}, fault.Errorf(fault.Conflict, "app %q: already exists", a.ID)
 	}
 	now := r.now().UTC()
 	a.FromConfig, a.CreatedAt, a.UpdatedAt = false, now, now
@@ -382,22 +380,22 @@ func (r *Registry) Create(a App) (Created, error) {
 func (r *Registry) vet(a App) error {
 	full := a.WithDefaults(r.defaults)
 	if err := full.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+		return fault.Errorf(fault.InvalidRequest, "%w", err)
 	}
 	return r.check(a.ID, &full)
 }
 
 // Update applies fn to app id's stored settings (defaults not filled: what fn leaves unset keeps following
-// the engine's defaults) and stores the result.
+// the engine's defaults) and stores the result. An error of fn is returned as it is.
 func (r *Registry) Update(id string, fn func(a *App) error) (App, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur, ok := r.apps[id]
 	if !ok {
-		return App{}, fmt.Errorf("app %q: %w", id, ErrNotFound)
+		return App{}, fault.Errorf(fault.NotFound, "app %q: not found", id)
 	}
 	if cur.FromConfig {
-		return App{}, fmt.Errorf("app %q: %w; change it there", id, ErrFromConfig)
+		return App{}, fault.Errorf(fault.Conflict, "app %q: %w; change it there", id, ErrFromConfig)
 	}
 	next := *cur
 	if cur.PreSendHook != nil {
@@ -407,7 +405,7 @@ func (r *Registry) Update(id string, fn func(a *App) error) (App, error) {
 	next.Pools, next.AllowedCountries = slices.Clone(cur.Pools), slices.Clone(cur.AllowedCountries)
 	next.BlockedNumberTypes, next.RateLimits = slices.Clone(cur.BlockedNumberTypes), maps.Clone(cur.RateLimits)
 	if err := fn(&next.App); err != nil {
-		return App{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return App{}, err
 	}
 	next.ID, next.FromConfig, next.CreatedAt, next.UpdatedAt = id, false, cur.CreatedAt, r.now().UTC()
 	if err := r.vet(next.App); err != nil {
@@ -425,10 +423,10 @@ func (r *Registry) Delete(id string) error {
 	defer r.mu.Unlock()
 	a, ok := r.apps[id]
 	if !ok {
-		return fmt.Errorf("app %q: %w", id, ErrNotFound)
+		return fault.Errorf(fault.NotFound, "app %q: not found", id)
 	}
 	if a.FromConfig {
-		return fmt.Errorf("app %q: %w; remove it there", id, ErrFromConfig)
+		return fault.Errorf(fault.Conflict, "app %q: %w; remove it there", id, ErrFromConfig)
 	}
 	if err := r.write(func(ch *changes) error { r.deleteApp(ch, id); return nil }); err != nil {
 		return err
@@ -444,10 +442,10 @@ func (r *Registry) RotateWebhookSecret(id string) (string, error) {
 	defer r.mu.Unlock()
 	cur, ok := r.apps[id]
 	if !ok {
-		return "", fmt.Errorf("app %q: %w", id, ErrNotFound)
+		return "", fault.Errorf(fault.NotFound, "app %q: not found", id)
 	}
 	if cur.FromConfig {
-		return "", fmt.Errorf("app %q: %w; set webhook_secret there", id, ErrFromConfig)
+		return "", fault.Errorf(fault.Conflict, "app %q: %w; set webhook_secret there", id, ErrFromConfig)
 	}
 	secret := newSecret()
 	next := *cur
@@ -463,7 +461,7 @@ func (r *Registry) Keys(id string) ([]Key, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if _, ok := r.apps[id]; !ok {
-		return nil, fmt.Errorf("app %q: %w", id, ErrNotFound)
+		return nil, fault.Errorf(fault.NotFound, "app %q: not found", id)
 	}
 	var out []Key
 	for _, k := range r.keys {
@@ -480,7 +478,7 @@ func (r *Registry) CreateKey(id string) (Key, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.apps[id]; !ok {
-		return Key{}, fmt.Errorf("app %q: %w", id, ErrNotFound)
+		return Key{}, fault.Errorf(fault.NotFound, "app %q: not found", id)
 	}
 	secret := newSecret()
 	k := r.newKey(id, newKeyID(), secret, r.now().UTC())
@@ -498,13 +496,13 @@ func (r *Registry) changeKey(id, key string, fn func(k *storedKey, now time.Time
 	defer r.mu.Unlock()
 	cur, ok := r.keys[key]
 	if !ok || cur.AppID != id {
-		return Key{}, fmt.Errorf("key %q of app %q: %w", key, id, ErrNotFound)
+		return Key{}, fault.Errorf(fault.NotFound, "key %q of app %q: not found", key, id)
 	}
 	if cur.FromConfig {
-		return Key{}, fmt.Errorf("key %q: %w; change it there", key, ErrFromConfig)
+		return Key{}, fault.Errorf(fault.Conflict, "key %q: %w; change it there", key, ErrFromConfig)
 	}
 	if cur.RevokedAt != nil {
-		return Key{}, fmt.Errorf("key %q: %w", key, ErrRevoked)
+		return Key{}, fault.Errorf(fault.Conflict, "key %q: %w", key, ErrRevoked)
 	}
 	next := *cur
 	fn(&next, r.now().UTC())

@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"flashotp/apps"
+	"flashotp/fault"
 	"flashotp/internal/testclock"
 	"flashotp/store"
 )
@@ -49,10 +50,10 @@ func TestKeysAndSecrets(t *testing.T) {
 	if _, err := r.Authenticate(created.Key.Key, created.Key.Secret+"x"); !errors.Is(err, apps.ErrUnauthorized) {
 		t.Fatalf("wrong secret: %v", err)
 	}
-	if _, err := r.Create(apps.App{ID: "shop", Pools: []string{"demo"}}); !errors.Is(err, apps.ErrExists) {
+	if _, err := r.Create(apps.App{ID: "shop", Pools: []string{"demo"}}); !errors.Is(err, fault.Conflict) {
 		t.Errorf("second create: %v", err)
 	}
-	if _, err := r.Create(apps.App{ID: "bad", Pools: []string{"demo"}, CodeLength: 9}); !errors.Is(err, apps.ErrInvalid) {
+	if _, err := r.Create(apps.App{ID: "bad", Pools: []string{"demo"}, CodeLength: 9}); !errors.Is(err, fault.InvalidRequest) {
 		t.Errorf("code_length 9: %v", err)
 	}
 	if _, err := r.Update("demo", func(a *apps.App) error { a.MaxAttempts = 3; return nil }); !errors.Is(err, apps.ErrFromConfig) {
@@ -149,7 +150,7 @@ func TestRefusedChangesKeepState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Update("shop", func(a *apps.App) error { a.PreSendHook.URL = "ftp://bad"; return nil }); !errors.Is(err, apps.ErrInvalid) {
+	if _, err := r.Update("shop", func(a *apps.App) error { a.PreSendHook.URL = "ftp://bad"; return nil }); !errors.Is(err, fault.InvalidRequest) {
 		t.Fatalf("bad hook URL: %v", err)
 	}
 	if a, _ := r.Get("shop"); a.PreSendHook.URL != "http://127.0.0.1:9/ok" || a.PreSendHook.Timeout != apps.Duration(2*time.Second) {
@@ -177,7 +178,7 @@ func TestAllowedCountries(t *testing.T) {
 	}
 	for i, tt := range tests {
 		_, err := r.Create(apps.App{ID: "shop" + strconv.Itoa(i), Pools: []string{"demo"}, AllowedCountries: tt.countries})
-		if tt.want == "" && err != nil || tt.want != "" && (!errors.Is(err, apps.ErrInvalid) || !strings.Contains(err.Error(), tt.want)) {
+		if tt.want == "" && err != nil || tt.want != "" && (!errors.Is(err, fault.InvalidRequest) || !strings.Contains(err.Error(), tt.want)) {
 			t.Errorf("allowed_countries %v: %v, want %q", tt.countries, err, tt.want)
 		}
 	}

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -15,9 +14,9 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
 	"flashotp/apps"
+	"flashotp/fault"
 	"flashotp/limits"
 	"flashotp/numberpool"
-	"flashotp/otp"
 )
 
 // PoolAdmin is the live number pool registry the admin API manages; *numberpool.Registry is one.
@@ -35,9 +34,6 @@ type PoolAdmin interface {
 
 var _ PoolAdmin = (*numberpool.Registry)(nil)
 
-// errConflict: an admin change that would break what is in use (an app's code space, a config pool).
-var errConflict = errors.New("conflict")
-
 // routeAdmin mounts /admin/* behind the admin token. Without a token the admin API does not exist: its
 // routes answer 404, with the code admin_disabled rather than not_found so that a client (flashotp pools,
 // apps, keys, store) can tell the operator what to set instead of "no route".
@@ -48,7 +44,7 @@ func (s *Server) routeAdmin() {
 			if p := strings.ToLower(c.Path()); p != "/admin" && !strings.HasPrefix(p, "/admin/") {
 				return c.Next()
 			}
-			return apiError(errAdminDisabled, "the admin API is off on this engine: set http.admin_token (env FLASHOTP_HTTP_ADMIN_TOKEN) and restart it")
+			return fault.Errorf(fault.AdminDisabled, "the admin API is off on this engine: set http.admin_token (env FLASHOTP_HTTP_ADMIN_TOKEN) and restart it")
 		})
 		return
 	}
@@ -76,7 +72,7 @@ func (s *Server) routeAdmin() {
 				why = apps.ErrMalformed
 			}
 			s.authFailed(c, ip, why)
-			return apiError(errUnauthorized, "admin routes take Authorization: Bearer <http.admin_token>")
+			return fault.Errorf(fault.Unauthorized, "admin routes take Authorization: Bearer <http.admin_token>")
 		}
 		return c.Next()
 	})
@@ -107,21 +103,6 @@ func (s *Server) routeAdmin() {
 // reused, and the registry keeps names.
 func param(c *fiber.Ctx, name string) string { return strings.Clone(c.Params(name)) }
 
-// poolError maps numberpool's errors to the API's.
-func poolError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, numberpool.ErrNotFound):
-		return apiError(errRouteNotFound, "%v", err)
-	case errors.Is(err, numberpool.ErrInUse), errors.Is(err, numberpool.ErrExists):
-		return apiError(errConflict, "%v", err)
-	case errors.Is(err, numberpool.ErrInvalid), errors.Is(err, numberpool.ErrBadPattern), errors.Is(err, numberpool.ErrCodeSpace):
-		return otpError(otp.ErrInvalidRequest, "%v", err)
-	}
-	return err
-}
-
 func (s *Server) listPools(c *fiber.Ctx) error {
 	pools, apps := s.cfg.Pools.Pools()
 	return c.JSON(fiber.Map{"pools": pools, "apps": apps})
@@ -135,7 +116,7 @@ func (s *Server) getPool(c *fiber.Ctx) error {
 			return c.JSON(p)
 		}
 	}
-	return apiError(errRouteNotFound, "no pool %q", param(c, "name"))
+	return fault.Errorf(fault.NotFound, "no pool %q", param(c, "name"))
 }
 
 func (s *Server) createPool(c *fiber.Ctx) error {
@@ -145,7 +126,7 @@ func (s *Server) createPool(c *fiber.Ctx) error {
 	}
 	saved, err := s.cfg.Pools.CreatePool(p)
 	if err != nil {
-		return poolError(err)
+		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(saved)
 }
@@ -156,18 +137,18 @@ func (s *Server) replacePool(c *fiber.Ctx) error {
 		return err
 	}
 	if p.Name != "" && p.Name != param(c, "name") {
-		return otpError(otp.ErrInvalidRequest, "name: %q differs from the path's %q", p.Name, param(c, "name"))
+		return fault.Errorf(fault.InvalidRequest, "name: %q differs from the path's %q", p.Name, param(c, "name"))
 	}
 	p.Name = param(c, "name")
 	saved, err := s.cfg.Pools.PutPool(p)
 	if err != nil {
-		return poolError(err)
+		return err
 	}
 	return c.JSON(saved)
 }
 
 func (s *Server) deletePool(c *fiber.Ctx) error {
-	if err := poolError(s.cfg.Pools.DeletePool(param(c, "name"))); err != nil {
+	if err := s.cfg.Pools.DeletePool(param(c, "name")); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -176,7 +157,7 @@ func (s *Server) deletePool(c *fiber.Ctx) error {
 func (s *Server) listEntries(c *fiber.Ctx) error {
 	p, ok := s.cfg.Pools.Pool(param(c, "name"))
 	if !ok {
-		return apiError(errRouteNotFound, "no pool %q", param(c, "name"))
+		return fault.Errorf(fault.NotFound, "no pool %q", param(c, "name"))
 	}
 	return c.JSON(fiber.Map{"entries": p.Entries})
 }
@@ -188,13 +169,13 @@ func (s *Server) addEntry(c *fiber.Ctx) error {
 	}
 	added, err := s.cfg.Pools.AddEntry(param(c, "name"), e)
 	if err != nil {
-		return poolError(err)
+		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(added)
 }
 
 func (s *Server) removeEntry(c *fiber.Ctx) error {
-	if err := poolError(s.cfg.Pools.RemoveEntry(param(c, "name"), param(c, "id"))); err != nil {
+	if err := s.cfg.Pools.RemoveEntry(param(c, "name"), param(c, "id")); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -218,7 +199,7 @@ func (s *Server) quarantine(c *fiber.Ctx) error {
 	}
 	q, err := s.cfg.Pools.QuarantineNow(numberpool.Target{Pool: param(c, "name"), CLI: b.CLI, Entry: b.Entry}, time.Duration(b.For), reason)
 	if err != nil {
-		return poolError(err)
+		return err
 	}
 	return c.JSON(q)
 }
@@ -228,7 +209,7 @@ func (s *Server) release(c *fiber.Ctx) error {
 	if err := decode(c, &b); err != nil {
 		return err
 	}
-	if err := poolError(s.cfg.Pools.Release(numberpool.Target{Pool: param(c, "name"), CLI: b.CLI, Entry: b.Entry})); err != nil {
+	if err := s.cfg.Pools.Release(numberpool.Target{Pool: param(c, "name"), CLI: b.CLI, Entry: b.Entry}); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -1,13 +1,10 @@
 package httpapi
 
 import (
-	"errors"
-	"strings"
-
 	"github.com/gofiber/fiber/v2"
 
 	"flashotp/apps"
-	"flashotp/otp"
+	"flashotp/fault"
 )
 
 // routeApps mounts /admin/apps on g.
@@ -24,22 +21,6 @@ func (s *Server) routeApps(g fiber.Router) {
 	g.Post("/apps/:id/webhook-secret", s.rotateWebhookSecret)
 }
 
-// appError maps the apps package's errors to the API's.
-func appError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, apps.ErrNotFound):
-		return apiError(errRouteNotFound, "%v", err)
-	case errors.Is(err, apps.ErrExists), errors.Is(err, apps.ErrFromConfig), errors.Is(err, apps.ErrRevoked):
-		return apiError(errConflict, "%v", err)
-	case errors.Is(err, apps.ErrInvalid):
-		return otpError(otp.ErrInvalidRequest, "%s", strings.TrimPrefix(err.Error(), apps.ErrInvalid.Error()+": "))
-	}
-	// The pools' code-space check, or the store.
-	return poolError(err)
-}
-
 func (s *Server) createApp(c *fiber.Ctx) error {
 	var a apps.App
 	if err := decode(c, &a); err != nil {
@@ -47,7 +28,7 @@ func (s *Server) createApp(c *fiber.Ctx) error {
 	}
 	created, err := s.cfg.Apps.Create(a)
 	if err != nil {
-		return appError(err)
+		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(created)
 }
@@ -55,7 +36,7 @@ func (s *Server) createApp(c *fiber.Ctx) error {
 func (s *Server) getApp(c *fiber.Ctx) error {
 	a, ok := s.cfg.Apps.Get(param(c, "id"))
 	if !ok {
-		return apiError(errRouteNotFound, "no app %q", param(c, "id"))
+		return fault.Errorf(fault.NotFound, "no app %q", param(c, "id"))
 	}
 	return c.JSON(a)
 }
@@ -63,19 +44,16 @@ func (s *Server) getApp(c *fiber.Ctx) error {
 func (s *Server) updateApp(c *fiber.Ctx) error {
 	body := c.Body()
 	a, err := s.cfg.Apps.Update(param(c, "id"), func(a *apps.App) error {
-		if err := decodeBody(body, a); err != nil {
-			return errors.New(err.(*otp.Error).Message)
-		}
-		return nil
+		return decodeBody(body, a)
 	})
 	if err != nil {
-		return appError(err)
+		return err
 	}
 	return c.JSON(a)
 }
 
 func (s *Server) deleteApp(c *fiber.Ctx) error {
-	if err := appError(s.cfg.Apps.Delete(param(c, "id"))); err != nil {
+	if err := s.cfg.Apps.Delete(param(c, "id")); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -84,7 +62,7 @@ func (s *Server) deleteApp(c *fiber.Ctx) error {
 func (s *Server) listKeys(c *fiber.Ctx) error {
 	keys, err := s.cfg.Apps.Keys(param(c, "id"))
 	if err != nil {
-		return appError(err)
+		return err
 	}
 	return c.JSON(fiber.Map{"keys": keys})
 }
@@ -92,7 +70,7 @@ func (s *Server) listKeys(c *fiber.Ctx) error {
 func (s *Server) createKey(c *fiber.Ctx) error {
 	k, err := s.cfg.Apps.CreateKey(param(c, "id"))
 	if err != nil {
-		return appError(err)
+		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(k)
 }
@@ -100,7 +78,7 @@ func (s *Server) createKey(c *fiber.Ctx) error {
 func (s *Server) rotateKey(c *fiber.Ctx) error {
 	k, err := s.cfg.Apps.RotateKey(param(c, "id"), param(c, "key"))
 	if err != nil {
-		return appError(err)
+		return err
 	}
 	return c.JSON(k)
 }
@@ -108,7 +86,7 @@ func (s *Server) rotateKey(c *fiber.Ctx) error {
 func (s *Server) revokeKey(c *fiber.Ctx) error {
 	k, err := s.cfg.Apps.RevokeKey(param(c, "id"), param(c, "key"))
 	if err != nil {
-		return appError(err)
+		return err
 	}
 	return c.JSON(k)
 }
@@ -116,7 +94,7 @@ func (s *Server) revokeKey(c *fiber.Ctx) error {
 func (s *Server) rotateWebhookSecret(c *fiber.Ctx) error {
 	secret, err := s.cfg.Apps.RotateWebhookSecret(param(c, "id"))
 	if err != nil {
-		return appError(err)
+		return err
 	}
 	return c.JSON(fiber.Map{"webhook_secret": secret})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"flashotp/fault"
 	"flashotp/otp"
 )
 
@@ -57,7 +58,7 @@ func query(c *fiber.Ctx) (otp.Query, error) {
 			known = known || a == name
 		}
 		if !known {
-			err = otpError(otp.ErrInvalidRequest, "%s: unknown query parameter (this route takes %s)", name, strings.Join(allowed, ", "))
+			err = fault.Errorf(fault.InvalidRequest, "%s: unknown query parameter (this route takes %s)", name, strings.Join(allowed, ", "))
 			return
 		}
 		switch name {
@@ -82,7 +83,7 @@ func query(c *fiber.Ctx) (otp.Query, error) {
 			q.Until, err = parseTime(name, val)
 		case "limit":
 			if q.Limit, err = strconv.Atoi(val); err != nil || q.Limit < 1 {
-				err = otpError(otp.ErrInvalidRequest, "limit: want a positive number, got %q", val)
+				err = fault.Errorf(fault.InvalidRequest, "limit: want a positive number, got %q", val)
 			}
 		}
 	})
@@ -99,9 +100,9 @@ func parseTime(name, v string) (time.Time, error) {
 	}
 	switch {
 	case err != nil:
-		return time.Time{}, otpError(otp.ErrInvalidRequest, "%s: want an RFC 3339 time or a date (YYYY-MM-DD), got %q", name, v)
+		return time.Time{}, fault.Errorf(fault.InvalidRequest, "%s: want an RFC 3339 time or a date (YYYY-MM-DD), got %q", name, v)
 	case t.Before(time.Unix(0, 0)):
-		return time.Time{}, otpError(otp.ErrInvalidRequest, "%s: want a time from 1970-01-01, got %q", name, v)
+		return time.Time{}, fault.Errorf(fault.InvalidRequest, "%s: want a time from 1970-01-01, got %q", name, v)
 	}
 	return t, nil
 }
@@ -112,7 +113,7 @@ func (s *Server) status(c *fiber.Ctx) error {
 		return err
 	}
 	if q.ID == "" {
-		return otpError(otp.ErrInvalidRequest, "verification_id: required")
+		return fault.Errorf(fault.InvalidRequest, "verification_id: required")
 	}
 	v, err := s.svc.Status(q.AppID, q.ID)
 	if err != nil {

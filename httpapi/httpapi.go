@@ -29,11 +29,11 @@ import (
 	"golang.org/x/time/rate"
 
 	"flashotp/apps"
+	"flashotp/fault"
 	"flashotp/limits"
 	"flashotp/metrics"
 	"flashotp/numberpool"
 	"flashotp/otp"
-	"flashotp/store"
 )
 
 // OpenAPI is the API's OpenAPI 3 document, served at /openapi.json.
@@ -41,14 +41,13 @@ import (
 //go:embed openapi.json
 var OpenAPI []byte
 
-// Snapshot is a copy of the database to send, as it was when it began; *store.Snapshot is one.
+// Snapshot is a copy of the database to send, as it was when it began; *store.Snapshot is one (cmd/flashotp
+// hands it over as one).
 type Snapshot interface {
 	Size() int64
 	io.WriterTo
 	io.Closer
 }
-
-var _ Snapshot = (*store.Snapshot)(nil)
 
 // Service is what the API needs of the otp package; *otp.Service is one.
 type Service interface {
@@ -126,19 +125,8 @@ type Server struct {
 	readLog *sampledLog       // lines about requests that could not be read (a stranger decides how many)
 }
 
-// API error codes that are not otp's, and the API's own reasons for refusing credentials (apps has the
-// others: apps.ErrNoCredentials, …).
+// The API's own reasons for refusing credentials (apps has the others: apps.ErrNoCredentials, …).
 var (
-	errUnauthorized    = errors.New("unauthorized")
-	errForbidden       = errors.New("forbidden")
-	errRequestTooLarge = errors.New("request_too_large")
-	errRouteNotFound   = errors.New("not_found")
-	// errMethodNotAllowed: the path is a route's, the method is not one it takes (the Allow header lists them).
-	errMethodNotAllowed = errors.New("method_not_allowed")
-	// errAdminDisabled: an /admin route of an engine without http.admin_token.
-	errAdminDisabled = errors.New("admin_disabled")
-	errInternal      = errors.New("internal")
-
 	// errThrottled: the failed-auth throttle refused the client address before its credentials were read.
 	errThrottled = errors.New("too many failed authentications")
 	// errWrongAdminToken: a Bearer token on /admin that is not http.admin_token.
@@ -188,27 +176,27 @@ func (l *sampledLog) warn(log *slog.Logger, msg string, attrs ...any) {
 }
 
 // statuses is the one table from error code to HTTP status.
-var statuses = map[error]int{
-	otp.ErrInvalidRequest:     fiber.StatusBadRequest,
-	otp.ErrInvalidRecipient:   fiber.StatusBadRequest,
-	otp.ErrDestinationBlocked: fiber.StatusForbidden,
-	otp.ErrNotFound:           fiber.StatusNotFound,
-	otp.ErrInvalidCode:        fiber.StatusUnprocessableEntity,
-	otp.ErrMaxAttempts:        fiber.StatusGone,
-	otp.ErrExpired:            fiber.StatusGone,
-	otp.ErrUndeliverable:      fiber.StatusGone,
-	otp.ErrAlreadyVerified:    fiber.StatusConflict,
-	otp.ErrRateLimited:        fiber.StatusTooManyRequests,
-	otp.ErrResendTooSoon:      fiber.StatusTooManyRequests,
-	otp.ErrUnavailable:        fiber.StatusServiceUnavailable,
-	errUnauthorized:           fiber.StatusUnauthorized,
-	errForbidden:              fiber.StatusForbidden,
-	errRequestTooLarge:        fiber.StatusRequestEntityTooLarge,
-	errRouteNotFound:          fiber.StatusNotFound,
-	errMethodNotAllowed:       fiber.StatusMethodNotAllowed,
-	errAdminDisabled:          fiber.StatusNotFound,
-	errInternal:               fiber.StatusInternalServerError,
-	errConflict:               fiber.StatusConflict,
+var statuses = map[fault.Code]int{
+	fault.InvalidRequest:     fiber.StatusBadRequest,
+	fault.InvalidRecipient:   fiber.StatusBadRequest,
+	fault.DestinationBlocked: fiber.StatusForbidden,
+	fault.NotFound:           fiber.StatusNotFound,
+	fault.InvalidCode:        fiber.StatusUnprocessableEntity,
+	fault.MaxAttempts:        fiber.StatusGone,
+	fault.Expired:            fiber.StatusGone,
+	fault.Undeliverable:      fiber.StatusGone,
+	fault.AlreadyVerified:    fiber.StatusConflict,
+	fault.Unauthorized:       fiber.StatusUnauthorized,
+	fault.Forbidden:          fiber.StatusForbidden,
+	fault.RequestTooLarge:    fiber.StatusRequestEntityTooLarge,
+	fault.RateLimited:        fiber.StatusTooManyRequests,
+	fault.ResendTooSoon:      fiber.StatusTooManyRequests,
+	fault.Unavailable:        fiber.StatusServiceUnavailable,
+	fault.Internal:           fiber.StatusInternalServerError,
+	fault.Conflict:           fiber.StatusConflict,
+	fault.MethodNotAllowed:   fiber.StatusMethodNotAllowed,
+	// An /admin route of an engine without http.admin_token.
+	fault.AdminDisabled: fiber.StatusNotFound,
 }
 
 // New builds the API over svc.
@@ -256,10 +244,10 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 		if err := checkHeaderBlock(c.Request().Header.RawHeaders()); err != nil {
 			// What else the connection holds may be a request smuggled in this one's body: never read it.
 			c.Context().SetConnectionClose()
-			return apiError(otp.ErrInvalidRequest, "request refused: %v", err)
+			return fault.Errorf(fault.InvalidRequest, "request refused: %v", err)
 		}
 		if len(c.Body()) > cfg.MaxBodyBytes {
-			return apiError(errRequestTooLarge, "body over %d bytes", cfg.MaxBodyBytes)
+			return fault.Errorf(fault.RequestTooLarge, "body over %d bytes", cfg.MaxBodyBytes)
 		}
 		return c.Next()
 	})
@@ -287,9 +275,9 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 		// Past the last route, fiber tells a path that another method's route takes (405, with the Allow
 		// header set) from one no route takes.
 		if err := c.Next(); errors.Is(err, fiber.ErrMethodNotAllowed) {
-			return apiError(errMethodNotAllowed, "%s %s: this route takes %s", c.Method(), c.Path(), c.GetRespHeader(fiber.HeaderAllow))
+			return fault.Errorf(fault.MethodNotAllowed, "%s %s: this route takes %s", c.Method(), c.Path(), c.GetRespHeader(fiber.HeaderAllow))
 		}
-		return apiError(errRouteNotFound, "no route %s %s", c.Method(), c.Path())
+		return fault.Errorf(fault.NotFound, "no route %s %s", c.Method(), c.Path())
 	})
 	s.routes = map[string]string{}
 	for _, r := range s.app.GetRoutes(true) {
@@ -327,61 +315,46 @@ func (s *Server) Shutdown(d time.Duration) error { return s.app.ShutdownWithTime
 // Handler returns the fiber app, for tests (app.Test).
 func (s *Server) Handler() *fiber.App { return s.app }
 
-// Error is an API error that is not the service's.
-type Error struct {
-	Code    error
-	Message string
-}
-
-func (e *Error) Error() string { return e.Code.Error() + ": " + e.Message }
-func (e *Error) Unwrap() error { return e.Code }
-
-func apiError(code error, format string, a ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, a...)}
-}
-
 // handleError is the one place errors become HTTP answers.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	var (
-		code    = errInternal
+		code    = fault.Internal
 		message = "internal error"
 		extra   = fiber.Map{}
-		oerr    *otp.Error
-		aerr    *Error
+		fe      *fault.Error
 		ferr    *fiber.Error
 	)
 	switch {
-	case errors.As(err, &oerr):
-		code, message = oerr.Code, oerr.Message
-		if oerr.AttemptsRemaining != nil {
-			extra["attempts_remaining"] = *oerr.AttemptsRemaining
+	case errors.As(err, &fe):
+		code, message = fe.Code, fe.Message
+		if fe.AttemptsRemaining != nil {
+			extra["attempts_remaining"] = *fe.AttemptsRemaining
 		}
-		if oerr.Code == otp.ErrRateLimited || oerr.Code == otp.ErrResendTooSoon {
-			secs := max(1, int64(math.Ceil(oerr.RetryAfter.Seconds())))
+		if fe.Code == fault.RateLimited || fe.Code == fault.ResendTooSoon {
+			secs := max(1, int64(math.Ceil(fe.RetryAfter.Seconds())))
 			c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(secs, 10))
 			extra["retry_after"] = secs
-			scope := oerr.Scope
-			if oerr.Code == otp.ErrResendTooSoon {
+			scope := fe.Scope
+			if fe.Code == fault.ResendTooSoon {
 				scope = "resend_cooldown"
 			}
 			s.cfg.Metrics.RateLimited(cmp.Or(scope, "other"))
 		}
-	case errors.As(err, &aerr):
-		code, message = aerr.Code, aerr.Message
-	case errors.Is(err, store.ErrFailed):
-		// The disk failed under a read or an admin write (otp reports its own failed writes so).
-		code, message = otp.ErrUnavailable, "the store failed (a full or failing disk); try again"
-		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+		if fe.Err != nil && code != fault.Internal {
+			// A failure the caller is told only the gist of (the disk failed under a read or an admin write;
+			// otp reports its own failed writes so): the detail goes to the log.
+			s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+		}
 	case errors.As(err, &ferr):
 		// Errors of the HTTP layer itself, before any handler: the body limit, unknown routes, requests
 		// that could not be read (malformed, headers too large, too slow).
 		switch {
 		case ferr.Code == fiber.StatusRequestEntityTooLarge:
-			code, message = errRequestTooLarge, fmt.Sprintf("body over %d bytes", s.cfg.MaxBodyBytes)
+			code, message = fault.RequestTooLarge, fmt.Sprintf("body over %d bytes", s.cfg.MaxBodyBytes)
 		case ferr.Code == fiber.StatusNotFound:
-			code, message = errRouteNotFound, ferr.Message
+			code, message = fault.NotFound, ferr.Message
 		case ferr.Code == fiber.StatusMethodNotAllowed:
-			code, message = errMethodNotAllowed, ferr.Message
+			code, message = fault.MethodNotAllowed, ferr.Message
 		default:
 			// Keep fiber's status when it is the client's (408, 431); a connection that broke mid-request
 			// (fiber says 502) gets 400: it is still the request that could not be read.
@@ -390,22 +363,22 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 				status = fiber.StatusBadRequest
 			}
 			s.readLog.warn(s.log, "request not read", "remote", s.clientIP(c), "status", ferr.Code, "err", ferr.Message)
-			return c.Status(status).JSON(fiber.Map{"error": fiber.Map{"code": otp.ErrInvalidRequest.Error(), "message": ferr.Message}})
+			return c.Status(status).JSON(fiber.Map{"error": fiber.Map{"code": string(fault.InvalidRequest), "message": ferr.Message}})
 		}
 	}
 	status, ok := statuses[code]
-	if !ok || code == errInternal {
-		status, code, message = fiber.StatusInternalServerError, errInternal, "internal error"
+	if !ok || code == fault.Internal {
+		status, code, message = fiber.StatusInternalServerError, fault.Internal, "internal error"
 		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
 	}
-	if code == otp.ErrUnavailable {
+	if code == fault.Unavailable {
 		secs := int64(5)
-		if oerr != nil && oerr.RetryAfter > 0 {
-			secs = max(1, int64(math.Ceil(oerr.RetryAfter.Seconds())))
+		if fe != nil && fe.RetryAfter > 0 {
+			secs = max(1, int64(math.Ceil(fe.RetryAfter.Seconds())))
 		}
 		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(secs, 10))
 	}
-	body := fiber.Map{"code": code.Error(), "message": message}
+	body := fiber.Map{"code": string(code), "message": message}
 	for k, v := range extra {
 		body[k] = v
 	}
@@ -426,7 +399,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if err != nil {
 		s.cfg.Limiter.Add(failures)
 		s.authFailed(c, ip, err)
-		return apiError(errUnauthorized, "missing or wrong API key or secret, or a bad token")
+		return fault.Errorf(fault.Unauthorized, "missing or wrong API key or secret, or a bad token")
 	}
 	if err := s.svc.AllowRequest(appID, key, ip); err != nil {
 		return err
@@ -439,7 +412,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 // throttled refuses a client address the failed-auth throttle holds back, for retry.
 func (s *Server) throttled(c *fiber.Ctx, ip string, retry time.Duration) error {
 	s.authFailed(c, ip, errThrottled)
-	return &otp.Error{Code: otp.ErrRateLimited, Message: "too many failed authentications from this address", RetryAfter: retry, Scope: s.cfg.AuthFailures.Scope}
+	return &fault.Error{Code: fault.RateLimited, Message: "too many failed authentications from this address", RetryAfter: retry, Scope: s.cfg.AuthFailures.Scope}
 }
 
 // authFailed counts refused credentials by their reason and logs why, with the key and app when the key
@@ -503,7 +476,7 @@ func appID(c *fiber.Ctx) string { return c.Locals("appid").(string) }
 // checkApp enforces that a request's appid, when given, is the authenticated app.
 func checkApp(c *fiber.Ctx, given string) error {
 	if given != appID(c) {
-		return apiError(errForbidden, "appid %q is not the app of this API key", given)
+		return fault.Errorf(fault.Forbidden, "appid %q is not the app of this API key", given)
 	}
 	return nil
 }
@@ -520,21 +493,21 @@ func decodeBody(body []byte, dst any, required ...string) error {
 	if err := json.Unmarshal(body, &present); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return otpError(otp.ErrInvalidRequest, "body: want a JSON object, got %s", typeErr.Value)
+			return fault.Errorf(fault.InvalidRequest, "body: want a JSON object, got %s", typeErr.Value)
 		}
-		return otpError(otp.ErrInvalidRequest, "body must be a JSON object: %s", strings.TrimPrefix(err.Error(), "json: "))
+		return fault.Errorf(fault.InvalidRequest, "body must be a JSON object: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return otpError(otp.ErrInvalidRequest, "%s", decodeMessage(err))
+		return fault.Errorf(fault.InvalidRequest, "%s", decodeMessage(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return otpError(otp.ErrInvalidRequest, "trailing data after the JSON object")
+		return fault.Errorf(fault.InvalidRequest, "trailing data after the JSON object")
 	}
 	for _, f := range required {
 		if v, ok := present[f]; !ok || string(v) == "null" {
-			return otpError(otp.ErrInvalidRequest, "%s: required", f)
+			return fault.Errorf(fault.InvalidRequest, "%s: required", f)
 		}
 	}
 	return nil
@@ -589,10 +562,6 @@ func jsonType(t reflect.Type) string {
 	return "another type"
 }
 
-func otpError(code error, format string, a ...any) *otp.Error {
-	return &otp.Error{Code: code, Message: fmt.Sprintf(format, a...)}
-}
-
 type sendBody struct {
 	AppID      string `json:"appid"`
 	Recipient  string `json:"recipient"`
@@ -637,7 +606,7 @@ func (s *Server) verify(c *fiber.Ctx) error {
 		return err
 	}
 	if (b.VerificationID == "") == (b.Recipient == "") {
-		return otpError(otp.ErrInvalidRequest, "verification_id or recipient: give one")
+		return fault.Errorf(fault.InvalidRequest, "verification_id or recipient: give one")
 	}
 	start := time.Now()
 	v, err := s.svc.Verify(otp.VerifyRequest{AppID: b.AppID, VerificationID: b.VerificationID, Recipient: b.Recipient, Code: b.OTPCode, RemoteIP: s.clientIP(c)})

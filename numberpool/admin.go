@@ -2,8 +2,7 @@ package numberpool
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"flashotp/fault"
 	"maps"
 	"slices"
 	"strings"
@@ -71,9 +70,6 @@ func (r *Registry) Pool(name string) (Pool, bool) {
 	return p, true
 }
 
-// ErrInUse is returned when a change would take numbers an app needs, or touch a pool the config owns.
-var ErrInUse = errors.New("in use")
-
 // change applies fn to a copy of the pool set, checks every app's code space on the result, stores the
 // changed pool (or deletes it), and swaps the result in: a change takes effect at once or not at all.
 func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool, err error)) (Pool, error) {
@@ -102,7 +98,7 @@ func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool,
 			p.Cooldown == cur.Cooldown && p.QuarantineFor == cur.QuarantineFor && p.QuarantineAfter == cur.QuarantineAfter &&
 			slices.Equal(p.QuarantineCodes, cur.QuarantineCodes)
 		if !same {
-			return Pool{}, fmt.Errorf("%w: pool %q and its file entries come from the config file; change them there (entries may be added beside them)", ErrInUse, name)
+			return Pool{}, fault.Errorf(fault.Conflict, "%w: pool %q and its file entries come from the config file; change them there (entries may be added beside them)", ErrInUse, name)
 		}
 	}
 	next := maps.Clone(r.pools)
@@ -117,7 +113,7 @@ func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool,
 		delete(next, name)
 	}
 	if err := r.checkSpaces(next); err != nil {
-		return Pool{}, fmt.Errorf("%w: %w", ErrInUse, err)
+		return Pool{}, fault.Errorf(fault.Conflict, "%w: %w", ErrInUse, err)
 	}
 	if keep {
 		err = r.save(p)
@@ -171,15 +167,12 @@ func adminMade(p Pool) Pool {
 	return p
 }
 
-// ErrExists is returned by CreatePool for a name that is taken.
-var ErrExists = errors.New("exists")
-
-// CreatePool creates a pool; it fails with ErrExists if the name is taken.
+// CreatePool creates a pool; it fails with fault.Conflict if the name is taken.
 func (r *Registry) CreatePool(p Pool) (Pool, error) {
 	p = adminMade(p)
 	return r.change(p.Name, func(cur *Pool, exists bool) (bool, error) {
 		if exists {
-			return false, fmt.Errorf("%w: pool %q; PUT replaces it", ErrExists, p.Name)
+			return false, fault.Errorf(fault.Conflict, "exists: pool %q; PUT replaces it", p.Name)
 		}
 		*cur = p
 		return true, nil
@@ -190,7 +183,7 @@ func (r *Registry) CreatePool(p Pool) (Pool, error) {
 func (r *Registry) DeletePool(name string) error {
 	_, err := r.change(name, func(_ *Pool, exists bool) (bool, error) {
 		if !exists {
-			return false, fmt.Errorf("%w: pool %q", ErrNotFound, name)
+			return false, fault.Errorf(fault.NotFound, "not found: pool %q", name)
 		}
 		return false, nil
 	})
@@ -201,7 +194,7 @@ func (r *Registry) DeletePool(name string) error {
 func (r *Registry) AddEntry(pool string, e Entry) (Entry, error) {
 	p, err := r.change(pool, func(p *Pool, exists bool) (bool, error) {
 		if !exists {
-			return false, fmt.Errorf("%w: pool %q", ErrNotFound, pool)
+			return false, fault.Errorf(fault.NotFound, "not found: pool %q", pool)
 		}
 		e.FromConfig = false
 		p.Entries = append(p.Entries, e)
@@ -218,7 +211,7 @@ func (r *Registry) RemoveEntry(pool, id string) error {
 	_, err := r.change(pool, func(p *Pool, exists bool) (bool, error) {
 		i := slices.IndexFunc(p.Entries, func(x Entry) bool { return x.ID == id })
 		if !exists || i < 0 {
-			return false, fmt.Errorf("%w: entry %q of pool %q", ErrNotFound, id, pool)
+			return false, fault.Errorf(fault.NotFound, "not found: entry %q of pool %q", id, pool)
 		}
 		p.Entries = slices.Delete(p.Entries, i, i+1)
 		return true, nil
@@ -236,7 +229,7 @@ type Target struct {
 func (r *Registry) targetKey(t Target) (string, error) {
 	lp := r.pools[t.Pool]
 	if lp == nil {
-		return "", fmt.Errorf("%w: pool %q", ErrNotFound, t.Pool)
+		return "", fault.Errorf(fault.NotFound, "not found: pool %q", t.Pool)
 	}
 	switch {
 	case t.CLI != "" && t.Entry == "":
@@ -245,16 +238,16 @@ func (r *Registry) targetKey(t Target) (string, error) {
 			return "", err
 		}
 		if !slices.ContainsFunc(lp.sets, func(s set) bool { return s.covers(d) }) {
-			return "", fmt.Errorf("%w: %s is not a number of pool %q", ErrNotFound, t.CLI, t.Pool)
+			return "", fault.Errorf(fault.NotFound, "not found: %s is not a number of pool %q", t.CLI, t.Pool)
 		}
 		return r.cliKey("+" + d), nil
 	case t.Entry != "" && t.CLI == "":
 		if !slices.ContainsFunc(lp.Entries, func(e Entry) bool { return e.ID == t.Entry }) {
-			return "", fmt.Errorf("%w: entry %q of pool %q", ErrNotFound, t.Entry, t.Pool)
+			return "", fault.Errorf(fault.NotFound, "not found: entry %q of pool %q", t.Entry, t.Pool)
 		}
 		return "entry:" + t.Pool + "/" + t.Entry, nil
 	}
-	return "", fmt.Errorf("%w: name either cli or entry", ErrBadPattern)
+	return "", fault.Errorf(fault.InvalidRequest, "%w: name either cli or entry", ErrBadPattern)
 }
 
 // QuarantineNow leaves t out of picks for d (0: the pool's quarantine_for).
@@ -288,7 +281,7 @@ func (r *Registry) Release(t Target) error {
 		return err
 	}
 	if _, ok := r.quarantine[key]; !ok {
-		return fmt.Errorf("%w: that %s is not quarantined", ErrNotFound, strings.SplitN(key, ":", 2)[0])
+		return fault.Errorf(fault.NotFound, "not found: that %s is not quarantined", strings.SplitN(key, ":", 2)[0])
 	}
 	delete(r.quarantine, key)
 	if e, ok := strings.CutPrefix(key, "entry:"); ok {

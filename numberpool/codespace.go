@@ -1,7 +1,7 @@
 package numberpool
 
 import (
-	"fmt"
+	"flashotp/fault"
 	"maps"
 	"math"
 	"slices"
@@ -105,7 +105,7 @@ func (r *Registry) appCodeLength(app string) int {
 func (r *Registry) checkApp(pools map[string]*livePool, app string, codeLength int) error {
 	sp := r.spaces(pools, app, codeLength)
 	if len(sp) == 0 {
-		return fmt.Errorf("%w: app %q has no numbers for %d-digit codes", ErrCodeSpace, app, codeLength)
+		return fault.Errorf(fault.InvalidRequest, "%w: app %q has no numbers for %d-digit codes", ErrCodeSpace, app, codeLength)
 	}
 	for country, s := range sp {
 		if s.Codes < r.cfg.MinCodeSpace {
@@ -113,7 +113,7 @@ func (r *Registry) checkApp(pools map[string]*livePool, app string, codeLength i
 			if country == "*" {
 				dest = "destinations without a local entry"
 			}
-			return fmt.Errorf("%w: app %q has %d distinct codes (%.1f bits) for %s, need at least %d",
+			return fault.Errorf(fault.InvalidRequest, "%w: app %q has %d distinct codes (%.1f bits) for %s, need at least %d",
 				ErrCodeSpace, app, s.Codes, s.Bits, dest, r.cfg.MinCodeSpace)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"flashotp/fault"
 	"fmt"
 	"math"
 	"math/big"
@@ -12,21 +13,28 @@ import (
 	"strings"
 )
 
-// Errors returned by this package.
+// Reasons for this package's errors. Each comes wrapped in a *fault.Error that carries the API's code
+// (named here) and the message; an unknown pool or entry is fault.NotFound, a pool name taken
+// fault.Conflict.
 var (
-	// ErrBadPattern is returned for a number that is not a pattern, a range or an E.164 number.
+	// ErrBadPattern is returned for a number that is not a pattern, a range or an E.164 number
+	// (fault.InvalidRequest).
 	ErrBadPattern = errors.New("bad number pattern")
-	// ErrCodeSpace is returned when an app's numbers yield fewer distinct codes than the minimum.
+	// ErrCodeSpace is returned when an app's numbers yield fewer distinct codes than the minimum
+	// (fault.InvalidRequest).
 	ErrCodeSpace = errors.New("code space too small")
-	// ErrNoNumbers is returned by Pick when no entry of the app's pools serves the recipient's country.
+	// ErrNoNumbers is returned by Pick when no entry of the app's pools serves the recipient's country
+	// (fault.DestinationBlocked).
 	ErrNoNumbers = errors.New("no caller ID for this destination")
 	// ErrExhausted is returned by Pick when every number that could serve the recipient is quarantined,
-	// disabled or in the recipient's cooldown.
+	// disabled or in the recipient's cooldown (fault.Unavailable).
 	ErrExhausted = errors.New("no caller ID available now")
-	// ErrNotFound is returned for an unknown pool or entry.
-	ErrNotFound = errors.New("not found")
-	// ErrInvalid is returned for a pool or entry definition that does not hold; the message names the field.
+	// ErrInvalid is returned for a pool or entry definition that does not hold; the message names the field
+	// (fault.InvalidRequest).
 	ErrInvalid = errors.New("invalid pool")
+	// ErrInUse is returned when a change would take numbers an app needs, or touch a pool the config owns
+	// (fault.Conflict).
+	ErrInUse = errors.New("in use")
 )
 
 // kind of a number set.
@@ -48,7 +56,7 @@ type set struct {
 // parseSet parses an entry's numbers: one pattern, one range, or one or more explicit E.164 numbers.
 func parseSet(numbers []string) (set, error) {
 	if len(numbers) == 0 {
-		return set{}, fmt.Errorf("%w: no numbers", ErrBadPattern)
+		return set{}, fault.Errorf(fault.InvalidRequest, "%w: no numbers", ErrBadPattern)
 	}
 	if len(numbers) == 1 && strings.Contains(numbers[0], "X") {
 		p, err := patternDigits(numbers[0])
@@ -62,7 +70,7 @@ func parseSet(numbers []string) (set, error) {
 		lo, err1 := e164Digits(a)
 		hi, err2 := e164Digits(b)
 		if err1 != nil || err2 != nil || len(lo) != len(hi) || lo > hi {
-			return set{}, fmt.Errorf("%w %q: want +FIRST-+LAST, same length, first not above last", ErrBadPattern, numbers[0])
+			return set{}, fault.Errorf(fault.InvalidRequest, "%w %q: want +FIRST-+LAST, same length, first not above last", ErrBadPattern, numbers[0])
 		}
 		l, _ := strconv.ParseUint(lo, 10, 64)
 		h, _ := strconv.ParseUint(hi, 10, 64)
@@ -86,7 +94,7 @@ func parseSet(numbers []string) (set, error) {
 func e164Digits(s string) (string, error) {
 	d, ok := strings.CutPrefix(s, "+")
 	if !ok || len(d) < 6 || len(d) > 15 || d[0] < '1' || d[0] > '9' || strings.Trim(d, "0123456789") != "" {
-		return "", fmt.Errorf("%w %q: want + and 6..15 digits, first 1-9", ErrBadPattern, s)
+		return "", fault.Errorf(fault.InvalidRequest, "%w %q: want + and 6..15 digits, first 1-9", ErrBadPattern, s)
 	}
 	return d, nil
 }

@@ -2,6 +2,7 @@ package numberpool
 
 import (
 	"encoding/json"
+	"flashotp/fault"
 	"fmt"
 	"slices"
 	"time"
@@ -24,7 +25,7 @@ func (r *Registry) candidates(pools map[string]*livePool, app, pool, country str
 	names := r.cfg.Apps[app]
 	if pool != "" {
 		if !slices.Contains(names, pool) {
-			return nil, fmt.Errorf("%w: app %s has no pool %q", ErrNotFound, app, pool)
+			return nil, fault.Errorf(fault.InvalidRequest, "from: not found: app %s has no pool %q", app, pool)
 		}
 		names = []string{pool}
 	}
@@ -59,7 +60,7 @@ func (r *Registry) candidates(pools map[string]*livePool, app, pool, country str
 // PickRequest asks for a CLI for one verification.
 type PickRequest struct {
 	App        string
-	Pool       string // optional: only this pool of the app's
+	Pool       string // optional: only this pool of the app's (the send's "from": an unknown one is fault.InvalidRequest)
 	Recipient  string // E.164 with '+'
 	Country    string // the recipient's ISO 3166 code
 	CodeLength int
@@ -84,6 +85,10 @@ type Picked struct {
 //
 // The in-memory history is the truth for the cooldown; the store gets it within flushEvery, from the
 // flusher, so that no send waits for that write (a crash forgets at most that much of the cooldown).
+//
+// Its errors are answers to the send as they are: an unknown pool or too small a code space is
+// fault.InvalidRequest naming the send's field (from, code_length), no number for the destination
+// fault.DestinationBlocked, every number held back fault.Unavailable.
 func (r *Registry) Pick(req PickRequest) (Picked, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -93,19 +98,19 @@ func (r *Registry) Pick(req PickRequest) (Picked, error) {
 	}
 	if len(all) == 0 {
 		if any, _ := r.candidates(r.pools, req.App, req.Pool, req.Country, 0, false); len(any) > 0 {
-			return Picked{}, fmt.Errorf("%w: app %s's numbers for %s destinations are too short for %d-digit codes", ErrCodeSpace, req.App, req.Country, req.CodeLength)
+			return Picked{}, fault.Errorf(fault.InvalidRequest, "code_length: %w: app %s's numbers for %s destinations are too short for %d-digit codes", ErrCodeSpace, req.App, req.Country, req.CodeLength)
 		}
-		return Picked{}, fmt.Errorf("%w: app %s has no caller ID for %s destinations", ErrNoNumbers, req.App, req.Country)
+		return Picked{}, fault.Errorf(fault.DestinationBlocked, "%w: app %s has no caller ID for %s destinations", ErrNoNumbers, req.App, req.Country)
 	}
 	if sp := r.cachedSpace(all, req.CodeLength); sp.Codes < r.cfg.MinCodeSpace {
-		return Picked{}, fmt.Errorf("%w: %d-digit codes from these numbers give only %d distinct codes, need %d", ErrCodeSpace, req.CodeLength, sp.Codes, r.cfg.MinCodeSpace)
+		return Picked{}, fault.Errorf(fault.InvalidRequest, "code_length: %w: %d-digit codes from these numbers give only %d distinct codes, need %d", ErrCodeSpace, req.CodeLength, sp.Codes, r.cfg.MinCodeSpace)
 	}
 	cands, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, true)
 	if err != nil {
 		return Picked{}, err
 	}
 	if len(cands) == 0 {
-		return Picked{}, fmt.Errorf("%w: every entry for %s destinations is disabled or quarantined", ErrExhausted, req.Country)
+		return Picked{}, fault.Errorf(fault.Unavailable, "%w: every entry for %s destinations is disabled or quarantined", ErrExhausted, req.Country)
 	}
 	// Entries or CLIs left out (disabled, quarantined) must not leave a space too small to draw codes
 	// from: each quarantined CLI of a candidate entry may take a code away.
@@ -116,7 +121,7 @@ func (r *Registry) Pick(req PickRequest) (Picked, error) {
 		}
 	}
 	if sp := r.cachedSpace(cands, req.CodeLength); sp.Codes-out < r.cfg.MinCodeSpace-r.cfg.MinCodeSpace/quarantineSlack {
-		return Picked{}, fmt.Errorf("%w: with entries or caller IDs disabled or quarantined, %s destinations have only %d distinct codes", ErrExhausted, req.Country, sp.Codes-out)
+		return Picked{}, fault.Errorf(fault.Unavailable, "%w: with entries or caller IDs disabled or quarantined, %s destinations have only %d distinct codes", ErrExhausted, req.Country, sp.Codes-out)
 	}
 	now := r.cfg.Now()
 	weights := make([]float64, len(cands))
@@ -131,7 +136,7 @@ func (r *Registry) Pick(req PickRequest) (Picked, error) {
 	}
 	hist.prune(now)
 	if len(hist.Items) >= maxRecent {
-		return Picked{}, fmt.Errorf("%w: the recipient got %d calls within the cooldown", ErrExhausted, len(hist.Items))
+		return Picked{}, fault.Errorf(fault.Unavailable, "%w: the recipient got %d calls within the cooldown", ErrExhausted, len(hist.Items))
 	}
 	acceptable := func(digits string) bool {
 		cli := "+" + digits
@@ -281,7 +286,7 @@ func drawFromFree(cands []candidate, acceptable func(string) bool) (candidate, s
 		total += c.s().size()
 	}
 	if total > maxEnumerate {
-		return candidate{}, "", fmt.Errorf("%w: no acceptable caller ID in 200 draws", ErrExhausted)
+		return candidate{}, "", fault.Errorf(fault.Unavailable, "%w: no acceptable caller ID in 200 draws", ErrExhausted)
 	}
 	type free struct {
 		c      candidate
@@ -298,7 +303,7 @@ func drawFromFree(cands []candidate, acceptable func(string) bool) (candidate, s
 		})
 	}
 	if len(frees) == 0 {
-		return candidate{}, "", fmt.Errorf("%w: every caller ID for this recipient is quarantined or in its cooldown", ErrExhausted)
+		return candidate{}, "", fault.Errorf(fault.Unavailable, "%w: every caller ID for this recipient is quarantined or in its cooldown", ErrExhausted)
 	}
 	i, err := randN(uint64(len(frees)))
 	if err != nil {

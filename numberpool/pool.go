@@ -12,7 +12,7 @@ package numberpool
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
+	"flashotp/fault"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,10 +113,10 @@ func (p Pool) WithDefaults() Pool {
 func patternDigits(s string) (string, error) {
 	body, ok := strings.CutPrefix(s, "+")
 	if !ok || len(body) < 6 || len(body) > 15 || body[0] < '1' || body[0] > '9' {
-		return "", fmt.Errorf("%w %q: want + and 6..15 digits or X, first digit 1-9", ErrBadPattern, s)
+		return "", fault.Errorf(fault.InvalidRequest, "%w %q: want + and 6..15 digits or X, first digit 1-9", ErrBadPattern, s)
 	}
 	if strings.Trim(body, "0123456789X") != "" {
-		return "", fmt.Errorf("%w %q: only digits and X", ErrBadPattern, s)
+		return "", fault.Errorf(fault.InvalidRequest, "%w %q: only digits and X", ErrBadPattern, s)
 	}
 	return body, nil
 }

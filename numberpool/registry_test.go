@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"flashotp/fault"
 	"flashotp/internal/storetest"
 	"flashotp/numberpool"
 	"flashotp/store"
@@ -113,20 +114,21 @@ func TestPickErrors(t *testing.T) {
 		app, pool  string
 		country    string
 		codeLength int
-		want       error // nil: a CLI
+		want       error      // nil: a CLI
+		code       fault.Code // the API's answer to the send
 	}{
-		{"default length", "demo", "", "US", 5, nil},
-		{"6 digits", "demo", "", "US", 6, nil},
-		{"by pool", "demo", "wide", "US", 5, nil},
-		{"4 digits give 10^4 codes", "demo", "", "US", 4, numberpool.ErrCodeSpace},
-		{"unknown pool", "demo", "nope", "US", 5, numberpool.ErrNotFound},
-		{"another app's pool", "demo", "fr", "FR", 5, numberpool.ErrNotFound},
-		{"unknown app", "nobody", "", "US", 5, numberpool.ErrNoNumbers},
-		{"no entry for the destination", "fronly", "", "US", 5, numberpool.ErrNoNumbers},
-		{"local entry", "fronly", "", "FR", 5, nil},
-		{"code shorter than the numbers", "short", "", "US", 7, nil},
+		{"default length", "demo", "", "US", 5, nil, ""},
+		{"6 digits", "demo", "", "US", 6, nil, ""},
+		{"by pool", "demo", "wide", "US", 5, nil, ""},
+		{"4 digits give 10^4 codes", "demo", "", "US", 4, numberpool.ErrCodeSpace, fault.InvalidRequest},
+		{"unknown pool", "demo", "nope", "US", 5, fault.InvalidRequest, fault.InvalidRequest},
+		{"another app's pool", "demo", "fr", "FR", 5, fault.InvalidRequest, fault.InvalidRequest},
+		{"unknown app", "nobody", "", "US", 5, numberpool.ErrNoNumbers, fault.DestinationBlocked},
+		{"no entry for the destination", "fronly", "", "US", 5, numberpool.ErrNoNumbers, fault.DestinationBlocked},
+		{"local entry", "fronly", "", "FR", 5, nil, ""},
+		{"code shorter than the numbers", "short", "", "US", 7, nil, ""},
 		// A code as long as the numbers leaves no prefix: the code length is wrong, not the destination.
-		{"code as long as the numbers", "short", "", "US", 8, numberpool.ErrCodeSpace},
+		{"code as long as the numbers", "short", "", "US", 8, numberpool.ErrCodeSpace, fault.InvalidRequest},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,8 +142,8 @@ func TestPickErrors(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("Pick = %+v, %v; want %v", p, err, tt.want)
+			if !errors.Is(err, tt.want) || fault.CodeOf(err) != tt.code {
+				t.Fatalf("Pick = %+v, %v (code %s); want %v (code %s)", p, err, fault.CodeOf(err), tt.want, tt.code)
 			}
 		})
 	}
@@ -480,7 +482,7 @@ func TestQuarantineEntry(t *testing.T) {
 	if entryOut() || !pickGB() {
 		t.Errorf("the released entry is still out")
 	}
-	if err := f.reg.Release(numberpool.Target{Pool: "demo", Entry: "e1"}); !errors.Is(err, numberpool.ErrNotFound) {
+	if err := f.reg.Release(numberpool.Target{Pool: "demo", Entry: "e1"}); !errors.Is(err, fault.NotFound) {
 		t.Errorf("second Release = %v, want ErrNotFound", err)
 	}
 	// The release is stored too.
@@ -520,9 +522,9 @@ func TestQuarantineNow(t *testing.T) {
 		{"CLI for 2h", numberpool.Target{Pool: "demo", CLI: "+442079460002"}, 2 * time.Hour, "cli:+44207946****", 2 * time.Hour, nil},
 		{"CLI of a pattern", numberpool.Target{Pool: "demo", CLI: "+331987651234"}, 0, "cli:+33198765****", numberpool.DefaultQuarantineFor, nil},
 		{"entry for the pool's time", numberpool.Target{Pool: "demo", Entry: "e2"}, 0, "entry:e2", numberpool.DefaultQuarantineFor, nil},
-		{"CLI of no entry", numberpool.Target{Pool: "demo", CLI: "+12025550100"}, 0, "", 0, numberpool.ErrNotFound},
-		{"unknown entry", numberpool.Target{Pool: "demo", Entry: "e9"}, 0, "", 0, numberpool.ErrNotFound},
-		{"unknown pool", numberpool.Target{Pool: "nope", CLI: "+442079460002"}, 0, "", 0, numberpool.ErrNotFound},
+		{"CLI of no entry", numberpool.Target{Pool: "demo", CLI: "+12025550100"}, 0, "", 0, fault.NotFound},
+		{"unknown entry", numberpool.Target{Pool: "demo", Entry: "e9"}, 0, "", 0, fault.NotFound},
+		{"unknown pool", numberpool.Target{Pool: "nope", CLI: "+442079460002"}, 0, "", 0, fault.NotFound},
 		{"both CLI and entry", numberpool.Target{Pool: "demo", CLI: "+442079460002", Entry: "e1"}, 0, "", 0, numberpool.ErrBadPattern},
 		{"neither", numberpool.Target{Pool: "demo"}, 0, "", 0, numberpool.ErrBadPattern},
 		{"not a number", numberpool.Target{Pool: "demo", CLI: "442079460002;x"}, 0, "", 0, numberpool.ErrBadPattern},
@@ -668,9 +670,9 @@ func TestLiveChanges(t *testing.T) {
 		{"add to no pool", func() error {
 			_, err := f.reg.AddEntry("nope", entry("+44207947XXXX"))
 			return err
-		}, numberpool.ErrNotFound, "nope"},
-		{"remove no entry", func() error { return f.reg.RemoveEntry("live", "e9") }, numberpool.ErrNotFound, "e9"},
-		{"delete no pool", func() error { return f.reg.DeletePool("nope") }, numberpool.ErrNotFound, "nope"},
+		}, fault.NotFound, "nope"},
+		{"remove no entry", func() error { return f.reg.RemoveEntry("live", "e9") }, fault.NotFound, "e9"},
+		{"delete no pool", func() error { return f.reg.DeletePool("nope") }, fault.NotFound, "nope"},
 		{"add bad numbers", func() error {
 			_, err := f.reg.AddEntry("live", entry("+44207947abcd"))
 			return err

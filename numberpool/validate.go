@@ -2,6 +2,7 @@ package numberpool
 
 import (
 	"errors"
+	"flashotp/fault"
 	"fmt"
 	"regexp"
 )
@@ -67,7 +68,7 @@ func (p Pool) validate(checkCountry func(string) error) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+		return fault.Errorf(fault.InvalidRequest, "%w: %w", ErrInvalid, errors.Join(errs...))
 	}
 	return nil
 }

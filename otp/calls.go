@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"flashotp/call"
+	"flashotp/fault"
 	"flashotp/store"
 )
 
@@ -182,7 +183,7 @@ func (s *Service) Recover() (int, error) {
 		}, func(tx *store.Tx, rec *record) error {
 			return s.recordOutcome(tx, rec, call.Result{State: call.StateFailed, Reason: call.ReasonInterrupted}, 0)
 		})
-		if errors.Is(err, errUnchanged) || errors.Is(err, ErrNotFound) {
+		if errors.Is(err, errUnchanged) || errors.Is(err, fault.NotFound) {
 			// Already ended, or retention took it: only the index key is left.
 			err = s.db.Batch(func(tx *store.Tx) error { return tx.Delete(bucketOpenCalls, id) })
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"flashotp/apps"
+	"flashotp/fault"
 	"flashotp/limits"
 	"flashotp/store"
 )
@@ -50,16 +51,16 @@ func (q *Query) check(prefixes ...string) error {
 		q.Limit = DefaultLimit
 	}
 	if q.Limit < 1 || q.Limit > MaxLimit {
-		return errorf(ErrInvalidRequest, "limit: want 1 to %d", MaxLimit)
+		return fault.Errorf(fault.InvalidRequest, "limit: want 1 to %d", MaxLimit)
 	}
 	if q.Cursor != "" && !validULID(q.Cursor, prefixes...) {
-		return errorf(ErrInvalidRequest, "cursor: not one this API gave")
+		return fault.Errorf(fault.InvalidRequest, "cursor: not one this API gave")
 	}
 	if q.ID != "" && !validID(q.ID) {
-		return errorf(ErrInvalidRequest, "verification_id: malformed")
+		return fault.Errorf(fault.InvalidRequest, "verification_id: malformed")
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		return errorf(ErrInvalidRequest, "since: must be before until")
+		return fault.Errorf(fault.InvalidRequest, "since: must be before until")
 	}
 	if q.Recipient != "" {
 		to, err := checkRecipient(q.Recipient, apps.App{})
@@ -138,10 +139,10 @@ func (s *Service) List(q Query) (Page[Verification], error) {
 	switch Status(q.Status) {
 	case "", StatusPending, StatusApproved, StatusExpired, StatusFailed, StatusCanceled:
 	default:
-		return Page[Verification]{}, errorf(ErrInvalidRequest, "status: want pending, approved, expired, failed or canceled")
+		return Page[Verification]{}, fault.Errorf(fault.InvalidRequest, "status: want pending, approved, expired, failed or canceled")
 	}
 	if q.Channel != "" && q.Channel != ChannelFlashCall {
-		return Page[Verification]{}, errorf(ErrInvalidRequest, "channel: want %q", ChannelFlashCall)
+		return Page[Verification]{}, fault.Errorf(fault.InvalidRequest, "channel: want %q", ChannelFlashCall)
 	}
 	page := Page[Verification]{Items: []Verification{}}
 	bucket, prefix := bucketByApp, q.AppID+"\x00"
@@ -177,7 +178,7 @@ func (s *Service) Logs(q Query) (Page[Event], error) {
 		return Page[Event]{}, err
 	}
 	if q.Type != "" && !slices.Contains(EventTypes, q.Type) {
-		return Page[Event]{}, errorf(ErrInvalidRequest, "type: want one of %s", strings.Join(EventTypes, ", "))
+		return Page[Event]{}, fault.Errorf(fault.InvalidRequest, "type: want one of %s", strings.Join(EventTypes, ", "))
 	}
 	page := Page[Event]{Items: []Event{}}
 	err := s.db.View(func(tx *store.Tx) error {
@@ -205,7 +206,7 @@ func (s *Service) Attempts(q Query) (Page[Attempt], error) {
 		return Page[Attempt]{}, err
 	}
 	if (q.ID == "") == (q.Recipient == "") {
-		return Page[Attempt]{}, errorf(ErrInvalidRequest, "verification_id or recipient: give one")
+		return Page[Attempt]{}, fault.Errorf(fault.InvalidRequest, "verification_id or recipient: give one")
 	}
 	page := Page[Attempt]{Items: []Attempt{}}
 	err := s.db.View(func(tx *store.Tx) error {
@@ -296,7 +297,7 @@ var GroupBys = []string{GroupDay, GroupCountry, GroupChannel, GroupTrunk}
 // grouped by groupBy. The counters are kept as events happen; nothing is scanned but the rows asked for.
 func (s *Service) Reports(appID string, since, until time.Time, groupBy string) ([]ReportRow, error) {
 	if !slices.Contains(GroupBys, groupBy) {
-		return nil, errorf(ErrInvalidRequest, "group_by: want day, country, channel or trunk")
+		return nil, fault.Errorf(fault.InvalidRequest, "group_by: want day, country, channel or trunk")
 	}
 	if until.IsZero() {
 		until = s.now()
@@ -306,7 +307,7 @@ func (s *Service) Reports(appID string, since, until time.Time, groupBy string) 
 	}
 	first, last := since.UTC().Format(time.DateOnly), until.UTC().Format(time.DateOnly)
 	if first > last {
-		return nil, errorf(ErrInvalidRequest, "since: must not be after until")
+		return nil, fault.Errorf(fault.InvalidRequest, "since: must not be after until")
 	}
 	sums := map[string]*counters{}
 	var keys []string

@@ -10,6 +10,7 @@ import (
 
 	"flashotp/apps"
 	"flashotp/call"
+	"flashotp/fault"
 	"flashotp/internal/apptest"
 	"flashotp/internal/storetest"
 	"flashotp/otp"
@@ -71,9 +72,9 @@ func (e *env) missed(id string) {
 		StartedAt: now.Add(-40 * time.Millisecond), RingingAt: now.Add(-10 * time.Millisecond), EndedAt: now})
 }
 
-func wantCode(t *testing.T, err error, code error) *otp.Error {
+func wantCode(t *testing.T, err error, code fault.Code) *fault.Error {
 	t.Helper()
-	var e *otp.Error
+	var e *fault.Error
 	if !errors.As(err, &e) || e.Code != code {
 		t.Fatalf("got %v, want %v", err, code)
 	}
@@ -87,15 +88,15 @@ func TestResend(t *testing.T) {
 	resend := func() (otp.Verification, error) {
 		return e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
 	}
-	if _, err := resend(); wantCode(t, err, otp.ErrResendTooSoon).RetryAfter != 30*time.Second {
-		t.Errorf("resend at once: retry after %s, want the 30s cooldown", err.(*otp.Error).RetryAfter)
+	if _, err := resend(); wantCode(t, err, fault.ResendTooSoon).RetryAfter != 30*time.Second {
+		t.Errorf("resend at once: retry after %s, want the 30s cooldown", err.(*fault.Error).RetryAfter)
 	}
 	e.clock.Advance(31 * time.Second)
 	if _, err := resend(); !strings.Contains(err.Error(), "still queued") {
 		t.Errorf("resend while the call is in flight: %v", err)
 	}
 	e.missed(v.ID)
-	if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))}); !errors.Is(err, otp.ErrInvalidCode) {
+	if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))}); !errors.Is(err, fault.InvalidCode) {
 		t.Fatalf("wrong code: %v", err)
 	}
 	r, err := resend()
@@ -104,7 +105,7 @@ func TestResend(t *testing.T) {
 	}
 	newCLI := e.dial.last(t).CLI
 	if codeOf(newCLI) != codeOf(cli) {
-		if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)}); !errors.Is(err, otp.ErrInvalidCode) {
+		if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)}); !errors.Is(err, fault.InvalidCode) {
 			t.Fatalf("old code after resend: %v", err)
 		}
 	}
@@ -117,13 +118,13 @@ func TestResend(t *testing.T) {
 			t.Fatalf("resend %d: %v", i, err)
 		}
 		if i == 4 {
-			wantCode(t, err, otp.ErrRateLimited)
+			wantCode(t, err, fault.RateLimited)
 		}
 	}
 	if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(e.dial.last(t).CLI)}); err != nil {
 		t.Fatalf("latest code: %v", err)
 	}
-	if _, err := resend(); !errors.Is(err, otp.ErrAlreadyVerified) {
+	if _, err := resend(); !errors.Is(err, fault.AlreadyVerified) {
 		t.Errorf("resend after approval: %v", err)
 	}
 	if got := n.events(); strings.Join(got, ",") != "call_missed,call_missed,call_missed,call_missed,approved" {
@@ -158,14 +159,14 @@ func TestResendUndeliverable(t *testing.T) {
 		}
 	}
 	busy()
-	wantCode(t, resend(), otp.ErrRateLimited)
+	wantCode(t, resend(), fault.RateLimited)
 
 	w, _ := e.send(t)
 	now := e.clock.Now()
 	e.svc.CallEnded(w.ID, "phone", "", call.Result{State: call.StateFailed, SIPCode: 486, Reason: call.ReasonBusy, Responded: true, Rang: true,
 		StartedAt: now.Add(-20 * time.Millisecond), RingingAt: now.Add(-10 * time.Millisecond), EndedAt: now})
 	_, err := e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: w.ID})
-	wantCode(t, err, otp.ErrResendTooSoon)
+	wantCode(t, err, fault.ResendTooSoon)
 }
 
 func TestVerifyByRecipient(t *testing.T) {
@@ -178,7 +179,7 @@ func TestVerifyByRecipient(t *testing.T) {
 	byRecipient := func(code string) (otp.Verification, error) {
 		return e.svc.Verify(otp.VerifyRequest{AppID: "demo", Recipient: strings.TrimPrefix(usRecipient, "+"), Code: code})
 	}
-	if _, err := byRecipient(codeOf(firstCLI)); !errors.Is(err, otp.ErrInvalidCode) {
+	if _, err := byRecipient(codeOf(firstCLI)); !errors.Is(err, fault.InvalidCode) {
 		t.Fatalf("the older verification's code: %v; want invalid_code (the newest pending one is checked)", err)
 	}
 	v, err := byRecipient(codeOf(secondCLI))
@@ -189,7 +190,7 @@ func TestVerifyByRecipient(t *testing.T) {
 	if v, err := byRecipient(codeOf(firstCLI)); err != nil || v.ID != first.ID {
 		t.Fatalf("first code after the second was approved: %v %v", v.ID, err)
 	}
-	if _, err := byRecipient(codeOf(firstCLI)); !errors.Is(err, otp.ErrNotFound) {
+	if _, err := byRecipient(codeOf(firstCLI)); !errors.Is(err, fault.NotFound) {
 		t.Fatalf("no pending verification left: %v", err)
 	}
 }
@@ -271,7 +272,7 @@ func TestLogsAndAttempts(t *testing.T) {
 			t.Errorf("Attempts(%+v) = %+v, %v", q, at.Items, err)
 		}
 	}
-	if _, err := e.svc.Attempts(otp.Query{AppID: "other", ID: v.ID}); !errors.Is(err, otp.ErrNotFound) {
+	if _, err := e.svc.Attempts(otp.Query{AppID: "other", ID: v.ID}); !errors.Is(err, fault.NotFound) {
 		t.Errorf("another app's attempts: %v", err)
 	}
 }
@@ -313,7 +314,7 @@ func TestPurge(t *testing.T) {
 	if err != nil || n != 5 { // the old verification and its 4 events
 		t.Fatalf("Purge = %d, %v; want 5", n, err)
 	}
-	if _, err := e.svc.Status("demo", old.ID); !errors.Is(err, otp.ErrNotFound) {
+	if _, err := e.svc.Status("demo", old.ID); !errors.Is(err, fault.NotFound) {
 		t.Errorf("old verification still there: %v", err)
 	}
 	e.status(t, recent.ID)
@@ -335,15 +336,15 @@ func TestFailedVerificationsLockout(t *testing.T) {
 	v1, cli1 := e.send(t)
 	v2, cli2 := e.send(t)
 	for _, w := range []struct{ id, code string }{{v1.ID, wrongCode(codeOf(cli1))}, {v1.ID, wrongCode(codeOf(cli1))}, {v2.ID, wrongCode(codeOf(cli2))}} {
-		if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: w.id, Code: w.code}); !errors.Is(err, otp.ErrInvalidCode) {
+		if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: w.id, Code: w.code}); !errors.Is(err, fault.InvalidCode) {
 			t.Fatalf("wrong code: %v", err)
 		}
 	}
 	_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v2.ID, Code: codeOf(cli2)})
-	if wantCode(t, err, otp.ErrRateLimited).RetryAfter != time.Hour {
-		t.Errorf("retry after %s, want 1h", err.(*otp.Error).RetryAfter)
+	if wantCode(t, err, fault.RateLimited).RetryAfter != time.Hour {
+		t.Errorf("retry after %s, want 1h", err.(*fault.Error).RetryAfter)
 	}
-	if _, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelFlashCall}); !errors.Is(err, otp.ErrRateLimited) {
+	if _, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelFlashCall}); !errors.Is(err, fault.RateLimited) {
 		t.Errorf("send to a locked-out recipient: %v", err)
 	}
 	if st := e.status(t, v2.ID); st.Attempts != 1 {
@@ -367,7 +368,7 @@ func TestSendRateLimits(t *testing.T) {
 	if err := errors.Join(send("+14155552671"), send("+14155552999")); err != nil {
 		t.Fatal(err)
 	}
-	if err := send("+14155552000"); !errors.Is(err, otp.ErrRateLimited) || !strings.Contains(err.Error(), "prefix") {
+	if err := send("+14155552000"); !errors.Is(err, fault.RateLimited) || !strings.Contains(err.Error(), "prefix") {
 		t.Fatalf("third send to the block: %v", err)
 	}
 	if err := send("+14155553000"); err != nil {

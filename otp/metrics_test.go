@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"flashotp/call"
+	"flashotp/fault"
 	"flashotp/internal/metricstest"
 	"flashotp/internal/storetest"
 	"flashotp/metrics"
@@ -44,7 +45,7 @@ func TestVerificationsEndedCounted(t *testing.T) {
 	}
 	want["approved"]++
 	check("right code")
-	wantErr(t, verify(approved.ID, codeOf(cli)), otp.ErrAlreadyVerified)
+	wantErr(t, verify(approved.ID, codeOf(cli)), fault.AlreadyVerified)
 	check("code used twice")
 
 	failed, _ := e.send(t)
@@ -59,13 +60,13 @@ func TestVerificationsEndedCounted(t *testing.T) {
 	}
 	want["failed"]++
 	check("attempts used up")
-	wantErr(t, verify(usedUp.ID, codeOf(usedUpCLI)), otp.ErrMaxAttempts)
+	wantErr(t, verify(usedUp.ID, codeOf(usedUpCLI)), fault.MaxAttempts)
 	check("a verify after the attempts were used up")
 
 	swept, _ := e.send(t)
 	late, lateCLI := e.send(t)
 	e.clock.Advance(testTTL)
-	wantErr(t, verify(late.ID, codeOf(lateCLI)), otp.ErrExpired)
+	wantErr(t, verify(late.ID, codeOf(lateCLI)), fault.Expired)
 	want["expired"]++
 	check("verify past expires_at")
 	if n, err := e.svc.SweepExpired(); err != nil || n != 1 {

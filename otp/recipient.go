@@ -7,6 +7,7 @@ import (
 	"github.com/nyaruka/phonenumbers"
 
 	"flashotp/apps"
+	"flashotp/fault"
 )
 
 // typeNames names number types in messages.
@@ -39,11 +40,11 @@ func NormalizeRecipient(s string) (e164, country string, err error) {
 func checkRecipient(s string, app apps.App) (Recipient, error) {
 	digits := strings.TrimPrefix(s, "+")
 	if len(digits) < 6 || len(digits) > 15 || digits[0] == '0' {
-		return Recipient{}, errorf(ErrInvalidRecipient, "recipient must be an E.164 number: + and 6 to 15 digits, not starting with 0")
+		return Recipient{}, fault.Errorf(fault.InvalidRecipient, "recipient must be an E.164 number: + and 6 to 15 digits, not starting with 0")
 	}
 	for i := 0; i < len(digits); i++ {
 		if digits[i] < '0' || digits[i] > '9' {
-			return Recipient{}, errorf(ErrInvalidRecipient, "recipient must hold only digits after an optional +")
+			return Recipient{}, fault.Errorf(fault.InvalidRecipient, "recipient must hold only digits after an optional +")
 		}
 	}
 	r := Recipient{E164: "+" + digits}
@@ -54,7 +55,7 @@ func checkRecipient(s string, app apps.App) (Recipient, error) {
 		r.Type = phonenumbers.GetNumberType(num)
 	}
 	if err != nil || r.Type == phonenumbers.UNKNOWN {
-		return Recipient{}, errorf(ErrInvalidRecipient, "recipient %s is not a valid phone number", r.E164)
+		return Recipient{}, fault.Errorf(fault.InvalidRecipient, "recipient %s is not a valid phone number", r.E164)
 	}
 	if regions := phonenumbers.GetRegionCodesForCountryCode(int(num.GetCountryCode())); len(regions) == 1 {
 		r.Country = regions[0] // most calling codes are one country: no pattern matching needed
@@ -63,16 +64,16 @@ func checkRecipient(s string, app apps.App) (Recipient, error) {
 	}
 	for _, name := range app.BlockedNumberTypes {
 		if apps.NumberTypes[name] == r.Type {
-			return Recipient{}, errorf(ErrDestinationBlocked, "recipient is a %s number (%s is in this app's blocked_number_types)", typeNames[r.Type], name)
+			return Recipient{}, fault.Errorf(fault.DestinationBlocked, "recipient is a %s number (%s is in this app's blocked_number_types)", typeNames[r.Type], name)
 		}
 	}
 	switch r.Type {
 	case phonenumbers.MOBILE, phonenumbers.FIXED_LINE, phonenumbers.FIXED_LINE_OR_MOBILE, phonenumbers.VOIP:
 	default:
-		return Recipient{}, errorf(ErrInvalidRecipient, "recipient %s is not a mobile or fixed-line number", r.E164)
+		return Recipient{}, fault.Errorf(fault.InvalidRecipient, "recipient %s is not a mobile or fixed-line number", r.E164)
 	}
 	if len(app.AllowedCountries) > 0 && !slices.Contains(app.AllowedCountries, r.Country) {
-		return Recipient{}, errorf(ErrDestinationBlocked, "recipient's country %s is not in this app's allowed_countries", r.Country)
+		return Recipient{}, fault.Errorf(fault.DestinationBlocked, "recipient's country %s is not in this app's allowed_countries", r.Country)
 	}
 	return r, nil
 }

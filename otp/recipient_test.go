@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"testing"
 
+	"flashotp/fault"
 	"flashotp/otp"
 )
 
@@ -28,22 +29,22 @@ func TestNormalizeRecipient(t *testing.T) {
 		{"+4915123456789", "+4915123456789", "DE", nil},
 		// Numbers of no country (+883: international networks) have phonenumbers' region "001".
 		{"+883510012345", "+883510012345", "001", nil},
-		{"+19005550123", "", "", otp.ErrDestinationBlocked},
-		{"+18005550123", "", "", otp.ErrDestinationBlocked},
-		{"+1555", "", "", otp.ErrInvalidRecipient},
-		{"abc", "", "", otp.ErrInvalidRecipient},
-		{"", "", "", otp.ErrInvalidRecipient},
-		{"+", "", "", otp.ErrInvalidRecipient},
-		{"++14155552671", "", "", otp.ErrInvalidRecipient},
-		{"+14155552671\r\nX: y", "", "", otp.ErrInvalidRecipient},
-		{"+1415555267\n", "", "", otp.ErrInvalidRecipient},
-		{"+1 415 555 2671", "", "", otp.ErrInvalidRecipient},
-		{"+1-415-555-2671", "", "", otp.ErrInvalidRecipient},
-		{"+014155552671", "", "", otp.ErrInvalidRecipient},
-		{"+1234567890123456", "", "", otp.ErrInvalidRecipient},
-		{"+999999999", "", "", otp.ErrInvalidRecipient},
-		{"+１４１５５５５２６７１", "", "", otp.ErrInvalidRecipient},
-		{"sip:+14155552671@example.com", "", "", otp.ErrInvalidRecipient},
+		{"+19005550123", "", "", fault.DestinationBlocked},
+		{"+18005550123", "", "", fault.DestinationBlocked},
+		{"+1555", "", "", fault.InvalidRecipient},
+		{"abc", "", "", fault.InvalidRecipient},
+		{"", "", "", fault.InvalidRecipient},
+		{"+", "", "", fault.InvalidRecipient},
+		{"++14155552671", "", "", fault.InvalidRecipient},
+		{"+14155552671\r\nX: y", "", "", fault.InvalidRecipient},
+		{"+1415555267\n", "", "", fault.InvalidRecipient},
+		{"+1 415 555 2671", "", "", fault.InvalidRecipient},
+		{"+1-415-555-2671", "", "", fault.InvalidRecipient},
+		{"+014155552671", "", "", fault.InvalidRecipient},
+		{"+1234567890123456", "", "", fault.InvalidRecipient},
+		{"+999999999", "", "", fault.InvalidRecipient},
+		{"+１４１５５５５２６７１", "", "", fault.InvalidRecipient},
+		{"sip:+14155552671@example.com", "", "", fault.InvalidRecipient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -54,7 +55,7 @@ func TestNormalizeRecipient(t *testing.T) {
 				}
 				return
 			}
-			var oe *otp.Error
+			var oe *fault.Error
 			if !errors.As(err, &oe) || oe.Code != tt.err {
 				t.Fatalf("NormalizeRecipient(%q) = %q, %v, want %v", tt.in, got, err, tt.err)
 			}
@@ -72,8 +73,8 @@ func FuzzNormalizeRecipient(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		got, country, err := otp.NormalizeRecipient(s)
 		if err != nil {
-			var oe *otp.Error
-			if !errors.As(err, &oe) || (oe.Code != otp.ErrInvalidRecipient && oe.Code != otp.ErrDestinationBlocked) {
+			var oe *fault.Error
+			if !errors.As(err, &oe) || (oe.Code != fault.InvalidRecipient && oe.Code != fault.DestinationBlocked) {
 				t.Fatalf("NormalizeRecipient(%q) error %v is not invalid_recipient or destination_blocked", s, err)
 			}
 			return

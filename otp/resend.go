@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"flashotp/call"
+	"flashotp/fault"
 	"flashotp/store"
 )
 
@@ -25,7 +26,7 @@ func (s *Service) Resend(req ResendRequest) (Verification, error) {
 		return Verification{}, err
 	}
 	if req.Channel != "" && req.Channel != ChannelFlashCall {
-		return Verification{}, errorf(ErrInvalidRequest, "channel: must be %q", ChannelFlashCall)
+		return Verification{}, fault.Errorf(fault.InvalidRequest, "channel: must be %q", ChannelFlashCall)
 	}
 	var cur *record
 	if err := s.db.View(func(tx *store.Tx) error {
@@ -63,7 +64,7 @@ func (s *Service) Resend(req ResendRequest) (Verification, error) {
 			return err
 		}
 		if !rec.SentAt.Equal(cur.SentAt) {
-			e := errorf(ErrResendTooSoon, "another resend of this verification came first")
+			e := fault.Errorf(fault.ResendTooSoon, "another resend of this verification came first")
 			e.RetryAfter = time.Duration(app.ResendCooldown) + time.Second
 			return e
 		}
@@ -109,24 +110,24 @@ func (rec *record) undelivered() bool { return rec.Status == StatusFailed && !re
 func (s *Service) resendable(rec *record, cooldown time.Duration, maxResends int, now time.Time) error {
 	switch {
 	case rec.Status == StatusApproved:
-		return errorf(ErrAlreadyVerified, "code already used")
+		return fault.Errorf(fault.AlreadyVerified, "code already used")
 	case rec.attemptsUsed(): // failed for good, also past its expires_at
-		return errorf(ErrMaxAttempts, "all %d attempts used; send a new verification", rec.MaxAttempts)
+		return fault.Errorf(fault.MaxAttempts, "all %d attempts used; send a new verification", rec.MaxAttempts)
 	case rec.Status == StatusExpired || (rec.Status == StatusPending || rec.Status == StatusFailed) && !now.Before(rec.ExpiresAt):
-		return errorf(ErrExpired, "verification expired at %s; send a new one", rec.ExpiresAt.Format(time.RFC3339))
+		return fault.Errorf(fault.Expired, "verification expired at %s; send a new one", rec.ExpiresAt.Format(time.RFC3339))
 	case rec.Status == StatusCanceled:
-		return errorf(ErrNotFound, "verification is %s", rec.Status)
+		return fault.Errorf(fault.NotFound, "verification is %s", rec.Status)
 	case rec.Resends >= maxResends:
-		e := errorf(ErrRateLimited, "max_resends (%d) used; send a new verification", maxResends)
+		e := fault.Errorf(fault.RateLimited, "max_resends (%d) used; send a new verification", maxResends)
 		e.RetryAfter, e.Scope = max(rec.ExpiresAt.Sub(now), time.Second), "max_resends"
 		return e
 	case now.Before(rec.SentAt.Add(cooldown)) && !rec.undelivered():
-		e := errorf(ErrResendTooSoon, "resend_cooldown is %s", cooldown)
+		e := fault.Errorf(fault.ResendTooSoon, "resend_cooldown is %s", cooldown)
 		e.RetryAfter = rec.SentAt.Add(cooldown).Sub(now)
 		return e
 	}
 	if !isFinal(rec.Call.State) {
-		e := errorf(ErrResendTooSoon, "the last call is still %s", s.callState(rec))
+		e := fault.Errorf(fault.ResendTooSoon, "the last call is still %s", s.callState(rec))
 		e.RetryAfter = time.Second
 		return e
 	}

@@ -20,6 +20,7 @@ import (
 	"flashotp/apps"
 	"flashotp/call"
 	"flashotp/dialer"
+	"flashotp/fault"
 	"flashotp/limits"
 	"flashotp/metrics"
 	"flashotp/numberpool"
@@ -193,7 +194,7 @@ type SendRequest struct {
 func (s *Service) app(id string) (apps.App, error) {
 	a, ok := s.cfg.Apps.Get(id)
 	if !ok {
-		return apps.App{}, errorf(ErrInvalidRequest, "appid: unknown app %q", id)
+		return apps.App{}, fault.Errorf(fault.InvalidRequest, "appid: unknown app %q", id)
 	}
 	return a, nil
 }
@@ -206,21 +207,21 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 		return Verification{}, err
 	}
 	if req.Channel != ChannelFlashCall {
-		return Verification{}, errorf(ErrInvalidRequest, "channel: must be %q", ChannelFlashCall)
+		return Verification{}, fault.Errorf(fault.InvalidRequest, "channel: must be %q", ChannelFlashCall)
 	}
 	if len(req.Reference) > 128 || !printable(req.Reference) {
-		return Verification{}, errorf(ErrInvalidRequest, "reference: at most 128 bytes of UTF-8 text, no control, format or line-separator characters")
+		return Verification{}, fault.Errorf(fault.InvalidRequest, "reference: at most 128 bytes of UTF-8 text, no control, format or line-separator characters")
 	}
 	// Before the limits count the send: a pool the app has not is the caller's mistake, not a send.
 	if req.From != "" && (len(req.From) > 64 || !printable(req.From) || !slices.Contains(app.Pools, req.From)) {
-		return Verification{}, errorf(ErrInvalidRequest, "from: must name one of the app's pools")
+		return Verification{}, fault.Errorf(fault.InvalidRequest, "from: must name one of the app's pools")
 	}
 	codeLength := req.CodeLength
 	if codeLength == 0 {
 		codeLength = app.CodeLength
 	}
 	if codeLength < 4 || codeLength > 8 {
-		return Verification{}, errorf(ErrInvalidRequest, "code_length: must be 4 to 8")
+		return Verification{}, fault.Errorf(fault.InvalidRequest, "code_length: must be 4 to 8")
 	}
 	to, err := checkRecipient(req.Recipient, app)
 	if err != nil {
@@ -345,8 +346,8 @@ func check(app apps.App, scope, key string) limits.Check {
 	return limits.Check{Rule: limits.Rule{Scope: scope, Limit: l.Limit, Window: time.Duration(l.Window)}, Key: app.ID + "/" + key}
 }
 
-func rateLimited(c limits.Check, retry time.Duration) *Error {
-	e := errorf(ErrRateLimited, "%s limit reached: %d per %s", c.Scope, c.Limit, c.Window)
+func rateLimited(c limits.Check, retry time.Duration) *fault.Error {
+	e := fault.Errorf(fault.RateLimited, "%s limit reached: %d per %s", c.Scope, c.Limit, c.Window)
 	e.RetryAfter, e.Scope = retry, c.Scope
 	return e
 }
@@ -378,10 +379,10 @@ func (s *Service) preSend(app apps.App, to Recipient, reference string) error {
 		if app.PreSendHook.FailOpen {
 			return nil
 		}
-		return errorf(ErrDestinationBlocked, "the app's pre-send hook did not answer, and it fails closed")
+		return fault.Errorf(fault.DestinationBlocked, "the app's pre-send hook did not answer, and it fails closed")
 	}
 	if !allow {
-		return errorf(ErrDestinationBlocked, "the app's pre-send hook denied this send")
+		return fault.Errorf(fault.DestinationBlocked, "the app's pre-send hook denied this send")
 	}
 	return nil
 }
@@ -397,16 +398,7 @@ func numberTypeName(r Recipient) string {
 
 func (s *Service) pick(appID, from string, to Recipient, codeLength int) (numberpool.Picked, error) {
 	picked, err := s.numbers.Pick(numberpool.PickRequest{App: appID, Pool: from, Recipient: to.E164, Country: to.Country, CodeLength: codeLength})
-	switch {
-	case errors.Is(err, numberpool.ErrNotFound):
-		return picked, errorf(ErrInvalidRequest, "from: %v", err)
-	case errors.Is(err, numberpool.ErrCodeSpace):
-		return picked, errorf(ErrInvalidRequest, "code_length: %v", err)
-	case errors.Is(err, numberpool.ErrNoNumbers):
-		return picked, errorf(ErrDestinationBlocked, "%v", err)
-	case errors.Is(err, numberpool.ErrExhausted):
-		return picked, errorf(ErrUnavailable, "%v", err)
-	case err != nil:
+	if err != nil {
 		return picked, err
 	}
 	s.cfg.Metrics.Picked(picked.Pool)
@@ -432,14 +424,14 @@ func (s *Service) submit(rec *record, picked numberpool.Picked) error {
 
 // unavailable is the API error for a call the dialer refused; with every trunk down it says when a probe
 // may bring one back.
-func unavailable(err error) *Error {
+func unavailable(err error) *fault.Error {
 	var down *dialer.DownError
 	if errors.As(err, &down) {
-		e := errorf(ErrUnavailable, "no trunk can take the call: %v", err)
+		e := fault.Errorf(fault.Unavailable, "no trunk can take the call: %v", err)
 		e.RetryAfter = down.RetryAfter
 		return e
 	}
-	return errorf(ErrUnavailable, "no capacity for the call: %v", err)
+	return fault.Errorf(fault.Unavailable, "no capacity for the call: %v", err)
 }
 
 // forget removes every trace of rec from the store: a send whose call was never placed.
@@ -487,7 +479,7 @@ func (s *Service) mac(id, code string) []byte {
 func get(tx *store.Tx, id string) (*record, error) {
 	v := tx.Get(bucketVerifications, id)
 	if v == nil {
-		return nil, errorf(ErrNotFound, "no verification %s", id)
+		return nil, fault.Errorf(fault.NotFound, "no verification %s", id)
 	}
 	var rec record
 	if err := json.Unmarshal(v, &rec); err != nil {
@@ -499,11 +491,11 @@ func get(tx *store.Tx, id string) (*record, error) {
 // getOwn reads the record id of app appID; another app's is not found.
 func getOwn(tx *store.Tx, appID, id string) (*record, error) {
 	if !validID(id) {
-		return nil, errorf(ErrInvalidRequest, "verification_id: malformed")
+		return nil, fault.Errorf(fault.InvalidRequest, "verification_id: malformed")
 	}
 	rec, err := get(tx, id)
 	if err == nil && rec.AppID != appID {
-		return nil, errorf(ErrNotFound, "no verification %s", id)
+		return nil, fault.Errorf(fault.NotFound, "no verification %s", id)
 	}
 	return rec, err
 }
@@ -518,13 +510,14 @@ func (s *Service) put(tx *store.Tx, rec *record) error {
 
 // storeFailed turns an error of the store (a full, read-only or failing disk) into unavailable: the
 // transaction rolled back (but see store.ErrFailed), so the request may be retried. The detail is logged.
+// The caller's own errors (a *fault.Error hiding nothing) pass as they are.
 func (s *Service) storeFailed(what string, err error) error {
-	var e *Error
-	if errors.As(err, &e) {
+	var e *fault.Error
+	if errors.As(err, &e) && e.Err == nil {
 		return err
 	}
 	s.log.Error(what, "err", err)
-	e = errorf(ErrUnavailable, "the store cannot take writes now (a full or failing disk); try again")
+	e = fault.Errorf(fault.Unavailable, "the store cannot take writes now (a full or failing disk); try again")
 	e.RetryAfter = 5 * time.Second
 	return e
 }
@@ -549,7 +542,7 @@ func (s *Service) modify(id string, mutate func(rec *record) error, write func(t
 			return err
 		}
 		if raw == nil {
-			return errorf(ErrNotFound, "no verification %s", id)
+			return fault.Errorf(fault.NotFound, "no verification %s", id)
 		}
 		var rec record
 		if err := json.Unmarshal(raw, &rec); err != nil {

@@ -3,7 +3,6 @@ package otp_test
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"regexp"
@@ -18,6 +17,7 @@ import (
 	"flashotp/apps"
 	"flashotp/call"
 	"flashotp/dialer"
+	"flashotp/fault"
 	"flashotp/internal/apptest"
 	"flashotp/internal/storetest"
 	"flashotp/internal/testclock"
@@ -195,12 +195,12 @@ func wrongCode(code string) string {
 	return code[:len(code)-1] + string('0'+(last-'0'+1)%10)
 }
 
-// wantErr checks that err is an *otp.Error whose Code is want.
-func wantErr(t *testing.T, err, want error) *otp.Error {
+// wantErr checks that err is a *fault.Error whose Code is want.
+func wantErr(t *testing.T, err error, want fault.Code) *fault.Error {
 	t.Helper()
-	var oe *otp.Error
+	var oe *fault.Error
 	if !errors.As(err, &oe) {
-		t.Fatalf("err = %v (%T), want *otp.Error with code %v", err, err, want)
+		t.Fatalf("err = %v (%T), want *fault.Error with code %v", err, err, want)
 	}
 	if oe.Code != want || !errors.Is(err, want) {
 		t.Fatalf("err code = %v, want %v (err: %v)", oe.Code, want, err)
@@ -307,32 +307,32 @@ func TestSendRejects(t *testing.T) {
 	tests := []struct {
 		name string
 		req  otp.SendRequest
-		want error
+		want fault.Code
 	}{
-		{"premium rate", otp.SendRequest{AppID: "demo", Recipient: "+19005550123", Channel: "flashcall"}, otp.ErrDestinationBlocked},
-		{"too short", otp.SendRequest{AppID: "demo", Recipient: "+1555", Channel: "flashcall"}, otp.ErrInvalidRecipient},
-		{"letters", otp.SendRequest{AppID: "demo", Recipient: "abc", Channel: "flashcall"}, otp.ErrInvalidRecipient},
-		{"header injection", otp.SendRequest{AppID: "demo", Recipient: "+14155552671\r\nX: y", Channel: "flashcall"}, otp.ErrInvalidRecipient},
-		{"sip uri", otp.SendRequest{AppID: "demo", Recipient: "sip:+14155552671@evil", Channel: "flashcall"}, otp.ErrInvalidRecipient},
-		{"empty recipient", otp.SendRequest{AppID: "demo", Recipient: "", Channel: "flashcall"}, otp.ErrInvalidRecipient},
-		{"leading zero", otp.SendRequest{AppID: "demo", Recipient: "+04155552671", Channel: "flashcall"}, otp.ErrInvalidRecipient},
-		{"sms channel", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "sms"}, otp.ErrInvalidRequest},
-		{"no channel", otp.SendRequest{AppID: "demo", Recipient: usRecipient}, otp.ErrInvalidRequest},
-		{"unknown app", otp.SendRequest{AppID: "nope", Recipient: usRecipient, Channel: "flashcall"}, otp.ErrInvalidRequest},
-		{"unknown pool", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "nope"}, otp.ErrInvalidRequest},
-		{"pool name with CRLF", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "main\r\nX: y"}, otp.ErrInvalidRequest},
-		{"reference with CRLF", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\r\nX: y"}, otp.ErrInvalidRequest},
-		{"reference too long", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: strings.Repeat("r", 129)}, otp.ErrInvalidRequest},
-		{"reference with a C1 control (NEL)", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\u0085b"}, otp.ErrInvalidRequest},
-		{"reference with a bidi override", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\u202eb"}, otp.ErrInvalidRequest},
-		{"reference with a line separator", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\u2028b"}, otp.ErrInvalidRequest},
-		{"reference not UTF-8", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\xffb"}, otp.ErrInvalidRequest},
-		{"pool name with a C1 control", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "demo\u0085"}, otp.ErrInvalidRequest},
-		{"code_length 3", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", CodeLength: 3}, otp.ErrInvalidRequest},
-		{"code_length 9", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", CodeLength: 9}, otp.ErrInvalidRequest},
-		{"code_length negative", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", CodeLength: -4}, otp.ErrInvalidRequest},
+		{"premium rate", otp.SendRequest{AppID: "demo", Recipient: "+19005550123", Channel: "flashcall"}, fault.DestinationBlocked},
+		{"too short", otp.SendRequest{AppID: "demo", Recipient: "+1555", Channel: "flashcall"}, fault.InvalidRecipient},
+		{"letters", otp.SendRequest{AppID: "demo", Recipient: "abc", Channel: "flashcall"}, fault.InvalidRecipient},
+		{"header injection", otp.SendRequest{AppID: "demo", Recipient: "+14155552671\r\nX: y", Channel: "flashcall"}, fault.InvalidRecipient},
+		{"sip uri", otp.SendRequest{AppID: "demo", Recipient: "sip:+14155552671@evil", Channel: "flashcall"}, fault.InvalidRecipient},
+		{"empty recipient", otp.SendRequest{AppID: "demo", Recipient: "", Channel: "flashcall"}, fault.InvalidRecipient},
+		{"leading zero", otp.SendRequest{AppID: "demo", Recipient: "+04155552671", Channel: "flashcall"}, fault.InvalidRecipient},
+		{"sms channel", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "sms"}, fault.InvalidRequest},
+		{"no channel", otp.SendRequest{AppID: "demo", Recipient: usRecipient}, fault.InvalidRequest},
+		{"unknown app", otp.SendRequest{AppID: "nope", Recipient: usRecipient, Channel: "flashcall"}, fault.InvalidRequest},
+		{"unknown pool", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "nope"}, fault.InvalidRequest},
+		{"pool name with CRLF", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "main\r\nX: y"}, fault.InvalidRequest},
+		{"reference with CRLF", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\r\nX: y"}, fault.InvalidRequest},
+		{"reference too long", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: strings.Repeat("r", 129)}, fault.InvalidRequest},
+		{"reference with a C1 control (NEL)", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\u0085b"}, fault.InvalidRequest},
+		{"reference with a bidi override", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\u202eb"}, fault.InvalidRequest},
+		{"reference with a line separator", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\u2028b"}, fault.InvalidRequest},
+		{"reference not UTF-8", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "a\xffb"}, fault.InvalidRequest},
+		{"pool name with a C1 control", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "demo\u0085"}, fault.InvalidRequest},
+		{"code_length 3", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", CodeLength: 3}, fault.InvalidRequest},
+		{"code_length 9", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", CodeLength: 9}, fault.InvalidRequest},
+		{"code_length negative", otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", CodeLength: -4}, fault.InvalidRequest},
 		// A code as long as the pool's numbers leaves no prefix: the caller asked for too long a code.
-		{"code_length longer than the pool's numbers", otp.SendRequest{AppID: "short", Recipient: usRecipient, Channel: "flashcall", CodeLength: 7}, otp.ErrInvalidRequest},
+		{"code_length longer than the pool's numbers", otp.SendRequest{AppID: "short", Recipient: usRecipient, Channel: "flashcall", CodeLength: 7}, fault.InvalidRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -357,7 +357,7 @@ func TestUnknownPoolNotCounted(t *testing.T) {
 	})
 	for i := range 10 {
 		_, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "nope"})
-		if !errors.Is(err, otp.ErrInvalidRequest) {
+		if !errors.Is(err, fault.InvalidRequest) {
 			t.Fatalf("send %d from an unknown pool: %v, want invalid_request", i+1, err)
 		}
 	}
@@ -375,17 +375,17 @@ func TestSendCodeSpaceTooSmall(t *testing.T) {
 	tests := []struct {
 		name       string
 		codeLength int
-		want       error
+		want       fault.Code
 	}{
-		{"4 digits give 10^4 codes", 4, otp.ErrInvalidRequest},
-		{"default 5 digits", 0, nil},
-		{"6 digits", 6, nil},
+		{"4 digits give 10^4 codes", 4, fault.InvalidRequest},
+		{"default 5 digits", 0, ""},
+		{"6 digits", 6, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(d.requests())
 			v, err := svc.Send(otp.SendRequest{AppID: "wide", Recipient: usRecipient, Channel: "flashcall", CodeLength: tt.codeLength})
-			if tt.want != nil {
+			if tt.want != "" {
 				wantErr(t, err, tt.want)
 				if len(d.requests()) != before {
 					t.Errorf("dialer got a call")
@@ -420,7 +420,7 @@ func TestSendDialerRefuses(t *testing.T) {
 			e := newEnv(t)
 			e.dial.refuse(tt.err)
 			_, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall"})
-			wantErr(t, err, otp.ErrUnavailable)
+			wantErr(t, err, fault.Unavailable)
 			refused := e.dial.refusedRequests()
 			if len(refused) != 1 {
 				t.Fatalf("dialer was offered %d calls, want 1", len(refused))
@@ -432,7 +432,7 @@ func TestSendDialerRefuses(t *testing.T) {
 				t.Errorf("store holds %d records, want none", n)
 			}
 			_, err = e.svc.Status("demo", refused[0].ID)
-			wantErr(t, err, otp.ErrNotFound)
+			wantErr(t, err, fault.NotFound)
 		})
 	}
 }
@@ -460,8 +460,8 @@ func TestSendEveryTrunkDown(t *testing.T) {
 		},
 	} {
 		err := call()
-		wantErr(t, err, otp.ErrUnavailable)
-		var oerr *otp.Error
+		wantErr(t, err, fault.Unavailable)
+		var oerr *fault.Error
 		if !errors.As(err, &oerr) || oerr.RetryAfter != 30*time.Second {
 			t.Errorf("%s: %v, want RetryAfter 30s", name, err)
 		}
@@ -477,8 +477,8 @@ func TestSendEveryTrunkDown(t *testing.T) {
 func TestVerify(t *testing.T) {
 	type step struct {
 		code          func(cli string) string
-		want          error // nil: approved
-		wantRemaining int   // for ErrInvalidCode
+		want          fault.Code // "": approved
+		wantRemaining int        // for fault.InvalidCode
 	}
 	right := func(cli string) string { return codeOf(cli) }
 	wrong := func(cli string) string { return wrongCode(codeOf(cli)) }
@@ -495,12 +495,12 @@ func TestVerify(t *testing.T) {
 		},
 		{
 			name:       "right code twice",
-			steps:      []step{{code: right}, {code: right, want: otp.ErrAlreadyVerified}},
+			steps:      []step{{code: right}, {code: right, want: fault.AlreadyVerified}},
 			wantStatus: otp.StatusApproved,
 		},
 		{
 			name:         "wrong then right",
-			steps:        []step{{code: wrong, want: otp.ErrInvalidCode, wantRemaining: 4}, {code: right}},
+			steps:        []step{{code: wrong, want: fault.InvalidCode, wantRemaining: 4}, {code: right}},
 			wantStatus:   otp.StatusApproved,
 			wantAttempts: 1,
 		},
@@ -533,7 +533,7 @@ func TestVerify(t *testing.T) {
 		{
 			name: "whole CLI ending in a wrong code",
 			steps: []step{
-				{code: func(cli string) string { return cli[:len(cli)-4] + wrongCode(codeOf(cli)) }, want: otp.ErrInvalidCode, wantRemaining: 4},
+				{code: func(cli string) string { return cli[:len(cli)-4] + wrongCode(codeOf(cli)) }, want: fault.InvalidCode, wantRemaining: 4},
 			},
 			wantStatus:   otp.StatusPending,
 			wantAttempts: 1,
@@ -541,13 +541,13 @@ func TestVerify(t *testing.T) {
 		{
 			name: "attempts used up",
 			steps: []step{
-				{code: wrong, want: otp.ErrInvalidCode, wantRemaining: 4},
-				{code: wrong, want: otp.ErrInvalidCode, wantRemaining: 3},
-				{code: wrong, want: otp.ErrInvalidCode, wantRemaining: 2},
-				{code: wrong, want: otp.ErrInvalidCode, wantRemaining: 1},
-				{code: wrong, want: otp.ErrMaxAttempts},
-				{code: wrong, want: otp.ErrMaxAttempts},
-				{code: right, want: otp.ErrMaxAttempts},
+				{code: wrong, want: fault.InvalidCode, wantRemaining: 4},
+				{code: wrong, want: fault.InvalidCode, wantRemaining: 3},
+				{code: wrong, want: fault.InvalidCode, wantRemaining: 2},
+				{code: wrong, want: fault.InvalidCode, wantRemaining: 1},
+				{code: wrong, want: fault.MaxAttempts},
+				{code: wrong, want: fault.MaxAttempts},
+				{code: right, want: fault.MaxAttempts},
 			},
 			wantStatus:   otp.StatusFailed,
 			wantAttempts: testMaxAttempts,
@@ -559,7 +559,7 @@ func TestVerify(t *testing.T) {
 			v, cli := e.send(t)
 			for i, s := range tt.steps {
 				got, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: s.code(cli)})
-				if s.want == nil {
+				if s.want == "" {
 					if err != nil {
 						t.Fatalf("step %d: Verify: %v", i, err)
 					}
@@ -569,7 +569,7 @@ func TestVerify(t *testing.T) {
 					continue
 				}
 				oe := wantErr(t, err, s.want)
-				if s.want == otp.ErrInvalidCode {
+				if s.want == fault.InvalidCode {
 					if oe.AttemptsRemaining == nil || *oe.AttemptsRemaining != s.wantRemaining {
 						t.Errorf("step %d: attempts_remaining = %v, want %d", i, oe.AttemptsRemaining, s.wantRemaining)
 					}
@@ -595,13 +595,13 @@ func TestVerifyAttemptsUsedUpFails(t *testing.T) {
 	for i := 1; i <= testMaxAttempts; i++ {
 		_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))})
 		if i < testMaxAttempts {
-			wantErr(t, err, otp.ErrInvalidCode)
+			wantErr(t, err, fault.InvalidCode)
 			if st := e.status(t, v.ID); st.Status != otp.StatusPending {
 				t.Fatalf("after %d wrong codes: %s, want pending", i, st.Status)
 			}
 			continue
 		}
-		wantErr(t, err, otp.ErrMaxAttempts)
+		wantErr(t, err, fault.MaxAttempts)
 	}
 	if st := e.status(t, v.ID); st.Status != otp.StatusFailed || st.AttemptsRemaining != 0 {
 		t.Errorf("status %s, %d attempts left; want failed, 0", st.Status, st.AttemptsRemaining)
@@ -618,7 +618,7 @@ func TestVerifyAttemptsUsedUpFails(t *testing.T) {
 		t.Errorf("listed under failed %v, under pending %v; want failed only", listed(otp.StatusFailed), listed(otp.StatusPending))
 	}
 	_, err := e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
-	wantErr(t, err, otp.ErrMaxAttempts)
+	wantErr(t, err, fault.MaxAttempts)
 
 	e.clock.Advance(testTTL + time.Second)
 	if n, err := e.svc.SweepExpired(); err != nil || n != 1 {
@@ -628,7 +628,7 @@ func TestVerifyAttemptsUsedUpFails(t *testing.T) {
 		t.Errorf("after its TTL: %s, want still failed", st.Status)
 	}
 	_, err = e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)})
-	wantErr(t, err, otp.ErrMaxAttempts)
+	wantErr(t, err, fault.MaxAttempts)
 	if n, err := e.db.Bucket("v_expiry").Len(); err != nil || n != 0 {
 		t.Errorf("expiry index holds %d keys (%v), want none", n, err)
 	}
@@ -642,33 +642,33 @@ func TestVerifyByRecipientAttemptsUsedUp(t *testing.T) {
 		e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))})
 	}
 	_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", Recipient: usRecipient, Code: codeOf(cli)})
-	wantErr(t, err, otp.ErrMaxAttempts)
+	wantErr(t, err, fault.MaxAttempts)
 }
 
 func TestVerifyExpiry(t *testing.T) {
 	tests := []struct {
 		name       string
 		advance    time.Duration
-		want       error
+		want       fault.Code
 		wantStatus otp.Status
 	}{
-		{"just before expires_at", testTTL - time.Nanosecond, nil, otp.StatusApproved},
-		{"at expires_at", testTTL, otp.ErrExpired, otp.StatusExpired},
-		{"long after", 24 * time.Hour, otp.ErrExpired, otp.StatusExpired},
+		{"just before expires_at", testTTL - time.Nanosecond, "", otp.StatusApproved},
+		{"at expires_at", testTTL, fault.Expired, otp.StatusExpired},
+		{"long after", 24 * time.Hour, fault.Expired, otp.StatusExpired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			v, cli := e.send(t)
 			e.clock.Advance(tt.advance)
-			if tt.want != nil {
+			if tt.want != "" {
 				// Status says expired before any verify wrote it.
 				if st := e.status(t, v.ID); st.Status != otp.StatusExpired {
 					t.Errorf("Status before verify = %s, want expired", st.Status)
 				}
 			}
 			_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)})
-			if tt.want == nil {
+			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("Verify: %v", err)
 				}
@@ -690,10 +690,10 @@ func TestVerifyOtherApp(t *testing.T) {
 	v, cli := e.send(t)
 	for _, code := range []string{codeOf(cli), wrongCode(codeOf(cli))} {
 		_, err := e.svc.Verify(otp.VerifyRequest{AppID: "other", VerificationID: v.ID, Code: code})
-		wantErr(t, err, otp.ErrNotFound)
+		wantErr(t, err, fault.NotFound)
 	}
 	_, err := e.svc.Status("other", v.ID)
-	wantErr(t, err, otp.ErrNotFound)
+	wantErr(t, err, fault.NotFound)
 	// Another app's tries cost the owner nothing.
 	if st := e.status(t, v.ID); st.Status != otp.StatusPending || st.Attempts != 0 {
 		t.Errorf("status %s attempts %d after another app's verify, want pending 0", st.Status, st.Attempts)
@@ -709,24 +709,24 @@ func TestVerifyMalformed(t *testing.T) {
 		name string
 		id   func(real string) string
 		code func(cli string) string
-		want error
+		want fault.Code
 	}{
-		{"code letters", nil, func(string) string { return "abcd" }, otp.ErrInvalidRequest},
-		{"code with CRLF", nil, func(cli string) string { return codeOf(cli)[:2] + "\r\n" + codeOf(cli)[2:] }, otp.ErrInvalidRequest},
-		{"code then CRLF", nil, func(cli string) string { return codeOf(cli) + "\r\nX: y" }, otp.ErrInvalidRequest},
-		{"code too short", nil, func(cli string) string { return codeOf(cli)[:3] }, otp.ErrInvalidRequest},
-		{"code empty", nil, func(string) string { return "" }, otp.ErrInvalidRequest},
-		{"code only plus", nil, func(string) string { return "+" }, otp.ErrInvalidRequest},
-		{"code too long", nil, func(string) string { return "1234567890123456" }, otp.ErrInvalidRequest},
-		{"code with space", nil, func(cli string) string { return codeOf(cli)[:2] + " " + codeOf(cli)[2:] }, otp.ErrInvalidRequest},
-		{"code in other digits", nil, func(string) string { return "١٢٣٤" }, otp.ErrInvalidRequest},
-		{"id empty", func(string) string { return "" }, nil, otp.ErrInvalidRequest},
-		{"id letters", func(string) string { return "abc" }, nil, otp.ErrInvalidRequest},
-		{"id without prefix", func(id string) string { return strings.TrimPrefix(id, "otp_") }, nil, otp.ErrInvalidRequest},
-		{"id too short", func(id string) string { return id[:len(id)-1] }, nil, otp.ErrInvalidRequest},
-		{"id with CRLF", func(id string) string { return id + "\r\n" }, nil, otp.ErrInvalidRequest},
-		{"id with bad character", func(id string) string { return id[:len(id)-1] + "U" }, nil, otp.ErrInvalidRequest},
-		{"id unknown", func(string) string { return unknown }, nil, otp.ErrNotFound},
+		{"code letters", nil, func(string) string { return "abcd" }, fault.InvalidRequest},
+		{"code with CRLF", nil, func(cli string) string { return codeOf(cli)[:2] + "\r\n" + codeOf(cli)[2:] }, fault.InvalidRequest},
+		{"code then CRLF", nil, func(cli string) string { return codeOf(cli) + "\r\nX: y" }, fault.InvalidRequest},
+		{"code too short", nil, func(cli string) string { return codeOf(cli)[:3] }, fault.InvalidRequest},
+		{"code empty", nil, func(string) string { return "" }, fault.InvalidRequest},
+		{"code only plus", nil, func(string) string { return "+" }, fault.InvalidRequest},
+		{"code too long", nil, func(string) string { return "1234567890123456" }, fault.InvalidRequest},
+		{"code with space", nil, func(cli string) string { return codeOf(cli)[:2] + " " + codeOf(cli)[2:] }, fault.InvalidRequest},
+		{"code in other digits", nil, func(string) string { return "١٢٣٤" }, fault.InvalidRequest},
+		{"id empty", func(string) string { return "" }, nil, fault.InvalidRequest},
+		{"id letters", func(string) string { return "abc" }, nil, fault.InvalidRequest},
+		{"id without prefix", func(id string) string { return strings.TrimPrefix(id, "otp_") }, nil, fault.InvalidRequest},
+		{"id too short", func(id string) string { return id[:len(id)-1] }, nil, fault.InvalidRequest},
+		{"id with CRLF", func(id string) string { return id + "\r\n" }, nil, fault.InvalidRequest},
+		{"id with bad character", func(id string) string { return id[:len(id)-1] + "U" }, nil, fault.InvalidRequest},
+		{"id unknown", func(string) string { return unknown }, nil, fault.NotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -765,13 +765,13 @@ func TestCallOutcome(t *testing.T) {
 		wantState  call.State
 		wantCode   int
 		wantReason call.Reason
-		wantVerify error // with the right code; nil: approved
+		wantVerify fault.Code // with the right code; "": approved
 	}{
 		{
 			name:       "busy before ring",
 			ends:       []ended{{"phone", call.Result{State: call.StateFailed, Reason: call.ReasonBusy, SIPCode: 486, StartedAt: t0, EndedAt: t0.Add(time.Second)}}},
 			wantStatus: otp.StatusFailed, wantState: call.StateFailed, wantCode: 486, wantReason: call.ReasonBusy,
-			wantVerify: otp.ErrUndeliverable,
+			wantVerify: fault.Undeliverable,
 		},
 		{
 			name:       "declined after ring",
@@ -803,7 +803,7 @@ func TestCallOutcome(t *testing.T) {
 				{"phone", call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, StartedAt: t0, EndedAt: t0.Add(2 * time.Second)}},
 			},
 			wantStatus: otp.StatusFailed, wantState: call.StateFailed, wantCode: 404, wantReason: call.ReasonNotFound,
-			wantVerify: otp.ErrUndeliverable,
+			wantVerify: fault.Undeliverable,
 		},
 	}
 	for _, tt := range tests {
@@ -829,7 +829,7 @@ func TestCallOutcome(t *testing.T) {
 				t.Errorf("call.started_at = %v, want %v", st.Call.StartedAt, first.res.StartedAt)
 			}
 			_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)})
-			if tt.wantVerify == nil {
+			if tt.wantVerify == "" {
 				if err != nil {
 					t.Errorf("Verify: %v", err)
 				}
@@ -903,7 +903,7 @@ func TestRecover(t *testing.T) {
 		wantReason string
 		wantCode   int
 		wantEnded  bool // counted by Recover
-		wantVerify error
+		wantVerify fault.Code
 	}{
 		{
 			// Call states are recorded after the SIP event: even a queued call may have gone out.
@@ -939,7 +939,7 @@ func TestRecover(t *testing.T) {
 				s.CallEnded(id, "phone", cli, call.Result{State: call.StateFailed, Reason: call.ReasonBusy, SIPCode: 486, StartedAt: t0, EndedAt: t0})
 			},
 			wantStatus: otp.StatusFailed, wantState: call.StateFailed, wantReason: "busy", wantCode: 486,
-			wantVerify: otp.ErrUndeliverable,
+			wantVerify: fault.Undeliverable,
 		},
 	}
 
@@ -975,7 +975,7 @@ func TestRecover(t *testing.T) {
 				t.Errorf("call.ended_at = %v, want the recovery time %v", st.Call.EndedAt, e.clock.Now())
 			}
 			_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: ids[i], Code: codeOf(clis[i])})
-			if tt.wantVerify == nil {
+			if tt.wantVerify == "" {
 				if err != nil {
 					t.Errorf("Verify: %v", err)
 				}
@@ -1082,25 +1082,25 @@ func TestSendPickRequest(t *testing.T) {
 	}
 }
 
-// What the pool refuses becomes the API's error, and nothing is stored or dialed.
+// What the pool refuses is the API's error as the pool says it, and nothing is stored or dialed.
 func TestSendPickErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		err  error
-		want error // nil: not an *otp.Error (internal)
+		want fault.Code // "": not a *fault.Error (internal)
 	}{
-		{"unknown pool", fmt.Errorf("%w: app demo has no pool \"x\"", numberpool.ErrNotFound), otp.ErrInvalidRequest},
-		{"code space", fmt.Errorf("%w: 4-digit codes give app demo only 10 codes", numberpool.ErrCodeSpace), otp.ErrInvalidRequest},
-		{"no numbers for the destination", fmt.Errorf("%w: app demo has no caller ID for US", numberpool.ErrNoNumbers), otp.ErrDestinationBlocked},
-		{"exhausted", fmt.Errorf("%w: all in cooldown", numberpool.ErrExhausted), otp.ErrUnavailable},
-		{"store failure", errors.New("disk on fire"), nil},
+		{"unknown pool", fault.Errorf(fault.InvalidRequest, "from: not found: app demo has no pool \"x\""), fault.InvalidRequest},
+		{"code space", fault.Errorf(fault.InvalidRequest, "code_length: %w: 4-digit codes give app demo only 10 codes", numberpool.ErrCodeSpace), fault.InvalidRequest},
+		{"no numbers for the destination", fault.Errorf(fault.DestinationBlocked, "%w: app demo has no caller ID for US", numberpool.ErrNoNumbers), fault.DestinationBlocked},
+		{"exhausted", fault.Errorf(fault.Unavailable, "%w: all in cooldown", numberpool.ErrExhausted), fault.Unavailable},
+		{"store failure", errors.New("disk on fire"), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newFakeEnv(t, &fakeNumbers{err: tt.err})
 			_, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall"})
-			var oe *otp.Error
-			if tt.want != nil {
+			var oe *fault.Error
+			if tt.want != "" {
 				wantErr(t, err, tt.want)
 			} else if !errors.Is(err, tt.err) || errors.As(err, &oe) {
 				t.Errorf("Send error = %v, want the pool's own error", err)

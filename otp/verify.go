@@ -3,11 +3,11 @@ package otp
 import (
 	"crypto/hmac"
 	"encoding/json"
-	"errors"
 	"strings"
 	"time"
 
 	"flashotp/apps"
+	"flashotp/fault"
 	"flashotp/limits"
 	"flashotp/store"
 )
@@ -30,13 +30,13 @@ type Attempt struct {
 	RemoteIP       string    `json:"remote_ip"`
 }
 
-// Verify checks the code. It returns the approved verification, or an *Error whose Code says why not.
+// Verify checks the code. It returns the approved verification, or a *fault.Error whose Code says why not.
 // Every attempt is recorded durably before the answer; wrong codes count against the verification's
 // attempts and against the recipient's failed_verifications limit.
 func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 	code := strings.TrimPrefix(req.Code, "+")
 	if len(code) < 4 || len(code) > 15 || strings.ContainsFunc(code, func(r rune) bool { return r < '0' || r > '9' }) {
-		return Verification{}, errorf(ErrInvalidRequest, "otp_code: want the code's digits, or the whole caller ID")
+		return Verification{}, fault.Errorf(fault.InvalidRequest, "otp_code: want the code's digits, or the whole caller ID")
 	}
 	app, err := s.app(req.AppID)
 	if err != nil {
@@ -48,7 +48,7 @@ func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 			return Verification{}, err
 		}
 	} else if !validID(id) {
-		return Verification{}, errorf(ErrInvalidRequest, "verification_id: malformed")
+		return Verification{}, fault.Errorf(fault.InvalidRequest, "verification_id: malformed")
 	}
 	var (
 		out    Verification
@@ -64,7 +64,7 @@ func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 	)
 	err = s.modify(id, func(rec *record) error {
 		if rec.AppID != app.ID {
-			return errorf(ErrNotFound, "no verification %s", id)
+			return fault.Errorf(fault.NotFound, "no verification %s", id)
 		}
 		// The attempt takes its slot in the recipient's failed_verifications limit before its code is compared,
 		// and gives it back below unless it was a wrong code that was stored: checking for room here and
@@ -149,7 +149,7 @@ func (rec *record) attemptsUsed() bool { return rec.Attempts >= rec.MaxAttempts 
 // within its TTL because its attempts are used up.
 func (s *Service) newestPending(app apps.App, recipient string) (string, error) {
 	if recipient == "" {
-		return "", errorf(ErrInvalidRequest, "verification_id or recipient: required")
+		return "", fault.Errorf(fault.InvalidRequest, "verification_id or recipient: required")
 	}
 	to, err := checkRecipient(recipient, apps.App{})
 	if err != nil {
@@ -175,40 +175,36 @@ func (s *Service) newestPending(app apps.App, recipient string) (string, error) 
 		return err
 	})
 	if err == nil && id == "" {
-		err = errorf(ErrNotFound, "no pending verification for %s", to.E164)
+		err = fault.Errorf(fault.NotFound, "no pending verification for %s", to.E164)
 	}
 	return id, err
 }
 
 // ResultName names how a verify went: "approved", an error code (invalid_code, expired, …), or "internal".
 func ResultName(err error) string {
-	var e *Error
-	switch {
-	case err == nil:
+	if err == nil {
 		return "approved"
-	case errors.As(err, &e):
-		return e.Code.Error()
 	}
-	return "internal"
+	return string(fault.CodeOf(err))
 }
 
 // check applies one verify attempt to rec, in the order the API promises, and says how it went.
 func (s *Service) check(rec *record, code string, now time.Time) error {
 	switch {
 	case rec.Status == StatusApproved:
-		return errorf(ErrAlreadyVerified, "code already used")
+		return fault.Errorf(fault.AlreadyVerified, "code already used")
 	case rec.Status == StatusFailed && rec.attemptsUsed():
-		return errorf(ErrMaxAttempts, "all %d attempts used", rec.MaxAttempts)
+		return fault.Errorf(fault.MaxAttempts, "all %d attempts used", rec.MaxAttempts)
 	case rec.Status == StatusFailed:
-		return errorf(ErrUndeliverable, "the call failed before it rang (%s); resend or send again", rec.Call.Reason)
+		return fault.Errorf(fault.Undeliverable, "the call failed before it rang (%s); resend or send again", rec.Call.Reason)
 	case rec.Status == StatusExpired || rec.Status == StatusPending && !now.Before(rec.ExpiresAt):
 		rec.Status = StatusExpired
-		return errorf(ErrExpired, "verification expired at %s", rec.ExpiresAt.Format(time.RFC3339))
+		return fault.Errorf(fault.Expired, "verification expired at %s", rec.ExpiresAt.Format(time.RFC3339))
 	case rec.Status != StatusPending:
-		return errorf(ErrNotFound, "verification is %s", rec.Status)
+		return fault.Errorf(fault.NotFound, "verification is %s", rec.Status)
 	case rec.attemptsUsed():
 		rec.Status = StatusFailed // stored pending by an engine that did not fail it at the last attempt
-		return errorf(ErrMaxAttempts, "all %d attempts used", rec.MaxAttempts)
+		return fault.Errorf(fault.MaxAttempts, "all %d attempts used", rec.MaxAttempts)
 	}
 
 	// The whole CLI as the call log shows it (E.164, national, 00-international): its last digits are the
@@ -224,10 +220,10 @@ func (s *Service) check(rec *record, code string, now time.Time) error {
 	if rec.attemptsUsed() {
 		// No code can approve it any more: it is over, as SPEC section 4's failed says, not pending.
 		rec.Status = StatusFailed
-		return errorf(ErrMaxAttempts, "wrong code; all %d attempts used", rec.MaxAttempts)
+		return fault.Errorf(fault.MaxAttempts, "wrong code; all %d attempts used", rec.MaxAttempts)
 	}
 	left := rec.AttemptsRemaining
-	e := errorf(ErrInvalidCode, "wrong code")
+	e := fault.Errorf(fault.InvalidCode, "wrong code")
 	e.AttemptsRemaining = &left
 	return e
 }

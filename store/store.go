@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flashotp/fault"
 	"fmt"
 	"io"
 	"os"
@@ -41,7 +42,7 @@ var (
 	// disk, a file that can no longer be mapped. A write that failed so was rolled back, with one exception
 	// bbolt cannot help: a disk that fails between writing a transaction's meta page and syncing it leaves
 	// that transaction visible to this process (and maybe on disk). The call may succeed once the disk is
-	// mended.
+	// mended. It comes inside a *fault.Error: the caller is told unavailable, the log gets the detail.
 	ErrFailed = errors.New("store failed")
 	// ErrDamaged is returned by Open when neither of the database's two last transactions can be read.
 	ErrDamaged = errors.New("database file is damaged")
@@ -181,7 +182,7 @@ func (db *DB) failed(err, fnErr error) error {
 		return err
 	}
 	db.failures.Add(1)
-	return fmt.Errorf("%w: %w", ErrFailed, err)
+	return &fault.Error{Code: fault.Unavailable, Message: "the store failed (a full or failing disk); try again", Err: fmt.Errorf("%w: %w", ErrFailed, err)}
 }
 
 // Failures returns how many reads and writes have failed with ErrFailed since Open: every failure of the
