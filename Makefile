@@ -1,10 +1,11 @@
-# flashotp: `make run` serves the demo, `make test` installs the SIP peers it needs and runs every test.
+# flashotp: `make run` serves the demo, `make test` installs the SIP peers it needs and runs every test;
+# `make test-short` is the quick tier (go test -short: the slowest tests skip themselves).
 GO      ?= go
 BIN     := bin/flashotp
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test attack deps lint bench soak fuzz release clean
+.PHONY: build run test test-short attack deps lint bench soak fuzz release clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/flashotp
@@ -17,6 +18,11 @@ deps:
 
 test: deps
 	$(GO) test -race -count=1 -timeout 10m ./...
+
+# The quick tier: every test but the slowest few (the hostile trunks, the container image, the bench smoke
+# test), which skip themselves under -short. make test still runs them all.
+test-short: deps
+	$(GO) test -race -count=1 -short -timeout 10m ./...
 
 # The probes of attacks from the network (issue 13: floods, malformed SIP, forged responses, reflection, log
 # growth, concurrent guesses), each asserting its bound; docs/security.md lists them. make test runs them too.

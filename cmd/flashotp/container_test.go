@@ -28,6 +28,9 @@ import (
 // build caches mounted (GOPROXY=off: nothing is downloaded). podman runs with runc, as crun refuses the hybrid
 // cgroup layout of these machines.
 func TestContainerImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: building and running the image takes half a minute; make test runs it")
+	}
 	podman := peers.Require(t, "podman", "podman")
 	peers.Require(t, "runc", "runc")
 	busybox := peers.Require(t, "busybox", "busybox-static")

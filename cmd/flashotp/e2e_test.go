@@ -291,6 +291,9 @@ func TestBinaryVersion(t *testing.T) {
 // `flashotp bench` at toy sizes: every part runs against the SIPp callee and every call it places ends as it
 // should (the real figures are in docs/benchmarks.md; speed is never asserted here).
 func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: every bench part, even at toy sizes, takes 25 s; make test runs it")
+	}
 	peers.Require(t, "sipp", "sip-tester")
 	p := start(t, "bench", "--rates", "100,200", "--step", "1s", "--rate", "100", "--duration", "2s", "--ringing", "200", "--verify", "1s", "--cps", "100")
 	select {

@@ -16,6 +16,9 @@ import (
 // Trunks that misbehave: for each, the engine does not panic, ends the call with one outcome, frees its
 // slot, and keeps serving.
 func TestHostileTrunks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the hostile SIPp trunks, one after another, take half a minute; make test runs them")
+	}
 	tests := []struct {
 		scenario      string
 		state, reason string // "" : any final outcome
