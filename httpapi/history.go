@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +26,7 @@ func (s *Server) resend(c *fiber.Ctx) error {
 	if err := checkApp(c, b.AppID); err != nil {
 		return err
 	}
-	v, err := s.svc.Resend(otp.ResendRequest{AppID: b.AppID, VerificationID: b.VerificationID, Channel: b.Channel})
+	v, err := s.svc.Resend(c.UserContext(), otp.ResendRequest{AppID: b.AppID, VerificationID: b.VerificationID, Channel: b.Channel})
 	if err != nil {
 		return err
 	}
@@ -115,7 +116,7 @@ func (s *Server) status(c *fiber.Ctx) error {
 	if q.ID == "" {
 		return fault.Errorf(fault.InvalidRequest, "verification_id: required")
 	}
-	v, err := s.svc.Status(q.AppID, q.ID)
+	v, err := s.svc.Status(c.UserContext(), q.AppID, q.ID)
 	if err != nil {
 		return err
 	}
@@ -127,12 +128,12 @@ func (s *Server) logs(c *fiber.Ctx) error     { return page(c, s.svc.Logs) }
 func (s *Server) attempts(c *fiber.Ctx) error { return page(c, s.svc.Attempts) }
 
 // page answers a listing route: its query read, the page fetched.
-func page[T any](c *fiber.Ctx, fetch func(otp.Query) (otp.Page[T], error)) error {
+func page[T any](c *fiber.Ctx, fetch func(context.Context, otp.Query) (otp.Page[T], error)) error {
 	q, err := query(c)
 	if err != nil {
 		return err
 	}
-	p, err := fetch(q)
+	p, err := fetch(c.UserContext(), q)
 	if err != nil {
 		return err
 	}
@@ -157,7 +158,7 @@ func (s *Server) reports(c *fiber.Ctx) error {
 		return err
 	}
 	groupBy := c.Query("group_by", otp.GroupDay)
-	rows, err := s.svc.Reports(q.AppID, q.Since, q.Until, groupBy)
+	rows, err := s.svc.Reports(c.UserContext(), q.AppID, q.Since, q.Until, groupBy)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ package httpapi
 import (
 	"bytes"
 	"cmp"
+	"context"
 	_ "embed"
 	"encoding/base64"
 	"encoding/json"
@@ -51,15 +52,15 @@ type Snapshot interface {
 
 // Service is what the API needs of the otp package; *otp.Service is one.
 type Service interface {
-	Send(req otp.SendRequest) (otp.Verification, error)
-	Resend(req otp.ResendRequest) (otp.Verification, error)
-	Verify(req otp.VerifyRequest) (otp.Verification, error)
-	Status(appID, id string) (otp.Verification, error)
-	List(q otp.Query) (otp.Page[otp.Verification], error)
-	Logs(q otp.Query) (otp.Page[otp.Event], error)
-	Attempts(q otp.Query) (otp.Page[otp.Attempt], error)
+	Send(ctx context.Context, req otp.SendRequest) (otp.Verification, error)
+	Resend(ctx context.Context, req otp.ResendRequest) (otp.Verification, error)
+	Verify(ctx context.Context, req otp.VerifyRequest) (otp.Verification, error)
+	Status(ctx context.Context, appID, id string) (otp.Verification, error)
+	List(ctx context.Context, q otp.Query) (otp.Page[otp.Verification], error)
+	Logs(ctx context.Context, q otp.Query) (otp.Page[otp.Event], error)
+	Attempts(ctx context.Context, q otp.Query) (otp.Page[otp.Attempt], error)
 	RateLimits(appID, key, ip, recipient string) ([]otp.RateLimit, error)
-	Reports(appID string, since, until time.Time, groupBy string) ([]otp.ReportRow, error)
+	Reports(ctx context.Context, appID string, since, until time.Time, groupBy string) ([]otp.ReportRow, error)
 	AllowRequest(appID, key, ip string) error
 }
 
@@ -580,7 +581,7 @@ func (s *Server) send(c *fiber.Ctx) error {
 		return err
 	}
 	defer func(start time.Time) { s.cfg.Metrics.Sent(time.Since(start)) }(time.Now())
-	v, err := s.svc.Send(otp.SendRequest{
+	v, err := s.svc.Send(c.UserContext(), otp.SendRequest{
 		AppID: b.AppID, Recipient: b.Recipient, Channel: b.Channel,
 		From: b.From, CodeLength: b.CodeLength, Reference: b.Reference,
 	})
@@ -609,7 +610,7 @@ func (s *Server) verify(c *fiber.Ctx) error {
 		return fault.Errorf(fault.InvalidRequest, "verification_id or recipient: give one")
 	}
 	start := time.Now()
-	v, err := s.svc.Verify(otp.VerifyRequest{AppID: b.AppID, VerificationID: b.VerificationID, Recipient: b.Recipient, Code: b.OTPCode, RemoteIP: s.clientIP(c)})
+	v, err := s.svc.Verify(c.UserContext(), otp.VerifyRequest{AppID: b.AppID, VerificationID: b.VerificationID, Recipient: b.Recipient, Code: b.OTPCode, RemoteIP: s.clientIP(c)})
 	s.cfg.Metrics.Verified(otp.ResultName(err), time.Since(start))
 	if err != nil {
 		return err

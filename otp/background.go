@@ -2,12 +2,8 @@ package otp
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"sync"
 	"time"
-
-	"flashotp/store"
 )
 
 // sweepBatch bounds the records one sweep or purge transaction touches.
@@ -18,7 +14,7 @@ const sweepBatch = 500
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	every := func(d time.Duration, fn func() error, what string) {
+	every := func(d time.Duration, fn func(ctx context.Context) error, what string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -29,53 +25,55 @@ func (s *Service) Run(ctx context.Context) {
 				case <-ctx.Done():
 					return
 				case <-t.C:
-					if err := fn(); err != nil {
+					if err := fn(ctx); err != nil {
 						s.log.Error(what, "err", err)
 					}
 				}
 			}
 		}()
 	}
-	every(time.Second, func() error { _, err := s.SweepExpired(); return err }, "sweep expired verifications")
-	every(time.Minute, func() error { _, err := s.Purge(); return err }, "purge old records")
-	every(time.Minute, func() error { s.limiter.Sweep(); return nil }, "")
+	every(time.Second, func(ctx context.Context) error { _, err := s.SweepExpired(ctx); return err }, "sweep expired verifications")
+	every(time.Minute, func(ctx context.Context) error { _, err := s.Purge(ctx); return err }, "purge old records")
+	every(time.Minute, func(context.Context) error { s.limiter.Sweep(); return nil }, "")
 	<-ctx.Done()
 }
 
 // SweepExpired marks pending verifications past their expires_at expired, with their event and webhook,
 // and returns how many it marked.
-func (s *Service) SweepExpired() (int, error) {
+func (s *Service) SweepExpired(ctx context.Context) (int, error) {
+	type entry struct {
+		id string
+		at time.Time
+	}
 	total := 0
 	for {
 		now := s.now().UTC()
-		var keys []string
-		limit := fmt.Sprintf("%015d\x01", now.UnixMilli()) // above every key of this millisecond
-		_ = s.db.View(func(tx *store.Tx) error {
-			tx.Scan(bucketExpiry, "", "", false, func(k string, _ []byte) bool {
-				if k >= limit {
-					return false
+		var keys []entry
+		_ = s.db.View(ctx, func(tx Tx) error {
+			for id, at := range tx.Expiring(now) {
+				keys = append(keys, entry{id, at})
+				if len(keys) == sweepBatch {
+					break
 				}
-				keys = append(keys, k)
-				return len(keys) < sweepBatch
-			})
+			}
 			return nil
 		})
 		if len(keys) == 0 {
 			return total, nil
 		}
 		n := 0
-		err := s.db.Batch(func(tx *store.Tx) error {
+		err := s.db.Update(ctx, func(tx Tx) error {
 			n = 0
 			for _, k := range keys {
-				if err := tx.Delete(bucketExpiry, k); err != nil {
+				if err := tx.DeleteExpiry(k.id, k.at); err != nil {
 					return err
 				}
-				rec, err := get(tx, k[strings.IndexByte(k, 0)+1:])
+				rec, err := get(tx, k.id)
 				if err != nil {
 					continue // retention took it
 				}
-				// A resend moved expires_at: this key is stale.
-				if rec.Status != StatusPending || expiryKey(rec.ExpiresAt, rec.ID) != k {
+				// A resend moved expires_at: this entry is stale.
+				if rec.Status != StatusPending || rec.ExpiresAt.UnixMilli() != k.at.UnixMilli() {
 					continue
 				}
 				rec.Status = StatusExpired
@@ -104,7 +102,7 @@ func (s *Service) SweepExpired() (int, error) {
 
 // Purge deletes the verifications (with their index keys and attempts) and the events older than the
 // retention, and returns how many records it deleted. Report counters are kept: they hold no personal data.
-func (s *Service) Purge() (int, error) {
+func (s *Service) Purge(ctx context.Context) (int, error) {
 	if s.cfg.Retention <= 0 {
 		return 0, nil
 	}
@@ -112,56 +110,49 @@ func (s *Service) Purge() (int, error) {
 	total := 0
 	for {
 		var recs []*record
-		var events []string
-		err := s.db.View(func(tx *store.Tx) error {
-			var err error
-			tx.Scan(bucketVerifications, "", "", false, func(k string, v []byte) bool {
-				if !idTime(k).Before(cutoff) {
-					return false
-				}
-				var rec *record
-				if rec, err = get(tx, k); err != nil {
-					return false
-				}
-				recs = append(recs, rec)
-				return len(recs) < sweepBatch
-			})
-			if err != nil {
-				return err
-			}
-			// Events are keyed app first: walk app by app.
-			after := ""
-			for len(events) < sweepBatch {
-				app := ""
-				tx.Scan(bucketEvents, "", after, false, func(k string, _ []byte) bool {
-					app = k[:strings.IndexByte(k, 0)]
-					return false
-				})
-				if app == "" {
+		var events [][2]string // app, event ID
+		err := s.db.View(ctx, func(tx Tx) error {
+			for id, v := range tx.Verifications() {
+				if !idTime(id).Before(cutoff) {
 					break
 				}
-				tx.Scan(bucketEvents, app+"\x00", "", false, func(k string, _ []byte) bool {
-					if !idTime(k[len(app)+1:]).Before(cutoff) {
-						return false
+				rec, err := decode(id, v)
+				if err != nil {
+					return err
+				}
+				recs = append(recs, rec)
+				if len(recs) == sweepBatch {
+					break
+				}
+			}
+			// Events are kept app by app.
+			for app := range tx.EventApps() {
+				for id := range tx.OldestEvents(app) {
+					if !idTime(id).Before(cutoff) {
+						break
 					}
-					events = append(events, k)
-					return len(events) < sweepBatch
-				})
-				after = app + "\x01"
+					events = append(events, [2]string{app, id})
+					if len(events) == sweepBatch {
+						break
+					}
+				}
+				if len(events) == sweepBatch {
+					break
+				}
 			}
 			return nil
 		})
 		if err != nil || len(recs)+len(events) == 0 {
 			return total, err
 		}
-		err = s.db.Batch(func(tx *store.Tx) error {
+		err = s.db.Update(ctx, func(tx Tx) error {
 			for _, rec := range recs {
 				if err := s.forget(tx, rec); err != nil {
 					return err
 				}
 			}
-			for _, k := range events {
-				if err := tx.Delete(bucketEvents, k); err != nil {
+			for _, e := range events {
+				if err := tx.DeleteEvent(e[0], e[1]); err != nil {
 					return err
 				}
 			}

@@ -1,13 +1,14 @@
 package otp
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
 	"flashotp/call"
 	"flashotp/fault"
-	"flashotp/store"
 )
 
 // CallProgress records a call's dialing and ringing (dialer.Reporter).
@@ -61,13 +62,14 @@ func (s *Service) CallEnded(id, trunk, cli string, res call.Result) {
 		s.numbers.Reject(cli, res.SIPCode, res.Phrase, res.Rang)
 	}
 	var pdd int64
-	err := s.modify(id, func(rec *record) error {
+	// A call's outcome is recorded whoever waits for it: the dialer calls this with no context.
+	err := s.modify(context.Background(), id, func(rec *record) error {
 		if isFinal(rec.Call.State) {
 			return errUnchanged
 		}
 		pdd = applyOutcome(rec, trunk, res, res.State == call.StateFailed && !res.Rang)
 		return nil
-	}, func(tx *store.Tx, rec *record) error { return s.recordOutcome(tx, rec, res, pdd) })
+	}, func(tx Tx, rec *record) error { return s.recordOutcome(tx, rec, res, pdd) })
 	if err != nil && !errors.Is(err, errUnchanged) {
 		s.log.Error("record call outcome", "verification_id", id, "err", err)
 	}
@@ -101,10 +103,10 @@ func applyOutcome(rec *record, trunk string, res call.Result, failVerification b
 
 // recordOutcome writes, beside rec (whose call applyOutcome ended), what the outcome means: the open-call
 // index key goes, the call's events, its report counts and its webhook.
-func (s *Service) recordOutcome(tx *store.Tx, rec *record, res call.Result, pdd int64) error {
+func (s *Service) recordOutcome(tx Tx, rec *record, res call.Result, pdd int64) error {
 	c := &rec.Call
 	ended := *c.EndedAt
-	if err := tx.Delete(bucketOpenCalls, rec.ID); err != nil {
+	if err := tx.DeleteOpenCall(rec.ID); err != nil {
 		return err
 	}
 	events := []Event{}
@@ -157,10 +159,10 @@ func isFinal(st call.State) bool {
 // verifications stay pending: the INVITE may have gone out (the state is recorded after it leaves, so even
 // a queued call may have), and the phone may show the CLI; the user can still enter the code, or the app
 // resend. It returns how many calls it ended.
-func (s *Service) Recover() (int, error) {
+func (s *Service) Recover(ctx context.Context) (int, error) {
 	var ids []string
-	if err := s.db.View(func(tx *store.Tx) error {
-		tx.Scan(bucketOpenCalls, "", "", false, func(k string, _ []byte) bool { ids = append(ids, k); return true })
+	if err := s.db.View(ctx, func(tx Tx) error {
+		ids = slices.Collect(tx.OpenCalls())
 		return nil
 	}); err != nil {
 		return 0, err
@@ -169,7 +171,7 @@ func (s *Service) Recover() (int, error) {
 	n := 0
 	for _, id := range ids {
 		ended := false
-		err := s.modify(id, func(rec *record) error {
+		err := s.modify(ctx, id, func(rec *record) error {
 			if isFinal(rec.Call.State) {
 				return errUnchanged
 			}
@@ -180,12 +182,12 @@ func (s *Service) Recover() (int, error) {
 			applyOutcome(rec, "", res, false)
 			ended = true
 			return nil
-		}, func(tx *store.Tx, rec *record) error {
+		}, func(tx Tx, rec *record) error {
 			return s.recordOutcome(tx, rec, call.Result{State: call.StateFailed, Reason: call.ReasonInterrupted}, 0)
 		})
 		if errors.Is(err, errUnchanged) || errors.Is(err, fault.NotFound) {
 			// Already ended, or retention took it: only the index key is left.
-			err = s.db.Batch(func(tx *store.Tx) error { return tx.Delete(bucketOpenCalls, id) })
+			err = s.db.Update(ctx, func(tx Tx) error { return tx.DeleteOpenCall(id) })
 		}
 		if err != nil {
 			return n, err

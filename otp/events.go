@@ -6,8 +6,6 @@ import (
 	"errors"
 	"math"
 	"time"
-
-	"flashotp/store"
 )
 
 // Event types of GET /otp/logs. Those in webhookEvents are also POSTed to the app's webhook_url.
@@ -54,13 +52,13 @@ type WebhookBody struct {
 }
 
 // event records e for rec in tx.
-func (s *Service) event(tx *store.Tx, rec *record, e Event) error {
-	_, err := s.eventKey(tx, rec, e)
+func (s *Service) event(tx Tx, rec *record, e Event) error {
+	_, err := s.eventID(tx, rec, e)
 	return err
 }
 
-// eventKey records e for rec in tx and returns its key.
-func (s *Service) eventKey(tx *store.Tx, rec *record, e Event) (string, error) {
+// eventID records e for rec in tx and returns its ID.
+func (s *Service) eventID(tx Tx, rec *record, e Event) (string, error) {
 	e.ID = s.newID("evt_", s.now())
 	e.AppID, e.VerificationID, e.Recipient = rec.AppID, rec.ID, rec.Recipient
 	e.At = e.At.UTC()
@@ -68,12 +66,11 @@ func (s *Service) eventKey(tx *store.Tx, rec *record, e Event) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	key := rec.AppID + "\x00" + e.ID
-	return key, tx.Put(bucketEvents, key, v)
+	return e.ID, tx.PutEvent(rec.AppID, e.ID, v)
 }
 
 // notify queues webhook event name about rec, if the app has a webhook.
-func (s *Service) notify(tx *store.Tx, rec *record, name string, at time.Time) error {
+func (s *Service) notify(tx Tx, rec *record, name string, at time.Time) error {
 	if s.cfg.Notifier == nil {
 		return nil
 	}
@@ -155,16 +152,15 @@ const (
 
 // count applies fn to rec's report rows: its day, country and channel, and trunk when not empty. All are
 // rows of the day rec was created, so a day's approvals are of that day's sends.
-func (s *Service) count(tx *store.Tx, rec *record, trunk string, fn func(group string, c *counters)) error {
+func (s *Service) count(tx Tx, rec *record, trunk string, fn func(group string, c *counters)) error {
 	day := rec.CreatedAt.UTC().Format(time.DateOnly)
 	rows := [][2]string{{GroupDay, day}, {GroupCountry, rec.Country}, {GroupChannel, rec.Channel}}
 	if trunk != "" {
 		rows = append(rows, [2]string{GroupTrunk, trunk})
 	}
 	for _, r := range rows {
-		key := rec.AppID + "\x00" + day + "\x00" + r[0] + "\x00" + r[1]
 		var c counters
-		if v := tx.Get(bucketReports, key); v != nil {
+		if v := tx.ReportRow(rec.AppID, day, r[0], r[1]); v != nil {
 			if err := c.decode(v); err != nil {
 				return err
 			}
@@ -172,12 +168,12 @@ func (s *Service) count(tx *store.Tx, rec *record, trunk string, fn func(group s
 		fn(r[0], &c)
 		if c.zero() {
 			// A send undone (its call refused) leaves nothing behind.
-			if err := tx.Delete(bucketReports, key); err != nil {
+			if err := tx.DeleteReportRow(rec.AppID, day, r[0], r[1]); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := tx.Put(bucketReports, key, c.encode()); err != nil {
+		if err := tx.PutReportRow(rec.AppID, day, r[0], r[1], c.encode()); err != nil {
 			return err
 		}
 	}

@@ -1,7 +1,9 @@
 package otp
 
 import (
+	"context"
 	"encoding/json"
+	"iter"
 	"math"
 	"slices"
 	"strings"
@@ -12,7 +14,6 @@ import (
 	"flashotp/apps"
 	"flashotp/fault"
 	"flashotp/limits"
-	"flashotp/store"
 )
 
 // Page is one page of a listing, newest first. NextCursor, when not empty, gets the next page; pages stay
@@ -91,48 +92,50 @@ func idTime(id string) time.Time {
 	return ulid.Time(u.Time())
 }
 
-// bound is the first key of prefix above every ID made before t.
-func bound(prefix, idPrefix string, t time.Time) string {
+// bound is the first ID with idPrefix above every ID made before t.
+func bound(idPrefix string, t time.Time) string {
 	var u ulid.ULID
 	_ = u.SetTime(ulid.Timestamp(t))
-	return prefix + idPrefix + u.String()
+	return idPrefix + u.String()
 }
 
-// scanPage walks index keys under prefix newest first (after the cursor, below until, down to since) and
-// calls take with each ID until it has limit items or maxScan keys were read, or take fails.
-func scanPage(tx *store.Tx, bucket, prefix, idPrefix string, q Query, take func(id string, v []byte) (bool, error)) (next string, err error) {
-	after := ""
+// before is the ID a page of q starts below: its cursor, or the first ID with idPrefix made at until.
+func (q *Query) before(idPrefix string) string {
+	before := ""
 	if !q.Until.IsZero() {
-		after = bound(prefix, idPrefix, q.Until)
+		before = bound(idPrefix, q.Until)
 	}
-	if q.Cursor != "" && (after == "" || prefix+q.Cursor < after) {
-		after = prefix + q.Cursor
+	if q.Cursor != "" && (before == "" || q.Cursor < before) {
+		before = q.Cursor
 	}
+	return before
+}
+
+// scanPage walks records newest first (as from q.before, down to since) and calls take with each until it
+// has limit items or maxScan records were read, or take fails.
+func scanPage(records iter.Seq2[string, []byte], q Query, take func(id string, v []byte) (bool, error)) (next string, err error) {
 	taken, read := 0, 0
-	tx.Scan(bucket, prefix, after, true, func(k string, v []byte) bool {
-		id := k[len(prefix):]
+	for id, v := range records {
 		if !q.Since.IsZero() && idTime(id).Before(q.Since) {
-			return false
+			break
 		}
 		read++
-		var ok bool
-		if ok, err = take(id, v); err != nil {
-			return false
+		ok, err := take(id, v)
+		if err != nil {
+			return "", err
 		}
 		if ok {
 			taken++
 		}
 		if taken == q.Limit || read == maxScan(q.Limit) {
-			next = id
-			return false
+			return id, nil
 		}
-		return true
-	})
-	return next, err
+	}
+	return "", nil
 }
 
 // List returns the app's verifications, newest first.
-func (s *Service) List(q Query) (Page[Verification], error) {
+func (s *Service) List(ctx context.Context, q Query) (Page[Verification], error) {
 	if err := q.check("otp_"); err != nil {
 		return Page[Verification]{}, err
 	}
@@ -145,14 +148,14 @@ func (s *Service) List(q Query) (Page[Verification], error) {
 		return Page[Verification]{}, fault.Errorf(fault.InvalidRequest, "channel: want %q", ChannelFlashCall)
 	}
 	page := Page[Verification]{Items: []Verification{}}
-	bucket, prefix := bucketByApp, q.AppID+"\x00"
-	if q.Recipient != "" {
-		bucket, prefix = bucketByRecipient, q.AppID+"\x00"+q.Recipient+"\x00"
-	}
-	err := s.db.View(func(tx *store.Tx) error {
+	err := s.db.View(ctx, func(tx Tx) error {
+		records := tx.ByApp(q.AppID, q.before("otp_"))
+		if q.Recipient != "" {
+			records = tx.ByRecipient(q.AppID, q.Recipient, q.before("otp_"))
+		}
 		var err error
-		page.NextCursor, err = scanPage(tx, bucket, prefix, "otp_", q, func(id string, _ []byte) (bool, error) {
-			rec, err := get(tx, id)
+		page.NextCursor, err = scanPage(records, q, func(id string, raw []byte) (bool, error) {
+			rec, err := decode(id, raw)
 			if err != nil {
 				return false, err
 			}
@@ -173,7 +176,7 @@ var EventTypes = []string{EventSendRequested, EventCallDialing, EventCallRinging
 	EventCallFailed, EventVerifyFailed, EventVerifyOK, EventResend, EventExpired}
 
 // Logs returns the app's activity events, newest recorded first.
-func (s *Service) Logs(q Query) (Page[Event], error) {
+func (s *Service) Logs(ctx context.Context, q Query) (Page[Event], error) {
 	if err := q.check("evt_"); err != nil {
 		return Page[Event]{}, err
 	}
@@ -181,9 +184,9 @@ func (s *Service) Logs(q Query) (Page[Event], error) {
 		return Page[Event]{}, fault.Errorf(fault.InvalidRequest, "type: want one of %s", strings.Join(EventTypes, ", "))
 	}
 	page := Page[Event]{Items: []Event{}}
-	err := s.db.View(func(tx *store.Tx) error {
+	err := s.db.View(ctx, func(tx Tx) error {
 		var err error
-		page.NextCursor, err = scanPage(tx, bucketEvents, q.AppID+"\x00", "evt_", q, func(_ string, v []byte) (bool, error) {
+		page.NextCursor, err = scanPage(tx.Events(q.AppID, q.before("evt_")), q, func(_ string, v []byte) (bool, error) {
 			var e Event
 			if err := json.Unmarshal(v, &e); err != nil {
 				return false, err
@@ -201,7 +204,7 @@ func (s *Service) Logs(q Query) (Page[Event], error) {
 
 // Attempts returns the verify attempts of one verification, or of a recipient's verifications, newest
 // first (at most q.Limit).
-func (s *Service) Attempts(q Query) (Page[Attempt], error) {
+func (s *Service) Attempts(ctx context.Context, q Query) (Page[Attempt], error) {
 	if err := q.check(); err != nil {
 		return Page[Attempt]{}, err
 	}
@@ -209,7 +212,7 @@ func (s *Service) Attempts(q Query) (Page[Attempt], error) {
 		return Page[Attempt]{}, fault.Errorf(fault.InvalidRequest, "verification_id or recipient: give one")
 	}
 	page := Page[Attempt]{Items: []Attempt{}}
-	err := s.db.View(func(tx *store.Tx) error {
+	err := s.db.View(ctx, func(tx Tx) error {
 		ids := []string{q.ID}
 		if q.ID != "" {
 			if _, err := getOwn(tx, q.AppID, q.ID); err != nil {
@@ -217,23 +220,20 @@ func (s *Service) Attempts(q Query) (Page[Attempt], error) {
 			}
 		} else {
 			ids = nil
-			tx.Scan(bucketByRecipient, q.AppID+"\x00"+q.Recipient+"\x00", "", true, func(k string, _ []byte) bool {
-				ids = append(ids, k[strings.LastIndexByte(k, 0)+1:])
-				return len(ids) < q.Limit
-			})
+			for id := range tx.ByRecipient(q.AppID, q.Recipient, "") {
+				ids = append(ids, id)
+				if len(ids) == q.Limit {
+					break
+				}
+			}
 		}
-		var err error
 		for _, id := range ids {
-			tx.Scan(bucketAttempts, id+"\x00", "", true, func(_ string, v []byte) bool {
+			for v := range tx.Attempts(id) {
 				var a Attempt
-				if err = json.Unmarshal(v, &a); err != nil {
-					return false
+				if err := json.Unmarshal(v, &a); err != nil {
+					return err
 				}
 				page.Items = append(page.Items, a)
-				return true
-			})
-			if err != nil {
-				return err
 			}
 		}
 		return nil
@@ -295,7 +295,7 @@ var GroupBys = []string{GroupDay, GroupCountry, GroupChannel, GroupTrunk}
 
 // Reports sums the app's report counters over the days from since to until (UTC days, both included),
 // grouped by groupBy. The counters are kept as events happen; nothing is scanned but the rows asked for.
-func (s *Service) Reports(appID string, since, until time.Time, groupBy string) ([]ReportRow, error) {
+func (s *Service) Reports(ctx context.Context, appID string, since, until time.Time, groupBy string) ([]ReportRow, error) {
 	if !slices.Contains(GroupBys, groupBy) {
 		return nil, fault.Errorf(fault.InvalidRequest, "group_by: want day, country, channel or trunk")
 	}
@@ -311,35 +311,25 @@ func (s *Service) Reports(appID string, since, until time.Time, groupBy string) 
 	}
 	sums := map[string]*counters{}
 	var keys []string
-	err := s.db.View(func(tx *store.Tx) error {
-		var err error
-		prefix := appID + "\x00"
-		tx.Scan(bucketReports, prefix, prefix+first, false, func(k string, v []byte) bool {
-			parts := strings.Split(k[len(prefix):], "\x00")
-			if len(parts) != 3 || parts[0] > last {
-				return false
-			}
-			if parts[0] < first || parts[1] != groupBy {
-				return true
-			}
+	err := s.db.View(ctx, func(tx Tx) error {
+		for key, v := range tx.ReportRows(appID, groupBy, first, last) {
 			var c counters
-			if err = c.decode(v); err != nil {
-				return false
+			if err := c.decode(v); err != nil {
+				return err
 			}
-			sum := sums[parts[2]]
+			sum := sums[key]
 			if sum == nil {
 				sum = &counters{}
-				sums[parts[2]] = sum
-				keys = append(keys, parts[2])
+				sums[key] = sum
+				keys = append(keys, key)
 			}
 			sum.Sent, sum.Missed, sum.Answered = sum.Sent+c.Sent, sum.Missed+c.Missed, sum.Answered+c.Answered
 			sum.Failed, sum.Approved = sum.Failed+c.Failed, sum.Approved+c.Approved
 			for b, n := range c.PDD {
 				sum.PDD[b] += n
 			}
-			return true
-		})
-		return err
+		}
+		return nil
 	})
 	slices.Sort(keys)
 	rows := make([]ReportRow, 0, len(keys))

@@ -26,7 +26,7 @@ type fakeNotifier struct {
 
 var _ otp.Notifier = (*fakeNotifier)(nil)
 
-func (n *fakeNotifier) Enqueue(_ *store.Tx, _, _ string, body []byte) error {
+func (n *fakeNotifier) Enqueue(_ otp.Outbox, _, _ string, body []byte) error {
 	var b otp.WebhookBody
 	if err := json.Unmarshal(body, &b); err != nil {
 		return err
@@ -60,7 +60,7 @@ func newAppEnv(t *testing.T, n *fakeNotifier, retention time.Duration, tune func
 		tune(&demo.App)
 	}
 	reg := apptest.Open(t, e.db, apps.Defaults{CodeLength: 4, TTL: testTTL, MaxAttempts: testMaxAttempts}, nil, demo)
-	e.svc = otp.New(otp.Config{Apps: reg, Notifier: n, Retention: retention, Now: e.clock.Now}, e.db, e.pools, quietLog())
+	e.svc = otp.New(otp.Config{Apps: reg, Notifier: n, Retention: retention, Now: e.clock.Now, Key: e.db.Key()}, store.VerificationsOf[otp.Tx](e.db), e.pools, quietLog())
 	e.svc.UseDialer(e.dial)
 	return e
 }
@@ -86,7 +86,7 @@ func TestResend(t *testing.T) {
 	e := newAppEnv(t, n, 0, nil)
 	v, cli := e.send(t)
 	resend := func() (otp.Verification, error) {
-		return e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
+		return e.svc.Resend(t.Context(), otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
 	}
 	if _, err := resend(); wantCode(t, err, fault.ResendTooSoon).RetryAfter != 30*time.Second {
 		t.Errorf("resend at once: retry after %s, want the 30s cooldown", err.(*fault.Error).RetryAfter)
@@ -96,7 +96,7 @@ func TestResend(t *testing.T) {
 		t.Errorf("resend while the call is in flight: %v", err)
 	}
 	e.missed(v.ID)
-	if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))}); !errors.Is(err, fault.InvalidCode) {
+	if _, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))}); !errors.Is(err, fault.InvalidCode) {
 		t.Fatalf("wrong code: %v", err)
 	}
 	r, err := resend()
@@ -105,7 +105,7 @@ func TestResend(t *testing.T) {
 	}
 	newCLI := e.dial.last(t).CLI
 	if codeOf(newCLI) != codeOf(cli) {
-		if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)}); !errors.Is(err, fault.InvalidCode) {
+		if _, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)}); !errors.Is(err, fault.InvalidCode) {
 			t.Fatalf("old code after resend: %v", err)
 		}
 	}
@@ -121,7 +121,7 @@ func TestResend(t *testing.T) {
 			wantCode(t, err, fault.RateLimited)
 		}
 	}
-	if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(e.dial.last(t).CLI)}); err != nil {
+	if _, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(e.dial.last(t).CLI)}); err != nil {
 		t.Fatalf("latest code: %v", err)
 	}
 	if _, err := resend(); !errors.Is(err, fault.AlreadyVerified) {
@@ -138,7 +138,7 @@ func TestResendUndeliverable(t *testing.T) {
 	e := newAppEnv(t, &fakeNotifier{}, 0, nil)
 	v, _ := e.send(t)
 	resend := func() error {
-		_, err := e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
+		_, err := e.svc.Resend(t.Context(), otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
 		return err
 	}
 	busy := func() { // 486 without a ring
@@ -165,7 +165,7 @@ func TestResendUndeliverable(t *testing.T) {
 	now := e.clock.Now()
 	e.svc.CallEnded(w.ID, "phone", "", call.Result{State: call.StateFailed, SIPCode: 486, Reason: call.ReasonBusy, Responded: true, Rang: true,
 		StartedAt: now.Add(-20 * time.Millisecond), RingingAt: now.Add(-10 * time.Millisecond), EndedAt: now})
-	_, err := e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: w.ID})
+	_, err := e.svc.Resend(t.Context(), otp.ResendRequest{AppID: "demo", VerificationID: w.ID})
 	wantCode(t, err, fault.ResendTooSoon)
 }
 
@@ -177,7 +177,7 @@ func TestVerifyByRecipient(t *testing.T) {
 		t.Skip("both calls drew the same code")
 	}
 	byRecipient := func(code string) (otp.Verification, error) {
-		return e.svc.Verify(otp.VerifyRequest{AppID: "demo", Recipient: strings.TrimPrefix(usRecipient, "+"), Code: code})
+		return e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", Recipient: strings.TrimPrefix(usRecipient, "+"), Code: code})
 	}
 	if _, err := byRecipient(codeOf(firstCLI)); !errors.Is(err, fault.InvalidCode) {
 		t.Fatalf("the older verification's code: %v; want invalid_code (the newest pending one is checked)", err)
@@ -207,14 +207,14 @@ func TestListPagination(t *testing.T) {
 		}
 	}
 	sendN(5)
-	page, err := e.svc.List(otp.Query{AppID: "demo", Limit: 2})
+	page, err := e.svc.List(t.Context(), otp.Query{AppID: "demo", Limit: 2})
 	if err != nil || len(page.Items) != 2 || page.Items[0].ID != ids[4] || page.Items[1].ID != ids[3] || page.NextCursor != ids[3] {
 		t.Fatalf("first page: %+v %v", page, err)
 	}
 	sendN(3)
 	var rest []string
 	for cursor := page.NextCursor; cursor != ""; {
-		p, err := e.svc.List(otp.Query{AppID: "demo", Limit: 2, Cursor: cursor})
+		p, err := e.svc.List(t.Context(), otp.Query{AppID: "demo", Limit: 2, Cursor: cursor})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,13 +227,13 @@ func TestListPagination(t *testing.T) {
 		t.Fatalf("later pages %v, want the three oldest", rest)
 	}
 	e.missed(ids[0])
-	failed, _ := e.svc.List(otp.Query{AppID: "demo", Status: "pending", Recipient: usRecipient, Since: e.clock.Now().Add(-time.Hour), Until: e.clock.Now().Add(time.Hour)})
+	failed, _ := e.svc.List(t.Context(), otp.Query{AppID: "demo", Status: "pending", Recipient: usRecipient, Since: e.clock.Now().Add(-time.Hour), Until: e.clock.Now().Add(time.Hour)})
 	if len(failed.Items) != 8 {
 		t.Errorf("pending of the recipient: %d, want 8", len(failed.Items))
 	}
 	for _, q := range []otp.Query{{Status: "nope"}, {Limit: 501}, {Cursor: "otp_x"}, {Channel: "sms"}, {Recipient: "+1"}} {
 		q.AppID = "demo"
-		if _, err := e.svc.List(q); err == nil {
+		if _, err := e.svc.List(t.Context(), q); err == nil {
 			t.Errorf("List(%+v) accepted", q)
 		}
 	}
@@ -243,9 +243,9 @@ func TestLogsAndAttempts(t *testing.T) {
 	e := newAppEnv(t, &fakeNotifier{}, 0, nil)
 	v, cli := e.send(t)
 	e.missed(v.ID)
-	_, _ = e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli)), RemoteIP: "192.0.2.7"})
-	_, _ = e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli), RemoteIP: "192.0.2.7"})
-	logs, err := e.svc.Logs(otp.Query{AppID: "demo"})
+	_, _ = e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli)), RemoteIP: "192.0.2.7"})
+	_, _ = e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli), RemoteIP: "192.0.2.7"})
+	logs, err := e.svc.Logs(t.Context(), otp.Query{AppID: "demo"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,18 +261,18 @@ func TestLogsAndAttempts(t *testing.T) {
 	if strings.Join(types, ",") != want {
 		t.Errorf("logs %v, want %s", types, want)
 	}
-	only, _ := e.svc.Logs(otp.Query{AppID: "demo", Type: "verify_failed"})
+	only, _ := e.svc.Logs(t.Context(), otp.Query{AppID: "demo", Type: "verify_failed"})
 	if len(only.Items) != 1 || only.Items[0].RemoteIP != "192.0.2.7" || only.Items[0].Result != "invalid_code" {
 		t.Errorf("verify_failed events: %+v", only.Items)
 	}
 	for _, q := range []otp.Query{{ID: v.ID}, {Recipient: usRecipient}} {
 		q.AppID = "demo"
-		at, err := e.svc.Attempts(q)
+		at, err := e.svc.Attempts(t.Context(), q)
 		if err != nil || len(at.Items) != 2 || at.Items[0].Result != "approved" || at.Items[1].Result != "invalid_code" || at.Items[1].RemoteIP != "192.0.2.7" {
 			t.Errorf("Attempts(%+v) = %+v, %v", q, at.Items, err)
 		}
 	}
-	if _, err := e.svc.Attempts(otp.Query{AppID: "other", ID: v.ID}); !errors.Is(err, fault.NotFound) {
+	if _, err := e.svc.Attempts(t.Context(), otp.Query{AppID: "other", ID: v.ID}); !errors.Is(err, fault.NotFound) {
 		t.Errorf("another app's attempts: %v", err)
 	}
 }
@@ -282,14 +282,14 @@ func TestSweepExpired(t *testing.T) {
 	e := newAppEnv(t, n, 0, nil)
 	v, _ := e.send(t)
 	e.missed(v.ID)
-	if k, err := e.svc.SweepExpired(); k != 0 || err != nil {
+	if k, err := e.svc.SweepExpired(t.Context()); k != 0 || err != nil {
 		t.Fatalf("sweep before expiry: %d %v", k, err)
 	}
 	e.clock.Advance(testTTL)
-	if k, err := e.svc.SweepExpired(); k != 1 || err != nil {
+	if k, err := e.svc.SweepExpired(t.Context()); k != 1 || err != nil {
 		t.Fatalf("sweep: %d %v", k, err)
 	}
-	if k, _ := e.svc.SweepExpired(); k != 0 {
+	if k, _ := e.svc.SweepExpired(t.Context()); k != 0 {
 		t.Fatalf("second sweep marked %d", k)
 	}
 	if got := strings.Join(n.events(), ","); got != "call_missed,expired" {
@@ -298,7 +298,7 @@ func TestSweepExpired(t *testing.T) {
 	if st := e.status(t, v.ID); st.Status != otp.StatusExpired {
 		t.Errorf("status %s", st.Status)
 	}
-	logs, _ := e.svc.Logs(otp.Query{AppID: "demo", Type: otp.EventExpired})
+	logs, _ := e.svc.Logs(t.Context(), otp.Query{AppID: "demo", Type: otp.EventExpired})
 	if len(logs.Items) != 1 {
 		t.Errorf("expired events: %d", len(logs.Items))
 	}
@@ -310,19 +310,19 @@ func TestPurge(t *testing.T) {
 	e.missed(old.ID)
 	e.clock.Advance(2 * time.Hour)
 	recent, _ := e.send(t)
-	n, err := e.svc.Purge()
+	n, err := e.svc.Purge(t.Context())
 	if err != nil || n != 5 { // the old verification and its 4 events
 		t.Fatalf("Purge = %d, %v; want 5", n, err)
 	}
-	if _, err := e.svc.Status("demo", old.ID); !errors.Is(err, fault.NotFound) {
+	if _, err := e.svc.Status(t.Context(), "demo", old.ID); !errors.Is(err, fault.NotFound) {
 		t.Errorf("old verification still there: %v", err)
 	}
 	e.status(t, recent.ID)
-	page, _ := e.svc.List(otp.Query{AppID: "demo", Recipient: usRecipient})
+	page, _ := e.svc.List(t.Context(), otp.Query{AppID: "demo", Recipient: usRecipient})
 	if len(page.Items) != 1 {
 		t.Errorf("list after purge: %d items", len(page.Items))
 	}
-	rows, _ := e.svc.Reports("demo", e.clock.Now().Add(-24*time.Hour), e.clock.Now(), otp.GroupChannel)
+	rows, _ := e.svc.Reports(t.Context(), "demo", e.clock.Now().Add(-24*time.Hour), e.clock.Now(), otp.GroupChannel)
 	if len(rows) != 1 || rows[0].Sent != 2 {
 		t.Errorf("reports after purge: %+v (counters are kept)", rows)
 	}
@@ -336,22 +336,22 @@ func TestFailedVerificationsLockout(t *testing.T) {
 	v1, cli1 := e.send(t)
 	v2, cli2 := e.send(t)
 	for _, w := range []struct{ id, code string }{{v1.ID, wrongCode(codeOf(cli1))}, {v1.ID, wrongCode(codeOf(cli1))}, {v2.ID, wrongCode(codeOf(cli2))}} {
-		if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: w.id, Code: w.code}); !errors.Is(err, fault.InvalidCode) {
+		if _, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: w.id, Code: w.code}); !errors.Is(err, fault.InvalidCode) {
 			t.Fatalf("wrong code: %v", err)
 		}
 	}
-	_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v2.ID, Code: codeOf(cli2)})
+	_, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v2.ID, Code: codeOf(cli2)})
 	if wantCode(t, err, fault.RateLimited).RetryAfter != time.Hour {
 		t.Errorf("retry after %s, want 1h", err.(*fault.Error).RetryAfter)
 	}
-	if _, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelFlashCall}); !errors.Is(err, fault.RateLimited) {
+	if _, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelFlashCall}); !errors.Is(err, fault.RateLimited) {
 		t.Errorf("send to a locked-out recipient: %v", err)
 	}
 	if st := e.status(t, v2.ID); st.Attempts != 1 {
 		t.Errorf("a locked-out verify counted an attempt: %d", st.Attempts)
 	}
 	e.clock.Advance(time.Hour)
-	if _, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelFlashCall}); err != nil {
+	if _, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelFlashCall}); err != nil {
 		t.Errorf("send after the window: %v", err)
 	}
 }
@@ -361,7 +361,7 @@ func TestSendRateLimits(t *testing.T) {
 		a.RateLimits = map[string]apps.Limit{apps.ScopePrefix: {Limit: 2, Window: apps.Duration(time.Minute)}}
 	})
 	send := func(to string) error {
-		_, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: to, Channel: otp.ChannelFlashCall})
+		_, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: to, Channel: otp.ChannelFlashCall})
 		return err
 	}
 	// +1415555 2xxx: one block of 1,000 numbers.

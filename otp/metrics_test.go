@@ -9,6 +9,7 @@ import (
 	"flashotp/internal/storetest"
 	"flashotp/metrics"
 	"flashotp/otp"
+	"flashotp/store"
 )
 
 // Each verification that reaches a final status is counted once, when it is stored: approved by a right
@@ -18,7 +19,7 @@ func TestVerificationsEndedCounted(t *testing.T) {
 	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
 	e.pools = newRegistry(t, e.db, e.clock.Now, 4, 10000, map[string]string{"demo": "+44207946XXXX"})
 	m := metrics.New(nil)
-	e.svc = otp.New(otp.Config{Metrics: m, Apps: testApps(t, e.db, 4, "demo"), Now: e.clock.Now}, e.db, e.pools, quietLog())
+	e.svc = otp.New(otp.Config{Metrics: m, Apps: testApps(t, e.db, 4, "demo"), Now: e.clock.Now, Key: e.db.Key()}, store.VerificationsOf[otp.Tx](e.db), e.pools, quietLog())
 	e.svc.UseDialer(e.dial)
 	want := map[string]float64{}
 	check := func(when string) {
@@ -31,7 +32,7 @@ func TestVerificationsEndedCounted(t *testing.T) {
 		}
 	}
 	verify := func(id, code string) error {
-		_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: id, Code: code})
+		_, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: id, Code: code})
 		return err
 	}
 
@@ -69,7 +70,7 @@ func TestVerificationsEndedCounted(t *testing.T) {
 	wantErr(t, verify(late.ID, codeOf(lateCLI)), fault.Expired)
 	want["expired"]++
 	check("verify past expires_at")
-	if n, err := e.svc.SweepExpired(); err != nil || n != 1 {
+	if n, err := e.svc.SweepExpired(t.Context()); err != nil || n != 1 {
 		t.Fatalf("SweepExpired = %d, %v; want %s only", n, err, swept.ID)
 	}
 	want["expired"]++

@@ -1,12 +1,12 @@
 package otp
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"flashotp/call"
 	"flashotp/fault"
-	"flashotp/store"
 )
 
 // ResendRequest asks for a new call, with a new code, for a verification.
@@ -20,7 +20,7 @@ type ResendRequest struct {
 // new code; the old code stops working at once and the verification gets a fresh TTL. Attempts are not
 // reset: a resend does not buy more guesses. Refused within the app's resend_cooldown of the last send
 // (unless that call failed before it rang), while the last call is still in flight, and after max_resends.
-func (s *Service) Resend(req ResendRequest) (Verification, error) {
+func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, error) {
 	app, err := s.app(req.AppID)
 	if err != nil {
 		return Verification{}, err
@@ -29,7 +29,7 @@ func (s *Service) Resend(req ResendRequest) (Verification, error) {
 		return Verification{}, fault.Errorf(fault.InvalidRequest, "channel: must be %q", ChannelFlashCall)
 	}
 	var cur *record
-	if err := s.db.View(func(tx *store.Tx) error {
+	if err := s.db.View(ctx, func(tx Tx) error {
 		cur, err = getOwn(tx, app.ID, req.VerificationID)
 		return err
 	}); err != nil {
@@ -58,7 +58,7 @@ func (s *Service) Resend(req ResendRequest) (Verification, error) {
 		return Verification{}, err
 	}
 	var rec *record
-	err = s.db.Batch(func(tx *store.Tx) error {
+	err = s.db.Update(ctx, func(tx Tx) error {
 		var err error
 		if rec, err = getOwn(tx, app.ID, req.VerificationID); err != nil {
 			return err
@@ -78,10 +78,10 @@ func (s *Service) Resend(req ResendRequest) (Verification, error) {
 		if err := s.put(tx, rec); err != nil {
 			return err
 		}
-		if err := tx.Put(bucketExpiry, expiryKey(rec.ExpiresAt, rec.ID), nil); err != nil {
+		if err := tx.PutExpiry(rec.ID, rec.ExpiresAt); err != nil {
 			return err
 		}
-		if err := tx.Put(bucketOpenCalls, rec.ID, nil); err != nil {
+		if err := tx.PutOpenCall(rec.ID); err != nil {
 			return err
 		}
 		if err := s.event(tx, rec, Event{Type: EventResend, At: now, CLIPrefix: rec.CLIPrefix}); err != nil {

@@ -1,6 +1,7 @@
 package otp
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -24,7 +25,6 @@ import (
 	"flashotp/limits"
 	"flashotp/metrics"
 	"flashotp/numberpool"
-	"flashotp/store"
 )
 
 // Status is where a verification stands.
@@ -87,18 +87,6 @@ type record struct {
 	From        string    `json:"from_pool,omitempty"` // the pool the send asked for, for resends
 }
 
-// Buckets of the store the service keeps its records and indexes in.
-const (
-	bucketVerifications = "verifications"  // verification ID (time-ordered) → record
-	bucketByApp         = "v_by_app"       // app NUL ID
-	bucketByRecipient   = "v_by_recipient" // app NUL recipient NUL ID
-	bucketExpiry        = "v_expiry"       // expires_at (ms, 15 digits) NUL ID: what the sweeper looks at
-	bucketOpenCalls     = "v_open_calls"   // ID of a verification whose call has no outcome yet
-	bucketEvents        = "events"         // app NUL event ID (time-ordered) → Event
-	bucketAttempts      = "attempts"       // verification ID NUL attempt ID → Attempt
-	bucketReports       = "reports"        // app NUL day NUL group NUL key → counters
-)
-
 // Dialer accepts calls; *dialer.Dialer is one.
 type Dialer interface {
 	Submit(r dialer.Request) error
@@ -126,7 +114,7 @@ var _ Apps = (*apps.Registry)(nil)
 // Notifier queues an app's webhook in the transaction that records its event (so the event and its
 // delivery are stored together), and asks an app's pre-send hook.
 type Notifier interface {
-	Enqueue(tx *store.Tx, appID, verificationID string, body []byte) error
+	Enqueue(tx Outbox, appID, verificationID string, body []byte) error
 	PreSend(app apps.App, body []byte) (allow bool, err error)
 }
 
@@ -138,13 +126,14 @@ type Config struct {
 	Limiter   *limits.Limiter  // nil: a new one on Now
 	Retention time.Duration    // verifications and events older than this are deleted; 0: kept
 	Now       func() time.Time // nil: time.Now
+	Key       []byte           // the server key codes are MACed under
 }
 
 // Service runs verifications.
 type Service struct {
 	live    sync.Map // verification ID → *liveCall, while its call is in flight
 	cfg     Config
-	db      *store.DB
+	db      Store
 	numbers Numbers
 	dialer  Dialer
 	limiter *limits.Limiter
@@ -156,7 +145,7 @@ type Service struct {
 }
 
 // New returns a service over db drawing CLIs from numbers. UseDialer must be called before Send.
-func New(cfg Config, db *store.DB, numbers Numbers, log *slog.Logger) *Service {
+func New(cfg Config, db Store, numbers Numbers, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -201,7 +190,7 @@ func (s *Service) app(id string) (apps.App, error) {
 
 // Send validates req, applies the app's fraud guards and rate limits, stores a new verification and
 // queues its flash call.
-func (s *Service) Send(req SendRequest) (Verification, error) {
+func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, error) {
 	app, err := s.app(req.AppID)
 	if err != nil {
 		return Verification{}, err
@@ -264,26 +253,19 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 		From:        req.From,
 	}
 	rec.CodeMAC = s.mac(rec.ID, picked.Code)
-	var eventKey string
-	err = s.db.Batch(func(tx *store.Tx) error {
-		if tx.Get(bucketVerifications, rec.ID) != nil {
+	var eventID string
+	err = s.db.Update(ctx, func(tx Tx) error {
+		if tx.Verification(rec.ID) != nil {
 			return fmt.Errorf("verification %s exists", rec.ID)
 		}
-		if err := s.put(tx, &rec); err != nil {
+		v, err := json.Marshal(&rec)
+		if err != nil {
 			return err
 		}
-		for _, k := range []struct{ bucket, key string }{
-			{bucketByApp, rec.AppID + "\x00" + rec.ID},
-			{bucketByRecipient, rec.AppID + "\x00" + rec.Recipient + "\x00" + rec.ID},
-			{bucketExpiry, expiryKey(rec.ExpiresAt, rec.ID)},
-			{bucketOpenCalls, rec.ID},
-		} {
-			if err := tx.Put(k.bucket, k.key, nil); err != nil {
-				return err
-			}
+		if err := tx.CreateVerification(rec.ID, rec.AppID, rec.Recipient, rec.ExpiresAt, v); err != nil {
+			return err
 		}
-		var err error
-		if eventKey, err = s.eventKey(tx, &rec, Event{Type: EventSendRequested, At: now, CLIPrefix: rec.CLIPrefix}); err != nil {
+		if eventID, err = s.eventID(tx, &rec, Event{Type: EventSendRequested, At: now, CLIPrefix: rec.CLIPrefix}); err != nil {
 			return err
 		}
 		return s.count(tx, &rec, "", func(_ string, c *counters) { c.Sent++ })
@@ -292,9 +274,10 @@ func (s *Service) Send(req SendRequest) (Verification, error) {
 		return Verification{}, s.storeFailed("store verification", err)
 	}
 	if err := s.submit(&rec, picked); err != nil {
-		// Nothing was dialed: the verification goes as if it had never been asked for.
-		derr := s.db.Batch(func(tx *store.Tx) error {
-			if err := tx.Delete(bucketEvents, eventKey); err != nil {
+		// Nothing was dialed: the verification goes as if it had never been asked for, even if the caller
+		// has gone meanwhile.
+		derr := s.db.Update(context.WithoutCancel(ctx), func(tx Tx) error {
+			if err := tx.DeleteEvent(rec.AppID, eventID); err != nil {
 				return err
 			}
 			if err := s.count(tx, &rec, "", func(_ string, c *counters) { c.Sent-- }); err != nil {
@@ -435,30 +418,9 @@ func unavailable(err error) *fault.Error {
 }
 
 // forget removes every trace of rec from the store: a send whose call was never placed.
-func (s *Service) forget(tx *store.Tx, rec *record) error {
-	for _, k := range []struct{ bucket, key string }{
-		{bucketVerifications, rec.ID},
-		{bucketByApp, rec.AppID + "\x00" + rec.ID},
-		{bucketByRecipient, rec.AppID + "\x00" + rec.Recipient + "\x00" + rec.ID},
-		{bucketExpiry, expiryKey(rec.ExpiresAt, rec.ID)},
-		{bucketOpenCalls, rec.ID},
-	} {
-		if err := tx.Delete(k.bucket, k.key); err != nil {
-			return err
-		}
-	}
-	var keys []string
-	tx.Scan(bucketAttempts, rec.ID+"\x00", "", false, func(k string, _ []byte) bool { keys = append(keys, k); return true })
-	for _, k := range keys {
-		if err := tx.Delete(bucketAttempts, k); err != nil {
-			return err
-		}
-	}
-	return nil
+func (s *Service) forget(tx Tx, rec *record) error {
+	return tx.DeleteVerification(rec.ID, rec.AppID, rec.Recipient, rec.ExpiresAt)
 }
-
-// expiryKey orders verifications by when they expire.
-func expiryKey(at time.Time, id string) string { return fmt.Sprintf("%015d\x00%s", at.UnixMilli(), id) }
 
 // printable reports whether s is UTF-8 text of graphic characters and spaces only: no C0 or C1 controls
 // (U+0085 ends a line in some log readers), no format characters (bidirectional overrides make a log line
@@ -468,7 +430,7 @@ func printable(s string) bool {
 }
 
 func (s *Service) mac(id, code string) []byte {
-	m := hmac.New(sha256.New, s.db.Key())
+	m := hmac.New(sha256.New, s.cfg.Key)
 	m.Write([]byte(id))
 	m.Write([]byte{0}) // id never holds NUL: the split between id and code is unambiguous
 	m.Write([]byte(code))
@@ -476,8 +438,10 @@ func (s *Service) mac(id, code string) []byte {
 }
 
 // get reads the record id in tx.
-func get(tx *store.Tx, id string) (*record, error) {
-	v := tx.Get(bucketVerifications, id)
+func get(tx Tx, id string) (*record, error) { return decode(id, tx.Verification(id)) }
+
+// decode decodes the record v of verification id; nil is not found.
+func decode(id string, v []byte) (*record, error) {
 	if v == nil {
 		return nil, fault.Errorf(fault.NotFound, "no verification %s", id)
 	}
@@ -489,7 +453,7 @@ func get(tx *store.Tx, id string) (*record, error) {
 }
 
 // getOwn reads the record id of app appID; another app's is not found.
-func getOwn(tx *store.Tx, appID, id string) (*record, error) {
+func getOwn(tx Tx, appID, id string) (*record, error) {
 	if !validID(id) {
 		return nil, fault.Errorf(fault.InvalidRequest, "verification_id: malformed")
 	}
@@ -500,12 +464,12 @@ func getOwn(tx *store.Tx, appID, id string) (*record, error) {
 	return rec, err
 }
 
-func (s *Service) put(tx *store.Tx, rec *record) error {
+func (s *Service) put(tx Tx, rec *record) error {
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	return tx.Put(bucketVerifications, rec.ID, v)
+	return tx.PutVerification(rec.ID, v)
 }
 
 // storeFailed turns an error of the store (a full, read-only or failing disk) into unavailable: the
@@ -531,12 +495,13 @@ var errRaced = errors.New("record changed meanwhile")
 // modify changes the record id: mutate runs on a copy read outside the write transaction, then the result
 // is stored, with what write adds beside it, in one group-committed transaction, provided the stored record
 // is still the one read; if another change came first, it starts over. Decoding and encoding records
-// happens outside bbolt's single writer, so concurrent verifies and outcomes use every core.
-func (s *Service) modify(id string, mutate func(rec *record) error, write func(tx *store.Tx, rec *record) error) error {
+// happens outside the write transaction (bbolt has one writer at a time), so concurrent verifies and
+// outcomes use every core.
+func (s *Service) modify(ctx context.Context, id string, mutate func(rec *record) error, write func(tx Tx, rec *record) error) error {
 	for {
 		var raw []byte
-		if err := s.db.View(func(tx *store.Tx) error {
-			raw = tx.Get(bucketVerifications, id)
+		if err := s.db.View(ctx, func(tx Tx) error {
+			raw = tx.Verification(id)
 			return nil
 		}); err != nil {
 			return err
@@ -556,11 +521,11 @@ func (s *Service) modify(id string, mutate func(rec *record) error, write func(t
 		if err != nil {
 			return err
 		}
-		err = s.db.Batch(func(tx *store.Tx) error {
-			if !tx.Equal(bucketVerifications, id, raw) {
+		err = s.db.Update(ctx, func(tx Tx) error {
+			if !tx.VerificationIs(id, raw) {
 				return errRaced
 			}
-			if err := tx.Put(bucketVerifications, id, next); err != nil {
+			if err := tx.PutVerification(id, next); err != nil {
 				return err
 			}
 			return write(tx, &rec)
@@ -582,9 +547,9 @@ func (s *Service) ended(before, after Status) {
 }
 
 // Status returns the verification id of app appID.
-func (s *Service) Status(appID, id string) (Verification, error) {
+func (s *Service) Status(ctx context.Context, appID, id string) (Verification, error) {
 	var rec *record
-	err := s.db.View(func(tx *store.Tx) error {
+	err := s.db.View(ctx, func(tx Tx) error {
 		var err error
 		rec, err = getOwn(tx, appID, id)
 		return err

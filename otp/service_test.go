@@ -143,7 +143,7 @@ func newEnv(t *testing.T) *env {
 		// +683 (Niue) numbers are 7 digits long: fine for 4-digit codes, too short for 7-digit ones.
 		"short": "+683XXXX",
 	})
-	e.svc = otp.New(otp.Config{Apps: testApps(t, e.db, 4, "demo", "other", "short"), Now: e.clock.Now}, e.db, e.pools, quietLog())
+	e.svc = otp.New(otp.Config{Apps: testApps(t, e.db, 4, "demo", "other", "short"), Now: e.clock.Now, Key: e.db.Key()}, store.VerificationsOf[otp.Tx](e.db), e.pools, quietLog())
 	e.svc.UseDialer(e.dial)
 	return e
 }
@@ -151,7 +151,7 @@ func newEnv(t *testing.T) *env {
 // send sends a flash call to usRecipient for demo and returns the verification and the CLI the dialer got.
 func (e *env) send(t *testing.T) (otp.Verification, string) {
 	t.Helper()
-	v, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelFlashCall})
+	v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelFlashCall})
 	if err != nil {
 		t.Fatalf("Send: %v", err)
 	}
@@ -164,7 +164,7 @@ func (e *env) send(t *testing.T) (otp.Verification, string) {
 
 func (e *env) status(t *testing.T, id string) otp.Verification {
 	t.Helper()
-	v, err := e.svc.Status("demo", id)
+	v, err := e.svc.Status(t.Context(), "demo", id)
 	if err != nil {
 		t.Fatalf("Status(%s): %v", id, err)
 	}
@@ -225,7 +225,7 @@ func TestSendPendingVerification(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			now := e.clock.Now()
-			v, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: tt.recipient, Channel: otp.ChannelFlashCall, Reference: "order-42"})
+			v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: tt.recipient, Channel: otp.ChannelFlashCall, Reference: "order-42"})
 			if err != nil {
 				t.Fatalf("Send: %v", err)
 			}
@@ -337,7 +337,7 @@ func TestSendRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			_, err := e.svc.Send(tt.req)
+			_, err := e.svc.Send(t.Context(), tt.req)
 			wantErr(t, err, tt.want)
 			if n := len(e.dial.requests()) + len(e.dial.refusedRequests()); n != 0 {
 				t.Errorf("dialer got %d calls, want none", n)
@@ -356,12 +356,12 @@ func TestUnknownPoolNotCounted(t *testing.T) {
 		a.RateLimits = map[string]apps.Limit{apps.ScopeRecipient: {Limit: 5, Window: apps.Duration(10 * time.Minute)}}
 	})
 	for i := range 10 {
-		_, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "nope"})
+		_, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", From: "nope"})
 		if !errors.Is(err, fault.InvalidRequest) {
 			t.Fatalf("send %d from an unknown pool: %v, want invalid_request", i+1, err)
 		}
 	}
-	if _, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "café ünïcode ok"}); err != nil {
+	if _, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall", Reference: "café ünïcode ok"}); err != nil {
 		t.Fatalf("send after the refused ones: %v", err)
 	}
 }
@@ -369,7 +369,7 @@ func TestUnknownPoolNotCounted(t *testing.T) {
 func TestSendCodeSpaceTooSmall(t *testing.T) {
 	db := storetest.Open(t)
 	pools := newRegistry(t, db, nil, 5, 100000, map[string]string{"wide": "+4420794XXXXX"})
-	svc := otp.New(otp.Config{Apps: testApps(t, db, 5, "wide")}, db, pools, quietLog())
+	svc := otp.New(otp.Config{Apps: testApps(t, db, 5, "wide"), Key: db.Key()}, store.VerificationsOf[otp.Tx](db), pools, quietLog())
 	d := &fakeDialer{}
 	svc.UseDialer(d)
 	tests := []struct {
@@ -384,7 +384,7 @@ func TestSendCodeSpaceTooSmall(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(d.requests())
-			v, err := svc.Send(otp.SendRequest{AppID: "wide", Recipient: usRecipient, Channel: "flashcall", CodeLength: tt.codeLength})
+			v, err := svc.Send(t.Context(), otp.SendRequest{AppID: "wide", Recipient: usRecipient, Channel: "flashcall", CodeLength: tt.codeLength})
 			if tt.want != "" {
 				wantErr(t, err, tt.want)
 				if len(d.requests()) != before {
@@ -419,7 +419,7 @@ func TestSendDialerRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.dial.refuse(tt.err)
-			_, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall"})
+			_, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall"})
 			wantErr(t, err, fault.Unavailable)
 			refused := e.dial.refusedRequests()
 			if len(refused) != 1 {
@@ -431,7 +431,7 @@ func TestSendDialerRefuses(t *testing.T) {
 			if n := e.count(t); n != 0 {
 				t.Errorf("store holds %d records, want none", n)
 			}
-			_, err = e.svc.Status("demo", refused[0].ID)
+			_, err = e.svc.Status(t.Context(), "demo", refused[0].ID)
 			wantErr(t, err, fault.NotFound)
 		})
 	}
@@ -451,11 +451,11 @@ func TestSendEveryTrunkDown(t *testing.T) {
 
 	for name, call := range map[string]func() error{
 		"send": func() error {
-			_, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: "+14155552672", Channel: "flashcall"})
+			_, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: "+14155552672", Channel: "flashcall"})
 			return err
 		},
 		"resend": func() error {
-			_, err := e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
+			_, err := e.svc.Resend(t.Context(), otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
 			return err
 		},
 	} {
@@ -558,7 +558,7 @@ func TestVerify(t *testing.T) {
 			e := newEnv(t)
 			v, cli := e.send(t)
 			for i, s := range tt.steps {
-				got, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: s.code(cli)})
+				got, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: s.code(cli)})
 				if s.want == "" {
 					if err != nil {
 						t.Fatalf("step %d: Verify: %v", i, err)
@@ -593,7 +593,7 @@ func TestVerifyAttemptsUsedUpFails(t *testing.T) {
 	v, cli := e.send(t)
 	e.send(t) // a second verification, which stays pending and so expires
 	for i := 1; i <= testMaxAttempts; i++ {
-		_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))})
+		_, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))})
 		if i < testMaxAttempts {
 			wantErr(t, err, fault.InvalidCode)
 			if st := e.status(t, v.ID); st.Status != otp.StatusPending {
@@ -608,7 +608,7 @@ func TestVerifyAttemptsUsedUpFails(t *testing.T) {
 	}
 	listed := func(status otp.Status) bool {
 		t.Helper()
-		page, err := e.svc.List(otp.Query{AppID: "demo", Status: string(status), Limit: 10})
+		page, err := e.svc.List(t.Context(), otp.Query{AppID: "demo", Status: string(status), Limit: 10})
 		if err != nil {
 			t.Fatalf("List(%s): %v", status, err)
 		}
@@ -617,17 +617,17 @@ func TestVerifyAttemptsUsedUpFails(t *testing.T) {
 	if !listed(otp.StatusFailed) || listed(otp.StatusPending) {
 		t.Errorf("listed under failed %v, under pending %v; want failed only", listed(otp.StatusFailed), listed(otp.StatusPending))
 	}
-	_, err := e.svc.Resend(otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
+	_, err := e.svc.Resend(t.Context(), otp.ResendRequest{AppID: "demo", VerificationID: v.ID})
 	wantErr(t, err, fault.MaxAttempts)
 
 	e.clock.Advance(testTTL + time.Second)
-	if n, err := e.svc.SweepExpired(); err != nil || n != 1 {
+	if n, err := e.svc.SweepExpired(t.Context()); err != nil || n != 1 {
 		t.Errorf("SweepExpired = %d, %v; want 1 (only the pending one)", n, err)
 	}
 	if st := e.status(t, v.ID); st.Status != otp.StatusFailed {
 		t.Errorf("after its TTL: %s, want still failed", st.Status)
 	}
-	_, err = e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)})
+	_, err = e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)})
 	wantErr(t, err, fault.MaxAttempts)
 	if n, err := e.db.Bucket("v_expiry").Len(); err != nil || n != 0 {
 		t.Errorf("expiry index holds %d keys (%v), want none", n, err)
@@ -639,9 +639,9 @@ func TestVerifyByRecipientAttemptsUsedUp(t *testing.T) {
 	e := newEnv(t)
 	v, cli := e.send(t)
 	for range testMaxAttempts {
-		e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))})
+		e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))})
 	}
-	_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", Recipient: usRecipient, Code: codeOf(cli)})
+	_, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", Recipient: usRecipient, Code: codeOf(cli)})
 	wantErr(t, err, fault.MaxAttempts)
 }
 
@@ -667,7 +667,7 @@ func TestVerifyExpiry(t *testing.T) {
 					t.Errorf("Status before verify = %s, want expired", st.Status)
 				}
 			}
-			_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)})
+			_, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)})
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("Verify: %v", err)
@@ -675,7 +675,7 @@ func TestVerifyExpiry(t *testing.T) {
 			} else {
 				wantErr(t, err, tt.want)
 				// And stays so, for right and wrong codes alike.
-				_, err = e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))})
+				_, err = e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: wrongCode(codeOf(cli))})
 				wantErr(t, err, tt.want)
 			}
 			if st := e.status(t, v.ID); st.Status != tt.wantStatus {
@@ -689,16 +689,16 @@ func TestVerifyOtherApp(t *testing.T) {
 	e := newEnv(t)
 	v, cli := e.send(t)
 	for _, code := range []string{codeOf(cli), wrongCode(codeOf(cli))} {
-		_, err := e.svc.Verify(otp.VerifyRequest{AppID: "other", VerificationID: v.ID, Code: code})
+		_, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "other", VerificationID: v.ID, Code: code})
 		wantErr(t, err, fault.NotFound)
 	}
-	_, err := e.svc.Status("other", v.ID)
+	_, err := e.svc.Status(t.Context(), "other", v.ID)
 	wantErr(t, err, fault.NotFound)
 	// Another app's tries cost the owner nothing.
 	if st := e.status(t, v.ID); st.Status != otp.StatusPending || st.Attempts != 0 {
 		t.Errorf("status %s attempts %d after another app's verify, want pending 0", st.Status, st.Attempts)
 	}
-	if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)}); err != nil {
+	if _, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)}); err != nil {
 		t.Errorf("owner's Verify: %v", err)
 	}
 }
@@ -739,10 +739,10 @@ func TestVerifyMalformed(t *testing.T) {
 			if tt.code != nil {
 				code = tt.code(cli)
 			}
-			_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: id, Code: code})
+			_, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: id, Code: code})
 			wantErr(t, err, tt.want)
 			if tt.id != nil {
-				_, err := e.svc.Status("demo", id)
+				_, err := e.svc.Status(t.Context(), "demo", id)
 				wantErr(t, err, tt.want)
 			}
 			if st := e.status(t, v.ID); st.Attempts != 0 || st.Status != otp.StatusPending {
@@ -828,7 +828,7 @@ func TestCallOutcome(t *testing.T) {
 			if st.Call.StartedAt == nil || !st.Call.StartedAt.Equal(first.res.StartedAt) {
 				t.Errorf("call.started_at = %v, want %v", st.Call.StartedAt, first.res.StartedAt)
 			}
-			_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)})
+			_, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)})
 			if tt.wantVerify == "" {
 				if err != nil {
 					t.Errorf("Verify: %v", err)
@@ -877,7 +877,7 @@ func TestCallProgress(t *testing.T) {
 	if st.Call.State != call.StateMissed || st.Call.Trunk != "phone" || !st.Call.StartedAt.Equal(t0) || *st.Call.PostDialDelayMS != 41 {
 		t.Errorf("after the outcome call = %+v, want missed on phone as before", st.Call)
 	}
-	if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)}); err != nil {
+	if _, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)}); err != nil {
 		t.Errorf("Verify: %v", err)
 	}
 }
@@ -957,7 +957,7 @@ func TestRecover(t *testing.T) {
 		}
 	}
 	e.clock.Advance(time.Minute)
-	n, err := e.svc.Recover()
+	n, err := e.svc.Recover(t.Context())
 	if err != nil {
 		t.Fatalf("Recover: %v", err)
 	}
@@ -974,7 +974,7 @@ func TestRecover(t *testing.T) {
 			if tt.wantEnded && (st.Call.EndedAt == nil || !st.Call.EndedAt.Equal(e.clock.Now())) {
 				t.Errorf("call.ended_at = %v, want the recovery time %v", st.Call.EndedAt, e.clock.Now())
 			}
-			_, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: ids[i], Code: codeOf(clis[i])})
+			_, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: ids[i], Code: codeOf(clis[i])})
 			if tt.wantVerify == "" {
 				if err != nil {
 					t.Errorf("Verify: %v", err)
@@ -986,7 +986,7 @@ func TestRecover(t *testing.T) {
 	}
 
 	// A second Recover finds nothing left to end.
-	if n, err := e.svc.Recover(); err != nil || n != 0 {
+	if n, err := e.svc.Recover(t.Context()); err != nil || n != 0 {
 		t.Errorf("second Recover = %d, %v, want 0, nil", n, err)
 	}
 }
@@ -1032,7 +1032,7 @@ func (n *fakeNumbers) rejected() []rejection {
 func newFakeEnv(t *testing.T, n *fakeNumbers) *env {
 	t.Helper()
 	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
-	e.svc = otp.New(otp.Config{Apps: testApps(t, e.db, 4, "demo"), Now: e.clock.Now}, e.db, n, quietLog())
+	e.svc = otp.New(otp.Config{Apps: testApps(t, e.db, 4, "demo"), Now: e.clock.Now, Key: e.db.Key()}, store.VerificationsOf[otp.Tx](e.db), n, quietLog())
 	e.svc.UseDialer(e.dial)
 	return e
 }
@@ -1061,7 +1061,7 @@ func TestSendPickRequest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := &fakeNumbers{picked: fakePicked}
 			e := newFakeEnv(t, n)
-			v, err := e.svc.Send(tt.req)
+			v, err := e.svc.Send(t.Context(), tt.req)
 			if err != nil {
 				t.Fatalf("Send: %v", err)
 			}
@@ -1075,7 +1075,7 @@ func TestSendPickRequest(t *testing.T) {
 			if v.CLIPrefix != fakePicked.Prefix || v.CLIPattern != fakePicked.Pattern {
 				t.Errorf("cli_prefix %q cli_pattern %q, want %q %q", v.CLIPrefix, v.CLIPattern, fakePicked.Prefix, fakePicked.Pattern)
 			}
-			if _, err := e.svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: fakePicked.Code}); err != nil {
+			if _, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: fakePicked.Code}); err != nil {
 				t.Errorf("Verify with the picked code: %v", err)
 			}
 		})
@@ -1098,7 +1098,7 @@ func TestSendPickErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newFakeEnv(t, &fakeNumbers{err: tt.err})
-			_, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall"})
+			_, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall"})
 			var oe *fault.Error
 			if tt.want != "" {
 				wantErr(t, err, tt.want)
@@ -1138,7 +1138,7 @@ func TestCallEndedRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := &fakeNumbers{picked: fakePicked}
 			e := newFakeEnv(t, n)
-			v, err := e.svc.Send(otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall"})
+			v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall"})
 			if err != nil {
 				t.Fatalf("Send: %v", err)
 			}
@@ -1198,7 +1198,7 @@ func TestSendLocalNumbersAndPattern(t *testing.T) {
 		t.Fatalf("NewRegistry: %v", err)
 	}
 	t.Cleanup(func() { pools.Close() })
-	svc := otp.New(otp.Config{Apps: testApps(t, db, 4, "demo"), Now: c.Now}, db, pools, quietLog())
+	svc := otp.New(otp.Config{Apps: testApps(t, db, 4, "demo"), Now: c.Now, Key: db.Key()}, store.VerificationsOf[otp.Tx](db), pools, quietLog())
 	d := &fakeDialer{}
 	svc.UseDialer(d)
 	national := func(cli string) string { return "0" + strings.TrimPrefix(cli, "+44") } // a GB phone's call log
@@ -1214,7 +1214,7 @@ func TestSendLocalNumbersAndPattern(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.recipient, func(t *testing.T) {
-			v, err := svc.Send(otp.SendRequest{AppID: "demo", Recipient: tt.recipient, Channel: "flashcall"})
+			v, err := svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: tt.recipient, Channel: "flashcall"})
 			if err != nil {
 				t.Fatalf("Send: %v", err)
 			}
@@ -1235,7 +1235,7 @@ func TestSendLocalNumbersAndPattern(t *testing.T) {
 				t.Errorf("cli_pattern %q matches the national form %s: %v, want %v", v.CLIPattern, national(r.CLI), got, tt.national)
 			}
 			if tt.national { // and verify takes what the pattern matched
-				if _, err := svc.Verify(otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: national(r.CLI)}); err != nil {
+				if _, err := svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: national(r.CLI)}); err != nil {
 					t.Errorf("Verify(%s): %v", national(r.CLI), err)
 				}
 			}

@@ -1,6 +1,7 @@
 package otp
 
 import (
+	"context"
 	"crypto/hmac"
 	"encoding/json"
 	"strings"
@@ -9,7 +10,6 @@ import (
 	"flashotp/apps"
 	"flashotp/fault"
 	"flashotp/limits"
-	"flashotp/store"
 )
 
 // VerifyRequest is a code the user typed (or the app read from the call log), for one verification, or
@@ -33,7 +33,7 @@ type Attempt struct {
 // Verify checks the code. It returns the approved verification, or a *fault.Error whose Code says why not.
 // Every attempt is recorded durably before the answer; wrong codes count against the verification's
 // attempts and against the recipient's failed_verifications limit.
-func (s *Service) Verify(req VerifyRequest) (Verification, error) {
+func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Verification, error) {
 	code := strings.TrimPrefix(req.Code, "+")
 	if len(code) < 4 || len(code) > 15 || strings.ContainsFunc(code, func(r rune) bool { return r < '0' || r > '9' }) {
 		return Verification{}, fault.Errorf(fault.InvalidRequest, "otp_code: want the code's digits, or the whole caller ID")
@@ -44,7 +44,7 @@ func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 	}
 	id := req.VerificationID
 	if id == "" {
-		if id, err = s.newestPending(app, req.Recipient); err != nil {
+		if id, err = s.newestPending(ctx, app, req.Recipient); err != nil {
 			return Verification{}, err
 		}
 	} else if !validID(id) {
@@ -62,7 +62,7 @@ func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 		slot           limits.Reservation
 		reserved       bool
 	)
-	err = s.modify(id, func(rec *record) error {
+	err = s.modify(ctx, id, func(rec *record) error {
 		if rec.AppID != app.ID {
 			return fault.Errorf(fault.NotFound, "no verification %s", id)
 		}
@@ -84,13 +84,13 @@ func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 		wrong = rec.Attempts > attemptsBefore
 		out = rec.Verification
 		return nil
-	}, func(tx *store.Tx, rec *record) error {
+	}, func(tx Tx, rec *record) error {
 		name := ResultName(result)
 		at, err := json.Marshal(Attempt{VerificationID: rec.ID, At: now, Result: name, RemoteIP: req.RemoteIP})
 		if err != nil {
 			return err
 		}
-		if err := tx.Put(bucketAttempts, rec.ID+"\x00"+s.newID("att_", now), at); err != nil {
+		if err := tx.PutAttempt(rec.ID, s.newID("att_", now), at); err != nil {
 			return err
 		}
 		typ := EventVerifyFailed
@@ -121,7 +121,7 @@ func (s *Service) Verify(req VerifyRequest) (Verification, error) {
 // transitions records what a change of rec's status from before means: the approved counter and webhook,
 // the expired event and webhook, or, for a verification whose attempts are used up, that it can no longer
 // expire (its webhook, max_attempts_reached, goes with the attempt).
-func (s *Service) transitions(tx *store.Tx, rec *record, before Status, now time.Time) error {
+func (s *Service) transitions(tx Tx, rec *record, before Status, now time.Time) error {
 	if rec.Status == before {
 		return nil
 	}
@@ -137,7 +137,7 @@ func (s *Service) transitions(tx *store.Tx, rec *record, before Status, now time
 		}
 		return s.notify(tx, rec, EventExpired, now)
 	case StatusFailed:
-		return tx.Delete(bucketExpiry, expiryKey(rec.ExpiresAt, rec.ID))
+		return tx.DeleteExpiry(rec.ID, rec.ExpiresAt)
 	}
 	return nil
 }
@@ -147,7 +147,7 @@ func (rec *record) attemptsUsed() bool { return rec.Attempts >= rec.MaxAttempts 
 
 // newestPending returns the newest verification of recipient in app that is still pending, or that failed
 // within its TTL because its attempts are used up.
-func (s *Service) newestPending(app apps.App, recipient string) (string, error) {
+func (s *Service) newestPending(ctx context.Context, app apps.App, recipient string) (string, error) {
 	if recipient == "" {
 		return "", fault.Errorf(fault.InvalidRequest, "verification_id or recipient: required")
 	}
@@ -157,22 +157,23 @@ func (s *Service) newestPending(app apps.App, recipient string) (string, error) 
 	}
 	var id string
 	now := s.now()
-	err = s.db.View(func(tx *store.Tx) error {
-		var err error
-		tx.Scan(bucketByRecipient, app.ID+"\x00"+to.E164+"\x00", "", true, func(k string, _ []byte) bool {
-			var rec *record
-			if rec, err = get(tx, k[strings.LastIndexByte(k, 0)+1:]); err != nil {
-				return false
+	err = s.db.View(ctx, func(tx Tx) error {
+		for vid, v := range tx.ByRecipient(app.ID, to.E164, "") {
+			rec, err := decode(vid, v)
+			if err != nil {
+				return err
 			}
 			// One whose attempts are used up answers for itself (max_attempts_reached), as when it was pending.
 			if (rec.Status == StatusPending || rec.Status == StatusFailed && rec.attemptsUsed()) && now.Before(rec.ExpiresAt) {
 				id = rec.ID
-				return false
+				return nil
 			}
 			// Only the last TTL's sends can still be pending (a resend renews one).
-			return now.Sub(rec.SentAt) < time.Duration(app.TTL)
-		})
-		return err
+			if now.Sub(rec.SentAt) >= time.Duration(app.TTL) {
+				return nil
+			}
+		}
+		return nil
 	})
 	if err == nil && id == "" {
 		err = fault.Errorf(fault.NotFound, "no pending verification for %s", to.E164)

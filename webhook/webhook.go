@@ -1,6 +1,6 @@
 // Package webhook delivers apps' webhooks and asks their pre-send hooks.
 //
-// A webhook is queued in bbolt in the same transaction as the event it reports, so no event is lost to a
+// A webhook is queued in the store in the same transaction as the event it reports, so no event is lost to a
 // crash. The queue is delivered at least once, in order per verification: a verification's next webhook
 // waits until the one before it got a 2xx, or was given up. A failed delivery is retried with exponential
 // backoff (RetryMin doubling up to RetryMax) for up to GiveUpAfter from when it was queued.
@@ -30,10 +30,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"flashotp/apps"
-	"flashotp/store"
 )
-
-const bucket = "webhooks"
 
 // Headers of a signed request.
 const (
@@ -48,6 +45,28 @@ type Apps interface {
 }
 
 var _ Apps = (*apps.Registry)(nil)
+
+// Store keeps the queue; *store.DB is one. Deliveries are put in it by Enqueue, through the Outbox of the
+// transaction that records what they report.
+type Store interface {
+	// Deliveries calls fn with the ID and record of each queued delivery, in the order they were queued,
+	// until fn returns false. The record is valid only during the call.
+	Deliveries(ctx context.Context, fn func(id string, d []byte) bool) error
+	// PutDelivery replaces the record of delivery id.
+	PutDelivery(ctx context.Context, id string, d []byte) error
+	// DeleteDelivery removes delivery id.
+	DeleteDelivery(ctx context.Context, id string) error
+}
+
+// Outbox is where Enqueue puts a delivery: the store's, in the transaction of the change the delivery
+// reports, so both are stored or neither.
+//
+// It is an alias of an unnamed interface type, as otp.Outbox is, so that *Queue is an otp.Notifier
+// without either package importing the other.
+type Outbox = interface {
+	// PutDelivery stores delivery id.
+	PutDelivery(id string, delivery []byte) error
+}
 
 // Config configures a Queue.
 type Config struct {
@@ -66,7 +85,7 @@ type Config struct {
 // Queue is the persisted webhook queue and its deliverer.
 type Queue struct {
 	cfg  Config
-	db   *store.DB
+	db   Store
 	apps Apps
 	wake chan struct{}
 
@@ -86,7 +105,7 @@ type delivery struct {
 }
 
 // New returns a queue over db.
-func New(cfg Config, db *store.DB, a Apps) *Queue {
+func New(cfg Config, db Store, a Apps) *Queue {
 	if cfg.RetryMin <= 0 {
 		cfg.RetryMin = time.Second
 	}
@@ -118,7 +137,7 @@ func New(cfg Config, db *store.DB, a Apps) *Queue {
 }
 
 // Enqueue queues body for app's webhook in tx (otp.Notifier).
-func (q *Queue) Enqueue(tx *store.Tx, appID, verificationID string, body []byte) error {
+func (q *Queue) Enqueue(tx Outbox, appID, verificationID string, body []byte) error {
 	now := q.cfg.Now().UTC()
 	q.idMu.Lock()
 	id := "wh_" + ulid.MustNew(ulid.Timestamp(now), q.entropy).String()
@@ -127,7 +146,7 @@ func (q *Queue) Enqueue(tx *store.Tx, appID, verificationID string, body []byte)
 	if err != nil {
 		return err
 	}
-	if err := tx.Put(bucket, id, v); err != nil {
+	if err := tx.PutDelivery(id, v); err != nil {
 		return err
 	}
 	select {
@@ -166,23 +185,20 @@ func (q *Queue) round(ctx context.Context) time.Duration {
 	var due []item
 	seen := map[string]bool{}
 	wait := 250 * time.Millisecond
-	_ = q.db.View(func(tx *store.Tx) error {
-		n := 0
-		tx.Scan(bucket, "", "", false, func(k string, v []byte) bool {
-			n++
-			var d delivery
-			if json.Unmarshal(v, &d) != nil || seen[d.VerificationID] {
-				return n < roundSize
-			}
-			seen[d.VerificationID] = true // later ones of this verification wait for this one
-			if d.NextAt.After(now) {
-				wait = min(wait, d.NextAt.Sub(now))
-				return n < roundSize
-			}
-			due = append(due, item{k, d})
+	n := 0
+	_ = q.db.Deliveries(ctx, func(k string, v []byte) bool {
+		n++
+		var d delivery
+		if json.Unmarshal(v, &d) != nil || seen[d.VerificationID] {
 			return n < roundSize
-		})
-		return nil
+		}
+		seen[d.VerificationID] = true // later ones of this verification wait for this one
+		if d.NextAt.After(now) {
+			wait = min(wait, d.NextAt.Sub(now))
+			return n < roundSize
+		}
+		due = append(due, item{k, d})
+		return n < roundSize
 	})
 	if len(due) == 0 {
 		return wait
@@ -208,15 +224,17 @@ func (q *Queue) round(ctx context.Context) time.Duration {
 func (q *Queue) deliver(ctx context.Context, id string, d delivery) {
 	err := q.post(ctx, id, d)
 	now := q.cfg.Now()
+	// How it went is recorded even when the queue is stopping meanwhile.
+	ctx = context.WithoutCancel(ctx)
 	var outcome string
-	txErr := q.db.Batch(func(tx *store.Tx) error {
+	txErr := func() error {
 		switch {
 		case err == nil:
 			outcome = "delivered"
-			return tx.Delete(bucket, id)
+			return q.db.DeleteDelivery(ctx, id)
 		case now.Sub(d.QueuedAt) >= q.cfg.GiveUpAfter:
 			outcome = "dropped"
-			return tx.Delete(bucket, id)
+			return q.db.DeleteDelivery(ctx, id)
 		}
 		outcome = "retry"
 		d.Tries++
@@ -229,8 +247,8 @@ func (q *Queue) deliver(ctx context.Context, id string, d delivery) {
 		if merr != nil {
 			return merr
 		}
-		return tx.Put(bucket, id, v)
-	})
+		return q.db.PutDelivery(ctx, id, v)
+	}()
 	if txErr != nil {
 		q.cfg.Log.Error("webhook queue", "delivery", id, "err", txErr)
 		return

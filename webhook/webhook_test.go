@@ -61,7 +61,7 @@ func run(t *testing.T, cfg webhook.Config, url string) (*webhook.Queue, *store.D
 
 func enqueue(t *testing.T, q *webhook.Queue, db *store.DB, verification, n string) {
 	t.Helper()
-	if err := db.Batch(func(tx *store.Tx) error {
+	if err := store.VerificationsOf[webhook.Outbox](db).Update(t.Context(), func(tx webhook.Outbox) error {
 		return q.Enqueue(tx, "demo", verification, []byte(`{"N":"`+n+`"}`))
 	}); err != nil {
 		t.Fatal(err)

@@ -66,7 +66,7 @@ func NewMain(cfg configs.Config, log *slog.Logger) *Main {
 
 // Run starts the engine and serves until ctx ends, then drains and closes everything.
 func (m *Main) Run(ctx context.Context) error {
-	if err := m.open(); err != nil {
+	if err := m.open(ctx); err != nil {
 		m.close()
 		return err
 	}
@@ -86,7 +86,15 @@ func (m *Main) Run(ctx context.Context) error {
 	return errors.Join(err, m.close())
 }
 
-func (m *Main) open() error {
+// The store implements what otp and webhook declare they need of it.
+var (
+	_ otp.Store     = store.Verifications[otp.Tx]{}
+	_ otp.Tx        = (*store.VerificationTx)(nil)
+	_ webhook.Store = (*store.DB)(nil)
+	_ otp.Notifier  = (*webhook.Queue)(nil)
+)
+
+func (m *Main) open(ctx context.Context) error {
 	cfg := m.Config
 	var err error
 	if m.db, err = store.Open(cfg.Store.Path, cfg.Store.SecretKey); err != nil {
@@ -133,9 +141,10 @@ func (m *Main) open() error {
 		Timeout: cfg.Webhooks.Timeout, Log: m.Log, Delivered: m.metrics.Webhook,
 	}, m.db, m.apps)
 	limiter := limits.New(nil)
-	m.svc = otp.New(otp.Config{Metrics: m.metrics, Apps: m.apps, Notifier: webhooks, Limiter: limiter, Retention: cfg.OTP.Retention}, m.db, m.numbers, m.Log)
+	m.svc = otp.New(otp.Config{Metrics: m.metrics, Apps: m.apps, Notifier: webhooks, Limiter: limiter, Retention: cfg.OTP.Retention,
+		Key: m.db.Key()}, store.VerificationsOf[otp.Tx](m.db), m.numbers, m.Log)
 	svc := m.svc
-	if n, err := svc.Recover(); err != nil {
+	if n, err := svc.Recover(ctx); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	} else if n > 0 {
 		m.Log.Warn("calls interrupted by the last stop marked failed", "calls", n)

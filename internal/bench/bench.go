@@ -575,7 +575,7 @@ func benchSends(ctx context.Context, c Config, svc *otp.Service, callee *callee,
 	// Every accepted call ends: count the outcomes in the engine's own reports.
 	var missed int64
 	waitUntil(60*time.Second, func() bool {
-		rows, _ := svc.Reports("bench", time.Now().Add(-24*time.Hour), time.Now(), otp.GroupChannel)
+		rows, _ := svc.Reports(ctx, "bench", time.Now().Add(-24*time.Hour), time.Now(), otp.GroupChannel)
 		missed = 0
 		var ended int64
 		for _, r := range rows {
@@ -596,7 +596,7 @@ func benchSends(ctx context.Context, c Config, svc *otp.Service, callee *callee,
 	var toInvite []time.Duration
 	others := map[string]int{}
 	for _, id := range ids {
-		v, err := svc.Status("bench", id)
+		v, err := svc.Status(ctx, "bench", id)
 		if err != nil {
 			continue
 		}
