@@ -148,7 +148,7 @@ func newEnvWith(t testing.TB, token string) *env {
 		}
 		return e.pools.SetApp(id, a.Pools, a.CodeLength)
 	}, demoApp, apptest.App("other", otherKey, otherSecret), apptest.App("short", shortKey, shortSecret))
-	e.svc = otp.New(otp.Config{Apps: e.apps, Now: e.clock.Now, Key: db.Key()}, store.VerificationsOf[otp.Tx](db), e.pools, log)
+	e.svc = otp.New(otp.Config{Apps: e.apps, Now: e.clock.Now, Key: db.Key()}, db.Verifications(), e.pools, log)
 	e.svc.UseDialer(e.dial)
 	e.srv = httpapi.New(httpapi.Config{
 		MaxBodyBytes: maxBodyBytes,

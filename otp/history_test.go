@@ -14,7 +14,6 @@ import (
 	"flashotp/internal/apptest"
 	"flashotp/internal/storetest"
 	"flashotp/otp"
-	"flashotp/store"
 )
 
 // fakeNotifier records the webhooks queued, and answers pre-send hooks with allow.
@@ -60,7 +59,7 @@ func newAppEnv(t *testing.T, n *fakeNotifier, retention time.Duration, tune func
 		tune(&demo.App)
 	}
 	reg := apptest.Open(t, e.db, apps.Defaults{CodeLength: 4, TTL: testTTL, MaxAttempts: testMaxAttempts}, nil, demo)
-	e.svc = otp.New(otp.Config{Apps: reg, Notifier: n, Retention: retention, Now: e.clock.Now, Key: e.db.Key()}, store.VerificationsOf[otp.Tx](e.db), e.pools, quietLog())
+	e.svc = otp.New(otp.Config{Apps: reg, Notifier: n, Retention: retention, Now: e.clock.Now, Key: e.db.Key()}, e.db.Verifications(), e.pools, quietLog())
 	e.svc.UseDialer(e.dial)
 	return e
 }

@@ -9,7 +9,6 @@ import (
 	"flashotp/internal/storetest"
 	"flashotp/metrics"
 	"flashotp/otp"
-	"flashotp/store"
 )
 
 // Each verification that reaches a final status is counted once, when it is stored: approved by a right
@@ -19,7 +18,7 @@ func TestVerificationsEndedCounted(t *testing.T) {
 	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
 	e.pools = newRegistry(t, e.db, e.clock.Now, 4, 10000, map[string]string{"demo": "+44207946XXXX"})
 	m := metrics.New(nil)
-	e.svc = otp.New(otp.Config{Metrics: m, Apps: testApps(t, e.db, 4, "demo"), Now: e.clock.Now, Key: e.db.Key()}, store.VerificationsOf[otp.Tx](e.db), e.pools, quietLog())
+	e.svc = otp.New(otp.Config{Metrics: m, Apps: testApps(t, e.db, 4, "demo"), Now: e.clock.Now, Key: e.db.Key()}, e.db.Verifications(), e.pools, quietLog())
 	e.svc.UseDialer(e.dial)
 	want := map[string]float64{}
 	check := func(when string) {

@@ -5,29 +5,34 @@ import (
 	"iter"
 	"strings"
 	"time"
+
+	"flashotp/otp"
+	"flashotp/webhook"
+)
+
+var (
+	_ otp.Store      = Verifications{}
+	_ otp.Tx         = (*VerificationTx)(nil)
+	_ webhook.Outbox = (*VerificationTx)(nil)
 )
 
 // Verifications is the store as otp uses it (otp.Store): verifications with their indexes, events,
 // verify attempts, report counters and webhook deliveries, written together in one transaction.
-//
-// T is otp.Tx, which *VerificationTx implements. It is a type parameter because store cannot import otp
-// (otp imports packages that import store); cmd/flashotp has the compile-time guard that makes the
-// conversion below unable to fail.
-type Verifications[T any] struct{ db *DB }
+type Verifications struct{ db *DB }
 
-// VerificationsOf returns db as a T-handing otp.Store; T must be an interface *VerificationTx implements.
-func VerificationsOf[T any](db *DB) Verifications[T] { return Verifications[T]{db: db} }
+// Verifications returns db as otp's store.
+func (db *DB) Verifications() Verifications { return Verifications{db: db} }
 
 // View runs fn in a read transaction: a consistent snapshot. bbolt's transactions cannot be interrupted,
 // so ctx is not consulted.
-func (v Verifications[T]) View(_ context.Context, fn func(T) error) error {
-	return v.db.View(func(tx *Tx) error { return fn(any(&VerificationTx{tx: tx}).(T)) })
+func (v Verifications) View(_ context.Context, fn func(otp.Tx) error) error {
+	return v.db.View(func(tx *Tx) error { return fn(&VerificationTx{tx: tx}) })
 }
 
 // Update runs fn in a group-committed write transaction (DB.Batch) and returns once it is on disk. If fn
 // fails, nothing it wrote is kept; fn may run more than once. ctx is not consulted, as for View.
-func (v Verifications[T]) Update(_ context.Context, fn func(T) error) error {
-	return v.db.Batch(func(tx *Tx) error { return fn(any(&VerificationTx{tx: tx}).(T)) })
+func (v Verifications) Update(_ context.Context, fn func(otp.Tx) error) error {
+	return v.db.Batch(func(tx *Tx) error { return fn(&VerificationTx{tx: tx}) })
 }
 
 // VerificationTx is one transaction over otp's records (otp.Tx). Records are the bytes otp encodes; the

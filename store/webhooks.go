@@ -1,6 +1,12 @@
 package store
 
-import "context"
+import (
+	"context"
+
+	"flashotp/webhook"
+)
+
+var _ webhook.Store = (*DB)(nil)
 
 // The webhook queue (webhook.Store): deliveries are queued by VerificationTx.PutDelivery, in the
 // transaction of the change they report, and read, retried and removed here. ctx is not consulted: bbolt's

@@ -12,6 +12,7 @@ import (
 
 	"flashotp/apps"
 	"flashotp/internal/storetest"
+	"flashotp/otp"
 	"flashotp/store"
 	"flashotp/webhook"
 )
@@ -61,7 +62,7 @@ func run(t *testing.T, cfg webhook.Config, url string) (*webhook.Queue, *store.D
 
 func enqueue(t *testing.T, q *webhook.Queue, db *store.DB, verification, n string) {
 	t.Helper()
-	if err := store.VerificationsOf[webhook.Outbox](db).Update(t.Context(), func(tx webhook.Outbox) error {
+	if err := db.Verifications().Update(t.Context(), func(tx otp.Tx) error {
 		return q.Enqueue(tx, "demo", verification, []byte(`{"N":"`+n+`"}`))
 	}); err != nil {
 		t.Fatal(err)

@@ -86,13 +86,7 @@ func (m *Main) Run(ctx context.Context) error {
 	return errors.Join(err, m.close())
 }
 
-// The store implements what otp and webhook declare they need of it.
-var (
-	_ otp.Store     = store.Verifications[otp.Tx]{}
-	_ otp.Tx        = (*store.VerificationTx)(nil)
-	_ webhook.Store = (*store.DB)(nil)
-	_ otp.Notifier  = (*webhook.Queue)(nil)
-)
+var _ otp.Notifier = (*webhook.Queue)(nil)
 
 func (m *Main) open(ctx context.Context) error {
 	cfg := m.Config
@@ -142,7 +136,7 @@ func (m *Main) open(ctx context.Context) error {
 	}, m.db, m.apps)
 	limiter := limits.New(nil)
 	m.svc = otp.New(otp.Config{Metrics: m.metrics, Apps: m.apps, Notifier: webhooks, Limiter: limiter, Retention: cfg.OTP.Retention,
-		Key: m.db.Key()}, store.VerificationsOf[otp.Tx](m.db), m.numbers, m.Log)
+		Key: m.db.Key()}, m.db.Verifications(), m.numbers, m.Log)
 	svc := m.svc
 	if n, err := svc.Recover(ctx); err != nil {
 		return fmt.Errorf("recover: %w", err)
