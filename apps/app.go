@@ -27,8 +27,8 @@ type Duration = numberpool.Duration
 
 // Limit is one rate limit: at most Limit events per Window; Limit 0 switches it off.
 type Limit struct {
-	Limit  int      `json:"limit"`
-	Window Duration `json:"window"`
+	Limit  int      `json:"limit" mapstructure:"limit"`
+	Window Duration `json:"window" mapstructure:"window"`
 }
 
 // Rate limit scopes an app can set (docs/api.md, "Rate limits").
@@ -67,28 +67,29 @@ var DefaultBlockedNumberTypes = []string{"premium_rate", "shared_cost", "uan", "
 
 // Hook is an app's pre-send hook: its backend allows or denies each send.
 type Hook struct {
-	URL      string   `json:"url"`
-	Timeout  Duration `json:"timeout"`   // default 2s
-	FailOpen bool     `json:"fail_open"` // on timeout or error: allow (true) or deny (false, the default)
+	URL      string   `json:"url" mapstructure:"url"`
+	Timeout  Duration `json:"timeout" mapstructure:"timeout"`     // default 2s
+	FailOpen bool     `json:"fail_open" mapstructure:"fail_open"` // on timeout or error: allow (true) or deny (false, the default)
 }
 
-// App is one API client's settings.
+// App is one API client's settings, as the admin API (JSON) and the config file's apps[] (mapstructure)
+// write them; the config file cannot set the last three.
 type App struct {
-	ID                 string           `json:"id"`
-	CodeLength         int              `json:"code_length"`
-	TTL                Duration         `json:"ttl"`
-	MaxAttempts        int              `json:"max_attempts"`
-	ResendCooldown     Duration         `json:"resend_cooldown"`
-	MaxResends         int              `json:"max_resends"`
-	Pools              []string         `json:"pools"`
-	AllowedCountries   []string         `json:"allowed_countries"`
-	BlockedNumberTypes []string         `json:"blocked_number_types"`
-	RateLimits         map[string]Limit `json:"rate_limits"`
-	WebhookURL         string           `json:"webhook_url"`
-	PreSendHook        *Hook            `json:"pre_send_hook"`
-	FromConfig         bool             `json:"from_config"`
-	CreatedAt          time.Time        `json:"created_at"`
-	UpdatedAt          time.Time        `json:"updated_at"`
+	ID                 string           `json:"id" mapstructure:"id"`
+	CodeLength         int              `json:"code_length" mapstructure:"code_length"`
+	TTL                Duration         `json:"ttl" mapstructure:"ttl"`
+	MaxAttempts        int              `json:"max_attempts" mapstructure:"max_attempts"`
+	ResendCooldown     Duration         `json:"resend_cooldown" mapstructure:"resend_cooldown"`
+	MaxResends         int              `json:"max_resends" mapstructure:"max_resends"`
+	Pools              []string         `json:"pools" mapstructure:"pools"`
+	AllowedCountries   []string         `json:"allowed_countries" mapstructure:"allowed_countries"`
+	BlockedNumberTypes []string         `json:"blocked_number_types" mapstructure:"blocked_number_types"`
+	RateLimits         map[string]Limit `json:"rate_limits" mapstructure:"rate_limits"`
+	WebhookURL         string           `json:"webhook_url" mapstructure:"webhook_url"`
+	PreSendHook        *Hook            `json:"pre_send_hook" mapstructure:"pre_send_hook"`
+	FromConfig         bool             `json:"from_config" mapstructure:"-"`
+	CreatedAt          time.Time        `json:"created_at" mapstructure:"-"`
+	UpdatedAt          time.Time        `json:"updated_at" mapstructure:"-"`
 }
 
 // Defaults are the engine-wide settings (config otp section) an app inherits.
@@ -141,7 +142,19 @@ func (a App) WithDefaults(d Defaults) App {
 	return a
 }
 
-var nameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+// Code lengths an app may set, or inherit from the otp section: the CLI's last 4 to 8 digits.
+const (
+	MinCodeLength = 4
+	MaxCodeLength = 8
+)
+
+// ValidCodeLength reports whether n is a code length an app may use (MinCodeLength to MaxCodeLength).
+func ValidCodeLength(n int) bool { return n >= MinCodeLength && n <= MaxCodeLength }
+
+var idRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// ValidID reports whether s is well-formed as an app's ID: 1 to 64 letters, digits, _ . -.
+func ValidID(s string) bool { return idRe.MatchString(s) }
 
 // Validate checks a's settings (defaults filled) and names the first bad one.
 func (a App) Validate() error {
@@ -149,11 +162,11 @@ func (a App) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if !nameRe.MatchString(a.ID) {
+	if !ValidID(a.ID) {
 		bad("id", "want 1 to 64 letters, digits, _ . -, got %q", a.ID)
 	}
-	if a.CodeLength < 4 || a.CodeLength > 8 {
-		bad("code_length", "want 4 to 8, got %d", a.CodeLength)
+	if !ValidCodeLength(a.CodeLength) {
+		bad("code_length", "want %d to %d, got %d", MinCodeLength, MaxCodeLength, a.CodeLength)
 	}
 	if d := time.Duration(a.TTL); d < time.Minute || d > 15*time.Minute {
 		bad("ttl", "want 1m to 15m, got %s", d)
@@ -171,7 +184,7 @@ func (a App) Validate() error {
 		bad("pools", "an app needs at least one pool")
 	}
 	for i, p := range a.Pools {
-		if !nameRe.MatchString(p) {
+		if !numberpool.ValidName(p) {
 			bad(fmt.Sprintf("pools[%d]", i), "want letters, digits, _ . -, got %q", p)
 		}
 	}

@@ -100,12 +100,12 @@ type storedApp struct {
 	full                App    // App with defaults filled: what Get returns, made once per change
 }
 
-// ConfigApp is an app of the config file with its one key.
+// ConfigApp is an app of the config file (apps[]): its settings and its one key.
 type ConfigApp struct {
-	App
-	APIKey        string
-	APISecret     string
-	WebhookSecret string // empty: one is generated when the app has a webhook_url
+	App           `mapstructure:",squash"`
+	APIKey        string `mapstructure:"api_key"`
+	APISecret     string `mapstructure:"api_secret"`
+	WebhookSecret string `mapstructure:"webhook_secret"` // signs webhooks; empty: one is generated when the app has a webhook_url
 }
 
 // Registry holds the apps and keys, cached in memory, written through to the store.

@@ -6,7 +6,6 @@ package configs
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"reflect"
@@ -22,22 +21,25 @@ import (
 	"flashotp/apps"
 	"flashotp/dialer"
 	"flashotp/numberpool"
+	"flashotp/otp"
 	"flashotp/sip"
 )
 
-// Config is the whole engine configuration, as SPEC section 5 gives it.
+// Config is the whole engine configuration, as SPEC section 5 gives it. The sections of the parts that own
+// their settings (trunks, pools, apps, otp) are those parts' own types, with their own defaults and
+// validation; Validate adds the rules across sections.
 type Config struct {
-	HTTP     HTTP     `mapstructure:"http"`
-	SIP      SIP      `mapstructure:"sip"`
-	Store    Store    `mapstructure:"store"`
-	Trunks   []Trunk  `mapstructure:"trunks"`
-	Pool     []Pool   `mapstructure:"pool"`
-	OTP      OTP      `mapstructure:"otp"`
-	Dialer   Dialer   `mapstructure:"dialer"`
-	Apps     []App    `mapstructure:"apps"`
-	Webhooks Webhooks `mapstructure:"webhooks"`
-	Phone    Phone    `mapstructure:"phone"`
-	Log      Log      `mapstructure:"log"`
+	HTTP     HTTP                  `mapstructure:"http"`
+	SIP      SIP                   `mapstructure:"sip"`
+	Store    Store                 `mapstructure:"store"`
+	Trunks   []dialer.Trunk        `mapstructure:"trunks"`
+	Pool     []numberpool.FilePool `mapstructure:"pool"`
+	OTP      otp.Settings          `mapstructure:"otp"`
+	Dialer   Dialer                `mapstructure:"dialer"`
+	Apps     []apps.ConfigApp      `mapstructure:"apps"`
+	Webhooks Webhooks              `mapstructure:"webhooks"`
+	Phone    Phone                 `mapstructure:"phone"`
+	Log      Log                   `mapstructure:"log"`
 }
 
 // HTTP configures the API listener.
@@ -65,26 +67,11 @@ type HTTP struct {
 func (h HTTP) Proxies() []netip.Prefix {
 	var out []netip.Prefix
 	for _, s := range h.TrustedProxies {
-		if p, err := parseNetwork(s); err == nil {
+		if p, err := dialer.ParseNetwork(s); err == nil {
 			out = append(out, p)
 		}
 	}
 	return out
-}
-
-// parseNetwork reads one entry of http.trusted_proxies or trunks[].accept_from: a CIDR or an IP.
-func parseNetwork(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s) // FLASHOTP_HTTP_TRUSTED_PROXIES="10.0.0.0/8, 192.168.0.1"
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // Log configures the engine's log (standard error).
@@ -124,7 +111,7 @@ func (c Config) SIPListensTCP() bool {
 		return false
 	}
 	for _, t := range c.Trunks {
-		if t.withDefaults(c.SIP.Transport).Transport == "tcp" {
+		if t.WithDefaults(c.SIP.Transport).Transport == "tcp" {
 			return true
 		}
 	}
@@ -145,134 +132,6 @@ type Store struct {
 	SecretKey string `mapstructure:"secret_key"`
 }
 
-// Trunk is one SIP trunk calls may leave on. docs/trunks.md describes every key.
-type Trunk struct {
-	Name      string `mapstructure:"name"`
-	Address   string `mapstructure:"address"`   // host:port calls are sent to
-	Transport string `mapstructure:"transport"` // udp | tcp | tls; default sip.transport
-
-	// Digest authentication, used when the trunk answers 401 or 407.
-	Username     string `mapstructure:"username"`
-	Password     string `mapstructure:"password"`
-	AuthUsername string `mapstructure:"auth_username"` // digest user when it differs from username
-	Realm        string `mapstructure:"realm"`         // answer only this realm's challenges; empty: any
-
-	MaxCPS   int `mapstructure:"max_cps"`
-	MaxCalls int `mapstructure:"max_calls"`
-
-	// Selection and failover.
-	Priority        int           `mapstructure:"priority"`         // lower is tried first
-	Weight          int           `mapstructure:"weight"`           // share among trunks of one priority; default 1
-	DownAfter       int           `mapstructure:"down_after"`       // consecutive failures before the trunk is down; default 3
-	OptionsInterval time.Duration `mapstructure:"options_interval"` // OPTIONS probe period of a down trunk; default 30s
-
-	// Routing and numbering.
-	Domain        string   `mapstructure:"domain"`         // Request-URI and To host, when not the address's
-	OutboundProxy string   `mapstructure:"outbound_proxy"` // host:port; sent as a loose Route, requests go there
-	NumberFormat  string   `mapstructure:"number_format"`  // e164 | e164_no_plus | national
-	TechPrefix    string   `mapstructure:"tech_prefix"`    // digits put before the dialed number
-	UserPhone     bool     `mapstructure:"user_phone"`     // ;user=phone on the URIs
-	CLIHeaders    []string `mapstructure:"cli_headers"`    // from | pai | rpid; default [from, pai]
-	Privacy       bool     `mapstructure:"privacy"`        // Privacy: id (the trunk hides the CLI from the callee)
-
-	// AcceptFrom are the CIDRs (or single IPs) of the trunk's other hosts that send its responses and
-	// requests, besides the IPs of address and outbound_proxy. SIP from anywhere else is dropped.
-	AcceptFrom []string `mapstructure:"accept_from"`
-
-	// TLS.
-	TLSCA         string `mapstructure:"tls_ca"`          // PEM CA bundle; empty: the system's
-	TLSCert       string `mapstructure:"tls_cert"`        // PEM client certificate, optional
-	TLSKey        string `mapstructure:"tls_key"`         // its key
-	TLSServerName string `mapstructure:"tls_server_name"` // name to verify; default the address's host
-}
-
-// AcceptNets returns accept_from as prefixes, a single IP as a /32 (or /128); entries that do not parse
-// (Validate refuses them) are left out.
-func (t Trunk) AcceptNets() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range t.AcceptFrom {
-		if p, err := parseNetwork(s); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// withDefaults fills the keys a trunk left empty.
-func (t Trunk) withDefaults(sipTransport string) Trunk {
-	if t.Transport == "" {
-		t.Transport = sipTransport
-	}
-	if t.Weight == 0 {
-		t.Weight = dialer.DefaultWeight
-	}
-	if t.DownAfter == 0 {
-		t.DownAfter = dialer.DefaultDownAfter
-	}
-	if t.OptionsInterval == 0 {
-		t.OptionsInterval = dialer.DefaultOptionsInterval
-	}
-	if t.NumberFormat == "" {
-		t.NumberFormat = dialer.NumberE164
-	}
-	if t.CLIHeaders == nil {
-		t.CLIHeaders = []string{"from", "pai"}
-	}
-	return t
-}
-
-// Pool is a named group of caller-ID patterns.
-type Pool struct {
-	Name string `mapstructure:"name"`
-	// Numbers is the short form: each an entry of its own (X pattern, +FIRST-+LAST range, or one number),
-	// for any destination and trunk.
-	Numbers []string    `mapstructure:"numbers"`
-	Entries []PoolEntry `mapstructure:"entries"`
-
-	Cooldown        time.Duration `mapstructure:"cooldown"`         // default 24h
-	QuarantineFor   time.Duration `mapstructure:"quarantine_for"`   // default 24h
-	QuarantineCodes []int         `mapstructure:"quarantine_codes"` // default [403, 484, 488]
-	QuarantineAfter int           `mapstructure:"quarantine_after"` // default 10
-}
-
-// PoolEntry is one entry of a pool: one X pattern, one range, or a list of numbers, and what it serves.
-type PoolEntry struct {
-	ID        string   `mapstructure:"id"` // default e1, e2, … by position
-	Numbers   []string `mapstructure:"numbers"`
-	Countries []string `mapstructure:"countries"` // ISO 3166 codes of the destinations it serves; empty: any
-	Trunks    []string `mapstructure:"trunks"`    // trunks it may go out on; empty: any
-	Weight    int      `mapstructure:"weight"`    // default 1
-	Enabled   *bool    `mapstructure:"enabled"`   // default true
-}
-
-// NumberPool returns the pool as the numberpool package takes it, defaults filled.
-func (p Pool) NumberPool() numberpool.Pool {
-	np := numberpool.Pool{
-		Name: p.Name, Cooldown: numberpool.Duration(p.Cooldown), QuarantineFor: numberpool.Duration(p.QuarantineFor),
-		QuarantineCodes: p.QuarantineCodes, QuarantineAfter: p.QuarantineAfter,
-	}
-	for _, n := range p.Numbers {
-		np.Entries = append(np.Entries, numberpool.Entry{Numbers: []string{n}, Enabled: true})
-	}
-	for _, e := range p.Entries {
-		np.Entries = append(np.Entries, numberpool.Entry{
-			ID: e.ID, Numbers: e.Numbers, Countries: e.Countries, Trunks: e.Trunks, Weight: e.Weight,
-			Enabled: e.Enabled == nil || *e.Enabled,
-		})
-	}
-	return np.WithDefaults()
-}
-
-// OTP holds the verification defaults.
-type OTP struct {
-	CodeLength   int           `mapstructure:"code_length"`
-	TTL          time.Duration `mapstructure:"ttl"`
-	MaxAttempts  int           `mapstructure:"max_attempts"`
-	MinCodeSpace int           `mapstructure:"min_code_space"`
-	// Retention: verifications, attempts and events older than this are deleted in the background.
-	Retention time.Duration `mapstructure:"retention"`
-}
-
 // Dialer configures call pacing and timeouts.
 type Dialer struct {
 	RingTime    time.Duration `mapstructure:"ring_time"`
@@ -284,58 +143,6 @@ type Dialer struct {
 	// ShutdownTimeout bounds the drain on SIGTERM: requests finish, ringing calls are cancelled and their
 	// outcomes written. Calls still running then are recorded as interrupted at the next start.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
-}
-
-// App is one API client: its credentials, the pools its caller IDs come from, and its settings (docs/api.md,
-// "Apps"). Zero values take the otp section's or the built-in defaults.
-type App struct {
-	ID                 string               `mapstructure:"id"`
-	APIKey             string               `mapstructure:"api_key"`
-	APISecret          string               `mapstructure:"api_secret"`
-	Pools              []string             `mapstructure:"pools"`
-	CodeLength         int                  `mapstructure:"code_length"`
-	TTL                time.Duration        `mapstructure:"ttl"`
-	MaxAttempts        int                  `mapstructure:"max_attempts"`
-	ResendCooldown     time.Duration        `mapstructure:"resend_cooldown"`
-	MaxResends         int                  `mapstructure:"max_resends"`
-	AllowedCountries   []string             `mapstructure:"allowed_countries"`
-	BlockedNumberTypes []string             `mapstructure:"blocked_number_types"`
-	RateLimits         map[string]RateLimit `mapstructure:"rate_limits"`
-	WebhookURL         string               `mapstructure:"webhook_url"`
-	WebhookSecret      string               `mapstructure:"webhook_secret"` // signs webhooks; needed with webhook_url
-	PreSendHook        *PreSendHook         `mapstructure:"pre_send_hook"`
-}
-
-// RateLimit is one of an app's rate limits: at most Limit per Window; Limit 0 switches it off.
-type RateLimit struct {
-	Limit  int           `mapstructure:"limit"`
-	Window time.Duration `mapstructure:"window"`
-}
-
-// PreSendHook is an app's pre-send hook.
-type PreSendHook struct {
-	URL      string        `mapstructure:"url"`
-	Timeout  time.Duration `mapstructure:"timeout"`
-	FailOpen bool          `mapstructure:"fail_open"`
-}
-
-// Settings returns the app's settings as the apps package keeps them (defaults not filled).
-func (a App) Settings() apps.App {
-	out := apps.App{
-		ID: a.ID, CodeLength: a.CodeLength, TTL: apps.Duration(a.TTL), MaxAttempts: a.MaxAttempts,
-		ResendCooldown: apps.Duration(a.ResendCooldown), MaxResends: a.MaxResends, Pools: a.Pools,
-		AllowedCountries: a.AllowedCountries, BlockedNumberTypes: a.BlockedNumberTypes, WebhookURL: a.WebhookURL,
-	}
-	if len(a.RateLimits) > 0 {
-		out.RateLimits = map[string]apps.Limit{}
-		for scope, l := range a.RateLimits {
-			out.RateLimits[scope] = apps.Limit{Limit: l.Limit, Window: apps.Duration(l.Window)}
-		}
-	}
-	if h := a.PreSendHook; h != nil {
-		out.PreSendHook = &apps.Hook{URL: h.URL, Timeout: apps.Duration(h.Timeout), FailOpen: h.FailOpen}
-	}
-	return out
 }
 
 // Webhooks configures webhook delivery.
@@ -362,14 +169,8 @@ func Default() Config {
 			MaxTCPConns: sip.DefaultTCPLimits.MaxConns, MaxTCPConnsPerSource: sip.DefaultTCPLimits.MaxConnsPerSource,
 			TCPIdleTimeout: sip.DefaultTCPLimits.IdleTimeout, TCPMessageTimeout: sip.DefaultTCPLimits.MessageTimeout,
 		},
-		Store: Store{Path: "data/flashotp.db"},
-		OTP: OTP{
-			CodeLength:   4,
-			TTL:          5 * time.Minute,
-			MaxAttempts:  5,
-			MinCodeSpace: 10000,
-			Retention:    30 * 24 * time.Hour,
-		},
+		Store:    Store{Path: "data/flashotp.db"},
+		OTP:      otp.DefaultSettings,
 		Webhooks: Webhooks{RetryMin: time.Second, RetryMax: 5 * time.Minute, GiveUpAfter: time.Hour, Timeout: 10 * time.Second},
 		Dialer: Dialer{
 			DialTimeout:     30 * time.Second,
@@ -431,7 +232,7 @@ func Load(path string) (Config, error) {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	for i := range cfg.Trunks {
-		cfg.Trunks[i] = cfg.Trunks[i].withDefaults(cfg.SIP.Transport)
+		cfg.Trunks[i] = cfg.Trunks[i].WithDefaults(cfg.SIP.Transport)
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, src.blame(err)
@@ -448,6 +249,7 @@ func decode(in, out any, exact bool) error {
 		Result:           out,
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			mapstructure.StringToTimeDurationHookFunc(),
+			stringToPoolDuration,
 			mapstructure.StringToSliceHookFunc(","),
 		),
 	})
@@ -502,7 +304,24 @@ func (s sources) blame(err error) error {
 	return errors.New(strings.Join(lines, "\n"))
 }
 
-var durationType = reflect.TypeOf(time.Duration(0))
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	// poolDurationType is the duration of the settings the apps keep as JSON too (apps[].ttl, …).
+	poolDurationType = reflect.TypeOf(numberpool.Duration(0))
+)
+
+// isDuration reports whether t is a duration: its value is written "30s".
+func isDuration(t reflect.Type) bool { return t == durationType || t == poolDurationType }
+
+// stringToPoolDuration decodes "30s" into a numberpool.Duration, as mapstructure's own hook does for a
+// time.Duration.
+func stringToPoolDuration(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to != poolDurationType {
+		return data, nil
+	}
+	d, err := time.ParseDuration(data.(string))
+	return numberpool.Duration(d), err
+}
 
 // check walks what viper read (val, at key) along the Config type t, and returns an error for each key t
 // has no field for, each duration without a unit, and each value that does not decode into its field, each
@@ -521,7 +340,7 @@ func (s sources) check(key string, val any, t reflect.Type) []error {
 		}
 		return key + "." + k
 	}
-	if t == durationType {
+	if isDuration(t) {
 		if err := checkDuration(val); err != nil {
 			return []error{fmt.Errorf("%s: %w%s", key, err, s.where(key))}
 		}
@@ -626,12 +445,19 @@ func composite(t reflect.Type) bool {
 	return t.Kind() == reflect.Struct && t != durationType || t.Kind() == reflect.Map
 }
 
-// field finds t's field for a config key, matching its mapstructure tag as mapstructure does (case aside).
+// field finds t's field for a config key, matching its mapstructure tag as mapstructure does (case aside),
+// in the structs t squashes too (apps.ConfigApp's App). A field tagged "-" is no key.
 func field(t reflect.Type, key string) (reflect.StructField, bool) {
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
-		if strings.EqualFold(name, key) {
+		name, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if f.Anonymous && opts == "squash" {
+			if sf, ok := field(f.Type, key); ok {
+				return sf, true
+			}
+			continue
+		}
+		if name != "-" && strings.EqualFold(name, key) {
 			return f, true
 		}
 	}
@@ -667,15 +493,12 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-var (
-	nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	hexRe  = regexp.MustCompile(`^([0-9a-fA-F]{2}){16,}$`)
-	// hostRe: a DNS name or an IPv4 address; nothing that could carry SIP syntax into a URI.
-	hostRe       = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
-	techPrefixRe = regexp.MustCompile(`^[0-9*#]{0,10}$`)
-)
+var hexRe = regexp.MustCompile(`^([0-9a-fA-F]{2}){16,}$`)
 
-// Validate reports every contradiction or bad value, each naming its key.
+// Validate reports every contradiction or bad value, each naming its key. Each part's section is checked
+// by that part's own Validate; here are the config's own sections and the rules across sections: names
+// unique per kind, the trunks a pool's entries name, the pools an app draws from, the otp defaults an app
+// inherits.
 func (c Config) Validate() error {
 	var errs []error
 	reported := map[string]bool{}
@@ -683,27 +506,21 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
 		reported[key] = true
 	}
+	// under reports the errors of a part's Validate, each "key: what is wrong", under prefix.
+	under := func(prefix string, err error) {
+		for _, e := range unjoin(err) {
+			key, msg, _ := strings.Cut(e.Error(), ": ")
+			bad(prefix+key, "%s", msg)
+		}
+	}
 	checkAddr := func(key, addr string, needPort bool) {
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			if !needPort && addr != "" && !strings.ContainsAny(addr, ":/ ") {
-				return // a bare host
-			}
-			bad(key, "want host:port, got %q", addr)
-			return
-		}
-		if host == "" && needPort {
-			bad(key, "host missing in %q", addr)
-		}
-		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-			bad(key, "bad port in %q", addr)
+		for _, msg := range dialer.CheckHostPort(addr, needPort) {
+			bad(key, "%s", msg)
 		}
 	}
 	checkTransport := func(key, t string) {
-		switch t {
-		case "udp", "tcp", "tls":
-		default:
-			bad(key, "want udp, tcp or tls, got %q", t)
+		if msg := dialer.CheckTransport(t); msg != "" {
+			bad(key, "%s", msg)
 		}
 	}
 
@@ -753,9 +570,10 @@ func (c Config) Validate() error {
 		bad("trunks", "at least one trunk is needed")
 	}
 	seen := map[string]bool{}
-	// checkName checks the name of a trunk, pool or app: well-formed and the only one of its kind.
-	checkName := func(key, kind, name string) {
-		if !nameRe.MatchString(name) {
+	// checkName checks the name of a trunk, pool or app: well-formed as its kind's names are (valid) and
+	// the only one of its kind.
+	checkName := func(key, kind, name string, valid func(string) bool) {
+		if !valid(name) {
 			bad(key, "want letters, digits, _ . -, got %q", name)
 		} else if seen[kind+" "+name] {
 			bad(key, "duplicate %s %q", kind, name)
@@ -764,66 +582,9 @@ func (c Config) Validate() error {
 	}
 	for i, t := range c.Trunks {
 		key := fmt.Sprintf("trunks[%d]", i)
-		checkName(key+".name", "trunk", t.Name)
-		checkAddr(key+".address", t.Address, true)
-		t = t.withDefaults(c.SIP.Transport)
-		checkTransport(key+".transport", t.Transport)
-		if t.MaxCPS < 0 {
-			bad(key+".max_cps", "must not be negative")
-		}
-		if t.MaxCalls < 0 {
-			bad(key+".max_calls", "must not be negative")
-		}
-		if (t.Username == "") != (t.Password == "") {
-			bad(key+".username", "username and password go together")
-		}
-		if t.AuthUsername != "" && t.Password == "" {
-			bad(key+".auth_username", "needs a password")
-		}
-		if t.Weight < 1 || t.Weight > 1000 {
-			bad(key+".weight", "want 1..1000, got %d", t.Weight)
-		}
-		if t.DownAfter < 1 {
-			bad(key+".down_after", "must be positive")
-		}
-		if t.OptionsInterval < time.Second {
-			bad(key+".options_interval", "want at least 1s, got %s", t.OptionsInterval)
-		}
-		if t.Domain != "" && !hostRe.MatchString(t.Domain) {
-			bad(key+".domain", "want a host name or IP, got %q", t.Domain)
-		}
-		if t.OutboundProxy != "" {
-			checkAddr(key+".outbound_proxy", t.OutboundProxy, true)
-		}
-		for j, n := range t.AcceptFrom {
-			if _, err := parseNetwork(n); err != nil {
-				bad(fmt.Sprintf("%s.accept_from[%d]", key, j), "want a CIDR (203.0.113.0/24) or an IP, got %q", n)
-			}
-		}
-		switch t.NumberFormat {
-		case dialer.NumberE164, dialer.NumberE164NoPlus, dialer.NumberNational:
-		default:
-			bad(key+".number_format", "want e164, e164_no_plus or national, got %q", t.NumberFormat)
-		}
-		if !techPrefixRe.MatchString(t.TechPrefix) {
-			bad(key+".tech_prefix", "want up to 10 characters of 0-9 * #, got %q", t.TechPrefix)
-		} else if t.TechPrefix != "" && t.NumberFormat == dialer.NumberE164 {
-			bad(key+".tech_prefix", "needs number_format e164_no_plus or national (a prefix before + is no number)")
-		}
-		if len(t.CLIHeaders) == 0 {
-			bad(key+".cli_headers", "name at least one of from, pai, rpid")
-		}
-		for j, h := range t.CLIHeaders {
-			if h != "from" && h != "pai" && h != "rpid" {
-				bad(fmt.Sprintf("%s.cli_headers[%d]", key, j), "want from, pai or rpid, got %q", h)
-			}
-		}
-		if t.Transport != "tls" && (t.TLSCA != "" || t.TLSCert != "" || t.TLSKey != "" || t.TLSServerName != "") {
-			bad(key+".transport", "tls_* keys need transport tls")
-		}
-		if (t.TLSCert == "") != (t.TLSKey == "") {
-			bad(key+".tls_cert", "tls_cert and tls_key go together")
-		}
+		// A pool's entries name trunks: a trunk's name is one they can name.
+		checkName(key+".name", "trunk", t.Name, numberpool.ValidName)
+		under(key+".", t.WithDefaults(c.SIP.Transport).Validate())
 	}
 
 	if len(c.Pool) == 0 {
@@ -832,47 +593,18 @@ func (c Config) Validate() error {
 	for i, p := range c.Pool {
 		before := len(errs)
 		key := fmt.Sprintf("pool[%d]", i)
-		checkName(key+".name", "pool", p.Name)
-		if len(p.Numbers) == 0 && len(p.Entries) == 0 {
-			bad(key+".numbers", "at least one number pattern (or an entry) is needed")
-		}
-		for j, n := range p.Numbers {
-			if err := numberpool.ValidateNumbers([]string{n}); err != nil {
-				bad(fmt.Sprintf("%s.numbers[%d]", key, j), "want an E.164 pattern with X for free digits (+44207946XXXX), a range (+442079460000-+442079469999) or a number: %v", err)
-			}
-		}
-		for j, e := range p.Entries {
-			ekey := fmt.Sprintf("%s.entries[%d]", key, j)
-			if err := numberpool.ValidateNumbers(e.Numbers); err != nil {
-				bad(ekey+".numbers", "%v", err)
-			}
-			for k, cc := range e.Countries {
-				if err := numberpool.CheckCountry(cc); err != nil {
-					bad(fmt.Sprintf("%s.countries[%d]", ekey, k), "%v", err)
-				}
-			}
-			for _, tn := range e.Trunks {
-				if !seen["trunk "+tn] {
-					bad(ekey+".trunks", "no trunk named %q", tn)
-				}
-			}
-		}
-		if p.Cooldown < 0 || p.Cooldown > 30*24*time.Hour {
-			bad(key+".cooldown", "want 0..720h, got %s", p.Cooldown)
-		}
-		if p.QuarantineFor < 0 {
-			bad(key+".quarantine_for", "must not be negative")
-		}
+		checkName(key+".name", "pool", p.Name, numberpool.ValidName)
+		under(key+".", p.Validate(func(trunk string) bool { return seen["trunk "+trunk] }))
 		// What the keys above do not cover (entry IDs, weights, quarantine codes), once they hold.
 		if len(errs) == before {
-			if err := p.NumberPool().Validate(); err != nil {
+			if err := p.Pool().Validate(); err != nil {
 				bad(key, "%v", err)
 			}
 		}
 	}
 
 	for i, p := range c.HTTP.TrustedProxies {
-		if _, err := parseNetwork(p); err != nil {
+		if _, err := dialer.ParseNetwork(p); err != nil {
 			bad(fmt.Sprintf("http.trusted_proxies[%d]", i), "want a CIDR (10.0.0.0/8) or an IP, got %q", p)
 		}
 	}
@@ -889,21 +621,7 @@ func (c Config) Validate() error {
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		bad("http.tls_cert", "http.tls_cert and http.tls_key go together")
 	}
-	if c.OTP.CodeLength < 4 || c.OTP.CodeLength > 8 {
-		bad("otp.code_length", "want 4..8, got %d", c.OTP.CodeLength)
-	}
-	if c.OTP.TTL < time.Minute || c.OTP.TTL > 15*time.Minute {
-		bad("otp.ttl", "want 1m..15m, got %s", c.OTP.TTL)
-	}
-	if c.OTP.MaxAttempts < 1 || c.OTP.MaxAttempts > 20 {
-		bad("otp.max_attempts", "want 1..20, got %d", c.OTP.MaxAttempts)
-	}
-	if c.OTP.MinCodeSpace < 1 {
-		bad("otp.min_code_space", "must be positive")
-	}
-	if c.OTP.Retention < time.Hour {
-		bad("otp.retention", "want at least 1h, got %s", c.OTP.Retention)
-	}
+	under("otp.", c.OTP.Validate())
 	if c.Webhooks.RetryMin < 10*time.Millisecond || c.Webhooks.RetryMax < c.Webhooks.RetryMin {
 		bad("webhooks.retry_min", "want at least 10ms and at most webhooks.retry_max, got %s", c.Webhooks.RetryMin)
 	}
@@ -938,7 +656,7 @@ func (c Config) Validate() error {
 	keys := map[string]bool{}
 	for i, a := range c.Apps {
 		key := fmt.Sprintf("apps[%d]", i)
-		checkName(key+".id", "app", a.ID)
+		checkName(key+".id", "app", a.ID, apps.ValidID)
 		if a.APIKey == "" {
 			bad(key+".api_key", "must not be empty")
 		} else if keys[a.APIKey] {
@@ -950,9 +668,9 @@ func (c Config) Validate() error {
 		}
 		// A pool an app names need not be in this file: it may be made through the admin API. The engine
 		// refuses to start if an app has no numbers at all.
-		pools := a.AppPools(c.Pool)
+		pools := c.appPools(a.App)
 		for j, p := range pools {
-			if !nameRe.MatchString(p) {
+			if !numberpool.ValidName(p) {
 				bad(fmt.Sprintf("%s.pools[%d]", key, j), "want letters, digits, _ . -, got %q", p)
 			}
 		}
@@ -960,19 +678,18 @@ func (c Config) Validate() error {
 			bad(key+".pools", "app %q names no pool and no pool is called %q", a.ID, a.ID)
 			continue
 		}
-		settings := a.Settings()
+		settings := a.App
 		settings.Pools = pools
 		inherited := map[string]bool{"code_length": a.CodeLength == 0, "ttl": a.TTL == 0, "max_attempts": a.MaxAttempts == 0}
-		if err := settings.WithDefaults(c.AppDefaults()).Validate(); err != nil {
-			for _, e := range strings.Split(err.Error(), "\n") {
-				field, msg, _ := strings.Cut(e, ": ")
-				// A value the app inherits from the otp section is that key's error, said once.
-				if reported["otp."+field] && inherited[field] {
-					continue
-				}
-				if field != "pools" && !strings.HasPrefix(field, "pools[") && field != "id" {
-					bad(key+"."+field, "%s", msg)
-				}
+		for _, e := range unjoin(settings.WithDefaults(c.OTP.AppDefaults()).Validate()) {
+			field, msg, _ := strings.Cut(e.Error(), ": ")
+			// A value the app inherits from the otp section is that key's error, said once.
+			if reported["otp."+field] && inherited[field] {
+				continue
+			}
+			// The id and the pools are checked above, as the other names are.
+			if field != "pools" && !strings.HasPrefix(field, "pools[") && field != "id" {
+				bad(key+"."+field, "%s", msg)
 			}
 		}
 		if a.WebhookURL != "" && len(a.WebhookSecret) < 16 {
@@ -991,24 +708,40 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// AppDefaults are the settings an app of this config inherits.
-func (c Config) AppDefaults() apps.Defaults {
-	return apps.Defaults{CodeLength: c.OTP.CodeLength, TTL: c.OTP.TTL, MaxAttempts: c.OTP.MaxAttempts}
+// unjoin returns the errors errors.Join joined into err, or err alone; none for nil.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
-// AppPools returns the pools the app draws caller IDs from: its own list, else the pool named like the app,
-// else the only pool there is.
-func (a App) AppPools(pools []Pool) []string {
+// ConfigApps returns the apps of the file, each with the pools it draws caller IDs from filled in.
+func (c Config) ConfigApps() []apps.ConfigApp {
+	out := make([]apps.ConfigApp, 0, len(c.Apps))
+	for _, a := range c.Apps {
+		a.Pools = c.appPools(a.App)
+		out = append(out, a)
+	}
+	return out
+}
+
+// appPools returns the pools a draws caller IDs from: its own list, else the pool named like the app, else
+// the only pool there is.
+func (c Config) appPools(a apps.App) []string {
 	if len(a.Pools) > 0 {
 		return a.Pools
 	}
-	for _, p := range pools {
+	for _, p := range c.Pool {
 		if p.Name == a.ID {
 			return []string{p.Name}
 		}
 	}
-	if len(pools) == 1 {
-		return []string{pools[0].Name}
+	if len(c.Pool) == 1 {
+		return []string{c.Pool[0].Name}
 	}
 	return nil
 }

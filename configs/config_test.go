@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"flashotp/apps"
 	"flashotp/configs"
+	"flashotp/dialer"
+	"flashotp/numberpool"
+	"flashotp/otp"
 	"flashotp/sip"
 )
 
@@ -30,9 +34,9 @@ func writeConfig(t testing.TB, body string) string {
 // validConfig returns a configuration that passes Validate, to be spoiled one key at a time.
 func validConfig() configs.Config {
 	c := configs.Default()
-	c.Trunks = []configs.Trunk{{Name: "phone", Address: "127.0.0.1:5062", Transport: "udp"}}
-	c.Pool = []configs.Pool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
-	c.Apps = []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret"}}
+	c.Trunks = []dialer.Trunk{{Name: "phone", Address: "127.0.0.1:5062", Transport: "udp"}}
+	c.Pool = []numberpool.FilePool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
+	c.Apps = []apps.ConfigApp{{App: apps.App{ID: "demo"}, APIKey: "demo", APISecret: "demo-secret"}}
 	c.Phone.Enabled = true
 	return c
 }
@@ -48,14 +52,14 @@ func TestLoadExample(t *testing.T) {
 		SIP: configs.SIP{Listen: "127.0.0.1:5060", Transport: "udp", PublicAddress: "", ListenTCP: "auto",
 			MaxTCPConns: 256, MaxTCPConnsPerSource: 32, TCPIdleTimeout: 30 * time.Second, TCPMessageTimeout: 5 * time.Second},
 		Store: configs.Store{Path: "data/flashotp.db", SecretKey: ""},
-		Trunks: []configs.Trunk{{
+		Trunks: []dialer.Trunk{{
 			Name: "phone", Address: "127.0.0.1:5062", Transport: "udp",
 			Username: "", Password: "", MaxCPS: 0, MaxCalls: 0,
 			Weight: 1, DownAfter: 3, OptionsInterval: 30 * time.Second,
 			NumberFormat: "e164", CLIHeaders: []string{"from", "pai"},
 		}},
-		Pool: []configs.Pool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}},
-		OTP: configs.OTP{
+		Pool: []numberpool.FilePool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}},
+		OTP: otp.Settings{
 			CodeLength:   4,
 			TTL:          5 * time.Minute,
 			MaxAttempts:  5,
@@ -69,7 +73,7 @@ func TestLoadExample(t *testing.T) {
 			CancelGuard: 4 * time.Second,
 			QueueSize:   10000, ShutdownTimeout: 10 * time.Second,
 		},
-		Apps:  []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret"}},
+		Apps:  []apps.ConfigApp{{App: apps.App{ID: "demo"}, APIKey: "demo", APISecret: "demo-secret"}},
 		Phone: configs.Phone{Enabled: true, Listen: "127.0.0.1:5062", Mode: sip.PhoneRing},
 		Log:   configs.Log{Level: "info", Format: "text"},
 	}
@@ -120,14 +124,14 @@ apps:
 		{"dialer.dial_timeout default", cfg.Dialer.DialTimeout, 30 * time.Second},
 		{"dialer.ring_time default", cfg.Dialer.RingTime, time.Duration(0)},
 		{"phone.mode default", cfg.Phone.Mode, sip.PhoneRing},
-		{"trunks from file", cfg.Trunks, []configs.Trunk{{
+		{"trunks from file", cfg.Trunks, []dialer.Trunk{{
 			Name: "carrier", Address: "192.0.2.10:5060", Username: "alice", Password: "s3cret",
 			Transport: "udp", Weight: 1, DownAfter: 3, OptionsInterval: 30 * time.Second,
 			NumberFormat: "e164", CLIHeaders: []string{"from", "pai"},
 		}}},
-		{"pool from file", cfg.Pool, []configs.Pool{{Name: "uk", Numbers: []string{"+44207946XXXX", "+441134960XXX"}}}},
-		{"apps from file", cfg.Apps, []configs.App{{
-			ID: "shop", APIKey: "shop-key", APISecret: "shop-secret-123", Pools: []string{"uk"},
+		{"pool from file", cfg.Pool, []numberpool.FilePool{{Name: "uk", Numbers: []string{"+44207946XXXX", "+441134960XXX"}}}},
+		{"apps from file", cfg.Apps, []apps.ConfigApp{{
+			App: apps.App{ID: "shop", Pools: []string{"uk"}}, APIKey: "shop-key", APISecret: "shop-secret-123",
 		}}},
 	}
 	for _, tt := range tests {
@@ -303,10 +307,10 @@ func TestValidate(t *testing.T) {
 		{"pool without numbers", func(c *configs.Config) { c.Pool[0].Numbers = nil }, "pool[0].numbers"},
 		{"api secret too short", func(c *configs.Config) { c.Apps[0].APISecret = "short" }, "apps[0].api_secret"},
 		{"duplicate app id", func(c *configs.Config) {
-			c.Apps = append(c.Apps, configs.App{ID: "demo", APIKey: "other", APISecret: "other-secret"})
+			c.Apps = append(c.Apps, apps.ConfigApp{App: apps.App{ID: "demo"}, APIKey: "other", APISecret: "other-secret"})
 		}, "apps[1].id"},
 		{"duplicate api key", func(c *configs.Config) {
-			c.Apps = append(c.Apps, configs.App{ID: "other", APIKey: "demo", APISecret: "other-secret"})
+			c.Apps = append(c.Apps, apps.ConfigApp{App: apps.App{ID: "other"}, APIKey: "demo", APISecret: "other-secret"})
 		}, "apps[1].api_key"},
 		{"app names a malformed pool", func(c *configs.Config) { c.Apps[0].Pools = []string{"no such"} }, "apps[0].pools[0]"},
 		{"unknown phone mode", func(c *configs.Config) { c.Phone.Mode = "ringing" }, "phone.mode"},
@@ -399,14 +403,14 @@ func FuzzLoad(f *testing.F) {
 
 func TestWebhookNeedsSecret(t *testing.T) {
 	cfg := configs.Default()
-	cfg.Trunks = []configs.Trunk{{Name: "phone", Address: "127.0.0.1:5062"}}
-	cfg.Pool = []configs.Pool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
-	cfg.Apps = []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret", WebhookURL: "https://example.com/hooks"}}
+	cfg.Trunks = []dialer.Trunk{{Name: "phone", Address: "127.0.0.1:5062"}}
+	cfg.Pool = []numberpool.FilePool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
+	cfg.Apps = []apps.ConfigApp{{App: apps.App{ID: "demo", WebhookURL: "https://example.com/hooks"}, APIKey: "demo", APISecret: "demo-secret"}}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "apps[0].webhook_secret") {
 		t.Fatalf("webhook_url without webhook_secret: %v", err)
 	}
 	cfg.Apps[0].WebhookSecret = "0123456789abcdef"
-	cfg.Apps[0].RateLimits = map[string]configs.RateLimit{"recipient": {Limit: 3, Window: 0}}
+	cfg.Apps[0].RateLimits = map[string]apps.Limit{"recipient": {Limit: 3, Window: 0}}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "apps[0].rate_limits.recipient.window") {
 		t.Fatalf("a limit without a window: %v", err)
 	}
@@ -414,9 +418,9 @@ func TestWebhookNeedsSecret(t *testing.T) {
 
 func TestHTTPTLSNeedsBoth(t *testing.T) {
 	cfg := configs.Default()
-	cfg.Trunks = []configs.Trunk{{Name: "phone", Address: "127.0.0.1:5062"}}
-	cfg.Pool = []configs.Pool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
-	cfg.Apps = []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret"}}
+	cfg.Trunks = []dialer.Trunk{{Name: "phone", Address: "127.0.0.1:5062"}}
+	cfg.Pool = []numberpool.FilePool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
+	cfg.Apps = []apps.ConfigApp{{App: apps.App{ID: "demo"}, APIKey: "demo", APISecret: "demo-secret"}}
 	cfg.HTTP.TLSCert = "/etc/flashotp/cert.pem"
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "http.tls_cert") {
 		t.Fatalf("a certificate without a key: %v", err)
@@ -472,7 +476,7 @@ func durationKeys(t reflect.Type, prefix string) []string {
 		t = t.Elem()
 	}
 	switch {
-	case t == reflect.TypeOf(time.Duration(0)):
+	case t == reflect.TypeOf(time.Duration(0)) || t == reflect.TypeOf(numberpool.Duration(0)):
 		return []string{prefix}
 	case t.Kind() == reflect.Slice:
 		return durationKeys(t.Elem(), prefix+"[]")
@@ -483,8 +487,13 @@ func durationKeys(t reflect.Type, prefix string) []string {
 	}
 	var keys []string
 	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("mapstructure"), ",")
-		if prefix != "" {
+		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("mapstructure"), ",")
+		switch {
+		case name == "-":
+			continue
+		case opts == "squash": // apps.ConfigApp's App: its keys are the app's own
+			name = prefix
+		case prefix != "":
 			name = prefix + "." + name
 		}
 		keys = append(keys, durationKeys(t.Field(i).Type, name)...)
@@ -664,7 +673,7 @@ func TestSIPListensTCP(t *testing.T) {
 			c.SIP.ListenTCP = tc.listenTCP
 			c.Trunks = nil
 			for i, tr := range tc.transports {
-				c.Trunks = append(c.Trunks, configs.Trunk{Name: fmt.Sprint("t", i), Address: "127.0.0.1:5062", Transport: tr})
+				c.Trunks = append(c.Trunks, dialer.Trunk{Name: fmt.Sprint("t", i), Address: "127.0.0.1:5062", Transport: tr})
 			}
 			if got := c.SIPListensTCP(); got != tc.want {
 				t.Errorf("SIPListensTCP() = %t, want %t", got, tc.want)

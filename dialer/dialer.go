@@ -64,39 +64,6 @@ type Reporter interface {
 	CallEnded(id, trunk, cli string, res call.Result)
 }
 
-// Trunk is one trunk the dialer may use, with its limits (0: none) and how calls are put to it.
-// configs.Trunk documents each field.
-type Trunk struct {
-	Name      string
-	Address   string
-	Transport string
-
-	Username, AuthUsername, Password, Realm string
-
-	MaxCPS   int
-	MaxCalls int
-
-	Priority        int
-	Weight          int
-	DownAfter       int
-	OptionsInterval time.Duration
-
-	Domain        string
-	OutboundProxy string
-	NumberFormat  string // e164 | e164_no_plus | national
-	TechPrefix    string
-	UserPhone     bool
-	CLIHeaders    []string
-	Privacy       bool
-}
-
-// Trunk defaults, for the keys a trunk leaves at zero.
-const (
-	DefaultWeight          = 1
-	DefaultDownAfter       = 3
-	DefaultOptionsInterval = 30 * time.Second
-)
-
 // Config configures a Dialer.
 type Config struct {
 	Metrics     *metrics.Metrics // nil: none
@@ -153,16 +120,8 @@ func New(cfg Config, caller Caller, rep Reporter, log *slog.Logger) *Dialer {
 	}
 	d := &Dialer{cfg: cfg, caller: caller, rep: rep, log: log, queue: newFairQueue(cfg.QueueSize, cfg.Apps)}
 	for _, t := range cfg.Trunks {
-		// configs fills these from the same defaults; a Trunk built by hand still gets a working dialer.
-		if t.Weight < 1 {
-			t.Weight = DefaultWeight
-		}
-		if t.DownAfter < 1 {
-			t.DownAfter = DefaultDownAfter
-		}
-		if t.OptionsInterval <= 0 {
-			t.OptionsInterval = DefaultOptionsInterval
-		}
+		// Trunks from the config have their defaults already; one built by hand gets them here.
+		t = t.WithDefaults(t.Transport)
 		tr := &trunk{Trunk: t}
 		if t.MaxCPS > 0 {
 			tr.limiter = rate.NewLimiter(rate.Limit(t.MaxCPS), t.MaxCPS)

@@ -209,8 +209,8 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 	if codeLength == 0 {
 		codeLength = app.CodeLength
 	}
-	if codeLength < 4 || codeLength > 8 {
-		return Verification{}, fault.Errorf(fault.InvalidRequest, "code_length: must be 4 to 8")
+	if !apps.ValidCodeLength(codeLength) {
+		return Verification{}, fault.Errorf(fault.InvalidRequest, "code_length: must be %d to %d", apps.MinCodeLength, apps.MaxCodeLength)
 	}
 	to, err := checkRecipient(req.Recipient, app)
 	if err != nil {

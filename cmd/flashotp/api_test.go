@@ -24,7 +24,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nyaruka/phonenumbers"
 
+	"flashotp/apps"
 	"flashotp/configs"
+	"flashotp/dialer"
+	"flashotp/numberpool"
 	"flashotp/sip"
 )
 
@@ -59,7 +62,7 @@ func (p *phoneLog) clis(recipient string) []string {
 // phoneConfig is testConfig with the built-in phone (ring mode) as the one trunk.
 func phoneConfig(t *testing.T) configs.Config {
 	cfg := testConfig(t, "127.0.0.1:0")
-	cfg.Trunks = []configs.Trunk{{Name: "phone", Address: "127.0.0.1:0", Transport: "udp"}}
+	cfg.Trunks = []dialer.Trunk{{Name: "phone", Address: "127.0.0.1:0", Transport: "udp"}}
 	cfg.Phone = configs.Phone{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
 	return cfg
 }
@@ -101,7 +104,7 @@ func retryAfter(t *testing.T, a answer) int {
 // cooldown is too soon; after a resend, the old code is dead and the new one works.
 func TestSendLimitAndResend(t *testing.T) {
 	cfg := phoneConfig(t)
-	cfg.Apps[0].ResendCooldown = time.Second
+	cfg.Apps[0].ResendCooldown = apps.Duration(time.Second)
 	c, phone := startPhoneMain(t, cfg)
 
 	const limited = "+14155550123"
@@ -167,7 +170,7 @@ func TestFraudGuards(t *testing.T) {
 	t.Cleanup(hook.Close)
 	cfg := phoneConfig(t)
 	cfg.Apps[0].AllowedCountries = []string{"GB", "US"}
-	cfg.Apps[0].PreSendHook = &configs.PreSendHook{URL: hook.URL, Timeout: time.Second}
+	cfg.Apps[0].PreSendHook = &apps.Hook{URL: hook.URL, Timeout: apps.Duration(time.Second)}
 	c, phone := startPhoneMain(t, cfg)
 
 	premium := phonenumbers.Format(phonenumbers.GetExampleNumberForType("GB", phonenumbers.PREMIUM_RATE), phonenumbers.E164)
@@ -464,9 +467,9 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	t.Cleanup(hooks.Close)
 	cfg := phoneConfig(t)
 	cfg.HTTP.AdminToken = "admin-token-0123456789"
-	cfg.Pool = []configs.Pool{{Name: "demo", Numbers: []string{"+4420XXXXXXXX"}}}
+	cfg.Pool = []numberpool.FilePool{{Name: "demo", Numbers: []string{"+4420XXXXXXXX"}}}
 	cfg.Apps[0].CodeLength = 8 // eight digits: nothing else in a log line looks like one
-	cfg.Apps[0].ResendCooldown = 500 * time.Millisecond
+	cfg.Apps[0].ResendCooldown = apps.Duration(500 * time.Millisecond)
 	cfg.Apps[0].WebhookURL, cfg.Apps[0].WebhookSecret = hooks.URL, "webhook-secret-0123456789"
 	cfg.Webhooks.RetryMin, cfg.Webhooks.RetryMax = 20*time.Millisecond, 50*time.Millisecond
 	logs := &lockedBuffer{}

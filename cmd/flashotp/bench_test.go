@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"flashotp/apps"
 	"flashotp/configs"
+	"flashotp/dialer"
+	"flashotp/numberpool"
 	"flashotp/sip"
 )
 
@@ -31,13 +34,13 @@ func benchEngine(b *testing.B) (string, *lineCounter) {
 	cfg := configs.Default()
 	cfg.HTTP.Listen, cfg.SIP.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store.Path = filepath.Join(b.TempDir(), "flashotp.db")
-	cfg.Trunks = []configs.Trunk{{Name: "phone", Address: "127.0.0.1:0"}}
-	cfg.Pool = []configs.Pool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
+	cfg.Trunks = []dialer.Trunk{{Name: "phone", Address: "127.0.0.1:0"}}
+	cfg.Pool = []numberpool.FilePool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
 	// Rate limits off: the benchmark's clients are one app on one address sending to one number range.
-	off := configs.RateLimit{}
-	cfg.Apps = []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret", RateLimits: map[string]configs.RateLimit{
+	off := apps.Limit{}
+	cfg.Apps = []apps.ConfigApp{{App: apps.App{ID: "demo", RateLimits: map[string]apps.Limit{
 		"recipient": off, "app": off, "client": off, "prefix": off, "failed_verifications": off,
-	}}}
+	}}, APIKey: "demo", APISecret: "demo-secret"}}
 	cfg.Phone = configs.Phone{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
 	cfg.HTTP.DrainDelay = 0
 	missed := &lineCounter{}

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"flashotp/apps"
 	"flashotp/configs"
+	"flashotp/dialer"
 	"flashotp/internal/peers"
+	"flashotp/numberpool"
 )
 
 // testConfig is the demo configuration on free loopback ports in a temporary directory, with trunk as its
@@ -27,9 +30,9 @@ func testConfig(t *testing.T, trunk string) configs.Config {
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.SIP.Listen = "127.0.0.1:0"
 	cfg.Store.Path = filepath.Join(t.TempDir(), "flashotp.db")
-	cfg.Trunks = []configs.Trunk{{Name: "sipp", Address: trunk, Transport: "udp"}}
-	cfg.Pool = []configs.Pool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
-	cfg.Apps = []configs.App{{ID: "demo", APIKey: "demo", APISecret: "demo-secret"}}
+	cfg.Trunks = []dialer.Trunk{{Name: "sipp", Address: trunk, Transport: "udp"}}
+	cfg.Pool = []numberpool.FilePool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}}
+	cfg.Apps = []apps.ConfigApp{{App: apps.App{ID: "demo"}, APIKey: "demo", APISecret: "demo-secret"}}
 	cfg.Dialer.DialTimeout = 2 * time.Second
 	cfg.Dialer.CancelGuard = time.Second
 	cfg.HTTP.DrainDelay = 0 // no load balancer: tests that stop the engine need not wait (TestDrain does)

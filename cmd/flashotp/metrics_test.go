@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"flashotp/apps"
 	"flashotp/configs"
+	"flashotp/dialer"
 	"flashotp/internal/metricstest"
+	"flashotp/numberpool"
 	"flashotp/sip"
 )
 
@@ -80,10 +83,10 @@ func TestMetricsMove(t *testing.T) {
 	deadAddr := dead.LocalAddr().String()
 	dead.Close() // nothing answers there
 	cfg := phoneConfig(t)
-	cfg.Trunks = append(cfg.Trunks, configs.Trunk{Name: "dead", Address: deadAddr, Transport: "udp", Priority: 9, DownAfter: 1})
-	cfg.Pool = append(cfg.Pool, configs.Pool{Name: "dead", Entries: []configs.PoolEntry{{Numbers: []string{"+44207947XXXX"}, Trunks: []string{"dead"}}}})
+	cfg.Trunks = append(cfg.Trunks, dialer.Trunk{Name: "dead", Address: deadAddr, Transport: "udp", Priority: 9, DownAfter: 1})
+	cfg.Pool = append(cfg.Pool, numberpool.FilePool{Name: "dead", Entries: []numberpool.FileEntry{{Numbers: []string{"+44207947XXXX"}, Trunks: []string{"dead"}}}})
 	cfg.Apps[0].Pools = []string{"demo", "dead"}
-	cfg.Apps[0].RateLimits = map[string]configs.RateLimit{"recipient": {Limit: 1, Window: time.Hour}}
+	cfg.Apps[0].RateLimits = map[string]apps.Limit{"recipient": {Limit: 1, Window: apps.Duration(time.Hour)}}
 	c, phone := startPhoneMain(t, cfg)
 	send := func(to, pool string) answer {
 		return c.do("POST", "/otp/send", fmt.Sprintf(`{"appid":"demo","recipient":%q,"channel":"flashcall","from":%q}`, to, pool))

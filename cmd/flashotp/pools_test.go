@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"flashotp/configs"
+	"flashotp/dialer"
 	"flashotp/internal/peers"
+	"flashotp/numberpool"
 )
 
 // A trunk that answers 403 for a CLI gets that CLI quarantined: the next sends use the other number.
@@ -23,11 +24,11 @@ func TestQuarantineOn403(t *testing.T) {
 	ring := peers.StartUAS(t, "ring_cancel.xml", 6)
 	cfg := testConfig(t, ring.Addr)
 	cfg.OTP.MinCodeSpace = 1 // two numbers, for the test
-	cfg.Pool = []configs.Pool{{Name: "demo", Entries: []configs.PoolEntry{{Numbers: []string{"+442079460001", "+442079460002"}}}}}
+	cfg.Pool = []numberpool.FilePool{{Name: "demo", Entries: []numberpool.FileEntry{{Numbers: []string{"+442079460001", "+442079460002"}}}}}
 	cfg.HTTP.AdminToken = "t0k"
 	cfg.Dialer.DialTimeout = 300 * time.Millisecond
 	// The first call goes to the rejecting trunk; a 403 is not retried elsewhere.
-	cfg.Trunks = []configs.Trunk{{Name: "rejecting", Address: reject.Addr, Priority: 1}, {Name: "ringing", Address: ring.Addr, Priority: 2}}
+	cfg.Trunks = []dialer.Trunk{{Name: "rejecting", Address: reject.Addr, Priority: 1}, {Name: "ringing", Address: ring.Addr, Priority: 2}}
 	m := startMain(t, cfg)
 	c := client{t, "http://" + m.HTTPAddr}
 

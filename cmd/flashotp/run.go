@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -98,17 +99,14 @@ func (m *Main) open(ctx context.Context) error {
 		m.Log.Error("store repaired", "path", cfg.Store.Path, "what", m.db.Repair)
 	}
 
-	appPools := map[string][]string{}
-	configApps := make([]apps.ConfigApp, 0, len(cfg.Apps))
-	for _, a := range cfg.Apps {
-		appPools[a.ID] = a.AppPools(cfg.Pool)
-		settings := a.Settings()
-		settings.Pools = appPools[a.ID]
-		configApps = append(configApps, apps.ConfigApp{App: settings, APIKey: a.APIKey, APISecret: a.APISecret, WebhookSecret: a.WebhookSecret})
+	configApps := cfg.ConfigApps()
+	appPools := make(map[string][]string, len(configApps))
+	for _, a := range configApps {
+		appPools[a.ID] = a.Pools
 	}
 	pools := make([]numberpool.Pool, 0, len(cfg.Pool))
 	for _, p := range cfg.Pool {
-		pools = append(pools, p.NumberPool())
+		pools = append(pools, p.Pool())
 	}
 	if m.numbers, err = numberpool.NewRegistry(numberpool.Config{
 		Apps: appPools, CodeLength: cfg.OTP.CodeLength, MinCodeSpace: cfg.OTP.MinCodeSpace, Key: m.db.Key(), Log: m.Log,
@@ -116,7 +114,7 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	// Every app, from the file or the admin API, draws from the pools; the pools vet its code space.
-	if m.apps, err = apps.Open(m.db, m.db.Key(), cfg.AppDefaults(), configApps, func(id string, a *apps.App) error {
+	if m.apps, err = apps.Open(m.db, m.db.Key(), cfg.OTP.AppDefaults(), configApps, func(id string, a *apps.App) error {
 		if a == nil {
 			return m.numbers.SetApp(id, nil, 0)
 		}
@@ -159,30 +157,21 @@ func (m *Main) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	trunks := make([]dialer.Trunk, 0, len(cfg.Trunks))
-	for _, t := range cfg.Trunks {
-		addr := t.Address
-		if cfg.Phone.Enabled && addr == cfg.Phone.Listen {
-			addr = m.PhoneAddr // the phone may have been given port 0
+	trunks := slices.Clone(cfg.Trunks)
+	for i, t := range trunks {
+		if cfg.Phone.Enabled && t.Address == cfg.Phone.Listen {
+			trunks[i].Address = m.PhoneAddr // the phone may have been given port 0
 		}
-		trunks = append(trunks, dialer.Trunk{
-			Name: t.Name, Address: addr, Transport: t.Transport,
-			Username: t.Username, AuthUsername: t.AuthUsername, Password: t.Password, Realm: t.Realm,
-			MaxCPS: t.MaxCPS, MaxCalls: t.MaxCalls,
-			Priority: t.Priority, Weight: t.Weight, DownAfter: t.DownAfter, OptionsInterval: t.OptionsInterval,
-			Domain: t.Domain, OutboundProxy: t.OutboundProxy, NumberFormat: t.NumberFormat, TechPrefix: t.TechPrefix,
-			UserPhone: t.UserPhone, CLIHeaders: t.CLIHeaders, Privacy: t.Privacy,
-		})
 	}
 	// SIP is read only from the trunks: their addresses, their outbound proxies, their accept_from.
 	var peers []string
 	var acceptFrom []netip.Prefix
-	for i, t := range trunks {
+	for _, t := range trunks {
 		peers = append(peers, t.Address)
 		if t.OutboundProxy != "" {
 			peers = append(peers, t.OutboundProxy)
 		}
-		acceptFrom = append(acceptFrom, cfg.Trunks[i].AcceptNets()...)
+		acceptFrom = append(acceptFrom, t.AcceptNets()...)
 	}
 	if m.ua, err = sip.Listen(sip.Config{
 		Listen: cfg.SIP.Listen, PublicAddress: cfg.SIP.PublicAddress, TLS: tlsConf, Logger: m.Log,

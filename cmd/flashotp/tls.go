@@ -8,14 +8,14 @@ import (
 	"net"
 	"os"
 
-	"flashotp/configs"
+	"flashotp/dialer"
 )
 
 // trunkTLS builds the one TLS client configuration the SIP UA uses for every TLS trunk: it trusts the
 // union of their CA bundles (the system's roots when a trunk names none), presents the client certificate
 // if one is configured, and checks each server against the trunk's tls_server_name (default: the address's
 // host). nil when no trunk uses TLS.
-func trunkTLS(trunks []configs.Trunk) (*tls.Config, error) {
+func trunkTLS(trunks []dialer.Trunk) (*tls.Config, error) {
 	var (
 		pems       [][]byte
 		useSystem  bool

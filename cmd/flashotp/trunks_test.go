@@ -19,7 +19,7 @@ import (
 
 	"github.com/pion/rtp"
 
-	"flashotp/configs"
+	"flashotp/dialer"
 	"flashotp/internal/peers"
 )
 
@@ -80,7 +80,7 @@ func TestFailoverBetweenTrunks(t *testing.T) {
 			a := peers.StartUAS(t, tc.first, 1)
 			b := peers.StartUAS(t, "ring_cancel.xml", 1)
 			cfg := testConfig(t, a.Addr)
-			cfg.Trunks = []configs.Trunk{
+			cfg.Trunks = []dialer.Trunk{
 				{Name: "a", Address: a.Addr, Priority: 1},
 				{Name: "b", Address: b.Addr, Priority: 2},
 			}

@@ -28,9 +28,11 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"flashotp/apps"
 	"flashotp/call"
 	"flashotp/configs"
 	"flashotp/dialer"
+	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
 )
@@ -453,11 +455,12 @@ func benchEngineOn(ctx context.Context, c Config, callee *callee) (Engine, poste
 	cfg := configs.Default()
 	cfg.HTTP.Listen, cfg.SIP.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store.Path = filepath.Join(c.dir, "engine", "flashotp.db")
-	cfg.Trunks = []configs.Trunk{{Name: "sipp", Address: callee.Addr, Transport: "udp", DownAfter: 1 << 30}}
-	cfg.Pool = []configs.Pool{{Name: "bench", Numbers: []string{"+4420794XXXXX"}, Cooldown: time.Second}}
-	off := configs.RateLimit{}
-	cfg.Apps = []configs.App{{ID: "bench", APIKey: "bench", APISecret: "bench-secret", MaxAttempts: 20,
-		RateLimits: map[string]configs.RateLimit{"recipient": off, "app": off, "client": off, "prefix": off, "failed_verifications": off}}}
+	cfg.Trunks = []dialer.Trunk{{Name: "sipp", Address: callee.Addr, Transport: "udp", DownAfter: 1 << 30}}
+	cfg.Pool = []numberpool.FilePool{{Name: "bench", Numbers: []string{"+4420794XXXXX"}, Cooldown: time.Second}}
+	off := apps.Limit{}
+	cfg.Apps = []apps.ConfigApp{{App: apps.App{ID: "bench", MaxAttempts: 20,
+		RateLimits: map[string]apps.Limit{"recipient": off, "app": off, "client": off, "prefix": off, "failed_verifications": off}},
+		APIKey: "bench", APISecret: "bench-secret"}}
 	cfg.Dialer.QueueSize = 1 << 20
 	cfg.HTTP.DrainDelay = 0 // no load balancer to wait for: part d times the dialer's drain alone
 	cfg.Phone.Enabled = false

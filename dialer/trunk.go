@@ -1,0 +1,223 @@
+package dialer
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Trunk is one SIP trunk calls may leave on, as the config file's trunks[] gives it (docs/trunks.md
+// describes every key): its limits (0: none), how calls are put to it, and, for the SIP user agent, its TLS
+// and the hosts it sends from.
+type Trunk struct {
+	Name      string `mapstructure:"name"`
+	Address   string `mapstructure:"address"`   // host:port calls are sent to
+	Transport string `mapstructure:"transport"` // udp | tcp | tls; default sip.transport
+
+	// Digest authentication, used when the trunk answers 401 or 407.
+	Username     string `mapstructure:"username"`
+	Password     string `mapstructure:"password"`
+	AuthUsername string `mapstructure:"auth_username"` // digest user when it differs from username
+	Realm        string `mapstructure:"realm"`         // answer only this realm's challenges; empty: any
+
+	MaxCPS   int `mapstructure:"max_cps"`
+	MaxCalls int `mapstructure:"max_calls"`
+
+	// Selection and failover.
+	Priority        int           `mapstructure:"priority"`         // lower is tried first
+	Weight          int           `mapstructure:"weight"`           // share among trunks of one priority; default 1
+	DownAfter       int           `mapstructure:"down_after"`       // consecutive failures before the trunk is down; default 3
+	OptionsInterval time.Duration `mapstructure:"options_interval"` // OPTIONS probe period of a down trunk; default 30s
+
+	// Routing and numbering.
+	Domain        string   `mapstructure:"domain"`         // Request-URI and To host, when not the address's
+	OutboundProxy string   `mapstructure:"outbound_proxy"` // host:port; sent as a loose Route, requests go there
+	NumberFormat  string   `mapstructure:"number_format"`  // e164 | e164_no_plus | national
+	TechPrefix    string   `mapstructure:"tech_prefix"`    // digits put before the dialed number
+	UserPhone     bool     `mapstructure:"user_phone"`     // ;user=phone on the URIs
+	CLIHeaders    []string `mapstructure:"cli_headers"`    // from | pai | rpid; default [from, pai]
+	Privacy       bool     `mapstructure:"privacy"`        // Privacy: id (the trunk hides the CLI from the callee)
+
+	// AcceptFrom are the CIDRs (or single IPs) of the trunk's other hosts that send its responses and
+	// requests, besides the IPs of address and outbound_proxy. SIP from anywhere else is dropped.
+	AcceptFrom []string `mapstructure:"accept_from"`
+
+	// TLS.
+	TLSCA         string `mapstructure:"tls_ca"`          // PEM CA bundle; empty: the system's
+	TLSCert       string `mapstructure:"tls_cert"`        // PEM client certificate, optional
+	TLSKey        string `mapstructure:"tls_key"`         // its key
+	TLSServerName string `mapstructure:"tls_server_name"` // name to verify; default the address's host
+}
+
+// Trunk defaults, for the keys a trunk leaves at zero.
+const (
+	DefaultWeight          = 1
+	DefaultDownAfter       = 3
+	DefaultOptionsInterval = 30 * time.Second
+)
+
+// WithDefaults fills the keys t left empty; transport is the default transport (sip.transport).
+func (t Trunk) WithDefaults(transport string) Trunk {
+	if t.Transport == "" {
+		t.Transport = transport
+	}
+	if t.Weight == 0 {
+		t.Weight = DefaultWeight
+	}
+	if t.DownAfter == 0 {
+		t.DownAfter = DefaultDownAfter
+	}
+	if t.OptionsInterval == 0 {
+		t.OptionsInterval = DefaultOptionsInterval
+	}
+	if t.NumberFormat == "" {
+		t.NumberFormat = NumberE164
+	}
+	if t.CLIHeaders == nil {
+		t.CLIHeaders = []string{"from", "pai"}
+	}
+	return t
+}
+
+// AcceptNets returns accept_from as prefixes, a single IP as a /32 (or /128); entries that do not parse
+// (Validate refuses them) are left out.
+func (t Trunk) AcceptNets() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range t.AcceptFrom {
+		if p, err := ParseNetwork(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ParseNetwork reads a CIDR or a single IP (a /32 or /128), as accept_from and http.trusted_proxies hold
+// them.
+func ParseNetwork(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s) // FLASHOTP_HTTP_TRUSTED_PROXIES="10.0.0.0/8, 192.168.0.1"
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// CheckHostPort returns what is wrong with addr as a host:port (a bare host will do unless needPort);
+// nothing when it is fine. The config checks its listen addresses with it too.
+func CheckHostPort(addr string, needPort bool) []string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if !needPort && addr != "" && !strings.ContainsAny(addr, ":/ ") {
+			return nil // a bare host
+		}
+		return []string{fmt.Sprintf("want host:port, got %q", addr)}
+	}
+	var bad []string
+	if host == "" && needPort {
+		bad = append(bad, fmt.Sprintf("host missing in %q", addr))
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad = append(bad, fmt.Sprintf("bad port in %q", addr))
+	}
+	return bad
+}
+
+// CheckTransport returns what is wrong with t as a SIP transport (a trunk's, or sip.transport), or "".
+func CheckTransport(t string) string {
+	switch t {
+	case "udp", "tcp", "tls":
+		return ""
+	}
+	return fmt.Sprintf("want udp, tcp or tls, got %q", t)
+}
+
+var (
+	// hostRe: a DNS name or an IPv4 address; nothing that could carry SIP syntax into a URI.
+	hostRe       = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
+	techPrefixRe = regexp.MustCompile(`^[0-9*#]{0,10}$`)
+)
+
+// Validate reports every bad key of t (defaults filled), each error "key: what is wrong" with the key as
+// in the config file under the trunk ("address", "cli_headers[1]"). The name's form and uniqueness are
+// the config's to check, beside the other names.
+func (t Trunk) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	for _, msg := range CheckHostPort(t.Address, true) {
+		bad("address", "%s", msg)
+	}
+	if msg := CheckTransport(t.Transport); msg != "" {
+		bad("transport", "%s", msg)
+	}
+	if t.MaxCPS < 0 {
+		bad("max_cps", "must not be negative")
+	}
+	if t.MaxCalls < 0 {
+		bad("max_calls", "must not be negative")
+	}
+	if (t.Username == "") != (t.Password == "") {
+		bad("username", "username and password go together")
+	}
+	if t.AuthUsername != "" && t.Password == "" {
+		bad("auth_username", "needs a password")
+	}
+	if t.Weight < 1 || t.Weight > 1000 {
+		bad("weight", "want 1..1000, got %d", t.Weight)
+	}
+	if t.DownAfter < 1 {
+		bad("down_after", "must be positive")
+	}
+	if t.OptionsInterval < time.Second {
+		bad("options_interval", "want at least 1s, got %s", t.OptionsInterval)
+	}
+	if t.Domain != "" && !hostRe.MatchString(t.Domain) {
+		bad("domain", "want a host name or IP, got %q", t.Domain)
+	}
+	if t.OutboundProxy != "" {
+		for _, msg := range CheckHostPort(t.OutboundProxy, true) {
+			bad("outbound_proxy", "%s", msg)
+		}
+	}
+	for j, n := range t.AcceptFrom {
+		if _, err := ParseNetwork(n); err != nil {
+			bad(fmt.Sprintf("accept_from[%d]", j), "want a CIDR (203.0.113.0/24) or an IP, got %q", n)
+		}
+	}
+	switch t.NumberFormat {
+	case NumberE164, NumberE164NoPlus, NumberNational:
+	default:
+		bad("number_format", "want e164, e164_no_plus or national, got %q", t.NumberFormat)
+	}
+	if !techPrefixRe.MatchString(t.TechPrefix) {
+		bad("tech_prefix", "want up to 10 characters of 0-9 * #, got %q", t.TechPrefix)
+	} else if t.TechPrefix != "" && t.NumberFormat == NumberE164 {
+		bad("tech_prefix", "needs number_format e164_no_plus or national (a prefix before + is no number)")
+	}
+	if len(t.CLIHeaders) == 0 {
+		bad("cli_headers", "name at least one of from, pai, rpid")
+	}
+	for j, h := range t.CLIHeaders {
+		if h != "from" && h != "pai" && h != "rpid" {
+			bad(fmt.Sprintf("cli_headers[%d]", j), "want from, pai or rpid, got %q", h)
+		}
+	}
+	if t.Transport != "tls" && (t.TLSCA != "" || t.TLSCert != "" || t.TLSKey != "" || t.TLSServerName != "") {
+		bad("transport", "tls_* keys need transport tls")
+	}
+	if (t.TLSCert == "") != (t.TLSKey == "") {
+		bad("tls_cert", "tls_cert and tls_key go together")
+	}
+	return errors.Join(errs...)
+}
