@@ -23,10 +23,11 @@ import (
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
+	"flashotp/webhook"
 )
 
 // Config is the whole engine configuration, as SPEC section 5 gives it. The sections of the parts that own
-// their settings (trunks, pools, apps, otp) are those parts' own types, with their own defaults and
+// their settings (trunks, pools, apps, otp, webhooks, dialer) are those parts' own types, with their own defaults and
 // validation; Validate adds the rules across sections.
 type Config struct {
 	HTTP     HTTP                  `mapstructure:"http"`
@@ -35,9 +36,9 @@ type Config struct {
 	Trunks   []dialer.Trunk        `mapstructure:"trunks"`
 	Pool     []numberpool.FilePool `mapstructure:"pool"`
 	OTP      otp.Settings          `mapstructure:"otp"`
-	Dialer   Dialer                `mapstructure:"dialer"`
+	Dialer   dialer.Settings       `mapstructure:"dialer"`
 	Apps     []apps.ConfigApp      `mapstructure:"apps"`
-	Webhooks Webhooks              `mapstructure:"webhooks"`
+	Webhooks webhook.Settings      `mapstructure:"webhooks"`
 	Phone    Phone                 `mapstructure:"phone"`
 	Log      Log                   `mapstructure:"log"`
 }
@@ -132,27 +133,6 @@ type Store struct {
 	SecretKey string `mapstructure:"secret_key"`
 }
 
-// Dialer configures call pacing and timeouts.
-type Dialer struct {
-	RingTime    time.Duration `mapstructure:"ring_time"`
-	DialTimeout time.Duration `mapstructure:"dial_timeout"`
-	// CancelGuard bounds how long a call waits for the final answer after its CANCEL before it is ended anyway.
-	CancelGuard time.Duration `mapstructure:"cancel_guard"`
-	// QueueSize bounds the calls accepted but not yet dialed; a full queue answers 503 unavailable.
-	QueueSize int `mapstructure:"queue_size"`
-	// ShutdownTimeout bounds the drain on SIGTERM: requests finish, ringing calls are cancelled and their
-	// outcomes written. Calls still running then are recorded as interrupted at the next start.
-	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
-}
-
-// Webhooks configures webhook delivery.
-type Webhooks struct {
-	RetryMin    time.Duration `mapstructure:"retry_min"`     // first retry after this; doubles each try
-	RetryMax    time.Duration `mapstructure:"retry_max"`     // longest wait between tries
-	GiveUpAfter time.Duration `mapstructure:"give_up_after"` // a webhook not delivered by then is dropped
-	Timeout     time.Duration `mapstructure:"timeout"`       // per request, webhooks (pre-send hooks have their own)
-}
-
 // Phone configures the built-in simulated handset.
 type Phone struct {
 	Enabled bool   `mapstructure:"enabled"`
@@ -171,15 +151,10 @@ func Default() Config {
 		},
 		Store:    Store{Path: "data/flashotp.db"},
 		OTP:      otp.DefaultSettings,
-		Webhooks: Webhooks{RetryMin: time.Second, RetryMax: 5 * time.Minute, GiveUpAfter: time.Hour, Timeout: 10 * time.Second},
-		Dialer: Dialer{
-			DialTimeout:     30 * time.Second,
-			CancelGuard:     4 * time.Second,
-			QueueSize:       10000,
-			ShutdownTimeout: 10 * time.Second,
-		},
-		Phone: Phone{Listen: "127.0.0.1:5062", Mode: sip.PhoneRing},
-		Log:   Log{Level: "info", Format: "text"},
+		Webhooks: webhook.DefaultSettings,
+		Dialer:   dialer.DefaultSettings,
+		Phone:    Phone{Listen: "127.0.0.1:5062", Mode: sip.PhoneRing},
+		Log:      Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -622,33 +597,8 @@ func (c Config) Validate() error {
 		bad("http.tls_cert", "http.tls_cert and http.tls_key go together")
 	}
 	under("otp.", c.OTP.Validate())
-	if c.Webhooks.RetryMin < 10*time.Millisecond || c.Webhooks.RetryMax < c.Webhooks.RetryMin {
-		bad("webhooks.retry_min", "want at least 10ms and at most webhooks.retry_max, got %s", c.Webhooks.RetryMin)
-	}
-	if c.Webhooks.GiveUpAfter < c.Webhooks.RetryMin || c.Webhooks.GiveUpAfter > 7*24*time.Hour {
-		bad("webhooks.give_up_after", "want webhooks.retry_min to 168h, got %s", c.Webhooks.GiveUpAfter)
-	}
-	if c.Webhooks.Timeout < 100*time.Millisecond || c.Webhooks.Timeout > time.Minute {
-		bad("webhooks.timeout", "want 100ms to 1m, got %s", c.Webhooks.Timeout)
-	}
-
-	if c.Dialer.RingTime < 0 || c.Dialer.RingTime > time.Minute {
-		bad("dialer.ring_time", "want 0..1m, got %s", c.Dialer.RingTime)
-	}
-	if c.Dialer.DialTimeout < 100*time.Millisecond || c.Dialer.DialTimeout > 5*time.Minute {
-		bad("dialer.dial_timeout", "want 100ms..5m, got %s", c.Dialer.DialTimeout)
-	}
-	if c.Dialer.CancelGuard < 100*time.Millisecond || c.Dialer.CancelGuard > time.Minute {
-		bad("dialer.cancel_guard", "want 100ms..1m, got %s", c.Dialer.CancelGuard)
-	}
-	if c.Dialer.QueueSize < 1 {
-		bad("dialer.queue_size", "must be positive")
-	}
-	if c.Dialer.ShutdownTimeout < time.Second || c.Dialer.ShutdownTimeout > 10*time.Minute {
-		bad("dialer.shutdown_timeout", "want 1s..10m, got %s", c.Dialer.ShutdownTimeout)
-	} else if c.Dialer.ShutdownTimeout < c.Dialer.CancelGuard {
-		bad("dialer.shutdown_timeout", "%s is shorter than dialer.cancel_guard %s: a cancelled call could not end in time", c.Dialer.ShutdownTimeout, c.Dialer.CancelGuard)
-	}
+	under("webhooks.", c.Webhooks.Validate())
+	under("dialer.", c.Dialer.Validate())
 
 	if len(c.Apps) == 0 {
 		bad("apps", "at least one app is needed")

@@ -16,6 +16,7 @@ import (
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
+	"flashotp/webhook"
 )
 
 // exampleFile is the checked-in demo configuration; go test runs in the package directory.
@@ -66,8 +67,8 @@ func TestLoadExample(t *testing.T) {
 			MinCodeSpace: 10000,
 			Retention:    30 * 24 * time.Hour,
 		},
-		Webhooks: configs.Webhooks{RetryMin: time.Second, RetryMax: 5 * time.Minute, GiveUpAfter: time.Hour, Timeout: 10 * time.Second},
-		Dialer: configs.Dialer{
+		Webhooks: webhook.Settings{RetryMin: time.Second, RetryMax: 5 * time.Minute, GiveUpAfter: time.Hour, Timeout: 10 * time.Second},
+		Dialer: dialer.Settings{
 			RingTime:    0,
 			DialTimeout: 30 * time.Second,
 			CancelGuard: 4 * time.Second,

@@ -66,12 +66,9 @@ type Reporter interface {
 
 // Config configures a Dialer.
 type Config struct {
-	Metrics     *metrics.Metrics // nil: none
-	Trunks      []Trunk          // tried by Priority, then by Weight
-	RingTime    time.Duration
-	DialTimeout time.Duration
-	CancelGuard time.Duration
-	QueueSize   int
+	Settings
+	Metrics *metrics.Metrics // nil: none
+	Trunks  []Trunk          // tried by Priority, then by Weight
 	// Apps says how many apps there are now (nil: one): an app may fill at most QueueSize / Apps() of the
 	// queue, so that its burst leaves room for the others, apps made while running included.
 	Apps func() int

@@ -120,7 +120,7 @@ func TestFailover(t *testing.T) {
 			d := New(Config{Trunks: []Trunk{
 				{Name: "a", Address: "a:1", Weight: 1, DownAfter: 3, OptionsInterval: time.Hour},
 				{Name: "b", Address: "b:1", Priority: 1, Weight: 1, DownAfter: 3, OptionsInterval: time.Hour},
-			}, QueueSize: 4}, caller, rep, nil)
+			}, Settings: Settings{QueueSize: 4}}, caller, rep, nil)
 			d.Start()
 			if err := d.Submit(Request{ID: "v1", To: "+14155552671", CLI: "+442079461234"}); err != nil {
 				t.Fatal(err)
@@ -145,7 +145,7 @@ func TestOrder(t *testing.T) {
 		{Name: "backup", Priority: 2, Weight: 1},
 		{Name: "big", Priority: 1, Weight: 3},
 		{Name: "small", Priority: 1, Weight: 1},
-	}, QueueSize: 1}, &fakeCaller{}, newReporter(0), nil)
+	}, Settings: Settings{QueueSize: 1}}, &fakeCaller{}, newReporter(0), nil)
 	first := map[string]int{}
 	for i := 0; i < 4000; i++ {
 		o := d.order(nil)
@@ -167,7 +167,7 @@ func TestTrunkDownAndProbe(t *testing.T) {
 	d := New(Config{Trunks: []Trunk{
 		{Name: "a", Address: "a:1", Weight: 1, DownAfter: 2, OptionsInterval: time.Second},
 		{Name: "b", Address: "b:1", Priority: 1, Weight: 1, DownAfter: 2, OptionsInterval: time.Second},
-	}, QueueSize: 8}, caller, rep, nil)
+	}, Settings: Settings{QueueSize: 8}}, caller, rep, nil)
 	d.Start()
 	defer d.Stop(context.Background())
 	submit := func(id string) {
@@ -232,7 +232,7 @@ func TestEveryTrunkDownRefused(t *testing.T) {
 	d := New(Config{Trunks: []Trunk{
 		{Name: "a", Address: "a:1", Weight: 1, DownAfter: 2, OptionsInterval: time.Second},
 		{Name: "b", Address: "b:1", Weight: 1, DownAfter: 2, OptionsInterval: time.Second},
-	}, QueueSize: 8}, caller, rep, nil)
+	}, Settings: Settings{QueueSize: 8}}, caller, rep, nil)
 	d.Start()
 	defer d.Stop(context.Background())
 	onA := Request{To: "+14155552671", CLI: "+442079461234", Trunks: []string{"a"}}
@@ -285,7 +285,7 @@ func TestQueueFullStopAndLeaks(t *testing.T) {
 	caller := &fakeCaller{script: map[string]call.Result{"a:1": missed}, block: make(chan struct{})}
 	const queue, slots = 4, 2
 	rep := newReporter(queue + slots)
-	d := New(Config{Trunks: []Trunk{{Name: "a", Address: "a:1", MaxCalls: slots, Weight: 1, DownAfter: 3, OptionsInterval: time.Hour}}, QueueSize: queue}, caller, rep, nil)
+	d := New(Config{Trunks: []Trunk{{Name: "a", Address: "a:1", MaxCalls: slots, Weight: 1, DownAfter: 3, OptionsInterval: time.Hour}}, Settings: Settings{QueueSize: queue}}, caller, rep, nil)
 	d.Start()
 
 	accepted, full := 0, 0

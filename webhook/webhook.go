@@ -70,14 +70,11 @@ type Outbox = interface {
 
 // Config configures a Queue.
 type Config struct {
-	RetryMin    time.Duration // first retry after; default 1s
-	RetryMax    time.Duration // longest wait between tries; default 5m
-	GiveUpAfter time.Duration // a delivery is dropped this long after it was queued; default 1h
-	Timeout     time.Duration // per request; default 10s
-	Workers     int           // deliveries in flight; default 8
-	Client      *http.Client  // default: one with Timeout
-	Now         func() time.Time
-	Log         *slog.Logger
+	Settings              // zero keys take DefaultSettings'
+	Workers  int          // deliveries in flight; default 8
+	Client   *http.Client // default: one with Timeout
+	Now      func() time.Time
+	Log      *slog.Logger
 	// Delivered, when set, is called after each try with its outcome: "delivered", "retry" or "dropped".
 	Delivered func(outcome string)
 }
@@ -106,18 +103,7 @@ type delivery struct {
 
 // New returns a queue over db.
 func New(cfg Config, db Store, a Apps) *Queue {
-	if cfg.RetryMin <= 0 {
-		cfg.RetryMin = time.Second
-	}
-	if cfg.RetryMax <= 0 {
-		cfg.RetryMax = 5 * time.Minute
-	}
-	if cfg.GiveUpAfter <= 0 {
-		cfg.GiveUpAfter = time.Hour
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
-	}
+	cfg.Settings = cfg.Settings.withDefaults()
 	if cfg.Workers <= 0 {
 		cfg.Workers = 8
 	}

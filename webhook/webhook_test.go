@@ -86,7 +86,7 @@ func TestOrderPerVerification(t *testing.T) {
 	r := &receiver{failOn: map[string]int{"a1": 3}}
 	srv := httptest.NewServer(r)
 	defer srv.Close()
-	q, db := run(t, webhook.Config{RetryMin: 20 * time.Millisecond, RetryMax: 40 * time.Millisecond}, srv.URL)
+	q, db := run(t, webhook.Config{Settings: webhook.Settings{RetryMin: 20 * time.Millisecond, RetryMax: 40 * time.Millisecond}}, srv.URL)
 	enqueue(t, q, db, "otp_a", "a1")
 	enqueue(t, q, db, "otp_a", "a2")
 	enqueue(t, q, db, "otp_b", "b1")
@@ -105,7 +105,7 @@ func TestGiveUp(t *testing.T) {
 	defer srv.Close()
 	var mu sync.Mutex
 	outcomes := map[string]int{}
-	q, db := run(t, webhook.Config{RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond, GiveUpAfter: 200 * time.Millisecond,
+	q, db := run(t, webhook.Config{Settings: webhook.Settings{RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond, GiveUpAfter: 200 * time.Millisecond},
 		Delivered: func(o string) { mu.Lock(); outcomes[o]++; mu.Unlock() }}, srv.URL)
 	enqueue(t, q, db, "otp_x", "x")
 	enqueue(t, q, db, "otp_x", "y")

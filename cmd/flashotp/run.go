@@ -128,10 +128,7 @@ func (m *Main) open(ctx context.Context) error {
 		}
 		return float64(m.dialer.QueueLen())
 	})
-	webhooks := webhook.New(webhook.Config{
-		RetryMin: cfg.Webhooks.RetryMin, RetryMax: cfg.Webhooks.RetryMax, GiveUpAfter: cfg.Webhooks.GiveUpAfter,
-		Timeout: cfg.Webhooks.Timeout, Log: m.Log, Delivered: m.metrics.Webhook,
-	}, m.db, m.apps)
+	webhooks := webhook.New(webhook.Config{Settings: cfg.Webhooks, Log: m.Log, Delivered: m.metrics.Webhook}, m.db, m.apps)
 	limiter := limits.New(nil)
 	m.svc = otp.New(otp.Config{Metrics: m.metrics, Apps: m.apps, Notifier: webhooks, Limiter: limiter, Retention: cfg.OTP.Retention,
 		Key: m.db.Key()}, m.db.Verifications(), m.numbers, m.Log)
@@ -183,8 +180,7 @@ func (m *Main) open(ctx context.Context) error {
 	m.SIPAddr = m.ua.Addr()
 
 	m.dialer = dialer.New(dialer.Config{
-		Metrics: m.metrics, Trunks: trunks, RingTime: cfg.Dialer.RingTime, DialTimeout: cfg.Dialer.DialTimeout,
-		CancelGuard: cfg.Dialer.CancelGuard, QueueSize: cfg.Dialer.QueueSize,
+		Settings: cfg.Dialer, Metrics: m.metrics, Trunks: trunks,
 		Apps: m.apps.Count, // each app may fill its fair share
 	}, m.ua, svc, m.Log)
 	svc.UseDialer(m.dialer)
@@ -283,7 +279,7 @@ func (m *Main) close() error {
 	// hand).
 	timeout := m.Config.Dialer.ShutdownTimeout
 	if timeout <= 0 {
-		timeout = configs.Default().Dialer.ShutdownTimeout
+		timeout = dialer.DefaultSettings.ShutdownTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -254,10 +254,8 @@ func benchDialerOn(callee string, ringTime time.Duration, rep dialer.Reporter, m
 		return nil, nil, err
 	}
 	d := dialer.New(dialer.Config{
-		Trunks: []dialer.Trunk{{Name: "sipp", Address: callee, Transport: "udp", Weight: dialer.DefaultWeight,
-			DownAfter: 1 << 30, OptionsInterval: dialer.DefaultOptionsInterval, NumberFormat: dialer.NumberE164,
-			CLIHeaders: []string{"from", "pai"}, MaxCPS: maxCPS}},
-		RingTime: ringTime, DialTimeout: 10 * time.Second, CancelGuard: 4 * time.Second, QueueSize: 1 << 20,
+		Trunks:   []dialer.Trunk{{Name: "sipp", Address: callee, Transport: "udp", DownAfter: 1 << 30, MaxCPS: maxCPS}},
+		Settings: dialer.Settings{RingTime: ringTime, DialTimeout: 10 * time.Second, CancelGuard: 4 * time.Second, QueueSize: 1 << 20},
 	}, ua, rep, log)
 	d.Start()
 	return ua, d, nil
