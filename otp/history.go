@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"iter"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -13,7 +12,6 @@ import (
 
 	"flashotp/apps"
 	"flashotp/fault"
-	"flashotp/limits"
 )
 
 // Page is one page of a listing, newest first. NextCursor, when not empty, gets the next page; pages stay
@@ -134,6 +132,30 @@ func scanPage(records iter.Seq2[string, []byte], q Query, take func(id string, v
 	return "", nil
 }
 
+// Status returns the verification id of app appID.
+func (s *Service) Status(ctx context.Context, appID, id string) (Verification, error) {
+	var rec *record
+	err := s.db.View(ctx, func(tx Tx) error {
+		var err error
+		rec, err = getOwn(tx, appID, id)
+		return err
+	})
+	if err != nil {
+		return Verification{}, err
+	}
+	return s.view(rec), nil
+}
+
+// view is rec as the API shows it now: expired once past expires_at, with its call's live progress.
+func (s *Service) view(rec *record) Verification {
+	v := rec.Verification
+	if v.Status == StatusPending && !s.now().Before(v.ExpiresAt) {
+		v.Status = StatusExpired
+	}
+	s.withProgress(&v)
+	return v
+}
+
 // List returns the app's verifications, newest first.
 func (s *Service) List(ctx context.Context, q Query) (Page[Verification], error) {
 	if err := q.check("otp_"); err != nil {
@@ -241,109 +263,4 @@ func (s *Service) Attempts(ctx context.Context, q Query) (Page[Attempt], error) 
 	slices.SortStableFunc(page.Items, func(a, b Attempt) int { return b.At.Compare(a.At) })
 	page.Items = page.Items[:min(len(page.Items), q.Limit)]
 	return page, err
-}
-
-// RateLimit is one limit that applies, as GET /otp/rate-limits shows it.
-type RateLimit struct {
-	Scope   string    `json:"scope"`
-	Key     string    `json:"key"`
-	Limit   int       `json:"limit"`
-	Window  string    `json:"window"`
-	Used    int       `json:"used"`
-	ResetAt time.Time `json:"reset_at"`
-}
-
-// RateLimits returns where each limit that applies to the app's client (API key and address) and, when
-// given, to recipient stands.
-func (s *Service) RateLimits(appID, key, ip, recipient string) ([]RateLimit, error) {
-	app, err := s.app(appID)
-	if err != nil {
-		return nil, err
-	}
-	checks := []limits.Check{check(app, apps.ScopeApp, app.ID), check(app, apps.ScopeClient, key+"/"+ip)}
-	if recipient != "" {
-		to, err := checkRecipient(recipient, apps.App{})
-		if err != nil {
-			return nil, err
-		}
-		checks = append(checks, check(app, apps.ScopeRecipient, to.E164), check(app, apps.ScopePrefix, prefixOf(to.E164)),
-			check(app, apps.ScopeFailedVerifications, to.E164))
-	}
-	out := make([]RateLimit, 0, len(checks))
-	for _, c := range checks {
-		st := s.limiter.Status(c)
-		out = append(out, RateLimit{Scope: st.Scope, Key: strings.TrimPrefix(st.Key, app.ID+"/"), Limit: st.Limit,
-			Window: st.Window.String(), Used: st.Used, ResetAt: st.ResetAt})
-	}
-	return out, nil
-}
-
-// ReportRow is one row of GET /otp/reports.
-type ReportRow struct {
-	Key                string   `json:"key"` // the day (YYYY-MM-DD), country, channel or trunk
-	Sent               int64    `json:"sent"`
-	Missed             int64    `json:"missed"`
-	Answered           int64    `json:"answered"`
-	Failed             int64    `json:"failed"`
-	Approved           int64    `json:"approved"`
-	ConversionRate     float64  `json:"conversion_rate"`        // approved / sent
-	P50PostDialDelayMS *float64 `json:"p50_post_dial_delay_ms"` // null when no call rang
-}
-
-// GroupBys are the groupings of the reports.
-var GroupBys = []string{GroupDay, GroupCountry, GroupChannel, GroupTrunk}
-
-// Reports sums the app's report counters over the days from since to until (UTC days, both included),
-// grouped by groupBy. The counters are kept as events happen; nothing is scanned but the rows asked for.
-func (s *Service) Reports(ctx context.Context, appID string, since, until time.Time, groupBy string) ([]ReportRow, error) {
-	if !slices.Contains(GroupBys, groupBy) {
-		return nil, fault.Errorf(fault.InvalidRequest, "group_by: want day, country, channel or trunk")
-	}
-	if until.IsZero() {
-		until = s.now()
-	}
-	if since.IsZero() {
-		since = until.AddDate(0, 0, -30)
-	}
-	first, last := since.UTC().Format(time.DateOnly), until.UTC().Format(time.DateOnly)
-	if first > last {
-		return nil, fault.Errorf(fault.InvalidRequest, "since: must not be after until")
-	}
-	sums := map[string]*counters{}
-	var keys []string
-	err := s.db.View(ctx, func(tx Tx) error {
-		for key, v := range tx.ReportRows(appID, groupBy, first, last) {
-			var c counters
-			if err := c.decode(v); err != nil {
-				return err
-			}
-			sum := sums[key]
-			if sum == nil {
-				sum = &counters{}
-				sums[key] = sum
-				keys = append(keys, key)
-			}
-			sum.Sent, sum.Missed, sum.Answered = sum.Sent+c.Sent, sum.Missed+c.Missed, sum.Answered+c.Answered
-			sum.Failed, sum.Approved = sum.Failed+c.Failed, sum.Approved+c.Approved
-			for b, n := range c.PDD {
-				sum.PDD[b] += n
-			}
-		}
-		return nil
-	})
-	slices.Sort(keys)
-	rows := make([]ReportRow, 0, len(keys))
-	for _, k := range keys {
-		c := sums[k]
-		row := ReportRow{Key: k, Sent: c.Sent, Missed: c.Missed, Answered: c.Answered, Failed: c.Failed, Approved: c.Approved}
-		if c.Sent > 0 {
-			row.ConversionRate = math.Round(float64(c.Approved)/float64(c.Sent)*10000) / 10000
-		}
-		if m := median(&c.PDD); m >= 0 {
-			m = math.Round(m*10) / 10
-			row.P50PostDialDelayMS = &m
-		}
-		rows = append(rows, row)
-	}
-	return rows, err
 }

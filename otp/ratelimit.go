@@ -1,0 +1,99 @@
+package otp
+
+import (
+	"strings"
+	"time"
+
+	"flashotp/apps"
+	"flashotp/fault"
+	"flashotp/limits"
+)
+
+// allowSend checks and counts the send limits of app for recipient (and refuses a recipient locked out by
+// failed verifications).
+func (s *Service) allowSend(app apps.App, recipient string) error {
+	if err := s.lockedOut(app, recipient); err != nil {
+		return err
+	}
+	denied, retry := s.limiter.Allow(
+		check(app, apps.ScopeRecipient, recipient),
+		check(app, apps.ScopeApp, app.ID),
+		check(app, apps.ScopePrefix, prefixOf(recipient)),
+	)
+	if denied != nil {
+		return rateLimited(*denied, retry)
+	}
+	return nil
+}
+
+// lockedOut refuses a recipient whose failed verifications filled the app's failed_verifications limit.
+func (s *Service) lockedOut(app apps.App, recipient string) error {
+	c := check(app, apps.ScopeFailedVerifications, recipient)
+	if full, retry := s.limiter.Full(c); full {
+		return rateLimited(c, retry)
+	}
+	return nil
+}
+
+// prefixOf is the number range a recipient belongs to for the prefix limit.
+func prefixOf(recipient string) string { return recipient[:len(recipient)-apps.PrefixFreeDigits] }
+
+// check is app's rule for scope applied to key. Limiter keys are per app: apps never share a count.
+func check(app apps.App, scope, key string) limits.Check {
+	l := app.RateLimits[scope]
+	return limits.Check{Rule: limits.Rule{Scope: scope, Limit: l.Limit, Window: time.Duration(l.Window)}, Key: app.ID + "/" + key}
+}
+
+func rateLimited(c limits.Check, retry time.Duration) *fault.Error {
+	e := fault.Errorf(fault.RateLimited, "%s limit reached: %d per %s", c.Scope, c.Limit, c.Window)
+	e.RetryAfter, e.Scope = retry, c.Scope
+	return e
+}
+
+// AllowRequest checks and counts a request of app's API key from the client address ip (the client
+// scope).
+func (s *Service) AllowRequest(appID, key, ip string) error {
+	app, err := s.app(appID)
+	if err != nil {
+		return err
+	}
+	if denied, retry := s.limiter.Allow(check(app, apps.ScopeClient, key+"/"+ip)); denied != nil {
+		return rateLimited(*denied, retry)
+	}
+	return nil
+}
+
+// RateLimit is one limit that applies, as GET /otp/rate-limits shows it.
+type RateLimit struct {
+	Scope   string    `json:"scope"`
+	Key     string    `json:"key"`
+	Limit   int       `json:"limit"`
+	Window  string    `json:"window"`
+	Used    int       `json:"used"`
+	ResetAt time.Time `json:"reset_at"`
+}
+
+// RateLimits returns where each limit that applies to the app's client (API key and address) and, when
+// given, to recipient stands.
+func (s *Service) RateLimits(appID, key, ip, recipient string) ([]RateLimit, error) {
+	app, err := s.app(appID)
+	if err != nil {
+		return nil, err
+	}
+	checks := []limits.Check{check(app, apps.ScopeApp, app.ID), check(app, apps.ScopeClient, key+"/"+ip)}
+	if recipient != "" {
+		to, err := checkRecipient(recipient, apps.App{})
+		if err != nil {
+			return nil, err
+		}
+		checks = append(checks, check(app, apps.ScopeRecipient, to.E164), check(app, apps.ScopePrefix, prefixOf(to.E164)),
+			check(app, apps.ScopeFailedVerifications, to.E164))
+	}
+	out := make([]RateLimit, 0, len(checks))
+	for _, c := range checks {
+		st := s.limiter.Status(c)
+		out = append(out, RateLimit{Scope: st.Scope, Key: strings.TrimPrefix(st.Key, app.ID+"/"), Limit: st.Limit,
+			Window: st.Window.String(), Used: st.Used, ResetAt: st.ResetAt})
+	}
+	return out, nil
+}
