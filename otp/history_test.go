@@ -1,6 +1,7 @@
 package otp_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -36,7 +37,7 @@ func (n *fakeNotifier) Enqueue(_ otp.Outbox, _, _ string, body []byte) error {
 	return nil
 }
 
-func (n *fakeNotifier) PreSend(apps.App, []byte) (bool, error) { return n.allow, nil }
+func (n *fakeNotifier) PreSend(context.Context, apps.App, []byte) (bool, error) { return n.allow, nil }
 
 func (n *fakeNotifier) events() []string {
 	n.mu.Lock()

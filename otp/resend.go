@@ -50,7 +50,7 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 	if err := s.allowSend(app, to.E164); err != nil {
 		return Verification{}, err
 	}
-	if err := s.preSend(app, to, cur.Reference); err != nil {
+	if err := s.preSend(ctx, app, to, cur.Reference); err != nil {
 		return Verification{}, err
 	}
 	picked, err := s.pick(app.ID, cur.From, to, cur.CodeLength)

@@ -62,7 +62,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 	if err := s.allowSend(app, to.E164); err != nil {
 		return Verification{}, err
 	}
-	if err := s.preSend(app, to, req.Reference); err != nil {
+	if err := s.preSend(ctx, app, to, req.Reference); err != nil {
 		return Verification{}, err
 	}
 	picked, err := s.pick(app.ID, req.From, to, codeLength)
@@ -135,14 +135,14 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 }
 
 // preSend asks the app's pre-send hook, if it has one.
-func (s *Service) preSend(app apps.App, to Recipient, reference string) error {
+func (s *Service) preSend(ctx context.Context, app apps.App, to Recipient, reference string) error {
 	if app.PreSendHook == nil || s.cfg.Notifier == nil {
 		return nil
 	}
 	body, _ := json.Marshal(map[string]string{
 		"appid": app.ID, "recipient": to.E164, "country": to.Country, "number_type": numberTypeName(to), "reference": reference,
 	})
-	allow, err := s.cfg.Notifier.PreSend(app, body)
+	allow, err := s.cfg.Notifier.PreSend(ctx, app, body)
 	if err != nil {
 		s.log.Warn("pre-send hook failed", "appid", app.ID, "fail_open", app.PreSendHook.FailOpen, "err", err)
 		if app.PreSendHook.FailOpen {

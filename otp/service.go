@@ -1,6 +1,7 @@
 package otp
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -108,7 +109,7 @@ var _ Apps = (*apps.Registry)(nil)
 // delivery are stored together), and asks an app's pre-send hook.
 type Notifier interface {
 	Enqueue(tx Outbox, appID, verificationID string, body []byte) error
-	PreSend(app apps.App, body []byte) (allow bool, err error)
+	PreSend(ctx context.Context, app apps.App, body []byte) (allow bool, err error)
 }
 
 // Config configures a Service.

@@ -299,9 +299,9 @@ func Sign(secret []byte, t time.Time, body []byte) string {
 
 // PreSend asks app's pre-send hook whether to send (otp.Notifier): the hook answers 2xx with
 // {"allow": true|false}. Any other answer, or none within the hook's timeout, is an error.
-func (q *Queue) PreSend(app apps.App, body []byte) (bool, error) {
+func (q *Queue) PreSend(ctx context.Context, app apps.App, body []byte) (bool, error) {
 	h := app.PreSendHook
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(h.Timeout))
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(h.Timeout))
 	defer cancel()
 	resp, err := q.send(ctx, app.ID, h.URL, "pre_"+strconv.FormatInt(q.cfg.Now().UnixNano(), 36), body)
 	if err != nil {
