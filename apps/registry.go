@@ -115,19 +115,24 @@ type Registry struct {
 	aead     cipher.AEAD
 	macKey   []byte
 	now      func() time.Time
-	// check is called with an app about to be stored (nil: removed) and may refuse it (the number pools
-	// check the app's code space).
-	check func(id string, a *App) error
+	pools    Pools
 
 	mu   sync.RWMutex
 	apps map[string]*storedApp
 	keys map[string]*storedKey
 }
 
+// Pools are the number pools the apps draw their caller IDs from; *numberpool.Registry is one. SetApp is
+// told of each app about to be stored and may refuse it (a pool it names is missing, its code space is too
+// small); pools nil: the app is gone.
+type Pools interface {
+	SetApp(id string, pools []string, codeLength int) error
+}
+
 // Open loads the stored apps and keys, puts the config file's apps over them (dropping config apps no
 // longer in the file), and returns the registry. Secrets are sealed and MACed under keys derived from the
-// server key key. check vets every app stored from now on.
-func Open(s Store, key []byte, d Defaults, configApps []ConfigApp, check func(id string, a *App) error, now func() time.Time) (*Registry, error) {
+// server key key. pools vets every app stored from now on.
+func Open(s Store, key []byte, d Defaults, configApps []ConfigApp, pools Pools, now func() time.Time) (*Registry, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -140,7 +145,7 @@ func Open(s Store, key []byte, d Defaults, configApps []ConfigApp, check func(id
 		return nil, err
 	}
 	r := &Registry{store: s, defaults: d, aead: aead, macKey: derive(key, "flashotp api secret v1"), now: now,
-		check: check, apps: map[string]*storedApp{}, keys: map[string]*storedKey{}}
+		pools: pools, apps: map[string]*storedApp{}, keys: map[string]*storedKey{}}
 	err = s.LoadApps(context.Background(), func(id string, v []byte) error {
 		var a storedApp
 		err := json.Unmarshal(v, &a)
@@ -162,7 +167,7 @@ func Open(s Store, key []byte, d Defaults, configApps []ConfigApp, check func(id
 	// Every app must still pass (pools may have changed since it was stored).
 	for _, id := range slices.Sorted(maps.Keys(r.apps)) {
 		a := r.apps[id].full
-		if err := r.check(id, &a); err != nil {
+		if err := r.pools.SetApp(id, a.Pools, a.CodeLength); err != nil {
 			return nil, fmt.Errorf("app %q: %w", id, err)
 		}
 	}
@@ -376,13 +381,13 @@ func (r *Registry) Create(a App) (Created, error) {
 	return Created{App: a.WithDefaults(r.defaults), Key: key, WebhookSecret: webhookSecret}, nil
 }
 
-// vet checks a (defaults filled) and lets the pools check it.
+// vet checks a (defaults filled) and lets the pools vet it.
 func (r *Registry) vet(a App) error {
 	full := a.WithDefaults(r.defaults)
 	if err := full.Validate(); err != nil {
 		return fault.Errorf(fault.InvalidRequest, "%w", err)
 	}
-	return r.check(a.ID, &full)
+	return r.pools.SetApp(a.ID, full.Pools, full.CodeLength)
 }
 
 // Update applies fn to app id's stored settings (defaults not filled: what fn leaves unset keeps following
@@ -431,7 +436,7 @@ func (r *Registry) Delete(id string) error {
 	if err := r.write(func(ch *changes) error { r.deleteApp(ch, id); return nil }); err != nil {
 		return err
 	}
-	_ = r.check(id, nil)
+	_ = r.pools.SetApp(id, nil, 0)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"flashotp/apps"
 	"flashotp/fault"
+	"flashotp/internal/apptest"
 	"flashotp/internal/testclock"
 	"flashotp/store"
 )
@@ -27,7 +28,7 @@ func open(t testing.TB, path string, clock *testclock.Clock, config ...apps.Conf
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	r, err := apps.Open(db, db.Key(), defaults, config, func(string, *apps.App) error { return nil }, clock.Now)
+	r, err := apps.Open(db, db.Key(), defaults, config, apptest.AnyPools{}, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,9 +114,8 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := func(string, *apps.App) error { return nil }
 	old := apps.ConfigApp{App: apps.App{ID: "old", Pools: []string{"p"}}, APIKey: "old", APISecret: "old-secret"}
-	r, err := apps.Open(db, db.Key(), defaults, []apps.ConfigApp{old}, check, clock.Now)
+	r, err := apps.Open(db, db.Key(), defaults, []apps.ConfigApp{old}, apptest.AnyPools{}, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := apps.Open(db, db.Key(), defaults, nil, check, clock.Now)
+	r2, err := apps.Open(db, db.Key(), defaults, nil, apptest.AnyPools{}, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,14 +142,8 @@ func newEnvWith(t testing.TB, token string) *env {
 	t.Cleanup(func() { e.pools.Close() }) // before the store closes: cleanups run last first
 	demoApp := apptest.App("demo", demoKey, demoSecret)
 	demoApp.Pools = []string{"demo", "live"}
-	e.apps = apptest.Open(t, db, apps.Defaults{CodeLength: 4, TTL: 5 * time.Minute, MaxAttempts: 5}, func(id string, a *apps.App) error {
-		if a == nil {
-			return e.pools.SetApp(id, nil, 0)
-		}
-		return e.pools.SetApp(id, a.Pools, a.CodeLength)
-	}, demoApp, apptest.App("other", otherKey, otherSecret), apptest.App("short", shortKey, shortSecret))
-	e.svc = otp.New(otp.Config{Apps: e.apps, Now: e.clock.Now, Key: db.Key()}, db.Verifications(), e.pools, log)
-	e.svc.UseDialer(e.dial)
+	e.apps = apptest.Open(t, db, apps.Defaults{CodeLength: 4, TTL: 5 * time.Minute, MaxAttempts: 5}, e.pools, demoApp, apptest.App("other", otherKey, otherSecret), apptest.App("short", shortKey, shortSecret))
+	e.svc = otp.New(otp.Config{Apps: e.apps, Dialer: e.dial, Now: e.clock.Now, Key: db.Key()}, db.Verifications(), e.pools, log)
 	e.srv = httpapi.New(httpapi.Config{
 		MaxBodyBytes: maxBodyBytes,
 		Apps:         e.apps,

@@ -43,7 +43,7 @@ func (b *lockedBuffer) String() string {
 // failed-auth limit.
 func observed(t *testing.T, authFailures int) (*env, *metrics.Metrics, *lockedBuffer) {
 	e := newEnv(t)
-	m, logs := metrics.New(nil), &lockedBuffer{}
+	m, logs := metrics.New(), &lockedBuffer{}
 	e.srv = httpapi.New(httpapi.Config{
 		MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: m,
 		AuthFailures: limits.Rule{Scope: "auth_failures", Limit: authFailures, Window: time.Minute},

@@ -53,7 +53,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	backup := func() (Snapshot, error) { return nil, errors.New("no store here") }
-	s := New(Config{MaxBodyBytes: 1024, AdminToken: "t0k", Metrics: metrics.New(nil), Pools: noPools{}, Backup: backup}, nil, nil)
+	s := New(Config{MaxBodyBytes: 1024, AdminToken: "t0k", Metrics: metrics.New(), Pools: noPools{}, Backup: backup}, nil, nil)
 	for _, r := range s.app.GetRoutes(true) {
 		if r.Method == "HEAD" || r.Path == "/" || r.Path == "/otp" || r.Path == "/admin" {
 			continue // fiber's implicit HEAD for GET, the catch-all 404 and the auth groups

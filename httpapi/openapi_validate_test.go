@@ -249,7 +249,7 @@ func errorCode(t *testing.T, res response) string {
 func TestResponsesMatchOpenAPI(t *testing.T) {
 	e := newEnv(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(nil), Backup: snapshots(e.db)}
+	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(), Backup: snapshots(e.db)}
 	e.srv = httpapi.New(cfg, e.svc, log) // newEnv's server, with metrics on
 	v := newValidator(t, e)
 	q := url.QueryEscape
@@ -623,7 +623,7 @@ func credentialsFor(path string) auth {
 func TestEveryStatusIsDocumented(t *testing.T) {
 	e := newEnv(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(nil),
+	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(),
 		AuthFailures: limits.Rule{Scope: "auth_failures", Limit: 1_000_000, Window: time.Hour}, Backup: snapshots(e.db)}
 	e.srv = httpapi.New(cfg, e.svc, log)
 	throttled := *e // another server, whose limit one failed authentication fills

@@ -38,8 +38,7 @@ type Metrics struct {
 }
 
 // New returns collectors registered on a new registry, with Go runtime and process collectors beside them.
-// queueDepth, if not nil, is read at each scrape.
-func New(queueDepth func() float64) *Metrics {
+func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	latency := []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
@@ -98,11 +97,6 @@ func New(queueDepth func() float64) *Metrics {
 	}
 	reg.MustRegister(m.sipMalformed, m.callsStarted, m.callsEnded, m.callsInFlight, m.postDialDelay, m.ringToCancel, m.send, m.verify, m.picks, m.webhooks,
 		m.requests, m.authFailures, m.rateLimited, m.ended, m.sipDropped)
-	if queueDepth != nil {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "flashotp_dialer_queue_depth", Help: "Calls accepted and waiting for a trunk.",
-		}, queueDepth))
-	}
 	return m
 }
 
@@ -175,7 +169,8 @@ type Watched struct {
 	// Trunks are the configured trunks, each 1 in flashotp_trunk_up unless TrunksDown names it.
 	Trunks     []string
 	TrunksDown func() []string
-	// QueueCapacity is dialer.queue_size.
+	// QueueLen is the number of calls accepted and waiting for a trunk; QueueCapacity is dialer.queue_size.
+	QueueLen      func() int
 	QueueCapacity int
 	// StoreFailures counts the store's transactions that failed with store.ErrFailed.
 	StoreFailures func() uint64
@@ -188,6 +183,9 @@ func (m *Metrics) Watch(w Watched) {
 	}
 	m.reg.MustRegister(
 		&trunksUp{desc: prometheus.NewDesc("flashotp_trunk_up", "1 if the trunk is up, 0 if the dialer marked it down.", []string{"trunk"}, nil), w: w},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "flashotp_dialer_queue_depth", Help: "Calls accepted and waiting for a trunk.",
+		}, func() float64 { return float64(w.QueueLen()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flashotp_dialer_queue_capacity", Help: "Calls the dialer queue holds at most (dialer.queue_size).",
 		}, func() float64 { return float64(w.QueueCapacity) }),

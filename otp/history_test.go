@@ -60,8 +60,7 @@ func newAppEnv(t *testing.T, n *fakeNotifier, retention time.Duration, tune func
 		tune(&demo.App)
 	}
 	reg := apptest.Open(t, e.db, apps.Defaults{CodeLength: 4, TTL: testTTL, MaxAttempts: testMaxAttempts}, nil, demo)
-	e.svc = otp.New(otp.Config{Apps: reg, Notifier: n, Retention: retention, Now: e.clock.Now, Key: e.db.Key()}, e.db.Verifications(), e.pools, quietLog())
-	e.svc.UseDialer(e.dial)
+	e.svc = otp.New(otp.Config{Apps: reg, Dialer: e.dial, Notifier: n, Retention: retention, Now: e.clock.Now, Key: e.db.Key()}, e.db.Verifications(), e.pools, quietLog())
 	return e
 }
 

@@ -17,9 +17,8 @@ import (
 func TestVerificationsEndedCounted(t *testing.T) {
 	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
 	e.pools = newRegistry(t, e.db, e.clock.Now, 4, 10000, map[string]string{"demo": "+44207946XXXX"})
-	m := metrics.New(nil)
-	e.svc = otp.New(otp.Config{Metrics: m, Apps: testApps(t, e.db, 4, "demo"), Now: e.clock.Now, Key: e.db.Key()}, e.db.Verifications(), e.pools, quietLog())
-	e.svc.UseDialer(e.dial)
+	m := metrics.New()
+	e.svc = otp.New(otp.Config{Metrics: m, Apps: testApps(t, e.db, 4, "demo"), Dialer: e.dial, Now: e.clock.Now, Key: e.db.Key()}, e.db.Verifications(), e.pools, quietLog())
 	want := map[string]float64{}
 	check := func(when string) {
 		t.Helper()

@@ -116,6 +116,7 @@ type Notifier interface {
 type Config struct {
 	Metrics   *metrics.Metrics // nil: none
 	Apps      Apps
+	Dialer    Dialer           // places the calls
 	Notifier  Notifier         // nil: no webhooks, no pre-send hooks
 	Limiter   *limits.Limiter  // nil: a new one on Now
 	Retention time.Duration    // verifications and events older than this are deleted; 0: kept
@@ -138,12 +139,12 @@ type Service struct {
 	idRand *ulid.MonotonicEntropy // event and attempt IDs: strictly increasing, so cursors are stable
 }
 
-// New returns a service over db drawing CLIs from numbers. UseDialer must be called before Send.
+// New returns a service over db drawing CLIs from numbers, calling through cfg.Dialer.
 func New(cfg Config, db Store, numbers Numbers, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{cfg: cfg, db: db, numbers: numbers, log: log, now: cfg.Now, limiter: cfg.Limiter,
+	s := &Service{cfg: cfg, db: db, numbers: numbers, dialer: cfg.Dialer, log: log, now: cfg.Now, limiter: cfg.Limiter,
 		idRand: ulid.Monotonic(rand.Reader, 0)}
 	if s.now == nil {
 		s.now = time.Now
@@ -153,9 +154,6 @@ func New(cfg Config, db Store, numbers Numbers, log *slog.Logger) *Service {
 	}
 	return s
 }
-
-// UseDialer sets the dialer calls go to.
-func (s *Service) UseDialer(d Dialer) { s.dialer = d }
 
 // newID returns prefix and a ULID of now, strictly above every earlier one.
 func (s *Service) newID(prefix string, at time.Time) string {

@@ -143,8 +143,7 @@ func newEnv(t *testing.T) *env {
 		// +683 (Niue) numbers are 7 digits long: fine for 4-digit codes, too short for 7-digit ones.
 		"short": "+683XXXX",
 	})
-	e.svc = otp.New(otp.Config{Apps: testApps(t, e.db, 4, "demo", "other", "short"), Now: e.clock.Now, Key: e.db.Key()}, e.db.Verifications(), e.pools, quietLog())
-	e.svc.UseDialer(e.dial)
+	e.svc = otp.New(otp.Config{Apps: testApps(t, e.db, 4, "demo", "other", "short"), Dialer: e.dial, Now: e.clock.Now, Key: e.db.Key()}, e.db.Verifications(), e.pools, quietLog())
 	return e
 }
 
@@ -369,9 +368,8 @@ func TestUnknownPoolNotCounted(t *testing.T) {
 func TestSendCodeSpaceTooSmall(t *testing.T) {
 	db := storetest.Open(t)
 	pools := newRegistry(t, db, nil, 5, 100000, map[string]string{"wide": "+4420794XXXXX"})
-	svc := otp.New(otp.Config{Apps: testApps(t, db, 5, "wide"), Key: db.Key()}, db.Verifications(), pools, quietLog())
 	d := &fakeDialer{}
-	svc.UseDialer(d)
+	svc := otp.New(otp.Config{Apps: testApps(t, db, 5, "wide"), Dialer: d, Key: db.Key()}, db.Verifications(), pools, quietLog())
 	tests := []struct {
 		name       string
 		codeLength int
@@ -1032,8 +1030,7 @@ func (n *fakeNumbers) rejected() []rejection {
 func newFakeEnv(t *testing.T, n *fakeNumbers) *env {
 	t.Helper()
 	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
-	e.svc = otp.New(otp.Config{Apps: testApps(t, e.db, 4, "demo"), Now: e.clock.Now, Key: e.db.Key()}, e.db.Verifications(), n, quietLog())
-	e.svc.UseDialer(e.dial)
+	e.svc = otp.New(otp.Config{Apps: testApps(t, e.db, 4, "demo"), Dialer: e.dial, Now: e.clock.Now, Key: e.db.Key()}, e.db.Verifications(), n, quietLog())
 	return e
 }
 
@@ -1198,9 +1195,8 @@ func TestSendLocalNumbersAndPattern(t *testing.T) {
 		t.Fatalf("NewRegistry: %v", err)
 	}
 	t.Cleanup(func() { pools.Close() })
-	svc := otp.New(otp.Config{Apps: testApps(t, db, 4, "demo"), Now: c.Now, Key: db.Key()}, db.Verifications(), pools, quietLog())
 	d := &fakeDialer{}
-	svc.UseDialer(d)
+	svc := otp.New(otp.Config{Apps: testApps(t, db, 4, "demo"), Dialer: d, Now: c.Now, Key: db.Key()}, db.Verifications(), pools, quietLog())
 	national := func(cli string) string { return "0" + strings.TrimPrefix(cli, "+44") } // a GB phone's call log
 	tests := []struct {
 		recipient string

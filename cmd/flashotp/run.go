@@ -114,35 +114,12 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	// Every app, from the file or the admin API, draws from the pools; the pools vet its code space.
-	if m.apps, err = apps.Open(m.db, m.db.Key(), cfg.OTP.AppDefaults(), configApps, func(id string, a *apps.App) error {
-		if a == nil {
-			return m.numbers.SetApp(id, nil, 0)
-		}
-		return m.numbers.SetApp(id, a.Pools, a.CodeLength)
-	}, nil); err != nil {
+	if m.apps, err = apps.Open(m.db, m.db.Key(), cfg.OTP.AppDefaults(), configApps, m.numbers, nil); err != nil {
 		return err
 	}
-	m.metrics = metrics.New(func() float64 {
-		if m.dialer == nil {
-			return 0
-		}
-		return float64(m.dialer.QueueLen())
-	})
+	m.metrics = metrics.New()
 	webhooks := webhook.New(webhook.Config{Settings: cfg.Webhooks, Log: m.Log, Delivered: m.metrics.Webhook}, m.db, m.apps)
 	limiter := limits.New(nil)
-	m.svc = otp.New(otp.Config{Metrics: m.metrics, Apps: m.apps, Notifier: webhooks, Limiter: limiter, Retention: cfg.OTP.Retention,
-		Key: m.db.Key()}, m.db.Verifications(), m.numbers, m.Log)
-	svc := m.svc
-	if n, err := svc.Recover(ctx); err != nil {
-		return fmt.Errorf("recover: %w", err)
-	} else if n > 0 {
-		m.Log.Warn("calls interrupted by the last stop marked failed", "calls", n)
-	}
-	bg, stop := context.WithCancel(context.Background())
-	m.bgStop = stop
-	m.bgDone.Add(2)
-	go func() { defer m.bgDone.Done(); svc.Run(bg) }()
-	go func() { defer m.bgDone.Done(); webhooks.Run(bg) }()
 
 	if cfg.Phone.Enabled {
 		if m.phone, err = sip.ListenPhone(cfg.Phone.Listen, cfg.Phone.Mode, m.PhoneOut, m.Log); err != nil {
@@ -179,17 +156,31 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	m.SIPAddr = m.ua.Addr()
 
+	outcomes := &callOutcomes{}
 	m.dialer = dialer.New(dialer.Config{
 		Settings: cfg.Dialer, Metrics: m.metrics, Trunks: trunks,
 		Apps: m.apps.Count, // each app may fill its fair share
-	}, m.ua, svc, m.Log)
-	svc.UseDialer(m.dialer)
+	}, m.ua, outcomes, m.Log)
+	m.svc = otp.New(otp.Config{Metrics: m.metrics, Apps: m.apps, Dialer: m.dialer, Notifier: webhooks, Limiter: limiter, Retention: cfg.OTP.Retention,
+		Key: m.db.Key()}, m.db.Verifications(), m.numbers, m.Log)
+	outcomes.Service = m.svc
+	svc := m.svc
+	if n, err := svc.Recover(ctx); err != nil {
+		return fmt.Errorf("recover: %w", err)
+	} else if n > 0 {
+		m.Log.Warn("calls interrupted by the last stop marked failed", "calls", n)
+	}
+	bg, stop := context.WithCancel(context.Background())
+	m.bgStop = stop
+	m.bgDone.Add(2)
+	go func() { defer m.bgDone.Done(); svc.Run(bg) }()
+	go func() { defer m.bgDone.Done(); webhooks.Run(bg) }()
 	m.dialer.Start()
 	names := make([]string, 0, len(trunks))
 	for _, t := range trunks {
 		names = append(names, t.Name)
 	}
-	m.metrics.Watch(metrics.Watched{Trunks: names, TrunksDown: m.dialer.Down, QueueCapacity: cfg.Dialer.QueueSize, StoreFailures: m.db.Failures})
+	m.metrics.Watch(metrics.Watched{Trunks: names, TrunksDown: m.dialer.Down, QueueLen: m.dialer.QueueLen, QueueCapacity: cfg.Dialer.QueueSize, StoreFailures: m.db.Failures})
 
 	if m.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
@@ -212,6 +203,14 @@ func (m *Main) open(ctx context.Context) error {
 	}, svc, m.Log)
 	return nil
 }
+
+// callOutcomes is the dialer's Reporter: the otp service. The two need each other: the service submits
+// each call to the dialer, and the dialer reports the call's progress and outcome to the service. The
+// dialer is built first, reporting here; Service is set as soon as the service is built, before the
+// dialer starts (it reports nothing before Start). This is the one cycle of the wiring.
+type callOutcomes struct{ *otp.Service }
+
+var _ dialer.Reporter = (*callOutcomes)(nil)
 
 // connCaps are http.max_conns and http.max_conns_per_ip, lowered when the process's descriptor limit is
 // too small for them: the API takes at most half the descriptors (a flood of API connections must leave

@@ -19,13 +19,19 @@ func App(id, key, secret string) apps.ConfigApp {
 	return apps.ConfigApp{App: apps.App{ID: id, Pools: []string{id}, RateLimits: NoLimits}, APIKey: key, APISecret: secret}
 }
 
-// Open returns a registry over db holding list, with defaults d; check (nil: none) vets each app.
-func Open(t testing.TB, db *store.DB, d apps.Defaults, check func(string, *apps.App) error, list ...apps.ConfigApp) *apps.Registry {
+// AnyPools are number pools that take every app.
+type AnyPools struct{}
+
+// SetApp takes any app.
+func (AnyPools) SetApp(string, []string, int) error { return nil }
+
+// Open returns a registry over db holding list, with defaults d; pools (nil: AnyPools) vet each app.
+func Open(t testing.TB, db *store.DB, d apps.Defaults, pools apps.Pools, list ...apps.ConfigApp) *apps.Registry {
 	t.Helper()
-	if check == nil {
-		check = func(string, *apps.App) error { return nil }
+	if pools == nil {
+		pools = AnyPools{}
 	}
-	r, err := apps.Open(db, db.Key(), d, list, check, nil)
+	r, err := apps.Open(db, db.Key(), d, list, pools, nil)
 	if err != nil {
 		t.Fatalf("apps.Open: %v", err)
 	}
