@@ -3,11 +3,13 @@ package dialer
 import (
 	"context"
 	"errors"
-	"flashotp/call"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"flashotp/call"
+	"flashotp/internal/testwait"
 )
 
 // fakeCaller answers each call with what script says for the trunk it was sent to.
@@ -209,13 +211,7 @@ func TestTrunkDownAndProbe(t *testing.T) {
 	caller.up["a:1"] = true
 	caller.script["a:1"] = missed
 	caller.mu.Unlock()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(d.Down()) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("a still down after answering OPTIONS")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, "a up again after answering OPTIONS", func() bool { return len(d.Down()) == 0 })
 	caller.mu.Lock()
 	probed := len(caller.probed)
 	caller.mu.Unlock()
@@ -270,13 +266,7 @@ func TestEveryTrunkDownRefused(t *testing.T) {
 	caller.mu.Lock()
 	caller.up["a:1"] = true
 	caller.mu.Unlock()
-	deadline := time.Now().Add(5 * time.Second)
-	for d.Available(onA.Trunks) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("a still refused after answering OPTIONS")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, "a admitted again after answering OPTIONS", func() bool { return d.Available(onA.Trunks) == nil })
 }
 
 // Admission is bounded, Stop ends every accepted call exactly once, and no goroutine outlives Stop.

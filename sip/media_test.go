@@ -42,6 +42,8 @@ func TestMediaSinkCountsRTPOnly(t *testing.T) {
 	for count.Load() < packets && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+	// Then a little longer: had the garbage or the stranger's packets been counted, the count would reach
+	// packets early and go on growing. That nothing more is counted has no condition to wait for.
 	time.Sleep(50 * time.Millisecond)
 	if got := count.Load(); got != packets {
 		t.Errorf("counted %d packets, want %d (the callee's RTP only)", got, packets)

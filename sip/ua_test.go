@@ -311,6 +311,8 @@ func TestNoGoroutineLeft(t *testing.T) {
 	ua := listenUA(t)
 	req := call.Request{Target: phone.Addr(), To: "+447700900123", CLI: "+442079461234", DialTimeout: 5 * time.Second, CancelGuard: 2 * time.Second}
 	ua.Dial(context.Background(), req, nil) // warm up: connections, pools
+	// Lets the warm-up call's short-lived goroutines end. No condition says when they have (the count is what
+	// is measured); counted too early, before would be too high and the check below too loose.
 	time.Sleep(100 * time.Millisecond)
 	before := runtime.NumGoroutine()
 	var wg sync.WaitGroup

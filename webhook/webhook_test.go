@@ -12,6 +12,7 @@ import (
 
 	"flashotp/apps"
 	"flashotp/internal/storetest"
+	"flashotp/internal/testwait"
 	"flashotp/otp"
 	"flashotp/store"
 	"flashotp/webhook"
@@ -69,17 +70,6 @@ func enqueue(t *testing.T, q *webhook.Queue, db *store.DB, verification, n strin
 	}
 }
 
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // A verification's webhooks arrive in order even when one needs retries; another verification's do not
 // wait for them.
 func TestOrderPerVerification(t *testing.T) {
@@ -90,12 +80,12 @@ func TestOrderPerVerification(t *testing.T) {
 	enqueue(t, q, db, "otp_a", "a1")
 	enqueue(t, q, db, "otp_a", "a2")
 	enqueue(t, q, db, "otp_b", "b1")
-	waitFor(t, "every webhook", func() bool { return len(r.received()) == len("a1,a2,b1") })
+	testwait.For(t, 10*time.Second, "every webhook", func() bool { return len(r.received()) == len("a1,a2,b1") })
 	got := r.received()
 	if !strings.HasPrefix(got, "b1,") || !strings.Contains(got, "a1,a2") {
 		t.Errorf("received %s; want b1 first (a1 was failing) and a1 before a2", got)
 	}
-	waitFor(t, "an empty queue", func() bool { n, _ := db.Bucket("webhooks").Len(); return n == 0 })
+	testwait.For(t, 10*time.Second, "an empty queue", func() bool { n, _ := db.Bucket("webhooks").Len(); return n == 0 })
 }
 
 // A delivery that never succeeds is dropped after give_up_after, and the next one of its verification goes.
@@ -109,9 +99,9 @@ func TestGiveUp(t *testing.T) {
 		Delivered: func(o string) { mu.Lock(); outcomes[o]++; mu.Unlock() }}, srv.URL)
 	enqueue(t, q, db, "otp_x", "x")
 	enqueue(t, q, db, "otp_x", "y")
-	waitFor(t, "y after x was dropped", func() bool { return r.received() == "y" })
+	testwait.For(t, 10*time.Second, "y after x was dropped", func() bool { return r.received() == "y" })
 	// The outcome is counted once the delivery is recorded, just after the receiver answered.
-	waitFor(t, "y recorded delivered", func() bool { mu.Lock(); defer mu.Unlock(); return outcomes["delivered"] == 1 })
+	testwait.For(t, 10*time.Second, "y recorded delivered", func() bool { mu.Lock(); defer mu.Unlock(); return outcomes["delivered"] == 1 })
 	mu.Lock()
 	defer mu.Unlock()
 	if outcomes["dropped"] != 1 || outcomes["retry"] < 2 || outcomes["delivered"] != 1 {

@@ -27,6 +27,7 @@ import (
 	"flashotp/apps"
 	"flashotp/configs"
 	"flashotp/dialer"
+	"flashotp/internal/testwait"
 	"flashotp/numberpool"
 	"flashotp/sip"
 )
@@ -141,7 +142,7 @@ func TestSendLimitAndResend(t *testing.T) {
 	if a := resend(); a.status != 429 || errCode(a) != "resend_too_soon" || retryAfter(t, a) != 1 {
 		t.Fatalf("resend within the cooldown: %d %s (Retry-After %s)", a.status, a.raw, a.header.Get("Retry-After"))
 	}
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond) // resend_cooldown (1 s) runs on the engine's real clock: wait it out
 	if a := resend(); a.status != 202 || a.body["verification_id"] != id || a.body["resends"] != 1.0 {
 		t.Fatalf("resend: %d %s", a.status, a.raw)
 	}
@@ -331,7 +332,7 @@ func TestWebhooksSurviveOutage(t *testing.T) {
 	for range 2 {
 		c.verify(locked, "00000000")
 	}
-	time.Sleep(time.Until(start.Add(outage)))
+	time.Sleep(time.Until(start.Add(outage))) // the outage itself: the receiver stays down that long
 	recv.setUp(true)
 
 	want := map[string][]string{approved: {"call_missed", "approved"}, locked: {"call_missed", "max_attempts_reached"}}
@@ -482,7 +483,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	id := c.send(recipient).body["verification_id"].(string)
 	first := c.lastCLI(phone, id, recipient)
 	c.verify(id, "00000000")
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond) // resend_cooldown (500 ms) runs on the engine's real clock: wait it out
 	if a := c.do("POST", "/otp/resend", fmt.Sprintf(`{"appid":"demo","verification_id":%q}`, id)); a.status != 202 {
 		t.Fatalf("resend: %d %s", a.status, a.raw)
 	}
@@ -494,7 +495,9 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	created := c.do("POST", "/admin/apps", `{"id":"shop","pools":["demo"],"code_length":8}`, admin...)
 	key := created.body["key"].(map[string]any)
 	rotated := c.do("POST", "/admin/apps/shop/keys/"+key["key"].(string)+"/rotate", "", admin...)
-	time.Sleep(300 * time.Millisecond) // webhooks tried and retried
+	testwait.For(t, 10*time.Second, "a webhook tried and retried", func() bool {
+		return regexp.MustCompile(`msg="webhook not delivered" .* tries=2 `).MatchString(logs.String())
+	})
 
 	out := logs.String()
 	if !strings.Contains(out, "webhook not delivered") || !strings.Contains(out, "verify") {

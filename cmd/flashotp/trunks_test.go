@@ -21,6 +21,7 @@ import (
 
 	"flashotp/dialer"
 	"flashotp/internal/peers"
+	"flashotp/internal/testwait"
 )
 
 // Through a Kamailio trunk that challenges every INVITE (407, MD5, qop=auth): with the right credentials the
@@ -180,16 +181,12 @@ func TestEarlyMedia(t *testing.T) {
 
 	// Where the engine wants media: the m= line of its offer.
 	var offer []string
-	deadline := time.Now().Add(5 * time.Second)
-	for offer == nil {
+	testwait.For(t, 5*time.Second, "an INVITE with an SDP offer", func() bool {
 		if invs := uas.Received("INVITE "); len(invs) > 0 {
 			offer = regexp.MustCompile(`(?m)^m=audio ([0-9]+) `).FindStringSubmatch(invs[0])
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no INVITE with an SDP offer")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return offer != nil
+	})
 	engine, _ := net.ResolveUDPAddr("udp", "127.0.0.1:"+offer[1])
 	const sent = 25
 	for i := 0; i < sent; i++ {
