@@ -12,6 +12,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"flashotp/fault"
 )
 
 // ErrNoToken is returned by every admin call of a Client without a Token.
@@ -19,11 +21,12 @@ var ErrNoToken = errors.New("no admin token")
 
 // Error is an error answer of the API: its HTTP status and the code and message of its body
 // {"error": {"code": ..., "message": ...}} (docs/api.md, "Errors"). An answer without such a body has no
-// Code and the HTTP status line as its Message.
+// Code and the HTTP status line as its Message. Its Code is the engine's own (package fault).
 type Error struct {
-	Status        int
-	Code, Message string
-	Method, Path  string // the request answered
+	Status       int
+	Code         fault.Code
+	Message      string
+	Method, Path string // the request answered
 }
 
 func (e *Error) Error() string {
@@ -70,7 +73,10 @@ func (c *Client) request(ctx context.Context, hc *http.Client, method, path stri
 	defer res.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
+		Error struct {
+			Code    fault.Code
+			Message string
+		} `json:"error"`
 	}
 	if json.Unmarshal(data, &e) != nil || e.Error.Code == "" {
 		e.Error.Code, e.Error.Message = "", res.Status

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	apiclient "flashotp/client"
+	"flashotp/fault"
 )
 
 // Environment variables the admin commands read when their flag is not given. They are read when the
@@ -76,7 +77,7 @@ func (a *adminClient) explain(err error) error {
 	switch {
 	case errors.Is(err, apiclient.ErrNoToken):
 		return errors.New("no admin token: give --token or set " + envAdminToken)
-	case errors.As(err, &e) && e.Code == "admin_disabled":
+	case errors.As(err, &e) && e.Code == fault.AdminDisabled:
 		return fmt.Errorf("the admin API is off on the engine at %s: set http.admin_token in its configuration "+
 			"(or %s in its environment) and restart it, then give the same token here (--token or %s)", a.URL, envAdminToken, envAdminToken)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	apiclient "flashotp/client"
+	"flashotp/fault"
 	"flashotp/numberpool"
 )
 
@@ -57,7 +58,7 @@ func newPoolsCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			entry.Numbers, entry.Enabled = args[1:], !disabled
 			added, raw, err := a.AddEntry(cmd.Context(), args[0], entry)
-			if e := (*apiclient.Error)(nil); errors.As(err, &e) && e.Status == http.StatusNotFound && e.Code == "not_found" {
+			if e := (*apiclient.Error)(nil); errors.As(err, &e) && e.Status == http.StatusNotFound && e.Code == fault.NotFound {
 				var p numberpool.Pool
 				p, raw, err = a.CreatePool(cmd.Context(), numberpool.Pool{Name: args[0], Entries: []numberpool.Entry{entry}})
 				if err == nil {

@@ -1,0 +1,92 @@
+// Package deptest keeps the house's arrows pointing one way (SPEC section 1: httpapi → otp → (numberpool,
+// store, dialer → sip)). It asks `go list` for every package's whole dependency set, as tailscale's
+// tstest/deptest does, so an import that sneaks in through a third package is caught too.
+package deptest
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "flashotp"
+
+// Adapters: the packages that know a library the domain must not see.
+var (
+	sipStack  = []string{module + "/sip", "github.com/emiago/sipgo"}
+	bolt      = []string{module + "/store", "go.etcd.io/bbolt"}
+	http      = []string{module + "/httpapi", "github.com/gofiber/fiber/v2", "github.com/valyala/fasthttp"}
+	wiring    = []string{module + "/cmd/flashotp", module + "/configs", "github.com/spf13/viper", "github.com/spf13/cobra"}
+	everyAdap = slices.Concat(sipStack, bolt, http, wiring)
+)
+
+// forbidden lists, for a package, the packages it must not depend on, directly or not.
+var forbidden = map[string][]string{
+	// The vocabularies every layer shares import nothing of the project's.
+	"call":  {module + "/"},
+	"fault": {module + "/"},
+	// The domain knows no adapter: storage, SIP and HTTP reach it through interfaces it declares.
+	"otp":        everyAdap,
+	"apps":       everyAdap,
+	"numberpool": everyAdap,
+	"webhook":    everyAdap,
+	"limits":     everyAdap,
+	"dialer":     everyAdap,
+	"metrics":    everyAdap,
+	// The adapters know the domain, not each other, and nothing below otp knows the HTTP layer.
+	"httpapi": slices.Concat(sipStack, bolt, wiring),
+	"store":   slices.Concat(sipStack, http, wiring),
+	"sip":     slices.Concat(bolt, http, wiring, []string{module + "/otp", module + "/dialer"}),
+}
+
+type pkg struct {
+	ImportPath string
+	Deps       []string
+}
+
+func TestDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json=ImportPath,Deps", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	pkgs := map[string][]string{}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("go list output: %v", err)
+		}
+		pkgs[p.ImportPath] = p.Deps
+	}
+	for name, bad := range forbidden {
+		deps, ok := pkgs[module+"/"+name]
+		if !ok {
+			t.Errorf("%s: no such package (rename the rule with the package)", name)
+			continue
+		}
+		for _, d := range deps {
+			for _, b := range bad {
+				if matches(d, b) {
+					t.Errorf("%s depends on %s", name, d)
+				}
+			}
+		}
+	}
+	// Nothing imports the binary.
+	for p, deps := range pkgs {
+		if slices.Contains(deps, module+"/cmd/flashotp") {
+			t.Errorf("%s depends on cmd/flashotp", p)
+		}
+	}
+}
+
+// matches reports whether dependency d is b or inside it; a b ending in "/" stands for everything under it.
+func matches(d, b string) bool {
+	if strings.HasSuffix(b, "/") {
+		return strings.HasPrefix(d, b)
+	}
+	return d == b || strings.HasPrefix(d, b+"/")
+}
