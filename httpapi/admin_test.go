@@ -194,7 +194,7 @@ func TestAdminPoolGBEntry(t *testing.T) {
 		if res := e.do(t, "POST", "/otp/send", sendBody("demo", recipient), demo); res.status != http.StatusAccepted {
 			t.Fatalf("send to %s: %d %s", recipient, res.status, res.body)
 		}
-		if cli := e.dial.last(t).CLI; !strings.HasPrefix(cli, "+44113496") {
+		if cli := e.dial.Last(t).CLI; !strings.HasPrefix(cli, "+44113496") {
 			t.Errorf("send to %s: CLI %s, want the GB entry's +44113496…", recipient, cli)
 		}
 	}
@@ -213,7 +213,7 @@ func TestAdminPoolLifecycle(t *testing.T) {
 		if res.status != http.StatusAccepted {
 			t.Fatalf("send: %d %s", res.status, res.body)
 		}
-		return e.dial.last(t).CLI
+		return e.dial.Last(t).CLI
 	}
 	steps := []struct {
 		name, method, path, body string
@@ -232,8 +232,8 @@ func TestAdminPoolLifecycle(t *testing.T) {
 					p.Entries[0].ID != "e1" || p.Entries[0].Weight != 1 || !p.Entries[0].Enabled || p.QuarantineAfter != numberpool.DefaultQuarantineAfter {
 					t.Errorf("created %s", body)
 				}
-				if cli := sendFR(t); !strings.HasPrefix(cli, "+33198765") || e.dial.last(t).Trunks[0] != "carrier-fr" {
-					t.Errorf("FR send after create: CLI %s on %v, want +33198765… on carrier-fr", cli, e.dial.last(t).Trunks)
+				if cli := sendFR(t); !strings.HasPrefix(cli, "+33198765") || e.dial.Last(t).Trunks[0] != "carrier-fr" {
+					t.Errorf("FR send after create: CLI %s on %v, want +33198765… on carrier-fr", cli, e.dial.Last(t).Trunks)
 				}
 			}},
 		{name: "create again", method: "POST", path: "/admin/pools",

@@ -49,7 +49,7 @@ func (e *env) checkBody(t *testing.T, method, path string, a auth, body []byte, 
 	if len(body) > maxBodyBytes {
 		t.Skip("over max_body_bytes a body is not decoded: TestBodyLimit covers it")
 	}
-	before, pools, offered := storetest.Snapshot(t, e.db, storetest.Buckets...), e.poolsSnapshot(t), e.dial.offered()
+	before, pools, offered := storetest.Snapshot(t, e.db, storetest.Buckets...), e.poolsSnapshot(t), e.dial.Offered()
 	res := e.do(t, method, path, string(body), a)
 	after := storetest.Snapshot(t, e.db, storetest.Buckets...)
 	if res.status >= 500 {
@@ -62,7 +62,7 @@ func (e *env) checkBody(t *testing.T, method, path string, a auth, body []byte, 
 	if !slices.Contains(specErrors[res.status], code) {
 		t.Fatalf("%s %s: %d %s for body %q: SPEC §4 gives %d only %q", method, path, res.status, res.body, body, res.status, specErrors[res.status])
 	}
-	if e.dial.offered() != offered {
+	if e.dial.Offered() != offered {
 		t.Fatalf("%s %s: %s but the dialer was offered a call, body %q", method, path, res.body, body)
 	}
 	if slices.Contains(counted, code) {
@@ -86,7 +86,7 @@ func FuzzSendBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// Every send goes to a handful of recipients: past their cooldown, the pool has numbers for them again.
 		e.clock.Advance(numberpool.DefaultCooldown + time.Second)
-		before := e.dial.offered()
+		before := e.dial.Offered()
 		res, _ := e.checkBody(t, "POST", "/otp/send", demo, body)
 		if res.status >= 400 {
 			return
@@ -104,8 +104,8 @@ func FuzzSendBody(f *testing.F) {
 		if got, _, err := otp.NormalizeRecipient(v.Recipient); err != nil || got != v.Recipient {
 			t.Fatalf("202 with recipient %q that NormalizeRecipient gives %q, %v", v.Recipient, got, err)
 		}
-		if e.dial.offered() != before+1 || e.dial.last(t).To != v.Recipient {
-			t.Fatalf("202 for %q but the dialer got %+v", v.Recipient, e.dial.last(t))
+		if e.dial.Offered() != before+1 || e.dial.Last(t).To != v.Recipient {
+			t.Fatalf("202 for %q but the dialer got %+v", v.Recipient, e.dial.Last(t))
 		}
 	})
 }
@@ -167,7 +167,7 @@ func FuzzResendBody(f *testing.F) {
 	var p pending
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p.ready(t, e)
-		before := e.dial.offered()
+		before := e.dial.Offered()
 		res, changed := e.checkBody(t, "POST", "/otp/resend", demo, p.fill(body))
 		p.used = changed
 		if res.status >= 400 {
@@ -180,8 +180,8 @@ func FuzzResendBody(f *testing.F) {
 		if err := json.Unmarshal(res.body, &v); err != nil || res.status != http.StatusAccepted || v.ID != p.id || v.Resends != 1 {
 			t.Fatalf("resend of %s answered %d %s for body %q (%v)", p.id, res.status, res.body, body, err)
 		}
-		if e.dial.offered() != before+1 || e.dial.last(t).To != recipient {
-			t.Fatalf("202 for a resend but the dialer got %+v", e.dial.last(t))
+		if e.dial.Offered() != before+1 || e.dial.Last(t).To != recipient {
+			t.Fatalf("202 for a resend but the dialer got %+v", e.dial.Last(t))
 		}
 	})
 }

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"flashotp/dialer"
 	"flashotp/httpapi"
 	"flashotp/internal/apptest"
+	"flashotp/internal/fakes"
 	"flashotp/internal/storetest"
 	"flashotp/internal/testclock"
 	"flashotp/limits"
@@ -31,52 +31,6 @@ import (
 	"flashotp/otp"
 	"flashotp/store"
 )
-
-// fakeDialer records the calls it is given; with err set it refuses them, as a full queue does.
-type fakeDialer struct {
-	mu  sync.Mutex
-	err error
-	got []dialer.Request
-	n   int // calls offered, accepted or not
-}
-
-var _ otp.Dialer = (*fakeDialer)(nil)
-
-func (d *fakeDialer) Available([]string) error { return nil }
-
-func (d *fakeDialer) Submit(r dialer.Request) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.n++
-	if d.err != nil {
-		return d.err
-	}
-	d.got = append(d.got, r)
-	return nil
-}
-
-func (d *fakeDialer) refuse(err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.err = err
-}
-
-// offered returns how many calls the dialer was offered.
-func (d *fakeDialer) offered() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.n
-}
-
-func (d *fakeDialer) last(t testing.TB) dialer.Request {
-	t.Helper()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.got) == 0 {
-		t.Fatal("the dialer got no call")
-	}
-	return d.got[len(d.got)-1]
-}
 
 const (
 	maxBodyBytes = 2048
@@ -97,7 +51,7 @@ type env struct {
 	svc   *otp.Service
 	pools *numberpool.Registry
 	apps  *apps.Registry
-	dial  *fakeDialer
+	dial  *fakes.Dialer
 	clock *testclock.Clock
 	// bases are the sockets each server serves on, for do's bodies over the limit; keyed by server, as
 	// tests copy an env to give it another.
@@ -117,7 +71,7 @@ func newEnvWith(t testing.TB, token string) *env {
 	t.Helper()
 	db := storetest.Open(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := &env{db: db, dial: &fakeDialer{}, bases: map[*httpapi.Server]string{}, clock: testclock.New(time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC))}
+	e := &env{db: db, dial: &fakes.Dialer{}, bases: map[*httpapi.Server]string{}, clock: testclock.New(time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC))}
 	pool := func(name, numbers string) numberpool.Pool {
 		return numberpool.Pool{Name: name, Entries: []numberpool.Entry{{Numbers: []string{numbers}, Enabled: true}}}.WithDefaults()
 	}
@@ -289,7 +243,7 @@ func (e *env) send(t testing.TB) (string, string) {
 	if err := json.Unmarshal(res.body, &v); err != nil {
 		t.Fatalf("send: %v: %s", err, res.body)
 	}
-	return v.ID, e.dial.last(t).CLI
+	return v.ID, e.dial.Last(t).CLI
 }
 
 func codeOf(cli string) string { return cli[len(cli)-4:] }
@@ -347,7 +301,7 @@ func TestSendAccepted(t *testing.T) {
 	if res.status != http.StatusAccepted {
 		t.Fatalf("status = %d, want 202; body %s", res.status, res.body)
 	}
-	cli := e.dial.last(t).CLI
+	cli := e.dial.Last(t).CLI
 	if strings.Contains(string(res.body), strings.TrimPrefix(cli, "+")) {
 		t.Errorf("send answer holds the whole CLI %s: %s", cli, res.body)
 	}
@@ -398,8 +352,8 @@ func TestSendAccepted(t *testing.T) {
 	if err := json.Unmarshal(res.body, &v); err != nil {
 		t.Fatalf("body: %v: %s", err, res.body)
 	}
-	if !strings.HasPrefix(v.ID, "otp_") || v.ID != e.dial.last(t).ID {
-		t.Errorf("verification_id = %q, dialer got %q", v.ID, e.dial.last(t).ID)
+	if !strings.HasPrefix(v.ID, "otp_") || v.ID != e.dial.Last(t).ID {
+		t.Errorf("verification_id = %q, dialer got %q", v.ID, e.dial.Last(t).ID)
 	}
 	if v.AppID != "demo" || v.Recipient != recipient || v.Channel != "flashcall" || v.Status != "pending" || v.Reference != "order-42" {
 		t.Errorf("got %+v", v)
@@ -462,13 +416,13 @@ func TestAuth(t *testing.T) {
 				if res.status != tt.status {
 					t.Fatalf("status = %d, want %d; body %s", res.status, tt.status, res.body)
 				}
-				if e.dial.offered() != 1 {
-					t.Errorf("dialer was offered %d calls, want 1", e.dial.offered())
+				if e.dial.Offered() != 1 {
+					t.Errorf("dialer was offered %d calls, want 1", e.dial.Offered())
 				}
 				return
 			}
 			wantError(t, res, tt.status, tt.code)
-			if n := e.dial.offered(); n != 0 {
+			if n := e.dial.Offered(); n != 0 {
 				t.Errorf("dialer was offered %d calls, want none", n)
 			}
 		})
@@ -488,10 +442,10 @@ func TestAuthEveryRoute(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
-			before := e.dial.offered()
+			before := e.dial.Offered()
 			wantError(t, e.do(t, tt.method, tt.path, tt.body, nil), http.StatusUnauthorized, "unauthorized")
 			wantError(t, e.do(t, tt.method, tt.path, tt.body, xAPI(demoKey, "nope")), http.StatusUnauthorized, "unauthorized")
-			if e.dial.offered() != before {
+			if e.dial.Offered() != before {
 				t.Errorf("dialer was offered a call")
 			}
 		})
@@ -540,7 +494,7 @@ func TestSendErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			wantError(t, e.do(t, "POST", "/otp/send", tt.body, demo), tt.status, tt.code)
-			if n := e.dial.offered(); n != 0 {
+			if n := e.dial.Offered(); n != 0 {
 				t.Errorf("dialer was offered %d calls, want none", n)
 			}
 		})
@@ -575,7 +529,7 @@ func TestBodyLimit(t *testing.T) {
 				return
 			}
 			wantError(t, res, tt.status, tt.code)
-			if n := e.dial.offered(); n != 0 {
+			if n := e.dial.Offered(); n != 0 {
 				t.Errorf("dialer was offered %d calls, want none", n)
 			}
 		})
@@ -607,7 +561,7 @@ func TestSendCodeLengthLongerThanPool(t *testing.T) {
 				return
 			}
 			wantError(t, res, tt.status, tt.code)
-			if n := e.dial.offered(); n != 0 {
+			if n := e.dial.Offered(); n != 0 {
 				t.Errorf("dialer was offered %d calls, want none", n)
 			}
 		})
@@ -618,14 +572,14 @@ func TestSendUnavailable(t *testing.T) {
 	for _, refusal := range []error{dialer.ErrQueueFull, dialer.ErrStopped} {
 		t.Run(refusal.Error(), func(t *testing.T) {
 			e := newEnv(t)
-			e.dial.refuse(refusal)
+			e.dial.Refuse(refusal)
 			res := e.do(t, "POST", "/otp/send", sendBody("demo", recipient), demo)
 			wantError(t, res, http.StatusServiceUnavailable, "unavailable")
 			if ra := res.header.Get("Retry-After"); ra == "" {
 				t.Errorf("503 without Retry-After")
 			}
-			if e.dial.offered() != 1 {
-				t.Errorf("dialer was offered %d calls, want 1", e.dial.offered())
+			if e.dial.Offered() != 1 {
+				t.Errorf("dialer was offered %d calls, want 1", e.dial.Offered())
 			}
 		})
 	}
@@ -744,7 +698,7 @@ func TestVerify(t *testing.T) {
 					t.Errorf("step %d: %s carries attempts_remaining: %s", i, s.code, res.body)
 				}
 			}
-			if n := e.dial.offered(); n != 1 {
+			if n := e.dial.Offered(); n != 1 {
 				t.Errorf("dialer was offered %d calls, want only the send's", n)
 			}
 		})
@@ -855,7 +809,7 @@ func TestStatus(t *testing.T) {
 			}
 		})
 	}
-	if n := e.dial.offered(); n != 2 {
+	if n := e.dial.Offered(); n != 2 {
 		t.Errorf("dialer was offered %d calls, want only the two sends'", n)
 	}
 }
@@ -892,7 +846,7 @@ func TestOtherRoutes(t *testing.T) {
 			}
 		})
 	}
-	if n := e.dial.offered(); n != 0 {
+	if n := e.dial.Offered(); n != 0 {
 		t.Errorf("dialer was offered %d calls, want none", n)
 	}
 }

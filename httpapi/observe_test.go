@@ -9,42 +9,24 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"flashotp/httpapi"
+	"flashotp/internal/fakes"
 	"flashotp/internal/metricstest"
 	"flashotp/internal/testwait"
 	"flashotp/limits"
 	"flashotp/metrics"
 )
 
-// lockedBuffer is a log sink safe for the server's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // observed is newEnv's engine behind a server with metrics and a log to read, and authFailures as the
 // failed-auth limit.
-func observed(t *testing.T, authFailures int) (*env, *metrics.Metrics, *lockedBuffer) {
+func observed(t *testing.T, authFailures int) (*env, *metrics.Metrics, *fakes.Buffer) {
 	e := newEnv(t)
-	m, logs := metrics.New(), &lockedBuffer{}
+	m, logs := metrics.New(), &fakes.Buffer{}
 	e.srv = httpapi.New(httpapi.Config{
 		MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: m,
 		AuthFailures: limits.Rule{Scope: "auth_failures", Limit: authFailures, Window: time.Minute},

@@ -269,15 +269,15 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	res := v.call("POST", "/otp/send", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","reference":"order-42"}`, demo, 202)
 	var id string
 	field(t, res.body, "verification_id", &id)
-	cli := e.dial.last(t).CLI
+	cli := e.dial.Last(t).CLI
 	v.call("GET", "/otp/status?verification_id="+id, "", demo, 200)
 	v.call("POST", "/otp/send", sendBody("demo", "+1415"), demo, 400)
 	v.call("POST", "/otp/send", sendBody("other", recipient), demo, 403)
 	v.call("POST", "/otp/send", sendBody("demo", recipient), nil, 401)
 	v.call("POST", "/otp/send", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","reference":"`+strings.Repeat("x", maxBodyBytes)+`"}`, demo, 413)
-	e.dial.refuse(dialer.ErrQueueFull)
+	e.dial.Refuse(dialer.ErrQueueFull)
 	v.call("POST", "/otp/send", sendBody("demo", "+14155552673"), demo, 503)
-	e.dial.refuse(nil)
+	e.dial.Refuse(nil)
 
 	// Verify: a wrong code, then errors of the request.
 	res = v.call("POST", "/otp/verify", verifyBody("demo", id, wrongCode(codeOf(cli))), demo, 422)
@@ -305,7 +305,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	if resends != 1 {
 		t.Errorf("resend answer %s: want resends 1", res.body)
 	}
-	cli = e.dial.last(t).CLI
+	cli = e.dial.Last(t).CLI
 	v.call("POST", "/otp/resend", `{"appid":"demo","verification_id":"otp_`+ulid.Make().String()+`"}`, demo, 404)
 	v.call("POST", "/otp/resend", `{"appid":"demo"}`, demo, 400)
 	start = e.clock.Now()
@@ -326,7 +326,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	res = v.call("POST", "/otp/send", sendBody("demo", "+14155552672"), demo, 202)
 	var failedID string
 	field(t, res.body, "verification_id", &failedID)
-	e.svc.CallEnded(failedID, "phone", e.dial.last(t).CLI, call.Result{State: call.StateFailed, Reason: call.ReasonBusy, SIPCode: 486,
+	e.svc.CallEnded(failedID, "phone", e.dial.Last(t).CLI, call.Result{State: call.StateFailed, Reason: call.ReasonBusy, SIPCode: 486,
 		StartedAt: e.clock.Now(), EndedAt: e.clock.Now().Add(time.Second)})
 	v.call("POST", "/otp/verify", verifyBody("demo", failedID, "1234"), demo, 410)
 
@@ -401,7 +401,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	res = v.call("POST", "/otp/send", sendBody("other", "+33612345678"), other, 202)
 	var otherID string
 	field(t, res.body, "verification_id", &otherID)
-	e.svc.CallEnded(otherID, "phone", e.dial.last(t).CLI, call.Result{State: call.StateFailed, Reason: call.ReasonNotFound, SIPCode: 404,
+	e.svc.CallEnded(otherID, "phone", e.dial.Last(t).CLI, call.Result{State: call.StateFailed, Reason: call.ReasonNotFound, SIPCode: 404,
 		StartedAt: e.clock.Now(), EndedAt: e.clock.Now().Add(time.Second)})
 	res = v.call("GET", "/otp/reports?appid=other", "", other, 200) // no call rang: the median is null
 	field(t, res.body, "rows", &rows)

@@ -13,6 +13,7 @@ import (
 	"flashotp/call"
 	"flashotp/fault"
 	"flashotp/internal/apptest"
+	"flashotp/internal/fakes"
 	"flashotp/internal/storetest"
 	"flashotp/otp"
 )
@@ -52,7 +53,7 @@ func (n *fakeNotifier) events() []string {
 // newAppEnv is newEnv with app demo's settings changed by tune, webhooks to n, and retention.
 func newAppEnv(t *testing.T, n *fakeNotifier, retention time.Duration, tune func(a *apps.App)) *env {
 	t.Helper()
-	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
+	e := &env{db: storetest.Open(t), dial: &fakes.Dialer{}, clock: newClock()}
 	e.pools = newRegistry(t, e.db, e.clock.Now, 4, 10000, map[string]string{"demo": "+44207946XXXX"})
 	demo := apptest.App("demo", "demo-key", "demo-secret")
 	demo.WebhookURL = "http://127.0.0.1:9/hooks"
@@ -102,7 +103,7 @@ func TestResend(t *testing.T) {
 	if err != nil || r.Resends != 1 || r.Attempts != 1 || r.Call.State != call.StateQueued || !r.ExpiresAt.Equal(e.clock.Now().UTC().Add(testTTL)) {
 		t.Fatalf("resend: %+v %v; want resends 1, attempts kept, a queued call, a fresh TTL", r, err)
 	}
-	newCLI := e.dial.last(t).CLI
+	newCLI := e.dial.Last(t).CLI
 	if codeOf(newCLI) != codeOf(cli) {
 		if _, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)}); !errors.Is(err, fault.InvalidCode) {
 			t.Fatalf("old code after resend: %v", err)
@@ -120,7 +121,7 @@ func TestResend(t *testing.T) {
 			wantCode(t, err, fault.RateLimited)
 		}
 	}
-	if _, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(e.dial.last(t).CLI)}); err != nil {
+	if _, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(e.dial.Last(t).CLI)}); err != nil {
 		t.Fatalf("latest code: %v", err)
 	}
 	if _, err := resend(); !errors.Is(err, fault.AlreadyVerified) {

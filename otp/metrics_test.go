@@ -5,6 +5,7 @@ import (
 
 	"flashotp/call"
 	"flashotp/fault"
+	"flashotp/internal/fakes"
 	"flashotp/internal/metricstest"
 	"flashotp/internal/storetest"
 	"flashotp/metrics"
@@ -15,7 +16,7 @@ import (
 // code, failed by a call that failed before it rang or by its last wrong code, expired by a verify past
 // expires_at or by the sweeper.
 func TestVerificationsEndedCounted(t *testing.T) {
-	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
+	e := &env{db: storetest.Open(t), dial: &fakes.Dialer{}, clock: newClock()}
 	e.pools = newRegistry(t, e.db, e.clock.Now, 4, 10000, map[string]string{"demo": "+44207946XXXX"})
 	m := metrics.New()
 	e.svc = otp.New(otp.Config{Metrics: m, Apps: testApps(t, e.db, 4, "demo"), Dialer: e.dial, Now: e.clock.Now, Key: e.db.Key()}, e.db.Verifications(), e.pools, quietLog())

@@ -19,68 +19,13 @@ import (
 	"flashotp/dialer"
 	"flashotp/fault"
 	"flashotp/internal/apptest"
+	"flashotp/internal/fakes"
 	"flashotp/internal/storetest"
 	"flashotp/internal/testclock"
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/store"
 )
-
-// fakeDialer records the calls it is given; with err set it refuses them, as a full queue does.
-type fakeDialer struct {
-	mu      sync.Mutex
-	err     error
-	down    error            // what Available says
-	got     []dialer.Request // accepted
-	refused []dialer.Request
-}
-
-var _ otp.Dialer = (*fakeDialer)(nil)
-
-func (d *fakeDialer) Available([]string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.down
-}
-
-func (d *fakeDialer) Submit(r dialer.Request) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.err != nil {
-		d.refused = append(d.refused, r)
-		return d.err
-	}
-	d.got = append(d.got, r)
-	return nil
-}
-
-func (d *fakeDialer) refuse(err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.err = err
-}
-
-func (d *fakeDialer) requests() []dialer.Request {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]dialer.Request(nil), d.got...)
-}
-
-func (d *fakeDialer) refusedRequests() []dialer.Request {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]dialer.Request(nil), d.refused...)
-}
-
-// last returns the last accepted request; it fails the test if there is none.
-func (d *fakeDialer) last(t *testing.T) dialer.Request {
-	t.Helper()
-	rs := d.requests()
-	if len(rs) == 0 {
-		t.Fatal("the dialer got no call")
-	}
-	return rs[len(rs)-1]
-}
 
 func newClock() *testclock.Clock {
 	return testclock.New(time.Date(2025, 3, 14, 9, 26, 53, 589793238, time.UTC))
@@ -100,7 +45,7 @@ type env struct {
 	svc   *otp.Service
 	db    *store.DB
 	pools *numberpool.Registry
-	dial  *fakeDialer
+	dial  *fakes.Dialer
 	clock *testclock.Clock
 }
 
@@ -136,7 +81,7 @@ func testApps(t *testing.T, db *store.DB, codeLength int, ids ...string) *apps.R
 // "other" (+33612XXXXXX) and "short" (+683XXXX).
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
+	e := &env{db: storetest.Open(t), dial: &fakes.Dialer{}, clock: newClock()}
 	e.pools = newRegistry(t, e.db, e.clock.Now, 4, 10000, map[string]string{
 		"demo":  "+44207946XXXX",
 		"other": "+33612XXXXXX",
@@ -154,7 +99,7 @@ func (e *env) send(t *testing.T) (otp.Verification, string) {
 	if err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	r := e.dial.last(t)
+	r := e.dial.Last(t)
 	if r.ID != v.ID {
 		t.Fatalf("dialer got call for %s, want %s", r.ID, v.ID)
 	}
@@ -247,7 +192,7 @@ func TestSendPendingVerification(t *testing.T) {
 				t.Errorf("call = %+v, want queued with no times", v.Call)
 			}
 
-			reqs := e.dial.requests()
+			reqs := e.dial.Requests()
 			if len(reqs) != 1 {
 				t.Fatalf("dialer got %d calls, want 1", len(reqs))
 			}
@@ -338,7 +283,7 @@ func TestSendRejects(t *testing.T) {
 			e := newEnv(t)
 			_, err := e.svc.Send(t.Context(), tt.req)
 			wantErr(t, err, tt.want)
-			if n := len(e.dial.requests()) + len(e.dial.refusedRequests()); n != 0 {
+			if n := len(e.dial.Requests()) + len(e.dial.Refused()); n != 0 {
 				t.Errorf("dialer got %d calls, want none", n)
 			}
 			if n := e.count(t); n != 0 {
@@ -368,7 +313,7 @@ func TestUnknownPoolNotCounted(t *testing.T) {
 func TestSendCodeSpaceTooSmall(t *testing.T) {
 	db := storetest.Open(t)
 	pools := newRegistry(t, db, nil, 5, 100000, map[string]string{"wide": "+4420794XXXXX"})
-	d := &fakeDialer{}
+	d := &fakes.Dialer{}
 	svc := otp.New(otp.Config{Apps: testApps(t, db, 5, "wide"), Dialer: d, Key: db.Key()}, db.Verifications(), pools, quietLog())
 	tests := []struct {
 		name       string
@@ -381,11 +326,11 @@ func TestSendCodeSpaceTooSmall(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(d.requests())
+			before := len(d.Requests())
 			v, err := svc.Send(t.Context(), otp.SendRequest{AppID: "wide", Recipient: usRecipient, Channel: "flashcall", CodeLength: tt.codeLength})
 			if tt.want != "" {
 				wantErr(t, err, tt.want)
-				if len(d.requests()) != before {
+				if len(d.Requests()) != before {
 					t.Errorf("dialer got a call")
 				}
 				return
@@ -397,7 +342,7 @@ func TestSendCodeSpaceTooSmall(t *testing.T) {
 			if want == 0 {
 				want = 5
 			}
-			cli := d.last(t).CLI
+			cli := d.Last(t).CLI
 			if v.CodeLength != want || v.CLIPrefix != cli[:len(cli)-want] {
 				t.Errorf("code_length %d cli_prefix %q for CLI %s, want %d digits", v.CodeLength, v.CLIPrefix, cli, want)
 			}
@@ -416,10 +361,10 @@ func TestSendDialerRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			e.dial.refuse(tt.err)
+			e.dial.Refuse(tt.err)
 			_, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall"})
 			wantErr(t, err, fault.Unavailable)
-			refused := e.dial.refusedRequests()
+			refused := e.dial.Refused()
 			if len(refused) != 1 {
 				t.Fatalf("dialer was offered %d calls, want 1", len(refused))
 			}
@@ -443,9 +388,7 @@ func TestSendEveryTrunkDown(t *testing.T) {
 	e.missed(v.ID)
 	e.clock.Advance(31 * time.Second) // past the resend cooldown
 	before := e.count(t)
-	e.dial.mu.Lock()
-	e.dial.down = &dialer.DownError{Trunks: []string{"phone"}, RetryAfter: 30 * time.Second}
-	e.dial.mu.Unlock()
+	e.dial.SetDown(&dialer.DownError{Trunks: []string{"phone"}, RetryAfter: 30 * time.Second})
 
 	for name, call := range map[string]func() error{
 		"send": func() error {
@@ -464,7 +407,7 @@ func TestSendEveryTrunkDown(t *testing.T) {
 			t.Errorf("%s: %v, want RetryAfter 30s", name, err)
 		}
 	}
-	if n := len(e.dial.requests()) + len(e.dial.refusedRequests()); n != 1 {
+	if n := len(e.dial.Requests()) + len(e.dial.Refused()); n != 1 {
 		t.Errorf("dialer was offered %d calls, want only the first send's", n)
 	}
 	if n := e.count(t); n != before {
@@ -1029,7 +972,7 @@ func (n *fakeNumbers) rejected() []rejection {
 // newFakeEnv returns a service over a real store whose CLIs come from n.
 func newFakeEnv(t *testing.T, n *fakeNumbers) *env {
 	t.Helper()
-	e := &env{db: storetest.Open(t), dial: &fakeDialer{}, clock: newClock()}
+	e := &env{db: storetest.Open(t), dial: &fakes.Dialer{}, clock: newClock()}
 	e.svc = otp.New(otp.Config{Apps: testApps(t, e.db, 4, "demo"), Dialer: e.dial, Now: e.clock.Now, Key: e.db.Key()}, e.db.Verifications(), n, quietLog())
 	return e
 }
@@ -1065,7 +1008,7 @@ func TestSendPickRequest(t *testing.T) {
 			if len(n.picks) != 1 || n.picks[0] != tt.want {
 				t.Errorf("Pick requests = %+v, want %+v", n.picks, tt.want)
 			}
-			r := e.dial.last(t)
+			r := e.dial.Last(t)
 			if r.CLI != fakePicked.CLI || !slices.Equal(r.Trunks, fakePicked.Trunks) || r.To != tt.want.Recipient {
 				t.Errorf("dialer request = %+v, want CLI %s on trunks %v", r, fakePicked.CLI, fakePicked.Trunks)
 			}
@@ -1102,7 +1045,7 @@ func TestSendPickErrors(t *testing.T) {
 			} else if !errors.Is(err, tt.err) || errors.As(err, &oe) {
 				t.Errorf("Send error = %v, want the pool's own error", err)
 			}
-			if n := len(e.dial.requests()) + len(e.dial.refusedRequests()); n != 0 {
+			if n := len(e.dial.Requests()) + len(e.dial.Refused()); n != 0 {
 				t.Errorf("dialer got %d calls, want none", n)
 			}
 			if n := e.count(t); n != 0 {
@@ -1195,7 +1138,7 @@ func TestSendLocalNumbersAndPattern(t *testing.T) {
 		t.Fatalf("NewRegistry: %v", err)
 	}
 	t.Cleanup(func() { pools.Close() })
-	d := &fakeDialer{}
+	d := &fakes.Dialer{}
 	svc := otp.New(otp.Config{Apps: testApps(t, db, 4, "demo"), Dialer: d, Now: c.Now, Key: db.Key()}, db.Verifications(), pools, quietLog())
 	national := func(cli string) string { return "0" + strings.TrimPrefix(cli, "+44") } // a GB phone's call log
 	tests := []struct {
@@ -1214,7 +1157,7 @@ func TestSendLocalNumbersAndPattern(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Send: %v", err)
 			}
-			r := d.last(t)
+			r := d.Last(t)
 			if v.CLIPrefix != tt.prefix || !strings.HasPrefix(r.CLI, tt.prefix) || !slices.Equal(r.Trunks, tt.trunks) {
 				t.Errorf("cli_prefix %q, CLI %s on trunks %v; want %s… on %v", v.CLIPrefix, r.CLI, r.Trunks, tt.prefix, tt.trunks)
 			}

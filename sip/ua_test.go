@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"flashotp/call"
+	"flashotp/internal/fakes"
 	"flashotp/internal/peers"
 	"flashotp/sip"
 )
@@ -127,7 +128,7 @@ func closedPort(t *testing.T, network string) string {
 // unreachable; TCP: connection refused), not after dial_timeout as no_ring. Calls to a live phone on the
 // same UA socket at the same time are not touched by those errors.
 func TestDialClosedPort(t *testing.T) {
-	var out syncBuffer
+	var out fakes.Buffer
 	phone, err := sip.ListenPhone("127.0.0.1:0", sip.PhoneRing, &out, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -189,23 +190,6 @@ func states(s []call.State) []string {
 	return out
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The UA against the built-in phone, in every mode.
 func TestDialPhone(t *testing.T) {
 	tests := []struct {
@@ -221,7 +205,7 @@ func TestDialPhone(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.mode, func(t *testing.T) {
-			var out syncBuffer
+			var out fakes.Buffer
 			phone, err := sip.ListenPhone("127.0.0.1:0", tc.mode, &out, nil)
 			if err != nil {
 				t.Fatal(err)

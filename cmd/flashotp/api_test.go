@@ -27,6 +27,7 @@ import (
 	"flashotp/apps"
 	"flashotp/configs"
 	"flashotp/dialer"
+	"flashotp/internal/fakes"
 	"flashotp/internal/testwait"
 	"flashotp/numberpool"
 	"flashotp/sip"
@@ -443,24 +444,6 @@ func TestAPIOverTLS(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink several goroutines write to.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // The engine's logs, at every level it has, never hold a code, a secret or a whole caller ID: a send, wrong
 // and right codes, a resend, an app made and its key rotated, signed webhooks, all logged, then grepped.
 func TestLogsHoldNoSecrets(t *testing.T) {
@@ -473,7 +456,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	cfg.Apps[0].ResendCooldown = apps.Duration(500 * time.Millisecond)
 	cfg.Apps[0].WebhookURL, cfg.Apps[0].WebhookSecret = hooks.URL, "webhook-secret-0123456789"
 	cfg.Webhooks.RetryMin, cfg.Webhooks.RetryMax = 20*time.Millisecond, 50*time.Millisecond
-	logs := &lockedBuffer{}
+	logs := &fakes.Buffer{}
 	phone := &phoneLog{}
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	m.PhoneOut = phone

@@ -258,7 +258,9 @@ func waitBound(transport string, port int, d time.Duration, exited <-chan struct
 	return false
 }
 
-// lockedBuffer is a bytes.Buffer a process writes while a test reads it.
+// lockedBuffer is a bytes.Buffer a process writes while a test reads it. The tests' copy is fakes.Buffer; this
+// package keeps its own because internal/bench (in the binary) runs SIPp through it, and fakes pulls in the
+// domain packages its fakes stand in for.
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
