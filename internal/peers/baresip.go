@@ -83,7 +83,7 @@ func StartBaresip(t testing.TB) *Baresip {
 		}
 		b.done = make(chan struct{})
 		go func() { _ = b.cmd.Wait(); close(b.done) }()
-		if waitBound("udp", port, 5*time.Second, b.done) && b.waitReady(5*time.Second) {
+		if waitBound("udp", port, 5*time.Second, b.done, b.cmd.Process.Pid) && b.waitReady(5*time.Second) {
 			break
 		}
 		b.stop()
@@ -97,7 +97,7 @@ func StartBaresip(t testing.TB) *Baresip {
 }
 
 // waitReady reports whether baresip said it is ready (after its SIP transports and account are up) within
-// d. waitBound alone can be fooled by another process holding the port baresip then fails to bind.
+// d: its port bound is not yet its account up.
 func (b *Baresip) waitReady(d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {

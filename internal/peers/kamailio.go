@@ -67,7 +67,7 @@ func StartKamailioOn(t testing.TB, transport, config, callee string, vars map[st
 		}
 		k.done = make(chan struct{})
 		go func() { _ = k.cmd.Wait(); close(k.done) }()
-		if waitBound(transport, port, 5*time.Second, k.done) {
+		if waitBound(transport, port, 5*time.Second, k.done, k.cmd.Process.Pid) {
 			break
 		}
 		k.stop()

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -107,7 +106,7 @@ func ListenSIPp(dir, transport string, args ...string) (*SIPp, error) {
 		if err != nil {
 			return nil, err
 		}
-		if waitBound(transport, p.port, 5*time.Second, p.done) {
+		if waitBound(transport, p.port, 5*time.Second, p.done, p.cmd.Process.Pid) {
 			return p, nil
 		}
 		p.Stop()
@@ -229,33 +228,6 @@ func loopbackPort(transport string) (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitBound reports whether something bound the port for transport within d (binding it ourselves then
-// fails), and gives up early when exited is closed.
-func waitBound(transport string, port int, d time.Duration, exited <-chan struct{}) bool {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		var c io.Closer
-		var err error
-		if transport == "udp" {
-			c, err = net.ListenPacket("udp", addr)
-		} else {
-			c, err = net.Listen("tcp", addr)
-		}
-		if err != nil {
-			return true
-		}
-		c.Close()
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
 }
 
 // lockedBuffer is a bytes.Buffer a process writes while a test reads it. The tests' copy is fakes.Buffer; this
