@@ -606,7 +606,9 @@ func (c Config) Validate() error {
 	keys := map[string]bool{}
 	for i, a := range c.Apps {
 		key := fmt.Sprintf("apps[%d]", i)
-		checkName(key+".id", "app", a.ID, apps.ValidID)
+		// The file's names share one pattern (a letter or digit first), stricter than the admin API's app IDs
+		// (apps.ValidID): an app made in the file keeps an ID that every name there may have.
+		checkName(key+".id", "app", a.ID, numberpool.ValidName)
 		if a.APIKey == "" {
 			bad(key+".api_key", "must not be empty")
 		} else if keys[a.APIKey] {

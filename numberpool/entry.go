@@ -26,6 +26,8 @@ var (
 	// ErrNoNumbers is returned by Pick when no entry of the app's pools serves the recipient's country
 	// (fault.DestinationBlocked).
 	ErrNoNumbers = errors.New("no caller ID for this destination")
+	// ErrNoPool is returned by Pick for a pool the app does not draw from (fault.InvalidRequest).
+	ErrNoPool = errors.New("not found")
 	// ErrExhausted is returned by Pick when every number that could serve the recipient is quarantined,
 	// disabled or in the recipient's cooldown (fault.Unavailable).
 	ErrExhausted = errors.New("no caller ID available now")

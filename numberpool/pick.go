@@ -25,7 +25,7 @@ func (r *Registry) candidates(pools map[string]*livePool, app, pool, country str
 	names := r.cfg.Apps[app]
 	if pool != "" {
 		if !slices.Contains(names, pool) {
-			return nil, fault.Errorf(fault.InvalidRequest, "from: not found: app %s has no pool %q", app, pool)
+			return nil, fault.Errorf(fault.InvalidRequest, "from: %w: app %s has no pool %q", ErrNoPool, app, pool)
 		}
 		names = []string{pool}
 	}

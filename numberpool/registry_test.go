@@ -121,8 +121,8 @@ func TestPickErrors(t *testing.T) {
 		{"6 digits", "demo", "", "US", 6, nil, ""},
 		{"by pool", "demo", "wide", "US", 5, nil, ""},
 		{"4 digits give 10^4 codes", "demo", "", "US", 4, numberpool.ErrCodeSpace, fault.InvalidRequest},
-		{"unknown pool", "demo", "nope", "US", 5, fault.InvalidRequest, fault.InvalidRequest},
-		{"another app's pool", "demo", "fr", "FR", 5, fault.InvalidRequest, fault.InvalidRequest},
+		{"unknown pool", "demo", "nope", "US", 5, numberpool.ErrNoPool, fault.InvalidRequest},
+		{"another app's pool", "demo", "fr", "FR", 5, numberpool.ErrNoPool, fault.InvalidRequest},
 		{"unknown app", "nobody", "", "US", 5, numberpool.ErrNoNumbers, fault.DestinationBlocked},
 		{"no entry for the destination", "fronly", "", "US", 5, numberpool.ErrNoNumbers, fault.DestinationBlocked},
 		{"local entry", "fronly", "", "FR", 5, nil, ""},
@@ -187,7 +187,7 @@ func TestPickCooldown(t *testing.T) {
 					clis[p.CLI], codes[p.Code] = true, true
 					f.clock.Advance(time.Second)
 				}
-				if p, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) {
+				if p, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) || fault.CodeOf(err) != fault.Unavailable {
 					t.Fatalf("Pick after %d CLIs within the cooldown = %+v, %v; want ErrExhausted", tt.distinct, p, err)
 				}
 			}
@@ -196,13 +196,13 @@ func TestPickCooldown(t *testing.T) {
 			f.pick(t, "+14155552672", "US")
 			// The cooldown is kept in the store: a restart does not lift it.
 			f.reopen(t)
-			if _, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) {
+			if _, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) || fault.CodeOf(err) != fault.Unavailable {
 				t.Fatalf("Pick after a restart = %v, want ErrExhausted", err)
 			}
 			// A second before the first pick's cooldown ends, all are still held back; once the last one's
 			// ends, all are free again.
 			f.clock.Advance(cooldown - time.Duration(tt.distinct+1)*time.Second)
-			if _, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) {
+			if _, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) || fault.CodeOf(err) != fault.Unavailable {
 				t.Fatalf("Pick within the cooldown = %v, want ErrExhausted", err)
 			}
 			f.clock.Advance(time.Duration(tt.distinct+1) * time.Second)
@@ -269,7 +269,7 @@ func TestPickFindsTheLastFreeNumber(t *testing.T) {
 	if second.Code == first.Code {
 		t.Errorf("second Pick %s repeats the code of %s", second.CLI, first.CLI)
 	}
-	if _, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) {
+	if _, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) || fault.CodeOf(err) != fault.Unavailable {
 		t.Errorf("third Pick = %v, want ErrExhausted", err)
 	}
 }
@@ -341,7 +341,7 @@ func TestPickKeepsMinCodeSpaceWhenEntriesAreOut(t *testing.T) {
 				if err == nil {
 					t.Fatalf("Pick = %s of %s/%s: with the 10000-number entry out the app draws from %d codes", p.CLI, p.Pool, p.Entry, len(small))
 				}
-				if !errors.Is(err, numberpool.ErrExhausted) && !errors.Is(err, numberpool.ErrCodeSpace) {
+				if !errors.Is(err, numberpool.ErrExhausted) || fault.CodeOf(err) != fault.Unavailable && !errors.Is(err, numberpool.ErrCodeSpace) {
 					t.Fatalf("Pick: %v, want ErrExhausted or ErrCodeSpace", err)
 				}
 			}

@@ -189,7 +189,7 @@ func TestFlashCallAgainstSIPp(t *testing.T) {
 		resend         bool // resend at once: a call that never rang waits out no resend_cooldown (30 s here)
 	}{
 		{"ring_cancel", "ring_cancel.xml", false, 2 * time.Second, "missed", 487, "", "pending", false},
-		{"ring_cancel_behind_proxy", "ring_cancel.xml", true, 2 * time.Second, "missed", 487, "", "pending", false},
+		{"ring_cancel_behind_proxy", "ring_cancel_proxy.xml", true, 2 * time.Second, "missed", 487, "", "pending", false},
 		{"answer_races_cancel", "answer.xml", false, 2 * time.Second, "answered", 200, "", "pending", false},
 		{"busy", "busy.xml", false, 2 * time.Second, "failed", 486, "busy", "failed", true},
 		{"silent", "silent.xml", false, 700 * time.Millisecond, "failed", 487, "no_ring", "failed", false},

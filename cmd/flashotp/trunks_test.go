@@ -38,7 +38,7 @@ func TestDigestAuthThroughKamailio(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			uas := peers.StartUAS(t, "ring_cancel.xml", 1)
+			uas := peers.StartUAS(t, "ring_cancel_proxy.xml", 1)
 			k := peers.StartKamailio(t, "auth.cfg", uas.Addr)
 			cfg := testConfig(t, k.Addr)
 			cfg.Trunks[0].Username, cfg.Trunks[0].Password, cfg.Trunks[0].Realm = "flashotp", tc.password, "flashotp.test"
@@ -126,7 +126,7 @@ func TestTransports(t *testing.T) {
 				uas = peers.StartUASOn(t, "tcp", "ring_cancel.xml", 1)
 				trunk = uas.Addr
 			} else {
-				uas = peers.StartUAS(t, "ring_cancel.xml", 1)
+				uas = peers.StartUAS(t, "ring_cancel_proxy.xml", 1)
 				trunk = peers.StartKamailioOn(t, "tls", "tls.cfg", uas.Addr, map[string]string{"TLSCONF": tlsConf}).Addr
 			}
 			cfg := testConfig(t, trunk)
@@ -241,7 +241,7 @@ func writeTestPKI(t *testing.T, dir, name string) (caFile, certFile, keyFile str
 // outbound_proxy: requests go to the proxy with a loose Route to it, and the Request-URI names the trunk
 // (domain, here, as a carrier's SBC would want).
 func TestOutboundProxy(t *testing.T) {
-	uas := peers.StartUAS(t, "ring_cancel.xml", 1)
+	uas := peers.StartUAS(t, "ring_cancel_proxy.xml", 1)
 	proxy := peers.StartKamailio(t, "proxy.cfg", uas.Addr)
 	cfg := testConfig(t, uas.Addr)
 	cfg.Trunks[0].OutboundProxy, cfg.Trunks[0].Domain = proxy.Addr, "trunk.example"
