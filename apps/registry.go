@@ -1,14 +1,9 @@
 package apps
 
 import (
-	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flashotp/fault"
@@ -17,8 +12,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // Errors returned by Registry. Those the admin API answers come in a *fault.Error that carries the code: an
@@ -56,12 +49,6 @@ var (
 	ErrRevoked = errors.New("revoked")
 )
 
-// MaxTokenAhead is how far ahead a JWT's exp may be.
-const MaxTokenAhead = time.Hour
-
-// tokenLeeway is the clock skew allowed on a JWT's exp and iat.
-const tokenLeeway = 30 * time.Second
-
 // Store keeps the apps and their API keys. The Registry encodes every record; to a Store a record is
 // opaque bytes under its ID (an app's ID, an API key). flashotp/store implements it on bbolt.
 //
@@ -73,24 +60,6 @@ type Store interface {
 	// SaveApps writes apps and keys together, all or nothing: each record under its ID, a nil record
 	// removing its ID (removing a missing one is not an error).
 	SaveApps(ctx context.Context, apps, keys map[string][]byte) error
-}
-
-// Key is an API key as the admin API shows it; Secret is set only in the answer that made it.
-type Key struct {
-	Key        string     `json:"key"`
-	AppID      string     `json:"appid"`
-	Secret     string     `json:"secret,omitempty"`
-	FromConfig bool       `json:"from_config"`
-	CreatedAt  time.Time  `json:"created_at"`
-	RotatedAt  *time.Time `json:"rotated_at,omitempty"`
-	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
-}
-
-// storedKey is a key as the store keeps it: the secret only as a MAC and sealed.
-type storedKey struct {
-	Key
-	SecretMAC []byte `json:"secret_mac"`
-	Sealed    []byte `json:"sealed_secret"`
 }
 
 // storedApp is an app as the store keeps it.
@@ -174,12 +143,6 @@ func Open(s Store, key []byte, d Defaults, configApps []ConfigApp, pools Pools, 
 	return r, nil
 }
 
-func derive(key []byte, label string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(label))
-	return m.Sum(nil)
-}
-
 func (r *Registry) loadConfig(configApps []ConfigApp) error {
 	now := r.now().UTC()
 	inConfig := map[string]bool{}
@@ -248,16 +211,6 @@ func (r *Registry) putApp(ch *changes, a *storedApp) error {
 	return nil
 }
 
-func (r *Registry) putKey(ch *changes, k *storedKey) error {
-	v, err := json.Marshal(k)
-	if err != nil {
-		return err
-	}
-	ch.keys[k.Key.Key] = v
-	r.keys[k.Key.Key] = k
-	return nil
-}
-
 func (r *Registry) deleteApp(ch *changes, id string) {
 	ch.apps[id] = nil
 	for kid, k := range r.keys {
@@ -267,42 +220,6 @@ func (r *Registry) deleteApp(ch *changes, id string) {
 		}
 	}
 	delete(r.apps, id)
-}
-
-func (r *Registry) newKey(appID, key, secret string, now time.Time) *storedKey {
-	return &storedKey{Key: Key{Key: key, AppID: appID, CreatedAt: now}, SecretMAC: r.secretMAC(secret), Sealed: r.seal(secret)}
-}
-
-func (r *Registry) secretMAC(secret string) []byte {
-	m := hmac.New(sha256.New, r.macKey)
-	m.Write([]byte(secret))
-	return m.Sum(nil)
-}
-
-func (r *Registry) seal(secret string) []byte {
-	nonce := make([]byte, r.aead.NonceSize())
-	_, _ = rand.Read(nonce)
-	return r.aead.Seal(nonce, nonce, []byte(secret), nil)
-}
-
-func (r *Registry) unseal(sealed []byte) ([]byte, error) {
-	n := r.aead.NonceSize()
-	if len(sealed) < n {
-		return nil, errors.New("sealed secret too short")
-	}
-	return r.aead.Open(nil, sealed[:n], sealed[n:], nil)
-}
-
-func newSecret() string {
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func newKeyID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return "fk_" + hex.EncodeToString(b)
 }
 
 // Get returns app id with defaults filled. Its slices and maps are shared: read them, do not change them.
@@ -459,232 +376,4 @@ func (r *Registry) RotateWebhookSecret(id string) (string, error) {
 		return "", err
 	}
 	return secret, nil
-}
-
-// Keys returns app id's keys, without secrets, oldest first.
-func (r *Registry) Keys(id string) ([]Key, error) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if _, ok := r.apps[id]; !ok {
-		return nil, fault.Errorf(fault.NotFound, "app %q: not found", id)
-	}
-	var out []Key
-	for _, k := range r.keys {
-		if k.AppID == id {
-			out = append(out, k.Key)
-		}
-	}
-	slices.SortFunc(out, func(a, b Key) int { return a.CreatedAt.Compare(b.CreatedAt) })
-	return out, nil
-}
-
-// CreateKey makes a new key for app id and returns it with its secret.
-func (r *Registry) CreateKey(id string) (Key, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.apps[id]; !ok {
-		return Key{}, fault.Errorf(fault.NotFound, "app %q: not found", id)
-	}
-	secret := newSecret()
-	k := r.newKey(id, newKeyID(), secret, r.now().UTC())
-	if err := r.write(func(ch *changes) error { return r.putKey(ch, k) }); err != nil {
-		return Key{}, err
-	}
-	out := k.Key
-	out.Secret = secret
-	return out, nil
-}
-
-// changeKey applies fn to a copy of app id's key and stores it.
-func (r *Registry) changeKey(id, key string, fn func(k *storedKey, now time.Time)) (Key, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	cur, ok := r.keys[key]
-	if !ok || cur.AppID != id {
-		return Key{}, fault.Errorf(fault.NotFound, "key %q of app %q: not found", key, id)
-	}
-	if cur.FromConfig {
-		return Key{}, fault.Errorf(fault.Conflict, "key %q: %w; change it there", key, ErrFromConfig)
-	}
-	if cur.RevokedAt != nil {
-		return Key{}, fault.Errorf(fault.Conflict, "key %q: %w", key, ErrRevoked)
-	}
-	next := *cur
-	fn(&next, r.now().UTC())
-	if err := r.write(func(ch *changes) error { return r.putKey(ch, &next) }); err != nil {
-		return Key{}, err
-	}
-	return next.Key, nil
-}
-
-// RotateKey gives key a new secret; the old one stops working at once. (For an overlap, create a second
-// key, move the clients, then revoke the first.)
-func (r *Registry) RotateKey(id, key string) (Key, error) {
-	secret := newSecret()
-	k, err := r.changeKey(id, key, func(k *storedKey, now time.Time) {
-		k.SecretMAC, k.Sealed, k.RotatedAt = r.secretMAC(secret), r.seal(secret), &now
-	})
-	if err != nil {
-		return Key{}, err
-	}
-	k.Secret = secret
-	return k, nil
-}
-
-// RevokeKey stops key from working for good; it stays listed as revoked.
-func (r *Registry) RevokeKey(id, key string) (Key, error) {
-	return r.changeKey(id, key, func(k *storedKey, now time.Time) { k.RevokedAt = &now })
-}
-
-// AuthError is a refused credential, for the log and the metrics (the client is told only
-// "unauthorized"). It matches ErrUnauthorized and its Reason. It never holds a secret, a token or a
-// signature.
-type AuthError struct {
-	// Reason is why: ErrNoCredentials, ErrMalformed, ErrUnknownKey, ErrRevokedKey, ErrWrongSecret,
-	// ErrTokenExpired, ErrMissingClaim, ErrInvalidClaim or ErrBadSignature.
-	Reason error
-	// Key and AppID are set when the credential named a key that exists: an unknown key is not repeated,
-	// it may be a secret pasted in the wrong place.
-	Key, AppID string
-	// Claim names the JWT claim of ErrMissingClaim and ErrInvalidClaim.
-	Claim string
-	// Err is the detail (the JWT library's), if any.
-	Err error
-}
-
-func (e *AuthError) Error() string {
-	msg := ErrUnauthorized.Error() + ": " + e.Reason.Error()
-	if e.Claim != "" {
-		msg += " " + e.Claim
-	}
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
-	}
-	return msg
-}
-
-// Unwrap lets errors.Is match ErrUnauthorized and the Reason.
-func (e *AuthError) Unwrap() []error { return []error{ErrUnauthorized, e.Reason} }
-
-// Authenticate returns the app of key if secret is its secret.
-func (r *Registry) Authenticate(key, secret string) (string, error) {
-	r.mu.RLock()
-	k, ok := r.keys[key]
-	r.mu.RUnlock()
-	// The MAC is computed either way, so the time taken does not tell a known key from an unknown one.
-	got := r.secretMAC(secret)
-	switch {
-	case key == "" || secret == "":
-		e := &AuthError{Reason: ErrNoCredentials}
-		if ok {
-			e.Key, e.AppID = key, k.AppID
-		}
-		return "", e
-	case !ok:
-		return "", &AuthError{Reason: ErrUnknownKey}
-	case !hmac.Equal(got, k.SecretMAC):
-		return "", &AuthError{Reason: ErrWrongSecret, Key: key, AppID: k.AppID}
-	case k.RevokedAt != nil:
-		return "", &AuthError{Reason: ErrRevokedKey, Key: key, AppID: k.AppID}
-	}
-	return k.AppID, nil
-}
-
-// AuthenticateJWT checks a JWT signed (HS256) with a key's secret, its iss the key, with exp at most
-// MaxTokenAhead ahead and iat set, and returns the key's app and the key.
-func (r *Registry) AuthenticateJWT(token string) (appID, key string, err error) {
-	claims := tokenClaims{}
-	refused := &AuthError{}
-	_, err = jwt.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
-		iss, _ := t.Claims.GetIssuer()
-		if iss == "" {
-			refused.Reason, refused.Claim = ErrMissingClaim, "iss"
-			return nil, refused
-		}
-		r.mu.RLock()
-		k, ok := r.keys[iss]
-		r.mu.RUnlock()
-		if !ok {
-			refused.Reason = ErrUnknownKey
-			return nil, refused
-		}
-		// Known from here on: every later refusal names the key.
-		refused.Key, refused.AppID = iss, k.AppID
-		if k.RevokedAt != nil {
-			refused.Reason = ErrRevokedKey
-			return nil, refused
-		}
-		return r.unseal(k.Sealed)
-	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
-		jwt.WithLeeway(tokenLeeway), jwt.WithTimeFunc(r.now))
-	switch {
-	case refused.Reason != nil:
-	case err != nil:
-		refused.Reason, refused.Claim, refused.Err = jwtReason(err), jwtClaim(err), err
-	case claims.notNumeric != "":
-		refused.Reason, refused.Claim = ErrInvalidClaim, claims.notNumeric
-		refused.Err = errors.New("not a number (RFC 7519 NumericDate)")
-	case claims.IssuedAt == nil:
-		refused.Reason, refused.Claim = ErrMissingClaim, "iat"
-	case claims.ExpiresAt.Time.After(r.now().Add(MaxTokenAhead + tokenLeeway)):
-		refused.Reason, refused.Claim = ErrInvalidClaim, "exp"
-		refused.Err = fmt.Errorf("more than %s ahead", MaxTokenAhead)
-	default:
-		return refused.AppID, refused.Key, nil
-	}
-	return "", "", refused
-}
-
-// tokenClaims are a JWT's registered claims read strictly: exp, iat and nbf are NumericDates, JSON numbers
-// (RFC 7519 section 2), but jwt.NumericDate also takes a number written as a string ("exp": "1700000000"),
-// which a token from a careless or hostile issuer should not get away with.
-type tokenClaims struct {
-	jwt.RegisteredClaims
-	notNumeric string // the first of exp, iat and nbf given as something other than a number
-}
-
-// UnmarshalJSON notes a date claim that is not a JSON number, then reads the claims as jwt does.
-func (c *tokenClaims) UnmarshalJSON(b []byte) error {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
-	}
-	for _, name := range []string{"exp", "iat", "nbf"} {
-		v, ok := raw[name]
-		if v = bytes.TrimSpace(v); ok && c.notNumeric == "" && (len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9'))) {
-			c.notNumeric = name
-		}
-	}
-	return json.Unmarshal(b, &c.RegisteredClaims)
-}
-
-// jwtReason is the reason of a refusal by the JWT library.
-func jwtReason(err error) error {
-	switch {
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return ErrBadSignature
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return ErrTokenExpired
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return ErrMissingClaim
-	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued), errors.Is(err, jwt.ErrTokenNotValidYet):
-		return ErrInvalidClaim
-	}
-	// Malformed, an unknown alg, claims of the wrong type.
-	return ErrMalformed
-}
-
-// jwtClaim names the claim of a missing or invalid claim refused by the JWT library.
-func jwtClaim(err error) string {
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return ""
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "exp" // the only claim the library is asked to require
-	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return "iat"
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return "nbf"
-	}
-	return ""
 }
