@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"io"
@@ -23,13 +24,13 @@ import (
 type PoolAdmin interface {
 	Pools() ([]numberpool.Report, []numberpool.AppSpace)
 	Pool(name string) (numberpool.Pool, bool)
-	PutPool(p numberpool.Pool) (numberpool.Pool, error)
-	CreatePool(p numberpool.Pool) (numberpool.Pool, error)
-	DeletePool(name string) error
-	AddEntry(pool string, e numberpool.Entry) (numberpool.Entry, error)
-	RemoveEntry(pool, id string) error
-	QuarantineNow(t numberpool.Target, d time.Duration, reason string) (numberpool.Quarantine, error)
-	Release(t numberpool.Target) error
+	PutPool(ctx context.Context, p numberpool.Pool) (numberpool.Pool, error)
+	CreatePool(ctx context.Context, p numberpool.Pool) (numberpool.Pool, error)
+	DeletePool(ctx context.Context, name string) error
+	AddEntry(ctx context.Context, pool string, e numberpool.Entry) (numberpool.Entry, error)
+	RemoveEntry(ctx context.Context, pool, id string) error
+	QuarantineNow(ctx context.Context, t numberpool.Target, d time.Duration, reason string) (numberpool.Quarantine, error)
+	Release(ctx context.Context, t numberpool.Target) error
 }
 
 var _ PoolAdmin = (*numberpool.Registry)(nil)
@@ -124,7 +125,7 @@ func (s *Server) createPool(c *fiber.Ctx) error {
 	if err := decode(c, &p, "name", "entries"); err != nil {
 		return err
 	}
-	saved, err := s.cfg.Pools.CreatePool(p)
+	saved, err := s.cfg.Pools.CreatePool(c.UserContext(), p)
 	if err != nil {
 		return err
 	}
@@ -140,7 +141,7 @@ func (s *Server) replacePool(c *fiber.Ctx) error {
 		return fault.Errorf(fault.InvalidRequest, "name: %q differs from the path's %q", p.Name, param(c, "name"))
 	}
 	p.Name = param(c, "name")
-	saved, err := s.cfg.Pools.PutPool(p)
+	saved, err := s.cfg.Pools.PutPool(c.UserContext(), p)
 	if err != nil {
 		return err
 	}
@@ -148,7 +149,7 @@ func (s *Server) replacePool(c *fiber.Ctx) error {
 }
 
 func (s *Server) deletePool(c *fiber.Ctx) error {
-	if err := s.cfg.Pools.DeletePool(param(c, "name")); err != nil {
+	if err := s.cfg.Pools.DeletePool(c.UserContext(), param(c, "name")); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -167,7 +168,7 @@ func (s *Server) addEntry(c *fiber.Ctx) error {
 	if err := decode(c, &e, "numbers"); err != nil {
 		return err
 	}
-	added, err := s.cfg.Pools.AddEntry(param(c, "name"), e)
+	added, err := s.cfg.Pools.AddEntry(c.UserContext(), param(c, "name"), e)
 	if err != nil {
 		return err
 	}
@@ -175,7 +176,7 @@ func (s *Server) addEntry(c *fiber.Ctx) error {
 }
 
 func (s *Server) removeEntry(c *fiber.Ctx) error {
-	if err := s.cfg.Pools.RemoveEntry(param(c, "name"), param(c, "id")); err != nil {
+	if err := s.cfg.Pools.RemoveEntry(c.UserContext(), param(c, "name"), param(c, "id")); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -197,7 +198,7 @@ func (s *Server) quarantine(c *fiber.Ctx) error {
 	if reason == "" {
 		reason = "by hand"
 	}
-	q, err := s.cfg.Pools.QuarantineNow(numberpool.Target{Pool: param(c, "name"), CLI: b.CLI, Entry: b.Entry}, time.Duration(b.For), reason)
+	q, err := s.cfg.Pools.QuarantineNow(c.UserContext(), numberpool.Target{Pool: param(c, "name"), CLI: b.CLI, Entry: b.Entry}, time.Duration(b.For), reason)
 	if err != nil {
 		return err
 	}
@@ -209,7 +210,7 @@ func (s *Server) release(c *fiber.Ctx) error {
 	if err := decode(c, &b); err != nil {
 		return err
 	}
-	if err := s.cfg.Pools.Release(numberpool.Target{Pool: param(c, "name"), CLI: b.CLI, Entry: b.Entry}); err != nil {
+	if err := s.cfg.Pools.Release(c.UserContext(), numberpool.Target{Pool: param(c, "name"), CLI: b.CLI, Entry: b.Entry}); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -76,7 +76,7 @@ func newEnvWith(t testing.TB, token string) *env {
 		return numberpool.Pool{Name: name, Entries: []numberpool.Entry{{Numbers: []string{numbers}, Enabled: true}}}.WithDefaults()
 	}
 	var err error
-	e.pools, err = numberpool.NewRegistry(numberpool.Config{
+	e.pools, err = numberpool.NewRegistry(t.Context(), numberpool.Config{
 		Apps:         map[string][]string{"demo": {"demo", "live"}, "other": {"other"}, "short": {"short"}},
 		CodeLength:   4,
 		MinCodeSpace: 10000,

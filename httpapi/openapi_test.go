@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"regexp"
@@ -18,19 +19,23 @@ type noPools struct{}
 
 var _ PoolAdmin = noPools{}
 
-func (noPools) Pools() ([]numberpool.Report, []numberpool.AppSpace)   { return nil, nil }
-func (noPools) PutPool(p numberpool.Pool) (numberpool.Pool, error)    { return p, nil }
-func (noPools) Pool(string) (numberpool.Pool, bool)                   { return numberpool.Pool{}, false }
-func (noPools) CreatePool(p numberpool.Pool) (numberpool.Pool, error) { return p, nil }
-func (noPools) DeletePool(string) error                               { return nil }
-func (noPools) AddEntry(_ string, e numberpool.Entry) (numberpool.Entry, error) {
+func (noPools) Pools() ([]numberpool.Report, []numberpool.AppSpace) { return nil, nil }
+func (noPools) PutPool(_ context.Context, p numberpool.Pool) (numberpool.Pool, error) {
+	return p, nil
+}
+func (noPools) Pool(string) (numberpool.Pool, bool) { return numberpool.Pool{}, false }
+func (noPools) CreatePool(_ context.Context, p numberpool.Pool) (numberpool.Pool, error) {
+	return p, nil
+}
+func (noPools) DeletePool(context.Context, string) error { return nil }
+func (noPools) AddEntry(_ context.Context, _ string, e numberpool.Entry) (numberpool.Entry, error) {
 	return e, nil
 }
-func (noPools) RemoveEntry(string, string) error { return nil }
-func (noPools) QuarantineNow(numberpool.Target, time.Duration, string) (numberpool.Quarantine, error) {
+func (noPools) RemoveEntry(context.Context, string, string) error { return nil }
+func (noPools) QuarantineNow(context.Context, numberpool.Target, time.Duration, string) (numberpool.Quarantine, error) {
 	return numberpool.Quarantine{}, nil
 }
-func (noPools) Release(numberpool.Target) error { return nil }
+func (noPools) Release(context.Context, numberpool.Target) error { return nil }
 
 // fiberParam is a path parameter as fiber writes it (:name); OpenAPI writes {name}.
 var fiberParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)

@@ -72,7 +72,7 @@ func (r *Registry) Pool(name string) (Pool, bool) {
 
 // change applies fn to a copy of the pool set, checks every app's code space on the result, stores the
 // changed pool (or deletes it), and swaps the result in: a change takes effect at once or not at all.
-func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool, err error)) (Pool, error) {
+func (r *Registry) change(ctx context.Context, name string, fn func(p *Pool, exists bool) (keep bool, err error)) (Pool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur, exists := r.pools[name]
@@ -116,9 +116,9 @@ func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool,
 		return Pool{}, fault.Errorf(fault.Conflict, "%w: %w", ErrInUse, err)
 	}
 	if keep {
-		err = r.save(p)
+		err = r.save(ctx, p)
 	} else {
-		err = r.store.DeletePool(context.Background(), name)
+		err = r.store.DeletePool(ctx, name)
 	}
 	if err != nil {
 		return Pool{}, err
@@ -136,7 +136,8 @@ func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool,
 			delete(r.entryUses, key)
 			if _, ok := r.quarantine["entry:"+key]; ok {
 				delete(r.quarantine, "entry:"+key)
-				if err := r.store.DeleteQuarantine(context.Background(), "entry:"+key); err != nil {
+				// The pool is stored changed: its old entry's quarantine goes too, whoever waits.
+				if err := r.store.DeleteQuarantine(context.WithoutCancel(ctx), "entry:"+key); err != nil {
 					r.cfg.Log.Error("drop quarantine", "err", err)
 				}
 			}
@@ -148,9 +149,9 @@ func (r *Registry) change(name string, fn func(p *Pool, exists bool) (keep bool,
 }
 
 // PutPool creates or replaces a pool.
-func (r *Registry) PutPool(p Pool) (Pool, error) {
+func (r *Registry) PutPool(ctx context.Context, p Pool) (Pool, error) {
 	p = adminMade(p)
-	return r.change(p.Name, func(cur *Pool, _ bool) (bool, error) {
+	return r.change(ctx, p.Name, func(cur *Pool, _ bool) (bool, error) {
 		*cur = p
 		return true, nil
 	})
@@ -168,9 +169,9 @@ func adminMade(p Pool) Pool {
 }
 
 // CreatePool creates a pool; it fails with fault.Conflict if the name is taken.
-func (r *Registry) CreatePool(p Pool) (Pool, error) {
+func (r *Registry) CreatePool(ctx context.Context, p Pool) (Pool, error) {
 	p = adminMade(p)
-	return r.change(p.Name, func(cur *Pool, exists bool) (bool, error) {
+	return r.change(ctx, p.Name, func(cur *Pool, exists bool) (bool, error) {
 		if exists {
 			return false, fault.Errorf(fault.Conflict, "exists: pool %q; PUT replaces it", p.Name)
 		}
@@ -180,8 +181,8 @@ func (r *Registry) CreatePool(p Pool) (Pool, error) {
 }
 
 // DeletePool removes a pool.
-func (r *Registry) DeletePool(name string) error {
-	_, err := r.change(name, func(_ *Pool, exists bool) (bool, error) {
+func (r *Registry) DeletePool(ctx context.Context, name string) error {
+	_, err := r.change(ctx, name, func(_ *Pool, exists bool) (bool, error) {
 		if !exists {
 			return false, fault.Errorf(fault.NotFound, "not found: pool %q", name)
 		}
@@ -191,8 +192,8 @@ func (r *Registry) DeletePool(name string) error {
 }
 
 // AddEntry adds an entry to a pool, giving it an ID if it has none.
-func (r *Registry) AddEntry(pool string, e Entry) (Entry, error) {
-	p, err := r.change(pool, func(p *Pool, exists bool) (bool, error) {
+func (r *Registry) AddEntry(ctx context.Context, pool string, e Entry) (Entry, error) {
+	p, err := r.change(ctx, pool, func(p *Pool, exists bool) (bool, error) {
 		if !exists {
 			return false, fault.Errorf(fault.NotFound, "not found: pool %q", pool)
 		}
@@ -207,8 +208,8 @@ func (r *Registry) AddEntry(pool string, e Entry) (Entry, error) {
 }
 
 // RemoveEntry removes an entry from a pool.
-func (r *Registry) RemoveEntry(pool, id string) error {
-	_, err := r.change(pool, func(p *Pool, exists bool) (bool, error) {
+func (r *Registry) RemoveEntry(ctx context.Context, pool, id string) error {
+	_, err := r.change(ctx, pool, func(p *Pool, exists bool) (bool, error) {
 		i := slices.IndexFunc(p.Entries, func(x Entry) bool { return x.ID == id })
 		if !exists || i < 0 {
 			return false, fault.Errorf(fault.NotFound, "not found: entry %q of pool %q", id, pool)
@@ -251,7 +252,7 @@ func (r *Registry) targetKey(t Target) (string, error) {
 }
 
 // QuarantineNow leaves t out of picks for d (0: the pool's quarantine_for).
-func (r *Registry) QuarantineNow(t Target, d time.Duration, reason string) (Quarantine, error) {
+func (r *Registry) QuarantineNow(ctx context.Context, t Target, d time.Duration, reason string) (Quarantine, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key, err := r.targetKey(t)
@@ -268,12 +269,12 @@ func (r *Registry) QuarantineNow(t Target, d time.Duration, reason string) (Quar
 		q.CLI = r.mask("+" + d)
 		q.Entry = r.pools[t.Pool].Entries[slices.IndexFunc(r.pools[t.Pool].sets, func(s set) bool { return s.covers(d) })].ID
 	}
-	r.setQuarantine(key, q)
+	r.setQuarantine(ctx, key, q)
 	return q, nil
 }
 
 // Release lifts the quarantine of t.
-func (r *Registry) Release(t Target) error {
+func (r *Registry) Release(ctx context.Context, t Target) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key, err := r.targetKey(t)
@@ -287,5 +288,5 @@ func (r *Registry) Release(t Target) error {
 	if e, ok := strings.CutPrefix(key, "entry:"); ok {
 		delete(r.rejections, e)
 	}
-	return r.store.DeleteQuarantine(context.Background(), key)
+	return r.store.DeleteQuarantine(ctx, key)
 }

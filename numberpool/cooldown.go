@@ -11,23 +11,23 @@ import (
 // flushEvery is how often recent-call histories are written to the store.
 const flushEvery = 50 * time.Millisecond
 
-// flusher writes the histories Pick left pending, until Close.
-func (r *Registry) flusher() {
+// flusher writes the histories Pick left pending, under ctx, until Close.
+func (r *Registry) flusher(ctx context.Context) {
 	defer close(r.flushed)
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
 	for {
 		select {
 		case <-r.stop:
-			r.flush()
+			r.flush(ctx)
 			return
 		case <-tick.C:
-			r.flush()
+			r.flush(ctx)
 		}
 	}
 }
 
-func (r *Registry) flush() {
+func (r *Registry) flush(ctx context.Context) {
 	r.pendingMu.Lock()
 	batch := r.pending
 	r.pending = map[string][]byte{}
@@ -35,7 +35,7 @@ func (r *Registry) flush() {
 	if len(batch) == 0 {
 		return
 	}
-	if err := r.store.PutRecentCalls(context.Background(), batch); err != nil {
+	if err := r.store.PutRecentCalls(ctx, batch); err != nil {
 		r.cfg.Log.Error("store recent calls", "recipients", len(batch), "err", err)
 	}
 }
@@ -73,12 +73,12 @@ func (h *recentCalls) add(until time.Time, cli, code string) {
 	h.Items = append(h.Items, recentItem{Until: until, CLI: cli, Code: code})
 }
 
-func (r *Registry) recentFor(recipient string) (*recentCalls, error) {
+func (r *Registry) recentFor(ctx context.Context, recipient string) (*recentCalls, error) {
 	if h, ok := r.recent[recipient]; ok {
 		return h, nil
 	}
 	h := &recentCalls{}
-	data, err := r.store.RecentCalls(context.Background(), recipient)
+	data, err := r.store.RecentCalls(ctx, recipient)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("recent calls: %w", err) // never a send without its cooldown

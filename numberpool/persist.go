@@ -9,8 +9,8 @@ import (
 // cooldown's history). The Registry encodes every record; to a Store a record is opaque bytes under a name.
 // flashotp/store implements it on bbolt.
 //
-// The Registry's own methods take no context yet: each of its writes is one short call, and the writes it
-// makes in the background (histories, quarantines) must happen whatever became of the request.
+// The Registry's methods that read or write it take the caller's ctx; the writes that must happen whatever
+// became of the request (histories, quarantines after a rejection) go under context.WithoutCancel.
 type Store interface {
 	// LoadPools calls fn with every stored pool, in name order, from one consistent read; fn must not
 	// call the Store.
@@ -34,10 +34,10 @@ type Store interface {
 	PutRecentCalls(ctx context.Context, histories map[string][]byte) error
 }
 
-func (r *Registry) save(p Pool) error {
+func (r *Registry) save(ctx context.Context, p Pool) error {
 	data, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
-	return r.store.PutPool(context.Background(), p.Name, data)
+	return r.store.PutPool(ctx, p.Name, data)
 }

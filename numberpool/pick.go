@@ -1,6 +1,7 @@
 package numberpool
 
 import (
+	"context"
 	"encoding/json"
 	"flashotp/fault"
 	"fmt"
@@ -89,7 +90,7 @@ type Picked struct {
 // Its errors are answers to the send as they are: an unknown pool or too small a code space is
 // fault.InvalidRequest naming the send's field (from, code_length), no number for the destination
 // fault.DestinationBlocked, every number held back fault.Unavailable.
-func (r *Registry) Pick(req PickRequest) (Picked, error) {
+func (r *Registry) Pick(ctx context.Context, req PickRequest) (Picked, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	all, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, false)
@@ -130,7 +131,7 @@ func (r *Registry) Pick(req PickRequest) (Picked, error) {
 		weights[i] = float64(c.e().Weight) * float64(c.s().size())
 		total += weights[i]
 	}
-	hist, err := r.recentFor(req.Recipient)
+	hist, err := r.recentFor(ctx, req.Recipient)
 	if err != nil {
 		return Picked{}, err
 	}

@@ -107,7 +107,7 @@ func (f *fixture) close() {
 func (f *fixture) reopen(t testing.TB) {
 	t.Helper()
 	f.close()
-	reg, err := numberpool.NewRegistry(f.cfg, f.db, f.configs)
+	reg, err := numberpool.NewRegistry(t.Context(), f.cfg, f.db, f.configs)
 	if err != nil {
 		t.Fatalf("NewRegistry: %v", err)
 	}
@@ -117,7 +117,7 @@ func (f *fixture) reopen(t testing.TB) {
 // pick draws a CLI for recipient of country with 4-digit codes from the app "demo".
 func (f *fixture) pick(t testing.TB, recipient, country string) numberpool.Picked {
 	t.Helper()
-	p, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: recipient, Country: country, CodeLength: 4})
+	p, err := f.reg.Pick(t.Context(), numberpool.PickRequest{App: "demo", Recipient: recipient, Country: country, CodeLength: 4})
 	if err != nil {
 		t.Fatalf("Pick(%s, %s): %v", recipient, country, err)
 	}

@@ -36,14 +36,16 @@ var callerRe = regexp.MustCompile(`(?i)caller|calling|\bcli\b|\bani\b|identity|p
 // quarantines the CLI for QuarantineFor; QuarantineAfter distinct CLIs of one entry quarantined within that
 // time quarantine the whole entry. Anything else (a 484 for the dialled number, a 488 for codecs) is not
 // the CLI's fault and changes nothing.
-func (r *Registry) Reject(cli string, sipCode int, reason string, rang bool) {
+func (r *Registry) Reject(ctx context.Context, cli string, sipCode int, reason string, rang bool) {
 	if !callerRe.MatchString(reason) && (sipCode != 403 || rang) {
 		return
 	}
 	writes := r.reject(cli, sipCode, reason)
+	// The quarantines are in force already: the store must keep them whoever waits for this call.
+	ctx = context.WithoutCancel(ctx)
 	for key, q := range writes { // after the lock: a burst of rejections must not stall the sends
 		data, _ := json.Marshal(q)
-		if err := r.store.PutQuarantine(context.Background(), key, data); err != nil {
+		if err := r.store.PutQuarantine(ctx, key, data); err != nil {
 			r.cfg.Log.Error("store quarantine", "err", err)
 		}
 	}
@@ -99,10 +101,10 @@ func (r *Registry) mask(cli string) string {
 	return cli[:len(cli)-n] + strings.Repeat("*", n)
 }
 
-func (r *Registry) setQuarantine(key string, q Quarantine) {
+func (r *Registry) setQuarantine(ctx context.Context, key string, q Quarantine) {
 	r.quarantine[key] = q
 	data, _ := json.Marshal(q)
-	if err := r.store.PutQuarantine(context.Background(), key, data); err != nil {
+	if err := r.store.PutQuarantine(ctx, key, data); err != nil {
 		r.cfg.Log.Error("store quarantine", "err", err)
 	}
 }

@@ -56,14 +56,16 @@ type livePool struct {
 
 // NewRegistry loads the stored pools, puts configPools over them (a config pool always wins and is marked
 // from config; a stored config pool no longer in the config is dropped), and checks every app's code space.
-func NewRegistry(cfg Config, s Store, configPools []Pool) (*Registry, error) {
+//
+// The flusher it starts, writing the recent-call histories, runs until Close under ctx without its
+// cancellation.
+func NewRegistry(ctx context.Context, cfg Config, s Store, configPools []Pool) (*Registry, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	ctx := context.Background()
 	r := &Registry{cfg: cfg, store: s, pools: map[string]*livePool{}, quarantine: map[string]Quarantine{},
 		rejections: map[string]map[string]time.Time{}, uses: map[string]uint64{}, entryUses: map[string]uint64{}, recent: map[string]*recentCalls{},
 		spaceCache: map[string]Space{}, codeLengths: map[string]int{}, pending: map[string][]byte{},
@@ -128,7 +130,7 @@ func NewRegistry(cfg Config, s Store, configPools []Pool) (*Registry, error) {
 			return nil, fmt.Errorf("pool %s: %w", p.Name, err)
 		}
 		r.warnCountries(lp.Pool)
-		if err := r.save(lp.Pool); err != nil {
+		if err := r.save(ctx, lp.Pool); err != nil {
 			return nil, err
 		}
 		r.pools[p.Name] = lp
@@ -155,7 +157,8 @@ func NewRegistry(cfg Config, s Store, configPools []Pool) (*Registry, error) {
 			return nil, err
 		}
 	}
-	go r.flusher()
+	// Close ends the flusher, not ctx: histories picked after ctx ended are still written, the last at Close.
+	go r.flusher(context.WithoutCancel(ctx))
 	return r, nil
 }
 

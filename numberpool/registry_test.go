@@ -2,6 +2,7 @@ package numberpool_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,7 +81,7 @@ func TestNewRegistry(t *testing.T) {
 				apps = map[string][]string{"demo": {"demo"}}
 			}
 			cfg := numberpool.Config{Apps: apps, CodeLength: tt.codeLength, MinCodeSpace: tt.minCodeSpace, Key: db.Key(), Now: newClock().Now, Log: quietLog()}
-			r, err := numberpool.NewRegistry(cfg, db, tt.pools)
+			r, err := numberpool.NewRegistry(t.Context(), cfg, db, tt.pools)
 			if tt.wantErr == nil {
 				if err != nil || r == nil {
 					t.Fatalf("NewRegistry = %v, %v; want a registry", r, err)
@@ -132,7 +133,7 @@ func TestPickErrors(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := f.reg.Pick(numberpool.PickRequest{App: tt.app, Pool: tt.pool, Recipient: recipient(i), Country: tt.country, CodeLength: tt.codeLength})
+			p, err := f.reg.Pick(t.Context(), numberpool.PickRequest{App: tt.app, Pool: tt.pool, Recipient: recipient(i), Country: tt.country, CodeLength: tt.codeLength})
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("Pick: %v", err)
@@ -187,7 +188,7 @@ func TestPickCooldown(t *testing.T) {
 					clis[p.CLI], codes[p.Code] = true, true
 					f.clock.Advance(time.Second)
 				}
-				if p, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) || fault.CodeOf(err) != fault.Unavailable {
+				if p, err := f.reg.Pick(t.Context(), numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) || fault.CodeOf(err) != fault.Unavailable {
 					t.Fatalf("Pick after %d CLIs within the cooldown = %+v, %v; want ErrExhausted", tt.distinct, p, err)
 				}
 			}
@@ -196,13 +197,13 @@ func TestPickCooldown(t *testing.T) {
 			f.pick(t, "+14155552672", "US")
 			// The cooldown is kept in the store: a restart does not lift it.
 			f.reopen(t)
-			if _, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) || fault.CodeOf(err) != fault.Unavailable {
+			if _, err := f.reg.Pick(t.Context(), numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) || fault.CodeOf(err) != fault.Unavailable {
 				t.Fatalf("Pick after a restart = %v, want ErrExhausted", err)
 			}
 			// A second before the first pick's cooldown ends, all are still held back; once the last one's
 			// ends, all are free again.
 			f.clock.Advance(cooldown - time.Duration(tt.distinct+1)*time.Second)
-			if _, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) || fault.CodeOf(err) != fault.Unavailable {
+			if _, err := f.reg.Pick(t.Context(), numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) || fault.CodeOf(err) != fault.Unavailable {
 				t.Fatalf("Pick within the cooldown = %v, want ErrExhausted", err)
 			}
 			f.clock.Advance(time.Duration(tt.distinct+1) * time.Second)
@@ -262,14 +263,14 @@ func TestPickFindsTheLastFreeNumber(t *testing.T) {
 	f := newFixture(t, numberpool.Config{}, pool("demo", entry("+44XXXXX0000"), entry("+442079461234")))
 	const who = "+14155552671"
 	first := f.pick(t, who, "US")
-	second, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4})
+	second, err := f.reg.Pick(t.Context(), numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4})
 	if err != nil {
 		t.Fatalf("second Pick after %s: %v; want the one number whose code the recipient has not had", first.CLI, err)
 	}
 	if second.Code == first.Code {
 		t.Errorf("second Pick %s repeats the code of %s", second.CLI, first.CLI)
 	}
-	if _, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) || fault.CodeOf(err) != fault.Unavailable {
+	if _, err := f.reg.Pick(t.Context(), numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); !errors.Is(err, numberpool.ErrExhausted) || fault.CodeOf(err) != fault.Unavailable {
 		t.Errorf("third Pick = %v, want ErrExhausted", err)
 	}
 }
@@ -279,7 +280,7 @@ func TestPickFindsTheLastFreeNumber(t *testing.T) {
 func TestPickFromPoolKeepsMinCodeSpace(t *testing.T) {
 	f := newFixture(t, numberpool.Config{Apps: map[string][]string{"demo": {"main", "vip"}}, MinCodeSpace: 10000},
 		pool("main", entry("+44207946XXXX")), pool("vip", entry("+12025550100", "+12025550101", "+12025550102")))
-	p, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Pool: "vip", Recipient: "+14155552671", Country: "US", CodeLength: 4})
+	p, err := f.reg.Pick(t.Context(), numberpool.PickRequest{App: "demo", Pool: "vip", Recipient: "+14155552671", Country: "US", CodeLength: 4})
 	// ErrCodeSpace (400: the request asks for too small a pool) says it best; ErrExhausted would do.
 	if !errors.Is(err, numberpool.ErrCodeSpace) && !errors.Is(err, numberpool.ErrExhausted) {
 		t.Errorf("Pick from pool vip (3 codes, minimum 10000) = %s (code %s), %v; want ErrCodeSpace", p.CLI, p.Code, err)
@@ -295,14 +296,14 @@ func TestPickKeepsMinCodeSpaceWhenEntriesAreOut(t *testing.T) {
 		out  func(t *testing.T, f *fixture) (refused bool) // takes the big entry (live/e1) out
 	}{
 		{"big entry quarantined by hand", func(t *testing.T, f *fixture) bool {
-			if _, err := f.reg.QuarantineNow(numberpool.Target{Pool: "live", Entry: "e1"}, time.Hour, "test"); err != nil {
+			if _, err := f.reg.QuarantineNow(t.Context(), numberpool.Target{Pool: "live", Entry: "e1"}, time.Hour, "test"); err != nil {
 				t.Fatalf("QuarantineNow: %v", err)
 			}
 			return false
 		}},
 		{"big entry quarantined by rejections", func(t *testing.T, f *fixture) bool {
 			for i := range numberpool.DefaultQuarantineAfter {
-				f.reg.Reject(fmt.Sprintf("+4420794600%02d", i), 403, "Forbidden", false)
+				f.reg.Reject(t.Context(), fmt.Sprintf("+4420794600%02d", i), 403, "Forbidden", false)
 			}
 			if _, ok := f.report(t, "live").Quarantine["entry:e1"]; !ok {
 				t.Fatalf("entry e1 not quarantined after %d rejections", numberpool.DefaultQuarantineAfter)
@@ -313,7 +314,7 @@ func TestPickKeepsMinCodeSpaceWhenEntriesAreOut(t *testing.T) {
 			p := f.report(t, "live").Pool
 			p.Entries = slices.Clone(p.Entries)
 			p.Entries[0].Enabled = false
-			_, err := f.reg.PutPool(p)
+			_, err := f.reg.PutPool(t.Context(), p)
 			if errors.Is(err, numberpool.ErrInUse) {
 				return true
 			}
@@ -327,7 +328,7 @@ func TestPickKeepsMinCodeSpaceWhenEntriesAreOut(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// The app's code space comes from the stored pool live: open without the minimum, make it, reopen.
 			f := newFixture(t, numberpool.Config{Apps: map[string][]string{"demo": {"base", "live"}}}, pool("base", entry(small...)))
-			if _, err := f.reg.PutPool(pool("live", entry("+44207946XXXX"))); err != nil {
+			if _, err := f.reg.PutPool(t.Context(), pool("live", entry("+44207946XXXX"))); err != nil {
 				t.Fatalf("PutPool: %v", err)
 			}
 			f.cfg.MinCodeSpace = 10000
@@ -337,7 +338,7 @@ func TestPickKeepsMinCodeSpaceWhenEntriesAreOut(t *testing.T) {
 				return
 			}
 			for i := range 20 {
-				p, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: recipient(i + 1), Country: "US", CodeLength: 4})
+				p, err := f.reg.Pick(t.Context(), numberpool.PickRequest{App: "demo", Recipient: recipient(i + 1), Country: "US", CodeLength: 4})
 				if err == nil {
 					t.Fatalf("Pick = %s of %s/%s: with the 10000-number entry out the app draws from %d codes", p.CLI, p.Pool, p.Entry, len(small))
 				}
@@ -386,7 +387,7 @@ func TestReject(t *testing.T) {
 				p.QuarantineCodes = tt.codes
 			}
 			f := newFixture(t, numberpool.Config{}, p)
-			f.reg.Reject(tt.cli, tt.sipCode, tt.reason, tt.rang)
+			f.reg.Reject(t.Context(), tt.cli, tt.sipCode, tt.reason, tt.rang)
 			q, ok := f.report(t, "demo").Quarantine["cli:"+masked(tt.cli)]
 			if ok != tt.quarantine {
 				t.Fatalf("after Reject(%s, %d, %q, rang %v) quarantine = %v, want %v; report %+v",
@@ -441,19 +442,19 @@ func TestQuarantineEntry(t *testing.T) {
 		return ok
 	}
 
-	f.reg.Reject(gb[0], 403, "Forbidden", false)
-	f.reg.Reject(gb[1], 403, "Forbidden", false)
+	f.reg.Reject(t.Context(), gb[0], 403, "Forbidden", false)
+	f.reg.Reject(t.Context(), gb[1], 403, "Forbidden", false)
 	if entryOut() || !pickGB() {
 		t.Fatalf("2 of 3 rejections quarantined the entry")
 	}
 	// The first two leave the window: one more is not three within quarantine_for.
 	f.clock.Advance(time.Hour + time.Second)
-	f.reg.Reject(gb[2], 403, "Forbidden", false)
+	f.reg.Reject(t.Context(), gb[2], 403, "Forbidden", false)
 	if entryOut() {
 		t.Fatalf("rejections older than quarantine_for still count")
 	}
-	f.reg.Reject(gb[3], 484, "Caller ID rejected", false)
-	f.reg.Reject(gb[4], 403, "Forbidden", false)
+	f.reg.Reject(t.Context(), gb[3], 484, "Caller ID rejected", false)
+	f.reg.Reject(t.Context(), gb[4], 403, "Forbidden", false)
 	if !entryOut() {
 		t.Fatalf("3 rejections within quarantine_for did not quarantine the entry: %+v", f.report(t, "demo").Quarantine)
 	}
@@ -476,13 +477,13 @@ func TestQuarantineEntry(t *testing.T) {
 		}
 	}
 
-	if err := f.reg.Release(numberpool.Target{Pool: "demo", Entry: "e1"}); err != nil {
+	if err := f.reg.Release(t.Context(), numberpool.Target{Pool: "demo", Entry: "e1"}); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
 	if entryOut() || !pickGB() {
 		t.Errorf("the released entry is still out")
 	}
-	if err := f.reg.Release(numberpool.Target{Pool: "demo", Entry: "e1"}); !errors.Is(err, fault.NotFound) {
+	if err := f.reg.Release(t.Context(), numberpool.Target{Pool: "demo", Entry: "e1"}); !errors.Is(err, fault.NotFound) {
 		t.Errorf("second Release = %v, want ErrNotFound", err)
 	}
 	// The release is stored too.
@@ -532,7 +533,7 @@ func TestQuarantineNow(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, numberpool.Config{}, pool("demo", entry("+442079460001-+442079460009"), entry("+33198765XXXX")))
-			q, err := f.reg.QuarantineNow(tt.target, tt.d, "carrier complaint")
+			q, err := f.reg.QuarantineNow(t.Context(), tt.target, tt.d, "carrier complaint")
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("QuarantineNow = %v, want %v", err, tt.wantErr)
@@ -540,7 +541,7 @@ func TestQuarantineNow(t *testing.T) {
 				if got := f.report(t, "demo").Quarantine; len(got) != 0 {
 					t.Errorf("a refused QuarantineNow left %+v", got)
 				}
-				if err := f.reg.Release(tt.target); err == nil {
+				if err := f.reg.Release(t.Context(), tt.target); err == nil {
 					t.Errorf("Release of %+v succeeded", tt.target)
 				}
 				return
@@ -556,7 +557,7 @@ func TestQuarantineNow(t *testing.T) {
 			if got, ok := f.report(t, "demo").Quarantine[tt.wantKey]; !ok || !got.Until.Equal(q.Until) {
 				t.Fatalf("report after a restart = %+v, want %s until %v", f.report(t, "demo").Quarantine, tt.wantKey, q.Until)
 			}
-			if err := f.reg.Release(tt.target); err != nil {
+			if err := f.reg.Release(t.Context(), tt.target); err != nil {
 				t.Fatalf("Release: %v", err)
 			}
 			f.reopen(t)
@@ -608,7 +609,7 @@ func TestLiveChanges(t *testing.T) {
 		t.Fatalf("FR before any change: %s, want demo/e1", got)
 	}
 
-	created, err := f.reg.PutPool(pool("live", local([]string{"FR"}, fr)))
+	created, err := f.reg.PutPool(t.Context(), pool("live", local([]string{"FR"}, fr)))
 	if err != nil {
 		t.Fatalf("PutPool: %v", err)
 	}
@@ -619,7 +620,7 @@ func TestLiveChanges(t *testing.T) {
 		t.Fatalf("FR after PutPool: %s, want live/e1 at once", got)
 	}
 
-	added, err := f.reg.AddEntry("live", local([]string{"DE"}, de))
+	added, err := f.reg.AddEntry(t.Context(), "live", local([]string{"DE"}, de))
 	if err != nil {
 		t.Fatalf("AddEntry: %v", err)
 	}
@@ -647,7 +648,7 @@ func TestLiveChanges(t *testing.T) {
 
 	// Refused changes change nothing, live or stored.
 	small := local([]string{"FR"}, "+33198765000", "+33198765001", "+33198765002")
-	if _, err := f.reg.AddEntry("live", small); err != nil {
+	if _, err := f.reg.AddEntry(t.Context(), "live", small); err != nil {
 		t.Fatalf("AddEntry: %v", err)
 	}
 	refused := []struct {
@@ -656,39 +657,39 @@ func TestLiveChanges(t *testing.T) {
 		want   error
 		wantIn string
 	}{
-		{"remove what FR needs", func() error { return f.reg.RemoveEntry("live", "e1") }, numberpool.ErrInUse, "FR"},
+		{"remove what FR needs", func() error { return f.reg.RemoveEntry(t.Context(), "live", "e1") }, numberpool.ErrInUse, "FR"},
 		{"replace with too few FR numbers", func() error {
-			_, err := f.reg.PutPool(pool("live", small))
+			_, err := f.reg.PutPool(t.Context(), pool("live", small))
 			return err
 		}, numberpool.ErrInUse, "FR"},
 		{"change a config pool", func() error {
-			_, err := f.reg.PutPool(pool("demo", entry("+44207947XXXX")))
+			_, err := f.reg.PutPool(t.Context(), pool("demo", entry("+44207947XXXX")))
 			return err
 		}, numberpool.ErrInUse, "config"},
-		{"remove from a config pool", func() error { return f.reg.RemoveEntry("demo", "e1") }, numberpool.ErrInUse, "config"},
-		{"delete a config pool", func() error { return f.reg.DeletePool("demo") }, numberpool.ErrInUse, "config"},
+		{"remove from a config pool", func() error { return f.reg.RemoveEntry(t.Context(), "demo", "e1") }, numberpool.ErrInUse, "config"},
+		{"delete a config pool", func() error { return f.reg.DeletePool(t.Context(), "demo") }, numberpool.ErrInUse, "config"},
 		{"add to no pool", func() error {
-			_, err := f.reg.AddEntry("nope", entry("+44207947XXXX"))
+			_, err := f.reg.AddEntry(t.Context(), "nope", entry("+44207947XXXX"))
 			return err
 		}, fault.NotFound, "nope"},
-		{"remove no entry", func() error { return f.reg.RemoveEntry("live", "e9") }, fault.NotFound, "e9"},
-		{"delete no pool", func() error { return f.reg.DeletePool("nope") }, fault.NotFound, "nope"},
+		{"remove no entry", func() error { return f.reg.RemoveEntry(t.Context(), "live", "e9") }, fault.NotFound, "e9"},
+		{"delete no pool", func() error { return f.reg.DeletePool(t.Context(), "nope") }, fault.NotFound, "nope"},
 		{"add bad numbers", func() error {
-			_, err := f.reg.AddEntry("live", entry("+44207947abcd"))
+			_, err := f.reg.AddEntry(t.Context(), "live", entry("+44207947abcd"))
 			return err
 		}, numberpool.ErrBadPattern, "numbers"},
 		{"add a bad country", func() error {
-			_, err := f.reg.AddEntry("live", local([]string{"France"}, "+33298765XXXX"))
+			_, err := f.reg.AddEntry(t.Context(), "live", local([]string{"France"}, "+33298765XXXX"))
 			return err
 		}, numberpool.ErrInvalid, "countries"},
 		{"put a bad weight", func() error {
 			e := entry("+33298765XXXX")
 			e.Weight = -1
-			_, err := f.reg.PutPool(pool("other", e))
+			_, err := f.reg.PutPool(t.Context(), pool("other", e))
 			return err
 		}, numberpool.ErrInvalid, "weight"},
 		{"put a bad name", func() error {
-			_, err := f.reg.PutPool(pool("a/b", entry("+33298765XXXX")))
+			_, err := f.reg.PutPool(t.Context(), pool("a/b", entry("+33298765XXXX")))
 			return err
 		}, numberpool.ErrInvalid, "name"},
 	}
@@ -710,13 +711,13 @@ func TestLiveChanges(t *testing.T) {
 	}
 
 	// Removing what is not needed works; DE then falls back to the entries for any country.
-	if err := f.reg.RemoveEntry("live", "e2"); err != nil {
+	if err := f.reg.RemoveEntry(t.Context(), "live", "e2"); err != nil {
 		t.Fatalf("RemoveEntry: %v", err)
 	}
 	if got := from("DE"); got != "demo/e1" {
 		t.Fatalf("DE after RemoveEntry: %s, want demo/e1", got)
 	}
-	if err := f.reg.DeletePool("live"); err != nil {
+	if err := f.reg.DeletePool(t.Context(), "live"); err != nil {
 		t.Fatalf("DeletePool: %v", err)
 	}
 	f.reopen(t)
@@ -733,7 +734,7 @@ func TestPutPoolEntryIDs(t *testing.T) {
 	f := newFixture(t, numberpool.Config{}, pool("demo", entry("+44207946XXXX")))
 	named := entry("+33198765XXXX")
 	named.ID = "e2"
-	p, err := f.reg.PutPool(numberpool.Pool{Name: "live", Entries: []numberpool.Entry{named, entry("+33198766XXXX")}})
+	p, err := f.reg.PutPool(t.Context(), numberpool.Pool{Name: "live", Entries: []numberpool.Entry{named, entry("+33198766XXXX")}})
 	if err != nil {
 		t.Fatalf("PutPool with entries [e2, (no id)]: %v", err)
 	}
@@ -748,8 +749,8 @@ func TestAdminPoolCannotClaimConfigEntries(t *testing.T) {
 	f := newFixture(t, numberpool.Config{}, pool("demo", entry("+44207946XXXX")))
 	claimed := entry("+33198765XXXX")
 	claimed.ID, claimed.FromConfig = "e1", true
-	for _, put := range []func(numberpool.Pool) (numberpool.Pool, error){f.reg.CreatePool, f.reg.PutPool} {
-		p, err := put(numberpool.Pool{Name: "live", Entries: []numberpool.Entry{claimed}})
+	for _, put := range []func(context.Context, numberpool.Pool) (numberpool.Pool, error){f.reg.CreatePool, f.reg.PutPool} {
+		p, err := put(t.Context(), numberpool.Pool{Name: "live", Entries: []numberpool.Entry{claimed}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -770,7 +771,7 @@ func (f *fixture) reopenWithin(t *testing.T, d time.Duration) error {
 	f.close()
 	done := make(chan result, 1)
 	go func() {
-		r, err := numberpool.NewRegistry(f.cfg, f.db, f.configs)
+		r, err := numberpool.NewRegistry(t.Context(), f.cfg, f.db, f.configs)
 		done <- result{r, err}
 	}()
 	select {
@@ -799,10 +800,10 @@ func TestConfigPoolDropped(t *testing.T) {
 		markHung(t, err)
 		t.Fatalf("NewRegistry: %v", err)
 	}
-	if _, err := f.reg.PutPool(pool("live", local([]string{"FR"}, "+33198765XXXX"))); err != nil {
+	if _, err := f.reg.PutPool(t.Context(), pool("live", local([]string{"FR"}, "+33198765XXXX"))); err != nil {
 		t.Fatalf("PutPool: %v", err)
 	}
-	if _, err := f.reg.PutPool(pool("later", entry("+33198766XXXX"))); err != nil {
+	if _, err := f.reg.PutPool(t.Context(), pool("later", entry("+33198766XXXX"))); err != nil {
 		t.Fatalf("PutPool: %v", err)
 	}
 	f.pick(t, recipient(1), "FR")
@@ -867,7 +868,7 @@ func openStoreLeftOpenIfHung(t *testing.T) *store.DB {
 func TestConcurrentUse(t *testing.T) {
 	f := newFixture(t, numberpool.Config{Apps: map[string][]string{"demo": {"demo", "live"}}},
 		pool("demo", entry("+44207946XXXX")), pool("other", entry("+44207947XXXX")))
-	if _, err := f.reg.PutPool(pool("live", local([]string{"FR"}, "+33198765XXXX"))); err != nil {
+	if _, err := f.reg.PutPool(t.Context(), pool("live", local([]string{"FR"}, "+33198765XXXX"))); err != nil {
 		t.Fatalf("PutPool: %v", err)
 	}
 	var wg sync.WaitGroup
@@ -876,13 +877,13 @@ func TestConcurrentUse(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 25 {
-				p, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: recipient(g*1000 + i), Country: []string{"US", "FR"}[i%2], CodeLength: 4})
+				p, err := f.reg.Pick(t.Context(), numberpool.PickRequest{App: "demo", Recipient: recipient(g*1000 + i), Country: []string{"US", "FR"}[i%2], CodeLength: 4})
 				if err != nil {
 					t.Errorf("Pick: %v", err)
 					return
 				}
-				f.reg.Reject(p.CLI, 486, "Busy Here", false)
-				f.reg.Reject(fmt.Sprintf("+44207947%04d", g*1000+i), 403, "Forbidden", false)
+				f.reg.Reject(t.Context(), p.CLI, 486, "Busy Here", false)
+				f.reg.Reject(t.Context(), fmt.Sprintf("+44207947%04d", g*1000+i), 403, "Forbidden", false)
 				f.reg.Pools()
 				f.reg.CodeSpace("demo", 4+i%3)
 			}
@@ -892,18 +893,18 @@ func TestConcurrentUse(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := range 10 {
-			e, err := f.reg.AddEntry("live", local([]string{"DE"}, fmt.Sprintf("+49301%02dXXXXX", i)))
+			e, err := f.reg.AddEntry(t.Context(), "live", local([]string{"DE"}, fmt.Sprintf("+49301%02dXXXXX", i)))
 			if err != nil {
 				t.Errorf("AddEntry: %v", err)
 				return
 			}
-			if _, err := f.reg.QuarantineNow(numberpool.Target{Pool: "live", Entry: e.ID}, time.Minute, "test"); err != nil {
+			if _, err := f.reg.QuarantineNow(t.Context(), numberpool.Target{Pool: "live", Entry: e.ID}, time.Minute, "test"); err != nil {
 				t.Errorf("QuarantineNow: %v", err)
 			}
-			if err := f.reg.Release(numberpool.Target{Pool: "live", Entry: e.ID}); err != nil {
+			if err := f.reg.Release(t.Context(), numberpool.Target{Pool: "live", Entry: e.ID}); err != nil {
 				t.Errorf("Release: %v", err)
 			}
-			if err := f.reg.RemoveEntry("live", e.ID); err != nil {
+			if err := f.reg.RemoveEntry(t.Context(), "live", e.ID); err != nil {
 				t.Errorf("RemoveEntry: %v", err)
 			}
 		}
@@ -929,7 +930,7 @@ func TestCooldownSurvivesConcurrentSends(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for range each {
-					if _, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); err != nil {
+					if _, err := f.reg.Pick(t.Context(), numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); err != nil {
 						t.Errorf("Pick: %v", err)
 					}
 				}
@@ -939,7 +940,7 @@ func TestCooldownSurvivesConcurrentSends(t *testing.T) {
 		f.reopen(t)
 		left := 0
 		for {
-			if _, err := f.reg.Pick(numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); err != nil {
+			if _, err := f.reg.Pick(t.Context(), numberpool.PickRequest{App: "demo", Recipient: who, Country: "US", CodeLength: 4}); err != nil {
 				break
 			}
 			left++
@@ -958,7 +959,7 @@ func masked(cli string) string { return cli[:len(cli)-4] + "****" }
 // restarts (the file's entries come back from the file), and removable; the file's entries are not.
 func TestAddToConfigPool(t *testing.T) {
 	f := newFixture(t, numberpool.Config{}, pool("demo", entry("+44207946XXXX")))
-	added, err := f.reg.AddEntry("demo", local([]string{"FR"}, "+33198765XXXX"))
+	added, err := f.reg.AddEntry(t.Context(), "demo", local([]string{"FR"}, "+33198765XXXX"))
 	if err != nil {
 		t.Fatalf("AddEntry to a config pool: %v", err)
 	}
@@ -969,10 +970,10 @@ func TestAddToConfigPool(t *testing.T) {
 	if p := f.pick(t, recipient(2), "FR"); p.Entry != added.ID {
 		t.Fatalf("after a restart a FR recipient got %s/%s, not the added entry", p.Pool, p.Entry)
 	}
-	if err := f.reg.RemoveEntry("demo", "e1"); !errors.Is(err, numberpool.ErrInUse) {
+	if err := f.reg.RemoveEntry(t.Context(), "demo", "e1"); !errors.Is(err, numberpool.ErrInUse) {
 		t.Fatalf("RemoveEntry of the file's entry = %v, want ErrInUse", err)
 	}
-	if err := f.reg.RemoveEntry("demo", added.ID); err != nil {
+	if err := f.reg.RemoveEntry(t.Context(), "demo", added.ID); err != nil {
 		t.Fatalf("RemoveEntry of the added entry: %v", err)
 	}
 	f.reopen(t)
@@ -1027,10 +1028,10 @@ func TestStoredPoolWithUnknownCountry(t *testing.T) {
 			t.Errorf("log does not say %q:\n%s", want, logs.String())
 		}
 	}
-	if _, err := f.reg.PutPool(pool("live", uk)); !errors.Is(err, numberpool.ErrInvalid) || !strings.Contains(err.Error(), "did you mean GB") {
+	if _, err := f.reg.PutPool(t.Context(), pool("live", uk)); !errors.Is(err, numberpool.ErrInvalid) || !strings.Contains(err.Error(), "did you mean GB") {
 		t.Errorf("PutPool with UK: %v, want %v suggesting GB", err, numberpool.ErrInvalid)
 	}
-	if _, err := f.reg.PutPool(pool("live", local([]string{"GB"}, "+44113496XXXX"))); err != nil {
+	if _, err := f.reg.PutPool(t.Context(), pool("live", local([]string{"GB"}, "+44113496XXXX"))); err != nil {
 		t.Fatalf("PutPool with GB: %v", err)
 	}
 	if p := f.pick(t, "+447400123456", "GB"); !strings.HasPrefix(p.CLI, "+44113496") {

@@ -58,12 +58,14 @@ func (s *Service) withProgress(v *Verification) {
 // call that failed before it rang fails its verification: nothing reached the phone. A trunk's rejection
 // goes to the number pool, which may quarantine the CLI.
 func (s *Service) CallEnded(id, trunk, cli string, res call.Result) {
+	// The dialer reports with no context and the Service has no lifetime of its own (Run's ctx ends before
+	// the dialer drains): an outcome is recorded whoever waits for it.
+	ctx := context.Background()
 	if res.State == call.StateFailed && res.SIPCode >= 400 {
-		s.numbers.Reject(cli, res.SIPCode, res.Phrase, res.Rang)
+		s.numbers.Reject(ctx, cli, res.SIPCode, res.Phrase, res.Rang)
 	}
 	var pdd int64
-	// A call's outcome is recorded whoever waits for it: the dialer calls this with no context.
-	err := s.modify(context.Background(), id, func(rec *record) error {
+	err := s.modify(ctx, id, func(rec *record) error {
 		if isFinal(rec.Call.State) {
 			return errUnchanged
 		}

@@ -53,7 +53,7 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 	if err := s.preSend(ctx, app, to, cur.Reference); err != nil {
 		return Verification{}, err
 	}
-	picked, err := s.pick(app.ID, cur.From, to, cur.CodeLength)
+	picked, err := s.pick(ctx, app.ID, cur.From, to, cur.CodeLength)
 	if err != nil {
 		return Verification{}, err
 	}

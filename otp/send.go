@@ -65,7 +65,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 	if err := s.preSend(ctx, app, to, req.Reference); err != nil {
 		return Verification{}, err
 	}
-	picked, err := s.pick(app.ID, req.From, to, codeLength)
+	picked, err := s.pick(ctx, app.ID, req.From, to, codeLength)
 	if err != nil {
 		return Verification{}, err
 	}
@@ -165,8 +165,8 @@ func numberTypeName(r Recipient) string {
 	return "unknown"
 }
 
-func (s *Service) pick(appID, from string, to Recipient, codeLength int) (numberpool.Picked, error) {
-	picked, err := s.numbers.Pick(numberpool.PickRequest{App: appID, Pool: from, Recipient: to.E164, Country: to.Country, CodeLength: codeLength})
+func (s *Service) pick(ctx context.Context, appID, from string, to Recipient, codeLength int) (numberpool.Picked, error) {
+	picked, err := s.numbers.Pick(ctx, numberpool.PickRequest{App: appID, Pool: from, Recipient: to.E164, Country: to.Country, CodeLength: codeLength})
 	if err != nil {
 		return picked, err
 	}

@@ -92,8 +92,8 @@ var _ Dialer = (*dialer.Dialer)(nil)
 
 // Numbers draws caller IDs and hears of their rejections; *numberpool.Registry is one.
 type Numbers interface {
-	Pick(req numberpool.PickRequest) (numberpool.Picked, error)
-	Reject(cli string, sipCode int, reason string, rang bool)
+	Pick(ctx context.Context, req numberpool.PickRequest) (numberpool.Picked, error)
+	Reject(ctx context.Context, cli string, sipCode int, reason string, rang bool)
 }
 
 var _ Numbers = (*numberpool.Registry)(nil)

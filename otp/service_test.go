@@ -1,6 +1,7 @@
 package otp_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -58,7 +59,7 @@ func newRegistry(t testing.TB, db *store.DB, now func() time.Time, codeLength, m
 		apps[app] = []string{app}
 		ps = append(ps, numberpool.Pool{Name: app, Entries: []numberpool.Entry{{Numbers: []string{numbers}, Enabled: true}}}.WithDefaults())
 	}
-	r, err := numberpool.NewRegistry(numberpool.Config{Apps: apps, CodeLength: codeLength, MinCodeSpace: minCodeSpace, Key: db.Key(), Now: now, Log: quietLog()},
+	r, err := numberpool.NewRegistry(t.Context(), numberpool.Config{Apps: apps, CodeLength: codeLength, MinCodeSpace: minCodeSpace, Key: db.Key(), Now: now, Log: quietLog()},
 		db, ps)
 	if err != nil {
 		t.Fatalf("NewRegistry: %v", err)
@@ -950,14 +951,14 @@ type rejection struct {
 
 var _ otp.Numbers = (*fakeNumbers)(nil)
 
-func (n *fakeNumbers) Pick(req numberpool.PickRequest) (numberpool.Picked, error) {
+func (n *fakeNumbers) Pick(_ context.Context, req numberpool.PickRequest) (numberpool.Picked, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.picks = append(n.picks, req)
 	return n.picked, n.err
 }
 
-func (n *fakeNumbers) Reject(cli string, sipCode int, reason string, rang bool) {
+func (n *fakeNumbers) Reject(_ context.Context, cli string, sipCode int, reason string, rang bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.rejects = append(n.rejects, rejection{cli, sipCode, reason, rang})
@@ -1128,7 +1129,7 @@ func TestCallEndedQuarantinesCLI(t *testing.T) {
 func TestSendLocalNumbersAndPattern(t *testing.T) {
 	db := storetest.Open(t)
 	c := newClock()
-	pools, err := numberpool.NewRegistry(numberpool.Config{Apps: map[string][]string{"demo": {"demo"}}, CodeLength: 4, MinCodeSpace: 10000, Key: db.Key(), Now: c.Now, Log: quietLog()},
+	pools, err := numberpool.NewRegistry(t.Context(), numberpool.Config{Apps: map[string][]string{"demo": {"demo"}}, CodeLength: 4, MinCodeSpace: 10000, Key: db.Key(), Now: c.Now, Log: quietLog()},
 		db,
 		[]numberpool.Pool{numberpool.Pool{Name: "demo", Entries: []numberpool.Entry{
 			{Numbers: []string{"+44207946XXXX"}, Enabled: true},

@@ -108,7 +108,7 @@ func (m *Main) open(ctx context.Context) error {
 	for _, p := range cfg.Pool {
 		pools = append(pools, p.Pool())
 	}
-	if m.numbers, err = numberpool.NewRegistry(numberpool.Config{
+	if m.numbers, err = numberpool.NewRegistry(ctx, numberpool.Config{
 		Apps: appPools, CodeLength: cfg.OTP.CodeLength, MinCodeSpace: cfg.OTP.MinCodeSpace, Key: m.db.Key(), Log: m.Log,
 	}, m.db, pools); err != nil {
 		return err
