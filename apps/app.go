@@ -151,6 +151,27 @@ const (
 // ValidCodeLength reports whether n is a code length an app may use (MinCodeLength to MaxCodeLength).
 func ValidCodeLength(n int) bool { return n >= MinCodeLength && n <= MaxCodeLength }
 
+// TTLs an app may set, or inherit from the otp section.
+const (
+	MinTTL = time.Minute
+	MaxTTL = 15 * time.Minute
+)
+
+// ValidTTL reports whether d is a TTL an app may use (MinTTL to MaxTTL).
+func ValidTTL(d time.Duration) bool { return d >= MinTTL && d <= MaxTTL }
+
+// minutes writes a whole number of minutes as "15m" (time.Duration writes "15m0s").
+func minutes(d time.Duration) string { return strings.TrimSuffix(d.String(), "0s") }
+
+// Wrong codes a verification may take (max_attempts), as an app sets it or inherits it from the otp section.
+const (
+	MinAttempts = 1
+	MaxAttempts = 20
+)
+
+// ValidMaxAttempts reports whether n is a max_attempts an app may use (MinAttempts to MaxAttempts).
+func ValidMaxAttempts(n int) bool { return n >= MinAttempts && n <= MaxAttempts }
+
 var idRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // ValidID reports whether s is well-formed as an app's ID: 1 to 64 letters, digits, _ . -.
@@ -168,11 +189,11 @@ func (a App) Validate() error {
 	if !ValidCodeLength(a.CodeLength) {
 		bad("code_length", "want %d to %d, got %d", MinCodeLength, MaxCodeLength, a.CodeLength)
 	}
-	if d := time.Duration(a.TTL); d < time.Minute || d > 15*time.Minute {
-		bad("ttl", "want 1m to 15m, got %s", d)
+	if d := time.Duration(a.TTL); !ValidTTL(d) {
+		bad("ttl", "want %s to %s, got %s", minutes(MinTTL), minutes(MaxTTL), d)
 	}
-	if a.MaxAttempts < 1 || a.MaxAttempts > 20 {
-		bad("max_attempts", "want 1 to 20, got %d", a.MaxAttempts)
+	if !ValidMaxAttempts(a.MaxAttempts) {
+		bad("max_attempts", "want %d to %d, got %d", MinAttempts, MaxAttempts, a.MaxAttempts)
 	}
 	if d := time.Duration(a.ResendCooldown); d < 0 || d > 10*time.Minute {
 		bad("resend_cooldown", "want 0s to 10m, got %s", d)

@@ -3,6 +3,7 @@ package otp
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"flashotp/apps"
@@ -42,11 +43,11 @@ func (s Settings) Validate() error {
 	if !apps.ValidCodeLength(s.CodeLength) {
 		bad("code_length", "want %d..%d, got %d", apps.MinCodeLength, apps.MaxCodeLength, s.CodeLength)
 	}
-	if s.TTL < time.Minute || s.TTL > 15*time.Minute {
-		bad("ttl", "want 1m..15m, got %s", s.TTL)
+	if !apps.ValidTTL(s.TTL) {
+		bad("ttl", "want %s..%s, got %s", minutes(apps.MinTTL), minutes(apps.MaxTTL), s.TTL)
 	}
-	if s.MaxAttempts < 1 || s.MaxAttempts > 20 {
-		bad("max_attempts", "want 1..20, got %d", s.MaxAttempts)
+	if !apps.ValidMaxAttempts(s.MaxAttempts) {
+		bad("max_attempts", "want %d..%d, got %d", apps.MinAttempts, apps.MaxAttempts, s.MaxAttempts)
 	}
 	if s.MinCodeSpace < 1 {
 		bad("min_code_space", "must be positive")
@@ -56,3 +57,6 @@ func (s Settings) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// minutes writes a whole number of minutes as "15m" (time.Duration writes "15m0s").
+func minutes(d time.Duration) string { return strings.TrimSuffix(d.String(), "0s") }
