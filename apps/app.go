@@ -9,7 +9,6 @@
 package apps
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -20,6 +19,7 @@ import (
 	"github.com/nyaruka/phonenumbers"
 
 	"flashotp/numberpool"
+	"flashotp/setting"
 )
 
 // Duration is a time.Duration written in JSON as a Go duration string ("5m"): the number pools' own.
@@ -177,12 +177,10 @@ var idRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 // ValidID reports whether s is well-formed as an app's ID: 1 to 64 letters, digits, _ . -.
 func ValidID(s string) bool { return idRe.MatchString(s) }
 
-// Validate checks a's settings (defaults filled) and names the first bad one.
+// Validate reports every bad setting of a (defaults filled), each a *setting.Error naming its key ("ttl").
 func (a App) Validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
-	}
+	var errs setting.Errors
+	bad := errs.Add
 	if !ValidID(a.ID) {
 		bad("id", "want 1 to 64 letters, digits, _ . -, got %q", a.ID)
 	}
@@ -240,7 +238,7 @@ func (a App) Validate() error {
 			bad("pre_send_hook.timeout", "want 100ms to 10s, got %s", d)
 		}
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 func checkURL(field, s string, bad func(field, format string, args ...any)) {

@@ -22,6 +22,7 @@ import (
 	"flashotp/dialer"
 	"flashotp/numberpool"
 	"flashotp/otp"
+	"flashotp/setting"
 	"flashotp/sip"
 	"flashotp/webhook"
 )
@@ -68,7 +69,7 @@ type HTTP struct {
 func (h HTTP) Proxies() []netip.Prefix {
 	var out []netip.Prefix
 	for _, s := range h.TrustedProxies {
-		if p, err := dialer.ParseNetwork(s); err == nil {
+		if p, err := setting.ParseNetwork(s); err == nil {
 			out = append(out, p)
 		}
 	}
@@ -268,15 +269,24 @@ func (s sources) where(key string) string {
 }
 
 // blame adds to each error of Validate where its key's value came from: the environment variable (the file
-// is not where to look for it) or the file.
+// is not where to look for it) or the file. It goes after the message's first line: a pool's own
+// Validate may say more on the lines after it.
 func (s sources) blame(err error) error {
-	lines := strings.Split(err.Error(), "\n")
-	for i, l := range lines {
-		if key, _, ok := strings.Cut(l, ": "); ok {
-			lines[i] = l + s.where(key)
+	var out []string
+	for _, e := range setting.Split(err) {
+		var se *setting.Error
+		if !errors.As(e, &se) {
+			out = append(out, e.Error())
+			continue
 		}
+		first, rest, multi := strings.Cut(se.Error(), "\n")
+		line := first + s.where(se.Key)
+		if multi {
+			line += "\n" + rest
+		}
+		out = append(out, line)
 	}
-	return errors.New(strings.Join(lines, "\n"))
+	return errors.New(strings.Join(out, "\n"))
 }
 
 var (
@@ -475,26 +485,25 @@ var hexRe = regexp.MustCompile(`^([0-9a-fA-F]{2}){16,}$`)
 // unique per kind, the trunks a pool's entries name, the pools an app draws from, the otp defaults an app
 // inherits.
 func (c Config) Validate() error {
-	var errs []error
+	var errs setting.Errors
 	reported := map[string]bool{}
 	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+		errs.Add(key, format, a...)
 		reported[key] = true
 	}
-	// under reports the errors of a part's Validate, each "key: what is wrong", under prefix.
+	// under reports the errors of a part's Validate, their keys under prefix.
 	under := func(prefix string, err error) {
-		for _, e := range unjoin(err) {
-			key, msg, _ := strings.Cut(e.Error(), ": ")
-			bad(prefix+key, "%s", msg)
+		for _, e := range fieldErrors(err) {
+			bad(prefix+e.Key, "%s", e.Msg)
 		}
 	}
 	checkAddr := func(key, addr string, needPort bool) {
-		for _, msg := range dialer.CheckHostPort(addr, needPort) {
+		for _, msg := range setting.CheckHostPort(addr, needPort) {
 			bad(key, "%s", msg)
 		}
 	}
 	checkTransport := func(key, t string) {
-		if msg := dialer.CheckTransport(t); msg != "" {
+		if msg := setting.CheckTransport(t); msg != "" {
 			bad(key, "%s", msg)
 		}
 	}
@@ -579,7 +588,7 @@ func (c Config) Validate() error {
 	}
 
 	for i, p := range c.HTTP.TrustedProxies {
-		if _, err := dialer.ParseNetwork(p); err != nil {
+		if _, err := setting.ParseNetwork(p); err != nil {
 			bad(fmt.Sprintf("http.trusted_proxies[%d]", i), "want a CIDR (10.0.0.0/8) or an IP, got %q", p)
 		}
 	}
@@ -619,13 +628,9 @@ func (c Config) Validate() error {
 			bad(key+".api_secret", "want at least 8 characters")
 		}
 		// A pool an app names need not be in this file: it may be made through the admin API. The engine
-		// refuses to start if an app has no numbers at all.
+		// refuses to start if an app has no numbers at all. The names of the pools it names are checked
+		// by the app's own Validate.
 		pools := c.appPools(a.App)
-		for j, p := range pools {
-			if !numberpool.ValidName(p) {
-				bad(fmt.Sprintf("%s.pools[%d]", key, j), "want letters, digits, _ . -, got %q", p)
-			}
-		}
 		if len(pools) == 0 {
 			bad(key+".pools", "app %q names no pool and no pool is called %q", a.ID, a.ID)
 			continue
@@ -633,16 +638,13 @@ func (c Config) Validate() error {
 		settings := a.App
 		settings.Pools = pools
 		inherited := map[string]bool{"code_length": a.CodeLength == 0, "ttl": a.TTL == 0, "max_attempts": a.MaxAttempts == 0}
-		for _, e := range unjoin(settings.WithDefaults(c.OTP.AppDefaults()).Validate()) {
-			field, msg, _ := strings.Cut(e.Error(), ": ")
-			// A value the app inherits from the otp section is that key's error, said once.
-			if reported["otp."+field] && inherited[field] {
+		for _, e := range fieldErrors(settings.WithDefaults(c.OTP.AppDefaults()).Validate()) {
+			// A value the app inherits from the otp section is that key's error, said once; the id is
+			// checked above, with the file's stricter pattern.
+			if reported["otp."+e.Key] && inherited[e.Key] || e.Key == "id" {
 				continue
 			}
-			// The id and the pools are checked above, as the other names are.
-			if field != "pools" && !strings.HasPrefix(field, "pools[") && field != "id" {
-				bad(key+"."+field, "%s", msg)
-			}
+			bad(key+"."+e.Key, "%s", e.Msg)
 		}
 		if a.WebhookURL != "" && len(a.WebhookSecret) < 16 {
 			bad(key+".webhook_secret", "want at least 16 characters when webhook_url is set: receivers check signatures with it")
@@ -657,18 +659,21 @@ func (c Config) Validate() error {
 	default:
 		bad("phone.mode", "want ring, answer, busy or silent, got %q", c.Phone.Mode)
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
-// unjoin returns the errors errors.Join joined into err, or err alone; none for nil.
-func unjoin(err error) []error {
-	if err == nil {
-		return nil
+// fieldErrors returns the *setting.Errors a part's Validate joined into err. An error of another kind
+// (there should be none) is kept under the key "" rather than lost.
+func fieldErrors(err error) []*setting.Error {
+	var out []*setting.Error
+	for _, e := range setting.Split(err) {
+		var se *setting.Error
+		if !errors.As(e, &se) {
+			se = &setting.Error{Msg: e.Error()}
+		}
+		out = append(out, se)
 	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
+	return out
 }
 
 // ConfigApps returns the apps of the file, each with the pools it draws caller IDs from filled in.

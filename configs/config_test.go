@@ -313,6 +313,9 @@ func TestValidate(t *testing.T) {
 		{"duplicate api key", func(c *configs.Config) {
 			c.Apps = append(c.Apps, apps.ConfigApp{App: apps.App{ID: "other"}, APIKey: "demo", APISecret: "other-secret"})
 		}, "apps[1].api_key"},
+		// The file's names share one pattern, a letter or digit first, stricter than the admin API's app IDs.
+		{"app id starting with a dash", func(c *configs.Config) { c.Apps[0].ID, c.Apps[0].Pools = "-shop", []string{"demo"} }, "apps[0].id"},
+		{"app id starting with an underscore", func(c *configs.Config) { c.Apps[0].ID, c.Apps[0].Pools = "_shop", []string{"demo"} }, "apps[0].id"},
 		{"app names a malformed pool", func(c *configs.Config) { c.Apps[0].Pools = []string{"no such"} }, "apps[0].pools[0]"},
 		{"unknown phone mode", func(c *configs.Config) { c.Phone.Mode = "ringing" }, "phone.mode"},
 		{"sip transport unknown", func(c *configs.Config) { c.SIP.Transport = "sctp" }, "sip.transport"},

@@ -1,9 +1,9 @@
 package dialer
 
 import (
-	"errors"
-	"fmt"
 	"time"
+
+	"flashotp/setting"
 )
 
 // Settings are the dialer's pacing and timeouts, the config file's dialer section.
@@ -28,12 +28,10 @@ var DefaultSettings = Settings{
 	ShutdownTimeout: 10 * time.Second,
 }
 
-// Validate reports every bad key of s, each error "key: what is wrong".
+// Validate reports every bad key of s, each a *setting.Error ("key: what is wrong").
 func (s Settings) Validate() error {
-	var errs []error
-	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
-	}
+	var errs setting.Errors
+	bad := errs.Add
 	if s.RingTime < 0 || s.RingTime > time.Minute {
 		bad("ring_time", "want 0..1m, got %s", s.RingTime)
 	}
@@ -51,5 +49,5 @@ func (s Settings) Validate() error {
 	} else if s.ShutdownTimeout < s.CancelGuard {
 		bad("shutdown_timeout", "%s is shorter than dialer.cancel_guard %s: a cancelled call could not end in time", s.ShutdownTimeout, s.CancelGuard)
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }

@@ -1,14 +1,12 @@
 package dialer
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"regexp"
-	"strconv"
-	"strings"
 	"time"
+
+	"flashotp/setting"
 )
 
 // Trunk is one SIP trunk calls may leave on, as the config file's trunks[] gives it (docs/trunks.md
@@ -89,56 +87,11 @@ func (t Trunk) WithDefaults(transport string) Trunk {
 func (t Trunk) AcceptNets() []netip.Prefix {
 	var out []netip.Prefix
 	for _, s := range t.AcceptFrom {
-		if p, err := ParseNetwork(s); err == nil {
+		if p, err := setting.ParseNetwork(s); err == nil {
 			out = append(out, p)
 		}
 	}
 	return out
-}
-
-// ParseNetwork reads a CIDR or a single IP (a /32 or /128), as accept_from and http.trusted_proxies hold
-// them.
-func ParseNetwork(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s) // FLASHOTP_HTTP_TRUSTED_PROXIES="10.0.0.0/8, 192.168.0.1"
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-// CheckHostPort returns what is wrong with addr as a host:port (a bare host will do unless needPort);
-// nothing when it is fine. The config checks its listen addresses with it too.
-func CheckHostPort(addr string, needPort bool) []string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		if !needPort && addr != "" && !strings.ContainsAny(addr, ":/ ") {
-			return nil // a bare host
-		}
-		return []string{fmt.Sprintf("want host:port, got %q", addr)}
-	}
-	var bad []string
-	if host == "" && needPort {
-		bad = append(bad, fmt.Sprintf("host missing in %q", addr))
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		bad = append(bad, fmt.Sprintf("bad port in %q", addr))
-	}
-	return bad
-}
-
-// CheckTransport returns what is wrong with t as a SIP transport (a trunk's, or sip.transport), or "".
-func CheckTransport(t string) string {
-	switch t {
-	case "udp", "tcp", "tls":
-		return ""
-	}
-	return fmt.Sprintf("want udp, tcp or tls, got %q", t)
 }
 
 var (
@@ -147,18 +100,16 @@ var (
 	techPrefixRe = regexp.MustCompile(`^[0-9*#]{0,10}$`)
 )
 
-// Validate reports every bad key of t (defaults filled), each error "key: what is wrong" with the key as
-// in the config file under the trunk ("address", "cli_headers[1]"). The name's form and uniqueness are
-// the config's to check, beside the other names.
+// Validate reports every bad key of t (defaults filled), each a *setting.Error with the key as in the
+// config file under the trunk ("address", "cli_headers[1]"). The name's form and uniqueness are the
+// config's to check, beside the other names.
 func (t Trunk) Validate() error {
-	var errs []error
-	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
-	}
-	for _, msg := range CheckHostPort(t.Address, true) {
+	var errs setting.Errors
+	bad := errs.Add
+	for _, msg := range setting.CheckHostPort(t.Address, true) {
 		bad("address", "%s", msg)
 	}
-	if msg := CheckTransport(t.Transport); msg != "" {
+	if msg := setting.CheckTransport(t.Transport); msg != "" {
 		bad("transport", "%s", msg)
 	}
 	if t.MaxCPS < 0 {
@@ -186,12 +137,12 @@ func (t Trunk) Validate() error {
 		bad("domain", "want a host name or IP, got %q", t.Domain)
 	}
 	if t.OutboundProxy != "" {
-		for _, msg := range CheckHostPort(t.OutboundProxy, true) {
+		for _, msg := range setting.CheckHostPort(t.OutboundProxy, true) {
 			bad("outbound_proxy", "%s", msg)
 		}
 	}
 	for j, n := range t.AcceptFrom {
-		if _, err := ParseNetwork(n); err != nil {
+		if _, err := setting.ParseNetwork(n); err != nil {
 			bad(fmt.Sprintf("accept_from[%d]", j), "want a CIDR (203.0.113.0/24) or an IP, got %q", n)
 		}
 	}
@@ -219,5 +170,5 @@ func (t Trunk) Validate() error {
 	if (t.TLSCert == "") != (t.TLSKey == "") {
 		bad("tls_cert", "tls_cert and tls_key go together")
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }

@@ -1,9 +1,10 @@
 package numberpool
 
 import (
-	"errors"
 	"fmt"
 	"time"
+
+	"flashotp/setting"
 )
 
 // ValidName reports whether s is well-formed as the name of a pool, of an entry (its id) or of a trunk an
@@ -54,14 +55,12 @@ func (p FilePool) Pool() Pool {
 }
 
 // Validate reports every bad key of p but its name (the config checks names beside the other pools'), each
-// error "key: what is wrong" with the key under the pool ("numbers[1]", "entries[0].countries[2]").
+// a *setting.Error with the key under the pool ("numbers[1]", "entries[0].countries[2]").
 // trunkExists says whether a trunk an entry names is configured. Once these hold, Pool().Validate covers
 // the rest (entry ids, weights, quarantine codes).
 func (p FilePool) Validate(trunkExists func(name string) bool) error {
-	var errs []error
-	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
-	}
+	var errs setting.Errors
+	bad := errs.Add
 	if len(p.Numbers) == 0 && len(p.Entries) == 0 {
 		bad("numbers", "at least one number pattern (or an entry) is needed")
 	}
@@ -92,5 +91,5 @@ func (p FilePool) Validate(trunkExists func(name string) bool) error {
 	if p.QuarantineFor < 0 {
 		bad("quarantine_for", "must not be negative")
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }

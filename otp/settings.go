@@ -1,12 +1,11 @@
 package otp
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 
 	"flashotp/apps"
+	"flashotp/setting"
 )
 
 // Settings are the engine-wide verification settings, the config file's otp section: what an app that
@@ -34,12 +33,10 @@ func (s Settings) AppDefaults() apps.Defaults {
 	return apps.Defaults{CodeLength: s.CodeLength, TTL: s.TTL, MaxAttempts: s.MaxAttempts}
 }
 
-// Validate reports every bad key of s, each error "key: what is wrong" ("code_length: want 4..8, got 3").
+// Validate reports every bad key of s, each a *setting.Error ("code_length: want 4..8, got 3").
 func (s Settings) Validate() error {
-	var errs []error
-	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
-	}
+	var errs setting.Errors
+	bad := errs.Add
 	if !apps.ValidCodeLength(s.CodeLength) {
 		bad("code_length", "want %d..%d, got %d", apps.MinCodeLength, apps.MaxCodeLength, s.CodeLength)
 	}
@@ -55,7 +52,7 @@ func (s Settings) Validate() error {
 	if s.Retention < time.Hour {
 		bad("retention", "want at least 1h, got %s", s.Retention)
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // minutes writes a whole number of minutes as "15m" (time.Duration writes "15m0s").

@@ -1,9 +1,9 @@
 package webhook
 
 import (
-	"errors"
-	"fmt"
 	"time"
+
+	"flashotp/setting"
 )
 
 // Settings are the webhook delivery's retries and timeouts, the config file's webhooks section.
@@ -34,12 +34,10 @@ func (s Settings) withDefaults() Settings {
 	return s
 }
 
-// Validate reports every bad key of s, each error "key: what is wrong".
+// Validate reports every bad key of s, each a *setting.Error ("key: what is wrong").
 func (s Settings) Validate() error {
-	var errs []error
-	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
-	}
+	var errs setting.Errors
+	bad := errs.Add
 	if s.RetryMin < 10*time.Millisecond || s.RetryMax < s.RetryMin {
 		bad("retry_min", "want at least 10ms and at most webhooks.retry_max, got %s", s.RetryMin)
 	}
@@ -49,5 +47,5 @@ func (s Settings) Validate() error {
 	if s.Timeout < 100*time.Millisecond || s.Timeout > time.Minute {
 		bad("timeout", "want 100ms to 1m, got %s", s.Timeout)
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }

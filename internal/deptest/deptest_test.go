@@ -26,8 +26,9 @@ var (
 // forbidden lists, for a package, the packages it must not depend on, directly or not.
 var forbidden = map[string][]string{
 	// The vocabularies every layer shares import nothing of the project's.
-	"call":  {module + "/"},
-	"fault": {module + "/"},
+	"call":    {module + "/"},
+	"fault":   {module + "/"},
+	"setting": {module + "/"},
 	// The domain knows no adapter: storage, SIP and HTTP reach it through interfaces it declares.
 	"otp":        everyAdap,
 	"apps":       everyAdap,
