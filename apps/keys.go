@@ -1,6 +1,7 @@
 package apps
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -100,7 +101,7 @@ func (r *Registry) Keys(id string) ([]Key, error) {
 }
 
 // CreateKey makes a new key for app id and returns it with its secret.
-func (r *Registry) CreateKey(id string) (Key, error) {
+func (r *Registry) CreateKey(ctx context.Context, id string) (Key, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.apps[id]; !ok {
@@ -108,7 +109,7 @@ func (r *Registry) CreateKey(id string) (Key, error) {
 	}
 	secret := newSecret()
 	k := r.newKey(id, newKeyID(), secret, r.now().UTC())
-	if err := r.write(func(ch *changes) error { return r.putKey(ch, k) }); err != nil {
+	if err := r.write(ctx, func(ch *changes) error { return r.putKey(ch, k) }); err != nil {
 		return Key{}, err
 	}
 	out := k.Key
@@ -117,7 +118,7 @@ func (r *Registry) CreateKey(id string) (Key, error) {
 }
 
 // changeKey applies fn to a copy of app id's key and stores it.
-func (r *Registry) changeKey(id, key string, fn func(k *storedKey, now time.Time)) (Key, error) {
+func (r *Registry) changeKey(ctx context.Context, id, key string, fn func(k *storedKey, now time.Time)) (Key, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur, ok := r.keys[key]
@@ -132,7 +133,7 @@ func (r *Registry) changeKey(id, key string, fn func(k *storedKey, now time.Time
 	}
 	next := *cur
 	fn(&next, r.now().UTC())
-	if err := r.write(func(ch *changes) error { return r.putKey(ch, &next) }); err != nil {
+	if err := r.write(ctx, func(ch *changes) error { return r.putKey(ch, &next) }); err != nil {
 		return Key{}, err
 	}
 	return next.Key, nil
@@ -140,9 +141,9 @@ func (r *Registry) changeKey(id, key string, fn func(k *storedKey, now time.Time
 
 // RotateKey gives key a new secret; the old one stops working at once. (For an overlap, create a second
 // key, move the clients, then revoke the first.)
-func (r *Registry) RotateKey(id, key string) (Key, error) {
+func (r *Registry) RotateKey(ctx context.Context, id, key string) (Key, error) {
 	secret := newSecret()
-	k, err := r.changeKey(id, key, func(k *storedKey, now time.Time) {
+	k, err := r.changeKey(ctx, id, key, func(k *storedKey, now time.Time) {
 		k.SecretMAC, k.Sealed, k.RotatedAt = r.secretMAC(secret), r.seal(secret), &now
 	})
 	if err != nil {
@@ -153,6 +154,6 @@ func (r *Registry) RotateKey(id, key string) (Key, error) {
 }
 
 // RevokeKey stops key from working for good; it stays listed as revoked.
-func (r *Registry) RevokeKey(id, key string) (Key, error) {
-	return r.changeKey(id, key, func(k *storedKey, now time.Time) { k.RevokedAt = &now })
+func (r *Registry) RevokeKey(ctx context.Context, id, key string) (Key, error) {
+	return r.changeKey(ctx, id, key, func(k *storedKey, now time.Time) { k.RevokedAt = &now })
 }

@@ -52,7 +52,8 @@ var (
 // Store keeps the apps and their API keys. The Registry encodes every record; to a Store a record is
 // opaque bytes under its ID (an app's ID, an API key). flashotp/store implements it on bbolt.
 //
-// The Registry's own methods take no context yet: each of its writes is one short call.
+// The Registry's methods that write it take the caller's ctx; a write goes under context.WithoutCancel, since
+// the registry's maps already hold its changes when it is made.
 type Store interface {
 	// LoadApps calls app with every stored app and key with every stored key, by ID, from one consistent
 	// read; app and key must not call the Store.
@@ -101,7 +102,7 @@ type Pools interface {
 // Open loads the stored apps and keys, puts the config file's apps over them (dropping config apps no
 // longer in the file), and returns the registry. Secrets are sealed and MACed under keys derived from the
 // server key key. pools vets every app stored from now on.
-func Open(s Store, key []byte, d Defaults, configApps []ConfigApp, pools Pools, now func() time.Time) (*Registry, error) {
+func Open(ctx context.Context, s Store, key []byte, d Defaults, configApps []ConfigApp, pools Pools, now func() time.Time) (*Registry, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -115,7 +116,7 @@ func Open(s Store, key []byte, d Defaults, configApps []ConfigApp, pools Pools, 
 	}
 	r := &Registry{store: s, defaults: d, aead: aead, macKey: derive(key, "flashotp api secret v1"), now: now,
 		pools: pools, apps: map[string]*storedApp{}, keys: map[string]*storedKey{}}
-	err = s.LoadApps(context.Background(), func(id string, v []byte) error {
+	err = s.LoadApps(ctx, func(id string, v []byte) error {
 		var a storedApp
 		err := json.Unmarshal(v, &a)
 		a.full = a.App.WithDefaults(r.defaults)
@@ -130,7 +131,7 @@ func Open(s Store, key []byte, d Defaults, configApps []ConfigApp, pools Pools, 
 	if err != nil {
 		return nil, fmt.Errorf("load apps: %w", err)
 	}
-	if err := r.loadConfig(configApps); err != nil {
+	if err := r.loadConfig(ctx, configApps); err != nil {
 		return nil, err
 	}
 	// Every app must still pass (pools may have changed since it was stored).
@@ -143,11 +144,11 @@ func Open(s Store, key []byte, d Defaults, configApps []ConfigApp, pools Pools, 
 	return r, nil
 }
 
-func (r *Registry) loadConfig(configApps []ConfigApp) error {
+func (r *Registry) loadConfig(ctx context.Context, configApps []ConfigApp) error {
 	now := r.now().UTC()
 	inConfig := map[string]bool{}
 	configKeys := map[string]bool{}
-	return r.write(func(ch *changes) error {
+	return r.write(ctx, func(ch *changes) error {
 		for _, ca := range configApps {
 			inConfig[ca.ID] = true
 			configKeys[ca.APIKey] = true
@@ -192,12 +193,13 @@ func (r *Registry) loadConfig(configApps []ConfigApp) error {
 type changes struct{ apps, keys map[string][]byte }
 
 // write has fn make changes (and apply them to the registry's maps), then stores them.
-func (r *Registry) write(fn func(ch *changes) error) error {
+func (r *Registry) write(ctx context.Context, fn func(ch *changes) error) error {
 	ch := &changes{apps: map[string][]byte{}, keys: map[string][]byte{}}
 	if err := fn(ch); err != nil {
 		return err
 	}
-	return r.store.SaveApps(context.Background(), ch.apps, ch.keys)
+	// The maps hold the changes already: the store must get them whoever waits, or the two would differ.
+	return r.store.SaveApps(context.WithoutCancel(ctx), ch.apps, ch.keys)
 }
 
 func (r *Registry) putApp(ch *changes, a *storedApp) error {
@@ -271,7 +273,7 @@ type Created struct {
 }
 
 // Create stores a new app with one key.
-func (r *Registry) Create(a App) (Created, error) {
+func (r *Registry) Create(ctx context.Context, a App) (Created, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.apps[a.ID]; ok {
@@ -284,7 +286,7 @@ func (r *Registry) Create(a App) (Created, error) {
 	}
 	webhookSecret, secret := newSecret(), newSecret()
 	k := r.newKey(a.ID, newKeyID(), secret, now)
-	err := r.write(func(ch *changes) error {
+	err := r.write(ctx, func(ch *changes) error {
 		if err := r.putApp(ch, &storedApp{App: a, SealedWebhookSecret: r.seal(webhookSecret)}); err != nil {
 			return err
 		}
@@ -309,7 +311,7 @@ func (r *Registry) vet(a App) error {
 
 // Update applies fn to app id's stored settings (defaults not filled: what fn leaves unset keeps following
 // the engine's defaults) and stores the result. An error of fn is returned as it is.
-func (r *Registry) Update(id string, fn func(a *App) error) (App, error) {
+func (r *Registry) Update(ctx context.Context, id string, fn func(a *App) error) (App, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur, ok := r.apps[id]
@@ -333,14 +335,14 @@ func (r *Registry) Update(id string, fn func(a *App) error) (App, error) {
 	if err := r.vet(next.App); err != nil {
 		return App{}, err
 	}
-	if err := r.write(func(ch *changes) error { return r.putApp(ch, &next) }); err != nil {
+	if err := r.write(ctx, func(ch *changes) error { return r.putApp(ch, &next) }); err != nil {
 		return App{}, err
 	}
 	return next.full, nil
 }
 
 // Delete removes app id and its keys. Its verifications stay until retention removes them.
-func (r *Registry) Delete(id string) error {
+func (r *Registry) Delete(ctx context.Context, id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	a, ok := r.apps[id]
@@ -350,7 +352,7 @@ func (r *Registry) Delete(id string) error {
 	if a.FromConfig {
 		return fault.Errorf(fault.Conflict, "app %q: %w; remove it there", id, ErrFromConfig)
 	}
-	if err := r.write(func(ch *changes) error { r.deleteApp(ch, id); return nil }); err != nil {
+	if err := r.write(ctx, func(ch *changes) error { r.deleteApp(ch, id); return nil }); err != nil {
 		return err
 	}
 	_ = r.pools.SetApp(id, nil, 0)
@@ -359,7 +361,7 @@ func (r *Registry) Delete(id string) error {
 
 // RotateWebhookSecret gives app id a new webhook secret and returns it (shown only here). Webhooks already
 // queued are signed with the new one when they are sent.
-func (r *Registry) RotateWebhookSecret(id string) (string, error) {
+func (r *Registry) RotateWebhookSecret(ctx context.Context, id string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur, ok := r.apps[id]
@@ -372,7 +374,7 @@ func (r *Registry) RotateWebhookSecret(id string) (string, error) {
 	secret := newSecret()
 	next := *cur
 	next.SealedWebhookSecret = r.seal(secret)
-	if err := r.write(func(ch *changes) error { return r.putApp(ch, &next) }); err != nil {
+	if err := r.write(ctx, func(ch *changes) error { return r.putApp(ch, &next) }); err != nil {
 		return "", err
 	}
 	return secret, nil

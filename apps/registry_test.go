@@ -28,7 +28,7 @@ func open(t testing.TB, path string, clock *testclock.Clock, config ...apps.Conf
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	r, err := apps.Open(db, db.Key(), defaults, config, apptest.AnyPools{}, clock.Now)
+	r, err := apps.Open(t.Context(), db, db.Key(), defaults, config, apptest.AnyPools{}, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestKeysAndSecrets(t *testing.T) {
 	cfgApp := apps.ConfigApp{App: apps.App{ID: "demo", Pools: []string{"demo"}}, APIKey: "demo", APISecret: "demo-secret-config"}
 	r := open(t, path, clock, cfgApp)
 
-	created, err := r.Create(apps.App{ID: "shop", Pools: []string{"demo"}, AllowedCountries: []string{"GB"}})
+	created, err := r.Create(t.Context(), apps.App{ID: "shop", Pools: []string{"demo"}, AllowedCountries: []string{"GB"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,13 +51,13 @@ func TestKeysAndSecrets(t *testing.T) {
 	if _, err := r.Authenticate(created.Key.Key, created.Key.Secret+"x"); !errors.Is(err, apps.ErrUnauthorized) {
 		t.Fatalf("wrong secret: %v", err)
 	}
-	if _, err := r.Create(apps.App{ID: "shop", Pools: []string{"demo"}}); !errors.Is(err, fault.Conflict) {
+	if _, err := r.Create(t.Context(), apps.App{ID: "shop", Pools: []string{"demo"}}); !errors.Is(err, fault.Conflict) {
 		t.Errorf("second create: %v", err)
 	}
-	if _, err := r.Create(apps.App{ID: "bad", Pools: []string{"demo"}, CodeLength: 9}); !errors.Is(err, fault.InvalidRequest) {
+	if _, err := r.Create(t.Context(), apps.App{ID: "bad", Pools: []string{"demo"}, CodeLength: 9}); !errors.Is(err, fault.InvalidRequest) {
 		t.Errorf("code_length 9: %v", err)
 	}
-	if _, err := r.Update("demo", func(a *apps.App) error { a.MaxAttempts = 3; return nil }); !errors.Is(err, apps.ErrFromConfig) {
+	if _, err := r.Update(t.Context(), "demo", func(a *apps.App) error { a.MaxAttempts = 3; return nil }); !errors.Is(err, apps.ErrFromConfig) {
 		t.Errorf("update a config app: %v", err)
 	}
 	token := func(iss, secret string, exp time.Duration, iat bool) string {
@@ -83,14 +83,14 @@ func TestKeysAndSecrets(t *testing.T) {
 		}
 	}
 
-	rotated, err := r.RotateKey("shop", created.Key.Key)
+	rotated, err := r.RotateKey(t.Context(), "shop", created.Key.Key)
 	if err != nil || rotated.Secret == created.Key.Secret {
 		t.Fatalf("rotate: %+v %v", rotated, err)
 	}
 	if _, err := r.Authenticate(created.Key.Key, created.Key.Secret); err == nil {
 		t.Error("old secret works after rotate")
 	}
-	if _, err := r.RevokeKey("demo", "demo"); !errors.Is(err, apps.ErrFromConfig) {
+	if _, err := r.RevokeKey(t.Context(), "demo", "demo"); !errors.Is(err, apps.ErrFromConfig) {
 		t.Errorf("revoke a config key: %v", err)
 	}
 
@@ -115,15 +115,15 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := apps.ConfigApp{App: apps.App{ID: "old", Pools: []string{"p"}}, APIKey: "old", APISecret: "old-secret"}
-	r, err := apps.Open(db, db.Key(), defaults, []apps.ConfigApp{old}, apptest.AnyPools{}, clock.Now)
+	r, err := apps.Open(t.Context(), db, db.Key(), defaults, []apps.ConfigApp{old}, apptest.AnyPools{}, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	created, err := r.Create(apps.App{ID: "shop", Pools: []string{"p"}})
+	created, err := r.Create(t.Context(), apps.App{ID: "shop", Pools: []string{"p"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := apps.Open(db, db.Key(), defaults, nil, apptest.AnyPools{}, clock.Now)
+	r2, err := apps.Open(t.Context(), db, db.Key(), defaults, nil, apptest.AnyPools{}, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,20 +146,20 @@ func TestReopen(t *testing.T) {
 func TestRefusedChangesKeepState(t *testing.T) {
 	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	r := open(t, filepath.Join(t.TempDir(), "flashotp.db"), clock)
-	created, err := r.Create(apps.App{ID: "shop", Pools: []string{"p"}, PreSendHook: &apps.Hook{URL: "http://127.0.0.1:9/ok"}})
+	created, err := r.Create(t.Context(), apps.App{ID: "shop", Pools: []string{"p"}, PreSendHook: &apps.Hook{URL: "http://127.0.0.1:9/ok"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Update("shop", func(a *apps.App) error { a.PreSendHook.URL = "ftp://bad"; return nil }); !errors.Is(err, fault.InvalidRequest) {
+	if _, err := r.Update(t.Context(), "shop", func(a *apps.App) error { a.PreSendHook.URL = "ftp://bad"; return nil }); !errors.Is(err, fault.InvalidRequest) {
 		t.Fatalf("bad hook URL: %v", err)
 	}
 	if a, _ := r.Get("shop"); a.PreSendHook.URL != "http://127.0.0.1:9/ok" || a.PreSendHook.Timeout != apps.Duration(2*time.Second) {
 		t.Errorf("hook after a refused update: %+v", a.PreSendHook)
 	}
-	if _, err := r.RevokeKey("shop", created.Key.Key); err != nil {
+	if _, err := r.RevokeKey(t.Context(), "shop", created.Key.Key); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.RotateKey("shop", created.Key.Key); !errors.Is(err, apps.ErrRevoked) {
+	if _, err := r.RotateKey(t.Context(), "shop", created.Key.Key); !errors.Is(err, apps.ErrRevoked) {
 		t.Errorf("rotating a revoked key: %v", err)
 	}
 }
@@ -177,7 +177,7 @@ func TestAllowedCountries(t *testing.T) {
 		{[]string{"ZZ"}, `allowed_countries[0]: want an ISO 3166-1 alpha-2 country code such as GB or US, got "ZZ"`},
 	}
 	for i, tt := range tests {
-		_, err := r.Create(apps.App{ID: "shop" + strconv.Itoa(i), Pools: []string{"demo"}, AllowedCountries: tt.countries})
+		_, err := r.Create(t.Context(), apps.App{ID: "shop" + strconv.Itoa(i), Pools: []string{"demo"}, AllowedCountries: tt.countries})
 		if tt.want == "" && err != nil || tt.want != "" && (!errors.Is(err, fault.InvalidRequest) || !strings.Contains(err.Error(), tt.want)) {
 			t.Errorf("allowed_countries %v: %v, want %q", tt.countries, err, tt.want)
 		}
@@ -189,15 +189,15 @@ func TestAllowedCountries(t *testing.T) {
 func TestAuthReasons(t *testing.T) {
 	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	r := open(t, filepath.Join(t.TempDir(), "flashotp.db"), clock)
-	shop, err := r.Create(apps.App{ID: "shop", Pools: []string{"demo"}})
+	shop, err := r.Create(t.Context(), apps.App{ID: "shop", Pools: []string{"demo"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	revoked, err := r.CreateKey("shop")
+	revoked, err := r.CreateKey(t.Context(), "shop")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.RevokeKey("shop", revoked.Key); err != nil {
+	if _, err := r.RevokeKey(t.Context(), "shop", revoked.Key); err != nil {
 		t.Fatal(err)
 	}
 	key, secret := shop.Key.Key, shop.Key.Secret

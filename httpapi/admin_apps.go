@@ -26,7 +26,7 @@ func (s *Server) createApp(c *fiber.Ctx) error {
 	if err := decode(c, &a); err != nil {
 		return err
 	}
-	created, err := s.cfg.Apps.Create(a)
+	created, err := s.cfg.Apps.Create(c.UserContext(), a)
 	if err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func (s *Server) getApp(c *fiber.Ctx) error {
 
 func (s *Server) updateApp(c *fiber.Ctx) error {
 	body := c.Body()
-	a, err := s.cfg.Apps.Update(param(c, "id"), func(a *apps.App) error {
+	a, err := s.cfg.Apps.Update(c.UserContext(), param(c, "id"), func(a *apps.App) error {
 		return decodeBody(body, a)
 	})
 	if err != nil {
@@ -53,7 +53,7 @@ func (s *Server) updateApp(c *fiber.Ctx) error {
 }
 
 func (s *Server) deleteApp(c *fiber.Ctx) error {
-	if err := s.cfg.Apps.Delete(param(c, "id")); err != nil {
+	if err := s.cfg.Apps.Delete(c.UserContext(), param(c, "id")); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -68,7 +68,7 @@ func (s *Server) listKeys(c *fiber.Ctx) error {
 }
 
 func (s *Server) createKey(c *fiber.Ctx) error {
-	k, err := s.cfg.Apps.CreateKey(param(c, "id"))
+	k, err := s.cfg.Apps.CreateKey(c.UserContext(), param(c, "id"))
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func (s *Server) createKey(c *fiber.Ctx) error {
 }
 
 func (s *Server) rotateKey(c *fiber.Ctx) error {
-	k, err := s.cfg.Apps.RotateKey(param(c, "id"), param(c, "key"))
+	k, err := s.cfg.Apps.RotateKey(c.UserContext(), param(c, "id"), param(c, "key"))
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func (s *Server) rotateKey(c *fiber.Ctx) error {
 }
 
 func (s *Server) revokeKey(c *fiber.Ctx) error {
-	k, err := s.cfg.Apps.RevokeKey(param(c, "id"), param(c, "key"))
+	k, err := s.cfg.Apps.RevokeKey(c.UserContext(), param(c, "id"), param(c, "key"))
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (s *Server) revokeKey(c *fiber.Ctx) error {
 }
 
 func (s *Server) rotateWebhookSecret(c *fiber.Ctx) error {
-	secret, err := s.cfg.Apps.RotateWebhookSecret(param(c, "id"))
+	secret, err := s.cfg.Apps.RotateWebhookSecret(c.UserContext(), param(c, "id"))
 	if err != nil {
 		return err
 	}

@@ -72,14 +72,14 @@ type Apps interface {
 	AuthenticateJWT(token string) (appID, key string, err error)
 	Get(id string) (apps.App, bool)
 	List() []apps.App
-	Create(a apps.App) (apps.Created, error)
-	Update(id string, fn func(a *apps.App) error) (apps.App, error)
-	Delete(id string) error
+	Create(ctx context.Context, a apps.App) (apps.Created, error)
+	Update(ctx context.Context, id string, fn func(a *apps.App) error) (apps.App, error)
+	Delete(ctx context.Context, id string) error
 	Keys(id string) ([]apps.Key, error)
-	CreateKey(id string) (apps.Key, error)
-	RotateKey(id, key string) (apps.Key, error)
-	RevokeKey(id, key string) (apps.Key, error)
-	RotateWebhookSecret(id string) (string, error)
+	CreateKey(ctx context.Context, id string) (apps.Key, error)
+	RotateKey(ctx context.Context, id, key string) (apps.Key, error)
+	RevokeKey(ctx context.Context, id, key string) (apps.Key, error)
+	RotateWebhookSecret(ctx context.Context, id string) (string, error)
 }
 
 var _ Apps = (*apps.Registry)(nil)

@@ -49,11 +49,11 @@ func authLines(logs string) []string {
 // hold the secret, the token or its signature. The throttle's refusal is counted and logged as throttled.
 func TestAuthFailureReasons(t *testing.T) {
 	e, m, logs := observed(t, 1_000_000)
-	revoked, err := e.apps.CreateKey("demo")
+	revoked, err := e.apps.CreateKey(t.Context(), "demo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.apps.RevokeKey("demo", revoked.Key); err != nil {
+	if _, err := e.apps.RevokeKey(t.Context(), "demo", revoked.Key); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()

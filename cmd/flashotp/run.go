@@ -114,7 +114,7 @@ func (m *Main) open(ctx context.Context) error {
 		return err
 	}
 	// Every app, from the file or the admin API, draws from the pools; the pools vet its code space.
-	if m.apps, err = apps.Open(m.db, m.db.Key(), cfg.OTP.AppDefaults(), configApps, m.numbers, nil); err != nil {
+	if m.apps, err = apps.Open(ctx, m.db, m.db.Key(), cfg.OTP.AppDefaults(), configApps, m.numbers, nil); err != nil {
 		return err
 	}
 	m.metrics = metrics.New()

@@ -31,7 +31,7 @@ func Open(t testing.TB, db *store.DB, d apps.Defaults, pools apps.Pools, list ..
 	if pools == nil {
 		pools = AnyPools{}
 	}
-	r, err := apps.Open(db, db.Key(), d, list, pools, nil)
+	r, err := apps.Open(t.Context(), db, db.Key(), d, list, pools, nil)
 	if err != nil {
 		t.Fatalf("apps.Open: %v", err)
 	}
