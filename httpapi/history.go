@@ -12,21 +12,15 @@ import (
 	"flashotp/otp"
 )
 
-type resendBody struct {
-	AppID          string `json:"appid"`
-	VerificationID string `json:"verification_id"`
-	Channel        string `json:"channel"`
-}
-
 func (s *Server) resend(c *fiber.Ctx) error {
-	var b resendBody
-	if err := decode(c, &b, "appid", "verification_id"); err != nil {
+	var req otp.ResendRequest
+	if err := decode(c, &req, "appid", "verification_id"); err != nil {
 		return err
 	}
-	if err := checkApp(c, b.AppID); err != nil {
+	if err := checkApp(c, req.AppID); err != nil {
 		return err
 	}
-	v, err := s.svc.Resend(c.UserContext(), otp.ResendRequest{AppID: b.AppID, VerificationID: b.VerificationID, Channel: b.Channel})
+	v, err := s.svc.Resend(c.UserContext(), req)
 	if err != nil {
 		return err
 	}

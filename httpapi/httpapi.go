@@ -563,54 +563,36 @@ func jsonType(t reflect.Type) string {
 	return "another type"
 }
 
-type sendBody struct {
-	AppID      string `json:"appid"`
-	Recipient  string `json:"recipient"`
-	Channel    string `json:"channel"`
-	From       string `json:"from"`
-	CodeLength int    `json:"code_length"`
-	Reference  string `json:"reference"`
-}
-
 func (s *Server) send(c *fiber.Ctx) error {
-	var b sendBody
-	if err := decode(c, &b, "appid", "recipient", "channel"); err != nil {
+	var req otp.SendRequest
+	if err := decode(c, &req, "appid", "recipient", "channel"); err != nil {
 		return err
 	}
-	if err := checkApp(c, b.AppID); err != nil {
+	if err := checkApp(c, req.AppID); err != nil {
 		return err
 	}
 	defer func(start time.Time) { s.cfg.Metrics.Sent(time.Since(start)) }(time.Now())
-	v, err := s.svc.Send(c.UserContext(), otp.SendRequest{
-		AppID: b.AppID, Recipient: b.Recipient, Channel: b.Channel,
-		From: b.From, CodeLength: b.CodeLength, Reference: b.Reference,
-	})
+	v, err := s.svc.Send(c.UserContext(), req)
 	if err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(v)
 }
 
-type verifyBody struct {
-	AppID          string `json:"appid"`
-	VerificationID string `json:"verification_id"`
-	Recipient      string `json:"recipient"`
-	OTPCode        string `json:"otp_code"`
-}
-
 func (s *Server) verify(c *fiber.Ctx) error {
-	var b verifyBody
-	if err := decode(c, &b, "appid", "otp_code"); err != nil {
+	var req otp.VerifyRequest
+	if err := decode(c, &req, "appid", "otp_code"); err != nil {
 		return err
 	}
-	if err := checkApp(c, b.AppID); err != nil {
+	if err := checkApp(c, req.AppID); err != nil {
 		return err
 	}
-	if (b.VerificationID == "") == (b.Recipient == "") {
+	if (req.VerificationID == "") == (req.Recipient == "") {
 		return fault.Errorf(fault.InvalidRequest, "verification_id or recipient: give one")
 	}
+	req.RemoteIP = s.clientIP(c)
 	start := time.Now()
-	v, err := s.svc.Verify(c.UserContext(), otp.VerifyRequest{AppID: b.AppID, VerificationID: b.VerificationID, Recipient: b.Recipient, Code: b.OTPCode, RemoteIP: s.clientIP(c)})
+	v, err := s.svc.Verify(c.UserContext(), req)
 	s.cfg.Metrics.Verified(otp.ResultName(err), time.Since(start))
 	if err != nil {
 		return err

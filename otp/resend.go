@@ -9,11 +9,12 @@ import (
 	"flashotp/fault"
 )
 
-// ResendRequest asks for a new call, with a new code, for a verification.
+// ResendRequest asks for a new call, with a new code, for a verification, as POST /otp/resend's body
+// gives it.
 type ResendRequest struct {
-	AppID          string
-	VerificationID string
-	Channel        string // optional: flashcall
+	AppID          string `json:"appid"`
+	VerificationID string `json:"verification_id"`
+	Channel        string `json:"channel"` // optional: flashcall
 }
 
 // Resend places a new flash call for a pending (or undeliverable) verification, with a new CLI and so a

@@ -18,14 +18,14 @@ import (
 	"flashotp/numberpool"
 )
 
-// SendRequest is a request for a flash call.
+// SendRequest is a request for a flash call, as POST /otp/send's body gives it.
 type SendRequest struct {
-	AppID      string
-	Recipient  string
-	Channel    string
-	From       string // optional: the name of one of the app's pools
-	CodeLength int    // optional: 0 for the app's
-	Reference  string // optional, echoed back
+	AppID      string `json:"appid"`
+	Recipient  string `json:"recipient"`
+	Channel    string `json:"channel"`
+	From       string `json:"from"`        // optional: the name of one of the app's pools
+	CodeLength int    `json:"code_length"` // optional: 0 for the app's
+	Reference  string `json:"reference"`   // optional, echoed back
 }
 
 // Send validates req, applies the app's fraud guards and rate limits, stores a new verification and

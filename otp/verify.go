@@ -13,13 +13,13 @@ import (
 )
 
 // VerifyRequest is a code the user typed (or the app read from the call log), for one verification, or
-// for the newest pending verification of a recipient.
+// for the newest pending verification of a recipient, as POST /otp/verify's body gives it.
 type VerifyRequest struct {
-	AppID          string
-	VerificationID string
-	Recipient      string // used when VerificationID is empty
-	Code           string
-	RemoteIP       string // recorded with the attempt
+	AppID          string `json:"appid"`
+	VerificationID string `json:"verification_id"`
+	Recipient      string `json:"recipient"` // used when VerificationID is empty
+	Code           string `json:"otp_code"`
+	RemoteIP       string `json:"-"` // recorded with the attempt; the HTTP layer sets it, never the body
 }
 
 // Attempt is one verify attempt as GET /otp/attempts shows it.
