@@ -59,7 +59,7 @@ type Service interface {
 	List(ctx context.Context, q otp.Query) (otp.Page[otp.Verification], error)
 	Logs(ctx context.Context, q otp.Query) (otp.Page[otp.Event], error)
 	Attempts(ctx context.Context, q otp.Query) (otp.Page[otp.Attempt], error)
-	RateLimits(appID, key, ip, recipient string) ([]otp.RateLimit, error)
+	RateLimits(appID, key, ip, recipient string) ([]limits.Status, error)
 	Reports(ctx context.Context, appID string, since, until time.Time, groupBy string) ([]otp.ReportRow, error)
 	AllowRequest(appID, key, ip string) error
 }

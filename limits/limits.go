@@ -30,14 +30,14 @@ type Check struct {
 	Key string
 }
 
-// Status is where one key stands under one rule.
+// Status is where one key stands under one rule, as GET /otp/rate-limits shows it.
 type Status struct {
-	Scope   string        `json:"scope"`
-	Key     string        `json:"key"`
-	Limit   int           `json:"limit"`
-	Window  time.Duration `json:"-"`
-	Used    int           `json:"used"`
-	ResetAt time.Time     `json:"reset_at"` // when the oldest counted event leaves the window (now if none)
+	Scope   string    `json:"scope"`
+	Key     string    `json:"key"`
+	Limit   int       `json:"limit"`
+	Window  string    `json:"window"` // the rule's window as a Go duration ("10m0s")
+	Used    int       `json:"used"`
+	ResetAt time.Time `json:"reset_at"` // when the oldest counted event leaves the window (now if none)
 }
 
 // Limiter counts events per scope and key. It is safe for concurrent use.
@@ -215,7 +215,7 @@ func (l *Limiter) Add(c Check) {
 // Status reports where c's key stands.
 func (l *Limiter) Status(c Check) Status {
 	now := l.now()
-	s := Status{Scope: c.Scope, Key: c.Key, Limit: c.Limit, Window: c.Window, ResetAt: now.UTC()}
+	s := Status{Scope: c.Scope, Key: c.Key, Limit: c.Limit, Window: c.Window.String(), ResetAt: now.UTC()}
 	if c.Off() {
 		return s
 	}

@@ -63,19 +63,10 @@ func (s *Service) AllowRequest(appID, key, ip string) error {
 	return nil
 }
 
-// RateLimit is one limit that applies, as GET /otp/rate-limits shows it.
-type RateLimit struct {
-	Scope   string    `json:"scope"`
-	Key     string    `json:"key"`
-	Limit   int       `json:"limit"`
-	Window  string    `json:"window"`
-	Used    int       `json:"used"`
-	ResetAt time.Time `json:"reset_at"`
-}
-
 // RateLimits returns where each limit that applies to the app's client (API key and address) and, when
 // given, to recipient stands.
-func (s *Service) RateLimits(appID, key, ip, recipient string) ([]RateLimit, error) {
+// Each key is shown without the app's ID.
+func (s *Service) RateLimits(appID, key, ip, recipient string) ([]limits.Status, error) {
 	app, err := s.app(appID)
 	if err != nil {
 		return nil, err
@@ -89,11 +80,11 @@ func (s *Service) RateLimits(appID, key, ip, recipient string) ([]RateLimit, err
 		checks = append(checks, check(app, apps.ScopeRecipient, to.E164), check(app, apps.ScopePrefix, prefixOf(to.E164)),
 			check(app, apps.ScopeFailedVerifications, to.E164))
 	}
-	out := make([]RateLimit, 0, len(checks))
+	out := make([]limits.Status, 0, len(checks))
 	for _, c := range checks {
 		st := s.limiter.Status(c)
-		out = append(out, RateLimit{Scope: st.Scope, Key: strings.TrimPrefix(st.Key, app.ID+"/"), Limit: st.Limit,
-			Window: st.Window.String(), Used: st.Used, ResetAt: st.ResetAt})
+		st.Key = strings.TrimPrefix(st.Key, app.ID+"/")
+		out = append(out, st)
 	}
 	return out, nil
 }
