@@ -64,8 +64,7 @@ func (s *Service) AllowRequest(appID, key, ip string) error {
 }
 
 // RateLimits returns where each limit that applies to the app's client (API key and address) and, when
-// given, to recipient stands.
-// Each key is shown without the app's ID.
+// given, to recipient stands, each key shown without the app's ID.
 func (s *Service) RateLimits(appID, key, ip, recipient string) ([]limits.Status, error) {
 	app, err := s.app(appID)
 	if err != nil {
