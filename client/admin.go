@@ -118,25 +118,16 @@ func (c *Client) RemoveEntry(ctx context.Context, pool, id string) ([]byte, erro
 	return c.do(ctx, "DELETE", poolPath(pool)+"/entries/"+url.PathEscape(id), nil, nil)
 }
 
-// Target names what a quarantine or a release is for: a caller ID (CLI, E.164) or an entry; For and
-// Reason are a quarantine's (For zero: the pool's quarantine_for).
-type Target struct {
-	CLI    string              `json:"cli,omitempty"`
-	Entry  string              `json:"entry,omitempty"`
-	For    numberpool.Duration `json:"for,omitempty"`
-	Reason string              `json:"reason,omitempty"`
-}
-
-// Quarantine is POST /admin/pools/{pool}/quarantine.
-func (c *Client) Quarantine(ctx context.Context, pool string, t Target) (numberpool.Quarantine, []byte, error) {
+// Quarantine is POST /admin/pools/{t.Pool}/quarantine.
+func (c *Client) Quarantine(ctx context.Context, t numberpool.Target) (numberpool.Quarantine, []byte, error) {
 	var out numberpool.Quarantine
-	raw, err := c.do(ctx, "POST", poolPath(pool)+"/quarantine", t, &out)
+	raw, err := c.do(ctx, "POST", poolPath(t.Pool)+"/quarantine", t, &out)
 	return out, raw, err
 }
 
-// Release is POST /admin/pools/{pool}/release.
-func (c *Client) Release(ctx context.Context, pool string, t Target) ([]byte, error) {
-	return c.do(ctx, "POST", poolPath(pool)+"/release", t, nil)
+// Release is POST /admin/pools/{t.Pool}/release.
+func (c *Client) Release(ctx context.Context, t numberpool.Target) ([]byte, error) {
+	return c.do(ctx, "POST", poolPath(t.Pool)+"/release", t, nil)
 }
 
 func appPath(id string) string       { return "/admin/apps/" + url.PathEscape(id) }

@@ -29,7 +29,7 @@ type PoolAdmin interface {
 	DeletePool(ctx context.Context, name string) error
 	AddEntry(ctx context.Context, pool string, e numberpool.Entry) (numberpool.Entry, error)
 	RemoveEntry(ctx context.Context, pool, id string) error
-	QuarantineNow(ctx context.Context, t numberpool.Target, d time.Duration, reason string) (numberpool.Quarantine, error)
+	QuarantineNow(ctx context.Context, t numberpool.Target) (numberpool.Quarantine, error)
 	Release(ctx context.Context, t numberpool.Target) error
 }
 
@@ -182,35 +182,27 @@ func (s *Server) removeEntry(c *fiber.Ctx) error {
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
-type quarantineBody struct {
-	CLI    string              `json:"cli"`
-	Entry  string              `json:"entry"`
-	For    numberpool.Duration `json:"for"`
-	Reason string              `json:"reason"`
-}
-
 func (s *Server) quarantine(c *fiber.Ctx) error {
-	var b quarantineBody
-	if err := decode(c, &b); err != nil {
+	var t numberpool.Target
+	if err := decode(c, &t); err != nil {
 		return err
 	}
-	reason := b.Reason
-	if reason == "" {
-		reason = "by hand"
-	}
-	q, err := s.cfg.Pools.QuarantineNow(c.UserContext(), numberpool.Target{Pool: param(c, "name"), CLI: b.CLI, Entry: b.Entry}, time.Duration(b.For), reason)
+	t.Pool = param(c, "name")
+	q, err := s.cfg.Pools.QuarantineNow(c.UserContext(), t)
 	if err != nil {
 		return err
 	}
 	return c.JSON(q)
 }
 
+// release takes a quarantine's body: its for and reason are read (a wrong type is refused) and ignored.
 func (s *Server) release(c *fiber.Ctx) error {
-	var b quarantineBody
-	if err := decode(c, &b); err != nil {
+	var t numberpool.Target
+	if err := decode(c, &t); err != nil {
 		return err
 	}
-	if err := s.cfg.Pools.Release(c.UserContext(), numberpool.Target{Pool: param(c, "name"), CLI: b.CLI, Entry: b.Entry}); err != nil {
+	t.Pool = param(c, "name")
+	if err := s.cfg.Pools.Release(c.UserContext(), t); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"flashotp/metrics"
 	"flashotp/numberpool"
@@ -32,7 +31,7 @@ func (noPools) AddEntry(_ context.Context, _ string, e numberpool.Entry) (number
 	return e, nil
 }
 func (noPools) RemoveEntry(context.Context, string, string) error { return nil }
-func (noPools) QuarantineNow(context.Context, numberpool.Target, time.Duration, string) (numberpool.Quarantine, error) {
+func (noPools) QuarantineNow(context.Context, numberpool.Target) (numberpool.Quarantine, error) {
 	return numberpool.Quarantine{}, nil
 }
 func (noPools) Release(context.Context, numberpool.Target) error { return nil }

@@ -220,11 +220,15 @@ func (r *Registry) RemoveEntry(ctx context.Context, pool, id string) error {
 	return err
 }
 
-// Target names what a manual quarantine or release is about: one CLI, or one entry of a pool.
+// Target names what a manual quarantine or release is about: one CLI, or one entry of a pool. It is the
+// body of POST /admin/pools/{pool}/quarantine and /release, the pool named by the path; For and Reason are
+// a quarantine's (For zero: the pool's quarantine_for; Reason empty: "by hand").
 type Target struct {
-	Pool  string `json:"pool"`
-	CLI   string `json:"cli,omitempty"`
-	Entry string `json:"entry,omitempty"`
+	Pool   string   `json:"-"`
+	CLI    string   `json:"cli,omitempty"`
+	Entry  string   `json:"entry,omitempty"`
+	For    Duration `json:"for,omitempty"`
+	Reason string   `json:"reason,omitempty"`
 }
 
 func (r *Registry) targetKey(t Target) (string, error) {
@@ -251,16 +255,21 @@ func (r *Registry) targetKey(t Target) (string, error) {
 	return "", fault.Errorf(fault.InvalidRequest, "%w: name either cli or entry", ErrBadPattern)
 }
 
-// QuarantineNow leaves t out of picks for d (0: the pool's quarantine_for).
-func (r *Registry) QuarantineNow(ctx context.Context, t Target, d time.Duration, reason string) (Quarantine, error) {
+// QuarantineNow leaves t out of picks for t.For.
+func (r *Registry) QuarantineNow(ctx context.Context, t Target) (Quarantine, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key, err := r.targetKey(t)
 	if err != nil {
 		return Quarantine{}, err
 	}
+	d := time.Duration(t.For)
 	if d <= 0 {
 		d = time.Duration(r.pools[t.Pool].QuarantineFor)
+	}
+	reason := t.Reason
+	if reason == "" {
+		reason = "by hand"
 	}
 	now := r.cfg.Now()
 	q := Quarantine{Until: now.Add(d), Since: now, Reason: reason, Manual: true, Pool: t.Pool, Entry: t.Entry}

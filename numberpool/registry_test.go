@@ -296,7 +296,7 @@ func TestPickKeepsMinCodeSpaceWhenEntriesAreOut(t *testing.T) {
 		out  func(t *testing.T, f *fixture) (refused bool) // takes the big entry (live/e1) out
 	}{
 		{"big entry quarantined by hand", func(t *testing.T, f *fixture) bool {
-			if _, err := f.reg.QuarantineNow(t.Context(), numberpool.Target{Pool: "live", Entry: "e1"}, time.Hour, "test"); err != nil {
+			if _, err := f.reg.QuarantineNow(t.Context(), numberpool.Target{Pool: "live", Entry: "e1", For: numberpool.Duration(time.Hour), Reason: "test"}); err != nil {
 				t.Fatalf("QuarantineNow: %v", err)
 			}
 			return false
@@ -533,7 +533,8 @@ func TestQuarantineNow(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, numberpool.Config{}, pool("demo", entry("+442079460001-+442079460009"), entry("+33198765XXXX")))
-			q, err := f.reg.QuarantineNow(t.Context(), tt.target, tt.d, "carrier complaint")
+			tt.target.For, tt.target.Reason = numberpool.Duration(tt.d), "carrier complaint"
+			q, err := f.reg.QuarantineNow(t.Context(), tt.target)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("QuarantineNow = %v, want %v", err, tt.wantErr)
@@ -898,7 +899,7 @@ func TestConcurrentUse(t *testing.T) {
 				t.Errorf("AddEntry: %v", err)
 				return
 			}
-			if _, err := f.reg.QuarantineNow(t.Context(), numberpool.Target{Pool: "live", Entry: e.ID}, time.Minute, "test"); err != nil {
+			if _, err := f.reg.QuarantineNow(t.Context(), numberpool.Target{Pool: "live", Entry: e.ID, For: numberpool.Duration(time.Minute), Reason: "test"}); err != nil {
 				t.Errorf("QuarantineNow: %v", err)
 			}
 			if err := f.reg.Release(t.Context(), numberpool.Target{Pool: "live", Entry: e.ID}); err != nil {

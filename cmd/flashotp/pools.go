@@ -97,15 +97,15 @@ func newPoolsCmd() *cobra.Command {
 		},
 	})
 
-	var target apiclient.Target
+	var target numberpool.Target
 	var dur time.Duration
 	quarantine := &cobra.Command{
 		Use:   "quarantine POOL (--cli NUMBER | --entry ID)",
 		Short: "Leave a caller ID or an entry out of picks",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			target.For = numberpool.Duration(dur)
-			q, raw, err := a.Quarantine(cmd.Context(), args[0], target)
+			target.Pool, target.For = args[0], numberpool.Duration(dur)
+			q, raw, err := a.Quarantine(cmd.Context(), target)
 			return a.show(cmd.OutOrStdout(), raw, err, func() error {
 				_, err := fmt.Fprintf(cmd.OutOrStdout(), "quarantined until %s\n", q.Until.Format(time.RFC3339))
 				return err
@@ -117,7 +117,8 @@ func newPoolsCmd() *cobra.Command {
 		Short: "Lift the quarantine of a caller ID or an entry",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := a.Release(cmd.Context(), args[0], target)
+			target.Pool = args[0]
+			raw, err := a.Release(cmd.Context(), target)
 			return a.show(cmd.OutOrStdout(), raw, err, func() error {
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "released")
 				return err
