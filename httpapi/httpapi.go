@@ -563,43 +563,6 @@ func jsonType(t reflect.Type) string {
 	return "another type"
 }
 
-func (s *Server) send(c *fiber.Ctx) error {
-	var req otp.SendRequest
-	if err := decode(c, &req, "appid", "recipient", "channel"); err != nil {
-		return err
-	}
-	if err := checkApp(c, req.AppID); err != nil {
-		return err
-	}
-	defer func(start time.Time) { s.cfg.Metrics.Sent(time.Since(start)) }(time.Now())
-	v, err := s.svc.Send(c.UserContext(), req)
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusAccepted).JSON(v)
-}
-
-func (s *Server) verify(c *fiber.Ctx) error {
-	var req otp.VerifyRequest
-	if err := decode(c, &req, "appid", "otp_code"); err != nil {
-		return err
-	}
-	if err := checkApp(c, req.AppID); err != nil {
-		return err
-	}
-	if (req.VerificationID == "") == (req.Recipient == "") {
-		return fault.Errorf(fault.InvalidRequest, "verification_id or recipient: give one")
-	}
-	req.RemoteIP = s.clientIP(c)
-	start := time.Now()
-	v, err := s.svc.Verify(c.UserContext(), req)
-	s.cfg.Metrics.Verified(otp.ResultName(err), time.Since(start))
-	if err != nil {
-		return err
-	}
-	return c.JSON(v)
-}
-
 func (s *Server) readyz(c *fiber.Ctx) error {
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(); err != nil {
