@@ -314,10 +314,7 @@ func TestQueueFullStopAndLeaks(t *testing.T) {
 	if err := d.Submit(Request{ID: "late"}); err != ErrStopped {
 		t.Fatalf("submit after stop: %v", err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(2*time.Second, func() bool { return runtime.NumGoroutine() <= before })
 	if n := runtime.NumGoroutine(); n > before {
 		t.Fatalf("%d goroutines after Stop, %d before", n, before)
 	}

@@ -1,12 +1,13 @@
 package dialer
 
 import (
-	"flashotp/call"
 	"fmt"
 	"net"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"flashotp/call"
 )
 
 // Number formats a trunk may want (Trunk.NumberFormat).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"flashotp/httpapi"
+	"flashotp/internal/testwait"
 )
 
 // dialFrom connects to addr from the loopback address src.
@@ -97,11 +98,8 @@ func TestListenerCaps(t *testing.T) {
 	}
 	first.Close()
 	client.Close() // the server drains the connection until the client's end closes, then frees the slot
-	for deadline := time.Now().Add(5 * time.Second); l.Open() != 4; {
-		if time.Now().After(deadline) {
-			t.Fatalf("Open() = %d after a close, want 4", l.Open())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testwait.Until(5*time.Second, func() bool { return l.Open() == 4 }) {
+		t.Fatalf("Open() = %d after a close, want 4", l.Open())
 	}
 	admitted("127.0.0.2")
 }

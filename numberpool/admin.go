@@ -2,11 +2,12 @@ package numberpool
 
 import (
 	"context"
-	"flashotp/fault"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"flashotp/fault"
 )
 
 // Report is a pool as the admin API shows it: its definition, use and quarantine.

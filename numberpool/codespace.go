@@ -1,13 +1,14 @@
 package numberpool
 
 import (
-	"flashotp/fault"
 	"maps"
 	"math"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"flashotp/fault"
 )
 
 // Space is a code space: distinct codes and their entropy in bits.

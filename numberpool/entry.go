@@ -4,13 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"flashotp/fault"
 	"fmt"
 	"math"
 	"math/big"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"flashotp/fault"
 )
 
 // Reasons for this package's errors. Each comes wrapped in a *fault.Error that carries the API's code

@@ -3,10 +3,11 @@ package numberpool
 import (
 	"context"
 	"encoding/json"
-	"flashotp/fault"
 	"fmt"
 	"slices"
 	"time"
+
+	"flashotp/fault"
 )
 
 // candidate is one entry a pick may draw from.

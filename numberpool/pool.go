@@ -12,11 +12,12 @@ package numberpool
 import (
 	"bytes"
 	"encoding/json"
-	"flashotp/fault"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"flashotp/fault"
 )
 
 // Entry is one set of numbers of a pool (an X pattern, a range, or a list) and what it may be used for.

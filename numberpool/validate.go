@@ -2,9 +2,10 @@ package numberpool
 
 import (
 	"errors"
-	"flashotp/fault"
 	"fmt"
 	"regexp"
+
+	"flashotp/fault"
 )
 
 var (

@@ -120,15 +120,21 @@ func (e *env) status(t *testing.T, id string) otp.Verification {
 // attempts, report counters and webhooks.
 func (e *env) count(t *testing.T) int {
 	t.Helper()
-	n := 0
-	for _, b := range []string{"verifications", "v_by_app", "v_by_recipient", "v_expiry", "v_open_calls", "events", "attempts", "reports", "webhooks"} {
-		k, err := e.db.Bucket(b).Len()
-		if err != nil {
-			t.Fatalf("Len(%s): %v", b, err)
-		}
-		n += k
+	n, err := e.db.Count(store.VerificationBuckets...)
+	if err != nil {
+		t.Fatalf("Count: %v", err)
 	}
 	return n
+}
+
+// record returns the stored record of verification id, or nil.
+func (e *env) record(t *testing.T, id string) []byte {
+	t.Helper()
+	var rec []byte
+	if err := e.db.Verifications().View(t.Context(), func(tx otp.Tx) error { rec = tx.Verification(id); return nil }); err != nil {
+		t.Fatalf("View: %v", err)
+	}
+	return rec
 }
 
 // codeOf returns the code a CLI carries at the default code length.
@@ -220,9 +226,9 @@ func TestSendPendingVerification(t *testing.T) {
 func TestSendStoresNoCode(t *testing.T) {
 	e := newEnv(t)
 	v, cli := e.send(t)
-	raw, err := e.db.Bucket("verifications").Get(v.ID)
-	if err != nil {
-		t.Fatalf("store Get: %v", err)
+	raw := e.record(t, v.ID)
+	if raw == nil {
+		t.Fatalf("no record of %s in the store", v.ID)
 	}
 	if strings.Contains(string(raw), cli) || strings.Contains(string(raw), strings.TrimPrefix(cli, "+")) {
 		t.Errorf("stored record holds the whole CLI %s: %s", cli, raw)
@@ -369,8 +375,8 @@ func TestSendDialerRefuses(t *testing.T) {
 			if len(refused) != 1 {
 				t.Fatalf("dialer was offered %d calls, want 1", len(refused))
 			}
-			if _, err := e.db.Bucket("verifications").Get(refused[0].ID); !errors.Is(err, store.ErrNotFound) {
-				t.Errorf("store Get(%s) = %v, want store.ErrNotFound", refused[0].ID, err)
+			if rec := e.record(t, refused[0].ID); rec != nil {
+				t.Errorf("store holds a record of %s: %s, want none", refused[0].ID, rec)
 			}
 			if n := e.count(t); n != 0 {
 				t.Errorf("store holds %d records, want none", n)
@@ -571,7 +577,7 @@ func TestVerifyAttemptsUsedUpFails(t *testing.T) {
 	}
 	_, err = e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: v.ID, Code: codeOf(cli)})
 	wantErr(t, err, fault.MaxAttempts)
-	if n, err := e.db.Bucket("v_expiry").Len(); err != nil || n != 0 {
+	if n, err := e.db.Count(store.ExpiryIndex...); err != nil || n != 0 {
 		t.Errorf("expiry index holds %d keys (%v), want none", n, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"flashotp/call"
 	"flashotp/internal/peers"
+	"flashotp/internal/testwait"
 	"flashotp/sip"
 )
 
@@ -33,10 +34,7 @@ func TestDialBaresip(t *testing.T) {
 
 	// baresip logs the end of the call after it sent the 487; give it a moment.
 	const closed = "sip:+442079461234@127.0.0.1: session closed"
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(b.Log(), closed) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(5*time.Second, func() bool { return strings.Contains(b.Log(), closed) }) // the checks below say what is missing
 	log := b.Log()
 	incoming := strings.Index(log, "Incoming call from:  sip:+442079461234@")
 	end := strings.Index(log, closed)

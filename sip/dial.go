@@ -2,7 +2,6 @@ package sip
 
 import (
 	"context"
-	"flashotp/call"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	sipgosip "github.com/emiago/sipgo/sip"
+
+	"flashotp/call"
 )
 
 var (

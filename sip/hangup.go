@@ -2,10 +2,11 @@ package sip
 
 import (
 	"context"
-	"flashotp/call"
 	"time"
 
 	sipgosip "github.com/emiago/sipgo/sip"
+
+	"flashotp/call"
 )
 
 // watchLateAnswer remembers a call that ended for 64·T1 (sipgo's, read now), so that a 200 OK still on its

@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"flashotp/call"
 	"fmt"
 	"net"
 	"strconv"
@@ -10,6 +9,8 @@ import (
 
 	sipgosip "github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
+
+	"flashotp/call"
 )
 
 // newInvite builds the flash call's INVITE: Request-URI and To carry the dialed number, the CLI goes in the

@@ -1,10 +1,11 @@
 package sip
 
 import (
-	"flashotp/call"
 	"io"
 	"log/slog"
 	"testing"
+
+	"flashotp/call"
 )
 
 // BenchmarkNewInvite: building one flash call's INVITE with its SDP offer.

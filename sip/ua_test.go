@@ -13,6 +13,7 @@ import (
 	"flashotp/call"
 	"flashotp/internal/fakes"
 	"flashotp/internal/peers"
+	"flashotp/internal/testwait"
 	"flashotp/sip"
 )
 
@@ -312,10 +313,7 @@ func TestNoGoroutineLeft(t *testing.T) {
 	wg.Wait()
 	// The phone's server transactions (in this process too) wait for sipgo's Timer I, T4 = 5 s, after
 	// each ACK before they end.
-	deadline := time.Now().Add(12 * time.Second)
-	for runtime.NumGoroutine() > before+5 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testwait.Until(12*time.Second, func() bool { return runtime.NumGoroutine() <= before+5 })
 	if n := runtime.NumGoroutine(); n > before+5 {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("%d goroutines after 100 calls, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])

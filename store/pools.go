@@ -13,32 +13,32 @@ var _ numberpool.Store = (*DB)(nil)
 
 // LoadPools calls fn with a copy of every stored number pool, in name order, from one read transaction.
 func (db *DB) LoadPools(_ context.Context, fn func(name string, pool []byte) error) error {
-	return db.Bucket(bucketPools).ForEach(fn)
+	return db.bucket(bucketPools).ForEach(fn)
 }
 
 // PutPool stores a number pool under its name.
 func (db *DB) PutPool(_ context.Context, name string, pool []byte) error {
-	return db.Bucket(bucketPools).Put(name, pool)
+	return db.bucket(bucketPools).Put(name, pool)
 }
 
 // DeletePool removes the number pool called name.
 func (db *DB) DeletePool(_ context.Context, name string) error {
-	return db.Bucket(bucketPools).Delete(name)
+	return db.bucket(bucketPools).Delete(name)
 }
 
 // LoadQuarantines calls fn with a copy of every stored quarantine, in key order, from one read transaction.
 func (db *DB) LoadQuarantines(_ context.Context, fn func(key string, q []byte) error) error {
-	return db.Bucket(bucketQuarantine).ForEach(fn)
+	return db.bucket(bucketQuarantine).ForEach(fn)
 }
 
 // PutQuarantine stores a quarantine under key.
 func (db *DB) PutQuarantine(_ context.Context, key string, q []byte) error {
-	return db.Bucket(bucketQuarantine).Put(key, q)
+	return db.bucket(bucketQuarantine).Put(key, q)
 }
 
 // DeleteQuarantine removes the quarantine under key.
 func (db *DB) DeleteQuarantine(_ context.Context, key string) error {
-	return db.Bucket(bucketQuarantine).Delete(key)
+	return db.bucket(bucketQuarantine).Delete(key)
 }
 
 // RecentCalls returns a copy of recipient's stored history of recent calls, or nil when there is none.
@@ -55,5 +55,5 @@ func (db *DB) RecentCalls(_ context.Context, recipient string) ([]byte, error) {
 
 // PutRecentCalls stores each recipient's history in one group-committed transaction.
 func (db *DB) PutRecentCalls(_ context.Context, histories map[string][]byte) error {
-	return db.Bucket(bucketRecent).PutMany(histories)
+	return db.bucket(bucketRecent).PutMany(histories)
 }

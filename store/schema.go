@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -32,6 +33,23 @@ const (
 
 	// webhook
 	bucketWebhooks = "webhooks" // delivery ID → delivery not yet delivered or given up
+)
+
+// Buckets by what they hold, for tests that count (DB.Count) or compare (storetest.Snapshot) what the engine
+// wrote without knowing a name.
+var (
+	// VerificationBuckets hold what verifications write: otp's records, their index keys, events, verify
+	// attempts and report counters, and webhook's queue.
+	VerificationBuckets = []string{
+		bucketVerifications, bucketByApp, bucketByRecipient, bucketExpiry, bucketOpenCalls, bucketEvents,
+		bucketAttempts, bucketReports, bucketWebhooks,
+	}
+	// SettledBuckets are the buckets the engine writes, VerificationBuckets and apps' and numberpool's, but
+	// numberpool's recent calls: a pick is written there by a flusher up to 50 ms later, so it may land in
+	// the middle of whatever a test compares.
+	SettledBuckets = append(slices.Clip(VerificationBuckets), bucketApps, bucketKeys, bucketPools, bucketQuarantine)
+	// ExpiryIndex is otp's index of verifications by when they expire.
+	ExpiryIndex = []string{bucketExpiry}
 )
 
 // Key layouts of otp's buckets.

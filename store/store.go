@@ -2,8 +2,8 @@
 //
 // It implements the storage the domain packages declare (apps.Store in apps.go, numberpool.Store in
 // pools.go, otp.Store in verifications.go, webhook.Store in webhooks.go), and keeps their records opaque
-// (the packages that own them encode them) in the buckets listed in schema.go: a Bucket for one bucket at
-// a time, a Tx for several together (a verification with its index entries, events, attempts, report
+// (the packages that own them encode them) in the buckets listed in schema.go, written one bucket at a time
+// or through a Tx for several together (a verification with its index entries, events, attempts, report
 // counters and webhook deliveries; an app with its keys), and the server key that codes are MACed under.
 // Writes are group-committed: concurrent writes share one bbolt transaction and one fsync (bbolt's Batch),
 // and each returns only once that transaction is on disk, so what a caller was told is stored survives a
@@ -16,7 +16,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flashotp/fault"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +26,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterr "go.etcd.io/bbolt/errors"
+
+	"flashotp/fault"
 )
 
 // Errors returned by this package.
@@ -272,17 +273,17 @@ func CheckBackup(path string) error {
 // Key returns the server key codes are MACed under.
 func (db *DB) Key() []byte { return db.key }
 
-// Bucket is a named set of records in the store. Writes to any bucket share the group commit.
-type Bucket struct {
+// bucket is a named set of records in the store. Writes to any bucket share the group commit.
+type bucket struct {
 	db   *DB
 	name []byte
 }
 
-// Bucket returns the bucket called name, created at its first write.
-func (db *DB) Bucket(name string) *Bucket { return &Bucket{db: db, name: []byte(name)} }
+// bucket returns the bucket called name, created at its first write.
+func (db *DB) bucket(name string) *bucket { return &bucket{db: db, name: []byte(name)} }
 
 // Create stores a new record; it fails with ErrExists if id is taken.
-func (b *Bucket) Create(id string, value []byte) error {
+func (b *bucket) Create(id string, value []byte) error {
 	return b.batch(func(bk *bolt.Bucket) error {
 		if bk.Get([]byte(id)) != nil {
 			return callerError{fmt.Errorf("create %s: %w", id, ErrExists)}
@@ -292,12 +293,12 @@ func (b *Bucket) Create(id string, value []byte) error {
 }
 
 // Put stores value under id, replacing what was there.
-func (b *Bucket) Put(id string, value []byte) error {
+func (b *bucket) Put(id string, value []byte) error {
 	return b.batch(func(bk *bolt.Bucket) error { return bk.Put([]byte(id), value) })
 }
 
 // PutMany stores every record, replacing what was there, in one transaction.
-func (b *Bucket) PutMany(records map[string][]byte) error {
+func (b *bucket) PutMany(records map[string][]byte) error {
 	return b.batch(func(bk *bolt.Bucket) error {
 		for id, v := range records {
 			if err := bk.Put([]byte(id), v); err != nil {
@@ -309,7 +310,7 @@ func (b *Bucket) PutMany(records map[string][]byte) error {
 }
 
 // Get returns a copy of the record stored under id, or ErrNotFound.
-func (b *Bucket) Get(id string) ([]byte, error) {
+func (b *bucket) Get(id string) ([]byte, error) {
 	var out []byte
 	err := b.db.view(func(tx *bolt.Tx) error {
 		var v []byte
@@ -328,7 +329,7 @@ func (b *Bucket) Get(id string) ([]byte, error) {
 // Update replaces the record under id with what fn returns, in one transaction. If fn fails, nothing
 // changes and Update returns fn's error; if fn returns the value it was given, nothing is written. fn may
 // run more than once (a batch that fails is retried call by call), so it must only compute from old.
-func (b *Bucket) Update(id string, fn func(old []byte) ([]byte, error)) error {
+func (b *bucket) Update(id string, fn func(old []byte) ([]byte, error)) error {
 	return b.batch(func(bk *bolt.Bucket) error {
 		stored := bk.Get([]byte(id))
 		if stored == nil {
@@ -346,12 +347,12 @@ func (b *Bucket) Update(id string, fn func(old []byte) ([]byte, error)) error {
 }
 
 // Delete removes the record under id; removing a missing record is not an error.
-func (b *Bucket) Delete(id string) error {
+func (b *bucket) Delete(id string) error {
 	return b.batch(func(bk *bolt.Bucket) error { return bk.Delete([]byte(id)) })
 }
 
 // ForEach calls fn with a copy of every record, in key order, from one read transaction.
-func (b *Bucket) ForEach(fn func(id string, v []byte) error) error {
+func (b *bucket) ForEach(fn func(id string, v []byte) error) error {
 	return b.db.view(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(b.name)
 		if bk == nil {
@@ -366,7 +367,7 @@ func (b *Bucket) ForEach(fn func(id string, v []byte) error) error {
 type callerError struct{ error }
 
 // batch runs fn on the bucket in a group-committed transaction and returns its error.
-func (b *Bucket) batch(fn func(bk *bolt.Bucket) error) error {
+func (b *bucket) batch(fn func(bk *bolt.Bucket) error) error {
 	var callerErr error
 	err := b.db.batch(func(tx *bolt.Tx) error {
 		callerErr = nil
@@ -388,8 +389,22 @@ func (b *Bucket) batch(fn func(bk *bolt.Bucket) error) error {
 	return callerErr
 }
 
+// Count returns how many records the buckets hold together (the lists in schema.go name them): for tests
+// that check what the engine wrote without knowing a bucket's name.
+func (db *DB) Count(buckets ...string) (int, error) {
+	n := 0
+	for _, name := range buckets {
+		k, err := db.bucket(name).Len()
+		if err != nil {
+			return 0, err
+		}
+		n += k
+	}
+	return n, nil
+}
+
 // Len returns the number of records.
-func (b *Bucket) Len() (int, error) {
+func (b *bucket) Len() (int, error) {
 	n := 0
 	err := b.db.view(func(tx *bolt.Tx) error {
 		if bk := tx.Bucket(b.name); bk != nil {

@@ -337,22 +337,19 @@ func TestWebhooksSurviveOutage(t *testing.T) {
 	recv.setUp(true)
 
 	want := map[string][]string{approved: {"call_missed", "approved"}, locked: {"call_missed", "max_attempts_reached"}}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var got string
+	var tries int
+	delivered := testwait.Until(20*time.Second, func() bool {
 		recv.mu.Lock()
-		got := fmt.Sprint(recv.events)
-		tries := recv.tries
-		recv.mu.Unlock()
-		if got == fmt.Sprint(want) {
-			if tries <= 4 {
-				t.Errorf("%d tries: the receiver was never tried while down", tries)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("webhooks got %s, want %s", got, fmt.Sprint(want))
-		}
-		time.Sleep(20 * time.Millisecond)
+		defer recv.mu.Unlock()
+		got, tries = fmt.Sprint(recv.events), recv.tries
+		return got == fmt.Sprint(want)
+	})
+	if !delivered {
+		t.Fatalf("webhooks got %s, want %s", got, fmt.Sprint(want))
+	}
+	if tries <= 4 {
+		t.Errorf("%d tries: the receiver was never tried while down", tries)
 	}
 }
 

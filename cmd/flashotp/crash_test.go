@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"flashotp/internal/peers"
+	"flashotp/internal/testwait"
 )
 
 // The engine killed with SIGKILL at random moments under load, 20 times, restarted each time: every
@@ -237,10 +238,8 @@ func TestReadOnlyDisk(t *testing.T) {
 		}()
 	}
 	// The disk fails once calls have ended and others are in flight.
-	for deadline := time.Now().Add(20 * time.Second); len(phoneCLIs(phone)) < 20; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the phone saw %d calls in 20 s", len(phoneCLIs(phone)))
-		}
+	if !testwait.Until(20*time.Second, func() bool { return len(phoneCLIs(phone)) >= 20 }) {
+		t.Fatalf("the phone saw %d calls in 20 s", len(phoneCLIs(phone)))
 	}
 	disk.fail()
 	wg.Wait()

@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"flashotp/internal/testwait"
 )
 
 // What a load balancer sees of a SIGTERM: /readyz answers 503 at once while sends and status reads still
@@ -21,15 +23,17 @@ func TestDrainOnSIGTERM(t *testing.T) {
 
 	ringing := func(id string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			a := c.do("GET", "/otp/status?verification_id="+id, "")
-			if state := a.body["call"].(map[string]any)["state"]; state == "ringing" {
-				return
-			} else if state != "queued" && state != "dialing" || time.Now().After(deadline) {
+		var a answer
+		rang := testwait.Until(10*time.Second, func() bool {
+			a = c.do("GET", "/otp/status?verification_id="+id, "")
+			state := a.body["call"].(map[string]any)["state"]
+			if state != "ringing" && state != "queued" && state != "dialing" {
 				t.Fatalf("call %s not ringing: %s", id, a.raw)
 			}
-			time.Sleep(10 * time.Millisecond)
+			return state == "ringing"
+		})
+		if !rang {
+			t.Fatalf("call %s not ringing: %s", id, a.raw)
 		}
 	}
 	first := c.send(recipient)
@@ -42,22 +46,19 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		a, err := c.tryDo("GET", "/readyz", "")
-		if err != nil {
+	var ready answer
+	draining := testwait.Until(2*time.Second, func() bool {
+		var err error
+		if ready, err = c.tryDo("GET", "/readyz", ""); err != nil {
 			t.Fatalf("readyz during the drain: %v", err)
 		}
-		if a.status == 503 {
-			if a.body["reason"] != "shutting down" || a.header.Get("Retry-After") == "" {
-				t.Fatalf("readyz while draining: %d %v %s", a.status, a.header, a.raw)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz still %d %s after SIGTERM", a.status, a.raw)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return ready.status == 503
+	})
+	if !draining {
+		t.Fatalf("readyz still %d %s after SIGTERM", ready.status, ready.raw)
+	}
+	if ready.body["reason"] != "shutting down" || ready.header.Get("Retry-After") == "" {
+		t.Fatalf("readyz while draining: %d %v %s", ready.status, ready.header, ready.raw)
 	}
 	// Still serving: a send is accepted and dialed, a status read answers.
 	other := "+33612345678"

@@ -141,14 +141,12 @@ func TestRTPFlood(t *testing.T) {
 	start := time.Now()
 	id := c.send(recipient).body["verification_id"].(string)
 	var offer []string
-	for deadline := time.Now().Add(5 * time.Second); offer == nil; time.Sleep(5 * time.Millisecond) {
+	testwait.For(t, 5*time.Second, "an INVITE with an SDP offer", func() bool {
 		if invs := uas.Received("INVITE "); len(invs) > 0 {
 			offer = regexp.MustCompile(`(?m)^m=audio ([0-9]+) `).FindStringSubmatch(invs[0])
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no INVITE with an SDP offer")
-		}
-	}
+		return offer != nil
+	})
 	engine, _ := net.ResolveUDPAddr("udp", "127.0.0.1:"+offer[1])
 	const flood = 20000
 	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 0xf100d}, Payload: make([]byte, 160)}

@@ -12,6 +12,7 @@ import (
 	"flashotp/configs"
 	"flashotp/dialer"
 	"flashotp/internal/metricstest"
+	"flashotp/internal/testwait"
 	"flashotp/numberpool"
 	"flashotp/sip"
 )
@@ -28,15 +29,12 @@ func TestMetrics(t *testing.T) {
 	c.waitCall(id)
 	c.verify(id, "0000")
 
+	// Until the call's end is counted, or 5 s; then the checks below say what is missing.
 	var body string
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.Until(5*time.Second, func() bool {
 		body = c.do("GET", "/metrics", "").raw
-		if strings.Contains(body, `flashotp_calls_ended_total{outcome="missed",reason="",trunk="sipp"} 1`) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return strings.Contains(body, `flashotp_calls_ended_total{outcome="missed",reason="",trunk="sipp"} 1`)
+	})
 	for _, want := range []string{
 		`flashotp_calls_started_total{trunk="sipp"} 1`,
 		`flashotp_calls_ended_total{outcome="missed",reason="",trunk="sipp"} 1`,

@@ -22,6 +22,7 @@ import (
 	"flashotp/dialer"
 	"flashotp/internal/peers"
 	"flashotp/internal/testwait"
+	"flashotp/otp"
 )
 
 // Through a Kamailio trunk that challenges every INVITE (407, MD5, qop=auth): with the right credentials the
@@ -296,7 +297,14 @@ func TestDeadTrunk(t *testing.T) {
 	if a.status != 503 || errCode(a) != "unavailable" || err != nil || retry < 1 {
 		t.Fatalf("send with every trunk down: %d Retry-After %q %s", a.status, a.header.Get("Retry-After"), a.raw)
 	}
-	if n, err := m.db.Bucket("verifications").Len(); err != nil || n != len(recipients) {
+	n := 0
+	err = m.db.Verifications().View(t.Context(), func(tx otp.Tx) error {
+		for range tx.Verifications() {
+			n++
+		}
+		return nil
+	})
+	if err != nil || n != len(recipients) {
 		t.Fatalf("store holds %d verifications (err %v), want the %d placed", n, err, len(recipients))
 	}
 }

@@ -119,9 +119,6 @@ func ListenSIPp(dir, transport string, args ...string) (*SIPp, error) {
 // Done is closed when SIPp has exited.
 func (p *SIPp) Done() <-chan struct{} { return p.done }
 
-// ExitCode is SIPp's exit status once Done is closed (0: every call completed its scenario).
-func (p *SIPp) ExitCode() int { return p.exitCode }
-
 // Output is what SIPp printed so far.
 func (p *SIPp) Output() string { return p.out.String() }
 

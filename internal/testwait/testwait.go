@@ -16,11 +16,20 @@ const Poll = 10 * time.Millisecond
 // For waits until cond reports true, asking every Poll, and fails t naming what if timeout passes first.
 func For(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Until(timeout, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+}
+
+// Until waits until cond reports true, asking every Poll, and reports whether it did before timeout passed:
+// for a test whose failure says more than what it waited for (the last answer, a goroutine dump, a log).
+func Until(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(Poll)
 	}
+	return true
 }
