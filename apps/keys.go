@@ -8,9 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flashotp/fault"
 	"slices"
 	"time"
+
+	"flashotp/fault"
 )
 
 // Key is an API key as the admin API shows it; Secret is set only in the answer that made it.

@@ -6,12 +6,13 @@ import (
 	"crypto/cipher"
 	"encoding/json"
 	"errors"
-	"flashotp/fault"
 	"fmt"
 	"maps"
 	"slices"
 	"sync"
 	"time"
+
+	"flashotp/fault"
 )
 
 // Errors returned by Registry. Those the admin API answers come in a *fault.Error that carries the code: an
