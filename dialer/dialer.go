@@ -10,7 +10,6 @@ package dialer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -22,31 +21,27 @@ import (
 	"golang.org/x/time/rate"
 
 	"flashotp/call"
+	"flashotp/fault"
 	"flashotp/metrics"
 )
 
-// Errors returned by Submit.
+// Why Submit and Available refuse a call. They return each wrapped in a *fault.Error of code
+// fault.Unavailable, whose message is the caller's answer.
 var (
-	// ErrQueueFull is returned when the queue of calls waiting for a trunk is full.
+	// ErrQueueFull: the queue of calls waiting for a trunk is full ("no capacity for the call").
 	ErrQueueFull = errors.New("dialer queue full")
-	// ErrStopped is returned once Stop has been called.
+	// ErrStopped: Stop has been called ("no capacity for the call").
 	ErrStopped = errors.New("dialer stopped")
-	// ErrTrunksDown is returned, as a *DownError, when every trunk a call may use is marked down: no trunk
-	// can take the call until an OPTIONS probe brings one back.
+	// ErrTrunksDown: every trunk the call may use is marked down ("no trunk can take the call", with the
+	// trunks): none can take it until an OPTIONS probe brings one back. The *fault.Error's RetryAfter is the
+	// time until the next probe of one of them, at least a second.
 	ErrTrunksDown = errors.New("every trunk is down")
 )
 
-// DownError is ErrTrunksDown with the trunks and when to try again.
-type DownError struct {
-	Trunks []string
-	// RetryAfter is the time until the next OPTIONS probe of one of Trunks (at least a second).
-	RetryAfter time.Duration
+// noCapacity is a call refused for err, ErrQueueFull or ErrStopped.
+func noCapacity(err error) *fault.Error {
+	return fault.Errorf(fault.Unavailable, "no capacity for the call: %w", err)
 }
-
-func (e *DownError) Error() string { return fmt.Sprintf("%v: %v", ErrTrunksDown, e.Trunks) }
-
-// Unwrap lets errors.Is match ErrTrunksDown.
-func (e *DownError) Unwrap() error { return ErrTrunksDown }
 
 // Caller places one SIP call, and probes a trunk with OPTIONS; *sip.UA is one (cmd/flashotp checks it).
 type Caller interface {
@@ -140,36 +135,36 @@ func (d *Dialer) Start() {
 }
 
 // Submit queues a call. It never blocks: a full queue, or a full share of it for r.App, is ErrQueueFull;
-// every trunk of r.Trunks down is a *DownError.
+// every trunk of r.Trunks down is ErrTrunksDown (each in a *fault.Error).
 // Once Submit returned nil, the Reporter will hear exactly one CallEnded for r.ID.
 func (d *Dialer) Submit(r Request) error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.stopped {
-		return ErrStopped
+		return noCapacity(ErrStopped)
 	}
 	if err := d.up(r.Trunks); err != nil {
 		return err
 	}
 	if !d.queue.push(r) {
-		return ErrQueueFull
+		return noCapacity(ErrQueueFull)
 	}
 	return nil
 }
 
 // Available says why a call on trunks (empty: any trunk) would be refused now, if it would: ErrStopped, or
-// a *DownError when every one of them is marked down. A call already queued still goes to a down trunk:
+// ErrTrunksDown when every one of them is marked down (each in a *fault.Error). A call already queued still goes to a down trunk:
 // its INVITE may reach the phone, a refusal now costs the caller only a retry.
 func (d *Dialer) Available(trunks []string) error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.stopped {
-		return ErrStopped
+		return noCapacity(ErrStopped)
 	}
 	return d.up(trunks)
 }
 
-// up returns a *DownError if every trunk of allowed (empty: every trunk) is marked down. Names that match
+// up returns ErrTrunksDown, in a *fault.Error with the time to the next probe, if every trunk of allowed (empty: every trunk) is marked down. Names that match
 // no trunk are left to dispatch, which ends such a call trunk_error.
 func (d *Dialer) up(allowed []string) error {
 	var down []string
@@ -191,7 +186,9 @@ func (d *Dialer) up(allowed []string) error {
 	}
 	// The probe loop looks every second: the probe may come up to a second after its time.
 	retry := time.Until(time.Unix(0, next)) + time.Second
-	return &DownError{Trunks: down, RetryAfter: max(retry, time.Second)}
+	e := fault.Errorf(fault.Unavailable, "no trunk can take the call: %w: %v", ErrTrunksDown, down)
+	e.RetryAfter = max(retry, time.Second)
+	return e
 }
 
 // Stopped reports whether Stop was called: no call is accepted any more.

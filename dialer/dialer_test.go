@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"flashotp/call"
+	"flashotp/fault"
 	"flashotp/internal/testwait"
 )
 
@@ -253,9 +254,12 @@ func TestEveryTrunkDownRefused(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := d.Available(tc.trunks)
-			var down *DownError
-			if got := errors.As(err, &down); got != tc.down || tc.down && (!errors.Is(err, ErrTrunksDown) || down.RetryAfter <= 0 || down.RetryAfter > 2*time.Second) {
+			var down *fault.Error
+			if got := errors.As(err, &down); got != tc.down || tc.down && (!errors.Is(err, ErrTrunksDown) || down.Code != fault.Unavailable || down.RetryAfter <= 0 || down.RetryAfter > 2*time.Second) {
 				t.Fatalf("Available(%v) = %v (%+v), want down %t with a retry within the probe interval", tc.trunks, err, down, tc.down)
+			}
+			if tc.down && err.Error() != "no trunk can take the call: every trunk is down: [a]" {
+				t.Errorf("Available(%v) says %q", tc.trunks, err)
 			}
 			if err := d.Submit(Request{ID: "x", To: "+14155552671", CLI: "+442079461234", Trunks: tc.trunks}); errors.Is(err, ErrTrunksDown) != tc.down {
 				t.Fatalf("Submit on %v = %v, want down %t", tc.trunks, err, tc.down)
@@ -281,10 +285,10 @@ func TestQueueFullStopAndLeaks(t *testing.T) {
 	accepted, full := 0, 0
 	for i := 0; i < 50; i++ {
 		err := d.Submit(Request{ID: string(rune('A' + i))})
-		switch err {
-		case nil:
+		switch {
+		case err == nil:
 			accepted++
-		case ErrQueueFull:
+		case errors.Is(err, ErrQueueFull) && errors.Is(err, fault.Unavailable):
 			full++
 		default:
 			t.Fatalf("submit: %v", err)
@@ -311,7 +315,7 @@ func TestQueueFullStopAndLeaks(t *testing.T) {
 			t.Fatalf("call %s ended %v, want once interrupted", id, ends)
 		}
 	}
-	if err := d.Submit(Request{ID: "late"}); err != ErrStopped {
+	if err := d.Submit(Request{ID: "late"}); !errors.Is(err, ErrStopped) || !errors.Is(err, fault.Unavailable) || err.Error() != "no capacity for the call: dialer stopped" {
 		t.Fatalf("submit after stop: %v", err)
 	}
 	testwait.Until(2*time.Second, func() bool { return runtime.NumGoroutine() <= before })

@@ -21,6 +21,7 @@ import (
 	"flashotp/apps"
 	"flashotp/call"
 	"flashotp/dialer"
+	"flashotp/fault"
 	"flashotp/httpapi"
 	"flashotp/internal/apptest"
 	"flashotp/internal/fakes"
@@ -572,7 +573,7 @@ func TestSendUnavailable(t *testing.T) {
 	for _, refusal := range []error{dialer.ErrQueueFull, dialer.ErrStopped} {
 		t.Run(refusal.Error(), func(t *testing.T) {
 			e := newEnv(t)
-			e.dial.Refuse(refusal)
+			e.dial.Refuse(fault.Errorf(fault.Unavailable, "no capacity for the call: %w", refusal)) // as the dialer refuses
 			res := e.do(t, "POST", "/otp/send", sendBody("demo", recipient), demo)
 			wantError(t, res, http.StatusServiceUnavailable, "unavailable")
 			if ra := res.header.Get("Retry-After"); ra == "" {

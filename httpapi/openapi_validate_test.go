@@ -25,6 +25,7 @@ import (
 
 	"flashotp/call"
 	"flashotp/dialer"
+	"flashotp/fault"
 	"flashotp/httpapi"
 	"flashotp/limits"
 	"flashotp/metrics"
@@ -275,7 +276,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	v.call("POST", "/otp/send", sendBody("other", recipient), demo, 403)
 	v.call("POST", "/otp/send", sendBody("demo", recipient), nil, 401)
 	v.call("POST", "/otp/send", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","reference":"`+strings.Repeat("x", maxBodyBytes)+`"}`, demo, 413)
-	e.dial.Refuse(dialer.ErrQueueFull)
+	e.dial.Refuse(fault.Errorf(fault.Unavailable, "no capacity for the call: %w", dialer.ErrQueueFull))
 	v.call("POST", "/otp/send", sendBody("demo", "+14155552673"), demo, 503)
 	e.dial.Refuse(nil)
 

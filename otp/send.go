@@ -3,7 +3,6 @@ package otp
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -177,30 +176,11 @@ func (s *Service) pick(ctx context.Context, appID, from string, to Recipient, co
 // available refuses a send or resend before anything is counted or stored when the dialer could take no
 // call now: every trunk down, or shutting down.
 func (s *Service) available() error {
-	if err := s.dialer.Available(nil); err != nil {
-		return unavailable(err)
-	}
-	return nil
+	return s.dialer.Available(nil)
 }
 
 func (s *Service) submit(rec *record, picked numberpool.Picked) error {
-	err := s.dialer.Submit(dialer.Request{App: rec.AppID, ID: rec.ID, To: rec.Recipient, CLI: picked.CLI, Trunks: picked.Trunks})
-	if err != nil {
-		return unavailable(err)
-	}
-	return nil
-}
-
-// unavailable is the API error for a call the dialer refused; with every trunk down it says when a probe
-// may bring one back.
-func unavailable(err error) *fault.Error {
-	var down *dialer.DownError
-	if errors.As(err, &down) {
-		e := fault.Errorf(fault.Unavailable, "no trunk can take the call: %v", err)
-		e.RetryAfter = down.RetryAfter
-		return e
-	}
-	return fault.Errorf(fault.Unavailable, "no capacity for the call: %v", err)
+	return s.dialer.Submit(dialer.Request{App: rec.AppID, ID: rec.ID, To: rec.Recipient, CLI: picked.CLI, Trunks: picked.Trunks})
 }
 
 // forget removes every trace of rec from the store: a send whose call was never placed.

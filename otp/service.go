@@ -81,7 +81,8 @@ type record struct {
 	From        string    `json:"from_pool,omitempty"` // the pool the send asked for, for resends
 }
 
-// Dialer accepts calls; *dialer.Dialer is one.
+// Dialer accepts calls; *dialer.Dialer is one. Its refusals are the API's answers: *fault.Error of code
+// fault.Unavailable, a RetryAfter when it knows one.
 type Dialer interface {
 	Submit(r dialer.Request) error
 	// Available says why a call on trunks (empty: any) would be refused now, if it would.

@@ -368,7 +368,7 @@ func TestSendDialerRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			e.dial.Refuse(tt.err)
+			e.dial.Refuse(fault.Errorf(fault.Unavailable, "no capacity for the call: %w", tt.err)) // as the dialer refuses
 			_, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: "flashcall"})
 			wantErr(t, err, fault.Unavailable)
 			refused := e.dial.Refused()
@@ -395,7 +395,9 @@ func TestSendEveryTrunkDown(t *testing.T) {
 	e.missed(v.ID)
 	e.clock.Advance(31 * time.Second) // past the resend cooldown
 	before := e.count(t)
-	e.dial.SetDown(&dialer.DownError{Trunks: []string{"phone"}, RetryAfter: 30 * time.Second})
+	down := fault.Errorf(fault.Unavailable, "no trunk can take the call: %w: [phone]", dialer.ErrTrunksDown) // as the dialer refuses
+	down.RetryAfter = 30 * time.Second
+	e.dial.SetDown(down)
 
 	for name, call := range map[string]func() error{
 		"send": func() error {
