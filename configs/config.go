@@ -32,7 +32,7 @@ import (
 // validation; Validate adds the rules across sections.
 type Config struct {
 	HTTP     HTTP                  `mapstructure:"http"`
-	SIP      SIP                   `mapstructure:"sip"`
+	SIP      sip.Settings          `mapstructure:"sip"`
 	Store    Store                 `mapstructure:"store"`
 	Trunks   []dialer.Trunk        `mapstructure:"trunks"`
 	Pool     []numberpool.FilePool `mapstructure:"pool"`
@@ -40,7 +40,7 @@ type Config struct {
 	Dialer   dialer.Settings       `mapstructure:"dialer"`
 	Apps     []apps.ConfigApp      `mapstructure:"apps"`
 	Webhooks webhook.Settings      `mapstructure:"webhooks"`
-	Phone    Phone                 `mapstructure:"phone"`
+	Phone    sip.PhoneSettings     `mapstructure:"phone"`
 	Log      Log                   `mapstructure:"log"`
 }
 
@@ -82,34 +82,13 @@ type Log struct {
 	Format string `mapstructure:"format"` // text | json, any case
 }
 
-// SIP configures the engine's user agent.
-type SIP struct {
-	Listen        string `mapstructure:"listen"`
-	Transport     string `mapstructure:"transport"`
-	PublicAddress string `mapstructure:"public_address"`
-
-	// ListenTCP says whether a TCP listener is bound on Listen too: auto (when a trunk uses tcp), on, off.
-	ListenTCP            string        `mapstructure:"listen_tcp"`
-	MaxTCPConns          int           `mapstructure:"max_tcp_conns"`            // accepted connections open at once
-	MaxTCPConnsPerSource int           `mapstructure:"max_tcp_conns_per_source"` // the same per remote address
-	TCPIdleTimeout       time.Duration `mapstructure:"tcp_idle_timeout"`         // no message begun: closed
-	TCPMessageTimeout    time.Duration `mapstructure:"tcp_message_timeout"`      // a message begun must be in by then
-}
-
-// Values of sip.listen_tcp.
-const (
-	ListenTCPAuto = "auto"
-	ListenTCPOn   = "on"
-	ListenTCPOff  = "off"
-)
-
 // SIPListensTCP reports whether the UA binds a TCP listener: sip.listen_tcp on, or auto and a trunk uses
 // tcp. TLS trunks need none: TLS is client-only, and a TCP listener would only be one more port to attack.
 func (c Config) SIPListensTCP() bool {
 	switch c.SIP.ListenTCP {
-	case ListenTCPOn:
+	case sip.ListenTCPOn:
 		return true
-	case ListenTCPOff:
+	case sip.ListenTCPOff:
 		return false
 	}
 	for _, t := range c.Trunks {
@@ -120,41 +99,22 @@ func (c Config) SIPListensTCP() bool {
 	return false
 }
 
-// TCPLimits returns the bounds of the SIP TCP listener.
-func (s SIP) TCPLimits() sip.TCPLimits {
-	return sip.TCPLimits{
-		MaxConns: s.MaxTCPConns, MaxConnsPerSource: s.MaxTCPConnsPerSource,
-		IdleTimeout: s.TCPIdleTimeout, MessageTimeout: s.TCPMessageTimeout,
-	}
-}
-
 // Store configures persistence.
 type Store struct {
 	Path      string `mapstructure:"path"`
 	SecretKey string `mapstructure:"secret_key"`
 }
 
-// Phone configures the built-in simulated handset.
-type Phone struct {
-	Enabled bool   `mapstructure:"enabled"`
-	Listen  string `mapstructure:"listen"`
-	Mode    string `mapstructure:"mode"`
-}
-
 // Default returns the configuration used for every key the file and the environment leave unset.
 func Default() Config {
 	return Config{
-		HTTP: HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second, MaxConns: 4096, MaxConnsPerIP: 512},
-		SIP: SIP{
-			Listen: "127.0.0.1:5060", Transport: "udp", ListenTCP: ListenTCPAuto,
-			MaxTCPConns: sip.DefaultTCPLimits.MaxConns, MaxTCPConnsPerSource: sip.DefaultTCPLimits.MaxConnsPerSource,
-			TCPIdleTimeout: sip.DefaultTCPLimits.IdleTimeout, TCPMessageTimeout: sip.DefaultTCPLimits.MessageTimeout,
-		},
+		HTTP:     HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second, MaxConns: 4096, MaxConnsPerIP: 512},
+		SIP:      sip.DefaultSettings,
 		Store:    Store{Path: "data/flashotp.db"},
 		OTP:      otp.DefaultSettings,
 		Webhooks: webhook.DefaultSettings,
 		Dialer:   dialer.DefaultSettings,
-		Phone:    Phone{Listen: "127.0.0.1:5062", Mode: sip.PhoneRing},
+		Phone:    sip.DefaultPhoneSettings,
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -502,11 +462,6 @@ func (c Config) Validate() error {
 			bad(key, "%s", msg)
 		}
 	}
-	checkTransport := func(key, t string) {
-		if msg := setting.CheckTransport(t); msg != "" {
-			bad(key, "%s", msg)
-		}
-	}
 
 	checkAddr("http.listen", c.HTTP.Listen, true)
 	if c.HTTP.MaxBodyBytes < 256 || c.HTTP.MaxBodyBytes > 16<<20 {
@@ -521,28 +476,7 @@ func (c Config) Validate() error {
 	if c.HTTP.DrainDelay < 0 || c.HTTP.DrainDelay > 5*time.Minute {
 		bad("http.drain_delay", "want 0..5m, got %s", c.HTTP.DrainDelay)
 	}
-	checkAddr("sip.listen", c.SIP.Listen, true)
-	checkTransport("sip.transport", c.SIP.Transport)
-	if c.SIP.PublicAddress != "" {
-		checkAddr("sip.public_address", c.SIP.PublicAddress, false)
-	}
-	switch c.SIP.ListenTCP {
-	case ListenTCPAuto, ListenTCPOn, ListenTCPOff:
-	default:
-		bad("sip.listen_tcp", "want auto, on or off, got %q", c.SIP.ListenTCP)
-	}
-	if c.SIP.MaxTCPConns < 1 || c.SIP.MaxTCPConns > 65536 {
-		bad("sip.max_tcp_conns", "want 1..65536, got %d", c.SIP.MaxTCPConns)
-	}
-	if c.SIP.MaxTCPConnsPerSource < 1 || c.SIP.MaxTCPConnsPerSource > c.SIP.MaxTCPConns {
-		bad("sip.max_tcp_conns_per_source", "want 1..sip.max_tcp_conns (%d), got %d", c.SIP.MaxTCPConns, c.SIP.MaxTCPConnsPerSource)
-	}
-	if c.SIP.TCPIdleTimeout < 100*time.Millisecond || c.SIP.TCPIdleTimeout > time.Hour {
-		bad("sip.tcp_idle_timeout", "want 100ms..1h, got %s", c.SIP.TCPIdleTimeout)
-	}
-	if c.SIP.TCPMessageTimeout < 100*time.Millisecond || c.SIP.TCPMessageTimeout > time.Minute {
-		bad("sip.tcp_message_timeout", "want 100ms..1m, got %s", c.SIP.TCPMessageTimeout)
-	}
+	under("sip.", c.SIP.Validate())
 	if c.Store.Path == "" {
 		bad("store.path", "must not be empty")
 	}
@@ -651,14 +585,7 @@ func (c Config) Validate() error {
 		}
 	}
 
-	if c.Phone.Enabled {
-		checkAddr("phone.listen", c.Phone.Listen, true)
-	}
-	switch c.Phone.Mode {
-	case sip.PhoneRing, sip.PhoneAnswer, sip.PhoneBusy, sip.PhoneSilent:
-	default:
-		bad("phone.mode", "want ring, answer, busy or silent, got %q", c.Phone.Mode)
-	}
+	under("phone.", c.Phone.Validate())
 	return errs.Err()
 }
 

@@ -50,8 +50,8 @@ func TestLoadExample(t *testing.T) {
 	// SPEC section 5, plus the two dialer keys the example file adds.
 	want := configs.Config{
 		HTTP: configs.HTTP{Listen: "127.0.0.1:8080", AdminToken: "", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second, MaxConns: 4096, MaxConnsPerIP: 512},
-		SIP: configs.SIP{Listen: "127.0.0.1:5060", Transport: "udp", PublicAddress: "", ListenTCP: "auto",
-			MaxTCPConns: 256, MaxTCPConnsPerSource: 32, TCPIdleTimeout: 30 * time.Second, TCPMessageTimeout: 5 * time.Second},
+		SIP: sip.Settings{Listen: "127.0.0.1:5060", Transport: "udp", PublicAddress: "", ListenTCP: "auto",
+			TCPLimits: sip.TCPLimits{MaxConns: 256, MaxConnsPerSource: 32, IdleTimeout: 30 * time.Second, MessageTimeout: 5 * time.Second}},
 		Store: configs.Store{Path: "data/flashotp.db", SecretKey: ""},
 		Trunks: []dialer.Trunk{{
 			Name: "phone", Address: "127.0.0.1:5062", Transport: "udp",
@@ -75,7 +75,7 @@ func TestLoadExample(t *testing.T) {
 			QueueSize:   10000, ShutdownTimeout: 10 * time.Second,
 		},
 		Apps:  []apps.ConfigApp{{App: apps.App{ID: "demo"}, APIKey: "demo", APISecret: "demo-secret"}},
-		Phone: configs.Phone{Enabled: true, Listen: "127.0.0.1:5062", Mode: sip.PhoneRing},
+		Phone: sip.PhoneSettings{Enabled: true, Listen: "127.0.0.1:5062", Mode: sip.PhoneRing},
 		Log:   configs.Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -320,10 +320,10 @@ func TestValidate(t *testing.T) {
 		{"unknown phone mode", func(c *configs.Config) { c.Phone.Mode = "ringing" }, "phone.mode"},
 		{"sip transport unknown", func(c *configs.Config) { c.SIP.Transport = "sctp" }, "sip.transport"},
 		{"sip listen_tcp unknown", func(c *configs.Config) { c.SIP.ListenTCP = "yes" }, "sip.listen_tcp"},
-		{"sip max_tcp_conns zero", func(c *configs.Config) { c.SIP.MaxTCPConns = 0 }, "sip.max_tcp_conns"},
-		{"sip max_tcp_conns_per_source over the total", func(c *configs.Config) { c.SIP.MaxTCPConnsPerSource = c.SIP.MaxTCPConns + 1 }, "sip.max_tcp_conns_per_source"},
-		{"sip tcp_idle_timeout zero", func(c *configs.Config) { c.SIP.TCPIdleTimeout = 0 }, "sip.tcp_idle_timeout"},
-		{"sip tcp_message_timeout too long", func(c *configs.Config) { c.SIP.TCPMessageTimeout = time.Hour }, "sip.tcp_message_timeout"},
+		{"sip max_tcp_conns zero", func(c *configs.Config) { c.SIP.MaxConns = 0 }, "sip.max_tcp_conns"},
+		{"sip max_tcp_conns_per_source over the total", func(c *configs.Config) { c.SIP.MaxConnsPerSource = c.SIP.MaxConns + 1 }, "sip.max_tcp_conns_per_source"},
+		{"sip tcp_idle_timeout zero", func(c *configs.Config) { c.SIP.IdleTimeout = 0 }, "sip.tcp_idle_timeout"},
+		{"sip tcp_message_timeout too long", func(c *configs.Config) { c.SIP.MessageTimeout = time.Hour }, "sip.tcp_message_timeout"},
 		{"trunk transport unknown", func(c *configs.Config) { c.Trunks[0].Transport = "ws" }, "trunks[0].transport"},
 		{"tls keys without tls", func(c *configs.Config) { c.Trunks[0].TLSCA = "ca.pem" }, "trunks[0].transport"},
 		{"tls cert without key", func(c *configs.Config) { c.Trunks[0].Transport, c.Trunks[0].TLSCert = "tls", "c.pem" }, "trunks[0].tls_cert"},

@@ -19,14 +19,14 @@ import (
 // pile up until the process runs out of file descriptors.
 type TCPLimits struct {
 	// MaxConns is how many accepted connections may be open at once; one more is closed at once.
-	MaxConns int
+	MaxConns int `mapstructure:"max_tcp_conns"`
 	// MaxConnsPerSource is the same cap per remote IP address.
-	MaxConnsPerSource int
+	MaxConnsPerSource int `mapstructure:"max_tcp_conns_per_source"`
 	// IdleTimeout is the longest wait for a message to begin; the connection is closed after it.
-	IdleTimeout time.Duration
+	IdleTimeout time.Duration `mapstructure:"tcp_idle_timeout"`
 	// MessageTimeout is the longest time a message may take to arrive once its first byte has, and the
 	// longest a write may block.
-	MessageTimeout time.Duration
+	MessageTimeout time.Duration `mapstructure:"tcp_message_timeout"`
 }
 
 // DefaultTCPLimits are the limits sip.max_tcp_conns and the other keys default to (docs/configuration.md

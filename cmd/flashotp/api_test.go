@@ -65,7 +65,7 @@ func (p *phoneLog) clis(recipient string) []string {
 func phoneConfig(t *testing.T) configs.Config {
 	cfg := testConfig(t, "127.0.0.1:0")
 	cfg.Trunks = []dialer.Trunk{{Name: "phone", Address: "127.0.0.1:0", Transport: "udp"}}
-	cfg.Phone = configs.Phone{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
+	cfg.Phone = sip.PhoneSettings{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
 	return cfg
 }
 

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"flashotp/configs"
 	"flashotp/internal/peers"
+	"flashotp/sip"
 )
 
 // The attacker's addresses: loopback addresses other than the engine's and its trunk's.
@@ -264,9 +264,9 @@ func TestAttackSIPTCPFlood(t *testing.T) {
 // closed as it is accepted, unanswered.
 func TestAttackSIPTCPIdle(t *testing.T) {
 	cfg := testConfig(t, "127.0.0.1:5062")
-	cfg.SIP.ListenTCP = configs.ListenTCPOn
-	cfg.SIP.TCPIdleTimeout = 2 * time.Second
-	cfg.SIP.TCPMessageTimeout = 300 * time.Millisecond
+	cfg.SIP.ListenTCP = sip.ListenTCPOn
+	cfg.SIP.IdleTimeout = 2 * time.Second
+	cfg.SIP.MessageTimeout = 300 * time.Millisecond
 	m := startMain(t, cfg)
 	const trunkIP = "127.0.0.1" // the trunk's address: its bytes are read
 	closedAfter := func(t *testing.T, src, send string) (time.Duration, int64) {
@@ -402,11 +402,11 @@ func TestAttackSIPNoTCPListenerForUDPTrunks(t *testing.T) {
 		transport string
 		listens   bool
 	}{
-		{"udp trunk", configs.ListenTCPAuto, "udp", false},
-		{"tls trunk", configs.ListenTCPAuto, "tls", false},
-		{"tcp trunk", configs.ListenTCPAuto, "tcp", true},
-		{"udp trunk, listen_tcp on", configs.ListenTCPOn, "udp", true},
-		{"tcp trunk, listen_tcp off", configs.ListenTCPOff, "tcp", false},
+		{"udp trunk", sip.ListenTCPAuto, "udp", false},
+		{"tls trunk", sip.ListenTCPAuto, "tls", false},
+		{"tcp trunk", sip.ListenTCPAuto, "tcp", true},
+		{"udp trunk, listen_tcp on", sip.ListenTCPOn, "udp", true},
+		{"tcp trunk, listen_tcp off", sip.ListenTCPOff, "tcp", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

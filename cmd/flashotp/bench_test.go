@@ -41,7 +41,7 @@ func benchEngine(b *testing.B) (string, *lineCounter) {
 	cfg.Apps = []apps.ConfigApp{{App: apps.App{ID: "demo", RateLimits: map[string]apps.Limit{
 		"recipient": off, "app": off, "client": off, "prefix": off, "failed_verifications": off,
 	}}, APIKey: "demo", APISecret: "demo-secret"}}
-	cfg.Phone = configs.Phone{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
+	cfg.Phone = sip.PhoneSettings{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
 	cfg.HTTP.DrainDelay = 0
 	missed := &lineCounter{}
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"flashotp/apps"
-	"flashotp/configs"
 	"flashotp/dialer"
 	"flashotp/internal/metricstest"
 	"flashotp/internal/testwait"
@@ -21,7 +20,7 @@ import (
 // profiles are behind the admin token.
 func TestMetrics(t *testing.T) {
 	cfg := testConfig(t, "127.0.0.1:0")
-	cfg.Phone = configs.Phone{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
+	cfg.Phone = sip.PhoneSettings{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
 	cfg.HTTP.AdminToken = "t0k"
 	m := startMain(t, cfg)
 	c := client{t, "http://" + m.HTTPAddr}

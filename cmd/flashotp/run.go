@@ -149,7 +149,7 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	if m.ua, err = sip.Listen(sip.Config{
 		Listen: cfg.SIP.Listen, PublicAddress: cfg.SIP.PublicAddress, TLS: tlsConf, Logger: m.Log,
-		TCP: cfg.SIPListensTCP(), TCPLimits: cfg.SIP.TCPLimits(), Malformed: m.metrics.SIPMalformed,
+		TCP: cfg.SIPListensTCP(), TCPLimits: cfg.SIP.TCPLimits, Malformed: m.metrics.SIPMalformed,
 		Peers: peers, AcceptFrom: acceptFrom, Dropped: m.metrics.SIPDropped,
 	}); err != nil {
 		return err

@@ -130,7 +130,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 
 	cfg := testConfig(t, "127.0.0.1:0")
-	cfg.Phone = configs.Phone{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
+	cfg.Phone = sip.PhoneSettings{Enabled: true, Listen: "127.0.0.1:0", Mode: sip.PhoneRing}
 	m := startMain(t, cfg)
 	c := client{t, "http://" + m.HTTPAddr}
 	id := c.send(recipient).body["verification_id"].(string)
