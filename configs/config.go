@@ -6,7 +6,6 @@ package configs
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"reflect"
 	"regexp"
@@ -20,6 +19,7 @@ import (
 
 	"flashotp/apps"
 	"flashotp/dialer"
+	"flashotp/httpapi"
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/setting"
@@ -28,10 +28,11 @@ import (
 )
 
 // Config is the whole engine configuration, as SPEC section 5 gives it. The sections of the parts that own
-// their settings (trunks, pools, apps, otp, webhooks, dialer) are those parts' own types, with their own defaults and
-// validation; Validate adds the rules across sections.
+// their settings (http, sip, trunks, pools, otp, dialer, apps, webhooks, phone) are those parts' own types,
+// with their own defaults and validation; Validate adds the rules across sections. store and log are the
+// config's own.
 type Config struct {
-	HTTP     HTTP                  `mapstructure:"http"`
+	HTTP     httpapi.Settings      `mapstructure:"http"`
 	SIP      sip.Settings          `mapstructure:"sip"`
 	Store    Store                 `mapstructure:"store"`
 	Trunks   []dialer.Trunk        `mapstructure:"trunks"`
@@ -42,38 +43,6 @@ type Config struct {
 	Webhooks webhook.Settings      `mapstructure:"webhooks"`
 	Phone    sip.PhoneSettings     `mapstructure:"phone"`
 	Log      Log                   `mapstructure:"log"`
-}
-
-// HTTP configures the API listener.
-type HTTP struct {
-	Listen       string `mapstructure:"listen"`
-	AdminToken   string `mapstructure:"admin_token"`
-	MaxBodyBytes int    `mapstructure:"max_body_bytes"`
-	// TLSCert and TLSKey (PEM files), when set, make the API serve HTTPS only.
-	TLSCert string `mapstructure:"tls_cert"`
-	TLSKey  string `mapstructure:"tls_key"`
-	// DrainDelay is how long the API keeps serving after SIGTERM while /readyz already answers 503, so
-	// that a load balancer takes the engine out before its listener closes.
-	DrainDelay time.Duration `mapstructure:"drain_delay"`
-	// TrustedProxies are the CIDRs (or single IPs) of the reverse proxies in front of the API: only from a
-	// peer among them is X-Forwarded-For believed. Empty: the header is ignored.
-	TrustedProxies []string `mapstructure:"trusted_proxies"`
-	// MaxConns caps the API's connections open at once, MaxConnsPerIP those from one address (the trusted
-	// proxies exempt); over a cap a connection is closed as soon as it is accepted. 0: no cap.
-	MaxConns      int `mapstructure:"max_conns"`
-	MaxConnsPerIP int `mapstructure:"max_conns_per_ip"`
-}
-
-// Proxies returns http.trusted_proxies as prefixes, a single IP as a /32 (or /128); entries that do not
-// parse (Validate refuses them) are left out.
-func (h HTTP) Proxies() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range h.TrustedProxies {
-		if p, err := setting.ParseNetwork(s); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // Log configures the engine's log (standard error).
@@ -108,7 +77,7 @@ type Store struct {
 // Default returns the configuration used for every key the file and the environment leave unset.
 func Default() Config {
 	return Config{
-		HTTP:     HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second, MaxConns: 4096, MaxConnsPerIP: 512},
+		HTTP:     httpapi.DefaultSettings,
 		SIP:      sip.DefaultSettings,
 		Store:    Store{Path: "data/flashotp.db"},
 		OTP:      otp.DefaultSettings,
@@ -457,25 +426,7 @@ func (c Config) Validate() error {
 			bad(prefix+e.Key, "%s", e.Msg)
 		}
 	}
-	checkAddr := func(key, addr string, needPort bool) {
-		for _, msg := range setting.CheckHostPort(addr, needPort) {
-			bad(key, "%s", msg)
-		}
-	}
-
-	checkAddr("http.listen", c.HTTP.Listen, true)
-	if c.HTTP.MaxBodyBytes < 256 || c.HTTP.MaxBodyBytes > 16<<20 {
-		bad("http.max_body_bytes", "want 256..16777216, got %d", c.HTTP.MaxBodyBytes)
-	}
-	if c.HTTP.MaxConns < 0 || c.HTTP.MaxConns > 1<<20 {
-		bad("http.max_conns", "want 0 (no cap) to 1048576, got %d", c.HTTP.MaxConns)
-	}
-	if c.HTTP.MaxConnsPerIP < 0 || (c.HTTP.MaxConns > 0 && c.HTTP.MaxConnsPerIP > c.HTTP.MaxConns) {
-		bad("http.max_conns_per_ip", "want 0 (no cap) to http.max_conns (%d), got %d", c.HTTP.MaxConns, c.HTTP.MaxConnsPerIP)
-	}
-	if c.HTTP.DrainDelay < 0 || c.HTTP.DrainDelay > 5*time.Minute {
-		bad("http.drain_delay", "want 0..5m, got %s", c.HTTP.DrainDelay)
-	}
+	under("http.", c.HTTP.Validate())
 	under("sip.", c.SIP.Validate())
 	if c.Store.Path == "" {
 		bad("store.path", "must not be empty")
@@ -521,11 +472,6 @@ func (c Config) Validate() error {
 		}
 	}
 
-	for i, p := range c.HTTP.TrustedProxies {
-		if _, err := setting.ParseNetwork(p); err != nil {
-			bad(fmt.Sprintf("http.trusted_proxies[%d]", i), "want a CIDR (10.0.0.0/8) or an IP, got %q", p)
-		}
-	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -535,9 +481,6 @@ func (c Config) Validate() error {
 	case "text", "json":
 	default:
 		bad("log.format", "want text or json, got %q", c.Log.Format)
-	}
-	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
-		bad("http.tls_cert", "http.tls_cert and http.tls_key go together")
 	}
 	under("otp.", c.OTP.Validate())
 	under("webhooks.", c.Webhooks.Validate())

@@ -9,6 +9,7 @@ import (
 
 	apiclient "flashotp/client"
 	"flashotp/configs"
+	"flashotp/httpapi"
 )
 
 // newHealthcheckCmd is `flashotp healthcheck`: GET /healthz of the local engine, exit 0 on 200 and 1
@@ -41,7 +42,7 @@ func newHealthcheckCmd() *cobra.Command {
 
 // healthURL is the /healthz URL of an engine listening on h.Listen, reached over loopback when it listens
 // on every address.
-func healthURL(h configs.HTTP) string {
+func healthURL(h httpapi.Settings) string {
 	host, port, err := net.SplitHostPort(h.Listen)
 	if err != nil {
 		host, port = "127.0.0.1", "8080" // Validate has refused such a listen address already

@@ -15,6 +15,7 @@ import (
 
 	apiclient "flashotp/client"
 	"flashotp/configs"
+	"flashotp/httpapi"
 	"flashotp/internal/peers"
 	"flashotp/sip"
 )
@@ -223,7 +224,7 @@ func TestHealthcheck(t *testing.T) {
 		{"10.1.2.3:8080", "", "http://10.1.2.3:8080/healthz"},
 		{"[::1]:8443", "c.pem", "https://[::1]:8443/healthz"},
 	} {
-		if got := healthURL(configs.HTTP{Listen: tc.listen, TLSCert: tc.cert}); got != tc.want {
+		if got := healthURL(httpapi.Settings{Listen: tc.listen, TLSCert: tc.cert}); got != tc.want {
 			t.Errorf("healthURL(%q, tls %v) = %q, want %q", tc.listen, tc.cert != "", got, tc.want)
 		}
 	}
