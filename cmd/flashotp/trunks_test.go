@@ -188,6 +188,11 @@ func TestEarlyMedia(t *testing.T) {
 		}
 		return offer != nil
 	})
+	// Media counts from the 183 on: RTP sent before the engine has read it comes from an address no call
+	// named yet, and is dropped as a stranger's. The call shows ringing once the 183 is read.
+	testwait.For(t, 5*time.Second, "the call ringing", func() bool {
+		return c.do("GET", "/otp/status?verification_id="+id, "").body["call"].(map[string]any)["state"] == "ringing"
+	})
 	engine, _ := net.ResolveUDPAddr("udp", "127.0.0.1:"+offer[1])
 	const sent = 25
 	for i := 0; i < sent; i++ {
