@@ -1,6 +1,8 @@
-// Package deptest keeps the house's arrows pointing one way (SPEC section 1: httpapi → otp → (numberpool,
-// store, dialer → sip)). It asks `go list` for every package's whole dependency set, as tailscale's
-// tstest/deptest does, so an import that sneaks in through a third package is caught too.
+// Package deptest keeps the house's imports pointing one way. Data flows as SPEC section 1 draws it, httpapi →
+// otp → (numberpool, store, dialer → sip); the adapters that reach a library (store: bbolt, sip: sipgo) import
+// the domain whose interfaces they implement, never the other way round (docs/architecture.md). It asks `go
+// list` for every package's whole dependency set, as tailscale's tstest/deptest does, so an import that sneaks
+// in through a third package is caught too.
 package deptest
 
 import (
