@@ -84,15 +84,7 @@ func (t Trunk) WithDefaults(transport string) Trunk {
 
 // AcceptNets returns accept_from as prefixes, a single IP as a /32 (or /128); entries that do not parse
 // (Validate refuses them) are left out.
-func (t Trunk) AcceptNets() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range t.AcceptFrom {
-		if p, err := setting.ParseNetwork(s); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+func (t Trunk) AcceptNets() []netip.Prefix { return setting.Networks(t.AcceptFrom) }
 
 var (
 	// hostRe: a DNS name or an IPv4 address; nothing that could carry SIP syntax into a URI.

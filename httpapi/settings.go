@@ -33,15 +33,7 @@ var DefaultSettings = Settings{Listen: "127.0.0.1:8080", MaxBodyBytes: 65536, Dr
 
 // Proxies returns trusted_proxies as prefixes, a single IP as a /32 (or /128); entries that do not parse
 // (Validate refuses them) are left out.
-func (s Settings) Proxies() []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range s.TrustedProxies {
-		if n, err := setting.ParseNetwork(p); err == nil {
-			out = append(out, n)
-		}
-	}
-	return out
-}
+func (s Settings) Proxies() []netip.Prefix { return setting.Networks(s.TrustedProxies) }
 
 // Validate reports every bad key of s, each a *setting.Error ("max_conns: want 0 (no cap) to 1048576, got -1").
 func (s Settings) Validate() error {

@@ -41,17 +41,8 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 		return Verification{}, err
 	}
 	// The app's guards as they are now: its settings may have changed since the first send.
-	to, err := checkRecipient(cur.Recipient, app)
+	to, err := s.guard(ctx, app, cur.Recipient, cur.Reference)
 	if err != nil {
-		return Verification{}, err
-	}
-	if err := s.available(); err != nil {
-		return Verification{}, err
-	}
-	if err := s.allowSend(app, to.E164); err != nil {
-		return Verification{}, err
-	}
-	if err := s.preSend(ctx, app, to, cur.Reference); err != nil {
 		return Verification{}, err
 	}
 	picked, err := s.pick(ctx, app.ID, cur.From, to, cur.CodeLength)

@@ -51,17 +51,8 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 	if !apps.ValidCodeLength(codeLength) {
 		return Verification{}, fault.Errorf(fault.InvalidRequest, "code_length: must be %d to %d", apps.MinCodeLength, apps.MaxCodeLength)
 	}
-	to, err := checkRecipient(req.Recipient, app)
+	to, err := s.guard(ctx, app, req.Recipient, req.Reference)
 	if err != nil {
-		return Verification{}, err
-	}
-	if err := s.available(); err != nil {
-		return Verification{}, err
-	}
-	if err := s.allowSend(app, to.E164); err != nil {
-		return Verification{}, err
-	}
-	if err := s.preSend(ctx, app, to, req.Reference); err != nil {
 		return Verification{}, err
 	}
 	picked, err := s.pick(ctx, app.ID, req.From, to, codeLength)
@@ -171,6 +162,22 @@ func (s *Service) pick(ctx context.Context, appID, from string, to Recipient, co
 	}
 	s.cfg.Metrics.Picked(picked.Pool)
 	return picked, nil
+}
+
+// guard runs the app's checks of a send or resend, in order, before anything is drawn or stored: the
+// recipient, the dialer's capacity, the rate limits, the pre-send hook.
+func (s *Service) guard(ctx context.Context, app apps.App, recipient, reference string) (Recipient, error) {
+	to, err := checkRecipient(recipient, app)
+	if err != nil {
+		return Recipient{}, err
+	}
+	if err := s.available(); err != nil {
+		return Recipient{}, err
+	}
+	if err := s.allowSend(app, to.E164); err != nil {
+		return Recipient{}, err
+	}
+	return to, s.preSend(ctx, app, to, reference)
 }
 
 // available refuses a send or resend before anything is counted or stored when the dialer could take no

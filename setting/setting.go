@@ -91,3 +91,14 @@ func ParseNetwork(s string) (netip.Prefix, error) {
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
+
+// Networks returns list read by ParseNetwork; entries that do not parse (Validate refuses them) are left out.
+func Networks(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := ParseNetwork(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
