@@ -1,41 +1,11 @@
 package httpapi_test
 
 import (
-	"bufio"
-	"errors"
-	"io"
-	"net"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
-)
 
-// rawExchange writes req on a new connection to addr and reads up to limit responses until the server
-// closes the connection (or 5 s pass), and reports whether it closed it.
-func rawExchange(t *testing.T, addr, req string, limit int) (res []*http.Response, bodies []string, closed bool) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(c)
-	for range limit {
-		resp, err := http.ReadResponse(r, nil)
-		if err != nil {
-			var ne net.Error
-			return res, bodies, !(errors.As(err, &ne) && ne.Timeout())
-		}
-		b, _ := io.ReadAll(resp.Body)
-		res, bodies = append(res, resp), append(bodies, string(b))
-	}
-	return res, bodies, false
-}
+	"flashotp/internal/rawhttp"
+)
 
 // Requests a reverse proxy and fasthttp could frame differently are refused 400 and their connection
 // closed: the request smuggled behind them is never answered.
@@ -63,7 +33,7 @@ func TestStrictFraming(t *testing.T) {
 			if !tt.refused {
 				limit = 2
 			}
-			res, bodies, closed := rawExchange(t, addr, tt.req, limit)
+			res, bodies, closed := rawhttp.Exchange(t, addr, tt.req, limit)
 			if !tt.refused {
 				if len(res) != 2 || res[0].StatusCode != 200 || res[1].StatusCode != 200 {
 					t.Fatalf("want two 200s, got %d responses %v", len(res), bodies)

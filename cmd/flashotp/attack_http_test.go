@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"flashotp/internal/peers"
+	"flashotp/internal/rawhttp"
 )
 
 // attackNofile is the descriptor limit the engine runs with in these probes: a flood up to the limit
@@ -82,32 +80,6 @@ func TestAttackHTTPConnectionFlood(t *testing.T) {
 	alive(t, p)
 }
 
-// exchange writes req on a new connection and reads up to limit responses until the engine closes the
-// connection; closed is false when it was still open after 5 s.
-func exchange(t *testing.T, addr, req string, limit int) (statuses []int, closed bool) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(c)
-	for range limit {
-		res, err := http.ReadResponse(r, nil)
-		if err != nil {
-			var ne net.Error
-			return statuses, !(errors.As(err, &ne) && ne.Timeout())
-		}
-		_, _ = io.Copy(io.Discard, res.Body)
-		statuses = append(statuses, res.StatusCode)
-	}
-	return statuses, false
-}
-
 // Requests a reverse proxy could frame otherwise than the engine are refused 400 and their connection
 // closed: the request smuggled in their body is never answered.
 func TestAttackHTTPSmuggling(t *testing.T) {
@@ -121,9 +93,9 @@ func TestAttackHTTPSmuggling(t *testing.T) {
 		"NUL":                        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n" + smuggled,
 	} {
 		t.Run(name, func(t *testing.T) {
-			statuses, closed := exchange(t, addr, req, 3)
-			if len(statuses) != 1 || statuses[0] != 400 || !closed {
-				t.Fatalf("responses %v, connection closed %t; want one 400 and the connection closed", statuses, closed)
+			res, bodies, closed := rawhttp.Exchange(t, addr, req, 3)
+			if len(res) != 1 || res[0].StatusCode != 400 || !closed {
+				t.Fatalf("responses %q, connection closed %t; want one 400 and the connection closed", bodies, closed)
 			}
 		})
 	}
