@@ -30,12 +30,18 @@ type Check struct {
 	Key string
 }
 
-// Status is where one key stands under one rule, as GET /otp/rate-limits shows it.
+// Window is a rule's window. Its text is a Go duration ("10m0s"), as GET /otp/rate-limits shows it.
+type Window time.Duration
+
+// MarshalText writes w as a Go duration.
+func (w Window) MarshalText() ([]byte, error) { return []byte(time.Duration(w).String()), nil }
+
+// Status is where one key stands under one rule.
 type Status struct {
 	Scope   string    `json:"scope"`
 	Key     string    `json:"key"`
 	Limit   int       `json:"limit"`
-	Window  string    `json:"window"` // the rule's window as a Go duration ("10m0s")
+	Window  Window    `json:"window"`
 	Used    int       `json:"used"`
 	ResetAt time.Time `json:"reset_at"` // when the oldest counted event leaves the window (now if none)
 }
@@ -215,7 +221,7 @@ func (l *Limiter) Add(c Check) {
 // Status reports where c's key stands.
 func (l *Limiter) Status(c Check) Status {
 	now := l.now()
-	s := Status{Scope: c.Scope, Key: c.Key, Limit: c.Limit, Window: c.Window.String(), ResetAt: now.UTC()}
+	s := Status{Scope: c.Scope, Key: c.Key, Limit: c.Limit, Window: Window(c.Window), ResetAt: now.UTC()}
 	if c.Off() {
 		return s
 	}

@@ -15,6 +15,7 @@ import (
 	"flashotp/internal/apptest"
 	"flashotp/internal/fakes"
 	"flashotp/internal/storetest"
+	"flashotp/limits"
 	"flashotp/otp"
 )
 
@@ -379,9 +380,9 @@ func TestSendRateLimits(t *testing.T) {
 	if err := send("+14155553000"); err != nil {
 		t.Fatalf("the next block: %v", err)
 	}
-	limits, _ := e.svc.RateLimits("demo", "demo-key", "192.0.2.7", "14155552671")
-	for _, l := range limits {
-		if l.Scope == apps.ScopePrefix && (l.Key != "+14155552" || l.Used != 2 || l.Limit != 2 || l.Window != "1m0s") {
+	statuses, _ := e.svc.RateLimits("demo", "demo-key", "192.0.2.7", "14155552671")
+	for _, l := range statuses {
+		if l.Scope == apps.ScopePrefix && (l.Key != "+14155552" || l.Used != 2 || l.Limit != 2 || l.Window != limits.Window(time.Minute)) {
 			t.Errorf("prefix limit %+v", l)
 		}
 	}
