@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"flashotp/setting"
+
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -42,14 +44,7 @@ func (s *Server) clientIP(c *fiber.Ctx) string {
 }
 
 // trusted reports whether ip is one of the trusted proxies.
-func (s *Server) trusted(ip netip.Addr) bool {
-	for _, p := range s.cfg.TrustedProxies {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
+func (s *Server) trusted(ip netip.Addr) bool { return setting.Contains(s.cfg.TrustedProxies, ip) }
 
 // parseHop reads one X-Forwarded-For entry: an IP, or an IP with a port as some proxies write it
 // (192.0.2.1:4711, [2001:db8::1]:4711).

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"flashotp/setting"
+
 	"golang.org/x/time/rate"
 )
 
@@ -183,14 +185,7 @@ func (l *Listener) admit(c net.Conn) (net.Conn, bool) {
 	return lc, true
 }
 
-func (l *Listener) trusted(ip netip.Addr) bool {
-	for _, p := range l.cfg.Trusted {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
+func (l *Listener) trusted(ip netip.Addr) bool { return setting.Contains(l.cfg.Trusted, ip) }
 
 // release frees c's place, once.
 func (l *Listener) release(c *conn) {

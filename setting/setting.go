@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -101,4 +102,9 @@ func Networks(list []string) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// Contains reports whether ip is in one of nets.
+func Contains(nets []netip.Prefix, ip netip.Addr) bool {
+	return slices.ContainsFunc(nets, func(p netip.Prefix) bool { return p.Contains(ip) })
 }

@@ -49,7 +49,8 @@ func (u *UA) Dial(ctx context.Context, c call.Request, progress func(call.State,
 		u.icmp.Store(res.CallID, icmp)
 		defer u.icmp.Delete(res.CallID)
 	}
-	tx, err := u.clientFor(c.Transport).TransactionRequest(ctx, inv)
+	client := u.clientFor(c.Transport)
+	tx, err := client.TransactionRequest(ctx, inv)
 	if err != nil {
 		u.log.Warn("invite not sent", "call_id", res.CallID, "target", c.Target, "err", err)
 		res.State, res.Reason = call.Outcome(call.Facts{})
@@ -57,7 +58,7 @@ func (u *UA) Dial(ctx context.Context, c call.Request, progress func(call.State,
 	}
 	progress(call.StateDialing, res.StartedAt)
 
-	d := &dial{ua: u, client: u.clientFor(c.Transport), call: c, inv: inv, tx: tx, res: &res, stray: make(chan *sipgosip.Response, 4), icmp: icmp,
+	d := &dial{ua: u, client: client, call: c, inv: inv, tx: tx, res: &res, stray: make(chan *sipgosip.Response, 4), icmp: icmp,
 		cleanup: context.WithoutCancel(ctx)}
 	u.calls.Store(res.CallID, d.stray)
 	defer d.stopTimers()

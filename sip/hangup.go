@@ -117,7 +117,7 @@ func (d *dial) hangUp(ok *sipgosip.Response) bool {
 	ack, seen := d.dialogs[tag]
 	if !seen && len(d.dialogs) >= maxDialogs {
 		d.lateMu.Unlock()
-		d.ua.dropped(DropDialogs)
+		d.ua.peers.dropped(DropDialogs)
 		return false
 	}
 	if seen {

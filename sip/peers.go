@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"flashotp/setting"
+
 	sipgosip "github.com/emiago/sipgo/sip"
 	"golang.org/x/time/rate"
 )
@@ -110,15 +112,7 @@ func (f *peerFilter) allows(addr net.Addr) bool {
 	if !ok {
 		return false
 	}
-	if f.ips[ip] || (*f.resolved.Load())[ip] {
-		return true
-	}
-	for _, n := range f.nets {
-		if n.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return f.ips[ip] || (*f.resolved.Load())[ip] || setting.Contains(f.nets, ip)
 }
 
 // admits reports whether a connection from addr may be held, counting and logging a stranger's as read does
@@ -171,6 +165,3 @@ func addrIP(addr net.Addr) (netip.Addr, bool) {
 	a, ok := netip.AddrFromSlice(ip)
 	return a.Unmap(), ok
 }
-
-// dropped counts a message dropped for reason.
-func (u *UA) dropped(reason string) { u.peers.dropped(reason) }

@@ -135,10 +135,7 @@ func (l *limitListener) admit(c net.Conn) net.Conn {
 		c.Close()
 		return nil
 	}
-	var src netip.Addr
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		src = a.AddrPort().Addr().Unmap()
-	}
+	src, _ := addrIP(c.RemoteAddr())
 	l.mu.Lock()
 	ok := l.open < l.limits.MaxConns && l.bySource[src] < l.limits.MaxConnsPerSource
 	if ok {

@@ -1,10 +1,7 @@
 package store
 
 import (
-	"bytes"
 	"context"
-
-	bolt "go.etcd.io/bbolt"
 
 	"flashotp/numberpool"
 )
@@ -44,10 +41,8 @@ func (db *DB) DeleteQuarantine(_ context.Context, key string) error {
 // RecentCalls returns a copy of recipient's stored history of recent calls, or nil when there is none.
 func (db *DB) RecentCalls(_ context.Context, recipient string) ([]byte, error) {
 	var out []byte
-	err := db.view(func(tx *bolt.Tx) error {
-		if bk := tx.Bucket([]byte(bucketRecent)); bk != nil {
-			out = bytes.Clone(bk.Get([]byte(recipient)))
-		}
+	err := db.View(func(tx *Tx) error {
+		out = tx.Get(bucketRecent, recipient)
 		return nil
 	})
 	return out, err
