@@ -21,6 +21,8 @@ const (
 	StateMissed   State = "missed"
 	StateAnswered State = "answered"
 	StateFailed   State = "failed"
+	// StateSent is a message (KindMessage) the trunk accepted with a 2xx.
+	StateSent State = "sent"
 )
 
 // Reason says why a call failed (SPEC section 2).
@@ -37,12 +39,28 @@ const (
 	ReasonClientError Reason = "client_error"
 	ReasonTrunkError  Reason = "trunk_error"
 	ReasonNoRing      Reason = "no_ring"
+	// ReasonNoAnswer is a voice call that rang but was not answered within its AnswerTimeout.
+	ReasonNoAnswer Reason = "no_answer"
 	// ReasonInterrupted marks a call the engine stopped (shutdown) or lost (crash) before it ended.
 	ReasonInterrupted Reason = "interrupted"
 )
 
-// Request is one flash call to place, as the dialer builds it for a trunk and the SIP UA dials it.
+// Kind is what a Request asks of the callee.
+type Kind string
+
+// Request kinds.
+const (
+	// KindFlash rings the callee and cancels: the caller ID is the code (SPEC section 2).
+	KindFlash Kind = ""
+	// KindVoice waits for the answer, plays Prompt over RTP (G.711) and hangs up.
+	KindVoice Kind = "voice"
+	// KindMessage sends Text in a SIP MESSAGE (RFC 3428), From the CLI (a number or an alphanumeric sender).
+	KindMessage Kind = "message"
+)
+
+// Request is one call (or message) to place, as the dialer builds it for a trunk and the SIP UA dials it.
 type Request struct {
+	Kind      Kind
 	Target    string // host:port requests are sent to: the trunk, or its outbound proxy
 	Transport string // udp (default), tcp or tls
 	Domain    string // Request-URI and To host; default Target's host
@@ -66,6 +84,16 @@ type Request struct {
 	RingTime    time.Duration // how long to let it ring after the first 180/183
 	DialTimeout time.Duration // longest wait for the first 180/183
 	CancelGuard time.Duration // longest wait for the final answer after CANCEL
+
+	// KindVoice: Prompt is the audio to play once answered, 8 kHz G.711 mu-law samples (sent as PCMU or
+	// PCMA, whichever the answer's SDP chose); AnswerTimeout the longest wait for the answer after the
+	// first provisional response; Repeat how many more times a DTMF 1 (RFC 4733) from the callee may
+	// replay it.
+	Prompt        []byte
+	AnswerTimeout time.Duration
+	Repeat        int
+	// KindMessage: Text is the body, sent as text/plain;charset=UTF-8.
+	Text string
 }
 
 // Result is the outcome of one flash call.
@@ -90,6 +118,12 @@ type Result struct {
 	// CancelledAt is when the ring-then-cancel CANCEL went out; zero if none did.
 	CancelledAt time.Time
 	EndedAt     time.Time
+
+	// KindVoice: AnsweredAt is when the 200 came; Played reports that the prompt was played to its end;
+	// Codec is the payload the answer chose (PCMU or PCMA).
+	AnsweredAt time.Time
+	Played     bool
+	Codec      string
 }
 
 func (r Result) String() string {
