@@ -65,6 +65,8 @@ fuzz:
 	$(FUZZ) FuzzTrunkResponse ./sip/
 	$(FUZZ) FuzzAppSettings ./apps/
 	$(FUZZ) FuzzAuthenticateJWT ./apps/
+	$(FUZZ) FuzzMeasure ./sms/
+	$(FUZZ) FuzzCheck ./sms/
 
 # Static, stripped binaries for linux/amd64 and linux/arm64, each in flashotp_<version>_linux_<arch>.tar.gz
 # with LICENSE, README.md, CHANGELOG.md and the example configs, and dist/SHA256SUMS over the archives.

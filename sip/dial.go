@@ -23,7 +23,12 @@ var (
 // ends the call early: CANCEL if it may, else the call fails as interrupted. A call that rang is then
 // missed, as it would be after ring_time; one that had only a 100 Trying fails as interrupted. Dial never waits longer than
 // DialTimeout + RingTime + CancelGuard (plus a short BYE) whatever the trunk does.
+//
+// A Request of call.KindMessage is no call: Dial sends its Text in a SIP MESSAGE instead (sendMessage).
 func (u *UA) Dial(ctx context.Context, c call.Request, progress func(call.State, time.Time)) (res call.Result) {
+	if c.Kind == call.KindMessage {
+		return u.sendMessage(ctx, c, progress)
+	}
 	if progress == nil {
 		progress = func(call.State, time.Time) {}
 	}
@@ -287,16 +292,13 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 		return true
 	case (code == 401 || code == 407) && d.mayAuthenticate(r):
 		d.authTried = true
-		// The first INVITE stays with its transaction (which may still ACK a retransmitted challenge);
-		// the authenticated one is a copy.
-		d.inv = d.inv.Clone()
-		tx, err := d.client.TransactionDigestAuth(ctx, d.inv, r, sipgo.DigestAuth{Username: d.authUser(), Password: d.call.Password})
+		inv, tx, err := authenticate(ctx, d.client, d.inv, r, &d.call)
 		if err != nil {
 			d.ua.log.Warn("digest auth not possible", "call_id", d.res.CallID, "err", err)
 			d.facts.Final = code
 			return true
 		}
-		d.tx = tx
+		d.inv, d.tx = inv, tx
 		return false
 	case code == 487 && d.facts.Cancelled:
 		d.facts.Final = code // the CANCEL's: nothing the trunk said to report

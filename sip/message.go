@@ -17,33 +17,7 @@ import (
 // headers the trunk wants (From, P-Asserted-Identity, Remote-Party-ID), and the body is an SDP offer for the
 // UA's media socket.
 func (u *UA) newInvite(c call.Request) (*sipgosip.Request, error) {
-	host, port, err := splitHostPort(c.Target)
-	if err != nil {
-		return nil, err
-	}
-	if c.Domain != "" {
-		host = c.Domain
-		if c.Proxy != "" {
-			port = 0 // the trunk behind the proxy: its own default port
-		}
-	}
-	params := transportParam(c.Transport)
-	if c.UserPhone {
-		params.Add("user", "phone")
-	}
-	recipient := sipgosip.Uri{Scheme: "sip", User: c.To, Host: host, Port: port, UriParams: params}
-	req := sipgosip.NewRequest(sipgosip.INVITE, recipient)
-	req.SetTransport(strings.ToUpper(orUDP(c.Transport)))
-	req.SetDestination(c.Target)
-	if c.Proxy != "" {
-		req.AppendHeader(sipgosip.NewHeader("Route", "<sip:"+c.Proxy+";lr>"))
-	}
-
-	identity := sipgosip.Uri{Scheme: "sip", User: c.CLI, Host: u.host}
-	if c.UserPhone {
-		identity.UriParams = sipgosip.NewParams()
-		identity.UriParams.Add("user", "phone")
-	}
+	identity := u.identity(c, c.CLI)
 	headers := map[string]bool{"from": true, "pai": true}
 	if len(c.CLIHeaders) > 0 {
 		headers = map[string]bool{}
@@ -56,25 +30,13 @@ func (u *UA) newInvite(c call.Request) (*sipgosip.Request, error) {
 		from.DisplayName = "Anonymous"
 		from.Address = sipgosip.Uri{Scheme: "sip", User: "anonymous", Host: "anonymous.invalid"}
 	}
-	from.Params.Add("tag", sipgosip.GenerateTagN(16))
-	toURI := recipient
-	toURI.UriParams = nil
-	if c.UserPhone {
-		toURI.UriParams = sipgosip.NewParams()
-		toURI.UriParams.Add("user", "phone")
+	req, err := newRequest(sipgosip.INVITE, c, from)
+	if err != nil {
+		return nil, err
 	}
-	to := &sipgosip.ToHeader{Address: toURI, Params: sipgosip.NewParams()}
-	callID := sipgosip.CallIDHeader(uuid.NewString())
-	cseq := &sipgosip.CSeqHeader{SeqNo: 1, MethodName: sipgosip.INVITE}
-	maxFwd := sipgosip.MaxForwardsHeader(70)
 	contact := &sipgosip.ContactHeader{Address: sipgosip.Uri{Scheme: "sip", User: "flashotp", Host: u.host, Port: u.port, UriParams: transportParam(c.Transport)}}
 	ctype := sipgosip.ContentTypeHeader("application/sdp")
 
-	req.AppendHeader(from)
-	req.AppendHeader(to)
-	req.AppendHeader(&callID)
-	req.AppendHeader(cseq)
-	req.AppendHeader(&maxFwd)
 	req.AppendHeader(contact)
 	if headers["pai"] {
 		req.AppendHeader(sipgosip.NewHeader("P-Asserted-Identity", "<"+identity.String()+">"))
@@ -92,6 +54,63 @@ func (u *UA) newInvite(c call.Request) (*sipgosip.Request, error) {
 	req.AppendHeader(sipgosip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"))
 	req.AppendHeader(&ctype)
 	req.SetBody(u.sdpOffer())
+	return req, nil
+}
+
+// identity is the URI that names user (the CLI, or a message's sender, escaped) as the caller: the UA's
+// host, with ;user=phone when the trunk wants it.
+func (u *UA) identity(c call.Request, user string) sipgosip.Uri {
+	identity := sipgosip.Uri{Scheme: "sip", User: user, Host: u.host}
+	if c.UserPhone {
+		identity.UriParams = sipgosip.NewParams()
+		identity.UriParams.Add("user", "phone")
+	}
+	return identity
+}
+
+// newRequest starts a request of method that opens a dialog or stands alone (an INVITE, a MESSAGE) to c's
+// recipient: the Request-URI and To carry the dialed number at the trunk's domain (or Target's host), with
+// ;user=phone when the trunk wants it; a Route names the outbound proxy; From is from, given a tag; a new
+// Call-ID, CSeq 1 and Max-Forwards follow.
+func newRequest(method sipgosip.RequestMethod, c call.Request, from *sipgosip.FromHeader) (*sipgosip.Request, error) {
+	host, port, err := splitHostPort(c.Target)
+	if err != nil {
+		return nil, err
+	}
+	if c.Domain != "" {
+		host = c.Domain
+		if c.Proxy != "" {
+			port = 0 // the trunk behind the proxy: its own default port
+		}
+	}
+	params := transportParam(c.Transport)
+	if c.UserPhone {
+		params.Add("user", "phone")
+	}
+	recipient := sipgosip.Uri{Scheme: "sip", User: c.To, Host: host, Port: port, UriParams: params}
+	req := sipgosip.NewRequest(method, recipient)
+	req.SetTransport(strings.ToUpper(orUDP(c.Transport)))
+	req.SetDestination(c.Target)
+	if c.Proxy != "" {
+		req.AppendHeader(sipgosip.NewHeader("Route", "<sip:"+c.Proxy+";lr>"))
+	}
+	from.Params.Add("tag", sipgosip.GenerateTagN(16))
+	toURI := recipient
+	toURI.UriParams = nil
+	if c.UserPhone {
+		toURI.UriParams = sipgosip.NewParams()
+		toURI.UriParams.Add("user", "phone")
+	}
+	to := &sipgosip.ToHeader{Address: toURI, Params: sipgosip.NewParams()}
+	callID := sipgosip.CallIDHeader(uuid.NewString())
+	cseq := &sipgosip.CSeqHeader{SeqNo: 1, MethodName: method}
+	maxFwd := sipgosip.MaxForwardsHeader(70)
+
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	req.AppendHeader(&callID)
+	req.AppendHeader(cseq)
+	req.AppendHeader(&maxFwd)
 	return req, nil
 }
 

@@ -27,7 +27,7 @@ const (
 const PhoneRingFor = 60 * time.Second
 
 // Phone is a simulated handset for demos and tests. On a missed call it writes one line to Out:
-// "missed call from <CLI> to <number>".
+// "missed call from <CLI> to <number>"; on a SIP MESSAGE, "sms from <sender>: <text>".
 type Phone struct {
 	ua   *sipgo.UserAgent
 	srv  *sipgo.Server
@@ -76,6 +76,7 @@ func ListenPhone(addr, mode string, out io.Writer, log *slog.Logger) (*Phone, er
 	}
 	p.srv.OnBye(ok)
 	p.srv.OnOptions(ok)
+	p.srv.OnMessage(p.onMessage)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
