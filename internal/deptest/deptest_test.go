@@ -40,6 +40,7 @@ var forbidden = map[string][]string{
 	"dialer":     everyAdap,
 	"metrics":    everyAdap,
 	"sms":        everyAdap,
+	"voice":      everyAdap,
 	// The adapters know the domain, not each other, and nothing below otp knows the HTTP layer.
 	"httpapi": slices.Concat(sipStack, bolt, wiring),
 	"store":   slices.Concat(sipStack, http, wiring),
