@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -312,4 +314,33 @@ func BenchmarkMessage(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "messages/s")
+}
+
+// Messages leave nothing running behind them: after 100 MESSAGEs the trunk took, the UA holds no more
+// goroutines than before.
+func TestMessageNoGoroutineLeft(t *testing.T) {
+	uas := peers.StartUAS(t, "message_uas.xml", 101)
+	ua := listenUA(t)
+	req := message(uas.Addr, "+442079461234", "code 1234")
+	if res := ua.Dial(context.Background(), req, nil); res.State != call.StateSent { // warm up: pools
+		t.Fatalf("message %s", res)
+	}
+	// Lets the warm-up's short-lived goroutines end; as in TestNoGoroutineLeft, the count is what is measured.
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res := ua.Dial(context.Background(), req, nil); res.State != call.StateSent {
+				t.Errorf("message %s", res)
+			}
+		}()
+	}
+	wg.Wait()
+	if !testwait.Until(5*time.Second, func() bool { return runtime.NumGoroutine() <= before+5 }) {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines after 100 messages, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+	}
 }
