@@ -134,11 +134,12 @@ func TestMessageDigestAuthThroughKamailio(t *testing.T) {
 			if res.State != tc.state || res.SIPCode != tc.code || res.Reason != tc.reason {
 				t.Fatalf("result %s, want %s code=%d reason=%q\nkamailio:\n%s\nsipp:\n%s", res, tc.state, tc.code, tc.reason, k.Log(), uas.Messages())
 			}
-			if n := strings.Count(k.Log(), "flashotp-test: MESSAGE"); n != 2 {
-				t.Errorf("%d MESSAGEs reached the trunk, want 2 (challenged, then authenticated)\n%s", n, k.Log())
-			}
-			if n := strings.Count(k.Log(), "flashotp-test: MESSAGE cseq=2 auth=flashotp"); n != 1 {
-				t.Errorf("%d authenticated MESSAGEs (CSeq 2), want 1\n%s", n, k.Log())
+			// Counted by CSeq: on a loaded machine a retransmission of either may reach the trunk too.
+			log := k.Log()
+			if !strings.Contains(log, "flashotp-test: MESSAGE cseq=1 auth=<null>") ||
+				!strings.Contains(log, "flashotp-test: MESSAGE cseq=2 auth=flashotp") ||
+				strings.Contains(log, "flashotp-test: MESSAGE cseq=3") {
+				t.Errorf("want the MESSAGE challenged (CSeq 1), sent once more authenticated (CSeq 2), and no third:\n%s", log)
 			}
 			msgs := uas.Received("MESSAGE ")
 			if len(msgs) != tc.delivered {
