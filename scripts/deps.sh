@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Installs the real SIP peers the tests drive (SIPp, Kamailio with its TLS module, baresip) and the checkers of
-# the shipping files (systemd-analyze for the unit, promtool for the alert rules; podman with runc and a static
-# busybox to build and run the image) when they are missing: as root through apt-get, otherwise it fails naming
-# the Debian packages to install.
+# Installs the real SIP peers the tests drive (SIPp, Kamailio with its TLS module, baresip, linphonec, perl's
+# Net::SIP) and the checkers of the shipping files (systemd-analyze for the unit, promtool for the alert rules;
+# podman with runc and a static busybox to build and run the image) when they are missing: as root through
+# apt-get, otherwise it fails naming the Debian packages to install.
 set -euo pipefail
 
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
+command -v linphonec >/dev/null 2>&1 || need+=(linphone-cli)
+perl -MNet::SIP -e 1 >/dev/null 2>&1 || need+=(libnet-sip-perl)
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so ] || need+=(kamailio-tls-modules)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)

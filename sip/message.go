@@ -51,7 +51,7 @@ func (u *UA) newInvite(c call.Request) (*sipgosip.Request, error) {
 	if c.Privacy {
 		req.AppendHeader(sipgosip.NewHeader("Privacy", "id"))
 	}
-	req.AppendHeader(sipgosip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"))
+	req.AppendHeader(sipgosip.NewHeader("Allow", allowed))
 	req.AppendHeader(&ctype)
 	req.SetBody(u.sdpOffer())
 	return req, nil
@@ -192,11 +192,15 @@ func (u *UA) sdpOffer() []byte {
 }
 
 // newCancel builds the CANCEL for inv (RFC 3261 9.1): same Request-URI, top Via, From, To, Call-ID, Route
-// and CSeq number as the INVITE.
+// and CSeq number as the INVITE, and the INVITE's credentials if it carried any. RFC 3261 22.1 forbids
+// challenging a CANCEL, but some proxies drop one without the INVITE's Authorization or
+// Proxy-Authorization, and the phone rings on until the trunk's own timer ends the call.
 func newCancel(inv *sipgosip.Request) *sipgosip.Request {
 	req := sipgosip.NewRequest(sipgosip.CANCEL, *inv.Recipient.Clone())
 	req.AppendHeader(sipgosip.HeaderClone(inv.Via()))
 	sipgosip.CopyHeaders("Route", inv, req)
+	sipgosip.CopyHeaders("Authorization", inv, req)
+	sipgosip.CopyHeaders("Proxy-Authorization", inv, req)
 	maxFwd := sipgosip.MaxForwardsHeader(70)
 	req.AppendHeader(&maxFwd)
 	req.AppendHeader(sipgosip.HeaderClone(inv.From()))

@@ -118,22 +118,30 @@ func Listen(cfg Config) (*UA, error) {
 	if u.srv, err = sipgo.NewServer(u.ua, sipgo.WithServerLogger(sipLog)); err != nil {
 		return fail(err)
 	}
+	// Every request the UA sends (INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE) takes its Via from one of
+	// these two clients (sipgo builds it when the request has none; a CANCEL and the ACK of a failure copy
+	// the INVITE's). WithClientNAT puts ;rport in it (RFC 3581), on every transport: over UDP a trunk answers
+	// to the port the request came from, the NAT's; over TCP and TLS, to the connection the request came
+	// on. Without it, a callee that honours sent-by (linphone's belle-sip) answers a TCP INVITE on a new
+	// connection to the Via's host and port (the UDP port, or public_address), where nothing listens: the
+	// phone rings, the 180 never comes back, and the call ends no_ring. sipgo reads every connection it
+	// opens and hands its responses to the transactions by Via branch, whatever the sent-by says.
 	u.client, err = sipgo.NewClient(u.ua,
 		sipgo.WithClientLogger(sipLog),
 		sipgo.WithClientHostname(u.host),
 		sipgo.WithClientPort(u.port),
 		sipgo.WithClientConnectionAddr(bound.String()), // INVITEs leave from the listening socket
+		sipgo.WithClientNAT(),
 	)
 	if err != nil {
 		return fail(err)
 	}
-	if u.stream, err = sipgo.NewClient(u.ua, sipgo.WithClientLogger(sipLog), sipgo.WithClientHostname(u.host), sipgo.WithClientPort(u.port)); err != nil {
+	if u.stream, err = sipgo.NewClient(u.ua, sipgo.WithClientLogger(sipLog), sipgo.WithClientHostname(u.host), sipgo.WithClientPort(u.port),
+		sipgo.WithClientNAT()); err != nil {
 		return fail(err)
 	}
 	// Only the peers' requests get here.
-	u.srv.OnOptions(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
-		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 200, "OK", nil))
-	})
+	u.srv.OnOptions(u.onOptions)
 	u.srv.OnInvite(u.onInvite)
 	u.srv.OnAck(func(*sipgosip.Request, sipgosip.ServerTransaction) {}) // an ACK is never answered
 	u.srv.OnCancel(u.onCancel)

@@ -54,11 +54,31 @@ module_app		menu.so
 // SIP message it sent and received) is in Log.
 func StartBaresip(t testing.TB) *Baresip {
 	t.Helper()
+	return startBaresip(t, "")
+}
+
+// StartBaresipRegistered is StartBaresip with the account sip:+447700900123@<registrar> (ip:port), which
+// registers there over UDP: it returns once the registrar has accepted the registration.
+func StartBaresipRegistered(t testing.TB, registrar string) *Baresip {
+	t.Helper()
+	b := startBaresip(t, registrar)
+	if !b.waitLog("[1 binding]", 5*time.Second) {
+		t.Fatalf("baresip did not register at %s:\n%s", registrar, b.Log())
+	}
+	return b
+}
+
+func startBaresip(t testing.TB, registrar string) *Baresip {
+	t.Helper()
 	bin := Require(t, "baresip", "baresip-core")
 	dir := t.TempDir()
 	b := &Baresip{AOR: "sip:" + BaresipUser + "@127.0.0.1"}
 	// regint=0: no REGISTER; answermode=manual: an INVITE rings (180) until answered, which nobody does.
-	account := fmt.Sprintf("<%s>;regint=0;answermode=manual;audio_codecs=pcmu,pcma\n", b.AOR)
+	regint := 0
+	if registrar != "" {
+		b.AOR, regint = "sip:"+BaresipUser+"@"+registrar, 600
+	}
+	account := fmt.Sprintf("<%s>;regint=%d;answermode=manual;audio_codecs=pcmu,pcma\n", b.AOR, regint)
 	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(account), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +118,13 @@ func StartBaresip(t testing.TB) *Baresip {
 
 // waitReady reports whether baresip said it is ready (after its SIP transports and account are up) within
 // d: its port bound is not yet its account up.
-func (b *Baresip) waitReady(d time.Duration) bool {
+func (b *Baresip) waitReady(d time.Duration) bool { return b.waitLog("baresip is ready.", d) }
+
+// waitLog reports whether baresip printed want within d.
+func (b *Baresip) waitLog(want string, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		if strings.Contains(b.out.String(), "baresip is ready.") {
+		if strings.Contains(b.out.String(), want) {
 			return true
 		}
 		select {

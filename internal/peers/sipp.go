@@ -1,5 +1,6 @@
 // Package peers runs real SIP peers on loopback for tests: SIPp with a scenario from testdata/sipp,
-// Kamailio with a config from testdata/kamailio, baresip. Each process is the test's own: it is stopped by
+// Kamailio with a config from testdata/kamailio, baresip, linphone (linphonec) and a Net::SIP registrar and
+// proxy (testdata/netsip). Each process is the test's own: it is stopped by
 // PID (and process group) in t.Cleanup. `flashotp bench` runs its SIPp processes through RunSIPp and
 // ListenSIPp too: the one SIPp runner.
 package peers
@@ -151,6 +152,29 @@ func StartUASOn(t testing.TB, transport, scenario string, calls int, extra ...st
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
 		"-timeout_error", "-timeout", "120s",
 	}, extra...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.SIPp = p
+	t.Cleanup(p.Stop)
+	return u
+}
+
+// StartUAC starts SIPp as a caller over transport (udp or tcp) from a free loopback port, running scenario
+// (a file name in testdata/sipp) once against target, then exiting: Wait gives 0 only if every step and
+// check of the scenario held within 10 s. The *UAS is the same handle a callee's is.
+func StartUAC(t testing.TB, transport, scenario, target string, extra ...string) *UAS {
+	t.Helper()
+	Require(t, "sipp", "sip-tester")
+	dir := t.TempDir()
+	u := &UAS{msgFile: filepath.Join(dir, "messages.log")}
+	p, err := RunSIPp(dir, transport, append(append([]string{
+		"-sf", Scenario(t, scenario),
+		"-m", "1",
+		"-trace_msg", "-message_file", u.msgFile,
+		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
+		"-timeout_error", "-timeout", "10s",
+	}, extra...), target)...)
 	if err != nil {
 		t.Fatal(err)
 	}
