@@ -156,6 +156,10 @@ func TestTransports(t *testing.T) {
 			if !strings.Contains(inv, "SIP/2.0/"+strings.ToUpper(transport)+" 127.0.0.1") {
 				t.Fatalf("INVITE did not come over %s:\n%s", transport, inv)
 			}
+			// The engine's Via (behind Kamailio, the second) asks for rport, on TLS too (RFC 3581).
+			if !regexp.MustCompile(`SIP/2\.0/` + strings.ToUpper(transport) + ` 127\.0\.0\.1:[0-9]+;[^\r\n]*\brport\b`).MatchString(inv) {
+				t.Fatalf("the INVITE's %s Via asks for no rport:\n%s", transport, inv)
+			}
 			cli := cliOf(t, uas, recipient)
 			if a := c.verify(id, cli[len(cli)-4:]); a.status != 200 {
 				t.Fatalf("verify: %d %s", a.status, a.raw)
