@@ -52,8 +52,8 @@ func topVia(msg string) string {
 }
 
 // Every request the UA sends asks for rport (RFC 3581) in its Via, on every transport: the INVITE, the
-// CANCEL, the ACK and BYE of a 200 that raced the CANCEL (answer.xml), and an OPTIONS probe. (TLS: the
-// engine's TestTransports.)
+// CANCEL, the ACK and BYE of a 200 that raced the CANCEL (answer.xml), an OPTIONS probe and a MESSAGE. (TLS:
+// the engine's TestTransports.)
 func TestViaRport(t *testing.T) {
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
@@ -81,19 +81,31 @@ func TestViaRport(t *testing.T) {
 				}
 			}
 
-			// OPTIONS, to a trunk that reads it and says nothing.
-			got := make(chan string, 1)
-			target := readOneRequest(t, transport, got)
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-			defer cancel()
-			_, _ = ua.Options(ctx, target, transport)
-			select {
-			case m := <-got:
-				if via := topVia(m); !strings.Contains(via, ";rport") {
-					t.Errorf("OPTIONS's Via %q: want ;rport", via)
+			// OPTIONS and MESSAGE, to a trunk that reads the request and says nothing.
+			send := map[string]func(target string){
+				"OPTIONS": func(target string) {
+					ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+					defer cancel()
+					_, _ = ua.Options(ctx, target, transport)
+				},
+				"MESSAGE": func(target string) {
+					ua.Dial(context.Background(), call.Request{
+						Kind: call.KindMessage, Target: target, Transport: transport, To: "+447700900123", CLI: "+442079461234",
+						Text: "Your code is 123456", DialTimeout: 300 * time.Millisecond,
+					}, nil)
+				},
+			}
+			for method, send := range send {
+				got := make(chan string, 1)
+				send(readOneRequest(t, transport, got))
+				select {
+				case m := <-got:
+					if via := topVia(m); !strings.HasPrefix(m, method+" ") || !strings.Contains(via, ";rport") {
+						t.Errorf("%s's Via %q: want ;rport\n%s", method, via, m)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("no %s came", method)
 				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("no OPTIONS came")
 			}
 		})
 	}
