@@ -31,6 +31,8 @@ var forbidden = map[string][]string{
 	"call":    {module + "/"},
 	"fault":   {module + "/"},
 	"setting": {module + "/"},
+	// templates is a leaf of the domain: apps checks with it, otp renders with it.
+	"templates": {module + "/"},
 	// The domain knows no adapter: storage, SIP and HTTP reach it through interfaces it declares.
 	"otp":        everyAdap,
 	"apps":       everyAdap,

@@ -1,0 +1,429 @@
+package templates
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/template"
+	"text/template/parse"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/text/language"
+)
+
+// Errors of Check, CheckLocale and Render.
+var (
+	// ErrLocale is returned for a locale that is not a well-formed BCP 47 tag of a known language ("zz",
+	// "en_", "123"); the API answers it 400 invalid_request naming locale.
+	ErrLocale = errors.New("want a BCP 47 language tag such as en, pt-BR or hi-IN")
+	// ErrNoCode is returned by Check for a template whose output does not hold the code it is given.
+	ErrNoCode = errors.New("does not print {{.Code}}")
+	// ErrTemplate is returned by Check for a template that does not parse, uses something not allowed (a
+	// field other than .Code, .App and .Minutes, range, define, template, a function outside the
+	// comparisons and print), runs into an error, writes more than MaxOutput bytes, or is too long.
+	ErrTemplate = errors.New("not a usable template")
+	// ErrChannel is returned for a channel that has no text templates (flashcall, voice, inbound).
+	ErrChannel = errors.New("has no text templates")
+	// ErrNoTemplate is returned by Render when no template of the channel matches the locale, its fallback
+	// or en (a channel without built-in templates whose app has none that match).
+	ErrNoTemplate = errors.New("no template for this locale")
+)
+
+// Data is what a template sees.
+type Data struct {
+	Code    string // the verification's code
+	App     string // the app's name, as the recipient should read it (the app's ID)
+	Minutes int    // the verification's TTL in whole minutes (MinutesOf)
+}
+
+// Limits on a template's text and on what it writes.
+const (
+	MaxText   = 2048 // bytes of template source
+	MaxOutput = 4096 // bytes a template may write
+)
+
+// MinutesOf returns d in whole minutes, rounded up and at least 1, for Data.Minutes: a code valid for 90
+// seconds "expires in 2 minutes", never in 1.
+func MinutesOf(d time.Duration) int {
+	m := int((d + time.Minute - 1) / time.Minute)
+	return max(m, 1)
+}
+
+// Channels returns the channels that have text templates, sorted.
+func Channels() []string { return []string{ChannelEmail, ChannelSMS, ChannelWhatsApp} }
+
+// HasTemplates reports whether channel is one whose deliveries are text made from templates.
+func HasTemplates(channel string) bool { return slices.Contains(Channels(), channel) }
+
+// Locales returns the locales channel has built-in templates for, sorted.
+func Locales(channel string) []string { return slices.Sorted(maps.Keys(builtin[channel])) }
+
+// Builtin returns the built-in template of channel and locale (exactly as Locales names it) and whether
+// there is one.
+func Builtin(channel, locale string) (string, bool) {
+	text, ok := builtin[channel][locale]
+	return text, ok
+}
+
+// CheckLocale returns an error wrapping ErrLocale unless tag is a well-formed BCP 47 tag of a known
+// language (an underscore for the hyphen is accepted: en_US).
+func CheckLocale(tag string) error {
+	_, err := parseLocale(tag)
+	return err
+}
+
+func parseLocale(s string) (language.Tag, error) {
+	if len(s) > 64 {
+		return language.Und, fmt.Errorf("%q...: %w", s[:16], ErrLocale)
+	}
+	t, err := language.Parse(s)
+	if err != nil {
+		return language.Und, fmt.Errorf("%q: %w", s, ErrLocale)
+	}
+	return t, nil
+}
+
+// samples are the data Check runs a template with: two different codes (of the shortest and longest
+// lengths a code can have), so that a template printing a fixed number instead of .Code fails, and both
+// branches of a singular/plural test on .Minutes.
+var samples = []Data{
+	{Code: "4029", App: "SampleApp", Minutes: 5},
+	{Code: "8153627049", App: "Other", Minutes: 1},
+}
+
+// Check returns an error unless text is a template of channel that Render may use: it parses, uses only
+// .Code, .App, .Minutes, the comparison and print functions, if and with, writes at most MaxOutput
+// bytes, and prints the code (run with two different codes, each must appear in its output). The error
+// wraps ErrChannel, ErrLocale, ErrTemplate or ErrNoCode and does not name channel or locale: the caller's
+// key does.
+func Check(channel, locale, text string) error {
+	if !HasTemplates(channel) {
+		return fmt.Errorf("channel %q %w", channel, ErrChannel)
+	}
+	if err := CheckLocale(locale); err != nil {
+		return err
+	}
+	t, err := compile(text)
+	if err != nil {
+		return err
+	}
+	for _, d := range samples {
+		out, err := execute(t, d)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, d.Code) {
+			return ErrNoCode
+		}
+	}
+	return nil
+}
+
+// Render writes the message of channel for d with the template whose locale best matches locale: among
+// custom's templates of channel (channel → locale → text, the app's own) first, then the built-in ones.
+// locale "" or one no template matches falls back to fallback (the app's locale), then to en. It returns
+// the text and the locale of the template used. A malformed locale is an error wrapping ErrLocale; a
+// malformed fallback is passed over.
+//
+// A locale matches a template of the same language (pt-BR → pt, hi-IN → hi, es-419 → es) or one x/text
+// holds for the same (nb → no), never one of another language it guesses the reader may know (sw → en): a
+// language the app has no template for gets the app's own locale.
+func Render(custom map[string]map[string]string, channel, locale, fallback string, d Data) (text, used string, err error) {
+	if !HasTemplates(channel) {
+		return "", "", fmt.Errorf("channel %q %w", channel, ErrChannel)
+	}
+	var want []language.Tag
+	if locale != "" {
+		t, err := parseLocale(locale)
+		if err != nil {
+			return "", "", err
+		}
+		want = append(want, t)
+	}
+	if t, err := parseLocale(fallback); err == nil && fallback != "" {
+		want = append(want, t)
+	}
+	want = append(want, language.English)
+
+	c := candidatesOf(channel, custom[channel])
+	if len(c.locales) == 0 {
+		return "", "", fmt.Errorf("channel %q: %w", channel, ErrNoTemplate)
+	}
+	i, ok := c.match(want)
+	if !ok {
+		return "", "", fmt.Errorf("channel %q, locale %q: %w", channel, locale, ErrNoTemplate)
+	}
+	used = c.locales[i]
+	src, ok := custom[channel][used]
+	if !ok {
+		src = builtin[channel][used]
+	}
+	t, err := compile(src)
+	if err != nil {
+		return "", "", fmt.Errorf("template %s.%s: %w", channel, used, err)
+	}
+	text, err = execute(t, d)
+	if err != nil {
+		return "", "", fmt.Errorf("template %s.%s: %w", channel, used, err)
+	}
+	if !strings.Contains(text, d.Code) {
+		return "", "", fmt.Errorf("template %s.%s: %w", channel, used, ErrNoCode)
+	}
+	return text, used, nil
+}
+
+// candidates are the locales a channel has templates in for one app, its own first, and their matcher.
+type candidates struct {
+	locales []string
+	tags    []language.Tag
+	matcher language.Matcher
+}
+
+// match returns the index of the first locale that matches one of want, tried in order.
+func (c *candidates) match(want []language.Tag) (int, bool) {
+	for _, w := range want {
+		_, i, conf := c.matcher.Match(w)
+		if conf == language.Exact {
+			return i, true
+		}
+		if conf == language.No {
+			continue
+		}
+		wb, _ := w.Base()
+		cb, _ := c.tags[i].Base()
+		if wb == cb {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// matchers caches the candidates of each distinct list of locales (a language.Matcher is costly to make
+// and the lists are few: one per channel per set of locales an app has templates in).
+var matchers sync.Map // string → *candidates
+
+func candidatesOf(channel string, custom map[string]string) *candidates {
+	own := slices.Sorted(maps.Keys(custom))
+	key := channel + "\x00" + strings.Join(own, "\x00")
+	if c, ok := matchers.Load(key); ok {
+		return c.(*candidates)
+	}
+	c := &candidates{}
+	seen := map[string]bool{}
+	for _, l := range append(own, Locales(channel)...) {
+		t, err := parseLocale(l)
+		if err != nil || seen[t.String()] {
+			continue // stored settings were checked: one that does not parse is passed over, not fatal
+		}
+		seen[t.String()] = true
+		c.locales, c.tags = append(c.locales, l), append(c.tags, t)
+	}
+	c.matcher = language.NewMatcher(c.tags)
+	if cacheRoom() {
+		matchers.Store(key, c)
+	}
+	return c
+}
+
+// parsed caches compile's result by template text: a send parses nothing it has parsed before.
+var parsed sync.Map // string → compiled
+
+type compiled struct {
+	t   *template.Template
+	err error
+}
+
+// cached counts the entries of both caches. Past maxCached, new texts are parsed on each use rather
+// than kept: an admin API that keeps changing templates cannot grow the caches without bound.
+var cached atomic.Int64
+
+const maxCached = 10_000
+
+func cacheRoom() bool { return cached.Add(1) <= maxCached }
+
+func compile(text string) (*template.Template, error) {
+	if c, ok := parsed.Load(text); ok {
+		c := c.(compiled)
+		return c.t, c.err
+	}
+	t, err := parseTemplate(text)
+	if cacheRoom() {
+		parsed.Store(text, compiled{t, err})
+	}
+	return t, err
+}
+
+func parseTemplate(text string) (*template.Template, error) {
+	if len(text) > MaxText {
+		return nil, fmt.Errorf("%w: %d bytes, want at most %d", ErrTemplate, len(text), MaxText)
+	}
+	if !utf8.ValidString(text) {
+		return nil, fmt.Errorf("%w: not UTF-8", ErrTemplate)
+	}
+	if strings.TrimSpace(text) == "" {
+		return nil, fmt.Errorf("%w: empty", ErrTemplate)
+	}
+	t, err := template.New("").Option("missingkey=error").Parse(text)
+	if err != nil {
+		// text/template's message starts "template: :1: ..."; the position is what tells.
+		return nil, fmt.Errorf("%w: %s", ErrTemplate, strings.TrimPrefix(err.Error(), "template: :"))
+	}
+	if len(t.Templates()) > 1 {
+		return nil, fmt.Errorf("%w: define and block are not allowed", ErrTemplate)
+	}
+	if err := vet(t.Tree.Root); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTemplate, err)
+	}
+	return t, nil
+}
+
+// fields are the fields of Data a template may use; funcs the functions it may call. Not allowed: range
+// (a loop is a way to make a send slow or its text huge), template, define and block (one template is one
+// message), call, index, slice and the escapers (nothing in Data needs them).
+var (
+	fields = map[string]bool{"Code": true, "App": true, "Minutes": true}
+	funcs  = map[string]bool{
+		"and": true, "or": true, "not": true, "eq": true, "ne": true, "lt": true, "le": true, "gt": true, "ge": true,
+		"len": true, "print": true, "printf": true, "println": true,
+	}
+)
+
+// vet walks a template's tree and refuses what fields and funcs do not allow.
+func vet(n parse.Node) error {
+	switch n := n.(type) {
+	case nil:
+		return nil
+	case *parse.ListNode:
+		if n == nil {
+			return nil
+		}
+		for _, c := range n.Nodes {
+			if err := vet(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *parse.TextNode, *parse.CommentNode:
+		return nil
+	case *parse.ActionNode:
+		return vetPipe(n.Pipe)
+	case *parse.IfNode:
+		return vetBranch(&n.BranchNode)
+	case *parse.WithNode:
+		return vetBranch(&n.BranchNode)
+	case *parse.RangeNode:
+		return fmt.Errorf("range is not allowed")
+	case *parse.TemplateNode:
+		return fmt.Errorf("template is not allowed")
+	}
+	return fmt.Errorf("%s is not allowed", n)
+}
+
+func vetBranch(b *parse.BranchNode) error {
+	if err := vetPipe(b.Pipe); err != nil {
+		return err
+	}
+	if err := vet(b.List); err != nil {
+		return err
+	}
+	if b.ElseList != nil {
+		return vet(b.ElseList)
+	}
+	return nil
+}
+
+func vetPipe(p *parse.PipeNode) error {
+	if p == nil {
+		return nil
+	}
+	for _, cmd := range p.Cmds {
+		for _, arg := range cmd.Args {
+			if err := vetArg(arg); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func vetArg(n parse.Node) error {
+	switch n := n.(type) {
+	case *parse.FieldNode:
+		return vetFields(n.Ident)
+	case *parse.VariableNode:
+		return vetFields(n.Ident[1:]) // $x or $.Code: the variable, then the fields
+	case *parse.IdentifierNode:
+		if !funcs[n.Ident] {
+			return fmt.Errorf("function %s is not allowed", n.Ident)
+		}
+		return nil
+	case *parse.PipeNode:
+		return vetPipe(n)
+	case *parse.StringNode, *parse.NumberNode, *parse.BoolNode:
+		return nil
+	case *parse.DotNode:
+		return fmt.Errorf("{{.}} is not allowed: use .Code, .App and .Minutes")
+	}
+	return fmt.Errorf("%s is not allowed", n)
+}
+
+func vetFields(idents []string) error {
+	switch {
+	case len(idents) == 0:
+		return nil
+	case len(idents) > 1 || !fields[idents[0]]:
+		return fmt.Errorf(".%s is not a field (want .Code, .App or .Minutes)", strings.Join(idents, "."))
+	}
+	return nil
+}
+
+// limitedBuffer is a buffer that refuses to grow past MaxOutput bytes.
+type limitedBuffer struct{ bytes.Buffer }
+
+var errTooLong = fmt.Errorf("writes more than %d bytes", MaxOutput)
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > MaxOutput {
+		return 0, errTooLong
+	}
+	return b.Buffer.Write(p)
+}
+
+func execute(t *template.Template, d Data) (string, error) {
+	var b limitedBuffer
+	if err := t.Execute(&b, d); err != nil {
+		return "", fmt.Errorf("%w: %s", ErrTemplate, strings.TrimPrefix(err.Error(), "template: :"))
+	}
+	return b.String(), nil
+}
+
+// androidHashRe is an Android app's SMS Retriever hash: 11 characters of base64 (Google, "Computing your
+// app's hash string": the first 11 characters of the base64 of a SHA-256).
+var androidHashRe = regexp.MustCompile(`^[A-Za-z0-9+/]{11}$`)
+
+// ValidAndroidHash reports whether h is well-formed as an Android app's SMS Retriever hash: 11 characters
+// of A-Z, a-z, 0-9, + and /.
+func ValidAndroidHash(h string) bool { return androidHashRe.MatchString(h) }
+
+// RetrieverMaxBytes is the longest message Google's SMS Retriever API reads (its server guide: "no longer
+// than 140 bytes", one SMS: 160 GSM characters or 70 UCS-2 characters).
+const RetrieverMaxBytes = 140
+
+// AndroidHash returns text with an app's SMS Retriever hash on a line of its own at the end, the form
+// Google's SMS Retriever API reads ("Your ExampleApp code is: 123ABC78" then "FA+9qCX9VSu"); hash ""
+// returns text as it is. Trailing spaces and line breaks of text go first, so that the hash is the last
+// line whatever the template ended with. Whether the whole fits RetrieverMaxBytes depends on the SMS's
+// encoding, which the sender knows.
+func AndroidHash(text, hash string) string {
+	if hash == "" {
+		return text
+	}
+	return strings.TrimRight(text, " \t\r\n") + "\n" + hash
+}
