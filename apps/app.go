@@ -87,9 +87,16 @@ type App struct {
 	RateLimits         map[string]Limit `json:"rate_limits" mapstructure:"rate_limits"`
 	WebhookURL         string           `json:"webhook_url" mapstructure:"webhook_url"`
 	PreSendHook        *Hook            `json:"pre_send_hook" mapstructure:"pre_send_hook"`
-	FromConfig         bool             `json:"from_config" mapstructure:"-"`
-	CreatedAt          time.Time        `json:"created_at" mapstructure:"-"`
-	UpdatedAt          time.Time        `json:"updated_at" mapstructure:"-"`
+	Channels           []string         `json:"channels" mapstructure:"channels"`                 // SPEC section 8: the channels a send may name; default [flashcall]
+	Workflow           []Step           `json:"workflow" mapstructure:"workflow"`                 // what channel auto runs, step by step; default none (auto refused)
+	Locale             string           `json:"locale" mapstructure:"locale"`                     // BCP 47: the templates of a send that names none, or one without templates; default en
+	AndroidAppHash     string           `json:"android_app_hash" mapstructure:"android_app_hash"` // the app's SMS Retriever hash, the last line of its SMS; "": none
+	// Templates are the app's own message templates, channel → locale → text, tried before the built-in ones.
+	Templates   map[string]map[string]string `json:"templates" mapstructure:"templates"`
+	CodeLengths map[string]int               `json:"code_lengths" mapstructure:"code_lengths"` // digits of the random codes per channel (voice, sms); default 6 each
+	FromConfig  bool                         `json:"from_config" mapstructure:"-"`
+	CreatedAt   time.Time                    `json:"created_at" mapstructure:"-"`
+	UpdatedAt   time.Time                    `json:"updated_at" mapstructure:"-"`
 }
 
 // Defaults are the engine-wide settings (config otp section) an app inherits.
@@ -139,10 +146,11 @@ func (a App) WithDefaults(d Defaults) App {
 		h.Timeout = Duration(2 * time.Second)
 		a.PreSendHook = &h
 	}
-	return a
+	return a.channelDefaults()
 }
 
-// Code lengths an app may set, or inherit from the otp section: the CLI's last 4 to 8 digits.
+// Code lengths an app may set (code_length, its flash calls' codes), or inherit from the otp section: the
+// CLI's last 4 to 8 digits. The random codes of other channels have their own (code_lengths).
 const (
 	MinCodeLength = 4
 	MaxCodeLength = 8
@@ -238,6 +246,7 @@ func (a App) Validate() error {
 			bad("pre_send_hook.timeout", "want 100ms to 10s, got %s", d)
 		}
 	}
+	a.checkChannels(bad)
 	return errs.Err()
 }
 

@@ -329,6 +329,8 @@ func (r *Registry) Update(ctx context.Context, id string, fn func(a *App) error)
 	}
 	next.Pools, next.AllowedCountries = slices.Clone(cur.Pools), slices.Clone(cur.AllowedCountries)
 	next.BlockedNumberTypes, next.RateLimits = slices.Clone(cur.BlockedNumberTypes), maps.Clone(cur.RateLimits)
+	next.Channels, next.Workflow, next.CodeLengths = slices.Clone(cur.Channels), slices.Clone(cur.Workflow), maps.Clone(cur.CodeLengths)
+	next.Templates = cloneTemplates(cur.Templates)
 	if err := fn(&next.App); err != nil {
 		return App{}, err
 	}
@@ -379,4 +381,16 @@ func (r *Registry) RotateWebhookSecret(ctx context.Context, id string) (string, 
 		return "", err
 	}
 	return secret, nil
+}
+
+// cloneTemplates copies t and its inner maps: a PATCH decodes into the copy, never into the stored app's.
+func cloneTemplates(t map[string]map[string]string) map[string]map[string]string {
+	if t == nil {
+		return nil
+	}
+	out := make(map[string]map[string]string, len(t))
+	for ch, byLocale := range t {
+		out[ch] = maps.Clone(byLocale)
+	}
+	return out
 }

@@ -527,6 +527,7 @@ func TestLoadDurationNeedsUnit(t *testing.T) {
 		"apps[].resend_cooldown":       minimalFile("", "", ", resend_cooldown: 300"),
 		"apps[].rate_limits.*.window":  minimalFile("", "", ", rate_limits: {recipient: {limit: 1, window: 300}}"),
 		"apps[].pre_send_hook.timeout": minimalFile("", "", ", pre_send_hook: {url: \"https://x.example\", timeout: 300}"),
+		"apps[].workflow[].timeout":    minimalFile("", "", ", workflow: [{channel: flashcall, timeout: 300}]"),
 	}
 	for _, key := range durationKeys(reflect.TypeOf(configs.Config{}), "") {
 		body, inList := inLists[key]

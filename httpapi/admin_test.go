@@ -558,3 +558,40 @@ func (failingSnapshot) WriteTo(w io.Writer) (int64, error) {
 	}
 	return int64(n), errors.New("read error on the disk")
 }
+
+// An app's template that does not print the code, or any other bad channel setting, is refused through the
+// admin API with 400 invalid_request naming the app, the channel and the locale; nothing is stored.
+func TestAdminAppTemplates(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct{ name, method, path, body, wantIn string }{
+		{"create: no code", "POST", "/admin/apps", `{"id":"shop","pools":["demo"],"channels":["flashcall","sms"],` +
+			`"templates":{"sms":{"en":"{{.Code}} is your code","fr":"Votre code {{.App}} expire dans {{.Minutes}} minutes"}}}`,
+			`templates.sms.fr: app \"shop\", channel sms, locale fr: does not print {{.Code}}`},
+		{"create: other field", "POST", "/admin/apps", `{"id":"shop","pools":["demo"],"templates":{"sms":{"de":"{{.Code}} {{.Phone}}"}}}`,
+			`templates.sms.de: app \"shop\", channel sms, locale de: not a usable template: .Phone is not a field`},
+		{"create: email", "POST", "/admin/apps", `{"id":"shop","pools":["demo"],"channels":["email"]}`,
+			`channels[0]: channel \"email\" is not available in this build yet`},
+		{"create: workflow", "POST", "/admin/apps", `{"id":"shop","pools":["demo"],"workflow":[{"channel":"sms"}]}`,
+			`workflow[0].channel: \"sms\" is not one of the app's channels (flashcall)`},
+		{"create: locale", "POST", "/admin/apps", `{"id":"shop","pools":["demo"],"locale":"zz"}`, `locale: \"zz\": want a BCP 47 language tag`},
+		{"update: no code", "PATCH", "/admin/apps/kept", `{"templates":{"sms":{"pt-BR":"Seu código chegou"}}}`,
+			`templates.sms.pt-BR: app \"kept\", channel sms, locale pt-BR: does not print {{.Code}}`},
+		{"update: code length", "PATCH", "/admin/apps/kept", `{"code_lengths":{"sms":12}}`, `code_lengths.sms: want 4 to 10, got 12`},
+	}
+	if res := e.do(t, "POST", "/admin/apps", `{"id":"kept","pools":["demo"],"templates":{"sms":{"pt-BR":"{{.Code}} é o seu código"}}}`, admin); res.status != 201 {
+		t.Fatalf("create kept: %d %s", res.status, res.body)
+	}
+	before := e.do(t, "GET", "/admin/apps", "", admin)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := e.do(t, tt.method, tt.path, tt.body, admin)
+			wantError(t, res, http.StatusBadRequest, "invalid_request")
+			if !bytes.Contains(res.body, []byte(tt.wantIn)) {
+				t.Errorf("%s does not name %s", res.body, tt.wantIn)
+			}
+			if after := e.do(t, "GET", "/admin/apps", "", admin); !bytes.Equal(after.body, before.body) {
+				t.Errorf("a refused request changed the apps:\nbefore %s\nafter  %s", before.body, after.body)
+			}
+		})
+	}
+}

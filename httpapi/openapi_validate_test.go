@@ -447,6 +447,17 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		t.Errorf("PATCH pre_send_hook null: %s", res.body)
 	}
 	v.call("PATCH", "/admin/apps/fresh", `{"ttl":"1h"}`, admin, 400)
+	// SPEC section 8's settings (channels, workflow, locale, android_app_hash, templates, code_lengths).
+	v.call("PATCH", "/admin/apps/fresh", `{"channels":["flashcall","sms","voice"],"workflow":[{"channel":"flashcall","timeout":"20s"},`+
+		`{"channel":"sms","timeout":"1m"},{"channel":"voice"}],"locale":"pt-BR","android_app_hash":"FA+9qCX9VSu",`+
+		`"templates":{"sms":{"fr":"{{.Code}} est votre code {{.App}}.","pt-BR":"{{.Code}} é o seu código"}},"code_lengths":{"sms":8}}`, admin, 200)
+	v.call("PATCH", "/admin/apps/fresh", `{"templates":{"sms":null}}`, admin, 200)
+	res = v.call("PATCH", "/admin/apps/fresh", `{"templates":{"sms":{"fr":"Votre code {{.App}}"}}}`, admin, 400)
+	if msg := string(res.body); !strings.Contains(msg, "templates.sms.fr") || !strings.Contains(msg, "does not print {{.Code}}") {
+		t.Errorf("a template without the code: %s, want it named", res.body)
+	}
+	v.call("PATCH", "/admin/apps/fresh", `{"channels":["email"]}`, admin, 400)
+	v.call("PATCH", "/admin/apps/fresh", `{"channels":["flashcall"],"workflow":[]}`, admin, 200)
 	v.call("PATCH", "/admin/apps/demo", `{"max_attempts":3}`, admin, 409)
 	v.call("PATCH", "/admin/apps/nope", `{"max_attempts":3}`, admin, 404)
 	v.call("GET", "/admin/apps", "", admin, 200)

@@ -27,7 +27,7 @@ var (
 	ErrNoCode = errors.New("does not print {{.Code}}")
 	// ErrTemplate is returned by Check for a template that does not parse, uses something not allowed (a
 	// field other than .Code, .App and .Minutes, range, define, template, a function outside the
-	// comparisons and print), runs into an error, writes more than MaxOutput bytes, or is too long.
+	// comparisons, len, print and println), runs into an error, writes more than MaxOutput bytes, or is too long.
 	ErrTemplate = errors.New("not a usable template")
 	// ErrChannel is returned for a channel that has no text templates (flashcall, voice, inbound).
 	ErrChannel = errors.New("has no text templates")
@@ -91,15 +91,16 @@ func parseLocale(s string) (language.Tag, error) {
 }
 
 // samples are the data Check runs a template with: two different codes (of the shortest and longest
-// lengths a code can have), so that a template printing a fixed number instead of .Code fails, and both
-// branches of a singular/plural test on .Minutes.
+// lengths a code can have), so that a template printing a fixed number instead of .Code fails; both branches
+// of a singular/plural test on .Minutes; and the longest app name and TTL there are (an app's ID, 64
+// characters; 15 minutes), so that what passes Check with MaxOutput passes it on every send.
 var samples = []Data{
-	{Code: "4029", App: "SampleApp", Minutes: 5},
-	{Code: "8153627049", App: "Other", Minutes: 1},
+	{Code: "4029", App: "SampleApp", Minutes: 1},
+	{Code: "8153627049", App: strings.Repeat("S", 64), Minutes: 15},
 }
 
 // Check returns an error unless text is a template of channel that Render may use: it parses, uses only
-// .Code, .App, .Minutes, the comparison and print functions, if and with, writes at most MaxOutput
+// .Code, .App, .Minutes, the comparison functions, len, print and println, if and with, writes at most MaxOutput
 // bytes, and prints the code (run with two different codes, each must appear in its output). The error
 // wraps ErrChannel, ErrLocale, ErrTemplate or ErrNoCode and does not name channel or locale: the caller's
 // key does.
@@ -286,12 +287,13 @@ func parseTemplate(text string) (*template.Template, error) {
 
 // fields are the fields of Data a template may use; funcs the functions it may call. Not allowed: range
 // (a loop is a way to make a send slow or its text huge), template, define and block (one template is one
-// message), call, index, slice and the escapers (nothing in Data needs them).
+// message), printf (a width of a million spaces costs a megabyte before MaxOutput can refuse it), call,
+// index, slice and the escapers (nothing in Data needs them).
 var (
 	fields = map[string]bool{"Code": true, "App": true, "Minutes": true}
 	funcs  = map[string]bool{
 		"and": true, "or": true, "not": true, "eq": true, "ne": true, "lt": true, "le": true, "gt": true, "ge": true,
-		"len": true, "print": true, "printf": true, "println": true,
+		"len": true, "print": true, "println": true,
 	}
 )
 

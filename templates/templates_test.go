@@ -183,7 +183,8 @@ func TestCheck(t *testing.T) {
 	}{
 		{"plain", "Your code: {{.Code}}", nil},
 		{"all fields", "{{.Code}} for {{.App}}, {{.Minutes}} min", nil},
-		{"printf", `{{printf "%s-%s" .App .Code}}`, nil},
+		{"print", `{{print .App "-" .Code}}`, nil},
+		{"printf", `{{printf "%s-%s" .App .Code}}`, templates.ErrTemplate},
 		{"if/else", `{{if gt .Minutes 1}}{{.Code}} ({{.Minutes}} minutes){{else}}{{.Code}} (1 minute){{end}}`, nil},
 		{"with and variables", `{{with $c := .Code}}{{$c}}{{end}} {{$.App}}`, nil},
 		{"comment", `{{/* the code */}}{{.Code}}`, nil},
@@ -208,7 +209,7 @@ func TestCheck(t *testing.T) {
 		{"index", `{{index .Code 0}}{{.Code}}`, templates.ErrTemplate},
 		{"slice", `{{slice .Code 0 2}}{{.Code}}`, templates.ErrTemplate},
 		{"fails to run", `{{.Code}}{{lt .App 3}}`, templates.ErrTemplate},
-		{"huge output", `{{.Code}}{{printf "%9000d" 1}}`, templates.ErrTemplate},
+		{"huge output", "{{.Code}}" + strings.Repeat("{{.App}}{{.App}}{{.App}}{{.App}}", 60), templates.ErrTemplate},
 		{"too long", "{{.Code}}" + strings.Repeat("x", templates.MaxText), templates.ErrTemplate},
 		{"not UTF-8", "{{.Code}}\xff", templates.ErrTemplate},
 	}
