@@ -35,6 +35,8 @@ const (
 	StopNoRing
 	// StopInterrupted: the caller gave up (shutdown) before the phone rang.
 	StopInterrupted
+	// StopNoAnswer: a voice call rang, but no answer came within its AnswerTimeout.
+	StopNoAnswer
 )
 
 // Facts is what happened on the wire to one call's INVITE, as the SIP UA saw it: what Outcome needs.
@@ -50,6 +52,9 @@ type Facts struct {
 	Cancelled, CancelAnswered bool
 	// Stopped says why the UA stopped the call, the first time it did.
 	Stopped Stop
+	// Interrupted reports whether the caller gave up (shutdown) while an answered voice call played its
+	// prompt: the UA hung up at once.
+	Interrupted bool
 }
 
 // reason is the failure reason of a call the UA stopped for s; ReasonNone for StopNone.
@@ -59,6 +64,8 @@ func (s Stop) reason() Reason {
 		return ReasonNoRing
 	case StopInterrupted:
 		return ReasonInterrupted
+	case StopNoAnswer:
+		return ReasonNoAnswer
 	}
 	return ReasonNone
 }
@@ -69,6 +76,8 @@ func Outcome(f Facts) (State, Reason) {
 	switch {
 	case f.Refused:
 		return StateFailed, ReasonClientError
+	case f.Final >= 200 && f.Final < 300 && f.Interrupted:
+		return StateFailed, ReasonInterrupted
 	case f.Final >= 200 && f.Final < 300:
 		return StateAnswered, ReasonNone
 	case f.Final == 487 && f.Cancelled:

@@ -56,6 +56,9 @@ func TestOutcome(t *testing.T) {
 		{"rang, CANCEL answered, 487 never came", Facts{Provisional: true, Rang: true, Cancelled: true, CancelAnswered: true}, StateMissed, ReasonNone},
 		{"rang, CANCEL unanswered, nothing more", Facts{Provisional: true, Rang: true, Cancelled: true}, StateFailed, ReasonTrunkError},
 		{"100, then the transaction ended", Facts{Provisional: true}, StateFailed, ReasonTrunkError},
+		{"voice: rang, no answer in time, CANCEL, 487", Facts{Final: 487, Provisional: true, Rang: true, Cancelled: true, CancelAnswered: true, Stopped: StopNoAnswer}, StateFailed, ReasonNoAnswer},
+		{"voice: rang, no answer in time, CANCEL answered, no 487", Facts{Provisional: true, Rang: true, Cancelled: true, CancelAnswered: true, Stopped: StopNoAnswer}, StateFailed, ReasonNoAnswer},
+		{"voice: answered, prompt cut by shutdown", Facts{Final: 200, Provisional: true, Rang: true, Interrupted: true}, StateFailed, ReasonInterrupted},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

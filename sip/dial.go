@@ -24,6 +24,12 @@ var (
 // missed, as it would be after ring_time; one that had only a 100 Trying fails as interrupted. Dial never waits longer than
 // DialTimeout + RingTime + CancelGuard (plus a short BYE) whatever the trunk does.
 //
+// A voice call (call.KindVoice) does not cancel at the ring: it waits for the answer up to AnswerTimeout
+// from the first provisional response (CANCEL after it: failed no_answer), ACKs the 200, plays the Prompt
+// over RTP from the media socket as the answer's codec (PCMU or PCMA), replays it for each DTMF 1 up to
+// Repeat times, and hangs up with BYE (voice.go). It is answered; Played says whether the prompt ran to
+// its end. Cancelling ctx while it plays hangs up at once: failed, interrupted.
+//
 // A Request of call.KindMessage is no call: Dial sends its Text in a SIP MESSAGE instead (sendMessage).
 func (u *UA) Dial(ctx context.Context, c call.Request, progress func(call.State, time.Time)) (res call.Result) {
 	if c.Kind == call.KindMessage {
@@ -66,9 +72,18 @@ func (u *UA) Dial(ctx context.Context, c call.Request, progress func(call.State,
 	d := &dial{ua: u, client: client, call: c, inv: inv, tx: tx, res: &res, stray: make(chan *sipgosip.Response, 4), icmp: icmp,
 		cleanup: context.WithoutCancel(ctx)}
 	u.calls.Store(res.CallID, d.stray)
+	if c.Kind == call.KindVoice {
+		// From before the answer: the callee may hang up the moment its 200 is ACKed.
+		d.hungUp = make(chan struct{}, 1)
+		u.byes.Store(res.CallID, d.hungUp)
+		defer u.byes.Delete(res.CallID)
+	}
 	defer d.stopTimers()
 	defer d.stopMedia()
 	d.run(ctx, progress)
+	if d.answer != nil {
+		d.play(ctx) // a voice call answered: the prompt, then BYE
+	}
 	res.SIPCode, res.Rang, res.Provisional = d.facts.Final, d.facts.Rang, d.facts.Provisional
 	res.State, res.Reason = call.Outcome(d.facts)
 	if d.cancelTx != nil {
@@ -112,6 +127,12 @@ type dial struct {
 	cancelTx  sipgosip.ClientTransaction
 
 	dialTimer, ringTimer, guardTimer *time.Timer
+	// answerTimer bounds a voice call's wait for the answer, from its first provisional response.
+	answerTimer *time.Timer
+	// answer is the 2xx that answered a voice call, once it came: Dial plays the prompt to its dialog.
+	answer *sipgosip.Response
+	// hungUp receives the callee's BYE of a voice call.
+	hungUp chan struct{}
 
 	// The INVITE transaction's retransmission hook and late responses reach the call from sipgo's goroutines,
 	// also after Dial returned: lateMu guards what they change.
@@ -148,7 +169,7 @@ func timerC(t *time.Timer) <-chan time.Time {
 }
 
 func (d *dial) stopTimers() {
-	for _, t := range []*time.Timer{d.dialTimer, d.ringTimer, d.guardTimer} {
+	for _, t := range []*time.Timer{d.dialTimer, d.ringTimer, d.guardTimer, d.answerTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -200,8 +221,8 @@ func (d *dial) run(ctx context.Context, progress func(call.State, time.Time)) {
 			d.cancel(call.StopNone)
 		case <-timerC(d.dialTimer):
 			d.dialTimer = nil
-			if d.facts.Rang || d.facts.Cancelled {
-				continue
+			if d.facts.Rang || d.facts.Cancelled || d.voice() && d.facts.Provisional {
+				continue // a voice call that had a provisional waits out its answer timer instead
 			}
 			if !d.facts.Provisional {
 				// RFC 3261 9.1: no CANCEL before a provisional response; just stop.
@@ -230,6 +251,9 @@ func (d *dial) run(ctx context.Context, progress func(call.State, time.Time)) {
 				d.onResponse(ctx, r, progress)
 				return
 			}
+		case <-timerC(d.answerTimer):
+			d.answerTimer = nil
+			d.cancel(call.StopNoAnswer)
 		case <-timerC(d.guardTimer):
 			d.guardTimer = nil
 			d.ua.log.Warn("no final response after CANCEL", "call_id", d.res.CallID, "cancel_answered", d.facts.CancelAnswered)
@@ -239,6 +263,8 @@ func (d *dial) run(ctx context.Context, progress func(call.State, time.Time)) {
 			ctxDone = nil
 			switch {
 			case d.facts.Cancelled:
+			case d.voice() && d.facts.Provisional:
+				d.cancel(call.StopInterrupted) // unlike a flash call's, a voice call's ring delivers nothing
 			case d.facts.Rang:
 				// The phone showed the call (ring_time had not run out): cancelled now, it is the missed
 				// call a flash call is for, and recorded so.
@@ -254,6 +280,9 @@ func (d *dial) run(ctx context.Context, progress func(call.State, time.Time)) {
 	}
 }
 
+// voice reports whether the call is a voice call (call.KindVoice): it waits for the answer and plays.
+func (d *dial) voice() bool { return d.call.Kind == call.KindVoice }
+
 // ours reports whether r names this call's Call-ID and the INVITE's CSeq.
 func (d *dial) ours(r *sipgosip.Response) bool {
 	id, cseq := r.CallID(), r.CSeq()
@@ -268,6 +297,9 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 	d.res.Responded = true
 	switch {
 	case r.IsProvisional():
+		if d.voice() && !d.facts.Provisional {
+			d.answerTimer = time.NewTimer(d.call.AnswerTimeout)
+		}
 		d.facts.Provisional = true
 		if code != 180 && code != 183 {
 			return false
@@ -276,7 +308,7 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 		if !d.facts.Rang {
 			d.facts.Rang = true
 			d.res.RingingAt = time.Now()
-			if !d.facts.Cancelled {
+			if !d.facts.Cancelled && !d.voice() {
 				if d.call.RingTime <= 0 {
 					d.cancel(call.StopNone) // first: every millisecond more of ringing risks an answer
 				} else {
@@ -288,6 +320,13 @@ func (d *dial) onResponse(ctx context.Context, r *sipgosip.Response, progress fu
 		return false
 	case r.IsSuccess():
 		d.facts.Final = code
+		if d.voice() {
+			d.res.AnsweredAt = time.Now()
+			if d.ackDialog(r) {
+				d.answer = r
+			}
+			return true
+		}
 		d.hangUp(r)
 		return true
 	case (code == 401 || code == 407) && d.mayAuthenticate(r):

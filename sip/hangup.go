@@ -108,6 +108,23 @@ const maxDialogs = 4
 // dialog of its own, ACKed and BYEd too (RFC 3261 13.2.2.4), never left answered, up to maxDialogs. It
 // reports whether ok opened a dialog (and so got a BYE).
 func (d *dial) hangUp(ok *sipgosip.Response) bool {
+	if !d.ackDialog(ok) {
+		return false
+	}
+	bye := d.newBye(ok)
+	if !d.ua.track() {
+		return true // closing: no new work
+	}
+	go func() {
+		defer d.ua.wg.Done()
+		d.bye(bye)
+	}()
+	return true
+}
+
+// ackDialog ACKs a 2xx, and reports whether it opened a new dialog (not a retransmission, and within
+// maxDialogs), which the caller must end with a BYE.
+func (d *dial) ackDialog(ok *sipgosip.Response) bool {
 	tag := ""
 	if to := ok.To(); to != nil {
 		tag, _ = to.Params.Get("tag")
@@ -151,21 +168,23 @@ func (d *dial) hangUp(ok *sipgosip.Response) bool {
 	} else {
 		d.ua.log.Warn("2xx from another fork: hanging it up too", "call_id", d.res.CallID, "dialogs", n)
 	}
+	return true
+}
 
+// newBye builds the BYE that ends the dialog ok opened.
+func (d *dial) newBye(ok *sipgosip.Response) *sipgosip.Request {
 	bye := newInDialog(sipgosip.BYE, d.inv, ok)
 	bye.CSeq().SeqNo++
 	bye.SetDestination(d.inv.Destination())
-	if !d.ua.track() {
-		return true // closing: no new work
+	return bye
+}
+
+// bye sends bye and waits, at most cleanupTimeout, for its answer.
+func (d *dial) bye(bye *sipgosip.Request) {
+	ctx, cancel := context.WithTimeout(d.cleanup, cleanupTimeout)
+	defer cancel()
+	res, err := do(ctx, d.client, bye)
+	if err != nil || res.StatusCode >= 300 {
+		d.ua.log.Warn("bye failed", "call_id", d.res.CallID, "err", err)
 	}
-	go func() {
-		defer d.ua.wg.Done()
-		ctx, cancel := context.WithTimeout(d.cleanup, cleanupTimeout)
-		defer cancel()
-		res, err := do(ctx, d.client, bye)
-		if err != nil || res.StatusCode >= 300 {
-			d.ua.log.Warn("bye failed", "call_id", d.res.CallID, "err", err)
-		}
-	}()
-	return true
 }

@@ -31,6 +31,12 @@ func (u *UA) onBye(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 		if running || ended {
 			code, reason = 200, "OK"
 		}
+		if ch, ok := u.byes.Load(id.Value()); ok {
+			select { // a voice call playing its prompt: the callee hung up
+			case ch.(chan struct{}) <- struct{}{}:
+			default:
+			}
+		}
 	}
 	_ = tx.Respond(sipgosip.NewResponseFromRequest(req, code, reason, nil))
 }

@@ -53,7 +53,7 @@ func (u *UA) newInvite(c call.Request) (*sipgosip.Request, error) {
 	}
 	req.AppendHeader(sipgosip.NewHeader("Allow", allowed))
 	req.AppendHeader(&ctype)
-	req.SetBody(u.sdpOffer())
+	req.SetBody(u.sdpOffer(c.Kind == call.KindVoice))
 	return req, nil
 }
 
@@ -174,20 +174,26 @@ func sdpMediaAddr(body []byte) (string, bool) {
 }
 
 // sdpOffer offers PCMU and PCMA on the media socket; early media that arrives there is counted and dropped.
-func (u *UA) sdpOffer() []byte {
+// A voice call's offer adds telephone-event (RFC 4733), for the callee's DTMF.
+func (u *UA) sdpOffer(voice bool) []byte {
 	ipver := "IP4"
 	if ip := net.ParseIP(u.host); ip != nil && ip.To4() == nil {
 		ipver = "IP6"
 	}
 	id := strconv.FormatInt(time.Now().Unix(), 10)
+	dtmf, dtmfMap := "", ""
+	if voice {
+		dtmf = " " + strconv.Itoa(dtmfPT)
+		dtmfMap = "a=rtpmap:" + strconv.Itoa(dtmfPT) + " telephone-event/8000\r\na=fmtp:" + strconv.Itoa(dtmfPT) + " 0-15\r\n"
+	}
 	return []byte("v=0\r\n" +
 		"o=flashotp " + id + " " + id + " IN " + ipver + " " + u.host + "\r\n" +
 		"s=flashotp\r\n" +
 		"c=IN " + ipver + " " + u.host + "\r\n" +
 		"t=0 0\r\n" +
-		"m=audio " + strconv.Itoa(u.media.Port()) + " RTP/AVP 0 8\r\n" +
+		"m=audio " + strconv.Itoa(u.media.Port()) + " RTP/AVP 0 8" + dtmf + "\r\n" +
 		"a=rtpmap:0 PCMU/8000\r\n" +
-		"a=rtpmap:8 PCMA/8000\r\n" +
+		"a=rtpmap:8 PCMA/8000\r\n" + dtmfMap +
 		"a=sendrecv\r\n")
 }
 

@@ -41,6 +41,8 @@ type Phone struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	byes sync.Map // Call-ID → chan struct{}: the BYE that ends an answered call (phone_voice.go)
 }
 
 // ListenPhone starts a simulated handset on addr (port 0 picks one) in mode, writing call lines to out.
@@ -74,7 +76,7 @@ func ListenPhone(addr, mode string, out io.Writer, log *slog.Logger) (*Phone, er
 	ok := func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 200, "OK", nil))
 	}
-	p.srv.OnBye(ok)
+	p.srv.OnBye(p.onBye)
 	p.srv.OnOptions(ok)
 	p.srv.OnMessage(p.onMessage)
 	p.wg.Add(1)
@@ -146,8 +148,16 @@ func (p *Phone) onInvite(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 		return
 	}
 	if p.mode == PhoneAnswer {
-		if respond(200, "OK", p.sdp()) == nil {
+		media, err := net.ListenPacket("udp", net.JoinHostPort(p.host(), "0"))
+		if err != nil {
+			_ = respond(500, "No Media Socket", nil)
+			return
+		}
+		defer media.Close()
+		bye := p.expectBye(req.CallID().Value())
+		if respond(200, "OK", p.sdp(media)) == nil {
 			p.printf("answered call from %s to %s", from, to)
+			p.hear(media, bye, from) // a voice call's prompt: "heard code … from …"
 		}
 		return
 	}
@@ -168,7 +178,7 @@ func (p *Phone) onInvite(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 func (p *Phone) host() string { return p.conn.LocalAddr().(*net.UDPAddr).IP.String() }
 func (p *Phone) port() int    { return p.conn.LocalAddr().(*net.UDPAddr).Port }
 
-func (p *Phone) sdp() []byte {
+func (p *Phone) sdp(media net.PacketConn) []byte {
 	return []byte("v=0\r\no=phone 1 1 IN IP4 " + p.host() + "\r\ns=-\r\nc=IN IP4 " + p.host() +
-		"\r\nt=0 0\r\nm=audio " + strconv.Itoa(p.port()+2) + " RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+		"\r\nt=0 0\r\nm=audio " + strconv.Itoa(media.LocalAddr().(*net.UDPAddr).Port) + " RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
 }

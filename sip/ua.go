@@ -65,6 +65,7 @@ type UA struct {
 	calls sync.Map // Call-ID → chan *sipgosip.Response: responses no transaction matched, for the call
 	ended sync.Map // Call-ID → *dial: calls that ended, for watchLateAnswer and onBye
 	icmp  sync.Map // Call-ID → chan error: ICMP errors (port unreachable) caused by the call's UDP requests
+	byes  sync.Map // Call-ID → chan struct{}: the callee's BYE, for a voice call while it plays
 }
 
 // Listen binds the UA's SIP socket and its media socket and starts serving.
