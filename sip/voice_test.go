@@ -2,10 +2,15 @@ package sip_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -275,4 +280,84 @@ func TestPhoneHearsCode(t *testing.T) {
 	if !testwait.Until(5*time.Second, func() bool { return out.String() == want }) {
 		t.Fatalf("phone printed %q, want %q", out.String(), want)
 	}
+}
+
+// BenchmarkVoiceCall measures whole voice calls (INVITE, 180, 200, ACK, a 6-digit English prompt of about
+// 12 s as RTP, BYE) from the UA to a SIPp callee (without tracing) whose SDP sends the media to one socket
+// the benchmark drains, b.N of them with FLASHOTP_BENCH_VOICE_INFLIGHT (default 256) in flight at once. The
+// prompt's length bounds calls/s at in-flight / 12 s; late_packets counts the RTP packets that left more
+// than 20 ms behind their time, which is what says the trunk's media still keeps up.
+//
+//	FLASHOTP_BENCH_VOICE_INFLIGHT=512 go test -run '^$' -bench BenchmarkVoiceCall -benchtime 1024x ./sip/
+func BenchmarkVoiceCall(b *testing.B) {
+	peers.Require(b, "sipp", "sip-tester")
+	inflight := 256
+	if v, err := strconv.Atoi(os.Getenv("FLASHOTP_BENCH_VOICE_INFLIGHT")); err == nil && v > 0 {
+		inflight = v
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
+	media, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer media.Close()
+	_ = media.(*net.UDPConn).SetReadBuffer(8 << 20)
+	var pkts, late atomic.Uint64
+	go func() {
+		// Per SSRC, where its stream started: a packet that comes more than 20 ms after its timestamp's time
+		// is late.
+		type stream struct {
+			t0 time.Time
+			ts uint32
+		}
+		streams := map[uint32]stream{}
+		buf := make([]byte, 1500)
+		var p rtp.Packet
+		for {
+			n, _, err := media.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if p.Unmarshal(buf[:n]) != nil {
+				continue
+			}
+			now := time.Now()
+			pkts.Add(1)
+			s, ok := streams[p.SSRC]
+			if !ok {
+				s = stream{now, p.Timestamp}
+				streams[p.SSRC] = s
+			}
+			if now.Sub(s.t0)-time.Duration(p.Timestamp-s.ts)*time.Second/8000 > 20*time.Millisecond {
+				late.Add(1)
+			}
+		}
+	}()
+	port := strconv.Itoa(media.LocalAddr().(*net.UDPAddr).Port)
+	uas, err := peers.ListenSIPp(b.TempDir(), "udp", "-sf", peers.Scenario(b, "voice_answer.xml"), "-m", "100000000",
+		"-set", "rtpport", port, "-set", "pt", "0", "-set", "codec", "PCMU")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer uas.Stop()
+	ua, err := sip.Listen(sip.Config{Listen: "127.0.0.1:0", Peers: []string{"127.0.0.1:0"}, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ua.Close()
+	prompt, _ := voice.Builtin().Prompt("en", "482913")
+	req := voiceRequest(uas.Addr, prompt)
+	req.AnswerTimeout = 30 * time.Second
+	b.SetParallelism((inflight + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if res := ua.Dial(context.Background(), req, nil); res.State != call.StateAnswered || !res.Played {
+				b.Errorf("call %s played=%t", res, res.Played)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+	b.ReportMetric(float64(pkts.Load())/b.Elapsed().Seconds(), "rtp_pkts/s")
+	b.ReportMetric(float64(late.Load()), "late_packets")
 }
