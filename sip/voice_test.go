@@ -361,3 +361,30 @@ func BenchmarkVoiceCall(b *testing.B) {
 	b.ReportMetric(float64(pkts.Load())/b.Elapsed().Seconds(), "rtp_pkts/s")
 	b.ReportMetric(float64(late.Load()), "late_packets")
 }
+
+// The callee hangs up in the middle of the prompt: the UA answers its BYE 200, stops sending and sends no
+// BYE of its own: answered, not played.
+func TestVoiceCallCalleeHangsUp(t *testing.T) {
+	prompt, _ := voice.Builtin().Prompt("en", "1234")
+	sink := listenRTP(t)
+	uas := peers.StartUAS(t, "voice_hangup.xml", 1, "-set", "rtpport", sink.port())
+	ua := listenUA(t)
+	start := time.Now()
+	res := ua.Dial(context.Background(), voiceRequest(uas.Addr, prompt), nil)
+	if res.State != call.StateAnswered || res.Played || res.AnsweredAt.IsZero() {
+		t.Fatalf("result %s played=%t, want answered, not played\n%s", res, res.Played, uas.Messages())
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("the call went on %s after the callee's BYE at 1.5 s", took)
+	}
+	if exit := uas.Wait(t, 10*time.Second); exit != 0 {
+		t.Fatalf("sipp exit %d: BYE not answered 200?\n%s", exit, uas.Messages())
+	}
+	if n := len(uas.Received("BYE ")); n != 0 {
+		t.Errorf("the callee got %d BYEs after its own", n)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if pkts, _, _ := sink.packets(); len(pkts) < 50 || len(pkts) > 130 {
+		t.Errorf("%d packets, want about 1.5 s of them (75)", len(pkts))
+	}
+}
