@@ -14,8 +14,12 @@ import (
 	"github.com/zaf/g711"
 )
 
-// dtmfPT is the payload type a voice call's offer gives telephone-event (RFC 4733).
-const dtmfPT = 101
+// RFC 4733: the payload type a voice call's offer gives telephone-event, and the event (the key 1) that
+// replays the prompt.
+const (
+	dtmfPT       = 101
+	dtmfReplayed = 1
+)
 
 // A voice call's RTP: 20 ms of 8 kHz G.711 in each packet.
 const (
@@ -23,15 +27,14 @@ const (
 	packetTime    = 20 * time.Millisecond
 )
 
-// G.711 payload types (RFC 3551) and their silence.
+// G.711: the payload types (RFC 3551), their names in call.Result.Codec, and their silence.
 const (
-	ptPCMU       = 0
-	ptPCMA       = 8
-	pcmuSilence  = 0xFF
-	pcmaSilence  = 0xD5
-	codecPCMU    = "PCMU"
-	codecPCMA    = "PCMA"
-	dtmfReplayed = 1 // the RFC 4733 event of the key that replays the prompt
+	ptPCMU      = 0
+	ptPCMA      = 8
+	codecPCMU   = "PCMU"
+	codecPCMA   = "PCMA"
+	pcmuSilence = 0xFF
+	pcmaSilence = 0xD5
 )
 
 // errNoAudio is a voice call's answer whose SDP names no address or G.711 payload to send the prompt to.
