@@ -9,10 +9,13 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
 	sipgosip "github.com/emiago/sipgo/sip"
+
+	"flashotp/voice"
 )
 
 // Phone modes: how the simulated handset answers an INVITE.
@@ -42,7 +45,8 @@ type Phone struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	byes sync.Map // Call-ID → chan struct{}: the BYE that ends an answered call (phone_voice.go)
+	byes sync.Map                      // Call-ID → chan struct{}: the BYE that ends an answered call (phone_voice.go)
+	lib  atomic.Pointer[voice.Library] // the prompts it hears codes in; nil: the built-in ones
 }
 
 // ListenPhone starts a simulated handset on addr (port 0 picks one) in mode, writing call lines to out.

@@ -14,6 +14,10 @@ import (
 // phoneMaxAudio bounds what the phone keeps of one call's audio: more than any prompt with its replays.
 const phoneMaxAudio = 3 * time.Minute
 
+// SetVoice makes the phone hear codes in the prompts of lib (the engine's, when voice.prompts_dir names an
+// operator's recordings) instead of the built-in ones.
+func (p *Phone) SetVoice(lib *voice.Library) { p.lib.Store(lib) }
+
 // expectBye registers the answered call callID, whose BYE onBye then signals on the channel it returns.
 func (p *Phone) expectBye(callID string) <-chan struct{} {
 	ch := make(chan struct{}, 1)
@@ -33,8 +37,8 @@ func (p *Phone) onBye(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 
 // hear keeps the RTP that reaches media until the call's BYE (or the phone closes, or phoneMaxAudio
 // passes), each packet's payload placed by its timestamp, and prints "heard code <digits> from <CLI>" when
-// the audio is a prompt of the built-in voice library. An answered flash call hears nothing and prints
-// nothing more.
+// the audio is a prompt of its voice library (SetVoice; the built-in one by default). An answered flash
+// call hears nothing and prints nothing more.
 func (p *Phone) hear(media net.PacketConn, bye <-chan struct{}, from string) {
 	var (
 		audio   []byte
@@ -77,7 +81,11 @@ listen:
 	if !started {
 		return
 	}
-	if code, err := voice.Builtin().Decode(audio); err == nil {
+	lib := p.lib.Load()
+	if lib == nil {
+		lib = voice.Builtin()
+	}
+	if code, err := lib.Decode(audio); err == nil {
 		p.printf("heard code %s from %s", code, from)
 	} else {
 		p.log.Info("phone: the call's audio held no code", "from", from, "err", err)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -271,6 +272,29 @@ func TestPhoneHearsCode(t *testing.T) {
 	if !testwait.Until(5*time.Second, func() bool { return out.String() == want }) {
 		t.Fatalf("phone printed %q, want %q", out.String(), want)
 	}
+	// With an operator's prompts (here the German ones as de-CH, the French code's clips unknown to it),
+	// it hears codes in those.
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "de-CH"), os.DirFS("../voice/prompts/de")); err != nil {
+		t.Fatal(err)
+	}
+	lib, err := voice.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone.SetVoice(lib)
+	own, _ := lib.Prompt("de", "9182")
+	if res := ua.Dial(context.Background(), voiceRequest(phone.Addr(), own), nil); res.State != call.StateAnswered {
+		t.Fatalf("result %s", res)
+	}
+	want += "answered call from +442079461234 to +447700900123\nheard code 9182 from +442079461234\n"
+	if !testwait.Until(5*time.Second, func() bool { return out.String() == want }) {
+		t.Fatalf("phone printed %q, want %q", out.String(), want)
+	}
+	if res := ua.Dial(context.Background(), req, nil); res.State != call.StateAnswered {
+		t.Fatalf("result %s", res)
+	}
+	want += "answered call from +442079461234 to +447700900123\n" // the French prompt: no code it knows
 	req.Kind = call.KindFlash
 	if res := ua.Dial(context.Background(), req, nil); res.State != call.StateAnswered {
 		t.Fatalf("flash call: %s", res)
