@@ -69,13 +69,22 @@ type Config struct {
 	Apps func() int
 }
 
-// Request is one flash call to place.
+// Request is one call (or message) to place.
 type Request struct {
 	App    string   // the app it is for: the queue takes apps in turn
-	ID     string   // the verification it belongs to; passed back to the Reporter
+	ID     string   // names the call to the Reporter (the verification and its step)
 	To     string   // E.164 with '+'
-	CLI    string   // E.164 with '+'
+	CLI    string   // E.164 with '+'; a message's sender may also be alphanumeric
 	Trunks []string // the trunks this CLI may go out on; empty: any
+
+	// Kind is what the call does (call.KindFlash when empty). A voice call holds one of the trunk's
+	// max_calls channels while it is answered and played, as a flash call does while it rings; a message
+	// (call.KindMessage) takes a max_cps token but no channel: it holds nothing once answered.
+	Kind          call.Kind
+	Prompt        []byte        // call.KindVoice: the audio, 8 kHz mu-law
+	AnswerTimeout time.Duration // call.KindVoice
+	Repeat        int           // call.KindVoice: replays a DTMF 1 may ask for
+	Text          string        // call.KindMessage: the body
 }
 
 type trunk struct {
@@ -250,14 +259,14 @@ func (d *Dialer) dispatch() {
 		}
 		first := -1
 		for i, t := range order {
-			if t.tryAcquire() {
+			if t.tryAcquire(r.Kind) {
 				first = i
 				break
 			}
 		}
 		if first < 0 {
 			// Every trunk is at its limit: wait for the preferred one.
-			if !order[0].acquire(d.ctx) {
+			if !order[0].acquire(d.ctx, r.Kind) {
 				d.endUnplaced(r, "", call.ReasonInterrupted)
 				continue
 			}
@@ -320,12 +329,16 @@ func (d *Dialer) endUnplaced(r Request, trunk string, reason call.Reason) {
 	d.rep.CallEnded(r.ID, trunk, r.CLI, call.Result{State: call.StateFailed, Reason: reason, StartedAt: now, EndedAt: now})
 }
 
-// acquire waits for the trunk's pacing token and a free channel; it reports false if ctx ended first.
-func (t *trunk) acquire(ctx context.Context) bool {
+// channel reports whether a call of kind holds one of the trunk's channels: a message does not.
+func (t *trunk) channel(kind call.Kind) bool { return t.slots != nil && kind != call.KindMessage }
+
+// acquire waits for the trunk's pacing token and, for a call, a free channel; it reports false if ctx
+// ended first.
+func (t *trunk) acquire(ctx context.Context, kind call.Kind) bool {
 	if t.limiter != nil && t.limiter.Wait(ctx) != nil {
 		return false
 	}
-	if t.slots != nil {
+	if t.channel(kind) {
 		select {
 		case t.slots <- struct{}{}:
 		case <-ctx.Done():
@@ -335,9 +348,9 @@ func (t *trunk) acquire(ctx context.Context) bool {
 	return true
 }
 
-// tryAcquire takes a token and a channel only if both are free now.
-func (t *trunk) tryAcquire() bool {
-	if t.slots != nil {
+// tryAcquire takes a token and, for a call, a channel only if both are free now.
+func (t *trunk) tryAcquire(kind call.Kind) bool {
+	if t.channel(kind) {
 		select {
 		case t.slots <- struct{}{}:
 		default:
@@ -345,14 +358,14 @@ func (t *trunk) tryAcquire() bool {
 		}
 	}
 	if t.limiter != nil && !t.limiter.Allow() {
-		t.release()
+		t.release(kind)
 		return false
 	}
 	return true
 }
 
-func (t *trunk) release() {
-	if t.slots != nil {
+func (t *trunk) release(kind call.Kind) {
+	if t.channel(kind) {
 		<-t.slots
 	}
 }
@@ -382,7 +395,7 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 		t := order[i]
 		req, err := t.call(r, d.cfg)
 		if err != nil {
-			t.release()
+			t.release(r.Kind)
 			d.log.Error("number not formattable for trunk", "trunk", t.Name, "err", err)
 			d.endUnplaced(r, t.Name, call.ReasonClientError)
 			return
@@ -402,7 +415,7 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 				d.rep.CallProgress(r.ID, t.Name, s, at)
 			}()
 		})
-		t.release()
+		t.release(r.Kind)
 		progress.Wait()
 		d.cfg.Metrics.CallEnded(t.Name, string(res.State), string(res.Reason), sent)
 		if res.Rang {
@@ -419,7 +432,7 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 		}
 		next := -1
 		for j := i + 1; j < len(order); j++ {
-			if order[j].tryAcquire() {
+			if order[j].tryAcquire(r.Kind) {
 				next = j
 				break
 			}

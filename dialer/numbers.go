@@ -30,6 +30,7 @@ func (t *trunk) call(r Request, cfg Config) (call.Request, error) {
 		UserPhone: t.UserPhone, CLIHeaders: t.CLIHeaders, Privacy: t.Privacy,
 		Username: t.Username, AuthUsername: t.AuthUsername, Password: t.Password, Realm: t.Realm,
 		RingTime: cfg.RingTime, DialTimeout: cfg.DialTimeout, CancelGuard: cfg.CancelGuard,
+		Kind: r.Kind, Prompt: r.Prompt, AnswerTimeout: r.AnswerTimeout, Repeat: r.Repeat, Text: r.Text,
 	}
 	if t.OutboundProxy != "" {
 		c.Target, c.Proxy = t.OutboundProxy, t.OutboundProxy

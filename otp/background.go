@@ -39,7 +39,7 @@ func (s *Service) Run(ctx context.Context) {
 }
 
 // SweepExpired marks pending verifications past their expires_at expired, with their event and webhook,
-// and returns how many it marked.
+// and returns how many it marked. A verification whose workflow step timed out starts its next step.
 func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 	type entry struct {
 		id string
@@ -62,8 +62,13 @@ func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 			return total, nil
 		}
 		n := 0
+		type due struct {
+			id   string
+			step int // the step to start
+		}
+		var steps []due // verifications whose step timed out
 		err := s.db.Update(ctx, func(tx Tx) error {
-			n = 0
+			n, steps = 0, steps[:0]
 			for _, k := range keys {
 				if err := tx.DeleteExpiry(k.id, k.at); err != nil {
 					return err
@@ -72,7 +77,12 @@ func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 				if err != nil {
 					continue // retention took it
 				}
-				// A resend moved expires_at: this entry is stale.
+				if rec.Status == StatusPending && rec.ExpiresAt.UnixMilli() != k.at.UnixMilli() && rec.Next.UnixMilli() == k.at.UnixMilli() {
+					// Its step's timeout passed without an approval: the workflow's next step goes.
+					steps = append(steps, due{k.id, len(rec.Steps)})
+					continue
+				}
+				// A resend moved expires_at, or a step's timeout no longer holds: this entry is stale.
 				if rec.Status != StatusPending || rec.ExpiresAt.UnixMilli() != k.at.UnixMilli() {
 					continue
 				}
@@ -92,6 +102,9 @@ func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 		}
 		for range n {
 			s.ended(StatusPending, StatusExpired)
+		}
+		for _, st := range steps {
+			s.advance(ctx, st.id, st.step)
 		}
 		total += n
 		if len(keys) < sweepBatch {

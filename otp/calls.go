@@ -41,42 +41,97 @@ type liveCall struct {
 	call Call
 }
 
-// withProgress shows the progress of v's call, if it is in flight.
+// withProgress shows the progress of v's newest step's call, if it is in flight.
 func (s *Service) withProgress(v *Verification) {
-	if isFinal(v.Call.State) {
+	i := len(v.Steps) - 1
+	if i >= 0 && v.Steps[i].State.final() || i < 0 && isFinal(v.Call.State) {
 		return
 	}
-	if l, ok := s.live.Load(v.ID); ok {
-		lc := l.(*liveCall)
-		lc.mu.Lock()
-		v.Call = lc.call
-		lc.mu.Unlock()
+	l, ok := s.live.Load(ref(v.ID, max(i, 0)))
+	if !ok {
+		return
+	}
+	lc := l.(*liveCall)
+	lc.mu.Lock()
+	c := lc.call
+	lc.mu.Unlock()
+	if i < 0 {
+		v.Call = c
+		return
+	}
+	// Steps are shared with the stored record: the shown one is a copy.
+	v.Steps = slices.Clone(v.Steps)
+	st := &v.Steps[i]
+	if c.State != call.StateQueued {
+		st.State, st.Trunk, st.StartedAt = StepSending, c.Trunk, c.StartedAt
+	}
+	if st.Channel != ChannelSMS {
+		v.Call = c
 	}
 }
 
-// CallEnded records a call's outcome (dialer.Reporter), its events, its report counts and its webhook. A
-// call that failed before it rang fails its verification: nothing reached the phone. A trunk's rejection
-// goes to the number pool, which may quarantine the CLI.
-func (s *Service) CallEnded(id, trunk, cli string, res call.Result) {
+// CallEnded records a call's outcome (dialer.Reporter), its events, its report counts and its webhook.
+// r names the verification and its step (ref). A step that failed to deliver (a call that failed before
+// it rang, a message refused) starts the workflow's next step; with none left and no code delivered, the
+// verification fails. A trunk's rejection of a call goes to the number pool, which may quarantine the CLI.
+func (s *Service) CallEnded(r, trunk, cli string, res call.Result) {
 	// The dialer reports with no context and the Service has no lifetime of its own (Run's ctx ends before
 	// the dialer drains): an outcome is recorded whoever waits for it.
 	ctx := context.Background()
-	if res.State == call.StateFailed && res.SIPCode >= 400 {
-		s.numbers.Reject(ctx, cli, res.SIPCode, res.Phrase, res.Rang)
-	}
-	var pdd int64
+	id, i := parseRef(r)
+	var (
+		pdd     int64
+		next    bool
+		channel string
+	)
 	err := s.modify(ctx, id, func(rec *record) error {
-		if isFinal(rec.Call.State) {
+		pdd, next = 0, false
+		if i < 0 || i > rec.current() && !(i == 0 && rec.current() < 0) {
+			return errNoStep
+		}
+		if rec.current() < 0 { // a record from before steps
+			if isFinal(rec.Call.State) {
+				return errUnchanged
+			}
+			channel = ChannelFlashCall
+			pdd = applyOutcome(rec, trunk, res, res.State == call.StateFailed && !res.Rang)
+			return nil
+		}
+		st := rec.Steps[i]
+		if st.State.final() {
 			return errUnchanged
 		}
-		pdd = applyOutcome(rec, trunk, res, res.State == call.StateFailed && !res.Rang)
+		channel = st.Channel
+		if channel != ChannelSMS {
+			pdd = applyOutcome(rec, trunk, res, false)
+		}
+		if !applyStep(rec, i, trunk, res) || rec.Status != StatusPending || i != rec.current() {
+			return nil
+		}
+		switch {
+		case len(rec.Plan) > 0 && s.now().Before(rec.ExpiresAt):
+			next = true // the next step starts at once, not at this one's timeout
+			rec.Next = time.Time{}
+		case !rec.live():
+			rec.Status = StatusFailed
+		}
 		return nil
-	}, func(tx Tx, rec *record) error { return s.recordOutcome(tx, rec, res, pdd) })
+	}, func(tx Tx, rec *record) error { return s.recordOutcome(tx, rec, i, res, pdd) })
 	if err != nil && !errors.Is(err, errUnchanged) {
-		s.log.Error("record call outcome", "verification_id", id, "err", err)
+		s.log.Error("record call outcome", "verification_id", id, "step", i, "err", err)
 	}
-	s.live.Delete(id)
-	s.log.Info("call_"+string(res.State), "verification_id", id, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
+	if res.State == call.StateFailed && res.SIPCode >= 400 && channel != ChannelSMS {
+		s.numbers.Reject(ctx, cli, res.SIPCode, res.Phrase, res.Rang)
+	}
+	s.live.Delete(r)
+	if channel == ChannelSMS {
+		s.log.Info("message_"+string(res.State), "verification_id", id, "step", i, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
+	} else {
+		s.log.Info("call_"+string(res.State), "verification_id", id, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
+	}
+	if next {
+		s.advance(ctx, id, i+1)
+	}
 }
 
 // applyOutcome puts the outcome res of rec's call into rec; failVerification fails a pending verification
@@ -103,29 +158,74 @@ func applyOutcome(rec *record, trunk string, res call.Result, failVerification b
 	return pdd
 }
 
-// recordOutcome writes, beside rec (whose call applyOutcome ended), what the outcome means: the open-call
-// index key goes, the call's events, its report counts and its webhook.
-func (s *Service) recordOutcome(tx Tx, rec *record, res call.Result, pdd int64) error {
-	c := &rec.Call
-	ended := *c.EndedAt
-	if err := tx.DeleteOpenCall(rec.ID); err != nil {
-		return err
+// inFlight reports whether any of rec's steps has no outcome yet.
+func (rec *record) inFlight() bool {
+	for _, st := range rec.Steps {
+		if !st.State.final() {
+			return true
+		}
 	}
-	events := []Event{}
-	if c.StartedAt != nil {
-		events = append(events, Event{Type: EventCallDialing, At: *c.StartedAt, Trunk: c.Trunk, CLIPrefix: rec.CLIPrefix})
+	return len(rec.Steps) == 0 && !isFinal(rec.Call.State)
+}
+
+// recordOutcome writes, beside rec (whose step i applyStep ended), what the outcome means: the open-call
+// index key goes once no step is in flight, the step's events, its report counts and its webhook.
+func (s *Service) recordOutcome(tx Tx, rec *record, i int, res call.Result, pdd int64) error {
+	if !rec.inFlight() {
+		if err := tx.DeleteOpenCall(rec.ID); err != nil {
+			return err
+		}
 	}
-	if res.Rang {
-		events = append(events, Event{Type: EventCallRinging, At: res.RingingAt, Trunk: c.Trunk})
+	channel, trunk, ended := ChannelFlashCall, rec.Call.Trunk, res.EndedAt.UTC()
+	var sipCode int
+	var reason string
+	if i < len(rec.Steps) {
+		st := rec.Steps[i]
+		channel, trunk, sipCode, reason = st.Channel, st.Trunk, st.SIPCode, st.Reason
+		if st.EndedAt != nil {
+			ended = *st.EndedAt
+		}
+	} else if rec.Call.EndedAt != nil {
+		sipCode, reason, ended = rec.Call.SIPCode, rec.Call.Reason, *rec.Call.EndedAt
 	}
+	step := func(e Event) Event {
+		if channel != ChannelFlashCall || i > 0 {
+			e.Channel, e.Step = channel, i
+		}
+		return e
+	}
+	var events []Event
 	name := "call_" + string(res.State)
-	events = append(events, Event{Type: name, At: ended, Trunk: c.Trunk, SIPCode: c.SIPCode, Reason: c.Reason})
+	switch channel {
+	case ChannelSMS:
+		name = EventMessageSent
+		if res.State != call.StateSent {
+			name = EventMessageFailed
+		}
+		events = append(events, step(Event{Type: name, At: ended, Trunk: trunk, SIPCode: sipCode, Reason: reason}))
+	default:
+		if !res.StartedAt.IsZero() {
+			events = append(events, step(Event{Type: EventCallDialing, At: res.StartedAt, Trunk: trunk, CLIPrefix: rec.CLIPrefix}))
+		} else if rec.Call.StartedAt != nil {
+			events = append(events, step(Event{Type: EventCallDialing, At: *rec.Call.StartedAt, Trunk: trunk, CLIPrefix: rec.CLIPrefix}))
+		}
+		if res.Rang {
+			events = append(events, step(Event{Type: EventCallRinging, At: res.RingingAt, Trunk: trunk}))
+		}
+		if channel == ChannelVoice && !res.AnsweredAt.IsZero() {
+			events = append(events, step(Event{Type: EventVoiceAnswered, At: res.AnsweredAt, Trunk: trunk}))
+		}
+		if channel == ChannelVoice && res.Played {
+			name = EventVoicePlayed
+		}
+		events = append(events, step(Event{Type: name, At: ended, Trunk: trunk, SIPCode: sipCode, Reason: reason}))
+	}
 	for _, e := range events {
 		if err := s.event(tx, rec, e); err != nil {
 			return err
 		}
 	}
-	if err := s.count(tx, rec, c.Trunk, func(group string, k *counters) {
+	if err := s.count(tx, rec, channel, trunk, func(group string, k *counters) {
 		if group == GroupTrunk {
 			// A trunk's row counts a call once the trunk has taken it; the others counted it at the send.
 			k.Sent++
@@ -135,6 +235,7 @@ func (s *Service) recordOutcome(tx Tx, rec *record, res call.Result, pdd int64) 
 			k.Missed++
 		case call.StateAnswered:
 			k.Answered++
+		case call.StateSent:
 		default:
 			k.Failed++
 		}
@@ -157,10 +258,10 @@ func isFinal(st call.State) bool {
 	return st == call.StateMissed || st == call.StateAnswered || st == call.StateFailed
 }
 
-// Recover ends the calls a crash left unfinished: each becomes failed with reason interrupted. Their
-// verifications stay pending: the INVITE may have gone out (the state is recorded after it leaves, so even
-// a queued call may have), and the phone may show the CLI; the user can still enter the code, or the app
-// resend. It returns how many calls it ended.
+// Recover ends the calls a crash left unfinished: each step in flight fails with reason interrupted.
+// Their verifications stay pending: the INVITE may have gone out (the state is recorded after it leaves,
+// so even a queued call may have), and the phone may show the CLI; the user can still enter the code, or
+// the app resend. It returns how many calls it ended.
 func (s *Service) Recover(ctx context.Context) (int, error) {
 	var ids []string
 	if err := s.db.View(ctx, func(tx Tx) error {
@@ -172,20 +273,45 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 	now := s.now().UTC()
 	n := 0
 	for _, id := range ids {
-		ended := false
+		var ended []int
 		err := s.modify(ctx, id, func(rec *record) error {
-			if isFinal(rec.Call.State) {
-				return errUnchanged
-			}
+			ended = ended[:0]
 			res := call.Result{State: call.StateFailed, Reason: call.ReasonInterrupted, EndedAt: now}
 			if rec.Call.StartedAt != nil {
 				res.StartedAt = *rec.Call.StartedAt
 			}
-			applyOutcome(rec, "", res, false)
-			ended = true
+			if rec.current() < 0 {
+				if isFinal(rec.Call.State) {
+					return errUnchanged
+				}
+				applyOutcome(rec, "", res, false)
+				ended = append(ended, 0)
+				return nil
+			}
+			for i := range rec.Steps {
+				if rec.Steps[i].State.final() {
+					continue
+				}
+				if rec.Steps[i].Channel != ChannelSMS {
+					applyOutcome(rec, "", res, false)
+				}
+				// The code may have gone out: it stays.
+				mac := rec.Codes[i]
+				applyStep(rec, i, "", res)
+				rec.Codes[i] = mac
+				ended = append(ended, i)
+			}
+			if len(ended) == 0 {
+				return errUnchanged
+			}
 			return nil
 		}, func(tx Tx, rec *record) error {
-			return s.recordOutcome(tx, rec, call.Result{State: call.StateFailed, Reason: call.ReasonInterrupted}, 0)
+			for _, i := range ended {
+				if err := s.recordOutcome(tx, rec, i, call.Result{State: call.StateFailed, Reason: call.ReasonInterrupted}, 0); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		if errors.Is(err, errUnchanged) || errors.Is(err, fault.NotFound) {
 			// Already ended, or retention took it: only the index key is left.
@@ -194,9 +320,7 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if ended {
-			n++
-		}
+		n += len(ended)
 	}
 	return n, nil
 }

@@ -17,6 +17,13 @@ const (
 	EventVerifyOK      = "verify_approved"
 	EventResend        = "resend"
 	EventExpired       = "expired"
+	// The steps' events (SPEC section 8).
+	EventStepStarted      = "step_started"
+	EventVoiceAnswered    = "voice_answered"
+	EventVoicePlayed      = "voice_played"
+	EventMessageSent      = "message_sent"
+	EventMessageDelivered = "message_delivered"
+	EventMessageFailed    = "message_failed"
 )
 
 // Webhook event names, as the webhook body's "event" gives them.
@@ -34,6 +41,8 @@ type Event struct {
 	VerificationID string    `json:"verification_id"`
 	Recipient      string    `json:"recipient"`
 	CLIPrefix      string    `json:"cli_prefix,omitempty"`
+	Channel        string    `json:"channel,omitempty"` // the step's, for the events of a step
+	Step           int       `json:"step,omitempty"`    // the step's index (0: the first)
 	Trunk          string    `json:"trunk,omitempty"`
 	SIPCode        int       `json:"sip_code,omitempty"`
 	Reason         string    `json:"reason,omitempty"`

@@ -66,10 +66,21 @@ func newAppEnv(t *testing.T, n *fakeNotifier, retention time.Duration, tune func
 	return e
 }
 
-// missed ends verification id's call as missed.
+// ref returns the ID the dialer got with verification id's newest call, as it passes it back.
+func (e *env) ref(id string) string {
+	rs := e.dial.Requests()
+	for i := len(rs) - 1; i >= 0; i-- {
+		if strings.HasPrefix(rs[i].ID, id) {
+			return rs[i].ID
+		}
+	}
+	return id
+}
+
+// missed ends verification id's newest call as missed.
 func (e *env) missed(id string) {
 	now := e.clock.Now()
-	e.svc.CallEnded(id, "phone", "", call.Result{State: call.StateMissed, SIPCode: 487, Rang: true,
+	e.svc.CallEnded(e.ref(id), "phone", "", call.Result{State: call.StateMissed, SIPCode: 487, Rang: true,
 		StartedAt: now.Add(-40 * time.Millisecond), RingingAt: now.Add(-10 * time.Millisecond), EndedAt: now})
 }
 
@@ -144,7 +155,7 @@ func TestResendUndeliverable(t *testing.T) {
 	}
 	busy := func() { // 486 without a ring
 		now := e.clock.Now()
-		e.svc.CallEnded(v.ID, "phone", "", call.Result{State: call.StateFailed, SIPCode: 486, Reason: call.ReasonBusy, Responded: true,
+		e.svc.CallEnded(e.ref(v.ID), "phone", "", call.Result{State: call.StateFailed, SIPCode: 486, Reason: call.ReasonBusy, Responded: true,
 			StartedAt: now.Add(-20 * time.Millisecond), EndedAt: now})
 	}
 	for i := 1; i <= 3; i++ { // max_resends 3

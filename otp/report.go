@@ -77,11 +77,11 @@ const (
 	GroupTrunk   = "trunk"
 )
 
-// count applies fn to rec's report rows: its day, country and channel, and trunk when not empty. All are
-// rows of the day rec was created, so a day's approvals are of that day's sends.
-func (s *Service) count(tx Tx, rec *record, trunk string, fn func(group string, c *counters)) error {
+// count applies fn to rec's report rows: its day, country, the channel of the step counted, and trunk
+// when not empty. All are rows of the day rec was created, so a day's approvals are of that day's sends.
+func (s *Service) count(tx Tx, rec *record, channel, trunk string, fn func(group string, c *counters)) error {
 	day := rec.CreatedAt.UTC().Format(time.DateOnly)
-	rows := [][2]string{{GroupDay, day}, {GroupCountry, rec.Country}, {GroupChannel, rec.Channel}}
+	rows := [][2]string{{GroupDay, day}, {GroupCountry, rec.Country}, {GroupChannel, channel}}
 	if trunk != "" {
 		rows = append(rows, [2]string{GroupTrunk, trunk})
 	}

@@ -14,20 +14,21 @@ import (
 type ResendRequest struct {
 	AppID          string `json:"appid"`
 	VerificationID string `json:"verification_id"`
-	Channel        string `json:"channel"` // optional: flashcall
+	Channel        string `json:"channel"` // optional: the channel of the newest step
 }
 
-// Resend places a new flash call for a pending (or undeliverable) verification, with a new CLI and so a
-// new code; the old code stops working at once and the verification gets a fresh TTL. Attempts are not
-// reset: a resend does not buy more guesses. Refused within the app's resend_cooldown of the last send
-// (unless that call failed before it rang), while the last call is still in flight, and after max_resends.
+// Resend sends a new step for a pending (or undeliverable) verification, on req.Channel (default: the
+// newest step's) with a new code; the old codes stop working at once, what is left of the workflow is
+// dropped, and the verification gets a fresh TTL. Attempts are not reset: a resend does not buy more
+// guesses. Refused within the app's resend_cooldown of the last send (unless that step failed to
+// deliver), while the last call is still in flight, and after max_resends.
 func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, error) {
 	app, err := s.app(req.AppID)
 	if err != nil {
 		return Verification{}, err
 	}
-	if req.Channel != "" && req.Channel != ChannelFlashCall {
-		return Verification{}, fault.Errorf(fault.InvalidRequest, "channel: must be %q", ChannelFlashCall)
+	if req.Channel == ChannelAuto {
+		return Verification{}, fault.Errorf(fault.InvalidRequest, "channel: a resend goes on one channel, not auto")
 	}
 	var cur *record
 	if err := s.db.View(ctx, func(tx Tx) error {
@@ -45,7 +46,22 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 	if err != nil {
 		return Verification{}, err
 	}
-	picked, err := s.pick(ctx, app.ID, cur.From, to, cur.CodeLength)
+	channel := req.Channel
+	if channel == "" {
+		channel = ChannelFlashCall
+		if i := cur.current(); i >= 0 {
+			channel = cur.Steps[i].Channel
+		}
+	}
+	plans, err := s.plans(app, channel)
+	if err != nil {
+		return Verification{}, err
+	}
+	codeLength := 0
+	if channel == ChannelFlashCall {
+		codeLength = cur.CodeLength // a flash call's code keeps its length: the app reads it off the CLI
+	}
+	d, err := s.prepare(ctx, app, cur, to, len(cur.Steps), plans[0], codeLength, cur.Locale)
 	if err != nil {
 		return Verification{}, err
 	}
@@ -63,10 +79,25 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 		if err := s.resendable(rec, time.Duration(app.ResendCooldown), app.MaxResends, now); err != nil {
 			return err
 		}
+		if len(rec.Steps) != len(cur.Steps) {
+			e := fault.Errorf(fault.ResendTooSoon, "the workflow started another step meanwhile")
+			e.RetryAfter = time.Second
+			return e
+		}
 		rec.Status, rec.Resends, rec.SentAt = StatusPending, rec.Resends+1, now
-		rec.CLIPrefix, rec.CLIPattern, rec.CodeMAC = picked.Prefix, picked.Pattern, s.mac(rec.ID, picked.Code)
+		// The old codes stop working; the rest of the workflow is dropped: the app chose the channel.
+		rec.CodeMAC = nil
+		for i := range rec.Codes {
+			rec.Codes[i] = nil
+		}
+		if !rec.Next.IsZero() {
+			if err := tx.DeleteExpiry(rec.ID, rec.Next); err != nil {
+				return err
+			}
+		}
+		rec.Plan = nil
+		rec.add(d, now, s.cfg.MinCodeSpace)
 		rec.ExpiresAt = now.Add(time.Duration(app.TTL))
-		rec.Call = Call{State: call.StateQueued}
 		if err := s.put(tx, rec); err != nil {
 			return err
 		}
@@ -76,17 +107,21 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 		if err := tx.PutOpenCall(rec.ID); err != nil {
 			return err
 		}
-		if err := s.event(tx, rec, Event{Type: EventResend, At: now, CLIPrefix: rec.CLIPrefix}); err != nil {
+		e := Event{Type: EventResend, At: now, CLIPrefix: d.prefix}
+		if channel != ChannelFlashCall {
+			e.Channel, e.Step = channel, rec.current()
+		}
+		if err := s.event(tx, rec, e); err != nil {
 			return err
 		}
-		return s.count(tx, rec, "", func(_ string, c *counters) { c.Sent++ })
+		return s.count(tx, rec, channel, "", func(_ string, c *counters) { c.Sent++ })
 	})
 	if err != nil {
 		return Verification{}, s.storeFailed("store resend", err)
 	}
-	if err := s.submit(rec, picked); err != nil {
-		// The old code is already dead; the verification shows the call failed, and may be resent.
-		s.CallEnded(rec.ID, "", "", call.Result{State: call.StateFailed, Reason: call.ReasonTrunkError, StartedAt: now, EndedAt: now})
+	if err := s.dialer.Submit(d.req); err != nil {
+		// The old codes are already dead; the verification shows the step failed, and may be resent.
+		s.CallEnded(d.req.ID, "", "", call.Result{State: call.StateFailed, Reason: call.ReasonTrunkError, StartedAt: now, EndedAt: now})
 		return Verification{}, err
 	}
 	s.log.Info("resend", "verification_id", rec.ID, "resends", rec.Resends, "cli_prefix", rec.CLIPrefix)
@@ -118,7 +153,7 @@ func (s *Service) resendable(rec *record, cooldown time.Duration, maxResends int
 		e.RetryAfter = rec.SentAt.Add(cooldown).Sub(now)
 		return e
 	}
-	if !isFinal(rec.Call.State) {
+	if rec.inFlight() {
 		e := fault.Errorf(fault.ResendTooSoon, "the last call is still %s", s.callState(rec))
 		e.RetryAfter = time.Second
 		return e

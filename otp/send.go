@@ -10,32 +10,34 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/language"
+
 	"flashotp/apps"
-	"flashotp/call"
-	"flashotp/dialer"
 	"flashotp/fault"
 	"flashotp/numberpool"
 )
 
-// SendRequest is a request for a flash call, as POST /otp/send's body gives it.
+// SendRequest is a request for a verification, as POST /otp/send's body gives it.
 type SendRequest struct {
 	AppID      string `json:"appid"`
 	Recipient  string `json:"recipient"`
-	Channel    string `json:"channel"`
+	Channel    string `json:"channel"`     // flashcall, voice, sms, or auto: the app's workflow
 	From       string `json:"from"`        // optional: the name of one of the app's pools
-	CodeLength int    `json:"code_length"` // optional: 0 for the app's
+	CodeLength int    `json:"code_length"` // optional: 0 for the app's (of each step's channel)
 	Reference  string `json:"reference"`   // optional, echoed back
+	Locale     string `json:"locale"`      // optional, BCP 47: picks the templates and prompts
 }
 
 // Send validates req, applies the app's fraud guards and rate limits, stores a new verification and
-// queues its flash call.
+// sends its first step: a flash call, a voice call or a message.
 func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, error) {
 	app, err := s.app(req.AppID)
 	if err != nil {
 		return Verification{}, err
 	}
-	if req.Channel != ChannelFlashCall {
-		return Verification{}, fault.Errorf(fault.InvalidRequest, "channel: must be %q", ChannelFlashCall)
+	plans, err := s.plans(app, req.Channel)
+	if err != nil {
+		return Verification{}, err
 	}
 	if len(req.Reference) > 128 || !printable(req.Reference) {
 		return Verification{}, fault.Errorf(fault.InvalidRequest, "reference: at most 128 bytes of UTF-8 text, no control, format or line-separator characters")
@@ -44,18 +46,14 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 	if req.From != "" && (len(req.From) > 64 || !printable(req.From) || !slices.Contains(app.Pools, req.From)) {
 		return Verification{}, fault.Errorf(fault.InvalidRequest, "from: must name one of the app's pools")
 	}
-	codeLength := req.CodeLength
-	if codeLength == 0 {
-		codeLength = app.CodeLength
-	}
-	if !apps.ValidCodeLength(codeLength) {
+	if req.CodeLength != 0 && plans[0].Channel == ChannelFlashCall && !apps.ValidCodeLength(req.CodeLength) {
 		return Verification{}, fault.Errorf(fault.InvalidRequest, "code_length: must be %d to %d", apps.MinCodeLength, apps.MaxCodeLength)
 	}
-	to, err := s.guard(ctx, app, req.Recipient, req.Reference)
+	locale, err := checkLocale(req.Locale, app)
 	if err != nil {
 		return Verification{}, err
 	}
-	picked, err := s.pick(ctx, app.ID, req.From, to, codeLength)
+	to, err := s.guard(ctx, app, req.Recipient, req.Reference)
 	if err != nil {
 		return Verification{}, err
 	}
@@ -66,23 +64,26 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 			ID:                s.newID("otp_", now),
 			AppID:             app.ID,
 			Recipient:         to.E164,
-			Channel:           ChannelFlashCall,
+			Channel:           req.Channel,
 			Status:            StatusPending,
-			CodeLength:        codeLength,
-			CLIPrefix:         picked.Prefix,
-			CLIPattern:        picked.Pattern,
 			Reference:         req.Reference,
 			AttemptsRemaining: app.MaxAttempts,
 			CreatedAt:         now,
-			ExpiresAt:         now.Add(time.Duration(app.TTL)),
-			Call:              Call{State: call.StateQueued},
+			ExpiresAt:         now.Add(lifetime(app, plans)),
 		},
 		MaxAttempts: app.MaxAttempts,
 		Country:     to.Country,
 		SentAt:      now,
 		From:        req.From,
+		Locale:      locale,
+		Plan:        plans[1:],
 	}
-	rec.CodeMAC = s.mac(rec.ID, picked.Code)
+	d, err := s.prepare(ctx, app, &rec, to, 0, plans[0], req.CodeLength, locale)
+	if err != nil {
+		return Verification{}, err
+	}
+	rec.CodeLength = d.step.CodeLength
+	rec.add(d, now, s.cfg.MinCodeSpace)
 	var eventID string
 	err = s.db.Update(ctx, func(tx Tx) error {
 		if tx.Verification(rec.ID) != nil {
@@ -95,22 +96,27 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 		if err := tx.CreateVerification(rec.ID, rec.AppID, rec.Recipient, rec.ExpiresAt, v); err != nil {
 			return err
 		}
-		if eventID, err = s.eventID(tx, &rec, Event{Type: EventSendRequested, At: now, CLIPrefix: rec.CLIPrefix}); err != nil {
+		if !rec.Next.IsZero() {
+			if err := tx.PutExpiry(rec.ID, rec.Next); err != nil {
+				return err
+			}
+		}
+		if eventID, err = s.eventID(tx, &rec, Event{Type: EventSendRequested, At: now, CLIPrefix: rec.CLIPrefix, Channel: d.step.Channel}); err != nil {
 			return err
 		}
-		return s.count(tx, &rec, "", func(_ string, c *counters) { c.Sent++ })
+		return s.count(tx, &rec, d.step.Channel, "", func(_ string, c *counters) { c.Sent++ })
 	})
 	if err != nil {
 		return Verification{}, s.storeFailed("store verification", err)
 	}
-	if err := s.submit(&rec, picked); err != nil {
-		// Nothing was dialed: the verification goes as if it had never been asked for, even if the caller
+	if err := s.dialer.Submit(d.req); err != nil {
+		// Nothing was sent: the verification goes as if it had never been asked for, even if the caller
 		// has gone meanwhile.
 		derr := s.db.Update(context.WithoutCancel(ctx), func(tx Tx) error {
 			if err := tx.DeleteEvent(rec.AppID, eventID); err != nil {
 				return err
 			}
-			if err := s.count(tx, &rec, "", func(_ string, c *counters) { c.Sent-- }); err != nil {
+			if err := s.count(tx, &rec, d.step.Channel, "", func(_ string, c *counters) { c.Sent-- }); err != nil {
 				return err
 			}
 			return s.forget(tx, &rec)
@@ -120,8 +126,36 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 		}
 		return Verification{}, err
 	}
-	s.log.Info("send_requested", "verification_id", rec.ID, "appid", rec.AppID, "cli_prefix", rec.CLIPrefix)
+	s.log.Info("send_requested", "verification_id", rec.ID, "appid", rec.AppID, "channel", d.step.Channel, "cli_prefix", rec.CLIPrefix)
 	return rec.Verification, nil
+}
+
+// lifetime is how long a verification of app running plans lives: the app's TTL from the start of its
+// last step, which may come after every earlier step's timeout.
+func lifetime(app apps.App, plans []plan) time.Duration {
+	d := time.Duration(app.TTL)
+	for _, p := range plans[:len(plans)-1] {
+		d += time.Duration(p.Timeout)
+	}
+	return d
+}
+
+// checkLocale checks a send's locale (BCP 47), and returns it or, when empty, the app's.
+func checkLocale(locale string, app apps.App) (string, error) {
+	if locale == "" {
+		if app.Locale == "" {
+			return "en", nil
+		}
+		return app.Locale, nil
+	}
+	if len(locale) > 35 {
+		return "", fault.Errorf(fault.InvalidRequest, "locale: not a BCP 47 language tag")
+	}
+	tag, err := language.Parse(locale)
+	if err != nil {
+		return "", fault.Errorf(fault.InvalidRequest, "locale: %q is not a BCP 47 language tag", locale)
+	}
+	return tag.String(), nil
 }
 
 // preSend asks the app's pre-send hook, if it has one.
@@ -186,12 +220,13 @@ func (s *Service) available() error {
 	return s.dialer.Available(nil)
 }
 
-func (s *Service) submit(rec *record, picked numberpool.Picked) error {
-	return s.dialer.Submit(dialer.Request{App: rec.AppID, ID: rec.ID, To: rec.Recipient, CLI: picked.CLI, Trunks: picked.Trunks})
-}
-
 // forget removes every trace of rec from the store: a send whose call was never placed.
 func (s *Service) forget(tx Tx, rec *record) error {
+	if !rec.Next.IsZero() {
+		if err := tx.DeleteExpiry(rec.ID, rec.Next); err != nil {
+			return err
+		}
+	}
 	return tx.DeleteVerification(rec.ID, rec.AppID, rec.Recipient, rec.ExpiresAt)
 }
 

@@ -33,9 +33,6 @@ const (
 	StatusCanceled Status = "canceled"
 )
 
-// ChannelFlashCall is the only channel so far.
-const ChannelFlashCall = "flashcall"
-
 // Verification is one verification as the API shows it. It never holds the code or the whole CLI.
 type Verification struct {
 	ID         string `json:"verification_id"`
@@ -54,7 +51,10 @@ type Verification struct {
 	Resends           int       `json:"resends"`
 	CreatedAt         time.Time `json:"created_at"`
 	ExpiresAt         time.Time `json:"expires_at"`
-	Call              Call      `json:"call"`
+	// Call is the latest call of the verification (flash or voice).
+	Call Call `json:"call"`
+	// Steps are its deliveries, oldest first (SPEC section 8).
+	Steps []Step `json:"steps"`
 }
 
 // Call is the flash call of a verification (its latest, after a resend).
@@ -74,7 +74,17 @@ type Call struct {
 // record is what the store keeps: the verification plus what must never leave the engine.
 type record struct {
 	Verification
-	CodeMAC     []byte    `json:"code_mac"`
+	// CodeMAC is the code of a record stored before steps; a newer one keeps Codes.
+	CodeMAC []byte `json:"code_mac,omitempty"`
+	// Codes holds each step's code MAC, in the order of Steps; nil once it cannot approve (it was never
+	// delivered, a resend replaced it, or it was retired to keep the joint code space).
+	Codes [][]byte `json:"macs,omitempty"`
+	// Plan holds the workflow's steps not started yet; Next is when the current step's timeout passes.
+	Plan        []plan    `json:"plan,omitempty"`
+	Next        time.Time `json:"next,omitzero"`
+	Locale      string    `json:"locale,omitempty"` // the send's (or app's) locale, for later steps
+	// Approved is the index of the step whose code approved it (-1 or absent: none, or before steps).
+	Approved int `json:"approved_step,omitempty"`
 	MaxAttempts int       `json:"max_attempts"`
 	Country     string    `json:"country"`
 	SentAt      time.Time `json:"sent_at"`             // the latest send or resend
@@ -123,6 +133,36 @@ type Config struct {
 	Retention time.Duration    // verifications and events older than this are deleted; 0: kept
 	Now       func() time.Time // nil: time.Now
 	Key       []byte           // the server key codes are MACed under
+	// MinCodeSpace bounds the joint code space of a verification's live codes (SPEC section 3).
+	MinCodeSpace int
+	Voice        VoiceChannel // the voice channel; no Prompts: off
+	SMS          SMSChannel   // the sms channel; no Render: off
+}
+
+// Prompter builds the audio that speaks a code; *voice.Library is one.
+type Prompter interface {
+	// Prompt returns the prompt for code in the available locale nearest to locale, as 8 kHz mu-law, and
+	// that locale.
+	Prompt(locale, code string) (audio []byte, used string, err error)
+}
+
+// VoiceChannel configures the voice channel (config section voice).
+type VoiceChannel struct {
+	Prompts       Prompter
+	CallerID      string // empty: a number of the app's pools
+	AnswerTimeout time.Duration
+	Repeat        int
+}
+
+// SMSChannel configures the sms channel (config section sms).
+type SMSChannel struct {
+	Via    string // trunk
+	Sender string // empty: a number of the app's pools
+	// Render writes the app's text for channel with code in the available locale nearest to locale (a
+	// *fault.Error of code invalid_request for a bad locale), and returns that locale.
+	Render func(app apps.App, channel, locale, code string) (text, used string, err error)
+	// Measure returns a text's encoding (gsm7, ucs2) and how many segments it takes.
+	Measure func(text string) (encoding string, segments int)
 }
 
 // Service runs verifications.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -127,7 +128,8 @@ func (s *Service) transitions(tx Tx, rec *record, before Status, now time.Time) 
 	}
 	switch rec.Status {
 	case StatusApproved:
-		if err := s.count(tx, rec, rec.Call.Trunk, func(_ string, c *counters) { c.Approved++ }); err != nil {
+		channel, trunk := rec.approvedBy()
+		if err := s.count(tx, rec, channel, trunk, func(_ string, c *counters) { c.Approved++ }); err != nil {
 			return err
 		}
 		return s.notify(tx, rec, WebhookApproved, now)
@@ -197,7 +199,7 @@ func (s *Service) check(rec *record, code string, now time.Time) error {
 	case rec.Status == StatusFailed && rec.attemptsUsed():
 		return fault.Errorf(fault.MaxAttempts, "all %d attempts used", rec.MaxAttempts)
 	case rec.Status == StatusFailed:
-		return fault.Errorf(fault.Undeliverable, "the call failed before it rang (%s); resend or send again", rec.Call.Reason)
+		return fault.Errorf(fault.Undeliverable, "%s; resend or send again", rec.whyUndelivered())
 	case rec.Status == StatusExpired || rec.Status == StatusPending && !now.Before(rec.ExpiresAt):
 		rec.Status = StatusExpired
 		return fault.Errorf(fault.Expired, "verification expired at %s", rec.ExpiresAt.Format(time.RFC3339))
@@ -211,8 +213,7 @@ func (s *Service) check(rec *record, code string, now time.Time) error {
 	// The whole CLI as the call log shows it (E.164, national, 00-international): its last digits are the
 	// code. The rest is not checked: it is public (cli_prefix), so it would add nothing against guessing,
 	// and phones write it in too many ways.
-	digits := code[len(code)-min(len(code), rec.CodeLength):]
-	if hmac.Equal(s.mac(rec.ID, digits), rec.CodeMAC) {
+	if s.matches(rec, code) {
 		rec.Status = StatusApproved
 		return nil
 	}
@@ -227,4 +228,49 @@ func (s *Service) check(rec *record, code string, now time.Time) error {
 	e := fault.Errorf(fault.InvalidCode, "wrong code")
 	e.AttemptsRemaining = &left
 	return e
+}
+
+// matches reports whether code is the code of one of rec's live steps, and marks that step as the one
+// that approved. Every live code is compared, in constant time each, whichever matches.
+func (s *Service) matches(rec *record, code string) bool {
+	if rec.current() < 0 { // a record from before steps
+		return hmac.Equal(s.mac(rec.ID, code[len(code)-min(len(code), rec.CodeLength):]), rec.CodeMAC)
+	}
+	hit := -1
+	for i, mac := range rec.Codes {
+		if mac == nil {
+			continue
+		}
+		st := rec.Steps[i]
+		digits := code
+		if st.Channel == ChannelFlashCall {
+			// The whole CLI as the call log shows it (E.164, national, 00-international): its last digits are
+			// the code. The rest is not checked: it is public (cli_prefix), so it would add nothing against
+			// guessing, and phones write it in too many ways.
+			digits = code[len(code)-min(len(code), st.CodeLength):]
+		}
+		if hmac.Equal(s.mac(rec.ID, digits), mac) && hit < 0 {
+			hit = i
+		}
+	}
+	rec.Approved = hit
+	return hit >= 0
+}
+
+// approvedBy returns the channel and trunk of the step whose code approved rec.
+func (rec *record) approvedBy() (channel, trunk string) {
+	if rec.Approved < 0 || rec.Approved >= len(rec.Steps) {
+		return ChannelFlashCall, rec.Call.Trunk
+	}
+	st := rec.Steps[rec.Approved]
+	return st.Channel, st.Trunk
+}
+
+// whyUndelivered says why no code of rec reached the user.
+func (rec *record) whyUndelivered() string {
+	i := rec.current()
+	if i < 0 || rec.Steps[i].Channel == ChannelFlashCall && len(rec.Steps) == 1 {
+		return fmt.Sprintf("the call failed before it rang (%s)", rec.Call.Reason)
+	}
+	return fmt.Sprintf("no step delivered a code (the last, %s, failed: %s)", rec.Steps[i].Channel, rec.Steps[i].Reason)
 }
