@@ -195,7 +195,8 @@ func (s *Service) List(ctx context.Context, q Query) (Page[Verification], error)
 
 // EventTypes are the event types of the logs.
 var EventTypes = []string{EventSendRequested, EventCallDialing, EventCallRinging, EventCallMissed, EventCallAnswered,
-	EventCallFailed, EventVerifyFailed, EventVerifyOK, EventResend, EventExpired}
+	EventCallFailed, EventVerifyFailed, EventVerifyOK, EventResend, EventExpired,
+	EventStepStarted, EventVoiceAnswered, EventVoicePlayed, EventMessageSent, EventMessageDelivered, EventMessageFailed}
 
 // Logs returns the app's activity events, newest recorded first.
 func (s *Service) Logs(ctx context.Context, q Query) (Page[Event], error) {
