@@ -1,0 +1,302 @@
+package otp_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"flashotp/apps"
+	"flashotp/call"
+	"flashotp/fault"
+	"flashotp/internal/apptest"
+	"flashotp/internal/fakes"
+	"flashotp/internal/storetest"
+	"flashotp/otp"
+)
+
+// codes records the codes the voice and sms channels were asked to deliver, by locale.
+type codes struct {
+	mu   sync.Mutex
+	sent []string // "channel locale code"
+}
+
+func (c *codes) add(channel, locale, code string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sent = append(c.sent, channel+" "+locale+" "+code)
+}
+
+// last returns the code last given to channel.
+func (c *codes) last(t *testing.T, channel string) string {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.sent) - 1; i >= 0; i-- {
+		if f := strings.Fields(c.sent[i]); f[0] == channel {
+			return f[2]
+		}
+	}
+	t.Fatalf("no %s code was made", channel)
+	return ""
+}
+
+func (c *codes) Prompt(locale, code string) ([]byte, string, error) {
+	c.add(otp.ChannelVoice, locale, code)
+	return []byte("audio:" + code), "en", nil
+}
+
+// newChannelEnv is a service whose app demo may use every channel, with tune applied, webhooks to n, and
+// voice and sms channels whose codes land in the returned codes.
+func newChannelEnv(t *testing.T, n *fakeNotifier, tune func(a *apps.App)) (*env, *codes) {
+	t.Helper()
+	e := &env{db: storetest.Open(t), dial: &fakes.Dialer{}, clock: newClock()}
+	e.pools = newRegistry(t, e.db, e.clock.Now, 4, 10000, map[string]string{"demo": "+44207946XXXX"})
+	demo := apptest.App("demo", "demo-key", "demo-secret")
+	demo.WebhookURL = "http://127.0.0.1:9/hooks"
+	demo.Channels = []string{otp.ChannelFlashCall, otp.ChannelVoice, otp.ChannelSMS}
+	demo.Workflow = []apps.WorkflowStep{
+		{Channel: otp.ChannelFlashCall, Timeout: apps.Duration(20 * time.Second)},
+		{Channel: otp.ChannelSMS, Timeout: apps.Duration(60 * time.Second)},
+		{Channel: otp.ChannelVoice},
+	}
+	if tune != nil {
+		tune(&demo.App)
+	}
+	reg := apptest.Open(t, e.db, apps.Defaults{CodeLength: 4, TTL: testTTL, MaxAttempts: testMaxAttempts}, nil, demo)
+	c := &codes{}
+	cfg := otp.Config{Apps: reg, Dialer: e.dial, Notifier: n, Now: e.clock.Now, Key: e.db.Key(), MinCodeSpace: 10000,
+		Voice: otp.VoiceChannel{Prompts: c, AnswerTimeout: 30 * time.Second, Repeat: 2},
+		SMS: otp.SMSChannel{Via: "trunk", Sender: "FlashOTP",
+			Render: func(app apps.App, channel, locale, code string) (string, string, error) {
+				c.add(channel, locale, code)
+				return fmt.Sprintf("%s is your %s code", code, app.ID), "en", nil
+			},
+			Measure: func(text string) (string, int) { return "gsm7", 1 }},
+	}
+	e.svc = otp.New(cfg, e.db.Verifications(), e.pools, quietLog())
+	return e, c
+}
+
+// end reports the outcome res of verification id's newest call or message.
+func (e *env) end(id string, res call.Result) {
+	now := e.clock.Now()
+	if res.StartedAt.IsZero() {
+		res.StartedAt = now.Add(-30 * time.Millisecond)
+	}
+	if res.EndedAt.IsZero() {
+		res.EndedAt = now
+	}
+	e.svc.CallEnded(e.ref(id), "phone", "", res)
+}
+
+func (e *env) verify(t *testing.T, id, code string) error {
+	t.Helper()
+	_, err := e.svc.Verify(t.Context(), otp.VerifyRequest{AppID: "demo", VerificationID: id, Code: code})
+	return err
+}
+
+func steps(v otp.Verification) string {
+	var s []string
+	for _, st := range v.Steps {
+		s = append(s, st.Channel+":"+string(st.State))
+	}
+	return strings.Join(s, ",")
+}
+
+func TestVoiceStep(t *testing.T) {
+	e, c := newChannelEnv(t, &fakeNotifier{}, nil)
+	v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelVoice, Locale: "pt-BR"})
+	if err != nil {
+		t.Fatalf("Send voice: %v", err)
+	}
+	r := e.dial.Last(t)
+	code := c.last(t, otp.ChannelVoice)
+	if r.Kind != call.KindVoice || string(r.Prompt) != "audio:"+code || r.AnswerTimeout != 30*time.Second || r.Repeat != 2 {
+		t.Fatalf("dialer got %+v, want a voice call speaking the code", r)
+	}
+	if len(code) != 6 || v.CodeLength != 6 || steps(v) != "voice:queued" {
+		t.Fatalf("code %q, verification %+v: want a 6-digit voice step", code, v)
+	}
+	if !slices.Contains(c.sent, "voice pt-BR "+code) {
+		t.Errorf("prompt asked for %v, want the send's locale pt-BR", c.sent)
+	}
+	now := e.clock.Now()
+	e.end(v.ID, call.Result{State: call.StateAnswered, SIPCode: 200, Responded: true, Provisional: true, Rang: true,
+		RingingAt: now.Add(-8 * time.Second), AnsweredAt: now.Add(-6 * time.Second), Played: true, Codec: "PCMU"})
+	st := e.status(t, v.ID)
+	if steps(st) != "voice:delivered" || st.Status != otp.StatusPending || st.Call.State != call.StateAnswered {
+		t.Fatalf("after the prompt played: %s, %s, call %s", steps(st), st.Status, st.Call.State)
+	}
+	if err := e.verify(t, v.ID, wrongCode(code)); !errors.Is(err, fault.InvalidCode) {
+		t.Fatalf("wrong code: %v", err)
+	}
+	if err := e.verify(t, v.ID, code); err != nil {
+		t.Fatalf("voice code: %v", err)
+	}
+}
+
+// flashcall → sms → voice against a phone that never rings but takes messages: the flash call fails, the
+// SMS goes at once, its code approves, and no voice call is made.
+func TestWorkflowFallsBack(t *testing.T) {
+	n := &fakeNotifier{}
+	e, c := newChannelEnv(t, n, nil)
+	v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelAuto})
+	if err != nil {
+		t.Fatalf("Send auto: %v", err)
+	}
+	if r := e.dial.Last(t); r.Kind != call.KindFlash || steps(v) != "flashcall:queued" {
+		t.Fatalf("first step: %+v, %s", r, steps(v))
+	}
+	// The whole workflow fits in expires_at: 20s + 60s of step timeouts, then the TTL.
+	if want := v.CreatedAt.Add(80*time.Second + testTTL); !v.ExpiresAt.Equal(want) {
+		t.Errorf("expires_at %s, want %s", v.ExpiresAt, want)
+	}
+	e.end(v.ID, call.Result{State: call.StateFailed, Reason: call.ReasonNoRing})
+	r := e.dial.Last(t)
+	code := c.last(t, otp.ChannelSMS)
+	if r.Kind != call.KindMessage || r.CLI != "FlashOTP" || !strings.Contains(r.Text, code) || r.ID == v.ID {
+		t.Fatalf("second step: %+v, want a message holding the code from the sender", r)
+	}
+	st := e.status(t, v.ID)
+	if steps(st) != "flashcall:failed,sms:queued" || st.Status != otp.StatusPending {
+		t.Fatalf("after the flash call failed: %s, %s", steps(st), st.Status)
+	}
+	e.end(v.ID, call.Result{State: call.StateSent, SIPCode: 202, Responded: true})
+	st = e.status(t, v.ID)
+	if steps(st) != "flashcall:failed,sms:sent" || st.Steps[1].Segments != 1 || st.Steps[1].Encoding != "gsm7" || st.Steps[1].Via != "trunk" {
+		t.Fatalf("after the MESSAGE: %+v", st.Steps)
+	}
+	if err := e.verify(t, v.ID, code); err != nil {
+		t.Fatalf("sms code: %v", err)
+	}
+	e.clock.Advance(2 * time.Minute)
+	if _, err := e.svc.SweepExpired(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(e.dial.Requests()); got != 2 {
+		t.Errorf("%d calls and messages, want 2: no voice call after the approval", got)
+	}
+	if got := strings.Join(n.events(), ","); got != "call_failed,step_started,message_sent,approved" {
+		t.Errorf("webhooks %s", got)
+	}
+	rows, err := e.svc.Reports(t.Context(), "demo", e.clock.Now().Add(-time.Hour), e.clock.Now(), otp.GroupChannel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, row := range rows {
+		got = append(got, fmt.Sprintf("%s sent=%d failed=%d approved=%d", row.Key, row.Sent, row.Failed, row.Approved))
+	}
+	if strings.Join(got, "; ") != "flashcall sent=1 failed=1 approved=0; sms sent=1 failed=0 approved=1" {
+		t.Errorf("reports by channel: %s", strings.Join(got, "; "))
+	}
+}
+
+// A MESSAGE refused with 488 moves on to voice at once; a step whose timeout passes without an approval
+// moves on too (the sweeper); when the last step fails and no code went out, the verification fails.
+func TestWorkflowRefusedAndTimeout(t *testing.T) {
+	e, c := newChannelEnv(t, &fakeNotifier{}, nil)
+	v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelAuto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The flash call rings: delivered. No approval within its 20 s: the SMS goes.
+	now := e.clock.Now()
+	e.end(v.ID, call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, Responded: true, Provisional: true, RingingAt: now.Add(-10 * time.Millisecond)})
+	e.clock.Advance(19 * time.Second)
+	if _, err := e.svc.SweepExpired(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(e.dial.Requests()); got != 1 {
+		t.Fatalf("%d requests before the step's timeout, want 1", got)
+	}
+	e.clock.Advance(2 * time.Second)
+	if _, err := e.svc.SweepExpired(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.dial.Last(t); r.Kind != call.KindMessage {
+		t.Fatalf("after the flash step's timeout: %+v, want the message", r)
+	}
+	// 488: the voice call goes at once.
+	e.end(v.ID, call.Result{State: call.StateFailed, SIPCode: 488, Reason: call.ReasonClientError, Responded: true})
+	if r := e.dial.Last(t); r.Kind != call.KindVoice {
+		t.Fatalf("after the 488: %+v, want the voice call", r)
+	}
+	st := e.status(t, v.ID)
+	if steps(st) != "flashcall:delivered,sms:failed,voice:queued" || st.Steps[1].SIPCode != 488 {
+		t.Fatalf("steps %+v", st.Steps)
+	}
+	// The refused SMS's code never arrived: it does not approve (a wrong code). The flash code, which did
+	// arrive, was retired when the 6-digit codes came: 10^4 and 10^6 codes together are below
+	// min_code_space.
+	if err := e.verify(t, v.ID, c.last(t, otp.ChannelSMS)); !errors.Is(err, fault.InvalidCode) {
+		t.Errorf("the refused message's code: %v, want invalid_code", err)
+	}
+	// Voice not answered: the last step failed, and no code is live: the verification fails.
+	e.end(v.ID, call.Result{State: call.StateFailed, SIPCode: 487, Reason: call.ReasonNoAnswer, Responded: true, Provisional: true, Rang: true,
+		RingingAt: e.clock.Now().Add(-time.Second)})
+	st = e.status(t, v.ID)
+	if steps(st) != "flashcall:delivered,sms:failed,voice:failed" || st.Steps[2].Reason != "no_answer" || st.Status != otp.StatusFailed {
+		t.Fatalf("after no answer: %+v %s", st.Steps, st.Status)
+	}
+	if err := e.verify(t, v.ID, c.last(t, otp.ChannelVoice)); !errors.Is(err, fault.Undeliverable) {
+		t.Errorf("verify after every step failed: %v, want undeliverable", err)
+	}
+}
+
+// Bad input: each a clear 400 naming the field; nothing is stored, nothing sent.
+func TestSendChannelRejects(t *testing.T) {
+	e, _ := newChannelEnv(t, &fakeNotifier{}, func(a *apps.App) {
+		a.Channels = []string{otp.ChannelFlashCall, otp.ChannelSMS}
+		a.Workflow = nil
+	})
+	for _, tt := range []struct {
+		req  otp.SendRequest
+		want string
+	}{
+		{otp.SendRequest{Channel: "pigeon"}, "channel: want one of flashcall, voice, sms, auto"},
+		{otp.SendRequest{Channel: otp.ChannelVoice}, `channel: app "demo" may not use voice`},
+		{otp.SendRequest{Channel: otp.ChannelAuto}, `channel: auto runs the app's workflow, and app "demo" has none`},
+		{otp.SendRequest{Channel: otp.ChannelSMS, Locale: "not a locale"}, "locale:"},
+		{otp.SendRequest{Channel: otp.ChannelSMS, CodeLength: 12}, "code_length:"},
+	} {
+		tt.req.AppID, tt.req.Recipient = "demo", usRecipient
+		_, err := e.svc.Send(t.Context(), tt.req)
+		var fe *fault.Error
+		if !errors.As(err, &fe) || fe.Code != fault.InvalidRequest || !strings.Contains(fe.Message, tt.want) {
+			t.Errorf("%+v: %v, want invalid_request %q", tt.req, err, tt.want)
+		}
+	}
+	if n := e.count(t); n != 0 {
+		t.Errorf("%d records stored after refused sends", n)
+	}
+	if n := len(e.dial.Requests()); n != 0 {
+		t.Errorf("%d calls sent after refused sends", n)
+	}
+}
+
+// A resend with a channel moves the verification to it: a new code, the old one dead.
+func TestResendMovesChannel(t *testing.T) {
+	e, c := newChannelEnv(t, &fakeNotifier{}, nil)
+	v, cli := e.send(t)
+	e.missed(v.ID)
+	e.clock.Advance(31 * time.Second)
+	r, err := e.svc.Resend(t.Context(), otp.ResendRequest{AppID: "demo", VerificationID: v.ID, Channel: otp.ChannelSMS})
+	if err != nil {
+		t.Fatalf("resend to sms: %v", err)
+	}
+	if steps(r) != "flashcall:delivered,sms:queued" || e.dial.Last(t).Kind != call.KindMessage {
+		t.Fatalf("after the resend: %s", steps(r))
+	}
+	if err := e.verify(t, v.ID, codeOf(cli)); !errors.Is(err, fault.InvalidCode) {
+		t.Errorf("the flash code after a resend: %v, want invalid_code", err)
+	}
+	e.end(v.ID, call.Result{State: call.StateSent, SIPCode: 200, Responded: true})
+	if err := e.verify(t, v.ID, c.last(t, otp.ChannelSMS)); err != nil {
+		t.Errorf("the sms code: %v", err)
+	}
+}
