@@ -323,3 +323,67 @@ func TestQueueFullStopAndLeaks(t *testing.T) {
 		t.Fatalf("%d goroutines after Stop, %d before", n, before)
 	}
 }
+
+// A message takes no channel: with the trunk's one channel held by a ringing call, a message still goes
+// out; a voice call waits for the channel as a flash call does (and, as any call waiting for its trunk,
+// holds the queue behind it). The request's kind and payload reach the
+// caller.
+func TestMessageTakesNoChannel(t *testing.T) {
+	caller := &kindCaller{block: make(chan struct{}), got: make(chan call.Request, 4)}
+	rep := newReporter(3)
+	d := New(Config{Trunks: []Trunk{{Name: "a", Address: "a:1", MaxCalls: 1, Weight: 1, DownAfter: 3, OptionsInterval: time.Hour}}, Settings: Settings{QueueSize: 8}}, caller, rep, nil)
+	d.Start()
+	defer func() { _ = d.Stop(context.Background()) }()
+	for _, r := range []Request{
+		{ID: "flash", To: "+15551230001", CLI: "+442079460001"},
+		{ID: "sms", To: "+15551230003", CLI: "Shop", Kind: call.KindMessage, Text: "1234 is your code"},
+		{ID: "voice", To: "+15551230002", CLI: "+442079460002", Kind: call.KindVoice, Prompt: []byte{0xff}, AnswerTimeout: time.Second, Repeat: 1},
+	} {
+		if err := d.Submit(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := <-caller.got
+	if first.Kind != call.KindFlash {
+		t.Fatalf("first placed: %+v", first)
+	}
+	select {
+	case c := <-caller.got:
+		if c.Kind != call.KindMessage || c.Text != "1234 is your code" || c.CLI != "Shop" {
+			t.Fatalf("second placed while the channel is held: %+v, want the message", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the message waited for the channel a call holds")
+	}
+	close(caller.block)
+	select {
+	case c := <-caller.got:
+		if c.Kind != call.KindVoice || len(c.Prompt) != 1 || c.AnswerTimeout != time.Second || c.Repeat != 1 {
+			t.Fatalf("third placed: %+v, want the voice call with its prompt", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the voice call never got the channel")
+	}
+	rep.wait(t)
+}
+
+// kindCaller hands each request to got; calls (not messages) wait for block.
+type kindCaller struct {
+	block chan struct{}
+	got   chan call.Request
+}
+
+func (k *kindCaller) Dial(ctx context.Context, c call.Request, progress func(call.State, time.Time)) call.Result {
+	progress(call.StateDialing, time.Now())
+	k.got <- c
+	if c.Kind == call.KindMessage {
+		return call.Result{State: call.StateSent, SIPCode: 202, Responded: true}
+	}
+	select {
+	case <-k.block:
+	case <-ctx.Done():
+	}
+	return call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, Responded: true, Provisional: true}
+}
+
+func (k *kindCaller) Options(context.Context, string, string) (int, error) { return 200, nil }

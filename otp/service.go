@@ -141,9 +141,10 @@ type Config struct {
 
 // Prompter builds the audio that speaks a code; *voice.Library is one.
 type Prompter interface {
-	// Prompt returns the prompt for code in the available locale nearest to locale, as 8 kHz mu-law, and
-	// that locale.
-	Prompt(locale, code string) (audio []byte, used string, err error)
+	// Match returns the available locale nearest to locale.
+	Match(locale string) string
+	// Prompt returns the prompt that speaks code in Match(locale), as 8 kHz mu-law.
+	Prompt(locale, code string) ([]byte, error)
 }
 
 // VoiceChannel configures the voice channel (config section voice).

@@ -167,11 +167,11 @@ func (s *Service) prepare(ctx context.Context, app apps.App, rec *record, to Rec
 	var callerID string
 	switch p.Channel {
 	case ChannelVoice:
-		prompt, used, err := s.cfg.Voice.Prompts.Prompt(locale, code)
+		prompt, err := s.cfg.Voice.Prompts.Prompt(locale, code)
 		if err != nil {
 			return d, fmt.Errorf("voice prompt: %w", err)
 		}
-		d.step.Locale = used
+		d.step.Locale = s.cfg.Voice.Prompts.Match(locale)
 		d.req.Kind, d.req.Prompt = call.KindVoice, prompt
 		d.req.AnswerTimeout, d.req.Repeat = s.cfg.Voice.AnswerTimeout, s.cfg.Voice.Repeat
 		callerID = s.cfg.Voice.CallerID

@@ -44,10 +44,12 @@ func (c *codes) last(t *testing.T, channel string) string {
 	return ""
 }
 
-func (c *codes) Prompt(locale, code string) ([]byte, string, error) {
+func (c *codes) Prompt(locale, code string) ([]byte, error) {
 	c.add(otp.ChannelVoice, locale, code)
-	return []byte("audio:" + code), "en", nil
+	return []byte("audio:" + code), nil
 }
+
+func (c *codes) Match(string) string { return "en" }
 
 // newChannelEnv is a service whose app demo may use every channel, with tune applied, webhooks to n, and
 // voice and sms channels whose codes land in the returned codes.
