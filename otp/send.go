@@ -10,11 +10,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/language"
-
 	"flashotp/apps"
 	"flashotp/fault"
 	"flashotp/numberpool"
+	"flashotp/templates"
 )
 
 // SendRequest is a request for a verification, as POST /otp/send's body gives it.
@@ -148,14 +147,10 @@ func checkLocale(locale string, app apps.App) (string, error) {
 		}
 		return app.Locale, nil
 	}
-	if len(locale) > 35 {
-		return "", fault.Errorf(fault.InvalidRequest, "locale: not a BCP 47 language tag")
+	if err := templates.CheckLocale(locale); err != nil {
+		return "", fault.Errorf(fault.InvalidRequest, "locale: %v", err)
 	}
-	tag, err := language.Parse(locale)
-	if err != nil {
-		return "", fault.Errorf(fault.InvalidRequest, "locale: %q is not a BCP 47 language tag", locale)
-	}
-	return tag.String(), nil
+	return locale, nil
 }
 
 // preSend asks the app's pre-send hook, if it has one.

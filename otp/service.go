@@ -155,13 +155,10 @@ type VoiceChannel struct {
 	Repeat        int
 }
 
-// SMSChannel configures the sms channel (config section sms).
+// SMSChannel configures the sms channel (config section sms). The text comes from the app's templates.
 type SMSChannel struct {
 	Via    string // trunk
 	Sender string // empty: a number of the app's pools
-	// Render writes the app's text for channel with code in the available locale nearest to locale (a
-	// *fault.Error of code invalid_request for a bad locale), and returns that locale.
-	Render func(app apps.App, channel, locale, code string) (text, used string, err error)
 	// Measure returns a text's encoding (gsm7, ucs2) and how many segments it takes.
 	Measure func(text string) (encoding string, segments int)
 }

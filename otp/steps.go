@@ -15,6 +15,7 @@ import (
 	"flashotp/call"
 	"flashotp/dialer"
 	"flashotp/fault"
+	"flashotp/templates"
 )
 
 // Channels a verification's steps deliver over (SPEC section 8). ChannelAuto runs the app's workflow.
@@ -61,12 +62,6 @@ type Step struct {
 	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
 	EndedAt     *time.Time `json:"ended_at,omitempty"`
 }
-
-// sendChannels are the channels a send may name.
-var sendChannels = []string{ChannelFlashCall, ChannelVoice, ChannelSMS, ChannelAuto}
-
-// Random codes (voice, sms) have minRandomCode to maxRandomCode digits.
-const minRandomCode, maxRandomCode = 4, 10
 
 // Duration is a time.Duration that JSON writes as Go's text ("20s").
 type Duration = apps.Duration
@@ -115,16 +110,16 @@ func (s *Service) plans(app apps.App, channel string) ([]plan, error) {
 		for _, w := range app.Workflow {
 			steps = append(steps, plan{Channel: w.Channel, Timeout: w.Timeout})
 		}
-	case !slices.Contains(sendChannels, channel):
-		return nil, fault.Errorf(fault.InvalidRequest, "channel: want one of %s", strings.Join(sendChannels, ", "))
+	case !slices.Contains(apps.Channels, channel):
+		return nil, fault.Errorf(fault.InvalidRequest, "channel: want one of %s, %s", strings.Join(apps.Channels, ", "), ChannelAuto)
 	case !app.Allows(channel):
 		return nil, fault.Errorf(fault.InvalidRequest, "channel: app %q may not use %s (its channels: %s)", app.ID, channel, strings.Join(app.Channels, ", "))
 	default:
 		steps = []plan{{Channel: channel}}
 	}
 	for _, p := range steps {
-		if p.Channel == ChannelVoice && s.cfg.Voice.Prompts == nil || p.Channel == ChannelSMS && s.cfg.SMS.Render == nil {
-			return nil, fault.Errorf(fault.InvalidRequest, "channel: %s is not configured on this engine", p.Channel)
+		if p.Channel == ChannelVoice && s.cfg.Voice.Prompts == nil {
+			return nil, fault.Errorf(fault.InvalidRequest, "channel: voice has no prompts on this engine")
 		}
 	}
 	return steps, nil
@@ -156,8 +151,8 @@ func (s *Service) prepare(ctx context.Context, app apps.App, rec *record, to Rec
 		d.req.CLI, d.req.Trunks = picked.CLI, picked.Trunks
 		return d, nil
 	}
-	if codeLength < minRandomCode || codeLength > maxRandomCode {
-		return d, fault.Errorf(fault.InvalidRequest, "code_length: %s codes have %d to %d digits", p.Channel, minRandomCode, maxRandomCode)
+	if codeLength < apps.MinRandomCodeLength || codeLength > apps.MaxRandomCodeLength {
+		return d, fault.Errorf(fault.InvalidRequest, "code_length: %s codes have %d to %d digits", p.Channel, apps.MinRandomCodeLength, apps.MaxRandomCodeLength)
 	}
 	code, err := randomCode(codeLength)
 	if err != nil {
@@ -176,10 +171,12 @@ func (s *Service) prepare(ctx context.Context, app apps.App, rec *record, to Rec
 		d.req.AnswerTimeout, d.req.Repeat = s.cfg.Voice.AnswerTimeout, s.cfg.Voice.Repeat
 		callerID = s.cfg.Voice.CallerID
 	case ChannelSMS:
-		text, used, err := s.cfg.SMS.Render(app, p.Channel, locale, code)
+		text, used, err := templates.Render(app.Templates, p.Channel, locale, app.Locale,
+			templates.Data{Code: code, App: app.ID, Minutes: templates.MinutesOf(time.Duration(app.TTL))})
 		if err != nil {
-			return d, err
+			return d, fmt.Errorf("sms text of app %s: %w", app.ID, err)
 		}
+		text = templates.AndroidHash(text, app.AndroidAppHash)
 		d.step.Locale, d.step.Via = used, s.cfg.SMS.Via
 		d.step.Encoding, d.step.Segments = s.cfg.SMS.Measure(text)
 		d.req.Kind, d.req.Text = call.KindMessage, text

@@ -3,6 +3,7 @@ package otp_test
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -18,11 +19,15 @@ import (
 	"flashotp/otp"
 )
 
-// codes records the codes the voice and sms channels were asked to deliver, by locale.
+// codes records the codes the voice channel was asked to speak, by locale.
 type codes struct {
+	dial *fakes.Dialer
 	mu   sync.Mutex
 	sent []string // "channel locale code"
 }
+
+// smsCode finds a 6-digit code in a message.
+var smsCode = regexp.MustCompile(`\b[0-9]{6}\b`)
 
 func (c *codes) add(channel, locale, code string) {
 	c.mu.Lock()
@@ -30,9 +35,17 @@ func (c *codes) add(channel, locale, code string) {
 	c.sent = append(c.sent, channel+" "+locale+" "+code)
 }
 
-// last returns the code last given to channel.
+// last returns the code last given to channel: for sms, the digits of the newest message the dialer got.
 func (c *codes) last(t *testing.T, channel string) string {
 	t.Helper()
+	if channel == otp.ChannelSMS {
+		for _, r := range slices.Backward(c.dial.Requests()) {
+			if r.Kind == call.KindMessage {
+				return smsCode.FindString(r.Text)
+			}
+		}
+		t.Fatal("no message was sent")
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := len(c.sent) - 1; i >= 0; i-- {
@@ -60,7 +73,8 @@ func newChannelEnv(t *testing.T, n *fakeNotifier, tune func(a *apps.App)) (*env,
 	demo := apptest.App("demo", "demo-key", "demo-secret")
 	demo.WebhookURL = "http://127.0.0.1:9/hooks"
 	demo.Channels = []string{otp.ChannelFlashCall, otp.ChannelVoice, otp.ChannelSMS}
-	demo.Workflow = []apps.WorkflowStep{
+	demo.AndroidAppHash = "FA+9qCX9VSu"
+	demo.Workflow = []apps.Step{
 		{Channel: otp.ChannelFlashCall, Timeout: apps.Duration(20 * time.Second)},
 		{Channel: otp.ChannelSMS, Timeout: apps.Duration(60 * time.Second)},
 		{Channel: otp.ChannelVoice},
@@ -69,15 +83,10 @@ func newChannelEnv(t *testing.T, n *fakeNotifier, tune func(a *apps.App)) (*env,
 		tune(&demo.App)
 	}
 	reg := apptest.Open(t, e.db, apps.Defaults{CodeLength: 4, TTL: testTTL, MaxAttempts: testMaxAttempts}, nil, demo)
-	c := &codes{}
+	c := &codes{dial: e.dial}
 	cfg := otp.Config{Apps: reg, Dialer: e.dial, Notifier: n, Now: e.clock.Now, Key: e.db.Key(), MinCodeSpace: 10000,
 		Voice: otp.VoiceChannel{Prompts: c, AnswerTimeout: 30 * time.Second, Repeat: 2},
-		SMS: otp.SMSChannel{Via: "trunk", Sender: "FlashOTP",
-			Render: func(app apps.App, channel, locale, code string) (string, string, error) {
-				c.add(channel, locale, code)
-				return fmt.Sprintf("%s is your %s code", code, app.ID), "en", nil
-			},
-			Measure: func(text string) (string, int) { return "gsm7", 1 }},
+		SMS: otp.SMSChannel{Via: "trunk", Sender: "FlashOTP", Measure: func(text string) (string, int) { return "gsm7", 1 }},
 	}
 	e.svc = otp.New(cfg, e.db.Verifications(), e.pools, quietLog())
 	return e, c
@@ -160,8 +169,11 @@ func TestWorkflowFallsBack(t *testing.T) {
 	e.end(v.ID, call.Result{State: call.StateFailed, Reason: call.ReasonNoRing})
 	r := e.dial.Last(t)
 	code := c.last(t, otp.ChannelSMS)
-	if r.Kind != call.KindMessage || r.CLI != "FlashOTP" || !strings.Contains(r.Text, code) || r.ID == v.ID {
+	if r.Kind != call.KindMessage || r.CLI != "FlashOTP" || !strings.HasPrefix(r.Text, code+" is your demo") || r.ID == v.ID {
 		t.Fatalf("second step: %+v, want a message holding the code from the sender", r)
+	}
+	if !strings.HasSuffix(r.Text, "\nFA+9qCX9VSu") {
+		t.Errorf("message %q does not end with the app's Android hash on its own line", r.Text)
 	}
 	st := e.status(t, v.ID)
 	if steps(st) != "flashcall:failed,sms:queued" || st.Status != otp.StatusPending {
@@ -300,5 +312,26 @@ func TestResendMovesChannel(t *testing.T) {
 	e.end(v.ID, call.Result{State: call.StateSent, SIPCode: 200, Responded: true})
 	if err := e.verify(t, v.ID, c.last(t, otp.ChannelSMS)); err != nil {
 		t.Errorf("the sms code: %v", err)
+	}
+}
+
+// The send's locale picks the nearest template; the app's own template comes first.
+func TestSMSLocale(t *testing.T) {
+	e, c := newChannelEnv(t, &fakeNotifier{}, func(a *apps.App) {
+		a.Templates = map[string]map[string]string{otp.ChannelSMS: {"fr": "Code {{.Code}} pour {{.App}}"}}
+	})
+	for _, tt := range []struct{ locale, want, prefix string }{
+		{"pt-BR", "pt", ""},
+		{"fr-CA", "fr", "Code "},
+		{"", "en", ""},
+	} {
+		v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelSMS, Locale: tt.locale})
+		if err != nil {
+			t.Fatalf("send with locale %q: %v", tt.locale, err)
+		}
+		text := e.dial.Last(t).Text
+		if v.Steps[0].Locale != tt.want || !strings.HasPrefix(text, tt.prefix) || !strings.Contains(text, c.last(t, otp.ChannelSMS)) {
+			t.Errorf("locale %q: step locale %q, text %q; want %s", tt.locale, v.Steps[0].Locale, text, tt.want)
+		}
 	}
 }
