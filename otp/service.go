@@ -80,11 +80,11 @@ type record struct {
 	// delivered, a resend replaced it, or it was retired to keep the joint code space).
 	Codes [][]byte `json:"macs,omitempty"`
 	// Plan holds the workflow's steps not started yet; Next is when the current step's timeout passes.
-	Plan        []plan    `json:"plan,omitempty"`
-	Next        time.Time `json:"next,omitzero"`
-	Locale      string    `json:"locale,omitempty"` // the send's (or app's) locale, for later steps
+	Plan   []plan    `json:"plan,omitempty"`
+	Next   time.Time `json:"next,omitzero"`
+	Locale string    `json:"locale,omitempty"` // the send's (or app's) locale, for later steps
 	// Approved is the index of the step whose code approved it (-1 or absent: none, or before steps).
-	Approved int `json:"approved_step,omitempty"`
+	Approved    int       `json:"approved_step,omitempty"`
 	MaxAttempts int       `json:"max_attempts"`
 	Country     string    `json:"country"`
 	SentAt      time.Time `json:"sent_at"`             // the latest send or resend
