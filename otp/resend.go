@@ -30,6 +30,11 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 	if req.Channel == ChannelAuto {
 		return Verification{}, fault.Errorf(fault.InvalidRequest, "channel: a resend goes on one channel, not auto")
 	}
+	if req.Channel != "" {
+		if _, err := s.plans(app, req.Channel); err != nil {
+			return Verification{}, err // before the lookup: a body that is wrong whatever it names
+		}
+	}
 	var cur *record
 	if err := s.db.View(ctx, func(tx Tx) error {
 		cur, err = getOwn(tx, app.ID, req.VerificationID)

@@ -178,7 +178,9 @@ func (s *Service) prepare(ctx context.Context, app apps.App, rec *record, to Rec
 		}
 		text = templates.AndroidHash(text, app.AndroidAppHash)
 		d.step.Locale, d.step.Via = used, s.cfg.SMS.Via
-		d.step.Encoding, d.step.Segments = s.cfg.SMS.Measure(text)
+		if s.cfg.SMS.Measure != nil {
+			d.step.Encoding, d.step.Segments = s.cfg.SMS.Measure(text)
+		}
 		d.req.Kind, d.req.Text = call.KindMessage, text
 		callerID = s.cfg.SMS.Sender
 	}
