@@ -24,11 +24,13 @@ import (
 	"flashotp/otp"
 	"flashotp/setting"
 	"flashotp/sip"
+	"flashotp/sms"
+	"flashotp/voice"
 	"flashotp/webhook"
 )
 
-// Config is the whole engine configuration, as SPEC section 5 gives it. The sections of the parts that own
-// their settings (http, sip, trunks, pools, otp, dialer, apps, webhooks, phone) are those parts' own types,
+// Config is the whole engine configuration, as SPEC sections 5 and 8 give it. The sections of the parts that
+// own their settings (http, sip, trunks, pools, otp, dialer, apps, webhooks, phone, voice, sms) are those parts' own types,
 // with their own defaults and validation; Validate adds the rules across sections. store and log are the
 // config's own.
 type Config struct {
@@ -42,6 +44,8 @@ type Config struct {
 	Apps     []apps.ConfigApp      `mapstructure:"apps"`
 	Webhooks webhook.Settings      `mapstructure:"webhooks"`
 	Phone    sip.PhoneSettings     `mapstructure:"phone"`
+	Voice    voice.Settings        `mapstructure:"voice"`
+	SMS      sms.Settings          `mapstructure:"sms"`
 	Log      Log                   `mapstructure:"log"`
 }
 
@@ -84,6 +88,8 @@ func Default() Config {
 		Webhooks: webhook.DefaultSettings,
 		Dialer:   dialer.DefaultSettings,
 		Phone:    sip.DefaultPhoneSettings,
+		Voice:    voice.DefaultSettings,
+		SMS:      sms.DefaultSettings,
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -485,6 +491,8 @@ func (c Config) Validate() error {
 	under("otp.", c.OTP.Validate())
 	under("webhooks.", c.Webhooks.Validate())
 	under("dialer.", c.Dialer.Validate())
+	under("voice.", c.Voice.Validate())
+	under("sms.", c.SMS.Validate())
 
 	if len(c.Apps) == 0 {
 		bad("apps", "at least one app is needed")

@@ -17,6 +17,8 @@ import (
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
+	"flashotp/sms"
+	"flashotp/voice"
 	"flashotp/webhook"
 )
 
@@ -75,8 +77,16 @@ func TestLoadExample(t *testing.T) {
 			CancelGuard: 4 * time.Second,
 			QueueSize:   10000, ShutdownTimeout: 10 * time.Second,
 		},
-		Apps:  []apps.ConfigApp{{App: apps.App{ID: "demo"}, APIKey: "demo", APISecret: "demo-secret"}},
-		Phone: sip.PhoneSettings{Enabled: true, Listen: "127.0.0.1:5062", Mode: sip.PhoneRing},
+		Apps: []apps.ConfigApp{{App: apps.App{ID: "demo",
+			Channels: []string{apps.ChannelFlashCall, apps.ChannelVoice, apps.ChannelSMS},
+			Workflow: []apps.Step{
+				{Channel: apps.ChannelFlashCall, Timeout: apps.Duration(20 * time.Second)},
+				{Channel: apps.ChannelSMS, Timeout: apps.Duration(time.Minute)},
+				{Channel: apps.ChannelVoice},
+			}}, APIKey: "demo", APISecret: "demo-secret"}},
+		Phone: sip.PhoneSettings{Enabled: true, Listen: "127.0.0.1:5062", Mode: sip.PhonePickup},
+		Voice: voice.Settings{AnswerTimeout: 30 * time.Second, Repeat: 2},
+		SMS:   sms.Settings{Via: sms.ViaTrunk},
 		Log:   configs.Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -359,6 +369,11 @@ func TestValidate(t *testing.T) {
 		{"negative ring time", func(c *configs.Config) { c.Dialer.RingTime = -time.Second }, "dialer.ring_time"},
 		{"dial timeout zero", func(c *configs.Config) { c.Dialer.DialTimeout = 0 }, "dialer.dial_timeout"},
 		{"queue size zero", func(c *configs.Config) { c.Dialer.QueueSize = 0 }, "dialer.queue_size"},
+		{"voice answer timeout", func(c *configs.Config) { c.Voice.AnswerTimeout = 0 }, "voice.answer_timeout"},
+		{"voice caller id", func(c *configs.Config) { c.Voice.CallerID = "hello" }, "voice.caller_id"},
+		{"voice prompts dir", func(c *configs.Config) { c.Voice.PromptsDir = "/nonexistent" }, "voice.prompts_dir"},
+		{"sms via smpp", func(c *configs.Config) { c.SMS.Via = sms.ViaSMPP }, "sms.via"},
+		{"sms sender", func(c *configs.Config) { c.SMS.Sender = "Way Too Long Sender" }, "sms.sender"},
 		{"phone listen bad", func(c *configs.Config) { c.Phone.Listen = "nope" }, "phone.listen"},
 		{"log level unknown", func(c *configs.Config) { c.Log.Level = "trace" }, "log.level"},
 		{"log format unknown", func(c *configs.Config) { c.Log.Format = "logfmt" }, "log.format"},
@@ -626,12 +641,12 @@ func TestLoadUnknownKeys(t *testing.T) {
 		body string
 		want []string
 	}{
-		{"section", exampleBody(t) + "sms:\n  from: x\n", []string{`unknown key "sms"`}},
+		{"section", exampleBody(t) + "fax:\n  from: x\n", []string{`unknown key "fax"`}},
 		{"in a section", strings.Replace(exampleBody(t), "  admin_token:", "  admin_tokn:", 1), []string{`unknown key "http.admin_tokn"`}},
 		{"in a list", strings.Replace(exampleBody(t), "    max_cps: 0", "    max_cps: 0\n    bar: x", 1), []string{`unknown key "trunks[0].bar"`}},
 		{"deeper", minimalFile("", ", entries: [{numbers: [\"+1415555XXXX\"], colour: red}]", ", rate_limits: {recipient: {limit: 1, window: 1m, burst: 2}}"),
 			[]string{`unknown key "pool[0].entries[0].colour"`, `unknown key "apps[0].rate_limits.recipient.burst"`}},
-		{"several", exampleBody(t) + "sms: 1\nvoice: 2\n", []string{`unknown key "sms"`, `unknown key "voice"`}},
+		{"several", exampleBody(t) + "fax: 1\npager: 2\n", []string{`unknown key "fax"`, `unknown key "pager"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

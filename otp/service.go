@@ -51,8 +51,8 @@ type Verification struct {
 	Resends           int       `json:"resends"`
 	CreatedAt         time.Time `json:"created_at"`
 	ExpiresAt         time.Time `json:"expires_at"`
-	// Call is the latest call of the verification (flash or voice).
-	Call Call `json:"call"`
+	// Call is the latest call of the verification (flash or voice); absent while it has none (an SMS).
+	Call Call `json:"call,omitzero"`
 	// Steps are its deliveries, oldest first (SPEC section 8).
 	Steps []Step `json:"steps"`
 }
@@ -159,8 +159,6 @@ type VoiceChannel struct {
 type SMSChannel struct {
 	Via    string // trunk
 	Sender string // empty: a number of the app's pools
-	// Measure returns a text's encoding (gsm7, ucs2) and how many segments it takes.
-	Measure func(text string) (encoding string, segments int)
 }
 
 // Service runs verifications.

@@ -15,6 +15,7 @@ import (
 	"flashotp/call"
 	"flashotp/dialer"
 	"flashotp/fault"
+	"flashotp/sms"
 	"flashotp/templates"
 )
 
@@ -177,10 +178,11 @@ func (s *Service) prepare(ctx context.Context, app apps.App, rec *record, to Rec
 			return d, fmt.Errorf("sms text of app %s: %w", app.ID, err)
 		}
 		text = templates.AndroidHash(text, app.AndroidAppHash)
-		d.step.Locale, d.step.Via = used, s.cfg.SMS.Via
-		if s.cfg.SMS.Measure != nil {
-			d.step.Encoding, d.step.Segments = s.cfg.SMS.Measure(text)
+		if err := sms.CheckText(text); err != nil {
+			return d, fmt.Errorf("sms text of app %s: %w", app.ID, err)
 		}
+		enc, segments := sms.Measure(text)
+		d.step.Locale, d.step.Via, d.step.Encoding, d.step.Segments = used, s.cfg.SMS.Via, string(enc), segments
 		d.req.Kind, d.req.Text = call.KindMessage, text
 		callerID = s.cfg.SMS.Sender
 	}

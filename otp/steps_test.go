@@ -86,7 +86,7 @@ func newChannelEnv(t *testing.T, n *fakeNotifier, tune func(a *apps.App)) (*env,
 	c := &codes{dial: e.dial}
 	cfg := otp.Config{Apps: reg, Dialer: e.dial, Notifier: n, Now: e.clock.Now, Key: e.db.Key(), MinCodeSpace: 10000,
 		Voice: otp.VoiceChannel{Prompts: c, AnswerTimeout: 30 * time.Second, Repeat: 2},
-		SMS:   otp.SMSChannel{Via: "trunk", Sender: "FlashOTP", Measure: func(text string) (string, int) { return "gsm7", 1 }},
+		SMS:   otp.SMSChannel{Via: "trunk", Sender: "FlashOTP"},
 	}
 	e.svc = otp.New(cfg, e.db.Verifications(), e.pools, quietLog())
 	return e, c

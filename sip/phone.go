@@ -24,7 +24,13 @@ const (
 	PhoneAnswer = "answer" // 180 then 200 OK: the call is answered, the engine hangs up
 	PhoneBusy   = "busy"   // 486 Busy Here
 	PhoneSilent = "silent" // 100 Trying and nothing more
+	// PhonePickup rings, and answers after PhonePickupAfter unless cancelled first, as a user picks up: a
+	// flash call (cancelled at the first ring) stays missed, a voice call is answered and its prompt heard.
+	PhonePickup = "pickup"
 )
+
+// PhonePickupAfter is how long a phone in PhonePickup mode rings before it answers.
+const PhonePickupAfter = 2 * time.Second
 
 // PhoneRingFor is how long the phone rings before it gives up with 480, as a real handset does.
 const PhoneRingFor = 60 * time.Second
@@ -52,9 +58,9 @@ type Phone struct {
 // ListenPhone starts a simulated handset on addr (port 0 picks one) in mode, writing call lines to out.
 func ListenPhone(addr, mode string, out io.Writer, log *slog.Logger) (*Phone, error) {
 	switch mode {
-	case PhoneRing, PhoneAnswer, PhoneBusy, PhoneSilent:
+	case PhoneRing, PhoneAnswer, PhoneBusy, PhoneSilent, PhonePickup:
 	default:
-		return nil, fmt.Errorf("phone mode %q: want ring, answer, busy or silent", mode)
+		return nil, fmt.Errorf("phone mode %q: want ring, answer, pickup, busy or silent", mode)
 	}
 	if log == nil {
 		log = slog.Default()
@@ -151,7 +157,7 @@ func (p *Phone) onInvite(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 	if err := respond(180, "Ringing", nil); err != nil {
 		return
 	}
-	if p.mode == PhoneAnswer {
+	answer := func() {
 		media, err := net.ListenPacket("udp", net.JoinHostPort(p.host(), "0"))
 		if err != nil {
 			_ = respond(500, "No Media Socket", nil)
@@ -163,15 +169,26 @@ func (p *Phone) onInvite(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 			p.printf("answered call from %s to %s", from, to)
 			p.hear(media, bye, from) // a voice call's prompt: "heard code … from …"
 		}
-		return
 	}
-	timer := time.NewTimer(PhoneRingFor)
+	ringFor := PhoneRingFor
+	switch p.mode {
+	case PhoneAnswer:
+		answer()
+		return
+	case PhonePickup:
+		ringFor = PhonePickupAfter
+	}
+	timer := time.NewTimer(ringFor)
 	defer timer.Stop()
 	select {
 	case <-cancelled: // sipgo answers the CANCEL 200 and the INVITE 487
 		p.printf("missed call from %s to %s", from, to)
 	case <-tx.Done():
 	case <-timer.C:
+		if p.mode == PhonePickup {
+			answer()
+			return
+		}
 		_ = respond(480, "Temporarily Unavailable", nil)
 		p.printf("missed call from %s to %s", from, to)
 	case <-p.ctx.Done():

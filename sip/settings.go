@@ -66,7 +66,7 @@ func (s Settings) Validate() error {
 type PhoneSettings struct {
 	Enabled bool   `mapstructure:"enabled"`
 	Listen  string `mapstructure:"listen"`
-	Mode    string `mapstructure:"mode"` // PhoneRing, PhoneAnswer, PhoneBusy or PhoneSilent
+	Mode    string `mapstructure:"mode"` // PhoneRing, PhoneAnswer, PhonePickup, PhoneBusy or PhoneSilent
 }
 
 // DefaultPhoneSettings are the settings of a phone section that sets none.
@@ -81,9 +81,9 @@ func (p PhoneSettings) Validate() error {
 		}
 	}
 	switch p.Mode {
-	case PhoneRing, PhoneAnswer, PhoneBusy, PhoneSilent:
+	case PhoneRing, PhoneAnswer, PhonePickup, PhoneBusy, PhoneSilent:
 	default:
-		errs.Add("mode", "want ring, answer, busy or silent, got %q", p.Mode)
+		errs.Add("mode", "want ring, answer, pickup, busy or silent, got %q", p.Mode)
 	}
 	return errs.Err()
 }

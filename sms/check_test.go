@@ -74,8 +74,8 @@ func TestSettingsValidate(t *testing.T) {
 	if err := sms.DefaultSettings.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if d := sms.DefaultSettings; d.Via != "trunk" || d.CodeLength != 6 || d.Sender != "" {
-		t.Fatalf("defaults %+v, want via trunk, code_length 6, no sender", d)
+	if d := sms.DefaultSettings; d.Via != "trunk" || d.Sender != "" {
+		t.Fatalf("defaults %+v, want via trunk, no sender", d)
 	}
 	tests := []struct {
 		name   string
@@ -89,8 +89,6 @@ func TestSettingsValidate(t *testing.T) {
 		{"empty via", func(s *sms.Settings) { s.Via = "" }, "via", "want trunk"},
 		{"bad number", func(s *sms.Settings) { s.Sender = "+44 20" }, "sender", "E.164"},
 		{"long sender ID", func(s *sms.Settings) { s.Sender = "AcmeBankLimited" }, "sender", "at most 11"},
-		{"short code", func(s *sms.Settings) { s.CodeLength = 3 }, "code_length", "want 4..10, got 3"},
-		{"long code", func(s *sms.Settings) { s.CodeLength = 11 }, "code_length", "want 4..10, got 11"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,8 +105,8 @@ func TestSettingsValidate(t *testing.T) {
 		})
 	}
 	for _, ok := range []sms.Settings{
-		{Via: "trunk", Sender: "+442079460000", CodeLength: 4},
-		{Via: "trunk", Sender: "Acme", CodeLength: 10},
+		{Via: "trunk", Sender: "+442079460000"},
+		{Via: "trunk", Sender: "Acme"},
 	} {
 		if err := ok.Validate(); err != nil {
 			t.Errorf("%+v: %v", ok, err)

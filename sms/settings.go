@@ -14,12 +14,6 @@ const (
 	ViaHTTP = "http"
 )
 
-// The bounds of sms.code_length.
-const (
-	MinCodeLength = 4
-	MaxCodeLength = 10
-)
-
 // Settings are the SMS channel's, the config file's sms section.
 type Settings struct {
 	// Via is what carries the message: trunk (a SIP MESSAGE on the app's trunk).
@@ -27,12 +21,10 @@ type Settings struct {
 	// Sender is the From of every SMS: a number in E.164 or an alphanumeric sender ID (CheckSender).
 	// Empty: the app's flash-call pool number.
 	Sender string `mapstructure:"sender"`
-	// CodeLength is how many random digits an SMS code has.
-	CodeLength int `mapstructure:"code_length"`
 }
 
 // DefaultSettings are the settings of an sms section that sets none.
-var DefaultSettings = Settings{Via: ViaTrunk, CodeLength: 6}
+var DefaultSettings = Settings{Via: ViaTrunk}
 
 // Validate reports every bad key of s, each a *setting.Error ("via: ...").
 func (s Settings) Validate() error {
@@ -49,9 +41,6 @@ func (s Settings) Validate() error {
 		if err := CheckSender(s.Sender); err != nil {
 			bad("sender", "%s", err)
 		}
-	}
-	if s.CodeLength < MinCodeLength || s.CodeLength > MaxCodeLength {
-		bad("code_length", "want %d..%d, got %d", MinCodeLength, MaxCodeLength, s.CodeLength)
 	}
 	return errs.Err()
 }

@@ -19,20 +19,16 @@ type Settings struct {
 	// PromptsDir, when set, holds the operator's recordings (<locale>/<name>.ul, as Load wants them)
 	// instead of the built-in prompts.
 	PromptsDir string `mapstructure:"prompts_dir"`
-	// CodeLength is the number of digits a voice code has.
-	CodeLength int `mapstructure:"code_length"`
 }
 
 // DefaultSettings are the settings of a voice section that sets none.
-var DefaultSettings = Settings{AnswerTimeout: 30 * time.Second, Repeat: 2, CodeLength: 6}
+var DefaultSettings = Settings{AnswerTimeout: 30 * time.Second, Repeat: 2}
 
 // Limits of the voice settings, as Validate enforces them.
 const (
 	MinAnswerTimeout = time.Second
 	MaxAnswerTimeout = 2 * time.Minute
 	MaxRepeat        = 5
-	MinCodeLength    = 4
-	MaxCodeLength    = 10
 )
 
 var e164Re = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
@@ -50,9 +46,6 @@ func (s Settings) Validate() error {
 	}
 	if s.Repeat < 0 || s.Repeat > MaxRepeat {
 		bad("repeat", "want 0..%d, got %d", MaxRepeat, s.Repeat)
-	}
-	if s.CodeLength < MinCodeLength || s.CodeLength > MaxCodeLength {
-		bad("code_length", "want %d..%d, got %d", MinCodeLength, MaxCodeLength, s.CodeLength)
 	}
 	if s.PromptsDir != "" {
 		if _, err := LoadDir(s.PromptsDir); err != nil {

@@ -237,8 +237,6 @@ func TestSettingsValidate(t *testing.T) {
 		{func(s *voice.Settings) { s.AnswerTimeout = 3 * time.Minute }, "answer_timeout"},
 		{func(s *voice.Settings) { s.Repeat = -1 }, "repeat"},
 		{func(s *voice.Settings) { s.Repeat = 6 }, "repeat"},
-		{func(s *voice.Settings) { s.CodeLength = 3 }, "code_length"},
-		{func(s *voice.Settings) { s.CodeLength = 11 }, "code_length"},
 		{func(s *voice.Settings) { s.PromptsDir = good }, ""},
 		{func(s *voice.Settings) { s.PromptsDir = filepath.Join(good, "en") }, "prompts_dir"},
 	}

@@ -152,7 +152,7 @@ func newPhoneCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5062", "UDP address to listen on")
-	cmd.Flags().StringVar(&mode, "mode", sip.PhoneRing, "ring | answer | busy | silent")
+	cmd.Flags().StringVar(&mode, "mode", sip.PhoneRing, "ring | answer | pickup (answers after 2 s of ringing) | busy | silent")
 	return cmd
 }
 

@@ -161,8 +161,15 @@ func (m *Main) open(ctx context.Context) error {
 		Settings: cfg.Dialer, Metrics: m.metrics, Trunks: trunks,
 		Apps: m.apps.Count, // each app may fill its fair share
 	}, m.ua, outcomes, m.Log)
+	prompts, err := cfg.Voice.Library()
+	if err != nil {
+		return fmt.Errorf("voice prompts: %w", err)
+	}
 	m.svc = otp.New(otp.Config{Metrics: m.metrics, Apps: m.apps, Dialer: m.dialer, Notifier: webhooks, Limiter: limiter, Retention: cfg.OTP.Retention,
-		Key: m.db.Key()}, m.db.Verifications(), m.numbers, m.Log)
+		Key: m.db.Key(), MinCodeSpace: cfg.OTP.MinCodeSpace,
+		Voice: otp.VoiceChannel{Prompts: prompts, CallerID: cfg.Voice.CallerID, AnswerTimeout: cfg.Voice.AnswerTimeout, Repeat: cfg.Voice.Repeat},
+		SMS:   otp.SMSChannel{Via: cfg.SMS.Via, Sender: cfg.SMS.Sender},
+	}, m.db.Verifications(), m.numbers, m.Log)
 	outcomes.Service = m.svc
 	svc := m.svc
 	if n, err := svc.Recover(ctx); err != nil {
