@@ -121,10 +121,15 @@ func (m *Main) open(ctx context.Context) error {
 	webhooks := webhook.New(webhook.Config{Settings: cfg.Webhooks, Log: m.Log, Delivered: m.metrics.Webhook}, m.db, m.apps)
 	limiter := limits.New(nil)
 
+	prompts, err := cfg.Voice.Library()
+	if err != nil {
+		return fmt.Errorf("voice prompts: %w", err)
+	}
 	if cfg.Phone.Enabled {
 		if m.phone, err = sip.ListenPhone(cfg.Phone.Listen, cfg.Phone.Mode, m.PhoneOut, m.Log); err != nil {
 			return err
 		}
+		m.phone.SetVoice(prompts) // the phone hears the prompts the engine speaks
 		m.PhoneAddr = m.phone.Addr()
 	}
 	tlsConf, err := trunkTLS(cfg.Trunks)
@@ -161,10 +166,6 @@ func (m *Main) open(ctx context.Context) error {
 		Settings: cfg.Dialer, Metrics: m.metrics, Trunks: trunks,
 		Apps: m.apps.Count, // each app may fill its fair share
 	}, m.ua, outcomes, m.Log)
-	prompts, err := cfg.Voice.Library()
-	if err != nil {
-		return fmt.Errorf("voice prompts: %w", err)
-	}
 	m.svc = otp.New(otp.Config{Metrics: m.metrics, Apps: m.apps, Dialer: m.dialer, Notifier: webhooks, Limiter: limiter, Retention: cfg.OTP.Retention,
 		Key: m.db.Key(), MinCodeSpace: cfg.OTP.MinCodeSpace,
 		Voice: otp.VoiceChannel{Prompts: prompts, CallerID: cfg.Voice.CallerID, AnswerTimeout: cfg.Voice.AnswerTimeout, Repeat: cfg.Voice.Repeat},
