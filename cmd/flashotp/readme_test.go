@@ -49,8 +49,8 @@ func TestREADMEWalkThrough(t *testing.T) {
 			blocks = append(blocks, b)
 		}
 	}
-	if len(blocks) != 4 {
-		t.Fatalf("%d README blocks call the API, want 4 (send, status, verify, list):\n%s", len(blocks), strings.Join(blocks, "\n"))
+	if len(blocks) != 8 {
+		t.Fatalf("%d README blocks call the API, want 8 (send, status, verify, list; sms send, verify; voice send, verify):\n%s", len(blocks), strings.Join(blocks, "\n"))
 	}
 
 	// The demo configuration as `make run` serves it, on free ports: the phone's trunk keeps the phone's
@@ -87,7 +87,13 @@ func TestREADMEWalkThrough(t *testing.T) {
 	out := run(blocks[0])
 	// A person reads the phone's line before going on; so does the test.
 	p.stdout.waitFor(t, missedLine, 15*time.Second)
-	out += run(strings.Join(blocks[1:], "\n"))
+	out += run(strings.Join(blocks[1:4], "\n"))
+	sms := run(blocks[4])
+	p.stdout.waitFor(t, smsLine, 15*time.Second)
+	sms += run(blocks[5])
+	voice := run(blocks[6])
+	p.stdout.waitFor(t, heardLine, 30*time.Second)
+	voice += run(blocks[7])
 
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`HTTP/1.1 202 Accepted(?s:.*)"status":"pending"`),            // send
@@ -100,7 +106,30 @@ func TestREADMEWalkThrough(t *testing.T) {
 			t.Errorf("README walk-through output does not match %s:\n%s", want, out)
 		}
 	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`HTTP/1.1 202 Accepted(?s:.*)"steps":\[\{"channel":"sms","state":"queued","via":"trunk","code_length":6,"locale":"en","encoding":"gsm7","segments":1`),
+		regexp.MustCompile(`code: [0-9]{6}\n`),
+		regexp.MustCompile(`HTTP/1.1 200 OK(?s:.*)"status":"approved"`),
+	} {
+		if !want.MatchString(sms) {
+			t.Errorf("README SMS walk-through output does not match %s:\n%s", want, sms)
+		}
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`HTTP/1.1 202 Accepted(?s:.*)"steps":\[\{"channel":"voice","state":"queued"`),
+		regexp.MustCompile(`code: [0-9]{6}\n`),
+		regexp.MustCompile(`HTTP/1.1 200 OK(?s:.*)"status":"approved"`),
+	} {
+		if !want.MatchString(voice) {
+			t.Errorf("README voice walk-through output does not match %s:\n%s", want, voice)
+		}
+	}
 }
+
+var (
+	smsLine   = regexp.MustCompile(`sms from \+[0-9]+: [0-9]{6} is your demo verification code`)
+	heardLine = regexp.MustCompile(`heard code [0-9]{6} from \+[0-9]+`)
+)
 
 var (
 	mdLink    = regexp.MustCompile(`\]\(([^)\s]+)\)`)
