@@ -1,6 +1,9 @@
 package otp_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -333,5 +336,32 @@ func TestSMSLocale(t *testing.T) {
 		if v.Steps[0].Locale != tt.want || !strings.HasPrefix(text, tt.prefix) || !strings.Contains(text, c.last(t, otp.ChannelSMS)) {
 			t.Errorf("locale %q: step locale %q, text %q; want %s", tt.locale, v.Steps[0].Locale, text, tt.want)
 		}
+	}
+}
+
+// A record stored before steps (one code_mac, no steps) still verifies, and its call's outcome still lands.
+func TestRecordBeforeSteps(t *testing.T) {
+	e := newEnv(t)
+	v, _ := e.send(t)
+	id := v.ID
+	m := hmac.New(sha256.New, e.db.Key())
+	m.Write([]byte(id + "\x00" + "4321"))
+	legacy := fmt.Sprintf(`{"verification_id":%q,"appid":"demo","recipient":%q,"channel":"flashcall","status":"pending",`+
+		`"code_length":4,"cli_prefix":"+44207946","attempts":0,"attempts_remaining":5,"resends":0,`+
+		`"created_at":%q,"expires_at":%q,"call":{"state":"queued"},"code_mac":%q,"max_attempts":5,"country":"US","sent_at":%q}`,
+		id, usRecipient, v.CreatedAt.Format(time.RFC3339Nano), v.ExpiresAt.Format(time.RFC3339Nano),
+		base64.StdEncoding.EncodeToString(m.Sum(nil)), v.CreatedAt.Format(time.RFC3339Nano))
+	if err := e.db.Verifications().Update(t.Context(), func(tx otp.Tx) error { return tx.PutVerification(id, []byte(legacy)) }); err != nil {
+		t.Fatal(err)
+	}
+	e.missed(id)
+	if st := e.status(t, id); st.Call.State != call.StateMissed || len(st.Steps) != 0 {
+		t.Fatalf("old record after its call: %+v", st)
+	}
+	if err := e.verify(t, id, "1234"); !errors.Is(err, fault.InvalidCode) {
+		t.Fatalf("wrong code: %v", err)
+	}
+	if err := e.verify(t, id, "+442079464321"); err != nil {
+		t.Fatalf("the old record's code: %v", err)
 	}
 }
