@@ -15,19 +15,19 @@ const (
 	ChannelFlashCall = "flashcall" // a missed call whose caller ID ends with the code
 	ChannelVoice     = "voice"     // a call that speaks the code
 	ChannelSMS       = "sms"       // a text message
-	ChannelWhatsApp  = "whatsapp"  // a WhatsApp authentication template: not in this build yet
-	ChannelEmail     = "email"     // an email: not in this build yet
+	ChannelWhatsApp  = "whatsapp"  // a WhatsApp authentication template
+	ChannelEmail     = "email"     // an email
 	ChannelInbound   = "inbound"   // the user calls the engine: not in this build yet
 	// ChannelAuto is not a channel but a send's request to run the app's workflow.
 	ChannelAuto = "auto"
 )
 
 // Channels are the channels this build delivers over, in SPEC section 8's order; an app's channels are
-// some of them.
-var Channels = []string{ChannelFlashCall, ChannelVoice, ChannelSMS}
+// some of them. whatsapp and email need their sender configured (config sections whatsapp, email).
+var Channels = []string{ChannelFlashCall, ChannelVoice, ChannelSMS, ChannelWhatsApp, ChannelEmail}
 
 // later are SPEC section 8's channels that later issues add: named, but refused for now.
-var later = []string{ChannelWhatsApp, ChannelEmail, ChannelInbound}
+var later = []string{ChannelInbound}
 
 // CheckChannel returns what is wrong with ch as a channel an app may use, or "".
 func CheckChannel(ch string) string {
@@ -65,7 +65,7 @@ const (
 
 // randomCodeChannels are the channels of this build whose codes are random digits, with a code_lengths
 // entry each.
-var randomCodeChannels = []string{ChannelVoice, ChannelSMS}
+var randomCodeChannels = []string{ChannelVoice, ChannelSMS, ChannelWhatsApp, ChannelEmail}
 
 // DefaultLocale is the locale of an app that sets none.
 const DefaultLocale = templates.DefaultLocale

@@ -26,7 +26,7 @@ func TestChannelDefaults(t *testing.T) {
 	for _, got := range []apps.App{created.App, a} {
 		if !reflect.DeepEqual(got.Channels, []string{"flashcall"}) || len(got.Workflow) != 0 || got.Workflow == nil ||
 			got.Locale != "en" || got.AndroidAppHash != "" || got.Templates == nil || len(got.Templates) != 0 ||
-			!reflect.DeepEqual(got.CodeLengths, map[string]int{"voice": 6, "sms": 6}) {
+			!reflect.DeepEqual(got.CodeLengths, map[string]int{"voice": 6, "sms": 6, "whatsapp": 6, "email": 6}) {
 			t.Errorf("defaults: channels %v workflow %v locale %q hash %q templates %v code_lengths %v",
 				got.Channels, got.Workflow, got.Locale, got.AndroidAppHash, got.Templates, got.CodeLengths)
 		}
@@ -72,7 +72,7 @@ func TestChannelDefaults(t *testing.T) {
 		a.Templates["sms"]["de"] = "Ihr Code"
 		a.CodeLengths["sms"] = 3
 		a.Workflow[0].Timeout = 0
-		a.Channels[0] = "email"
+		a.Channels[0] = "inbound"
 		return nil
 	}); !errors.Is(err, fault.InvalidRequest) {
 		t.Fatalf("a bad update: %v", err)
@@ -96,10 +96,8 @@ func TestChannelSettingsRefused(t *testing.T) {
 	}{
 		{"all channels", func(a *apps.App) { a.Channels = []string{"sms", "voice", "flashcall"} }, ""},
 		{"no channel", func(a *apps.App) { a.Channels = []string{} }, "channels: an app needs at least one channel"},
-		{"unknown channel", func(a *apps.App) { a.Channels = []string{"flashcall", "fax"} }, `channels[1]: unknown channel "fax" (want flashcall, voice, sms)`},
-		{"whatsapp", func(a *apps.App) { a.Channels = []string{"whatsapp"} }, `channels[0]: channel "whatsapp" is not available in this build yet`},
-		{"email", func(a *apps.App) { a.Channels = []string{"sms", "email"} }, `channels[1]: channel "email" is not available in this build yet`},
-		{"inbound", func(a *apps.App) { a.Channels = []string{"inbound"} }, `channels[0]: channel "inbound" is not available in this build yet`},
+		{"unknown channel", func(a *apps.App) { a.Channels = []string{"flashcall", "fax"} }, `channels[1]: unknown channel "fax" (want flashcall, voice, sms, whatsapp, email)`},
+		{"inbound", func(a *apps.App) { a.Channels = []string{"sms", "inbound"} }, `channels[1]: channel "inbound" is not available in this build yet`},
 		{"auto", func(a *apps.App) { a.Channels = []string{"auto"} }, "channels[0]: auto runs the app's workflow"},
 		{"twice", func(a *apps.App) { a.Channels = []string{"sms", "sms"} }, `channels[1]: "sms" is listed twice`},
 		{"case", func(a *apps.App) { a.Channels = []string{"SMS"} }, `channels[0]: unknown channel "SMS"`},
@@ -116,7 +114,7 @@ func TestChannelSettingsRefused(t *testing.T) {
 			`workflow[1].channel: "sms" is not one of the app's channels (flashcall)`},
 		{"workflow step unknown", func(a *apps.App) { a.Workflow = []apps.Step{step("pigeon", 0)} }, `workflow[0].channel: unknown channel "pigeon"`},
 		{"workflow step auto", func(a *apps.App) { a.Workflow = []apps.Step{step("auto", 0)} }, "workflow[0].channel: auto runs"},
-		{"workflow step email", func(a *apps.App) { a.Workflow = []apps.Step{step("email", 0)} }, `workflow[0].channel: channel "email" is not available in this build yet`},
+		{"workflow step inbound", func(a *apps.App) { a.Workflow = []apps.Step{step("inbound", 0)} }, `workflow[0].channel: channel "inbound" is not available in this build yet`},
 		{"workflow timeout missing", func(a *apps.App) {
 			a.Channels = []string{"flashcall", "sms"}
 			a.Workflow = []apps.Step{step("flashcall", 0), step("sms", 0)}
@@ -148,7 +146,7 @@ func TestChannelSettingsRefused(t *testing.T) {
 		{"code length zero", func(a *apps.App) { a.CodeLengths = map[string]int{"voice": 0} }, "code_lengths.voice: want 4 to 10, got 0"},
 		{"code length flashcall", func(a *apps.App) { a.CodeLengths = map[string]int{"flashcall": 6} }, "code_lengths.flashcall: a flash call's code is the caller ID's last digits: set code_length"},
 		{"code length unknown", func(a *apps.App) { a.CodeLengths = map[string]int{"fax": 6} }, `code_lengths.fax: unknown channel "fax"`},
-		{"code length email", func(a *apps.App) { a.CodeLengths = map[string]int{"email": 6} }, `code_lengths.email: channel "email" is not available in this build yet`},
+		{"code length inbound", func(a *apps.App) { a.CodeLengths = map[string]int{"inbound": 6} }, `code_lengths.inbound: channel "inbound" is not available in this build yet`},
 
 		{"templates", func(a *apps.App) {
 			a.Templates = map[string]map[string]string{"sms": {"en": "{{.Code}} is your code", "pt-BR": "{{.Code}} é o seu código", "hi": "{{.Code}} आपका OTP है"}}
@@ -166,11 +164,11 @@ func TestChannelSettingsRefused(t *testing.T) {
 		{"template of a bad locale", func(a *apps.App) { a.Templates = map[string]map[string]string{"sms": {"zz": "{{.Code}}"}} },
 			`templates.sms.zz: app "shop", channel sms, locale zz: "zz": want a BCP 47`},
 		{"template of voice", func(a *apps.App) { a.Templates = map[string]map[string]string{"voice": {"en": "{{.Code}}"}} },
-			`templates.voice: channel "voice" has no text templates (only sms do)`},
+			`templates.voice: channel "voice" has no text templates (only sms, whatsapp, email do)`},
 		{"template of flashcall", func(a *apps.App) { a.Templates = map[string]map[string]string{"flashcall": {"en": "{{.Code}}"}} },
 			`templates.flashcall: channel "flashcall" has no text templates`},
-		{"template of email", func(a *apps.App) { a.Templates = map[string]map[string]string{"email": {"en": "{{.Code}}"}} },
-			`templates.email: channel "email" is not available in this build yet`},
+		{"template of inbound", func(a *apps.App) { a.Templates = map[string]map[string]string{"inbound": {"en": "{{.Code}}"}} },
+			`templates.inbound: channel "inbound" has no text templates`},
 		{"template of an unknown channel", func(a *apps.App) { a.Templates = map[string]map[string]string{"telex": {"en": "{{.Code}}"}} },
 			`templates.telex: unknown channel "telex"`},
 	}

@@ -456,7 +456,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	if msg := string(res.body); !strings.Contains(msg, "templates.sms.fr") || !strings.Contains(msg, "does not print {{.Code}}") {
 		t.Errorf("a template without the code: %s, want it named", res.body)
 	}
-	v.call("PATCH", "/admin/apps/fresh", `{"channels":["email"]}`, admin, 400)
+	v.call("PATCH", "/admin/apps/fresh", `{"channels":["inbound"]}`, admin, 400)
 	v.call("PATCH", "/admin/apps/fresh", `{"channels":["flashcall"],"workflow":[]}`, admin, 200)
 	v.call("PATCH", "/admin/apps/demo", `{"max_attempts":3}`, admin, 409)
 	v.call("PATCH", "/admin/apps/nope", `{"max_attempts":3}`, admin, 404)

@@ -65,7 +65,7 @@ func (s *Service) withProgress(v *Verification) {
 	if c.State != call.StateQueued {
 		st.State, st.Trunk, st.StartedAt = StepSending, c.Trunk, c.StartedAt
 	}
-	if st.Channel != ChannelSMS {
+	if isCall(st.Channel) {
 		v.Call = c
 	}
 }
@@ -102,7 +102,7 @@ func (s *Service) CallEnded(r, trunk, cli string, res call.Result) {
 			return errUnchanged
 		}
 		channel = st.Channel
-		if channel != ChannelSMS {
+		if isCall(channel) {
 			pdd = applyOutcome(rec, trunk, res, false)
 		}
 		if !applyStep(rec, i, trunk, res) || rec.Status != StatusPending || i != rec.current() {
@@ -120,11 +120,11 @@ func (s *Service) CallEnded(r, trunk, cli string, res call.Result) {
 	if err != nil && !errors.Is(err, errUnchanged) {
 		s.log.Error("record call outcome", "verification_id", id, "step", i, "err", err)
 	}
-	if res.State == call.StateFailed && res.SIPCode >= 400 && channel != ChannelSMS {
+	if res.State == call.StateFailed && res.SIPCode >= 400 && isCall(channel) {
 		s.numbers.Reject(ctx, cli, res.SIPCode, res.Phrase, res.Rang)
 	}
 	s.live.Delete(r)
-	if channel == ChannelSMS {
+	if !isCall(channel) {
 		s.log.Info("message_"+string(res.State), "verification_id", id, "step", i, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
 	} else {
 		s.log.Info("call_"+string(res.State), "verification_id", id, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
@@ -196,8 +196,8 @@ func (s *Service) recordOutcome(tx Tx, rec *record, i int, res call.Result, pdd 
 	}
 	var events []Event
 	name := "call_" + string(res.State)
-	switch channel {
-	case ChannelSMS:
+	switch {
+	case !isCall(channel):
 		name = EventMessageSent
 		if res.State != call.StateSent {
 			name = EventMessageFailed
@@ -292,7 +292,7 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 				if rec.Steps[i].State.final() {
 					continue
 				}
-				if rec.Steps[i].Channel != ChannelSMS {
+				if isCall(rec.Steps[i].Channel) {
 					applyOutcome(rec, "", res, false)
 				}
 				// The code may have gone out: it stays.

@@ -11,15 +11,16 @@ import (
 
 // allowSend checks and counts the send limits of app for recipient (and refuses a recipient locked out by
 // failed verifications).
-func (s *Service) allowSend(app apps.App, recipient string) error {
+func (s *Service) allowSend(app apps.App, to Recipient) error {
+	recipient := to.key()
 	if err := s.lockedOut(app, recipient); err != nil {
 		return err
 	}
-	denied, retry := s.limiter.Allow(
-		check(app, apps.ScopeRecipient, recipient),
-		check(app, apps.ScopeApp, app.ID),
-		check(app, apps.ScopePrefix, prefixOf(recipient)),
-	)
+	checks := []limits.Check{check(app, apps.ScopeRecipient, recipient), check(app, apps.ScopeApp, app.ID)}
+	if to.E164 != "" { // a number range; an address has none
+		checks = append(checks, check(app, apps.ScopePrefix, prefixOf(to.E164)))
+	}
+	denied, retry := s.limiter.Allow(checks...)
 	if denied != nil {
 		return rateLimited(*denied, retry)
 	}

@@ -1,6 +1,7 @@
 package otp
 
 import (
+	"net/mail"
 	"slices"
 	"strings"
 
@@ -19,11 +20,38 @@ var typeNames = map[phonenumbers.PhoneNumberType]string{
 	phonenumbers.FIXED_LINE_OR_MOBILE: "fixed-line or mobile",
 }
 
-// Recipient is a checked destination.
+// Recipient is a checked destination: a phone number, an email address, or both (a workflow with an email
+// step).
 type Recipient struct {
-	E164    string // with '+'
+	E164    string // with '+'; empty for an email-only send
 	Country string // ISO 3166
 	Type    phonenumbers.PhoneNumberType
+	Email   string // the address of email steps
+}
+
+// key is what the recipient's rate limits, index and lockout count: its number, else its address.
+func (r Recipient) key() string {
+	if r.E164 != "" {
+		return r.E164
+	}
+	return r.Email
+}
+
+// checkEmail checks s as an email address: a bare address (no display name, no comment), at most 254
+// bytes, nothing net/mail would have to quote and nothing a header could carry (CR, LF, control characters).
+func checkEmail(s string) (string, error) {
+	if len(s) > 254 || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == ' ' || r == '<' || r == '>' || r == ',' || r == '"' || r == '(' || r == ')' || r == ';' || r == ':' || r == '\\' }) {
+		return "", fault.Errorf(fault.InvalidRecipient, "email: want a bare address such as user@example.com (no name, spaces, quotes or brackets)")
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s {
+		return "", fault.Errorf(fault.InvalidRecipient, "email: %q is not an email address", s)
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok || local == "" || !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
+		return "", fault.Errorf(fault.InvalidRecipient, "email: %q has no domain with a dot", s)
+	}
+	return s, nil
 }
 
 // NormalizeRecipient checks that s is an E.164 number ("+" optional, digits only, nothing else) of a mobile

@@ -47,10 +47,6 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 		return Verification{}, err
 	}
 	// The app's guards as they are now: its settings may have changed since the first send.
-	to, err := s.guard(ctx, app, cur.Recipient, cur.Reference)
-	if err != nil {
-		return Verification{}, err
-	}
 	channel := req.Channel
 	if channel == "" {
 		channel = ChannelFlashCall
@@ -60,6 +56,13 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 	}
 	plans, err := s.plans(app, channel)
 	if err != nil {
+		return Verification{}, err
+	}
+	to, err := cur.to(app, channel)
+	if err != nil {
+		return Verification{}, err
+	}
+	if err := s.guard(ctx, app, to, plans[0], cur.Reference); err != nil {
 		return Verification{}, err
 	}
 	codeLength := 0
@@ -124,7 +127,7 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 	if err != nil {
 		return Verification{}, s.storeFailed("store resend", err)
 	}
-	if err := s.dialer.Submit(d.req); err != nil {
+	if err := s.submit(d); err != nil {
 		// The old codes are already dead; the verification shows the step failed, and may be resent.
 		s.CallEnded(d.req.ID, "", "", call.Result{State: call.StateFailed, Reason: call.ReasonTrunkError, StartedAt: now, EndedAt: now})
 		return Verification{}, err

@@ -25,6 +25,9 @@ type SendRequest struct {
 	CodeLength int    `json:"code_length"` // optional: 0 for the app's (of each step's channel)
 	Reference  string `json:"reference"`   // optional, echoed back
 	Locale     string `json:"locale"`      // optional, BCP 47: picks the templates and prompts
+	// Email is the address of the email steps of a workflow that also has phone steps; an email-only send
+	// may give its address as Recipient instead.
+	Email string `json:"email"`
 }
 
 // Send validates req, applies the app's fraud guards and rate limits, stores a new verification and
@@ -52,8 +55,11 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 	if err != nil {
 		return Verification{}, err
 	}
-	to, err := s.guard(ctx, app, req.Recipient, req.Reference)
+	to, err := s.recipient(app, plans, req.Recipient, req.Email)
 	if err != nil {
+		return Verification{}, err
+	}
+	if err := s.guard(ctx, app, to, plans[0], req.Reference); err != nil {
 		return Verification{}, err
 	}
 
@@ -62,7 +68,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 		Verification: Verification{
 			ID:                s.newID("otp_", now),
 			AppID:             app.ID,
-			Recipient:         to.E164,
+			Recipient:         to.key(),
 			Channel:           req.Channel,
 			Status:            StatusPending,
 			Reference:         req.Reference,
@@ -72,6 +78,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 		},
 		MaxAttempts: app.MaxAttempts,
 		Country:     to.Country,
+		Email:       to.Email,
 		SentAt:      now,
 		From:        req.From,
 		Locale:      locale,
@@ -108,7 +115,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 	if err != nil {
 		return Verification{}, s.storeFailed("store verification", err)
 	}
-	if err := s.dialer.Submit(d.req); err != nil {
+	if err := s.submit(d); err != nil {
 		// Nothing was sent: the verification goes as if it had never been asked for, even if the caller
 		// has gone meanwhile.
 		derr := s.db.Update(context.WithoutCancel(ctx), func(tx Tx) error {
@@ -159,7 +166,8 @@ func (s *Service) preSend(ctx context.Context, app apps.App, to Recipient, refer
 		return nil
 	}
 	body, _ := json.Marshal(map[string]string{
-		"appid": app.ID, "recipient": to.E164, "country": to.Country, "number_type": numberTypeName(to), "reference": reference,
+		"appid": app.ID, "recipient": to.key(), "country": to.Country, "number_type": numberTypeName(to), "reference": reference,
+		"email": to.Email,
 	})
 	allow, err := s.cfg.Notifier.PreSend(ctx, app, body)
 	if err != nil {
@@ -176,6 +184,9 @@ func (s *Service) preSend(ctx context.Context, app apps.App, to Recipient, refer
 }
 
 func numberTypeName(r Recipient) string {
+	if r.E164 == "" {
+		return "email"
+	}
 	for name, t := range apps.NumberTypes {
 		if t == r.Type {
 			return name
@@ -193,26 +204,52 @@ func (s *Service) pick(ctx context.Context, appID, from string, to Recipient, co
 	return picked, nil
 }
 
-// guard runs the app's checks of a send or resend, in order, before anything is drawn or stored: the
-// recipient, the dialer's capacity, the rate limits, the pre-send hook.
-func (s *Service) guard(ctx context.Context, app apps.App, recipient, reference string) (Recipient, error) {
-	to, err := checkRecipient(recipient, app)
-	if err != nil {
-		return Recipient{}, err
+// recipient checks a send's destination for the steps it plans: a phone number for the steps over a phone
+// (with the app's fraud guards), an email address for the email steps, given as email, or as recipient
+// when every step is an email.
+func (s *Service) recipient(app apps.App, plans []plan, recipient, email string) (Recipient, error) {
+	phone, mail := false, false
+	for _, p := range plans {
+		if p.Channel == ChannelEmail {
+			mail = true
+		} else {
+			phone = true
+		}
 	}
-	if err := s.available(); err != nil {
-		return Recipient{}, err
+	var to Recipient
+	var err error
+	if phone {
+		if to, err = checkRecipient(recipient, app); err != nil {
+			return to, err
+		}
+	} else if email == "" {
+		email = recipient
 	}
-	if err := s.allowSend(app, to.E164); err != nil {
-		return Recipient{}, err
+	switch {
+	case mail && email == "":
+		return to, fault.Errorf(fault.InvalidRequest, "email: required: the workflow has an email step")
+	case mail:
+		if to.Email, err = checkEmail(email); err != nil {
+			return to, err
+		}
+	case email != "":
+		return to, fault.Errorf(fault.InvalidRequest, "email: only for a send with an email step")
 	}
-	return to, s.preSend(ctx, app, to, reference)
+	return to, nil
 }
 
-// available refuses a send or resend before anything is counted or stored when the dialer could take no
-// call now: every trunk down, or shutting down.
-func (s *Service) available() error {
-	return s.dialer.Available(nil)
+// guard runs the app's checks of a send or resend whose first step is first, in order, before anything is
+// drawn or stored: the dialer's capacity (a step over the trunk), the rate limits, the pre-send hook.
+func (s *Service) guard(ctx context.Context, app apps.App, to Recipient, first plan, reference string) error {
+	if s.overTrunk(first.Channel) {
+		if err := s.dialer.Available(nil); err != nil {
+			return err
+		}
+	}
+	if err := s.allowSend(app, to); err != nil {
+		return err
+	}
+	return s.preSend(ctx, app, to, reference)
 }
 
 // forget removes every trace of rec from the store: a send whose call was never placed.

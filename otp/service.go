@@ -17,6 +17,7 @@ import (
 	"flashotp/dialer"
 	"flashotp/fault"
 	"flashotp/limits"
+	"flashotp/message"
 	"flashotp/metrics"
 	"flashotp/numberpool"
 )
@@ -83,6 +84,7 @@ type record struct {
 	Plan   []plan    `json:"plan,omitempty"`
 	Next   time.Time `json:"next,omitzero"`
 	Locale string    `json:"locale,omitempty"` // the send's (or app's) locale, for later steps
+	Email  string    `json:"email,omitempty"`  // the address of email steps
 	// Approved is the index of the step whose code approved it (-1 or absent: none, or before steps).
 	Approved    int       `json:"approved_step,omitempty"`
 	MaxAttempts int       `json:"max_attempts"`
@@ -136,7 +138,17 @@ type Config struct {
 	// MinCodeSpace bounds the joint code space of a verification's live codes (SPEC section 3).
 	MinCodeSpace int
 	Voice        VoiceChannel // the voice channel; no Prompts: off
-	SMS          SMSChannel   // the sms channel; no Render: off
+	SMS          SMSChannel   // the sms channel
+	// Senders deliver the channels that do not go over the trunk, by channel: sms (when SMS.Via is not
+	// trunk), whatsapp, email. A channel without one is not offered.
+	Senders map[string]message.Sender
+	// MessageTimeout bounds a sender's hand-over of a message (a step's own timeout, when shorter, bounds
+	// it instead); 0: 30s.
+	MessageTimeout time.Duration
+	// Compose writes the message of a whatsapp or email step in the app's templates for locale (Text,
+	// and HTML, Subject for an email; Locale the one used). nil: the channel's text template alone
+	// (templates.Render).
+	Compose func(app apps.App, channel, locale, code string) (message.Message, error)
 }
 
 // Prompter builds the audio that speaks a code; *voice.Library is one.

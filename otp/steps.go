@@ -15,6 +15,7 @@ import (
 	"flashotp/call"
 	"flashotp/dialer"
 	"flashotp/fault"
+	"flashotp/message"
 	"flashotp/sms"
 	"flashotp/templates"
 )
@@ -24,6 +25,8 @@ const (
 	ChannelFlashCall = apps.ChannelFlashCall
 	ChannelVoice     = apps.ChannelVoice
 	ChannelSMS       = apps.ChannelSMS
+	ChannelWhatsApp  = apps.ChannelWhatsApp
+	ChannelEmail     = apps.ChannelEmail
 	ChannelAuto      = apps.ChannelAuto
 )
 
@@ -119,12 +122,30 @@ func (s *Service) plans(app apps.App, channel string) ([]plan, error) {
 		steps = []plan{{Channel: channel}}
 	}
 	for _, p := range steps {
-		if p.Channel == ChannelVoice && s.cfg.Voice.Prompts == nil {
+		switch {
+		case p.Channel == ChannelVoice && s.cfg.Voice.Prompts == nil:
 			return nil, fault.Errorf(fault.InvalidRequest, "channel: voice has no prompts on this engine")
+		case !s.overTrunk(p.Channel) && p.Channel != ChannelFlashCall && p.Channel != ChannelVoice && s.cfg.Senders[p.Channel] == nil:
+			return nil, fault.Errorf(fault.InvalidRequest, "channel: %s is not configured on this engine", p.Channel)
 		}
 	}
 	return steps, nil
 }
+
+// overTrunk reports whether channel's steps go out over the SIP trunk, through the dialer: flash and voice
+// calls, and SMS as SIP MESSAGE.
+func (s *Service) overTrunk(channel string) bool {
+	switch channel {
+	case ChannelFlashCall, ChannelVoice:
+		return true
+	case ChannelSMS:
+		return s.cfg.SMS.Via == "" || s.cfg.SMS.Via == sms.ViaTrunk
+	}
+	return false
+}
+
+// isCall reports whether channel's steps are calls: they have a call (Verification.Call).
+func isCall(channel string) bool { return channel == ChannelFlashCall || channel == ChannelVoice }
 
 // delivery is a step ready to go: what is stored (its Step and code MAC) and what is submitted.
 type delivery struct {
@@ -133,6 +154,8 @@ type delivery struct {
 	req  dialer.Request
 	// picked is the flash call's CLI: its prefix and pattern go into the verification.
 	prefix, pattern string
+	// msg, when not nil, goes to its channel's Sender instead of the dialer.
+	msg *message.Message
 }
 
 // prepare draws the code of step i of rec over p.Channel and builds what goes out: nothing is stored or
@@ -185,6 +208,21 @@ func (s *Service) prepare(ctx context.Context, app apps.App, rec *record, to Rec
 		d.step.Locale, d.step.Via, d.step.Encoding, d.step.Segments = used, s.cfg.SMS.Via, string(enc), segments
 		d.req.Kind, d.req.Text = call.KindMessage, text
 		callerID = s.cfg.SMS.Sender
+		if !s.overTrunk(ChannelSMS) {
+			d.msg = &message.Message{Ref: d.req.ID, App: app.ID, Channel: ChannelSMS, To: to.E164, From: callerID, Text: text, Code: code, Locale: used}
+			return d, nil
+		}
+	default: // whatsapp, email: the sender renders its channel's own form
+		m, err := s.compose(app, p.Channel, locale, code)
+		if err != nil {
+			return d, fmt.Errorf("%s message of app %s: %w", p.Channel, app.ID, err)
+		}
+		m.Ref, m.App, m.Channel, m.Code, m.To = d.req.ID, app.ID, p.Channel, code, to.E164
+		if p.Channel == ChannelEmail {
+			m.To = to.Email
+		}
+		d.step.Locale, d.msg = m.Locale, &m
+		return d, nil
 	}
 	if callerID != "" {
 		d.req.CLI = callerID
@@ -334,7 +372,7 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 		s.log.Warn("workflow stopped: the app is gone", "verification_id", id, "appid", cur.AppID)
 		return
 	}
-	to := Recipient{E164: cur.Recipient, Country: cur.Country}
+	to := Recipient{E164: cur.phone(), Country: cur.Country, Email: cur.Email}
 	d, perr := s.prepare(ctx, app, cur, to, i, cur.Plan[0], 0, cur.Locale)
 	now := s.now().UTC()
 	if perr != nil {
@@ -389,7 +427,7 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 		s.afterFailedStep(ctx, id, i)
 		return
 	}
-	if err := s.dialer.Submit(d.req); err != nil {
+	if err := s.submit(d); err != nil {
 		now := s.now()
 		s.CallEnded(d.req.ID, "", "", call.Result{State: call.StateFailed, Reason: call.ReasonTrunkError, StartedAt: now, EndedAt: now})
 	}
@@ -424,4 +462,156 @@ func (s *Service) afterFailedStep(ctx context.Context, id string, i int) {
 // waitsFor reports whether rec waits for its step i to start at now.
 func (rec *record) waitsFor(i int, now time.Time) bool {
 	return rec.Status == StatusPending && len(rec.Plan) > 0 && rec.current() == i-1 && now.Before(rec.ExpiresAt)
+}
+
+// compose writes a whatsapp or email step's message: Config.Compose, or the channel's text template.
+func (s *Service) compose(app apps.App, channel, locale, code string) (message.Message, error) {
+	if s.cfg.Compose != nil {
+		return s.cfg.Compose(app, channel, locale, code)
+	}
+	text, used, err := templates.Render(app.Templates, channel, locale, app.Locale,
+		templates.Data{Code: code, App: app.ID, Minutes: templates.MinutesOf(time.Duration(app.TTL))})
+	return message.Message{Text: text, Locale: used}, err
+}
+
+// submit sends d out: to its channel's Sender (in the background: the step's outcome comes back through
+// messageEnded), or to the dialer, whose refusal it returns.
+func (s *Service) submit(d delivery) error {
+	if d.msg == nil {
+		return s.dialer.Submit(d.req)
+	}
+	sender := s.cfg.Senders[d.msg.Channel]
+	if sender == nil {
+		return fault.Errorf(fault.Unavailable, "no sender for %s on this engine", d.msg.Channel)
+	}
+	limit := s.cfg.MessageTimeout
+	if limit <= 0 {
+		limit = 30 * time.Second
+	}
+	if t := time.Duration(d.step.Timeout); t > 0 && t < limit {
+		limit = t
+	}
+	m := *d.msg
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), limit)
+		defer cancel()
+		started := s.now()
+		res := sender.Send(ctx, m)
+		s.messageEnded(m.Ref, started, res)
+	}()
+	return nil
+}
+
+// messageEnded records what a Sender's carrier said of the message of step ref when it was handed over, as
+// a call's outcome is recorded: sent, or failed with its reason (the next step goes).
+func (s *Service) messageEnded(ref string, started time.Time, res message.Result) {
+	out := call.Result{State: call.StateSent, StartedAt: started, EndedAt: res.At, Phrase: res.Detail}
+	if res.At.IsZero() {
+		out.EndedAt = s.now()
+	}
+	if res.State != message.Sent {
+		out.State, out.Reason = call.StateFailed, call.Reason(res.Reason)
+		if out.Reason == "" {
+			out.Reason = message.ReasonUnavailable
+		}
+	}
+	if res.Detail != "" && res.State != message.Sent {
+		s.log.Warn("message not sent", "ref", ref, "reason", out.Reason, "detail", res.Detail)
+	}
+	s.CallEnded(ref, "", "", out)
+}
+
+// MessageReceipt records what a carrier reported of a step's message after it was sent (message.Receipts):
+// delivered (or read), or failed, which drops its code and starts the workflow's next step when it is the
+// newest. A receipt for a step that is not a message's, or that came before, changes nothing.
+func (s *Service) MessageReceipt(r message.Receipt) {
+	ctx := context.Background()
+	id, i := parseRef(r.Ref)
+	if !validID(id) || i < 0 {
+		s.log.Warn("receipt for no step", "ref", r.Ref)
+		return
+	}
+	at := r.At.UTC()
+	if at.IsZero() {
+		at = s.now().UTC()
+	}
+	var next, changed bool
+	var typ string
+	err := s.modify(ctx, id, func(rec *record) error {
+		next, changed = false, false
+		if i >= len(rec.Steps) || isCall(rec.Steps[i].Channel) {
+			return errNoStep
+		}
+		st := &rec.Steps[i]
+		switch {
+		case r.State == message.Delivered || r.State == message.Read:
+			if st.State == StepDelivered || st.State == StepFailed {
+				return errUnchanged
+			}
+			st.State, st.DeliveredAt, typ = StepDelivered, &at, EventMessageDelivered
+		case r.State == message.Failed:
+			if st.State == StepFailed || st.State == StepDelivered {
+				return errUnchanged // a receipt never undoes another
+			}
+			st.State, st.Reason, st.EndedAt, typ = StepFailed, r.Reason, &at, EventMessageFailed
+			rec.Codes[i] = nil
+			if rec.Status == StatusPending && i == rec.current() {
+				switch {
+				case len(rec.Plan) > 0 && at.Before(rec.ExpiresAt):
+					next, rec.Next = true, time.Time{}
+				case !rec.live():
+					rec.Status = StatusFailed
+				}
+			}
+		default:
+			return errUnchanged
+		}
+		changed = true
+		return nil
+	}, func(tx Tx, rec *record) error {
+		st := rec.Steps[i]
+		if err := s.event(tx, rec, Event{Type: typ, At: at, Channel: st.Channel, Step: i, Reason: st.Reason}); err != nil {
+			return err
+		}
+		if typ == EventMessageFailed {
+			if err := s.count(tx, rec, st.Channel, "", func(_ string, c *counters) { c.Failed++ }); err != nil {
+				return err
+			}
+		}
+		return s.notify(tx, rec, typ, at)
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		s.log.Warn("record receipt", "ref", r.Ref, "err", err)
+		return
+	}
+	if changed {
+		s.log.Info(typ, "verification_id", id, "step", i, "reason", r.Reason)
+	}
+	if next {
+		s.advance(ctx, id, i+1)
+	}
+}
+
+// to returns rec's recipient for a step over channel: its number, or its address for an email.
+func (rec *record) to(app apps.App, channel string) (Recipient, error) {
+	if channel == ChannelEmail {
+		if rec.Email == "" {
+			return Recipient{}, fault.Errorf(fault.InvalidRequest, "channel: this verification has no email address")
+		}
+		return Recipient{E164: rec.phone(), Country: rec.Country, Email: rec.Email}, nil
+	}
+	if rec.phone() == "" {
+		return Recipient{}, fault.Errorf(fault.InvalidRequest, "channel: this verification has no phone number")
+	}
+	r, err := checkRecipient(rec.Recipient, app)
+	r.Email = rec.Email
+	return r, err
+}
+
+// phone returns rec's phone number, or "" for an email-only verification.
+func (rec *record) phone() string {
+	if strings.HasPrefix(rec.Recipient, "+") {
+		return rec.Recipient
+	}
+	return ""
 }

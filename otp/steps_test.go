@@ -1,6 +1,7 @@
 package otp_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -19,6 +20,8 @@ import (
 	"flashotp/internal/apptest"
 	"flashotp/internal/fakes"
 	"flashotp/internal/storetest"
+	"flashotp/internal/testwait"
+	"flashotp/message"
 	"flashotp/otp"
 )
 
@@ -69,7 +72,7 @@ func (c *codes) Match(string) string { return "en" }
 
 // newChannelEnv is a service whose app demo may use every channel, with tune applied, webhooks to n, and
 // voice and sms channels whose codes land in the returned codes.
-func newChannelEnv(t *testing.T, n *fakeNotifier, tune func(a *apps.App)) (*env, *codes) {
+func newChannelEnv(t *testing.T, n *fakeNotifier, tune func(a *apps.App), tuneConfig ...func(c *otp.Config)) (*env, *codes) {
 	t.Helper()
 	e := &env{db: storetest.Open(t), dial: &fakes.Dialer{}, clock: newClock()}
 	e.pools = newRegistry(t, e.db, e.clock.Now, 4, 10000, map[string]string{"demo": "+44207946XXXX"})
@@ -90,6 +93,9 @@ func newChannelEnv(t *testing.T, n *fakeNotifier, tune func(a *apps.App)) (*env,
 	cfg := otp.Config{Apps: reg, Dialer: e.dial, Notifier: n, Now: e.clock.Now, Key: e.db.Key(), MinCodeSpace: 10000,
 		Voice: otp.VoiceChannel{Prompts: c, AnswerTimeout: 30 * time.Second, Repeat: 2},
 		SMS:   otp.SMSChannel{Via: "trunk", Sender: "FlashOTP"},
+	}
+	for _, f := range tuneConfig {
+		f(&cfg)
 	}
 	e.svc = otp.New(cfg, e.db.Verifications(), e.pools, quietLog())
 	return e, c
@@ -275,7 +281,7 @@ func TestSendChannelRejects(t *testing.T) {
 		req  otp.SendRequest
 		want string
 	}{
-		{otp.SendRequest{Channel: "pigeon"}, "channel: want one of flashcall, voice, sms, auto"},
+		{otp.SendRequest{Channel: "pigeon"}, "channel: want one of flashcall, voice, sms, whatsapp, email, auto"},
 		{otp.SendRequest{Channel: otp.ChannelVoice}, `channel: app "demo" may not use voice`},
 		{otp.SendRequest{Channel: otp.ChannelAuto}, `channel: auto runs the app's workflow, and app "demo" has none`},
 		{otp.SendRequest{Channel: otp.ChannelSMS, Locale: "not a locale"}, "locale:"},
@@ -363,5 +369,158 @@ func TestRecordBeforeSteps(t *testing.T) {
 	}
 	if err := e.verify(t, id, "+442079464321"); err != nil {
 		t.Fatalf("the old record's code: %v", err)
+	}
+}
+
+// fakeSender hands each message to got and answers with res (Sent when zero).
+type fakeSender struct {
+	mu  sync.Mutex
+	got []message.Message
+	res message.Result
+}
+
+func (f *fakeSender) Send(_ context.Context, m message.Message) message.Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, m)
+	if f.res.State == "" {
+		return message.Result{State: message.Sent, ProviderID: fmt.Sprint("p", len(f.got))}
+	}
+	return f.res
+}
+
+func (f *fakeSender) last(t *testing.T) message.Message {
+	t.Helper()
+	var m message.Message
+	testwait.For(t, 5*time.Second, "a message to the sender", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if len(f.got) == 0 {
+			return false
+		}
+		m = f.got[len(f.got)-1]
+		return true
+	})
+	return m
+}
+
+// newSenderEnv is newChannelEnv with SMS through an SMSC (a Sender) and email, each a fakeSender.
+func newSenderEnv(t *testing.T, n *fakeNotifier, tune func(a *apps.App)) (*env, *fakeSender, *fakeSender) {
+	t.Helper()
+	smsc, mail := &fakeSender{}, &fakeSender{}
+	e, _ := newChannelEnv(t, n, func(a *apps.App) {
+		a.Channels = []string{otp.ChannelFlashCall, otp.ChannelVoice, otp.ChannelSMS, otp.ChannelEmail}
+		a.Workflow = []apps.Step{
+			{Channel: otp.ChannelSMS, Timeout: apps.Duration(time.Minute)},
+			{Channel: otp.ChannelEmail, Timeout: apps.Duration(time.Minute)},
+			{Channel: otp.ChannelVoice},
+		}
+		a.Templates = map[string]map[string]string{otp.ChannelEmail: {"en": "Your code: {{.Code}}"}}
+		if tune != nil {
+			tune(a)
+		}
+	}, func(c *otp.Config) {
+		c.SMS.Via = "smpp"
+		c.Senders = map[string]message.Sender{otp.ChannelSMS: smsc, otp.ChannelEmail: mail}
+	})
+	return e, smsc, mail
+}
+
+func (e *env) stepsAre(t *testing.T, id, want string) otp.Verification {
+	t.Helper()
+	var v otp.Verification
+	testwait.For(t, 5*time.Second, "steps "+want, func() bool {
+		v = e.status(t, id)
+		return steps(v) == want
+	})
+	return v
+}
+
+// An SMS through an SMSC: the sender gets the message with its step's ref and the code; the SMSC's
+// acceptance makes the step sent, its receipt delivered; the code verifies.
+func TestSenderSMS(t *testing.T) {
+	n := &fakeNotifier{}
+	e, smsc, _ := newSenderEnv(t, n, nil)
+	v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelSMS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := smsc.last(t)
+	if m.Ref != v.ID || m.To != usRecipient || m.Channel != "sms" || len(m.Code) != 6 || !strings.HasPrefix(m.Text, m.Code+" is your demo") {
+		t.Fatalf("message %+v", m)
+	}
+	if len(e.dial.Requests()) != 0 {
+		t.Fatalf("an SMS through the SMSC went to the dialer too")
+	}
+	e.stepsAre(t, v.ID, "sms:sent")
+	e.svc.MessageReceipt(message.Receipt{Ref: m.Ref, State: message.Delivered, At: e.clock.Now()})
+	st := e.stepsAre(t, v.ID, "sms:delivered")
+	if st.Steps[0].Via != "smpp" || st.Steps[0].DeliveredAt == nil {
+		t.Errorf("step %+v", st.Steps[0])
+	}
+	e.svc.MessageReceipt(message.Receipt{Ref: m.Ref, State: message.Failed, Reason: message.ReasonExpired}) // late and contradicting: ignored
+	e.stepsAre(t, v.ID, "sms:delivered")
+	if err := e.verify(t, v.ID, m.Code); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if got := strings.Join(n.events(), ","); got != "message_sent,message_delivered,approved" {
+		t.Errorf("webhooks %s", got)
+	}
+}
+
+// sms → email → voice: the SMSC refuses the SMS, the email goes at once; a bounce (a failed receipt) moves
+// on to the voice call; the voice code approves.
+func TestSenderWorkflow(t *testing.T) {
+	e, smsc, mail := newSenderEnv(t, &fakeNotifier{}, nil)
+	smsc.res = message.Result{State: message.Failed, Reason: message.ReasonRejected, Detail: "ESME_RINVDSTADR"}
+	_, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelAuto})
+	if err == nil || !strings.Contains(err.Error(), "email: required") {
+		t.Fatalf("auto with an email step and no address: %v", err)
+	}
+	v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelAuto, Email: "user@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mail.last(t)
+	if m.To != "user@example.com" || m.Text != "Your code: "+m.Code || m.Ref == v.ID {
+		t.Fatalf("email %+v", m)
+	}
+	st := e.stepsAre(t, v.ID, "sms:failed,email:sent")
+	if st.Steps[0].Reason != "rejected" {
+		t.Errorf("sms step %+v", st.Steps[0])
+	}
+	e.svc.MessageReceipt(message.Receipt{Ref: m.Ref, State: message.Failed, Reason: message.ReasonUndelivered})
+	e.stepsAre(t, v.ID, "sms:failed,email:failed,voice:queued")
+	if err := e.verify(t, v.ID, m.Code); !errors.Is(err, fault.InvalidCode) {
+		t.Errorf("the bounced email's code: %v, want invalid_code", err)
+	}
+	if r := e.dial.Last(t); r.Kind != call.KindVoice {
+		t.Fatalf("dialer got %+v, want the voice call", r)
+	}
+}
+
+// An email-only send takes the address as its recipient; a bad address or header text is refused, nothing
+// stored.
+func TestSenderEmailRecipient(t *testing.T) {
+	e, _, mail := newSenderEnv(t, &fakeNotifier{}, nil)
+	for _, bad := range []string{"not-an-address", "a@b", "User <u@example.com>", "u@example.com\r\nBcc: x@example.com", "u@exa mple.com"} {
+		_, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: bad, Channel: otp.ChannelEmail})
+		if !errors.Is(err, fault.InvalidRecipient) {
+			t.Errorf("email to %q: %v, want invalid_recipient", bad, err)
+		}
+	}
+	if n := e.count(t); n != 0 {
+		t.Fatalf("%d records after refused sends", n)
+	}
+	v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: "user@example.com", Channel: otp.ChannelEmail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Recipient != "user@example.com" || mail.last(t).To != "user@example.com" {
+		t.Fatalf("verification %+v", v)
+	}
+	e.stepsAre(t, v.ID, "email:sent")
+	if err := e.verify(t, v.ID, mail.last(t).Code); err != nil {
+		t.Fatalf("verify: %v", err)
 	}
 }

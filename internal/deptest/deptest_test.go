@@ -33,6 +33,8 @@ var forbidden = map[string][]string{
 	"setting": {module + "/"},
 	// templates is a leaf of the domain: apps checks with it, otp renders with it.
 	"templates": {module + "/"},
+	// message is the words otp and the senders (SMPP, HTTP gateways, WhatsApp, email) share.
+	"message": {module + "/"},
 	// The domain knows no adapter: storage, SIP and HTTP reach it through interfaces it declares.
 	"otp":        everyAdap,
 	"apps":       everyAdap,
