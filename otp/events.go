@@ -83,7 +83,7 @@ func (s *Service) notify(tx Tx, rec *record, name string, at time.Time) error {
 	if app, ok := s.cfg.Apps.Get(rec.AppID); !ok || app.WebhookURL == "" {
 		return nil
 	}
-	body, err := json.Marshal(WebhookBody{Event: name, At: at.UTC(), Verification: rec.Verification})
+	body, err := json.Marshal(WebhookBody{Event: name, At: at.UTC(), Verification: rec.public()})
 	if err != nil {
 		return err
 	}

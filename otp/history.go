@@ -153,7 +153,7 @@ func (s *Service) view(rec *record) Verification {
 		v.Status = StatusExpired
 	}
 	s.withProgress(&v)
-	return v
+	return withFlashStep(v)
 }
 
 // List returns the app's verifications, newest first.

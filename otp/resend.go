@@ -69,7 +69,13 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 	if channel == ChannelFlashCall {
 		codeLength = cur.CodeLength // a flash call's code keeps its length: the app reads it off the CLI
 	}
-	d, err := s.prepare(ctx, app, cur, to, len(cur.Steps), plans[0], codeLength, cur.Locale)
+	// A flash call after flash calls keeps the flash-call form: the new call takes the first step's place.
+	keepForm := cur.flashForm() && channel == ChannelFlashCall
+	i := cur.nextStep()
+	if keepForm {
+		i = 0
+	}
+	d, err := s.prepare(ctx, app, cur, to, i, plans[0], codeLength, cur.Locale)
 	if err != nil {
 		return Verification{}, err
 	}
@@ -94,17 +100,21 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 		}
 		rec.Status, rec.Resends, rec.SentAt = StatusPending, rec.Resends+1, now
 		// The old codes stop working; the rest of the workflow is dropped: the app chose the channel.
-		rec.CodeMAC = nil
-		for i := range rec.Codes {
-			rec.Codes[i] = nil
-		}
-		if !rec.Next.IsZero() {
-			if err := tx.DeleteExpiry(rec.ID, rec.Next); err != nil {
-				return err
+		if keepForm {
+			rec.CodeMAC, rec.CLIPrefix, rec.CLIPattern, rec.Call = d.mac, d.prefix, d.pattern, Call{State: call.StateQueued}
+		} else {
+			rec.upgrade()
+			for i := range rec.Codes {
+				rec.Codes[i] = nil
 			}
+			if !rec.Next.IsZero() {
+				if err := tx.DeleteExpiry(rec.ID, rec.Next); err != nil {
+					return err
+				}
+			}
+			rec.Plan = nil
+			rec.add(d, now, s.cfg.MinCodeSpace)
 		}
-		rec.Plan = nil
-		rec.add(d, now, s.cfg.MinCodeSpace)
 		rec.ExpiresAt = now.Add(time.Duration(app.TTL))
 		if err := s.put(tx, rec); err != nil {
 			return err
@@ -133,7 +143,7 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 		return Verification{}, err
 	}
 	s.log.Info("resend", "verification_id", rec.ID, "resends", rec.Resends, "cli_prefix", rec.CLIPrefix)
-	return rec.Verification, nil
+	return rec.public(), nil
 }
 
 // undelivered reports whether rec's last call failed before it rang (SPEC section 2.7): nothing reached

@@ -55,7 +55,7 @@ type Verification struct {
 	// Call is the latest call of the verification (flash or voice); absent while it has none (an SMS).
 	Call Call `json:"call,omitzero"`
 	// Steps are its deliveries, oldest first (SPEC section 8).
-	Steps []Step `json:"steps"`
+	Steps []Step `json:"steps,omitempty"`
 }
 
 // Call is the flash call of a verification (its latest, after a resend).

@@ -115,6 +115,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Verification, 
 		return Verification{}, s.storeFailed("record verify attempt", err)
 	}
 	s.withProgress(&out)
+	out = withFlashStep(out)
 	s.log.Info("verify", "verification_id", out.ID, "result", ResultName(result), "attempts", out.Attempts)
 	return out, result
 }
