@@ -226,8 +226,8 @@ func (a App) Validate() error {
 		}
 	}
 	for scope, l := range a.RateLimits {
-		if _, ok := DefaultRateLimits[scope]; !ok {
-			bad("rate_limits."+scope, "unknown scope (want recipient, app, client, prefix or failed_verifications)")
+		if _, ok := DefaultRateLimits[scope]; !ok && !slices.Contains(Channels, scope) {
+			bad("rate_limits."+scope, "unknown scope (want recipient, app, client, prefix, failed_verifications, or a channel: %s)", strings.Join(Channels, ", "))
 			continue
 		}
 		if l.Limit < 0 || l.Limit > 1_000_000 {

@@ -9,14 +9,14 @@ import (
 	"flashotp/limits"
 )
 
-// allowSend checks and counts the send limits of app for recipient (and refuses a recipient locked out by
-// failed verifications).
-func (s *Service) allowSend(app apps.App, to Recipient) error {
+// allowSend checks and counts the send limits of app for recipient and for the channel of its first step
+// (and refuses a recipient locked out by failed verifications).
+func (s *Service) allowSend(app apps.App, to Recipient, channel string) error {
 	recipient := to.key()
 	if err := s.lockedOut(app, recipient); err != nil {
 		return err
 	}
-	checks := []limits.Check{check(app, apps.ScopeRecipient, recipient), check(app, apps.ScopeApp, app.ID)}
+	checks := []limits.Check{check(app, apps.ScopeRecipient, recipient), check(app, apps.ScopeApp, app.ID), check(app, channel, app.ID)}
 	if to.E164 != "" { // a number range; an address has none
 		checks = append(checks, check(app, apps.ScopePrefix, prefixOf(to.E164)))
 	}
@@ -72,6 +72,11 @@ func (s *Service) RateLimits(appID, key, ip, recipient string) ([]limits.Status,
 		return nil, err
 	}
 	checks := []limits.Check{check(app, apps.ScopeApp, app.ID), check(app, apps.ScopeClient, key+"/"+ip)}
+	for _, ch := range apps.Channels { // the channels' own limits, where the app sets one
+		if app.RateLimits[ch].Limit > 0 {
+			checks = append(checks, check(app, ch, app.ID))
+		}
+	}
 	if recipient != "" {
 		to, err := checkRecipient(recipient, apps.App{})
 		if err != nil {
@@ -87,4 +92,12 @@ func (s *Service) RateLimits(appID, key, ip, recipient string) ([]limits.Status,
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// allowStep checks and counts app's limit of its channel for a workflow's later step.
+func (s *Service) allowStep(app apps.App, channel string) error {
+	if denied, retry := s.limiter.Allow(check(app, channel, app.ID)); denied != nil {
+		return rateLimited(*denied, retry)
+	}
+	return nil
 }

@@ -253,7 +253,7 @@ func (s *Service) guard(ctx context.Context, app apps.App, to Recipient, first p
 			return err
 		}
 	}
-	if err := s.allowSend(app, to); err != nil {
+	if err := s.allowSend(app, to, first.Channel); err != nil {
 		return err
 	}
 	return s.preSend(ctx, app, to, reference)

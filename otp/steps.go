@@ -373,24 +373,27 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 		return
 	}
 	to := Recipient{E164: cur.phone(), Country: cur.Country, Email: cur.Email}
-	d, perr := s.prepare(ctx, app, cur, to, i, cur.Plan[0], 0, cur.Locale)
+	var d delivery
+	perr := s.allowStep(app, cur.Plan[0].Channel)
+	reason := "rate_limited"
+	if perr == nil {
+		d, perr = s.prepare(ctx, app, cur, to, i, cur.Plan[0], 0, cur.Locale)
+		reason = string(call.ReasonUnavailable)
+	}
 	now := s.now().UTC()
 	if perr != nil {
-		// Nothing can go out on this channel now (no caller ID left, a prompt missing): it fails as a
-		// call that never left, and the next step goes.
+		// Nothing can go out on this channel now (its rate limit, no caller ID left, a prompt missing): it
+		// fails as a call that never left, and the next step goes.
 		s.log.Warn("workflow step not started", "verification_id", id, "channel", cur.Plan[0].Channel, "err", perr)
-		d.step.State, d.step.Reason, d.step.EndedAt, d.mac = StepFailed, string(call.ReasonUnavailable), &now, nil
+		d.step = Step{Channel: cur.Plan[0].Channel, State: StepFailed, Reason: reason, EndedAt: &now}
+		d.mac, d.msg, d.req = nil, nil, dialer.Request{ID: ref(id, i), Kind: call.KindMessage} // no call: Call stays
 	}
 	err = s.modify(ctx, id, func(rec *record) error {
 		if !rec.waitsFor(i, now) {
 			return errUnchanged
 		}
 		rec.Plan = rec.Plan[1:]
-		latest := rec.Call
-		rec.add(d, now, s.cfg.MinCodeSpace)
-		if perr != nil {
-			rec.Call, rec.Next = latest, time.Time{}
-		}
+		rec.add(d, now, s.cfg.MinCodeSpace) // a step that did not start leaves the call as it was: no Kind of a call
 		return nil
 	}, func(tx Tx, rec *record) error {
 		if perr == nil {

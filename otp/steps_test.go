@@ -524,3 +524,27 @@ func TestSenderEmailRecipient(t *testing.T) {
 		t.Fatalf("verify: %v", err)
 	}
 }
+
+// A channel's own rate limit: a send over it beyond the limit is 429 with the channel as its scope; a
+// workflow's step beyond it fails rate_limited and the next step goes.
+func TestChannelRateLimit(t *testing.T) {
+	e, _ := newChannelEnv(t, &fakeNotifier{}, func(a *apps.App) {
+		a.RateLimits = map[string]apps.Limit{otp.ChannelSMS: {Limit: 1, Window: apps.Duration(time.Hour)}}
+	})
+	if _, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelSMS}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: "+14155552672", Channel: otp.ChannelSMS})
+	if fe := wantCode(t, err, fault.RateLimited); fe.Scope != otp.ChannelSMS {
+		t.Errorf("scope %q, want sms", fe.Scope)
+	}
+	v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: "+14155552673", Channel: otp.ChannelAuto})
+	if err != nil {
+		t.Fatalf("a flash call is not under the sms limit: %v", err)
+	}
+	e.end(v.ID, call.Result{State: call.StateFailed, Reason: call.ReasonNoRing})
+	st := e.stepsAre(t, v.ID, "flashcall:failed,sms:failed,voice:queued")
+	if st.Steps[1].Reason != "rate_limited" {
+		t.Errorf("sms step %+v, want rate_limited", st.Steps[1])
+	}
+}
