@@ -53,15 +53,9 @@ func (u *UA) Dial(ctx context.Context, c call.Request, progress func(call.State,
 		return res
 	}
 	res.CallID = inv.CallID().Value()
-	var icmp chan error
-	if orUDP(c.Transport) == "udp" {
-		// Before the INVITE leaves: on loopback its ICMP error is back within microseconds.
-		icmp = make(chan error, 1)
-		u.icmp.Store(res.CallID, icmp)
-		defer u.icmp.Delete(res.CallID)
-	}
 	client := u.clientFor(c.Transport)
-	tx, err := client.TransactionRequest(ctx, inv)
+	tx, icmp, unwatch, err := u.begin(ctx, client, inv, c.Transport)
+	defer unwatch()
 	if err != nil {
 		u.log.Warn("invite not sent", "call_id", res.CallID, "target", c.Target, "err", err)
 		res.State, res.Reason = call.Outcome(call.Facts{})
@@ -119,7 +113,7 @@ type dial struct {
 	// stray receives responses of this call that matched no transaction.
 	stray chan *sipgosip.Response
 	// icmp receives the ICMP errors of this call's UDP requests (nil over TCP and TLS).
-	icmp chan error
+	icmp <-chan error
 
 	// facts is what happened on the wire, for call.Outcome once the call ends.
 	facts     call.Facts

@@ -1,10 +1,14 @@
 package sip
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strings"
 	"syscall"
+
+	"github.com/emiago/sipgo"
+	sipgosip "github.com/emiago/sipgo/sip"
 )
 
 // unreachable takes an ICMP error that one of the UA's UDP packets caused to the call it was sent for:
@@ -36,4 +40,19 @@ func callIDOf(payload []byte) string {
 		}
 	}
 	return ""
+}
+
+// begin sends req as a new client transaction of client. Over UDP it first watches for an ICMP error about
+// req's Call-ID (on loopback one is back within microseconds of the send), delivered on icmp; unwatch ends
+// the watching (a nil icmp never delivers).
+func (u *UA) begin(ctx context.Context, client *sipgo.Client, req *sipgosip.Request, transport string) (tx sipgosip.ClientTransaction, icmp <-chan error, unwatch func(), err error) {
+	unwatch = func() {}
+	if orUDP(transport) == "udp" {
+		ch := make(chan error, 1)
+		id := req.CallID().Value()
+		u.icmp.Store(id, ch)
+		icmp, unwatch = ch, func() { u.icmp.Delete(id) }
+	}
+	tx, err = client.TransactionRequest(ctx, req)
+	return tx, icmp, unwatch, err
 }

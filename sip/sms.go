@@ -34,14 +34,9 @@ func (u *UA) sendMessage(ctx context.Context, c call.Request, progress func(call
 		return res
 	}
 	res.CallID = req.CallID().Value()
-	var icmp chan error
-	if orUDP(c.Transport) == "udp" {
-		icmp = make(chan error, 1)
-		u.icmp.Store(res.CallID, icmp)
-		defer u.icmp.Delete(res.CallID)
-	}
 	client := u.clientFor(c.Transport)
-	tx, err := client.TransactionRequest(ctx, req)
+	tx, icmp, unwatch, err := u.begin(ctx, client, req, c.Transport)
+	defer unwatch()
 	if err != nil {
 		u.log.Warn("message not sent", "call_id", res.CallID, "target", c.Target, "err", err)
 		res.State, res.Reason = call.Outcome(call.Facts{})
