@@ -174,8 +174,10 @@ func (a App) checkChannels(bad func(key, format string, args ...any)) {
 		}
 	}
 
-	for _, ch := range slices.Sorted(maps.Keys(a.Templates)) {
-		key := "templates." + ch
+	for _, k := range slices.Sorted(maps.Keys(a.Templates)) {
+		// An email's subject and HTML body have keys of their own (email_subject, email_html): the rules
+		// of their channel apply to them.
+		key, ch := "templates."+k, templates.ChannelOf(k)
 		switch {
 		case CheckChannel(ch) != "" && !slices.Contains(later, ch):
 			bad(key, "%s", CheckChannel(ch))
@@ -187,9 +189,9 @@ func (a App) checkChannels(bad func(key, format string, args ...any)) {
 			bad(key, "%s", CheckChannel(ch))
 			continue
 		}
-		for _, l := range slices.Sorted(maps.Keys(a.Templates[ch])) {
-			if err := templates.Check(ch, l, a.Templates[ch][l]); err != nil {
-				bad(key+"."+l, "app %q, channel %s, locale %s: %v", a.ID, ch, l, err)
+		for _, l := range slices.Sorted(maps.Keys(a.Templates[k])) {
+			if err := templates.Check(k, l, a.Templates[k][l]); err != nil {
+				bad(key+"."+l, "app %q, channel %s, locale %s: %v", a.ID, k, l, err)
 			}
 		}
 	}

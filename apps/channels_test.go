@@ -171,6 +171,18 @@ func TestChannelSettingsRefused(t *testing.T) {
 			`templates.inbound: channel "inbound" has no text templates`},
 		{"template of an unknown channel", func(a *apps.App) { a.Templates = map[string]map[string]string{"telex": {"en": "{{.Code}}"}} },
 			`templates.telex: unknown channel "telex"`},
+		{"email templates", func(a *apps.App) {
+			a.Templates = map[string]map[string]string{
+				"email": {"en": "Your code: {{.Code}}"}, "email_subject": {"en": "Your {{.App}} code"}, "email_html": {"en": "<p>{{.Code}}</p>"},
+			}
+		}, ""},
+		{"email html without the code", func(a *apps.App) { a.Templates = map[string]map[string]string{"email_html": {"fr": "<p>{{.App}}</p>"}} },
+			`templates.email_html.fr: app "shop", channel email_html, locale fr: does not print {{.Code}}`},
+		{"email subject of two lines", func(a *apps.App) {
+			a.Templates = map[string]map[string]string{"email_subject": {"en": "Code {{.Code}}\r\nBcc: evil@example.com"}}
+		}, `templates.email_subject.en: app "shop", channel email_subject, locale en: not a usable template: a subject is one line`},
+		{"email part unknown", func(a *apps.App) { a.Templates = map[string]map[string]string{"email_footer": {"en": "{{.Code}}"}} },
+			`templates.email_footer: unknown channel "email_footer"`},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,7 @@ package templates
 // templates.
 const (
 	ChannelSMS      = "sms"
-	ChannelEmail    = "email"    // its templates come with the email channel (a later issue)
+	ChannelEmail    = "email"    // its text body; KeyEmailSubject and KeyEmailHTML key its other parts
 	ChannelWhatsApp = "whatsapp" // its templates come with the WhatsApp channel (a later issue)
 )
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	htmltemplate "html/template"
+	"io"
 	"maps"
 	"regexp"
 	"slices"
@@ -43,10 +45,14 @@ type Data struct {
 	Minutes int    // the verification's TTL in whole minutes (MinutesOf)
 }
 
-// Limits on a template's text and on what it writes.
+// Limits on a template's text and on what it writes. An email's HTML body has room for markup; its subject
+// is one short line.
 const (
-	MaxText   = 2048 // bytes of template source
-	MaxOutput = 4096 // bytes a template may write
+	MaxText       = 2048  // bytes of template source
+	MaxOutput     = 4096  // bytes a template may write
+	MaxHTMLText   = 16384 // bytes of an email_html template's source
+	MaxHTMLOutput = 32768 // bytes an email_html template may write
+	MaxSubject    = 255   // bytes an email_subject template may write
 )
 
 // MinutesOf returns d in whole minutes, rounded up and at least 1, for Data.Minutes: a code valid for 90
@@ -62,14 +68,65 @@ func Channels() []string { return []string{ChannelEmail, ChannelSMS, ChannelWhat
 // HasTemplates reports whether channel is one whose deliveries are text made from templates.
 func HasTemplates(channel string) bool { return slices.Contains(Channels(), channel) }
 
-// Locales returns the locales channel has built-in templates for, sorted.
-func Locales(channel string) []string { return slices.Sorted(maps.Keys(builtin[channel])) }
+// Keys returns the keys channel's templates have in an app's templates: the channel's own (its text), and
+// for email its subject and HTML body too (KeyEmailSubject, KeyEmailHTML).
+func Keys(channel string) []string {
+	if channel == ChannelEmail {
+		return []string{ChannelEmail, KeyEmailHTML, KeyEmailSubject}
+	}
+	return []string{channel}
+}
 
-// Builtin returns the built-in template of channel and locale (exactly as Locales names it) and whether
-// there is one.
-func Builtin(channel, locale string) (string, bool) {
-	text, ok := builtin[channel][locale]
+// ChannelOf returns the channel whose templates key holds: email for email_subject and email_html, key
+// itself otherwise.
+func ChannelOf(key string) string {
+	if key == KeyEmailSubject || key == KeyEmailHTML {
+		return ChannelEmail
+	}
+	return key
+}
+
+// IsKey reports whether key names templates: a channel with text templates, or a part of an email.
+func IsKey(key string) bool { return HasTemplates(ChannelOf(key)) }
+
+// Locales returns the locales key (a channel, or an email's part) has built-in templates for, sorted.
+func Locales(key string) []string { return slices.Sorted(maps.Keys(builtin[key])) }
+
+// Builtin returns the built-in template of key (a channel, or an email's part) and locale (exactly as
+// Locales names it) and whether there is one.
+func Builtin(key, locale string) (string, bool) {
+	text, ok := builtin[key][locale]
 	return text, ok
+}
+
+// kind is how a key's templates are parsed, run and checked.
+type kind int
+
+const (
+	kindText    kind = iota // text/template; prints the code
+	kindSubject             // text/template; one line, need not print the code
+	kindHTML                // html/template (the data escaped for HTML); prints the code
+)
+
+func kindOf(key string) kind {
+	switch key {
+	case KeyEmailSubject:
+		return kindSubject
+	case KeyEmailHTML:
+		return kindHTML
+	}
+	return kindText
+}
+
+// limits returns the bytes of source and of output a template of k may have.
+func (k kind) limits() (text, output int) {
+	switch k {
+	case kindHTML:
+		return MaxHTMLText, MaxHTMLOutput
+	case kindSubject:
+		return MaxText, MaxSubject
+	}
+	return MaxText, MaxOutput
 }
 
 // CheckLocale returns an error wrapping ErrLocale unless tag is a well-formed BCP 47 tag of a known
@@ -99,26 +156,34 @@ var samples = []Data{
 	{Code: "8153627049", App: strings.Repeat("S", 64), Minutes: 15},
 }
 
-// Check returns an error unless text is a template of channel that Render may use: it parses, uses only
-// .Code, .App, .Minutes, the comparison functions, len, print and println, if and with, writes at most MaxOutput
-// bytes, and prints the code (run with two different codes, each must appear in its output). The error
-// wraps ErrChannel, ErrLocale, ErrTemplate or ErrNoCode and does not name channel or locale: the caller's
-// key does.
-func Check(channel, locale, text string) error {
-	if !HasTemplates(channel) {
-		return fmt.Errorf("channel %q %w", channel, ErrChannel)
+// Check returns an error unless text is a template of key (a channel, or an email's part: IsKey) that
+// Render may use: it parses, uses only .Code, .App, .Minutes, the comparison functions, len, print and
+// println, if and with, writes at most MaxOutput bytes (MaxHTMLOutput for email_html, MaxSubject for
+// email_subject), and prints the code (run with two different codes, each must appear in its output), except
+// an email's subject, which need not print it but must be one line. The error wraps ErrChannel, ErrLocale,
+// ErrTemplate or ErrNoCode and does not name key or locale: the caller's key does.
+func Check(key, locale, text string) error {
+	if !IsKey(key) {
+		return fmt.Errorf("channel %q %w", key, ErrChannel)
 	}
 	if err := CheckLocale(locale); err != nil {
 		return err
 	}
-	t, err := compile(text)
+	k := kindOf(key)
+	t, err := compile(k, text)
 	if err != nil {
 		return err
 	}
 	for _, d := range samples {
-		out, err := execute(t, d)
+		out, err := execute(k, t, d)
 		if err != nil {
 			return err
+		}
+		if k == kindSubject {
+			if strings.ContainsAny(out, "\r\n") {
+				return fmt.Errorf("%w: a subject is one line", ErrTemplate)
+			}
+			continue
 		}
 		if !strings.Contains(out, d.Code) {
 			return ErrNoCode
@@ -136,8 +201,12 @@ func Check(channel, locale, text string) error {
 // A locale matches a template of the same language (pt-BR → pt, hi-IN → hi, es-419 → es) or one x/text
 // holds for the same (nb → no), never one of another language it guesses the reader may know (sw → en): a
 // language the app has no template for gets the app's own locale.
+//
+// channel may be an email's part (email_subject, email_html): an HTML body is rendered with html/template,
+// so the data are escaped for HTML; a subject's control characters (a line break a value could bring) are
+// each made a space, so that it cannot end its header.
 func Render(custom map[string]map[string]string, channel, locale, fallback string, d Data) (text, used string, err error) {
-	if !HasTemplates(channel) {
+	if !IsKey(channel) {
 		return "", "", fmt.Errorf("channel %q %w", channel, ErrChannel)
 	}
 	var want []language.Tag
@@ -166,13 +235,17 @@ func Render(custom map[string]map[string]string, channel, locale, fallback strin
 	if !ok {
 		src = builtin[channel][used]
 	}
-	t, err := compile(src)
+	k := kindOf(channel)
+	t, err := compile(k, src)
 	if err != nil {
 		return "", "", fmt.Errorf("template %s.%s: %w", channel, used, err)
 	}
-	text, err = execute(t, d)
+	text, err = execute(k, t, d)
 	if err != nil {
 		return "", "", fmt.Errorf("template %s.%s: %w", channel, used, err)
+	}
+	if k == kindSubject {
+		return OneLine(text), used, nil
 	}
 	if !strings.Contains(text, d.Code) {
 		return "", "", fmt.Errorf("template %s.%s: %w", channel, used, ErrNoCode)
@@ -233,11 +306,35 @@ func candidatesOf(channel string, custom map[string]string) *candidates {
 	return c
 }
 
-// parsed caches compile's result by template text: a send parses nothing it has parsed before.
+// OneLine returns s with each run of control characters (CR, LF, tab, ...) made one space, and trimmed: a
+// header's value that no line break can end.
+func OneLine(s string) string {
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// parsed caches compile's result by kind and template text: a send parses nothing it has parsed before.
 var parsed sync.Map // string → compiled
 
+// executable is a parsed template of either package.
+type executable interface {
+	Execute(w io.Writer, data any) error
+}
+
 type compiled struct {
-	t   *template.Template
+	t   executable
 	err error
 }
 
@@ -249,21 +346,36 @@ const maxCached = 10_000
 
 func cacheRoom() bool { return cached.Add(1) <= maxCached }
 
-func compile(text string) (*template.Template, error) {
-	if c, ok := parsed.Load(text); ok {
+func compile(k kind, text string) (executable, error) {
+	key := string(rune('0'+k)) + "\x00" + text
+	if c, ok := parsed.Load(key); ok {
 		c := c.(compiled)
 		return c.t, c.err
 	}
-	t, err := parseTemplate(text)
+	var t executable
+	tt, err := parseTemplate(k, text)
+	if err == nil {
+		t = tt
+		if k == kindHTML {
+			// Vetted as text/template's tree above (the same syntax); run by html/template, which escapes
+			// what the data put in for the HTML context it lands in.
+			h, herr := htmltemplate.New("").Option("missingkey=error").Parse(text)
+			if herr != nil {
+				t, err = nil, fmt.Errorf("%w: %s", ErrTemplate, strings.TrimPrefix(herr.Error(), "html/template: :"))
+			} else {
+				t = h
+			}
+		}
+	}
 	if cacheRoom() {
-		parsed.Store(text, compiled{t, err})
+		parsed.Store(key, compiled{t, err})
 	}
 	return t, err
 }
 
-func parseTemplate(text string) (*template.Template, error) {
-	if len(text) > MaxText {
-		return nil, fmt.Errorf("%w: %d bytes, want at most %d", ErrTemplate, len(text), MaxText)
+func parseTemplate(k kind, text string) (*template.Template, error) {
+	if maxText, _ := k.limits(); len(text) > maxText {
+		return nil, fmt.Errorf("%w: %d bytes, want at most %d", ErrTemplate, len(text), maxText)
 	}
 	if !utf8.ValidString(text) {
 		return nil, fmt.Errorf("%w: not UTF-8", ErrTemplate)
@@ -386,22 +498,25 @@ func vetFields(idents []string) error {
 	return nil
 }
 
-// limitedBuffer is a buffer that refuses to grow past MaxOutput bytes.
-type limitedBuffer struct{ bytes.Buffer }
-
-var errTooLong = fmt.Errorf("writes more than %d bytes", MaxOutput)
+// limitedBuffer is a buffer that refuses to grow past max bytes.
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if b.Len()+len(p) > MaxOutput {
-		return 0, errTooLong
+	if b.Len()+len(p) > b.max {
+		return 0, fmt.Errorf("writes more than %d bytes", b.max)
 	}
 	return b.Buffer.Write(p)
 }
 
-func execute(t *template.Template, d Data) (string, error) {
-	var b limitedBuffer
+func execute(k kind, t executable, d Data) (string, error) {
+	_, maxOut := k.limits()
+	b := limitedBuffer{max: maxOut}
 	if err := t.Execute(&b, d); err != nil {
-		return "", fmt.Errorf("%w: %s", ErrTemplate, strings.TrimPrefix(err.Error(), "template: :"))
+		msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "html/template: :"), "template: :")
+		return "", fmt.Errorf("%w: %s", ErrTemplate, msg)
 	}
 	return b.String(), nil
 }

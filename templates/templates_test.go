@@ -158,16 +158,17 @@ func TestRenderRefuses(t *testing.T) {
 			t.Errorf("channel %q: %v, want ErrChannel", ch, err)
 		}
 	}
-	// A channel with no built-ins (email, until its issue adds them) needs a template of the app's.
-	if _, _, err := templates.Render(nil, "email", "en", "en", d); !errors.Is(err, templates.ErrNoTemplate) {
-		t.Errorf("email without templates: %v, want ErrNoTemplate", err)
+	// A channel with no built-ins (whatsapp: its sender sends a template of its own) needs a template of the
+	// app's.
+	if _, _, err := templates.Render(nil, "whatsapp", "en", "en", d); !errors.Is(err, templates.ErrNoTemplate) {
+		t.Errorf("whatsapp without templates: %v, want ErrNoTemplate", err)
 	}
-	custom := map[string]map[string]string{"email": {"de": "Ihr Code: {{.Code}}"}}
-	if _, _, err := templates.Render(custom, "email", "fr", "en", d); !errors.Is(err, templates.ErrNoTemplate) {
-		t.Errorf("email without a matching template: %v, want ErrNoTemplate", err)
+	custom := map[string]map[string]string{"whatsapp": {"de": "Ihr Code: {{.Code}}"}}
+	if _, _, err := templates.Render(custom, "whatsapp", "fr", "en", d); !errors.Is(err, templates.ErrNoTemplate) {
+		t.Errorf("whatsapp without a matching template: %v, want ErrNoTemplate", err)
 	}
-	if text, used, err := templates.Render(custom, "email", "de-AT", "en", d); err != nil || used != "de" || text != "Ihr Code: 4821" {
-		t.Errorf("email de-AT = %q, %q, %v", text, used, err)
+	if text, used, err := templates.Render(custom, "whatsapp", "de-AT", "en", d); err != nil || used != "de" || text != "Ihr Code: 4821" {
+		t.Errorf("whatsapp de-AT = %q, %q, %v", text, used, err)
 	}
 	// An unchecked template that lost the code is an error, never a message without it.
 	bad := map[string]map[string]string{"sms": {"en": "Your code is ready"}}
