@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real SIP peers the tests drive (SIPp, Kamailio with its TLS module, baresip, linphonec, perl's
-# Net::SIP) and the checkers of the shipping files (systemd-analyze for the unit, promtool for the alert rules;
+# Net::SIP, aiosmtpd as the SMTP server of the email tests) and the checkers of the shipping files (systemd-analyze for the unit, promtool for the alert rules;
 # podman with runc and a static busybox to build and run the image) when they are missing: as root through
 # apt-get, otherwise it fails naming the Debian packages to install.
 set -euo pipefail
@@ -17,6 +17,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

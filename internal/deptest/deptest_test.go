@@ -22,7 +22,8 @@ var (
 	bolt      = []string{module + "/store", "go.etcd.io/bbolt"}
 	http      = []string{module + "/httpapi", "github.com/gofiber/fiber/v2", "github.com/valyala/fasthttp"}
 	wiring    = []string{module + "/cmd/flashotp", module + "/configs", "github.com/spf13/viper", "github.com/spf13/cobra"}
-	everyAdap = slices.Concat(sipStack, bolt, http, wiring)
+	mailer    = []string{module + "/email", "github.com/wneessen/go-mail"}
+	everyAdap = slices.Concat(sipStack, bolt, http, wiring, mailer)
 )
 
 // forbidden lists, for a package, the packages it must not depend on, directly or not.
@@ -49,6 +50,8 @@ var forbidden = map[string][]string{
 	"httpapi": slices.Concat(sipStack, bolt, wiring),
 	"store":   slices.Concat(sipStack, http, wiring),
 	"sip":     slices.Concat(bolt, http, wiring, []string{module + "/otp", module + "/dialer"}),
+	// email knows go-mail and the words it sends (message, templates), never otp.
+	"email": slices.Concat(sipStack, bolt, http, wiring, []string{module + "/otp", module + "/apps", module + "/dialer"}),
 }
 
 type pkg struct {
