@@ -404,7 +404,11 @@ type receipts struct {
 	got []message.Receipt
 }
 
-func (r *receipts) add(rc message.Receipt) { r.mu.Lock(); defer r.mu.Unlock(); r.got = append(r.got, rc) }
+func (r *receipts) add(rc message.Receipt) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, rc)
+}
 func (r *receipts) list() []message.Receipt {
 	r.mu.Lock()
 	defer r.mu.Unlock()
