@@ -106,6 +106,9 @@ type Config struct {
 	// MaxConns and MaxConnsPerIP cap the connections Serve holds open (ListenerConfig); 0: no cap.
 	MaxConns      int
 	MaxConnsPerIP int
+	// SMSReports takes an HTTP SMS gateway's delivery reports at /callbacks/sms/{ref}; nil: that route
+	// answers 404.
+	SMSReports SMSReports
 }
 
 // Server is the HTTP API.
@@ -242,6 +245,7 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	g.Get("/attempts", s.attempts)
 	g.Get("/reports", s.reports)
 	s.routeAdmin()
+	s.routeSMSReports()
 	s.app.Use(func(c *fiber.Ctx) error {
 		// Past the last route, fiber tells a path that another method's route takes (405, with the Allow
 		// header set) from one no route takes.

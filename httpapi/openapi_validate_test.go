@@ -250,7 +250,7 @@ func errorCode(t *testing.T, res response) string {
 func TestResponsesMatchOpenAPI(t *testing.T) {
 	e := newEnv(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(), Backup: snapshots(e.db)}
+	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(), Backup: snapshots(e.db), SMSReports: &fakeReports{}}
 	e.srv = httpapi.New(cfg, e.svc, log) // newEnv's server, with metrics on
 	v := newValidator(t, e)
 	q := url.QueryEscape
@@ -265,6 +265,12 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	notReadyCfg.Ready = func() error { return errors.New("every trunk is down") }
 	notReady.srv = httpapi.New(notReadyCfg, e.svc, log)
 	v.callOn(&notReady, "GET", "/readyz", "", nil, 503)
+
+	// An SMS gateway's delivery reports.
+	v.call("POST", "/callbacks/sms/otp_01J~1", `{"status":"delivered"}`, nil, 204)
+	v.call("GET", "/callbacks/sms/otp_01J~1?status=delivered", "", nil, 204)
+	v.call("POST", "/callbacks/sms/forged", `{"status":"delivered"}`, nil, 403)
+	v.call("POST", "/callbacks/sms/otp_01J~1", `{"status":`, nil, 400)
 
 	// Send, and a verification whose call has not started: its call's times and delay are null.
 	res := v.call("POST", "/otp/send", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall","reference":"order-42"}`, demo, 202)
