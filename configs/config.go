@@ -25,6 +25,7 @@ import (
 	"flashotp/setting"
 	"flashotp/sip"
 	"flashotp/sms"
+	"flashotp/smsgw"
 	"flashotp/voice"
 	"flashotp/webhook"
 )
@@ -46,6 +47,7 @@ type Config struct {
 	Phone    sip.PhoneSettings     `mapstructure:"phone"`
 	Voice    voice.Settings        `mapstructure:"voice"`
 	SMS      sms.Settings          `mapstructure:"sms"`
+	HTTPSMS  smsgw.Settings        `mapstructure:"http_sms"`
 	Log      Log                   `mapstructure:"log"`
 }
 
@@ -90,6 +92,7 @@ func Default() Config {
 		Phone:    sip.DefaultPhoneSettings,
 		Voice:    voice.DefaultSettings,
 		SMS:      sms.DefaultSettings,
+		HTTPSMS:  smsgw.DefaultSettings,
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -493,6 +496,19 @@ func (c Config) Validate() error {
 	under("dialer.", c.Dialer.Validate())
 	under("voice.", c.Voice.Validate())
 	under("sms.", c.SMS.Validate())
+	if c.SMS.Via == sms.ViaHTTP {
+		// The gateway's section matters only when it carries the SMS.
+		under("http_sms.", c.HTTPSMS.Validate())
+		g := c.HTTPSMS
+		if (g.Preset == smsgw.PresetTwilio || g.Preset == smsgw.PresetVonage) && g.From == "" && c.SMS.Sender == "" && g.MessagingServiceSID == "" {
+			bad("http_sms.from", "preset %s needs a sender: http_sms.from or sms.sender (or, for twilio, http_sms.messaging_service_sid)", g.Preset)
+		}
+		if g.From != "" {
+			if err := sms.CheckSender(g.From); err != nil {
+				bad("http_sms.from", "%s", err)
+			}
+		}
+	}
 
 	if len(c.Apps) == 0 {
 		bad("apps", "at least one app is needed")

@@ -18,6 +18,7 @@ import (
 	"flashotp/otp"
 	"flashotp/sip"
 	"flashotp/sms"
+	"flashotp/smsgw"
 	"flashotp/voice"
 	"flashotp/webhook"
 )
@@ -84,10 +85,11 @@ func TestLoadExample(t *testing.T) {
 				{Channel: apps.ChannelSMS, Timeout: apps.Duration(time.Minute)},
 				{Channel: apps.ChannelVoice},
 			}}, APIKey: "demo", APISecret: "demo-secret"}},
-		Phone: sip.PhoneSettings{Enabled: true, Listen: "127.0.0.1:5062", Mode: sip.PhonePickup},
-		Voice: voice.Settings{AnswerTimeout: 30 * time.Second, Repeat: 2},
-		SMS:   sms.Settings{Via: sms.ViaTrunk},
-		Log:   configs.Log{Level: "info", Format: "text"},
+		Phone:   sip.PhoneSettings{Enabled: true, Listen: "127.0.0.1:5062", Mode: sip.PhonePickup},
+		Voice:   voice.Settings{AnswerTimeout: 30 * time.Second, Repeat: 2},
+		SMS:     sms.Settings{Via: sms.ViaTrunk},
+		HTTPSMS: smsgw.DefaultSettings, // unused: sms.via is trunk
+		Log:     configs.Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load(%s) =\n%+v\nwant\n%+v", exampleFile, cfg, want)

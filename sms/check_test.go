@@ -74,6 +74,9 @@ func TestSettingsValidate(t *testing.T) {
 	if err := sms.DefaultSettings.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
+	if err := (sms.Settings{Via: sms.ViaHTTP}).Validate(); err != nil {
+		t.Fatalf("via http: %v", err)
+	}
 	if d := sms.DefaultSettings; d.Via != "trunk" || d.Sender != "" {
 		t.Fatalf("defaults %+v, want via trunk, no sender", d)
 	}
@@ -84,8 +87,7 @@ func TestSettingsValidate(t *testing.T) {
 		msg    string
 	}{
 		{"smpp", func(s *sms.Settings) { s.Via = "smpp" }, "via", "smpp is not available yet"},
-		{"http", func(s *sms.Settings) { s.Via = "http" }, "via", "http is not available yet"},
-		{"unknown via", func(s *sms.Settings) { s.Via = "pigeon" }, "via", `want trunk, got "pigeon"`},
+		{"unknown via", func(s *sms.Settings) { s.Via = "pigeon" }, "via", `want trunk or http, got "pigeon"`},
 		{"empty via", func(s *sms.Settings) { s.Via = "" }, "via", "want trunk"},
 		{"bad number", func(s *sms.Settings) { s.Sender = "+44 20" }, "sender", "E.164"},
 		{"long sender ID", func(s *sms.Settings) { s.Sender = "AcmeBankLimited" }, "sender", "at most 11"},

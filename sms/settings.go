@@ -8,15 +8,16 @@ import (
 const (
 	// ViaTrunk sends a SIP MESSAGE (RFC 3428) on the app's trunk.
 	ViaTrunk = "trunk"
-	// ViaSMPP (an SMSC over SMPP) and ViaHTTP (an HTTP SMS gateway) are named by SPEC section 8 and not
-	// available yet: Validate refuses them.
-	ViaSMPP = "smpp"
+	// ViaHTTP sends through an HTTP SMS gateway (the http_sms section, package smsgw).
 	ViaHTTP = "http"
+	// ViaSMPP (an SMSC over SMPP) is named by SPEC section 8 and not available yet: Validate refuses it.
+	ViaSMPP = "smpp"
 )
 
 // Settings are the SMS channel's, the config file's sms section.
 type Settings struct {
-	// Via is what carries the message: trunk (a SIP MESSAGE on the app's trunk).
+	// Via is what carries the message: trunk (a SIP MESSAGE on the app's trunk) or http (an HTTP SMS
+	// gateway: the http_sms section).
 	Via string `mapstructure:"via"`
 	// Sender is the From of every SMS: a number in E.164 or an alphanumeric sender ID (CheckSender).
 	// Empty: the app's flash-call pool number.
@@ -31,11 +32,11 @@ func (s Settings) Validate() error {
 	var errs setting.Errors
 	bad := errs.Add
 	switch s.Via {
-	case ViaTrunk:
-	case ViaSMPP, ViaHTTP:
-		bad("via", "%s is not available yet: this version sends SMS only as a SIP MESSAGE on the trunk (via: trunk)", s.Via)
+	case ViaTrunk, ViaHTTP:
+	case ViaSMPP:
+		bad("via", "%s is not available yet: this version sends SMS as a SIP MESSAGE on the trunk (via: trunk) or through an HTTP gateway (via: http)", s.Via)
 	default:
-		bad("via", "want trunk, got %q", s.Via)
+		bad("via", "want trunk or http, got %q", s.Via)
 	}
 	if s.Sender != "" {
 		if err := CheckSender(s.Sender); err != nil {
