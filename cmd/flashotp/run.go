@@ -20,10 +20,13 @@ import (
 	"flashotp/dialer"
 	"flashotp/httpapi"
 	"flashotp/limits"
+	"flashotp/message"
 	"flashotp/metrics"
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
+	"flashotp/sms"
+	"flashotp/smsgw"
 	"flashotp/store"
 	"flashotp/webhook"
 )
@@ -52,6 +55,7 @@ type Main struct {
 	phone   *sip.Phone
 	dialer  *dialer.Dialer
 	api     *httpapi.Server
+	gateway *smsgw.Sender // the HTTP SMS gateway, when sms.via is http
 	ln      net.Listener
 	// draining is set when Run's context ends: /readyz answers 503 while the API still serves.
 	draining atomic.Bool
@@ -161,6 +165,15 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	m.SIPAddr = m.ua.Addr()
 
+	senders := map[string]message.Sender{}
+	if cfg.SMS.Via == sms.ViaHTTP {
+		// Its reports come through the API, which serves only once the service below is built.
+		if m.gateway, err = smsgw.New(cfg.HTTPSMS, func(r message.Receipt) { m.svc.MessageReceipt(r) }, m.Log); err != nil {
+			return fmt.Errorf("http_sms: %w", err)
+		}
+		senders[apps.ChannelSMS] = m.gateway
+	}
+
 	outcomes := &callOutcomes{}
 	m.dialer = dialer.New(dialer.Config{
 		Settings: cfg.Dialer, Metrics: m.metrics, Trunks: trunks,
@@ -168,8 +181,9 @@ func (m *Main) open(ctx context.Context) error {
 	}, m.ua, outcomes, m.Log)
 	m.svc = otp.New(otp.Config{Metrics: m.metrics, Apps: m.apps, Dialer: m.dialer, Notifier: webhooks, Limiter: limiter, Retention: cfg.OTP.Retention,
 		Key: m.db.Key(), MinCodeSpace: cfg.OTP.MinCodeSpace,
-		Voice: otp.VoiceChannel{Prompts: prompts, CallerID: cfg.Voice.CallerID, AnswerTimeout: cfg.Voice.AnswerTimeout, Repeat: cfg.Voice.Repeat},
-		SMS:   otp.SMSChannel{Via: cfg.SMS.Via, Sender: cfg.SMS.Sender},
+		Voice:   otp.VoiceChannel{Prompts: prompts, CallerID: cfg.Voice.CallerID, AnswerTimeout: cfg.Voice.AnswerTimeout, Repeat: cfg.Voice.Repeat},
+		SMS:     otp.SMSChannel{Via: cfg.SMS.Via, Sender: cfg.SMS.Sender},
+		Senders: senders,
 	}, m.db.Verifications(), m.numbers, m.Log)
 	outcomes.Service = m.svc
 	svc := m.svc
@@ -202,13 +216,17 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	m.HTTPAddr = m.ln.Addr().String()
 	maxConns, perIP := m.connCaps()
-	m.api = httpapi.New(httpapi.Config{
+	apiCfg := httpapi.Config{
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Apps: m.apps, Limiter: limiter, Ready: m.ready,
 		AdminToken: cfg.HTTP.AdminToken, Pools: m.numbers, Metrics: m.metrics,
 		Backup:         func() (httpapi.Snapshot, error) { return m.db.Snapshot() },
 		TrustedProxies: cfg.HTTP.Proxies(),
 		MaxConns:       maxConns, MaxConnsPerIP: perIP,
-	}, svc, m.Log)
+	}
+	if m.gateway != nil { // a nil *smsgw.Sender would be a non-nil SMSReports
+		apiCfg.SMSReports = m.gateway
+	}
+	m.api = httpapi.New(apiCfg, svc, m.Log)
 	return nil
 }
 
@@ -305,6 +323,9 @@ func (m *Main) close() error {
 		// After the dialer: the last outcomes' webhooks are queued (and delivered at the next start).
 		m.bgStop()
 		m.bgDone.Wait()
+	}
+	if m.gateway != nil {
+		m.gateway.Close()
 	}
 	if m.ua != nil {
 		errs = append(errs, m.ua.Close())
