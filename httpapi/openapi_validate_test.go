@@ -621,6 +621,8 @@ var statusProbes = map[string]struct{ path, body string }{
 	"GET /admin/debug/pprof/profile":          {"/admin/debug/pprof/profile?seconds=1", ""},
 	"GET /admin/debug/pprof/trace":            {"/admin/debug/pprof/trace?seconds=1", ""},
 	"GET /admin/debug/pprof/{profile}":        {"/admin/debug/pprof/heap", ""},
+	"POST /callbacks/sms/{ref}":               {"/callbacks/sms/otp_01J~1", `{"status":"delivered"}`},
+	"GET /callbacks/sms/{ref}":                {"/callbacks/sms/otp_01J~1?status=delivered", ""},
 }
 
 // credentialsFor returns the credentials a path's routes take.
@@ -683,7 +685,7 @@ func TestEveryStatusIsDocumented(t *testing.T) {
 			if slices.Contains(allow, m) {
 				continue
 			}
-			probe := strings.NewReplacer("{id}", "x", "{name}", "demo", "{key}", "k", "{profile}", "heap").Replace(path)
+			probe := strings.NewReplacer("{id}", "x", "{name}", "demo", "{key}", "k", "{profile}", "heap", "{ref}", "otp_01J").Replace(path)
 			res := e.do(t, m, probe, "", credentialsFor(path))
 			if res.status != http.StatusMethodNotAllowed {
 				t.Errorf("%s %s: %d, want 405; body %s", m, path, res.status, res.body)
