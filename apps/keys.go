@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"slices"
 	"time"
 
@@ -32,12 +31,6 @@ type storedKey struct {
 	Sealed    []byte `json:"sealed_secret"`
 }
 
-func derive(key []byte, label string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(label))
-	return m.Sum(nil)
-}
-
 func (r *Registry) putKey(ch *changes, k *storedKey) error {
 	v, err := json.Marshal(k)
 	if err != nil {
@@ -58,19 +51,9 @@ func (r *Registry) secretMAC(secret string) []byte {
 	return m.Sum(nil)
 }
 
-func (r *Registry) seal(secret string) []byte {
-	nonce := make([]byte, r.aead.NonceSize())
-	_, _ = rand.Read(nonce)
-	return r.aead.Seal(nonce, nonce, []byte(secret), nil)
-}
+func (r *Registry) seal(secret string) []byte { return r.box.Seal([]byte(secret), nil) }
 
-func (r *Registry) unseal(sealed []byte) ([]byte, error) {
-	n := r.aead.NonceSize()
-	if len(sealed) < n {
-		return nil, errors.New("sealed secret too short")
-	}
-	return r.aead.Open(nil, sealed[:n], sealed[n:], nil)
-}
+func (r *Registry) unseal(sealed []byte) ([]byte, error) { return r.box.Open(sealed, nil) }
 
 func newSecret() string {
 	b := make([]byte, 24)

@@ -2,8 +2,6 @@ package apps
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"flashotp/fault"
+	"flashotp/seal"
 )
 
 // Errors returned by Registry. Those the admin API answers come in a *fault.Error that carries the code: an
@@ -83,7 +82,7 @@ type ConfigApp struct {
 type Registry struct {
 	store    Store
 	defaults Defaults
-	aead     cipher.AEAD
+	box      *seal.Box
 	macKey   []byte
 	now      func() time.Time
 	pools    Pools
@@ -107,15 +106,11 @@ func Open(ctx context.Context, s Store, key []byte, d Defaults, configApps []Con
 	if now == nil {
 		now = time.Now
 	}
-	block, err := aes.NewCipher(derive(key, "flashotp apps seal v1"))
+	box, err := seal.New(key, "flashotp apps seal v1")
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	r := &Registry{store: s, defaults: d, aead: aead, macKey: derive(key, "flashotp api secret v1"), now: now,
+	r := &Registry{store: s, defaults: d, box: box, macKey: seal.Derive(key, "flashotp api secret v1"), now: now,
 		pools: pools, apps: map[string]*storedApp{}, keys: map[string]*storedKey{}}
 	err = s.LoadApps(ctx, func(id string, v []byte) error {
 		var a storedApp
