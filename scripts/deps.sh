@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real SIP peers the tests drive (SIPp, Kamailio with its TLS module, baresip, linphonec, perl's
-# Net::SIP, aiosmtpd as the SMTP server of the email tests) and the checkers of the shipping files (systemd-analyze for the unit, promtool for the alert rules;
-# podman with runc and a static busybox to build and run the image) when they are missing: as root through
+# Net::SIP, aiosmtpd as the SMTP server of the email tests, zbarimg to read QR codes back) and the checkers of
+# the shipping files (systemd-analyze for the unit, promtool for the alert rules; podman with runc and a static
+# busybox to build and run the image) when they are missing: as root through
 # apt-get, otherwise it fails naming the Debian packages to install.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools) # reads back the authenticator enrollment's QR code
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -33,6 +33,9 @@ const (
 
 	// webhook
 	bucketWebhooks = "webhooks" // delivery ID → delivery not yet delivered or given up
+
+	// totp
+	bucketTOTP = "totp" // app ID NUL user → authenticator enrollment, its secret sealed
 )
 
 // Buckets by what they hold, for tests that count (DB.Count) or compare (storetest.Snapshot) what the engine
@@ -48,6 +51,8 @@ var (
 	// numberpool's recent calls: a pick is written there by a flusher up to 50 ms later, so it may land in
 	// the middle of whatever a test compares.
 	SettledBuckets = append(slices.Clip(VerificationBuckets), bucketApps, bucketKeys, bucketPools, bucketQuarantine)
+	// TOTPBuckets hold totp's enrollments.
+	TOTPBuckets = []string{bucketTOTP}
 	// ExpiryIndex is otp's index of verifications by when they expire.
 	ExpiryIndex = []string{bucketExpiry}
 )
@@ -88,3 +93,7 @@ func attemptKey(vid, id string) string { return vid + "\x00" + id }
 func reportKey(app, day, group, key string) string {
 	return app + "\x00" + day + "\x00" + group + "\x00" + key
 }
+
+// totpKey is the key of user's enrollment with app in bucketTOTP (a user holds no NUL: totp refuses control
+// characters).
+func totpKey(app, user string) string { return app + "\x00" + user }

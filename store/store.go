@@ -1,7 +1,7 @@
 // Package store is flashotp's persistence on an embedded bbolt file.
 //
 // It implements the storage the domain packages declare (apps.Store in apps.go, numberpool.Store in
-// pools.go, otp.Store in verifications.go, webhook.Store in webhooks.go), and keeps their records opaque
+// pools.go, otp.Store in verifications.go, webhook.Store in webhooks.go, totp.Store in totp.go), and keeps their records opaque
 // (the packages that own them encode them) in the buckets listed in schema.go, written one bucket at a time
 // or through a Tx for several together (a verification with its index entries, events, attempts, report
 // counters and webhook deliveries; an app with its keys), and the server key that codes are MACed under.

@@ -36,6 +36,8 @@ var forbidden = map[string][]string{
 	"templates": {module + "/"},
 	// message is the words otp and the senders (SMPP, HTTP gateways, WhatsApp, email) share.
 	"message": {module + "/"},
+	// seal keeps secrets sealed under the server key for apps and totp.
+	"seal": {module + "/"},
 	// The domain knows no adapter: storage, SIP and HTTP reach it through interfaces it declares.
 	"otp":        everyAdap,
 	"apps":       everyAdap,
@@ -46,6 +48,7 @@ var forbidden = map[string][]string{
 	"metrics":    everyAdap,
 	"sms":        everyAdap,
 	"voice":      everyAdap,
+	"totp":       everyAdap,
 	// The HTTP SMS gateway sends for otp without knowing it, and knows no other adapter.
 	"smsgw": slices.Concat(everyAdap, []string{module + "/otp"}),
 	// The adapters know the domain, not each other, and nothing below otp knows the HTTP layer.
