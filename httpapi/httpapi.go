@@ -94,6 +94,8 @@ type Config struct {
 	Ready func() error
 	// AdminToken guards /admin/*; empty: no admin API.
 	AdminToken string
+	// TOTP serves /otp/totp/*, the authenticator codes; nil: those routes answer 404 not_found.
+	TOTP TOTP
 	// Pools is what /admin/pools manages.
 	Pools PoolAdmin
 	// Backup begins a consistent copy of the database, for GET /admin/store/backup; nil: no such route.
@@ -244,6 +246,9 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	g.Get("/rate-limits", s.rateLimits)
 	g.Get("/attempts", s.attempts)
 	g.Get("/reports", s.reports)
+	g.Post("/totp/enroll", s.totpEnroll)
+	g.Post("/totp/verify", s.totpVerify)
+	g.Post("/totp/delete", s.totpDelete)
 	s.routeAdmin()
 	s.routeSMSReports()
 	s.app.Use(func(c *fiber.Ctx) error {

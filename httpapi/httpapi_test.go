@@ -31,6 +31,7 @@ import (
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/store"
+	"flashotp/totp"
 )
 
 const (
@@ -54,6 +55,7 @@ type env struct {
 	apps  *apps.Registry
 	dial  *fakes.Dialer
 	clock *testclock.Clock
+	totp  *totp.Service
 	// bases are the sockets each server serves on, for do's bodies over the limit; keyed by server, as
 	// tests copy an env to give it another.
 	bases map[*httpapi.Server]string
@@ -99,6 +101,10 @@ func newEnvWith(t testing.TB, token string) *env {
 	demoApp.Pools = []string{"demo", "live"}
 	e.apps = apptest.Open(t, db, apps.Defaults{CodeLength: 4, TTL: 5 * time.Minute, MaxAttempts: 5}, e.pools, demoApp, apptest.App("other", otherKey, otherSecret), apptest.App("short", shortKey, shortSecret))
 	e.svc = otp.New(otp.Config{Apps: e.apps, Dialer: e.dial, Now: e.clock.Now, Key: db.Key()}, db.Verifications(), e.pools, log)
+	e.totp, err = totp.New(totp.Config{Settings: totp.DefaultSettings, Store: db, Apps: e.apps, Key: db.Key(), Now: e.clock.Now, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.srv = httpapi.New(httpapi.Config{
 		MaxBodyBytes: maxBodyBytes,
 		Apps:         e.apps,
@@ -107,6 +113,7 @@ func newEnvWith(t testing.TB, token string) *env {
 		AdminToken:   token,
 		Pools:        e.pools,
 		Backup:       snapshots(db),
+		TOTP:         e.totp,
 	}, e.svc, log)
 	return e
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oklog/ulid/v2"
+	"github.com/pquerna/otp/hotp"
 
 	"flashotp/call"
 	"flashotp/dialer"
@@ -250,7 +251,8 @@ func errorCode(t *testing.T, res response) string {
 func TestResponsesMatchOpenAPI(t *testing.T) {
 	e := newEnv(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(), Backup: snapshots(e.db), SMSReports: &fakeReports{}}
+	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(), Backup: snapshots(e.db), SMSReports: &fakeReports{},
+		TOTP: e.totp}
 	e.srv = httpapi.New(cfg, e.svc, log) // newEnv's server, with metrics on
 	v := newValidator(t, e)
 	q := url.QueryEscape
@@ -512,6 +514,43 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	v.call("DELETE", "/admin/pools/demo", "", admin, 409)
 	v.call("GET", "/admin/pools", "", nil, 401)
 
+	// Authenticator codes: enroll, verify (approved, replayed, wrong, not enrolled), delete.
+	res = v.call("POST", "/otp/totp/enroll", `{"appid":"demo","user":"alice@example.com"}`, demo, 201)
+	if cc := res.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("enroll answer: Cache-Control %q, want no-store", cc)
+	}
+	var secret string
+	field(t, res.body, "secret", &secret)
+	v.call("POST", "/otp/totp/enroll", `{"appid":"demo","user":"alice@example.com"}`, demo, 409)
+	v.call("POST", "/otp/totp/enroll", `{"appid":"demo","user":"alice@example.com","type":"hotp","digits":8,"replace":true}`, demo, 201)
+	v.call("POST", "/otp/totp/enroll", `{"appid":"demo","user":"bob","type":"sms"}`, demo, 400)
+	v.call("POST", "/otp/totp/enroll", `{"appid":"demo","user":"bob\u0007"}`, demo, 400)
+	v.call("POST", "/otp/totp/enroll", `{"appid":"demo","user":"bob","extra":1}`, demo, 400)
+	v.call("POST", "/otp/totp/enroll", `{"appid":"other","user":"bob"}`, demo, 403)
+	v.call("POST", "/otp/totp/enroll", `{"appid":"demo","user":"bob"}`, nil, 401)
+	res = v.call("POST", "/otp/totp/enroll", `{"appid":"demo","user":"bob"}`, demo, 201)
+	field(t, res.body, "secret", &secret)
+	totpCode, err := hotp.GenerateCode(secret, uint64(e.clock.Now().Unix()/30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = v.call("POST", "/otp/totp/verify", `{"appid":"demo","user":"bob","otp_code":"`+totpCode+`"}`, demo, 200)
+	field(t, res.body, "status", &status)
+	if status != "approved" {
+		t.Errorf("totp verify: %s, want approved", res.body)
+	}
+	res = v.call("POST", "/otp/totp/verify", `{"appid":"demo","user":"bob","otp_code":"`+totpCode+`"}`, demo, 409)
+	if code := errorCode(t, res); code != "already_verified" {
+		t.Errorf("replayed totp code: %s, want already_verified", code)
+	}
+	v.call("POST", "/otp/totp/verify", `{"appid":"demo","user":"bob","otp_code":"`+wrongCode(totpCode)+`"}`, demo, 422)
+	v.call("POST", "/otp/totp/verify", `{"appid":"demo","user":"carol","otp_code":"123456"}`, demo, 404)
+	v.call("POST", "/otp/totp/verify", `{"appid":"demo","user":"bob","otp_code":"12345"}`, demo, 400)
+	v.call("POST", "/otp/totp/verify", `{"appid":"demo","user":"bob"}`, demo, 400)
+	v.call("POST", "/otp/totp/delete", `{"appid":"demo","user":"bob"}`, demo, 204)
+	v.call("POST", "/otp/totp/delete", `{"appid":"demo","user":"bob"}`, demo, 404)
+	v.call("POST", "/otp/totp/verify", `{"appid":"demo","user":"bob","otp_code":"`+totpCode+`"}`, demo, 404)
+
 	// Admin: the store's backup.
 	v.call("GET", "/admin/store/backup", "", admin, 200)
 	v.call("GET", "/admin/store/backup", "", nil, 401)
@@ -593,6 +632,9 @@ var statusProbes = map[string]struct{ path, body string }{
 	"GET /otp/rate-limits":                    {"/otp/rate-limits?recipient=%2B14155552671", ""},
 	"GET /otp/attempts":                       {"/otp/attempts?recipient=%2B14155552671", ""},
 	"GET /otp/reports":                        {"/otp/reports", ""},
+	"POST /otp/totp/enroll":                   {"/otp/totp/enroll", `{"appid":"demo","user":"probe"}`},
+	"POST /otp/totp/verify":                   {"/otp/totp/verify", `{"appid":"demo","user":"probe","otp_code":"123456"}`},
+	"POST /otp/totp/delete":                   {"/otp/totp/delete", `{"appid":"demo","user":"probe"}`},
 	"GET /healthz":                            {"/healthz", ""},
 	"GET /readyz":                             {"/readyz", ""},
 	"GET /metrics":                            {"/metrics", ""},
@@ -644,7 +686,7 @@ func TestEveryStatusIsDocumented(t *testing.T) {
 	e := newEnv(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(),
-		AuthFailures: limits.Rule{Scope: "auth_failures", Limit: 1_000_000, Window: time.Hour}, Backup: snapshots(e.db)}
+		AuthFailures: limits.Rule{Scope: "auth_failures", Limit: 1_000_000, Window: time.Hour}, Backup: snapshots(e.db), TOTP: e.totp}
 	e.srv = httpapi.New(cfg, e.svc, log)
 	throttled := *e // another server, whose limit one failed authentication fills
 	cfg.AuthFailures.Limit = 1
