@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"flashotp/apps"
 	"flashotp/dialer"
+	"flashotp/email"
 	"flashotp/httpapi"
 	"flashotp/numberpool"
 	"flashotp/otp"
@@ -48,6 +50,7 @@ type Config struct {
 	Voice    voice.Settings        `mapstructure:"voice"`
 	SMS      sms.Settings          `mapstructure:"sms"`
 	HTTPSMS  smsgw.Settings        `mapstructure:"http_sms"`
+	Email    email.Settings        `mapstructure:"email"`
 	Log      Log                   `mapstructure:"log"`
 }
 
@@ -93,6 +96,7 @@ func Default() Config {
 		Voice:    voice.DefaultSettings,
 		SMS:      sms.DefaultSettings,
 		HTTPSMS:  smsgw.DefaultSettings,
+		Email:    email.DefaultSettings,
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -509,6 +513,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	under("email.", c.Email.Validate())
 
 	if len(c.Apps) == 0 {
 		bad("apps", "at least one app is needed")
@@ -546,6 +551,9 @@ func (c Config) Validate() error {
 				continue
 			}
 			bad(key+"."+e.Key, "%s", e.Msg)
+		}
+		if slices.Contains(a.Channels, apps.ChannelEmail) && !c.Email.Configured() {
+			bad(key+".channels", "app %q uses channel email: configure the email section (email.host, email.from)", a.ID)
 		}
 		if a.WebhookURL != "" && len(a.WebhookSecret) < 16 {
 			bad(key+".webhook_secret", "want at least 16 characters when webhook_url is set: receivers check signatures with it")

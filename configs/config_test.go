@@ -13,6 +13,7 @@ import (
 	"flashotp/apps"
 	"flashotp/configs"
 	"flashotp/dialer"
+	"flashotp/email"
 	"flashotp/httpapi"
 	"flashotp/numberpool"
 	"flashotp/otp"
@@ -89,6 +90,7 @@ func TestLoadExample(t *testing.T) {
 		Voice:   voice.Settings{AnswerTimeout: 30 * time.Second, Repeat: 2},
 		SMS:     sms.Settings{Via: sms.ViaTrunk},
 		HTTPSMS: smsgw.DefaultSettings, // unused: sms.via is trunk
+		Email:   email.DefaultSettings,
 		Log:     configs.Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -376,6 +378,14 @@ func TestValidate(t *testing.T) {
 		{"voice prompts dir", func(c *configs.Config) { c.Voice.PromptsDir = "/nonexistent" }, "voice.prompts_dir"},
 		{"sms via smpp", func(c *configs.Config) { c.SMS.Via = sms.ViaSMPP }, "sms.via"},
 		{"sms sender", func(c *configs.Config) { c.SMS.Sender = "Way Too Long Sender" }, "sms.sender"},
+		{"email tls", func(c *configs.Config) {
+			c.Email.Host, c.Email.From, c.Email.TLS = "smtp.example.com", "otp@shop.example", "ssl"
+		}, "email.tls"},
+		{"email in clear to a remote host", func(c *configs.Config) {
+			c.Email.Host, c.Email.From, c.Email.TLS = "smtp.example.com", "otp@shop.example", email.TLSNone
+		}, "email.tls"},
+		{"email from", func(c *configs.Config) { c.Email.Host, c.Email.From = "smtp.example.com", "Shop" }, "email.from"},
+		{"an app's email without the section", func(c *configs.Config) { c.Apps[0].Channels = append(c.Apps[0].Channels, "email") }, "apps[0].channels"},
 		{"phone listen bad", func(c *configs.Config) { c.Phone.Listen = "nope" }, "phone.listen"},
 		{"log level unknown", func(c *configs.Config) { c.Log.Level = "trace" }, "log.level"},
 		{"log format unknown", func(c *configs.Config) { c.Log.Format = "logfmt" }, "log.format"},

@@ -18,6 +18,7 @@ import (
 	"flashotp/apps"
 	"flashotp/configs"
 	"flashotp/dialer"
+	"flashotp/email"
 	"flashotp/httpapi"
 	"flashotp/limits"
 	"flashotp/message"
@@ -173,6 +174,13 @@ func (m *Main) open(ctx context.Context) error {
 		}
 		senders[apps.ChannelSMS] = m.gateway
 	}
+	if cfg.Email.Configured() {
+		mailer, err := email.New(cfg.Email, m.Log)
+		if err != nil {
+			return fmt.Errorf("email: %w", err)
+		}
+		senders[apps.ChannelEmail] = mailer
+	}
 
 	outcomes := &callOutcomes{}
 	m.dialer = dialer.New(dialer.Config{
@@ -183,7 +191,7 @@ func (m *Main) open(ctx context.Context) error {
 		Key: m.db.Key(), MinCodeSpace: cfg.OTP.MinCodeSpace,
 		Voice:   otp.VoiceChannel{Prompts: prompts, CallerID: cfg.Voice.CallerID, AnswerTimeout: cfg.Voice.AnswerTimeout, Repeat: cfg.Voice.Repeat},
 		SMS:     otp.SMSChannel{Via: cfg.SMS.Via, Sender: cfg.SMS.Sender},
-		Senders: senders,
+		Senders: senders, Compose: compose,
 	}, m.db.Verifications(), m.numbers, m.Log)
 	outcomes.Service = m.svc
 	svc := m.svc
