@@ -86,8 +86,7 @@ func TestSettingsValidate(t *testing.T) {
 		key    string
 		msg    string
 	}{
-		{"smpp", func(s *sms.Settings) { s.Via = "smpp" }, "via", "smpp is not available yet"},
-		{"unknown via", func(s *sms.Settings) { s.Via = "pigeon" }, "via", `want trunk or http, got "pigeon"`},
+		{"unknown via", func(s *sms.Settings) { s.Via = "pigeon" }, "via", `want trunk, smpp or http, got "pigeon"`},
 		{"empty via", func(s *sms.Settings) { s.Via = "" }, "via", "want trunk"},
 		{"bad number", func(s *sms.Settings) { s.Sender = "+44 20" }, "sender", "E.164"},
 		{"long sender ID", func(s *sms.Settings) { s.Sender = "AcmeBankLimited" }, "sender", "at most 11"},

@@ -10,6 +10,11 @@
 // the wrong characters.
 package sms
 
+import (
+	"encoding/binary"
+	"unicode/utf16"
+)
+
 // Encoding is how a text is encoded in an SMS.
 type Encoding string
 
@@ -102,4 +107,76 @@ func Measure(text string) (Encoding, int) {
 		used += w
 	}
 	return enc, parts
+}
+
+// gsmExtensionCodes are the septets of the extension table's characters, each sent after the escape 0x1B.
+var gsmExtensionCodes = map[rune]byte{'\f': 0x0A, '^': 0x14, '{': 0x28, '}': 0x29, '\\': 0x2F, '[': 0x3C, '~': 0x3D,
+	']': 0x3E, '|': 0x40, '€': 0x65}
+
+// gsmBasicCodes maps each character of the basic table to its septet (its position in gsmBasic).
+var gsmBasicCodes = func() map[rune]byte {
+	m := make(map[rune]byte, 128)
+	i := 0
+	for _, r := range gsmBasic {
+		if r != '\x1b' {
+			m[r] = byte(i)
+		}
+		i++
+	}
+	return m
+}()
+
+// Split cuts text into the parts Measure counts, in the encoding Measure picks: one part when it fits one
+// SMS, else parts of at most 153 septets (67 UTF-16 units), never cutting an extension character from its
+// escape nor a surrogate pair. An empty text has no parts.
+func Split(text string) (Encoding, []string) {
+	enc, n := Measure(text)
+	switch n {
+	case 0:
+		return enc, nil
+	case 1:
+		return enc, []string{text}
+	}
+	width, part := septets, GSM7Part
+	if enc == UCS2 {
+		width, part = utf16Units, UCS2Part
+	}
+	parts := make([]string, 0, n)
+	start, used := 0, 0
+	for i, r := range text {
+		w := width(r)
+		if used+w > part {
+			parts, start, used = append(parts, text[start:i]), i, 0
+		}
+		used += w
+	}
+	return enc, append(parts, text[start:])
+}
+
+// EncodeGSM7 returns text in the GSM 7-bit default alphabet, one septet an octet (unpacked, as SMPP's
+// data_coding 0 carries it), an extension character as the escape 0x1B and its septet. ok is false when a
+// character is in neither table (Measure then says UCS2).
+func EncodeGSM7(text string) (b []byte, ok bool) {
+	b = make([]byte, 0, len(text))
+	for _, r := range text {
+		if c, found := gsmBasicCodes[r]; found {
+			b = append(b, c)
+		} else if c, found := gsmExtensionCodes[r]; found {
+			b = append(b, 0x1B, c)
+		} else {
+			return nil, false
+		}
+	}
+	return b, true
+}
+
+// EncodeUCS2 returns text as UTF-16 big-endian (SMPP's data_coding 8), a character outside the BMP as a
+// surrogate pair.
+func EncodeUCS2(text string) []byte {
+	u := utf16.Encode([]rune(text))
+	b := make([]byte, 2*len(u))
+	for i, c := range u {
+		binary.BigEndian.PutUint16(b[2*i:], c)
+	}
+	return b
 }

@@ -144,3 +144,56 @@ func FuzzMeasure(f *testing.F) {
 		}
 	})
 }
+
+func TestSplit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		text  string
+		enc   sms.Encoding
+		parts int
+	}{
+		{"empty", "", sms.GSM7, 0},
+		{"one gsm", "Your code is 123456", sms.GSM7, 1},
+		{"160 gsm", strings.Repeat("a", 160), sms.GSM7, 1},
+		{"161 gsm", strings.Repeat("a", 161), sms.GSM7, 2},
+		{"escape never cut", strings.Repeat("a", 152) + "€" + strings.Repeat("a", 10), sms.GSM7, 2},
+		{"ucs2 long", strings.Repeat("ж", 140), sms.UCS2, 3},
+		{"surrogate never cut", strings.Repeat("ж", 66) + "😀" + strings.Repeat("ж", 10), sms.UCS2, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			enc, parts := sms.Split(tc.text)
+			if enc != tc.enc || len(parts) != tc.parts {
+				t.Fatalf("Split = %s, %d parts; want %s, %d", enc, len(parts), tc.enc, tc.parts)
+			}
+			if _, n := sms.Measure(tc.text); n != len(parts) {
+				t.Errorf("Measure says %d parts, Split cut %d", n, len(parts))
+			}
+			if strings.Join(parts, "") != tc.text {
+				t.Errorf("parts do not join into the text")
+			}
+			for i, p := range parts {
+				if enc == sms.GSM7 {
+					b, ok := sms.EncodeGSM7(p)
+					if !ok || (len(parts) > 1 && len(b) > sms.GSM7Part) || b[len(b)-1] == 0x1B {
+						t.Errorf("part %d: %d septets, ok %v, ends with an escape: %v", i, len(b), ok, b[len(b)-1] == 0x1B)
+					}
+				} else if b := sms.EncodeUCS2(p); len(parts) > 1 && len(b) > 2*sms.UCS2Part {
+					t.Errorf("part %d: %d octets", i, len(b))
+				}
+			}
+		})
+	}
+}
+
+func TestEncodeGSM7(t *testing.T) {
+	b, ok := sms.EncodeGSM7("@a€{\n")
+	if want := []byte{0x00, 0x61, 0x1B, 0x65, 0x1B, 0x28, 0x0A}; !ok || string(b) != string(want) {
+		t.Errorf("EncodeGSM7 = % x, %v; want % x", b, ok, want)
+	}
+	if _, ok := sms.EncodeGSM7("ж"); ok {
+		t.Error("EncodeGSM7 took a Cyrillic letter")
+	}
+	if got := sms.EncodeUCS2("ж😀"); string(got) != "\x04\x36\xd8\x3d\xde\x00" {
+		t.Errorf("EncodeUCS2 = % x", got)
+	}
+}

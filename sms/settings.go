@@ -10,14 +10,14 @@ const (
 	ViaTrunk = "trunk"
 	// ViaHTTP sends through an HTTP SMS gateway (the http_sms section, package smsgw).
 	ViaHTTP = "http"
-	// ViaSMPP (an SMSC over SMPP) is named by SPEC section 8 and not available yet: Validate refuses it.
+	// ViaSMPP submits it to an SMSC over SMPP 3.4 (the smpp section lists the SMSCs, package smpp).
 	ViaSMPP = "smpp"
 )
 
 // Settings are the SMS channel's, the config file's sms section.
 type Settings struct {
-	// Via is what carries the message: trunk (a SIP MESSAGE on the app's trunk) or http (an HTTP SMS
-	// gateway: the http_sms section).
+	// Via is what carries the message: trunk (a SIP MESSAGE on the app's trunk), smpp (an SMSC: the smpp
+	// section) or http (an HTTP SMS gateway: the http_sms section).
 	Via string `mapstructure:"via"`
 	// Sender is the From of every SMS: a number in E.164 or an alphanumeric sender ID (CheckSender).
 	// Empty: the app's flash-call pool number.
@@ -32,11 +32,9 @@ func (s Settings) Validate() error {
 	var errs setting.Errors
 	bad := errs.Add
 	switch s.Via {
-	case ViaTrunk, ViaHTTP:
-	case ViaSMPP:
-		bad("via", "%s is not available yet: this version sends SMS as a SIP MESSAGE on the trunk (via: trunk) or through an HTTP gateway (via: http)", s.Via)
+	case ViaTrunk, ViaSMPP, ViaHTTP:
 	default:
-		bad("via", "want trunk or http, got %q", s.Via)
+		bad("via", "want trunk, smpp or http, got %q", s.Via)
 	}
 	if s.Sender != "" {
 		if err := CheckSender(s.Sender); err != nil {
