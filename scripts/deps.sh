@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real SIP peers the tests drive (SIPp, Kamailio with its TLS module, baresip, linphonec, perl's
-# Net::SIP, aiosmtpd as the SMTP server of the email tests, zbarimg to read QR codes back) and the checkers of
-# the shipping files (systemd-analyze for the unit, promtool for the alert rules; podman with runc and a static
-# busybox to build and run the image) when they are missing: as root through
-# apt-get, otherwise it fails naming the Debian packages to install.
+# Net::SIP, aiosmtpd as the SMTP server of the email tests, zbarimg to read QR codes back, node and npm for the
+# test SMSC: an SMPP server on the npm package smpp in testdata/smsc) and the checkers of the shipping files
+# (systemd-analyze for the unit, promtool for the alert rules; podman with runc and a static busybox to build and
+# run the image) when they are missing: as root through apt-get, otherwise it fails naming the Debian packages
+# to install.
 set -euo pipefail
 
 need=()
@@ -20,13 +21,26 @@ command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools) # reads back the authenticator enrollment's QR code
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
-[ ${#need[@]} -eq 0 ] && exit 0
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+
+# smsc_modules installs the test SMSC's npm packages (testdata/smsc/package-lock.json) when they are missing.
+smsc_modules() {
+  local dir
+  dir="$(dirname "$0")/../testdata/smsc"
+  [ -d "$dir/node_modules/smpp" ] || npm ci --prefix "$dir" --no-audit --no-fund >/dev/null
+}
+if [ ${#need[@]} -eq 0 ]; then
+  smsc_modules
+  exit 0
+fi
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${need[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  smsc_modules
   exit 0
 fi
 echo "missing test tools: install the Debian packages: ${need[*]} (e.g. sudo apt-get install ${need[*]})" >&2

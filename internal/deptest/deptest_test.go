@@ -23,7 +23,8 @@ var (
 	http      = []string{module + "/httpapi", "github.com/gofiber/fiber/v2", "github.com/valyala/fasthttp"}
 	wiring    = []string{module + "/cmd/flashotp", module + "/configs", "github.com/spf13/viper", "github.com/spf13/cobra"}
 	mailer    = []string{module + "/email", "github.com/wneessen/go-mail"}
-	everyAdap = slices.Concat(sipStack, bolt, http, wiring, mailer)
+	smppAdap  = []string{module + "/smpp"}
+	everyAdap = slices.Concat(sipStack, bolt, http, wiring, mailer, smppAdap)
 )
 
 // forbidden lists, for a package, the packages it must not depend on, directly or not.
@@ -57,6 +58,8 @@ var forbidden = map[string][]string{
 	"sip":     slices.Concat(bolt, http, wiring, []string{module + "/otp", module + "/dialer"}),
 	// email knows go-mail and the words it sends (message, templates), never otp.
 	"email": slices.Concat(sipStack, bolt, http, wiring, []string{module + "/otp", module + "/apps", module + "/dialer"}),
+	// A sender knows message, setting, templates and sms: never otp, nor another adapter.
+	"smpp": slices.Concat(sipStack, bolt, http, wiring, []string{module + "/otp", module + "/dialer", module + "/numberpool"}),
 }
 
 type pkg struct {
