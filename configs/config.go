@@ -26,6 +26,7 @@ import (
 	"flashotp/otp"
 	"flashotp/setting"
 	"flashotp/sip"
+	"flashotp/smpp"
 	"flashotp/sms"
 	"flashotp/smsgw"
 	"flashotp/voice"
@@ -51,6 +52,7 @@ type Config struct {
 	SMS      sms.Settings          `mapstructure:"sms"`
 	HTTPSMS  smsgw.Settings        `mapstructure:"http_sms"`
 	Email    email.Settings        `mapstructure:"email"`
+	SMPP     []smpp.Settings       `mapstructure:"smpp"`
 	Log      Log                   `mapstructure:"log"`
 }
 
@@ -151,6 +153,9 @@ func Load(path string) (Config, error) {
 	}
 	for i := range cfg.Trunks {
 		cfg.Trunks[i] = cfg.Trunks[i].WithDefaults(cfg.SIP.Transport)
+	}
+	for i := range cfg.SMPP {
+		cfg.SMPP[i] = cfg.SMPP[i].WithDefaults()
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, src.blame(err)
@@ -514,6 +519,17 @@ func (c Config) Validate() error {
 		}
 	}
 	under("email.", c.Email.Validate())
+	for i, smsc := range c.SMPP {
+		key := fmt.Sprintf("smpp[%d]", i)
+		if seen["smsc "+smsc.Name] {
+			bad(key+".name", "duplicate SMSC %q", smsc.Name)
+		}
+		seen["smsc "+smsc.Name] = true
+		under(key+".", smsc.WithDefaults().Validate())
+	}
+	if c.SMS.Via == sms.ViaSMPP && len(c.SMPP) == 0 {
+		bad("smpp", "sms.via is smpp: at least one SMSC is needed")
+	}
 
 	if len(c.Apps) == 0 {
 		bad("apps", "at least one app is needed")

@@ -18,6 +18,7 @@ import (
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
+	"flashotp/smpp"
 	"flashotp/sms"
 	"flashotp/smsgw"
 	"flashotp/voice"
@@ -376,7 +377,11 @@ func TestValidate(t *testing.T) {
 		{"voice answer timeout", func(c *configs.Config) { c.Voice.AnswerTimeout = 0 }, "voice.answer_timeout"},
 		{"voice caller id", func(c *configs.Config) { c.Voice.CallerID = "hello" }, "voice.caller_id"},
 		{"voice prompts dir", func(c *configs.Config) { c.Voice.PromptsDir = "/nonexistent" }, "voice.prompts_dir"},
-		{"sms via smpp", func(c *configs.Config) { c.SMS.Via = sms.ViaSMPP }, "sms.via"},
+		{"sms via smpp without an SMSC", func(c *configs.Config) { c.SMS.Via = sms.ViaSMPP }, "smpp"},
+		{"smpp address", func(c *configs.Config) { c.SMPP = []smpp.Settings{{Name: "a", Address: "smsc", SystemID: "x"}} }, "smpp[0].address"},
+		{"smpp duplicate", func(c *configs.Config) {
+			c.SMPP = []smpp.Settings{{Name: "a", Address: "smsc:2775", SystemID: "x"}, {Name: "a", Address: "smsc:2776", SystemID: "x"}}
+		}, "smpp[1].name"},
 		{"sms sender", func(c *configs.Config) { c.SMS.Sender = "Way Too Long Sender" }, "sms.sender"},
 		{"email tls", func(c *configs.Config) {
 			c.Email.Host, c.Email.From, c.Email.TLS = "smtp.example.com", "otp@shop.example", "ssl"
@@ -555,6 +560,8 @@ func TestLoadDurationNeedsUnit(t *testing.T) {
 		"apps[].rate_limits.*.window":  minimalFile("", "", ", rate_limits: {recipient: {limit: 1, window: 300}}"),
 		"apps[].pre_send_hook.timeout": minimalFile("", "", ", pre_send_hook: {url: \"https://x.example\", timeout: 300}"),
 		"apps[].workflow[].timeout":    minimalFile("", "", ", workflow: [{channel: flashcall, timeout: 300}]"),
+		"smpp[].enquire_link":          minimalFile("", "", "") + "smpp:\n  - {name: a, address: \"smsc:2775\", system_id: x, enquire_link: 300}\n",
+		"smpp[].bind_timeout":          minimalFile("", "", "") + "smpp:\n  - {name: a, address: \"smsc:2775\", system_id: x, bind_timeout: 300}\n",
 	}
 	for _, key := range durationKeys(reflect.TypeOf(configs.Config{}), "") {
 		body, inList := inLists[key]
@@ -712,5 +719,47 @@ func TestSIPListensTCP(t *testing.T) {
 				t.Errorf("SIPListensTCP() = %t, want %t", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestLoadSMPP(t *testing.T) {
+	path := writeConfig(t, `
+trunks:
+  - name: carrier
+    address: 192.0.2.10:5060
+pool:
+  - name: uk
+    numbers: ["+44207946XXXX"]
+apps:
+  - id: shop
+    api_key: shop-key
+    api_secret: shop-secret-123
+    pools: [uk]
+sms:
+  via: smpp
+  sender: Shop
+smpp:
+  - name: main
+    address: 192.0.2.20:2775
+    system_id: flashotp
+    password: s3cret
+    rate: 20
+  - name: backup
+    address: 192.0.2.21:3550
+    system_id: flashotp
+    tls: true
+`)
+	cfg, err := configs.Load(path)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := []smpp.Settings{
+		{Name: "main", Address: "192.0.2.20:2775", SystemID: "flashotp", Password: "s3cret", Window: 10, Rate: 20,
+			EnquireLink: 30 * time.Second, BindTimeout: 10 * time.Second},
+		{Name: "backup", Address: "192.0.2.21:3550", SystemID: "flashotp", TLS: true, Window: 10, Rate: 50,
+			EnquireLink: 30 * time.Second, BindTimeout: 10 * time.Second},
+	}
+	if !reflect.DeepEqual(cfg.SMPP, want) {
+		t.Errorf("smpp %+v, want %+v", cfg.SMPP, want)
 	}
 }

@@ -47,6 +47,7 @@ type Sender struct {
 	log      *slog.Logger
 	sessions []*session
 	cancel   context.CancelFunc
+	stopped  context.Context // done once Close began: a Send waiting for a bind fails at once
 	wg       sync.WaitGroup
 
 	mu      sync.Mutex
@@ -102,7 +103,7 @@ func New(cfg Config) (*Sender, error) {
 	_, _ = rand.Read(b[:])
 	s := &Sender{cfg: cfg, log: cfg.Logger, changed: make(chan struct{}), ids: map[string]idEntry{}, ref: b[0]}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.cancel, s.stopped = cancel, ctx
 	for _, c := range cfg.SMSCs {
 		sess := newSession(c, s.log)
 		sess.notify, sess.onSubmit, sess.onDSM = s.notify, s.remember, s.receipt
@@ -159,6 +160,8 @@ func (s *Sender) pick(ctx context.Context) (*session, error) {
 		}
 		select {
 		case <-changed:
+		case <-s.stopped.Done():
+			return nil, errors.New("smpp: the engine is stopping")
 		case <-ctx.Done():
 			if why == nil {
 				why = errors.New("no SMSC bound yet")

@@ -306,3 +306,23 @@ func TestEnquireLink(t *testing.T) {
 		t.Errorf("%d binds, want a second one after the silent SMSC", n)
 	}
 }
+
+// TestCloseEndsWaitingSend: a Send waiting for a bind fails unavailable at Close, not at its deadline.
+func TestCloseEndsWaitingSend(t *testing.T) {
+	s, err := smpp.New(smpp.Config{SMSCs: []smpp.Settings{{Name: "down", Address: "127.0.0.1:1", SystemID: "x"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan message.Result)
+	go func() { done <- send(t, s, message.Message{Ref: "r", To: "+447700900123", Text: "code 1"}, time.Minute) }()
+	time.Sleep(100 * time.Millisecond)
+	_ = s.Close()
+	select {
+	case res := <-done:
+		if res.State != message.Failed || res.Reason != message.ReasonUnavailable {
+			t.Errorf("result %+v, want failed unavailable", res)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Send still waits after Close")
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/sip"
+	"flashotp/smpp"
 	"flashotp/sms"
 	"flashotp/smsgw"
 	"flashotp/store"
@@ -55,6 +56,7 @@ type Main struct {
 	ua      *sip.UA
 	phone   *sip.Phone
 	dialer  *dialer.Dialer
+	smpp    *smpp.Sender // sms.via: smpp
 	api     *httpapi.Server
 	gateway *smsgw.Sender // the HTTP SMS gateway, when sms.via is http
 	ln      net.Listener
@@ -166,13 +168,22 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	m.SIPAddr = m.ua.Addr()
 
+	// The senders of the channels that do not go over the trunk; their receipts go to the service once it
+	// is built (before anything is sent).
+	receipts := &messageReceipts{}
 	senders := map[string]message.Sender{}
-	if cfg.SMS.Via == sms.ViaHTTP {
+	switch cfg.SMS.Via {
+	case sms.ViaHTTP:
 		// Its reports come through the API, which serves only once the service below is built.
 		if m.gateway, err = smsgw.New(cfg.HTTPSMS, func(r message.Receipt) { m.svc.MessageReceipt(r) }, m.Log); err != nil {
 			return fmt.Errorf("http_sms: %w", err)
 		}
 		senders[apps.ChannelSMS] = m.gateway
+	case sms.ViaSMPP:
+		if m.smpp, err = smpp.New(smpp.Config{SMSCs: cfg.SMPP, Sender: cfg.SMS.Sender, Receipts: receipts.receipt, Logger: m.Log}); err != nil {
+			return err
+		}
+		senders[apps.ChannelSMS] = m.smpp
 	}
 	if cfg.Email.Configured() {
 		mailer, err := email.New(cfg.Email, m.Log)
@@ -194,6 +205,7 @@ func (m *Main) open(ctx context.Context) error {
 		Senders: senders, Compose: compose,
 	}, m.db.Verifications(), m.numbers, m.Log)
 	outcomes.Service = m.svc
+	receipts.set(m.svc)
 	svc := m.svc
 	if n, err := svc.Recover(ctx); err != nil {
 		return fmt.Errorf("recover: %w", err)
@@ -245,6 +257,29 @@ func (m *Main) open(ctx context.Context) error {
 type callOutcomes struct{ *otp.Service }
 
 var _ dialer.Reporter = (*callOutcomes)(nil)
+
+// messageReceipts takes the senders' receipts (message.Receipts) for the otp service, built after them: a
+// receipt comes only for a message the service sent, but one from an SMSC's earlier session may come first,
+// and is then dropped.
+type messageReceipts struct {
+	mu  sync.Mutex
+	svc *otp.Service
+}
+
+func (r *messageReceipts) set(svc *otp.Service) {
+	r.mu.Lock()
+	r.svc = svc
+	r.mu.Unlock()
+}
+
+func (r *messageReceipts) receipt(rc message.Receipt) {
+	r.mu.Lock()
+	svc := r.svc
+	r.mu.Unlock()
+	if svc != nil {
+		svc.MessageReceipt(rc)
+	}
+}
 
 // connCaps are http.max_conns and http.max_conns_per_ip, lowered when the process's descriptor limit is
 // too small for them: the API takes at most half the descriptors (a flood of API connections must leave
@@ -334,6 +369,9 @@ func (m *Main) close() error {
 	}
 	if m.gateway != nil {
 		m.gateway.Close()
+	}
+	if m.smpp != nil {
+		errs = append(errs, m.smpp.Close()) // unbinds from every SMSC
 	}
 	if m.ua != nil {
 		errs = append(errs, m.ua.Close())
