@@ -314,7 +314,9 @@ func TestCloseEndsWaitingSend(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan message.Result)
-	go func() { done <- send(t, s, message.Message{Ref: "r", To: "+447700900123", Text: "code 1"}, time.Minute) }()
+	go func() {
+		done <- send(t, s, message.Message{Ref: "r", To: "+447700900123", Text: "code 1"}, time.Minute)
+	}()
 	time.Sleep(100 * time.Millisecond)
 	_ = s.Close()
 	select {
