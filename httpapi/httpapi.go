@@ -111,6 +111,9 @@ type Config struct {
 	// SMSReports takes an HTTP SMS gateway's delivery reports at /callbacks/sms/{ref}; nil: that route
 	// answers 404.
 	SMSReports SMSReports
+	// WhatsApp takes the WhatsApp channel's status webhooks (/callbacks/whatsapp); nil: no such channel,
+	// the routes answer 404.
+	WhatsApp WhatsAppWebhook
 }
 
 // Server is the HTTP API.
@@ -251,6 +254,7 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	g.Post("/totp/delete", s.totpDelete)
 	s.routeAdmin()
 	s.routeSMSReports()
+	s.routeWhatsApp()
 	s.app.Use(func(c *fiber.Ctx) error {
 		// Past the last route, fiber tells a path that another method's route takes (405, with the Allow
 		// header set) from one no route takes.

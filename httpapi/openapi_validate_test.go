@@ -267,6 +267,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	notReadyCfg.Ready = func() error { return errors.New("every trunk is down") }
 	notReady.srv = httpapi.New(notReadyCfg, e.svc, log)
 	v.callOn(&notReady, "GET", "/readyz", "", nil, 503)
+	callWhatsApp(t, v, e, cfg, log) // the webhook, on a server with the channel
 
 	// An SMS gateway's delivery reports.
 	v.call("POST", "/callbacks/sms/otp_01J~1", `{"status":"delivered"}`, nil, 204)
@@ -639,6 +640,8 @@ var statusProbes = map[string]struct{ path, body string }{
 	"GET /readyz":                             {"/readyz", ""},
 	"GET /metrics":                            {"/metrics", ""},
 	"GET /openapi.json":                       {"/openapi.json", ""},
+	"GET /callbacks/whatsapp":                 {"/callbacks/whatsapp?hub.mode=subscribe&hub.verify_token=t&hub.challenge=1", ""},
+	"POST /callbacks/whatsapp":                {"/callbacks/whatsapp", `{"object":"whatsapp_business_account","entry":[]}`},
 	"GET /admin/apps":                         {"/admin/apps", ""},
 	"POST /admin/apps":                        {"/admin/apps", `{"id":"fresh","pools":["demo"]}`},
 	"GET /admin/apps/{id}":                    {"/admin/apps/other", ""},
