@@ -52,8 +52,10 @@ var forbidden = map[string][]string{
 	"totp":       everyAdap,
 	// The HTTP SMS gateway sends for otp without knowing it, and knows no other adapter.
 	"smsgw": slices.Concat(everyAdap, []string{module + "/otp"}),
+	// A sender knows message and the words it sends, never otp or an adapter.
+	"whatsapp": slices.Concat(everyAdap, []string{module + "/otp"}),
 	// The adapters know the domain, not each other, and nothing below otp knows the HTTP layer.
-	"httpapi": slices.Concat(sipStack, bolt, wiring, []string{module + "/smsgw"}),
+	"httpapi": slices.Concat(sipStack, bolt, wiring, []string{module + "/smsgw", module + "/whatsapp"}),
 	"store":   slices.Concat(sipStack, http, wiring),
 	"sip":     slices.Concat(bolt, http, wiring, []string{module + "/otp", module + "/dialer"}),
 	// email knows go-mail and the words it sends (message, templates), never otp.
