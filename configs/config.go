@@ -31,6 +31,7 @@ import (
 	"flashotp/smsgw"
 	"flashotp/voice"
 	"flashotp/webhook"
+	"flashotp/whatsapp"
 )
 
 // Config is the whole engine configuration, as SPEC sections 5 and 8 give it. The sections of the parts that
@@ -53,6 +54,7 @@ type Config struct {
 	HTTPSMS  smsgw.Settings        `mapstructure:"http_sms"`
 	Email    email.Settings        `mapstructure:"email"`
 	SMPP     []smpp.Settings       `mapstructure:"smpp"`
+	WhatsApp whatsapp.Settings     `mapstructure:"whatsapp"`
 	Log      Log                   `mapstructure:"log"`
 }
 
@@ -99,6 +101,7 @@ func Default() Config {
 		SMS:      sms.DefaultSettings,
 		HTTPSMS:  smsgw.DefaultSettings,
 		Email:    email.DefaultSettings,
+		WhatsApp: whatsapp.DefaultSettings,
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -530,6 +533,7 @@ func (c Config) Validate() error {
 	if c.SMS.Via == sms.ViaSMPP && len(c.SMPP) == 0 {
 		bad("smpp", "sms.via is smpp: at least one SMSC is needed")
 	}
+	under("whatsapp.", c.WhatsApp.Validate())
 
 	if len(c.Apps) == 0 {
 		bad("apps", "at least one app is needed")
@@ -570,6 +574,11 @@ func (c Config) Validate() error {
 		}
 		if slices.Contains(a.Channels, apps.ChannelEmail) && !c.Email.Configured() {
 			bad(key+".channels", "app %q uses channel email: configure the email section (email.host, email.from)", a.ID)
+		}
+		for j, ch := range a.Channels {
+			if ch == apps.ChannelWhatsApp && !c.WhatsApp.Configured() {
+				bad(fmt.Sprintf("%s.channels[%d]", key, j), "channel whatsapp needs the whatsapp section (whatsapp.phone_number_id and its credentials)")
+			}
 		}
 		if a.WebhookURL != "" && len(a.WebhookSecret) < 16 {
 			bad(key+".webhook_secret", "want at least 16 characters when webhook_url is set: receivers check signatures with it")

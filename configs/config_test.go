@@ -23,6 +23,7 @@ import (
 	"flashotp/smsgw"
 	"flashotp/voice"
 	"flashotp/webhook"
+	"flashotp/whatsapp"
 )
 
 // exampleFile is the checked-in demo configuration; go test runs in the package directory.
@@ -92,7 +93,9 @@ func TestLoadExample(t *testing.T) {
 		SMS:     sms.Settings{Via: sms.ViaTrunk},
 		HTTPSMS: smsgw.DefaultSettings, // unused: sms.via is trunk
 		Email:   email.DefaultSettings,
-		Log:     configs.Log{Level: "info", Format: "text"},
+		// The example leaves whatsapp commented out: its defaults, the channel off.
+		WhatsApp: whatsapp.DefaultSettings,
+		Log:      configs.Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load(%s) =\n%+v\nwant\n%+v", exampleFile, cfg, want)

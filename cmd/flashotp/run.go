@@ -31,6 +31,7 @@ import (
 	"flashotp/smsgw"
 	"flashotp/store"
 	"flashotp/webhook"
+	"flashotp/whatsapp"
 )
 
 // Main wires the engine's parts from a Config, runs them and closes them in reverse. Tests run it on
@@ -60,6 +61,8 @@ type Main struct {
 	api     *httpapi.Server
 	gateway *smsgw.Sender // the HTTP SMS gateway, when sms.via is http
 	ln      net.Listener
+	// whatsApp sends the whatsapp channel and takes its status webhooks; nil: no whatsapp section.
+	whatsApp *whatsapp.Sender
 	// draining is set when Run's context ends: /readyz answers 503 while the API still serves.
 	draining atomic.Bool
 }
@@ -192,6 +195,13 @@ func (m *Main) open(ctx context.Context) error {
 		}
 		senders[apps.ChannelEmail] = mailer
 	}
+	if cfg.WhatsApp.Configured() {
+		// Its statuses come through the API too.
+		if m.whatsApp, err = whatsapp.New(cfg.WhatsApp, func(r message.Receipt) { m.svc.MessageReceipt(r) }, m.Log); err != nil {
+			return err // it names whatsapp
+		}
+		senders[apps.ChannelWhatsApp] = m.whatsApp
+	}
 
 	outcomes := &callOutcomes{}
 	m.dialer = dialer.New(dialer.Config{
@@ -245,6 +255,9 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	if m.gateway != nil { // a nil *smsgw.Sender would be a non-nil SMSReports
 		apiCfg.SMSReports = m.gateway
+	}
+	if m.whatsApp != nil { // likewise
+		apiCfg.WhatsApp = m.whatsApp
 	}
 	m.api = httpapi.New(apiCfg, svc, m.Log)
 	return nil
@@ -372,6 +385,9 @@ func (m *Main) close() error {
 	}
 	if m.smpp != nil {
 		errs = append(errs, m.smpp.Close()) // unbinds from every SMSC
+	}
+	if m.whatsApp != nil {
+		m.whatsApp.Close() // after the API: no webhook is being read
 	}
 	if m.ua != nil {
 		errs = append(errs, m.ua.Close())
