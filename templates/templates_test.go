@@ -158,14 +158,10 @@ func TestRenderRefuses(t *testing.T) {
 			t.Errorf("channel %q: %v, want ErrChannel", ch, err)
 		}
 	}
-	// A channel with no built-ins (whatsapp: its sender sends a template of its own) needs a template of the
-	// app's.
-	if _, _, err := templates.Render(nil, "whatsapp", "en", "en", d); !errors.Is(err, templates.ErrNoTemplate) {
-		t.Errorf("whatsapp without templates: %v, want ErrNoTemplate", err)
-	}
+	// whatsapp's built-ins (the fallback text of Meta's template) stand behind an app's own, as sms's do.
 	custom := map[string]map[string]string{"whatsapp": {"de": "Ihr Code: {{.Code}}"}}
-	if _, _, err := templates.Render(custom, "whatsapp", "fr", "en", d); !errors.Is(err, templates.ErrNoTemplate) {
-		t.Errorf("whatsapp without a matching template: %v, want ErrNoTemplate", err)
+	if text, used, err := templates.Render(custom, "whatsapp", "fr", "en", d); err != nil || used != "fr" || !strings.HasPrefix(text, "4821 est votre code") {
+		t.Errorf("whatsapp fr over an app's de = %q, %q, %v; want the built-in fr", text, used, err)
 	}
 	if text, used, err := templates.Render(custom, "whatsapp", "de-AT", "en", d); err != nil || used != "de" || text != "Ihr Code: 4821" {
 		t.Errorf("whatsapp de-AT = %q, %q, %v", text, used, err)
