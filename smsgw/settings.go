@@ -161,6 +161,9 @@ func (s Settings) Validate() error {
 		default:
 			bad("method", "want POST, PUT, PATCH or GET, got %q", s.Method)
 		}
+		if s.Method == http.MethodGet && strings.TrimSpace(s.Body) != "" {
+			bad("body", "a GET carries no body: put the values in url")
+		}
 		if s.BodyFormat != FormatJSON && s.BodyFormat != FormatForm {
 			bad("body_format", "want json or form, got %q", s.BodyFormat)
 		}

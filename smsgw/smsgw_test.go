@@ -325,6 +325,11 @@ func TestValidateTemplates(t *testing.T) {
 		}
 	}
 	s := DefaultSettings
+	s.Preset, s.URL, s.Method, s.Body = PresetCustom, "https://gw.example.com/send?to={{.To}}", "GET", `{"to":"{{.To}}"}`
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "GET carries no body") {
+		t.Errorf("a GET with a body: %v", err)
+	}
+	s = DefaultSettings
 	s.Preset = "nexmo"
 	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "preset") {
 		t.Errorf("unknown preset: %v", err)

@@ -2,12 +2,16 @@ package main
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"flashotp/smsgw"
 )
@@ -89,7 +93,9 @@ func TestSMSThroughHTTPGateway(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	m := startMain(t, cfg)
+	log := &lockedLog{}
+	m := NewMain(cfg, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	startRun(t, m)
 	c := client{t, "http://" + m.HTTPAddr}
 
 	id := c.sendOn("sms", "").body["verification_id"].(string)
@@ -142,5 +148,86 @@ func TestSMSThroughHTTPGateway(t *testing.T) {
 	}
 	if a := c.do("GET", "/healthz", ""); a.status != 200 {
 		t.Fatalf("healthz after the gateway's failures: %d", a.status)
+	}
+	if out := log.String(); strings.Contains(out, gwToken) || regexp.MustCompile(`\b`+match[1]+`\b`).MatchString(out) || !strings.Contains(out, "bad_response") {
+		t.Errorf("the log holds the auth token or the code, or not the failure:\n%s", out)
+	}
+}
+
+// lockedLog is a log the test reads back while the engine writes it.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// SMS through the Vonage preset against a local server shaped like Vonage's SMS API (a form of api_key,
+// api_secret, from, to without '+', text, client-ref, callback; 200 with messages[0].status "0"): a
+// delivery receipt by GET, signed as Vonage signs them (md5hash), delivers the step and the code verifies;
+// a receipt whose sig does not match is 403.
+func TestSMSThroughVonage(t *testing.T) {
+	var mu sync.Mutex
+	var forms []url.Values
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		form, err := url.ParseQuery(string(body))
+		if r.Method != "POST" || r.URL.Path != "/sms/json" || err != nil || form.Get("api_key") != "abcd1234" || form.Get("api_secret") != "vonage-secret" {
+			t.Errorf("not a Vonage request: %s %s %s", r.Method, r.URL, body)
+			w.WriteHeader(401)
+			return
+		}
+		mu.Lock()
+		forms = append(forms, form)
+		mu.Unlock()
+		io.WriteString(w, `{"message-count":"1","messages":[{"to":"`+form.Get("to")+`","message-id":"0A0000000123ABCD1","status":"0","remaining-balance":"3.14","message-price":"0.03","network":"12345"}]}`)
+	}))
+	t.Cleanup(gw.Close)
+	cfg := channelConfig(t, "127.0.0.1:9")
+	cfg.SMS.Via = "http"
+	cfg.HTTPSMS = smsgw.DefaultSettings
+	cfg.HTTPSMS.Preset, cfg.HTTPSMS.URL, cfg.HTTPSMS.APIKey, cfg.HTTPSMS.APISecret = "vonage", gw.URL, "abcd1234", "vonage-secret"
+	cfg.HTTPSMS.From, cfg.HTTPSMS.SignatureSecret, cfg.HTTPSMS.CallbackBaseURL = "Acme", "vonage-sig-secret", "https://otp.example.com"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m := startMain(t, cfg)
+	c := client{t, "http://" + m.HTTPAddr}
+	id := c.sendOn("sms", "").body["verification_id"].(string)
+	c.steps(id, "sent", func(s []map[string]any) bool { return stepStates(s) == "sms:sent" })
+	mu.Lock()
+	form := forms[0]
+	mu.Unlock()
+	if form.Get("to") != strings.TrimPrefix(recipient, "+") || form.Get("from") != "Acme" || form.Get("client-ref") != id ||
+		form.Get("callback") != "https://otp.example.com/callbacks/sms/"+id || form.Has("type") {
+		t.Fatalf("form %v", form)
+	}
+	match := smsCode.FindStringSubmatch(form.Get("text"))
+	if match == nil {
+		t.Fatalf("no code in the text %q", form.Get("text"))
+	}
+	dlr := url.Values{"msisdn": {form.Get("to")}, "to": {"Acme"}, "network-code": {"12345"}, "messageId": {"0A0000000123ABCD1"},
+		"price": {"0.03"}, "status": {"delivered"}, "scts": {"2001011400"}, "err-code": {"0"}, "api-key": {"abcd1234"},
+		"client-ref": {id}, "message-timestamp": {"2020-01-01 12:00:00"}, "timestamp": {strconv.FormatInt(time.Now().Unix(), 10)}}
+	dlr.Set("sig", smsgw.VonageSignature(smsgw.SigMD5Hash, "vonage-sig-secret", dlr))
+	forged := url.Values{}
+	for k, v := range dlr {
+		forged[k] = v
+	}
+	forged.Set("status", "failed")
+	if a := c.do("GET", "/callbacks/sms/"+id+"?"+forged.Encode(), ""); a.status != 403 {
+		t.Fatalf("forged receipt: %d %s", a.status, a.raw)
+	}
+	if a := c.do("GET", "/callbacks/sms/"+id+"?"+dlr.Encode(), ""); a.status != 204 {
+		t.Fatalf("receipt: %d %s", a.status, a.raw)
+	}
+	c.steps(id, "delivered", func(s []map[string]any) bool { return stepStates(s) == "sms:delivered" })
+	if a := c.verify(id, match[1]); a.status != 200 {
+		t.Fatalf("verify the code Vonage got: %d %s", a.status, a.raw)
 	}
 }
