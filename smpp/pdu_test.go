@@ -150,6 +150,8 @@ func TestSettingsValidate(t *testing.T) {
 		{"rate", func(s *Settings) { s.Rate = -1 }, "rate"},
 		{"enquire_link", func(s *Settings) { s.EnquireLink = time.Millisecond }, "enquire_link"},
 		{"bind_timeout", func(s *Settings) { s.BindTimeout = time.Millisecond }, "bind_timeout"},
+		{"tls_ca without tls", func(s *Settings) { s.TLSCA = "ca.pem" }, "tls_ca"},
+		{"tls_ca unreadable", func(s *Settings) { s.TLS, s.TLSCA = true, "/nonexistent/ca.pem" }, "tls_ca"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := good

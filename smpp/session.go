@@ -128,9 +128,14 @@ func (s *session) connect(ctx context.Context) (net.Conn, error) {
 	var conn net.Conn
 	var err error
 	if s.cfg.TLS {
-		host, _, _ := net.SplitHostPort(s.cfg.Address)
-		d := tls.Dialer{Config: &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}}
-		conn, err = d.DialContext(ctx, "tcp", s.cfg.Address)
+		conf, err := s.cfg.tlsConfig()
+		if err != nil {
+			return nil, fmt.Errorf("SMSC %s: tls_ca: %w", s.cfg.Name, err)
+		}
+		d := tls.Dialer{Config: conf}
+		if conn, err = d.DialContext(ctx, "tcp", s.cfg.Address); err != nil {
+			return nil, fmt.Errorf("connect to SMSC %s at %s (TLS): %w", s.cfg.Name, s.cfg.Address, err)
+		}
 	} else {
 		var d net.Dialer
 		conn, err = d.DialContext(ctx, "tcp", s.cfg.Address)

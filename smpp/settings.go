@@ -1,6 +1,11 @@
 package smpp
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -19,6 +24,8 @@ type Settings struct {
 	SystemType string `mapstructure:"system_type"`
 	// TLS wraps the session in TLS (crypto/tls, the host of Address as the server name).
 	TLS bool `mapstructure:"tls"`
+	// TLSCA is a PEM file of the CAs that sign the SMSC's certificate, trusted instead of the system's.
+	TLSCA string `mapstructure:"tls_ca"`
 	// Window is how many submit_sm may await their response at once. Default 10.
 	Window int `mapstructure:"window"`
 	// Rate is how many submit_sm a second the SMSC takes. Default 50.
@@ -77,6 +84,13 @@ func (s Settings) Validate() error {
 	checkCString("system_id", s.SystemID, maxSystemID, false)
 	checkCString("password", s.Password, maxPassword, true)
 	checkCString("system_type", s.SystemType, maxSystemType, true)
+	if s.TLSCA != "" {
+		if !s.TLS {
+			bad("tls_ca", "set without tls: true")
+		} else if _, err := s.tlsConfig(); err != nil {
+			bad("tls_ca", "%v", err)
+		}
+	}
 	if s.Window < 1 || s.Window > 1000 {
 		bad("window", "want 1..1000, got %d", s.Window)
 	}
@@ -90,4 +104,22 @@ func (s Settings) Validate() error {
 		bad("bind_timeout", "want at least 100ms, got %s", s.BindTimeout)
 	}
 	return errs.Err()
+}
+
+// tlsConfig returns the TLS configuration of the session: the host of Address as the server name, TLS 1.2
+// at least, the CAs of TLSCA or else the system's.
+func (s Settings) tlsConfig() (*tls.Config, error) {
+	host, _, _ := net.SplitHostPort(s.Address)
+	c := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if s.TLSCA != "" {
+		pem, err := os.ReadFile(s.TLSCA)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, errors.New(s.TLSCA + ": no PEM certificate in it")
+		}
+	}
+	return c, nil
 }

@@ -2,8 +2,17 @@ package smpp_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"log/slog"
+	"math/big"
+	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -326,5 +335,59 @@ func TestCloseEndsWaitingSend(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Send still waits after Close")
+	}
+}
+
+// selfSigned writes a key and a self-signed certificate for 127.0.0.1 into dir and returns their paths.
+func selfSigned(t *testing.T, dir string) (keyFile, certFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test SMSC"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, certFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return keyFile, certFile
+}
+
+// TestTLS binds over TLS to an SMSC whose certificate tls_ca vouches for, and refuses one it does not.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	keyFile, certFile := selfSigned(t, dir)
+	smsc := peers.StartSMSCTLS(t, "flashotp", "secret1", keyFile, certFile)
+	rc := newReceipts()
+	cfg := settings("tls", smsc)
+	cfg.TLS, cfg.TLSCA = true, certFile
+	s := start(t, "", rc, cfg)
+	if res := send(t, s, message.Message{Ref: "tls", To: "+447700900123", Text: "code 424242"}, 10*time.Second); res.State != message.Sent {
+		t.Fatalf("over TLS: %+v", res)
+	}
+	if r := rc.wait(t, "tls"); r.State != message.Delivered {
+		t.Errorf("receipt %+v", r)
+	}
+
+	untrusted := settings("untrusted", smsc)
+	untrusted.TLS = true // the system's CAs: the self-signed certificate is refused
+	s2 := start(t, "", rc, untrusted)
+	res := send(t, s2, message.Message{Ref: "untrusted", To: "+447700900123", Text: "code 1"}, 2*time.Second)
+	if res.State != message.Failed || res.Reason != message.ReasonUnavailable || !strings.Contains(res.Detail, "certificate") {
+		t.Errorf("an untrusted certificate: %+v, want failed unavailable naming the certificate", res)
 	}
 }

@@ -22,6 +22,7 @@ type SMSC struct {
 	Password string
 	t        testing.TB
 	node     string
+	tlsFiles []string // key and certificate: the SMSC speaks TLS
 	script   string
 	cmd      *exec.Cmd
 	out      lockedBuffer
@@ -53,6 +54,13 @@ type SMSCEvent struct {
 // test is skipped, or fails under CI=true. It is stopped by PID when the test ends.
 func StartSMSC(t testing.TB, systemID, password string) *SMSC {
 	t.Helper()
+	return StartSMSCTLS(t, systemID, password, "", "")
+}
+
+// StartSMSCTLS is StartSMSC speaking SMPP over TLS with the key and certificate in these PEM files (none:
+// plain TCP).
+func StartSMSCTLS(t testing.TB, systemID, password, keyFile, certFile string) *SMSC {
+	t.Helper()
 	node := Require(t, "node", "nodejs")
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "smsc")
@@ -60,6 +68,9 @@ func StartSMSC(t testing.TB, systemID, password string) *SMSC {
 		Missing(t, "testdata/smsc/node_modules/smpp missing: run scripts/deps.sh (npm ci in testdata/smsc)")
 	}
 	s := &SMSC{SystemID: systemID, Password: password, t: t, node: node, script: filepath.Join(dir, "smsc.js")}
+	if keyFile != "" {
+		s.tlsFiles = []string{keyFile, certFile}
+	}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "tcp")))
 	s.Start()
 	t.Cleanup(s.Stop)
@@ -70,7 +81,7 @@ func StartSMSC(t testing.TB, systemID, password string) *SMSC {
 func (s *SMSC) Start() {
 	s.t.Helper()
 	_, port, _ := net.SplitHostPort(s.Addr)
-	s.cmd = exec.Command(s.node, s.script, port, s.SystemID, s.Password)
+	s.cmd = exec.Command(s.node, append([]string{s.script, port, s.SystemID, s.Password}, s.tlsFiles...)...)
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {

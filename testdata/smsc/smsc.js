@@ -1,7 +1,9 @@
 // An SMSC for flashotp's tests, on node-smpp (the npm package smpp, an SMPP 3.4/5.0 implementation the
 // project did not write: it parses every PDU the engine sends and refuses malformed ones).
 //
-//   node smsc.js PORT SYSTEM_ID PASSWORD
+//   node smsc.js PORT SYSTEM_ID PASSWORD [KEY_FILE CERT_FILE]
+//
+// With a key and a certificate (PEM files) it speaks SMPP over TLS.
 //
 // It accepts bind_transceiver with these credentials (else ESME_RINVPASWD or ESME_RINVSYSID), answers
 // enquire_link and sends its own every second (printing {"event":"enquire_link_resp"} for each answer), answers submit_sm with a message_id and prints one JSON line
@@ -14,7 +16,8 @@
 'use strict';
 const smpp = require('smpp');
 
-const [port, systemID, password] = process.argv.slice(2);
+const [port, systemID, password, keyFile, certFile] = process.argv.slice(2);
+const fs = require('fs');
 let nextID = 1;
 const throttled = new Set();
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -23,7 +26,8 @@ const stamp = () => {
 	return p(d.getUTCFullYear() % 100) + p(d.getUTCMonth() + 1) + p(d.getUTCDate()) + p(d.getUTCHours()) + p(d.getUTCMinutes());
 };
 
-const server = smpp.createServer({debug: false}, (session) => {
+const options = keyFile ? {key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile)} : {};
+const server = smpp.createServer(options, (session) => {
 	let timer = null;
 	session.on('error', (err) => out({event: 'error', error: String(err)}));
 	session.on('close', () => clearInterval(timer));
