@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -153,7 +155,13 @@ func TestWhatsAppAgainstCloudAPI(t *testing.T) {
 	cfg.WhatsApp = whatsapp.DefaultSettings
 	cfg.WhatsApp.BaseURL, cfg.WhatsApp.PhoneNumberID, cfg.WhatsApp.AccessToken = srv.URL, waNumberID, waToken
 	cfg.WhatsApp.AppSecret, cfg.WhatsApp.VerifyToken = waAppSecret, waVerifyToken
-	c, _ := startPhoneMain(t, cfg)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := &lockedLog{}
+	m := NewMain(cfg, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	startRun(t, m)
+	c := client{t, "http://" + m.HTTPAddr}
 	post := func(body, signature string) int {
 		t.Helper()
 		return c.do("POST", "/callbacks/whatsapp", body, "X-Hub-Signature-256", signature).status
@@ -231,5 +239,20 @@ func TestWhatsAppAgainstCloudAPI(t *testing.T) {
 	}
 	if a := c.do("GET", "/healthz", ""); a.status != 200 {
 		t.Errorf("healthz: %d", a.status)
+	}
+	// The log names the failures, never a secret or a code.
+	out := log.String()
+	for _, secret := range []string{waToken, waAppSecret, waVerifyToken} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log holds the secret %q", secret)
+		}
+	}
+	for i := range 3 {
+		if code := api.waited(i).bodyCode; regexp.MustCompile(`\b` + code + `\b`).MatchString(out) {
+			t.Errorf("the log holds code %s", code)
+		}
+	}
+	if !strings.Contains(out, "error 131026") {
+		t.Errorf("the log does not name the API's refusal:\n%s", out)
 	}
 }
