@@ -68,3 +68,51 @@ func TestSMPPBindRefused(t *testing.T) {
 		t.Errorf("%d submits with a refused bind", n)
 	}
 }
+
+// TestSMPPReceiptFails: a receipt saying UNDELIV fails the step undelivered.
+func TestSMPPReceiptFails(t *testing.T) {
+	smsc := peers.StartSMSC(t, "flashotp", "s3cret")
+	cfg := channelConfig(t, "127.0.0.1:9")
+	cfg.SMS.Via = sms.ViaSMPP
+	cfg.SMPP = []smpp.Settings{smpp.Settings{Name: "test", Address: smsc.Addr, SystemID: "flashotp", Password: "s3cret"}.WithDefaults()}
+	m := startMain(t, cfg)
+	c := client{t, "http://" + m.HTTPAddr}
+	a := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"+14155550000","channel":"sms"}`) // the test SMSC: UNDELIV
+	if a.status != 202 {
+		t.Fatalf("send: %d %s", a.status, a.raw)
+	}
+	v := c.steps(a.body["verification_id"].(string), "failed", func(s []map[string]any) bool { return stepStates(s) == "sms:failed" })
+	if st := v["steps"].([]any)[0].(map[string]any); st["reason"] != "undelivered" {
+		t.Errorf("step %v: want failed undelivered", st)
+	}
+}
+
+// TestSMPPRestart: the SMSC goes away mid-run; a send accepted meanwhile reaches it once it is back (the
+// engine rebinds), and its code verifies.
+func TestSMPPRestart(t *testing.T) {
+	smsc := peers.StartSMSC(t, "flashotp", "s3cret")
+	cfg := channelConfig(t, "127.0.0.1:9")
+	cfg.SMS.Via = sms.ViaSMPP
+	cfg.SMPP = []smpp.Settings{smpp.Settings{Name: "test", Address: smsc.Addr, SystemID: "flashotp", Password: "s3cret",
+		EnquireLink: time.Second, BindTimeout: time.Second}.WithDefaults()}
+	m := startMain(t, cfg)
+	c := client{t, "http://" + m.HTTPAddr}
+	first := c.sendOn("sms", "").body["verification_id"].(string)
+	c.steps(first, "delivered", func(s []map[string]any) bool { return stepStates(s) == "sms:delivered" })
+	smsc.Stop()
+	id := c.sendOn("sms", "").body["verification_id"].(string)
+	time.Sleep(500 * time.Millisecond)
+	if n := len(smsc.Events("submit")); n != 1 {
+		t.Fatalf("%d submits with the SMSC stopped, want the first only", n)
+	}
+	smsc.Start()
+	c.steps(id, "delivered", func(s []map[string]any) bool { return stepStates(s) == "sms:delivered" })
+	subs := smsc.Events("submit")
+	if len(subs) != 2 {
+		t.Fatalf("%d submits, want 2:\n%s", len(subs), smsc.Log())
+	}
+	code := regexp.MustCompile(`\d{6}`).FindString(subs[1].Text)
+	if a := c.verify(id, code); a.status != 200 {
+		t.Fatalf("verify the code sent after the restart: %d %s", a.status, a.raw)
+	}
+}
