@@ -29,15 +29,16 @@ import (
 	"flashotp/smpp"
 	"flashotp/sms"
 	"flashotp/smsgw"
+	"flashotp/totp"
 	"flashotp/voice"
 	"flashotp/webhook"
 	"flashotp/whatsapp"
 )
 
 // Config is the whole engine configuration, as SPEC sections 5 and 8 give it. The sections of the parts that
-// own their settings (http, sip, trunks, pools, otp, dialer, apps, webhooks, phone, voice, sms) are those parts' own types,
-// with their own defaults and validation; Validate adds the rules across sections. store and log are the
-// config's own.
+// own their settings (http, sip, trunks, pools, otp, dialer, apps, webhooks, phone, voice, sms, http_sms,
+// email, totp) are those parts' own types, with their own defaults and validation; Validate adds the rules
+// across sections. store and log are the config's own.
 type Config struct {
 	HTTP     httpapi.Settings      `mapstructure:"http"`
 	SIP      sip.Settings          `mapstructure:"sip"`
@@ -55,6 +56,7 @@ type Config struct {
 	Email    email.Settings        `mapstructure:"email"`
 	SMPP     []smpp.Settings       `mapstructure:"smpp"`
 	WhatsApp whatsapp.Settings     `mapstructure:"whatsapp"`
+	TOTP     totp.Settings         `mapstructure:"totp"`
 	Log      Log                   `mapstructure:"log"`
 }
 
@@ -102,6 +104,7 @@ func Default() Config {
 		HTTPSMS:  smsgw.DefaultSettings,
 		Email:    email.DefaultSettings,
 		WhatsApp: whatsapp.DefaultSettings,
+		TOTP:     totp.DefaultSettings,
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -508,6 +511,7 @@ func (c Config) Validate() error {
 	under("dialer.", c.Dialer.Validate())
 	under("voice.", c.Voice.Validate())
 	under("sms.", c.SMS.Validate())
+	under("totp.", c.TOTP.Validate())
 	if c.SMS.Via == sms.ViaHTTP {
 		// The gateway's section matters only when it carries the SMS.
 		under("http_sms.", c.HTTPSMS.Validate())

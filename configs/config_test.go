@@ -21,6 +21,7 @@ import (
 	"flashotp/smpp"
 	"flashotp/sms"
 	"flashotp/smsgw"
+	"flashotp/totp"
 	"flashotp/voice"
 	"flashotp/webhook"
 	"flashotp/whatsapp"
@@ -95,6 +96,7 @@ func TestLoadExample(t *testing.T) {
 		Email:   email.DefaultSettings,
 		// The example leaves whatsapp commented out: its defaults, the channel off.
 		WhatsApp: whatsapp.DefaultSettings,
+		TOTP:     totp.Settings{Digits: 6, LookAhead: 10},
 		Log:      configs.Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(cfg, want) {

@@ -1,9 +1,9 @@
 // Package store is flashotp's persistence on an embedded bbolt file.
 //
 // It implements the storage the domain packages declare (apps.Store in apps.go, numberpool.Store in
-// pools.go, otp.Store in verifications.go, webhook.Store in webhooks.go, totp.Store in totp.go), and keeps their records opaque
-// (the packages that own them encode them) in the buckets listed in schema.go, written one bucket at a time
-// or through a Tx for several together (a verification with its index entries, events, attempts, report
+// pools.go, otp.Store in verifications.go, webhook.Store in webhooks.go, totp.Store in totp.go), and keeps
+// their records opaque (the packages that own them encode them) in the buckets listed in schema.go, written
+// one bucket at a time or through a Tx for several together (a verification with its index entries, events, attempts, report
 // counters and webhook deliveries; an app with its keys), and the server key that codes are MACed under.
 // Writes are group-committed: concurrent writes share one bbolt transaction and one fsync (bbolt's Batch),
 // and each returns only once that transaction is on disk, so what a caller was told is stored survives a

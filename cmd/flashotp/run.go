@@ -30,6 +30,7 @@ import (
 	"flashotp/sms"
 	"flashotp/smsgw"
 	"flashotp/store"
+	"flashotp/totp"
 	"flashotp/webhook"
 	"flashotp/whatsapp"
 )
@@ -252,6 +253,9 @@ func (m *Main) open(ctx context.Context) error {
 		Backup:         func() (httpapi.Snapshot, error) { return m.db.Snapshot() },
 		TrustedProxies: cfg.HTTP.Proxies(),
 		MaxConns:       maxConns, MaxConnsPerIP: perIP,
+	}
+	if apiCfg.TOTP, err = totp.New(totp.Config{Settings: cfg.TOTP, Store: m.db, Apps: m.apps, Key: m.db.Key(), Limiter: limiter, Log: m.Log}); err != nil {
+		return fmt.Errorf("totp: %w", err)
 	}
 	if m.gateway != nil { // a nil *smsgw.Sender would be a non-nil SMSReports
 		apiCfg.SMSReports = m.gateway
