@@ -256,3 +256,48 @@ func TestWhatsAppAgainstCloudAPI(t *testing.T) {
 		t.Errorf("the log does not name the API's refusal:\n%s", out)
 	}
 }
+
+var waSMSLine = regexp.MustCompile(`sms from \S+: ([0-9]{4,10}) is your demo`)
+
+// A workflow whatsapp → sms: Meta's failed status ends the WhatsApp step, whose code no longer verifies; the
+// SMS goes at once and its code verifies.
+func TestWhatsAppWorkflowFallsBack(t *testing.T) {
+	api := &cloudAPI{t: t}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	cfg := phoneConfig(t)
+	cfg.Apps[0].Channels = []string{apps.ChannelWhatsApp, apps.ChannelSMS}
+	cfg.Apps[0].Workflow = []apps.Step{{Channel: apps.ChannelWhatsApp, Timeout: apps.Duration(time.Minute)}, {Channel: apps.ChannelSMS}}
+	cfg.WhatsApp = whatsapp.DefaultSettings
+	cfg.WhatsApp.BaseURL, cfg.WhatsApp.PhoneNumberID, cfg.WhatsApp.AccessToken = srv.URL, waNumberID, waToken
+	cfg.WhatsApp.AppSecret, cfg.WhatsApp.VerifyToken = waAppSecret, waVerifyToken
+	c, phone := startPhoneMain(t, cfg)
+
+	id := c.sendOn("auto", "").body["verification_id"].(string)
+	got := api.waited(0)
+	c.steps(id, "sent", func(s []map[string]any) bool { return stepStates(s) == "whatsapp:sent" })
+	failed := statusWebhook(got, "failed", got.ref, `,"errors":[{"code":131026,"title":"Message undeliverable"}]`)
+	if a := c.do("POST", "/callbacks/whatsapp", failed, "X-Hub-Signature-256", hubSignature(waAppSecret, failed)); a.status != 200 {
+		t.Fatalf("failed status: %d %s", a.status, a.raw)
+	}
+	c.steps(id, "fallen back to sms", func(s []map[string]any) bool { return stepStates(s) == "whatsapp:failed,sms:sent" })
+	var code string
+	if !testwait.Until(10*time.Second, func() bool {
+		phone.mu.Lock()
+		defer phone.mu.Unlock()
+		for _, l := range phone.lines {
+			if m := waSMSLine.FindStringSubmatch(l); m != nil {
+				code = m[1]
+			}
+		}
+		return code != ""
+	}) {
+		t.Fatalf("the phone got no SMS: %v", phone.lines)
+	}
+	if a := c.verify(id, got.bodyCode); a.status != 422 {
+		t.Errorf("the failed WhatsApp step's code: %d %s, want 422", a.status, a.raw)
+	}
+	if a := c.verify(id, code); a.status != 200 {
+		t.Fatalf("the SMS code: %d %s", a.status, a.raw)
+	}
+}
