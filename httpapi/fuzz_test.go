@@ -18,7 +18,8 @@ import (
 )
 
 // The fuzz targets of request decoding, one per JSON body the API reads: FuzzSendBody, FuzzVerifyBody,
-// FuzzResendBody and FuzzAppBody (POST and PATCH /admin/apps). Their seeds are in testdata/fuzz/<target>.
+// FuzzResendBody and FuzzAppBody (POST and PATCH /admin/apps), and FuzzTOTPEnrollBody and FuzzTOTPVerifyBody
+// (fuzz_totp_test.go). Their seeds are in testdata/fuzz/<target>.
 // checkBody holds every answer to what must hold whatever the body; each target adds what its route
 // promises for a body it takes.
 

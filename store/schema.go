@@ -47,10 +47,10 @@ var (
 		bucketVerifications, bucketByApp, bucketByRecipient, bucketExpiry, bucketOpenCalls, bucketEvents,
 		bucketAttempts, bucketReports, bucketWebhooks,
 	}
-	// SettledBuckets are the buckets the engine writes, VerificationBuckets and apps' and numberpool's, but
+	// SettledBuckets are the buckets the engine writes, VerificationBuckets and apps', numberpool's and totp's, but
 	// numberpool's recent calls: a pick is written there by a flusher up to 50 ms later, so it may land in
 	// the middle of whatever a test compares.
-	SettledBuckets = append(slices.Clip(VerificationBuckets), bucketApps, bucketKeys, bucketPools, bucketQuarantine)
+	SettledBuckets = append(slices.Clip(VerificationBuckets), bucketApps, bucketKeys, bucketPools, bucketQuarantine, bucketTOTP)
 	// TOTPBuckets hold totp's enrollments.
 	TOTPBuckets = []string{bucketTOTP}
 	// ExpiryIndex is otp's index of verifications by when they expire.
