@@ -46,3 +46,37 @@ func FuzzRenderLocale(f *testing.F) {
 		}
 	})
 }
+
+// An email's subject or HTML part from the admin API or the config file either fails Check, or renders
+// within its limits: a subject on one line whatever the data hold, an HTML part holding every code with the
+// app's name escaped. Seeds: the built-in ones.
+func FuzzCheckEmail(f *testing.F) {
+	for _, key := range []string{templates.KeyEmailSubject, templates.KeyEmailHTML} {
+		for _, l := range templates.Locales(key) {
+			src, _ := templates.Builtin(key, l)
+			f.Add(key == templates.KeyEmailHTML, src)
+		}
+	}
+	f.Fuzz(func(t *testing.T, html bool, text string) {
+		key := templates.KeyEmailSubject
+		if html {
+			key = templates.KeyEmailHTML
+		}
+		if templates.Check(key, "fr", text) != nil {
+			return
+		}
+		custom := map[string]map[string]string{key: {"fr": text}}
+		for _, d := range []templates.Data{{Code: "5531", App: "<Shop>\r\nBcc: x@y.z", Minutes: 3}, {Code: "0000000000", App: "", Minutes: 15}} {
+			out, used, err := templates.Render(custom, key, "fr-CA", "en", d)
+			if err != nil || used != "fr" {
+				t.Fatalf("checked %s template %q: Render(%+v) = %q, %q, %v", key, text, d, out, used, err)
+			}
+			switch {
+			case !html && (strings.ContainsAny(out, "\r\n") || len(out) > templates.MaxSubject):
+				t.Fatalf("subject %q from %q", out, text)
+			case html && (!strings.Contains(out, d.Code) || strings.Contains(out, "<Shop>") || len(out) > templates.MaxHTMLOutput):
+				t.Fatalf("html %q from %q", out, text)
+			}
+		}
+	})
+}

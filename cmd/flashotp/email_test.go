@@ -49,7 +49,8 @@ func emailParts(t *testing.T, raw []byte) (subject, text, html string) {
 }
 
 // An email send through the engine reaches aiosmtpd over STARTTLS with AUTH; the code it carries verifies.
-// A malformed address is 400 invalid_recipient with nothing stored and nothing sent.
+// A mailbox the server refuses fails the step rejected. A malformed address is 400 invalid_recipient with
+// nothing stored and nothing sent.
 func TestEmailAgainstAiosmtpd(t *testing.T) {
 	srv := peers.StartSMTPD(t, peers.SMTPDOptions{TLS: "starttls", User: "flashotp", Password: "s3cret-pw"})
 	cfg := channelConfig(t, "127.0.0.1:9")
@@ -90,14 +91,24 @@ func TestEmailAgainstAiosmtpd(t *testing.T) {
 		t.Fatalf("verify the email's code: %d %s", a.status, a.raw)
 	}
 
+	// The server refusing the mailbox (550) fails the step rejected, at once.
+	a = c.do("POST", "/otp/send", `{"appid":"demo","recipient":"reject@example.com","channel":"email"}`)
+	if a.status != 202 {
+		t.Fatalf("send: %d %s", a.status, a.raw)
+	}
+	v = c.steps(a.body["verification_id"].(string), "failed", func(s []map[string]any) bool { return stepStates(s) == "email:failed" })
+	if st := v["steps"].([]any)[0].(map[string]any); st["reason"] != "rejected" {
+		t.Errorf("step %v: want reason rejected", st)
+	}
+
 	for _, bad := range []string{"not-an-address", "user@example.com\r\nBcc: evil@example.com", "Evil <evil@example.com>", "a@b.example, evil@example.com"} {
 		a := c.do("POST", "/otp/send", fmt.Sprintf(`{"appid":"demo","recipient":%q,"channel":"email"}`, bad))
 		if a.status != 400 || errCode(a) != "invalid_recipient" {
 			t.Errorf("recipient %q: %d %s, want 400 invalid_recipient", bad, a.status, a.raw)
 		}
 	}
-	if l := c.do("GET", "/otp/list", ""); l.status != 200 || strings.Count(l.raw, `"verification_id"`) != 1 {
-		t.Errorf("list after the refused sends: %d %s, want the one verification", l.status, l.raw)
+	if l := c.do("GET", "/otp/list", ""); l.status != 200 || strings.Count(l.raw, `"verification_id"`) != 2 {
+		t.Errorf("list after the refused sends: %d %s, want the two verifications", l.status, l.raw)
 	}
 	if n := len(srv.Messages(t)); n != 1 {
 		t.Errorf("aiosmtpd holds %d messages, want 1", n)
