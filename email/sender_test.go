@@ -253,6 +253,15 @@ func TestSendFailures(t *testing.T) {
 		t.Errorf("the detail shows the recipient: %q", res.Detail)
 	}
 
+	// A certificate the engine cannot verify (no ca_file: the system's roots) does not mend in seconds.
+	untrusted := s
+	untrusted.CAFile = ""
+	start = time.Now()
+	res = send(t, newSender(t, untrusted), rendered(t, "user@example.com", "1212", d), 20*time.Second)
+	if res.State != message.Failed || res.Reason != message.ReasonUnavailable || !strings.Contains(res.Detail, "certificate") || time.Since(start) > 5*time.Second {
+		t.Errorf("untrusted certificate: %+v after %s", res, time.Since(start))
+	}
+
 	res = send(t, snd, rendered(t, "tempfail@example.com", "3333", d), 20*time.Second)
 	if res.State != message.Sent {
 		t.Errorf("451 then 250: %+v", res)
