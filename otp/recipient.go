@@ -40,7 +40,9 @@ func (r Recipient) key() string {
 // checkEmail checks s as an email address: a bare address (no display name, no comment), at most 254
 // bytes, nothing net/mail would have to quote and nothing a header could carry (CR, LF, control characters).
 func checkEmail(s string) (string, error) {
-	if len(s) > 254 || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == ' ' || r == '<' || r == '>' || r == ',' || r == '"' || r == '(' || r == ')' || r == ';' || r == ':' || r == '\\' }) {
+	if len(s) > 254 || strings.ContainsFunc(s, func(r rune) bool {
+		return r < 0x20 || r == 0x7f || r == ' ' || r == '<' || r == '>' || r == ',' || r == '"' || r == '(' || r == ')' || r == ';' || r == ':' || r == '\\'
+	}) {
 		return "", fault.Errorf(fault.InvalidRecipient, "email: want a bare address such as user@example.com (no name, spaces, quotes or brackets)")
 	}
 	a, err := mail.ParseAddress(s)
