@@ -14,8 +14,10 @@ import (
 
 	"flashotp/apps"
 	"flashotp/configs"
+	"flashotp/email"
 	"flashotp/internal/peers"
 	"flashotp/internal/testwait"
+	"flashotp/smsgw"
 	"flashotp/voice"
 )
 
@@ -275,4 +277,49 @@ func TestWorkflowAgainstSIPp(t *testing.T) {
 			t.Fatalf("verify the voice code: %d %s", a.status, a.raw)
 		}
 	})
+}
+
+// The workflow sms → email → voice across real servers: the SMS gateway (Twilio-shaped) refuses the
+// message, the email goes at once to aiosmtpd, which refuses the mailbox (550), and the voice call goes at
+// once to SIPp, whose media reach the test: the code heard approves.
+func TestWorkflowAcrossServers(t *testing.T) {
+	gw := startTwilio(t, func(int) (int, string) {
+		return 400, `{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}`
+	})
+	srv := peers.StartSMTPD(t, peers.SMTPDOptions{TLS: "starttls", User: "flashotp", Password: "s3cret-pw"})
+	sink := newRTPSink(t)
+	uas := peers.StartUAS(t, "voice_answer.xml", 1, "-set", "rtpport", sink.port(), "-set", "pt", "0", "-set", "codec", "PCMU")
+
+	cfg := channelConfig(t, uas.Addr)
+	cfg.Apps[0].Channels = append(cfg.Apps[0].Channels, apps.ChannelEmail)
+	cfg.Apps[0].Workflow = []apps.Step{
+		{Channel: apps.ChannelSMS, Timeout: apps.Duration(time.Minute)},
+		{Channel: apps.ChannelEmail, Timeout: apps.Duration(time.Minute)},
+		{Channel: apps.ChannelVoice},
+	}
+	cfg.SMS.Via, cfg.SMS.Sender = "http", "+15557654321"
+	cfg.HTTPSMS = smsgw.DefaultSettings
+	cfg.HTTPSMS.Preset, cfg.HTTPSMS.URL, cfg.HTTPSMS.AccountSID, cfg.HTTPSMS.AuthToken = "twilio", gw.URL, gwSID, gwToken
+	cfg.Email = email.DefaultSettings
+	cfg.Email.Host, cfg.Email.Port, cfg.Email.CAFile = srv.Host, srv.Port, srv.CAFile
+	cfg.Email.Username, cfg.Email.Password, cfg.Email.From = "flashotp", "s3cret-pw", "Demo <otp@demo.example>"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m := startMain(t, cfg)
+	c := client{t, "http://" + m.HTTPAddr}
+	id := c.sendOn("auto", `,"email":"reject@example.com"`).body["verification_id"].(string)
+	v := c.steps(id, "sms and email failed, voice delivered", func(s []map[string]any) bool {
+		return stepStates(s) == "sms:failed,email:failed,voice:delivered"
+	})
+	steps := v["steps"].([]any)
+	if sms, mail := steps[0].(map[string]any), steps[1].(map[string]any); sms["reason"] != "rejected" || sms["via"] != "http" || mail["reason"] != "rejected" {
+		t.Errorf("sms step %v, email step %v: want both rejected", sms, mail)
+	}
+	if gw.count() != 1 || !smsCode.MatchString(gw.form(0).Get("Body")) {
+		t.Errorf("%d requests at the gateway, want the one SMS holding a code", gw.count())
+	}
+	if a := c.verify(id, sink.heard(t)); a.status != 200 {
+		t.Fatalf("verify the voice code: %d %s", a.status, a.raw)
+	}
 }
