@@ -1,0 +1,123 @@
+package otp
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"flashotp/call"
+	"flashotp/dialer"
+)
+
+// advance starts step i of verification id, the first of its plan, if the verification still waits for
+// it: pending, before its expiry, with step i-1 its newest. It runs after the step before failed to
+// deliver, or when its timeout passed (SweepExpired). A step that cannot start fails at once and the
+// workflow goes on.
+func (s *Service) advance(ctx context.Context, id string, i int) {
+	var cur *record
+	err := s.db.View(ctx, func(tx Tx) (err error) {
+		cur, err = get(tx, id)
+		return err
+	})
+	if err != nil || !cur.waitsFor(i, s.now()) {
+		return
+	}
+	app, ok := s.cfg.Apps.Get(cur.AppID)
+	if !ok {
+		s.log.Warn("workflow stopped: the app is gone", "verification_id", id, "appid", cur.AppID)
+		return
+	}
+	to := Recipient{E164: cur.phone(), Country: cur.Country, Email: cur.Email}
+	var d delivery
+	perr := s.allowStep(app, cur.Plan[0].Channel)
+	reason := "rate_limited"
+	if perr == nil {
+		d, perr = s.prepare(ctx, app, cur, to, i, cur.Plan[0], 0, cur.Locale)
+		reason = string(call.ReasonUnavailable)
+	}
+	now := s.now().UTC()
+	if perr != nil {
+		// Nothing can go out on this channel now (its rate limit, no caller ID left, a prompt missing): it
+		// fails as a call that never left, and the next step goes.
+		s.log.Warn("workflow step not started", "verification_id", id, "channel", cur.Plan[0].Channel, "err", perr)
+		d.step = Step{Channel: cur.Plan[0].Channel, State: StepFailed, Reason: reason, EndedAt: &now}
+		d.mac, d.msg, d.req = nil, nil, dialer.Request{ID: ref(id, i), Kind: call.KindMessage} // no call: Call stays
+	}
+	err = s.modify(ctx, id, func(rec *record) error {
+		if !rec.waitsFor(i, now) {
+			return errUnchanged
+		}
+		rec.Plan = rec.Plan[1:]
+		rec.add(d, now, s.cfg.MinCodeSpace) // a step that did not start leaves the call as it was: no Kind of a call
+		return nil
+	}, func(tx Tx, rec *record) error {
+		if perr == nil {
+			if err := tx.PutOpenCall(rec.ID); err != nil {
+				return err
+			}
+		}
+		if !rec.Next.IsZero() {
+			if err := tx.PutExpiry(rec.ID, rec.Next); err != nil {
+				return err
+			}
+		}
+		e := Event{Type: EventStepStarted, At: now, Channel: d.step.Channel, Step: i, CLIPrefix: d.prefix, Reason: d.step.Reason}
+		if err := s.event(tx, rec, e); err != nil {
+			return err
+		}
+		if err := s.count(tx, rec, d.step.Channel, "", func(group string, c *counters) {
+			if group == GroupChannel {
+				c.Sent++ // a delivery more on this channel; the verification was counted at its send
+			}
+		}); err != nil {
+			return err
+		}
+		return s.notify(tx, rec, EventStepStarted, now)
+	})
+	if err != nil {
+		if !errors.Is(err, errUnchanged) {
+			s.log.Error("start workflow step", "verification_id", id, "step", i, "err", err)
+		}
+		return
+	}
+	s.log.Info("step_started", "verification_id", id, "step", i, "channel", d.step.Channel)
+	if perr != nil {
+		s.afterFailedStep(ctx, id, i)
+		return
+	}
+	if err := s.submit(d); err != nil {
+		now := s.now()
+		s.CallEnded(d.req.ID, "", "", call.Result{State: call.StateFailed, Reason: call.ReasonTrunkError, StartedAt: now, EndedAt: now})
+	}
+}
+
+// afterFailedStep goes on from step i, which failed without a call: the next step, or the verification
+// fails when none is left and no code went out.
+func (s *Service) afterFailedStep(ctx context.Context, id string, i int) {
+	next := false
+	err := s.modify(ctx, id, func(rec *record) error {
+		if rec.Status != StatusPending || rec.current() != i {
+			return errUnchanged
+		}
+		if len(rec.Plan) > 0 {
+			next = true
+			return errUnchanged
+		}
+		if rec.live() {
+			return errUnchanged
+		}
+		rec.Status = StatusFailed
+		return nil
+	}, func(Tx, *record) error { return nil })
+	if err != nil && !errors.Is(err, errUnchanged) {
+		s.log.Error("end workflow", "verification_id", id, "err", err)
+	}
+	if next {
+		s.advance(ctx, id, i+1)
+	}
+}
+
+// waitsFor reports whether rec waits for its step i to start at now.
+func (rec *record) waitsFor(i int, now time.Time) bool {
+	return rec.Status == StatusPending && len(rec.Plan) > 0 && rec.current() == i-1 && now.Before(rec.ExpiresAt)
+}
