@@ -40,7 +40,9 @@ func (s *Service) submit(d delivery) error {
 		limit = t
 	}
 	m := *d.msg
+	s.sending.Add(1)
 	go func() {
+		defer s.sending.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), limit)
 		defer cancel()
 		started := s.now()
@@ -137,5 +139,22 @@ func (s *Service) MessageReceipt(r message.Receipt) {
 	}
 	if next {
 		s.advance(ctx, id, i+1)
+	}
+}
+
+// Wait waits, until ctx ends, for the messages handed to Senders to have their outcome recorded: at
+// shutdown, after the senders were closed (a Send waiting for its carrier then ends at once) and before the
+// store is. A message whose outcome is not recorded by then is recovered as interrupted at the next start.
+func (s *Service) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.sending.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

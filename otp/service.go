@@ -186,6 +186,8 @@ type Service struct {
 
 	idMu   sync.Mutex
 	idRand *ulid.MonotonicEntropy // event and attempt IDs: strictly increasing, so cursors are stable
+
+	sending sync.WaitGroup // messages handed to Senders whose outcome is not recorded yet
 }
 
 // New returns a service over db drawing CLIs from numbers, calling through cfg.Dialer.

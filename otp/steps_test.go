@@ -548,3 +548,40 @@ func TestChannelRateLimit(t *testing.T) {
 		t.Errorf("sms step %+v, want rate_limited", st.Steps[1])
 	}
 }
+
+// blockingSender holds each Send until release is closed or its ctx ends.
+type blockingSender struct{ release chan struct{} }
+
+func (b blockingSender) Send(ctx context.Context, m message.Message) message.Result {
+	select {
+	case <-b.release:
+		return message.Result{State: message.Sent}
+	case <-ctx.Done():
+		return message.Result{State: message.Failed, Reason: message.ReasonUnavailable}
+	}
+}
+
+// Wait holds a shutdown until the messages being handed over have their outcome recorded, or its ctx ends.
+func TestWaitForMessages(t *testing.T) {
+	b := blockingSender{release: make(chan struct{})}
+	e, _ := newChannelEnv(t, &fakeNotifier{}, nil, func(c *otp.Config) {
+		c.SMS.Via = "smpp"
+		c.Senders = map[string]message.Sender{otp.ChannelSMS: b}
+	})
+	v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelSMS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := e.svc.Wait(ctx); err == nil {
+		t.Fatal("Wait returned while a message was still being handed over")
+	}
+	close(b.release)
+	if err := e.svc.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.status(t, v.ID); steps(st) != "sms:sent" {
+		t.Errorf("after Wait: %s, want the outcome recorded", steps(st))
+	}
+}

@@ -393,6 +393,13 @@ func (m *Main) close() error {
 	if m.whatsApp != nil {
 		m.whatsApp.Close() // after the API: no webhook is being read
 	}
+	if m.svc != nil {
+		// After the senders closed: the messages they were handing over end, and their outcomes are
+		// recorded while the store is open.
+		if err := m.svc.Wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("messages still being sent after dialer.shutdown_timeout (recovered as interrupted at the next start): %w", err))
+		}
+	}
 	if m.ua != nil {
 		errs = append(errs, m.ua.Close())
 	}
