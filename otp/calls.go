@@ -105,18 +105,18 @@ func (s *Service) CallEnded(r, trunk, cli string, res call.Result) {
 		if isCall(channel) {
 			pdd = applyOutcome(rec, trunk, res, false)
 		}
-		if !applyStep(rec, i, trunk, res) || rec.Status != StatusPending || i != rec.current() {
-			return nil
-		}
-		switch {
-		case len(rec.Plan) > 0 && s.now().Before(rec.ExpiresAt):
-			next = true // the next step starts at once, not at this one's timeout
-			rec.Next = time.Time{}
-		case !rec.live():
-			rec.Status = StatusFailed
+		if applyStep(rec, i, trunk, res) {
+			next = rec.stepFailed(i, s.now())
 		}
 		return nil
-	}, func(tx Tx, rec *record) error { return s.recordOutcome(tx, rec, i, res, pdd) })
+	}, func(tx Tx, rec *record) error {
+		if next {
+			if err := tx.PutExpiry(rec.ID, rec.Next); err != nil {
+				return err
+			}
+		}
+		return s.recordOutcome(tx, rec, i, res, pdd)
+	})
 	if err != nil && !errors.Is(err, errUnchanged) {
 		s.log.Error("record call outcome", "verification_id", id, "step", i, "err", err)
 	}

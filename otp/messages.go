@@ -105,14 +105,7 @@ func (s *Service) MessageReceipt(r message.Receipt) {
 			}
 			st.State, st.Reason, st.EndedAt, typ = StepFailed, r.Reason, &at, EventMessageFailed
 			rec.Codes[i] = nil
-			if rec.Status == StatusPending && i == rec.current() {
-				switch {
-				case len(rec.Plan) > 0 && at.Before(rec.ExpiresAt):
-					next, rec.Next = true, time.Time{}
-				case !rec.live():
-					rec.Status = StatusFailed
-				}
-			}
+			next = rec.stepFailed(i, s.now())
 		default:
 			return errUnchanged
 		}
@@ -120,6 +113,16 @@ func (s *Service) MessageReceipt(r message.Receipt) {
 		return nil
 	}, func(tx Tx, rec *record) error {
 		st := rec.Steps[i]
+		if next {
+			if err := tx.PutExpiry(rec.ID, rec.Next); err != nil {
+				return err
+			}
+		}
+		if !rec.inFlight() { // a receipt may come before the sender's own report
+			if err := tx.DeleteOpenCall(rec.ID); err != nil {
+				return err
+			}
+		}
 		if err := s.event(tx, rec, Event{Type: typ, At: at, Channel: st.Channel, Step: i, Reason: st.Reason}); err != nil {
 			return err
 		}

@@ -78,12 +78,15 @@ func (s *Service) RateLimits(appID, key, ip, recipient string) ([]limits.Status,
 		}
 	}
 	if recipient != "" {
-		to, err := checkRecipient(recipient, apps.App{})
+		key, err := recipientKey(recipient)
 		if err != nil {
 			return nil, err
 		}
-		checks = append(checks, check(app, apps.ScopeRecipient, to.E164), check(app, apps.ScopePrefix, prefixOf(to.E164)),
-			check(app, apps.ScopeFailedVerifications, to.E164))
+		checks = append(checks, check(app, apps.ScopeRecipient, key))
+		if !strings.Contains(key, "@") {
+			checks = append(checks, check(app, apps.ScopePrefix, prefixOf(key)))
+		}
+		checks = append(checks, check(app, apps.ScopeFailedVerifications, key))
 	}
 	out := make([]limits.Status, 0, len(checks))
 	for _, c := range checks {
@@ -94,10 +97,13 @@ func (s *Service) RateLimits(appID, key, ip, recipient string) ([]limits.Status,
 	return out, nil
 }
 
-// allowStep checks and counts app's limit of its channel for a workflow's later step.
-func (s *Service) allowStep(app apps.App, channel string) error {
-	if denied, retry := s.limiter.Allow(check(app, channel, app.ID)); denied != nil {
-		return rateLimited(*denied, retry)
+// allowStep reserves a place in app's limit of channel for a workflow's later step: the caller gives it
+// back (Release) if the step does not start after all.
+func (s *Service) allowStep(app apps.App, channel string) (limits.Reservation, error) {
+	c := check(app, channel, app.ID)
+	slot, ok, retry := s.limiter.Reserve(c)
+	if !ok {
+		return slot, rateLimited(c, retry)
 	}
-	return nil
+	return slot, nil
 }

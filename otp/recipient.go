@@ -41,10 +41,12 @@ func (r Recipient) key() string {
 // bytes, nothing net/mail would have to quote and nothing a header could carry (CR, LF, control characters).
 func checkEmail(s string) (string, error) {
 	if len(s) > 254 || strings.ContainsFunc(s, func(r rune) bool {
-		return r < 0x20 || r == 0x7f || r == ' ' || r == '<' || r == '>' || r == ',' || r == '"' || r == '(' || r == ')' || r == ';' || r == ':' || r == '\\'
+		return r < 0x20 || r == 0x7f || r == ' ' || r == '<' || r == '>' || r == ',' || r == '"' || r == '(' || r == ')' || r == ';' || r == ':' || r == '\\' || r == '[' || r == ']'
 	}) {
 		return "", fault.Errorf(fault.InvalidRecipient, "email: want a bare address such as user@example.com (no name, spaces, quotes or brackets)")
 	}
+	// One mailbox, one key for its limits and lookups, whatever case it was written in.
+	s = strings.ToLower(s)
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Name != "" || a.Address != s {
 		return "", fault.Errorf(fault.InvalidRecipient, "email: %q is not an email address", s)
@@ -106,4 +108,14 @@ func checkRecipient(s string, app apps.App) (Recipient, error) {
 		return Recipient{}, fault.Errorf(fault.DestinationBlocked, "recipient's country %s is not in this app's allowed_countries", r.Country)
 	}
 	return r, nil
+}
+
+// recipientKey checks s as a recipient to look up: an email address, or a number, and returns the key the
+// verification is stored and limited under.
+func recipientKey(s string) (string, error) {
+	if strings.Contains(s, "@") {
+		return checkEmail(s)
+	}
+	r, err := checkRecipient(s, apps.App{})
+	return r.E164, err
 }

@@ -75,7 +75,8 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 	if keepForm {
 		i = 0
 	}
-	d, err := s.prepare(ctx, app, cur, to, i, plans[0], codeLength, cur.Locale)
+	locale, _ := checkLocale(cur.Locale, app) // stored checked; empty: the app's
+	d, err := s.prepare(ctx, app, cur, to, i, plans[0], codeLength, locale)
 	if err != nil {
 		return Verification{}, err
 	}

@@ -49,8 +49,12 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 	if req.From != "" && (len(req.From) > 64 || !printable(req.From) || !slices.Contains(app.Pools, req.From)) {
 		return Verification{}, fault.Errorf(fault.InvalidRequest, "from: must name one of the app's pools")
 	}
-	if req.CodeLength != 0 && plans[0].Channel == ChannelFlashCall && !apps.ValidCodeLength(req.CodeLength) {
+	switch {
+	case req.CodeLength == 0:
+	case plans[0].Channel == ChannelFlashCall && !apps.ValidCodeLength(req.CodeLength):
 		return Verification{}, fault.Errorf(fault.InvalidRequest, "code_length: must be %d to %d", apps.MinCodeLength, apps.MaxCodeLength)
+	case plans[0].Channel != ChannelFlashCall && (req.CodeLength < apps.MinRandomCodeLength || req.CodeLength > apps.MaxRandomCodeLength):
+		return Verification{}, fault.Errorf(fault.InvalidRequest, "code_length: %s codes have %d to %d digits", plans[0].Channel, apps.MinRandomCodeLength, apps.MaxRandomCodeLength)
 	}
 	locale, err := checkLocale(req.Locale, app)
 	if err != nil {
@@ -93,7 +97,12 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 	if len(plans) == 1 && plans[0].Channel == ChannelFlashCall {
 		// A flash call alone keeps the form of a flash-call verification (flash.go): its record is as small
 		// as before steps, on the path that carries the most sends.
-		rec.CodeMAC, rec.CLIPrefix, rec.CLIPattern, rec.Call, rec.Locale = d.mac, d.prefix, d.pattern, Call{State: call.StateQueued}, ""
+		// Its locale is kept only when the send named one (a resend on another channel uses it), else the
+		// app's applies then.
+		rec.CodeMAC, rec.CLIPrefix, rec.CLIPattern, rec.Call = d.mac, d.prefix, d.pattern, Call{State: call.StateQueued}
+		if req.Locale == "" {
+			rec.Locale = ""
+		}
 	} else {
 		rec.add(d, now, s.cfg.MinCodeSpace)
 	}

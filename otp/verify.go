@@ -154,14 +154,14 @@ func (s *Service) newestPending(ctx context.Context, app apps.App, recipient str
 	if recipient == "" {
 		return "", fault.Errorf(fault.InvalidRequest, "verification_id or recipient: required")
 	}
-	to, err := checkRecipient(recipient, apps.App{})
+	key, err := recipientKey(recipient)
 	if err != nil {
 		return "", err
 	}
 	var id string
 	now := s.now()
 	err = s.db.View(ctx, func(tx Tx) error {
-		for vid, v := range tx.ByRecipient(app.ID, to.E164, "") {
+		for vid, v := range tx.ByRecipient(app.ID, key, "") {
 			rec, err := decode(vid, v)
 			if err != nil {
 				return err
@@ -179,7 +179,7 @@ func (s *Service) newestPending(ctx context.Context, app apps.App, recipient str
 		return nil
 	})
 	if err == nil && id == "" {
-		err = fault.Errorf(fault.NotFound, "no pending verification for %s", to.E164)
+		err = fault.Errorf(fault.NotFound, "no pending verification for %s", key)
 	}
 	return id, err
 }

@@ -29,7 +29,7 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 	}
 	to := Recipient{E164: cur.phone(), Country: cur.Country, Email: cur.Email}
 	var d delivery
-	perr := s.allowStep(app, cur.Plan[0].Channel)
+	slot, perr := s.allowStep(app, cur.Plan[0].Channel)
 	reason := "rate_limited"
 	if perr == nil {
 		d, perr = s.prepare(ctx, app, cur, to, i, cur.Plan[0], 0, cur.Locale)
@@ -43,12 +43,17 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 		d.step = Step{Channel: cur.Plan[0].Channel, State: StepFailed, Reason: reason, EndedAt: &now}
 		d.mac, d.msg, d.req = nil, nil, dialer.Request{ID: ref(id, i), Kind: call.KindMessage} // no call: Call stays
 	}
+	next := false
 	err = s.modify(ctx, id, func(rec *record) error {
+		next = false
 		if !rec.waitsFor(i, now) {
 			return errUnchanged
 		}
 		rec.Plan = rec.Plan[1:]
 		rec.add(d, now, s.cfg.MinCodeSpace) // a step that did not start leaves the call as it was: no Kind of a call
+		if perr != nil {
+			next = rec.stepFailed(i, now)
+		}
 		return nil
 	}, func(tx Tx, rec *record) error {
 		if perr == nil {
@@ -68,12 +73,18 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 		if err := s.count(tx, rec, d.step.Channel, "", func(group string, c *counters) {
 			if group == GroupChannel {
 				c.Sent++ // a delivery more on this channel; the verification was counted at its send
+				if perr != nil {
+					c.Failed++ // one that never went
+				}
 			}
 		}); err != nil {
 			return err
 		}
 		return s.notify(tx, rec, EventStepStarted, now)
 	})
+	if err != nil || perr != nil {
+		slot.Release() // not started here (another report started it), or not at all: its place goes back
+	}
 	if err != nil {
 		if !errors.Is(err, errUnchanged) {
 			s.log.Error("start workflow step", "verification_id", id, "step", i, "err", err)
@@ -82,7 +93,9 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 	}
 	s.log.Info("step_started", "verification_id", id, "step", i, "channel", d.step.Channel)
 	if perr != nil {
-		s.afterFailedStep(ctx, id, i)
+		if next {
+			s.advance(ctx, id, i+1)
+		}
 		return
 	}
 	if err := s.submit(d); err != nil {
@@ -91,33 +104,25 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 	}
 }
 
-// afterFailedStep goes on from step i, which failed without a call: the next step, or the verification
-// fails when none is left and no code went out.
-func (s *Service) afterFailedStep(ctx context.Context, id string, i int) {
-	next := false
-	err := s.modify(ctx, id, func(rec *record) error {
-		if rec.Status != StatusPending || rec.current() != i {
-			return errUnchanged
-		}
-		if len(rec.Plan) > 0 {
-			next = true
-			return errUnchanged
-		}
-		if rec.live() {
-			return errUnchanged
-		}
-		rec.Status = StatusFailed
-		return nil
-	}, func(Tx, *record) error { return nil })
-	if err != nil && !errors.Is(err, errUnchanged) {
-		s.log.Error("end workflow", "verification_id", id, "err", err)
-	}
-	if next {
-		s.advance(ctx, id, i+1)
-	}
-}
-
 // waitsFor reports whether rec waits for its step i to start at now.
 func (rec *record) waitsFor(i int, now time.Time) bool {
 	return rec.Status == StatusPending && len(rec.Plan) > 0 && rec.current() == i-1 && now.Before(rec.ExpiresAt)
+}
+
+// stepFailed decides, at now, what the failure of rec's step i to deliver means: the workflow's next step
+// when i is the newest and one is left (due now: rec.Next is now, and its index key makes the sweeper start
+// it should the engine stop before advance does), or, when nothing is left to send or in flight and no code
+// can approve, a failed verification. It reports whether the next step is due.
+func (rec *record) stepFailed(i int, now time.Time) (next bool) {
+	if rec.Status != StatusPending {
+		return false
+	}
+	if i == rec.current() && len(rec.Plan) > 0 && now.Before(rec.ExpiresAt) {
+		rec.Next = now.UTC()
+		return true
+	}
+	if len(rec.Plan) == 0 && !rec.inFlight() && !rec.live() {
+		rec.Status = StatusFailed
+	}
+	return false
 }
