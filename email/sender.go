@@ -35,9 +35,7 @@ type Sender struct {
 	tls  *tls.Config
 	log  *slog.Logger
 	sem  chan struct{}
-	// backoff returns the wait before attempt n (1, 2, ...) after a temporary failure.
-	backoff func(n int) time.Duration
-	now     func() time.Time
+	now  func() time.Time
 }
 
 var _ message.Sender = (*Sender)(nil)
@@ -64,16 +62,13 @@ func New(s Settings, log *slog.Logger) (*Sender, error) {
 	}
 	return &Sender{
 		s: s, from: from, tls: tc, log: log.With("channel", "email"),
-		sem: make(chan struct{}, s.MaxConnections), backoff: backoff, now: time.Now,
+		sem: make(chan struct{}, s.MaxConnections), now: time.Now,
 	}, nil
 }
 
-// backoff doubles from 250ms to at most 8s: a 4xx is usually greylisting or a busy server, over in
-// seconds, and the step's timeout ends the retries anyway.
-func backoff(n int) time.Duration {
-	d := 250 * time.Millisecond << min(n-1, 5)
-	return d
-}
+// A temporary failure is tried again after a wait doubling from firstBackoff to at most lastBackoff: a 4xx
+// is usually greylisting or a busy server, over in seconds, and the step's timeout ends the retries anyway.
+const firstBackoff, lastBackoff = 250 * time.Millisecond, 8 * time.Second
 
 // Send delivers m (m.To an address, m.Subject, m.Text and m.HTML rendered) and returns when the server took
 // it (Sent), refused it for good (Failed: rejected, or auth_failed for the engine's credentials), or ctx
@@ -84,29 +79,24 @@ func (s *Sender) Send(ctx context.Context, m message.Message) message.Result {
 		s.log.Warn("email refused before sending", "ref", m.Ref, "err", err)
 		return message.Result{State: message.Failed, Reason: message.ReasonRejected, Detail: err.Error(), At: s.now()}
 	}
-	var last error
-	for n := 1; ; n++ {
+	res, tries, ok := message.Retry(ctx, firstBackoff, lastBackoff, func(int) (message.Result, bool) {
 		err := s.attempt(ctx, msg)
 		if err == nil {
-			s.log.Info("email sent", "ref", m.Ref, "attempts", n)
-			return message.Result{State: message.Sent, ProviderID: strings.Trim(msg.GetMessageID(), "<>"), At: s.now()}
+			return message.Result{State: message.Sent, ProviderID: strings.Trim(msg.GetMessageID(), "<>")}, false
 		}
 		reason, temporary, detail := classify(err)
-		if !temporary {
-			s.log.Warn("email failed", "ref", m.Ref, "reason", reason, "detail", detail, "attempts", n)
-			return message.Result{State: message.Failed, Reason: reason, Detail: detail, At: s.now()}
-		}
-		last = err
-		t := time.NewTimer(s.backoff(n))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			_, _, detail := classify(last)
-			s.log.Warn("email failed", "ref", m.Ref, "reason", message.ReasonUnavailable, "detail", detail, "attempts", n)
-			return message.Result{State: message.Failed, Reason: message.ReasonUnavailable, Detail: detail, At: s.now()}
-		case <-t.C:
-		}
+		return message.Result{State: message.Failed, Reason: reason, Detail: detail}, temporary
+	})
+	if !ok {
+		res.Reason = message.ReasonUnavailable
 	}
+	res.At = s.now()
+	if res.State == message.Sent {
+		s.log.Info("email sent", "ref", m.Ref, "attempts", tries)
+	} else {
+		s.log.Warn("email failed", "ref", m.Ref, "reason", res.Reason, "detail", res.Detail, "attempts", tries)
+	}
+	return res
 }
 
 // build writes m as a go-mail message: every header from a checked address, the engine or a one-line subject.

@@ -7,6 +7,7 @@ package message
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 )
 
@@ -76,3 +77,26 @@ type Sender interface {
 
 // Receipts takes the Receipts a Sender gets; otp.Service.MessageReceipt is one.
 type Receipts func(Receipt)
+
+// Retry calls try (with its try number, from 1) until it gives a result that is not temporary, and returns
+// that result, the number of tries and ok true. Between tries it waits from first, doubling up to last, each
+// wait between half and all of that (jitter: senders retrying together do not stay in step). If ctx ends
+// during a wait, it returns the last temporary result and ok false. The senders' retry of a carrier's
+// temporary failure (5xx, throttling, a lost connection) within their Send's deadline.
+func Retry(ctx context.Context, first, last time.Duration, try func(n int) (res Result, temporary bool)) (res Result, tries int, ok bool) {
+	wait := first
+	for n := 1; ; n++ {
+		res, temporary := try(n)
+		if !temporary {
+			return res, n, true
+		}
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res, n, false
+		case <-t.C:
+		}
+		wait = min(2*wait, last)
+	}
+}

@@ -105,28 +105,23 @@ func (g *Sender) Send(ctx context.Context, m message.Message) message.Result {
 		// The message cannot be put in a request (a custom template refused its values): it never will be.
 		return g.failed(m, message.ReasonRejected, err.Error())
 	}
-	backoff := minBackoff
-	for try := 1; ; try++ {
+	res, tries, ok := message.Retry(ctx, minBackoff, maxBackoff, func(n int) (message.Result, bool) {
 		res, temporary := g.try(ctx, req)
-		if !temporary {
-			res.Segments, res.At = segments, g.now()
-			if res.State == message.Sent {
-				g.log.Debug("sms sent", "ref", m.Ref, "provider_id", res.ProviderID, "tries", try)
-			} else {
-				g.log.Warn("sms refused", "ref", m.Ref, "reason", res.Reason, "detail", res.Detail, "tries", try)
-			}
-			return res
+		if temporary {
+			g.log.Warn("sms gateway failed, trying again", "ref", m.Ref, "try", n, "detail", res.Detail)
 		}
-		g.log.Warn("sms gateway failed, trying again", "ref", m.Ref, "try", try, "detail", res.Detail, "backoff", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return g.failed(m, message.ReasonUnavailable, fmt.Sprintf("after %d tries: %s", try, res.Detail))
-		case <-t.C:
-		}
-		backoff = min(2*backoff, maxBackoff)
+		return res, temporary
+	})
+	if !ok {
+		return g.failed(m, message.ReasonUnavailable, fmt.Sprintf("after %d tries: %s", tries, res.Detail))
 	}
+	res.Segments, res.At = segments, g.now()
+	if res.State == message.Sent {
+		g.log.Debug("sms sent", "ref", m.Ref, "provider_id", res.ProviderID, "tries", tries)
+	} else {
+		g.log.Warn("sms refused", "ref", m.Ref, "reason", res.Reason, "detail", res.Detail, "tries", tries)
+	}
+	return res
 }
 
 func (g *Sender) failed(m message.Message, reason, detail string) message.Result {

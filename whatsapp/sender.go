@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -217,26 +216,19 @@ func (s *Sender) Send(ctx context.Context, m message.Message) message.Result {
 	if err != nil {
 		return s.result(message.Failed, message.ReasonRejected, err.Error(), "")
 	}
-	wait := backoffMin
-	for attempt := 1; ; attempt++ {
+	res, _, ok := message.Retry(ctx, backoffMin, backoffMax, func(n int) (message.Result, bool) {
 		res, retry := s.post(ctx, body, m)
-		if !retry {
-			if res.State == message.Sent {
-				s.remember(res.ProviderID, m.Ref)
-			}
-			return res
+		if retry {
+			s.log.Warn("whatsapp send failed, retrying", "ref", m.Ref, "attempt", n, "detail", res.Detail)
 		}
-		s.log.Warn("whatsapp send failed, retrying", "ref", m.Ref, "attempt", attempt, "detail", res.Detail)
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			res.State, res.Reason = message.Failed, message.ReasonUnavailable
-			return res
-		case <-t.C:
-		}
-		wait = min(2*wait, backoffMax)
+		return res, retry
+	})
+	if !ok {
+		res.State, res.Reason = message.Failed, message.ReasonUnavailable
+	} else if res.State == message.Sent {
+		s.remember(res.ProviderID, m.Ref)
 	}
+	return res
 }
 
 // post makes one request, and says whether its failure is temporary.
