@@ -12,13 +12,15 @@ import (
 	"flashotp/templates"
 )
 
-// compose writes a whatsapp or email step's message: Config.Compose, or the channel's text template.
+// compose writes a whatsapp or email step's message from the app's templates and the built-in ones: an
+// email's subject, text and HTML parts, another channel's text.
 func (s *Service) compose(app apps.App, channel, locale, code string) (message.Message, error) {
-	if s.cfg.Compose != nil {
-		return s.cfg.Compose(app, channel, locale, code)
+	d := templates.Data{Code: code, App: app.ID, Minutes: templates.MinutesOf(time.Duration(app.TTL))}
+	if channel == ChannelEmail {
+		e, err := templates.RenderEmail(app.Templates, locale, app.Locale, d)
+		return message.Message{Subject: e.Subject, Text: e.Text, HTML: e.HTML, Locale: e.Locale}, err
 	}
-	text, used, err := templates.Render(app.Templates, channel, locale, app.Locale,
-		templates.Data{Code: code, App: app.ID, Minutes: templates.MinutesOf(time.Duration(app.TTL))})
+	text, used, err := templates.Render(app.Templates, channel, locale, app.Locale, d)
 	return message.Message{Text: text, Locale: used}, err
 }
 

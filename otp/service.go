@@ -145,10 +145,6 @@ type Config struct {
 	// MessageTimeout bounds a sender's hand-over of a message (a step's own timeout, when shorter, bounds
 	// it instead); 0: 30s.
 	MessageTimeout time.Duration
-	// Compose writes the message of a whatsapp or email step in the app's templates for locale (Text,
-	// and HTML, Subject for an email; Locale the one used). nil: the channel's text template alone
-	// (templates.Render).
-	Compose func(app apps.App, channel, locale, code string) (message.Message, error)
 }
 
 // Prompter builds the audio that speaks a code; *voice.Library is one.

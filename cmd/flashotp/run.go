@@ -213,7 +213,7 @@ func (m *Main) open(ctx context.Context) error {
 		Key: m.db.Key(), MinCodeSpace: cfg.OTP.MinCodeSpace,
 		Voice:   otp.VoiceChannel{Prompts: prompts, CallerID: cfg.Voice.CallerID, AnswerTimeout: cfg.Voice.AnswerTimeout, Repeat: cfg.Voice.Repeat},
 		SMS:     otp.SMSChannel{Via: cfg.SMS.Via, Sender: cfg.SMS.Sender},
-		Senders: senders, Compose: compose,
+		Senders: senders,
 	}, m.db.Verifications(), m.numbers, m.Log)
 	outcomes.Service = m.svc
 	receipts.set(m.svc)
