@@ -85,7 +85,8 @@ type record struct {
 	Next   time.Time `json:"next,omitzero"`
 	Locale string    `json:"locale,omitempty"` // the send's (or app's) locale, for later steps
 	Email  string    `json:"email,omitempty"`  // the address of email steps
-	// Approved is the index of the step whose code approved it (-1 or absent: none, or before steps).
+	// Approved is the index of the step whose code approved it; read only once it is approved (before steps:
+	// the flash call).
 	Approved    int       `json:"approved_step,omitempty"`
 	MaxAttempts int       `json:"max_attempts"`
 	Country     string    `json:"country"`
