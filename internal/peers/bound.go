@@ -17,7 +17,8 @@ import (
 // bound says only that someone holds it: on a busy machine another process can take a free port between
 // our probe and the peer's bind, and the peer then exits (SIPp: "Unable to bind main socket", status 254)
 // while the test would talk to the stranger. So the holder is checked in /proc; where /proc cannot tell,
-// a port someone holds counts.
+// a port someone holds counts. /proc is asked first: a probe that binds the port holds it for a moment, and a
+// peer binding in that moment fails.
 func waitBound(transport string, port int, d time.Duration, exited <-chan struct{}, pgid int) bool {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(d)
@@ -27,21 +28,30 @@ func waitBound(transport string, port int, d time.Duration, exited <-chan struct
 			return false
 		default:
 		}
-		var c io.Closer
-		var err error
-		if transport == "udp" {
-			c, err = net.ListenPacket("udp", addr)
-		} else {
-			c, err = net.Listen("tcp", addr)
-		}
-		if err == nil {
-			c.Close()
-		} else if owns, known := groupHolds(pgid, transport, port); owns || !known {
+		if owns, known := groupHolds(pgid, transport, port); owns {
+			return true
+		} else if !known && !canBind(transport, addr) {
 			return true
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
+}
+
+// canBind reports whether addr can be bound for transport now (the socket is closed at once).
+func canBind(transport, addr string) bool {
+	var c io.Closer
+	var err error
+	if transport == "udp" {
+		c, err = net.ListenPacket("udp", addr)
+	} else {
+		c, err = net.Listen("tcp", addr)
+	}
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // groupHolds reports whether a process of group pgid has a socket bound to 127.0.0.1:port for transport

@@ -71,14 +71,28 @@ func StartSMSCTLS(t testing.TB, systemID, password, keyFile, certFile string) *S
 	if keyFile != "" {
 		s.tlsFiles = []string{keyFile, certFile}
 	}
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "tcp")))
-	s.Start()
 	t.Cleanup(s.Stop)
-	return s
+	for attempt := 0; ; attempt++ { // another port if something took this one first
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "tcp")))
+		if s.start() {
+			return s
+		}
+		if attempt == 2 || !strings.Contains(s.out.String(), "EADDRINUSE") {
+			t.Fatalf("the SMSC did not listen on %s:\n%s", s.Addr, s.out.String())
+		}
+	}
 }
 
 // Start starts the SMSC again on its address after Stop (a restarted SMSC: the client must rebind).
 func (s *SMSC) Start() {
+	s.t.Helper()
+	if !s.start() {
+		s.t.Fatalf("the SMSC did not listen on %s:\n%s", s.Addr, s.out.String())
+	}
+}
+
+// start runs the SMSC on s.Addr and reports whether it listens there (if not, it is stopped).
+func (s *SMSC) start() bool {
 	s.t.Helper()
 	_, port, _ := net.SplitHostPort(s.Addr)
 	s.cmd = exec.Command(s.node, append([]string{s.script, port, s.SystemID, s.Password}, s.tlsFiles...)...)
@@ -93,8 +107,9 @@ func (s *SMSC) Start() {
 	p, _ := strconv.Atoi(port)
 	if !waitBound("tcp", p, 10*time.Second, s.done, s.cmd.Process.Pid) {
 		s.Stop()
-		s.t.Fatalf("the SMSC did not listen on %s:\n%s", s.Addr, s.out.String())
+		return false
 	}
+	return true
 }
 
 // Stop stops the SMSC (SIGTERM, then SIGKILL): its sessions drop.
