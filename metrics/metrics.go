@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are the engine's collectors.
@@ -33,6 +34,7 @@ type Metrics struct {
 	authFailures  *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
 	ended         *prometheus.CounterVec
+	steps         *prometheus.CounterVec
 	sipMalformed  prometheus.Counter
 	sipDropped    *prometheus.CounterVec
 }
@@ -85,6 +87,9 @@ func New() *Metrics {
 		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flashotp_verifications_ended_total", Help: "Verifications that reached a final status (approved, expired, failed, canceled).",
 		}, []string{"status"}),
+		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flashotp_steps_ended_total", Help: "Verification steps that reached an outcome, by channel and state (sent: handed over; delivered; failed). A message's step counts again when a receipt moves it from sent to delivered or failed.",
+		}, []string{"channel", "state"}),
 		sipMalformed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flashotp_sip_malformed_total", Help: "SIP messages received that could not be parsed (UDP datagrams and TCP messages); their log lines are rate-limited.",
 		}),
@@ -96,8 +101,17 @@ func New() *Metrics {
 		m.sipDropped.WithLabelValues(reason)
 	}
 	reg.MustRegister(m.sipMalformed, m.callsStarted, m.callsEnded, m.callsInFlight, m.postDialDelay, m.ringToCancel, m.send, m.verify, m.picks, m.webhooks,
-		m.requests, m.authFailures, m.rateLimited, m.ended, m.sipDropped)
+		m.requests, m.authFailures, m.rateLimited, m.ended, m.steps, m.sipDropped)
 	return m
+}
+
+// Gather returns the current values of every collector, as /metrics would serve them (the console's live
+// sampler reads them so).
+func (m *Metrics) Gather() ([]*dto.MetricFamily, error) {
+	if m == nil {
+		return nil, nil
+	}
+	return m.reg.Gather()
 }
 
 // Handler serves the metrics in the Prometheus text format.
@@ -239,6 +253,13 @@ func (m *Metrics) RateLimited(scope string) {
 func (m *Metrics) VerificationEnded(status string) {
 	if m != nil {
 		m.ended.WithLabelValues(status).Inc()
+	}
+}
+
+// StepEnded counts a verification step that reached state (sent, delivered, failed) on channel.
+func (m *Metrics) StepEnded(channel, state string) {
+	if m != nil {
+		m.steps.WithLabelValues(channel, state).Inc()
 	}
 }
 

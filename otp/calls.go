@@ -83,6 +83,7 @@ func (s *Service) CallEnded(r, trunk, cli string, res call.Result) {
 		pdd     int64
 		next    bool
 		channel string
+		state   StepState // the step's state once the outcome is applied
 	)
 	err := s.modify(ctx, id, func(rec *record) error {
 		pdd, next = 0, false
@@ -95,6 +96,7 @@ func (s *Service) CallEnded(r, trunk, cli string, res call.Result) {
 			}
 			channel = ChannelFlashCall
 			pdd = applyOutcome(rec, trunk, res, res.State == call.StateFailed && !res.Rang)
+			state = flashStep(rec.Call, rec.CodeLength).State
 			return nil
 		}
 		st := rec.Steps[i]
@@ -108,6 +110,7 @@ func (s *Service) CallEnded(r, trunk, cli string, res call.Result) {
 		if applyStep(rec, i, trunk, res) {
 			next = rec.stepFailed(i, s.now())
 		}
+		state = rec.Steps[i].State
 		return nil
 	}, func(tx Tx, rec *record) error {
 		if next {
@@ -119,6 +122,9 @@ func (s *Service) CallEnded(r, trunk, cli string, res call.Result) {
 	})
 	if err != nil && !errors.Is(err, errUnchanged) {
 		s.log.Error("record call outcome", "verification_id", id, "step", i, "err", err)
+	}
+	if err == nil {
+		s.stepEnded(channel, state)
 	}
 	if res.State == call.StateFailed && res.SIPCode >= 400 && isCall(channel) {
 		s.numbers.Reject(ctx, cli, res.SIPCode, res.Phrase, res.Rang)
@@ -274,8 +280,9 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 	n := 0
 	for _, id := range ids {
 		var ended []int
+		var channels []string // of the steps ended, for the metrics
 		err := s.modify(ctx, id, func(rec *record) error {
-			ended = ended[:0]
+			ended, channels = ended[:0], channels[:0]
 			res := call.Result{State: call.StateFailed, Reason: call.ReasonInterrupted, EndedAt: now}
 			if rec.Call.StartedAt != nil {
 				res.StartedAt = *rec.Call.StartedAt
@@ -285,7 +292,7 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 					return errUnchanged
 				}
 				applyOutcome(rec, "", res, false)
-				ended = append(ended, 0)
+				ended, channels = append(ended, 0), append(channels, ChannelFlashCall)
 				return nil
 			}
 			for i := range rec.Steps {
@@ -299,7 +306,7 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 				mac := rec.Codes[i]
 				applyStep(rec, i, "", res)
 				rec.Codes[i] = mac
-				ended = append(ended, i)
+				ended, channels = append(ended, i), append(channels, rec.Steps[i].Channel)
 			}
 			if len(ended) == 0 {
 				return errUnchanged
@@ -319,6 +326,9 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 		}
 		if err != nil {
 			return n, err
+		}
+		for _, ch := range channels {
+			s.stepEnded(ch, StepFailed)
 		}
 		n += len(ended)
 	}

@@ -248,7 +248,7 @@ func TestListPagination(t *testing.T) {
 	if len(failed.Items) != 8 {
 		t.Errorf("pending of the recipient: %d, want 8", len(failed.Items))
 	}
-	for _, q := range []otp.Query{{Status: "nope"}, {Limit: 501}, {Cursor: "otp_x"}, {Channel: "sms"}, {Recipient: "+1"}} {
+	for _, q := range []otp.Query{{Status: "nope"}, {Limit: 501}, {Cursor: "otp_x"}, {Channel: "fax"}, {Channel: "auto"}, {Recipient: "+1"}} {
 		q.AppID = "demo"
 		if _, err := e.svc.List(t.Context(), q); err == nil {
 			t.Errorf("List(%+v) accepted", q)

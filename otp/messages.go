@@ -88,13 +88,14 @@ func (s *Service) MessageReceipt(r message.Receipt) {
 		at = s.now().UTC()
 	}
 	var next, changed bool
-	var typ string
+	var typ, channel string
 	err := s.modify(ctx, id, func(rec *record) error {
 		next, changed = false, false
 		if i >= len(rec.Steps) || isCall(rec.Steps[i].Channel) {
 			return errNoStep
 		}
 		st := &rec.Steps[i]
+		channel = st.Channel
 		switch {
 		case r.State == message.Delivered || r.State == message.Read:
 			if st.State == StepDelivered || st.State == StepFailed {
@@ -141,6 +142,11 @@ func (s *Service) MessageReceipt(r message.Receipt) {
 	}
 	if changed {
 		s.log.Info(typ, "verification_id", id, "step", i, "reason", r.Reason)
+		state := StepDelivered
+		if typ == EventMessageFailed {
+			state = StepFailed
+		}
+		s.stepEnded(channel, state)
 	}
 	if next {
 		s.advance(ctx, id, i+1)

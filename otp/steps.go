@@ -70,6 +70,13 @@ type Step struct {
 // Duration is a time.Duration that JSON writes as Go's text ("20s").
 type Duration = apps.Duration
 
+// stepEnded counts a step that reached state on channel (flashotp_steps_ended_total), once it is stored.
+func (s *Service) stepEnded(channel string, state StepState) {
+	if state.final() {
+		s.cfg.Metrics.StepEnded(channel, string(state))
+	}
+}
+
 func (st StepState) final() bool {
 	return st == StepDelivered || st == StepFailed || st == StepCanceled || st == StepSent
 }

@@ -93,6 +93,7 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 	}
 	s.log.Info("step_started", "verification_id", id, "step", i, "channel", d.step.Channel)
 	if perr != nil {
+		s.stepEnded(d.step.Channel, StepFailed)
 		if next {
 			s.advance(ctx, id, i+1)
 		}
