@@ -5,7 +5,7 @@ BIN     := bin/flashotp
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test test-short attack deps lint bench soak fuzz release clean
+.PHONY: build run test test-short ui ui-test attack deps lint bench soak fuzz release clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/flashotp
@@ -16,8 +16,17 @@ run: build
 deps:
 	./scripts/deps.sh
 
-test: deps
+test: deps ui-test
 	$(GO) test -race -count=1 -timeout 10m ./...
+
+# The console's browser app (web/, docs in web/README.md): `make ui` type-checks it and rebuilds web/dist, which
+# is committed and embedded in the binary, so building the engine never needs Node. `make ui-test` runs its
+# Vitest tests.
+ui:
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+ui-test: deps
+	cd web && npm test
 
 # The quick tier: every test but the slowest few (the hostile trunks, the container image, the bench smoke
 # test), which skip themselves under -short. make test still runs them all.

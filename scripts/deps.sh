@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real SIP peers the tests drive (SIPp, Kamailio with its TLS module, baresip, linphonec, perl's
 # Net::SIP, aiosmtpd as the SMTP server of the email tests, zbarimg to read QR codes back, node and npm for the
-# test SMSC: an SMPP server on the npm package smpp in testdata/smsc) and the checkers of the shipping files
-# (systemd-analyze for the unit, promtool for the alert rules; podman with runc and a static busybox to build and
-# run the image) when they are missing: as root through apt-get, otherwise it fails naming the Debian packages
-# to install.
+# test SMSC: an SMPP server on the npm package smpp in testdata/smsc, and for the console's Vitest tests in web/)
+# and the checkers of the shipping files (systemd-analyze for the unit, promtool for the alert rules; podman with
+# runc and a static busybox to build and run the image) when they are missing: as root through apt-get, otherwise
+# it fails naming the Debian packages to install.
 set -euo pipefail
 
 need=()
@@ -30,8 +30,19 @@ smsc_modules() {
   dir="$(dirname "$0")/../testdata/smsc"
   [ -d "$dir/node_modules/smpp" ] || npm ci --prefix "$dir" --no-audit --no-fund >/dev/null
 }
+
+# web_modules installs the console's npm packages (web/package-lock.json: Vite, Vue, Vitest) when they are
+# missing or older than the lockfile.
+web_modules() {
+  local dir
+  dir="$(dirname "$0")/../web"
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    npm ci --prefix "$dir" --no-audit --no-fund >/dev/null
+  fi
+}
 if [ ${#need[@]} -eq 0 ]; then
   smsc_modules
+  web_modules
   exit 0
 fi
 
@@ -41,6 +52,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   smsc_modules
+  web_modules
   exit 0
 fi
 echo "missing test tools: install the Debian packages: ${need[*]} (e.g. sudo apt-get install ${need[*]})" >&2
