@@ -95,6 +95,14 @@ type trunk struct {
 	failures  atomic.Int32 // failures in a row that a healthy trunk would not give (no answer, 408, 5xx)
 	down      atomic.Bool  // marked down: used only when no trunk is up, probed with OPTIONS
 	nextProbe atomic.Int64 // unix nanoseconds of the next OPTIONS probe while down
+
+	// What TrunkStatus shows.
+	inFlight                 atomic.Int64 // calls and messages placed on it and not ended
+	missed, answered, failed atomic.Int64 // calls ended on it, by outcome
+	failovers                atomic.Int64 // calls that failed on it and moved to the next trunk
+	rate                     *meter       // calls and messages placed, per second
+	probeMu                  sync.Mutex
+	lastProbe                Probe // the latest OPTIONS probe; At zero: none yet
 }
 
 // Dialer places calls. Start it once; Stop it once.
@@ -123,7 +131,7 @@ func New(cfg Config, caller Caller, rep Reporter, log *slog.Logger) *Dialer {
 	for _, t := range cfg.Trunks {
 		// Trunks from the config have their defaults already; one built by hand gets them here.
 		t = t.WithDefaults(t.Transport)
-		tr := &trunk{Trunk: t}
+		tr := &trunk{Trunk: t, rate: newMeter(time.Now)}
 		if t.MaxCPS > 0 {
 			tr.limiter = rate.NewLimiter(rate.Limit(t.MaxCPS), t.MaxCPS)
 		}
@@ -404,6 +412,8 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 		// reading the 180 or sending the CANCEL. The outcome is reported after every progress write.
 		var progress sync.WaitGroup
 		sent := false
+		t.inFlight.Add(1)
+		t.rate.add()
 		res := d.caller.Dial(d.ctx, req, func(s call.State, at time.Time) {
 			if s == call.StateDialing {
 				sent = true
@@ -416,7 +426,9 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 			}()
 		})
 		t.release(r.Kind)
+		t.inFlight.Add(-1)
 		progress.Wait()
+		t.count(res.State)
 		d.cfg.Metrics.CallEnded(t.Name, string(res.State), string(res.Reason), sent)
 		if res.Rang {
 			toCancel := time.Duration(-1)
@@ -441,6 +453,7 @@ func (d *Dialer) run(r Request, order []*trunk, i int) {
 			d.rep.CallEnded(r.ID, t.Name, r.CLI, res)
 			return
 		}
+		t.failovers.Add(1)
 		d.log.Warn("trunk failed before any provisional, failing over", "trunk", t.Name, "next", order[next].Name, "sip_code", res.SIPCode, "reason", res.Reason)
 		i = next
 	}
@@ -475,18 +488,9 @@ func (d *Dialer) probe() {
 					continue
 				}
 				t.nextProbe.Store(now.Add(t.OptionsInterval).UnixNano())
-				target := t.Address
-				if t.OutboundProxy != "" {
-					target = t.OutboundProxy // where its calls go
-				}
-				ctx, cancel := context.WithTimeout(d.ctx, 4*time.Second)
-				code, err := d.caller.Options(ctx, target, t.Transport)
+				ctx, cancel := context.WithTimeout(d.ctx, probeTimeout)
+				d.options(ctx, t)
 				cancel()
-				if err == nil && code < 500 { // any answer but "broken": 405, 404 and the like still mean up
-					t.failures.Store(0)
-					t.down.Store(false)
-					d.log.Info("trunk up", "trunk", t.Name, "options_status", code)
-				}
 			}
 		}
 	}
