@@ -77,6 +77,8 @@ type Config struct {
 	Log      *slog.Logger
 	// Delivered, when set, is called after each try with its outcome: "delivered", "retry" or "dropped".
 	Delivered func(outcome string)
+	// Recent is how many tries Tries keeps, the newest (in memory: lost on restart); default 1000.
+	Recent int
 }
 
 // Queue is the persisted webhook queue and its deliverer.
@@ -88,6 +90,11 @@ type Queue struct {
 
 	idMu    sync.Mutex
 	entropy *ulid.MonotonicEntropy
+
+	recentMu sync.Mutex
+	recent   []Try // a ring of the newest tries; next is where the next goes
+	next     int
+	full     bool
 }
 
 // delivery is one queued webhook.
@@ -119,7 +126,10 @@ func New(cfg Config, db Store, a Apps) *Queue {
 	if cfg.Delivered == nil {
 		cfg.Delivered = func(string) {}
 	}
-	return &Queue{cfg: cfg, db: db, apps: a, wake: make(chan struct{}, 1), entropy: ulid.Monotonic(rand.Reader, 0)}
+	if cfg.Recent <= 0 {
+		cfg.Recent = 1000
+	}
+	return &Queue{cfg: cfg, db: db, apps: a, wake: make(chan struct{}, 1), entropy: ulid.Monotonic(rand.Reader, 0), recent: make([]Try, cfg.Recent)}
 }
 
 // Enqueue queues body for app's webhook in tx (otp.Notifier).
@@ -208,8 +218,12 @@ func (q *Queue) round(ctx context.Context) time.Duration {
 
 // deliver tries one delivery and records how it went.
 func (q *Queue) deliver(ctx context.Context, id string, d delivery) {
-	err := q.post(ctx, id, d)
+	url, status, err := q.post(ctx, id, d)
 	now := q.cfg.Now()
+	try := Try{At: now.UTC(), AppID: d.AppID, VerificationID: d.VerificationID, Event: eventOf(d.Body), URL: url, Status: status, Try: d.Tries + 1}
+	if err != nil {
+		try.Error = err.Error()
+	}
 	// How it went is recorded even when the queue is stopping meanwhile.
 	ctx = context.WithoutCancel(ctx)
 	var outcome string
@@ -239,6 +253,8 @@ func (q *Queue) deliver(ctx context.Context, id string, d delivery) {
 		q.cfg.Log.Error("webhook queue", "delivery", id, "err", txErr)
 		return
 	}
+	try.Outcome = outcome
+	q.remember(try)
 	q.cfg.Delivered(outcome)
 	if outcome != "delivered" {
 		q.cfg.Log.Warn("webhook not delivered", "delivery", id, "appid", d.AppID, "verification_id", d.VerificationID,
@@ -248,18 +264,32 @@ func (q *Queue) deliver(ctx context.Context, id string, d delivery) {
 
 var errNoURL = errors.New("the app has no webhook_url")
 
-func (q *Queue) post(ctx context.Context, id string, d delivery) error {
+// post tries delivery id: it returns the URL it went to and the HTTP status that came back (0: none).
+func (q *Queue) post(ctx context.Context, id string, d delivery) (url string, status int, err error) {
 	app, ok := q.apps.Get(d.AppID)
 	if !ok || app.WebhookURL == "" {
-		return errNoURL
+		return "", 0, errNoURL
 	}
 	resp, err := q.send(ctx, app.ID, app.WebhookURL, id, d.Body)
 	if err != nil {
-		return err
+		var se *statusError
+		if errors.As(err, &se) {
+			status = se.status
+		}
+		return app.WebhookURL, status, err
 	}
 	resp.Body.Close()
-	return nil
+	return app.WebhookURL, resp.StatusCode, nil
 }
+
+// statusError is an answer that was not a 2xx.
+type statusError struct {
+	url    string
+	status int
+	text   string
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("%s answered %s", e.url, e.text) }
 
 // send POSTs a signed body and returns a 2xx response, or an error.
 func (q *Queue) send(ctx context.Context, appID, url, id string, body []byte) (*http.Response, error) {
@@ -282,7 +312,7 @@ func (q *Queue) send(ctx context.Context, appID, url, id string, body []byte) (*
 	if resp.StatusCode/100 != 2 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
-		return nil, fmt.Errorf("%s answered %s", url, resp.Status)
+		return nil, &statusError{url: url, status: resp.StatusCode, text: resp.Status}
 	}
 	return resp, nil
 }
@@ -315,4 +345,58 @@ func (q *Queue) PreSend(ctx context.Context, app apps.App, body []byte) (bool, e
 		return false, fmt.Errorf("pre-send hook answer: want {\"allow\": true|false}")
 	}
 	return *answer.Allow, nil
+}
+
+// Try is one try of a webhook delivery, as the console shows it in a verification's timeline and an app's
+// last deliveries.
+type Try struct {
+	At             time.Time `json:"at"`
+	AppID          string    `json:"app_id"`
+	VerificationID string    `json:"verification_id"`
+	Event          string    `json:"event"`
+	URL            string    `json:"url"`
+	Status         int       `json:"status"`  // the HTTP status that came back; 0: none
+	Outcome        string    `json:"outcome"` // delivered, retry or dropped
+	Try            int       `json:"try"`     // 1 for the first
+	Error          string    `json:"error"`   // why it was not delivered
+}
+
+// eventOf is the event a webhook body reports (otp.WebhookBody's), or "".
+func eventOf(body []byte) string {
+	var b struct {
+		Event string `json:"event"`
+	}
+	_ = json.Unmarshal(body, &b)
+	return b.Event
+}
+
+func (q *Queue) remember(t Try) {
+	q.recentMu.Lock()
+	defer q.recentMu.Unlock()
+	q.recent[q.next] = t
+	q.next = (q.next + 1) % len(q.recent)
+	q.full = q.full || q.next == 0
+}
+
+// Tries returns the newest tries kept (Config.Recent, in memory since the start), newest first: of app
+// appID and verification verificationID when they are not empty, at most limit (0: all kept).
+func (q *Queue) Tries(appID, verificationID string, limit int) []Try {
+	q.recentMu.Lock()
+	defer q.recentMu.Unlock()
+	n := q.next
+	if q.full {
+		n = len(q.recent)
+	}
+	out := []Try{}
+	for i := range n {
+		t := q.recent[(q.next-1-i+len(q.recent))%len(q.recent)]
+		if appID != "" && t.AppID != appID || verificationID != "" && t.VerificationID != verificationID {
+			continue
+		}
+		out = append(out, t)
+		if len(out) == limit {
+			break
+		}
+	}
+	return out
 }
