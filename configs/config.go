@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/viper"
 
 	"flashotp/apps"
+	"flashotp/console"
 	"flashotp/dialer"
 	"flashotp/email"
 	"flashotp/httpapi"
@@ -57,6 +58,7 @@ type Config struct {
 	SMPP     []smpp.Settings       `mapstructure:"smpp"`
 	WhatsApp whatsapp.Settings     `mapstructure:"whatsapp"`
 	TOTP     totp.Settings         `mapstructure:"totp"`
+	Console  console.Settings      `mapstructure:"console"`
 	Log      Log                   `mapstructure:"log"`
 }
 
@@ -105,6 +107,7 @@ func Default() Config {
 		Email:    email.DefaultSettings,
 		WhatsApp: whatsapp.DefaultSettings,
 		TOTP:     totp.DefaultSettings,
+		Console:  console.DefaultSettings,
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -512,6 +515,7 @@ func (c Config) Validate() error {
 	under("voice.", c.Voice.Validate())
 	under("sms.", c.SMS.Validate())
 	under("totp.", c.TOTP.Validate())
+	under("console.", c.Console.Validate())
 	if c.SMS.Via == sms.ViaHTTP {
 		// The gateway's section matters only when it carries the SMS.
 		under("http_sms.", c.HTTPSMS.Validate())

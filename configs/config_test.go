@@ -12,6 +12,7 @@ import (
 
 	"flashotp/apps"
 	"flashotp/configs"
+	"flashotp/console"
 	"flashotp/dialer"
 	"flashotp/email"
 	"flashotp/httpapi"
@@ -97,6 +98,7 @@ func TestLoadExample(t *testing.T) {
 		// The example leaves whatsapp commented out: its defaults, the channel off.
 		WhatsApp: whatsapp.DefaultSettings,
 		TOTP:     totp.Settings{Digits: 6, LookAhead: 10},
+		Console:  console.Settings{Enabled: true, IdleTimeout: 30 * time.Minute, MaxAge: 12 * time.Hour},
 		Log:      configs.Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(cfg, want) {

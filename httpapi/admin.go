@@ -77,6 +77,23 @@ func (s *Server) routeAdmin() {
 		}
 		return c.Next()
 	})
+	s.adminRoutes(g)
+	if s.cfg.Backup != nil {
+		g.Get("/store/backup", s.backup)
+	}
+	// Profiles, behind the same token: /admin/debug/pprof/ (index, heap, goroutine, …), profile, trace.
+	g.Get("/debug/pprof/profile", adaptor.HTTPHandlerFunc(pprof.Profile))
+	g.Get("/debug/pprof/trace", adaptor.HTTPHandlerFunc(pprof.Trace))
+	g.Get("/debug/pprof/*", adaptor.HTTPHandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Path = strings.Replace(r.URL.Path, "/admin/debug/pprof/", "/debug/pprof/", 1)
+		pprof.Index(w, r)
+	}))
+}
+
+// adminRoutes mounts the routes that manage pools, apps and operators on g: under /admin behind the token,
+// and under /console/api/admin behind a console session. The backup and the profiles stay token-only: a
+// console viewer reads, but not the whole database.
+func (s *Server) adminRoutes(g fiber.Router) {
 	g.Get("/pools", s.listPools)
 	g.Post("/pools", s.createPool)
 	g.Get("/pools/:name", s.getPool)
@@ -88,16 +105,7 @@ func (s *Server) routeAdmin() {
 	g.Post("/pools/:name/quarantine", s.quarantine)
 	g.Post("/pools/:name/release", s.release)
 	s.routeApps(g)
-	if s.cfg.Backup != nil {
-		g.Get("/store/backup", s.backup)
-	}
-	// Profiles, behind the same token: /admin/debug/pprof/ (index, heap, goroutine, …), profile, trace.
-	g.Get("/debug/pprof/profile", adaptor.HTTPHandlerFunc(pprof.Profile))
-	g.Get("/debug/pprof/trace", adaptor.HTTPHandlerFunc(pprof.Trace))
-	g.Get("/debug/pprof/*", adaptor.HTTPHandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.URL.Path = strings.Replace(r.URL.Path, "/admin/debug/pprof/", "/debug/pprof/", 1)
-		pprof.Index(w, r)
-	}))
+	s.routeOperators(g)
 }
 
 // param returns a path parameter as a string of its own: fiber's point into request buffers that are

@@ -114,6 +114,8 @@ type Config struct {
 	// WhatsApp takes the WhatsApp channel's status webhooks (/callbacks/whatsapp); nil: no such channel,
 	// the routes answer 404.
 	WhatsApp WhatsAppWebhook
+	// Console is the web console at /console/ (SPEC section 9); its Files nil: none.
+	Console ConsoleConfig
 }
 
 // Server is the HTTP API.
@@ -253,6 +255,7 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	g.Post("/totp/verify", s.totpVerify)
 	g.Post("/totp/delete", s.totpDelete)
 	s.routeAdmin()
+	s.routeConsole()
 	s.routeSMSReports()
 	s.routeWhatsApp()
 	s.app.Use(func(c *fiber.Ctx) error {

@@ -15,11 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
 
 	"flashotp/apps"
 	"flashotp/call"
+	"flashotp/console"
 	"flashotp/dialer"
 	"flashotp/fault"
 	"flashotp/httpapi"
@@ -56,6 +59,10 @@ type env struct {
 	dial  *fakes.Dialer
 	clock *testclock.Clock
 	totp  *totp.Service
+	// console: its accounts, sessions and audit log, on the same clock and store.
+	accounts *console.Accounts
+	sessions *console.Sessions
+	audit    *console.Audit
 	// bases are the sockets each server serves on, for do's bodies over the limit; keyed by server, as
 	// tests copy an env to give it another.
 	bases map[*httpapi.Server]string
@@ -105,7 +112,13 @@ func newEnvWith(t testing.TB, token string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if e.accounts, err = console.LoadAccounts(t.Context(), db, bcrypt.MinCost); err != nil {
+		t.Fatal(err)
+	}
+	e.sessions = console.NewSessions(0, 0, e.clock.Now)
+	e.audit = console.NewAudit(db, e.clock.Now)
 	e.srv = httpapi.New(httpapi.Config{
+		Console:      httpapi.ConsoleConfig{Files: consoleFiles, Accounts: e.accounts, Sessions: e.sessions, Audit: e.audit},
 		MaxBodyBytes: maxBodyBytes,
 		Apps:         e.apps,
 		// The tests send many bad credentials from one address; TestAuthFailureThrottle tests the limit.
@@ -116,6 +129,11 @@ func newEnvWith(t testing.TB, token string) *env {
 		TOTP:         e.totp,
 	}, e.svc, log)
 	return e
+}
+
+// consoleConfig is the console over e's accounts, sessions and audit log.
+func (e *env) consoleConfig() httpapi.ConsoleConfig {
+	return httpapi.ConsoleConfig{Files: consoleFiles, Accounts: e.accounts, Sessions: e.sessions, Audit: e.audit}
 }
 
 // snapshots is the admin backup route's source for db, as the engine wires it.

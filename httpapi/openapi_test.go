@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"flashotp/metrics"
 	"flashotp/numberpool"
@@ -57,10 +58,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	backup := func() (Snapshot, error) { return nil, errors.New("no store here") }
-	s := New(Config{MaxBodyBytes: 1024, AdminToken: "t0k", Metrics: metrics.New(), Pools: noPools{}, Backup: backup}, nil, nil)
+	files := fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}}
+	s := New(Config{MaxBodyBytes: 1024, AdminToken: "t0k", Metrics: metrics.New(), Pools: noPools{}, Backup: backup, Console: ConsoleConfig{Files: files}}, nil, nil)
 	for _, r := range s.app.GetRoutes(true) {
-		if r.Method == "HEAD" || r.Path == "/" || r.Path == "/otp" || r.Path == "/admin" {
-			continue // fiber's implicit HEAD for GET, the catch-all 404 and the auth groups
+		switch {
+		case r.Method == "HEAD" || r.Path == "/" || r.Path == "/otp" || r.Path == "/admin" || r.Path == "/console/api" || r.Path == "/console/api/admin" || r.Path == "/console":
+			continue // fiber's implicit HEAD for GET, the catch-all 404, the auth groups and the console's files
 		}
 		// fiber's :name and * are OpenAPI's {name} (the pprof wildcard is documented as {profile}).
 		path := strings.Replace(fiberParam.ReplaceAllString(r.Path, "{$1}"), "/*", "/{profile}", 1)

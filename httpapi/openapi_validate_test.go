@@ -252,7 +252,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	e := newEnv(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(), Backup: snapshots(e.db), SMSReports: &fakeReports{},
-		TOTP: e.totp}
+		TOTP: e.totp, Console: e.consoleConfig()}
 	e.srv = httpapi.New(cfg, e.svc, log) // newEnv's server, with metrics on
 	v := newValidator(t, e)
 	q := url.QueryEscape
@@ -424,96 +424,119 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	v.call("GET", "/otp/reports?group_by=month", "", demo, 400)
 	v.call("GET", "/otp/reports", "", nil, 401)
 
-	// Admin: apps and their keys.
-	v.call("GET", "/admin/apps", "", admin, 200)
-	v.call("GET", "/admin/apps", "", nil, 401)
-	res = v.call("POST", "/admin/apps", `{"id":"fresh","pools":["demo"],"ttl":"10m","allowed_countries":["US"],`+
-		`"rate_limits":{"recipient":{"limit":1,"window":"10m"}},"webhook_url":"https://example.com/hook",`+
-		`"pre_send_hook":{"url":"https://example.com/pre-send"}}`, admin, 201)
-	var created struct {
-		Key struct{ Key, Secret string } `json:"key"`
-	}
-	if err := json.Unmarshal(res.body, &created); err != nil || created.Key.Key == "" || created.Key.Secret == "" {
-		t.Fatalf("create app: %s: want a key and its secret (%v)", res.body, err)
-	}
-	fresh := xAPI(created.Key.Key, created.Key.Secret)
-	v.call("POST", "/admin/apps", `{"id":"fresh","pools":["demo"]}`, admin, 409)
-	v.call("POST", "/admin/apps", `{"id":"bad id","pools":["demo"]}`, admin, 400)
-	v.call("POST", "/admin/apps", `{"id":"x","colour":"red"}`, admin, 400)
-	// The new app's key works, and its recipient limit (1 per 10m) answers 429 with Retry-After.
-	v.call("POST", "/otp/send", sendBody("fresh", "+14155552674"), fresh, 202)
-	res = v.call("POST", "/otp/send", sendBody("fresh", "+14155552674"), fresh, 429)
-	if code := errorCode(t, res); code != "rate_limited" {
-		t.Errorf("send over the recipient limit: %s, want rate_limited", code)
-	}
-	v.call("GET", "/otp/rate-limits?appid=fresh&recipient="+q("+14155552674"), "", fresh, 200)
-	v.call("GET", "/admin/apps/fresh", "", admin, 200)
-	v.call("GET", "/admin/apps/nope", "", admin, 404)
-	res = v.call("PATCH", "/admin/apps/fresh", `{"max_attempts":3,"pre_send_hook":null,"resend_cooldown":"1m"}`, admin, 200)
-	var hook json.RawMessage
-	field(t, res.body, "pre_send_hook", &hook)
-	if string(hook) != "null" {
-		t.Errorf("PATCH pre_send_hook null: %s", res.body)
-	}
-	v.call("PATCH", "/admin/apps/fresh", `{"ttl":"1h"}`, admin, 400)
-	// SPEC section 8's settings (channels, workflow, locale, android_app_hash, templates, code_lengths).
-	v.call("PATCH", "/admin/apps/fresh", `{"channels":["flashcall","sms","voice"],"workflow":[{"channel":"flashcall","timeout":"20s"},`+
-		`{"channel":"sms","timeout":"1m"},{"channel":"voice"}],"locale":"pt-BR","android_app_hash":"FA+9qCX9VSu",`+
-		`"templates":{"sms":{"fr":"{{.Code}} est votre code {{.App}}.","pt-BR":"{{.Code}} é o seu código"}},"code_lengths":{"sms":8}}`, admin, 200)
-	v.call("PATCH", "/admin/apps/fresh", `{"templates":{"sms":null}}`, admin, 200)
-	res = v.call("PATCH", "/admin/apps/fresh", `{"templates":{"sms":{"fr":"Votre code {{.App}}"}}}`, admin, 400)
-	if msg := string(res.body); !strings.Contains(msg, "templates.sms.fr") || !strings.Contains(msg, "does not print {{.Code}}") {
-		t.Errorf("a template without the code: %s, want it named", res.body)
-	}
-	v.call("PATCH", "/admin/apps/fresh", `{"channels":["inbound"]}`, admin, 400)
-	v.call("PATCH", "/admin/apps/fresh", `{"channels":["flashcall"],"workflow":[]}`, admin, 200)
-	v.call("PATCH", "/admin/apps/demo", `{"max_attempts":3}`, admin, 409)
-	v.call("PATCH", "/admin/apps/nope", `{"max_attempts":3}`, admin, 404)
-	v.call("GET", "/admin/apps", "", admin, 200)
-	v.call("GET", "/admin/apps/fresh/keys", "", admin, 200)
-	v.call("GET", "/admin/apps/nope/keys", "", admin, 404)
-	res = v.call("POST", "/admin/apps/fresh/keys", "", admin, 201)
-	var key string
-	field(t, res.body, "key", &key)
-	v.call("POST", "/admin/apps/nope/keys", "", admin, 404)
-	v.call("POST", "/admin/apps/fresh/keys/"+key+"/rotate", "", admin, 200)
-	v.call("POST", "/admin/apps/demo/keys/"+demoKey+"/rotate", "", admin, 409)
-	v.call("POST", "/admin/apps/fresh/keys/nope/rotate", "", admin, 404)
-	v.call("POST", "/admin/apps/fresh/webhook-secret", "", admin, 200)
-	v.call("POST", "/admin/apps/demo/webhook-secret", "", admin, 409)
-	v.call("POST", "/admin/apps/nope/webhook-secret", "", admin, 404)
-	v.call("DELETE", "/admin/apps/fresh/keys/"+key, "", admin, 200)
-	v.call("DELETE", "/admin/apps/demo/keys/"+demoKey, "", admin, 409)
-	v.call("DELETE", "/admin/apps/fresh/keys/nope", "", admin, 404)
-	v.call("GET", "/admin/apps/fresh/keys", "", admin, 200) // rotated_at and revoked_at
-	v.call("DELETE", "/admin/apps/demo", "", admin, 409)
-	v.call("DELETE", "/admin/apps/fresh", "", admin, 204)
-	v.call("DELETE", "/admin/apps/fresh", "", admin, 404)
+	// Admin: apps and their keys, pools and operators, through the token and through a console session.
+	adminCalls := func(pre string, as auth) {
+		// Admin: apps and their keys.
+		v.call("GET", pre+"/admin/apps", "", as, 200)
+		v.call("GET", pre+"/admin/apps", "", nil, 401)
+		res := v.call("POST", pre+"/admin/apps", `{"id":"fresh","pools":["demo"],"ttl":"10m","allowed_countries":["US"],`+
+			`"rate_limits":{"recipient":{"limit":1,"window":"10m"}},"webhook_url":"https://example.com/hook",`+
+			`"pre_send_hook":{"url":"https://example.com/pre-send"}}`, as, 201)
+		var created struct {
+			Key struct{ Key, Secret string } `json:"key"`
+		}
+		if err := json.Unmarshal(res.body, &created); err != nil || created.Key.Key == "" || created.Key.Secret == "" {
+			t.Fatalf("create app: %s: want a key and its secret (%v)", res.body, err)
+		}
+		fresh := xAPI(created.Key.Key, created.Key.Secret)
+		v.call("POST", pre+"/admin/apps", `{"id":"fresh","pools":["demo"]}`, as, 409)
+		v.call("POST", pre+"/admin/apps", `{"id":"bad id","pools":["demo"]}`, as, 400)
+		v.call("POST", pre+"/admin/apps", `{"id":"x","colour":"red"}`, as, 400)
+		// The new app's key works, and its recipient limit (1 per 10m) answers 429 with Retry-After.
+		v.call("POST", "/otp/send", sendBody("fresh", "+14155552674"), fresh, 202)
+		res = v.call("POST", "/otp/send", sendBody("fresh", "+14155552674"), fresh, 429)
+		if code := errorCode(t, res); code != "rate_limited" {
+			t.Errorf("send over the recipient limit: %s, want rate_limited", code)
+		}
+		v.call("GET", "/otp/rate-limits?appid=fresh&recipient="+q("+14155552674"), "", fresh, 200)
+		v.call("GET", pre+"/admin/apps/fresh", "", as, 200)
+		v.call("GET", pre+"/admin/apps/nope", "", as, 404)
+		res = v.call("PATCH", pre+"/admin/apps/fresh", `{"max_attempts":3,"pre_send_hook":null,"resend_cooldown":"1m"}`, as, 200)
+		var hook json.RawMessage
+		field(t, res.body, "pre_send_hook", &hook)
+		if string(hook) != "null" {
+			t.Errorf("PATCH pre_send_hook null: %s", res.body)
+		}
+		v.call("PATCH", pre+"/admin/apps/fresh", `{"ttl":"1h"}`, as, 400)
+		// SPEC section 8's settings (channels, workflow, locale, android_app_hash, templates, code_lengths).
+		v.call("PATCH", pre+"/admin/apps/fresh", `{"channels":["flashcall","sms","voice"],"workflow":[{"channel":"flashcall","timeout":"20s"},`+
+			`{"channel":"sms","timeout":"1m"},{"channel":"voice"}],"locale":"pt-BR","android_app_hash":"FA+9qCX9VSu",`+
+			`"templates":{"sms":{"fr":"{{.Code}} est votre code {{.App}}.","pt-BR":"{{.Code}} é o seu código"}},"code_lengths":{"sms":8}}`, as, 200)
+		v.call("PATCH", pre+"/admin/apps/fresh", `{"templates":{"sms":null}}`, as, 200)
+		res = v.call("PATCH", pre+"/admin/apps/fresh", `{"templates":{"sms":{"fr":"Votre code {{.App}}"}}}`, as, 400)
+		if msg := string(res.body); !strings.Contains(msg, "templates.sms.fr") || !strings.Contains(msg, "does not print {{.Code}}") {
+			t.Errorf("a template without the code: %s, want it named", res.body)
+		}
+		v.call("PATCH", pre+"/admin/apps/fresh", `{"channels":["inbound"]}`, as, 400)
+		v.call("PATCH", pre+"/admin/apps/fresh", `{"channels":["flashcall"],"workflow":[]}`, as, 200)
+		v.call("PATCH", pre+"/admin/apps/demo", `{"max_attempts":3}`, as, 409)
+		v.call("PATCH", pre+"/admin/apps/nope", `{"max_attempts":3}`, as, 404)
+		v.call("GET", pre+"/admin/apps", "", as, 200)
+		v.call("GET", pre+"/admin/apps/fresh/keys", "", as, 200)
+		v.call("GET", pre+"/admin/apps/nope/keys", "", as, 404)
+		res = v.call("POST", pre+"/admin/apps/fresh/keys", "", as, 201)
+		var key string
+		field(t, res.body, "key", &key)
+		v.call("POST", pre+"/admin/apps/nope/keys", "", as, 404)
+		v.call("POST", pre+"/admin/apps/fresh/keys/"+key+"/rotate", "", as, 200)
+		v.call("POST", pre+"/admin/apps/demo/keys/"+demoKey+"/rotate", "", as, 409)
+		v.call("POST", pre+"/admin/apps/fresh/keys/nope/rotate", "", as, 404)
+		v.call("POST", pre+"/admin/apps/fresh/webhook-secret", "", as, 200)
+		v.call("POST", pre+"/admin/apps/demo/webhook-secret", "", as, 409)
+		v.call("POST", pre+"/admin/apps/nope/webhook-secret", "", as, 404)
+		v.call("DELETE", pre+"/admin/apps/fresh/keys/"+key, "", as, 200)
+		v.call("DELETE", pre+"/admin/apps/demo/keys/"+demoKey, "", as, 409)
+		v.call("DELETE", pre+"/admin/apps/fresh/keys/nope", "", as, 404)
+		v.call("GET", pre+"/admin/apps/fresh/keys", "", as, 200) // rotated_at and revoked_at
+		v.call("DELETE", pre+"/admin/apps/demo", "", as, 409)
+		v.call("DELETE", pre+"/admin/apps/fresh", "", as, 204)
+		v.call("DELETE", pre+"/admin/apps/fresh", "", as, 404)
 
-	// Admin: pools.
-	v.call("POST", "/admin/pools", `{"name":"live","entries":[{"numbers":["+33198765XXXX"],"countries":["FR"],"trunks":["carrier-fr"],"enabled":true}],"cooldown":"1h"}`, admin, 201)
-	v.call("POST", "/admin/pools", `{"name":"live","entries":[{"numbers":["+33198766XXXX"]}]}`, admin, 409)
-	v.call("POST", "/admin/pools", `{"name":"x","entries":[{"numbers":["nope"]}]}`, admin, 400)
-	v.call("PUT", "/admin/pools/live", `{"name":"live","entries":[{"numbers":["+33198765XXXX"],"countries":["FR"],"enabled":true}],"quarantine_codes":[403,603]}`, admin, 200)
-	v.call("PUT", "/admin/pools/demo", `{"entries":[{"numbers":["+44207947XXXX"]}]}`, admin, 409)
-	v.call("POST", "/admin/pools/live/entries", `{"numbers":["+4930123XXXXX"],"countries":["DE"],"weight":2}`, admin, 201)
-	v.call("POST", "/admin/pools/nope/entries", `{"numbers":["+4930123XXXXX"]}`, admin, 404)
-	v.call("GET", "/admin/pools/live/entries", "", admin, 200)
-	v.call("GET", "/admin/pools/nope/entries", "", admin, 404)
-	v.call("DELETE", "/admin/pools/live/entries/e2", "", admin, 204)
-	v.call("DELETE", "/admin/pools/live/entries/e2", "", admin, 404)
-	v.call("POST", "/admin/pools/live/quarantine", `{"cli":"+331987651234","for":"2h","reason":"carrier complaint"}`, admin, 200)
-	v.call("POST", "/admin/pools/live/quarantine", `{"entry":"e1"}`, admin, 200)
-	v.call("POST", "/admin/pools/live/quarantine", `{"cli":"+442079461234"}`, admin, 404)
-	v.call("GET", "/admin/pools", "", admin, 200) // with uses and quarantines
-	v.call("GET", "/admin/pools/live", "", admin, 200)
-	v.call("GET", "/admin/pools/nope", "", admin, 404)
-	v.call("POST", "/admin/pools/live/release", `{"entry":"e1"}`, admin, 204)
-	v.call("POST", "/admin/pools/live/release", `{"entry":"e1"}`, admin, 404)
-	v.call("DELETE", "/admin/pools/live", "", admin, 204)
-	v.call("DELETE", "/admin/pools/live", "", admin, 404)
-	v.call("DELETE", "/admin/pools/demo", "", admin, 409)
-	v.call("GET", "/admin/pools", "", nil, 401)
+		// Admin: pools.
+		v.call("POST", pre+"/admin/pools", `{"name":"live","entries":[{"numbers":["+33198765XXXX"],"countries":["FR"],"trunks":["carrier-fr"],"enabled":true}],"cooldown":"1h"}`, as, 201)
+		v.call("POST", pre+"/admin/pools", `{"name":"live","entries":[{"numbers":["+33198766XXXX"]}]}`, as, 409)
+		v.call("POST", pre+"/admin/pools", `{"name":"x","entries":[{"numbers":["nope"]}]}`, as, 400)
+		v.call("PUT", pre+"/admin/pools/live", `{"name":"live","entries":[{"numbers":["+33198765XXXX"],"countries":["FR"],"enabled":true}],"quarantine_codes":[403,603]}`, as, 200)
+		v.call("PUT", pre+"/admin/pools/demo", `{"entries":[{"numbers":["+44207947XXXX"]}]}`, as, 409)
+		v.call("POST", pre+"/admin/pools/live/entries", `{"numbers":["+4930123XXXXX"],"countries":["DE"],"weight":2}`, as, 201)
+		v.call("POST", pre+"/admin/pools/nope/entries", `{"numbers":["+4930123XXXXX"]}`, as, 404)
+		v.call("GET", pre+"/admin/pools/live/entries", "", as, 200)
+		v.call("GET", pre+"/admin/pools/nope/entries", "", as, 404)
+		v.call("DELETE", pre+"/admin/pools/live/entries/e2", "", as, 204)
+		v.call("DELETE", pre+"/admin/pools/live/entries/e2", "", as, 404)
+		v.call("POST", pre+"/admin/pools/live/quarantine", `{"cli":"+331987651234","for":"2h","reason":"carrier complaint"}`, as, 200)
+		v.call("POST", pre+"/admin/pools/live/quarantine", `{"entry":"e1"}`, as, 200)
+		v.call("POST", pre+"/admin/pools/live/quarantine", `{"cli":"+442079461234"}`, as, 404)
+		v.call("GET", pre+"/admin/pools", "", as, 200) // with uses and quarantines
+		v.call("GET", pre+"/admin/pools/live", "", as, 200)
+		v.call("GET", pre+"/admin/pools/nope", "", as, 404)
+		v.call("POST", pre+"/admin/pools/live/release", `{"entry":"e1"}`, as, 204)
+		v.call("POST", pre+"/admin/pools/live/release", `{"entry":"e1"}`, as, 404)
+		v.call("DELETE", pre+"/admin/pools/live", "", as, 204)
+		v.call("DELETE", pre+"/admin/pools/live", "", as, 404)
+		v.call("DELETE", pre+"/admin/pools/demo", "", as, 409)
+		v.call("GET", pre+"/admin/pools", "", nil, 401)
+		v.call("POST", pre+"/admin/operators", `{"name":"olga","role":"viewer","password":"correct horse battery"}`, as, 201)
+		v.call("POST", pre+"/admin/operators", `{"name":"olga","role":"viewer","password":"correct horse battery"}`, as, 409)
+		v.call("POST", pre+"/admin/operators", `{"name":"olga","role":"viewer","password":"short"}`, as, 400)
+		v.call("GET", pre+"/admin/operators", "", as, 200)
+		v.call("DELETE", pre+"/admin/operators/olga", "", as, 204)
+		v.call("DELETE", pre+"/admin/operators/olga", "", as, 404)
+	}
+	adminCalls("", admin)
+	res = v.call("POST", "/console/api/session", `{"token":"`+adminToken+`"}`, nil, 200)
+	session := e.signIn(t, `{"token":"`+adminToken+`"}`)
+	v.call("GET", "/console/api/session", "", session.get(), 200)
+	v.call("GET", "/console/api/session", "", nil, 401)
+	v.call("POST", "/console/api/session", `{"token":"nope"}`, nil, 401)
+	v.call("POST", "/console/api/session", `{}`, nil, 400)
+	e.clock.Advance(11 * time.Minute) // past the app's recipient limit of one send in 10 minutes
+	adminCalls("/console/api", session.change())
+	v.call("POST", "/console/api/admin/pools/demo/quarantine", `{"entry":"e1"}`, session.get(), 403) // no CSRF token
+	v.call("GET", "/console/api/audit?limit=5", "", session.get(), 200)
+	v.call("GET", "/console/api/audit?limit=0", "", session.get(), 400)
+	v.call("DELETE", "/console/api/session", "", session.change(), 204)
+	v.call("DELETE", "/console/api/session", "", session.change(), 401)
 
 	// Authenticator codes: enroll, verify (approved, replayed, wrong, not enrolled), delete.
 	res = v.call("POST", "/otp/totp/enroll", `{"appid":"demo","user":"alice@example.com"}`, demo, 201)
@@ -624,6 +647,13 @@ func TestOpenAPIValidationCatchesMismatches(t *testing.T) {
 // statusProbes is one request per operation of the document (key: the method and the document's path), that
 // gets past the request's own checks and so reaches the engine.
 var statusProbes = map[string]struct{ path, body string }{
+	"GET /admin/operators":                    {"/admin/operators", ""},
+	"POST /admin/operators":                   {"/admin/operators", `{"name":"probe","role":"viewer","password":"correct horse battery"}`},
+	"DELETE /admin/operators/{name}":          {"/admin/operators/probe", ""},
+	"POST /console/api/session":               {"/console/api/session", `{"token":"` + adminToken + `"}`},
+	"GET /console/api/session":                {"/console/api/session", ""},
+	"DELETE /console/api/session":             {"/console/api/session", ""},
+	"GET /console/api/audit":                  {"/console/api/audit", ""},
 	"POST /otp/send":                          {"/otp/send", sendBody("demo", recipient)},
 	"POST /otp/verify":                        {"/otp/verify", `{"appid":"demo","recipient":"+14155552671","otp_code":"1234"}`},
 	"POST /otp/resend":                        {"/otp/resend", `{"appid":"demo","verification_id":"otp_01JD3ZZZZZZZZZZZZZZZZZZZZZ"}`},
@@ -670,13 +700,26 @@ var statusProbes = map[string]struct{ path, body string }{
 	"GET /callbacks/sms/{ref}":                {"/callbacks/sms/otp_01J~1?status=delivered", ""},
 }
 
+// The console's admin routes are the admin API's, probed alike.
+func init() {
+	for op, p := range statusProbes {
+		method, path, _ := strings.Cut(op, " ")
+		if strings.HasPrefix(path, "/admin/") && !strings.HasPrefix(path, "/admin/store/") && !strings.HasPrefix(path, "/admin/debug/") {
+			p.path = "/console/api" + p.path
+			statusProbes[method+" /console/api"+path] = p
+		}
+	}
+}
+
 // credentialsFor returns the credentials a path's routes take.
-func credentialsFor(path string) auth {
+func credentialsFor(path string, session signedIn) auth {
 	switch {
 	case strings.HasPrefix(path, "/otp/"):
 		return demo
 	case strings.HasPrefix(path, "/admin/"):
 		return admin
+	case strings.HasPrefix(path, "/console/api/"):
+		return session.change()
 	}
 	return nil
 }
@@ -689,8 +732,11 @@ func TestEveryStatusIsDocumented(t *testing.T) {
 	e := newEnv(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Metrics: metrics.New(),
-		AuthFailures: limits.Rule{Scope: "auth_failures", Limit: 1_000_000, Window: time.Hour}, Backup: snapshots(e.db), TOTP: e.totp}
+		AuthFailures: limits.Rule{Scope: "auth_failures", Limit: 1_000_000, Window: time.Hour}, Backup: snapshots(e.db), TOTP: e.totp,
+		Console: e.consoleConfig()}
 	e.srv = httpapi.New(cfg, e.svc, log)
+	session := e.signIn(t, `{"token":"`+adminToken+`"}`) // both servers' session: they share the console's
+	credentialsFor := func(path string) auth { return credentialsFor(path, session) }
 	throttled := *e // another server, whose limit one failed authentication fills
 	cfg.AuthFailures.Limit = 1
 	throttled.srv = httpapi.New(cfg, e.svc, log)

@@ -36,6 +36,10 @@ const (
 
 	// totp
 	bucketTOTP = "totp" // app ID NUL user → authenticator enrollment, its secret sealed
+
+	// console
+	bucketOperators = "operators" // operator name → account with its bcrypt hash
+	bucketAudit     = "audit"     // audit entry ID (aud_ + ULID) → what an operator did
 )
 
 // Buckets by what they hold, for tests that count (DB.Count) or compare (storetest.Snapshot) what the engine

@@ -50,6 +50,7 @@ var forbidden = map[string][]string{
 	"sms":        everyAdap,
 	"voice":      everyAdap,
 	"totp":       everyAdap,
+	"console":    everyAdap,
 	// The HTTP SMS gateway sends for otp without knowing it, and knows no other adapter.
 	"smsgw": slices.Concat(everyAdap, []string{module + "/otp"}),
 	// A sender knows message and the words it sends, never otp or an adapter.
