@@ -54,7 +54,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newPhoneCmd(), newPoolsCmd(), newAppsCmd(), newKeysCmd(), newStoreCmd(), newBenchCmd(), newHealthcheckCmd(), &cobra.Command{
+	root.AddCommand(newServeCmd(), newPhoneCmd(), newPoolsCmd(), newAppsCmd(), newKeysCmd(), newOperatorsCmd(), newStoreCmd(), newBenchCmd(), newHealthcheckCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "flashotp", version) },

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 
 	"flashotp/apps"
 	"flashotp/configs"
+	"flashotp/console"
 	"flashotp/dialer"
 	"flashotp/email"
 	"flashotp/httpapi"
@@ -31,6 +33,7 @@ import (
 	"flashotp/smsgw"
 	"flashotp/store"
 	"flashotp/totp"
+	"flashotp/web"
 	"flashotp/webhook"
 	"flashotp/whatsapp"
 )
@@ -263,8 +266,31 @@ func (m *Main) open(ctx context.Context) error {
 	if m.whatsApp != nil { // likewise
 		apiCfg.WhatsApp = m.whatsApp
 	}
+	if apiCfg.Console, err = m.console(ctx); err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
 	m.api = httpapi.New(apiCfg, svc, m.Log)
 	return nil
+}
+
+// console is the web console's part of the API: the built app, the operators from the store, sessions in
+// memory and the audit log. console.enabled off: none.
+func (m *Main) console(ctx context.Context) (httpapi.ConsoleConfig, error) {
+	cs := m.Config.Console
+	if !cs.Enabled {
+		return httpapi.ConsoleConfig{}, nil
+	}
+	files, err := fs.Sub(web.Dist, "dist")
+	if err != nil {
+		return httpapi.ConsoleConfig{}, err
+	}
+	accounts, err := console.LoadAccounts(ctx, m.db, 0)
+	if err != nil {
+		return httpapi.ConsoleConfig{}, err
+	}
+	return httpapi.ConsoleConfig{
+		Files: files, Accounts: accounts, Sessions: console.NewSessions(cs.IdleTimeout, cs.MaxAge, nil), Audit: console.NewAudit(m.db, nil),
+	}, nil
 }
 
 // callOutcomes is the dialer's Reporter: the otp service. The two need each other: the service submits
