@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real SIP peers the tests drive (SIPp, Kamailio with its TLS module, baresip, linphonec, perl's
 # Net::SIP, aiosmtpd as the SMTP server of the email tests, zbarimg to read QR codes back, node and npm for the
-# test SMSC: an SMPP server on the npm package smpp in testdata/smsc, and for the console's Vitest tests in web/)
-# and the checkers of the shipping files (systemd-analyze for the unit, promtool for the alert rules; podman with
+# test SMSC: an SMPP server on the npm package smpp in testdata/smsc, and for the console's Vitest tests in web/),
+# chromium for the console's browser tests, and the checkers of the shipping files (systemd-analyze for the unit, promtool for the alert rules; podman with
 # runc and a static busybox to build and run the image) when they are missing: as root through apt-get, otherwise
 # it fails naming the Debian packages to install.
 set -euo pipefail
@@ -23,6 +23,7 @@ command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools) # reads back the authen
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v chromium >/dev/null 2>&1 || need+=(chromium) # the console's browser tests (chromedp) and screenshots
 
 # smsc_modules installs the test SMSC's npm packages (testdata/smsc/package-lock.json) when they are missing.
 smsc_modules() {
