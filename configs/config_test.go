@@ -58,7 +58,7 @@ func TestLoadExample(t *testing.T) {
 	}
 	// SPEC section 5, plus the two dialer keys the example file adds.
 	want := configs.Config{
-		HTTP: httpapi.Settings{Listen: "127.0.0.1:8080", AdminToken: "", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second, MaxConns: 4096, MaxConnsPerIP: 512},
+		HTTP: httpapi.Settings{Listen: "127.0.0.1:8080", AdminToken: "demo-admin-token", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second, MaxConns: 4096, MaxConnsPerIP: 512},
 		SIP: sip.Settings{Listen: "127.0.0.1:5060", Transport: "udp", PublicAddress: "", ListenTCP: "auto",
 			TCPLimits: sip.TCPLimits{MaxConns: 256, MaxConnsPerSource: 32, IdleTimeout: 30 * time.Second, MessageTimeout: 5 * time.Second}},
 		Store: configs.Store{Path: "data/flashotp.db", SecretKey: ""},

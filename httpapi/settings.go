@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -27,6 +28,10 @@ type Settings struct {
 	MaxConns      int `mapstructure:"max_conns"`
 	MaxConnsPerIP int `mapstructure:"max_conns_per_ip"`
 }
+
+// DemoAdminToken is the admin token of the demo configuration (configs/flashotp.yaml): the README signs in
+// to the console with it. An engine refuses it on a listener beyond loopback.
+const DemoAdminToken = "demo-admin-token"
 
 // DefaultSettings are the settings of an http section that sets none.
 var DefaultSettings = Settings{Listen: "127.0.0.1:8080", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second, MaxConns: 4096, MaxConnsPerIP: 512}
@@ -61,6 +66,13 @@ func (s Settings) Validate() error {
 	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		bad("tls_cert", "http.tls_cert and http.tls_key go together")
+	}
+	if s.AdminToken == DemoAdminToken {
+		if host, _, err := net.SplitHostPort(s.Listen); err == nil {
+			if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+				bad("admin_token", "%q is the demo's token, published in the README: set your own before listening on %s", DemoAdminToken, s.Listen)
+			}
+		}
 	}
 	return errs.Err()
 }
