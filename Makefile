@@ -5,7 +5,7 @@ BIN     := bin/flashotp
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test test-short ui ui-test attack deps lint bench soak fuzz release clean
+.PHONY: build run test test-short ui ui-test screenshots attack deps lint bench soak fuzz release clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/flashotp
@@ -27,6 +27,12 @@ ui:
 
 ui-test: deps
 	cd web && npm test
+
+# Screenshots of every console page at 1280 px and 390 px, from the built binary's own console, into
+# docs/console/ (commit them): the browser tests' TestConsolePages, writing what it sees.
+screenshots: deps
+	mkdir -p docs/console
+	FLASHOTP_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run 'TestConsolePages' ./cmd/flashotp
 
 # The quick tier: every test but the slowest few (the hostile trunks, the container image, the bench smoke
 # test), which skip themselves under -short. make test still runs them all.
