@@ -40,9 +40,12 @@ router.afterEach((to) => {
   document.title = `${to.meta.title ?? 'Console'} · flashotp`
 })
 
-onUnauthorized(() => {
+/** sessionEnded goes back to sign-in saying why, and back to this page after signing in. */
+export function sessionEnded(): void {
   if (!session.operator) return
   forget(STALE)
   const here = router.currentRoute.value
   void router.push({ name: 'signin', query: here.name && here.name !== 'signin' ? { next: here.fullPath } : {} })
-})
+}
+
+onUnauthorized(sessionEnded)

@@ -46,7 +46,7 @@ export async function restore(): Promise<boolean> {
     keep(await api.get<SessionAnswer>('/session'))
     return true
   } catch {
-    forget()
+    forget(session.notice)
     return false
   } finally {
     session.checked = true

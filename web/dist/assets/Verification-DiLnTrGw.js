@@ -1,1 +1,0 @@
-import{n as e,o as t,r as n,t as r}from"./index-CLllkNTw.js";import{t as i}from"./_plugin-vue_export-helper-BDNMzG2s.js";var a={};function o(i,a){return t(),n(r,null,[a[0]||=e(`h1`,null,`Verification`,-1),a[1]||=e(`p`,{class:`muted`},`This page is being built.`,-1)],64)}var s=i(a,[[`render`,o]]);export{s as default};

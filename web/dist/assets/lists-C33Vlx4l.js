@@ -1,0 +1,1 @@
+function e(e){return e.split(/[\s,]+/).map(e=>e.trim()).filter(Boolean)}function t(e,t){if(t.trim())try{return JSON.parse(t)}catch(t){throw Error(`${e}: not JSON (${t instanceof Error?t.message:String(t)})`)}}export{e as n,t};

@@ -1,0 +1,1 @@
+var e=class{stack=[];cursor=``;next(e){e&&(this.stack.push(this.cursor),this.cursor=e)}prev(){return this.stack.length?(this.cursor=this.stack.pop(),!0):!1}reset(){this.stack=[],this.cursor=``}get page(){return this.stack.length+1}};export{e as t};
