@@ -118,6 +118,7 @@ export interface Trunk {
   options_rtt_ms: number | null
   last_probe_at: string | null
   last_probe_status: number
+  last_probe_error?: string
   in_flight: number
   max_calls: number
   cps: number
