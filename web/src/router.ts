@@ -36,8 +36,10 @@ router.beforeEach(async (to) => {
   return true
 })
 
-router.afterEach((to) => {
+router.afterEach((to, from) => {
   document.title = `${to.meta.title ?? 'Console'} · flashotp`
+  // A new page: keyboard and screen-reader users start at its content, not at the link they pressed.
+  if (from.matched.length && to.path !== from.path) setTimeout(() => document.getElementById('main')?.focus({ preventScroll: true }))
 })
 
 /** sessionEnded goes back to sign-in saying why, and back to this page after signing in. */
