@@ -2,6 +2,8 @@ package web
 
 import (
 	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -47,6 +49,34 @@ func TestDistServesItself(t *testing.T) {
 		}
 		if loc := outside.FindIndex(b); loc != nil {
 			t.Errorf("%s loads from another host: %q", path, b[loc[0]:min(len(b), loc[1]+40)])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNodeModulesHoldNoGo checks that web/node_modules (npm's, git-ignored) holds no Go package: go build ./...
+// and go vet ./... from the repository's root would take one for the engine's own. A folder with its own go.mod
+// is another module, which ./... leaves out.
+func TestNodeModulesHoldNoGo(t *testing.T) {
+	root := os.DirFS("node_modules")
+	if _, err := fs.Stat(root, "."); err != nil {
+		t.Skip("no web/node_modules: make ui or scripts/deps.sh installs it")
+	}
+	err := fs.WalkDir(root, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if _, err := fs.Stat(root, filepath.ToSlash(filepath.Join(path, "go.mod"))); err == nil {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(path, ".go") {
+			t.Errorf("web/node_modules/%s: a Go file that ./... would build; exclude its package (a go.mod beside it) or drop it", path)
 		}
 		return nil
 	})
