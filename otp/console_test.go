@@ -2,6 +2,7 @@ package otp_test
 
 import (
 	"testing"
+	"time"
 
 	"flashotp/call"
 	"flashotp/fault"
@@ -100,4 +101,33 @@ func TestListByChannelAndFind(t *testing.T) {
 	}
 	wantErr(t, func() error { _, err := e.svc.Find(t.Context(), "otp_01JD3ZZZZZZZZZZZZZZZZZZZZZ"); return err }(), fault.NotFound)
 	wantErr(t, func() error { _, err := e.svc.Find(t.Context(), "nope"); return err }(), fault.InvalidRequest)
+}
+
+// ReportsOf sums several apps' rows: counts add up, the median post-dial delay is that of all their calls.
+func TestReportsOfApps(t *testing.T) {
+	e := newEnv(t)
+	send := func(app string, pdd time.Duration) {
+		v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: app, Recipient: usRecipient, Channel: otp.ChannelFlashCall})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := e.clock.Now()
+		e.svc.CallEnded(v.ID, "phone", "", call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, StartedAt: now.Add(-pdd), RingingAt: now, EndedAt: now})
+	}
+	send("demo", 100*time.Millisecond)
+	send("other", 1000*time.Millisecond)
+	send("other", 1000*time.Millisecond)
+	since, until := e.clock.Now().Add(-time.Hour), e.clock.Now()
+	rows, err := e.svc.ReportsOf(t.Context(), []string{"demo", "other", "short"}, since, until, otp.GroupTrunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Key != "phone" || rows[0].Sent != 3 || rows[0].Missed != 3 || rows[0].P50PostDialDelayMS == nil ||
+		*rows[0].P50PostDialDelayMS < 1000 || *rows[0].P50PostDialDelayMS > 1260 {
+		t.Fatalf("rows %+v", rows)
+	}
+	one, _ := e.svc.Reports(t.Context(), "demo", since, until, otp.GroupTrunk)
+	if len(one) != 1 || one[0].Sent != 1 || *one[0].P50PostDialDelayMS > 130 {
+		t.Fatalf("demo alone: %+v", one)
+	}
 }

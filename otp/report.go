@@ -160,6 +160,12 @@ var GroupBys = []string{GroupDay, GroupCountry, GroupChannel, GroupTrunk}
 // Reports sums the app's report counters over the days from since to until (UTC days, both included),
 // grouped by groupBy. The counters are kept as events happen; nothing is scanned but the rows asked for.
 func (s *Service) Reports(ctx context.Context, appID string, since, until time.Time, groupBy string) ([]ReportRow, error) {
+	return s.ReportsOf(ctx, []string{appID}, since, until, groupBy)
+}
+
+// ReportsOf is Reports summed over the apps appIDs: counts add up, and the post-dial delay's median is
+// that of every app's calls together.
+func (s *Service) ReportsOf(ctx context.Context, appIDs []string, since, until time.Time, groupBy string) ([]ReportRow, error) {
 	if !slices.Contains(GroupBys, groupBy) {
 		return nil, fault.Errorf(fault.InvalidRequest, "group_by: want day, country, channel or trunk")
 	}
@@ -176,21 +182,9 @@ func (s *Service) Reports(ctx context.Context, appID string, since, until time.T
 	sums := map[string]*counters{}
 	var keys []string
 	err := s.db.View(ctx, func(tx Tx) error {
-		for key, v := range tx.ReportRows(appID, groupBy, first, last) {
-			var c counters
-			if err := c.decode(v); err != nil {
+		for _, appID := range appIDs {
+			if err := sumRows(tx, appID, groupBy, first, last, sums, &keys); err != nil {
 				return err
-			}
-			sum := sums[key]
-			if sum == nil {
-				sum = &counters{}
-				sums[key] = sum
-				keys = append(keys, key)
-			}
-			sum.Sent, sum.Missed, sum.Answered = sum.Sent+c.Sent, sum.Missed+c.Missed, sum.Answered+c.Answered
-			sum.Failed, sum.Approved = sum.Failed+c.Failed, sum.Approved+c.Approved
-			for b, n := range c.PDD {
-				sum.PDD[b] += n
 			}
 		}
 		return nil
@@ -210,4 +204,26 @@ func (s *Service) Reports(ctx context.Context, appID string, since, until time.T
 		rows = append(rows, row)
 	}
 	return rows, err
+}
+
+// sumRows adds the app's rows of group on the days first to last into sums, its new keys into keys.
+func sumRows(tx Tx, appID, group, first, last string, sums map[string]*counters, keys *[]string) error {
+	for key, v := range tx.ReportRows(appID, group, first, last) {
+		var c counters
+		if err := c.decode(v); err != nil {
+			return err
+		}
+		sum := sums[key]
+		if sum == nil {
+			sum = &counters{}
+			sums[key] = sum
+			*keys = append(*keys, key)
+		}
+		sum.Sent, sum.Missed, sum.Answered = sum.Sent+c.Sent, sum.Missed+c.Missed, sum.Answered+c.Answered
+		sum.Failed, sum.Approved = sum.Failed+c.Failed, sum.Approved+c.Approved
+		for b, n := range c.PDD {
+			sum.PDD[b] += n
+		}
+	}
+	return nil
 }
