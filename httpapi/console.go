@@ -28,6 +28,8 @@ type ConsoleConfig struct {
 	Accounts *console.Accounts
 	Sessions *console.Sessions
 	Audit    *console.Audit
+	// Data is what the console's pages read (console_data.go).
+	Data ConsoleData
 }
 
 // The console's cookie and the header that carries its CSRF token.

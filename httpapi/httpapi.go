@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -128,6 +129,10 @@ type Server struct {
 	routes  map[string]string // pattern → pattern, of every route: the metrics' route label
 	authLog *sampledLog       // auth-failure lines
 	readLog *sampledLog       // lines about requests that could not be read (a stranger decides how many)
+
+	streams   atomic.Int64  // the console's live streams open
+	closing   chan struct{} // closed by Shutdown: the live streams end
+	closeOnce sync.Once
 }
 
 // A flood of bad credentials or unreadable requests must not flood the log: at most logRate lines of each
@@ -191,7 +196,7 @@ func New(cfg Config, svc Service, log *slog.Logger) *Server {
 	if cfg.AuthFailures == (limits.Rule{}) {
 		cfg.AuthFailures = DefaultAuthFailures
 	}
-	s := &Server{svc: svc, cfg: cfg, log: log, authLog: newSampledLog(), readLog: newSampledLog()}
+	s := &Server{svc: svc, cfg: cfg, log: log, authLog: newSampledLog(), readLog: newSampledLog(), closing: make(chan struct{})}
 	s.app = fiber.New(fiber.Config{
 		AppName: "flashotp",
 		// fasthttp refuses a body over max_body_bytes from its Content-Length (or as a chunked one grows)
@@ -296,8 +301,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	}, s.log))
 }
 
-// Shutdown stops accepting and waits for requests in flight, up to d.
-func (s *Server) Shutdown(d time.Duration) error { return s.app.ShutdownWithTimeout(d) }
+// Shutdown stops accepting and waits for requests in flight, up to d. The console's live streams, which
+// would never end on their own, end first.
+func (s *Server) Shutdown(d time.Duration) error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	return s.app.ShutdownWithTimeout(d)
+}
 
 // Handler returns the fiber app, for tests (app.Test).
 func (s *Server) Handler() *fiber.App { return s.app }

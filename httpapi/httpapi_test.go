@@ -31,6 +31,7 @@ import (
 	"flashotp/internal/storetest"
 	"flashotp/internal/testclock"
 	"flashotp/limits"
+	"flashotp/metrics"
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/store"
@@ -63,6 +64,11 @@ type env struct {
 	accounts *console.Accounts
 	sessions *console.Sessions
 	audit    *console.Audit
+	// The console's data: live figures sampled from metrics (Tick by hand), trunks and webhook tries.
+	metrics *metrics.Metrics
+	live    *metrics.Sampler
+	trunks  *fakeTrunks
+	hooks   *fakeTries
 	// bases are the sockets each server serves on, for do's bodies over the limit; keyed by server, as
 	// tests copy an env to give it another.
 	bases map[*httpapi.Server]string
@@ -117,8 +123,12 @@ func newEnvWith(t testing.TB, token string) *env {
 	}
 	e.sessions = console.NewSessions(0, 0, e.clock.Now)
 	e.audit = console.NewAudit(db, e.clock.Now)
+	e.metrics = metrics.New()
+	e.live = metrics.NewSampler(e.metrics, e.clock.Now)
+	e.trunks = newFakeTrunks()
+	e.hooks = &fakeTries{}
 	e.srv = httpapi.New(httpapi.Config{
-		Console:      httpapi.ConsoleConfig{Files: consoleFiles, Accounts: e.accounts, Sessions: e.sessions, Audit: e.audit},
+		Console:      e.consoleConfig(),
 		MaxBodyBytes: maxBodyBytes,
 		Apps:         e.apps,
 		// The tests send many bad credentials from one address; TestAuthFailureThrottle tests the limit.
@@ -131,9 +141,12 @@ func newEnvWith(t testing.TB, token string) *env {
 	return e
 }
 
-// consoleConfig is the console over e's accounts, sessions and audit log.
+// consoleConfig is the console over e's accounts, sessions and audit log, and its data.
 func (e *env) consoleConfig() httpapi.ConsoleConfig {
-	return httpapi.ConsoleConfig{Files: consoleFiles, Accounts: e.accounts, Sessions: e.sessions, Audit: e.audit}
+	return httpapi.ConsoleConfig{Files: consoleFiles, Accounts: e.accounts, Sessions: e.sessions, Audit: e.audit, Data: httpapi.ConsoleData{
+		Live: e.live, Verifications: e.svc, Trunks: e.trunks, Webhooks: e.hooks,
+		Version: "test", Node: "node-1", Started: time.Now().Add(-time.Hour), Channels: []string{"flashcall", "sms"},
+	}}
 }
 
 // snapshots is the admin backup route's source for db, as the engine wires it.

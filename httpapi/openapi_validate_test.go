@@ -535,6 +535,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	v.call("POST", "/console/api/admin/pools/demo/quarantine", `{"entry":"e1"}`, session.get(), 403) // no CSRF token
 	v.call("GET", "/console/api/audit?limit=5", "", session.get(), 200)
 	v.call("GET", "/console/api/audit?limit=0", "", session.get(), 400)
+	consoleDataCalls(t, v, e, session, id)
 	v.call("DELETE", "/console/api/session", "", session.change(), 204)
 	v.call("DELETE", "/console/api/session", "", session.change(), 401)
 

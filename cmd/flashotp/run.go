@@ -58,6 +58,7 @@ type Main struct {
 	bgStop  context.CancelFunc // stops the expiry sweeper, retention and webhook delivery
 	bgDone  sync.WaitGroup
 	metrics *metrics.Metrics
+	sampler *metrics.Sampler // the console's live figures
 	ua      *sip.UA
 	phone   *sip.Phone
 	dialer  *dialer.Dialer
@@ -105,6 +106,7 @@ var _ otp.Notifier = (*webhook.Queue)(nil)
 
 func (m *Main) open(ctx context.Context) error {
 	cfg := m.Config
+	started := time.Now()
 	var err error
 	if m.db, err = store.Open(cfg.Store.Path, cfg.Store.SecretKey); err != nil {
 		return err
@@ -237,6 +239,8 @@ func (m *Main) open(ctx context.Context) error {
 		names = append(names, t.Name)
 	}
 	m.metrics.Watch(metrics.Watched{Trunks: names, TrunksDown: m.dialer.Down, QueueLen: m.dialer.QueueLen, QueueCapacity: cfg.Dialer.QueueSize, StoreFailures: m.db.Failures})
+	m.sampler = metrics.NewSampler(m.metrics, nil)
+	m.sampler.Start()
 
 	if m.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
@@ -257,6 +261,7 @@ func (m *Main) open(ctx context.Context) error {
 		TrustedProxies: cfg.HTTP.Proxies(),
 		MaxConns:       maxConns, MaxConnsPerIP: perIP,
 	}
+	apiCfg.Console.Data = m.consoleData(webhooks, started)
 	if apiCfg.TOTP, err = totp.New(totp.Config{Settings: cfg.TOTP, Store: m.db, Apps: m.apps, Key: m.db.Key(), Limiter: limiter, Log: m.Log}); err != nil {
 		return fmt.Errorf("totp: %w", err)
 	}
@@ -399,6 +404,9 @@ func (m *Main) close() error {
 		errs = append(errs, m.api.Shutdown(time.Until(deadline(ctx))))
 	} else if m.ln != nil {
 		errs = append(errs, m.ln.Close())
+	}
+	if m.sampler != nil {
+		m.sampler.Stop() // after the API: no live stream reads it
 	}
 	if m.dialer != nil {
 		if err := m.dialer.Stop(ctx); err != nil {
