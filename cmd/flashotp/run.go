@@ -261,7 +261,6 @@ func (m *Main) open(ctx context.Context) error {
 		TrustedProxies: cfg.HTTP.Proxies(),
 		MaxConns:       maxConns, MaxConnsPerIP: perIP,
 	}
-	apiCfg.Console.Data = m.consoleData(webhooks, started)
 	if apiCfg.TOTP, err = totp.New(totp.Config{Settings: cfg.TOTP, Store: m.db, Apps: m.apps, Key: m.db.Key(), Limiter: limiter, Log: m.Log}); err != nil {
 		return fmt.Errorf("totp: %w", err)
 	}
@@ -274,6 +273,7 @@ func (m *Main) open(ctx context.Context) error {
 	if apiCfg.Console, err = m.console(ctx); err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
+	apiCfg.Console.Data = m.consoleData(webhooks, started)
 	m.api = httpapi.New(apiCfg, svc, m.Log)
 	return nil
 }
