@@ -373,7 +373,7 @@ func (s *Server) listAcross(ctx context.Context, ids []string, q otp.Query) (otp
 	return page, nil
 }
 
-// consoleEvent is an event of a timeline, its recipient masked.
+// consoleEvents are a timeline's events, oldest first, their recipients masked.
 func consoleEvents(es []otp.Event) []otp.Event {
 	out := make([]otp.Event, 0, len(es))
 	for _, e := range es {
@@ -399,7 +399,13 @@ func (s *Server) consoleTimeline(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	q := otp.Query{AppID: f.AppID, ID: f.ID, Limit: otp.MaxLimit}
+	// The app's events are read newest first, a bounded number of them: the window of the verification's
+	// life (and a day past its expiry, for late verify attempts and receipts) keeps an old verification's
+	// events within reach in a busy app.
+	q := otp.Query{AppID: f.AppID, ID: f.ID, Limit: otp.MaxLimit, Since: f.CreatedAt.Add(-time.Second)}
+	if until := f.ExpiresAt.Add(timelineAfter); until.Before(time.Now()) {
+		q.Until = until
+	}
 	events, err := s.svc.Logs(ctx, q)
 	if err != nil {
 		return err
@@ -419,6 +425,9 @@ func (s *Server) consoleTimeline(c *fiber.Ctx) error {
 	}
 	return c.JSON(fiber.Map{"verification": masked(f.Verification, f.Email), "events": consoleEvents(events.Items), "attempts": attempts.Items, "webhooks": hooks})
 }
+
+// timelineAfter is how long after a verification's expiry its timeline looks for its events.
+const timelineAfter = 24 * time.Hour
 
 // consoleHook is a webhook try of a verification's timeline.
 type consoleHook struct {
