@@ -22,7 +22,7 @@ function files(dir: string): string[] {
 }
 
 it('web/dist is the build of these sources (run make ui and commit web/dist if not)', () => {
-  const env = { ...process.env, NODE_ENV: 'production' }
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production' }
   delete env.VITEST
   execFileSync(process.execPath, [join(root, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'error', '--outDir', out, '--emptyOutDir'], { cwd: root, env, stdio: 'pipe' })
   const built = files(out).map((f) => relative(out, f)).sort()

@@ -24,6 +24,14 @@ describe('one-second window', () => {
     expect(s.samples.map((x) => x.t)).toEqual([1001, 1900])
   })
 
+  it('takes a window the engine has nothing for yet (null) as empty', () => {
+    const s = new Series(60, 86400)
+    s.reset(null)
+    expect(s.samples).toEqual([])
+    expect(s.add(sample(120, { sends: 1 }))).toBe(true)
+    expect(s.totals().sends).toBe(1)
+  })
+
   it('drops what a snapshot holds beyond the window', () => {
     const s = new Series(1, 900)
     s.reset([sample(0), sample(100), sample(950)])

@@ -17,8 +17,8 @@ export class Series {
   ) {}
 
   /** reset replaces the samples (a fresh snapshot), dropping what is older than the window. */
-  reset(samples: Sample[], now?: number): void {
-    this.samples = [...samples].sort((a, b) => a.t - b.t)
+  reset(samples: Sample[] | null | undefined, now?: number): void {
+    this.samples = [...(samples ?? [])].sort((a, b) => a.t - b.t)
     this.trim(now)
   }
 

@@ -45,7 +45,7 @@ function setup(opts: { signedIn?: boolean; failSnapshot?: number } = {}) {
       if (failures-- > 0) throw new Error('engine down')
       return live(++n)
     },
-    onSnapshot: (l) => snapshots.push(l.m15[0].t),
+    onSnapshot: (l) => snapshots.push(l.m15![0].t),
     onSample: (s) => samples.push(s.t),
     onState: (s) => states.push(s),
     stillSignedIn: async () => opts.signedIn ?? true,

@@ -23,8 +23,8 @@ export interface Live {
   now: string
   step_15m: number
   step_24h: number
-  m15: Sample[]
-  h24: Sample[]
+  m15: Sample[] | null
+  h24: Sample[] | null
   trunks: { name: string; up: boolean }[]
 }
 
