@@ -38,7 +38,7 @@ export async function mount(page: Component, path = '/', pattern?: string) {
       { path: '/', name: 'signin', component: page },
       { path: '/verifications/:id', name: 'verification', component: Stub },
       { path: '/apps/:id', name: 'app', component: Stub },
-      ...names.map((n) => ({ path: '/' + n, name: n, component: n === path.slice(1) ? page : Stub })),
+      ...names.map((n) => ({ path: '/' + n, name: n, component: n === path.split('?')[0].slice(1) ? page : Stub })),
     ],
   })
   await router.push(path)
