@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { duration, localInputToRFC3339, localTime, percent, recipientOf, toDate, utcTime } from './format'
+import { clock, duration, localInputToRFC3339, localTime, percent, recipientOf, toDate, utcTime } from './format'
 
 describe('times', () => {
   it('writes UTC for the hover title', () => {
@@ -15,6 +15,14 @@ describe('times', () => {
     expect(localTime(at.toISOString(), new Date(2026, 11, 6, 23, 0, 0))).toBe('01:02:03')
     expect(localTime(at.toISOString(), new Date(2026, 11, 7, 0, 0, 1))).toBe('2026-12-06 01:02:03')
     expect(localTime(undefined)).toBe('—')
+  })
+
+  it('writes chart ticks 24-hour, with seconds or the date when the spacing asks for them', () => {
+    const at = (h: number, m: number, sec = 0, day = 6) => new Date(2026, 11, day, h, m, sec).getTime() / 1000
+    expect(clock(at(14, 5), [at(14, 5), at(14, 10)])).toBe('14:05')
+    expect(clock(at(14, 5, 30), [at(14, 5, 0), at(14, 5, 30)])).toBe('14:05:30')
+    expect(clock(at(0, 0, 0, 7), [at(0, 0, 0, 7), at(6, 0, 0, 7)])).toBe('12-07')
+    expect(clock(at(6, 0), [at(0, 0), at(6, 0)])).toBe('06:00')
   })
 
   it('reads unix seconds and RFC 3339 alike', () => {

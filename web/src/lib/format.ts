@@ -19,6 +19,17 @@ export function localTime(v: string | number | null | undefined, now: Date = new
   return day === today ? time : `${day} ${time}`
 }
 
+/** clock writes a chart's time tick in the viewer's zone, 24-hour: "14:05", with seconds when the ticks are
+ * less than a minute apart, and the date at midnight when they are an hour or more apart. */
+export function clock(t: number, ticks: number[]): string {
+  const d = new Date(t * 1000)
+  const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 60
+  const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`
+  if (step < 60) return `${hm}:${pad(d.getSeconds())}`
+  if (step >= 3600 && d.getHours() === 0 && d.getMinutes() === 0) return `${pad(d.getMonth() + 1)}-${pad(d.getDate())}`
+  return hm
+}
+
 /** utcTime writes a time in UTC for the title on hover: "2026-12-06 00:20:58.123 UTC". */
 export function utcTime(v: string | number | null | undefined): string {
   const d = toDate(v)
