@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"flashotp/internal/peers"
 )
 
@@ -84,7 +86,18 @@ func TestREADMEWalkThrough(t *testing.T) {
 		}
 		return string(out)
 	}
+	// The console, open beside the terminal: signed in with the token the README gives, it shows the send
+	// on Live as it happens.
+	token := regexp.MustCompile("sign in with the demo's admin token,\\s+`([^`]+)`").FindStringSubmatch(string(readme))
+	if token == nil {
+		t.Fatal("the README does not say which token signs in to the console")
+	}
+	b := &browser{t: t, ctx: peers.Browser(t, 1280, 900), base: base}
+	b.do("open the console", 20*time.Second, chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(tid("signin-form")))
+	b.signIn(token[1])
 	out := run(blocks[0])
+	id := regexp.MustCompile(`otp_[0-9A-Z]+`).FindString(out)
+	b.do("the README's send on Live", 10*time.Second, chromedp.WaitVisible(chromedp.CSS(`[data-testid="live-newest-row"][data-id="`+id+`"]`)))
 	// A person reads the phone's line before going on; so does the test.
 	p.stdout.waitFor(t, missedLine, 15*time.Second)
 	out += run(strings.Join(blocks[1:4], "\n"))
