@@ -669,3 +669,71 @@ func consoleDataCalls(t *testing.T, v *validator, e *env, s signedIn, id string)
 	v.call("GET", "/console/api/reports?format=xml", "", s.get(), 400)
 	v.call("GET", "/console/api/overview", "", s.get(), 200)
 }
+
+// A send is told on the stream as an event of its own, not only with the next sample: with no sampler
+// running, the send events are all the stream carries. Sends in a burst are told together.
+func TestConsoleLiveStreamSends(t *testing.T) {
+	e := newEnv(t)
+	m := metrics.New()
+	live := metrics.NewSampler(m, nil) // never started: no sample comes
+	cc := e.consoleConfig()
+	cc.Data.Live, cc.Data.Sends = live, m
+	e.srv = httpapi.New(httpapi.Config{MaxBodyBytes: maxBodyBytes, Apps: e.apps, AdminToken: adminToken, Pools: e.pools, Console: cc},
+		e.svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	base := e.listen(t)
+	res := openStream(t, base, e.signIn(t, `{"token":"`+adminToken+`"}`))
+	defer res.Body.Close()
+	lines := make(chan string, 64)
+	go func() {
+		r := bufio.NewReader(res.Body)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				close(lines)
+				return
+			}
+			lines <- strings.TrimRight(line, "\n")
+		}
+	}()
+	// sendsTold waits for the next send event and returns its sends_total, calling poke every 50 ms meanwhile.
+	sendsTold := func(poke func()) uint64 {
+		t.Helper()
+		event := ""
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case line, ok := <-lines:
+				if !ok {
+					t.Fatal("the stream ended")
+				}
+				if line == "event: send" {
+					event = "send"
+				} else if data, ok := strings.CutPrefix(line, "data: "); ok && event == "send" {
+					var got struct {
+						SendsTotal uint64 `json:"sends_total"`
+					}
+					if err := json.Unmarshal([]byte(data), &got); err != nil {
+						t.Fatalf("send event %q: %v", data, err)
+					}
+					return got.SendsTotal
+				}
+			case <-tick.C:
+				poke()
+			case <-deadline:
+				t.Fatal("no send event within 5 s")
+			}
+		}
+	}
+	// The stream waits for sends once it has written its first lines: send until it tells one.
+	sendsTold(func() { m.Sent(time.Millisecond) })
+	total, _ := m.NextSend()
+	for range 5 {
+		m.Sent(time.Millisecond)
+	}
+	// Five sends within the 100 ms a stream holds back after an event: one or two events tell them all.
+	for got := uint64(0); got < total+5; {
+		got = sendsTold(func() {})
+	}
+}

@@ -37,6 +37,8 @@ type Metrics struct {
 	steps         *prometheus.CounterVec
 	sipMalformed  prometheus.Counter
 	sipDropped    *prometheus.CounterVec
+
+	sends pulse // NextSend
 }
 
 // New returns collectors registered on a new registry, with Go runtime and process collectors beside them.
@@ -154,6 +156,7 @@ func (m *Metrics) Ringing(trunk string, postDialDelay, ringToCancel time.Duratio
 func (m *Metrics) Sent(d time.Duration) {
 	if m != nil {
 		m.send.Observe(d.Seconds())
+		m.sends.fire()
 	}
 }
 

@@ -23,7 +23,7 @@ func (m *Main) consoleData(webhooks *webhook.Queue, started time.Time) httpapi.C
 		channels = append(channels, apps.ChannelEmail)
 	}
 	return httpapi.ConsoleData{
-		Live: m.sampler, Verifications: m.svc, Trunks: consoleTrunks{m.dialer}, Webhooks: consoleWebhooks{webhooks},
+		Live: m.sampler, Sends: m.metrics, Verifications: m.svc, Trunks: consoleTrunks{m.dialer}, Webhooks: consoleWebhooks{webhooks},
 		Version: version, Node: node, Started: started, Channels: channels,
 	}
 }

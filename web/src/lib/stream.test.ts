@@ -36,6 +36,7 @@ function setup(opts: { signedIn?: boolean; failSnapshot?: number } = {}) {
   const sources: FakeSource[] = []
   const snapshots: number[] = []
   const samples: number[] = []
+  const sends: number[] = []
   const states: FeedState[] = []
   const timers: { fn: () => void; ms: number }[] = []
   let n = 0
@@ -47,6 +48,7 @@ function setup(opts: { signedIn?: boolean; failSnapshot?: number } = {}) {
     },
     onSnapshot: (l) => snapshots.push(l.m15![0].t),
     onSample: (s) => samples.push(s.t),
+    onSend: (n) => sends.push(n),
     onState: (s) => states.push(s),
     stillSignedIn: async () => opts.signedIn ?? true,
     open: (u) => {
@@ -57,7 +59,7 @@ function setup(opts: { signedIn?: boolean; failSnapshot?: number } = {}) {
     backoff: { first: 100, max: 400 },
     timers: { set: (fn, ms) => timers.push({ fn, ms }), clear: () => undefined },
   })
-  return { feed, sources, snapshots, samples, states, timers }
+  return { feed, sources, snapshots, samples, sends, states, timers }
 }
 
 describe('the live feed', () => {
@@ -73,6 +75,18 @@ describe('the live feed', () => {
     f.sources[0].emit('sample', '{"t":6}')
     expect(f.samples).toEqual([5, 6])
     expect(f.states).toEqual(['connecting', 'live'])
+  })
+
+  it('tells of each send event between samples, with its sends_total', async () => {
+    const f = setup()
+    await f.feed.start()
+    f.sources[0].open()
+    f.sources[0].emit('send', '{"sends_total":7}')
+    f.sources[0].emit('send', 'not json')
+    f.sources[0].emit('send', '{"sends_total":"8"}')
+    f.sources[0].emit('send', '{"sends_total":9}')
+    expect(f.sends).toEqual([7, 9])
+    expect(f.samples).toEqual([])
   })
 
   it('after a drop EventSource retries by itself, and the reopen takes a snapshot to fill the gap', async () => {

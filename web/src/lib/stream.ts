@@ -1,5 +1,5 @@
 // The Live page's feed: the snapshot (GET /console/api/live) once, then one sample a second from the
-// Server-Sent Events stream, reconnecting with a growing pause when the stream drops, and taking a fresh
+// Server-Sent Events stream (and a `send` event as soon as a send is accepted), reconnecting with a growing pause when the stream drops, and taking a fresh
 // snapshot after a drop so the gap is filled.
 import { API_BASE } from './api'
 import type { Live, Sample } from './types'
@@ -20,6 +20,8 @@ export interface FeedOptions {
   onSnapshot: (l: Live) => void
   /** Called with each streamed sample. */
   onSample: (s: Sample) => void
+  /** Called when the engine tells of a send at once (event `send`), between samples, with its sends_total. */
+  onSend?: (sendsTotal: number) => void
   /** Called when the feed's state changes, for the page's "live" / "reconnecting" badge. */
   onState?: (state: FeedState, detail?: string) => void
   /** Asked when the stream was closed for good (e.g. a 401): resolves true to retry. */
@@ -95,6 +97,15 @@ export class Feed {
         return
       }
       if (typeof s?.t === 'number') this.o.onSample(s)
+    })
+    src.addEventListener('send', (ev: MessageEvent) => {
+      let n: unknown
+      try {
+        n = (JSON.parse(ev.data as string) as { sends_total?: unknown }).sends_total
+      } catch {
+        return
+      }
+      if (typeof n === 'number') this.o.onSend?.(n)
     })
     src.onerror = () => {
       if (this.stopped) return
