@@ -2,26 +2,19 @@ package httpapi
 
 import (
 	"github.com/gofiber/fiber/v2"
-
-	"flashotp/fault"
 )
 
 // routeOperators mounts the console's operator accounts on the admin routes g (flashotp operators).
 func (s *Server) routeOperators(g fiber.Router) {
-	g.Get("/operators", func(c *fiber.Ctx) error {
-		if s.cfg.Console.Accounts == nil {
-			return fault.Errorf(fault.NotFound, "no console on this engine")
-		}
+	console := needs(s.cfg.Console.Accounts != nil, "the console (console.enabled)")
+	g.Get("/operators", console, func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"operators": s.cfg.Console.Accounts.List()})
 	})
-	g.Post("/operators", s.addOperator)
-	g.Delete("/operators/:name", s.removeOperator)
+	g.Post("/operators", console, s.addOperator)
+	g.Delete("/operators/:name", console, s.removeOperator)
 }
 
 func (s *Server) addOperator(c *fiber.Ctx) error {
-	if s.cfg.Console.Accounts == nil {
-		return fault.Errorf(fault.NotFound, "no console on this engine")
-	}
 	var body struct {
 		Name     string `json:"name"`
 		Role     string `json:"role"`
@@ -39,9 +32,6 @@ func (s *Server) addOperator(c *fiber.Ctx) error {
 
 // removeOperator deletes an account and ends its sessions.
 func (s *Server) removeOperator(c *fiber.Ctx) error {
-	if s.cfg.Console.Accounts == nil {
-		return fault.Errorf(fault.NotFound, "no console on this engine")
-	}
 	name := param(c, "name")
 	if err := s.cfg.Console.Accounts.Remove(c.UserContext(), name); err != nil {
 		return err

@@ -160,7 +160,7 @@ func (s *Server) signIn(c *fiber.Ctx) error {
 		Name: sessionCookie, Value: sess.ID, Path: "/console", HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode,
 		Secure: c.Protocol() == "https", Expires: sess.ExpiresAt,
 	})
-	s.record(c, sess, "sign_in", "", fiber.StatusOK)
+	s.record(c, sess, "sign_in", "", "", fiber.StatusOK)
 	return c.JSON(s.sessionBody(sess))
 }
 
@@ -178,7 +178,7 @@ func (s *Server) signOut(c *fiber.Ctx) error {
 	s.cfg.Console.Sessions.End(sess.ID)
 	c.ClearCookie(sessionCookie)
 	c.Cookie(&fiber.Cookie{Name: sessionCookie, Path: "/console", HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode, Expires: time.Unix(0, 0)})
-	s.record(c, sess, "sign_out", "", fiber.StatusNoContent)
+	s.record(c, sess, "sign_out", "", "", fiber.StatusNoContent)
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
@@ -250,21 +250,18 @@ func (s *Server) auditChange(c *fiber.Ctx) error {
 		return err
 	}
 	if status := c.Response().StatusCode(); status < 400 {
-		s.recordDetail(c, session(c), c.Method()+" "+routePattern(c), strings.TrimPrefix(c.Path(), consolePrefix), detail, status)
+		s.record(c, session(c), c.Method()+" "+routePattern(c), strings.TrimPrefix(c.Path(), consolePrefix), detail, status)
 	}
 	return nil
 }
 
 // audit records in the audit log that the request's operator did action to target (a data route's reveal).
 func (s *Server) audit(c *fiber.Ctx, action, target string) {
-	s.record(c, session(c), action, target, fiber.StatusOK)
+	s.record(c, session(c), action, target, "", fiber.StatusOK)
 }
 
-func (s *Server) record(c *fiber.Ctx, sess console.Session, action, target string, status int) {
-	s.recordDetail(c, sess, action, target, "", status)
-}
-
-func (s *Server) recordDetail(c *fiber.Ctx, sess console.Session, action, target, detail string, status int) {
+// record writes to the audit log that sess's operator did action to target, with the request's detail.
+func (s *Server) record(c *fiber.Ctx, sess console.Session, action, target, detail string, status int) {
 	e := console.Entry{Operator: sess.Operator.Name, Role: sess.Operator.Role, Action: action, Target: target, Detail: detail, IP: s.clientIP(c), Status: status}
 	if _, err := s.cfg.Console.Audit.Record(c.UserContext(), e); err != nil {
 		// The change is made: it is not undone for want of its record, but the log says so.

@@ -129,26 +129,43 @@ type WebhookTry struct {
 // routeConsoleData mounts the routes the console's pages read (live figures, verifications, trunks,
 // templates, webhooks, reports, overview), on api: the session-checked group under /console/api.
 func (s *Server) routeConsoleData(api fiber.Router) {
-	api.Get("/live", s.consoleLive)
-	api.Get("/live/stream", s.consoleLiveStream)
-	api.Get("/verifications", s.consoleVerifications)
-	api.Get("/verifications/:id", s.consoleTimeline)
-	api.Post("/verifications/:id/reveal", s.consoleReveal)
-	api.Get("/trunks", s.consoleTrunks)
-	api.Post("/trunks/:name/probe", s.consoleProbe)
-	api.Get("/templates/preview", s.consolePreview)
-	api.Get("/webhooks", s.consoleWebhooks)
-	api.Get("/reports", s.consoleReports)
-	api.Get("/overview", s.consoleOverview)
+	d := s.cfg.Console.Data
+	live, verifications := needs(d.Live != nil, "live figures"), needs(d.Verifications != nil, "verifications")
+	api.Get("/live", params(), live, s.consoleLive)
+	api.Get("/live/stream", params(), live, s.consoleLiveStream)
+	api.Get("/verifications", params("app_id", "recipient", "status", "channel", "since", "until", "limit", "cursor"), s.consoleVerifications)
+	api.Get("/verifications/:id", params(), verifications, s.consoleTimeline)
+	api.Post("/verifications/:id/reveal", params(), verifications, s.consoleReveal)
+	api.Get("/trunks", params(), s.consoleTrunks)
+	api.Post("/trunks/:name/probe", params(), needs(d.Trunks != nil, "trunks"), s.consoleProbe)
+	api.Get("/templates/preview", params("app_id", "channel", "locale"), s.consolePreview)
+	api.Get("/webhooks", params("app_id", "limit"), s.consoleWebhooks)
+	api.Get("/reports", params("app_id", "group_by", "since", "until", "format"), needs(d.Verifications != nil, "reports"), s.consoleReports)
+	api.Get("/overview", params(), s.consoleOverview)
 }
 
-// notWired is the answer of a route whose part this engine was built without.
-func notWired(what string) error {
-	return fault.Errorf(fault.NotFound, "%s: not available on this engine", what)
+// needs answers 404 on a route whose part (what) this engine was built without.
+func needs(wired bool, what string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if !wired {
+			return fault.Errorf(fault.NotFound, "%s: not available on this engine", what)
+		}
+		return c.Next()
+	}
 }
 
-// consoleParams refuses a query parameter the route does not take, as the API's routes do.
-func consoleParams(c *fiber.Ctx, allowed ...string) error {
+// params refuses a query parameter the route does not take, as the API's routes do.
+func params(allowed ...string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if err := onlyParams(c, allowed); err != nil {
+			return err
+		}
+		return c.Next()
+	}
+}
+
+// onlyParams says which query parameter of the request is not one of allowed, if any.
+func onlyParams(c *fiber.Ctx, allowed []string) error {
 	var err error
 	c.Context().QueryArgs().VisitAll(func(k, _ []byte) {
 		if err == nil && !slices.Contains(allowed, string(k)) {
@@ -193,13 +210,7 @@ type liveTrunk struct {
 }
 
 func (s *Server) consoleLive(c *fiber.Ctx) error {
-	if err := consoleParams(c); err != nil {
-		return err
-	}
 	d := s.cfg.Console.Data
-	if d.Live == nil {
-		return notWired("live figures")
-	}
 	sec, mins := d.Live.Samples()
 	trunks := []liveTrunk{}
 	if d.Trunks != nil {
@@ -225,13 +236,7 @@ const (
 // a new verification without waiting for the next sample. A stream ends when the client goes (its next
 // write fails, within a second), when the sampler stops, and when the server shuts down.
 func (s *Server) consoleLiveStream(c *fiber.Ctx) error {
-	if err := consoleParams(c); err != nil {
-		return err
-	}
 	d := s.cfg.Console.Data
-	if d.Live == nil {
-		return notWired("live figures")
-	}
 	most := int64(cmp.Or(d.MaxStreams, DefaultMaxStreams))
 	if s.streams.Add(1) > most {
 		s.streams.Add(-1)
@@ -349,9 +354,6 @@ func cutLast(s, sep string) (before, after string, ok bool) {
 // consoleVerifications lists verifications, across every app when app_id is empty: each app's page,
 // merged by ID (IDs are time-ordered ULIDs, unique across apps), newest first.
 func (s *Server) consoleVerifications(c *fiber.Ctx) error {
-	if err := consoleParams(c, "app_id", "recipient", "status", "channel", "since", "until", "limit", "cursor"); err != nil {
-		return err
-	}
 	q := otp.Query{Recipient: strings.TrimSpace(c.Query("recipient")), Status: c.Query("status"), Channel: c.Query("channel"), Cursor: c.Query("cursor")}
 	var err error
 	if q.Limit, err = limitParam(c, otp.DefaultLimit, otp.MaxLimit); err != nil {
@@ -427,13 +429,7 @@ func consoleEvents(es []otp.Event) []otp.Event {
 // consoleTimeline answers one verification with its events, verify attempts and webhook tries, each oldest
 // first.
 func (s *Server) consoleTimeline(c *fiber.Ctx) error {
-	if err := consoleParams(c); err != nil {
-		return err
-	}
 	d := s.cfg.Console.Data
-	if d.Verifications == nil {
-		return notWired("verifications")
-	}
 	ctx := c.UserContext()
 	f, err := d.Verifications.Find(ctx, c.Params("id"))
 	if err != nil {
@@ -483,13 +479,7 @@ type consoleHook struct {
 // consoleReveal answers a verification's recipient and email in the clear, and writes that the operator saw
 // them to the audit log.
 func (s *Server) consoleReveal(c *fiber.Ctx) error {
-	if err := consoleParams(c); err != nil {
-		return err
-	}
 	d := s.cfg.Console.Data
-	if d.Verifications == nil {
-		return notWired("verifications")
-	}
 	f, err := d.Verifications.Find(c.UserContext(), c.Params("id"))
 	if err != nil {
 		return err
@@ -500,9 +490,6 @@ func (s *Server) consoleReveal(c *fiber.Ctx) error {
 }
 
 func (s *Server) consoleTrunks(c *fiber.Ctx) error {
-	if err := consoleParams(c); err != nil {
-		return err
-	}
 	trunks := []TrunkStatus{}
 	if t := s.cfg.Console.Data.Trunks; t != nil {
 		trunks = append(trunks, t.Trunks()...)
@@ -513,13 +500,7 @@ func (s *Server) consoleTrunks(c *fiber.Ctx) error {
 // consoleProbe sends an OPTIONS to a trunk now; the change it may make (a trunk that was down, up again) is
 // audited like any other.
 func (s *Server) consoleProbe(c *fiber.Ctx) error {
-	if err := consoleParams(c); err != nil {
-		return err
-	}
 	t := s.cfg.Console.Data.Trunks
-	if t == nil {
-		return notWired("trunks")
-	}
 	p, err := t.Probe(c.UserContext(), c.Params("name"))
 	if err != nil {
 		return err
@@ -534,9 +515,6 @@ const previewCode = "123456"
 // consolePreview renders an app's template of a channel (sms, whatsapp, email) in a locale, as a send would:
 // the app's own templates first, then the built-in ones.
 func (s *Server) consolePreview(c *fiber.Ctx) error {
-	if err := consoleParams(c, "app_id", "channel", "locale"); err != nil {
-		return err
-	}
 	id, channel, locale := c.Query("app_id"), c.Query("channel"), c.Query("locale")
 	if id == "" {
 		return fault.Errorf(fault.InvalidRequest, "app_id: required")
@@ -580,9 +558,6 @@ func (s *Server) consolePreview(c *fiber.Ctx) error {
 }
 
 func (s *Server) consoleWebhooks(c *fiber.Ctx) error {
-	if err := consoleParams(c, "app_id", "limit"); err != nil {
-		return err
-	}
 	limit, err := limitParam(c, 50, 1000)
 	if err != nil {
 		return err
@@ -605,13 +580,7 @@ var reportColumns = []string{"key", "sent", "missed", "answered", "failed", "app
 
 // consoleReports sums the report rows of an app, or of every app, as JSON or as a CSV attachment.
 func (s *Server) consoleReports(c *fiber.Ctx) error {
-	if err := consoleParams(c, "app_id", "group_by", "since", "until", "format"); err != nil {
-		return err
-	}
 	d := s.cfg.Console.Data
-	if d.Verifications == nil {
-		return notWired("reports")
-	}
 	var since, until time.Time
 	var err error
 	for name, t := range map[string]*time.Time{"since": &since, "until": &until} {
@@ -661,9 +630,6 @@ func (s *Server) consoleReports(c *fiber.Ctx) error {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func (s *Server) consoleOverview(c *fiber.Ctx) error {
-	if err := consoleParams(c); err != nil {
-		return err
-	}
 	d := s.cfg.Console.Data
 	pools, trunks := 0, 0
 	if s.cfg.Pools != nil {

@@ -24,20 +24,11 @@ var queryParams = map[string][]string{
 
 // query reads a GET route's query into an otp.Query, refusing unknown parameters and bad values.
 func query(c *fiber.Ctx) (otp.Query, error) {
-	allowed := queryParams[c.Route().Path]
 	var q otp.Query
-	var err error
+	err := onlyParams(c, queryParams[c.Route().Path])
 	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
 		name, val := string(k), string(v)
 		if err != nil {
-			return
-		}
-		known := false
-		for _, a := range allowed {
-			known = known || a == name
-		}
-		if !known {
-			err = fault.Errorf(fault.InvalidRequest, "%s: unknown query parameter (this route takes %s)", name, strings.Join(allowed, ", "))
 			return
 		}
 		switch name {
