@@ -63,14 +63,13 @@ type Accounts struct {
 	db   Store
 	cost int
 	now  func() time.Time
+	// dummy is compared against for an unknown name, so that a sign-in takes as long whether or not the
+	// operator exists: a hash of the same cost as the operators'.
+	dummy []byte
 
 	mu  sync.RWMutex
 	ops map[string]stored
 }
-
-// dummy is compared against for an unknown name, so that a sign-in takes as long whether or not the
-// operator exists.
-var dummy, _ = bcrypt.GenerateFromPassword([]byte("flashotp: no such operator"), bcrypt.DefaultCost)
 
 // LoadAccounts reads the accounts from db. cost is bcrypt's (0: bcrypt.DefaultCost; tests take
 // bcrypt.MinCost).
@@ -78,8 +77,12 @@ func LoadAccounts(ctx context.Context, db Store, cost int) (*Accounts, error) {
 	if cost == 0 {
 		cost = bcrypt.DefaultCost
 	}
-	a := &Accounts{db: db, cost: cost, now: time.Now, ops: map[string]stored{}}
-	err := db.LoadOperators(ctx, func(name string, record []byte) error {
+	dummy, err := bcrypt.GenerateFromPassword([]byte("flashotp: no such operator"), cost)
+	if err != nil {
+		return nil, err
+	}
+	a := &Accounts{db: db, cost: cost, now: time.Now, dummy: dummy, ops: map[string]stored{}}
+	err = db.LoadOperators(ctx, func(name string, record []byte) error {
 		var s stored
 		if err := json.Unmarshal(record, &s); err != nil {
 			return fmt.Errorf("operator %q: unreadable record: %w", name, err)
@@ -166,7 +169,7 @@ func (a *Accounts) Authenticate(name, password string) (Operator, error) {
 	a.mu.RUnlock()
 	hash := s.Hash
 	if !ok {
-		hash = dummy
+		hash = a.dummy
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !ok {
 		return Operator{}, ErrBadCredentials
