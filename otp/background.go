@@ -35,6 +35,7 @@ func (s *Service) Run(ctx context.Context) {
 	every(time.Second, func(ctx context.Context) error { _, err := s.SweepExpired(ctx); return err }, "sweep expired verifications")
 	every(time.Minute, func(ctx context.Context) error { _, err := s.Purge(ctx); return err }, "purge old records")
 	every(time.Minute, func(context.Context) error { s.limiter.Sweep(); return nil }, "")
+	every(summaryEvery, func(context.Context) error { s.act.log(s.log, summaryEvery); return nil }, "")
 	<-ctx.Done()
 }
 

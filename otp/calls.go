@@ -130,10 +130,13 @@ func (s *Service) CallEnded(r, trunk, cli string, res call.Result) {
 		s.numbers.Reject(ctx, cli, res.SIPCode, res.Phrase, res.Rang)
 	}
 	s.live.Delete(r)
+	if err == nil {
+		s.act.outcome(string(res.State))
+	}
 	if !isCall(channel) {
-		s.log.Info("message_"+string(res.State), "verification_id", id, "step", i, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
+		s.log.Debug("message_"+string(res.State), "verification_id", id, "step", i, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
 	} else {
-		s.log.Info("call_"+string(res.State), "verification_id", id, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
+		s.log.Debug("call_"+string(res.State), "verification_id", id, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
 	}
 	if next {
 		s.advance(ctx, id, i+1)

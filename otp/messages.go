@@ -141,7 +141,7 @@ func (s *Service) MessageReceipt(r message.Receipt) {
 		return
 	}
 	if changed {
-		s.log.Info(typ, "verification_id", id, "step", i, "reason", r.Reason)
+		s.log.Debug(typ, "verification_id", id, "step", i, "reason", r.Reason)
 		state := StepDelivered
 		if typ == EventMessageFailed {
 			state = StepFailed

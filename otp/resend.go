@@ -143,7 +143,8 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 		s.CallEnded(d.req.ID, "", "", call.Result{State: call.StateFailed, Reason: call.ReasonTrunkError, StartedAt: now, EndedAt: now})
 		return Verification{}, err
 	}
-	s.log.Info("resend", "verification_id", rec.ID, "resends", rec.Resends, "cli_prefix", rec.CLIPrefix)
+	s.act.resends.Add(1)
+	s.log.Debug("resend", "verification_id", rec.ID, "resends", rec.Resends, "cli_prefix", rec.CLIPrefix)
 	return rec.public(), nil
 }
 

@@ -148,7 +148,8 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 		}
 		return Verification{}, err
 	}
-	s.log.Info("send_requested", "verification_id", rec.ID, "appid", rec.AppID, "channel", d.step.Channel, "cli_prefix", rec.CLIPrefix)
+	s.act.sends.Add(1)
+	s.log.Debug("send_requested", "verification_id", rec.ID, "appid", rec.AppID, "channel", d.step.Channel, "cli_prefix", rec.CLIPrefix)
 	return rec.public(), nil
 }
 

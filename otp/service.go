@@ -185,6 +185,7 @@ type Service struct {
 	idRand *ulid.MonotonicEntropy // event and attempt IDs: strictly increasing, so cursors are stable
 
 	sending sync.WaitGroup // messages handed to Senders whose outcome is not recorded yet
+	act     activity       // counts for the activity summary (activity.go)
 }
 
 // New returns a service over db drawing CLIs from numbers, calling through cfg.Dialer.

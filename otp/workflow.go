@@ -91,7 +91,8 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 		}
 		return
 	}
-	s.log.Info("step_started", "verification_id", id, "step", i, "channel", d.step.Channel)
+	s.act.steps.Add(1)
+	s.log.Debug("step_started", "verification_id", id, "step", i, "channel", d.step.Channel)
 	if perr != nil {
 		s.stepEnded(d.step.Channel, StepFailed)
 		if next {
