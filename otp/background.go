@@ -35,6 +35,7 @@ func (s *Service) Run(ctx context.Context) {
 	every(time.Second, func(ctx context.Context) error { _, err := s.SweepExpired(ctx); return err }, "sweep expired verifications")
 	every(time.Minute, func(ctx context.Context) error { _, err := s.Purge(ctx); return err }, "purge old records")
 	every(time.Minute, func(context.Context) error { s.limiter.Sweep(); return nil }, "")
+	every(time.Second, func(ctx context.Context) error { return s.FlushReports(ctx, false) }, "flush report counts")
 	every(summaryEvery, func(context.Context) error { s.act.log(s.log, summaryEvery); return nil }, "")
 	<-ctx.Done()
 }
@@ -115,7 +116,8 @@ func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 }
 
 // Purge deletes the verifications (with their index keys and attempts) and the events older than the
-// retention, and returns how many records it deleted. Report counters are kept: they hold no personal data.
+// retention, and returns how many records it deleted. Report counters are kept: they hold no personal data;
+// a deleted record's counts move to its day's retired rows (tally.go).
 func (s *Service) Purge(ctx context.Context) (int, error) {
 	if s.cfg.Retention <= 0 {
 		return 0, nil
@@ -161,6 +163,9 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 		}
 		err = s.db.Update(ctx, func(tx Tx) error {
 			for _, rec := range recs {
+				if err := retire(tx, rec); err != nil {
+					return err
+				}
 				if err := s.forget(tx, rec); err != nil {
 					return err
 				}

@@ -3,6 +3,7 @@ package otp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -97,6 +98,7 @@ func (s *Service) CallEnded(r, trunk, cli string, res call.Result) {
 			channel = ChannelFlashCall
 			pdd = applyOutcome(rec, trunk, res, res.State == call.StateFailed && !res.Rang)
 			state = flashStep(rec.Call, rec.CodeLength).State
+			rec.tally(outcomeOp(rec, i, res, pdd))
 			return nil
 		}
 		st := rec.Steps[i]
@@ -111,6 +113,7 @@ func (s *Service) CallEnded(r, trunk, cli string, res call.Result) {
 			next = rec.stepFailed(i, s.now())
 		}
 		state = rec.Steps[i].State
+		rec.tally(outcomeOp(rec, i, res, pdd))
 		return nil
 	}, func(tx Tx, rec *record) error {
 		if next {
@@ -234,27 +237,27 @@ func (s *Service) recordOutcome(tx Tx, rec *record, i int, res call.Result, pdd 
 			return err
 		}
 	}
-	if err := s.count(tx, rec, channel, trunk, func(group string, k *counters) {
-		if group == GroupTrunk {
-			// A trunk's row counts a call once the trunk has taken it; the others counted it at the send.
-			k.Sent++
-		}
-		switch res.State {
-		case call.StateMissed:
-			k.Missed++
-		case call.StateAnswered:
-			k.Answered++
-		case call.StateSent:
-		default:
-			k.Failed++
-		}
-		if res.Rang {
-			k.PDD[pddBucket(pdd)]++
-		}
-	}); err != nil {
-		return err
-	}
 	return s.notify(tx, rec, name, ended)
+}
+
+// outcomeOp is what the outcome res of rec's step i (applied) counts in the reports.
+func outcomeOp(rec *record, i int, res call.Result, pdd int64) tallyOp {
+	op := tallyOp{kind: tallyOutcome, channel: ChannelFlashCall, trunk: rec.Call.Trunk, state: outcomeFailed, pdd: -1}
+	if i < len(rec.Steps) {
+		op.channel, op.trunk = rec.Steps[i].Channel, rec.Steps[i].Trunk
+	}
+	switch res.State {
+	case call.StateMissed:
+		op.state = outcomeMissed
+	case call.StateAnswered:
+		op.state = outcomeAnswered
+	case call.StateSent:
+		op.state = outcomeSent
+	}
+	if res.Rang {
+		op.pdd = int(pdd)
+	}
+	return op
 }
 
 // stateRank orders call states; outcomes rank above every progress state.
@@ -267,11 +270,21 @@ func isFinal(st call.State) bool {
 	return st == call.StateMissed || st == call.StateAnswered || st == call.StateFailed
 }
 
+// interrupted is the outcome Recover gives a call a crash left unfinished, as its reports count it.
+var interrupted = call.Result{State: call.StateFailed, Reason: call.ReasonInterrupted}
+
 // Recover ends the calls a crash left unfinished: each step in flight fails with reason interrupted.
 // Their verifications stay pending: the INVITE may have gone out (the state is recorded after it leaves,
 // so even a queued call may have), and the phone may show the CLI; the user can still enter the code, or
 // the app resend. It returns how many calls it ended.
+//
+// First, after an unclean stop, it counts the reports of the days it may have touched again (tally.go).
 func (s *Service) Recover(ctx context.Context) (int, error) {
+	if days, err := s.recountReports(ctx); err != nil {
+		return 0, fmt.Errorf("count the reports again: %w", err)
+	} else if len(days) > 0 {
+		s.log.Warn("report counts of the days before an unclean stop counted again from the records", "days", days)
+	}
 	var ids []string
 	if err := s.db.View(ctx, func(tx Tx) error {
 		ids = slices.Collect(tx.OpenCalls())
@@ -296,6 +309,7 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 				}
 				applyOutcome(rec, "", res, false)
 				ended, channels = append(ended, 0), append(channels, ChannelFlashCall)
+				rec.tally(outcomeOp(rec, 0, interrupted, 0))
 				return nil
 			}
 			for i := range rec.Steps {
@@ -310,6 +324,7 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 				applyStep(rec, i, "", res)
 				rec.Codes[i] = mac
 				ended, channels = append(ended, i), append(channels, rec.Steps[i].Channel)
+				rec.tally(outcomeOp(rec, i, interrupted, 0))
 			}
 			if len(ended) == 0 {
 				return errUnchanged
@@ -317,7 +332,7 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 			return nil
 		}, func(tx Tx, rec *record) error {
 			for _, i := range ended {
-				if err := s.recordOutcome(tx, rec, i, call.Result{State: call.StateFailed, Reason: call.ReasonInterrupted}, 0); err != nil {
+				if err := s.recordOutcome(tx, rec, i, interrupted, 0); err != nil {
 					return err
 				}
 			}

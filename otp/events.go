@@ -59,20 +59,20 @@ type WebhookBody struct {
 
 // event records e for rec in tx.
 func (s *Service) event(tx Tx, rec *record, e Event) error {
-	_, err := s.eventID(tx, rec, e)
-	return err
+	id, v, err := s.newEvent(rec, e)
+	if err != nil {
+		return err
+	}
+	return tx.PutEvent(rec.AppID, id, v)
 }
 
-// eventID records e for rec in tx and returns its ID.
-func (s *Service) eventID(tx Tx, rec *record, e Event) (string, error) {
+// newEvent returns e as an event of rec, with its new ID, encoded.
+func (s *Service) newEvent(rec *record, e Event) (id string, v []byte, err error) {
 	e.ID = s.newID("evt_", s.now())
 	e.AppID, e.VerificationID, e.Recipient = rec.AppID, rec.ID, rec.Recipient
 	e.At = e.At.UTC()
-	v, err := json.Marshal(e)
-	if err != nil {
-		return "", err
-	}
-	return e.ID, tx.PutEvent(rec.AppID, e.ID, v)
+	v, err = json.Marshal(e)
+	return e.ID, v, err
 }
 
 // notify queues webhook event name about rec, if the app has a webhook.

@@ -107,6 +107,7 @@ func (s *Service) MessageReceipt(r message.Receipt) {
 				return errUnchanged // a receipt never undoes another
 			}
 			st.State, st.Reason, st.EndedAt, typ = StepFailed, r.Reason, &at, EventMessageFailed
+			rec.tally(tallyOp{kind: tallyMsgFailed, channel: st.Channel})
 			rec.Codes[i] = nil
 			next = rec.stepFailed(i, s.now())
 		default:
@@ -128,11 +129,6 @@ func (s *Service) MessageReceipt(r message.Receipt) {
 		}
 		if err := s.event(tx, rec, Event{Type: typ, At: at, Channel: st.Channel, Step: i, Reason: st.Reason}); err != nil {
 			return err
-		}
-		if typ == EventMessageFailed {
-			if err := s.count(tx, rec, st.Channel, "", func(_ string, c *counters) { c.Failed++ }); err != nil {
-				return err
-			}
 		}
 		return s.notify(tx, rec, typ, at)
 	})

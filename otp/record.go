@@ -86,7 +86,7 @@ func (s *Service) modify(ctx context.Context, id string, mutate func(rec *record
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return fmt.Errorf("decode %s: %w", id, err)
 		}
-		before := rec.Status
+		before, counted := rec.Status, rec.Tally
 		if err := mutate(&rec); err != nil {
 			return err
 		}
@@ -105,6 +105,7 @@ func (s *Service) modify(ctx context.Context, id string, mutate func(rec *record
 		})
 		if err == nil {
 			s.ended(before, rec.Status)
+			s.addTally(&rec, newTally(counted, rec.Tally), 1)
 		}
 		if !errors.Is(err, errRaced) {
 			return err

@@ -77,36 +77,6 @@ const (
 	GroupTrunk   = "trunk"
 )
 
-// count applies fn to rec's report rows: its day, country, the channel of the step counted, and trunk
-// when not empty. All are rows of the day rec was created, so a day's approvals are of that day's sends.
-func (s *Service) count(tx Tx, rec *record, channel, trunk string, fn func(group string, c *counters)) error {
-	day := rec.CreatedAt.UTC().Format(time.DateOnly)
-	rows := [][2]string{{GroupDay, day}, {GroupCountry, rec.Country}, {GroupChannel, channel}}
-	if trunk != "" {
-		rows = append(rows, [2]string{GroupTrunk, trunk})
-	}
-	for _, r := range rows {
-		var c counters
-		if v := tx.ReportRow(rec.AppID, day, r[0], r[1]); v != nil {
-			if err := c.decode(v); err != nil {
-				return err
-			}
-		}
-		fn(r[0], &c)
-		if c.zero() {
-			// A send undone (its call refused) leaves nothing behind.
-			if err := tx.DeleteReportRow(rec.AppID, day, r[0], r[1]); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := tx.PutReportRow(rec.AppID, day, r[0], r[1], c.encode()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // PDD histogram: bucket i holds delays in [pddBound(i-1), pddBound(i)) ms, ten buckets per decade (about
 // 26% wide), so the median is known within its bucket; bucket 0 holds delays under 1 ms.
 func pddBucket(ms int64) int {
@@ -158,7 +128,8 @@ type ReportRow struct {
 var GroupBys = []string{GroupDay, GroupCountry, GroupChannel, GroupTrunk}
 
 // Reports sums the app's report counters over the days from since to until (UTC days, both included),
-// grouped by groupBy. The counters are kept as events happen; nothing is scanned but the rows asked for.
+// grouped by groupBy. The counters are kept as events happen (tally.go); nothing is scanned but the rows
+// asked for.
 func (s *Service) Reports(ctx context.Context, appID string, since, until time.Time, groupBy string) ([]ReportRow, error) {
 	return s.ReportsOf(ctx, []string{appID}, since, until, groupBy)
 }
@@ -181,6 +152,8 @@ func (s *Service) ReportsOf(ctx context.Context, appIDs []string, since, until t
 	}
 	sums := map[string]*counters{}
 	var keys []string
+	// The stored rows, then the counts not yet flushed; a flush on its way is waited for.
+	s.reports.flushing.Lock()
 	err := s.db.View(ctx, func(tx Tx) error {
 		for _, appID := range appIDs {
 			if err := sumRows(tx, appID, groupBy, first, last, sums, &keys); err != nil {
@@ -189,6 +162,21 @@ func (s *Service) ReportsOf(ctx context.Context, appIDs []string, since, until t
 		}
 		return nil
 	})
+	s.reports.mu.Lock()
+	for k, c := range s.reports.pending {
+		if k.group != groupBy || k.day < first || k.day > last || !slices.Contains(appIDs, k.app) {
+			continue
+		}
+		sum := sums[k.key]
+		if sum == nil {
+			sum = &counters{}
+			sums[k.key] = sum
+			keys = append(keys, k.key)
+		}
+		sum.add(c)
+	}
+	s.reports.mu.Unlock()
+	s.reports.flushing.Unlock()
 	slices.Sort(keys)
 	rows := make([]ReportRow, 0, len(keys))
 	for _, k := range keys {
@@ -219,11 +207,7 @@ func sumRows(tx Tx, appID, group, first, last string, sums map[string]*counters,
 			sums[key] = sum
 			*keys = append(*keys, key)
 		}
-		sum.Sent, sum.Missed, sum.Answered = sum.Sent+c.Sent, sum.Missed+c.Missed, sum.Answered+c.Answered
-		sum.Failed, sum.Approved = sum.Failed+c.Failed, sum.Approved+c.Approved
-		for b, n := range c.PDD {
-			sum.PDD[b] += n
-		}
+		sum.add(&c)
 	}
 	return nil
 }

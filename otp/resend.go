@@ -81,11 +81,13 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 		return Verification{}, err
 	}
 	var rec *record
+	var counted string // rec's tally before the resend
 	err = s.db.Update(ctx, func(tx Tx) error {
 		var err error
 		if rec, err = getOwn(tx, app.ID, req.VerificationID); err != nil {
 			return err
 		}
+		counted = rec.Tally
 		if !rec.SentAt.Equal(cur.SentAt) {
 			e := fault.Errorf(fault.ResendTooSoon, "another resend of this verification came first")
 			e.RetryAfter = time.Duration(app.ResendCooldown) + time.Second
@@ -117,6 +119,7 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 			rec.add(d, now, s.cfg.MinCodeSpace)
 		}
 		rec.ExpiresAt = now.Add(time.Duration(app.TTL))
+		rec.tally(tallyOp{kind: tallySent, channel: channel})
 		if err := s.put(tx, rec); err != nil {
 			return err
 		}
@@ -130,14 +133,12 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 		if channel != ChannelFlashCall {
 			e.Channel, e.Step = channel, rec.current()
 		}
-		if err := s.event(tx, rec, e); err != nil {
-			return err
-		}
-		return s.count(tx, rec, channel, "", func(_ string, c *counters) { c.Sent++ })
+		return s.event(tx, rec, e)
 	})
 	if err != nil {
 		return Verification{}, s.storeFailed("store resend", err)
 	}
+	s.addTally(rec, newTally(counted, rec.Tally), 1)
 	if err := s.submit(d); err != nil {
 		// The old codes are already dead; the verification shows the step failed, and may be resent.
 		s.CallEnded(d.req.ID, "", "", call.Result{State: call.StateFailed, Reason: call.ReasonTrunkError, StartedAt: now, EndedAt: now})

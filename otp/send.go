@@ -106,14 +106,19 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 	} else {
 		rec.add(d, now, s.cfg.MinCodeSpace)
 	}
-	var eventID string
+	rec.tally(tallyOp{kind: tallySent, channel: d.step.Channel})
+	// Encoded here, not in the store's one writer, which only puts the bytes.
+	v, err := json.Marshal(&rec)
+	if err != nil {
+		return Verification{}, err
+	}
+	eventID, event, err := s.newEvent(&rec, Event{Type: EventSendRequested, At: now, CLIPrefix: rec.CLIPrefix, Channel: d.step.Channel})
+	if err != nil {
+		return Verification{}, err
+	}
 	err = s.db.Update(ctx, func(tx Tx) error {
 		if tx.Verification(rec.ID) != nil {
 			return fmt.Errorf("verification %s exists", rec.ID)
-		}
-		v, err := json.Marshal(&rec)
-		if err != nil {
-			return err
 		}
 		if err := tx.CreateVerification(rec.ID, rec.AppID, rec.Recipient, rec.ExpiresAt, v); err != nil {
 			return err
@@ -123,14 +128,12 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 				return err
 			}
 		}
-		if eventID, err = s.eventID(tx, &rec, Event{Type: EventSendRequested, At: now, CLIPrefix: rec.CLIPrefix, Channel: d.step.Channel}); err != nil {
-			return err
-		}
-		return s.count(tx, &rec, d.step.Channel, "", func(_ string, c *counters) { c.Sent++ })
+		return tx.PutEvent(rec.AppID, eventID, event)
 	})
 	if err != nil {
 		return Verification{}, s.storeFailed("store verification", err)
 	}
+	s.addTally(&rec, rec.Tally, 1)
 	if err := s.submit(d); err != nil {
 		// Nothing was sent: the verification goes as if it had never been asked for, even if the caller
 		// has gone meanwhile.
@@ -138,13 +141,12 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 			if err := tx.DeleteEvent(rec.AppID, eventID); err != nil {
 				return err
 			}
-			if err := s.count(tx, &rec, d.step.Channel, "", func(_ string, c *counters) { c.Sent-- }); err != nil {
-				return err
-			}
 			return s.forget(tx, &rec)
 		})
 		if derr != nil {
 			s.log.Error("verification left after refused call", "verification_id", rec.ID, "err", derr)
+		} else {
+			s.addTally(&rec, rec.Tally, -1)
 		}
 		return Verification{}, err
 	}

@@ -92,6 +92,9 @@ type record struct {
 	Country     string    `json:"country"`
 	SentAt      time.Time `json:"sent_at"`             // the latest send or resend
 	From        string    `json:"from_pool,omitempty"` // the pool the send asked for, for resends
+	// Tally is what the verification counted in the reports, entry by entry (tally.go): counted again from
+	// the records after a crash.
+	Tally string `json:"tl,omitempty"`
 }
 
 // Dialer accepts calls; *dialer.Dialer is one. Its refusals are the API's answers: *fault.Error of code
@@ -186,6 +189,7 @@ type Service struct {
 
 	sending sync.WaitGroup // messages handed to Senders whose outcome is not recorded yet
 	act     activity       // counts for the activity summary (activity.go)
+	reports reportBook     // report counts not yet durable (tally.go)
 }
 
 // New returns a service over db drawing CLIs from numbers, calling through cfg.Dialer.

@@ -35,6 +35,8 @@ type Tx interface {
 	DeleteVerification(id, appID, recipient string, expiresAt time.Time) error
 	// Verifications yields every verification's ID and record, oldest first.
 	Verifications() iter.Seq2[string, []byte]
+	// VerificationsFrom yields the ID and record of each verification from the ID from on, oldest first.
+	VerificationsFrom(from string) iter.Seq2[string, []byte]
 	// ByApp yields the ID and record of the app's verifications, newest first, below before.
 	ByApp(appID, before string) iter.Seq2[string, []byte]
 	// ByRecipient yields the ID and record of the app's verifications for recipient, newest first, below
@@ -73,6 +75,8 @@ type Tx interface {
 	ReportRow(appID, day, group, key string) []byte
 	PutReportRow(appID, day, group, key string, row []byte) error
 	DeleteReportRow(appID, day, group, key string) error
+	// ReportApps yields the apps that have report rows, in order.
+	ReportApps() iter.Seq[string]
 	// ReportRows yields the key and row of each of the app's report rows in group on the days first to
 	// last (both included).
 	ReportRows(appID, group, first, last string) iter.Seq2[string, []byte]

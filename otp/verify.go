@@ -83,6 +83,10 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Verification, 
 		before, attemptsBefore = rec.Status, rec.Attempts
 		result = s.check(rec, code, now)
 		wrong = rec.Attempts > attemptsBefore
+		if rec.Status == StatusApproved && before != StatusApproved {
+			channel, trunk := rec.approvedBy()
+			rec.tally(tallyOp{kind: tallyApproved, channel: channel, trunk: trunk})
+		}
 		out = rec.Verification
 		return nil
 	}, func(tx Tx, rec *record) error {
@@ -124,7 +128,8 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Verification, 
 	return out, result
 }
 
-// transitions records what a change of rec's status from before means: the approved counter and webhook,
+// transitions records what a change of rec's status from before means: the approved webhook (its count is
+// the verify's tally),
 // the expired event and webhook, or, for a verification whose attempts are used up, that it can no longer
 // expire (its webhook, max_attempts_reached, goes with the attempt).
 func (s *Service) transitions(tx Tx, rec *record, before Status, now time.Time) error {
@@ -133,10 +138,6 @@ func (s *Service) transitions(tx Tx, rec *record, before Status, now time.Time) 
 	}
 	switch rec.Status {
 	case StatusApproved:
-		channel, trunk := rec.approvedBy()
-		if err := s.count(tx, rec, channel, trunk, func(_ string, c *counters) { c.Approved++ }); err != nil {
-			return err
-		}
 		return s.notify(tx, rec, WebhookApproved, now)
 	case StatusExpired:
 		if err := s.event(tx, rec, Event{Type: EventExpired, At: rec.ExpiresAt}); err != nil {

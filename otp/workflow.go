@@ -51,9 +51,13 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 		}
 		rec.Plan = rec.Plan[1:]
 		rec.add(d, now, s.cfg.MinCodeSpace) // a step that did not start leaves the call as it was: no Kind of a call
+		// A delivery more on this channel (the verification was counted at its send), or one that never went.
+		op := tallyOp{kind: tallyStep, channel: d.step.Channel}
 		if perr != nil {
 			next = rec.stepFailed(i, now)
+			op.kind = tallyStepFailed
 		}
+		rec.tally(op)
 		return nil
 	}, func(tx Tx, rec *record) error {
 		if perr == nil {
@@ -68,16 +72,6 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 		}
 		e := Event{Type: EventStepStarted, At: now, Channel: d.step.Channel, Step: i, CLIPrefix: d.prefix, Reason: d.step.Reason}
 		if err := s.event(tx, rec, e); err != nil {
-			return err
-		}
-		if err := s.count(tx, rec, d.step.Channel, "", func(group string, c *counters) {
-			if group == GroupChannel {
-				c.Sent++ // a delivery more on this channel; the verification was counted at its send
-				if perr != nil {
-					c.Failed++ // one that never went
-				}
-			}
-		}); err != nil {
 			return err
 		}
 		return s.notify(tx, rec, EventStepStarted, now)

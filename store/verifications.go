@@ -103,6 +103,22 @@ func (t *VerificationTx) Verifications() iter.Seq2[string, []byte] {
 	}
 }
 
+// VerificationsFrom yields the ID and record of each verification from the ID from on, oldest first.
+func (t *VerificationTx) VerificationsFrom(from string) iter.Seq2[string, []byte] {
+	return func(yield func(string, []byte) bool) {
+		b, _ := t.tx.bucket(bucketVerifications, false)
+		if b == nil {
+			return
+		}
+		c := b.Cursor()
+		for k, v := c.Seek([]byte(from)); k != nil; k, v = c.Next() {
+			if !yield(string(k), v) {
+				return
+			}
+		}
+	}
+}
+
 // ByApp yields the ID and record of app's verifications, newest first, starting below the ID before
 // (empty: from the newest).
 func (t *VerificationTx) ByApp(app, before string) iter.Seq2[string, []byte] {
@@ -200,16 +216,22 @@ func (t *VerificationTx) Events(app, before string) iter.Seq2[string, []byte] {
 }
 
 // EventApps yields the apps that have events, in order.
-func (t *VerificationTx) EventApps() iter.Seq[string] {
+func (t *VerificationTx) EventApps() iter.Seq[string] { return t.apps(bucketEvents) }
+
+// ReportApps yields the apps that have report rows, in order.
+func (t *VerificationTx) ReportApps() iter.Seq[string] { return t.apps(bucketReports) }
+
+// apps yields the distinct first parts (up to a NUL) of bucket's keys, skipping from one to the next.
+func (t *VerificationTx) apps(bucket string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		after := ""
 		for {
-			app := ""
-			t.tx.Scan(bucketEvents, "", after, false, func(k string, _ []byte) bool {
-				app = k[:strings.IndexByte(k, 0)]
+			app, found := "", false
+			t.tx.Scan(bucket, "", after, false, func(k string, _ []byte) bool {
+				app, found = k[:max(strings.IndexByte(k, 0), 0)], true
 				return false
 			})
-			if app == "" || !yield(app) {
+			if !found || app != "" && !yield(app) {
 				return
 			}
 			after = app + "\x01"

@@ -433,6 +433,11 @@ func (m *Main) close() error {
 		if err := m.svc.Wait(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("messages still being sent after dialer.shutdown_timeout (recovered as interrupted at the next start): %w", err))
 		}
+		// The report counts of the last second; clean only when nothing can be counted after it (else
+		// the next start counts those days again from the records).
+		if err := m.svc.FlushReports(context.WithoutCancel(ctx), len(errs) == 0); err != nil {
+			errs = append(errs, fmt.Errorf("flush the report counts (counted again from the records at the next start): %w", err))
+		}
 	}
 	if m.ua != nil {
 		errs = append(errs, m.ua.Close())

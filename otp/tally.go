@@ -1,0 +1,435 @@
+package otp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Report counts are kept in memory and made durable once a second (FlushReports), not written with every
+// send and outcome: each was seven report rows read, decoded, encoded and written in the store's one writer.
+// What a change counted goes into its verification's record (record.Tally, a few bytes written with the
+// record anyway), so after a crash the rows of the days a lost second could have touched are counted again
+// from the records (recountReports): exact, not an estimate.
+
+// tallyOp is one count a change of a verification made: its rows are the verification's day, country, the
+// channel, and trunk when not empty.
+type tallyOp struct {
+	kind    byte // tallySent, …
+	channel string
+	trunk   string
+	state   byte // tallyOutcome: outcomeMissed, …
+	pdd     int  // tallyOutcome: the post-dial delay in ms, -1 if it never rang
+}
+
+// Kinds of tallyOp.
+const (
+	tallySent       = 's' // a send or resend: sent on every row
+	tallyStep       = 'w' // a workflow's next step started: sent on the channel's row only
+	tallyStepFailed = 'x' // a workflow's next step that never went: sent and failed on the channel's row only
+	tallyMsgFailed  = 'f' // a message's receipt says it failed: failed on every row
+	tallyOutcome    = 'o' // a call's or message's outcome: its state, the trunk's sent, the PDD if it rang
+	tallyApproved   = 'a' // approved by the step of this channel and trunk
+)
+
+// States of a tallyOutcome.
+const (
+	outcomeMissed   = 'm'
+	outcomeAnswered = 'a'
+	outcomeFailed   = 'f'
+	outcomeSent     = 's' // a message handed to its trunk: counted nowhere but the trunk's sent
+)
+
+// apply adds op's counts to c, c being the row of group.
+func (op tallyOp) apply(group string, c *counters, sign int64) {
+	switch op.kind {
+	case tallySent:
+		c.Sent += sign
+	case tallyStep, tallyStepFailed:
+		if group == GroupChannel {
+			c.Sent += sign
+			if op.kind == tallyStepFailed {
+				c.Failed += sign
+			}
+		}
+	case tallyMsgFailed:
+		c.Failed += sign
+	case tallyOutcome:
+		if group == GroupTrunk {
+			// A trunk's row counts a call once the trunk has taken it; the others counted it at the send.
+			c.Sent += sign
+		}
+		switch op.state {
+		case outcomeMissed:
+			c.Missed += sign
+		case outcomeAnswered:
+			c.Answered += sign
+		case outcomeFailed:
+			c.Failed += sign
+		}
+		if op.pdd >= 0 {
+			c.PDD[pddBucket(int64(op.pdd))] += sign
+		}
+	case tallyApproved:
+		c.Approved += sign
+	}
+}
+
+// tallyEscape keeps the separators of the record's tally out of the names in it (trunk names are the
+// operator's text).
+var (
+	tallyEscape   = strings.NewReplacer("%", "%25", "|", "%7C", ";", "%3B")
+	tallyUnescape = strings.NewReplacer("%25", "%", "%7C", "|", "%3B", ";")
+)
+
+// tally counts op for rec: it goes into rec's Tally, stored with rec, and into the reports once the change
+// is stored (the caller's: reportBook.add).
+func (rec *record) tally(op tallyOp) {
+	var b strings.Builder
+	if rec.Tally != "" {
+		b.WriteString(rec.Tally)
+		b.WriteByte(';')
+	}
+	b.WriteByte(op.kind)
+	b.WriteByte('|')
+	b.WriteString(op.channel)
+	if op.kind == tallyOutcome || op.kind == tallyApproved {
+		b.WriteByte('|')
+		b.WriteString(tallyEscape.Replace(op.trunk))
+	}
+	if op.kind == tallyOutcome {
+		b.WriteByte('|')
+		b.WriteByte(op.state)
+		b.WriteByte('|')
+		b.WriteString(strconv.Itoa(op.pdd))
+	}
+	rec.Tally = b.String()
+}
+
+// tallyOps parses a record's Tally (or a part of it made of whole entries).
+func tallyOps(s string) ([]tallyOp, error) {
+	var ops []tallyOp
+	for e := range strings.SplitSeq(s, ";") {
+		if e == "" {
+			continue
+		}
+		f := strings.Split(e, "|")
+		if len(f[0]) != 1 || len(f) < 2 {
+			return nil, fmt.Errorf("tally entry %q: malformed", e)
+		}
+		op := tallyOp{kind: f[0][0], channel: f[1], pdd: -1}
+		switch {
+		case op.kind == tallyOutcome && len(f) == 5 && len(f[3]) == 1:
+			op.trunk, op.state = tallyUnescape.Replace(f[2]), f[3][0]
+			n, err := strconv.Atoi(f[4])
+			if err != nil {
+				return nil, fmt.Errorf("tally entry %q: %w", e, err)
+			}
+			op.pdd = n
+		case op.kind == tallyApproved && len(f) == 3:
+			op.trunk = tallyUnescape.Replace(f[2])
+		case len(f) != 2 || !strings.ContainsRune(string([]byte{tallySent, tallyStep, tallyStepFailed, tallyMsgFailed}), rune(op.kind)):
+			return nil, fmt.Errorf("tally entry %q: malformed", e)
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}
+
+// rowKey names one report row.
+type rowKey struct{ app, day, group, key string }
+
+// rows calls fn with each row op counts on for rec.
+func (op tallyOp) rows(rec *record, fn func(k rowKey)) {
+	day := rec.CreatedAt.UTC().Format(time.DateOnly)
+	fn(rowKey{rec.AppID, day, GroupDay, day})
+	fn(rowKey{rec.AppID, day, GroupCountry, rec.Country})
+	fn(rowKey{rec.AppID, day, GroupChannel, op.channel})
+	if op.trunk != "" {
+		fn(rowKey{rec.AppID, day, GroupTrunk, op.trunk})
+	}
+}
+
+// addTo adds the counts of rec's tally entries ops (a Tally or its end) to rows, times sign.
+func addTo(rows map[rowKey]*counters, rec *record, ops string, sign int64) error {
+	parsed, err := tallyOps(ops)
+	if err != nil {
+		return err
+	}
+	for _, op := range parsed {
+		op.rows(rec, func(k rowKey) {
+			c := rows[k]
+			if c == nil {
+				c = &counters{}
+				rows[k] = c
+			}
+			op.apply(k.group, c, sign)
+		})
+	}
+	return nil
+}
+
+// reportBook holds the report counts not yet durable.
+type reportBook struct {
+	mu      sync.Mutex
+	pending map[rowKey]*counters
+	// flushing is held while a flush is on its way to the store: its counts are then neither pending nor
+	// stored, and a reader waits for it.
+	flushing sync.Mutex
+}
+
+// add counts the tally entries ops of rec (stored): sign 1, or -1 for a change undone.
+func (s *Service) addTally(rec *record, ops string, sign int64) {
+	if ops == "" {
+		return
+	}
+	b := &s.reports
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pending == nil {
+		b.pending = map[rowKey]*counters{}
+	}
+	if err := addTo(b.pending, rec, ops, sign); err != nil {
+		s.log.Error("report counts", "verification_id", rec.ID, "err", err)
+	}
+}
+
+// newTally returns the tally entries of after that before lacks (after is before with entries added).
+func newTally(before, after string) string {
+	if len(after) <= len(before) {
+		return ""
+	}
+	return strings.TrimPrefix(after[len(before):], ";")
+}
+
+// reportsMark is the reports' own row: when the counts were last flushed, whether the engine stopped cleanly
+// then, and since when records hold their tally (zero: all of them).
+type reportsMark struct {
+	FlushedAt time.Time `json:"flushed_at"`
+	Clean     bool      `json:"clean"`
+	Since     time.Time `json:"since"`
+}
+
+// The mark's place among the report rows: app "" is no app's.
+const markApp, markGroup = "", "mark"
+
+func readMark(tx Tx) (reportsMark, bool) {
+	var m reportsMark
+	v := tx.ReportRow(markApp, "", markGroup, "")
+	return m, v != nil && json.Unmarshal(v, &m) == nil
+}
+
+func putMark(tx Tx, m reportsMark) error {
+	v, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return tx.PutReportRow(markApp, "", markGroup, "", v)
+}
+
+// FlushReports makes the pending report counts durable; clean says the engine is stopping and nothing
+// will be counted after it. It runs every second (Run) and once at stop, after the last outcome.
+func (s *Service) FlushReports(ctx context.Context, clean bool) error {
+	b := &s.reports
+	b.flushing.Lock()
+	defer b.flushing.Unlock()
+	b.mu.Lock()
+	batch := b.pending
+	b.pending = nil
+	b.mu.Unlock()
+	if len(batch) == 0 && !clean {
+		return nil
+	}
+	now := s.now().UTC()
+	err := s.db.Update(ctx, func(tx Tx) error {
+		if err := addRows(tx, batch); err != nil {
+			return err
+		}
+		m, _ := readMark(tx)
+		m.FlushedAt, m.Clean = now, clean
+		return putMark(tx, m)
+	})
+	if err != nil {
+		// Counted again at the next flush.
+		b.mu.Lock()
+		if b.pending == nil {
+			b.pending = map[rowKey]*counters{}
+		}
+		mergeRows(b.pending, batch)
+		b.mu.Unlock()
+	}
+	return err
+}
+
+// addRows adds rows to the stored report rows; a row that comes to zero goes.
+func addRows(tx Tx, rows map[rowKey]*counters) error {
+	for k, d := range rows {
+		var c counters
+		if v := tx.ReportRow(k.app, k.day, k.group, k.key); v != nil {
+			if err := c.decode(v); err != nil {
+				return err
+			}
+		}
+		c.add(d)
+		if err := putRow(tx, k, &c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func putRow(tx Tx, k rowKey, c *counters) error {
+	if c.zero() {
+		return tx.DeleteReportRow(k.app, k.day, k.group, k.key)
+	}
+	return tx.PutReportRow(k.app, k.day, k.group, k.key, c.encode())
+}
+
+func mergeRows(into, rows map[rowKey]*counters) {
+	for k, d := range rows {
+		if c := into[k]; c != nil {
+			c.add(d)
+		} else {
+			into[k] = d
+		}
+	}
+}
+
+func (c *counters) add(d *counters) {
+	c.Sent, c.Missed, c.Answered = c.Sent+d.Sent, c.Missed+d.Missed, c.Answered+d.Answered
+	c.Failed, c.Approved = c.Failed+d.Failed, c.Approved+d.Approved
+	for i, n := range d.PDD {
+		c.PDD[i] += n
+	}
+}
+
+// Purge keeps the counts of the records it deletes in retired rows, day by day, so that a day can be
+// counted again from its records after a crash even once retention has taken some of them. They are rows
+// of no app (markApp), the app's ID before the key (app IDs hold no slash), so that one scan finds them all.
+func retiredGroup(group string) string { return "retired/" + group }
+
+// retire keeps the counts of rec, about to be deleted by retention, in its day's retired rows.
+func retire(tx Tx, rec *record) error {
+	rows := map[rowKey]*counters{}
+	if err := addTo(rows, rec, rec.Tally, 1); err != nil {
+		return err
+	}
+	retired := make(map[rowKey]*counters, len(rows))
+	for k, c := range rows {
+		retired[rowKey{markApp, k.day, retiredGroup(k.group), k.app + "/" + k.key}] = c
+	}
+	return addRows(tx, retired)
+}
+
+// changeWindow bounds how long after its creation a verification's record can still change: its lifetime
+// (the longest TTL after the longest workflow's timeouts, resends moving it on) and its last call's outcome.
+const changeWindow = 24 * time.Hour
+
+// recountReports opens the reports at start. After an unclean stop the counts of up to a second before it
+// were lost with the memory: the rows of every day whose records could have changed since the last flush
+// are counted again from the records (and the retired rows of those retention took). Days before the first
+// start that tallied records keep their rows as they were.
+func (s *Service) recountReports(ctx context.Context) (days []string, err error) {
+	var mark reportsMark
+	var found bool
+	if err := s.db.View(ctx, func(tx Tx) error { mark, found = readMark(tx); return nil }); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	if !found {
+		// The first start that tallies: from now on every record holds its tally. Records already there (from
+		// an engine before tallies) do not: their days keep their rows.
+		mark = reportsMark{FlushedAt: now}
+		return nil, s.db.Update(ctx, func(tx Tx) error {
+			for range tx.VerificationsFrom("") {
+				mark.Since = now
+				break
+			}
+			return putMark(tx, mark)
+		})
+	}
+	if !mark.Clean {
+		first := mark.FlushedAt.Add(-changeWindow)
+		for d := first; d.Format(time.DateOnly) <= now.Format(time.DateOnly); d = d.AddDate(0, 0, 1) {
+			day := d.Format(time.DateOnly)
+			if !mark.Since.IsZero() && day <= mark.Since.Format(time.DateOnly) {
+				continue // it may hold records from before tallies: its rows stay
+			}
+			if err := s.recountDay(ctx, day); err != nil {
+				return days, err
+			}
+			days = append(days, day)
+		}
+	}
+	mark.Clean = false // until the flush at a clean stop
+	return days, s.db.Update(ctx, func(tx Tx) error { return putMark(tx, mark) })
+}
+
+// recountDay counts the report rows of day again, from the records created that day and the retired rows.
+func (s *Service) recountDay(ctx context.Context, day string) error {
+	start, err := time.Parse(time.DateOnly, day)
+	if err != nil {
+		return err
+	}
+	from, until := bound("otp_", start), bound("otp_", start.AddDate(0, 0, 1))
+	rows := map[rowKey]*counters{}
+	appSet := map[string]bool{}
+	err = s.db.View(ctx, func(tx Tx) error {
+		for id, v := range tx.VerificationsFrom(from) {
+			if id >= until {
+				break
+			}
+			rec, err := decode(id, v)
+			if err != nil {
+				return err
+			}
+			appSet[rec.AppID] = true
+			if err := addTo(rows, rec, rec.Tally, 1); err != nil {
+				return err
+			}
+		}
+		for _, g := range GroupBys {
+			for key, v := range tx.ReportRows(markApp, retiredGroup(g), day, day) {
+				app, key, ok := strings.Cut(key, "/")
+				var c counters
+				if err := c.decode(v); !ok || err != nil {
+					return fmt.Errorf("retired report row %q: %v", key, err)
+				}
+				appSet[app] = true
+				mergeRows(rows, map[rowKey]*counters{{app, day, g, key}: &c})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.db.Update(ctx, func(tx Tx) error {
+		for app := range tx.ReportApps() {
+			appSet[app] = true
+		}
+		for app := range appSet {
+			for _, g := range GroupBys {
+				var stale []string
+				for key := range tx.ReportRows(app, g, day, day) {
+					stale = append(stale, key)
+				}
+				for _, key := range stale {
+					if err := tx.DeleteReportRow(app, day, g, key); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		for k, c := range rows {
+			if err := putRow(tx, k, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
