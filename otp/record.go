@@ -2,7 +2,6 @@ package otp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -19,7 +18,7 @@ func decode(id string, v []byte) (*record, error) {
 		return nil, fault.Errorf(fault.NotFound, "no verification %s", id)
 	}
 	var rec record
-	if err := json.Unmarshal(v, &rec); err != nil {
+	if err := decodeRecord(v, &rec); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", id, err)
 	}
 	return &rec, nil
@@ -38,7 +37,7 @@ func getOwn(tx Tx, appID, id string) (*record, error) {
 }
 
 func (s *Service) put(tx Tx, rec *record) error {
-	v, err := json.Marshal(rec)
+	v, err := encodeRecord(rec)
 	if err != nil {
 		return err
 	}
@@ -83,14 +82,14 @@ func (s *Service) modify(ctx context.Context, id string, mutate func(rec *record
 			return fault.Errorf(fault.NotFound, "no verification %s", id)
 		}
 		var rec record
-		if err := json.Unmarshal(raw, &rec); err != nil {
+		if err := decodeRecord(raw, &rec); err != nil {
 			return fmt.Errorf("decode %s: %w", id, err)
 		}
 		before, counted := rec.Status, rec.Tally
 		if err := mutate(&rec); err != nil {
 			return err
 		}
-		next, err := json.Marshal(&rec)
+		next, err := encodeRecord(&rec)
 		if err != nil {
 			return err
 		}

@@ -108,7 +108,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 	}
 	rec.tally(tallyOp{kind: tallySent, channel: d.step.Channel})
 	// Encoded here, not in the store's one writer, which only puts the bytes.
-	v, err := json.Marshal(&rec)
+	v, err := encodeRecord(&rec)
 	if err != nil {
 		return Verification{}, err
 	}

@@ -2,7 +2,6 @@ package otp_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fxamacker/cbor/v2"
 
 	"github.com/oklog/ulid/v2"
 
@@ -233,9 +234,9 @@ func TestSendStoresNoCode(t *testing.T) {
 	if strings.Contains(string(raw), cli) || strings.Contains(string(raw), strings.TrimPrefix(cli, "+")) {
 		t.Errorf("stored record holds the whole CLI %s: %s", cli, raw)
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
-		t.Fatalf("stored record is not a JSON object: %v", err)
+	var fields map[string]cbor.RawMessage
+	if err := cbor.Unmarshal(raw, &fields); err != nil {
+		t.Fatalf("stored record is not a CBOR map: %v", err)
 	}
 	for k := range fields {
 		if strings.Contains(k, "code") && k != "code_mac" && k != "code_length" {
@@ -246,7 +247,7 @@ func TestSendStoresNoCode(t *testing.T) {
 		}
 	}
 	var mac []byte
-	if err := json.Unmarshal(fields["code_mac"], &mac); err != nil || len(mac) != 32 {
+	if err := cbor.Unmarshal(fields["code_mac"], &mac); err != nil || len(mac) != 32 {
 		t.Errorf("code_mac = %s, want a 32-byte HMAC-SHA256 (err %v)", fields["code_mac"], err)
 	}
 	if string(mac) == codeOf(cli) {
