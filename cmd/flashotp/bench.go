@@ -1,34 +1,39 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"flashotp/configs"
 	"flashotp/internal/bench"
 )
 
 func newBenchCmd() *cobra.Command {
-	c := bench.Config{Start: startEngine}
+	var c bench.Config
 	var rates string
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure this machine: SIPp reference caller, the dialer alone, the whole path, ringing memory, verifies",
-		Long: `Runs, against a SIPp callee on loopback (Debian package sip-tester):
-  a. SIPp as the caller at rising rates: the highest rate with at least 99.9% of calls completed;
-  b. flashotp's dialer alone (calls injected in-process), the same way;
-  c. the whole path: POST /otp/send over HTTP at a fixed rate, each call ending missed;
-  d. many concurrent ringing calls: resident memory per call, then the drain on stop;
-  e. POST /otp/verify under load: durable verifies/s and latency percentiles;
-  p. a trunk's max_cps as its callee counts arrivals.
-and prints one table. docs/benchmarks.md explains the figures.`,
+		Short: "Measure this machine: SIPp reference caller, the dialer alone, the whole path under wrk, ringing memory, verifies",
+		Long: `Runs, against a SIPp callee on loopback (Debian package sip-tester), with wrk (Debian package wrk) as
+the load generator of c and e:
+  a.  SIPp as the caller at rising rates: the highest rate with at least 99.9% of calls completed
+      (a rate whose caller does not finish is not sustained);
+  b.  flashotp's dialer alone (calls injected in-process), the same way;
+  c.  the whole path: the engine as its own process (flashotp serve, with a config the bench writes, the
+      SIPp callee as its trunk, rate limits off), wrk POSTing /otp/send from --connections connections
+      (2 threads) for --duration, each to another recipient: sends/s (202s per second), the engine
+      process's CPU per completed send (/proc), and every call must end missed (the engine's reports);
+  c1. the same engine at a fixed --rate from the bench's own client: HTTP send latency p50/p99;
+  d.  many concurrent ringing calls (in-process): resident memory per call, then the drain on stop;
+  e.  verifies: the engine as its own process, --verify-ids sends, then wrk POSTing /otp/verify with wrong
+      codes over them for --verify: durable verifies/s and latency percentiles;
+  p.  a trunk's max_cps as its callee counts arrivals.
+Every part runs --repeat times, taking turns; the table shows each figure's median with each run's
+beside it, and ends with the ratios of medians (b/a, c/a, c/b). Part s (the soak) runs only when asked
+for (--only s), once. docs/benchmarks.md explains the figures.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, r := range strings.Split(rates, ",") {
@@ -43,31 +48,19 @@ and prints one table. docs/benchmarks.md explains the figures.`,
 	}
 	cmd.Flags().StringVar(&rates, "rates", "1000,2000,3000,4000,5000,6000,8000,10000,12000", "rising rates of parts a and b, calls/s")
 	cmd.Flags().DurationVar(&c.Step, "step", 5*time.Second, "how long each rate of parts a and b runs")
-	cmd.Flags().IntVar(&c.Whole, "rate", 3000, "the rate of part c, sends/s")
-	cmd.Flags().DurationVar(&c.Duration, "duration", 60*time.Second, "how long part c runs")
+	cmd.Flags().IntVar(&c.Connections, "connections", 64, "wrk's connections in parts c and e")
+	cmd.Flags().DurationVar(&c.Duration, "duration", 10*time.Second, "how long parts c and c1 run (whole seconds for wrk)")
+	cmd.Flags().IntVar(&c.Whole, "rate", 1000, "the fixed rate of part c1, sends/s")
 	cmd.Flags().IntVar(&c.Ringing, "ringing", 20000, "concurrent ringing calls of part d")
-	cmd.Flags().DurationVar(&c.Verify, "verify", 10*time.Second, "how long part e runs")
-	cmd.Flags().IntVar(&c.Clients, "clients", 48, "concurrent clients of part e")
+	cmd.Flags().DurationVar(&c.Verify, "verify", 10*time.Second, "how long part e's wrk runs (whole seconds)")
+	cmd.Flags().IntVar(&c.VerifyIDs, "verify-ids", 8000, "the verifications part e's wrong codes cycle over (20 attempts each)")
 	cmd.Flags().IntVar(&c.CPS, "cps", 1000, "the max_cps of part p (offered twice that)")
+	cmd.Flags().IntVar(&c.Repeat, "repeat", 3, "how many times every part but s runs; the table shows medians")
 	cmd.Flags().DurationVar(&c.Soak, "soak", 30*time.Minute, "how long part s runs (only with --only s)")
 	cmd.Flags().IntVar(&c.SoakRate, "soak-rate", 200, "the sends/s of part s, each verified")
-	cmd.Flags().StringVar(&c.Only, "only", "", "run only these parts, e.g. ab")
-	cmd.Flags().StringVar(&c.Profile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	cmd.Flags().StringVar(&c.Only, "only", "", "run only these parts, e.g. ac (c runs c and c1)")
+	cmd.Flags().StringVar(&c.Profile, "cpuprofile", "", "write a CPU profile of the bench process (parts b, d, p in-process; c1's client) to this file (go tool pprof)")
+	cmd.Flags().StringVar(&c.EngineProfile, "engine-profile", "", "write a CPU profile of the engine process during part c's first run to this file (go tool pprof)")
 	cmd.Flags().StringVar(&c.Heap, "heapprofile", "", "part s: write a heap profile at each sample to PREFIX-<elapsed>.pprof")
 	return cmd
-}
-
-// startEngine runs the engine in-process for the bench until ctx ends, logging nothing.
-func startEngine(ctx context.Context, cfg configs.Config) (bench.Engine, error) {
-	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(runCtx) }()
-	select {
-	case <-m.Ready:
-	case err := <-done:
-		stop()
-		return bench.Engine{}, err
-	}
-	return bench.Engine{HTTPAddr: m.HTTPAddr, Service: m.svc, Stop: func() { stop(); <-done }}, nil
 }

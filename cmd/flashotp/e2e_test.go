@@ -288,24 +288,31 @@ func TestBinaryVersion(t *testing.T) {
 	}
 }
 
-// `flashotp bench` at toy sizes: every part runs against the SIPp callee and every call it places ends as it
-// should (the real figures are in docs/benchmarks.md; speed is never asserted here).
+// `flashotp bench` at toy sizes, each part twice: every part runs against the SIPp callee (c and e with the
+// engine as its own process under wrk) and every call it places ends as it should; the table gives each
+// part's median with both runs, and the ratios (the real figures are in docs/benchmarks.md; speed is never
+// asserted here).
 func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: every bench part, even at toy sizes, takes 25 s; make test runs it")
+		t.Skip("-short: every bench part twice, even at toy sizes, takes 50 s; make test runs it")
 	}
 	peers.Require(t, "sipp", "sip-tester")
-	p := start(t, "bench", "--rates", "100,200", "--step", "1s", "--rate", "100", "--duration", "2s", "--ringing", "200", "--verify", "1s", "--cps", "100")
+	peers.Require(t, "wrk", "wrk")
+	profile := filepath.Join(t.TempDir(), "engine.pprof")
+	p := start(t, "bench", "--repeat", "2", "--rates", "100,200", "--step", "1s", "--connections", "16", "--duration", "1s", "--rate", "100",
+		"--ringing", "200", "--verify", "1s", "--verify-ids", "200", "--cps", "100", "--engine-profile", profile)
 	select {
 	case <-p.done:
-	case <-time.After(2 * time.Minute):
-		t.Fatal("bench still running after 2 minutes")
+	case <-time.After(3 * time.Minute):
+		t.Fatal("bench still running after 3 minutes")
 	}
 	out := p.stdout.String()
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("bench exit %d:\n%s\n%s", code, out, p.stderr.String())
 	}
-	for _, part := range []string{"a ", "b ", "c ", "d ", "e ", "p "} {
+	// A part's median, then its two runs: "11,765 (11,700 / 11,830)".
+	twoRuns := regexp.MustCompile(`\s[0-9,]+ \([0-9,]+ / [0-9,]+\)\s`)
+	for _, part := range []string{"a ", "b ", "c ", "c1 ", "d ", "e ", "p "} {
 		found := false
 		for _, line := range strings.Split(out, "\n") {
 			if strings.HasPrefix(line, part) {
@@ -313,13 +320,21 @@ func TestBenchSmoke(t *testing.T) {
 				if !strings.Contains(line, "100.00%") {
 					t.Errorf("part %q did not complete every call: %s", part, line)
 				}
+				if part != "d " && !twoRuns.MatchString(line) {
+					t.Errorf("part %q: no median with both runs' figures: %s", part, line)
+				}
 			}
 		}
 		if !found {
 			t.Errorf("no row for part %q:\n%s", part, out)
 		}
 	}
-	if !strings.Contains(out, "dialer alone / SIPp reference:") {
-		t.Errorf("no ratio line:\n%s", out)
+	for _, ratio := range []string{"ratio of medians b / a (dialer alone / SIPp reference): ", "ratio of medians c / a (whole path / SIPp reference): "} {
+		if !strings.Contains(out, ratio) {
+			t.Errorf("no line %q:\n%s", ratio, out)
+		}
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("no profile of the engine process: %v", err)
 	}
 }

@@ -67,20 +67,28 @@ type sippStats struct {
 	Rate                float64 // calls created per second over the run
 }
 
-// runReferenceCaller runs SIPp as the caller at rate calls/s for calls calls against callee, and returns
-// its final counts.
-func runReferenceCaller(dir, callee string, rate, calls int) (sippStats, error) {
+// errCallerStuck is returned by runReferenceCaller when the SIPp caller has not finished its calls within
+// its bound: at the machine's limit some calls wait on retransmissions that never end; that rate is not
+// sustained.
+var errCallerStuck = errors.New("sipp caller still running")
+
+// runReferenceCaller runs SIPp as the caller at rate calls/s for calls calls (step long) against callee,
+// and returns its final counts. A caller still running 20 s past its step is stopped by its PID, and
+// errCallerStuck returned.
+func runReferenceCaller(dir, callee string, rate, calls int, step time.Duration) (sippStats, error) {
 	stat := filepath.Join(dir, fmt.Sprintf("uac_%d.csv", rate))
 	p, err := peers.RunSIPp(dir, "udp", append([]string{callee, "-sf", "uac_ring_cancel.xml", "-r", strconv.Itoa(rate),
 		"-m", strconv.Itoa(calls), "-timeout", "60s", "-trace_stat", "-stf", stat, "-fd", "1"}, sippArgs...)...)
 	if err != nil {
 		return sippStats{}, err
 	}
+	bound := step + 20*time.Second
 	select {
 	case <-p.Done():
-	case <-time.After(90 * time.Second):
+	case <-time.After(bound):
+		pid := p.PID()
 		p.Stop()
-		return sippStats{}, errors.New("sipp caller still running after 90 s")
+		return sippStats{}, fmt.Errorf("%w %s after %s of calls; stopped (PID %d)", errCallerStuck, bound, step, pid)
 	}
 	return readSIPpStats(stat)
 }

@@ -123,6 +123,9 @@ func (p *SIPp) Done() <-chan struct{} { return p.done }
 // Output is what SIPp printed so far.
 func (p *SIPp) Output() string { return p.out.String() }
 
+// PID is SIPp's process ID (and its process group's: Stop signals the group).
+func (p *SIPp) PID() int { return p.cmd.Process.Pid }
+
 // Stop ends SIPp: SIGTERM, then SIGKILL after 3 s.
 func (p *SIPp) Stop() { stopGroup(p.cmd, p.done) }
 
