@@ -50,8 +50,9 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
 
-# The Go benchmarks of the parts, then `flashotp bench`: SIPp reference, dialer alone, whole path, ringing
-# memory and drain, verifies (docs/benchmarks.md).
+# The Go benchmarks of the parts, then `flashotp bench`: SIPp reference, dialer alone, whole path and verifies
+# (the engine as its own process under wrk), ringing memory and drain, each three times: medians and ratios
+# (docs/benchmarks.md).
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./$(BIN) bench

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real SIP peers the tests drive (SIPp, Kamailio with its TLS module, baresip, linphonec, perl's
-# Net::SIP, aiosmtpd as the SMTP server of the email tests, zbarimg to read QR codes back, node and npm for the
+# Net::SIP, wrk as flashotp bench's load generator, aiosmtpd as the SMTP server of the email tests, zbarimg to read QR codes back, node and npm for the
 # test SMSC: an SMPP server on the npm package smpp in testdata/smsc, and for the console's Vitest tests in web/),
 # chromium for the console's browser tests, and the checkers of the shipping files (systemd-analyze for the unit, promtool for the alert rules; podman with
 # runc and a static busybox to build and run the image) when they are missing: as root through apt-get, otherwise
@@ -9,6 +9,7 @@ set -euo pipefail
 
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v wrk >/dev/null 2>&1 || need+=(wrk) # flashotp bench's load generator (parts c and e)
 command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 command -v linphonec >/dev/null 2>&1 || need+=(linphone-cli)

@@ -2,8 +2,8 @@
 # Whole-path throughput of two builds side by side (docs/benchmarks.md, "Refactor side by side"):
 #   scripts/sidebyside.sh OLD_BINARY NEW_BINARY OLD_TREE NEW_TREE
 # Alternates the two (the order flips every run), 5 runs each: flashotp bench part a (the SIPp pair, the
-# reference) and part c (POST /otp/send -> SIPp callee, 4000/s offered for 15 s: above what two cores carry,
-# so "sustained/s" is the capacity); then BenchmarkSendToMissed from each tree, 5 runs each.
+# reference) and part c (wrk POSTing /otp/send to the engine as its own process -> SIPp callee, for 15 s:
+# "sustained/s" is the capacity); then BenchmarkSendToMissed from each tree, 5 runs each.
 set -u
 old=$1 new=$2 oldtree=$3 newtree=$4
 out=$(mktemp -d)
@@ -12,7 +12,7 @@ for i in 1 2 3 4 5; do
   for v in $order; do
     bin=$old; [ $v = new ] && bin=$new
     echo "=== run $i $v $(date +%T)"
-    (cd "$out" && timeout 300 "$bin" bench --only ac --rates 8000,10000,12000 --step 3s --rate 4000 --duration 15s) > "$out/$i-$v.txt" 2>&1
+    (cd "$out" && timeout 300 "$bin" bench --only ac --repeat 1 --rates 8000,10000,12000 --step 3s --duration 15s) > "$out/$i-$v.txt" 2>&1
     grep -E '^(a|c) |^flashotp:' "$out/$i-$v.txt"
   done
 done
