@@ -5,7 +5,7 @@
 // their records opaque (the packages that own them encode them) in the buckets listed in schema.go, written
 // one bucket at a time or through a Tx for several together (a verification with its index entries, events, attempts, report
 // counters and webhook deliveries; an app with its keys), and the server key that codes are MACed under.
-// Writes are group-committed: concurrent writes share one bbolt transaction and one fsync (bbolt's Batch),
+// Writes are group-committed: concurrent writes share one bbolt transaction and its fsyncs (commit.go),
 // and each returns only once that transaction is on disk, so what a caller was told is stored survives a
 // crash or kill -9. A second process opening the same file fails at once with ErrLocked rather than
 // waiting.
@@ -64,6 +64,7 @@ type DB struct {
 	Repair string
 	// failures counts the calls that failed with ErrFailed, for the metrics.
 	failures atomic.Uint64
+	commits  *committer // the group commit of every write
 }
 
 // Open opens (creating if needed) the database at path. secretKeyHex, when not empty, is the server key;
@@ -83,9 +84,7 @@ func Open(path, secretKeyHex string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	// A lone write waits at most this long for company before it commits alone.
-	b.MaxBatchDelay = 1 * time.Millisecond
-	return &DB{bolt: b, key: key, Repair: repair}, nil
+	return &DB{bolt: b, key: key, Repair: repair, commits: newCommitter(b)}, nil
 }
 
 func loadKey(file, configured string) ([]byte, error) {
@@ -151,6 +150,7 @@ func loadKey(file, configured string) ([]byte, error) {
 // Close closes the database.
 func (db *DB) Close() error {
 	path := db.bolt.Path()
+	db.commits.close()
 	if err := db.bolt.Close(); err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func (db *DB) view(fn func(tx *bolt.Tx) error) error {
 // batch runs fn in a group-committed write transaction.
 func (db *DB) batch(fn func(tx *bolt.Tx) error) error {
 	var fnErr error
-	err := db.bolt.Batch(func(tx *bolt.Tx) error { fnErr = fn(tx); return fnErr })
+	err := db.commits.do(func(tx *bolt.Tx) error { fnErr = fn(tx); return fnErr })
 	return db.failed(err, fnErr)
 }
 
