@@ -180,14 +180,9 @@ func (rec *record) inFlight() bool {
 	return len(rec.Steps) == 0 && !isFinal(rec.Call.State)
 }
 
-// recordOutcome writes, beside rec (whose step i applyStep ended), what the outcome means: the open-call
-// index key goes once no step is in flight, the step's events, its report counts and its webhook.
+// recordOutcome writes, beside rec (whose step i applyStep ended), what the outcome means: the step's
+// events and its webhook.
 func (s *Service) recordOutcome(tx Tx, rec *record, i int, res call.Result, pdd int64) error {
-	if !rec.inFlight() {
-		if err := tx.DeleteOpenCall(rec.ID); err != nil {
-			return err
-		}
-	}
 	channel, trunk, ended := ChannelFlashCall, rec.Call.Trunk, res.EndedAt.UTC()
 	var sipCode int
 	var reason string
@@ -280,17 +275,37 @@ var interrupted = call.Result{State: call.StateFailed, Reason: call.ReasonInterr
 //
 // First, after an unclean stop, it counts the reports of the days it may have touched again (tally.go).
 func (s *Service) Recover(ctx context.Context) (int, error) {
-	if days, err := s.recountReports(ctx); err != nil {
+	days, from, err := s.recountReports(ctx)
+	if err != nil {
 		return 0, fmt.Errorf("count the reports again: %w", err)
 	} else if len(days) > 0 {
 		s.log.Warn("report counts of the days before an unclean stop counted again from the records", "days", days)
 	}
-	var ids []string
+	// The calls in flight: the records of the last changeWindow that say so (none after a clean stop), and
+	// those an engine before issue 18 listed in its open-call index.
+	var ids, listed []string
 	if err := s.db.View(ctx, func(tx Tx) error {
-		ids = slices.Collect(tx.OpenCalls())
+		listed = slices.Collect(tx.OpenCalls())
+		if from.IsZero() {
+			return nil
+		}
+		for id, v := range tx.VerificationsFrom(bound("otp_", from)) {
+			rec, err := decode(id, v)
+			if err != nil {
+				return err
+			}
+			if rec.inFlight() {
+				ids = append(ids, id)
+			}
+		}
 		return nil
 	}); err != nil {
 		return 0, err
+	}
+	for _, id := range listed {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
 	}
 	now := s.now().UTC()
 	n := 0
@@ -339,7 +354,9 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 			return nil
 		})
 		if errors.Is(err, errUnchanged) || errors.Is(err, fault.NotFound) {
-			// Already ended, or retention took it: only the index key is left.
+			err = nil // already ended, or retention took it
+		}
+		if err == nil && slices.Contains(listed, id) {
 			err = s.db.Update(ctx, func(tx Tx) error { return tx.DeleteOpenCall(id) })
 		}
 		if err != nil {

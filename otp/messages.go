@@ -122,11 +122,6 @@ func (s *Service) MessageReceipt(r message.Receipt) {
 				return err
 			}
 		}
-		if !rec.inFlight() { // a receipt may come before the sender's own report
-			if err := tx.DeleteOpenCall(rec.ID); err != nil {
-				return err
-			}
-		}
 		if err := s.event(tx, rec, Event{Type: typ, At: at, Channel: st.Channel, Step: i, Reason: st.Reason}); err != nil {
 			return err
 		}

@@ -126,9 +126,6 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 		if err := tx.PutExpiry(rec.ID, rec.ExpiresAt); err != nil {
 			return err
 		}
-		if err := tx.PutOpenCall(rec.ID); err != nil {
-			return err
-		}
 		e := Event{Type: EventResend, At: now, CLIPrefix: d.prefix}
 		if channel != ChannelFlashCall {
 			e.Channel, e.Step = channel, rec.current()

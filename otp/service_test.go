@@ -1191,3 +1191,23 @@ func TestSendLocalNumbersAndPattern(t *testing.T) {
 		})
 	}
 }
+
+// An engine before issue 18 listed the calls without an outcome in an index; Recover still ends those it
+// lists, however old, and empties it.
+func TestRecoverListedOpenCalls(t *testing.T) {
+	e := newEnv(t)
+	v, _ := e.send(t) // its call queued: in flight
+	if err := e.db.Batch(func(tx *store.Tx) error { return tx.Put("v_open_calls", v.ID, nil) }); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(48 * time.Hour) // older than any record Recover reads for calls in flight
+	if n, err := e.svc.Recover(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v, want 1", n, err)
+	}
+	if st := e.status(t, v.ID); st.Call.State != call.StateFailed || st.Call.Reason != "interrupted" {
+		t.Errorf("call %s %q, want failed interrupted", st.Call.State, st.Call.Reason)
+	}
+	if n, err := e.db.Count("v_open_calls"); err != nil || n != 0 {
+		t.Errorf("the open-call list holds %d keys (%v), want none", n, err)
+	}
+}

@@ -29,7 +29,7 @@ type Tx interface {
 	// PutVerification replaces the record of verification id.
 	PutVerification(id string, rec []byte) error
 	// CreateVerification stores a new verification with its index entries (by app, by recipient, by
-	// expiry) and its call as open.
+	// expiry).
 	CreateVerification(id, appID, recipient string, expiresAt time.Time, rec []byte) error
 	// DeleteVerification removes a verification with its index entries, open call and verify attempts.
 	DeleteVerification(id, appID, recipient string, expiresAt time.Time) error
@@ -49,11 +49,10 @@ type Tx interface {
 	// Expiring yields the verifications indexed as expiring at or before until, and when, earliest first.
 	Expiring(until time.Time) iter.Seq2[string, time.Time]
 
-	// PutOpenCall and DeleteOpenCall mark a verification's call as without an outcome, or ended.
-	PutOpenCall(id string) error
-	DeleteOpenCall(id string) error
-	// OpenCalls yields the verifications whose call has no outcome yet.
+	// OpenCalls yields the verifications an engine before issue 18 listed as having a call without an
+	// outcome (Recover now finds them in the records); DeleteOpenCall takes one off that list.
 	OpenCalls() iter.Seq[string]
+	DeleteOpenCall(id string) error
 
 	// PutEvent and DeleteEvent store and remove an event of an app.
 	PutEvent(appID, id string, e []byte) error

@@ -333,18 +333,21 @@ const changeWindow = 24 * time.Hour
 // were lost with the memory: the rows of every day whose records could have changed since the last flush
 // are counted again from the records (and the retired rows of those retention took). Days before the first
 // start that tallied records keep their rows as they were.
-func (s *Service) recountReports(ctx context.Context) (days []string, err error) {
+//
+// It returns the days it counted, and from when a record may show a call in flight that a crash cut short
+// (zero after a clean stop: none).
+func (s *Service) recountReports(ctx context.Context) (days []string, inFlightFrom time.Time, err error) {
 	var mark reportsMark
 	var found bool
 	if err := s.db.View(ctx, func(tx Tx) error { mark, found = readMark(tx); return nil }); err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	now := s.now().UTC()
 	if !found {
 		// The first start that tallies: from now on every record holds its tally. Records already there (from
 		// an engine before tallies) do not: their days keep their rows.
 		mark = reportsMark{FlushedAt: now}
-		return nil, s.db.Update(ctx, func(tx Tx) error {
+		return nil, now.Add(-changeWindow), s.db.Update(ctx, func(tx Tx) error {
 			for range tx.VerificationsFrom("") {
 				mark.Since = now
 				break
@@ -353,6 +356,7 @@ func (s *Service) recountReports(ctx context.Context) (days []string, err error)
 		})
 	}
 	if !mark.Clean {
+		inFlightFrom = mark.FlushedAt.Add(-changeWindow)
 		first := mark.FlushedAt.Add(-changeWindow)
 		for d := first; d.Format(time.DateOnly) <= now.Format(time.DateOnly); d = d.AddDate(0, 0, 1) {
 			day := d.Format(time.DateOnly)
@@ -360,13 +364,13 @@ func (s *Service) recountReports(ctx context.Context) (days []string, err error)
 				continue // it may hold records from before tallies: its rows stay
 			}
 			if err := s.recountDay(ctx, day); err != nil {
-				return days, err
+				return days, inFlightFrom, err
 			}
 			days = append(days, day)
 		}
 	}
 	mark.Clean = false // until the flush at a clean stop
-	return days, s.db.Update(ctx, func(tx Tx) error { return putMark(tx, mark) })
+	return days, inFlightFrom, s.db.Update(ctx, func(tx Tx) error { return putMark(tx, mark) })
 }
 
 // recountDay counts the report rows of day again, from the records created that day and the retired rows.

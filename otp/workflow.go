@@ -60,11 +60,6 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 		rec.tally(op)
 		return nil
 	}, func(tx Tx, rec *record) error {
-		if perr == nil {
-			if err := tx.PutOpenCall(rec.ID); err != nil {
-				return err
-			}
-		}
 		if !rec.Next.IsZero() {
 			if err := tx.PutExpiry(rec.ID, rec.Next); err != nil {
 				return err

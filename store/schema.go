@@ -26,7 +26,7 @@ const (
 	bucketByApp         = "v_by_app"       // app NUL verification ID → nothing
 	bucketByRecipient   = "v_by_recipient" // app NUL recipient NUL verification ID → nothing
 	bucketExpiry        = "v_expiry"       // expires_at (Unix ms, 15 digits) NUL verification ID → nothing
-	bucketOpenCalls     = "v_open_calls"   // verification ID, while its call has no outcome → nothing
+	bucketOpenCalls     = "v_open_calls"   // verification ID → nothing: calls without an outcome, as engines before issue 18 listed them (read and emptied at start)
 	bucketEvents        = "events"         // app NUL event ID → event
 	bucketAttempts      = "attempts"       // verification ID NUL attempt ID → verify attempt
 	bucketReports       = "reports"        // app NUL day (YYYY-MM-DD) NUL group NUL key → counters (varints)

@@ -54,7 +54,7 @@ func (t *VerificationTx) PutVerification(id string, rec []byte) error {
 }
 
 // CreateVerification stores rec as the record of a new verification id of app for recipient, expiring at
-// expiresAt, with its index entries: by app, by recipient, by expiry, and its call as open.
+// expiresAt, with its index entries: by app, by recipient, by expiry.
 func (t *VerificationTx) CreateVerification(id, app, recipient string, expiresAt time.Time, rec []byte) error {
 	if err := t.PutVerification(id, rec); err != nil {
 		return err
@@ -63,7 +63,6 @@ func (t *VerificationTx) CreateVerification(id, app, recipient string, expiresAt
 		{bucketByApp, byAppKey(app, id)},
 		{bucketByRecipient, byRecipientPrefix(app, recipient) + id},
 		{bucketExpiry, expiryKey(expiresAt, id)},
-		{bucketOpenCalls, id},
 	} {
 		if err := t.tx.Put(k.bucket, k.key, nil); err != nil {
 			return err
@@ -181,13 +180,10 @@ func (t *VerificationTx) Expiring(until time.Time) iter.Seq2[string, time.Time] 
 	}
 }
 
-// PutOpenCall marks the call of verification id as having no outcome yet.
-func (t *VerificationTx) PutOpenCall(id string) error { return t.tx.Put(bucketOpenCalls, id, nil) }
-
-// DeleteOpenCall marks the call of verification id as ended.
+// DeleteOpenCall takes verification id off the open-call list an engine before issue 18 kept.
 func (t *VerificationTx) DeleteOpenCall(id string) error { return t.tx.Delete(bucketOpenCalls, id) }
 
-// OpenCalls yields the verifications whose call has no outcome yet.
+// OpenCalls yields the verifications an engine before issue 18 listed as having a call without an outcome.
 func (t *VerificationTx) OpenCalls() iter.Seq[string] {
 	return func(yield func(string) bool) {
 		t.tx.Scan(bucketOpenCalls, "", "", false, func(k string, _ []byte) bool { return yield(k) })
