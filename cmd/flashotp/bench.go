@@ -61,6 +61,7 @@ for (--only s), once. docs/benchmarks.md explains the figures.`,
 	cmd.Flags().StringVar(&c.Only, "only", "", "run only these parts, e.g. ac (c runs c and c1)")
 	cmd.Flags().StringVar(&c.Profile, "cpuprofile", "", "write a CPU profile of the bench process (parts b, d, p in-process; c1's client) to this file (go tool pprof)")
 	cmd.Flags().StringVar(&c.EngineProfile, "engine-profile", "", "write a CPU profile of the engine process during part c's first run to this file (go tool pprof)")
+	cmd.Flags().StringVar(&c.Engine, "engine", "", "c, c1, e and s: the flashotp binary to serve and measure (another build, side by side); default this one")
 	cmd.Flags().StringVar(&c.Heap, "heapprofile", "", "part s: write a heap profile at each sample to PREFIX-<elapsed>.pprof")
 	return cmd
 }

@@ -49,6 +49,7 @@ type Config struct {
 	Profile       string        // CPU profile file of the bench process; empty: none
 	EngineProfile string        // (c): CPU profile file of the engine process during the first run; empty: none
 	Heap          string        // (s): heap profile files, this prefix and the minute; empty: none
+	Engine        string        // (c, c1, e, s): the flashotp binary that serves; empty: this one
 
 	dir string // the run's temporary files
 }

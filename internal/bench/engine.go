@@ -54,7 +54,7 @@ phone: {enabled: false}
 
 // startEngine writes a config into dir (created if missing) and starts this executable's `serve` with it
 // against the SIPp callee at callee; it returns once the engine serves HTTP.
-func startEngine(dir, callee string) (*engineProc, error) {
+func startEngine(exe, dir, callee string) (*engineProc, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -63,9 +63,11 @@ func startEngine(dir, callee string) (*engineProc, error) {
 	if err := os.WriteFile(config, fmt.Appendf(nil, engineConfig, adminToken, db, callee), 0o600); err != nil {
 		return nil, err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, err
+		}
 	}
 	cmd := exec.Command(exe, "serve", "--config", config)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // not left behind if the bench dies

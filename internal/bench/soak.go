@@ -23,7 +23,7 @@ import (
 // are read from its own /metrics. They must stay flat.
 func benchSoak(ctx context.Context, c Config, callee *callee, logf func(string, ...any)) (benchRow, error) {
 	row := benchRow{part: "s", what: fmt.Sprintf("soak: %d sends/s and their verifies for %s", c.SoakRate, c.Soak)}
-	e, err := startEngine(filepath.Join(c.dir, "soak"), callee.Addr)
+	e, err := startEngine(c.Engine, filepath.Join(c.dir, "soak"), callee.Addr)
 	if err != nil {
 		return row, err
 	}

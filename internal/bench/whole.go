@@ -25,7 +25,7 @@ const outcomeBound = 60 * time.Second
 func benchWrkSends(c Config, callee *callee, run int, profile string, logf func(string, ...any)) (benchRow, error) {
 	row := benchRow{part: "c", what: fmt.Sprintf("wrk %d conns POST /otp/send → flashotp serve → SIPp callee, %s", c.Connections, c.Duration)}
 	dir := filepath.Join(c.dir, fmt.Sprintf("c-%d", run))
-	e, err := startEngine(dir, callee.Addr)
+	e, err := startEngine(c.Engine, dir, callee.Addr)
 	if err != nil {
 		return row, err
 	}
@@ -81,7 +81,7 @@ func benchWrkSends(c Config, callee *callee, run int, profile string, logf func(
 // carries.
 func benchPacedSends(c Config, callee *callee, run int, logf func(string, ...any)) (benchRow, error) {
 	row := benchRow{part: "c1", what: fmt.Sprintf("bench client POST /otp/send → flashotp serve → SIPp callee, %d/s for %s", c.Whole, c.Duration)}
-	e, err := startEngine(filepath.Join(c.dir, fmt.Sprintf("c1-%d", run)), callee.Addr)
+	e, err := startEngine(c.Engine, filepath.Join(c.dir, fmt.Sprintf("c1-%d", run)), callee.Addr)
 	if err != nil {
 		return row, err
 	}
@@ -159,7 +159,7 @@ func benchPacedSends(c Config, callee *callee, run int, logf func(string, ...any
 func benchWrkVerifies(c Config, callee *callee, run int, logf func(string, ...any)) (benchRow, error) {
 	row := benchRow{part: "e", what: fmt.Sprintf("wrk %d conns POST /otp/verify → flashotp serve, %s", c.Connections, c.Verify)}
 	dir := filepath.Join(c.dir, fmt.Sprintf("e-%d", run))
-	e, err := startEngine(dir, callee.Addr)
+	e, err := startEngine(c.Engine, dir, callee.Addr)
 	if err != nil {
 		return row, err
 	}
