@@ -66,9 +66,9 @@ var errRaced = errors.New("record changed meanwhile")
 
 // modify changes the record id: mutate runs on a copy read outside the write transaction, then the result
 // is stored, with what write adds beside it, in one group-committed transaction, provided the stored record
-// is still the one read; if another change came first, it starts over. Decoding and encoding records
-// happens outside the write transaction (bbolt has one writer at a time), so concurrent verifies and
-// outcomes use every core.
+// is still the one read; if another change came first, it starts over. Decoding and encoding the record and
+// what write adds (events, attempts, webhooks: staged) happen outside the write transaction (the store has
+// one writer at a time), so concurrent verifies and outcomes use every core. write only writes.
 func (s *Service) modify(ctx context.Context, id string, mutate func(rec *record) error, write func(tx Tx, rec *record) error) error {
 	for {
 		var raw []byte
@@ -89,6 +89,10 @@ func (s *Service) modify(ctx context.Context, id string, mutate func(rec *record
 		if err := mutate(&rec); err != nil {
 			return err
 		}
+		var writes staged
+		if err := write(&writes, &rec); err != nil {
+			return err
+		}
 		next, err := encodeRecord(&rec)
 		if err != nil {
 			return err
@@ -100,7 +104,7 @@ func (s *Service) modify(ctx context.Context, id string, mutate func(rec *record
 			if err := tx.PutVerification(id, next); err != nil {
 				return err
 			}
-			return write(tx, &rec)
+			return writes.apply(tx)
 		})
 		if err == nil {
 			s.ended(before, rec.Status)

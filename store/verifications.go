@@ -224,7 +224,8 @@ func (t *VerificationTx) apps(bucket string) iter.Seq[string] {
 		for {
 			app, found := "", false
 			t.tx.Scan(bucket, "", after, false, func(k string, _ []byte) bool {
-				app, found = k[:max(strings.IndexByte(k, 0), 0)], true
+				app, _, _ = strings.Cut(k, "\x00")
+				found = true
 				return false
 			})
 			if !found || app != "" && !yield(app) {
