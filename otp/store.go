@@ -80,6 +80,10 @@ type Tx interface {
 	// last (both included).
 	ReportRows(appID, group, first, last string) iter.Seq2[string, []byte]
 
+	// Meta and PutMeta read and write otp's own bookkeeping value name (nil: none).
+	Meta(name string) []byte
+	PutMeta(name string, v []byte) error
+
 	// Outbox queues webhook deliveries in the transaction.
 	Outbox
 }

@@ -214,12 +214,12 @@ type reportsMark struct {
 	Since     time.Time `json:"since"`
 }
 
-// The mark's place among the report rows: app "" is no app's.
-const markApp, markGroup = "", "mark"
+// markName is the mark's name among otp's bookkeeping values (Tx.Meta).
+const markName = "reports"
 
 func readMark(tx Tx) (reportsMark, bool) {
 	var m reportsMark
-	v := tx.ReportRow(markApp, "", markGroup, "")
+	v := tx.Meta(markName)
 	return m, v != nil && json.Unmarshal(v, &m) == nil
 }
 
@@ -228,8 +228,11 @@ func putMark(tx Tx, m reportsMark) error {
 	if err != nil {
 		return err
 	}
-	return tx.PutReportRow(markApp, "", markGroup, "", v)
+	return tx.PutMeta(markName, v)
 }
+
+// markApp is the app of the retired rows: "" is no app's.
+const markApp = ""
 
 // FlushReports makes the pending report counts durable; clean says the engine is stopping and nothing
 // will be counted after it. It runs every second (Run) and once at stop, after the last outcome.

@@ -34,6 +34,9 @@ const (
 	// webhook
 	bucketWebhooks = "webhooks" // delivery ID → delivery not yet delivered or given up
 
+	// The engine's own bookkeeping.
+	bucketMeta = "meta" // name → value: "reports" → when otp last flushed its report counts, and how (otp)
+
 	// totp
 	bucketTOTP = "totp" // app ID NUL user → authenticator enrollment, its secret sealed
 

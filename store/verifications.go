@@ -289,6 +289,12 @@ func (t *VerificationTx) ReportRows(app, group, first, last string) iter.Seq2[st
 	}
 }
 
+// Meta returns a copy of the bookkeeping value name, or nil.
+func (t *VerificationTx) Meta(name string) []byte { return t.tx.Get(bucketMeta, name) }
+
+// PutMeta stores the bookkeeping value name.
+func (t *VerificationTx) PutMeta(name string, v []byte) error { return t.tx.Put(bucketMeta, name, v) }
+
 // PutDelivery queues webhook delivery id (webhook.Outbox), with the changes it reports.
 func (t *VerificationTx) PutDelivery(id string, d []byte) error {
 	return t.tx.Put(bucketWebhooks, id, d)
