@@ -162,7 +162,17 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 			return total, err
 		}
 		err = s.db.Update(ctx, func(tx Tx) error {
-			for _, rec := range recs {
+			for _, old := range recs {
+				// Read again: a change (a late receipt) may have come since, and the retired counts must
+				// be the record's last.
+				v := tx.Verification(old.ID)
+				if v == nil {
+					continue // gone meanwhile
+				}
+				rec, err := decode(old.ID, v)
+				if err != nil {
+					return err
+				}
 				if err := retire(tx, rec); err != nil {
 					return err
 				}

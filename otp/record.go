@@ -97,12 +97,20 @@ func (s *Service) modify(ctx context.Context, id string, mutate func(rec *record
 		if err != nil {
 			return err
 		}
+		late := rec.Tally != counted && s.now().Sub(rec.CreatedAt) > changeWindow
 		err = s.db.Update(ctx, func(tx Tx) error {
 			if !tx.VerificationIs(id, raw) {
 				return errRaced
 			}
 			if err := tx.PutVerification(id, next); err != nil {
 				return err
+			}
+			if late {
+				// A count on a day a recount would not reach (a receipt days after its message): that day
+				// is listed for it.
+				if err := markDirty(tx, rec.CreatedAt); err != nil {
+					return err
+				}
 			}
 			return writes.apply(tx)
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,9 +179,14 @@ type reportBook struct {
 	mu      sync.Mutex
 	pending map[rowKey]*counters
 	// flushing is held while a flush is on its way to the store: its counts are then neither pending nor
-	// stored, and a reader waits for it.
+	// stored, and a reader waits for it. It also guards marked.
 	flushing sync.Mutex
+	marked   time.Time // when a flush last wrote the mark
 }
+
+// markEvery is how often an idle engine's flush still writes the mark, so that a crash after a quiet spell
+// counts only the last day or two again.
+const markEvery = time.Minute
 
 // add counts the tally entries ops of rec (stored): sign 1, or -1 for a change undone.
 func (s *Service) addTally(rec *record, ops string, sign int64) {
@@ -212,6 +218,20 @@ type reportsMark struct {
 	FlushedAt time.Time `json:"flushed_at"`
 	Clean     bool      `json:"clean"`
 	Since     time.Time `json:"since"`
+	// Dirty lists the days, older than changeWindow, that a change counted on since the last clean stop or
+	// recount: a recount counts them again too.
+	Dirty []string `json:"dirty,omitempty"`
+}
+
+// markDirty lists the day of created in the mark, in tx.
+func markDirty(tx Tx, created time.Time) error {
+	m, _ := readMark(tx)
+	day := created.UTC().Format(time.DateOnly)
+	if slices.Contains(m.Dirty, day) {
+		return nil
+	}
+	m.Dirty = append(m.Dirty, day)
+	return putMark(tx, m)
 }
 
 // markName is the mark's name among otp's bookkeeping values (Tx.Meta).
@@ -244,18 +264,24 @@ func (s *Service) FlushReports(ctx context.Context, clean bool) error {
 	batch := b.pending
 	b.pending = nil
 	b.mu.Unlock()
-	if len(batch) == 0 && !clean {
+	now := s.now().UTC()
+	if len(batch) == 0 && !clean && now.Sub(b.marked) < markEvery {
 		return nil
 	}
-	now := s.now().UTC()
 	err := s.db.Update(ctx, func(tx Tx) error {
 		if err := addRows(tx, batch); err != nil {
 			return err
 		}
 		m, _ := readMark(tx)
 		m.FlushedAt, m.Clean = now, clean
+		if clean {
+			m.Dirty = nil // every count is stored
+		}
 		return putMark(tx, m)
 	})
+	if err == nil {
+		b.marked = now
+	}
 	if err != nil {
 		// Counted again at the next flush.
 		b.mu.Lock()
@@ -360,11 +386,13 @@ func (s *Service) recountReports(ctx context.Context) (days []string, inFlightFr
 	}
 	if !mark.Clean {
 		inFlightFrom = mark.FlushedAt.Add(-changeWindow)
-		first := mark.FlushedAt.Add(-changeWindow)
-		for d := first; d.Format(time.DateOnly) <= now.Format(time.DateOnly); d = d.AddDate(0, 0, 1) {
-			day := d.Format(time.DateOnly)
-			if !mark.Since.IsZero() && day <= mark.Since.Format(time.DateOnly) {
-				continue // it may hold records from before tallies: its rows stay
+		var todo []string
+		for d := inFlightFrom; d.Format(time.DateOnly) <= now.Format(time.DateOnly); d = d.AddDate(0, 0, 1) {
+			todo = append(todo, d.Format(time.DateOnly))
+		}
+		for _, day := range append(todo, mark.Dirty...) {
+			if slices.Contains(days, day) || !mark.Since.IsZero() && day <= mark.Since.Format(time.DateOnly) {
+				continue // done, or it may hold records from before tallies: its rows stay
 			}
 			if err := s.recountDay(ctx, day); err != nil {
 				return days, inFlightFrom, err
@@ -372,7 +400,7 @@ func (s *Service) recountReports(ctx context.Context) (days []string, inFlightFr
 			days = append(days, day)
 		}
 	}
-	mark.Clean = false // until the flush at a clean stop
+	mark.Clean, mark.Dirty = false, nil // not clean until the flush at a clean stop
 	return days, inFlightFrom, s.db.Update(ctx, func(tx Tx) error { return putMark(tx, mark) })
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"flashotp/call"
+	"flashotp/message"
 	"flashotp/otp"
 )
 
@@ -101,6 +102,21 @@ func TestReportsCountedAgainAfterCrash(t *testing.T) {
 	svc := crashed()
 	if got := reportsOf(t, svc, e.clock.Now()); got != want {
 		t.Fatalf("reports after the crash:\n%s\nwant:\n%s", got, want)
+	}
+	// A receipt two days later (the SMS expired undelivered) counts on its message's day, which the
+	// recount of a crash right after it must reach.
+	e.clock.Advance(50 * time.Hour)
+	if err := svc.FlushReports(ctx, false); err != nil { // idle: it marks the time, so a recount starts a day ago
+		t.Fatal(err)
+	}
+	svc.MessageReceipt(message.Receipt{Ref: v2.ID + "~1", State: message.Failed, Reason: message.ReasonExpired, At: e.clock.Now()})
+	want = reportsOf(t, svc, e.clock.Now())
+	if !strings.Contains(want, "channel sms sent=1 missed=0 answered=0 failed=1 approved=1") {
+		t.Fatalf("the late receipt is not counted:\n%s", want)
+	}
+	svc = crashed()
+	if got := reportsOf(t, svc, e.clock.Now()); got != want {
+		t.Fatalf("reports after a late receipt and a crash:\n%s\nwant:\n%s", got, want)
 	}
 	// Retention takes the records; their counts stay, and a crash after it counts the day again the same.
 	e.clock.Advance(2 * time.Hour)

@@ -179,7 +179,7 @@ func (m *Main) open(ctx context.Context) error {
 
 	// The senders of the channels that do not go over the trunk; their receipts go to the service once it
 	// is built (before anything is sent).
-	receipts := &messageReceipts{}
+	receipts := &messageReceipts{ready: make(chan struct{})}
 	senders := map[string]message.Sender{}
 	switch cfg.SMS.Via {
 	case sms.ViaHTTP:
@@ -221,13 +221,14 @@ func (m *Main) open(ctx context.Context) error {
 		Senders: senders,
 	}, m.db.Verifications(), m.numbers, m.Log)
 	outcomes.Service = m.svc
-	receipts.set(m.svc)
 	svc := m.svc
 	if n, err := svc.Recover(ctx); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	} else if n > 0 {
 		m.Log.Warn("calls interrupted by the last stop marked failed", "calls", n)
 	}
+	// After Recover: a receipt recorded while it counts the reports again could be counted twice.
+	receipts.set(m.svc)
 	bg, stop := context.WithCancel(context.Background())
 	m.bgStop = stop
 	m.bgDone.Add(2)
@@ -306,26 +307,27 @@ type callOutcomes struct{ *otp.Service }
 
 var _ dialer.Reporter = (*callOutcomes)(nil)
 
-// messageReceipts takes the senders' receipts (message.Receipts) for the otp service, built after them: a
-// receipt comes only for a message the service sent, but one from an SMSC's earlier session may come first,
-// and is then dropped.
+// messageReceipts takes the senders' receipts (message.Receipts) for the otp service, built after them and
+// ready once it has recovered: a receipt from an SMSC's earlier session may come first, and waits for it
+// (receiptWait at most; then it is dropped, as when the engine does not start).
 type messageReceipts struct {
-	mu  sync.Mutex
-	svc *otp.Service
+	svc   *otp.Service
+	ready chan struct{} // closed by set
+	once  sync.Once
 }
 
+// receiptWait bounds how long a receipt that came before the service was ready waits for it.
+const receiptWait = 30 * time.Second
+
 func (r *messageReceipts) set(svc *otp.Service) {
-	r.mu.Lock()
-	r.svc = svc
-	r.mu.Unlock()
+	r.once.Do(func() { r.svc = svc; close(r.ready) })
 }
 
 func (r *messageReceipts) receipt(rc message.Receipt) {
-	r.mu.Lock()
-	svc := r.svc
-	r.mu.Unlock()
-	if svc != nil {
-		svc.MessageReceipt(rc)
+	select {
+	case <-r.ready:
+		r.svc.MessageReceipt(rc)
+	case <-time.After(receiptWait):
 	}
 }
 
@@ -435,7 +437,9 @@ func (m *Main) close() error {
 		}
 		// The report counts of the last second; clean only when nothing can be counted after it (else
 		// the next start counts those days again from the records).
-		if err := m.svc.FlushReports(context.WithoutCancel(ctx), len(errs) == 0); err != nil {
+		// Not clean either after a store failure: an outcome that was not written leaves its call in flight.
+		clean := errors.Join(errs...) == nil && m.db.Failures() == 0
+		if err := m.svc.FlushReports(context.WithoutCancel(ctx), clean); err != nil {
 			errs = append(errs, fmt.Errorf("flush the report counts (counted again from the records at the next start): %w", err))
 		}
 	}
