@@ -1,7 +1,9 @@
 package otp
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -59,20 +61,36 @@ type WebhookBody struct {
 
 // event records e for rec in tx.
 func (s *Service) event(tx Tx, rec *record, e Event) error {
-	id, v, err := s.newEvent(rec, e)
+	v, err := encodeEvent(rec, e)
 	if err != nil {
 		return err
 	}
-	return tx.PutEvent(rec.AppID, id, v)
+	put := func(tx Tx) error { _, err := s.putEvent(tx, rec.AppID, v); return err }
+	if st, ok := tx.(*staged); ok {
+		return st.add(put)
+	}
+	return put(tx)
 }
 
-// newEvent returns e as an event of rec, with its new ID, encoded.
-func (s *Service) newEvent(rec *record, e Event) (id string, v []byte, err error) {
-	e.ID = s.newID("evt_", s.now())
+// encodeEvent encodes e as an event of rec, its ID left empty for putEvent: the encoding is done before the
+// write transaction, the ID in it.
+func encodeEvent(rec *record, e Event) ([]byte, error) {
+	e.ID = ""
 	e.AppID, e.VerificationID, e.Recipient = rec.AppID, rec.ID, rec.Recipient
 	e.At = e.At.UTC()
-	v, err = json.Marshal(e)
-	return e.ID, v, err
+	return json.Marshal(e)
+}
+
+// putEvent stores the event v (encodeEvent's) of appID in tx under a new ID, and returns it. The ID is made
+// in the write transaction, so that IDs follow the order the events are stored in: a page of GET /otp/logs
+// never misses one stored later with a lower ID.
+func (s *Service) putEvent(tx Tx, appID string, v []byte) (string, error) {
+	id := s.newID("evt_", s.now())
+	const empty = `{"id":""`
+	if !bytes.HasPrefix(v, []byte(empty)) {
+		return "", fmt.Errorf("event %s: not encoded by encodeEvent", v)
+	}
+	return id, tx.PutEvent(appID, id, append([]byte(`{"id":"`+id+`"`), v[len(empty):]...))
 }
 
 // notify queues webhook event name about rec, if the app has a webhook.

@@ -112,10 +112,11 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 	if err != nil {
 		return Verification{}, err
 	}
-	eventID, event, err := s.newEvent(&rec, Event{Type: EventSendRequested, At: now, CLIPrefix: rec.CLIPrefix, Channel: d.step.Channel})
+	event, err := encodeEvent(&rec, Event{Type: EventSendRequested, At: now, CLIPrefix: rec.CLIPrefix, Channel: d.step.Channel})
 	if err != nil {
 		return Verification{}, err
 	}
+	var eventID string
 	err = s.db.Update(ctx, func(tx Tx) error {
 		if tx.Verification(rec.ID) != nil {
 			return fmt.Errorf("verification %s exists", rec.ID)
@@ -128,7 +129,8 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 				return err
 			}
 		}
-		return tx.PutEvent(rec.AppID, eventID, event)
+		eventID, err = s.putEvent(tx, rec.AppID, event)
+		return err
 	})
 	if err != nil {
 		return Verification{}, s.storeFailed("store verification", err)
