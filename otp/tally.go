@@ -212,7 +212,7 @@ func newTally(before, after string) string {
 	return strings.TrimPrefix(after[len(before):], ";")
 }
 
-// reportsMark is the reports' own row: when the counts were last flushed, whether the engine stopped cleanly
+// reportsMark is the reports' bookkeeping (Tx.Meta): when the counts were last flushed, whether the engine stopped cleanly
 // then, and since when records hold their tally (zero: all of them).
 type reportsMark struct {
 	FlushedAt time.Time `json:"flushed_at"`
@@ -354,8 +354,10 @@ func retire(tx Tx, rec *record) error {
 	return addRows(tx, retired)
 }
 
-// changeWindow bounds how long after its creation a verification's record can still change: its lifetime
-// (the longest TTL after the longest workflow's timeouts, resends moving it on) and its last call's outcome.
+// changeWindow bounds how long after its creation a verification's record can still change but for message
+// receipts: its lifetime (the longest TTL after the longest workflow's timeouts, resends moving it on) and
+// its last call's outcome. A change later than that (a receipt days after its SMS) lists its day in the
+// mark's Dirty.
 const changeWindow = 24 * time.Hour
 
 // recountReports opens the reports at start. After an unclean stop the counts of up to a second before it
