@@ -237,20 +237,20 @@ func (s *Service) recordOutcome(tx Tx, rec *record, i int, res call.Result, pdd 
 
 // outcomeOp is what the outcome res of rec's step i (applied) counts in the reports.
 func outcomeOp(rec *record, i int, res call.Result, pdd int64) tallyOp {
-	op := tallyOp{kind: tallyOutcome, channel: ChannelFlashCall, trunk: rec.Call.Trunk, state: outcomeFailed, pdd: -1}
+	op := tallyOp{Kind: tallyOutcome, Channel: ChannelFlashCall, Trunk: rec.Call.Trunk, State: outcomeFailed, PDD: -1}
 	if i < len(rec.Steps) {
-		op.channel, op.trunk = rec.Steps[i].Channel, rec.Steps[i].Trunk
+		op.Channel, op.Trunk = rec.Steps[i].Channel, rec.Steps[i].Trunk
 	}
 	switch res.State {
 	case call.StateMissed:
-		op.state = outcomeMissed
+		op.State = outcomeMissed
 	case call.StateAnswered:
-		op.state = outcomeAnswered
+		op.State = outcomeAnswered
 	case call.StateSent:
-		op.state = outcomeSent
+		op.State = outcomeSent
 	}
 	if res.Rang {
-		op.pdd = int(pdd)
+		op.PDD = int(pdd)
 	}
 	return op
 }

@@ -107,7 +107,7 @@ func (s *Service) MessageReceipt(r message.Receipt) {
 				return errUnchanged // a receipt never undoes another
 			}
 			st.State, st.Reason, st.EndedAt, typ = StepFailed, r.Reason, &at, EventMessageFailed
-			rec.tally(tallyOp{kind: tallyMsgFailed, channel: st.Channel})
+			rec.tally(tallyOp{Kind: tallyMsgFailed, Channel: st.Channel})
 			rec.Codes[i] = nil
 			next = rec.stepFailed(i, s.now())
 		default:

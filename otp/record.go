@@ -85,7 +85,7 @@ func (s *Service) modify(ctx context.Context, id string, mutate func(rec *record
 		if err := decodeRecord(raw, &rec); err != nil {
 			return fmt.Errorf("decode %s: %w", id, err)
 		}
-		before, counted := rec.Status, rec.Tally
+		before, counted := rec.Status, len(rec.Tally)
 		if err := mutate(&rec); err != nil {
 			return err
 		}
@@ -97,7 +97,7 @@ func (s *Service) modify(ctx context.Context, id string, mutate func(rec *record
 		if err != nil {
 			return err
 		}
-		late := rec.Tally != counted && s.now().Sub(rec.CreatedAt) > changeWindow
+		late := len(rec.Tally) != counted && s.now().Sub(rec.CreatedAt) > changeWindow
 		err = s.db.Update(ctx, func(tx Tx) error {
 			if !tx.VerificationIs(id, raw) {
 				return errRaced
@@ -116,7 +116,7 @@ func (s *Service) modify(ctx context.Context, id string, mutate func(rec *record
 		})
 		if err == nil {
 			s.ended(before, rec.Status)
-			s.addTally(&rec, newTally(counted, rec.Tally), 1)
+			s.addTally(&rec, rec.Tally[counted:], 1)
 		}
 		if !errors.Is(err, errRaced) {
 			return err

@@ -81,13 +81,13 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 		return Verification{}, err
 	}
 	var rec *record
-	var counted string // rec's tally before the resend
+	var counted int // the entries of rec's tally before the resend
 	err = s.db.Update(ctx, func(tx Tx) error {
 		var err error
 		if rec, err = getOwn(tx, app.ID, req.VerificationID); err != nil {
 			return err
 		}
-		counted = rec.Tally
+		counted = len(rec.Tally)
 		if !rec.SentAt.Equal(cur.SentAt) {
 			e := fault.Errorf(fault.ResendTooSoon, "another resend of this verification came first")
 			e.RetryAfter = time.Duration(app.ResendCooldown) + time.Second
@@ -119,7 +119,7 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 			rec.add(d, now, s.cfg.MinCodeSpace)
 		}
 		rec.ExpiresAt = now.Add(time.Duration(app.TTL))
-		rec.tally(tallyOp{kind: tallySent, channel: channel})
+		rec.tally(tallyOp{Kind: tallySent, Channel: channel})
 		if err := s.put(tx, rec); err != nil {
 			return err
 		}
@@ -135,7 +135,7 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 	if err != nil {
 		return Verification{}, s.storeFailed("store resend", err)
 	}
-	s.addTally(rec, newTally(counted, rec.Tally), 1)
+	s.addTally(rec, rec.Tally[counted:], 1)
 	if err := s.submit(d); err != nil {
 		// The old codes are already dead; the verification shows the step failed, and may be resent.
 		s.CallEnded(d.req.ID, "", "", call.Result{State: call.StateFailed, Reason: call.ReasonTrunkError, StartedAt: now, EndedAt: now})

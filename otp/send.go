@@ -106,7 +106,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 	} else {
 		rec.add(d, now, s.cfg.MinCodeSpace)
 	}
-	rec.tally(tallyOp{kind: tallySent, channel: d.step.Channel})
+	rec.tally(tallyOp{Kind: tallySent, Channel: d.step.Channel})
 	// Encoded here, not in the store's one writer, which only puts the bytes.
 	v, err := encodeRecord(&rec)
 	if err != nil {

@@ -94,7 +94,7 @@ type record struct {
 	From        string    `json:"from_pool,omitempty"` // the pool the send asked for, for resends
 	// Tally is what the verification counted in the reports, entry by entry (tally.go): counted again from
 	// the records after a crash.
-	Tally string `json:"tl,omitempty"`
+	Tally []tallyOp `json:"tl,omitempty"`
 }
 
 // Dialer accepts calls; *dialer.Dialer is one. Its refusals are the API's answers: *fault.Error of code

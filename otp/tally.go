@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,13 +17,14 @@ import (
 // from the records (recountReports): exact, not an estimate.
 
 // tallyOp is one count a change of a verification made: its rows are the verification's day, country, the
-// channel, and trunk when not empty.
+// channel, and trunk when not empty. It is stored in the record as a CBOR array, a few bytes.
 type tallyOp struct {
-	kind    byte // tallySent, …
-	channel string
-	trunk   string
-	state   byte // tallyOutcome: outcomeMissed, …
-	pdd     int  // tallyOutcome: the post-dial delay in ms, -1 if it never rang
+	_       struct{} `cbor:",toarray"`
+	Kind    byte     // tallySent, …
+	Channel string
+	Trunk   string
+	State   byte // tallyOutcome: outcomeMissed, …
+	PDD     int  // tallyOutcome: the post-dial delay in ms, -1 if it never rang
 }
 
 // Kinds of tallyOp.
@@ -47,13 +47,13 @@ const (
 
 // apply adds op's counts to c, c being the row of group.
 func (op tallyOp) apply(group string, c *counters, sign int64) {
-	switch op.kind {
+	switch op.Kind {
 	case tallySent:
 		c.Sent += sign
 	case tallyStep, tallyStepFailed:
 		if group == GroupChannel {
 			c.Sent += sign
-			if op.kind == tallyStepFailed {
+			if op.Kind == tallyStepFailed {
 				c.Failed += sign
 			}
 		}
@@ -64,7 +64,7 @@ func (op tallyOp) apply(group string, c *counters, sign int64) {
 			// A trunk's row counts a call once the trunk has taken it; the others counted it at the send.
 			c.Sent += sign
 		}
-		switch op.state {
+		switch op.State {
 		case outcomeMissed:
 			c.Missed += sign
 		case outcomeAnswered:
@@ -72,74 +72,17 @@ func (op tallyOp) apply(group string, c *counters, sign int64) {
 		case outcomeFailed:
 			c.Failed += sign
 		}
-		if op.pdd >= 0 {
-			c.PDD[pddBucket(int64(op.pdd))] += sign
+		if op.PDD >= 0 {
+			c.PDD[pddBucket(int64(op.PDD))] += sign
 		}
 	case tallyApproved:
 		c.Approved += sign
 	}
 }
 
-// tallyEscape keeps the separators of the record's tally out of the names in it (trunk names are the
-// operator's text).
-var (
-	tallyEscape   = strings.NewReplacer("%", "%25", "|", "%7C", ";", "%3B")
-	tallyUnescape = strings.NewReplacer("%25", "%", "%7C", "|", "%3B", ";")
-)
-
 // tally counts op for rec: it goes into rec's Tally, stored with rec, and into the reports once the change
-// is stored (the caller's: reportBook.add).
-func (rec *record) tally(op tallyOp) {
-	var b strings.Builder
-	if rec.Tally != "" {
-		b.WriteString(rec.Tally)
-		b.WriteByte(';')
-	}
-	b.WriteByte(op.kind)
-	b.WriteByte('|')
-	b.WriteString(op.channel)
-	if op.kind == tallyOutcome || op.kind == tallyApproved {
-		b.WriteByte('|')
-		b.WriteString(tallyEscape.Replace(op.trunk))
-	}
-	if op.kind == tallyOutcome {
-		b.WriteByte('|')
-		b.WriteByte(op.state)
-		b.WriteByte('|')
-		b.WriteString(strconv.Itoa(op.pdd))
-	}
-	rec.Tally = b.String()
-}
-
-// tallyOps parses a record's Tally (or a part of it made of whole entries).
-func tallyOps(s string) ([]tallyOp, error) {
-	var ops []tallyOp
-	for e := range strings.SplitSeq(s, ";") {
-		if e == "" {
-			continue
-		}
-		f := strings.Split(e, "|")
-		if len(f[0]) != 1 || len(f) < 2 {
-			return nil, fmt.Errorf("tally entry %q: malformed", e)
-		}
-		op := tallyOp{kind: f[0][0], channel: f[1], pdd: -1}
-		switch {
-		case op.kind == tallyOutcome && len(f) == 5 && len(f[3]) == 1:
-			op.trunk, op.state = tallyUnescape.Replace(f[2]), f[3][0]
-			n, err := strconv.Atoi(f[4])
-			if err != nil {
-				return nil, fmt.Errorf("tally entry %q: %w", e, err)
-			}
-			op.pdd = n
-		case op.kind == tallyApproved && len(f) == 3:
-			op.trunk = tallyUnescape.Replace(f[2])
-		case len(f) != 2 || !strings.ContainsRune(string([]byte{tallySent, tallyStep, tallyStepFailed, tallyMsgFailed}), rune(op.kind)):
-			return nil, fmt.Errorf("tally entry %q: malformed", e)
-		}
-		ops = append(ops, op)
-	}
-	return ops, nil
-}
+// is stored (the caller's: Service.addTally).
+func (rec *record) tally(op tallyOp) { rec.Tally = append(rec.Tally, op) }
 
 // rowKey names one report row.
 type rowKey struct{ app, day, group, key string }
@@ -149,19 +92,15 @@ func (op tallyOp) rows(rec *record, fn func(k rowKey)) {
 	day := rec.CreatedAt.UTC().Format(time.DateOnly)
 	fn(rowKey{rec.AppID, day, GroupDay, day})
 	fn(rowKey{rec.AppID, day, GroupCountry, rec.Country})
-	fn(rowKey{rec.AppID, day, GroupChannel, op.channel})
-	if op.trunk != "" {
-		fn(rowKey{rec.AppID, day, GroupTrunk, op.trunk})
+	fn(rowKey{rec.AppID, day, GroupChannel, op.Channel})
+	if op.Trunk != "" {
+		fn(rowKey{rec.AppID, day, GroupTrunk, op.Trunk})
 	}
 }
 
-// addTo adds the counts of rec's tally entries ops (a Tally or its end) to rows, times sign.
-func addTo(rows map[rowKey]*counters, rec *record, ops string, sign int64) error {
-	parsed, err := tallyOps(ops)
-	if err != nil {
-		return err
-	}
-	for _, op := range parsed {
+// addTo adds the counts of ops, tally entries of rec, to rows, times sign.
+func addTo(rows map[rowKey]*counters, rec *record, ops []tallyOp, sign int64) {
+	for _, op := range ops {
 		op.rows(rec, func(k rowKey) {
 			c := rows[k]
 			if c == nil {
@@ -171,7 +110,6 @@ func addTo(rows map[rowKey]*counters, rec *record, ops string, sign int64) error
 			op.apply(k.group, c, sign)
 		})
 	}
-	return nil
 }
 
 // reportBook holds the report counts not yet durable.
@@ -188,9 +126,9 @@ type reportBook struct {
 // counts only the last day or two again.
 const markEvery = time.Minute
 
-// add counts the tally entries ops of rec (stored): sign 1, or -1 for a change undone.
-func (s *Service) addTally(rec *record, ops string, sign int64) {
-	if ops == "" {
+// addTally counts the tally entries ops of rec (stored): sign 1, or -1 for a change undone.
+func (s *Service) addTally(rec *record, ops []tallyOp, sign int64) {
+	if len(ops) == 0 {
 		return
 	}
 	b := &s.reports
@@ -199,17 +137,7 @@ func (s *Service) addTally(rec *record, ops string, sign int64) {
 	if b.pending == nil {
 		b.pending = map[rowKey]*counters{}
 	}
-	if err := addTo(b.pending, rec, ops, sign); err != nil {
-		s.log.Error("report counts", "verification_id", rec.ID, "err", err)
-	}
-}
-
-// newTally returns the tally entries of after that before lacks (after is before with entries added).
-func newTally(before, after string) string {
-	if len(after) <= len(before) {
-		return ""
-	}
-	return strings.TrimPrefix(after[len(before):], ";")
+	addTo(b.pending, rec, ops, sign)
 }
 
 // reportsMark is the reports' bookkeeping (Tx.Meta): when the counts were last flushed, whether the engine stopped cleanly
@@ -250,9 +178,6 @@ func putMark(tx Tx, m reportsMark) error {
 	}
 	return tx.PutMeta(markName, v)
 }
-
-// markApp is the app of the retired rows: "" is no app's.
-const markApp = ""
 
 // FlushReports makes the pending report counts durable; clean says the engine is stopping and nothing
 // will be counted after it. It runs every second (Run) and once at stop, after the last outcome.
@@ -338,18 +263,19 @@ func (c *counters) add(d *counters) {
 
 // Purge keeps the counts of the records it deletes in retired rows, day by day, so that a day can be
 // counted again from its records after a crash even once retention has taken some of them. They are rows
-// of no app (markApp), the app's ID before the key (app IDs hold no slash), so that one scan finds them all.
+// of no app (retiredApp), the app's ID before the key (app IDs hold no slash): one scan finds them all.
 func retiredGroup(group string) string { return "retired/" + group }
+
+// retiredApp is the app the retired rows are kept under: "" is no app's.
+const retiredApp = ""
 
 // retire keeps the counts of rec, about to be deleted by retention, in its day's retired rows.
 func retire(tx Tx, rec *record) error {
 	rows := map[rowKey]*counters{}
-	if err := addTo(rows, rec, rec.Tally, 1); err != nil {
-		return err
-	}
+	addTo(rows, rec, rec.Tally, 1)
 	retired := make(map[rowKey]*counters, len(rows))
 	for k, c := range rows {
-		retired[rowKey{markApp, k.day, retiredGroup(k.group), k.app + "/" + k.key}] = c
+		retired[rowKey{retiredApp, k.day, retiredGroup(k.group), k.app + "/" + k.key}] = c
 	}
 	return addRows(tx, retired)
 }
@@ -425,12 +351,10 @@ func (s *Service) recountDay(ctx context.Context, day string) error {
 				return err
 			}
 			appSet[rec.AppID] = true
-			if err := addTo(rows, rec, rec.Tally, 1); err != nil {
-				return err
-			}
+			addTo(rows, rec, rec.Tally, 1)
 		}
 		for _, g := range GroupBys {
-			for key, v := range tx.ReportRows(markApp, retiredGroup(g), day, day) {
+			for key, v := range tx.ReportRows(retiredApp, retiredGroup(g), day, day) {
 				app, key, ok := strings.Cut(key, "/")
 				var c counters
 				if err := c.decode(v); !ok || err != nil {

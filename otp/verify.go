@@ -85,7 +85,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Verification, 
 		wrong = rec.Attempts > attemptsBefore
 		if rec.Status == StatusApproved && before != StatusApproved {
 			channel, trunk := rec.approvedBy()
-			rec.tally(tallyOp{kind: tallyApproved, channel: channel, trunk: trunk})
+			rec.tally(tallyOp{Kind: tallyApproved, Channel: channel, Trunk: trunk})
 		}
 		out = rec.Verification
 		return nil

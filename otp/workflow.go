@@ -52,10 +52,10 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 		rec.Plan = rec.Plan[1:]
 		rec.add(d, now, s.cfg.MinCodeSpace) // a step that did not start leaves the call as it was: no Kind of a call
 		// A delivery more on this channel (the verification was counted at its send), or one that never went.
-		op := tallyOp{kind: tallyStep, channel: d.step.Channel}
+		op := tallyOp{Kind: tallyStep, Channel: d.step.Channel}
 		if perr != nil {
 			next = rec.stepFailed(i, now)
-			op.kind = tallyStepFailed
+			op.Kind = tallyStepFailed
 		}
 		rec.tally(op)
 		return nil
