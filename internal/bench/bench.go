@@ -6,6 +6,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,9 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 
 	"flashotp/call"
 	"flashotp/dialer"
@@ -192,26 +196,16 @@ func summarize(rows []benchRow) summary {
 	}
 	byHeadline := slices.Clone(rows)
 	slices.SortStableFunc(byHeadline, func(x, y benchRow) int {
-		return cmpFloat(x.rate+x.bytesPerCall, y.rate+y.bytesPerCall)
+		return cmp.Compare(x.rate+x.bytesPerCall, y.rate+y.bytesPerCall)
 	})
 	s.benchRow = byHeadline[len(byHeadline)/2]
 	s.rate = fig(func(r benchRow) float64 { return r.rate })
-	s.completion = slices.MinFunc(rows, func(x, y benchRow) int { return cmpFloat(x.completion, y.completion) }).completion
+	s.completion = slices.MinFunc(rows, func(x, y benchRow) int { return cmp.Compare(x.completion, y.completion) }).completion
 	s.p50, s.p99 = dur(func(r benchRow) time.Duration { return r.p50 }), dur(func(r benchRow) time.Duration { return r.p99 })
 	s.p50b, s.p99b = dur(func(r benchRow) time.Duration { return r.p50b }), dur(func(r benchRow) time.Duration { return r.p99b })
 	s.cpuPerCall = dur(func(r benchRow) time.Duration { return r.cpuPerCall })
 	s.bytesPerCall = fig(func(r benchRow) float64 { return r.bytesPerCall })
 	return s
-}
-
-func cmpFloat(x, y float64) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
 }
 
 // median is the middle of v, or the mean of the two middle values when v has an even count.
@@ -228,22 +222,9 @@ func median(v []float64) float64 {
 }
 
 // grouped writes n rounded, with thousands separators: 11765.4 → "11,765".
-func grouped(n float64) string {
-	s := strconv.FormatFloat(n, 'f', 0, 64)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func grouped(n float64) string { return english.Sprintf("%.0f", n) }
+
+var english = message.NewPrinter(language.English)
 
 // withRuns is the median as text, followed by each run's figure in parentheses when there was more than one.
 func withRuns(s summary, text func(benchRow) string) string {

@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/valyala/fasthttp"
 )
 
@@ -224,30 +227,45 @@ func (e *engineProc) waitOutcomes(atLeast int64, bound time.Duration) (outcomes,
 	return o, complete
 }
 
-// statuses are the engine's own counts of its answers on route, by status code (flashotp_http_requests_total).
-func (e *engineProc) statuses(route string) (map[string]float64, error) {
+// metrics reads the engine's /metrics (the Prometheus text format) into its metric families.
+func (e *engineProc) metrics() (map[string]*dto.MetricFamily, error) {
 	b, err := e.get("/metrics")
 	if err != nil {
 		return nil, err
 	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(bytes.NewReader(b))
+}
+
+// statuses are the engine's own counts of its answers on route, by status code (flashotp_http_requests_total).
+func (e *engineProc) statuses(route string) (map[string]float64, error) {
+	families, err := e.metrics()
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]float64{}
-	want := `route="` + route + `"`
-	for _, line := range strings.Split(string(b), "\n") {
-		labels, ok := strings.CutPrefix(line, "flashotp_http_requests_total{")
-		if !ok || !strings.Contains(labels, want) {
-			continue
+	for _, m := range families["flashotp_http_requests_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
 		}
-		labels, value, ok := strings.Cut(labels, "} ")
-		if !ok {
-			continue
+		if labels["route"] == route {
+			out[labels["status"]] += m.GetCounter().GetValue()
 		}
-		_, status, ok := strings.Cut(labels, `status="`)
-		if !ok {
-			continue
-		}
-		status, _, _ = strings.Cut(status, `"`)
-		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
-			out[status] += v
+	}
+	return out, nil
+}
+
+// gauges are the engine's unlabelled gauges (goroutines, resident memory, …) by name.
+func (e *engineProc) gauges() (map[string]float64, error) {
+	families, err := e.metrics()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for name, f := range families {
+		if ms := f.GetMetric(); len(ms) == 1 && len(ms[0].GetLabel()) == 0 && ms[0].Gauge != nil {
+			out[name] = ms[0].GetGauge().GetValue()
 		}
 	}
 	return out, nil

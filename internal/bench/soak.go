@@ -6,13 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"flashotp/otp"
 )
@@ -28,32 +24,19 @@ func benchSoak(ctx context.Context, c Config, callee *callee, logf func(string, 
 		return row, err
 	}
 	defer e.Stop()
-	base, dbFile := e.Base, e.dbFile
 	post := e.poster()
 	type sample struct {
 		rss, heap, db     float64
 		goroutines, files int
 	}
-	get := func(path string) []byte {
-		code, body, err := fasthttp.GetTimeout(nil, base+path, 30*time.Second)
-		if err != nil || code != 200 {
-			return nil
-		}
-		return body
-	}
 	var profile []byte
 	take := func() sample {
-		req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(res)
-		req.SetRequestURI(base + "/admin/debug/pprof/heap?gc=1")
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		if err := fasthttp.DoTimeout(req, res, 30*time.Second); err == nil {
-			profile = append(profile[:0], res.Body()...)
+		if b, err := e.get("/admin/debug/pprof/heap?gc=1", "Authorization", "Bearer "+adminToken); err == nil {
+			profile = b
 		}
-		m := promValues(get("/metrics"))
+		m, _ := e.gauges()
 		var db float64
-		if fi, err := os.Stat(dbFile); err == nil {
+		if fi, err := os.Stat(e.dbFile); err == nil {
 			db = float64(fi.Size())
 		}
 		return sample{m["process_resident_memory_bytes"], m["go_memstats_heap_inuse_bytes"], db, int(m["go_goroutines"]), int(m["process_open_fds"])}
@@ -110,19 +93,4 @@ func benchSoak(ctx context.Context, c Config, callee *callee, logf func(string, 
 		first.rss/(1<<20), last.rss/(1<<20), first.db/(1<<20), last.db/(1<<20))
 	logf("s: %s", row.note)
 	return row, nil
-}
-
-// promValues reads the unlabelled samples of a Prometheus text exposition.
-func promValues(text []byte) map[string]float64 {
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(text), "\n") {
-		name, value, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
-			continue
-		}
-		if f, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
-			out[name] = f
-		}
-	}
-	return out
 }
