@@ -5,7 +5,8 @@ import "time"
 // staged is the Tx a change's write function runs against outside the store's writer: it keeps the writes,
 // encoded, for the transaction to apply (modify). The store has one writer, shared by every send, outcome and
 // verify; what it runs is only the puts, not the encoding of the events, attempts and webhooks beside them.
-// A write function only writes: the read methods (the embedded nil Tx) are not to be called.
+// A write function only writes, with the methods staged has (events go through Service.event); the others
+// (the embedded nil Tx) are not to be called.
 type staged struct {
 	Tx
 	writes []func(Tx) error
@@ -31,34 +32,10 @@ func (s *staged) DeleteExpiry(id string, at time.Time) error {
 	return s.add(func(tx Tx) error { return tx.DeleteExpiry(id, at) })
 }
 
-func (s *staged) PutEvent(appID, id string, e []byte) error {
-	return s.add(func(tx Tx) error { return tx.PutEvent(appID, id, e) })
-}
-
-func (s *staged) DeleteEvent(appID, id string) error {
-	return s.add(func(tx Tx) error { return tx.DeleteEvent(appID, id) })
-}
-
 func (s *staged) PutAttempt(vid, id string, a []byte) error {
 	return s.add(func(tx Tx) error { return tx.PutAttempt(vid, id, a) })
 }
 
-func (s *staged) PutReportRow(appID, day, group, key string, row []byte) error {
-	return s.add(func(tx Tx) error { return tx.PutReportRow(appID, day, group, key, row) })
-}
-
-func (s *staged) DeleteReportRow(appID, day, group, key string) error {
-	return s.add(func(tx Tx) error { return tx.DeleteReportRow(appID, day, group, key) })
-}
-
 func (s *staged) PutDelivery(id string, d []byte) error {
 	return s.add(func(tx Tx) error { return tx.PutDelivery(id, d) })
-}
-
-func (s *staged) PutVerification(id string, rec []byte) error {
-	return s.add(func(tx Tx) error { return tx.PutVerification(id, rec) })
-}
-
-func (s *staged) DeleteOpenCall(id string) error {
-	return s.add(func(tx Tx) error { return tx.DeleteOpenCall(id) })
 }
