@@ -81,18 +81,12 @@ func checkRecipient(s string, app apps.App) (Recipient, error) {
 	}
 	r := Recipient{E164: "+" + digits}
 	num, err := phonenumbers.Parse(r.E164, "")
-	// GetNumberType is UNKNOWN exactly when IsValidNumber is false; asking it alone spares the library's
-	// repeated region lookups (a +1 number is tried against every NANP region each time).
+	// The type is UNKNOWN exactly when the library's IsValidNumber is false.
 	if err == nil {
-		r.Type = phonenumbers.GetNumberType(num)
+		r.Country, r.Type = classify(num)
 	}
 	if err != nil || r.Type == phonenumbers.UNKNOWN {
 		return Recipient{}, fault.Errorf(fault.InvalidRecipient, "recipient %s is not a valid phone number", r.E164)
-	}
-	if regions := phonenumbers.GetRegionCodesForCountryCode(int(num.GetCountryCode())); len(regions) == 1 {
-		r.Country = regions[0] // most calling codes are one country: no pattern matching needed
-	} else {
-		r.Country = phonenumbers.GetRegionCodeForNumber(num)
 	}
 	for _, name := range app.BlockedNumberTypes {
 		if apps.NumberTypes[name] == r.Type {
