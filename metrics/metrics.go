@@ -191,6 +191,8 @@ type Watched struct {
 	QueueCapacity int
 	// StoreFailures counts the store's transactions that failed with store.ErrFailed.
 	StoreFailures func() uint64
+	// StoreCommits counts the store's group-committed transactions and the writes they carried (nil: none).
+	StoreCommits func() (commits, writes uint64)
 }
 
 // Watch registers the collectors read from w at each scrape. Call it once, once the parts exist.
@@ -210,6 +212,16 @@ func (m *Metrics) Watch(w Watched) {
 			Name: "flashotp_store_errors_total", Help: "Store reads and writes that failed on the disk (full, read-only, failing).",
 		}, func() float64 { return float64(w.StoreFailures()) }),
 	)
+	if w.StoreCommits != nil {
+		m.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "flashotp_store_commits_total", Help: "Transactions the store committed (each with its fdatasyncs); writes_total / commits_total is the group size.",
+			}, func() float64 { c, _ := w.StoreCommits(); return float64(c) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "flashotp_store_writes_total", Help: "Writes (a send, an outcome, a verify, …) the store's committed transactions carried.",
+			}, func() float64 { _, n := w.StoreCommits(); return float64(n) }),
+		)
+	}
 }
 
 // trunksUp is flashotp_trunk_up, read from the dialer's health at each scrape.

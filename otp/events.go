@@ -1,9 +1,7 @@
 package otp
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
 	"time"
 )
 
@@ -72,13 +70,26 @@ func (s *Service) event(tx Tx, rec *record, e Event) error {
 	return put(tx)
 }
 
-// encodeEvent encodes e as an event of rec, its ID left empty for putEvent: the encoding is done before the
-// write transaction, the ID in it.
+// encodeEvent encodes e as an event of rec, as records are (CBOR, codec.go), without its ID: the ID is the
+// event's key, made by putEvent in the write transaction, and decodeEvent puts it back. The encoding is done
+// before the write transaction.
 func encodeEvent(rec *record, e Event) ([]byte, error) {
 	e.ID = ""
 	e.AppID, e.VerificationID, e.Recipient = rec.AppID, rec.ID, rec.Recipient
 	e.At = e.At.UTC()
-	return json.Marshal(e)
+	return recordEnc.Marshal(e)
+}
+
+// decodeEvent decodes the stored event v whose key is id: CBOR, or JSON with its ID inside from earlier engines.
+func decodeEvent(id string, v []byte) (Event, error) {
+	var e Event
+	if len(v) > 0 && v[0] == '{' {
+		err := json.Unmarshal(v, &e)
+		return e, err
+	}
+	err := recordDec.Unmarshal(v, &e)
+	e.ID = id
+	return e, err
 }
 
 // putEvent stores the event v (encodeEvent's) of appID in tx under a new ID, and returns it. The ID is made
@@ -86,11 +97,7 @@ func encodeEvent(rec *record, e Event) ([]byte, error) {
 // never misses one stored later with a lower ID.
 func (s *Service) putEvent(tx Tx, appID string, v []byte) (string, error) {
 	id := s.newID("evt_", s.now())
-	const empty = `{"id":""`
-	if !bytes.HasPrefix(v, []byte(empty)) {
-		return "", fmt.Errorf("event %s: not encoded by encodeEvent", v)
-	}
-	return id, tx.PutEvent(appID, id, append([]byte(`{"id":"`+id+`"`), v[len(empty):]...))
+	return id, tx.PutEvent(appID, id, v)
 }
 
 // notify queues webhook event name about rec, if the app has a webhook.

@@ -242,9 +242,9 @@ func (s *Service) Logs(ctx context.Context, q Query) (Page[Event], error) {
 	page := Page[Event]{Items: []Event{}}
 	err := s.db.View(ctx, func(tx Tx) error {
 		var err error
-		page.NextCursor, err = scanPage(tx.Events(q.AppID, q.before("evt_")), q, func(_ string, v []byte) (bool, error) {
-			var e Event
-			if err := json.Unmarshal(v, &e); err != nil {
+		page.NextCursor, err = scanPage(tx.Events(q.AppID, q.before("evt_")), q, func(id string, v []byte) (bool, error) {
+			e, err := decodeEvent(id, v)
+			if err != nil {
 				return false, err
 			}
 			if q.Type != "" && e.Type != q.Type || q.ID != "" && e.VerificationID != q.ID || q.Recipient != "" && e.Recipient != q.Recipient {

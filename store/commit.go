@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -21,6 +22,9 @@ type committer struct {
 	wake    chan struct{} // a write is pending
 	done    chan struct{} // the goroutine has stopped
 	closed  bool
+
+	// commits counts the transactions committed, writes the write functions they carried.
+	commits, writes atomic.Uint64
 }
 
 // write is one write function waiting for its transaction, and where its outcome goes.
@@ -94,6 +98,10 @@ func (c *committer) commit(batch []*write) {
 			return nil
 		})
 		if failed < 0 {
+			if err == nil {
+				c.commits.Add(1)
+				c.writes.Add(uint64(len(batch)))
+			}
 			for _, w := range batch {
 				w.err <- err
 			}

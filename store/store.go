@@ -191,6 +191,12 @@ func (db *DB) failed(err, fnErr error) error {
 // disk, wherever in the engine it surfaced.
 func (db *DB) Failures() uint64 { return db.failures.Load() }
 
+// Commits returns how many group-committed transactions the store has made, and how many writes they carried:
+// writes / commits is the average group size.
+func (db *DB) Commits() (commits, writes uint64) {
+	return db.commits.commits.Load(), db.commits.writes.Load()
+}
+
 // Snapshot is the database as it was when the snapshot began: a read transaction kept open until Close, to
 // copy the database from while writes go on. While it is open, a write that needs the file to grow waits
 // for it (bbolt cannot remap the file under a reader), so it should be written out without delay and

@@ -117,6 +117,7 @@ func TestMetricsMove(t *testing.T) {
 		t.Errorf("/metrics lacks the store's errors")
 	}
 
+	commits, writes := c.metric("flashotp_store_commits_total"), c.metric("flashotp_store_writes_total")
 	var id string
 	moves("a send", func() {
 		if a := send(recipient, "demo"); a.status != 202 {
@@ -125,6 +126,11 @@ func TestMetricsMove(t *testing.T) {
 			id = a.body["verification_id"].(string)
 		}
 	}, map[string]float64{`flashotp_http_requests_total{route="/otp/send",status="202"}`: 1})
+	// The send's record was committed: at least one more write, in at least one more commit, and never more
+	// commits than writes.
+	if dc, dw := c.metric("flashotp_store_commits_total")-commits, c.metric("flashotp_store_writes_total")-writes; dc < 1 || dw < dc {
+		t.Errorf("a send moved the store's commits by %v and writes by %v, want at least 1 and at least as many writes", dc, dw)
+	}
 	cli := c.lastCLI(phone, id, recipient)
 	moves("the right code", func() { c.verify(id, cli[len(cli)-4:]) }, map[string]float64{
 		`flashotp_verifications_ended_total{status="approved"}`:          1,
