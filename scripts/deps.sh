@@ -2,7 +2,7 @@
 # Installs the real SIP peers the tests drive (SIPp, Kamailio with its TLS module, baresip, linphonec, perl's
 # Net::SIP, wrk as flashotp bench's load generator, aiosmtpd as the SMTP server of the email tests, zbarimg to read QR codes back, node and npm for the
 # test SMSC: an SMPP server on the npm package smpp in testdata/smsc, and for the console's Vitest tests in web/),
-# chromium for the console's browser tests, and the checkers of the shipping files (systemd-analyze for the unit, promtool for the alert rules; podman with
+# chromium for the console's browser tests, PostgreSQL for the shared store's tests, and the checkers of the shipping files (systemd-analyze for the unit, promtool for the alert rules; podman with
 # runc and a static busybox to build and run the image) when they are missing: as root through apt-get, otherwise
 # it fails naming the Debian packages to install.
 set -euo pipefail
@@ -25,6 +25,7 @@ command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools) # reads back the authen
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v chromium >/dev/null 2>&1 || need+=(chromium) # the console's browser tests (chromedp) and screenshots
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql) # the PostgreSQL store's tests (store/postgres)
 
 # smsc_modules installs the test SMSC's npm packages (testdata/smsc/package-lock.json) when they are missing.
 smsc_modules() {

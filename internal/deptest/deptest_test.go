@@ -20,11 +20,12 @@ const module = "flashotp"
 var (
 	sipStack  = []string{module + "/sip", "github.com/emiago/sipgo"}
 	bolt      = []string{module + "/store", "go.etcd.io/bbolt"}
+	pg        = []string{module + "/store/postgres", "github.com/jackc/pgx/v5", "github.com/pressly/goose/v3"}
 	http      = []string{module + "/httpapi", "github.com/gofiber/fiber/v2", "github.com/valyala/fasthttp"}
 	wiring    = []string{module + "/cmd/flashotp", module + "/configs", "github.com/spf13/viper", "github.com/spf13/cobra"}
 	mailer    = []string{module + "/email", "github.com/wneessen/go-mail"}
 	smppAdap  = []string{module + "/smpp"}
-	everyAdap = slices.Concat(sipStack, bolt, http, wiring, mailer, smppAdap)
+	everyAdap = slices.Concat(sipStack, bolt, pg, http, wiring, mailer, smppAdap)
 )
 
 // forbidden lists, for a package, the packages it must not depend on, directly or not.
@@ -57,7 +58,9 @@ var forbidden = map[string][]string{
 	"whatsapp": slices.Concat(everyAdap, []string{module + "/otp"}),
 	// The adapters know the domain, not each other, and nothing below otp knows the HTTP layer.
 	"httpapi": slices.Concat(sipStack, bolt, wiring, []string{module + "/smsgw", module + "/whatsapp"}),
-	"store":   slices.Concat(sipStack, http, wiring),
+	"store":   slices.Concat(sipStack, http, wiring, pg),
+	// The two backends know the domain they store, not each other.
+	"store/postgres": slices.Concat(sipStack, http, wiring, []string{"go.etcd.io/bbolt", module + "/store"}),
 	"sip":     slices.Concat(bolt, http, wiring, []string{module + "/otp", module + "/dialer"}),
 	// email knows go-mail and the words it sends (message, templates), never otp.
 	"email": slices.Concat(sipStack, bolt, http, wiring, []string{module + "/otp", module + "/apps", module + "/dialer"}),

@@ -1,0 +1,14 @@
+package store_test
+
+import (
+	"testing"
+
+	"flashotp/internal/conformance"
+	"flashotp/internal/storetest"
+	"flashotp/otp"
+)
+
+// The bbolt store keeps otp's contract as every backend must (internal/conformance).
+func TestOTPConformance(t *testing.T) {
+	conformance.OTP(t, func(t *testing.T) otp.Store { return storetest.Open(t).Verifications() })
+}
