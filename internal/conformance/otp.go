@@ -231,7 +231,9 @@ func OTP(t *testing.T, open func(t *testing.T) otp.Store) {
 		if got := expiring(at.Add(30*time.Second - time.Millisecond)); len(got) != 0 {
 			t.Errorf("Expiring before the first = %v", got)
 		}
-		update(t, s, func(tx otp.Tx) error { return tx.DeleteExpiry(id("otp", 1), at.Add(30*time.Second+700*time.Microsecond)) })
+		update(t, s, func(tx otp.Tx) error {
+			return tx.DeleteExpiry(id("otp", 1), at.Add(30*time.Second+700*time.Microsecond))
+		})
 		if got := expiring(at.Add(time.Hour)); !slices.Equal(got, want[1:]) {
 			t.Errorf("after DeleteExpiry (same millisecond) = %v, want %v", got, want[1:])
 		}

@@ -61,7 +61,7 @@ var forbidden = map[string][]string{
 	"store":   slices.Concat(sipStack, http, wiring, pg),
 	// The two backends know the domain they store, not each other.
 	"store/postgres": slices.Concat(sipStack, http, wiring, []string{"go.etcd.io/bbolt", module + "/store"}),
-	"sip":     slices.Concat(bolt, http, wiring, []string{module + "/otp", module + "/dialer"}),
+	"sip":            slices.Concat(bolt, http, wiring, []string{module + "/otp", module + "/dialer"}),
 	// email knows go-mail and the words it sends (message, templates), never otp.
 	"email": slices.Concat(sipStack, bolt, http, wiring, []string{module + "/otp", module + "/apps", module + "/dialer"}),
 	// A sender knows message, setting, templates and sms: never otp, nor another adapter.
