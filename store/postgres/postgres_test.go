@@ -32,3 +32,9 @@ func TestOTPConformance(t *testing.T) {
 	pg := peers.StartPostgres(t)
 	conformance.OTP(t, func(t *testing.T) otp.Store { return open(t, pg).Verifications() })
 }
+
+// The PostgreSQL store keeps the other packages' contracts as every backend must (internal/conformance).
+func TestRecordsConformance(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	conformance.RecordStores(t, func(t *testing.T) conformance.Records { return open(t, pg) })
+}

@@ -1,0 +1,349 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"flashotp/apps"
+	"flashotp/console"
+	"flashotp/numberpool"
+	"flashotp/totp"
+	"flashotp/webhook"
+)
+
+var (
+	_ apps.Store         = (*DB)(nil)
+	_ numberpool.Store   = (*DB)(nil)
+	_ webhook.Store      = (*DB)(nil)
+	_ totp.Store         = (*DB)(nil)
+	_ console.Store      = (*DB)(nil)
+	_ console.AuditStore = (*DB)(nil)
+)
+
+// The kinds of the records table (migrations/00002_records.sql).
+const (
+	kindApps       = "apps"
+	kindKeys       = "keys"
+	kindPools      = "pools"
+	kindQuarantine = "quarantine"
+	kindRecent     = "recent"
+	kindOperators  = "operators"
+	kindAudit      = "audit"
+	kindTOTP       = "totp"
+)
+
+// record is one row of the records table.
+type record struct {
+	key   string
+	value []byte
+}
+
+// all reads every record of kind in key order, in tx.
+func all(ctx context.Context, tx pgx.Tx, kind string) ([]record, error) {
+	rows, err := tx.Query(ctx, `SELECT key, value FROM records WHERE kind = $1 ORDER BY key`, kind)
+	if err != nil {
+		return nil, dbError{err}
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (record, error) {
+		var x record
+		return x, r.Scan(&x.key, &x.value)
+	})
+	if err != nil {
+		return nil, dbError{err}
+	}
+	return out, nil
+}
+
+// putAll writes records of kind in tx, a nil value removing its key.
+func putAll(ctx context.Context, tx pgx.Tx, kind string, records map[string][]byte) error {
+	for key, v := range records {
+		var err error
+		if v == nil {
+			_, err = tx.Exec(ctx, `DELETE FROM records WHERE kind = $1 AND key = $2`, kind, key)
+		} else {
+			_, err = tx.Exec(ctx, `INSERT INTO records (kind, key, value) VALUES ($1, $2, $3)
+				ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value`, kind, key, v)
+		}
+		if err != nil {
+			return dbError{err}
+		}
+	}
+	return nil
+}
+
+// each calls fn with every record of kind, in key order, from one snapshot read before the first call.
+func (db *DB) each(ctx context.Context, fn func(key string, v []byte) error, kinds ...string) error {
+	var read [][]record
+	err := db.view(ctx, func(tx pgx.Tx) error {
+		for _, kind := range kinds {
+			recs, err := all(ctx, tx, kind)
+			if err != nil {
+				return err
+			}
+			read = append(read, recs)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, recs := range read {
+		for _, r := range recs {
+			if err := fn(r.key, r.value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// put writes the records of kind in one transaction.
+func (db *DB) put(ctx context.Context, kind string, records map[string][]byte) error {
+	return db.update(ctx, func(tx pgx.Tx) error { return putAll(ctx, tx, kind, records) })
+}
+
+// get returns the record of kind under key, or nil.
+func (db *DB) get(ctx context.Context, kind, key string) ([]byte, error) {
+	var v []byte
+	err := db.view(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT value FROM records WHERE kind = $1 AND key = $2`, kind, key).Scan(&v)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return dbError{err}
+		}
+		if v == nil {
+			v = []byte{}
+		}
+		return nil
+	})
+	return v, err
+}
+
+// LoadApps calls app with every stored app and key with every stored key, from one snapshot.
+func (db *DB) LoadApps(ctx context.Context, app, key func(id string, record []byte) error) error {
+	var apps, keys []record
+	err := db.view(ctx, func(tx pgx.Tx) error {
+		var err error
+		if apps, err = all(ctx, tx, kindApps); err != nil {
+			return err
+		}
+		keys, err = all(ctx, tx, kindKeys)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range apps {
+		if err := app(r.key, r.value); err != nil {
+			return err
+		}
+	}
+	for _, r := range keys {
+		if err := key(r.key, r.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SaveApps writes apps and keys together, all or nothing; a nil record removes its ID.
+func (db *DB) SaveApps(ctx context.Context, apps, keys map[string][]byte) error {
+	return db.update(ctx, func(tx pgx.Tx) error {
+		if err := putAll(ctx, tx, kindApps, apps); err != nil {
+			return err
+		}
+		return putAll(ctx, tx, kindKeys, keys)
+	})
+}
+
+func (db *DB) LoadPools(ctx context.Context, fn func(name string, pool []byte) error) error {
+	return db.each(ctx, fn, kindPools)
+}
+
+func (db *DB) PutPool(ctx context.Context, name string, pool []byte) error {
+	return db.put(ctx, kindPools, map[string][]byte{name: pool})
+}
+
+func (db *DB) DeletePool(ctx context.Context, name string) error {
+	return db.put(ctx, kindPools, map[string][]byte{name: nil})
+}
+
+func (db *DB) LoadQuarantines(ctx context.Context, fn func(key string, q []byte) error) error {
+	return db.each(ctx, fn, kindQuarantine)
+}
+
+func (db *DB) PutQuarantine(ctx context.Context, key string, q []byte) error {
+	return db.put(ctx, kindQuarantine, map[string][]byte{key: q})
+}
+
+func (db *DB) DeleteQuarantine(ctx context.Context, key string) error {
+	return db.put(ctx, kindQuarantine, map[string][]byte{key: nil})
+}
+
+func (db *DB) RecentCalls(ctx context.Context, recipient string) ([]byte, error) {
+	return db.get(ctx, kindRecent, recipient)
+}
+
+func (db *DB) PutRecentCalls(ctx context.Context, histories map[string][]byte) error {
+	return db.put(ctx, kindRecent, histories)
+}
+
+// Deliveries calls fn with each queued webhook delivery in the order they were queued (their IDs').
+func (db *DB) Deliveries(ctx context.Context, fn func(id string, d []byte) bool) error {
+	var ds []record
+	err := db.view(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, body FROM webhook_deliveries ORDER BY id`)
+		if err != nil {
+			return dbError{err}
+		}
+		ds, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (record, error) {
+			var x record
+			return x, r.Scan(&x.key, &x.value)
+		})
+		if err != nil {
+			return dbError{err}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if !fn(d.key, d.value) {
+			break
+		}
+	}
+	return nil
+}
+
+func (db *DB) PutDelivery(ctx context.Context, id string, d []byte) error {
+	return db.update(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (id, body) VALUES ($1, $2)
+			ON CONFLICT (id) DO UPDATE SET body = excluded.body`, id, d)
+		return dbErr(err)
+	})
+}
+
+func (db *DB) DeleteDelivery(ctx context.Context, id string) error {
+	return db.update(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM webhook_deliveries WHERE id = $1`, id)
+		return dbErr(err)
+	})
+}
+
+// totpKey is the key of user's enrollment with app, joined by the unit separator: PostgreSQL's text holds
+// no NUL (bbolt's key has one), and neither part holds a control character (totp refuses them in a user).
+func totpKey(appID, user string) string { return appID + "\x1f" + user }
+
+func (db *DB) Enrollment(ctx context.Context, appID, user string) ([]byte, error) {
+	v, err := db.get(ctx, kindTOTP, totpKey(appID, user))
+	if err == nil && v == nil {
+		return nil, fmt.Errorf("enrollment: %w", totp.ErrNotEnrolled)
+	}
+	return v, err
+}
+
+func (db *DB) PutEnrollment(ctx context.Context, appID, user string, record []byte, replace bool) error {
+	if replace {
+		return db.put(ctx, kindTOTP, map[string][]byte{totpKey(appID, user): record})
+	}
+	var taken bool
+	err := db.update(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO records (kind, key, value) VALUES ($1, $2, $3) ON CONFLICT (kind, key) DO NOTHING`,
+			kindTOTP, totpKey(appID, user), record)
+		taken = err == nil && tag.RowsAffected() == 0
+		return dbErr(err)
+	})
+	if err == nil && taken {
+		return fmt.Errorf("enrollment: %w", totp.ErrEnrolled)
+	}
+	return err
+}
+
+func (db *DB) UpdateEnrollment(ctx context.Context, appID, user string, fn func(record []byte) ([]byte, error)) error {
+	return db.update(ctx, func(tx pgx.Tx) error {
+		var v []byte
+		err := tx.QueryRow(ctx, `SELECT value FROM records WHERE kind = $1 AND key = $2 FOR UPDATE`, kindTOTP, totpKey(appID, user)).Scan(&v)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("enrollment: %w", totp.ErrNotEnrolled)
+		}
+		if err != nil {
+			return dbError{err}
+		}
+		next, err := fn(v)
+		if err != nil || string(next) == string(v) {
+			return err
+		}
+		return putAll(ctx, tx, kindTOTP, map[string][]byte{totpKey(appID, user): next})
+	})
+}
+
+func (db *DB) DeleteEnrollment(ctx context.Context, appID, user string) error {
+	var found bool
+	err := db.update(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM records WHERE kind = $1 AND key = $2`, kindTOTP, totpKey(appID, user))
+		found = err == nil && tag.RowsAffected() > 0
+		return dbErr(err)
+	})
+	if err == nil && !found {
+		return fmt.Errorf("enrollment: %w", totp.ErrNotEnrolled)
+	}
+	return err
+}
+
+func (db *DB) LoadOperators(ctx context.Context, fn func(name string, record []byte) error) error {
+	return db.each(ctx, fn, kindOperators)
+}
+
+func (db *DB) PutOperator(ctx context.Context, name string, record []byte) error {
+	return db.put(ctx, kindOperators, map[string][]byte{name: record})
+}
+
+func (db *DB) PutAudit(ctx context.Context, id string, record []byte) error {
+	return db.put(ctx, kindAudit, map[string][]byte{id: record})
+}
+
+// Audit calls fn with the audit entries below the ID before (empty: from the newest), newest first, until fn
+// returns false; it reads them a page at a time.
+func (db *DB) Audit(ctx context.Context, before string, fn func(id string, record []byte) bool) error {
+	for {
+		var page []record
+		err := db.view(ctx, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT key, value FROM records WHERE kind = $1 AND ($2 = '' OR key < $2)
+				ORDER BY key DESC LIMIT %d`, pageSize), kindAudit, before)
+			if err != nil {
+				return dbError{err}
+			}
+			page, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (record, error) {
+				var x record
+				return x, r.Scan(&x.key, &x.value)
+			})
+			return dbErr(err)
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			if !fn(r.key, r.value) {
+				return nil
+			}
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+		before = page[len(page)-1].key
+	}
+}
+
+// dbErr marks err, if any, as the database's.
+func dbErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return dbError{err}
+}
