@@ -85,18 +85,27 @@ func (c Config) SIPListensTCP() bool {
 	return false
 }
 
-// Store configures persistence.
+// Store configures persistence: the embedded bbolt file (one engine), or PostgreSQL (any number of engines
+// sharing one state, SPEC section 10).
 type Store struct {
-	Path      string `mapstructure:"path"`
+	Driver    string `mapstructure:"driver"` // StoreBolt or StorePostgres
+	Path      string `mapstructure:"path"`   // bbolt's file
+	DSN       string `mapstructure:"dsn"`    // PostgreSQL's connection string (pgx)
 	SecretKey string `mapstructure:"secret_key"`
 }
+
+// The store drivers.
+const (
+	StoreBolt     = "bbolt"
+	StorePostgres = "postgres"
+)
 
 // Default returns the configuration used for every key the file and the environment leave unset.
 func Default() Config {
 	return Config{
 		HTTP:     httpapi.DefaultSettings,
 		SIP:      sip.DefaultSettings,
-		Store:    Store{Path: "data/flashotp.db"},
+		Store:    Store{Driver: StoreBolt, Path: "data/flashotp.db"},
 		OTP:      otp.DefaultSettings,
 		Webhooks: webhook.DefaultSettings,
 		Dialer:   dialer.DefaultSettings,
@@ -455,8 +464,22 @@ func (c Config) Validate() error {
 	}
 	under("http.", c.HTTP.Validate())
 	under("sip.", c.SIP.Validate())
-	if c.Store.Path == "" {
-		bad("store.path", "must not be empty")
+	switch c.Store.Driver {
+	case StoreBolt:
+		if c.Store.Path == "" {
+			bad("store.path", "must not be empty")
+		}
+	case StorePostgres:
+		if c.Store.DSN == "" {
+			bad("store.dsn", "must not be empty with store.driver postgres (a pgx connection string, e.g. postgres://flashotp@db1,db2/flashotp?target_session_attrs=read-write)")
+		}
+		if c.Store.SecretKey == "" {
+			// Every engine must MAC codes under the same key, and the key must not live in the database
+			// beside the MACs it protects.
+			bad("store.secret_key", "must be set with store.driver postgres: the same key on every engine (generate one with: openssl rand -hex 32)")
+		}
+	default:
+		bad("store.driver", "want %s or %s", StoreBolt, StorePostgres)
 	}
 	if c.Store.SecretKey != "" && !hexRe.MatchString(c.Store.SecretKey) {
 		bad("store.secret_key", "want at least 32 hex characters (16 bytes)")

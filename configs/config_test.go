@@ -61,7 +61,7 @@ func TestLoadExample(t *testing.T) {
 		HTTP: httpapi.Settings{Listen: "127.0.0.1:8080", AdminToken: "demo-admin-token", MaxBodyBytes: 65536, DrainDelay: 5 * time.Second, MaxConns: 4096, MaxConnsPerIP: 512},
 		SIP: sip.Settings{Listen: "127.0.0.1:5060", Transport: "udp", PublicAddress: "", ListenTCP: "auto",
 			TCPLimits: sip.TCPLimits{MaxConns: 256, MaxConnsPerSource: 32, IdleTimeout: 30 * time.Second, MessageTimeout: 5 * time.Second}},
-		Store: configs.Store{Path: "data/flashotp.db", SecretKey: ""},
+		Store: configs.Store{Driver: configs.StoreBolt, Path: "data/flashotp.db", SecretKey: ""},
 		Trunks: []dialer.Trunk{{
 			Name: "phone", Address: "127.0.0.1:5062", Transport: "udp",
 			Username: "", Password: "", MaxCPS: 0, MaxCalls: 0,
@@ -373,6 +373,9 @@ func TestValidate(t *testing.T) {
 		{"drain delay negative", func(c *configs.Config) { c.HTTP.DrainDelay = -time.Second }, "http.drain_delay"},
 		{"drain delay too long", func(c *configs.Config) { c.HTTP.DrainDelay = 6 * time.Minute }, "http.drain_delay"},
 		{"store path empty", func(c *configs.Config) { c.Store.Path = "" }, "store.path"},
+		{"store driver unknown", func(c *configs.Config) { c.Store.Driver = "sqlite" }, "store.driver"},
+		{"postgres without dsn", func(c *configs.Config) { c.Store.Driver, c.Store.SecretKey = configs.StorePostgres, strings.Repeat("ab", 16) }, "store.dsn"},
+		{"postgres without secret key", func(c *configs.Config) { c.Store.Driver, c.Store.DSN = configs.StorePostgres, "postgres://db/flashotp" }, "store.secret_key"},
 		{"secret key not hex", func(c *configs.Config) { c.Store.SecretKey = strings.Repeat("zz", 16) }, "store.secret_key"},
 		{"secret key too short", func(c *configs.Config) { c.Store.SecretKey = "abcdef" }, "store.secret_key"},
 		{"ttl too short", func(c *configs.Config) { c.OTP.TTL = 30 * time.Second }, "otp.ttl"},

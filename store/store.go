@@ -87,13 +87,18 @@ func Open(path, secretKeyHex string) (*DB, error) {
 	return &DB{bolt: b, key: key, Repair: repair, commits: newCommitter(b)}, nil
 }
 
+// ParseKey decodes a configured server key (store.secret_key): hex, at least 16 bytes.
+func ParseKey(configured string) ([]byte, error) {
+	k, err := hex.DecodeString(configured)
+	if err != nil || len(k) < 16 {
+		return nil, fmt.Errorf("store.secret_key: %w: want at least 32 hex characters", ErrBadKey)
+	}
+	return k, nil
+}
+
 func loadKey(file, configured string) ([]byte, error) {
 	if configured != "" {
-		k, err := hex.DecodeString(configured)
-		if err != nil || len(k) < 16 {
-			return nil, fmt.Errorf("store.secret_key: %w: want at least 32 hex characters", ErrBadKey)
-		}
-		return k, nil
+		return ParseKey(configured)
 	}
 	data, err := os.ReadFile(file)
 	if err == nil {

@@ -399,7 +399,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 
 	for _, b := range store.VerificationBuckets {
-		if n, err := m.db.Count(b); err != nil || n != 0 {
+		if n, err := m.db.(boltBackend).Count(b); err != nil || n != 0 {
 			t.Fatalf("store holds %d records in %s after bad input (err %v)", n, b, err)
 		}
 	}

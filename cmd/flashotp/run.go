@@ -31,7 +31,6 @@ import (
 	"flashotp/smpp"
 	"flashotp/sms"
 	"flashotp/smsgw"
-	"flashotp/store"
 	"flashotp/totp"
 	"flashotp/web"
 	"flashotp/webhook"
@@ -51,7 +50,7 @@ type Main struct {
 	PhoneAddr string
 	Ready     chan struct{}
 
-	db      *store.DB
+	db      backend
 	numbers *numberpool.Registry
 	apps    *apps.Registry
 	svc     *otp.Service
@@ -108,11 +107,12 @@ func (m *Main) open(ctx context.Context) error {
 	cfg := m.Config
 	started := time.Now()
 	var err error
-	if m.db, err = store.Open(cfg.Store.Path, cfg.Store.SecretKey); err != nil {
+	var repair string
+	if m.db, repair, err = openBackend(ctx, cfg.Store); err != nil {
 		return err
 	}
-	if m.db.Repair != "" {
-		m.Log.Error("store repaired", "path", cfg.Store.Path, "what", m.db.Repair)
+	if repair != "" {
+		m.Log.Error("store repaired", "path", cfg.Store.Path, "what", repair)
 	}
 
 	configApps := cfg.ConfigApps()
@@ -219,7 +219,7 @@ func (m *Main) open(ctx context.Context) error {
 		Voice:   otp.VoiceChannel{Prompts: prompts, CallerID: cfg.Voice.CallerID, AnswerTimeout: cfg.Voice.AnswerTimeout, Repeat: cfg.Voice.Repeat},
 		SMS:     otp.SMSChannel{Via: cfg.SMS.Via, Sender: cfg.SMS.Sender},
 		Senders: senders,
-	}, m.db.Verifications(), m.numbers, m.Log)
+	}, m.db.OTP(), m.numbers, m.Log)
 	outcomes.Service = m.svc
 	svc := m.svc
 	if n, err := svc.Recover(ctx); err != nil {
@@ -258,7 +258,7 @@ func (m *Main) open(ctx context.Context) error {
 	apiCfg := httpapi.Config{
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Apps: m.apps, Limiter: limiter, Ready: m.ready,
 		AdminToken: cfg.HTTP.AdminToken, Pools: m.numbers, Metrics: m.metrics,
-		Backup:         func() (httpapi.Snapshot, error) { return m.db.Snapshot() },
+		Backup:         m.backup(),
 		TrustedProxies: cfg.HTTP.Proxies(),
 		MaxConns:       maxConns, MaxConnsPerIP: perIP,
 	}

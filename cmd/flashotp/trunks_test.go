@@ -307,7 +307,7 @@ func TestDeadTrunk(t *testing.T) {
 		t.Fatalf("send with every trunk down: %d Retry-After %q %s", a.status, a.header.Get("Retry-After"), a.raw)
 	}
 	n := 0
-	err = m.db.Verifications().View(t.Context(), func(tx otp.Tx) error {
+	err = m.db.OTP().View(t.Context(), func(tx otp.Tx) error {
 		for range tx.Verifications() {
 			n++
 		}

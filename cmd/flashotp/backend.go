@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"flashotp/apps"
+	"flashotp/configs"
+	"flashotp/console"
+	"flashotp/httpapi"
+	"flashotp/numberpool"
+	"flashotp/otp"
+	"flashotp/store"
+	"flashotp/store/postgres"
+	"flashotp/totp"
+	"flashotp/webhook"
+)
+
+// backend is the store the engine runs on (store.driver): the embedded bbolt file or PostgreSQL. Both keep
+// every package's records behind the same contracts (internal/conformance checks them on both).
+type backend interface {
+	apps.Store
+	numberpool.Store
+	webhook.Store
+	totp.Store
+	console.Store
+	console.AuditStore
+	// OTP is the store of verifications and what is written with them.
+	OTP() otp.Store
+	// Key is the server key codes are MACed under.
+	Key() []byte
+	// Failures counts the reads and writes that failed in the store; Commits its committed transactions
+	// and the writes they carried.
+	Failures() uint64
+	Commits() (commits, writes uint64)
+	// Check reports whether the store can still be read.
+	Check() error
+	Close() error
+}
+
+// checkTimeout bounds a readiness check of a store over the network.
+const checkTimeout = 2 * time.Second
+
+// boltBackend is the embedded store.
+type boltBackend struct{ *store.DB }
+
+func (b boltBackend) OTP() otp.Store { return b.Verifications() }
+
+// pgBackend is the PostgreSQL store, with the server key from the configuration (every engine must use the
+// same, and it must not live in the database beside the MACs it protects).
+type pgBackend struct {
+	*postgres.DB
+	key []byte
+}
+
+func (b pgBackend) OTP() otp.Store { return b.Verifications() }
+func (b pgBackend) Key() []byte    { return b.key }
+
+func (b pgBackend) Check() error {
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	return b.DB.Check(ctx)
+}
+
+// openBackend opens the store cfg names; repair says what Open mended in a bbolt file, if anything.
+func openBackend(ctx context.Context, cfg configs.Store) (b backend, repair string, err error) {
+	if cfg.Driver == configs.StorePostgres {
+		key, err := store.ParseKey(cfg.SecretKey)
+		if err != nil {
+			return nil, "", err
+		}
+		db, err := postgres.Open(ctx, cfg.DSN)
+		if err != nil {
+			return nil, "", fmt.Errorf("open store: %w", err)
+		}
+		return pgBackend{DB: db, key: key}, "", nil
+	}
+	db, err := store.Open(cfg.Path, cfg.SecretKey)
+	if err != nil {
+		return nil, "", err
+	}
+	return boltBackend{db}, db.Repair, nil
+}
+
+// backup returns GET /admin/store/backup's copier for the bbolt store; PostgreSQL has none (pg_dump and the
+// server's own backups are its tools: docs/operations.md).
+func (m *Main) backup() func() (httpapi.Snapshot, error) {
+	if b, ok := m.db.(boltBackend); ok {
+		return func() (httpapi.Snapshot, error) { return b.Snapshot() }
+	}
+	return nil
+}
