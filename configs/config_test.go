@@ -374,7 +374,9 @@ func TestValidate(t *testing.T) {
 		{"drain delay too long", func(c *configs.Config) { c.HTTP.DrainDelay = 6 * time.Minute }, "http.drain_delay"},
 		{"store path empty", func(c *configs.Config) { c.Store.Path = "" }, "store.path"},
 		{"store driver unknown", func(c *configs.Config) { c.Store.Driver = "sqlite" }, "store.driver"},
-		{"postgres without dsn", func(c *configs.Config) { c.Store.Driver, c.Store.SecretKey = configs.StorePostgres, strings.Repeat("ab", 16) }, "store.dsn"},
+		{"postgres without dsn", func(c *configs.Config) {
+			c.Store.Driver, c.Store.SecretKey = configs.StorePostgres, strings.Repeat("ab", 16)
+		}, "store.dsn"},
 		{"postgres without secret key", func(c *configs.Config) { c.Store.Driver, c.Store.DSN = configs.StorePostgres, "postgres://db/flashotp" }, "store.secret_key"},
 		{"secret key not hex", func(c *configs.Config) { c.Store.SecretKey = strings.Repeat("zz", 16) }, "store.secret_key"},
 		{"secret key too short", func(c *configs.Config) { c.Store.SecretKey = "abcdef" }, "store.secret_key"},
