@@ -284,7 +284,7 @@ func (s *Service) Attempts(ctx context.Context, q Query) (Page[Attempt], error) 
 			}
 		}
 		for _, id := range ids {
-			for v := range tx.Attempts(id) {
+			for _, v := range tx.Attempts(id) {
 				var a Attempt
 				if err := json.Unmarshal(v, &a); err != nil {
 					return err

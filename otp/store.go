@@ -66,8 +66,8 @@ type Tx interface {
 
 	// PutAttempt stores a verify attempt of verification vid.
 	PutAttempt(vid, id string, a []byte) error
-	// Attempts yields the verify attempts of verification vid, newest first.
-	Attempts(vid string) iter.Seq[[]byte]
+	// Attempts yields the ID and record of each verify attempt of verification vid, newest first.
+	Attempts(vid string) iter.Seq2[string, []byte]
 
 	// ReportRow, PutReportRow and DeleteReportRow read and write the app's report row of key in group
 	// (GroupDay, …) on day (YYYY-MM-DD); ReportRow returns nil for none.
@@ -79,6 +79,8 @@ type Tx interface {
 	// ReportRows yields the key and row of each of the app's report rows in group on the days first to
 	// last (both included).
 	ReportRows(appID, group, first, last string) iter.Seq2[string, []byte]
+	// AllReportRows yields every report row of the app (the retired rows: app ""), by day, group and key.
+	AllReportRows(appID string) iter.Seq2[ReportKey, []byte]
 
 	// Meta and PutMeta read and write otp's own bookkeeping value name (nil: none).
 	Meta(name string) []byte
@@ -87,6 +89,9 @@ type Tx interface {
 	// Outbox queues webhook deliveries in the transaction.
 	Outbox
 }
+
+// ReportKey is where a report row is: its day (YYYY-MM-DD), its group and its key in the group.
+type ReportKey struct{ Day, Group, Key string }
 
 // Outbox is where a Notifier queues a webhook delivery, in the transaction of the change it reports.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"flashotp/totp"
 )
@@ -48,6 +49,16 @@ func (db *DB) UpdateEnrollment(_ context.Context, appID, user string, fn func(re
 }
 
 // DeleteEnrollment removes user's enrollment with app; none: totp.ErrNotEnrolled.
+// Enrollments calls fn with every enrollment, from one read transaction.
+func (db *DB) Enrollments(_ context.Context, fn func(appID, user string, record []byte) error) error {
+	return db.View(func(tx *Tx) error {
+		return tx.each(bucketTOTP, func(k string, v []byte) error {
+			app, user, _ := strings.Cut(k, "\x00")
+			return fn(app, user, v)
+		})
+	})
+}
+
 func (db *DB) DeleteEnrollment(_ context.Context, appID, user string) error {
 	k := totpKey(appID, user)
 	var found bool

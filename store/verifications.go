@@ -249,10 +249,11 @@ func (t *VerificationTx) PutAttempt(vid, id string, a []byte) error {
 	return t.tx.Put(bucketAttempts, attemptKey(vid, id), a)
 }
 
-// Attempts yields the verify attempts of verification vid, newest first.
-func (t *VerificationTx) Attempts(vid string) iter.Seq[[]byte] {
-	return func(yield func([]byte) bool) {
-		t.tx.Scan(bucketAttempts, attemptKey(vid, ""), "", true, func(_ string, v []byte) bool { return yield(v) })
+// Attempts yields the ID and record of each verify attempt of verification vid, newest first.
+func (t *VerificationTx) Attempts(vid string) iter.Seq2[string, []byte] {
+	return func(yield func(string, []byte) bool) {
+		prefix := attemptKey(vid, "")
+		t.tx.Scan(bucketAttempts, prefix, "", true, func(k string, v []byte) bool { return yield(k[len(prefix):], v) })
 	}
 }
 
@@ -285,6 +286,17 @@ func (t *VerificationTx) ReportRows(app, group, first, last string) iter.Seq2[st
 				return true
 			}
 			return yield(parts[2], v)
+		})
+	}
+}
+
+// AllReportRows yields every report row of app (the retired rows: app ""), by day, group and key.
+func (t *VerificationTx) AllReportRows(app string) iter.Seq2[otp.ReportKey, []byte] {
+	return func(yield func(otp.ReportKey, []byte) bool) {
+		prefix := app + "\x00"
+		t.tx.Scan(bucketReports, prefix, "", false, func(k string, v []byte) bool {
+			parts := strings.Split(k[len(prefix):], "\x00")
+			return len(parts) != 3 || yield(otp.ReportKey{Day: parts[0], Group: parts[1], Key: parts[2]}, v)
 		})
 	}
 }

@@ -29,4 +29,7 @@ type Store interface {
 	UpdateEnrollment(ctx context.Context, appID, user string, fn func(record []byte) ([]byte, error)) error
 	// DeleteEnrollment removes user's enrollment with app; none: ErrNotEnrolled.
 	DeleteEnrollment(ctx context.Context, appID, user string) error
+	// Enrollments calls fn with every enrollment, from one consistent read (moving a store to another
+	// backend); fn must not call the Store.
+	Enrollments(ctx context.Context, fn func(appID, user string, record []byte) error) error
 }

@@ -77,6 +77,18 @@ func (m *memStore) DeleteEnrollment(_ context.Context, appID, user string) error
 	return nil
 }
 
+func (m *memStore) Enrollments(_ context.Context, fn func(appID, user string, rec []byte) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, v := range m.recs {
+		app, user, _ := strings.Cut(k, "\x00")
+		if err := fn(app, user, bytes.Clone(v)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (m *memStore) len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -45,5 +49,75 @@ func TestPostgresAnyEngineAnswers(t *testing.T) {
 		if s.status != 200 || s.body["status"] != "approved" || s.body["attempts"] != float64(1) {
 			t.Errorf("status on the %s engine: %d %s", name, s.status, s.raw)
 		}
+	}
+}
+
+// A bbolt file moved into PostgreSQL with `flashotp store migrate`: the pending code verifies on an engine
+// on the new store, the verification that had ended keeps its status and attempts, and its events are
+// there.
+func TestMigrateBoltToPostgres(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	cfg := phoneConfig(t)
+	m := NewMain(cfg, quietLog())
+	phone := &phoneLog{}
+	m.PhoneOut = phone
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	<-m.Ready
+	c := client{t, "http://" + m.HTTPAddr}
+	send := func(to string) (id, code string) {
+		a := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"`+to+`","channel":"flashcall"}`)
+		if a.status != 202 {
+			t.Fatalf("send: %d %s", a.status, a.raw)
+		}
+		id = a.body["verification_id"].(string)
+		cli := c.lastCLI(phone, id, to)
+		return id, cli[len(cli)-4:]
+	}
+	pending, pendingCode := send("+14155552671")
+	ended, endedCode := send("+14155552672")
+	wrong := map[bool]string{true: "1111", false: "0000"}[pendingCode == "0000"]
+	if v := c.verify(pending, wrong); v.status != 422 {
+		t.Fatalf("wrong code: %d %s", v.status, v.raw)
+	}
+	if v := c.verify(ended, endedCode); v.status != 200 {
+		t.Fatalf("right code: %d %s", v.status, v.raw)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	dsn := pg.CreateDB(t, "migrated")
+	var out, errOut bytes.Buffer
+	if err := migrate(context.Background(), cfg.Store.Path, "", dsn, &out, &errOut); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "2 verifications, 2 verify attempts") {
+		t.Errorf("migrate said %q", out.String())
+	}
+	if err := migrate(context.Background(), cfg.Store.Path, "", dsn, &out, &errOut); err == nil {
+		t.Error("a second migrate into the same database was not refused")
+	}
+	key, err := os.ReadFile(filepath.Join(filepath.Dir(cfg.Store.Path), "flashotp.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgCfg := onPostgres(testConfig(t, "127.0.0.1:9"), dsn)
+	pgCfg.Store.SecretKey = strings.TrimSpace(string(key))
+	b := client{t, "http://" + startMain(t, pgCfg).HTTPAddr}
+	if s := b.do("GET", "/otp/status?verification_id="+ended, ""); s.body["status"] != "approved" {
+		t.Errorf("the ended verification on PostgreSQL: %d %s", s.status, s.raw)
+	}
+	if v := b.verify(pending, pendingCode); v.status != 200 || v.body["status"] != "approved" {
+		t.Fatalf("the pending code on PostgreSQL: %d %s", v.status, v.raw)
+	}
+	if s := b.do("GET", "/otp/status?verification_id="+pending, ""); s.body["attempts"] != float64(1) {
+		t.Errorf("attempts of the migrated verification: %s", s.raw)
+	}
+	logs := b.do("GET", "/otp/logs?verification_id="+pending, "")
+	if logs.status != 200 || !strings.Contains(logs.raw, "send_requested") || !strings.Contains(logs.raw, "call_missed") {
+		t.Errorf("events of the migrated verification: %d %s", logs.status, logs.raw)
 	}
 }

@@ -22,7 +22,8 @@ const (
 )
 
 func newStoreCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "store", Short: "Back up an engine's database"}
+	cmd := &cobra.Command{Use: "store", Short: "Back up an engine's database, or move it into PostgreSQL"}
+	cmd.AddCommand(newMigrateCmd())
 	a := &adminClient{output: "text"}
 	var dbPath string
 	backup := &cobra.Command{

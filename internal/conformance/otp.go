@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -286,10 +287,10 @@ func OTP(t *testing.T, open func(t *testing.T) otp.Store) {
 				t.Errorf("EventApps = %v", got)
 			}
 			var atts []string
-			for v := range tx.Attempts(id("otp", 2)) {
-				atts = append(atts, string(v))
+			for k, v := range tx.Attempts(id("otp", 2)) {
+				atts = append(atts, k+"="+string(v))
 			}
-			if want := []string{id("otp", 2) + " 3", id("otp", 2) + " 2", id("otp", 2) + " 1"}; !slices.Equal(atts, want) {
+			if want := []string{id("att", 3) + "=" + id("otp", 2) + " 3", id("att", 2) + "=" + id("otp", 2) + " 2", id("att", 1) + "=" + id("otp", 2) + " 1"}; !slices.Equal(atts, want) {
 				t.Errorf("Attempts = %v, want %v", atts, want)
 			}
 		})
@@ -306,7 +307,7 @@ func OTP(t *testing.T, open func(t *testing.T) otp.Store) {
 			for range tx.Attempts(id("otp", 1)) {
 				t.Error("an attempt of a deleted verification is left")
 			}
-			if n := len(slices.Collect(tx.Attempts(id("otp", 2)))); n != 3 {
+			if n := len(slices.Collect(maps.Keys(maps.Collect(tx.Attempts(id("otp", 2)))))); n != 3 {
 				t.Errorf("another verification's attempts: %d", n)
 			}
 		})
@@ -345,6 +346,17 @@ func OTP(t *testing.T, open func(t *testing.T) otp.Store) {
 			}
 			if got := string(tx.Meta("reports")); got != "mark" || tx.Meta("other") != nil {
 				t.Errorf("Meta = %q", got)
+			}
+			var all []string
+			for k, v := range tx.AllReportRows("a") {
+				all = append(all, k.Day+" "+k.Group+" "+k.Key+"="+string(v))
+			}
+			if want := []string{"2026-12-04 day x=a2026-12-04dayx", "2026-12-05 country US=a2026-12-05countryUS",
+				"2026-12-05 day x=a2026-12-05dayx", "2026-12-05 day y=a2026-12-05dayy", "2026-12-07 day z=a2026-12-07dayz"}; !slices.Equal(all, want) {
+				t.Errorf("AllReportRows(a) = %q, want %q", all, want)
+			}
+			if got := slices.Collect(maps.Keys(maps.Collect(tx.AllReportRows("")))); len(got) != 1 || got[0] != (otp.ReportKey{Day: "2026-12-05", Group: "retired/day", Key: "a/x"}) {
+				t.Errorf("AllReportRows of the retired rows = %v", got)
 			}
 			var retired []string
 			for k := range tx.ReportRows("", "retired/day", "2026-12-05", "2026-12-05") {

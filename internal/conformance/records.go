@@ -133,6 +133,11 @@ func RecordStores(t *testing.T, open func(t *testing.T) Records) {
 		if err := s.UpdateEnrollment(ctx, "a", "nobody", func(r []byte) ([]byte, error) { return r, nil }); !errors.Is(err, totp.ErrNotEnrolled) {
 			t.Errorf("UpdateEnrollment of nobody: %v", err)
 		}
+		got := map[string]string{}
+		must(t, s.Enrollments(ctx, func(app, user string, r []byte) error { got[app+"/"+user] = string(r); return nil }))
+		if want := map[string]string{"a/u": "e1+", "b/u": "other app"}; !maps.Equal(got, want) {
+			t.Errorf("Enrollments = %v, want %v", got, want)
+		}
 		must(t, s.PutEnrollment(ctx, "a", "u", []byte("e3"), true))
 		must(t, s.DeleteEnrollment(ctx, "a", "u"))
 		if err := s.DeleteEnrollment(ctx, "a", "u"); !errors.Is(err, totp.ErrNotEnrolled) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -281,6 +282,14 @@ func (db *DB) UpdateEnrollment(ctx context.Context, appID, user string, fn func(
 		}
 		return putAll(ctx, tx, kindTOTP, map[string][]byte{totpKey(appID, user): next})
 	})
+}
+
+// Enrollments calls fn with every enrollment, from one snapshot.
+func (db *DB) Enrollments(ctx context.Context, fn func(appID, user string, record []byte) error) error {
+	return db.each(ctx, func(k string, v []byte) error {
+		app, user, _ := strings.Cut(k, "\x1f")
+		return fn(app, user, v)
+	}, kindTOTP)
 }
 
 func (db *DB) DeleteEnrollment(ctx context.Context, appID, user string) error {

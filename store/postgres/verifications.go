@@ -226,14 +226,8 @@ func (t *verificationTx) PutAttempt(vid, id string, a []byte) error {
 		ON CONFLICT (verification_id, id) DO UPDATE SET body = excluded.body`, vid, id, a)
 }
 
-func (t *verificationTx) Attempts(vid string) iter.Seq[[]byte] {
-	return func(yield func([]byte) bool) {
-		for _, v := range t.pages(descending, "", false, `SELECT id, body FROM verify_attempts WHERE verification_id = $2 AND ($1 = '' OR id %s $1) ORDER BY id DESC LIMIT %d`, vid) {
-			if !yield(v) {
-				return
-			}
-		}
-	}
+func (t *verificationTx) Attempts(vid string) iter.Seq2[string, []byte] {
+	return t.pages(descending, "", false, `SELECT id, body FROM verify_attempts WHERE verification_id = $2 AND ($1 = '' OR id %s $1) ORDER BY id DESC LIMIT %d`, vid)
 }
 
 func (t *verificationTx) ReportRow(appID, day, group, key string) []byte {
@@ -288,6 +282,41 @@ func (t *verificationTx) ReportRows(appID, group, first, last string) iter.Seq2[
 				return
 			}
 			after = page[len(page)-1]
+		}
+	}
+}
+
+// AllReportRows yields every report row of the app, by day, group and key, a page at a time.
+func (t *verificationTx) AllReportRows(appID string) iter.Seq2[otp.ReportKey, []byte] {
+	return func(yield func(otp.ReportKey, []byte) bool) {
+		var after otp.ReportKey
+		for {
+			rows, err := t.tx.Query(t.ctx, fmt.Sprintf(`SELECT day, grp, key, row_ FROM report_rows
+				WHERE app = $1 AND (day, grp, key) > ($2, $3, $4) ORDER BY day, grp, key LIMIT %d`, pageSize),
+				appID, after.Day, after.Group, after.Key)
+			if t.fail(err) != nil {
+				return
+			}
+			type row struct {
+				k otp.ReportKey
+				v []byte
+			}
+			page, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+				var x row
+				return x, r.Scan(&x.k.Day, &x.k.Group, &x.k.Key, &x.v)
+			})
+			if t.fail(err) != nil {
+				return
+			}
+			for _, x := range page {
+				if !yield(x.k, x.v) {
+					return
+				}
+			}
+			if len(page) < pageSize {
+				return
+			}
+			after = page[len(page)-1].k
 		}
 	}
 }
