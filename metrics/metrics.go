@@ -193,6 +193,8 @@ type Watched struct {
 	StoreFailures func() uint64
 	// StoreCommits counts the store's group-committed transactions and the writes they carried (nil: none).
 	StoreCommits func() (commits, writes uint64)
+	// StoreRoundTrips counts the round trips to a database server (nil: an embedded store).
+	StoreRoundTrips func() uint64
 }
 
 // Watch registers the collectors read from w at each scrape. Call it once, once the parts exist.
@@ -221,6 +223,11 @@ func (m *Metrics) Watch(w Watched) {
 				Name: "flashotp_store_writes_total", Help: "Writes (a send, an outcome, a verify, …) the store's committed transactions carried.",
 			}, func() float64 { _, n := w.StoreCommits(); return float64(n) }),
 		)
+	}
+	if w.StoreRoundTrips != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flashotp_store_round_trips_total", Help: "Round trips to the database server (store.driver postgres): each statement sent alone, each pipeline of them.",
+		}, func() float64 { return float64(w.StoreRoundTrips()) }))
 	}
 }
 

@@ -83,6 +83,14 @@ func openBackend(ctx context.Context, cfg configs.Store) (b backend, repair stri
 	return boltBackend{db}, db.Repair, nil
 }
 
+// roundTrips returns the counter of the store's round trips to its server, nil for the embedded store.
+func (m *Main) roundTrips() func() uint64 {
+	if b, ok := m.db.(pgBackend); ok {
+		return b.RoundTrips
+	}
+	return nil
+}
+
 // backup returns GET /admin/store/backup's copier for the bbolt store; PostgreSQL has none (pg_dump and the
 // server's own backups are its tools: docs/operations.md).
 func (m *Main) backup() func() (httpapi.Snapshot, error) {

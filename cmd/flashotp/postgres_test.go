@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"flashotp/configs"
 	"flashotp/internal/peers"
+	"flashotp/internal/testwait"
 )
 
 // onPostgres points cfg's store at the database dsn, with the server key every engine of it shares.
@@ -119,5 +122,38 @@ func TestMigrateBoltToPostgres(t *testing.T) {
 	logs := b.do("GET", "/otp/logs?verification_id="+pending, "")
 	if logs.status != 200 || !strings.Contains(logs.raw, "send_requested") || !strings.Contains(logs.raw, "call_missed") {
 		t.Errorf("events of the migrated verification: %d %s", logs.status, logs.raw)
+	}
+}
+
+// The round trips a flash call costs on PostgreSQL, from the send to its outcome stored, counted by the
+// store (flashotp_store_round_trips_total): the recipient's recent calls (one statement), the send's
+// transaction (its BEGIN and read in one pipeline, its writes and COMMIT in another), the outcome's read
+// (two: the snapshot's BEGIN with the read, its COMMIT) and its transaction (two): seven, and the histories
+// and report counts written a few times a second.
+func TestPostgresRoundTripsPerSend(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	c, phone := startPhoneMain(t, onPostgres(phoneConfig(t), pg.CreateDB(t, "trips")))
+	const sends = 20
+	before, commits := c.metric("flashotp_store_round_trips_total"), c.metric("flashotp_store_commits_total")
+	for i := range sends {
+		a := c.do("POST", "/otp/send", fmt.Sprintf(`{"appid":"demo","recipient":"+1415555%04d","channel":"flashcall"}`, 2000+i))
+		if a.status != 202 {
+			t.Fatalf("send: %d %s", a.status, a.raw)
+		}
+	}
+	// Each send is two commits, its own and its outcome's (nothing else here reads the store: no status is
+	// polled while it is measured).
+	if !testwait.Until(10*time.Second, func() bool { return c.metric("flashotp_store_commits_total")-commits >= 2*sends }) {
+		t.Fatalf("outcomes not stored: %v commits", c.metric("flashotp_store_commits_total")-commits)
+	}
+	for i := range sends {
+		if len(phone.clis(fmt.Sprintf("+1415555%04d", 2000+i))) != 1 {
+			t.Errorf("the phone did not see the call to +1415555%04d", 2000+i)
+		}
+	}
+	perSend := (c.metric("flashotp_store_round_trips_total") - before) / sends
+	t.Logf("%.1f round trips per send, from the send to its outcome stored", perSend)
+	if perSend > 8 {
+		t.Errorf("%.1f round trips per send, want at most 8", perSend)
 	}
 }

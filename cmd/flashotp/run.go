@@ -239,7 +239,7 @@ func (m *Main) open(ctx context.Context) error {
 	for _, t := range trunks {
 		names = append(names, t.Name)
 	}
-	m.metrics.Watch(metrics.Watched{Trunks: names, TrunksDown: m.dialer.Down, QueueLen: m.dialer.QueueLen, QueueCapacity: cfg.Dialer.QueueSize, StoreFailures: m.db.Failures, StoreCommits: m.db.Commits})
+	m.metrics.Watch(metrics.Watched{Trunks: names, TrunksDown: m.dialer.Down, QueueLen: m.dialer.QueueLen, QueueCapacity: cfg.Dialer.QueueSize, StoreFailures: m.db.Failures, StoreCommits: m.db.Commits, StoreRoundTrips: m.roundTrips()})
 	m.sampler = metrics.NewSampler(m.metrics, nil)
 	m.sampler.Start()
 

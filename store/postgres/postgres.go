@@ -42,6 +42,7 @@ type DB struct {
 	// failures counts the calls that failed with ErrFailed, for the metrics.
 	failures atomic.Uint64
 	commits  atomic.Uint64
+	trips    atomic.Uint64 // round trips to the server (tripCounter)
 }
 
 // Open connects to the database dsn (pgx's connection string: a URL or key=value pairs; several hosts with
@@ -51,6 +52,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store.dsn: %w", err)
 	}
+	db := &DB{}
+	cfg.ConnConfig.Tracer = (*tripCounter)(&db.trips)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -59,8 +62,28 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{pool: pool}, nil
+	db.pool = pool
+	return db, nil
 }
+
+// tripCounter counts the round trips to the server: each query or statement sent alone, and each batch
+// (a pipeline of statements, one round trip).
+type tripCounter atomic.Uint64
+
+func (c *tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	(*atomic.Uint64)(c).Add(1)
+	return ctx
+}
+
+func (c *tripCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c *tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	(*atomic.Uint64)(c).Add(1)
+	return ctx
+}
+
+func (c *tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (c *tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
 // migrate applies the embedded migrations not yet applied, under PostgreSQL's session advisory lock
 // (goose's locker): a node starting beside another waits for it instead of racing it.
@@ -99,6 +122,10 @@ func (db *DB) Failures() uint64 { return db.failures.Load() }
 
 // Commits returns how many write transactions were committed; each carries one write.
 func (db *DB) Commits() (commits, writes uint64) { n := db.commits.Load(); return n, n }
+
+// RoundTrips returns how many round trips to the server the store has made: each statement sent alone and
+// each pipeline of them, from every package's records (and the schema's migrations).
+func (db *DB) RoundTrips() uint64 { return db.trips.Load() }
 
 // failed marks err as ErrFailed, and counts it, unless it is fnErr, the caller's function's own.
 func (db *DB) failed(err, fnErr error) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -58,21 +60,30 @@ func all(ctx context.Context, tx pgx.Tx, kind string) ([]record, error) {
 	return out, nil
 }
 
-// putAll writes records of kind in tx, a nil value removing its key.
-func putAll(ctx context.Context, tx pgx.Tx, kind string, records map[string][]byte) error {
-	for key, v := range records {
-		var err error
-		if v == nil {
-			_, err = tx.Exec(ctx, `DELETE FROM records WHERE kind = $1 AND key = $2`, kind, key)
+// queuePuts queues the writes of records of kind in b, a nil value removing its key, in key order (so that
+// two engines writing the same keys lock them in the same order).
+func queuePuts(b *pgx.Batch, kind string, records map[string][]byte) {
+	for _, key := range slices.Sorted(maps.Keys(records)) {
+		if v := records[key]; v == nil {
+			b.Queue(`DELETE FROM records WHERE kind = $1 AND key = $2`, kind, key)
 		} else {
-			_, err = tx.Exec(ctx, `INSERT INTO records (kind, key, value) VALUES ($1, $2, $3)
+			b.Queue(`INSERT INTO records (kind, key, value) VALUES ($1, $2, $3)
 				ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value`, kind, key, v)
 		}
-		if err != nil {
-			return dbError{err}
-		}
 	}
-	return nil
+}
+
+// send runs the statements of b in one round trip, as one transaction (a pipeline without BEGIN runs as
+// one implicit transaction): all of them or none.
+func (db *DB) send(ctx context.Context, b *pgx.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	err := db.pool.SendBatch(ctx, b).Close()
+	if err == nil {
+		db.commits.Add(1)
+	}
+	return db.failed(err, nil)
 }
 
 // each calls fn with every record of kind, in key order, from one snapshot read before the first call.
@@ -101,28 +112,36 @@ func (db *DB) each(ctx context.Context, fn func(key string, v []byte) error, kin
 	return nil
 }
 
-// put writes the records of kind in one transaction.
+// put writes the records of kind in one transaction, one round trip.
 func (db *DB) put(ctx context.Context, kind string, records map[string][]byte) error {
-	return db.update(ctx, func(tx pgx.Tx) error { return putAll(ctx, tx, kind, records) })
+	b := &pgx.Batch{}
+	queuePuts(b, kind, records)
+	return db.send(ctx, b)
 }
 
-// get returns the record of kind under key, or nil.
+// get returns the record of kind under key, or nil: one statement, one round trip.
 func (db *DB) get(ctx context.Context, kind, key string) ([]byte, error) {
 	var v []byte
-	err := db.view(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT value FROM records WHERE kind = $1 AND key = $2`, kind, key).Scan(&v)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return dbError{err}
-		}
-		if v == nil {
-			v = []byte{}
-		}
-		return nil
-	})
-	return v, err
+	err := db.pool.QueryRow(ctx, `SELECT value FROM records WHERE kind = $1 AND key = $2`, kind, key).Scan(&v)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, db.failed(err, nil)
+	case v == nil:
+		v = []byte{}
+	}
+	return v, nil
+}
+
+// one runs a single statement (a transaction of its own) and returns how many rows it changed.
+func (db *DB) one(ctx context.Context, sql string, args ...any) (int64, error) {
+	tag, err := db.pool.Exec(ctx, sql, args...)
+	if err != nil {
+		return 0, db.failed(err, nil)
+	}
+	db.commits.Add(1)
+	return tag.RowsAffected(), nil
 }
 
 // LoadApps calls app with every stored app and key with every stored key, from one snapshot.
@@ -154,12 +173,10 @@ func (db *DB) LoadApps(ctx context.Context, app, key func(id string, record []by
 
 // SaveApps writes apps and keys together, all or nothing; a nil record removes its ID.
 func (db *DB) SaveApps(ctx context.Context, apps, keys map[string][]byte) error {
-	return db.update(ctx, func(tx pgx.Tx) error {
-		if err := putAll(ctx, tx, kindApps, apps); err != nil {
-			return err
-		}
-		return putAll(ctx, tx, kindKeys, keys)
-	})
+	b := &pgx.Batch{}
+	queuePuts(b, kindApps, apps)
+	queuePuts(b, kindKeys, keys)
+	return db.send(ctx, b)
 }
 
 func (db *DB) LoadPools(ctx context.Context, fn func(name string, pool []byte) error) error {
@@ -223,18 +240,14 @@ func (db *DB) Deliveries(ctx context.Context, fn func(id string, d []byte) bool)
 }
 
 func (db *DB) PutDelivery(ctx context.Context, id string, d []byte) error {
-	return db.update(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (id, body) VALUES ($1, $2)
-			ON CONFLICT (id) DO UPDATE SET body = excluded.body`, id, d)
-		return dbErr(err)
-	})
+	_, err := db.one(ctx, `INSERT INTO webhook_deliveries (id, body) VALUES ($1, $2)
+		ON CONFLICT (id) DO UPDATE SET body = excluded.body`, id, d)
+	return err
 }
 
 func (db *DB) DeleteDelivery(ctx context.Context, id string) error {
-	return db.update(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `DELETE FROM webhook_deliveries WHERE id = $1`, id)
-		return dbErr(err)
-	})
+	_, err := db.one(ctx, `DELETE FROM webhook_deliveries WHERE id = $1`, id)
+	return err
 }
 
 // totpKey is the key of user's enrollment with app, joined by the unit separator: PostgreSQL's text holds
@@ -253,14 +266,9 @@ func (db *DB) PutEnrollment(ctx context.Context, appID, user string, record []by
 	if replace {
 		return db.put(ctx, kindTOTP, map[string][]byte{totpKey(appID, user): record})
 	}
-	var taken bool
-	err := db.update(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO records (kind, key, value) VALUES ($1, $2, $3) ON CONFLICT (kind, key) DO NOTHING`,
-			kindTOTP, totpKey(appID, user), record)
-		taken = err == nil && tag.RowsAffected() == 0
-		return dbErr(err)
-	})
-	if err == nil && taken {
+	n, err := db.one(ctx, `INSERT INTO records (kind, key, value) VALUES ($1, $2, $3) ON CONFLICT (kind, key) DO NOTHING`,
+		kindTOTP, totpKey(appID, user), record)
+	if err == nil && n == 0 {
 		return fmt.Errorf("enrollment: %w", totp.ErrEnrolled)
 	}
 	return err
@@ -280,7 +288,8 @@ func (db *DB) UpdateEnrollment(ctx context.Context, appID, user string, fn func(
 		if err != nil || string(next) == string(v) {
 			return err
 		}
-		return putAll(ctx, tx, kindTOTP, map[string][]byte{totpKey(appID, user): next})
+		_, err = tx.Exec(ctx, `UPDATE records SET value = $3 WHERE kind = $1 AND key = $2`, kindTOTP, totpKey(appID, user), next)
+		return dbErr(err)
 	})
 }
 
@@ -293,13 +302,8 @@ func (db *DB) Enrollments(ctx context.Context, fn func(appID, user string, recor
 }
 
 func (db *DB) DeleteEnrollment(ctx context.Context, appID, user string) error {
-	var found bool
-	err := db.update(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM records WHERE kind = $1 AND key = $2`, kindTOTP, totpKey(appID, user))
-		found = err == nil && tag.RowsAffected() > 0
-		return dbErr(err)
-	})
-	if err == nil && !found {
+	n, err := db.one(ctx, `DELETE FROM records WHERE kind = $1 AND key = $2`, kindTOTP, totpKey(appID, user))
+	if err == nil && n == 0 {
 		return fmt.Errorf("enrollment: %w", totp.ErrNotEnrolled)
 	}
 	return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"flashotp/otp"
 	"flashotp/webhook"
@@ -28,30 +29,55 @@ func (db *DB) Verifications() Verifications { return Verifications{db: db} }
 
 // View runs fn in a read-only transaction on one snapshot.
 func (v Verifications) View(ctx context.Context, fn func(otp.Tx) error) error {
-	return v.db.view(ctx, func(tx pgx.Tx) error { return run(ctx, tx, false, fn) })
+	return v.db.session(ctx, false, fn)
 }
 
 // Update runs fn in a write transaction and returns once it is committed. If fn fails, nothing it wrote is
-// kept; fn may run more than once.
+// kept; fn may run more than once (again when the server aborts the transaction for a conflict).
 func (v Verifications) Update(ctx context.Context, fn func(otp.Tx) error) error {
-	return v.db.update(ctx, func(tx pgx.Tx) error { return run(ctx, tx, true, fn) })
+	for try := 1; ; try++ {
+		err := v.db.session(ctx, true, fn)
+		if err != nil && retryable(err) && try < maxTries {
+			continue
+		}
+		return err
+	}
 }
 
-// run runs fn on a verificationTx over tx: a read that failed (the reads return no error of their own)
-// fails the transaction, whatever fn made of the missing answer.
-func run(ctx context.Context, tx pgx.Tx, write bool, fn func(otp.Tx) error) error {
-	t := &verificationTx{ctx: ctx, tx: tx, write: write}
-	err := fn(t)
-	if t.err != nil {
-		return t.err
+// session runs fn on a verificationTx over a session of its own (session.go) and ends it: committed if fn
+// succeeded, else rolled back. A read that failed (the reads return no error of their own) fails the
+// transaction, whatever fn made of the missing answer.
+func (db *DB) session(ctx context.Context, write bool, fn func(otp.Tx) error) error {
+	c, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return db.failed(err, nil)
 	}
-	return err
+	// A connection left inside a transaction (its ROLLBACK failed) is closed by the pool, not reused.
+	defer c.Release()
+	begin := "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+	if write {
+		begin = "BEGIN"
+	}
+	t := &verificationTx{s: &session{ctx: ctx, conn: c.Conn(), begin: begin, queue: &pgx.Batch{}}, write: write}
+	fnErr := fn(t)
+	if t.err != nil {
+		fnErr = t.err
+	}
+	err = t.s.end(fnErr == nil)
+	if fnErr != nil {
+		err = fnErr
+	} else if err != nil {
+		err = dbError{err}
+	}
+	if err == nil && write {
+		db.commits.Add(1)
+	}
+	return db.failed(err, fnErr)
 }
 
 // verificationTx is one transaction over otp's records (otp.Tx).
 type verificationTx struct {
-	ctx   context.Context
-	tx    pgx.Tx
+	s     *session
 	write bool  // a write transaction: records are read FOR UPDATE
 	err   error // the first failed read
 }
@@ -68,19 +94,22 @@ func (t *verificationTx) fail(err error) error {
 	return err
 }
 
-// exec runs a statement, its error marked as the database's.
+// exec queues a statement: it runs with the next read or at commit, and its error then fails the
+// transaction.
 func (t *verificationTx) exec(sql string, args ...any) error {
-	_, err := t.tx.Exec(t.ctx, sql, args...)
-	if err != nil {
-		return dbError{err}
-	}
+	t.s.exec(nil, sql, args...)
 	return nil
+}
+
+// query runs sql (after the queued statements) and returns its rows.
+func (t *verificationTx) query(sql string, args ...any) (pgx.Rows, error) {
+	return t.s.query(sql, args...)
 }
 
 // value returns the one column of the one row sql selects, or nil for none.
 func (t *verificationTx) value(sql string, args ...any) []byte {
 	var v []byte
-	err := t.tx.QueryRow(t.ctx, sql, args...).Scan(&v)
+	err := t.s.queryRow(sql, args, &v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
@@ -111,13 +140,13 @@ func (t *verificationTx) VerificationIs(id string, rec []byte) bool {
 }
 
 func (t *verificationTx) PutVerification(id string, rec []byte) error {
-	tag, err := t.tx.Exec(t.ctx, `UPDATE verifications SET rec = $2 WHERE id = $1`, id, rec)
-	if err != nil {
-		return dbError{err}
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("put verification %s: no such verification (CreateVerification makes one)", id)
-	}
+	// Checked when it has run: the transaction fails then.
+	t.s.exec(func(tag pgconn.CommandTag) error {
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("put verification %s: no such verification (CreateVerification makes one)", id)
+		}
+		return nil
+	}, `UPDATE verifications SET rec = $2 WHERE id = $1`, id, rec)
 	return nil
 }
 
@@ -169,7 +198,7 @@ func (t *verificationTx) Expiring(until time.Time) iter.Seq2[string, time.Time] 
 		}
 		after := entry{ms: -1 << 62}
 		for {
-			rows, err := t.tx.Query(t.ctx, fmt.Sprintf(`SELECT at_ms, id FROM verification_expiry
+			rows, err := t.query(fmt.Sprintf(`SELECT at_ms, id FROM verification_expiry
 				WHERE at_ms <= $1 AND (at_ms, id) > ($2, $3) ORDER BY at_ms, id LIMIT %d`, pageSize), until.UnixMilli(), after.ms, after.id)
 			if t.fail(err) != nil {
 				return
@@ -260,7 +289,7 @@ func (t *verificationTx) ReportRows(appID, group, first, last string) iter.Seq2[
 			if n == 0 {
 				op = ">=" // the first page starts at the first day, keys from ""
 			}
-			rows, err := t.tx.Query(t.ctx, fmt.Sprintf(`SELECT day, key, row_ FROM report_rows
+			rows, err := t.query(fmt.Sprintf(`SELECT day, key, row_ FROM report_rows
 				WHERE app = $1 AND grp = $2 AND day <= $3 AND (day, key) %s ($4, $5) ORDER BY day, key LIMIT %d`, op, pageSize),
 				appID, group, last, after.day, after.key)
 			if t.fail(err) != nil {
@@ -291,7 +320,7 @@ func (t *verificationTx) AllReportRows(appID string) iter.Seq2[otp.ReportKey, []
 	return func(yield func(otp.ReportKey, []byte) bool) {
 		var after otp.ReportKey
 		for {
-			rows, err := t.tx.Query(t.ctx, fmt.Sprintf(`SELECT day, grp, key, row_ FROM report_rows
+			rows, err := t.query(fmt.Sprintf(`SELECT day, grp, key, row_ FROM report_rows
 				WHERE app = $1 AND (day, grp, key) > ($2, $3, $4) ORDER BY day, grp, key LIMIT %d`, pageSize),
 				appID, after.Day, after.Group, after.Key)
 			if t.fail(err) != nil {
@@ -358,7 +387,7 @@ func (t *verificationTx) pages(o order, from string, inclusive bool, query strin
 			if n == 0 && inclusive {
 				op += "="
 			}
-			rows, err := t.tx.Query(t.ctx, fmt.Sprintf(query, op, pageSize), append([]any{cursor}, args...)...)
+			rows, err := t.query(fmt.Sprintf(query, op, pageSize), append([]any{cursor}, args...)...)
 			if t.fail(err) != nil {
 				return
 			}
