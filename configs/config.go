@@ -59,7 +59,25 @@ type Config struct {
 	WhatsApp whatsapp.Settings     `mapstructure:"whatsapp"`
 	TOTP     totp.Settings         `mapstructure:"totp"`
 	Console  console.Settings      `mapstructure:"console"`
+	Node     Node                  `mapstructure:"node"`
 	Log      Log                   `mapstructure:"log"`
+}
+
+// Node names this engine among those sharing a store (store.driver postgres; SPEC section 10).
+type Node struct {
+	ID    string        `mapstructure:"id"`    // default: the host name
+	Lease time.Duration `mapstructure:"lease"` // how long its lease lasts unrenewed
+}
+
+// nodeIDRe is what a node ID may be: a host name, or any short name of letters, digits, '.', '_', '-'.
+var nodeIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// hostname is the default node.id.
+func hostname() string {
+	if h, err := os.Hostname(); err == nil && nodeIDRe.MatchString(h) {
+		return h
+	}
+	return "flashotp"
 }
 
 // Log configures the engine's log (standard error).
@@ -117,6 +135,7 @@ func Default() Config {
 		WhatsApp: whatsapp.DefaultSettings,
 		TOTP:     totp.DefaultSettings,
 		Console:  console.DefaultSettings,
+		Node:     Node{ID: hostname(), Lease: otp.DefaultLease},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -483,6 +502,12 @@ func (c Config) Validate() error {
 	}
 	if c.Store.SecretKey != "" && !hexRe.MatchString(c.Store.SecretKey) {
 		bad("store.secret_key", "want at least 32 hex characters (16 bytes)")
+	}
+	if !nodeIDRe.MatchString(c.Node.ID) {
+		bad("node.id", "want 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit (default: the host name)")
+	}
+	if c.Node.Lease < 2*time.Second || c.Node.Lease > 5*time.Minute {
+		bad("node.lease", "want 2s to 5m")
 	}
 
 	if len(c.Trunks) == 0 {

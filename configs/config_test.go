@@ -99,6 +99,7 @@ func TestLoadExample(t *testing.T) {
 		WhatsApp: whatsapp.DefaultSettings,
 		TOTP:     totp.Settings{Digits: 6, LookAhead: 10},
 		Console:  console.Settings{Enabled: true, IdleTimeout: 30 * time.Minute, MaxAge: 12 * time.Hour},
+		Node:     configs.Node{ID: configs.Default().Node.ID, Lease: 10 * time.Second},
 		Log:      configs.Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -374,6 +375,9 @@ func TestValidate(t *testing.T) {
 		{"drain delay too long", func(c *configs.Config) { c.HTTP.DrainDelay = 6 * time.Minute }, "http.drain_delay"},
 		{"store path empty", func(c *configs.Config) { c.Store.Path = "" }, "store.path"},
 		{"store driver unknown", func(c *configs.Config) { c.Store.Driver = "sqlite" }, "store.driver"},
+		{"node id with a space", func(c *configs.Config) { c.Node.ID = "node 1" }, "node.id"},
+		{"node id empty", func(c *configs.Config) { c.Node.ID = "" }, "node.id"},
+		{"node lease too short", func(c *configs.Config) { c.Node.Lease = time.Second }, "node.lease"},
 		{"postgres without dsn", func(c *configs.Config) {
 			c.Store.Driver, c.Store.SecretKey = configs.StorePostgres, strings.Repeat("ab", 16)
 		}, "store.dsn"},

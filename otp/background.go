@@ -37,6 +37,9 @@ func (s *Service) Run(ctx context.Context) {
 	every(time.Minute, func(context.Context) error { s.limiter.Sweep(); return nil }, "")
 	every(time.Second, func(ctx context.Context) error { return s.FlushReports(ctx, false) }, "flush report counts")
 	every(summaryEvery, func(context.Context) error { s.act.log(s.log, summaryEvery); return nil }, "")
+	if s.cfg.Nodes != nil {
+		every(s.cfg.Lease/4, s.tendLeases, "engine leases")
+	}
 	<-ctx.Done()
 }
 

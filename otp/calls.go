@@ -275,6 +275,12 @@ var interrupted = call.Result{State: call.StateFailed, Reason: call.ReasonInterr
 //
 // First, after an unclean stop, it counts the reports of the days it may have touched again (tally.go).
 func (s *Service) Recover(ctx context.Context) (int, error) {
+	if s.cfg.Nodes != nil {
+		// Before anything else: the lease says this engine is alive, so that no other takes its calls over.
+		if err := s.cfg.Nodes.Renew(ctx, s.cfg.Node, s.cfg.Lease); err != nil {
+			return 0, fmt.Errorf("node lease: %w", err)
+		}
+	}
 	days, from, err := s.recountReports(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("count the reports again: %w", err)
@@ -294,7 +300,7 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 			if err != nil {
 				return err
 			}
-			if rec.inFlight() {
+			if rec.inFlight() && s.owns(rec) {
 				ids = append(ids, id)
 			}
 		}
@@ -307,6 +313,13 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 			ids = append(ids, id)
 		}
 	}
+	return s.interrupt(ctx, ids, listed)
+}
+
+// interrupt ends the calls and messages in flight of the verifications ids as failed, interrupted (an
+// engine stopped without their outcome); listed are those of the open-call list of an engine before issue
+// 18, taken off it. It returns how many it ended.
+func (s *Service) interrupt(ctx context.Context, ids, listed []string) (int, error) {
 	now := s.now().UTC()
 	n := 0
 	for _, id := range ids {

@@ -120,6 +120,7 @@ func (s *Service) Resend(ctx context.Context, req ResendRequest) (Verification, 
 		}
 		rec.ExpiresAt = now.Add(time.Duration(app.TTL))
 		rec.tally(tallyOp{Kind: tallySent, Channel: channel})
+		rec.Node = s.node()
 		if err := s.put(tx, rec); err != nil {
 			return err
 		}

@@ -107,6 +107,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (Verification, erro
 		rec.add(d, now, s.cfg.MinCodeSpace)
 	}
 	rec.tally(tallyOp{Kind: tallySent, Channel: d.step.Channel})
+	rec.Node = s.node()
 	// Encoded here, not in the store's one writer, which only puts the bytes.
 	v, err := encodeRecord(&rec)
 	if err != nil {

@@ -95,6 +95,9 @@ type record struct {
 	// Tally is what the verification counted in the reports, entry by entry (tally.go): counted again from
 	// the records after a crash.
 	Tally []tallyOp `json:"tl,omitempty"`
+	// Node is the engine that placed its latest call or message, on a store engines share (nodes.go): only
+	// that engine, or the one that takes over once its lease ran out, ends it after a crash.
+	Node string `json:"nd,omitempty"`
 }
 
 // Dialer accepts calls; *dialer.Dialer is one. Its refusals are the API's answers: *fault.Error of code
@@ -149,6 +152,11 @@ type Config struct {
 	// MessageTimeout bounds a sender's hand-over of a message (a step's own timeout, when shorter, bounds
 	// it instead); 0: 30s.
 	MessageTimeout time.Duration
+	// Nodes holds the leases of the engines sharing the store (nil: the store is this engine's alone);
+	// Node is this engine's ID among them and Lease how long its lease lasts unrenewed (nodes.go).
+	Nodes Nodes
+	Node  string
+	Lease time.Duration
 }
 
 // Prompter builds the audio that speaks a code; *voice.Library is one.
@@ -204,6 +212,9 @@ func New(cfg Config, db Store, numbers Numbers, log *slog.Logger) *Service {
 	}
 	if s.limiter == nil {
 		s.limiter = limits.New(s.now)
+	}
+	if s.cfg.Lease <= 0 {
+		s.cfg.Lease = DefaultLease
 	}
 	return s
 }

@@ -58,6 +58,7 @@ func (s *Service) advance(ctx context.Context, id string, i int) {
 			op.Kind = tallyStepFailed
 		}
 		rec.tally(op)
+		rec.Node = s.node()
 		return nil
 	}, func(tx Tx, rec *record) error {
 		if !rec.Next.IsZero() {

@@ -83,6 +83,14 @@ func openBackend(ctx context.Context, cfg configs.Store) (b backend, repair stri
 	return boltBackend{db}, db.Repair, nil
 }
 
+// nodes returns the leases of the engines sharing the store, nil for the embedded store (one engine).
+func (m *Main) nodes() otp.Nodes {
+	if b, ok := m.db.(pgBackend); ok {
+		return b.DB
+	}
+	return nil
+}
+
 // roundTrips returns the counter of the store's round trips to its server, nil for the embedded store.
 func (m *Main) roundTrips() func() uint64 {
 	if b, ok := m.db.(pgBackend); ok {

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,5 +158,72 @@ func TestPostgresRoundTripsPerSend(t *testing.T) {
 	t.Logf("%.1f round trips per send, from the send to its outcome stored", perSend)
 	if perSend > 8 {
 		t.Errorf("%.1f round trips per send, want at most 8", perSend)
+	}
+}
+
+// An engine killed with calls in flight: once its lease runs out, another engine on the database ends its
+// calls as failed, interrupted (the dead engine's own restart would have), and leaves its own calls alone.
+func TestPostgresDeadEngineTakenOver(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	dsn := pg.CreateDB(t, "takeover")
+	// A trunk that never answers: calls stay in flight for the whole dial_timeout.
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	key := strings.Repeat("5e", 16)
+	config := strings.Replace(engineConfig(t.TempDir(), silent.LocalAddr().String(), ""), "dial_timeout: 3s", "dial_timeout: 60s", 1)
+	config = regexp.MustCompile(`store:\n  path: [^\n]*\n`).ReplaceAllString(config,
+		"store:\n  driver: postgres\n  dsn: "+dsn+"\n  secret_key: "+key+"\nnode:\n  id: engine-a\n  lease: 2s\n")
+	a, ca := serve(t, config)
+
+	bCfg := onPostgres(testConfig(t, silent.LocalAddr().String()), dsn)
+	bCfg.Dialer.DialTimeout = time.Minute
+	bCfg.Node = configs.Node{ID: "engine-b", Lease: 2 * time.Second}
+	b := client{t, "http://" + startMain(t, bCfg).HTTPAddr}
+
+	send := func(c client, to string) string {
+		s := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"`+to+`","channel":"flashcall"}`)
+		if s.status != 202 {
+			t.Fatalf("send: %d %s", s.status, s.raw)
+		}
+		return s.body["verification_id"].(string)
+	}
+	var ofA []string
+	for i := range 3 {
+		ofA = append(ofA, send(ca, fmt.Sprintf("+1415555%04d", 3000+i)))
+	}
+	ofB := send(b, "+14155553100")
+	call := func(id string) map[string]any {
+		s := b.do("GET", "/otp/status?verification_id="+id, "")
+		if s.status != 200 {
+			t.Fatalf("status: %d %s", s.status, s.raw)
+		}
+		return s.body["call"].(map[string]any)
+	}
+	for _, id := range ofA {
+		if st := call(id)["state"]; st != "queued" && st != "dialing" {
+			t.Fatalf("before the kill, %s's call is %v", id, st)
+		}
+	}
+	a.kill(syscall.SIGKILL)
+	if !testwait.Until(20*time.Second, func() bool {
+		for _, id := range ofA {
+			if call(id)["state"] != "failed" {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("the dead engine's calls were not ended: %v", call(ofA[0]))
+	}
+	for _, id := range ofA {
+		if c := call(id); c["reason"] != "interrupted" {
+			t.Errorf("%s ended %v, want failed, interrupted", id, c)
+		}
+	}
+	if st := call(ofB)["state"]; st == "failed" {
+		t.Errorf("the live engine's own call was ended too: %v", call(ofB))
 	}
 }

@@ -219,6 +219,7 @@ func (m *Main) open(ctx context.Context) error {
 		Voice:   otp.VoiceChannel{Prompts: prompts, CallerID: cfg.Voice.CallerID, AnswerTimeout: cfg.Voice.AnswerTimeout, Repeat: cfg.Voice.Repeat},
 		SMS:     otp.SMSChannel{Via: cfg.SMS.Via, Sender: cfg.SMS.Sender},
 		Senders: senders,
+		Nodes:   m.nodes(), Node: cfg.Node.ID, Lease: cfg.Node.Lease,
 	}, m.db.OTP(), m.numbers, m.Log)
 	outcomes.Service = m.svc
 	svc := m.svc
@@ -441,6 +442,12 @@ func (m *Main) close() error {
 		clean := errors.Join(errs...) == nil && m.db.Failures() == 0
 		if err := m.svc.FlushReports(context.WithoutCancel(ctx), clean); err != nil {
 			errs = append(errs, fmt.Errorf("flush the report counts (counted again from the records at the next start): %w", err))
+		}
+		if nodes := m.nodes(); nodes != nil && clean {
+			// No call in flight is left: no other engine needs to take this one over.
+			if err := nodes.Leave(context.WithoutCancel(ctx), m.Config.Node.ID); err != nil {
+				errs = append(errs, fmt.Errorf("leave the engines' leases (another engine takes this one over when its lease runs out): %w", err))
+			}
 		}
 	}
 	if m.ua != nil {
