@@ -32,8 +32,20 @@ func (s *Service) Run(ctx context.Context) {
 			}
 		}()
 	}
-	every(time.Second, func(ctx context.Context) error { _, err := s.SweepExpired(ctx); return err }, "sweep expired verifications")
-	every(time.Minute, func(ctx context.Context) error { _, err := s.Purge(ctx); return err }, "purge old records")
+	every(time.Second, func(ctx context.Context) error {
+		if !s.sweeps() {
+			return nil
+		}
+		_, err := s.SweepExpired(ctx)
+		return err
+	}, "sweep expired verifications")
+	every(time.Minute, func(ctx context.Context) error {
+		if !s.sweeps() {
+			return nil
+		}
+		_, err := s.Purge(ctx)
+		return err
+	}, "purge old records")
 	every(time.Minute, func(context.Context) error { s.limiter.Sweep(); return nil }, "")
 	every(time.Second, func(ctx context.Context) error { return s.FlushReports(ctx, false) }, "flush report counts")
 	every(summaryEvery, func(context.Context) error { s.act.log(s.log, summaryEvery); return nil }, "")

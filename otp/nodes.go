@@ -20,6 +20,9 @@ type Nodes interface {
 	TakeOver(ctx context.Context, dead string) (bool, error)
 	// Leave removes node's lease: it stopped cleanly, with no call in flight.
 	Leave(ctx context.Context, node string) error
+	// Leader returns the live node (its lease not run out) with the lowest ID: the one that sweeps
+	// expiries and deletes old records.
+	Leader(ctx context.Context) (string, error)
 }
 
 // DefaultLease is how long an engine's lease lasts unrenewed (node.lease): its calls in flight are ended by
@@ -47,6 +50,11 @@ func (s *Service) tendLeases(ctx context.Context) error {
 	if err := s.cfg.Nodes.Renew(ctx, s.cfg.Node, s.cfg.Lease); err != nil {
 		return fmt.Errorf("renew the lease: %w", err)
 	}
+	leader, err := s.cfg.Nodes.Leader(ctx)
+	if err != nil {
+		return err
+	}
+	s.leading.Store(leader == s.cfg.Node)
 	dead, err := s.cfg.Nodes.Expired(ctx)
 	if err != nil {
 		return err
@@ -70,6 +78,10 @@ func (s *Service) tendLeases(ctx context.Context) error {
 	}
 	return nil
 }
+
+// sweeps reports whether this engine sweeps expiries and deletes old records: always on a store of its
+// own, on a shared one while it leads (tendLeases), so that the engines do not all do the same work.
+func (s *Service) sweeps() bool { return s.cfg.Nodes == nil || s.leading.Load() }
 
 // endCallsOf ends the calls in flight that engine node placed in the last changeWindow.
 func (s *Service) endCallsOf(ctx context.Context, node string) (int, error) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -198,6 +199,7 @@ type Service struct {
 	sending sync.WaitGroup // messages handed to Senders whose outcome is not recorded yet
 	act     activity       // counts for the activity summary (activity.go)
 	reports reportBook     // report counts not yet durable (tally.go)
+	leading atomic.Bool    // this engine leads the engines sharing the store (nodes.go)
 }
 
 // New returns a service over db drawing CLIs from numbers, calling through cfg.Dialer.

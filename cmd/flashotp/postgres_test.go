@@ -227,3 +227,44 @@ func TestPostgresDeadEngineTakenOver(t *testing.T) {
 		t.Errorf("the live engine's own call was ended too: %v", call(ofB))
 	}
 }
+
+// The database gone (its server killed): /readyz fails, a send and a verify are refused as unavailable
+// (503, never 500), the status of a stored verification too, and the engine keeps serving; at its stop it
+// says the report counts could not be stored.
+func TestPostgresUnreachable(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	m := NewMain(onPostgres(phoneConfig(t), pg.CreateDB(t, "gone")), quietLog())
+	phone := &phoneLog{}
+	m.PhoneOut = phone
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	<-m.Ready
+	c := client{t, "http://" + m.HTTPAddr}
+	sent := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall"}`)
+	if sent.status != 202 {
+		t.Fatalf("send: %d %s", sent.status, sent.raw)
+	}
+	id := sent.body["verification_id"].(string)
+	c.lastCLI(phone, id, "+14155552671")
+	pg.Kill()
+	if r := c.do("GET", "/readyz", ""); r.status != 503 {
+		t.Errorf("/readyz with the database gone: %d %s", r.status, r.raw)
+	}
+	for name, a := range map[string]answer{
+		"send":   c.do("POST", "/otp/send", `{"appid":"demo","recipient":"+14155552672","channel":"flashcall"}`),
+		"verify": c.verify(id, "1234"),
+		"status": c.do("GET", "/otp/status?verification_id="+id, ""),
+	} {
+		if a.status != 503 || errCode(a) != "unavailable" {
+			t.Errorf("%s with the database gone: %d %s, want 503 unavailable", name, a.status, a.raw)
+		}
+	}
+	if r := c.do("GET", "/healthz", ""); r.status != 200 {
+		t.Errorf("/healthz: %d (the engine itself is alive)", r.status)
+	}
+	cancel()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "report counts") {
+		t.Errorf("the stop said %v, want the report counts it could not store", err)
+	}
+}

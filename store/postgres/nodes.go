@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,6 +34,16 @@ func (db *DB) Expired(ctx context.Context) ([]string, error) {
 func (db *DB) TakeOver(ctx context.Context, dead string) (bool, error) {
 	n, err := db.one(ctx, `DELETE FROM node_leases WHERE node = $1 AND expires_at < now()`, dead)
 	return n == 1, err
+}
+
+// Leader returns the live node with the lowest ID ("" for none).
+func (db *DB) Leader(ctx context.Context) (string, error) {
+	var node string
+	err := db.pool.QueryRow(ctx, `SELECT node FROM node_leases WHERE expires_at >= now() ORDER BY node LIMIT 1`).Scan(&node)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return node, db.failed(err, nil)
 }
 
 // Leave removes node's lease.

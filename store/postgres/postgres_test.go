@@ -42,7 +42,8 @@ func TestRecordsConformance(t *testing.T) {
 	conformance.RecordStores(t, func(t *testing.T) conformance.Records { return open(t, pg) })
 }
 
-// Leases: renewed ones are not expired; one that ran out is taken over once; a node that left has none.
+// Leases: renewed ones are not expired; one that ran out is taken over once; a node that left has none;
+// the leader is the live node with the lowest ID.
 func TestNodeLeases(t *testing.T) {
 	db := open(t, peers.StartPostgres(t))
 	ctx := context.Background()
@@ -60,9 +61,15 @@ func TestNodeLeases(t *testing.T) {
 	if dead, err := db.Expired(ctx); err != nil || len(dead) != 0 {
 		t.Fatalf("Expired at once = %v, %v", dead, err)
 	}
+	if l, err := db.Leader(ctx); err != nil || l != "a" {
+		t.Errorf("Leader = %q, %v; want a, the lowest live ID", l, err)
+	}
 	time.Sleep(400 * time.Millisecond)
 	if dead, err := db.Expired(ctx); err != nil || !slices.Equal(dead, []string{"a"}) {
 		t.Fatalf("Expired = %v, %v; want [a]", dead, err)
+	}
+	if l, err := db.Leader(ctx); err != nil || l != "b" {
+		t.Errorf("Leader once a's lease ran out = %q, %v; want b", l, err)
 	}
 	if won, err := db.TakeOver(ctx, "b"); err != nil || won {
 		t.Errorf("took over a live node: %v, %v", won, err)
