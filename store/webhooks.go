@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"flashotp/webhook"
 )
@@ -27,6 +28,9 @@ func (db *DB) PutDelivery(_ context.Context, id string, d []byte) error {
 }
 
 // DeleteDelivery removes delivery id: delivered, or given up.
+// Claim always takes the delivery: one engine has a bbolt store.
+func (db *DB) Claim(context.Context, string, time.Duration) (bool, error) { return true, nil }
+
 func (db *DB) DeleteDelivery(_ context.Context, id string) error {
 	return db.Batch(func(tx *Tx) error { return tx.Delete(bucketWebhooks, id) })
 }

@@ -56,6 +56,10 @@ type Store interface {
 	PutDelivery(ctx context.Context, id string, d []byte) error
 	// DeleteDelivery removes delivery id.
 	DeleteDelivery(ctx context.Context, id string) error
+	// Claim takes delivery id for this engine for hold and reports whether it did: not while another
+	// engine sharing the store holds it (a store one engine has alone: always). PutDelivery and
+	// DeleteDelivery end the hold; an engine that dies holding one lets it go when hold runs out.
+	Claim(ctx context.Context, id string, hold time.Duration) (bool, error)
 }
 
 // Outbox is where Enqueue puts a delivery: the store's, in the transaction of the change the delivery
@@ -209,6 +213,10 @@ func (q *Queue) round(ctx context.Context) time.Duration {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			// Engines sharing the store each read the queue: one of them delivers each delivery.
+			if ok, err := q.db.Claim(ctx, it.id, 2*q.cfg.Timeout); err != nil || !ok {
+				return
+			}
 			q.deliver(ctx, it.id, it.d)
 		}()
 	}

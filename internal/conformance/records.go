@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"flashotp/apps"
 	"flashotp/console"
@@ -98,7 +99,13 @@ func RecordStores(t *testing.T, open func(t *testing.T) Records) {
 		for n := 3; n >= 1; n-- {
 			must(t, s.PutDelivery(ctx, fmt.Sprintf("whd_%02d", n), []byte(fmt.Sprint("d", n))))
 		}
-		must(t, s.PutDelivery(ctx, "whd_02", []byte("d2 again")))
+		if ok, err := s.Claim(ctx, "whd_02", time.Minute); err != nil || !ok {
+			t.Errorf("Claim of a delivery nobody holds = %v, %v", ok, err)
+		}
+		must(t, s.PutDelivery(ctx, "whd_02", []byte("d2 again"))) // ends the hold
+		if ok, err := s.Claim(ctx, "whd_02", time.Minute); err != nil || !ok {
+			t.Errorf("Claim after PutDelivery = %v, %v", ok, err)
+		}
 		must(t, s.DeleteDelivery(ctx, "whd_03"))
 		var got []string
 		must(t, s.Deliveries(ctx, func(id string, d []byte) bool { got = append(got, id+"="+string(d)); return true }))

@@ -3,16 +3,20 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"flashotp/apps"
 	"flashotp/internal/conformance"
 	"flashotp/internal/peers"
 	"flashotp/otp"
 	"flashotp/store/postgres"
+	"flashotp/webhook"
 )
 
 // dbs numbers the databases the tests create on their server.
@@ -91,5 +95,83 @@ func TestNodeLeases(t *testing.T) {
 	}
 	if dead, err := db.Expired(ctx); err != nil || len(dead) != 0 {
 		t.Errorf("after the take-over Expired = %v, %v", dead, err)
+	}
+}
+
+type webhookApps struct{ url string }
+
+func (a webhookApps) Get(id string) (apps.App, bool)     { return apps.App{ID: id, WebhookURL: a.url}, true }
+func (webhookApps) WebhookSecret(string) ([]byte, error) { return []byte("s3cret"), nil }
+
+// Two engines' webhook queues on one database: a held delivery is not claimed again until its hold runs
+// out or it is written back, and every delivery is posted once, by one of them.
+func TestWebhooksDeliveredOnceByTwoEngines(t *testing.T) {
+	db := open(t, peers.StartPostgres(t))
+	ctx := context.Background()
+	if err := db.PutDelivery(ctx, "whd_held", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := db.Claim(ctx, "whd_held", 300*time.Millisecond); !ok {
+		t.Fatal("first claim refused")
+	}
+	if ok, _ := db.Claim(ctx, "whd_held", time.Minute); ok {
+		t.Error("a held delivery claimed again")
+	}
+	time.Sleep(400 * time.Millisecond)
+	if ok, _ := db.Claim(ctx, "whd_held", time.Minute); !ok {
+		t.Error("a delivery whose hold ran out not claimed")
+	}
+	if err := db.DeleteDelivery(ctx, "whd_held"); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	posts := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond) // a receiver that takes a moment: both queues see the same deliveries
+		mu.Lock()
+		posts[r.Header.Get("X-Flashotp-Delivery")]++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	var queues []*webhook.Queue
+	for range 2 {
+		q := webhook.New(webhook.Config{}, db, webhookApps{srv.URL})
+		qctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { q.Run(qctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		queues = append(queues, q)
+	}
+	const n = 60
+	if err := db.Verifications().Update(ctx, func(tx otp.Tx) error {
+		for i := range n {
+			if err := queues[i%2].Enqueue(tx, "demo", fmt.Sprintf("otp_%03d", i), []byte(`{"n":1}`)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		got := len(posts)
+		mu.Unlock()
+		if got == n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(posts) != n {
+		t.Fatalf("%d of %d deliveries posted", len(posts), n)
+	}
+	for id, c := range posts {
+		if c != 1 {
+			t.Errorf("delivery %s posted %d times", id, c)
+		}
 	}
 }

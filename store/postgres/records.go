@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -239,10 +240,18 @@ func (db *DB) Deliveries(ctx context.Context, fn func(id string, d []byte) bool)
 	return nil
 }
 
+// PutDelivery replaces the record of delivery id and ends its hold (Claim).
 func (db *DB) PutDelivery(ctx context.Context, id string, d []byte) error {
 	_, err := db.one(ctx, `INSERT INTO webhook_deliveries (id, body) VALUES ($1, $2)
-		ON CONFLICT (id) DO UPDATE SET body = excluded.body`, id, d)
+		ON CONFLICT (id) DO UPDATE SET body = excluded.body, held_until = NULL`, id, d)
 	return err
+}
+
+// Claim holds delivery id until hold from now (the server's clock), unless another engine holds it.
+func (db *DB) Claim(ctx context.Context, id string, hold time.Duration) (bool, error) {
+	n, err := db.one(ctx, `UPDATE webhook_deliveries SET held_until = now() + $2 * interval '1 millisecond'
+		WHERE id = $1 AND (held_until IS NULL OR held_until < now())`, id, hold.Milliseconds())
+	return n == 1, err
 }
 
 func (db *DB) DeleteDelivery(ctx context.Context, id string) error {
