@@ -100,7 +100,9 @@ func TestNodeLeases(t *testing.T) {
 
 type webhookApps struct{ url string }
 
-func (a webhookApps) Get(id string) (apps.App, bool)     { return apps.App{ID: id, WebhookURL: a.url}, true }
+func (a webhookApps) Get(id string) (apps.App, bool) {
+	return apps.App{ID: id, WebhookURL: a.url}, true
+}
 func (webhookApps) WebhookSecret(string) ([]byte, error) { return []byte("s3cret"), nil }
 
 // Two engines' webhook queues on one database: a held delivery is not claimed again until its hold runs
