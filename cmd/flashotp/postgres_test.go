@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +20,13 @@ import (
 	"flashotp/internal/peers"
 	"flashotp/internal/testwait"
 )
+
+// pgEngineConfig is engineConfig (for `flashotp serve`) on the PostgreSQL database dsn as engine node,
+// with a lease of 2s.
+func pgEngineConfig(t *testing.T, dsn, trunk, node string) string {
+	return regexp.MustCompile(`store:\n  path: [^\n]*\n`).ReplaceAllString(engineConfig(t.TempDir(), trunk, ""),
+		"store:\n  driver: postgres\n  dsn: "+dsn+"\n  secret_key: "+strings.Repeat("5e", 16)+"\nnode:\n  id: "+node+"\n  lease: 2s\n")
+}
 
 // onPostgres points cfg's store at the database dsn, with the server key every engine of it shares.
 func onPostgres(cfg configs.Config, dsn string) configs.Config {
@@ -172,10 +182,7 @@ func TestPostgresDeadEngineTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	key := strings.Repeat("5e", 16)
-	config := strings.Replace(engineConfig(t.TempDir(), silent.LocalAddr().String(), ""), "dial_timeout: 3s", "dial_timeout: 60s", 1)
-	config = regexp.MustCompile(`store:\n  path: [^\n]*\n`).ReplaceAllString(config,
-		"store:\n  driver: postgres\n  dsn: "+dsn+"\n  secret_key: "+key+"\nnode:\n  id: engine-a\n  lease: 2s\n")
+	config := strings.Replace(pgEngineConfig(t, dsn, silent.LocalAddr().String(), "engine-a"), "dial_timeout: 3s", "dial_timeout: 60s", 1)
 	a, ca := serve(t, config)
 
 	bCfg := onPostgres(testConfig(t, silent.LocalAddr().String()), dsn)
@@ -267,4 +274,103 @@ func TestPostgresUnreachable(t *testing.T) {
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "report counts") {
 		t.Errorf("the stop said %v, want the report counts it could not store", err)
 	}
+}
+
+// Three engine processes on one database, one phone as the trunk of all three (rate limits off).
+//   - Sends spread over the three, each code verified on another engine than its send's: every code verifies.
+//   - Then, five times, the engines under load and one of them killed with SIGKILL and started again:
+//     afterwards every send that was answered 202 is there, with its call ended (by its engine's restart, or
+//     by another engine once the lease ran out), and no two verifications of one recipient mixed up.
+func TestPostgresThreeEngines(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	dsn := pg.CreateDB(t, "three")
+	phoneAddr, phone := startPhone(t)
+	configs := make([]string, 3)
+	procs := make([]*proc, 3)
+	clients := make([]client, 3)
+	for i := range 3 {
+		configs[i] = withoutLimits(pgEngineConfig(t, dsn, phoneAddr, fmt.Sprintf("engine-%d", i)))
+		procs[i], clients[i] = serve(t, configs[i])
+	}
+	// cliOf waits for the phone's missed call to recipient and returns its CLI.
+	cliOf := func(recipient string) string {
+		var cli string
+		testwait.For(t, 10*time.Second, "the call to "+recipient, func() bool {
+			for _, m := range missedLine.FindAllStringSubmatch(phone.stdout.String(), -1) {
+				if m[2] == recipient {
+					cli = m[1]
+				}
+			}
+			return cli != ""
+		})
+		return cli
+	}
+	for i := range 12 {
+		to := fmt.Sprintf("+1415555%04d", 4000+i)
+		sent := clients[i%3].do("POST", "/otp/send", `{"appid":"demo","recipient":"`+to+`","channel":"flashcall"}`)
+		if sent.status != 202 {
+			t.Fatalf("send on engine %d: %d %s", i%3, sent.status, sent.raw)
+		}
+		cli := cliOf(to)
+		if v := clients[(i+1)%3].verify(sent.body["verification_id"].(string), cli[len(cli)-4:]); v.status != 200 || v.body["status"] != "approved" {
+			t.Errorf("code of a send on engine %d verified on engine %d: %d %s", i%3, (i+1)%3, v.status, v.raw)
+		}
+	}
+
+	var mu sync.Mutex
+	acked := map[string]string{} // verification ID → recipient
+	var seq atomic.Int64
+	for round := range 5 {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range 6 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					to := fmt.Sprintf("+1415%07d", 5_000_000+seq.Add(1))
+					if a, ok := clients[w%3].trySend(to); ok && a.status == 202 {
+						mu.Lock()
+						acked[a.body["verification_id"].(string)] = to
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		time.Sleep(time.Duration(300+rand.IntN(400)) * time.Millisecond)
+		victim := round % 3
+		procs[victim].kill(syscall.SIGKILL)
+		time.Sleep(200 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		procs[victim], clients[victim] = serve(t, configs[victim])
+	}
+	if len(acked) < 50 {
+		t.Fatalf("only %d sends acknowledged across 5 rounds: the load was too light to mean anything", len(acked))
+	}
+	// Every acknowledged send is stored, and its call ends: missed (the phone rang), or failed, interrupted
+	// (its engine died with it in flight).
+	ended := map[string]int{}
+	for id, to := range acked {
+		var call map[string]any
+		if !testwait.Until(20*time.Second, func() bool {
+			s := clients[2].do("GET", "/otp/status?verification_id="+id, "")
+			if s.status != 200 {
+				t.Fatalf("acknowledged verification %s: %d %s", id, s.status, s.raw)
+			}
+			if s.body["recipient"] != to {
+				t.Fatalf("verification %s is for %v, was sent to %s", id, s.body["recipient"], to)
+			}
+			call = s.body["call"].(map[string]any)
+			return call["state"] == "missed" || call["state"] == "failed"
+		}) {
+			t.Errorf("verification %s: its call never ended: %v", id, call)
+			continue
+		}
+		ended[fmt.Sprint(call["state"], "/", call["reason"])]++
+	}
+	t.Logf("%d acknowledged sends over 5 kills; their calls ended: %v", len(acked), ended)
 }
