@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ type Postgres struct {
 	Port int
 	Dir  string // the data directory
 	bin  string // the directory of initdb, postgres, createdb
+	// sockets is the directory of its Unix socket (and of Dir).
+	sockets string
 	cred *syscall.Credential
 	cmd  *exec.Cmd
 	out  lockedBuffer
@@ -31,6 +34,58 @@ type Postgres struct {
 // on, as in production) and starts its server. Without PostgreSQL the test is skipped, or fails under
 // CI=true.
 func StartPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	p := newPostgres(t)
+	if out, err := p.command("initdb", "-D", p.Dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	p.start(t)
+	return p
+}
+
+// StartStandby starts a streaming standby of p (pg_basebackup from it) on a port of its own, and makes it
+// p's synchronous standby: from then on a commit on p returns once the standby has it too.
+func (p *Postgres) StartStandby(t testing.TB) *Postgres {
+	t.Helper()
+	s := newPostgres(t)
+	if out, err := s.command("pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-U", "postgres",
+		"-D", s.Dir, "-R", "-X", "stream", "--checkpoint=fast").CombinedOutput(); err != nil {
+		t.Fatalf("pg_basebackup: %v\n%s", err, out)
+	}
+	s.start(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for p.SQL(t, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") != "1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby is not streaming in 30s:\n%s", s.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.SQL(t, "ALTER SYSTEM SET synchronous_standby_names = '*'")
+	p.SQL(t, "SELECT pg_reload_conf()")
+	return s
+}
+
+// Promote makes a standby the primary (pg_ctl promote) and waits until it takes writes.
+func (p *Postgres) Promote(t testing.TB) {
+	t.Helper()
+	if out, err := p.command("pg_ctl", "promote", "-w", "-D", p.Dir).CombinedOutput(); err != nil {
+		t.Fatalf("pg_ctl promote: %v\n%s", err, out)
+	}
+}
+
+// SQL runs one statement with psql on database postgres and returns its output, unaligned.
+func (p *Postgres) SQL(t testing.TB, sql string) string {
+	t.Helper()
+	out, err := p.command("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-U", "postgres", "-d", "postgres", "-Atc", sql).CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql %q: %v\n%s", sql, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// newPostgres makes the directory of a server (its data directory inside, not made yet), owned by the
+// postgres user when the test runs as root.
+func newPostgres(t testing.TB) *Postgres {
 	t.Helper()
 	p := &Postgres{bin: postgresBin(t), done: make(chan struct{})}
 	root, err := os.MkdirTemp("", "flashotp-pg-")
@@ -54,11 +109,15 @@ func StartPostgres(t testing.TB) *Postgres {
 			t.Fatal(err)
 		}
 	}
-	if out, err := p.command("initdb", "-D", p.Dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions").CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
+	p.sockets = root
+	return p
+}
+
+// start starts the server of p.Dir on a free port and waits until it accepts connections.
+func (p *Postgres) start(t testing.TB) {
+	t.Helper()
 	p.Port = freeTCPPort(t)
-	p.cmd = p.command("postgres", "-D", p.Dir, "-p", strconv.Itoa(p.Port), "-k", root,
+	p.cmd = p.command("postgres", "-D", p.Dir, "-p", strconv.Itoa(p.Port), "-k", p.sockets,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=on", "-c", "synchronous_commit=on",
 		"-c", "max_connections=300", "-c", "shared_buffers=64MB")
 	p.cmd.SysProcAttr.Setpgid = true
@@ -84,7 +143,6 @@ func StartPostgres(t testing.TB) *Postgres {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return p
 }
 
 // command runs one of the server's programs as the server's user.
