@@ -24,10 +24,10 @@ type Postgres struct {
 	bin  string // the directory of initdb, postgres, createdb
 	// sockets is the directory of its Unix socket (and of Dir).
 	sockets string
-	cred *syscall.Credential
-	cmd  *exec.Cmd
-	out  lockedBuffer
-	done chan struct{}
+	cred    *syscall.Credential
+	cmd     *exec.Cmd
+	out     lockedBuffer
+	done    chan struct{}
 }
 
 // StartPostgres initialises a cluster (trust authentication, loopback only, fsync and synchronous_commit
