@@ -5,11 +5,16 @@
 //
 // A rule allows at most Limit events in any Window: the limiter keeps each key's last Limit event times (a
 // sliding log), so "5 per 10 minutes" means exactly that, never 10 across a window boundary. A key whose
-// events have all left their window is dropped by Sweep. State is in memory: a restart starts every
-// window afresh (docs/api.md says so).
+// events have all left their window is dropped by Sweep. State is in memory (a restart starts every
+// window afresh, docs/api.md says so), or, for engines sharing a database, in the database (Shared), so that
+// a limit holds across them.
 package limits
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -48,10 +53,74 @@ type Status struct {
 
 // Limiter counts events per scope and key. It is safe for concurrent use.
 type Limiter struct {
-	now func() time.Time
-
+	now  func() time.Time
 	mu   sync.Mutex
 	logs map[string]*eventLog // scope + NUL + key → its recent events
+
+	shared Shared // nil: the logs above
+	slog   *slog.Logger
+}
+
+// Shared keeps the limiter's events where the engines sharing a store all see them (SPEC section 10: five
+// sends per recipient per 10 minutes is five in total, not five per engine). Each event has an ID the
+// limiter makes; a check counts the events of its scope and key in its window, and the newest Limit of them
+// as the in-memory log does.
+type Shared interface {
+	// Allow records event id at for every check if none of them is full, as one transaction across
+	// engines, and returns the index of the first full one (-1: none) and how long until it has room.
+	Allow(ctx context.Context, checks []Check, id string, at time.Time) (denied int, retryAfter time.Duration, err error)
+	// Add records event id of c at, full or not.
+	Add(ctx context.Context, c Check, id string, at time.Time) error
+	// Remove forgets event id of c.
+	Remove(ctx context.Context, c Check, id string) error
+	// Count returns how many events c has in its window at now (at most c.Limit) and, when it has any,
+	// when the oldest of those counted leaves the window.
+	Count(ctx context.Context, c Check, now time.Time) (used int, resetAt time.Time, err error)
+	// Sweep deletes the events that have left their windows at now.
+	Sweep(ctx context.Context, now time.Time) error
+}
+
+// sharedTimeout bounds each call to a Shared store. When one fails, the limiter lets the event through
+// (and logs it): a store that cannot be reached fails the send, verify or sign-in anyway, as unavailable.
+const sharedTimeout = 2 * time.Second
+
+// NewShared returns a limiter whose events are in s, reading time from now (nil: time.Now).
+func NewShared(s Shared, now func() time.Time, log *slog.Logger) *Limiter {
+	l := New(now)
+	l.shared, l.slog = s, log
+	if l.slog == nil {
+		l.slog = slog.Default()
+	}
+	return l
+}
+
+// eventID is a new event's ID in a Shared store.
+func eventID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// sharedCall runs fn with a bounded context and logs its error.
+func (l *Limiter) sharedCall(what string, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	err := fn(ctx)
+	if err != nil {
+		l.slog.Error("rate limit store", "what", what, "err", err)
+	}
+	return err
+}
+
+// on returns the checks that limit something.
+func on(checks []Check) []Check {
+	var out []Check
+	for _, c := range checks {
+		if !c.Off() {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // eventLog is a ring of the last Limit event times (unix nanoseconds), oldest at head.
@@ -125,6 +194,10 @@ func (g *eventLog) drop(now int64) {
 // Allow records one event for every check if none of them is full, and reports the first full one and how
 // long until it has room. Either every check counts the event or none does.
 func (l *Limiter) Allow(checks ...Check) (denied *Check, retryAfter time.Duration) {
+	if l.shared != nil {
+		denied, retryAfter, _ = l.allowShared(checks, eventID())
+		return denied, retryAfter
+	}
 	now := l.now().UnixNano()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -155,11 +228,37 @@ func (l *Limiter) allow(now int64, checks ...Check) (denied *Check, retryAfter t
 	return nil, 0
 }
 
+// allowShared is Allow on the shared store, recording event id; it reports whether it recorded it.
+func (l *Limiter) allowShared(checks []Check, id string) (denied *Check, retryAfter time.Duration, recorded bool) {
+	live := on(checks)
+	if len(live) == 0 {
+		return nil, 0, false
+	}
+	i := -1
+	err := l.sharedCall("allow", func(ctx context.Context) error {
+		var err error
+		i, retryAfter, err = l.shared.Allow(ctx, live, id, l.now())
+		return err
+	})
+	if err != nil || i < 0 {
+		return nil, 0, err == nil
+	}
+	for k := range checks {
+		if checks[k] == live[i] {
+			return &checks[k], retryAfter, false
+		}
+	}
+	return &live[i], retryAfter, false
+}
+
 // Reservation is one event Reserve recorded, to be kept or given back.
 type Reservation struct {
 	l  *Limiter
 	id string // scope + NUL + key; empty when the rule is off (nothing was recorded)
 	at int64
+	// c and event are the check and the event ID of a reservation in a Shared store.
+	c     Check
+	event string
 }
 
 // Reserve records one event for c if it has room, as Allow does, and returns it so that the caller can give
@@ -167,6 +266,17 @@ type Reservation struct {
 // the limit bounds: checking room first and counting afterwards lets any number of concurrent callers
 // through the same last slot.
 func (l *Limiter) Reserve(c Check) (r Reservation, ok bool, retryAfter time.Duration) {
+	if l.shared != nil {
+		id := eventID()
+		denied, retry, recorded := l.allowShared([]Check{c}, id)
+		if denied != nil {
+			return Reservation{}, false, retry
+		}
+		if recorded {
+			r = Reservation{l: l, c: c, event: id}
+		}
+		return r, true, 0
+	}
 	now := l.now().UnixNano()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -183,6 +293,12 @@ func (l *Limiter) Reserve(c Check) (r Reservation, ok bool, retryAfter time.Dura
 // Release gives the reserved event back, as if it had never been recorded. Releasing twice, or an event
 // that already left its window, changes nothing.
 func (r *Reservation) Release() {
+	if r.l != nil && r.event != "" {
+		l, c, id := r.l, r.c, r.event
+		r.l = nil
+		_ = l.sharedCall("release", func(ctx context.Context) error { return l.shared.Remove(ctx, c, id) })
+		return
+	}
 	if r.l == nil || r.id == "" {
 		return
 	}
@@ -210,6 +326,10 @@ func (l *Limiter) Add(c Check) {
 	if c.Off() {
 		return
 	}
+	if l.shared != nil {
+		_ = l.sharedCall("add", func(ctx context.Context) error { return l.shared.Add(ctx, c, eventID(), l.now()) })
+		return
+	}
 	now := l.now().UnixNano()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -223,6 +343,16 @@ func (l *Limiter) Status(c Check) Status {
 	now := l.now()
 	s := Status{Scope: c.Scope, Key: c.Key, Limit: c.Limit, Window: Window(c.Window), ResetAt: now.UTC()}
 	if c.Off() {
+		return s
+	}
+	if l.shared != nil {
+		_ = l.sharedCall("count", func(ctx context.Context) error {
+			used, reset, err := l.shared.Count(ctx, c, now)
+			if err == nil && used > 0 {
+				s.Used, s.ResetAt = used, reset.UTC()
+			}
+			return err
+		})
 		return s
 	}
 	l.mu.Lock()
@@ -239,6 +369,10 @@ func (l *Limiter) Status(c Check) Status {
 
 // Sweep drops the keys whose events have all left their windows; it returns how many keys remain.
 func (l *Limiter) Sweep() int {
+	if l.shared != nil {
+		_ = l.sharedCall("sweep", func(ctx context.Context) error { return l.shared.Sweep(ctx, l.now()) })
+		return 0
+	}
 	now := l.now().UnixNano()
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"flashotp/configs"
 	"flashotp/console"
 	"flashotp/httpapi"
+	"flashotp/limits"
 	"flashotp/numberpool"
 	"flashotp/otp"
 	"flashotp/store"
@@ -89,6 +90,15 @@ func (m *Main) nodes() otp.Nodes {
 		return b.DB
 	}
 	return nil
+}
+
+// limiter returns the rate limiter: its events in memory for an engine of its own, in the database for
+// engines sharing one (a limit holds across them).
+func (m *Main) limiter() *limits.Limiter {
+	if b, ok := m.db.(pgBackend); ok {
+		return limits.NewShared(b.DB, nil, m.Log)
+	}
+	return limits.New(nil)
 }
 
 // roundTrips returns the counter of the store's round trips to its server, nil for the embedded store.

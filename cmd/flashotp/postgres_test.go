@@ -140,35 +140,51 @@ func TestMigrateBoltToPostgres(t *testing.T) {
 }
 
 // The round trips a flash call costs on PostgreSQL, from the send to its outcome stored, counted by the
-// store (flashotp_store_round_trips_total): the recipient's recent calls (one statement), the send's
-// transaction (its BEGIN and read in one pipeline, its writes and COMMIT in another), the outcome's read
-// (two: the snapshot's BEGIN with the read, its COMMIT) and its transaction (two): seven, and the histories
-// and report counts written a few times a second.
+// store (flashotp_store_round_trips_total). With the app's rate limits off: the recipient's recent calls
+// (one statement), the send's transaction (its BEGIN and read in one pipeline, its writes and COMMIT in
+// another), the outcome's read (two: the snapshot's BEGIN with the read, its COMMIT) and its transaction
+// (two): seven, and the engine's own writes spread over the sends (recent-call histories every 50 ms,
+// report counts every second, its lease every 2.5 s). The default limits add
+// their checks across engines (limits.Shared): the send's checks together (two: the keys locked and
+// counted, the events and COMMIT), the client's (two), the failed verifications' count (one).
 func TestPostgresRoundTripsPerSend(t *testing.T) {
 	pg := peers.StartPostgres(t)
-	c, phone := startPhoneMain(t, onPostgres(phoneConfig(t), pg.CreateDB(t, "trips")))
-	const sends = 20
-	before, commits := c.metric("flashotp_store_round_trips_total"), c.metric("flashotp_store_commits_total")
-	for i := range sends {
-		a := c.do("POST", "/otp/send", fmt.Sprintf(`{"appid":"demo","recipient":"+1415555%04d","channel":"flashcall"}`, 2000+i))
-		if a.status != 202 {
-			t.Fatalf("send: %d %s", a.status, a.raw)
-		}
-	}
-	// Each send is two commits, its own and its outcome's (nothing else here reads the store: no status is
-	// polled while it is measured).
-	if !testwait.Until(10*time.Second, func() bool { return c.metric("flashotp_store_commits_total")-commits >= 2*sends }) {
-		t.Fatalf("outcomes not stored: %v commits", c.metric("flashotp_store_commits_total")-commits)
-	}
-	for i := range sends {
-		if len(phone.clis(fmt.Sprintf("+1415555%04d", 2000+i))) != 1 {
-			t.Errorf("the phone did not see the call to +1415555%04d", 2000+i)
-		}
-	}
-	perSend := (c.metric("flashotp_store_round_trips_total") - before) / sends
-	t.Logf("%.1f round trips per send, from the send to its outcome stored", perSend)
-	if perSend > 8 {
-		t.Errorf("%.1f round trips per send, want at most 8", perSend)
+	for _, tc := range []struct {
+		name   string
+		limits map[string]apps.Limit
+		most   float64
+	}{
+		{"limits off", map[string]apps.Limit{"recipient": {}, "app": {}, "client": {}, "prefix": {}, "failed_verifications": {}}, 9},
+		{"default limits", nil, 14},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := onPostgres(phoneConfig(t), pg.CreateDB(t, fmt.Sprintf("trips%d", int(tc.most))))
+			cfg.Apps[0].RateLimits = tc.limits
+			c, phone := startPhoneMain(t, cfg)
+			const sends = 20
+			before, commits := c.metric("flashotp_store_round_trips_total"), c.metric("flashotp_store_commits_total")
+			for i := range sends {
+				a := c.do("POST", "/otp/send", fmt.Sprintf(`{"appid":"demo","recipient":"+1415555%04d","channel":"flashcall"}`, 2000+i))
+				if a.status != 202 {
+					t.Fatalf("send: %d %s", a.status, a.raw)
+				}
+			}
+			// Each send is two commits, its own and its outcome's (nothing else here reads the store: no
+			// status is polled while it is measured).
+			if !testwait.Until(10*time.Second, func() bool { return c.metric("flashotp_store_commits_total")-commits >= 2*sends }) {
+				t.Fatalf("outcomes not stored: %v commits", c.metric("flashotp_store_commits_total")-commits)
+			}
+			for i := range sends {
+				if len(phone.clis(fmt.Sprintf("+1415555%04d", 2000+i))) != 1 {
+					t.Errorf("the phone did not see the call to +1415555%04d", 2000+i)
+				}
+			}
+			perSend := (c.metric("flashotp_store_round_trips_total") - before) / sends
+			t.Logf("%.1f round trips per send, from the send to its outcome stored", perSend)
+			if perSend > tc.most {
+				t.Errorf("%.1f round trips per send, want at most %v", perSend, tc.most)
+			}
+		})
 	}
 }
 
@@ -438,4 +454,39 @@ func TestPostgresFailover(t *testing.T) {
 		}
 	}
 	t.Logf("%d sends acknowledged before the primary died, %d from then on, %d refused (503) meanwhile; none lost", before, len(acked)-before, refused)
+}
+
+// A rate limit holds across engines: the recipient's limit of 3 per hour, sends to it alternating between
+// two engines on one database: three are accepted in all, the fourth is refused on either engine, and both
+// report the same use.
+func TestPostgresLimitsAcrossEngines(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	dsn := pg.CreateDB(t, "limits")
+	cfg := onPostgres(phoneConfig(t), dsn)
+	cfg.Apps[0].RateLimits = map[string]apps.Limit{"recipient": {Limit: 3, Window: apps.Duration(time.Hour)}}
+	a, _ := startPhoneMain(t, cfg)
+	bCfg := onPostgres(testConfig(t, "127.0.0.1:9"), dsn)
+	bCfg.Apps[0].RateLimits = cfg.Apps[0].RateLimits
+	bCfg.Node.ID = "engine-b"
+	b := client{t, "http://" + startMain(t, bCfg).HTTPAddr}
+	engines := []client{a, b}
+	for i := range 4 {
+		s := engines[i%2].do("POST", "/otp/send", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall"}`)
+		want := 202
+		if i == 3 {
+			want = 429
+		}
+		if s.status != want {
+			t.Errorf("send %d (engine %d): %d %s, want %d", i+1, i%2, s.status, s.raw, want)
+		}
+	}
+	if s := a.do("POST", "/otp/send", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall"}`); s.status != 429 {
+		t.Errorf("a fifth on the first engine: %d %s, want 429", s.status, s.raw)
+	}
+	for i, c := range engines {
+		limits := c.do("GET", "/otp/rate-limits?recipient=%2B14155552671", "")
+		if !strings.Contains(limits.raw, `"scope":"recipient"`) || !strings.Contains(limits.raw, `"used":3`) {
+			t.Errorf("engine %d's rate limits: %s", i, limits.raw)
+		}
+	}
 }

@@ -22,7 +22,6 @@ import (
 	"flashotp/dialer"
 	"flashotp/email"
 	"flashotp/httpapi"
-	"flashotp/limits"
 	"flashotp/message"
 	"flashotp/metrics"
 	"flashotp/numberpool"
@@ -135,7 +134,7 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	m.metrics = metrics.New()
 	webhooks := webhook.New(webhook.Config{Settings: cfg.Webhooks, Log: m.Log, Delivered: m.metrics.Webhook}, m.db, m.apps)
-	limiter := limits.New(nil)
+	limiter := m.limiter()
 
 	prompts, err := cfg.Voice.Library()
 	if err != nil {

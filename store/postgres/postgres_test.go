@@ -14,6 +14,7 @@ import (
 	"flashotp/apps"
 	"flashotp/internal/conformance"
 	"flashotp/internal/peers"
+	"flashotp/limits"
 	"flashotp/otp"
 	"flashotp/store/postgres"
 	"flashotp/webhook"
@@ -175,5 +176,78 @@ func TestWebhooksDeliveredOnceByTwoEngines(t *testing.T) {
 		if c != 1 {
 			t.Errorf("delivery %s posted %d times", id, c)
 		}
+	}
+}
+
+// Two limiters on one database keep one limit between them: of 20 events at once against 5 per minute,
+// 5 pass; a released reservation gives its room back; failed authentications (Add) count; the status says
+// when room comes back; the events leave with their window.
+func TestSharedLimits(t *testing.T) {
+	db := open(t, peers.StartPostgres(t))
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	a, b := limits.NewShared(db, clock, nil), limits.NewShared(db, clock, nil)
+	c := limits.Check{Rule: limits.Rule{Scope: "recipient", Limit: 5, Window: time.Minute}, Key: "+14155552671"}
+	other := limits.Check{Rule: limits.Rule{Scope: "app", Limit: 100, Window: time.Minute}, Key: "demo"}
+	var passed atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			l := a
+			if i%2 == 1 {
+				l = b
+			}
+			if denied, _ := l.Allow(other, c); denied == nil {
+				passed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if passed.Load() != 5 {
+		t.Fatalf("%d of 20 events passed a limit of 5 across two limiters", passed.Load())
+	}
+	if s := b.Status(other); s.Used != 5 {
+		t.Errorf("the other check counted %d events, want the 5 that passed", s.Used)
+	}
+	denied, retry := a.Allow(c)
+	if denied == nil || denied.Scope != "recipient" || retry != time.Minute {
+		t.Errorf("a sixth: denied %v, retry %v; want the recipient check, 1m", denied, retry)
+	}
+	if s := b.Status(c); s.Used != 5 || !s.ResetAt.Equal(now.Add(time.Minute)) {
+		t.Errorf("status = %+v", s)
+	}
+
+	mu.Lock()
+	now = now.Add(time.Minute) // all five leave the window
+	mu.Unlock()
+	r, ok, _ := a.Reserve(c)
+	if !ok {
+		t.Fatal("no room once the window passed")
+	}
+	if s := b.Status(c); s.Used != 1 {
+		t.Errorf("after a reservation: used %d", s.Used)
+	}
+	r.Release()
+	if s := b.Status(c); s.Used != 0 {
+		t.Errorf("after its release: used %d", s.Used)
+	}
+	for range 5 {
+		b.Add(c)
+	}
+	if full, _ := a.Full(c); !full {
+		t.Error("five failures added on one limiter do not fill the other's check")
+	}
+	a.Sweep()
+	if full, _ := a.Full(c); !full {
+		t.Error("the sweep dropped events still in their window")
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	a.Sweep()
+	var left int
+	if err := db.CountLimitEvents(context.Background(), &left); err != nil || left != 0 {
+		t.Errorf("after the window and a sweep %d events are stored (%v)", left, err)
 	}
 }
