@@ -32,20 +32,18 @@ func (s *Service) Run(ctx context.Context) {
 			}
 		}()
 	}
-	every(time.Second, func(ctx context.Context) error {
-		if !s.sweeps() {
-			return nil
+	// sweeping runs fn only on the engine that sweeps (nodes.go).
+	sweeping := func(fn func(ctx context.Context) (int, error)) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			if !s.sweeps() {
+				return nil
+			}
+			_, err := fn(ctx)
+			return err
 		}
-		_, err := s.SweepExpired(ctx)
-		return err
-	}, "sweep expired verifications")
-	every(time.Minute, func(ctx context.Context) error {
-		if !s.sweeps() {
-			return nil
-		}
-		_, err := s.Purge(ctx)
-		return err
-	}, "purge old records")
+	}
+	every(time.Second, sweeping(s.SweepExpired), "sweep expired verifications")
+	every(time.Minute, sweeping(s.Purge), "purge old records")
 	every(time.Minute, func(context.Context) error { s.limiter.Sweep(); return nil }, "")
 	every(time.Second, func(ctx context.Context) error { return s.FlushReports(ctx, false) }, "flush report counts")
 	every(summaryEvery, func(context.Context) error { s.act.log(s.log, summaryEvery); return nil }, "")

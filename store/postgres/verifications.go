@@ -29,28 +29,29 @@ func (db *DB) Verifications() Verifications { return Verifications{db: db} }
 
 // View runs fn in a read-only transaction on one snapshot.
 func (v Verifications) View(ctx context.Context, fn func(otp.Tx) error) error {
-	return v.db.session(ctx, false, fn)
+	return v.db.failed(v.db.session(ctx, false, fn))
 }
 
 // Update runs fn in a write transaction and returns once it is committed. If fn fails, nothing it wrote is
 // kept; fn may run more than once (again when the server aborts the transaction for a conflict).
 func (v Verifications) Update(ctx context.Context, fn func(otp.Tx) error) error {
 	for try := 1; ; try++ {
-		err := v.db.session(ctx, true, fn)
+		err, fnErr := v.db.session(ctx, true, fn)
 		if err != nil && retryable(err) && try < maxTries {
-			continue
+			continue // not a failure of the store: another transaction came first
 		}
-		return err
+		return v.db.failed(err, fnErr)
 	}
 }
 
 // session runs fn on a verificationTx over a session of its own (session.go) and ends it: committed if fn
 // succeeded, else rolled back. A read that failed (the reads return no error of their own) fails the
-// transaction, whatever fn made of the missing answer.
-func (db *DB) session(ctx context.Context, write bool, fn func(otp.Tx) error) error {
+// transaction, whatever fn made of the missing answer. It returns the transaction's error and fn's own,
+// for DB.failed.
+func (db *DB) session(ctx context.Context, write bool, fn func(otp.Tx) error) (err, fnErr error) {
 	c, err := db.pool.Acquire(ctx)
 	if err != nil {
-		return db.failed(err, nil)
+		return err, nil
 	}
 	// A connection left inside a transaction (its ROLLBACK failed) is closed by the pool, not reused.
 	defer c.Release()
@@ -59,7 +60,7 @@ func (db *DB) session(ctx context.Context, write bool, fn func(otp.Tx) error) er
 		begin = "BEGIN"
 	}
 	t := &verificationTx{s: &session{ctx: ctx, conn: c.Conn(), begin: begin, queue: &pgx.Batch{}}, write: write}
-	fnErr := fn(t)
+	fnErr = fn(t)
 	if t.err != nil {
 		fnErr = t.err
 	}
@@ -72,7 +73,7 @@ func (db *DB) session(ctx context.Context, write bool, fn func(otp.Tx) error) er
 	if err == nil && write {
 		db.commits.Add(1)
 	}
-	return db.failed(err, fnErr)
+	return err, fnErr
 }
 
 // verificationTx is one transaction over otp's records (otp.Tx).
@@ -191,35 +192,20 @@ func (t *verificationTx) DeleteExpiry(id string, at time.Time) error {
 }
 
 func (t *verificationTx) Expiring(until time.Time) iter.Seq2[string, time.Time] {
+	type entry struct {
+		ms int64
+		id string
+	}
 	return func(yield func(string, time.Time) bool) {
-		type entry struct {
-			ms int64
-			id string
-		}
-		after := entry{ms: -1 << 62}
-		for {
-			rows, err := t.query(fmt.Sprintf(`SELECT at_ms, id FROM verification_expiry
-				WHERE at_ms <= $1 AND (at_ms, id) > ($2, $3) ORDER BY at_ms, id LIMIT %d`, pageSize), until.UnixMilli(), after.ms, after.id)
-			if t.fail(err) != nil {
-				return
+		paged(t, func(after *entry) (pgx.Rows, error) {
+			from := entry{ms: -1 << 62}
+			if after != nil {
+				from = *after
 			}
-			page, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (entry, error) {
-				var e entry
-				return e, r.Scan(&e.ms, &e.id)
-			})
-			if t.fail(err) != nil {
-				return
-			}
-			for _, e := range page {
-				if !yield(e.id, time.UnixMilli(e.ms)) {
-					return
-				}
-			}
-			if len(page) < pageSize {
-				return
-			}
-			after = page[len(page)-1]
-		}
+			return t.query(fmt.Sprintf(`SELECT at_ms, id FROM verification_expiry
+				WHERE at_ms <= $1 AND (at_ms, id) > ($2, $3) ORDER BY at_ms, id LIMIT %d`, pageSize), until.UnixMilli(), from.ms, from.id)
+		}, func(r pgx.CollectableRow) (e entry, err error) { return e, r.Scan(&e.ms, &e.id) },
+			func(e entry) bool { return yield(e.id, time.UnixMilli(e.ms)) })
 	}
 }
 
@@ -278,75 +264,41 @@ func (t *verificationTx) ReportApps() iter.Seq[string] {
 
 // ReportRows yields the rows day by day, keys in order within a day, as the bbolt store does.
 func (t *verificationTx) ReportRows(appID, group, first, last string) iter.Seq2[string, []byte] {
+	type row struct {
+		day, key string
+		v        []byte
+	}
 	return func(yield func(string, []byte) bool) {
-		type row struct {
-			day, key string
-			v        []byte
-		}
-		after := row{day: first}
-		for n := 0; ; n++ {
-			op := ">"
-			if n == 0 {
-				op = ">=" // the first page starts at the first day, keys from ""
+		paged(t, func(after *row) (pgx.Rows, error) {
+			from, op := row{day: first}, ">=" // the first page starts at the first day, keys from ""
+			if after != nil {
+				from, op = *after, ">"
 			}
-			rows, err := t.query(fmt.Sprintf(`SELECT day, key, row_ FROM report_rows
+			return t.query(fmt.Sprintf(`SELECT day, key, row_ FROM report_rows
 				WHERE app = $1 AND grp = $2 AND day <= $3 AND (day, key) %s ($4, $5) ORDER BY day, key LIMIT %d`, op, pageSize),
-				appID, group, last, after.day, after.key)
-			if t.fail(err) != nil {
-				return
-			}
-			page, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-				var x row
-				return x, r.Scan(&x.day, &x.key, &x.v)
-			})
-			if t.fail(err) != nil {
-				return
-			}
-			for _, x := range page {
-				if !yield(x.key, x.v) {
-					return
-				}
-			}
-			if len(page) < pageSize {
-				return
-			}
-			after = page[len(page)-1]
-		}
+				appID, group, last, from.day, from.key)
+		}, func(r pgx.CollectableRow) (x row, err error) { return x, r.Scan(&x.day, &x.key, &x.v) },
+			func(x row) bool { return yield(x.key, x.v) })
 	}
 }
 
 // AllReportRows yields every report row of the app, by day, group and key, a page at a time.
 func (t *verificationTx) AllReportRows(appID string) iter.Seq2[otp.ReportKey, []byte] {
+	type row struct {
+		k otp.ReportKey
+		v []byte
+	}
 	return func(yield func(otp.ReportKey, []byte) bool) {
-		var after otp.ReportKey
-		for {
-			rows, err := t.query(fmt.Sprintf(`SELECT day, grp, key, row_ FROM report_rows
+		paged(t, func(after *row) (pgx.Rows, error) {
+			var from otp.ReportKey
+			if after != nil {
+				from = after.k
+			}
+			return t.query(fmt.Sprintf(`SELECT day, grp, key, row_ FROM report_rows
 				WHERE app = $1 AND (day, grp, key) > ($2, $3, $4) ORDER BY day, grp, key LIMIT %d`, pageSize),
-				appID, after.Day, after.Group, after.Key)
-			if t.fail(err) != nil {
-				return
-			}
-			type row struct {
-				k otp.ReportKey
-				v []byte
-			}
-			page, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-				var x row
-				return x, r.Scan(&x.k.Day, &x.k.Group, &x.k.Key, &x.v)
-			})
-			if t.fail(err) != nil {
-				return
-			}
-			for _, x := range page {
-				if !yield(x.k, x.v) {
-					return
-				}
-			}
-			if len(page) < pageSize {
-				return
-			}
-			after = page[len(page)-1].k
-		}
+				appID, from.Day, from.Group, from.Key)
+		}, func(r pgx.CollectableRow) (x row, err error) { return x, r.Scan(&x.k.Day, &x.k.Group, &x.k.Key, &x.v) },
+			func(x row) bool { return yield(x.k, x.v) })
 	}
 }
 
@@ -380,38 +332,47 @@ const (
 // its own arguments are $2 on. The first page starts at from, which it includes when inclusive (and from is
 // not empty).
 func (t *verificationTx) pages(o order, from string, inclusive bool, query string, args ...any) iter.Seq2[string, []byte] {
+	type kv struct {
+		k string
+		v []byte
+	}
 	return func(yield func(string, []byte) bool) {
-		cursor := from
-		for n := 0; ; n++ {
-			op := map[order]string{ascending: ">", descending: "<"}[o]
-			if n == 0 && inclusive {
+		paged(t, func(after *kv) (pgx.Rows, error) {
+			cursor, op := from, map[order]string{ascending: ">", descending: "<"}[o]
+			if after != nil {
+				cursor = after.k
+			} else if inclusive {
 				op += "="
 			}
-			rows, err := t.query(fmt.Sprintf(query, op, pageSize), append([]any{cursor}, args...)...)
-			if t.fail(err) != nil {
-				return
-			}
-			type kv struct {
-				k string
-				v []byte
-			}
-			page, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (kv, error) {
-				var x kv
-				return x, r.Scan(&x.k, &x.v)
-			})
-			if t.fail(err) != nil {
-				return
-			}
-			for _, x := range page {
-				if !yield(x.k, x.v) {
-					return
-				}
-			}
-			if len(page) < pageSize {
-				return
-			}
-			cursor = page[len(page)-1].k
+			return t.query(fmt.Sprintf(query, op, pageSize), append([]any{cursor}, args...)...)
+		}, func(r pgx.CollectableRow) (x kv, err error) { return x, r.Scan(&x.k, &x.v) },
+			func(x kv) bool { return yield(x.k, x.v) })
+	}
+}
+
+// paged yields, to yield, the rows of query's pages until yield returns false: query(after) selects the
+// page past the row after (nil: the first page), scan reads a row, and a page shorter than pageSize is the
+// last. A page is read whole before its rows are yielded (pageSize).
+func paged[R any](t *verificationTx, query func(after *R) (pgx.Rows, error), scan pgx.RowToFunc[R], yield func(R) bool) {
+	var after *R
+	for {
+		rows, err := query(after)
+		if t.fail(err) != nil {
+			return
 		}
+		page, err := pgx.CollectRows(rows, scan)
+		if t.fail(err) != nil {
+			return
+		}
+		for _, r := range page {
+			if !yield(r) {
+				return
+			}
+		}
+		if len(page) < pageSize {
+			return
+		}
+		after = &page[len(page)-1]
 	}
 }
 
