@@ -45,20 +45,19 @@ type record struct {
 	value []byte
 }
 
-// all reads every record of kind in key order, in tx.
-func all(ctx context.Context, tx pgx.Tx, kind string) ([]record, error) {
-	rows, err := tx.Query(ctx, `SELECT key, value FROM records WHERE kind = $1 ORDER BY key`, kind)
+// querier runs a query: the pool (a statement alone is one snapshot) or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// collect reads the (key, value) rows sql selects.
+func collect(ctx context.Context, q querier, sql string, args ...any) ([]record, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, dbError{err}
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (record, error) {
-		var x record
-		return x, r.Scan(&x.key, &x.value)
-	})
-	if err != nil {
-		return nil, dbError{err}
-	}
-	return out, nil
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (x record, err error) { return x, r.Scan(&x.key, &x.value) })
+	return out, dbErr(err)
 }
 
 // queuePuts queues the writes of records of kind in b, a nil value removing its key, in key order (so that
@@ -87,27 +86,24 @@ func (db *DB) send(ctx context.Context, b *pgx.Batch) error {
 	return db.failed(err, nil)
 }
 
-// each calls fn with every record of kind, in key order, from one snapshot read before the first call.
-func (db *DB) each(ctx context.Context, fn func(key string, v []byte) error, kinds ...string) error {
-	var read [][]record
-	err := db.view(ctx, func(tx pgx.Tx) error {
-		for _, kind := range kinds {
-			recs, err := all(ctx, tx, kind)
-			if err != nil {
-				return err
-			}
-			read = append(read, recs)
-		}
-		return nil
-	})
+// ofKind selects every record of a kind, in key order.
+const ofKind = `SELECT key, value FROM records WHERE kind = $1 ORDER BY key`
+
+// each calls fn with every record of kind, in key order, all read (one statement: one snapshot) before
+// the first call.
+func (db *DB) each(ctx context.Context, kind string, fn func(key string, v []byte) error) error {
+	recs, err := collect(ctx, db.pool, ofKind, kind)
 	if err != nil {
-		return err
+		return db.failed(err, nil)
 	}
-	for _, recs := range read {
-		for _, r := range recs {
-			if err := fn(r.key, r.value); err != nil {
-				return err
-			}
+	return eachOf(recs, fn)
+}
+
+// eachOf calls fn with each record of recs until it fails.
+func eachOf(recs []record, fn func(key string, v []byte) error) error {
+	for _, r := range recs {
+		if err := fn(r.key, r.value); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -150,26 +146,19 @@ func (db *DB) LoadApps(ctx context.Context, app, key func(id string, record []by
 	var apps, keys []record
 	err := db.view(ctx, func(tx pgx.Tx) error {
 		var err error
-		if apps, err = all(ctx, tx, kindApps); err != nil {
+		if apps, err = collect(ctx, tx, ofKind, kindApps); err != nil {
 			return err
 		}
-		keys, err = all(ctx, tx, kindKeys)
+		keys, err = collect(ctx, tx, ofKind, kindKeys)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	for _, r := range apps {
-		if err := app(r.key, r.value); err != nil {
-			return err
-		}
+	if err := eachOf(apps, app); err != nil {
+		return err
 	}
-	for _, r := range keys {
-		if err := key(r.key, r.value); err != nil {
-			return err
-		}
-	}
-	return nil
+	return eachOf(keys, key)
 }
 
 // SaveApps writes apps and keys together, all or nothing; a nil record removes its ID.
@@ -181,7 +170,7 @@ func (db *DB) SaveApps(ctx context.Context, apps, keys map[string][]byte) error 
 }
 
 func (db *DB) LoadPools(ctx context.Context, fn func(name string, pool []byte) error) error {
-	return db.each(ctx, fn, kindPools)
+	return db.each(ctx, kindPools, fn)
 }
 
 func (db *DB) PutPool(ctx context.Context, name string, pool []byte) error {
@@ -193,7 +182,7 @@ func (db *DB) DeletePool(ctx context.Context, name string) error {
 }
 
 func (db *DB) LoadQuarantines(ctx context.Context, fn func(key string, q []byte) error) error {
-	return db.each(ctx, fn, kindQuarantine)
+	return db.each(ctx, kindQuarantine, fn)
 }
 
 func (db *DB) PutQuarantine(ctx context.Context, key string, q []byte) error {
@@ -214,23 +203,9 @@ func (db *DB) PutRecentCalls(ctx context.Context, histories map[string][]byte) e
 
 // Deliveries calls fn with each queued webhook delivery in the order they were queued (their IDs').
 func (db *DB) Deliveries(ctx context.Context, fn func(id string, d []byte) bool) error {
-	var ds []record
-	err := db.view(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, body FROM webhook_deliveries ORDER BY id`)
-		if err != nil {
-			return dbError{err}
-		}
-		ds, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (record, error) {
-			var x record
-			return x, r.Scan(&x.key, &x.value)
-		})
-		if err != nil {
-			return dbError{err}
-		}
-		return nil
-	})
+	ds, err := collect(ctx, db.pool, `SELECT id, body FROM webhook_deliveries ORDER BY id`)
 	if err != nil {
-		return err
+		return db.failed(err, nil)
 	}
 	for _, d := range ds {
 		if !fn(d.key, d.value) {
@@ -304,10 +279,10 @@ func (db *DB) UpdateEnrollment(ctx context.Context, appID, user string, fn func(
 
 // Enrollments calls fn with every enrollment, from one snapshot.
 func (db *DB) Enrollments(ctx context.Context, fn func(appID, user string, record []byte) error) error {
-	return db.each(ctx, func(k string, v []byte) error {
+	return db.each(ctx, kindTOTP, func(k string, v []byte) error {
 		app, user, _ := strings.Cut(k, "\x1f")
 		return fn(app, user, v)
-	}, kindTOTP)
+	})
 }
 
 func (db *DB) DeleteEnrollment(ctx context.Context, appID, user string) error {
@@ -319,7 +294,7 @@ func (db *DB) DeleteEnrollment(ctx context.Context, appID, user string) error {
 }
 
 func (db *DB) LoadOperators(ctx context.Context, fn func(name string, record []byte) error) error {
-	return db.each(ctx, fn, kindOperators)
+	return db.each(ctx, kindOperators, fn)
 }
 
 func (db *DB) PutOperator(ctx context.Context, name string, record []byte) error {
@@ -334,21 +309,10 @@ func (db *DB) PutAudit(ctx context.Context, id string, record []byte) error {
 // returns false; it reads them a page at a time.
 func (db *DB) Audit(ctx context.Context, before string, fn func(id string, record []byte) bool) error {
 	for {
-		var page []record
-		err := db.view(ctx, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT key, value FROM records WHERE kind = $1 AND ($2 = '' OR key < $2)
-				ORDER BY key DESC LIMIT %d`, pageSize), kindAudit, before)
-			if err != nil {
-				return dbError{err}
-			}
-			page, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (record, error) {
-				var x record
-				return x, r.Scan(&x.key, &x.value)
-			})
-			return dbErr(err)
-		})
+		page, err := collect(ctx, db.pool, fmt.Sprintf(`SELECT key, value FROM records WHERE kind = $1 AND ($2 = '' OR key < $2)
+			ORDER BY key DESC LIMIT %d`, pageSize), kindAudit, before)
 		if err != nil {
-			return err
+			return db.failed(err, nil)
 		}
 		for _, r := range page {
 			if !fn(r.key, r.value) {
