@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -20,52 +21,53 @@ func limitKey(c limits.Check) string { return c.Scope + "\x1f" + c.Key }
 // order, so that engines checking the same keys never deadlock), then counted: one round trip; the events
 // and the COMMIT another.
 func (db *DB) Allow(ctx context.Context, checks []limits.Check, id string, at time.Time) (int, time.Duration, error) {
-	c, err := db.pool.Acquire(ctx)
-	if err != nil {
-		return -1, 0, db.failed(err, nil)
-	}
-	defer c.Release()
-	s := &session{ctx: ctx, conn: c.Conn(), begin: "BEGIN", queue: &pgx.Batch{}}
 	keys := make([]string, 0, len(checks))
 	for _, ch := range checks {
 		keys = append(keys, limitKey(ch))
 	}
 	slices.Sort(keys)
 	now := at.UnixNano()
-	counts := make([]int, len(checks))
-	err = s.flush(func(b *pgx.Batch) {
-		for _, k := range slices.Compact(keys) {
-			b.Queue(`INSERT INTO limit_keys (key) VALUES ($1) ON CONFLICT DO NOTHING`, k)
-			b.Queue(`SELECT key FROM limit_keys WHERE key = $1 FOR UPDATE`, k)
+	denied, retry := -1, time.Duration(0)
+	err, _ := db.run(ctx, "BEGIN", func(s *session) error {
+		counts := make([]int, len(checks))
+		if err := s.flush(func(b *pgx.Batch) {
+			for _, k := range slices.Compact(keys) {
+				b.Queue(`INSERT INTO limit_keys (key) VALUES ($1) ON CONFLICT DO NOTHING`, k)
+				b.Queue(`SELECT key FROM limit_keys WHERE key = $1 FOR UPDATE`, k)
+			}
+			for i, ch := range checks {
+				b.Queue(`SELECT count(*) FROM limit_events WHERE key = $1 AND at_ns > $2`, limitKey(ch), now-int64(ch.Window)).
+					QueryRow(func(r pgx.Row) error { return r.Scan(&counts[i]) })
+			}
+		}); err != nil {
+			return dbError{err}
 		}
 		for i, ch := range checks {
-			b.Queue(`SELECT count(*) FROM limit_events WHERE key = $1 AND at_ns > $2`, limitKey(ch), now-int64(ch.Window)).
-				QueryRow(func(r pgx.Row) error { return r.Scan(&counts[i]) })
+			if counts[i] < ch.Limit {
+				continue
+			}
+			// Full: it has room when the oldest of its newest Limit events leaves the window.
+			var oldest int64
+			if err := s.queryRow(`SELECT at_ns FROM limit_events WHERE key = $1 AND at_ns > $2 ORDER BY at_ns DESC OFFSET $3 LIMIT 1`,
+				[]any{limitKey(ch), now - int64(ch.Window), ch.Limit - 1}, &oldest); err != nil {
+				return dbError{err}
+			}
+			denied, retry = i, time.Duration(oldest+int64(ch.Window)-now)
+			return errFull // nothing recorded: rolled back
 		}
+		for _, ch := range checks {
+			s.exec(nil, `INSERT INTO limit_events (key, id, at_ns, window_ns) VALUES ($1, $2, $3, $4)`, limitKey(ch), id, now, int64(ch.Window))
+		}
+		return nil
 	})
-	if err != nil {
-		_ = s.end(false)
-		return -1, 0, db.failed(err, nil)
+	if errors.Is(err, errFull) {
+		return denied, retry, nil
 	}
-	for i, ch := range checks {
-		if counts[i] < ch.Limit {
-			continue
-		}
-		// Full: it has room when the oldest of its newest Limit events leaves the window.
-		var oldest int64
-		err := s.queryRow(`SELECT at_ns FROM limit_events WHERE key = $1 AND at_ns > $2 ORDER BY at_ns DESC OFFSET $3 LIMIT 1`,
-			[]any{limitKey(ch), now - int64(ch.Window), ch.Limit - 1}, &oldest)
-		_ = s.end(false)
-		if err != nil {
-			return -1, 0, db.failed(err, nil)
-		}
-		return i, time.Duration(oldest + int64(ch.Window) - now), nil
-	}
-	for _, ch := range checks {
-		s.exec(nil, `INSERT INTO limit_events (key, id, at_ns, window_ns) VALUES ($1, $2, $3, $4)`, limitKey(ch), id, now, int64(ch.Window))
-	}
-	return -1, 0, db.failed(s.end(true), nil)
+	return -1, 0, db.failed(err, nil)
 }
+
+// errFull ends Allow's transaction when a check is full.
+var errFull = errors.New("limit full")
 
 // Add records event id of c at, full or not.
 func (db *DB) Add(ctx context.Context, c limits.Check, id string, at time.Time) error {

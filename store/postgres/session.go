@@ -19,6 +19,28 @@ type session struct {
 	queue *pgx.Batch // statements not yet sent
 }
 
+// run runs fn in a session (begun by begin) on a connection of the pool and ends it: committed if fn
+// succeeded, else rolled back. It returns the transaction's error (fn's, or the database's marked dbError)
+// and fn's own, for DB.failed.
+func (db *DB) run(ctx context.Context, begin string, fn func(s *session) error) (err, fnErr error) {
+	c, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return err, nil
+	}
+	// A connection left inside a transaction (its ROLLBACK failed) is closed by the pool, not reused.
+	defer c.Release()
+	s := &session{ctx: ctx, conn: c.Conn(), begin: begin, queue: &pgx.Batch{}}
+	fnErr = fn(s)
+	err = s.end(fnErr == nil)
+	switch {
+	case fnErr != nil:
+		return fnErr, fnErr
+	case err != nil:
+		return dbError{err}, nil
+	}
+	return nil, nil
+}
+
 // exec queues a statement; check, if not nil, is called with its result when it has run (and its error
 // returned as the transaction's).
 func (s *session) exec(check func(pgconn.CommandTag) error, sql string, args ...any) {

@@ -44,32 +44,21 @@ func (v Verifications) Update(ctx context.Context, fn func(otp.Tx) error) error 
 	}
 }
 
-// session runs fn on a verificationTx over a session of its own (session.go) and ends it: committed if fn
-// succeeded, else rolled back. A read that failed (the reads return no error of their own) fails the
-// transaction, whatever fn made of the missing answer. It returns the transaction's error and fn's own,
-// for DB.failed.
+// session runs fn on a verificationTx (db.run). A read that failed (the reads return no error of their own)
+// fails the transaction, whatever fn made of the missing answer.
 func (db *DB) session(ctx context.Context, write bool, fn func(otp.Tx) error) (err, fnErr error) {
-	c, err := db.pool.Acquire(ctx)
-	if err != nil {
-		return err, nil
-	}
-	// A connection left inside a transaction (its ROLLBACK failed) is closed by the pool, not reused.
-	defer c.Release()
 	begin := "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 	if write {
 		begin = "BEGIN"
 	}
-	t := &verificationTx{s: &session{ctx: ctx, conn: c.Conn(), begin: begin, queue: &pgx.Batch{}}, write: write}
-	fnErr = fn(t)
-	if t.err != nil {
-		fnErr = t.err
-	}
-	err = t.s.end(fnErr == nil)
-	if fnErr != nil {
-		err = fnErr
-	} else if err != nil {
-		err = dbError{err}
-	}
+	err, fnErr = db.run(ctx, begin, func(s *session) error {
+		t := &verificationTx{s: s, write: write}
+		err := fn(t)
+		if t.err != nil {
+			return t.err
+		}
+		return err
+	})
 	if err == nil && write {
 		db.commits.Add(1)
 	}
