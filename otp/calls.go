@@ -292,21 +292,14 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 	var ids, listed []string
 	if err := s.db.View(ctx, func(tx Tx) error {
 		listed = slices.Collect(tx.OpenCalls())
-		if from.IsZero() {
-			return nil
-		}
-		for id, v := range tx.VerificationsFrom(bound("otp_", from)) {
-			rec, err := decode(id, v)
-			if err != nil {
-				return err
-			}
-			if rec.inFlight() && s.owns(rec) {
-				ids = append(ids, id)
-			}
-		}
 		return nil
 	}); err != nil {
 		return 0, err
+	}
+	if !from.IsZero() {
+		if ids, err = s.inFlight(ctx, from, s.owns); err != nil {
+			return 0, err
+		}
 	}
 	for _, id := range listed {
 		if !slices.Contains(ids, id) {
@@ -314,6 +307,25 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 		}
 	}
 	return s.interrupt(ctx, ids, listed)
+}
+
+// inFlight returns the verifications created since from whose call or message is in flight, of those
+// mine keeps.
+func (s *Service) inFlight(ctx context.Context, from time.Time, mine func(*record) bool) ([]string, error) {
+	var ids []string
+	err := s.db.View(ctx, func(tx Tx) error {
+		for id, v := range tx.VerificationsFrom(bound("otp_", from)) {
+			rec, err := decode(id, v)
+			if err != nil {
+				return err
+			}
+			if rec.inFlight() && mine(rec) {
+				ids = append(ids, id)
+			}
+		}
+		return nil
+	})
+	return ids, err
 }
 
 // interrupt ends the calls and messages in flight of the verifications ids as failed, interrupted (an

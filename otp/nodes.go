@@ -85,20 +85,8 @@ func (s *Service) sweeps() bool { return s.cfg.Nodes == nil || s.leading.Load() 
 
 // endCallsOf ends the calls in flight that engine node placed in the last changeWindow.
 func (s *Service) endCallsOf(ctx context.Context, node string) (int, error) {
-	var ids []string
-	from := s.now().Add(-changeWindow)
-	if err := s.db.View(ctx, func(tx Tx) error {
-		for id, v := range tx.VerificationsFrom(bound("otp_", from)) {
-			rec, err := decode(id, v)
-			if err != nil {
-				return err
-			}
-			if rec.Node == node && rec.inFlight() {
-				ids = append(ids, id)
-			}
-		}
-		return nil
-	}); err != nil {
+	ids, err := s.inFlight(ctx, s.now().Add(-changeWindow), func(rec *record) bool { return rec.Node == node })
+	if err != nil {
 		return 0, err
 	}
 	return s.interrupt(ctx, ids, nil)
