@@ -112,17 +112,6 @@ func (l *Limiter) sharedCall(what string, fn func(ctx context.Context) error) er
 	return err
 }
 
-// on returns the checks that limit something.
-func on(checks []Check) []Check {
-	var out []Check
-	for _, c := range checks {
-		if !c.Off() {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // eventLog is a ring of the last Limit event times (unix nanoseconds), oldest at head.
 type eventLog struct {
 	times  []int64
@@ -230,7 +219,13 @@ func (l *Limiter) allow(now int64, checks ...Check) (denied *Check, retryAfter t
 
 // allowShared is Allow on the shared store, recording event id; it reports whether it recorded it.
 func (l *Limiter) allowShared(checks []Check, id string) (denied *Check, retryAfter time.Duration, recorded bool) {
-	live := on(checks)
+	var live []Check // the checks that limit something; of checks[at[i]]
+	var at []int
+	for k, c := range checks {
+		if !c.Off() {
+			live, at = append(live, c), append(at, k)
+		}
+	}
 	if len(live) == 0 {
 		return nil, 0, false
 	}
@@ -243,12 +238,7 @@ func (l *Limiter) allowShared(checks []Check, id string) (denied *Check, retryAf
 	if err != nil || i < 0 {
 		return nil, 0, err == nil
 	}
-	for k := range checks {
-		if checks[k] == live[i] {
-			return &checks[k], retryAfter, false
-		}
-	}
-	return &live[i], retryAfter, false
+	return &checks[at[i]], retryAfter, false
 }
 
 // Reservation is one event Reserve recorded, to be kept or given back.
