@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,44 +94,43 @@ func copyRecords(ctx context.Context, from, to backend) (int, error) {
 		return n, err
 	}
 	n += len(apps) + len(keys)
-	type kv struct {
-		k string
-		v []byte
-	}
-	// each copies what load yields with put, one record at a time.
-	each := func(what string, load func(func(k string, v []byte) error) error, put func(k string, v []byte) error) error {
-		var all []kv
-		if err := load(func(k string, v []byte) error { all = append(all, kv{k, v}); return nil }); err != nil {
-			return fmt.Errorf("read %s: %w", what, err)
-		}
-		for _, r := range all {
-			if err := put(r.k, r.v); err != nil {
-				return fmt.Errorf("write %s: %w", what, err)
-			}
-		}
-		n += len(all)
-		return nil
-	}
-	err := errors.Join(
-		each("pools", func(fn func(string, []byte) error) error { return from.LoadPools(ctx, fn) },
-			func(k string, v []byte) error { return to.PutPool(ctx, k, v) }),
-		each("quarantines", func(fn func(string, []byte) error) error { return from.LoadQuarantines(ctx, fn) },
-			func(k string, v []byte) error { return to.PutQuarantine(ctx, k, v) }),
-		each("operators", func(fn func(string, []byte) error) error { return from.LoadOperators(ctx, fn) },
-			func(k string, v []byte) error { return to.PutOperator(ctx, k, v) }),
-		each("the audit log", func(fn func(string, []byte) error) error {
+	// Each kind is read whole (values copied: some stores lend them only for the call), then written.
+	for _, c := range []struct {
+		what string
+		load func(fn func(k string, v []byte) error) error
+		put  func(k string, v []byte) error
+	}{
+		{"pools", func(fn func(string, []byte) error) error { return from.LoadPools(ctx, fn) },
+			func(k string, v []byte) error { return to.PutPool(ctx, k, v) }},
+		{"quarantines", func(fn func(string, []byte) error) error { return from.LoadQuarantines(ctx, fn) },
+			func(k string, v []byte) error { return to.PutQuarantine(ctx, k, v) }},
+		{"operators", func(fn func(string, []byte) error) error { return from.LoadOperators(ctx, fn) },
+			func(k string, v []byte) error { return to.PutOperator(ctx, k, v) }},
+		{"the audit log", func(fn func(string, []byte) error) error {
 			var ferr error
 			err := from.Audit(ctx, "", func(id string, r []byte) bool { ferr = fn(id, r); return ferr == nil })
 			return errors.Join(err, ferr)
-		}, func(k string, v []byte) error { return to.PutAudit(ctx, k, v) }),
-		each("webhook deliveries", func(fn func(string, []byte) error) error {
+		}, func(k string, v []byte) error { return to.PutAudit(ctx, k, v) }},
+		{"webhook deliveries", func(fn func(string, []byte) error) error {
 			var ferr error
-			err := from.Deliveries(ctx, func(id string, d []byte) bool { ferr = fn(id, append([]byte(nil), d...)); return ferr == nil })
+			err := from.Deliveries(ctx, func(id string, d []byte) bool { ferr = fn(id, d); return ferr == nil })
 			return errors.Join(err, ferr)
-		}, func(k string, v []byte) error { return to.PutDelivery(ctx, k, v) }),
-	)
-	if err != nil {
-		return n, err
+		}, func(k string, v []byte) error { return to.PutDelivery(ctx, k, v) }},
+	} {
+		type kv struct {
+			k string
+			v []byte
+		}
+		var all []kv
+		if err := c.load(func(k string, v []byte) error { all = append(all, kv{k, bytes.Clone(v)}); return nil }); err != nil {
+			return n, fmt.Errorf("read %s: %w", c.what, err)
+		}
+		for _, r := range all {
+			if err := c.put(r.k, r.v); err != nil {
+				return n, fmt.Errorf("write %s: %w", c.what, err)
+			}
+		}
+		n += len(all)
 	}
 	type enrollment struct {
 		app, user string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -19,7 +20,9 @@ import (
 	"flashotp/apps"
 	"flashotp/configs"
 	"flashotp/internal/peers"
+	"flashotp/internal/storetest"
 	"flashotp/internal/testwait"
+	"flashotp/store/postgres"
 )
 
 // pgEngineConfig is engineConfig (for `flashotp serve`) on the PostgreSQL database dsn as engine node,
@@ -489,5 +492,58 @@ func TestPostgresLimitsAcrossEngines(t *testing.T) {
 		if !strings.Contains(limits.raw, `"scope":"recipient"`) || !strings.Contains(limits.raw, `"used":3`) {
 			t.Errorf("engine %d's rate limits: %s", i, limits.raw)
 		}
+	}
+}
+
+// copyRecords moves every kind of record beside otp's from bbolt to PostgreSQL, as it was.
+func TestCopyRecords(t *testing.T) {
+	ctx := context.Background()
+	from := boltBackend{storetest.Open(t)}
+	pg, err := postgres.Open(ctx, peers.StartPostgres(t).CreateDB(t, "copy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	to := pgBackend{DB: pg}
+	for _, err := range []error{
+		from.SaveApps(ctx, map[string][]byte{"demo": []byte("app")}, map[string][]byte{"key1": []byte("key")}),
+		from.PutPool(ctx, "uk", []byte("pool")),
+		from.PutQuarantine(ctx, "cli:+44", []byte("quarantine")),
+		from.PutOperator(ctx, "ann", []byte("operator")),
+		from.PutAudit(ctx, "aud_1", []byte("audit 1")),
+		from.PutAudit(ctx, "aud_2", []byte("audit 2")),
+		from.PutDelivery(ctx, "whd_1", []byte("delivery")),
+		from.PutEnrollment(ctx, "demo", "user", []byte("enrollment"), false),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := copyRecords(ctx, from, to)
+	if err != nil || n != 9 {
+		t.Fatalf("copyRecords = %d, %v; want 9 records", n, err)
+	}
+	got := map[string]string{}
+	keep := func(kind string) func(string, []byte) error {
+		return func(k string, v []byte) error { got[kind+" "+k] = string(v); return nil }
+	}
+	for _, err := range []error{
+		to.LoadApps(ctx, keep("app"), keep("key")),
+		to.LoadPools(ctx, keep("pool")),
+		to.LoadQuarantines(ctx, keep("quarantine")),
+		to.LoadOperators(ctx, keep("operator")),
+		to.Audit(ctx, "", func(k string, v []byte) bool { return keep("audit")(k, v) == nil }),
+		to.Deliveries(ctx, func(k string, v []byte) bool { return keep("delivery")(k, v) == nil }),
+		to.Enrollments(ctx, func(app, user string, v []byte) error { return keep("enrollment")(app+"/"+user, v) }),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{"app demo": "app", "key key1": "key", "pool uk": "pool", "quarantine cli:+44": "quarantine",
+		"operator ann": "operator", "audit aud_1": "audit 1", "audit aud_2": "audit 2", "delivery whd_1": "delivery",
+		"enrollment demo/user": "enrollment"}
+	if !maps.Equal(got, want) {
+		t.Errorf("PostgreSQL holds %v, want %v", got, want)
 	}
 }
