@@ -32,6 +32,32 @@ func pgEngineConfig(t *testing.T, dsn, trunk, node string) string {
 		"store:\n  driver: postgres\n  dsn: "+dsn+"\n  secret_key: "+strings.Repeat("5e", 16)+"\nnode:\n  id: "+node+"\n  lease: 2s\n")
 }
 
+// runPhoneMain is startPhoneMain with a stop of the test's own: it stops the engine and returns what Run
+// returned (once; the test's end stops it too, if the test did not).
+func runPhoneMain(t *testing.T, cfg configs.Config) (client, *phoneLog, func() error) {
+	t.Helper()
+	m := NewMain(cfg, quietLog())
+	phone := &phoneLog{}
+	m.PhoneOut = phone
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case <-m.Ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("engine did not start: %v", err)
+	}
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return client{t, "http://" + m.HTTPAddr}, phone, stop
+}
+
 // onPostgres points cfg's store at the database dsn, with the server key every engine of it shares.
 func onPostgres(cfg configs.Config, dsn string) configs.Config {
 	cfg.Store = configs.Store{Driver: configs.StorePostgres, DSN: dsn, SecretKey: strings.Repeat("5e", 16)}
@@ -78,14 +104,7 @@ func TestPostgresAnyEngineAnswers(t *testing.T) {
 func TestMigrateBoltToPostgres(t *testing.T) {
 	pg := peers.StartPostgres(t)
 	cfg := phoneConfig(t)
-	m := NewMain(cfg, quietLog())
-	phone := &phoneLog{}
-	m.PhoneOut = phone
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	<-m.Ready
-	c := client{t, "http://" + m.HTTPAddr}
+	c, phone, stop := runPhoneMain(t, cfg)
 	send := func(to string) (id, code string) {
 		a := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"`+to+`","channel":"flashcall"}`)
 		if a.status != 202 {
@@ -104,8 +123,7 @@ func TestMigrateBoltToPostgres(t *testing.T) {
 	if v := c.verify(ended, endedCode); v.status != 200 {
 		t.Fatalf("right code: %d %s", v.status, v.raw)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -261,14 +279,7 @@ func TestPostgresDeadEngineTakenOver(t *testing.T) {
 // says the report counts could not be stored.
 func TestPostgresUnreachable(t *testing.T) {
 	pg := peers.StartPostgres(t)
-	m := NewMain(onPostgres(phoneConfig(t), pg.CreateDB(t, "gone")), quietLog())
-	phone := &phoneLog{}
-	m.PhoneOut = phone
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	<-m.Ready
-	c := client{t, "http://" + m.HTTPAddr}
+	c, phone, stop := runPhoneMain(t, onPostgres(phoneConfig(t), pg.CreateDB(t, "gone")))
 	sent := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"+14155552671","channel":"flashcall"}`)
 	if sent.status != 202 {
 		t.Fatalf("send: %d %s", sent.status, sent.raw)
@@ -291,8 +302,7 @@ func TestPostgresUnreachable(t *testing.T) {
 	if r := c.do("GET", "/healthz", ""); r.status != 200 {
 		t.Errorf("/healthz: %d (the engine itself is alive)", r.status)
 	}
-	cancel()
-	if err := <-done; err == nil || !strings.Contains(err.Error(), "report counts") {
+	if err := stop(); err == nil || !strings.Contains(err.Error(), "report counts") {
 		t.Errorf("the stop said %v, want the report counts it could not store", err)
 	}
 }
