@@ -330,15 +330,17 @@ func (s *Service) inFlight(ctx context.Context, from time.Time, mine func(*recor
 
 // interrupt ends the calls and messages in flight of the verifications ids as failed, interrupted (an
 // engine stopped without their outcome); listed are those of the open-call list of an engine before issue
-// 18, taken off it. It returns how many it ended.
+// 18, taken off it. A workflow whose newest step it ends goes on: its next step is due at once, and the
+// sweeper (on the engine that sweeps) starts it. It returns how many it ended.
 func (s *Service) interrupt(ctx context.Context, ids, listed []string) (int, error) {
 	now := s.now().UTC()
 	n := 0
 	for _, id := range ids {
 		var ended []int
 		var channels []string // of the steps ended, for the metrics
+		var next bool         // the workflow's next step is due
 		err := s.modify(ctx, id, func(rec *record) error {
-			ended, channels = ended[:0], channels[:0]
+			ended, channels, next = ended[:0], channels[:0], false
 			res := call.Result{State: call.StateFailed, Reason: call.ReasonInterrupted, EndedAt: now}
 			if rec.Call.StartedAt != nil {
 				res.StartedAt = *rec.Call.StartedAt
@@ -363,6 +365,8 @@ func (s *Service) interrupt(ctx context.Context, ids, listed []string) (int, err
 				mac := rec.Codes[i]
 				applyStep(rec, i, "", res)
 				rec.Codes[i] = mac
+				// The workflow goes on: its next step is due now, and the sweeper starts it.
+				next = next || rec.stepFailed(i, now)
 				ended, channels = append(ended, i), append(channels, rec.Steps[i].Channel)
 				rec.tally(outcomeOp(rec, i, interrupted, 0))
 			}
@@ -371,6 +375,11 @@ func (s *Service) interrupt(ctx context.Context, ids, listed []string) (int, err
 			}
 			return nil
 		}, func(tx Tx, rec *record) error {
+			if next {
+				if err := tx.PutExpiry(rec.ID, rec.Next); err != nil {
+					return err
+				}
+			}
 			for _, i := range ended {
 				if err := s.recordOutcome(tx, rec, i, interrupted, 0); err != nil {
 					return err

@@ -585,3 +585,31 @@ func TestWaitForMessages(t *testing.T) {
 		t.Errorf("after Wait: %s, want the outcome recorded", steps(st))
 	}
 }
+
+// A flash step ended by a restart (or by the engine that takes a dead engine's calls over) is a step that
+// failed to deliver: the workflow's next step is due at once, and the sweeper starts it, well before the
+// flash step's timeout.
+func TestWorkflowGoesOnAfterInterrupt(t *testing.T) {
+	e, c := newChannelEnv(t, &fakeNotifier{}, nil)
+	v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelAuto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.svc.Recover(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v; want the flash call ended", n, err)
+	}
+	if st := e.status(t, v.ID); steps(st) != "flashcall:failed" || st.Steps[0].Reason != "interrupted" {
+		t.Fatalf("after Recover: %s (%s)", steps(st), st.Steps[0].Reason)
+	}
+	e.clock.Advance(time.Second) // not the flash step's 20 s timeout
+	if _, err := e.svc.SweepExpired(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st := e.status(t, v.ID)
+	if steps(st) != "flashcall:failed,sms:queued" || st.Status != otp.StatusPending {
+		t.Fatalf("after the sweep: %s, %s; want the sms step started", steps(st), st.Status)
+	}
+	if err := e.verify(t, v.ID, c.last(t, otp.ChannelSMS)); err != nil {
+		t.Errorf("the sms step's code: %v", err)
+	}
+}
