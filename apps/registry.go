@@ -110,22 +110,9 @@ func Open(ctx context.Context, s Store, key []byte, d Defaults, configApps []Con
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{store: s, defaults: d, box: box, macKey: seal.Derive(key, "flashotp api secret v1"), now: now,
-		pools: pools, apps: map[string]*storedApp{}, keys: map[string]*storedKey{}}
-	err = s.LoadApps(ctx, func(id string, v []byte) error {
-		var a storedApp
-		err := json.Unmarshal(v, &a)
-		a.full = a.App.WithDefaults(r.defaults)
-		r.apps[id] = &a
-		return err
-	}, func(id string, v []byte) error {
-		var k storedKey
-		err := json.Unmarshal(v, &k)
-		r.keys[id] = &k
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load apps: %w", err)
+	r := &Registry{store: s, defaults: d, box: box, macKey: seal.Derive(key, "flashotp api secret v1"), now: now, pools: pools}
+	if r.apps, r.keys, err = r.load(ctx); err != nil {
+		return nil, err
 	}
 	if err := r.loadConfig(ctx, configApps); err != nil {
 		return nil, err
@@ -138,6 +125,56 @@ func Open(ctx context.Context, s Store, key []byte, d Defaults, configApps []Con
 		}
 	}
 	return r, nil
+}
+
+// load reads every stored app and key.
+func (r *Registry) load(ctx context.Context) (map[string]*storedApp, map[string]*storedKey, error) {
+	apps, keys := map[string]*storedApp{}, map[string]*storedKey{}
+	err := r.store.LoadApps(ctx, func(id string, v []byte) error {
+		var a storedApp
+		err := json.Unmarshal(v, &a)
+		a.full = a.App.WithDefaults(r.defaults)
+		apps[id] = &a
+		return err
+	}, func(id string, v []byte) error {
+		var k storedKey
+		err := json.Unmarshal(v, &k)
+		keys[id] = &k
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("load apps: %w", err)
+	}
+	return apps, keys, nil
+}
+
+// Reload reads the apps and keys again from the store, as another engine sharing it left them: an app or
+// key made, changed, rotated or revoked there is live here once Reload returns. The pools are told of each
+// app (reload them first: an app may name a pool just made); an app they refuse is kept as the other engine
+// stored it, and the refusal returned.
+//
+// It reads under the registry's lock, as every change here writes under it: a change made here is never
+// overwritten by an older read.
+func (r *Registry) Reload(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	apps, keys, err := r.load(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for id := range r.apps {
+		if apps[id] == nil {
+			errs = append(errs, r.pools.SetApp(id, nil, 0))
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(apps)) {
+		if err := r.pools.SetApp(id, apps[id].full.Pools, apps[id].full.CodeLength); err != nil {
+			errs = append(errs, fmt.Errorf("app %q: %w", id, err))
+		}
+	}
+	r.apps, r.keys = apps, keys
+	return errors.Join(errs...)
 }
 
 func (r *Registry) loadConfig(ctx context.Context, configApps []ConfigApp) error {

@@ -81,16 +81,41 @@ func LoadAccounts(ctx context.Context, db Store, cost int) (*Accounts, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Accounts{db: db, cost: cost, now: time.Now, dummy: dummy, ops: map[string]stored{}}
-	err = db.LoadOperators(ctx, func(name string, record []byte) error {
+	a := &Accounts{db: db, cost: cost, now: time.Now, dummy: dummy}
+	a.ops, err = a.load(ctx)
+	return a, err
+}
+
+func (a *Accounts) load(ctx context.Context) (map[string]stored, error) {
+	ops := map[string]stored{}
+	err := a.db.LoadOperators(ctx, func(name string, record []byte) error {
 		var s stored
 		if err := json.Unmarshal(record, &s); err != nil {
 			return fmt.Errorf("operator %q: unreadable record: %w", name, err)
 		}
-		a.ops[name] = s
+		ops[name] = s
 		return nil
 	})
-	return a, err
+	return ops, err
+}
+
+// Reload reads the accounts again from the store, as another engine sharing it left them: an operator
+// added there signs in here once Reload returns. It returns the operators removed there, whose sessions here
+// are the caller's to end (Sessions.EndOperator). It reads under the lock every change here writes under.
+func (a *Accounts) Reload(ctx context.Context) (removed []string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ops, err := a.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for name := range a.ops {
+		if _, ok := ops[name]; !ok {
+			removed = append(removed, name)
+		}
+	}
+	a.ops = ops
+	return removed, nil
 }
 
 // Add creates an operator. The name is 1 to 64 of a-z, 0-9, '.', '_' and '-' (starting with a letter or

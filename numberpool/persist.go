@@ -32,6 +32,9 @@ type Store interface {
 	RecentCalls(ctx context.Context, recipient string) ([]byte, error)
 	// PutRecentCalls stores the history of each recipient, replacing what was there, in one write.
 	PutRecentCalls(ctx context.Context, histories map[string][]byte) error
+	// SwapRecentCalls stores next as recipient's history only if the stored one is still old (nil: none
+	// is stored), and reports whether it did. Engines sharing the store pick through it (Config.Shared).
+	SwapRecentCalls(ctx context.Context, recipient string, old, next []byte) (bool, error)
 }
 
 func (r *Registry) save(ctx context.Context, p Pool) error {

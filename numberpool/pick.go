@@ -85,34 +85,92 @@ type Picked struct {
 // candidates' numbers weighted by entry, never a quarantined CLI or entry, never a CLI or code the recipient
 // got within the cooldown; of two such draws, the less used number, which spreads use across the pool.
 //
-// The in-memory history is the truth for the cooldown; the store gets it within flushEvery, from the
-// flusher, so that no send waits for that write (a crash forgets at most that much of the cooldown).
+// For an engine of its own, the in-memory history is the truth for the cooldown; the store gets it within
+// flushEvery, from the flusher, so that no send waits for that write (a crash forgets at most that much of
+// the cooldown). For engines sharing the store (Config.Shared), the stored history is (pickShared).
 //
 // Its errors are answers to the send as they are: an unknown pool or too small a code space is
 // fault.InvalidRequest naming the send's field (from, code_length), no number for the destination
 // fault.DestinationBlocked, every number held back fault.Unavailable.
 func (r *Registry) Pick(ctx context.Context, req PickRequest) (Picked, error) {
+	if r.cfg.Shared {
+		return r.pickShared(ctx, req)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	all, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, false)
+	picked, data, err := r.pick(req, func() (*recentCalls, error) { return r.recentFor(ctx, req.Recipient) })
 	if err != nil {
 		return Picked{}, err
+	}
+	// Queued under the registry's lock, so that histories reach the store in the order they were made.
+	r.pendingMu.Lock()
+	r.pending[req.Recipient] = data
+	r.pendingMu.Unlock()
+	return picked, nil
+}
+
+// maxSwaps bounds how often a shared pick starts again because another pick for the same recipient
+// changed its history first.
+const maxSwaps = 8
+
+// pickShared is Pick for engines sharing the store: the stored history is the truth. It is read before
+// the pick and written back only if no other pick (of this engine or another) changed it meanwhile;
+// else the pick starts again from the new history. No store round trip happens under the lock.
+func (r *Registry) pickShared(ctx context.Context, req PickRequest) (Picked, error) {
+	for range maxSwaps {
+		old, err := r.store.RecentCalls(ctx, req.Recipient)
+		if err != nil {
+			return Picked{}, fmt.Errorf("recent calls: %w", err) // never a send without its cooldown
+		}
+		hist := &recentCalls{}
+		if old != nil {
+			if err := json.Unmarshal(old, hist); err != nil {
+				return Picked{}, fmt.Errorf("recent calls: %w", err)
+			}
+		}
+		r.mu.Lock()
+		picked, data, err := r.pick(req, func() (*recentCalls, error) { return hist, nil })
+		r.mu.Unlock()
+		if err != nil {
+			return Picked{}, err
+		}
+		swapped, err := r.store.SwapRecentCalls(ctx, req.Recipient, old, data)
+		if swapped && err == nil {
+			return picked, nil
+		}
+		r.mu.Lock()
+		r.uses[picked.CLI]--
+		r.entryUses[picked.Pool+"/"+picked.Entry]--
+		r.mu.Unlock()
+		if err != nil {
+			return Picked{}, fmt.Errorf("recent calls: %w", err)
+		}
+	}
+	return Picked{}, fault.Errorf(fault.Unavailable, "%w: the recipient's recent calls kept changing under %d picks", ErrExhausted, maxSwaps)
+}
+
+// pick draws a CLI for req, under r.mu, against the recipient's history that history returns (asked for
+// only once the request is known to be good), and returns it with the history that has it, encoded.
+func (r *Registry) pick(req PickRequest, history func() (*recentCalls, error)) (Picked, []byte, error) {
+	all, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, false)
+	if err != nil {
+		return Picked{}, nil, err
 	}
 	if len(all) == 0 {
 		if any, _ := r.candidates(r.pools, req.App, req.Pool, req.Country, 0, false); len(any) > 0 {
-			return Picked{}, fault.Errorf(fault.InvalidRequest, "code_length: %w: app %s's numbers for %s destinations are too short for %d-digit codes", ErrCodeSpace, req.App, req.Country, req.CodeLength)
+			return Picked{}, nil, fault.Errorf(fault.InvalidRequest, "code_length: %w: app %s's numbers for %s destinations are too short for %d-digit codes", ErrCodeSpace, req.App, req.Country, req.CodeLength)
 		}
-		return Picked{}, fault.Errorf(fault.DestinationBlocked, "%w: app %s has no caller ID for %s destinations", ErrNoNumbers, req.App, req.Country)
+		return Picked{}, nil, fault.Errorf(fault.DestinationBlocked, "%w: app %s has no caller ID for %s destinations", ErrNoNumbers, req.App, req.Country)
 	}
 	if sp := r.cachedSpace(all, req.CodeLength); sp.Codes < r.cfg.MinCodeSpace {
-		return Picked{}, fault.Errorf(fault.InvalidRequest, "code_length: %w: %d-digit codes from these numbers give only %d distinct codes, need %d", ErrCodeSpace, req.CodeLength, sp.Codes, r.cfg.MinCodeSpace)
+		return Picked{}, nil, fault.Errorf(fault.InvalidRequest, "code_length: %w: %d-digit codes from these numbers give only %d distinct codes, need %d", ErrCodeSpace, req.CodeLength, sp.Codes, r.cfg.MinCodeSpace)
 	}
 	cands, err := r.candidates(r.pools, req.App, req.Pool, req.Country, req.CodeLength, true)
 	if err != nil {
-		return Picked{}, err
+		return Picked{}, nil, err
 	}
 	if len(cands) == 0 {
-		return Picked{}, fault.Errorf(fault.Unavailable, "%w: every entry for %s destinations is disabled or quarantined", ErrExhausted, req.Country)
+		return Picked{}, nil, fault.Errorf(fault.Unavailable, "%w: every entry for %s destinations is disabled or quarantined", ErrExhausted, req.Country)
 	}
 	// Entries or CLIs left out (disabled, quarantined) must not leave a space too small to draw codes
 	// from: each quarantined CLI of a candidate entry may take a code away.
@@ -123,7 +181,7 @@ func (r *Registry) Pick(ctx context.Context, req PickRequest) (Picked, error) {
 		}
 	}
 	if sp := r.cachedSpace(cands, req.CodeLength); sp.Codes-out < r.cfg.MinCodeSpace-r.cfg.MinCodeSpace/quarantineSlack {
-		return Picked{}, fault.Errorf(fault.Unavailable, "%w: with entries or caller IDs disabled or quarantined, %s destinations have only %d distinct codes", ErrExhausted, req.Country, sp.Codes-out)
+		return Picked{}, nil, fault.Errorf(fault.Unavailable, "%w: with entries or caller IDs disabled or quarantined, %s destinations have only %d distinct codes", ErrExhausted, req.Country, sp.Codes-out)
 	}
 	now := r.cfg.Now()
 	weights := make([]float64, len(cands))
@@ -132,13 +190,13 @@ func (r *Registry) Pick(ctx context.Context, req PickRequest) (Picked, error) {
 		weights[i] = float64(c.e().Weight) * float64(c.s().size())
 		total += weights[i]
 	}
-	hist, err := r.recentFor(ctx, req.Recipient)
+	hist, err := history()
 	if err != nil {
-		return Picked{}, err
+		return Picked{}, nil, err
 	}
 	hist.prune(now)
 	if len(hist.Items) >= maxRecent {
-		return Picked{}, fault.Errorf(fault.Unavailable, "%w: the recipient got %d calls within the cooldown", ErrExhausted, len(hist.Items))
+		return Picked{}, nil, fault.Errorf(fault.Unavailable, "%w: the recipient got %d calls within the cooldown", ErrExhausted, len(hist.Items))
 	}
 	acceptable := func(digits string) bool {
 		cli := "+" + digits
@@ -154,7 +212,7 @@ func (r *Registry) Pick(ctx context.Context, req PickRequest) (Picked, error) {
 	for attempt := 0; attempt < 200 && found < 2; attempt++ {
 		c, digits, err := drawOne(cands, weights, total)
 		if err != nil {
-			return Picked{}, err
+			return Picked{}, nil, err
 		}
 		if !acceptable(digits) {
 			continue
@@ -174,7 +232,7 @@ func (r *Registry) Pick(ctx context.Context, req PickRequest) (Picked, error) {
 		})
 		c, digits, err := drawFromFree(free, acceptable)
 		if err != nil {
-			return Picked{}, err
+			return Picked{}, nil, err
 		}
 		best, bestC = digits, c
 	}
@@ -187,16 +245,12 @@ func (r *Registry) Pick(ctx context.Context, req PickRequest) (Picked, error) {
 	hist.add(now.Add(time.Duration(bestC.pool.Cooldown)), r.mac("cli", req.Recipient, picked.CLI), r.mac("code", req.Recipient, picked.Code))
 	data, err := json.Marshal(hist)
 	if err != nil {
-		return Picked{}, err
+		return Picked{}, nil, err
 	}
-	// Queued under the registry's lock, so that histories reach the store in the order they were made.
-	r.pendingMu.Lock()
-	r.pending[req.Recipient] = data
-	r.pendingMu.Unlock()
 	if r.picks++; r.picks%1024 == 0 {
 		r.sweep(now)
 	}
-	return picked, nil
+	return picked, data, nil
 }
 
 // maxUses bounds the use counts kept for spreading; past it they start again from zero.

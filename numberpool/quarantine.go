@@ -48,6 +48,11 @@ func (r *Registry) Reject(ctx context.Context, cli string, sipCode int, reason s
 		if err := r.store.PutQuarantine(ctx, key, data); err != nil {
 			r.cfg.Log.Error("store quarantine", "err", err)
 		}
+		r.mu.Lock()
+		if r.unstored[key].Since.Equal(q.Since) {
+			delete(r.unstored, key)
+		}
+		r.mu.Unlock()
 	}
 }
 
@@ -73,7 +78,7 @@ func (r *Registry) reject(cli string, sipCode int, reason string) map[string]Qua
 		if old, ok := r.quarantine[key]; ok && old.Until.After(now) {
 			q.Rejections = old.Rejections + 1
 		}
-		r.quarantine[key], writes[key] = q, q
+		r.quarantine[key], writes[key], r.unstored[key] = q, q, q
 		entryKey := lp.Name + "/" + e.ID
 		recent := r.rejections[entryKey]
 		if recent == nil {
@@ -84,7 +89,7 @@ func (r *Registry) reject(cli string, sipCode int, reason string) map[string]Qua
 		recent[key] = now
 		if n := len(recent); n >= lp.QuarantineAfter && !r.quarantined("entry:"+entryKey) {
 			eq := Quarantine{Until: until, Since: now, Rejections: n, Reason: why, Pool: lp.Name, Entry: e.ID}
-			r.quarantine["entry:"+entryKey], writes["entry:"+entryKey] = eq, eq
+			r.quarantine["entry:"+entryKey], writes["entry:"+entryKey], r.unstored["entry:"+entryKey] = eq, eq, eq
 			r.cfg.Log.Warn("number pool entry quarantined", "pool", lp.Name, "entry", e.ID, "rejected_clis", n)
 		}
 		r.cfg.Log.Warn("caller ID quarantined", "pool", lp.Name, "entry", e.ID, "cli", q.CLI, "sip_code", sipCode)

@@ -22,6 +22,11 @@ type Config struct {
 	Key          []byte // server key: recent CLIs and codes are kept only as MACs under it
 	Now          func() time.Time
 	Log          *slog.Logger
+	// Shared: engines share the store (PostgreSQL). A pick then reads the recipient's history from the
+	// store and writes it back at once, only if no other pick changed it meanwhile, so that a cooldown holds
+	// across the engines; and what another engine changed is read again by ReloadPools and
+	// ReloadQuarantines.
+	Shared bool
 }
 
 // Registry is the live set of pools: picks, rejections, quarantine and changes. It is safe for concurrent
@@ -33,6 +38,7 @@ type Registry struct {
 	mu          sync.RWMutex
 	pools       map[string]*livePool
 	quarantine  map[string]Quarantine           // "cli:+44…" / "entry:pool/id" → until
+	unstored    map[string]Quarantine           // the quarantines Reject made that the store has not got yet
 	rejections  map[string]map[string]time.Time // "pool/id" → its CLIs rejected lately (by key) → when
 	uses        map[string]uint64               // CLI → times picked since start
 	entryUses   map[string]uint64               // "pool/id" → times picked since start
@@ -66,7 +72,7 @@ func NewRegistry(ctx context.Context, cfg Config, s Store, configPools []Pool) (
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	r := &Registry{cfg: cfg, store: s, pools: map[string]*livePool{}, quarantine: map[string]Quarantine{},
+	r := &Registry{cfg: cfg, store: s, pools: map[string]*livePool{}, quarantine: map[string]Quarantine{}, unstored: map[string]Quarantine{},
 		rejections: map[string]map[string]time.Time{}, uses: map[string]uint64{}, entryUses: map[string]uint64{}, recent: map[string]*recentCalls{},
 		spaceCache: map[string]Space{}, codeLengths: map[string]int{}, pending: map[string][]byte{},
 		stop: make(chan struct{}), flushed: make(chan struct{})}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 
 	"flashotp/numberpool"
@@ -51,4 +52,18 @@ func (db *DB) RecentCalls(_ context.Context, recipient string) ([]byte, error) {
 // PutRecentCalls stores each recipient's history in one group-committed transaction.
 func (db *DB) PutRecentCalls(_ context.Context, histories map[string][]byte) error {
 	return db.bucket(bucketRecent).PutMany(histories)
+}
+
+// SwapRecentCalls stores next as recipient's history if the stored one is still old (nil: none is stored),
+// in one group-committed transaction, and reports whether it did.
+func (db *DB) SwapRecentCalls(_ context.Context, recipient string, old, next []byte) (bool, error) {
+	var swapped bool
+	err := db.Batch(func(tx *Tx) error {
+		stored := tx.Get(bucketRecent, recipient)
+		if swapped = bytes.Equal(stored, old) && (stored == nil) == (old == nil); !swapped {
+			return nil
+		}
+		return tx.Put(bucketRecent, recipient, next)
+	})
+	return swapped && err == nil, err
 }

@@ -92,6 +92,44 @@ func (m *Main) nodes() otp.Nodes {
 	return nil
 }
 
+// shared reports whether engines share the store (PostgreSQL): each then reads again what another changed.
+func (m *Main) shared() bool {
+	_, ok := m.db.(pgBackend)
+	return ok
+}
+
+// follow reads again, until ctx ends, what other engines sharing the store change (PostgreSQL's
+// LISTEN/NOTIFY: live here within about coalesce and a round trip): pools, quarantines, apps and keys,
+// console operators. The embedded store has no other engine: nothing to follow.
+func (m *Main) follow(ctx context.Context, con httpapi.ConsoleConfig) {
+	b, ok := m.db.(pgBackend)
+	if !ok {
+		return
+	}
+	b.Listen(ctx, m.Log, func(ctx context.Context, c postgres.Change) error {
+		ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
+		switch c {
+		case postgres.ChangedPools:
+			return m.numbers.ReloadPools(ctx)
+		case postgres.ChangedQuarantines:
+			return m.numbers.ReloadQuarantines(ctx)
+		case postgres.ChangedApps:
+			return m.apps.Reload(ctx)
+		case postgres.ChangedOperators:
+			if con.Accounts == nil {
+				return nil // console off
+			}
+			gone, err := con.Accounts.Reload(ctx)
+			for _, name := range gone {
+				con.Sessions.EndOperator(name)
+			}
+			return err
+		}
+		return nil
+	})
+}
+
 // limiter returns the rate limiter: its events in memory for an engine of its own, in the database for
 // engines sharing one (a limit holds across them).
 func (m *Main) limiter() *limits.Limiter {

@@ -22,6 +22,7 @@ import (
 	"flashotp/internal/peers"
 	"flashotp/internal/storetest"
 	"flashotp/internal/testwait"
+	"flashotp/numberpool"
 	"flashotp/store/postgres"
 )
 
@@ -162,10 +163,11 @@ func TestMigrateBoltToPostgres(t *testing.T) {
 
 // The round trips a flash call costs on PostgreSQL, from the send to its outcome stored, counted by the
 // store (flashotp_store_round_trips_total). With the app's rate limits off: the recipient's recent calls
-// (one statement), the send's transaction (its BEGIN and read in one pipeline, its writes and COMMIT in
-// another), the outcome's read (two: the snapshot's BEGIN with the read, its COMMIT) and its transaction
-// (two): seven, and the engine's own writes spread over the sends (recent-call histories every 50 ms,
-// report counts every second, its lease every 2.5 s). The default limits add
+// (two statements: read, and written back if unchanged, so that the cooldown holds across engines), the
+// send's transaction (its BEGIN and read in one pipeline, its writes and COMMIT in another), the outcome's
+// read (two: the snapshot's BEGIN with the read, its COMMIT) and its transaction (two): eight, and the
+// engine's own writes spread over the sends (report counts every second, its lease every 2.5 s). The
+// default limits add
 // their checks across engines (limits.Shared): the send's checks together (two: the keys locked and
 // counted, the events and COMMIT), the client's (two), the failed verifications' count (one).
 func TestPostgresRoundTripsPerSend(t *testing.T) {
@@ -175,8 +177,8 @@ func TestPostgresRoundTripsPerSend(t *testing.T) {
 		limits map[string]apps.Limit
 		most   float64
 	}{
-		{"limits off", map[string]apps.Limit{"recipient": {}, "app": {}, "client": {}, "prefix": {}, "failed_verifications": {}}, 9},
-		{"default limits", nil, 14},
+		{"limits off", map[string]apps.Limit{"recipient": {}, "app": {}, "client": {}, "prefix": {}, "failed_verifications": {}}, 10},
+		{"default limits", nil, 15},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := onPostgres(phoneConfig(t), pg.CreateDB(t, fmt.Sprintf("trips%d", int(tc.most))))
@@ -556,4 +558,121 @@ func TestCopyRecords(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("PostgreSQL holds %v, want %v", got, want)
 	}
+}
+
+// A recipient's cooldown holds across engines: twelve sends to one recipient, alternately on two engines,
+// from a pool of twelve numbers with twelve codes, get twelve different caller IDs and codes, and a
+// thirteenth is refused on either engine (every code is in the recipient's cooldown). Engines that kept
+// their own histories would repeat one (all but 1 in 924 runs) and take a thirteenth.
+func TestPostgresCooldownAcrossEngines(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	dsn := pg.CreateDB(t, "cooldown")
+	var numbers []string
+	for i := 1; i <= 12; i++ {
+		numbers = append(numbers, fmt.Sprintf("+4420794600%02d", i))
+	}
+	engine := func(node string) (client, *phoneLog) {
+		cfg := onPostgres(phoneConfig(t), dsn)
+		cfg.Node.ID = node
+		cfg.OTP.MinCodeSpace = 10
+		cfg.Pool = []numberpool.FilePool{{Name: "demo", Numbers: numbers}}
+		cfg.Apps[0].RateLimits = map[string]apps.Limit{"recipient": {Limit: 100, Window: apps.Duration(time.Hour)}}
+		return startPhoneMain(t, cfg)
+	}
+	a, phoneA := engine("engine-a")
+	b, phoneB := engine("engine-b")
+	engines := []client{a, b}
+	var ids []string
+	for i := range 12 {
+		s := engines[i%2].send(recipient)
+		if s.status != 202 {
+			t.Fatalf("send %d (engine %d): %d %s", i+1, i%2, s.status, s.raw)
+		}
+		ids = append(ids, s.body["verification_id"].(string))
+	}
+	for i, id := range ids {
+		engines[i%2].waitCall(id)
+	}
+	seen := map[string]bool{}
+	for _, cli := range append(phoneA.clis(recipient), phoneB.clis(recipient)...) {
+		if seen[cli] {
+			t.Errorf("caller ID %s came twice to one recipient within its cooldown", cli)
+		}
+		seen[cli] = true
+	}
+	if len(seen) != 12 {
+		t.Errorf("the phones saw %d caller IDs, want 12", len(seen))
+	}
+	for i, c := range engines {
+		if s := c.send(recipient); s.status != 503 || !strings.Contains(s.raw, "cooldown") {
+			t.Errorf("a thirteenth send on engine %d: %d %s, want 503 (every caller ID in the cooldown)", i, s.status, s.raw)
+		}
+	}
+}
+
+// An admin change made on one engine is live on the other within a second (LISTEN/NOTIFY): an app and its
+// key made, the key revoked, a pool made, a caller ID quarantined and released, an operator added.
+func TestPostgresChangesLiveEverywhere(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	dsn := pg.CreateDB(t, "changes")
+	engine := func(node string) client {
+		cfg := onPostgres(testConfig(t, "127.0.0.1:9"), dsn)
+		cfg.Node.ID = node
+		cfg.HTTP.AdminToken = "admin-token-0123456789"
+		return client{t, "http://" + startMain(t, cfg).HTTPAddr}
+	}
+	a, b := engine("engine-a"), engine("engine-b")
+	admin := []string{"Authorization", "Bearer admin-token-0123456789"}
+	// live waits until check holds on b, and fails if that took more than a second.
+	live := func(what string, check func() bool) {
+		t.Helper()
+		start := time.Now()
+		testwait.For(t, 5*time.Second, what, check)
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("%s: live on the other engine after %s, want within 1s", what, took)
+		} else {
+			t.Logf("%s: live on the other engine after %s", what, took.Round(time.Millisecond))
+		}
+	}
+
+	created := a.do("POST", "/admin/apps", `{"id":"shop","pools":["demo"]}`, admin...)
+	if created.status != 201 {
+		t.Fatalf("create app: %d %s", created.status, created.raw)
+	}
+	key := created.body["key"].(map[string]any)
+	shop := []string{"X-API-Key", key["key"].(string), "X-API-Secret", key["secret"].(string)}
+	sendAsShop := func() int {
+		return b.do("POST", "/otp/send", `{"appid":"shop","recipient":"+14155552671","channel":"flashcall"}`, shop...).status
+	}
+	live("an app made", func() bool { return sendAsShop() == 202 })
+
+	if r := a.do("DELETE", "/admin/apps/shop/keys/"+key["key"].(string), "", admin...); r.status != 200 {
+		t.Fatalf("revoke: %d %s", r.status, r.raw)
+	}
+	live("a key revoked", func() bool { return sendAsShop() == 401 })
+
+	if r := a.do("POST", "/admin/pools", `{"name":"extra","entries":[{"numbers":["+33198765XXXX"]}]}`, admin...); r.status != 201 {
+		t.Fatalf("create pool: %d %s", r.status, r.raw)
+	}
+	live("a pool made", func() bool { return b.do("GET", "/admin/pools/extra", "", admin...).status == 200 })
+
+	if r := a.do("POST", "/admin/pools/demo/quarantine", `{"cli":"+442079461234"}`, admin...); r.status != 200 && r.status != 201 {
+		t.Fatalf("quarantine: %d %s", r.status, r.raw)
+	}
+	quarantines := func() int {
+		q, _ := b.do("GET", "/admin/pools/demo", "", admin...).body["quarantine"].(map[string]any)
+		return len(q)
+	}
+	live("a caller ID quarantined", func() bool { return quarantines() == 1 })
+	if r := a.do("POST", "/admin/pools/demo/release", `{"cli":"+442079461234"}`, admin...); r.status != 200 && r.status != 204 {
+		t.Fatalf("release: %d %s", r.status, r.raw)
+	}
+	live("a caller ID released", func() bool { return quarantines() == 0 })
+
+	if r := a.do("POST", "/admin/operators", `{"name":"olga","role":"viewer","password":"correct horse battery"}`, admin...); r.status != 201 {
+		t.Fatalf("add operator: %d %s", r.status, r.raw)
+	}
+	live("an operator added", func() bool {
+		return strings.Contains(b.do("GET", "/admin/operators", "", admin...).raw, `"olga"`)
+	})
 }

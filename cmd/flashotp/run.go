@@ -125,6 +125,7 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	if m.numbers, err = numberpool.NewRegistry(ctx, numberpool.Config{
 		Apps: appPools, CodeLength: cfg.OTP.CodeLength, MinCodeSpace: cfg.OTP.MinCodeSpace, Key: m.db.Key(), Log: m.Log,
+		Shared: m.shared(),
 	}, m.db, pools); err != nil {
 		return err
 	}
@@ -276,6 +277,8 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	apiCfg.Console.Data = m.consoleData(webhooks, started)
 	m.api = httpapi.New(apiCfg, svc, m.Log)
+	m.bgDone.Add(1)
+	go func() { defer m.bgDone.Done(); m.follow(bg, apiCfg.Console) }()
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,6 +92,57 @@ func RecordStores(t *testing.T, open func(t *testing.T) Records) {
 		must(t, s.PutRecentCalls(ctx, map[string][]byte{"+1": []byte("h1b")}))
 		if v, err := s.RecentCalls(ctx, "+1"); err != nil || string(v) != "h1b" {
 			t.Errorf("RecentCalls = %q, %v", v, err)
+		}
+	})
+
+	t.Run("recent calls swapped", func(t *testing.T) {
+		s := open(t)
+		swap := func(recipient, old, next string, want bool) {
+			t.Helper()
+			var o []byte
+			if old != "" {
+				o = []byte(old)
+			}
+			if ok, err := s.SwapRecentCalls(ctx, recipient, o, []byte(next)); err != nil || ok != want {
+				t.Errorf("SwapRecentCalls(%s, %q, %q) = %v, %v; want %v", recipient, old, next, ok, err, want)
+			}
+		}
+		swap("+1", "", "a", true)
+		swap("+1", "", "b", false) // one is stored now
+		swap("+1", "x", "b", false)
+		swap("+1", "a", "b", true)
+		swap("+2", "a", "b", false) // none is stored
+		if v, err := s.RecentCalls(ctx, "+1"); err != nil || string(v) != "b" {
+			t.Errorf("RecentCalls = %q, %v; want b", v, err)
+		}
+		// Of many writers that read the same history, exactly one wins each round.
+		const writers, rounds = 8, 10
+		wins := make([]int, writers)
+		for round := range rounds {
+			old, err := s.RecentCalls(ctx, "+3")
+			must(t, err)
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ok, err := s.SwapRecentCalls(ctx, "+3", old, []byte(fmt.Sprint(round, "/", w)))
+					if err != nil {
+						t.Error(err)
+					}
+					if ok {
+						wins[w]++
+					}
+				}()
+			}
+			wg.Wait()
+		}
+		total := 0
+		for _, n := range wins {
+			total += n
+		}
+		if total != rounds {
+			t.Errorf("%d swaps won over %d rounds of %d writers, want one a round", total, rounds, writers)
 		}
 	})
 

@@ -43,6 +43,7 @@ type DB struct {
 	failures atomic.Uint64
 	commits  atomic.Uint64
 	trips    atomic.Uint64 // round trips to the server (tripCounter)
+	origin   string        // this DB's name in the notifications of its changes (Listen)
 }
 
 // Open connects to the database dsn (pgx's connection string: a URL or key=value pairs; several hosts with
@@ -52,7 +53,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store.dsn: %w", err)
 	}
-	db := &DB{}
+	db := &DB{origin: newOrigin()}
 	cfg.ConnConfig.Tracer = (*tripCounter)(&db.trips)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

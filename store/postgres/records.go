@@ -61,8 +61,11 @@ func collect(ctx context.Context, q querier, sql string, args ...any) ([]record,
 }
 
 // queuePuts queues the writes of records of kind in b, a nil value removing its key, in key order (so that
-// two engines writing the same keys lock them in the same order).
-func queuePuts(b *pgx.Batch, kind string, records map[string][]byte) {
+// two engines writing the same keys lock them in the same order), and their notification (Listen).
+func (db *DB) queuePuts(b *pgx.Batch, kind string, records map[string][]byte) {
+	if len(records) > 0 {
+		db.queueNotify(b, kind)
+	}
 	for _, key := range slices.Sorted(maps.Keys(records)) {
 		if v := records[key]; v == nil {
 			b.Queue(`DELETE FROM records WHERE kind = $1 AND key = $2`, kind, key)
@@ -112,7 +115,7 @@ func eachOf(recs []record, fn func(key string, v []byte) error) error {
 // put writes the records of kind in one transaction, one round trip.
 func (db *DB) put(ctx context.Context, kind string, records map[string][]byte) error {
 	b := &pgx.Batch{}
-	queuePuts(b, kind, records)
+	db.queuePuts(b, kind, records)
 	return db.send(ctx, b)
 }
 
@@ -164,8 +167,8 @@ func (db *DB) LoadApps(ctx context.Context, app, key func(id string, record []by
 // SaveApps writes apps and keys together, all or nothing; a nil record removes its ID.
 func (db *DB) SaveApps(ctx context.Context, apps, keys map[string][]byte) error {
 	b := &pgx.Batch{}
-	queuePuts(b, kindApps, apps)
-	queuePuts(b, kindKeys, keys)
+	db.queuePuts(b, kindApps, apps)
+	db.queuePuts(b, kindKeys, keys)
 	return db.send(ctx, b)
 }
 
@@ -199,6 +202,18 @@ func (db *DB) RecentCalls(ctx context.Context, recipient string) ([]byte, error)
 
 func (db *DB) PutRecentCalls(ctx context.Context, histories map[string][]byte) error {
 	return db.put(ctx, kindRecent, histories)
+}
+
+// SwapRecentCalls stores next as recipient's history if the stored one is still old (nil: none is stored),
+// one statement, and reports whether it did: of two engines that read the same history, one wins.
+func (db *DB) SwapRecentCalls(ctx context.Context, recipient string, old, next []byte) (bool, error) {
+	if old == nil {
+		n, err := db.one(ctx, `INSERT INTO records (kind, key, value) VALUES ($1, $2, $3) ON CONFLICT (kind, key) DO NOTHING`,
+			kindRecent, recipient, next)
+		return n == 1, err
+	}
+	n, err := db.one(ctx, `UPDATE records SET value = $4 WHERE kind = $1 AND key = $2 AND value = $3`, kindRecent, recipient, old, next)
+	return n == 1, err
 }
 
 // Deliveries calls fn with each queued webhook delivery in the order they were queued (their IDs').
