@@ -30,9 +30,13 @@ the load generator of c and e:
   d.  many concurrent ringing calls (in-process): resident memory per call, then the drain on stop;
   e.  verifies: the engine as its own process, --verify-ids sends, then wrk POSTing /otp/verify with wrong
       codes over them for --verify: durable verifies/s and latency percentiles;
-  p.  a trunk's max_cps as its callee counts arrivals.
+  p.  a trunk's max_cps as its callee counts arrivals;
+  n.  the cluster: 1, 2 and 3 engines (n1, n2, n3; flashotp serve, each its own process) on one
+      PostgreSQL server the bench starts on this machine (Debian package postgresql), one wrk per engine
+      with --connections shared among them: sends/s summed, the worst p99, the engines' CPU per send.
 Every part runs --repeat times, taking turns; the table shows each figure's median with each run's
-beside it, and ends with the ratios of medians (b/a, c/a, c/b). Part s (the soak) runs only when asked
+beside it, and ends with the ratios of medians (b/a, c/a, c/b; n1, n2, n3 against c, the one engine on
+bbolt, and n3 against a: run --only acn to have them). Part s (the soak) runs only when asked
 for (--only s), once. docs/benchmarks.md explains the figures.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -58,7 +62,7 @@ for (--only s), once. docs/benchmarks.md explains the figures.`,
 	cmd.Flags().IntVar(&c.Repeat, "repeat", 3, "how many times every part but s runs; the table shows medians")
 	cmd.Flags().DurationVar(&c.Soak, "soak", 30*time.Minute, "how long part s runs (only with --only s)")
 	cmd.Flags().IntVar(&c.SoakRate, "soak-rate", 200, "the sends/s of part s, each verified")
-	cmd.Flags().StringVar(&c.Only, "only", "", "run only these parts, e.g. ac (c runs c and c1)")
+	cmd.Flags().StringVar(&c.Only, "only", "", "run only these parts, e.g. ac (c runs c and c1, n runs n1, n2 and n3)")
 	cmd.Flags().StringVar(&c.Profile, "cpuprofile", "", "write a CPU profile of the bench process (parts b, d, p in-process; c1's client) to this file (go tool pprof)")
 	cmd.Flags().StringVar(&c.EngineProfile, "engine-profile", "", "write a CPU profile of the engine process during part c's first run to this file (go tool pprof)")
 	cmd.Flags().StringVar(&c.Engine, "engine", "", "c, c1, e and s: the flashotp binary to serve and measure (another build, side by side); default this one")

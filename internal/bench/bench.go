@@ -32,6 +32,7 @@ import (
 
 	"flashotp/call"
 	"flashotp/dialer"
+	"flashotp/internal/pgserver"
 	"flashotp/sip"
 )
 
@@ -59,7 +60,7 @@ type Config struct {
 }
 
 // parts are the letters --only takes.
-const parts = "abcdeps"
+const parts = "abcdenps"
 
 // benchRow is one part's figures from one run, or (printBench) the line of the table.
 type benchRow struct {
@@ -139,6 +140,19 @@ func Run(ctx context.Context, c Config, out, progress io.Writer) error {
 		}},
 		{"c1", func(run int) (benchRow, error) { return benchPacedSends(c, callee, run, logf) }},
 		{"e", func(run int) (benchRow, error) { return benchWrkVerifies(c, callee, run, logf) }},
+	}
+	if run("n") {
+		pg, err := pgserver.Start()
+		if err != nil {
+			return fmt.Errorf("n: %w", err)
+		}
+		defer pg.Remove()
+		defer pg.Stop()
+		for engines := 1; engines <= 3; engines++ {
+			all = append(all, part{fmt.Sprintf("n%d", engines), func(run int) (benchRow, error) {
+				return benchCluster(c, pg, callee, engines, run, logf)
+			}})
+		}
 	}
 	// The runs take turns (a b … e, then again), so that a slower minute of the machine falls on every part
 	// alike and the ratios of medians compare like with like.
@@ -244,6 +258,10 @@ var ratioLines = []struct{ num, den, what string }{
 	{"b", "a", "dialer alone / SIPp reference"},
 	{"c", "a", "whole path / SIPp reference"},
 	{"c", "b", "whole path / dialer alone"},
+	{"n1", "c", "1 engine on PostgreSQL / 1 engine on bbolt"},
+	{"n2", "c", "2 engines on PostgreSQL / 1 engine on bbolt"},
+	{"n3", "c", "3 engines on PostgreSQL / 1 engine on bbolt"},
+	{"n3", "a", "3 engines on PostgreSQL / SIPp reference"},
 }
 
 func printBench(out io.Writer, table []summary) {

@@ -31,18 +31,18 @@ type engineProc struct {
 	Base   string // http://127.0.0.1:port of its HTTP API
 	PID    int
 	Stop   func() // SIGTERM, then waits for it to exit (SIGKILL after 30 s)
-	dbFile string
+	dbFile string // its bbolt file; empty on PostgreSQL
 	// client is the bench's own HTTP client of the engine (its reads, and c1's and e's sends): its idle
 	// connections are closed before the engine is stopped, which would otherwise wait for them.
 	client *fasthttp.Client
 }
 
-// engineConfig is the config of the engines the bench starts: %s are the admin token, the database file and
-// the callee's address. max_attempts is the most an app may have (apps.MaxAttempts), so that part e's wrong
-// codes are spread over fewer verifications.
+// engineConfig is the config of the engines the bench starts: %s are the admin token, the store section (a
+// YAML flow map) and the callee's address. max_attempts is the most an app may have (apps.MaxAttempts), so
+// that part e's wrong codes are spread over fewer verifications.
 const engineConfig = `http: {listen: "127.0.0.1:0", admin_token: %s, drain_delay: 0s}
 sip: {listen: "127.0.0.1:0"}
-store: {path: %s}
+store: %s
 trunks: [{name: sipp, address: "%s", down_after: 1000000000}]
 pool: [{name: bench, numbers: ["+4420794XXXXX"], cooldown: 1s}]
 dialer: {queue_size: 1000000}
@@ -56,14 +56,23 @@ phone: {enabled: false}
 `
 
 // startEngine writes a config into dir (created if missing) and starts this executable's `serve` with it
-// against the SIPp callee at callee; it returns once the engine serves HTTP.
+// against the SIPp callee at callee, on a bbolt file in dir; it returns once the engine serves HTTP.
 func startEngine(exe, dir, callee string) (*engineProc, error) {
+	db := filepath.Join(dir, "flashotp.db")
+	e, err := startEngineOn(exe, dir, callee, fmt.Sprintf("{path: %q}", db))
+	if e != nil {
+		e.dbFile = db
+	}
+	return e, err
+}
+
+// startEngineOn is startEngine on the store the YAML flow map store configures.
+func startEngineOn(exe, dir, callee, store string) (*engineProc, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	config := filepath.Join(dir, "flashotp.yaml")
-	db := filepath.Join(dir, "flashotp.db")
-	if err := os.WriteFile(config, fmt.Appendf(nil, engineConfig, adminToken, db, callee), 0o600); err != nil {
+	if err := os.WriteFile(config, fmt.Appendf(nil, engineConfig, adminToken, store, callee), 0o600); err != nil {
 		return nil, err
 	}
 	if exe == "" {
@@ -94,7 +103,7 @@ func startEngine(exe, dir, callee string) (*engineProc, error) {
 	})
 	select {
 	case a := <-log.addr:
-		return &engineProc{Base: "http://" + a, PID: cmd.Process.Pid, Stop: stop, dbFile: db, client: client}, nil
+		return &engineProc{Base: "http://" + a, PID: cmd.Process.Pid, Stop: stop, client: client}, nil
 	case <-exited:
 		return nil, fmt.Errorf("flashotp serve exited at start: %s", log.head())
 	case <-time.After(15 * time.Second):

@@ -30,7 +30,7 @@ func benchWrkSends(c Config, callee *callee, run int, profile string, logf func(
 		return row, err
 	}
 	defer e.Stop()
-	script, err := writeWrkScript(dir, "send.lua", wrkSends, map[string]string{"SPAN": strconv.Itoa(8_000_000 / wrkThreads)})
+	script, err := sendsScript(dir, 0, 1)
 	if err != nil {
 		return row, err
 	}

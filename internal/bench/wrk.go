@@ -41,18 +41,28 @@ function done(summary, latency, requests)
 end
 `
 
-// wrkSends is the script of part c: POST /otp/send, each request to another recipient. Thread t sends to
-// +1415 and 7 digits from 2,000,000 + t × span on (a valid US number: no exchange starts with 0 or 1), so
-// threads never repeat one another. {{SPAN}}: the numbers each thread has.
+// wrkSends is the script of parts c and n: POST /otp/send, each request to another recipient. Thread t
+// sends to +1415 and 7 digits from base + t × span on (a valid US number from 2,000,000 on: no exchange
+// starts with 0 or 1), so threads never repeat one another. {{BASE}}: where the script's numbers start;
+// {{SPAN}}: the numbers each thread has.
 const wrkSends = wrkCommon + `
+local base = {{BASE}}
 local span = {{SPAN}}
 local n = 0
 function request()
   n = n + 1
   return wrk.format(nil, "/otp/send", nil,
-    string.format('{"appid":"bench","recipient":"+1415%07d","channel":"flashcall"}', 2000000 + tid * span + n % span))
+    string.format('{"appid":"bench","recipient":"+1415%07d","channel":"flashcall"}', base + tid * span + n % span))
 end
 `
+
+// sendsScript writes wrkSends into dir, the k-th of scripts: each script's recipients apart from the
+// others' (engines on one database would otherwise meet in one recipient's history).
+func sendsScript(dir string, k, scripts int) (string, error) {
+	span := 8_000_000 / wrkThreads / scripts
+	return writeWrkScript(dir, fmt.Sprintf("send-%d.lua", k), wrkSends, map[string]string{
+		"BASE": strconv.Itoa(2_000_000 + k*span*wrkThreads), "SPAN": strconv.Itoa(span)})
+}
 
 // wrkVerifies is the script of part e: POST /otp/verify with a wrong code, cycling over the verification
 // IDs in the file ids (one a line), thread t taking the t-th, then every {{THREADS}}-th on. {{IDS}}: the file, quoted.
