@@ -13,7 +13,7 @@ import (
 // Report is a pool as the admin API shows it: its definition, use and quarantine.
 type Report struct {
 	Pool
-	Uses       map[string]uint64     `json:"entry_uses"` // entry ID → picks since start
+	Uses       map[string]uint64     `json:"entry_uses"` // entry ID → picks since start (engines sharing a store: each since it started, summed)
 	Quarantine map[string]Quarantine `json:"quarantine"` // "entry:ID" or "cli:+44…" → until when and why
 }
 
@@ -36,7 +36,7 @@ func (r *Registry) Pools() ([]Report, []AppSpace) {
 		rep := Report{Pool: lp.Pool, Uses: map[string]uint64{}, Quarantine: map[string]Quarantine{}}
 		rep.Entries = slices.Clone(lp.Entries) // the caller's to keep; the registry's stay its own
 		for _, e := range lp.Entries {
-			rep.Uses[e.ID] = r.entryUses[name+"/"+e.ID]
+			rep.Uses[e.ID] = r.entryUses[name+"/"+e.ID] + r.otherUses[name+"/"+e.ID]
 		}
 		for key, q := range r.quarantine {
 			if q.Pool != name || !q.Until.After(now) {

@@ -11,20 +11,63 @@ import (
 // flushEvery is how often recent-call histories are written to the store.
 const flushEvery = 50 * time.Millisecond
 
-// flusher writes the histories Pick left pending, under ctx, until Close.
+// sharedUsesEvery is how often, with Config.Shared, an engine stores its use counts and reads the others'.
+const sharedUsesEvery = time.Second
+
+// flusher writes the histories Pick left pending, under ctx, until Close; with Config.Shared, it shares
+// the use counts every sharedUsesEvery too.
 func (r *Registry) flusher(ctx context.Context) {
 	defer close(r.flushed)
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
+	var lastShared time.Time
 	for {
 		select {
 		case <-r.stop:
 			r.flush(ctx)
+			if r.cfg.Shared {
+				r.shareUses(ctx)
+			}
 			return
-		case <-tick.C:
+		case now := <-tick.C:
 			r.flush(ctx)
+			if r.cfg.Shared && now.Sub(lastShared) >= sharedUsesEvery {
+				r.shareUses(ctx)
+				lastShared = now
+			}
 		}
 	}
+}
+
+// shareUses stores this engine's use counts under its node and reads the other engines', for the pools'
+// reports.
+func (r *Registry) shareUses(ctx context.Context) {
+	r.mu.RLock()
+	data, err := json.Marshal(r.entryUses)
+	r.mu.RUnlock()
+	if err == nil {
+		err = r.store.PutUses(ctx, r.cfg.Node, data)
+	}
+	others := map[string]uint64{}
+	if err == nil {
+		err = r.store.LoadUses(ctx, func(node string, v []byte) error {
+			var uses map[string]uint64
+			if node == r.cfg.Node || json.Unmarshal(v, &uses) != nil {
+				return nil // a record of an older or broken engine counts nothing
+			}
+			for k, n := range uses {
+				others[k] += n
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		r.cfg.Log.Error("share use counts", "err", err)
+		return
+	}
+	r.mu.Lock()
+	r.otherUses = others
+	r.mu.Unlock()
 }
 
 func (r *Registry) flush(ctx context.Context) {

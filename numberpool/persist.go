@@ -35,6 +35,11 @@ type Store interface {
 	// SwapRecentCalls stores next as recipient's history only if the stored one is still old (nil: none
 	// is stored), and reports whether it did. Engines sharing the store pick through it (Config.Shared).
 	SwapRecentCalls(ctx context.Context, recipient string, old, next []byte) (bool, error)
+
+	// PutUses stores node's use counts (engines sharing the store: Config.Shared), replacing what was there.
+	PutUses(ctx context.Context, node string, uses []byte) error
+	// LoadUses calls fn with every node's stored use counts; fn must not call the Store.
+	LoadUses(ctx context.Context, fn func(node string, uses []byte) error) error
 }
 
 func (r *Registry) save(ctx context.Context, p Pool) error {

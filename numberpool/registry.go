@@ -27,6 +27,9 @@ type Config struct {
 	// across the engines; and what another engine changed is read again by ReloadPools and
 	// ReloadQuarantines.
 	Shared bool
+	// Node names this engine among those sharing the store: its use counts are stored under it, and the
+	// pools' reports add the other engines' (Shared only).
+	Node string
 }
 
 // Registry is the live set of pools: picks, rejections, quarantine and changes. It is safe for concurrent
@@ -42,6 +45,7 @@ type Registry struct {
 	rejections  map[string]map[string]time.Time // "pool/id" → its CLIs rejected lately (by key) → when
 	uses        map[string]uint64               // CLI → times picked since start
 	entryUses   map[string]uint64               // "pool/id" → times picked since start
+	otherUses   map[string]uint64               // "pool/id" → the other engines' picks, as last read (Shared)
 	recent      map[string]*recentCalls         // recipient → recent CLI/code MACs (cache of the stored histories)
 	spaceCache  map[string]Space                // code length and candidate entries → their space; reset on change
 	codeLengths map[string]int                  // app → its default code length, when set by SetApp
@@ -73,7 +77,7 @@ func NewRegistry(ctx context.Context, cfg Config, s Store, configPools []Pool) (
 		cfg.Log = slog.Default()
 	}
 	r := &Registry{cfg: cfg, store: s, pools: map[string]*livePool{}, quarantine: map[string]Quarantine{}, unstored: map[string]Quarantine{},
-		rejections: map[string]map[string]time.Time{}, uses: map[string]uint64{}, entryUses: map[string]uint64{}, recent: map[string]*recentCalls{},
+		rejections: map[string]map[string]time.Time{}, uses: map[string]uint64{}, entryUses: map[string]uint64{}, otherUses: map[string]uint64{}, recent: map[string]*recentCalls{},
 		spaceCache: map[string]Space{}, codeLengths: map[string]int{}, pending: map[string][]byte{},
 		stop: make(chan struct{}), flushed: make(chan struct{})}
 	inConfig := map[string]bool{}

@@ -3,19 +3,23 @@ package numberpool_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"flashotp/fault"
+	"flashotp/internal/testwait"
 	"flashotp/numberpool"
 )
 
 // sharedPair is two registries over one store, as two engines sharing it (Config.Shared).
 func sharedPair(t *testing.T, configPools ...numberpool.Pool) (*fixture, *numberpool.Registry) {
 	t.Helper()
-	f := newFixture(t, numberpool.Config{Shared: true}, configPools...)
-	other, err := numberpool.NewRegistry(t.Context(), f.cfg, f.db, f.configs)
+	f := newFixture(t, numberpool.Config{Shared: true, Node: "node-a"}, configPools...)
+	cfg := f.cfg
+	cfg.Node = "node-b"
+	other, err := numberpool.NewRegistry(t.Context(), cfg, f.db, f.configs)
 	if err != nil {
 		t.Fatalf("NewRegistry: %v", err)
 	}
@@ -120,5 +124,22 @@ func TestSharedReload(t *testing.T) {
 	}
 	if _, ok := other.Pool("extra"); !ok {
 		t.Errorf("a pool made in one registry is not in the other after ReloadPools")
+	}
+}
+
+// The pools' reports of registries sharing a store count the picks of all of them (each stores its own
+// counts every second and reads the others').
+func TestSharedUses(t *testing.T) {
+	f, other := sharedPair(t, pool("demo", entry("+44207946XXXX")))
+	for i, reg := range []*numberpool.Registry{f.reg, f.reg, f.reg, other, other} {
+		if _, err := reg.Pick(t.Context(), numberpool.PickRequest{App: "demo", Recipient: recipient(i), Country: "GB", CodeLength: 4}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, reg := range []*numberpool.Registry{f.reg, other} {
+		testwait.For(t, 5*time.Second, fmt.Sprintf("registry %d's report of 5 picks", i), func() bool {
+			reports, _ := reg.Pools()
+			return reports[0].Uses["e1"] == 5
+		})
 	}
 }

@@ -67,3 +67,13 @@ func (db *DB) SwapRecentCalls(_ context.Context, recipient string, old, next []b
 	})
 	return swapped && err == nil, err
 }
+
+// PutUses stores node's use counts, replacing what was there.
+func (db *DB) PutUses(_ context.Context, node string, uses []byte) error {
+	return db.bucket(bucketUses).Put(node, uses)
+}
+
+// LoadUses calls fn with every node's stored use counts, from one read transaction.
+func (db *DB) LoadUses(_ context.Context, fn func(node string, uses []byte) error) error {
+	return db.bucket(bucketUses).ForEach(fn)
+}

@@ -20,6 +20,7 @@ const (
 	bucketPools      = "pools"      // pool name → pool
 	bucketQuarantine = "quarantine" // "cli:" + the CLI's MAC, or "entry:" + pool/entry ID → quarantine
 	bucketRecent     = "recent"     // recipient (E.164) → its recent calls, as MACs
+	bucketUses       = "uses"       // node ID → its picks per entry since it started (engines sharing a store)
 
 	// otp
 	bucketVerifications = "verifications"  // verification ID → record

@@ -125,7 +125,7 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	if m.numbers, err = numberpool.NewRegistry(ctx, numberpool.Config{
 		Apps: appPools, CodeLength: cfg.OTP.CodeLength, MinCodeSpace: cfg.OTP.MinCodeSpace, Key: m.db.Key(), Log: m.Log,
-		Shared: m.shared(),
+		Shared: m.shared(), Node: cfg.Node.ID,
 	}, m.db, pools); err != nil {
 		return err
 	}

@@ -88,6 +88,12 @@ func RecordStores(t *testing.T, open func(t *testing.T) Records) {
 		if v, err := s.RecentCalls(ctx, "+1"); err != nil || v != nil {
 			t.Errorf("RecentCalls of nobody = %q, %v", v, err)
 		}
+		must(t, s.PutUses(ctx, "node-b", []byte("uses b")))
+		must(t, s.PutUses(ctx, "node-a", []byte("uses a")))
+		must(t, s.PutUses(ctx, "node-a", []byte("uses a2")))
+		if got := collect(t, func(fn func(string, []byte) error) error { return s.LoadUses(ctx, fn) }); !maps.Equal(got, map[string]string{"node-a": "uses a2", "node-b": "uses b"}) {
+			t.Errorf("LoadUses = %v", got)
+		}
 		must(t, s.PutRecentCalls(ctx, map[string][]byte{"+1": []byte("h1"), "+2": []byte("h2")}))
 		must(t, s.PutRecentCalls(ctx, map[string][]byte{"+1": []byte("h1b")}))
 		if v, err := s.RecentCalls(ctx, "+1"); err != nil || string(v) != "h1b" {

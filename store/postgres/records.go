@@ -37,6 +37,7 @@ const (
 	kindOperators  = "operators"
 	kindAudit      = "audit"
 	kindTOTP       = "totp"
+	kindUses       = "uses"
 )
 
 // record is one row of the records table.
@@ -202,6 +203,16 @@ func (db *DB) RecentCalls(ctx context.Context, recipient string) ([]byte, error)
 
 func (db *DB) PutRecentCalls(ctx context.Context, histories map[string][]byte) error {
 	return db.put(ctx, kindRecent, histories)
+}
+
+// PutUses stores node's use counts, replacing what was there.
+func (db *DB) PutUses(ctx context.Context, node string, uses []byte) error {
+	return db.put(ctx, kindUses, map[string][]byte{node: uses})
+}
+
+// LoadUses calls fn with every node's stored use counts, in node order, from one statement.
+func (db *DB) LoadUses(ctx context.Context, fn func(node string, uses []byte) error) error {
+	return db.each(ctx, kindUses, fn)
 }
 
 // SwapRecentCalls stores next as recipient's history if the stored one is still old (nil: none is stored),
