@@ -46,6 +46,7 @@ func (s *Service) Run(ctx context.Context) {
 	every(time.Minute, sweeping(s.Purge), "purge old records")
 	every(time.Minute, func(context.Context) error { s.limiter.Sweep(); return nil }, "")
 	every(time.Second, func(ctx context.Context) error { return s.FlushReports(ctx, false) }, "flush report counts")
+	every(time.Second, func(ctx context.Context) error { _, err := s.RecordUnrecorded(ctx); return err }, "record call outcomes")
 	every(summaryEvery, func(context.Context) error { s.act.log(s.log, summaryEvery); return nil }, "")
 	if s.cfg.Nodes != nil {
 		every(s.cfg.Lease/4, s.tendLeases, "engine leases")

@@ -75,18 +75,103 @@ func (s *Service) withProgress(v *Verification) {
 // r names the verification and its step (ref). A step that failed to deliver (a call that failed before
 // it rang, a message refused) starts the workflow's next step; with none left and no code delivered, the
 // verification fails. A trunk's rejection of a call goes to the number pool, which may quarantine the CLI.
+// An outcome the store failed to take is written again every second (Run) until it is stored.
 func (s *Service) CallEnded(r, trunk, cli string, res call.Result) {
 	// The dialer reports with no context and the Service has no lifetime of its own (Run's ctx ends before
 	// the dialer drains): an outcome is recorded whoever waits for it.
 	ctx := context.Background()
+	channel, err := s.recordEnded(ctx, endedCall{r, trunk, res})
+	if fault.CodeOf(err) == fault.Unavailable {
+		id, i := parseRef(r)
+		s.log.Error("record call outcome; it is written again every second until the store takes it", "verification_id", id, "step", i, "err", err)
+		s.unrecorded.add(endedCall{r, trunk, res})
+	} else if err != nil && !errors.Is(err, errUnchanged) {
+		id, i := parseRef(r)
+		s.log.Error("record call outcome", "verification_id", id, "step", i, "err", err)
+	}
+	if res.State == call.StateFailed && res.SIPCode >= 400 && isCall(channel) {
+		s.numbers.Reject(ctx, cli, res.SIPCode, res.Phrase, res.Rang)
+	}
+	s.live.Delete(r)
+	id, i := parseRef(r)
+	if !isCall(channel) {
+		s.log.Debug("message_"+string(res.State), "verification_id", id, "step", i, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
+	} else {
+		s.log.Debug("call_"+string(res.State), "verification_id", id, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
+	}
+}
+
+// endedCall is a call's outcome as the dialer reported it.
+type endedCall struct {
+	ref, trunk string
+	res        call.Result
+}
+
+// unrecorded are the outcomes the store failed to take (it was out of reach): kept in memory and written
+// again by Run, so that a call's record does not stay in flight while its engine lives on. An engine that
+// dies with some is taken over, or ends them at its restart, as any call in flight.
+type unrecorded struct {
+	mu    sync.Mutex
+	calls []endedCall
+}
+
+// maxUnrecorded bounds the outcomes kept for another try: past it the oldest go (their calls then end as
+// interrupted at the engine's restart or take-over).
+const maxUnrecorded = 100_000
+
+func (u *unrecorded) add(c endedCall) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.calls) >= maxUnrecorded {
+		u.calls = u.calls[1:]
+	}
+	u.calls = append(u.calls, c)
+}
+
+func (u *unrecorded) take() []endedCall {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := u.calls
+	u.calls = nil
+	return out
+}
+
+// RecordUnrecorded writes again the outcomes the store failed to take; those it fails again wait for the
+// next try. It returns how many are still waiting.
+func (s *Service) RecordUnrecorded(ctx context.Context) (int, error) {
+	var lastErr error
+	for _, c := range s.unrecorded.take() {
+		if _, err := s.recordEnded(ctx, c); fault.CodeOf(err) == fault.Unavailable {
+			s.unrecorded.add(c)
+			lastErr = err
+		}
+	}
+	s.unrecorded.mu.Lock()
+	defer s.unrecorded.mu.Unlock()
+	if n := len(s.unrecorded.calls); n > 0 {
+		return n, fmt.Errorf("%d call outcomes still not stored: %w", n, lastErr)
+	}
+	return 0, nil
+}
+
+// allRecorded reports whether every outcome reported is stored.
+func (s *Service) allRecorded() bool {
+	s.unrecorded.mu.Lock()
+	defer s.unrecorded.mu.Unlock()
+	return len(s.unrecorded.calls) == 0
+}
+
+// recordEnded writes c's outcome into its verification (CallEnded) and returns its step's channel; when
+// that step failed to deliver, the workflow's next step starts.
+func (s *Service) recordEnded(ctx context.Context, c endedCall) (channel string, err error) {
+	r, trunk, res := c.ref, c.trunk, c.res
 	id, i := parseRef(r)
 	var (
-		pdd     int64
-		next    bool
-		channel string
-		state   StepState // the step's state once the outcome is applied
+		pdd   int64
+		next  bool
+		state StepState // the step's state once the outcome is applied
 	)
-	err := s.modify(ctx, id, func(rec *record) error {
+	err = s.modify(ctx, id, func(rec *record) error {
 		pdd, next = 0, false
 		if i < 0 || i > rec.current() && !(i == 0 && rec.current() < 0) {
 			return errNoStep
@@ -123,27 +208,15 @@ func (s *Service) CallEnded(r, trunk, cli string, res call.Result) {
 		}
 		return s.recordOutcome(tx, rec, i, res, pdd)
 	})
-	if err != nil && !errors.Is(err, errUnchanged) {
-		s.log.Error("record call outcome", "verification_id", id, "step", i, "err", err)
+	if err != nil {
+		return channel, err
 	}
-	if err == nil {
-		s.stepEnded(channel, state)
-	}
-	if res.State == call.StateFailed && res.SIPCode >= 400 && isCall(channel) {
-		s.numbers.Reject(ctx, cli, res.SIPCode, res.Phrase, res.Rang)
-	}
-	s.live.Delete(r)
-	if err == nil {
-		s.act.outcome(string(res.State))
-	}
-	if !isCall(channel) {
-		s.log.Debug("message_"+string(res.State), "verification_id", id, "step", i, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
-	} else {
-		s.log.Debug("call_"+string(res.State), "verification_id", id, "trunk", trunk, "sip_code", res.SIPCode, "reason", res.Reason)
-	}
+	s.stepEnded(channel, state)
+	s.act.outcome(string(res.State))
 	if next {
 		s.advance(ctx, id, i+1)
 	}
+	return channel, nil
 }
 
 // applyOutcome puts the outcome res of rec's call into rec; failVerification fails a pending verification

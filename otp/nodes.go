@@ -46,15 +46,27 @@ func (s *Service) owns(rec *record) bool {
 
 // tendLeases renews this engine's lease, then takes over the engines whose leases ran out: each one's calls
 // in flight, in the records of the last changeWindow, are ended as interrupted.
+//
+// An engine takes over only once it has renewed its own lease without a break for a whole lease: after the
+// store was out of reach (for every engine, a failover say), the others' leases ran out too, and they get
+// that long to renew theirs before anyone counts them dead.
 func (s *Service) tendLeases(ctx context.Context) error {
 	if err := s.cfg.Nodes.Renew(ctx, s.cfg.Node, s.cfg.Lease); err != nil {
+		s.renewing = time.Time{}
 		return fmt.Errorf("renew the lease: %w", err)
+	}
+	now := s.now()
+	if s.renewing.IsZero() {
+		s.renewing = now
 	}
 	leader, err := s.cfg.Nodes.Leader(ctx)
 	if err != nil {
 		return err
 	}
 	s.leading.Store(leader == s.cfg.Node)
+	if now.Sub(s.renewing) < s.cfg.Lease {
+		return nil
+	}
 	dead, err := s.cfg.Nodes.Expired(ctx)
 	if err != nil {
 		return err

@@ -108,7 +108,7 @@ func (s *Service) modify(ctx context.Context, id string, mutate func(rec *record
 			if late {
 				// A count on a day a recount would not reach (a receipt days after its message): that day
 				// is listed for it.
-				if err := markDirty(tx, rec.CreatedAt); err != nil {
+				if err := s.markDirty(tx, rec.CreatedAt); err != nil {
 					return err
 				}
 			}

@@ -184,14 +184,16 @@ type SMSChannel struct {
 
 // Service runs verifications.
 type Service struct {
-	live    sync.Map // verification ID → *liveCall, while its call is in flight
-	cfg     Config
-	db      Store
-	numbers Numbers
-	dialer  Dialer
-	limiter *limits.Limiter
-	log     *slog.Logger
-	now     func() time.Time
+	live sync.Map // verification ID → *liveCall, while its call is in flight
+	// unrecorded are the outcomes the store failed to take, tried again by Run.
+	unrecorded unrecorded
+	cfg        Config
+	db         Store
+	numbers    Numbers
+	dialer     Dialer
+	limiter    *limits.Limiter
+	log        *slog.Logger
+	now        func() time.Time
 
 	idMu   sync.Mutex
 	idRand *ulid.MonotonicEntropy // event and attempt IDs: strictly increasing, so cursors are stable
@@ -200,6 +202,9 @@ type Service struct {
 	act     activity       // counts for the activity summary (activity.go)
 	reports reportBook     // report counts not yet durable (tally.go)
 	leading atomic.Bool    // this engine leads the engines sharing the store (nodes.go)
+	// renewing is when this engine's lease renewals last began to succeed without a break (tendLeases'
+	// goroutine only); zero after a renewal failed.
+	renewing time.Time
 }
 
 // New returns a service over db drawing CLIs from numbers, calling through cfg.Dialer.

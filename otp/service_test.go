@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1209,5 +1210,68 @@ func TestRecoverListedOpenCalls(t *testing.T) {
 	}
 	if n, err := e.db.Count("v_open_calls"); err != nil || n != 0 {
 		t.Errorf("the open-call list holds %d keys (%v), want none", n, err)
+	}
+}
+
+// flakyStore is a Store whose writes fail, as a store out of reach, while down is set.
+type flakyStore struct {
+	otp.Store
+	down atomic.Bool
+}
+
+func (f *flakyStore) Update(ctx context.Context, fn func(tx otp.Tx) error) error {
+	if f.down.Load() {
+		return fault.Errorf(fault.Unavailable, "the store is out of reach")
+	}
+	return f.Store.Update(ctx, fn)
+}
+
+// An outcome the store failed to take is written again (RecordUnrecorded, every second in Run) once the
+// store is back: the call does not stay in flight while its engine lives on.
+func TestOutcomeWrittenAgain(t *testing.T) {
+	e := newEnv(t)
+	flaky := &flakyStore{Store: e.db.Verifications()}
+	e.svc = otp.New(otp.Config{Apps: testApps(t, e.db, 4, "demo"), Dialer: e.dial, Now: e.clock.Now, Key: e.db.Key()}, flaky, e.pools, quietLog())
+	v, cli := e.send(t)
+	flaky.down.Store(true)
+	e.svc.CallEnded(v.ID, "phone", cli, call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, StartedAt: e.clock.Now(), EndedAt: e.clock.Now()})
+	if n, err := e.svc.RecordUnrecorded(t.Context()); n != 1 || err == nil {
+		t.Fatalf("RecordUnrecorded with the store down = %d, %v; want the outcome still waiting", n, err)
+	}
+	flaky.down.Store(false)
+	if st := e.status(t, v.ID); st.Call.State != call.StateQueued {
+		t.Fatalf("call %s before the outcome is written again, want queued", st.Call.State)
+	}
+	if n, err := e.svc.RecordUnrecorded(t.Context()); n != 0 || err != nil {
+		t.Fatalf("RecordUnrecorded with the store back = %d, %v", n, err)
+	}
+	if st := e.status(t, v.ID); st.Call.State != call.StateMissed || st.Call.SIPCode != 487 {
+		t.Errorf("call %s %d after the outcome was written again, want missed 487", st.Call.State, st.Call.SIPCode)
+	}
+}
+
+// A stop with an outcome the store never took is not a clean stop: the next start finds the call in flight
+// and ends it as interrupted.
+func TestUnrecordedOutcomeLeavesStopUnclean(t *testing.T) {
+	e := newEnv(t)
+	flaky := &flakyStore{Store: e.db.Verifications()}
+	cfg := otp.Config{Apps: testApps(t, e.db, 4, "demo"), Dialer: e.dial, Now: e.clock.Now, Key: e.db.Key()}
+	e.svc = otp.New(cfg, flaky, e.pools, quietLog())
+	if _, err := e.svc.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	v, cli := e.send(t)
+	flaky.down.Store(true)
+	e.svc.CallEnded(v.ID, "phone", cli, call.Result{State: call.StateMissed, SIPCode: 487, Rang: true, StartedAt: e.clock.Now(), EndedAt: e.clock.Now()})
+	flaky.down.Store(false)
+	if err := e.svc.FlushReports(t.Context(), true); err != nil { // the stop, its outcome not retried
+		t.Fatal(err)
+	}
+	next := otp.New(cfg, e.db.Verifications(), e.pools, quietLog())
+	if n, err := next.Recover(t.Context()); err != nil || n != 1 {
+		t.Fatalf("the next start's Recover = %d, %v; want the call ended", n, err)
+	}
+	if st, _ := next.Status(t.Context(), "demo", v.ID); st.Call.State != call.StateFailed || st.Call.Reason != "interrupted" {
+		t.Errorf("call %s/%s after the next start, want failed/interrupted", st.Call.State, st.Call.Reason)
 	}
 }

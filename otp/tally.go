@@ -152,31 +152,40 @@ type reportsMark struct {
 }
 
 // markDirty lists the day of created in the mark, in tx.
-func markDirty(tx Tx, created time.Time) error {
-	m, _ := readMark(tx)
+func (s *Service) markDirty(tx Tx, created time.Time) error {
+	m, _ := s.readMark(tx)
 	day := created.UTC().Format(time.DateOnly)
 	if slices.Contains(m.Dirty, day) {
 		return nil
 	}
 	m.Dirty = append(m.Dirty, day)
-	return putMark(tx, m)
+	return s.putMark(tx, m)
 }
 
-// markName is the mark's name among otp's bookkeeping values (Tx.Meta).
+// markName is the mark's name among otp's bookkeeping values (Tx.Meta) on an engine's own store.
 const markName = "reports"
 
-func readMark(tx Tx) (reportsMark, bool) {
+// mark is this engine's mark's name: on a shared store each engine has its own (markName/node), since each
+// counts, flushes, crashes and stops on its own, and its restart looks for its own calls in flight.
+func (s *Service) mark() string {
+	if s.cfg.Nodes == nil {
+		return markName
+	}
+	return markName + "/" + s.cfg.Node
+}
+
+func (s *Service) readMark(tx Tx) (reportsMark, bool) {
 	var m reportsMark
-	v := tx.Meta(markName)
+	v := tx.Meta(s.mark())
 	return m, v != nil && json.Unmarshal(v, &m) == nil
 }
 
-func putMark(tx Tx, m reportsMark) error {
+func (s *Service) putMark(tx Tx, m reportsMark) error {
 	v, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	return tx.PutMeta(markName, v)
+	return tx.PutMeta(s.mark(), v)
 }
 
 // FlushReports makes the pending report counts durable; clean says the engine is stopping and nothing
@@ -197,12 +206,12 @@ func (s *Service) FlushReports(ctx context.Context, clean bool) error {
 		if err := addRows(tx, batch); err != nil {
 			return err
 		}
-		m, _ := readMark(tx)
-		m.FlushedAt, m.Clean = now, clean
+		m, _ := s.readMark(tx)
+		m.FlushedAt, m.Clean = now, clean && s.allRecorded()
 		if clean {
 			m.Dirty = nil // every count is stored
 		}
-		return putMark(tx, m)
+		return s.putMark(tx, m)
 	})
 	if err == nil {
 		b.marked = now
@@ -296,7 +305,7 @@ const changeWindow = 24 * time.Hour
 func (s *Service) recountReports(ctx context.Context) (days []string, inFlightFrom time.Time, err error) {
 	var mark reportsMark
 	var found bool
-	if err := s.db.View(ctx, func(tx Tx) error { mark, found = readMark(tx); return nil }); err != nil {
+	if err := s.db.View(ctx, func(tx Tx) error { mark, found = s.readMark(tx); return nil }); err != nil {
 		return nil, time.Time{}, err
 	}
 	now := s.now().UTC()
@@ -309,7 +318,7 @@ func (s *Service) recountReports(ctx context.Context) (days []string, inFlightFr
 				mark.Since = now
 				break
 			}
-			return putMark(tx, mark)
+			return s.putMark(tx, mark)
 		})
 	}
 	if !mark.Clean {
@@ -329,7 +338,7 @@ func (s *Service) recountReports(ctx context.Context) (days []string, inFlightFr
 		}
 	}
 	mark.Clean, mark.Dirty = false, nil // not clean until the flush at a clean stop
-	return days, inFlightFrom, s.db.Update(ctx, func(tx Tx) error { return putMark(tx, mark) })
+	return days, inFlightFrom, s.db.Update(ctx, func(tx Tx) error { return s.putMark(tx, mark) })
 }
 
 // recountDay counts the report rows of day again, from the records created that day and the retired rows.

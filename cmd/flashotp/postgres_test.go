@@ -7,9 +7,11 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -309,20 +311,33 @@ func TestPostgresUnreachable(t *testing.T) {
 	}
 }
 
-// Three engine processes on one database, one phone as the trunk of all three (rate limits off).
+// Three engine processes on a primary with a synchronous standby (the multi-host DSN of a failover), one
+// phone as the trunk of all three (rate limits off), one webhook receiver for the app.
 //   - Sends spread over the three, each code verified on another engine than its send's: every code verifies.
-//   - Then, five times, the engines under load and one of them killed with SIGKILL and started again:
-//     afterwards every send that was answered 202 is there, with its call ended (by its engine's restart, or
-//     by another engine once the lease ran out), and no two verifications of one recipient mixed up.
+//   - Then, killRounds times, the engines under load and one of them, at random, killed with SIGKILL and
+//     started again; in one round, at random, the primary killed with SIGKILL too and the standby promoted.
+//     Afterwards every send that was answered 202 is there, with its call ended (by its engine's restart,
+//     or by another engine once the lease ran out), no two verifications of one recipient mixed up, and the
+//     webhook of each call's outcome delivered at least once.
 func TestPostgresThreeEngines(t *testing.T) {
-	pg := peers.StartPostgres(t)
-	dsn := pg.CreateDB(t, "three")
+	const killRounds = 20
+	primary := peers.StartPostgres(t)
+	primary.CreateDB(t, "three")
+	standby := primary.StartStandby(t)
+	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/three?sslmode=disable&target_session_attrs=read-write&connect_timeout=2",
+		primary.Port, standby.Port)
+	failover := rand.IntN(killRounds)
 	phoneAddr, phone := startPhone(t)
+	recv := &webhookReceiver{t: t, secret: "whsec-three-0123456789", up: true, events: map[string][]string{}, seen: map[string]bool{}}
+	hooks := httptest.NewServer(recv)
+	t.Cleanup(hooks.Close)
 	configs := make([]string, 3)
 	procs := make([]*proc, 3)
 	clients := make([]client, 3)
 	for i := range 3 {
-		configs[i] = withoutLimits(pgEngineConfig(t, dsn, phoneAddr, fmt.Sprintf("engine-%d", i)))
+		configs[i] = strings.Replace(withoutLimits(pgEngineConfig(t, dsn, phoneAddr, fmt.Sprintf("engine-%d", i))),
+			"    api_secret: demo-secret\n", fmt.Sprintf("    api_secret: demo-secret\n    webhook_url: %s\n    webhook_secret: %s\n", hooks.URL, recv.secret), 1) +
+			"webhooks: {retry_min: 50ms, retry_max: 500ms, timeout: 2s}\n"
 		procs[i], clients[i] = serve(t, configs[i])
 	}
 	// cliOf waits for the phone's missed call to recipient and returns its CLI.
@@ -353,10 +368,10 @@ func TestPostgresThreeEngines(t *testing.T) {
 	var mu sync.Mutex
 	acked := map[string]string{} // verification ID → recipient
 	var seq atomic.Int64
-	for round := range 5 {
+	for round := range killRounds {
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
-		for w := range 6 {
+		for w := range 3 {
 			wg.Go(func() {
 				for {
 					select {
@@ -373,16 +388,20 @@ func TestPostgresThreeEngines(t *testing.T) {
 				}
 			})
 		}
-		time.Sleep(time.Duration(300+rand.IntN(400)) * time.Millisecond)
-		victim := round % 3
+		time.Sleep(time.Duration(200+rand.IntN(300)) * time.Millisecond)
+		victim := rand.IntN(3)
 		procs[victim].kill(syscall.SIGKILL)
+		if round == failover {
+			primary.Kill()
+			standby.Promote(t)
+		}
 		time.Sleep(200 * time.Millisecond)
 		close(stop)
 		wg.Wait()
-		procs[victim], clients[victim] = serve(t, configs[victim])
+		procs[victim], clients[victim] = superviseServe(t, configs[victim])
 	}
-	if len(acked) < 50 {
-		t.Fatalf("only %d sends acknowledged across 5 rounds: the load was too light to mean anything", len(acked))
+	if len(acked) < 10*killRounds {
+		t.Fatalf("only %d sends acknowledged across %d rounds: the load was too light to mean anything", len(acked), killRounds)
 	}
 	// Every acknowledged send is stored, and its call ends: missed (the phone rang), or failed, interrupted
 	// (its engine died with it in flight).
@@ -405,7 +424,23 @@ func TestPostgresThreeEngines(t *testing.T) {
 		}
 		ended[fmt.Sprint(call["state"], "/", call["reason"])]++
 	}
-	t.Logf("%d acknowledged sends over 5 kills; their calls ended: %v", len(acked), ended)
+	// Each call's outcome was posted to the receiver at least once, whichever engine delivered it.
+	outcomeHook := func(id string) bool {
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		return slices.ContainsFunc(recv.events[id], func(e string) bool { return e == "call_missed" || e == "call_failed" })
+	}
+	missing := 0
+	for id := range acked {
+		if !testwait.Until(30*time.Second, func() bool { return outcomeHook(id) }) {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d acknowledged sends never had their call's outcome posted as a webhook", missing, len(acked))
+	}
+	t.Logf("%d acknowledged sends over %d kills of an engine and one of the primary (round %d); their calls ended: %v; %d webhook deliveries received",
+		len(acked), killRounds, failover+1, ended, len(recv.seen))
 }
 
 // A primary with a synchronous standby, the engine on both through a multi-host DSN
@@ -675,4 +710,72 @@ func TestPostgresChangesLiveEverywhere(t *testing.T) {
 	live("an operator added", func() bool {
 		return strings.Contains(b.do("GET", "/admin/operators", "", admin...).raw, `"olga"`)
 	})
+}
+
+// superviseServe starts `flashotp serve` as a supervisor would (systemd's Restart=on-failure): an engine
+// that exits at start (the database out of reach in a failover: it says so and exits) is started again,
+// half a second later, up to five times.
+func superviseServe(t *testing.T, config string) (*proc, client) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "flashotp.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for try := 1; ; try++ {
+		p := start(t, "serve", "--config", path)
+		var addr string
+		if !testwait.Until(15*time.Second, func() bool {
+			p.stderr.mu.Lock()
+			defer p.stderr.mu.Unlock()
+			for _, l := range p.stderr.lines {
+				if m := servingLine.FindStringSubmatch(l); m != nil {
+					addr = m[1]
+				}
+			}
+			select {
+			case <-p.done:
+				return true
+			default:
+				return addr != ""
+			}
+		}) || addr == "" && try == 5 {
+			t.Fatalf("the engine did not serve (start %d):\n%s", try, p.stderr.String())
+		}
+		if addr != "" {
+			return p, client{t, "http://" + addr}
+		}
+		t.Logf("the engine exited at start %d, started again: %s", try, p.stderr.String())
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// Each engine on a shared database keeps its own report mark: one engine's clean stop says nothing of
+// another's calls. Engine B is killed with calls in flight (its trunk never answers), then engine A stops
+// cleanly, then B starts again: B ends its calls as interrupted at once (before, A's clean stop hid them
+// from B's restart, and nothing ever ended them).
+func TestPostgresCleanStopOfAnotherEngine(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	dsn := pg.CreateDB(t, "marks")
+	uas := peers.StartUAS(t, "silent.xml", 5) // 100 Trying, then nothing: the calls stay in flight
+	a, _ := serve(t, withoutLimits(pgEngineConfig(t, dsn, "127.0.0.1:9", "engine-a")))
+	bConfig := withoutLimits(pgEngineConfig(t, dsn, uas.Addr, "engine-b"))
+	b, bc := serve(t, bConfig)
+	var ids []string
+	for i := range 5 {
+		s := bc.send(fmt.Sprintf("+1415555%04d", 7000+i))
+		if s.status != 202 {
+			t.Fatalf("send: %d %s", s.status, s.raw)
+		}
+		ids = append(ids, s.body["verification_id"].(string))
+	}
+	testwait.For(t, 5*time.Second, "the five calls placed", func() bool { return len(uas.Received("INVITE ")) >= 5 })
+	b.kill(syscall.SIGKILL)
+	a.kill(syscall.SIGTERM)
+	_, bc = serve(t, bConfig)
+	for _, id := range ids {
+		s := bc.do("GET", "/otp/status?verification_id="+id, "")
+		if call := s.body["call"].(map[string]any); call["state"] != "failed" || call["reason"] != "interrupted" {
+			t.Errorf("%s after engine-b's restart: call %v/%v, want failed/interrupted", id, call["state"], call["reason"])
+		}
+	}
 }
