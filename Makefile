@@ -17,7 +17,7 @@ deps:
 	./scripts/deps.sh
 
 test: deps ui-test
-	$(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 # The console's browser app (web/, docs in web/README.md): `make ui` type-checks it and rebuilds web/dist, which
 # is committed and embedded in the binary, so building the engine never needs Node. `make ui-test` runs its
