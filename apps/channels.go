@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"flashotp/numberpool"
 	"flashotp/templates"
 )
 
@@ -17,25 +18,21 @@ const (
 	ChannelSMS       = "sms"       // a text message
 	ChannelWhatsApp  = "whatsapp"  // a WhatsApp authentication template
 	ChannelEmail     = "email"     // an email
-	ChannelInbound   = "inbound"   // the user calls the engine: not in this build yet
+	ChannelInbound   = "inbound"   // the user calls the engine's number (dial_number); the caller ID is the proof
 	// ChannelAuto is not a channel but a send's request to run the app's workflow.
 	ChannelAuto = "auto"
 )
 
 // Channels are the channels this build delivers over, in SPEC section 8's order; an app's channels are
-// some of them. whatsapp and email need their sender configured (config sections whatsapp, email).
-var Channels = []string{ChannelFlashCall, ChannelVoice, ChannelSMS, ChannelWhatsApp, ChannelEmail}
-
-// later are SPEC section 8's channels that later issues add: named, but refused for now.
-var later = []string{ChannelInbound}
+// some of them. whatsapp and email need their sender configured (config sections whatsapp, email); inbound
+// needs the app's inbound_pool and a trunk with inbound on.
+var Channels = []string{ChannelFlashCall, ChannelVoice, ChannelSMS, ChannelWhatsApp, ChannelEmail, ChannelInbound}
 
 // CheckChannel returns what is wrong with ch as a channel an app may use, or "".
 func CheckChannel(ch string) string {
 	switch {
 	case slices.Contains(Channels, ch):
 		return ""
-	case slices.Contains(later, ch):
-		return fmt.Sprintf("channel %q is not available in this build yet", ch)
 	case ch == ChannelAuto:
 		return "auto runs the app's workflow: list the workflow's channels instead"
 	}
@@ -142,6 +139,8 @@ func (a App) checkChannels(bad func(key, format string, args ...any)) {
 		key := fmt.Sprintf("workflow[%d]", i)
 		if msg := CheckChannel(s.Channel); msg != "" {
 			bad(key+".channel", "%s", msg)
+		} else if s.Channel == ChannelInbound {
+			bad(key+".channel", "inbound is no workflow step: the user needs the number to call when the send answers (send with channel inbound)")
 		} else if !slices.Contains(a.Channels, s.Channel) {
 			bad(key+".channel", "%q is not one of the app's channels (%s)", s.Channel, strings.Join(a.Channels, ", "))
 		}
@@ -152,6 +151,13 @@ func (a App) checkChannels(bad func(key, format string, args ...any)) {
 		case d != 0 && (d < MinStepTimeout || d > MaxStepTimeout):
 			bad(key+".timeout", "want %s to %s, got %s", MinStepTimeout, hours(MaxStepTimeout), d)
 		}
+	}
+
+	switch inbound := slices.Contains(a.Channels, ChannelInbound); {
+	case inbound && a.InboundPool == "":
+		bad("inbound_pool", "channel inbound needs the pool of numbers the users call")
+	case a.InboundPool != "" && !numberpool.ValidName(a.InboundPool):
+		bad("inbound_pool", "want a pool's name, got %q", a.InboundPool)
 	}
 
 	if err := templates.CheckLocale(a.Locale); err != nil {
@@ -167,6 +173,8 @@ func (a App) checkChannels(bad func(key, format string, args ...any)) {
 		switch {
 		case ch == ChannelFlashCall:
 			bad(key, "a flash call's code is the caller ID's last digits: set code_length")
+		case ch == ChannelInbound:
+			bad(key, "an inbound call has no code: the caller ID is the proof")
 		case CheckChannel(ch) != "":
 			bad(key, "%s", CheckChannel(ch))
 		case n < MinRandomCodeLength || n > MaxRandomCodeLength:
@@ -179,7 +187,7 @@ func (a App) checkChannels(bad func(key, format string, args ...any)) {
 		// of their channel apply to them.
 		key, ch := "templates."+k, templates.ChannelOf(k)
 		switch {
-		case CheckChannel(ch) != "" && !slices.Contains(later, ch):
+		case CheckChannel(ch) != "":
 			bad(key, "%s", CheckChannel(ch))
 			continue
 		case !templates.HasTemplates(ch):

@@ -96,8 +96,10 @@ func TestChannelSettingsRefused(t *testing.T) {
 	}{
 		{"all channels", func(a *apps.App) { a.Channels = []string{"sms", "voice", "flashcall"} }, ""},
 		{"no channel", func(a *apps.App) { a.Channels = []string{} }, "channels: an app needs at least one channel"},
-		{"unknown channel", func(a *apps.App) { a.Channels = []string{"flashcall", "fax"} }, `channels[1]: unknown channel "fax" (want flashcall, voice, sms, whatsapp, email)`},
-		{"inbound", func(a *apps.App) { a.Channels = []string{"sms", "inbound"} }, `channels[1]: channel "inbound" is not available in this build yet`},
+		{"unknown channel", func(a *apps.App) { a.Channels = []string{"flashcall", "fax"} }, `channels[1]: unknown channel "fax" (want flashcall, voice, sms, whatsapp, email, inbound)`},
+		{"inbound", func(a *apps.App) { a.Channels = []string{"sms", "inbound"}; a.InboundPool = "dids" }, ""},
+		{"inbound without its pool", func(a *apps.App) { a.Channels = []string{"sms", "inbound"} }, `inbound_pool: channel inbound needs the pool of numbers the users call`},
+		{"inbound pool's name", func(a *apps.App) { a.Channels = []string{"inbound"}; a.InboundPool = "no pool" }, `inbound_pool: want a pool's name, got "no pool"`},
 		{"auto", func(a *apps.App) { a.Channels = []string{"auto"} }, "channels[0]: auto runs the app's workflow"},
 		{"twice", func(a *apps.App) { a.Channels = []string{"sms", "sms"} }, `channels[1]: "sms" is listed twice`},
 		{"case", func(a *apps.App) { a.Channels = []string{"SMS"} }, `channels[0]: unknown channel "SMS"`},
@@ -114,7 +116,7 @@ func TestChannelSettingsRefused(t *testing.T) {
 			`workflow[1].channel: "sms" is not one of the app's channels (flashcall)`},
 		{"workflow step unknown", func(a *apps.App) { a.Workflow = []apps.Step{step("pigeon", 0)} }, `workflow[0].channel: unknown channel "pigeon"`},
 		{"workflow step auto", func(a *apps.App) { a.Workflow = []apps.Step{step("auto", 0)} }, "workflow[0].channel: auto runs"},
-		{"workflow step inbound", func(a *apps.App) { a.Workflow = []apps.Step{step("inbound", 0)} }, `workflow[0].channel: channel "inbound" is not available in this build yet`},
+		{"workflow step inbound", func(a *apps.App) { a.Workflow = []apps.Step{step("inbound", 0)} }, `workflow[0].channel: inbound is no workflow step`},
 		{"workflow timeout missing", func(a *apps.App) {
 			a.Channels = []string{"flashcall", "sms"}
 			a.Workflow = []apps.Step{step("flashcall", 0), step("sms", 0)}
@@ -146,7 +148,7 @@ func TestChannelSettingsRefused(t *testing.T) {
 		{"code length zero", func(a *apps.App) { a.CodeLengths = map[string]int{"voice": 0} }, "code_lengths.voice: want 4 to 10, got 0"},
 		{"code length flashcall", func(a *apps.App) { a.CodeLengths = map[string]int{"flashcall": 6} }, "code_lengths.flashcall: a flash call's code is the caller ID's last digits: set code_length"},
 		{"code length unknown", func(a *apps.App) { a.CodeLengths = map[string]int{"fax": 6} }, `code_lengths.fax: unknown channel "fax"`},
-		{"code length inbound", func(a *apps.App) { a.CodeLengths = map[string]int{"inbound": 6} }, `code_lengths.inbound: channel "inbound" is not available in this build yet`},
+		{"code length inbound", func(a *apps.App) { a.CodeLengths = map[string]int{"inbound": 6} }, `code_lengths.inbound: an inbound call has no code`},
 
 		{"templates", func(a *apps.App) {
 			a.Templates = map[string]map[string]string{"sms": {"en": "{{.Code}} is your code", "pt-BR": "{{.Code}} é o seu código", "hi": "{{.Code}} आपका OTP है"}}

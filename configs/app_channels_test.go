@@ -33,7 +33,8 @@ func TestLoadAppChannels(t *testing.T) {
 	tests := []struct{ name, app, want string }{
 		{"template without the code", `, channels: [sms], templates: {sms: {en: "{{.Code}}", fr: "Votre code {{.App}}"}}`,
 			`apps[0].templates.sms.fr: app "a", channel sms, locale fr: does not print {{.Code}}`},
-		{"channel of a later issue", `, channels: [flashcall, inbound]`, `apps[0].channels[1]: channel "inbound" is not available in this build yet`},
+		{"inbound without a trunk for it", `, channels: [flashcall, inbound], inbound_pool: a`, `apps[0].channels[1]: channel inbound needs a trunk with inbound: true`},
+		{"inbound without its pool", `, channels: [flashcall, inbound]`, `apps[0].inbound_pool: channel inbound needs the pool of numbers the users call`},
 		{"workflow step without a timeout", `, channels: [flashcall, sms], workflow: [{channel: flashcall}, {channel: sms}]`,
 			`apps[0].workflow[0].timeout: required on every step but the last`},
 		{"locale", `, locale: "english"`, `apps[0].locale: "english": want a BCP 47 language tag`},

@@ -632,6 +632,9 @@ func (c Config) Validate() error {
 			bad(key+".channels", "app %q uses channel email: configure the email section (email.host, email.from)", a.ID)
 		}
 		for j, ch := range a.Channels {
+			if ch == apps.ChannelInbound && !slices.ContainsFunc(c.Trunks, func(t dialer.Trunk) bool { return t.Inbound }) {
+				bad(fmt.Sprintf("%s.channels[%d]", key, j), "channel inbound needs a trunk with inbound: true (the one the users' calls come in on)")
+			}
 			if ch == apps.ChannelWhatsApp && !c.WhatsApp.Configured() {
 				bad(fmt.Sprintf("%s.channels[%d]", key, j), "channel whatsapp needs the whatsapp section (whatsapp.phone_number_id and its credentials)")
 			}

@@ -45,6 +45,13 @@ type Trunk struct {
 	// requests, besides the IPs of address and outbound_proxy. SIP from anywhere else is dropped.
 	AcceptFrom []string `mapstructure:"accept_from"`
 
+	// Inbound calls (channel inbound): with Inbound on, the trunk's INVITEs to the apps' inbound numbers
+	// are taken, their caller ID matched, and rejected unanswered with InboundReject; without it, its
+	// INVITEs are refused 403.
+	Inbound       bool     `mapstructure:"inbound"`
+	InboundTrust  []string `mapstructure:"inbound_trust"`  // pai | from: the headers whose caller ID is believed, in order; default [pai, from]
+	InboundReject int      `mapstructure:"inbound_reject"` // 603 (default) or 486
+
 	// TLS.
 	TLSCA         string `mapstructure:"tls_ca"`          // PEM CA bundle; empty: the system's
 	TLSCert       string `mapstructure:"tls_cert"`        // PEM client certificate, optional
@@ -78,6 +85,12 @@ func (t Trunk) WithDefaults(transport string) Trunk {
 	}
 	if t.CLIHeaders == nil {
 		t.CLIHeaders = []string{"from", "pai"}
+	}
+	if t.InboundTrust == nil {
+		t.InboundTrust = []string{"pai", "from"}
+	}
+	if t.InboundReject == 0 {
+		t.InboundReject = 603
 	}
 	return t
 }
@@ -155,6 +168,17 @@ func (t Trunk) Validate() error {
 		if h != "from" && h != "pai" && h != "rpid" {
 			bad(fmt.Sprintf("cli_headers[%d]", j), "want from, pai or rpid, got %q", h)
 		}
+	}
+	for j, h := range t.InboundTrust {
+		if h != "pai" && h != "from" {
+			bad(fmt.Sprintf("inbound_trust[%d]", j), "want pai or from, got %q", h)
+		}
+	}
+	if t.Inbound && len(t.InboundTrust) == 0 {
+		bad("inbound_trust", "name at least one of pai, from: an inbound call's caller ID is the proof")
+	}
+	if t.InboundReject != 603 && t.InboundReject != 486 {
+		bad("inbound_reject", "want 603 (Decline) or 486 (Busy Here), got %d", t.InboundReject)
 	}
 	if t.Transport != "tls" && (t.TLSCA != "" || t.TLSCert != "" || t.TLSKey != "" || t.TLSServerName != "") {
 		bad("transport", "tls_* keys need transport tls")

@@ -570,7 +570,7 @@ func TestAdminAppTemplates(t *testing.T) {
 		{"create: other field", "POST", "/admin/apps", `{"id":"shop","pools":["demo"],"templates":{"sms":{"de":"{{.Code}} {{.Phone}}"}}}`,
 			`templates.sms.de: app \"shop\", channel sms, locale de: not a usable template: .Phone is not a field`},
 		{"create: inbound", "POST", "/admin/apps", `{"id":"shop","pools":["demo"],"channels":["inbound"]}`,
-			`channels[0]: channel \"inbound\" is not available in this build yet`},
+			`inbound_pool: channel inbound needs the pool of numbers the users call`},
 		{"create: workflow", "POST", "/admin/apps", `{"id":"shop","pools":["demo"],"workflow":[{"channel":"sms"}]}`,
 			`workflow[0].channel: \"sms\" is not one of the app's channels (flashcall)`},
 		{"create: locale", "POST", "/admin/apps", `{"id":"shop","pools":["demo"],"locale":"zz"}`, `locale: \"zz\": want a BCP 47 language tag`},

@@ -37,6 +37,7 @@ type Metrics struct {
 	steps         *prometheus.CounterVec
 	sipMalformed  prometheus.Counter
 	sipDropped    *prometheus.CounterVec
+	inboundCalls  *prometheus.CounterVec
 
 	sends pulse // NextSend
 }
@@ -98,12 +99,15 @@ func New() *Metrics {
 		sipDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flashotp_sip_dropped_total", Help: "SIP messages dropped unanswered, by reason (stranger: from an address that is no trunk's; dialogs: a 2xx past the dialogs a call hangs up).",
 		}, []string{"reason"}),
+		inboundCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flashotp_inbound_calls_total", Help: "Calls from inbound trunks to the apps' inbound numbers, all rejected unanswered, by trunk and result (matched: approved a verification; withheld: no caller ID; no_match: no pending verification of the caller for the number called; error: the store failed).",
+		}, []string{"trunk", "result"}),
 	}
 	for _, reason := range []string{"stranger", "dialogs"} { // sip.DropStranger, sip.DropDialogs: shown at 0
 		m.sipDropped.WithLabelValues(reason)
 	}
 	reg.MustRegister(m.sipMalformed, m.callsStarted, m.callsEnded, m.callsInFlight, m.postDialDelay, m.ringToCancel, m.send, m.verify, m.picks, m.webhooks,
-		m.requests, m.authFailures, m.rateLimited, m.ended, m.steps, m.sipDropped)
+		m.requests, m.authFailures, m.rateLimited, m.ended, m.steps, m.sipDropped, m.inboundCalls)
 	return m
 }
 
@@ -289,6 +293,13 @@ func (m *Metrics) StepEnded(channel, state string) {
 func (m *Metrics) SIPMalformed() {
 	if m != nil {
 		m.sipMalformed.Inc()
+	}
+}
+
+// InboundCall counts a call from an inbound trunk, by its result (otp.InboundMatched, …).
+func (m *Metrics) InboundCall(trunk, result string) {
+	if m != nil {
+		m.inboundCalls.WithLabelValues(trunk, result).Inc()
 	}
 }
 

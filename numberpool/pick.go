@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"flashotp/fault"
@@ -366,4 +367,61 @@ func drawFromFree(cands []candidate, acceptable func(string) bool) (candidate, s
 		return candidate{}, "", err
 	}
 	return frees[i].c, frees[i].digits, nil
+}
+
+// DialNumber draws a number of pool for a user in country to call (channel inbound): uniformly over the
+// numbers of the pool's enabled entries that serve country, or, when none does, of those that serve any
+// country. It has no cooldown: one number serves many users at once, told apart by their caller IDs.
+func (r *Registry) DialNumber(pool, country string) (string, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	lp := r.pools[pool]
+	if lp == nil {
+		return "", fault.Errorf(fault.Unavailable, "%w: the app's inbound_pool %q is no pool of this engine", ErrNoPool, pool)
+	}
+	var local, general []candidate
+	for i, e := range lp.Entries {
+		switch {
+		case !e.Enabled:
+		case slices.Contains(e.Countries, country):
+			local = append(local, candidate{lp, i})
+		case len(e.Countries) == 0:
+			general = append(general, candidate{lp, i})
+		}
+	}
+	cands := local
+	if len(cands) == 0 {
+		cands = general
+	}
+	if len(cands) == 0 {
+		return "", fault.Errorf(fault.DestinationBlocked, "%w: inbound pool %s has no number for %s callers", ErrNoNumbers, pool, country)
+	}
+	weights := make([]float64, len(cands))
+	total := 0.0
+	for i, c := range cands {
+		weights[i] = float64(c.s().size())
+		total += weights[i]
+	}
+	_, digits, err := drawOne(cands, weights, total)
+	if err != nil {
+		return "", err
+	}
+	return "+" + digits, nil
+}
+
+// HasNumber reports whether number (E.164 with '+') is a number of an enabled entry of pool.
+func (r *Registry) HasNumber(pool, number string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	lp := r.pools[pool]
+	if lp == nil {
+		return false
+	}
+	digits := strings.TrimPrefix(number, "+")
+	for i, e := range lp.Entries {
+		if e.Enabled && lp.sets[i].covers(digits) {
+			return true
+		}
+	}
+	return false
 }

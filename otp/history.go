@@ -193,9 +193,8 @@ func (s *Service) List(ctx context.Context, q Query) (Page[Verification], error)
 	return page, err
 }
 
-// listChannels are the channels a listing may filter by: SPEC section 8's (inbound, not in this build yet,
-// matches nothing).
-var listChannels = append(slices.Clone(apps.Channels), apps.ChannelInbound)
+// listChannels are the channels a listing may filter by: SPEC section 8's.
+var listChannels = apps.Channels
 
 // hasStep reports whether v has a step on channel.
 func hasStep(v Verification, channel string) bool {

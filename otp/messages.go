@@ -27,6 +27,9 @@ func (s *Service) compose(app apps.App, channel, locale, code string) (message.M
 // submit sends d out: to its channel's Sender (in the background: the step's outcome comes back through
 // messageEnded), or to the dialer, whose refusal it returns.
 func (s *Service) submit(d delivery) error {
+	if d.step.Channel == ChannelInbound {
+		return nil // the user calls
+	}
 	if d.msg == nil {
 		return s.dialer.Submit(d.req)
 	}

@@ -252,6 +252,7 @@ func TestReviewRacingAdvanceCountsChannelLimitTwice(t *testing.T) {
 type noApps struct{}
 
 func (noApps) Get(string) (apps.App, bool) { return apps.App{}, false }
+func (noApps) List() []apps.App            { return nil }
 
 // CallEnded commits the failed flash step with rec.Next zeroed and the next step left to advance, outside
 // that transaction. If advance never commits (a crash or restart in between; here an engine that stops the

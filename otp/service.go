@@ -53,6 +53,8 @@ type Verification struct {
 	Resends           int       `json:"resends"`
 	CreatedAt         time.Time `json:"created_at"`
 	ExpiresAt         time.Time `json:"expires_at"`
+	// DialNumber is the number the user calls (channel inbound).
+	DialNumber string `json:"dial_number,omitempty"`
 	// Call is the latest call of the verification (flash or voice); absent while it has none (an SMS).
 	Call Call `json:"call,omitzero"`
 	// Steps are its deliveries, oldest first (SPEC section 8).
@@ -115,6 +117,10 @@ var _ Dialer = (*dialer.Dialer)(nil)
 type Numbers interface {
 	Pick(ctx context.Context, req numberpool.PickRequest) (numberpool.Picked, error)
 	Reject(ctx context.Context, cli string, sipCode int, reason string, rang bool)
+	// DialNumber draws a number of pool for a caller in country to call (channel inbound); HasNumber
+	// reports whether number is one of pool's.
+	DialNumber(pool, country string) (string, error)
+	HasNumber(pool, number string) bool
 }
 
 var _ Numbers = (*numberpool.Registry)(nil)
@@ -122,6 +128,8 @@ var _ Numbers = (*numberpool.Registry)(nil)
 // Apps gives each app's settings, defaults filled; *apps.Registry is one.
 type Apps interface {
 	Get(id string) (apps.App, bool)
+	// List returns every app (an inbound call looks for the apps whose numbers it called).
+	List() []apps.App
 }
 
 var _ Apps = (*apps.Registry)(nil)

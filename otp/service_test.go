@@ -974,6 +974,11 @@ func (n *fakeNumbers) Reject(_ context.Context, cli string, sipCode int, reason 
 	n.rejects = append(n.rejects, rejection{cli, sipCode, reason, rang})
 }
 
+func (n *fakeNumbers) DialNumber(string, string) (string, error) {
+	return "", errors.New("no inbound numbers")
+}
+func (n *fakeNumbers) HasNumber(string, string) bool { return false }
+
 func (n *fakeNumbers) rejected() []rejection {
 	n.mu.Lock()
 	defer n.mu.Unlock()

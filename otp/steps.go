@@ -27,6 +27,7 @@ const (
 	ChannelSMS       = apps.ChannelSMS
 	ChannelWhatsApp  = apps.ChannelWhatsApp
 	ChannelEmail     = apps.ChannelEmail
+	ChannelInbound   = apps.ChannelInbound
 	ChannelAuto      = apps.ChannelAuto
 )
 
@@ -132,7 +133,7 @@ func (s *Service) plans(app apps.App, channel string) ([]plan, error) {
 		switch {
 		case p.Channel == ChannelVoice && s.cfg.Voice.Prompts == nil:
 			return nil, fault.Errorf(fault.InvalidRequest, "channel: voice has no prompts on this engine")
-		case !s.overTrunk(p.Channel) && p.Channel != ChannelFlashCall && p.Channel != ChannelVoice && s.cfg.Senders[p.Channel] == nil:
+		case !s.overTrunk(p.Channel) && p.Channel != ChannelFlashCall && p.Channel != ChannelVoice && p.Channel != ChannelInbound && s.cfg.Senders[p.Channel] == nil:
 			return nil, fault.Errorf(fault.InvalidRequest, "channel: %s is not configured on this engine", p.Channel)
 		}
 	}
@@ -173,6 +174,17 @@ func (s *Service) prepare(ctx context.Context, app apps.App, rec *record, to Rec
 	}
 	d := delivery{step: Step{Channel: p.Channel, State: StepQueued, CodeLength: codeLength, Timeout: p.Timeout}}
 	d.req = dialer.Request{App: app.ID, ID: ref(rec.ID, i), To: to.E164}
+	if p.Channel == ChannelInbound {
+		// Nothing goes out: the user calls. The step is sent once the number is handed out.
+		number, err := s.numbers.DialNumber(app.InboundPool, to.Country)
+		if err != nil {
+			return d, err
+		}
+		rec.DialNumber = number
+		d.step.State, d.step.SentAt, d.step.CodeLength = StepSent, &rec.CreatedAt, 0
+		d.req.Kind = call.KindMessage // no call: Call stays as it is
+		return d, nil
+	}
 	if p.Channel == ChannelFlashCall {
 		picked, err := s.pick(ctx, app.ID, rec.From, to, codeLength)
 		if err != nil {

@@ -281,7 +281,7 @@ func TestSendChannelRejects(t *testing.T) {
 		req  otp.SendRequest
 		want string
 	}{
-		{otp.SendRequest{Channel: "pigeon"}, "channel: want one of flashcall, voice, sms, whatsapp, email, auto"},
+		{otp.SendRequest{Channel: "pigeon"}, "channel: want one of flashcall, voice, sms, whatsapp, email, inbound, auto"},
 		{otp.SendRequest{Channel: otp.ChannelVoice}, `channel: app "demo" may not use voice`},
 		{otp.SendRequest{Channel: otp.ChannelAuto}, `channel: auto runs the app's workflow, and app "demo" has none`},
 		{otp.SendRequest{Channel: otp.ChannelSMS, Locale: "not a locale"}, "locale:"},

@@ -1,18 +1,148 @@
 package sip
 
 import (
+	"net"
+	"net/netip"
+	"strings"
+
 	sipgosip "github.com/emiago/sipgo/sip"
 )
 
-// onInvite declines an INVITE (the UA places calls, it takes none) once, statelessly: a server transaction
-// would send its 603 again eleven times over 32 s until an ACK came, to whatever address the request
-// named. A retransmitted INVITE gets one 603 more, as it would from the transaction.
+// InboundTrunk is a trunk that delivers calls to the engine's inbound numbers (channel inbound). Its
+// INVITEs are read, told to SetInbound's handler, and rejected unanswered: never a 200, never media, so the
+// caller is never billed.
+type InboundTrunk struct {
+	Name       string
+	Peers      []string       // its host:port addresses (address, outbound proxy); any port matches
+	AcceptFrom []netip.Prefix // its other hosts
+	// Trust are the headers whose caller ID is believed, in the order tried: TrustPAI (P-Asserted-Identity),
+	// TrustFrom. A header not listed is never read.
+	Trust []string
+	// Reject is the final response to every inbound call: 603 Decline or 486 Busy Here.
+	Reject int
+}
+
+// The headers an inbound trunk's caller ID may come from.
+const (
+	TrustPAI  = "pai"
+	TrustFrom = "from"
+)
+
+type inboundTrunk struct {
+	InboundTrunk
+	from *peerFilter
+}
+
+// InboundCall is an INVITE from an inbound trunk.
+type InboundCall struct {
+	Trunk  string
+	Called string // the Request-URI's user part: the number called
+	Caller string // the user part of the first trusted header with a caller ID; "" when withheld
+	CallID string
+}
+
+// SetInbound sets the handler of inbound calls. It runs before the call is rejected, on the request's own
+// goroutine; it must return soon (the caller's phone waits for the rejection).
+func (u *UA) SetInbound(fn func(InboundCall)) { u.onInbound.Store(&fn) }
+
+// onInvite rejects an INVITE once, statelessly: a server transaction would send its final response again
+// eleven times over 32 s until an ACK came, to whatever address the request named. A retransmitted INVITE
+// gets one response more, as it would from the transaction; an inbound one is told to the handler again,
+// which finds it matched already. An inbound trunk's INVITE is rejected with the trunk's Reject, any other
+// peer's with 403 (the UA places calls, it takes none from them).
 func (u *UA) onInvite(req *sipgosip.Request, _ sipgosip.ServerTransaction) {
 	// Returning without a response through tx ends the transaction (sipgo's TerminateGracefully), and its
 	// timers with it: no 100 Trying either.
-	if err := u.srv.WriteResponse(sipgosip.NewResponseFromRequest(req, 603, "Decline", nil)); err != nil {
-		u.log.Debug("603 to an incoming INVITE not sent", "err", err)
+	code, reason := 403, "Forbidden"
+	if t := u.inboundTrunk(req); t != nil {
+		code, reason = t.Reject, rejectReason(t.Reject)
+		if fn := u.onInbound.Load(); fn != nil {
+			(*fn)(InboundCall{Trunk: t.Name, Called: req.Recipient.User, Caller: callerID(req, t.Trust), CallID: callID(req)})
+		}
 	}
+	if err := u.srv.WriteResponse(sipgosip.NewResponseFromRequest(req, code, reason, nil)); err != nil {
+		u.log.Debug("response to an incoming INVITE not sent", "code", code, "err", err)
+	}
+}
+
+// inboundTrunk returns the inbound trunk req came from, or nil.
+func (u *UA) inboundTrunk(req *sipgosip.Request) *inboundTrunk {
+	addr, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return nil
+	}
+	src := &net.UDPAddr{IP: addr.Addr().AsSlice(), Port: int(addr.Port())}
+	for i := range u.inbound {
+		if u.inbound[i].from.allows(src) {
+			return &u.inbound[i]
+		}
+	}
+	return nil
+}
+
+func rejectReason(code int) string {
+	if code == 486 {
+		return "Busy Here"
+	}
+	return "Decline"
+}
+
+// callerID returns the user part of the first header of trust that names a caller: "" when none does, or
+// when the caller is anonymous.
+func callerID(req *sipgosip.Request, trust []string) string {
+	for _, h := range trust {
+		var user string
+		switch h {
+		case TrustPAI:
+			if pai := req.GetHeader("P-Asserted-Identity"); pai != nil {
+				user = uriUser(pai.Value())
+			}
+		case TrustFrom:
+			if from := req.From(); from != nil {
+				user = from.Address.User
+			}
+		}
+		if user != "" && !strings.EqualFold(user, "anonymous") {
+			return user
+		}
+	}
+	return ""
+}
+
+// uriUser returns the user part of a name-addr or addr-spec (<sip:+1415…@host;user=phone>, tel:+1415…),
+// or "".
+func uriUser(v string) string {
+	if i := strings.IndexByte(v, '<'); i >= 0 {
+		v = v[i+1:]
+		if j := strings.IndexByte(v, '>'); j >= 0 {
+			v = v[:j]
+		}
+	}
+	v = strings.TrimSpace(v)
+	switch {
+	case strings.HasPrefix(strings.ToLower(v), "tel:"):
+		v = v[4:]
+	case strings.HasPrefix(strings.ToLower(v), "sip:"), strings.HasPrefix(strings.ToLower(v), "sips:"):
+		v = v[strings.IndexByte(v, ':')+1:]
+		at := strings.IndexByte(v, '@')
+		if at < 0 {
+			return ""
+		}
+		v = v[:at]
+	default:
+		return ""
+	}
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		v = v[:i]
+	}
+	return v
+}
+
+func callID(req *sipgosip.Request) string {
+	if id := req.CallID(); id != nil {
+		return id.Value()
+	}
+	return ""
 }
 
 // onCancel answers a CANCEL that matched no INVITE transaction (sipgo answers those itself): there is

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -39,6 +40,9 @@ type Config struct {
 	AcceptFrom []netip.Prefix
 	// Dropped, if not nil, is called for each message dropped, with why: DropStranger or DropDialogs.
 	Dropped func(reason string)
+	// Inbound are the trunks whose INVITEs the UA takes (channel inbound: SetInbound's handler hears of each,
+	// and it is rejected unanswered). An INVITE from any other peer is refused 403, without a dialog.
+	Inbound []InboundTrunk
 }
 
 // UA is a running SIP user agent. It is safe for concurrent use: each Dial is one call.
@@ -52,8 +56,11 @@ type UA struct {
 	media  *MediaSink
 	log    *slog.Logger
 	peers  *peerFilter
-	done   context.Context // cancelled by Close: ends the peers' refresh
-	stop   context.CancelFunc
+	// inbound are Config.Inbound with the filters of their addresses; onInbound is SetInbound's handler.
+	inbound   []inboundTrunk
+	onInbound atomic.Pointer[func(InboundCall)]
+	done      context.Context // cancelled by Close: ends the peers' refresh
+	stop      context.CancelFunc
 
 	host string // for Via, Contact, SDP
 	port int
@@ -83,6 +90,11 @@ func Listen(cfg Config) (*UA, error) {
 	u.done, u.stop = context.WithCancel(context.Background())
 	u.peers = newPeerFilter(cfg.Peers, cfg.AcceptFrom, cfg.Dropped, log)
 	u.peers.refresh(context.Background())
+	for _, t := range cfg.Inbound {
+		f := newPeerFilter(t.Peers, t.AcceptFrom, nil, log)
+		f.refresh(context.Background())
+		u.inbound = append(u.inbound, inboundTrunk{InboundTrunk: t, from: f})
+	}
 	if tcp != nil {
 		l := newLimitListener(tcp, cfg.TCPLimits, log)
 		l.admits = u.peers.admits
@@ -189,6 +201,9 @@ func (u *UA) refreshPeers() {
 			return
 		case <-t.C:
 			u.peers.refresh(u.done)
+			for _, t := range u.inbound {
+				t.from.refresh(u.done)
+			}
 		}
 	}
 }

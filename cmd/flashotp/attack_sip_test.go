@@ -176,7 +176,8 @@ func TestAttackForgedResponses(t *testing.T) {
 
 // TestAttackUnsolicitedInvite: an INVITE nobody asked for. It was answered 603 and the 603 sent again
 // eleven times over 32 s to whatever address the request named (a reflection: 6.7 times the packets sent).
-// Now a stranger gets no answer at all and a trunk one 603, never retransmitted.
+// Now a stranger gets no answer at all and a trunk one 403 (a trunk with inbound on: its inbound_reject),
+// never retransmitted.
 func TestAttackUnsolicitedInvite(t *testing.T) {
 	trunk, stranger := listenPeer(t, "127.0.0.1"), listenPeer(t, "127.0.0.2")
 	m, _ := sipAttackEngine(t, trunk)

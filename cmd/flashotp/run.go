@@ -161,17 +161,23 @@ func (m *Main) open(ctx context.Context) error {
 	// SIP is read only from the trunks: their addresses, their outbound proxies, their accept_from.
 	var peers []string
 	var acceptFrom []netip.Prefix
+	var inbound []sip.InboundTrunk
 	for _, t := range trunks {
-		peers = append(peers, t.Address)
+		addrs := []string{t.Address}
 		if t.OutboundProxy != "" {
-			peers = append(peers, t.OutboundProxy)
+			addrs = append(addrs, t.OutboundProxy)
 		}
+		peers = append(peers, addrs...)
 		acceptFrom = append(acceptFrom, t.AcceptNets()...)
+		if t.Inbound {
+			d := t.WithDefaults(cfg.SIP.Transport)
+			inbound = append(inbound, sip.InboundTrunk{Name: t.Name, Peers: addrs, AcceptFrom: t.AcceptNets(), Trust: d.InboundTrust, Reject: d.InboundReject})
+		}
 	}
 	if m.ua, err = sip.Listen(sip.Config{
 		Listen: cfg.SIP.Listen, PublicAddress: cfg.SIP.PublicAddress, TLS: tlsConf, Logger: m.Log,
 		TCP: cfg.SIPListensTCP(), TCPLimits: cfg.SIP.TCPLimits, Malformed: m.metrics.SIPMalformed,
-		Peers: peers, AcceptFrom: acceptFrom, Dropped: m.metrics.SIPDropped,
+		Peers: peers, AcceptFrom: acceptFrom, Dropped: m.metrics.SIPDropped, Inbound: inbound,
 	}); err != nil {
 		return err
 	}
@@ -223,6 +229,7 @@ func (m *Main) open(ctx context.Context) error {
 	}, m.db.OTP(), m.numbers, m.Log)
 	outcomes.Service = m.svc
 	svc := m.svc
+	m.ua.SetInbound(m.inboundCall)
 	if n, err := svc.Recover(ctx); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	} else if n > 0 {
@@ -465,4 +472,23 @@ func (m *Main) close() error {
 		errs = append(errs, m.db.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// inboundTimeout bounds the matching of an inbound call: the caller's phone waits for its rejection.
+const inboundTimeout = 2 * time.Second
+
+// inboundCall matches a call from an inbound trunk (sip.UA.SetInbound) and counts it; the UA rejects it
+// whatever the result.
+func (m *Main) inboundCall(c sip.InboundCall) {
+	ctx, cancel := context.WithTimeout(context.Background(), inboundTimeout)
+	defer cancel()
+	result, id, err := m.svc.InboundCallReceived(ctx, otp.InboundCall{Trunk: c.Trunk, Called: c.Called, Caller: c.Caller})
+	if err != nil {
+		m.Log.Error("inbound call not matched: the store failed", "trunk", c.Trunk, "call_id", c.CallID, "err", err)
+		result = "error"
+	}
+	m.metrics.InboundCall(c.Trunk, result)
+	if id != "" {
+		m.Log.Info("inbound call matched", "trunk", c.Trunk, "verification_id", id)
+	}
 }

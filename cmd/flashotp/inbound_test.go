@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"flashotp/apps"
+	"flashotp/dialer"
+	"flashotp/internal/peers"
+	"flashotp/numberpool"
+
+	sipgosip "github.com/emiago/sipgo/sip"
+)
+
+// inboundEngine starts an engine whose app demo may send channel inbound, its numbers from pool dids, and
+// whose one trunk (carrier, on 127.0.0.1: the Kamailio the test starts there; any port matches) has
+// inbound on.
+func inboundEngine(t *testing.T) (*Main, client) {
+	t.Helper()
+	cfg := testConfig(t, "127.0.0.1:9")
+	cfg.Trunks = []dialer.Trunk{{Name: "carrier", Address: "127.0.0.1:5060", Transport: "udp", Inbound: true}}
+	cfg.Pool = append(cfg.Pool, numberpool.FilePool{Name: "dids", Numbers: []string{"+4420794611XX"}})
+	cfg.Apps[0].Channels = []string{apps.ChannelFlashCall, apps.ChannelInbound}
+	cfg.Apps[0].InboundPool = "dids"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m := startMain(t, cfg)
+	return m, client{t, "http://" + m.HTTPAddr}
+}
+
+// The user's phone (SIPp, a scenario of the test's) calls the number the API returned, through Kamailio
+// (a stateful proxy forwarding the DID to the engine, as a carrier's SBC does): the call is rejected 603,
+// never answered, and the verification approves only for the call from the recipient's number. A call
+// from another number, or with the caller ID withheld, leaves it pending; an INVITE from an address that is
+// no trunk's, straight to the engine, gets no answer at all.
+func TestInboundThroughKamailio(t *testing.T) {
+	m, c := inboundEngine(t)
+	proxy := peers.StartKamailio(t, "proxy.cfg", m.SIPAddr)
+	sent := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"`+recipient+`","channel":"inbound"}`)
+	if sent.status != 202 || !strings.HasPrefix(fmt.Sprint(sent.body["dial_number"]), "+4420794611") {
+		t.Fatalf("send: %d %s", sent.status, sent.raw)
+	}
+	id, dial := sent.body["verification_id"].(string), sent.body["dial_number"].(string)
+	phone := func(caller string) *peers.UAS {
+		t.Helper()
+		uac := peers.StartUAC(t, "udp", "inbound_call.xml", proxy.Addr, "-key", "caller", caller, "-key", "called", dial)
+		if code := uac.Wait(t, 15*time.Second); code != 0 {
+			t.Fatalf("the call from %s was not rejected 603 (sipp exit %d):\n%s\n%s", caller, code, uac.Messages(), uac.Output())
+		}
+		if got := uac.Received("SIP/2.0 200"); len(got) > 0 {
+			t.Fatalf("the call from %s was answered:\n%s", caller, got[0])
+		}
+		return uac
+	}
+	status := func() string { return fmt.Sprint(c.do("GET", "/otp/status?verification_id="+id, "").body["status"]) }
+
+	phone("+14155550000")
+	phone("anonymous")
+	if s := status(); s != "pending" {
+		t.Fatalf("after calls from another number and a withheld one: %s, want pending", s)
+	}
+
+	stranger := listenPeer(t, "127.0.0.2")
+	inv := request(sipgosip.INVITE, stranger.addr(), m.SIPAddr, "inbound-stranger")
+	inv.Recipient.User = dial
+	stranger.send(m.SIPAddr, inv)
+	if got := stranger.recv(time.Second); got != nil {
+		t.Errorf("an INVITE from no trunk's address was answered: %s", got.String())
+	}
+
+	phone(recipient)
+	if s := status(); s != "approved" {
+		t.Fatalf("after the recipient's call: %s, want approved", s)
+	}
+	logs := c.do("GET", "/otp/logs?verification_id="+id, "")
+	if !strings.Contains(logs.raw, `"inbound_call_matched"`) {
+		t.Errorf("events: %s", logs.raw)
+	}
+	for result, want := range map[string]float64{"matched": 1, "no_match": 1, "withheld": 1} {
+		if got := c.metric(`flashotp_inbound_calls_total{result="` + result + `",trunk="carrier"}`); got != want {
+			t.Errorf("flashotp_inbound_calls_total %s = %v, want %v", result, got, want)
+		}
+	}
+}
