@@ -48,10 +48,10 @@ func (s *Service) InboundCallReceived(ctx context.Context, c InboundCall) (resul
 	caller, err2 := e164Of(c.Caller)
 	switch {
 	case err1 != nil:
-		s.log.Info("inbound call to no phone number", "trunk", c.Trunk, "called", c.Called)
+		s.log.Debug("inbound call to no phone number", "trunk", c.Trunk, "called", c.Called)
 		return InboundNoMatch, "", nil
 	case c.Caller == "" || err2 != nil:
-		s.log.Info("inbound call refused: no caller ID", "trunk", c.Trunk, "called", called)
+		s.log.Debug("inbound call refused: no caller ID", "trunk", c.Trunk, "called", called)
 		return InboundWithheld, "", nil
 	}
 	now := s.now().UTC()
@@ -77,7 +77,7 @@ func (s *Service) InboundCallReceived(ctx context.Context, c InboundCall) (resul
 		s.log.Debug(EventInboundMatched, "verification_id", id, "trunk", c.Trunk)
 		return InboundMatched, id, nil
 	}
-	s.log.Info("inbound call refused: no pending verification of the caller for this number", "trunk", c.Trunk, "called", called)
+	s.log.Debug("inbound call refused: no pending verification of the caller for this number", "trunk", c.Trunk, "called", called)
 	return InboundNoMatch, "", nil
 }
 

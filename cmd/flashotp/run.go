@@ -489,6 +489,6 @@ func (m *Main) inboundCall(c sip.InboundCall) {
 	}
 	m.metrics.InboundCall(c.Trunk, result)
 	if id != "" {
-		m.Log.Info("inbound call matched", "trunk", c.Trunk, "verification_id", id)
+		m.Log.Debug("inbound call matched", "trunk", c.Trunk, "verification_id", id)
 	}
 }
