@@ -56,6 +56,7 @@ export interface Verification {
   status: string
   code_length?: number
   cli_prefix?: string
+  dial_number?: string // channel inbound: the number the user calls
   reference?: string
   attempts?: number
   attempts_remaining?: number

@@ -154,6 +154,28 @@ describe('Verification timeline', () => {
   })
 })
 
+describe('Verification timeline of an inbound call', () => {
+  it('shows the number to call, the step delivered by the trunk and the matched call', async () => {
+    fakeEngine({
+      'GET /console/api/verifications/otp_2': [200, {
+        verification: { verification_id: 'otp_2', app_id: 'demo', recipient: '+44•••••••23', channel: 'inbound', status: 'approved', created_at: '2026-12-06T00:00:00Z',
+          dial_number: '+442079461123',
+          steps: [{ channel: 'inbound', state: 'delivered', trunk: 'carrier', sent_at: '2026-12-06T00:00:00Z', delivered_at: '2026-12-06T00:00:09Z' }] },
+        events: [{ type: 'inbound_call_matched', at: '2026-12-06T00:00:09Z', channel: 'inbound', trunk: 'carrier' }],
+        attempts: [],
+        webhooks: [],
+      }],
+    })
+    const { el } = await mount(Verification, '/verifications/otp_2', '/verifications/:id')
+    expect(byTestId(el, 'timeline-dial-number')[0].textContent).toBe('+442079461123')
+    const step = byTestId(el, 'timeline-step')[0].textContent
+    expect(step).toContain('inbound')
+    expect(step).toContain('delivered')
+    expect(step).toContain('carrier')
+    expect(byTestId(el, 'timeline-event')[0].textContent).toContain('inbound_call_matched')
+  })
+})
+
 describe('TimeText', () => {
   it('shows local time with UTC in the title', () => {
     const el = document.createElement('div')
