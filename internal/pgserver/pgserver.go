@@ -4,7 +4,6 @@
 package pgserver
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -15,9 +14,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"flashotp/internal/fakes"
 )
 
 // ErrMissing is returned when PostgreSQL is not installed (the Debian package postgresql).
@@ -31,7 +31,7 @@ type Server struct {
 	bin  string // the directory of initdb, postgres, createdb
 	cred *syscall.Credential
 	cmd  *exec.Cmd
-	out  lockedBuffer
+	out  fakes.Buffer // what the server writes
 	done chan struct{}
 }
 
@@ -234,21 +234,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
