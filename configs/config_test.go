@@ -66,7 +66,7 @@ func TestLoadExample(t *testing.T) {
 			Name: "phone", Address: "127.0.0.1:5062", Transport: "udp",
 			Username: "", Password: "", MaxCPS: 0, MaxCalls: 0,
 			Weight: 1, DownAfter: 3, OptionsInterval: 30 * time.Second,
-			NumberFormat: "e164", CLIHeaders: []string{"from", "pai"}, InboundTrust: []string{"pai", "from"}, InboundReject: 603,
+			NumberFormat: "e164", CLIHeaders: []string{"from", "pai"}, InboundTrust: []string{"pai", "from"}, InboundReject: 603, RegisterExpires: 10 * time.Minute,
 		}},
 		Pool: []numberpool.FilePool{{Name: "demo", Numbers: []string{"+44207946XXXX"}}},
 		OTP: otp.Settings{
@@ -152,7 +152,7 @@ apps:
 		{"trunks from file", cfg.Trunks, []dialer.Trunk{{
 			Name: "carrier", Address: "192.0.2.10:5060", Username: "alice", Password: "s3cret",
 			Transport: "udp", Weight: 1, DownAfter: 3, OptionsInterval: 30 * time.Second,
-			NumberFormat: "e164", CLIHeaders: []string{"from", "pai"}, InboundTrust: []string{"pai", "from"}, InboundReject: 603,
+			NumberFormat: "e164", CLIHeaders: []string{"from", "pai"}, InboundTrust: []string{"pai", "from"}, InboundReject: 603, RegisterExpires: 10 * time.Minute,
 		}}},
 		{"pool from file", cfg.Pool, []numberpool.FilePool{{Name: "uk", Numbers: []string{"+44207946XXXX", "+441134960XXX"}}}},
 		{"apps from file", cfg.Apps, []apps.ConfigApp{{
@@ -569,6 +569,7 @@ func TestLoadDurationNeedsUnit(t *testing.T) {
 	}
 	inLists := map[string]string{ // the keys inside lists, set in the minimal file
 		"trunks[].options_interval":    minimalFile(", options_interval: 300", "", ""),
+		"trunks[].register_expires":    minimalFile(", register_expires: 300", "", ""),
 		"pool[].cooldown":              minimalFile("", ", cooldown: 300", ""),
 		"pool[].quarantine_for":        minimalFile("", ", quarantine_for: 300", ""),
 		"apps[].ttl":                   minimalFile("", "", ", ttl: 300"),

@@ -51,6 +51,11 @@ type Trunk struct {
 	Inbound       bool     `mapstructure:"inbound"`
 	InboundTrust  []string `mapstructure:"inbound_trust"`  // pai | from: the headers whose caller ID is believed, in order; default [pai, from]
 	InboundReject int      `mapstructure:"inbound_reject"` // 603 (default) or 486
+	// Register keeps the engine's contact registered with the trunk (username@domain, digest with
+	// password), for trunks that deliver inbound calls only to a registered contact; RegisterExpires is
+	// the binding's time asked for (default 10m), refreshed at four fifths of what the trunk grants.
+	Register        bool          `mapstructure:"register"`
+	RegisterExpires time.Duration `mapstructure:"register_expires"`
 
 	// TLS.
 	TLSCA         string `mapstructure:"tls_ca"`          // PEM CA bundle; empty: the system's
@@ -64,6 +69,7 @@ const (
 	DefaultWeight          = 1
 	DefaultDownAfter       = 3
 	DefaultOptionsInterval = 30 * time.Second
+	DefaultRegisterExpires = 10 * time.Minute
 )
 
 // WithDefaults fills the keys t left empty; transport is the default transport (sip.transport).
@@ -91,6 +97,9 @@ func (t Trunk) WithDefaults(transport string) Trunk {
 	}
 	if t.InboundReject == 0 {
 		t.InboundReject = 603
+	}
+	if t.RegisterExpires == 0 {
+		t.RegisterExpires = DefaultRegisterExpires
 	}
 	return t
 }
@@ -176,6 +185,12 @@ func (t Trunk) Validate() error {
 	}
 	if t.Inbound && len(t.InboundTrust) == 0 {
 		bad("inbound_trust", "name at least one of pai, from: an inbound call's caller ID is the proof")
+	}
+	if t.Register && t.Username == "" {
+		bad("username", "register needs the address of record's user (username, and password if the trunk challenges)")
+	}
+	if t.RegisterExpires < 2*time.Second || t.RegisterExpires > 24*time.Hour {
+		bad("register_expires", "want 2s to 24h, got %s", t.RegisterExpires)
 	}
 	if t.InboundReject != 603 && t.InboundReject != 486 {
 		bad("inbound_reject", "want 603 (Decline) or 486 (Busy Here), got %d", t.InboundReject)

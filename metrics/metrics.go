@@ -38,6 +38,7 @@ type Metrics struct {
 	sipMalformed  prometheus.Counter
 	sipDropped    *prometheus.CounterVec
 	inboundCalls  *prometheus.CounterVec
+	registered    *prometheus.GaugeVec
 
 	sends pulse // NextSend
 }
@@ -102,12 +103,15 @@ func New() *Metrics {
 		inboundCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flashotp_inbound_calls_total", Help: "Calls from inbound trunks to the apps' inbound numbers, all rejected unanswered, by trunk and result (matched: approved a verification; withheld: no caller ID; no_match: no pending verification of the caller for the number called; error: the store failed).",
 		}, []string{"trunk", "result"}),
+		registered: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "flashotp_trunk_registered", Help: "1 while the engine's contact is registered with the trunk (trunks with register: true), else 0.",
+		}, []string{"trunk"}),
 	}
 	for _, reason := range []string{"stranger", "dialogs"} { // sip.DropStranger, sip.DropDialogs: shown at 0
 		m.sipDropped.WithLabelValues(reason)
 	}
 	reg.MustRegister(m.sipMalformed, m.callsStarted, m.callsEnded, m.callsInFlight, m.postDialDelay, m.ringToCancel, m.send, m.verify, m.picks, m.webhooks,
-		m.requests, m.authFailures, m.rateLimited, m.ended, m.steps, m.sipDropped, m.inboundCalls)
+		m.requests, m.authFailures, m.rateLimited, m.ended, m.steps, m.sipDropped, m.inboundCalls, m.registered)
 	return m
 }
 
@@ -300,6 +304,17 @@ func (m *Metrics) SIPMalformed() {
 func (m *Metrics) InboundCall(trunk, result string) {
 	if m != nil {
 		m.inboundCalls.WithLabelValues(trunk, result).Inc()
+	}
+}
+
+// TrunkRegistered sets whether the engine is registered with trunk.
+func (m *Metrics) TrunkRegistered(trunk string, registered bool) {
+	if m != nil {
+		v := 0.0
+		if registered {
+			v = 1
+		}
+		m.registered.WithLabelValues(trunk).Set(v)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"flashotp/apps"
 	"flashotp/dialer"
 	"flashotp/internal/peers"
+	"flashotp/internal/testwait"
 	"flashotp/numberpool"
 
 	sipgosip "github.com/emiago/sipgo/sip"
@@ -83,5 +84,42 @@ func TestInboundThroughKamailio(t *testing.T) {
 		if got := c.metric(`flashotp_inbound_calls_total{result="` + result + `",trunk="carrier"}`); got != want {
 			t.Errorf("flashotp_inbound_calls_total %s = %v, want %v", result, got, want)
 		}
+	}
+}
+
+// A carrier that delivers calls only to a registered contact (Kamailio as a registrar, challenging with
+// digest): the engine registers, refreshes its binding before it runs out, and takes the user's call at its
+// registered contact: rejected 603, the verification approved.
+func TestInboundRegisteredWithKamailio(t *testing.T) {
+	carrier := peers.StartKamailio(t, "registrar.cfg", "127.0.0.1:9")
+	cfg := testConfig(t, "127.0.0.1:9")
+	cfg.Trunks = []dialer.Trunk{{Name: "carrier", Address: carrier.Addr, Transport: "udp", Inbound: true,
+		Username: "flashotp", Password: "s3cret", Register: true, RegisterExpires: 3 * time.Second}}
+	cfg.Pool = append(cfg.Pool, numberpool.FilePool{Name: "dids", Numbers: []string{"+4420794611XX"}})
+	cfg.Apps[0].Channels = []string{apps.ChannelFlashCall, apps.ChannelInbound}
+	cfg.Apps[0].InboundPool = "dids"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m := startMain(t, cfg)
+	c := client{t, "http://" + m.HTTPAddr}
+	registered := func() bool { return c.metric(`flashotp_trunk_registered{trunk="carrier"}`) == 1 }
+	testwait.For(t, 10*time.Second, "the engine registered", registered)
+	// Refreshed at four fifths of the 3 s granted: a second REGISTER within about 2.4 s.
+	testwait.For(t, 10*time.Second, "the registration refreshed", func() bool {
+		return strings.Count(carrier.Log(), "flashotp-test: REGISTER expires=3") >= 2
+	})
+
+	sent := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"`+recipient+`","channel":"inbound"}`)
+	if sent.status != 202 {
+		t.Fatalf("send: %d %s", sent.status, sent.raw)
+	}
+	id, dial := sent.body["verification_id"].(string), sent.body["dial_number"].(string)
+	uac := peers.StartUAC(t, "udp", "inbound_call.xml", carrier.Addr, "-key", "caller", recipient, "-key", "called", dial)
+	if code := uac.Wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("the call was not rejected 603 (sipp exit %d):\n%s\n%s", code, uac.Messages(), carrier.Log())
+	}
+	if s := c.do("GET", "/otp/status?verification_id="+id, ""); s.body["status"] != "approved" {
+		t.Errorf("after the call to the registered contact: %s", s.raw)
 	}
 }

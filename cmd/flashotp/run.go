@@ -242,6 +242,20 @@ func (m *Main) open(ctx context.Context) error {
 	m.bgDone.Add(2)
 	go func() { defer m.bgDone.Done(); svc.Run(bg) }()
 	go func() { defer m.bgDone.Done(); webhooks.Run(bg) }()
+	for _, t := range trunks {
+		if !t.Register {
+			continue
+		}
+		d := t.WithDefaults(cfg.SIP.Transport)
+		r := sip.Registration{Trunk: t.Name, Registrar: t.Address, Transport: d.Transport, Domain: t.Domain, User: t.Username,
+			AuthUser: t.AuthUsername, Password: t.Password, Expires: d.RegisterExpires}
+		m.metrics.TrunkRegistered(t.Name, false)
+		m.bgDone.Add(1)
+		go func() {
+			defer m.bgDone.Done()
+			m.ua.KeepRegistered(bg, r, func(s sip.RegState) { m.metrics.TrunkRegistered(r.Trunk, s.Registered) })
+		}()
+	}
 	m.dialer.Start()
 	names := make([]string, 0, len(trunks))
 	for _, t := range trunks {
