@@ -14,7 +14,14 @@ type Settings struct {
 	PublicAddress string `mapstructure:"public_address"`
 	// ListenTCP says whether a TCP listener is bound on Listen too: auto (when a trunk uses tcp), on, off.
 	ListenTCP string `mapstructure:"listen_tcp"`
-	TCPLimits `mapstructure:",squash"`
+	// TLSListen, when set, binds a TLS listener there for trunks that open TLS connections to the engine,
+	// with the certificate TLSCert and its key TLSKey (PEM files); TLSClientCA (a PEM bundle), when set,
+	// makes it require and check a client certificate signed by one of its CAs.
+	TLSListen   string `mapstructure:"tls_listen"`
+	TLSCert     string `mapstructure:"tls_cert"`
+	TLSKey      string `mapstructure:"tls_key"`
+	TLSClientCA string `mapstructure:"tls_client_ca"`
+	TCPLimits   `mapstructure:",squash"`
 }
 
 // Values of sip.listen_tcp.
@@ -41,6 +48,16 @@ func (s Settings) Validate() error {
 		for _, msg := range setting.CheckHostPort(s.PublicAddress, false) {
 			bad("public_address", "%s", msg)
 		}
+	}
+	if s.TLSListen != "" {
+		for _, msg := range setting.CheckHostPort(s.TLSListen, true) {
+			bad("tls_listen", "%s", msg)
+		}
+		if s.TLSCert == "" || s.TLSKey == "" {
+			bad("tls_cert", "tls_listen needs tls_cert and tls_key (PEM files)")
+		}
+	} else if s.TLSCert != "" || s.TLSKey != "" || s.TLSClientCA != "" {
+		bad("tls_listen", "tls_cert, tls_key and tls_client_ca need tls_listen")
 	}
 	switch s.ListenTCP {
 	case ListenTCPAuto, ListenTCPOn, ListenTCPOff:

@@ -40,6 +40,12 @@ type Config struct {
 	AcceptFrom []netip.Prefix
 	// Dropped, if not nil, is called for each message dropped, with why: DropStranger or DropDialogs.
 	Dropped func(reason string)
+	// TLSListen, when set, is the host:port of a TLS listener for peers that open TLS connections to the UA
+	// (a carrier's SBC sending its responses and requests back on a connection of its own), served with
+	// TLSServer (its certificate; a ClientCAs pool and RequireAndVerifyClientCert to check the peer's). The
+	// peers and TCPLimits apply to it as to the TCP listener.
+	TLSListen string
+	TLSServer *tls.Config
 	// Inbound are the trunks whose INVITEs the UA takes (channel inbound: SetInbound's handler hears of each,
 	// and it is rejected unanswered). An INVITE from any other peer is refused 403, without a dialog.
 	Inbound []InboundTrunk
@@ -53,6 +59,7 @@ type UA struct {
 	stream *sipgo.Client // TCP and TLS: connections to the trunk, reused
 	conn   net.PacketConn
 	tcp    net.Listener // same address as conn, for requests peers open over TCP; nil without Config.TCP
+	tls    net.Listener // Config.TLSListen's; nil without it
 	media  *MediaSink
 	log    *slog.Logger
 	peers  *peerFilter
@@ -99,6 +106,19 @@ func Listen(cfg Config) (*UA, error) {
 		l := newLimitListener(tcp, cfg.TCPLimits, log)
 		l.admits = u.peers.admits
 		u.tcp = l
+	}
+	if cfg.TLSListen != "" {
+		raw, err := net.Listen("tcp", cfg.TLSListen)
+		if err != nil {
+			conn.Close()
+			if tcp != nil {
+				tcp.Close()
+			}
+			return nil, fmt.Errorf("sip.tls_listen %s: %w", cfg.TLSListen, err)
+		}
+		l := newLimitListener(raw, cfg.TCPLimits, log)
+		l.admits = u.peers.admits
+		u.tls = tls.NewListener(l, cfg.TLSServer)
 	}
 	sipLog := BoundedLogger(log, cfg.Malformed)
 	u.conn = watchICMP(conn, u.unreachable)
@@ -164,6 +184,13 @@ func Listen(cfg Config) (*UA, error) {
 		defer u.wg.Done()
 		_ = u.srv.ServeUDP(u.conn) // returns when conn is closed
 	}()
+	if u.tls != nil {
+		u.wg.Add(1)
+		go func() {
+			defer u.wg.Done()
+			_ = u.srv.ServeTLS(u.tls) // returns when u.tls is closed
+		}()
+	}
 	if u.tcp != nil {
 		u.wg.Add(1)
 		go func() {
@@ -250,6 +277,14 @@ func sizeBuffers(conn net.PacketConn) {
 // Addr returns the bound SIP address.
 func (u *UA) Addr() string { return u.conn.LocalAddr().String() }
 
+// TLSAddr returns the address of the TLS listener (Config.TLSListen), "" without one.
+func (u *UA) TLSAddr() string {
+	if u.tls == nil {
+		return ""
+	}
+	return u.tls.Addr().String()
+}
+
 // Close stops serving and waits for clean-ups (BYEs) in flight.
 func (u *UA) Close() error {
 	u.closeMu.Lock()
@@ -289,6 +324,9 @@ func (u *UA) closeParts() error {
 	}
 	if u.tcp != nil {
 		errs = append(errs, ignoreClosed(u.tcp.Close()))
+	}
+	if u.tls != nil {
+		errs = append(errs, ignoreClosed(u.tls.Close()))
 	}
 	if u.media != nil {
 		errs = append(errs, u.media.Close())

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +123,45 @@ func TestInboundRegisteredWithKamailio(t *testing.T) {
 	}
 	if s := c.do("GET", "/otp/status?verification_id="+id, ""); s.body["status"] != "approved" {
 		t.Errorf("after the call to the registered contact: %s", s.raw)
+	}
+}
+
+// A trunk that opens a TLS connection to the engine (sip.tls_listen), as a carrier's SBC does: Kamailio takes
+// the user's call (SIPp over UDP: Debian's SIPp has no TLS) and relays it to the engine over TLS; the 603 goes
+// back on Kamailio's own connection, and the verification approves.
+func TestInboundOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	_, certFile, keyFile := writeTestPKI(t, dir, "engine.test")
+	cfg := testConfig(t, "127.0.0.1:9")
+	cfg.Trunks = []dialer.Trunk{{Name: "carrier", Address: "127.0.0.1:5061", Transport: "udp", Inbound: true}}
+	cfg.SIP.TLSListen, cfg.SIP.TLSCert, cfg.SIP.TLSKey = "127.0.0.1:0", certFile, keyFile
+	cfg.Pool = append(cfg.Pool, numberpool.FilePool{Name: "dids", Numbers: []string{"+4420794611XX"}})
+	cfg.Apps[0].Channels = []string{apps.ChannelFlashCall, apps.ChannelInbound}
+	cfg.Apps[0].InboundPool = "dids"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m := startMain(t, cfg)
+	c := client{t, "http://" + m.HTTPAddr}
+	// Kamailio's own certificate for its TLS listener (unused here), and no check of the engine's.
+	_, kCert, kKey := writeTestPKI(t, t.TempDir(), "carrier.test")
+	tlsConf := filepath.Join(dir, "kamailio-tls.cfg")
+	if err := os.WriteFile(tlsConf, []byte("[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"+
+		"private_key = "+kKey+"\ncertificate = "+kCert+"\n\n[client:default]\nverify_certificate = no\nrequire_certificate = no\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	carrier := peers.StartKamailioOn(t, "tls", "tls.cfg", m.SIPTLSAddr+";transport=tls", map[string]string{"TLSCONF": tlsConf})
+
+	sent := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"`+recipient+`","channel":"inbound"}`)
+	if sent.status != 202 {
+		t.Fatalf("send: %d %s", sent.status, sent.raw)
+	}
+	id, dial := sent.body["verification_id"].(string), sent.body["dial_number"].(string)
+	uac := peers.StartUAC(t, "udp", "inbound_call.xml", carrier.Addr, "-key", "caller", recipient, "-key", "called", dial)
+	if code := uac.Wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("the call relayed over TLS was not rejected 603 (sipp exit %d):\n%s\n%s", code, uac.Messages(), carrier.Log())
+	}
+	if s := c.do("GET", "/otp/status?verification_id="+id, ""); s.body["status"] != "approved" {
+		t.Errorf("after the call over TLS: %s", s.raw)
 	}
 }

@@ -44,10 +44,11 @@ type Main struct {
 	PhoneOut io.Writer // where the built-in phone prints its lines
 
 	// Set once Run has started everything (Ready is closed).
-	HTTPAddr  string
-	SIPAddr   string
-	PhoneAddr string
-	Ready     chan struct{}
+	HTTPAddr   string
+	SIPAddr    string
+	SIPTLSAddr string // sip.tls_listen's, if set
+	PhoneAddr  string
+	Ready      chan struct{}
 
 	db      backend
 	numbers *numberpool.Registry
@@ -86,7 +87,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- m.api.Serve(m.ln) }()
-	m.Log.Info("flashotp serving", "http", m.HTTPAddr, "sip", m.SIPAddr, "phone", m.PhoneAddr)
+	m.Log.Info("flashotp serving", "http", m.HTTPAddr, "sip", m.SIPAddr, "phone", m.PhoneAddr, "sip_tls", m.SIPTLSAddr)
 	close(m.Ready)
 
 	var err error
@@ -152,6 +153,10 @@ func (m *Main) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	serverTLS, err := listenerTLS(cfg.SIP)
+	if err != nil {
+		return err
+	}
 	trunks := slices.Clone(cfg.Trunks)
 	for i, t := range trunks {
 		if cfg.Phone.Enabled && t.Address == cfg.Phone.Listen {
@@ -178,10 +183,11 @@ func (m *Main) open(ctx context.Context) error {
 		Listen: cfg.SIP.Listen, PublicAddress: cfg.SIP.PublicAddress, TLS: tlsConf, Logger: m.Log,
 		TCP: cfg.SIPListensTCP(), TCPLimits: cfg.SIP.TCPLimits, Malformed: m.metrics.SIPMalformed,
 		Peers: peers, AcceptFrom: acceptFrom, Dropped: m.metrics.SIPDropped, Inbound: inbound,
+		TLSListen: cfg.SIP.TLSListen, TLSServer: serverTLS,
 	}); err != nil {
 		return err
 	}
-	m.SIPAddr = m.ua.Addr()
+	m.SIPAddr, m.SIPTLSAddr = m.ua.Addr(), m.ua.TLSAddr()
 
 	// The senders of the channels that do not go over the trunk; their receipts go to the service once it
 	// is built (before anything is sent).

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"flashotp/dialer"
+	"flashotp/sip"
 )
 
 // trunkTLS builds the one TLS client configuration the SIP UA uses for every TLS trunk: it trusts the
@@ -107,6 +108,31 @@ func trunkTLS(trunks []dialer.Trunk) (*tls.Config, error) {
 	}
 	if cert != nil {
 		conf.Certificates = []tls.Certificate{*cert}
+	}
+	return conf, nil
+}
+
+// listenerTLS is the TLS listener's configuration (sip.tls_listen): its certificate, and with
+// tls_client_ca, the client certificates it requires. nil without tls_listen.
+func listenerTLS(s sip.Settings) (*tls.Config, error) {
+	if s.TLSListen == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("sip.tls_cert, sip.tls_key: %w", err)
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if s.TLSClientCA != "" {
+		pem, err := os.ReadFile(s.TLSClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("sip.tls_client_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("sip.tls_client_ca: no PEM certificate in %s", s.TLSClientCA)
+		}
+		conf.ClientCAs, conf.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return conf, nil
 }
