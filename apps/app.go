@@ -89,9 +89,12 @@ type App struct {
 	PreSendHook        *Hook            `json:"pre_send_hook" mapstructure:"pre_send_hook"`
 	Channels           []string         `json:"channels" mapstructure:"channels"`                   // SPEC section 8: the channels a send may name; default [flashcall]
 	InboundPool        string           `json:"inbound_pool,omitempty" mapstructure:"inbound_pool"` // channel inbound: the pool of numbers the users call (dial_number)
-	Workflow           []Step           `json:"workflow" mapstructure:"workflow"`                   // what channel auto runs, step by step; default none (auto refused)
-	Locale             string           `json:"locale" mapstructure:"locale"`                       // BCP 47: the templates of a send that names none, or one without templates; default en
-	AndroidAppHash     string           `json:"android_app_hash" mapstructure:"android_app_hash"`   // the app's SMS Retriever hash, the last line of its SMS; "": none
+	// InboundAttestation is the least STIR/SHAKEN attestation an inbound call must carry to approve (A, B or
+	// C); "": none needed.
+	InboundAttestation string `json:"inbound_attestation,omitempty" mapstructure:"inbound_attestation"`
+	Workflow           []Step `json:"workflow" mapstructure:"workflow"`                 // what channel auto runs, step by step; default none (auto refused)
+	Locale             string `json:"locale" mapstructure:"locale"`                     // BCP 47: the templates of a send that names none, or one without templates; default en
+	AndroidAppHash     string `json:"android_app_hash" mapstructure:"android_app_hash"` // the app's SMS Retriever hash, the last line of its SMS; "": none
 	// Templates are the app's own message templates, channel → locale → text, tried before the built-in ones.
 	Templates   map[string]map[string]string `json:"templates" mapstructure:"templates"`
 	CodeLengths map[string]int               `json:"code_lengths" mapstructure:"code_lengths"` // digits of the random codes per channel (voice, sms); default 6 each

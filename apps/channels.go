@@ -159,6 +159,11 @@ func (a App) checkChannels(bad func(key, format string, args ...any)) {
 	case a.InboundPool != "" && !numberpool.ValidName(a.InboundPool):
 		bad("inbound_pool", "want a pool's name, got %q", a.InboundPool)
 	}
+	switch a.InboundAttestation {
+	case "", "A", "B", "C":
+	default:
+		bad("inbound_attestation", "want A, B, C or nothing, got %q", a.InboundAttestation)
+	}
 
 	if err := templates.CheckLocale(a.Locale); err != nil {
 		bad("locale", "%v", err)

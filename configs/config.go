@@ -30,6 +30,7 @@ import (
 	"flashotp/smpp"
 	"flashotp/sms"
 	"flashotp/smsgw"
+	"flashotp/stir"
 	"flashotp/totp"
 	"flashotp/voice"
 	"flashotp/webhook"
@@ -58,6 +59,7 @@ type Config struct {
 	SMPP     []smpp.Settings       `mapstructure:"smpp"`
 	WhatsApp whatsapp.Settings     `mapstructure:"whatsapp"`
 	TOTP     totp.Settings         `mapstructure:"totp"`
+	STIR     stir.Settings         `mapstructure:"stir"`
 	Console  console.Settings      `mapstructure:"console"`
 	Node     Node                  `mapstructure:"node"`
 	Log      Log                   `mapstructure:"log"`
@@ -134,6 +136,7 @@ func Default() Config {
 		Email:    email.DefaultSettings,
 		WhatsApp: whatsapp.DefaultSettings,
 		TOTP:     totp.DefaultSettings,
+		STIR:     stir.DefaultSettings,
 		Console:  console.DefaultSettings,
 		Node:     Node{ID: hostname(), Lease: otp.DefaultLease},
 		Log:      Log{Level: "info", Format: "text"},
@@ -563,6 +566,7 @@ func (c Config) Validate() error {
 	under("voice.", c.Voice.Validate())
 	under("sms.", c.SMS.Validate())
 	under("totp.", c.TOTP.Validate())
+	under("stir.", c.STIR.Validate())
 	under("console.", c.Console.Validate())
 	if c.SMS.Via == sms.ViaHTTP {
 		// The gateway's section matters only when it carries the SMS.

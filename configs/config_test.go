@@ -22,6 +22,7 @@ import (
 	"flashotp/smpp"
 	"flashotp/sms"
 	"flashotp/smsgw"
+	"flashotp/stir"
 	"flashotp/totp"
 	"flashotp/voice"
 	"flashotp/webhook"
@@ -98,6 +99,7 @@ func TestLoadExample(t *testing.T) {
 		// The example leaves whatsapp commented out: its defaults, the channel off.
 		WhatsApp: whatsapp.DefaultSettings,
 		TOTP:     totp.Settings{Digits: 6, LookAhead: 10},
+		STIR:     stir.DefaultSettings,
 		Console:  console.Settings{Enabled: true, IdleTimeout: 30 * time.Minute, MaxAge: 12 * time.Hour},
 		Node:     configs.Node{ID: configs.Default().Node.ID, Lease: 10 * time.Second},
 		Log:      configs.Log{Level: "info", Format: "text"},

@@ -101,7 +101,7 @@ func New() *Metrics {
 			Name: "flashotp_sip_dropped_total", Help: "SIP messages dropped unanswered, by reason (stranger: from an address that is no trunk's; dialogs: a 2xx past the dialogs a call hangs up).",
 		}, []string{"reason"}),
 		inboundCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "flashotp_inbound_calls_total", Help: "Calls from inbound trunks to the apps' inbound numbers, all rejected unanswered, by trunk and result (matched: approved a verification; withheld: no caller ID; no_match: no pending verification of the caller for the number called; error: the store failed).",
+			Name: "flashotp_inbound_calls_total", Help: "Calls from inbound trunks to the apps' inbound numbers, all rejected unanswered, by trunk and result (matched: approved a verification; withheld: no caller ID; no_match: no pending verification of the caller for the number called; identity_refused: its STIR/SHAKEN PASSporT did not verify or its attestation is too low; error: the store failed).",
 		}, []string{"trunk", "result"}),
 		registered: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "flashotp_trunk_registered", Help: "1 while the engine's contact is registered with the trunk (trunks with register: true), else 0.",

@@ -26,6 +26,11 @@ type InboundCall struct {
 	Trunk  string
 	Called string // the number called, as the trunk sent it (the Request-URI's user part)
 	Caller string // the caller ID from the first trusted header that had one; "" when withheld
+	// Attestation is the STIR/SHAKEN attestation (A, B, C) of the call's verified PASSporT, "" without one;
+	// IdentityErr says why the call's PASSporT was refused (a call with a PASSporT that does not verify
+	// approves nothing).
+	Attestation string
+	IdentityErr error
 }
 
 // Results of an inbound call (the label of flashotp_inbound_calls_total).
@@ -33,6 +38,8 @@ const (
 	InboundMatched  = "matched"  // it approved a verification
 	InboundWithheld = "withheld" // no caller ID, or one that is no phone number
 	InboundNoMatch  = "no_match" // no pending inbound verification of the caller for the number called
+	// InboundIdentity: the call's PASSporT did not verify, or its attestation is below what the app asks.
+	InboundIdentity = "identity_refused"
 )
 
 // inboundSearch bounds how many of a caller's verifications an inbound call looks through, newest first.
@@ -53,10 +60,18 @@ func (s *Service) InboundCallReceived(ctx context.Context, c InboundCall) (resul
 	case c.Caller == "" || err2 != nil:
 		s.log.Debug("inbound call refused: no caller ID", "trunk", c.Trunk, "called", called)
 		return InboundWithheld, "", nil
+	case c.IdentityErr != nil:
+		s.log.Info("inbound call refused: its PASSporT does not verify", "trunk", c.Trunk, "called", called, "err", c.IdentityErr)
+		return InboundIdentity, "", nil
 	}
+	attestTooLow := false
 	now := s.now().UTC()
 	for _, app := range s.cfg.Apps.List() {
 		if !app.Allows(ChannelInbound) || app.InboundPool == "" || !s.numbers.HasNumber(app.InboundPool, called) {
+			continue
+		}
+		if !attested(c.Attestation, app.InboundAttestation) {
+			attestTooLow = true
 			continue
 		}
 		id, err := s.pendingInbound(ctx, app, caller, called, now)
@@ -66,7 +81,7 @@ func (s *Service) InboundCallReceived(ctx context.Context, c InboundCall) (resul
 		if id == "" {
 			continue
 		}
-		err = s.approveInbound(ctx, id, c.Trunk, called, now)
+		err = s.approveInbound(ctx, id, c, called, now)
 		switch {
 		case errors.Is(err, errUnchanged):
 			continue // approved, expired or ended meanwhile
@@ -77,8 +92,17 @@ func (s *Service) InboundCallReceived(ctx context.Context, c InboundCall) (resul
 		s.log.Debug(EventInboundMatched, "verification_id", id, "trunk", c.Trunk)
 		return InboundMatched, id, nil
 	}
+	if attestTooLow {
+		s.log.Info("inbound call refused: its attestation is below the app's inbound_attestation", "trunk", c.Trunk, "called", called, "attestation", c.Attestation)
+		return InboundIdentity, "", nil
+	}
 	s.log.Debug("inbound call refused: no pending verification of the caller for this number", "trunk", c.Trunk, "called", called)
 	return InboundNoMatch, "", nil
+}
+
+// attested reports whether a call's attestation (A best, "" none) is at least want ("" asks for none).
+func attested(got, want string) bool {
+	return want == "" || got != "" && got <= want
 }
 
 // e164Of reads a number as a trunk sends it in a URI's user part (+E.164, or E.164 digits without '+',
@@ -125,8 +149,9 @@ func (rec *record) waitsInbound(called string, now time.Time) bool {
 		rec.Steps[i].Channel == ChannelInbound && rec.DialNumber == called
 }
 
-// approveInbound approves verification id by the call just matched.
-func (s *Service) approveInbound(ctx context.Context, id, trunk, called string, now time.Time) error {
+// approveInbound approves verification id by the call c just matched.
+func (s *Service) approveInbound(ctx context.Context, id string, c InboundCall, called string, now time.Time) error {
+	trunk := c.Trunk
 	var before Status
 	return s.modify(ctx, id, func(rec *record) error {
 		if !rec.waitsInbound(called, now) {
@@ -135,12 +160,16 @@ func (s *Service) approveInbound(ctx context.Context, id, trunk, called string, 
 		i := rec.current()
 		before = rec.Status
 		st := &rec.Steps[i]
-		st.State, st.DeliveredAt, st.Trunk = StepDelivered, &now, trunk
+		st.State, st.DeliveredAt, st.Trunk, st.Attestation = StepDelivered, &now, trunk, c.Attestation
 		rec.Status, rec.Approved = StatusApproved, i
 		rec.tally(tallyOp{Kind: tallyApproved, Channel: ChannelInbound, Trunk: trunk})
 		return nil
 	}, func(tx Tx, rec *record) error {
-		if err := s.event(tx, rec, Event{Type: EventInboundMatched, At: now, Channel: ChannelInbound, Step: rec.Approved, Trunk: trunk}); err != nil {
+		e := Event{Type: EventInboundMatched, At: now, Channel: ChannelInbound, Step: rec.Approved, Trunk: trunk}
+		if c.Attestation != "" {
+			e.Result = "attestation " + c.Attestation
+		}
+		if err := s.event(tx, rec, e); err != nil {
 			return err
 		}
 		if err := s.notify(tx, rec, EventInboundMatched, now); err != nil {

@@ -60,6 +60,8 @@ type Step struct {
 	Locale     string    `json:"locale,omitempty"`   // voice and sms: the prompts' or template's locale
 	Encoding   string    `json:"encoding,omitempty"` // sms: gsm7 or ucs2
 	Segments   int       `json:"segments,omitempty"` // sms: parts of a concatenated message
+	// Attestation is the STIR/SHAKEN attestation (A, B, C) of the call that delivered an inbound step.
+	Attestation string `json:"attestation,omitempty"`
 	// Timeout is how long the workflow waits for an approval before the next step; 0: no next step.
 	Timeout     Duration   `json:"timeout,omitempty"`
 	StartedAt   *time.Time `json:"started_at,omitempty"`

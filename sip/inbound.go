@@ -3,7 +3,10 @@ package sip
 import (
 	"net"
 	"net/netip"
+	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	sipgosip "github.com/emiago/sipgo/sip"
 )
@@ -38,7 +41,9 @@ type InboundCall struct {
 	Trunk  string
 	Called string // the Request-URI's user part: the number called
 	Caller string // the user part of the first trusted header with a caller ID; "" when withheld
-	CallID string
+	// Identity is the Identity header (STIR/SHAKEN, RFC 8224) as it came, "" without one.
+	Identity string
+	CallID   string
 }
 
 // SetInbound sets the handler of inbound calls. It runs before the call is rejected, on the request's own
@@ -47,17 +52,17 @@ func (u *UA) SetInbound(fn func(InboundCall)) { u.onInbound.Store(&fn) }
 
 // onInvite rejects an INVITE once, statelessly: a server transaction would send its final response again
 // eleven times over 32 s until an ACK came, to whatever address the request named. A retransmitted INVITE
-// gets one response more, as it would from the transaction; an inbound one is told to the handler again,
-// which finds it matched already. An inbound trunk's INVITE is rejected with the trunk's Reject, any other
-// peer's with 403 (the UA places calls, it takes none from them).
+// gets one response more, as it would from the transaction, and is not told to the handler again (seen). An
+// inbound trunk's INVITE is rejected with the trunk's Reject, any other peer's with 403 (the UA places calls,
+// it takes none from them).
 func (u *UA) onInvite(req *sipgosip.Request, _ sipgosip.ServerTransaction) {
 	// Returning without a response through tx ends the transaction (sipgo's TerminateGracefully), and its
 	// timers with it: no 100 Trying either.
 	code, reason := 403, "Forbidden"
 	if t := u.inboundTrunk(req); t != nil {
 		code, reason = t.Reject, rejectReason(t.Reject)
-		if fn := u.onInbound.Load(); fn != nil {
-			(*fn)(InboundCall{Trunk: t.Name, Called: req.Recipient.User, Caller: callerID(req, t.Trust), CallID: callID(req)})
+		if fn := u.onInbound.Load(); fn != nil && u.seen.first(callID(req)+" "+viaBranch(req), time.Now()) {
+			(*fn)(InboundCall{Trunk: t.Name, Called: uriNumber(req.Recipient), Caller: callerID(req, t.Trust), Identity: headerValue(req, "Identity"), CallID: callID(req)})
 		}
 	}
 	if err := u.srv.WriteResponse(sipgosip.NewResponseFromRequest(req, code, reason, nil)); err != nil {
@@ -99,12 +104,41 @@ func callerID(req *sipgosip.Request, trust []string) string {
 			}
 		case TrustFrom:
 			if from := req.From(); from != nil {
-				user = from.Address.User
+				user = uriNumber(from.Address)
 			}
 		}
 		if user != "" && !strings.EqualFold(user, "anonymous") {
 			return user
 		}
+	}
+	return ""
+}
+
+// uriNumber returns the number a SIP or tel URI names: the user part (a tel URI's number), without its
+// parameters (;npdi, ;rn=…, ;isub=…) and %-escapes decoded.
+func uriNumber(u sipgosip.Uri) string {
+	n := u.User
+	if n == "" && strings.EqualFold(u.Scheme, "tel") {
+		n = u.Host
+	}
+	return cleanNumber(n)
+}
+
+// cleanNumber cuts a URI user part's parameters and decodes its %-escapes (%2B is a '+').
+func cleanNumber(n string) string {
+	if i := strings.IndexByte(n, ';'); i >= 0 {
+		n = n[:i]
+	}
+	if d, err := url.PathUnescape(n); err == nil {
+		n = d
+	}
+	return n
+}
+
+// headerValue returns the value of req's first header called name, or "".
+func headerValue(req *sipgosip.Request, name string) string {
+	if h := req.GetHeader(name); h != nil {
+		return h.Value()
 	}
 	return ""
 }
@@ -132,10 +166,7 @@ func uriUser(v string) string {
 	default:
 		return ""
 	}
-	if i := strings.IndexByte(v, ';'); i >= 0 {
-		v = v[:i]
-	}
-	return v
+	return cleanNumber(v)
 }
 
 func callID(req *sipgosip.Request) string {
@@ -169,4 +200,38 @@ func (u *UA) onBye(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 		}
 	}
 	_ = tx.Respond(sipgosip.NewResponseFromRequest(req, code, reason, nil))
+}
+
+// retransmitWindow is how long an INVITE may be retransmitted (64 × T1, RFC 3261 section 17.1.1.2).
+const retransmitWindow = 32 * time.Second
+
+// seenInvites remembers the inbound INVITEs of the last retransmitWindow or two, in two generations that
+// take turns, so that each call is told to the handler once.
+type seenInvites struct {
+	mu        sync.Mutex
+	cur, prev map[string]bool
+	turned    time.Time
+}
+
+// first reports whether key is new, and remembers it.
+func (s *seenInvites) first(key string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(s.turned) >= retransmitWindow {
+		s.prev, s.cur, s.turned = s.cur, map[string]bool{}, now
+	}
+	if s.cur[key] || s.prev[key] {
+		return false
+	}
+	s.cur[key] = true
+	return true
+}
+
+func viaBranch(req *sipgosip.Request) string {
+	if v := req.Via(); v != nil {
+		if b, ok := v.Params.Get("branch"); ok {
+			return b
+		}
+	}
+	return ""
 }

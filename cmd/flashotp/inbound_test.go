@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"flashotp/apps"
 	"flashotp/dialer"
 	"flashotp/internal/peers"
+	"flashotp/internal/stirtest"
 	"flashotp/internal/testwait"
 	"flashotp/numberpool"
 
@@ -163,5 +167,64 @@ func TestInboundOverTLS(t *testing.T) {
 	}
 	if s := c.do("GET", "/otp/status?verification_id="+id, ""); s.body["status"] != "approved" {
 		t.Errorf("after the call over TLS: %s", s.raw)
+	}
+}
+
+// STIR/SHAKEN: the user's call carries a PASSporT made by the test's own signing carrier (its root in
+// stir.trust_anchors, its certificate served over HTTPS). The app asks for attestation A: a PASSporT with a
+// bad signature, a stale iat, another orig, or attestation C approves nothing; a fresh one of A from the
+// recipient's number does, and the step records it.
+func TestInboundIdentity(t *testing.T) {
+	shaken := stirtest.New(t)
+	anchors := filepath.Join(t.TempDir(), "anchors.pem")
+	if err := os.WriteFile(anchors, shaken.RootPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, "127.0.0.1:9")
+	cfg.Trunks = []dialer.Trunk{{Name: "carrier", Address: "127.0.0.1:5060", Transport: "udp", Inbound: true}}
+	cfg.STIR.TrustAnchors = anchors
+	cfg.Pool = append(cfg.Pool, numberpool.FilePool{Name: "dids", Numbers: []string{"+4420794611XX"}})
+	cfg.Apps[0].Channels = []string{apps.ChannelFlashCall, apps.ChannelInbound}
+	cfg.Apps[0].InboundPool, cfg.Apps[0].InboundAttestation = "dids", "A"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m := startMain(t, cfg)
+	c := client{t, "http://" + m.HTTPAddr}
+	proxy := peers.StartKamailio(t, "proxy.cfg", m.SIPAddr)
+	sent := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"`+recipient+`","channel":"inbound"}`)
+	if sent.status != 202 {
+		t.Fatalf("send: %d %s", sent.status, sent.raw)
+	}
+	id, dial := sent.body["verification_id"].(string), sent.body["dial_number"].(string)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	call := func(name, identity string) string {
+		t.Helper()
+		uac := peers.StartUAC(t, "udp", "inbound_call_identity.xml", proxy.Addr, "-key", "caller", recipient, "-key", "called", dial, "-key", "identity", identity)
+		if code := uac.Wait(t, 15*time.Second); code != 0 {
+			t.Fatalf("%s: the call was not rejected 603 (sipp exit %d):\n%s", name, code, uac.Messages())
+		}
+		return fmt.Sprint(c.do("GET", "/otp/status?verification_id="+id, "").body["status"])
+	}
+	for _, tc := range []struct{ name, identity string }{
+		{"bad signature", shaken.Passport(t, other, shaken.X5U, "A", recipient, dial, now)},
+		{"stale iat", shaken.Passport(t, shaken.Key, shaken.X5U, "A", recipient, dial, now.Add(-5*time.Minute))},
+		{"another orig", shaken.Passport(t, shaken.Key, shaken.X5U, "A", "+14155550000", dial, now)},
+		{"attestation C", shaken.Passport(t, shaken.Key, shaken.X5U, "C", recipient, dial, now)},
+	} {
+		if s := call(tc.name, tc.identity); s != "pending" {
+			t.Fatalf("%s: %s, want pending", tc.name, s)
+		}
+	}
+	if got := c.metric(`flashotp_inbound_calls_total{result="identity_refused",trunk="carrier"}`); got != 4 {
+		t.Errorf("identity_refused counted %v, want 4", got)
+	}
+	if s := call("attestation A", shaken.Passport(t, shaken.Key, shaken.X5U, "A", recipient, dial, time.Now())); s != "approved" {
+		t.Fatalf("a PASSporT of attestation A: %s, want approved", s)
+	}
+	st := c.do("GET", "/otp/status?verification_id="+id, "")
+	if steps := st.body["steps"].([]any); steps[0].(map[string]any)["attestation"] != "A" {
+		t.Errorf("the step does not record attestation A: %s", st.raw)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ import (
 	"flashotp/smpp"
 	"flashotp/sms"
 	"flashotp/smsgw"
+	"flashotp/stir"
 	"flashotp/totp"
 	"flashotp/web"
 	"flashotp/webhook"
@@ -67,6 +69,8 @@ type Main struct {
 	ln      net.Listener
 	// whatsApp sends the whatsapp channel and takes its status webhooks; nil: no whatsapp section.
 	whatsApp *whatsapp.Sender
+	// stir verifies inbound calls' PASSporTs; nil: no stir.trust_anchors.
+	stir *stir.Verifier
 	// draining is set when Run's context ends: /readyz answers 503 while the API still serves.
 	draining atomic.Bool
 }
@@ -155,6 +159,9 @@ func (m *Main) open(ctx context.Context) error {
 	}
 	serverTLS, err := listenerTLS(cfg.SIP)
 	if err != nil {
+		return err
+	}
+	if m.stir, err = stirVerifier(cfg.STIR); err != nil {
 		return err
 	}
 	trunks := slices.Clone(cfg.Trunks)
@@ -502,7 +509,12 @@ const inboundTimeout = 2 * time.Second
 func (m *Main) inboundCall(c sip.InboundCall) {
 	ctx, cancel := context.WithTimeout(context.Background(), inboundTimeout)
 	defer cancel()
-	result, id, err := m.svc.InboundCallReceived(ctx, otp.InboundCall{Trunk: c.Trunk, Called: c.Called, Caller: c.Caller})
+	call := otp.InboundCall{Trunk: c.Trunk, Called: c.Called, Caller: c.Caller}
+	if c.Identity != "" && m.stir != nil {
+		r, err := m.stir.Verify(ctx, c.Identity, c.Caller, c.Called)
+		call.Attestation, call.IdentityErr = r.Attest, err
+	}
+	result, id, err := m.svc.InboundCallReceived(ctx, call)
 	if err != nil {
 		m.Log.Error("inbound call not matched: the store failed", "trunk", c.Trunk, "call_id", c.CallID, "err", err)
 		result = "error"
@@ -511,4 +523,21 @@ func (m *Main) inboundCall(c sip.InboundCall) {
 	if id != "" {
 		m.Log.Debug("inbound call matched", "trunk", c.Trunk, "verification_id", id)
 	}
+}
+
+// stirVerifier verifies the PASSporTs of inbound calls against the stir section's trust anchors; nil
+// without them (Identity headers are then not read).
+func stirVerifier(s stir.Settings) (*stir.Verifier, error) {
+	if s.TrustAnchors == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(s.TrustAnchors)
+	if err != nil {
+		return nil, fmt.Errorf("stir.trust_anchors: %w", err)
+	}
+	anchors, err := stir.ParsePEM(pem)
+	if err != nil {
+		return nil, fmt.Errorf("stir.trust_anchors %s: %w", s.TrustAnchors, err)
+	}
+	return stir.New(stir.Config{TrustAnchors: anchors, MaxAge: s.MaxAge, FetchTimeout: s.FetchTimeout})
 }
