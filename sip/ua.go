@@ -66,7 +66,7 @@ type UA struct {
 	// inbound are Config.Inbound with the filters of their addresses; onInbound is SetInbound's handler.
 	inbound   []inboundTrunk
 	onInbound atomic.Pointer[func(InboundCall)]
-	seen      seenInvites // inbound INVITEs told to onInbound: their retransmissions are not
+	seen      seenInvites     // inbound INVITEs told to onInbound: their retransmissions are not
 	done      context.Context // cancelled by Close: ends the peers' refresh
 	stop      context.CancelFunc
 
