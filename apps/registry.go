@@ -151,7 +151,7 @@ func (r *Registry) load(ctx context.Context) (map[string]*storedApp, map[string]
 // Reload reads the apps and keys again from the store, as another engine sharing it left them: an app or
 // key made, changed, rotated or revoked there is live here once Reload returns. The pools are told of each
 // app (reload them first: an app may name a pool just made); an app they refuse is kept as the other engine
-// stored it, and the refusal returned.
+// stored it, and the refusal returned as ErrPoolsRefused.
 //
 // It reads under the registry's lock, as every change here writes under it: a change made here is never
 // overwritten by an older read.
@@ -170,12 +170,16 @@ func (r *Registry) Reload(ctx context.Context) error {
 	}
 	for _, id := range slices.Sorted(maps.Keys(apps)) {
 		if err := r.pools.SetApp(id, apps[id].full.Pools, apps[id].full.CodeLength); err != nil {
-			errs = append(errs, fmt.Errorf("app %q: %w", id, err))
+			errs = append(errs, fmt.Errorf("%w: app %q: %w", ErrPoolsRefused, id, err))
 		}
 	}
 	r.apps, r.keys = apps, keys
 	return errors.Join(errs...)
 }
+
+// ErrPoolsRefused wraps what the pools said of an app Reload read: the app is live all the same (another
+// engine stored it), and reading it again would change nothing.
+var ErrPoolsRefused = errors.New("the pools refuse an app another engine stored")
 
 func (r *Registry) loadConfig(ctx context.Context, configApps []ConfigApp) error {
 	now := r.now().UTC()

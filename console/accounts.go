@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -100,8 +101,8 @@ func (a *Accounts) load(ctx context.Context) (map[string]stored, error) {
 }
 
 // Reload reads the accounts again from the store, as another engine sharing it left them: an operator
-// added there signs in here once Reload returns. It returns the operators removed there, whose sessions here
-// are the caller's to end (Sessions.EndOperator). It reads under the lock every change here writes under.
+// added there signs in here once Reload returns. It returns the operators removed there (or removed and made
+// again, another role or password), whose sessions here are the caller's to end (Sessions.EndOperator). It reads under the lock every change here writes under.
 func (a *Accounts) Reload(ctx context.Context) (removed []string, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -109,8 +110,9 @@ func (a *Accounts) Reload(ctx context.Context) (removed []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	for name := range a.ops {
-		if _, ok := ops[name]; !ok {
+	for name, old := range a.ops {
+		// Removed, or removed and made again (another role, another password): its sessions go.
+		if cur, ok := ops[name]; !ok || cur.Role != old.Role || !bytes.Equal(cur.Hash, old.Hash) {
 			removed = append(removed, name)
 		}
 	}

@@ -140,8 +140,8 @@ func (r *Registry) pickShared(ctx context.Context, req PickRequest) (Picked, err
 			return picked, nil
 		}
 		r.mu.Lock()
-		r.uses[picked.CLI]--
-		r.entryUses[picked.Pool+"/"+picked.Entry]--
+		unuse(r.uses, picked.CLI)
+		unuse(r.entryUses, picked.Pool+"/"+picked.Entry)
 		r.mu.Unlock()
 		if err != nil {
 			return Picked{}, fmt.Errorf("recent calls: %w", err)
@@ -424,4 +424,11 @@ func (r *Registry) HasNumber(pool, number string) bool {
 		}
 	}
 	return false
+}
+
+// unuse takes back a use counted in m (a sweep or a reload may have dropped it meanwhile: never below 0).
+func unuse(m map[string]uint64, key string) {
+	if m[key] > 0 {
+		m[key]--
+	}
 }

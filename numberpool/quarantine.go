@@ -47,6 +47,7 @@ func (r *Registry) Reject(ctx context.Context, cli string, sipCode int, reason s
 		data, _ := json.Marshal(q)
 		if err := r.store.PutQuarantine(ctx, key, data); err != nil {
 			r.cfg.Log.Error("store quarantine", "err", err)
+			continue // kept in unstored: in force here, and over any older stored state
 		}
 		r.mu.Lock()
 		if r.unstored[key].Since.Equal(q.Since) {

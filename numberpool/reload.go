@@ -69,6 +69,10 @@ func (r *Registry) ReloadQuarantines(ctx context.Context) error {
 		return err
 	}
 	for key, q := range r.unstored {
+		if !q.Until.After(now) {
+			delete(r.unstored, key) // over: nothing left to keep
+			continue
+		}
 		next[key] = q
 	}
 	for key, q := range r.quarantine {

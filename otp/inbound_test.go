@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"flashotp/apps"
+	"flashotp/call"
 	"flashotp/otp"
 )
 
@@ -76,5 +77,32 @@ func TestInboundCall(t *testing.T) {
 	e.clock.Advance(testTTL + time.Second)
 	if got, _, _ := e.svc.InboundCallReceived(t.Context(), otp.InboundCall{Trunk: "carrier", Called: late.DialNumber, Caller: "+14155552672"}); got != otp.InboundNoMatch {
 		t.Errorf("a call after the expiry: %s, want no_match", got)
+	}
+}
+
+// A flash call resent as an inbound verification gets its number to call, and the recipient's call to it
+// approves.
+func TestInboundResend(t *testing.T) {
+	e, _ := newChannelEnv(t, &fakeNotifier{}, func(a *apps.App) {
+		a.Channels = append(a.Channels, otp.ChannelInbound)
+		a.InboundPool = "demo"
+		a.ResendCooldown = apps.Duration(time.Second)
+	})
+	v, err := e.svc.Send(t.Context(), otp.SendRequest{AppID: "demo", Recipient: usRecipient, Channel: otp.ChannelFlashCall})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.end(v.ID, call.Result{State: call.StateMissed, SIPCode: 487, Rang: true})
+	e.clock.Advance(2 * time.Second)
+	r, err := e.svc.Resend(t.Context(), otp.ResendRequest{AppID: "demo", VerificationID: v.ID, Channel: otp.ChannelInbound})
+	if err != nil {
+		t.Fatalf("Resend inbound: %v", err)
+	}
+	last := r.Steps[len(r.Steps)-1]
+	if r.DialNumber == "" || last.Channel != otp.ChannelInbound || last.SentAt == nil || !last.SentAt.Equal(e.clock.Now()) {
+		t.Fatalf("resent: dial_number %q, last step %+v", r.DialNumber, last)
+	}
+	if got, _, err := e.svc.InboundCallReceived(t.Context(), otp.InboundCall{Trunk: "carrier", Called: r.DialNumber, Caller: usRecipient}); got != otp.InboundMatched || err != nil {
+		t.Errorf("the recipient's call after the resend: %s, %v", got, err)
 	}
 }

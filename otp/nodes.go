@@ -51,14 +51,19 @@ func (s *Service) owns(rec *record) bool {
 // store was out of reach (for every engine, a failover say), the others' leases ran out too, and they get
 // that long to renew theirs before anyone counts them dead.
 func (s *Service) tendLeases(ctx context.Context) error {
-	if err := s.cfg.Nodes.Renew(ctx, s.cfg.Node, s.cfg.Lease); err != nil {
+	// A renewal that hangs (the store stalled) must not outlive the lease it renews.
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Lease/4)
+	err := s.cfg.Nodes.Renew(rctx, s.cfg.Node, s.cfg.Lease)
+	cancel()
+	if err != nil {
 		s.renewing = time.Time{}
 		return fmt.Errorf("renew the lease: %w", err)
 	}
 	now := s.now()
-	if s.renewing.IsZero() {
-		s.renewing = now
+	if s.renewing.IsZero() || now.Sub(s.renewed) >= s.cfg.Lease {
+		s.renewing = now // the first renewal, or the first after a gap as long as a lease: a break
 	}
+	s.renewed = now
 	leader, err := s.cfg.Nodes.Leader(ctx)
 	if err != nil {
 		return err

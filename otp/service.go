@@ -213,6 +213,7 @@ type Service struct {
 	// renewing is when this engine's lease renewals last began to succeed without a break (tendLeases'
 	// goroutine only); zero after a renewal failed.
 	renewing time.Time
+	renewed  time.Time // the last renewal that succeeded (tendLeases' goroutine only)
 }
 
 // New returns a service over db drawing CLIs from numbers, calling through cfg.Dialer.

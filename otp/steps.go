@@ -166,6 +166,8 @@ type delivery struct {
 	prefix, pattern string
 	// msg, when not nil, goes to its channel's Sender instead of the dialer.
 	msg *message.Message
+	// dial is an inbound step's number to call: the verification's dial_number once the step is added.
+	dial string
 }
 
 // prepare draws the code of step i of rec over p.Channel and builds what goes out: nothing is stored or
@@ -182,8 +184,7 @@ func (s *Service) prepare(ctx context.Context, app apps.App, rec *record, to Rec
 		if err != nil {
 			return d, err
 		}
-		rec.DialNumber = number
-		d.step.State, d.step.SentAt, d.step.CodeLength = StepSent, &rec.CreatedAt, 0
+		d.dial, d.step.State, d.step.CodeLength = number, StepSent, 0
 		d.req.Kind = call.KindMessage // no call: Call stays as it is
 		return d, nil
 	}
@@ -274,6 +275,10 @@ func randomCode(n int) (string, error) {
 
 // add appends d to rec as its newest step: the verification's call becomes this step's, when a call.
 func (rec *record) add(d delivery, now time.Time, minCodeSpace int) {
+	if d.dial != "" { // an inbound step: handed out now
+		at := now
+		rec.DialNumber, d.step.SentAt = d.dial, &at
+	}
 	rec.Steps = append(rec.Steps, d.step)
 	rec.Codes = append(rec.Codes, d.mac)
 	if d.prefix != "" {

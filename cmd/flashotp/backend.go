@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -115,7 +116,12 @@ func (m *Main) follow(ctx context.Context, con httpapi.ConsoleConfig) {
 		case postgres.ChangedQuarantines:
 			return m.numbers.ReloadQuarantines(ctx)
 		case postgres.ChangedApps:
-			return m.apps.Reload(ctx)
+			if err := m.apps.Reload(ctx); errors.Is(err, apps.ErrPoolsRefused) {
+				m.Log.Warn("an app another engine stored does not fit this engine's pools", "err", err)
+			} else if err != nil {
+				return err
+			}
+			return nil
 		case postgres.ChangedOperators:
 			if con.Accounts == nil {
 				return nil // console off

@@ -472,6 +472,10 @@ func (m *Main) close() error {
 		if err := m.svc.Wait(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("messages still being sent after dialer.shutdown_timeout (recovered as interrupted at the next start): %w", err))
 		}
+		// The outcomes the store could not take, once more (Run, which tried them every second, has stopped).
+		if _, err := m.svc.RecordUnrecorded(context.WithoutCancel(ctx)); err != nil {
+			errs = append(errs, fmt.Errorf("call outcomes not stored (their calls are recovered as interrupted at the next start): %w", err))
+		}
 		// The report counts of the last second; clean only when nothing can be counted after it (else
 		// the next start counts those days again from the records).
 		// Not clean either after a store failure: an outcome that was not written leaves its call in flight.

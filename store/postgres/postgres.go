@@ -133,7 +133,9 @@ func (db *DB) failed(err, fnErr error) error {
 	if err == nil || err == fnErr && !isDBError(err) {
 		return err
 	}
-	db.failures.Add(1)
+	if !errors.Is(err, context.Canceled) { // the caller went away: the database did not fail
+		db.failures.Add(1)
+	}
 	return &fault.Error{Code: fault.Unavailable, Message: "the store failed (the database is unreachable or refused the write); try again", Err: fmt.Errorf("%w: %w", ErrFailed, err)}
 }
 
