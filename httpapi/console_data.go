@@ -91,6 +91,15 @@ type TrunkStatus struct {
 	MaxCPS          int        `json:"max_cps"`   // 0: no limit
 	Calls           TrunkCalls `json:"calls"`
 	Failovers       int64      `json:"failovers"`
+	// Registration is the trunk's registration (register: true); absent for a trunk that does not register.
+	Registration *TrunkRegistration `json:"registration,omitempty"`
+}
+
+// TrunkRegistration is the state of the engine's registration with a trunk.
+type TrunkRegistration struct {
+	Registered bool       `json:"registered"`
+	Until      *time.Time `json:"until"` // when the binding runs out, while registered
+	Error      string     `json:"error"` // the last failure, while not registered
 }
 
 // TrunkCalls are a trunk's calls since the engine started, by outcome.

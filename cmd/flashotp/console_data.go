@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"os"
+	"sync"
 	"time"
 
 	"flashotp/apps"
 	"flashotp/dialer"
 	"flashotp/httpapi"
+	"flashotp/sip"
 	"flashotp/webhook"
 )
 
@@ -23,13 +25,39 @@ func (m *Main) consoleData(webhooks *webhook.Queue, started time.Time) httpapi.C
 		channels = append(channels, apps.ChannelEmail)
 	}
 	return httpapi.ConsoleData{
-		Live: m.sampler, Sends: m.metrics, Verifications: m.svc, Trunks: consoleTrunks{m.dialer}, Webhooks: consoleWebhooks{webhooks},
+		Live: m.sampler, Sends: m.metrics, Verifications: m.svc, Trunks: consoleTrunks{m.dialer, &m.regs}, Webhooks: consoleWebhooks{webhooks},
 		Version: version, Node: node, Started: started, Channels: channels,
 	}
 }
 
-// consoleTrunks is the dialer as the console's Trunks page reads it.
-type consoleTrunks struct{ d *dialer.Dialer }
+// consoleTrunks is the dialer, with the registrations, as the console's Trunks page reads it.
+type consoleTrunks struct {
+	d    *dialer.Dialer
+	regs *registrations
+}
+
+// registrations are the trunks' registration states (register: true), as KeepRegistered reports them.
+type registrations struct{ m sync.Map } // trunk name → sip.RegState
+
+func (r *registrations) set(trunk string, s sip.RegState) { r.m.Store(trunk, s) }
+
+// of returns trunk's registration for the console, nil for a trunk that does not register.
+func (r *registrations) of(trunk string) *httpapi.TrunkRegistration {
+	v, ok := r.m.Load(trunk)
+	if !ok {
+		return nil
+	}
+	s := v.(sip.RegState)
+	out := &httpapi.TrunkRegistration{Registered: s.Registered}
+	if s.Registered {
+		until := s.Until.UTC()
+		out.Until = &until
+	}
+	if s.Err != nil {
+		out.Error = s.Err.Error()
+	}
+	return out
+}
 
 var _ httpapi.Trunks = consoleTrunks{}
 
@@ -40,6 +68,7 @@ func (t consoleTrunks) Trunks() []httpapi.TrunkStatus {
 			Name: s.Name, Address: s.Address, Transport: s.Transport, Up: s.Up, InFlight: s.InFlight, MaxCalls: s.MaxCalls,
 			CPS: s.CPS, MaxCPS: s.MaxCPS, Calls: httpapi.TrunkCalls{Missed: s.Missed, Answered: s.Answered, Failed: s.Failed},
 			Failovers: s.Failovers, LastProbeStatus: s.LastProbe.Status, LastProbeError: s.LastProbe.Err,
+			Registration: t.regs.of(s.Name),
 		}
 		if p := s.LastProbe; !p.At.IsZero() {
 			at := p.At

@@ -94,8 +94,8 @@ func TestInboundThroughKamailio(t *testing.T) {
 }
 
 // A carrier that delivers calls only to a registered contact (Kamailio as a registrar, challenging with
-// digest): the engine registers, refreshes its binding before it runs out, and takes the user's call at its
-// registered contact: rejected 603, the verification approved.
+// digest): the engine registers, refreshes its binding before it runs out (the console's trunk page says
+// until when), and takes the user's call at its registered contact: rejected 603, the verification approved.
 func TestInboundRegisteredWithKamailio(t *testing.T) {
 	carrier := peers.StartKamailio(t, "registrar.cfg", "127.0.0.1:9")
 	cfg := testConfig(t, "127.0.0.1:9")
@@ -104,6 +104,7 @@ func TestInboundRegisteredWithKamailio(t *testing.T) {
 	cfg.Pool = append(cfg.Pool, numberpool.FilePool{Name: "dids", Numbers: []string{"+4420794611XX"}})
 	cfg.Apps[0].Channels = []string{apps.ChannelFlashCall, apps.ChannelInbound}
 	cfg.Apps[0].InboundPool = "dids"
+	cfg.HTTP.AdminToken = "t0k-registrar"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +116,10 @@ func TestInboundRegisteredWithKamailio(t *testing.T) {
 	testwait.For(t, 10*time.Second, "the registration refreshed", func() bool {
 		return strings.Count(carrier.Log(), "flashotp-test: REGISTER expires=3") >= 2
 	})
+	signIn := c.do("POST", "/console/api/session", `{"token":"t0k-registrar"}`)
+	if trunks := c.do("GET", "/console/api/trunks", "", "Cookie", signIn.header.Get("Set-Cookie")); !strings.Contains(trunks.raw, `"registration":{"registered":true,"until":"`) {
+		t.Errorf("the console's trunks: %d %s", trunks.status, trunks.raw)
+	}
 
 	sent := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"`+recipient+`","channel":"inbound"}`)
 	if sent.status != 202 {
@@ -132,41 +137,66 @@ func TestInboundRegisteredWithKamailio(t *testing.T) {
 
 // A trunk that opens a TLS connection to the engine (sip.tls_listen), as a carrier's SBC does: Kamailio takes
 // the user's call (SIPp over UDP: Debian's SIPp has no TLS) and relays it to the engine over TLS; the 603 goes
-// back on Kamailio's own connection, and the verification approves.
+// back on Kamailio's own connection, and the verification approves. With sip.tls_client_ca, Kamailio's client
+// certificate must be of that CA: one of another CA is refused at the handshake, and the call never reaches
+// the engine.
 func TestInboundOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	_, certFile, keyFile := writeTestPKI(t, dir, "engine.test")
-	cfg := testConfig(t, "127.0.0.1:9")
-	cfg.Trunks = []dialer.Trunk{{Name: "carrier", Address: "127.0.0.1:5061", Transport: "udp", Inbound: true}}
-	cfg.SIP.TLSListen, cfg.SIP.TLSCert, cfg.SIP.TLSKey = "127.0.0.1:0", certFile, keyFile
-	cfg.Pool = append(cfg.Pool, numberpool.FilePool{Name: "dids", Numbers: []string{"+4420794611XX"}})
-	cfg.Apps[0].Channels = []string{apps.ChannelFlashCall, apps.ChannelInbound}
-	cfg.Apps[0].InboundPool = "dids"
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	m := startMain(t, cfg)
-	c := client{t, "http://" + m.HTTPAddr}
-	// Kamailio's own certificate for its TLS listener (unused here), and no check of the engine's.
-	_, kCert, kKey := writeTestPKI(t, t.TempDir(), "carrier.test")
-	tlsConf := filepath.Join(dir, "kamailio-tls.cfg")
-	if err := os.WriteFile(tlsConf, []byte("[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"+
-		"private_key = "+kKey+"\ncertificate = "+kCert+"\n\n[client:default]\nverify_certificate = no\nrequire_certificate = no\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	carrier := peers.StartKamailioOn(t, "tls", "tls.cfg", m.SIPTLSAddr+";transport=tls", map[string]string{"TLSCONF": tlsConf})
+	carrierCA, carrierCert, carrierKey := writeTestPKI(t, t.TempDir(), "carrier.test")
+	otherCA, _, _ := writeTestPKI(t, t.TempDir(), "other.test")
+	for _, tc := range []struct {
+		name, clientCA string
+		approves       bool
+	}{
+		{"any client", "", true},
+		{"client certificate checked", carrierCA, true},
+		{"client certificate of another CA", otherCA, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, "127.0.0.1:9")
+			cfg.Trunks = []dialer.Trunk{{Name: "carrier", Address: "127.0.0.1:5061", Transport: "udp", Inbound: true}}
+			cfg.SIP.TLSListen, cfg.SIP.TLSCert, cfg.SIP.TLSKey, cfg.SIP.TLSClientCA = "127.0.0.1:0", certFile, keyFile, tc.clientCA
+			cfg.Pool = append(cfg.Pool, numberpool.FilePool{Name: "dids", Numbers: []string{"+4420794611XX"}})
+			cfg.Apps[0].Channels = []string{apps.ChannelFlashCall, apps.ChannelInbound}
+			cfg.Apps[0].InboundPool = "dids"
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			m := startMain(t, cfg)
+			c := client{t, "http://" + m.HTTPAddr}
+			// Kamailio's certificate, for its TLS listener and as its client certificate; it does not check
+			// the engine's.
+			tlsConf := filepath.Join(t.TempDir(), "kamailio-tls.cfg")
+			if err := os.WriteFile(tlsConf, []byte("[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"+
+				"private_key = "+carrierKey+"\ncertificate = "+carrierCert+"\n\n[client:default]\nverify_certificate = no\nrequire_certificate = no\n"+
+				"private_key = "+carrierKey+"\ncertificate = "+carrierCert+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			carrier := peers.StartKamailioOn(t, "tls", "tls.cfg", m.SIPTLSAddr+";transport=tls", map[string]string{"TLSCONF": tlsConf})
 
-	sent := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"`+recipient+`","channel":"inbound"}`)
-	if sent.status != 202 {
-		t.Fatalf("send: %d %s", sent.status, sent.raw)
-	}
-	id, dial := sent.body["verification_id"].(string), sent.body["dial_number"].(string)
-	uac := peers.StartUAC(t, "udp", "inbound_call.xml", carrier.Addr, "-key", "caller", recipient, "-key", "called", dial)
-	if code := uac.Wait(t, 15*time.Second); code != 0 {
-		t.Fatalf("the call relayed over TLS was not rejected 603 (sipp exit %d):\n%s\n%s", code, uac.Messages(), carrier.Log())
-	}
-	if s := c.do("GET", "/otp/status?verification_id="+id, ""); s.body["status"] != "approved" {
-		t.Errorf("after the call over TLS: %s", s.raw)
+			sent := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"`+recipient+`","channel":"inbound"}`)
+			if sent.status != 202 {
+				t.Fatalf("send: %d %s", sent.status, sent.raw)
+			}
+			id, dial := sent.body["verification_id"].(string), sent.body["dial_number"].(string)
+			args := []string{"-key", "caller", recipient, "-key", "called", dial}
+			if !tc.approves {
+				args = append(args, "-timeout", "3s") // no answer is coming: give up sooner
+			}
+			uac := peers.StartUAC(t, "udp", "inbound_call.xml", carrier.Addr, args...)
+			code := uac.Wait(t, 15*time.Second)
+			if tc.approves && code != 0 {
+				t.Fatalf("the call relayed over TLS was not rejected 603 (sipp exit %d):\n%s\n%s", code, uac.Messages(), carrier.Log())
+			}
+			if !tc.approves && len(uac.Received("SIP/2.0 603")) > 0 {
+				t.Fatalf("the call reached the engine over a connection with another CA's client certificate")
+			}
+			want := map[bool]string{true: "approved", false: "pending"}[tc.approves]
+			if s := c.do("GET", "/otp/status?verification_id="+id, ""); s.body["status"] != want {
+				t.Errorf("after the call over TLS: %s, want %s", s.raw, want)
+			}
+		})
 	}
 }
 

@@ -71,6 +71,7 @@ type Main struct {
 	whatsApp *whatsapp.Sender
 	// stir verifies inbound calls' PASSporTs; nil: no stir.trust_anchors.
 	stir *stir.Verifier
+	regs registrations // the trunks' registrations (register: true)
 	// draining is set when Run's context ends: /readyz answers 503 while the API still serves.
 	draining atomic.Bool
 }
@@ -263,10 +264,14 @@ func (m *Main) open(ctx context.Context) error {
 		r := sip.Registration{Trunk: t.Name, Registrar: t.Address, Transport: d.Transport, Domain: t.Domain, User: t.Username,
 			AuthUser: t.AuthUsername, Password: t.Password, Expires: d.RegisterExpires}
 		m.metrics.TrunkRegistered(t.Name, false)
+		m.regs.set(t.Name, sip.RegState{})
 		m.bgDone.Add(1)
 		go func() {
 			defer m.bgDone.Done()
-			m.ua.KeepRegistered(bg, r, func(s sip.RegState) { m.metrics.TrunkRegistered(r.Trunk, s.Registered) })
+			m.ua.KeepRegistered(bg, r, func(s sip.RegState) {
+				m.regs.set(r.Trunk, s)
+				m.metrics.TrunkRegistered(r.Trunk, s.Registered)
+			})
 		}()
 	}
 	m.dialer.Start()

@@ -213,7 +213,7 @@ func TestEarlyMedia(t *testing.T) {
 	}
 }
 
-// writeTestPKI writes a CA and a server certificate for name, signed by it, into dir.
+// writeTestPKI writes a CA and a certificate for name (a server's and a client's), signed by it, into dir.
 func writeTestPKI(t *testing.T, dir, name string) (caFile, certFile, keyFile string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -231,7 +231,7 @@ func writeTestPKI(t *testing.T, dir, name string) (caFile, certFile, keyFile str
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {

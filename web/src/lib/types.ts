@@ -126,6 +126,7 @@ export interface Trunk {
   max_cps: number
   calls: { missed: number; answered: number; failed: number }
   failovers: number
+  registration?: { registered: boolean; until: string | null; error: string }
 }
 
 export interface Entry {

@@ -3,6 +3,7 @@ import { setCsrfToken } from '../lib/api'
 import { forget, session } from '../lib/session'
 import { byTestId, fakeEngine, mount, settle, type } from '../test/mount'
 import Pools from './Pools.vue'
+import Trunks from './Trunks.vue'
 import SignIn from './SignIn.vue'
 import Verification from './Verification.vue'
 import TimeText from '../components/TimeText.vue'
@@ -173,6 +174,26 @@ describe('Verification timeline of an inbound call', () => {
     expect(step).toContain('delivered')
     expect(step).toContain('carrier')
     expect(byTestId(el, 'timeline-event')[0].textContent).toContain('inbound_call_matched')
+  })
+})
+
+describe('Trunks', () => {
+  it('shows a registered trunk and one whose registration fails', async () => {
+    const trunk = (name: string, registration: object) => ({
+      name, address: '127.0.0.1:5080', transport: 'udp', up: true, options_rtt_ms: null, last_probe_at: null, last_probe_status: 0,
+      in_flight: 0, max_calls: 0, cps: 0, max_cps: 0, calls: { missed: 0, answered: 0, failed: 0 }, failovers: 0, registration,
+    })
+    fakeEngine({
+      'GET /console/api/trunks': [200, { trunks: [
+        trunk('carrier', { registered: true, until: '2026-12-06T00:10:00Z', error: '' }),
+        trunk('backup', { registered: false, until: null, error: 'register with 127.0.0.1:5090: 403 Forbidden' }),
+      ] }],
+    })
+    const { el } = await mount(Trunks, '/trunks')
+    const regs = byTestId(el, 'trunk-registration').map((e) => e.textContent ?? '')
+    expect(regs[0]).toContain('registered')
+    expect(regs[0]).toContain('until')
+    expect(regs[1]).toContain('not registered: register with 127.0.0.1:5090: 403 Forbidden')
   })
 })
 
