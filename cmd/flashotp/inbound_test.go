@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"flashotp/apps"
+	"flashotp/configs"
 	"flashotp/dialer"
 	"flashotp/internal/peers"
 	"flashotp/internal/stirtest"
@@ -23,14 +24,17 @@ import (
 
 // inboundEngine starts an engine whose app demo may send channel inbound, its numbers from pool dids, and
 // whose one trunk (carrier, on 127.0.0.1: the Kamailio the test starts there; any port matches) has
-// inbound on.
-func inboundEngine(t *testing.T) (*Main, client) {
+// inbound on; tune, if not nil, changes that config first.
+func inboundEngine(t *testing.T, tune func(cfg *configs.Config)) (*Main, client) {
 	t.Helper()
 	cfg := testConfig(t, "127.0.0.1:9")
 	cfg.Trunks = []dialer.Trunk{{Name: "carrier", Address: "127.0.0.1:5060", Transport: "udp", Inbound: true}}
 	cfg.Pool = append(cfg.Pool, numberpool.FilePool{Name: "dids", Numbers: []string{"+4420794611XX"}})
 	cfg.Apps[0].Channels = []string{apps.ChannelFlashCall, apps.ChannelInbound}
 	cfg.Apps[0].InboundPool = "dids"
+	if tune != nil {
+		tune(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +48,7 @@ func inboundEngine(t *testing.T) (*Main, client) {
 // from another number, or with the caller ID withheld, leaves it pending; an INVITE from an address that is
 // no trunk's, straight to the engine, gets no answer at all.
 func TestInboundThroughKamailio(t *testing.T) {
-	m, c := inboundEngine(t)
+	m, c := inboundEngine(t, nil)
 	proxy := peers.StartKamailio(t, "proxy.cfg", m.SIPAddr)
 	sent := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"`+recipient+`","channel":"inbound"}`)
 	if sent.status != 202 || !strings.HasPrefix(fmt.Sprint(sent.body["dial_number"]), "+4420794611") {
@@ -98,18 +102,11 @@ func TestInboundThroughKamailio(t *testing.T) {
 // until when), and takes the user's call at its registered contact: rejected 603, the verification approved.
 func TestInboundRegisteredWithKamailio(t *testing.T) {
 	carrier := peers.StartKamailio(t, "registrar.cfg", "127.0.0.1:9")
-	cfg := testConfig(t, "127.0.0.1:9")
-	cfg.Trunks = []dialer.Trunk{{Name: "carrier", Address: carrier.Addr, Transport: "udp", Inbound: true,
-		Username: "flashotp", Password: "s3cret", Register: true, RegisterExpires: 3 * time.Second}}
-	cfg.Pool = append(cfg.Pool, numberpool.FilePool{Name: "dids", Numbers: []string{"+4420794611XX"}})
-	cfg.Apps[0].Channels = []string{apps.ChannelFlashCall, apps.ChannelInbound}
-	cfg.Apps[0].InboundPool = "dids"
-	cfg.HTTP.AdminToken = "t0k-registrar"
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	m := startMain(t, cfg)
-	c := client{t, "http://" + m.HTTPAddr}
+	_, c := inboundEngine(t, func(cfg *configs.Config) {
+		cfg.Trunks = []dialer.Trunk{{Name: "carrier", Address: carrier.Addr, Transport: "udp", Inbound: true,
+			Username: "flashotp", Password: "s3cret", Register: true, RegisterExpires: 3 * time.Second}}
+		cfg.HTTP.AdminToken = "t0k-registrar"
+	})
 	registered := func() bool { return c.metric(`flashotp_trunk_registered{trunk="carrier"}`) == 1 }
 	testwait.For(t, 10*time.Second, "the engine registered", registered)
 	// Refreshed at four fifths of the 3 s granted: a second REGISTER within about 2.4 s.
@@ -154,17 +151,9 @@ func TestInboundOverTLS(t *testing.T) {
 		{"client certificate of another CA", otherCA, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig(t, "127.0.0.1:9")
-			cfg.Trunks = []dialer.Trunk{{Name: "carrier", Address: "127.0.0.1:5061", Transport: "udp", Inbound: true}}
-			cfg.SIP.TLSListen, cfg.SIP.TLSCert, cfg.SIP.TLSKey, cfg.SIP.TLSClientCA = "127.0.0.1:0", certFile, keyFile, tc.clientCA
-			cfg.Pool = append(cfg.Pool, numberpool.FilePool{Name: "dids", Numbers: []string{"+4420794611XX"}})
-			cfg.Apps[0].Channels = []string{apps.ChannelFlashCall, apps.ChannelInbound}
-			cfg.Apps[0].InboundPool = "dids"
-			if err := cfg.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			m := startMain(t, cfg)
-			c := client{t, "http://" + m.HTTPAddr}
+			m, c := inboundEngine(t, func(cfg *configs.Config) {
+				cfg.SIP.TLSListen, cfg.SIP.TLSCert, cfg.SIP.TLSKey, cfg.SIP.TLSClientCA = "127.0.0.1:0", certFile, keyFile, tc.clientCA
+			})
 			// Kamailio's certificate, for its TLS listener and as its client certificate; it does not check
 			// the engine's.
 			tlsConf := filepath.Join(t.TempDir(), "kamailio-tls.cfg")
@@ -210,17 +199,10 @@ func TestInboundIdentity(t *testing.T) {
 	if err := os.WriteFile(anchors, shaken.RootPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig(t, "127.0.0.1:9")
-	cfg.Trunks = []dialer.Trunk{{Name: "carrier", Address: "127.0.0.1:5060", Transport: "udp", Inbound: true}}
-	cfg.STIR.TrustAnchors = anchors
-	cfg.Pool = append(cfg.Pool, numberpool.FilePool{Name: "dids", Numbers: []string{"+4420794611XX"}})
-	cfg.Apps[0].Channels = []string{apps.ChannelFlashCall, apps.ChannelInbound}
-	cfg.Apps[0].InboundPool, cfg.Apps[0].InboundAttestation = "dids", "A"
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	m := startMain(t, cfg)
-	c := client{t, "http://" + m.HTTPAddr}
+	m, c := inboundEngine(t, func(cfg *configs.Config) {
+		cfg.STIR.TrustAnchors = anchors
+		cfg.Apps[0].InboundAttestation = "A"
+	})
 	proxy := peers.StartKamailio(t, "proxy.cfg", m.SIPAddr)
 	sent := c.do("POST", "/otp/send", `{"appid":"demo","recipient":"`+recipient+`","channel":"inbound"}`)
 	if sent.status != 202 {
