@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"flashotp/fault"
+	"flashotp/numberpool"
 	"flashotp/seal"
 )
 
@@ -97,6 +98,8 @@ type Registry struct {
 // small); pools nil: the app is gone.
 type Pools interface {
 	SetApp(id string, pools []string, codeLength int) error
+	// Pool returns the pool called name, if there is one (an app's inbound_pool must be one).
+	Pool(name string) (numberpool.Pool, bool)
 }
 
 // Open loads the stored apps and keys, puts the config file's apps over them (dropping config apps no
@@ -342,6 +345,11 @@ func (r *Registry) vet(a App) error {
 	full := a.WithDefaults(r.defaults)
 	if err := full.Validate(); err != nil {
 		return fault.Errorf(fault.InvalidRequest, "%w", err)
+	}
+	if full.InboundPool != "" {
+		if _, ok := r.pools.Pool(full.InboundPool); !ok {
+			return fault.Errorf(fault.InvalidRequest, "inbound_pool: no pool %q", full.InboundPool)
+		}
 	}
 	return r.pools.SetApp(a.ID, full.Pools, full.CodeLength)
 }

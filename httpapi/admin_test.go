@@ -571,6 +571,8 @@ func TestAdminAppTemplates(t *testing.T) {
 			`templates.sms.de: app \"shop\", channel sms, locale de: not a usable template: .Phone is not a field`},
 		{"create: inbound", "POST", "/admin/apps", `{"id":"shop","pools":["demo"],"channels":["inbound"]}`,
 			`inbound_pool: channel inbound needs the pool of numbers the users call`},
+		{"create: inbound pool missing", "POST", "/admin/apps", `{"id":"shop","pools":["demo"],"channels":["inbound"],"inbound_pool":"nope"}`,
+			`inbound_pool: no pool \"nope\"`},
 		{"create: workflow", "POST", "/admin/apps", `{"id":"shop","pools":["demo"],"workflow":[{"channel":"sms"}]}`,
 			`workflow[0].channel: \"sms\" is not one of the app's channels (flashcall)`},
 		{"create: locale", "POST", "/admin/apps", `{"id":"shop","pools":["demo"],"locale":"zz"}`, `locale: \"zz\": want a BCP 47 language tag`},

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"flashotp/apps"
+	"flashotp/numberpool"
 	"flashotp/store"
 )
 
@@ -24,6 +25,9 @@ type AnyPools struct{}
 
 // SetApp takes any app.
 func (AnyPools) SetApp(string, []string, int) error { return nil }
+
+// Pool says every pool exists.
+func (AnyPools) Pool(name string) (numberpool.Pool, bool) { return numberpool.Pool{Name: name}, true }
 
 // Open returns a registry over db holding list, with defaults d; pools (nil: AnyPools) vet each app.
 func Open(t testing.TB, db *store.DB, d apps.Defaults, pools apps.Pools, list ...apps.ConfigApp) *apps.Registry {
