@@ -8,6 +8,7 @@ import (
 
 	"flashotp/apps"
 	"flashotp/fault"
+	"flashotp/stir"
 )
 
 // Channel inbound (SPEC section 8): the send hands out dial_number, a number of the app's inbound_pool,
@@ -26,11 +27,9 @@ type InboundCall struct {
 	Trunk  string
 	Called string // the number called, as the trunk sent it (the Request-URI's user part)
 	Caller string // the caller ID from the first trusted header that had one; "" when withheld
-	// Attestation is the STIR/SHAKEN attestation (A, B, C) of the call's verified PASSporT, "" without one;
-	// IdentityErr says why the call's PASSporT was refused (a call with a PASSporT that does not verify
-	// approves nothing).
-	Attestation string
-	IdentityErr error
+	// Identity is the call's STIR/SHAKEN Identity header, "" without one. With Config.Identity set, it is
+	// verified: a call whose PASSporT does not verify approves nothing.
+	Identity string
 }
 
 // Results of an inbound call (the label of flashotp_inbound_calls_total).
@@ -48,9 +47,26 @@ const inboundSearch = 20
 // InboundCallReceived matches c against the pending inbound verifications: a verification of an app whose
 // inbound_pool has the number called, for the caller's number, with that dial_number, before it expires.
 // The match approves it (event inbound_call_matched and its webhook, then approved). It returns the result
-// (InboundMatched, InboundWithheld or InboundNoMatch) and the verification approved, if any; the call is
-// rejected whatever the result (the SIP layer's part).
+// (InboundMatched, InboundWithheld, InboundNoMatch or InboundIdentity; "error" when the store failed),
+// counted in the metrics, and the verification approved, if any; the call is rejected whatever the result
+// (the SIP layer's part).
 func (s *Service) InboundCallReceived(ctx context.Context, c InboundCall) (result, id string, err error) {
+	result, id, err = s.inboundCall(ctx, c)
+	if err != nil {
+		result = "error"
+	}
+	s.cfg.Metrics.InboundCall(c.Trunk, result)
+	return result, id, err
+}
+
+func (s *Service) inboundCall(ctx context.Context, c InboundCall) (result, id string, err error) {
+	var attest string
+	var identityErr error
+	if c.Identity != "" && s.cfg.Identity != nil {
+		var r stir.Result
+		r, identityErr = s.cfg.Identity.Verify(ctx, c.Identity, c.Caller, c.Called)
+		attest = r.Attest
+	}
 	called, err1 := e164Of(c.Called)
 	caller, err2 := e164Of(c.Caller)
 	switch {
@@ -60,8 +76,8 @@ func (s *Service) InboundCallReceived(ctx context.Context, c InboundCall) (resul
 	case c.Caller == "" || err2 != nil:
 		s.log.Debug("inbound call refused: no caller ID", "trunk", c.Trunk, "called", called)
 		return InboundWithheld, "", nil
-	case c.IdentityErr != nil:
-		s.log.Info("inbound call refused: its PASSporT does not verify", "trunk", c.Trunk, "called", called, "err", c.IdentityErr)
+	case identityErr != nil:
+		s.log.Info("inbound call refused: its PASSporT does not verify", "trunk", c.Trunk, "called", called, "err", identityErr)
 		return InboundIdentity, "", nil
 	}
 	attestTooLow := false
@@ -70,7 +86,7 @@ func (s *Service) InboundCallReceived(ctx context.Context, c InboundCall) (resul
 		if !app.Allows(ChannelInbound) || app.InboundPool == "" || !s.numbers.HasNumber(app.InboundPool, called) {
 			continue
 		}
-		if !attested(c.Attestation, app.InboundAttestation) {
+		if !attested(attest, app.InboundAttestation) {
 			attestTooLow = true
 			continue
 		}
@@ -81,7 +97,7 @@ func (s *Service) InboundCallReceived(ctx context.Context, c InboundCall) (resul
 		if id == "" {
 			continue
 		}
-		err = s.approveInbound(ctx, id, c, called, now)
+		err = s.approveInbound(ctx, id, c.Trunk, attest, called, now)
 		switch {
 		case errors.Is(err, errUnchanged):
 			continue // approved, expired or ended meanwhile
@@ -93,7 +109,7 @@ func (s *Service) InboundCallReceived(ctx context.Context, c InboundCall) (resul
 		return InboundMatched, id, nil
 	}
 	if attestTooLow {
-		s.log.Info("inbound call refused: its attestation is below the app's inbound_attestation", "trunk", c.Trunk, "called", called, "attestation", c.Attestation)
+		s.log.Info("inbound call refused: its attestation is below the app's inbound_attestation", "trunk", c.Trunk, "called", called, "attestation", attest)
 		return InboundIdentity, "", nil
 	}
 	s.log.Debug("inbound call refused: no pending verification of the caller for this number", "trunk", c.Trunk, "called", called)
@@ -149,9 +165,8 @@ func (rec *record) waitsInbound(called string, now time.Time) bool {
 		rec.Steps[i].Channel == ChannelInbound && rec.DialNumber == called
 }
 
-// approveInbound approves verification id by the call c just matched.
-func (s *Service) approveInbound(ctx context.Context, id string, c InboundCall, called string, now time.Time) error {
-	trunk := c.Trunk
+// approveInbound approves verification id by the call just matched, from trunk, attested attest ("": not).
+func (s *Service) approveInbound(ctx context.Context, id, trunk, attest, called string, now time.Time) error {
 	var before Status
 	return s.modify(ctx, id, func(rec *record) error {
 		if !rec.waitsInbound(called, now) {
@@ -160,14 +175,14 @@ func (s *Service) approveInbound(ctx context.Context, id string, c InboundCall, 
 		i := rec.current()
 		before = rec.Status
 		st := &rec.Steps[i]
-		st.State, st.DeliveredAt, st.Trunk, st.Attestation = StepDelivered, &now, trunk, c.Attestation
+		st.State, st.DeliveredAt, st.Trunk, st.Attestation = StepDelivered, &now, trunk, attest
 		rec.Status, rec.Approved = StatusApproved, i
 		rec.tally(tallyOp{Kind: tallyApproved, Channel: ChannelInbound, Trunk: trunk})
 		return nil
 	}, func(tx Tx, rec *record) error {
 		e := Event{Type: EventInboundMatched, At: now, Channel: ChannelInbound, Step: rec.Approved, Trunk: trunk}
-		if c.Attestation != "" {
-			e.Result = "attestation " + c.Attestation
+		if attest != "" {
+			e.Result = "attestation " + attest
 		}
 		if err := s.event(tx, rec, e); err != nil {
 			return err

@@ -21,6 +21,7 @@ import (
 	"flashotp/message"
 	"flashotp/metrics"
 	"flashotp/numberpool"
+	"flashotp/stir"
 )
 
 // Status is where a verification stands.
@@ -143,7 +144,9 @@ type Notifier interface {
 
 // Config configures a Service.
 type Config struct {
-	Metrics   *metrics.Metrics // nil: none
+	Metrics *metrics.Metrics // nil: none
+	// Identity verifies inbound calls' STIR/SHAKEN PASSporTs; nil: their Identity headers are not read.
+	Identity  *stir.Verifier
 	Apps      Apps
 	Dialer    Dialer           // places the calls
 	Notifier  Notifier         // nil: no webhooks, no pre-send hooks

@@ -69,9 +69,7 @@ type Main struct {
 	ln      net.Listener
 	// whatsApp sends the whatsapp channel and takes its status webhooks; nil: no whatsapp section.
 	whatsApp *whatsapp.Sender
-	// stir verifies inbound calls' PASSporTs; nil: no stir.trust_anchors.
-	stir *stir.Verifier
-	regs registrations // the trunks' registrations (register: true)
+	regs     registrations // the trunks' registrations (register: true)
 	// draining is set when Run's context ends: /readyz answers 503 while the API still serves.
 	draining atomic.Bool
 }
@@ -162,7 +160,8 @@ func (m *Main) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.stir, err = stirVerifier(cfg.STIR); err != nil {
+	identity, err := stirVerifier(cfg.STIR)
+	if err != nil {
 		return err
 	}
 	trunks := slices.Clone(cfg.Trunks)
@@ -240,6 +239,7 @@ func (m *Main) open(ctx context.Context) error {
 		SMS:     otp.SMSChannel{Via: cfg.SMS.Via, Sender: cfg.SMS.Sender},
 		Senders: senders,
 		Nodes:   m.nodes(), Node: cfg.Node.ID, Lease: cfg.Node.Lease,
+		Identity: identity,
 	}, m.db.OTP(), m.numbers, m.Log)
 	outcomes.Service = m.svc
 	svc := m.svc
@@ -513,22 +513,15 @@ func (m *Main) close() error {
 // inboundTimeout bounds the matching of an inbound call: the caller's phone waits for its rejection.
 const inboundTimeout = 2 * time.Second
 
-// inboundCall matches a call from an inbound trunk (sip.UA.SetInbound) and counts it; the UA rejects it
-// whatever the result.
+// inboundCall matches a call from an inbound trunk (sip.UA.SetInbound); the UA rejects it whatever the
+// result.
 func (m *Main) inboundCall(c sip.InboundCall) {
 	ctx, cancel := context.WithTimeout(context.Background(), inboundTimeout)
 	defer cancel()
-	call := otp.InboundCall{Trunk: c.Trunk, Called: c.Called, Caller: c.Caller}
-	if c.Identity != "" && m.stir != nil {
-		r, err := m.stir.Verify(ctx, c.Identity, c.Caller, c.Called)
-		call.Attestation, call.IdentityErr = r.Attest, err
-	}
-	result, id, err := m.svc.InboundCallReceived(ctx, call)
+	_, id, err := m.svc.InboundCallReceived(ctx, otp.InboundCall{Trunk: c.Trunk, Called: c.Called, Caller: c.Caller, Identity: c.Identity})
 	if err != nil {
 		m.Log.Error("inbound call not matched: the store failed", "trunk", c.Trunk, "call_id", c.CallID, "err", err)
-		result = "error"
 	}
-	m.metrics.InboundCall(c.Trunk, result)
 	if id != "" {
 		m.Log.Debug("inbound call matched", "trunk", c.Trunk, "verification_id", id)
 	}
