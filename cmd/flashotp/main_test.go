@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,8 +55,20 @@ func startMain(t *testing.T, cfg configs.Config) *Main {
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// startRun runs m until the test ends.
+// startRun runs m until the test ends, and fails the test if its stop fails.
 func startRun(t *testing.T, m *Main) {
+	t.Helper()
+	stop := runUntilStopped(t, m)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("engine stop: %v", err)
+		}
+	})
+}
+
+// runUntilStopped runs m once it is ready and returns its stop: it stops the engine and returns what Run
+// returned (once; the test's end stops it too, if the test did not).
+func runUntilStopped(t *testing.T, m *Main) func() error {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -66,12 +79,14 @@ func startRun(t *testing.T, m *Main) {
 		cancel()
 		t.Fatalf("engine did not start: %v", err)
 	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("engine stop: %v", err)
-		}
-	})
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
 }
 
 // client calls the API as the demo app.

@@ -42,22 +42,7 @@ func runPhoneMain(t *testing.T, cfg configs.Config) (client, *phoneLog, func() e
 	m := NewMain(cfg, quietLog())
 	phone := &phoneLog{}
 	m.PhoneOut = phone
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	select {
-	case <-m.Ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("engine did not start: %v", err)
-	}
-	var once sync.Once
-	var err error
-	stop := func() error {
-		once.Do(func() { cancel(); err = <-done })
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
+	stop := runUntilStopped(t, m)
 	return client{t, "http://" + m.HTTPAddr}, phone, stop
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"strconv"
@@ -10,26 +9,6 @@ import (
 	"testing"
 	"time"
 )
-
-// runUntilStopped runs m and returns a func that stops it and waits for it.
-func runUntilStopped(t *testing.T, m *Main) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	select {
-	case <-m.Ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("engine did not start: %v", err)
-	}
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("engine stop: %v", err)
-		}
-	}
-}
 
 // oathCode is the code of counter (a TOTP time step) of secret, from the independent HOTP of the totp
 // package's tests (Python's hmac and hashlib).
@@ -94,7 +73,9 @@ func TestTOTPThroughTheEngine(t *testing.T) {
 	if a := c.do("POST", "/otp/totp/verify", `{"appid":"demo","user":"alice@example.com","otp_code":"`+oathCode(t, secret, step+2)+`"}`); a.status != 422 {
 		t.Errorf("a code two steps ahead: %d %s, want 422", a.status, a.raw)
 	}
-	stop()
+	if err := stop(); err != nil {
+		t.Errorf("engine stop: %v", err)
+	}
 
 	file, err := os.ReadFile(cfg.Store.Path)
 	if err != nil {
@@ -106,8 +87,7 @@ func TestTOTPThroughTheEngine(t *testing.T) {
 
 	// After a restart the accepted step is still refused, the next one approves.
 	m = NewMain(cfg, quietLog())
-	stop = runUntilStopped(t, m)
-	defer stop()
+	startRun(t, m)
 	c = client{t, "http://" + m.HTTPAddr}
 	if a := c.do("POST", "/otp/totp/verify", verify); a.status != 409 {
 		t.Errorf("replay after a restart: %d %s, want 409", a.status, a.raw)
